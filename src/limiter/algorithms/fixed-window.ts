@@ -1,0 +1,70 @@
+import type { ResolvedParams } from '../types.js';
+import { FRESH_AT, delayFrom, type AlgorithmImpl, type StepOut } from './step.js';
+import { targetWindow, windowBoundary, windowStart, windowsBetween } from './windows.js';
+
+/**
+ * Fixed window: at most L units per aligned window [k × windowMs, (k+1) × windowMs).
+ * Like every fixed window it can pass up to 2L in an unaligned interval spanning a
+ * boundary; use sliding-window, token-bucket or gcra where that matters.
+ *
+ * Cells: [windowStartMs, count, unused]. count > L only through reservations (see windows.ts).
+ */
+const START = 0;
+const COUNT = 1;
+
+function advanceTo(cells: Float64Array, base: number, p: ResolvedParams, start: number): void {
+  const stored = cells[base + START]!;
+  // A stored window later than ours (state from a node whose clock runs ahead) is kept: conservative.
+  if (stored >= start) return;
+  const drained = cells[base + COUNT]! - windowsBetween(stored, start, p.windowMs) * p.limit;
+  cells[base + START] = start;
+  cells[base + COUNT] = drained > 0 ? drained : 0;
+}
+
+export const fixedWindow: AlgorithmImpl = {
+  init(cells, base, p, nowMs) {
+    cells[base + START] = windowStart(nowMs, p.windowMs);
+    cells[base + COUNT] = 0;
+    cells[base + 2] = 0;
+    cells[base + FRESH_AT] = nowMs;
+  },
+
+  step(cells, base, p, nowMs, maxWaitMs, out: StepOut) {
+    advanceTo(cells, base, p, windowStart(nowMs, p.windowMs));
+    const start = cells[base + START]!;
+    let count = cells[base + COUNT]!;
+    const target = targetWindow(count, p.cost, p.limit);
+    const waitMs = target === 0 ? 0 : delayFrom(nowMs, windowBoundary(start, target, p.windowMs) - nowMs);
+    out.waitMs = 0;
+    out.retryAfterMs = 0;
+    if (target === 0) {
+      out.allowed = true;
+      count += p.cost;
+    } else if (waitMs <= maxWaitMs) {
+      out.allowed = true;
+      out.waitMs = waitMs;
+      count = Math.max(count, target * p.limit) + p.cost;
+    } else {
+      out.allowed = false;
+      out.retryAfterMs = waitMs;
+    }
+    cells[base + COUNT] = count;
+    out.remaining = count < p.limit ? p.limit - count : 0;
+    const drainedAt = start + Math.max(1, Math.ceil(count / p.limit)) * p.windowMs;
+    out.resetAtMs = drainedAt;
+    cells[base + FRESH_AT] = count > 0 ? drainedAt : nowMs;
+  },
+
+  merge(a, aBase, b, bBase, p, nowMs) {
+    const t = Math.max(a[aBase + START]!, b[bBase + START]!, windowStart(nowMs, p.windowMs));
+    advanceTo(a, aBase, p, t);
+    advanceTo(b, bBase, p, t);
+    a[aBase + COUNT] = Math.max(a[aBase + COUNT]!, b[bBase + COUNT]!);
+    a[aBase + FRESH_AT] = Math.max(a[aBase + FRESH_AT]!, b[bBase + FRESH_AT]!);
+  },
+
+  rebase(cells, base, deltaMs) {
+    cells[base + START] = cells[base + START]! + deltaMs;
+    cells[base + FRESH_AT] = cells[base + FRESH_AT]! + deltaMs;
+  },
+};

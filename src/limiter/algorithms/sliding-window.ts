@@ -1,0 +1,138 @@
+import type { ResolvedParams } from '../types.js';
+import { FRESH_AT, UNIT_EPSILON, delayFrom, type AlgorithmImpl, type StepOut } from './step.js';
+import { targetWindow, windowBoundary, windowStart, windowsBetween } from './windows.js';
+
+/**
+ * Sliding-window counter (the two-counter approximation): at fraction f of the current
+ * aligned window, the estimate is previous × (1 − f) + current, and a request is
+ * allowed while estimate + cost ≤ L.
+ *
+ * The approximation assumes the previous window's units were spread evenly. Bounds it
+ * does guarantee: at most L per aligned window, and at most 2L − 1 in any interval of
+ * length windowMs (reached only by an adversary that bursts at the very end of one
+ * window and again late in the next). For evenly spread traffic it tracks a true
+ * sliding window closely, without the fixed window's boundary burst.
+ *
+ * Cells: [windowStartMs, current, previous]. current > L only through reservations.
+ */
+const START = 0;
+const CURRENT = 1;
+const PREVIOUS = 2;
+
+function advanceTo(cells: Float64Array, base: number, p: ResolvedParams, start: number): void {
+  const stored = cells[base + START]!;
+  if (stored >= start) return;
+  const windows = windowsBetween(stored, start, p.windowMs);
+  const current = cells[base + CURRENT]!;
+  // Units queued past the end of a window move into the next one.
+  const previous = Math.min(p.limit, Math.max(0, current - (windows - 1) * p.limit));
+  cells[base + START] = start;
+  cells[base + PREVIOUS] = previous;
+  cells[base + CURRENT] = Math.max(0, current - windows * p.limit);
+}
+
+/**
+ * Milliseconds from now until `cost` more units fit, 0 if they fit now. When `reserving`,
+ * also writes the `current` count that committing the request leaves into `commit[0]`.
+ */
+function waitFor(
+  cells: Float64Array,
+  base: number,
+  p: ResolvedParams,
+  nowMs: number,
+  reserving: boolean,
+  commit: Float64Array,
+): number {
+  const start = cells[base + START]!;
+  const current = cells[base + CURRENT]!;
+  const previous = cells[base + PREVIOUS]!;
+  const limit = p.limit;
+  const fraction = Math.min(1, Math.max(0, (nowMs - start) / p.windowMs));
+  const room = limit - current - p.cost;
+  commit[0] = current + p.cost;
+  if (room >= 0) {
+    if (previous * (1 - fraction) <= room + UNIT_EPSILON) return 0;
+    // Later in this window, once the previous window's weight has decayed enough.
+    return start + (1 - room / previous) * p.windowMs - nowMs;
+  }
+  if (reserving) {
+    // Queue behind everything already queued, in the first window with room. The carry
+    // representation needs every earlier window full, so the current one is padded to L:
+    // conservative, and later callers queue behind this reservation anyway.
+    const target = Math.max(1, targetWindow(current, p.cost, limit));
+    const padded = Math.max(current, target * limit);
+    commit[0] = padded + p.cost;
+    const queuedThere = padded - target * limit + p.cost;
+    return timeInWindow(start, target, queuedThere / limit, p.windowMs) - nowMs;
+  }
+  // First window j >= 1 whose own queued units leave room; its previous window's units
+  // decay through it, so the request fits once their remaining weight is small enough.
+  const target = Math.max(1, Math.ceil((current + p.cost - limit) / limit));
+  const queuedThere = Math.max(0, current - target * limit);
+  const previousThere = Math.min(limit, Math.max(0, current - (target - 1) * limit));
+  const roomThere = limit - queuedThere - p.cost;
+  const fractionThere = previousThere <= roomThere ? 0 : 1 - roomThere / previousThere;
+  return timeInWindow(start, target, fractionThere, p.windowMs) - nowMs;
+}
+
+/** The moment `fraction` of the way into the window `ahead` windows after `start`. */
+function timeInWindow(start: number, ahead: number, fraction: number, windowMs: number): number {
+  return fraction >= 1 ? windowBoundary(start, ahead + 1, windowMs) : windowBoundary(start, ahead, windowMs) + fraction * windowMs;
+}
+
+const commitScratch = new Float64Array(1);
+
+export const slidingWindow: AlgorithmImpl = {
+  init(cells, base, p, nowMs) {
+    cells[base + START] = windowStart(nowMs, p.windowMs);
+    cells[base + CURRENT] = 0;
+    cells[base + PREVIOUS] = 0;
+    cells[base + FRESH_AT] = nowMs;
+  },
+
+  step(cells, base, p, nowMs, maxWaitMs, out: StepOut) {
+    advanceTo(cells, base, p, windowStart(nowMs, p.windowMs));
+    const wait = waitFor(cells, base, p, nowMs, maxWaitMs >= 0, commitScratch);
+    const waitMs = wait > 0 ? delayFrom(nowMs, wait) : 0;
+    out.waitMs = 0;
+    out.retryAfterMs = 0;
+    if (waitMs <= 0) {
+      out.allowed = true;
+      cells[base + CURRENT] = commitScratch[0]!;
+    } else if (waitMs <= maxWaitMs) {
+      out.allowed = true;
+      out.waitMs = waitMs;
+      cells[base + CURRENT] = commitScratch[0]!;
+    } else {
+      out.allowed = false;
+      // When a plain request would fit: sooner than a reservation, which queues behind padding.
+      out.retryAfterMs = maxWaitMs >= 0 ? delayFrom(nowMs, waitFor(cells, base, p, nowMs, false, commitScratch)) : waitMs;
+    }
+    const start = cells[base + START]!;
+    const current = cells[base + CURRENT]!;
+    const previous = cells[base + PREVIOUS]!;
+    const fraction = Math.min(1, Math.max(0, (nowMs - start) / p.windowMs));
+    const estimate = previous * (1 - fraction) + current;
+    const remaining = Math.floor(p.limit - estimate + UNIT_EPSILON);
+    out.remaining = remaining > 0 ? remaining : 0;
+    // The estimate reaches 0 one window after the last queued unit's window ends.
+    const windowsBusy = current > 0 ? Math.ceil(current / p.limit) + 1 : previous > 0 ? 1 : 0;
+    const freshAt = windowsBusy === 0 ? nowMs : start + windowsBusy * p.windowMs;
+    out.resetAtMs = freshAt;
+    cells[base + FRESH_AT] = freshAt;
+  },
+
+  merge(a, aBase, b, bBase, p, nowMs) {
+    const t = Math.max(a[aBase + START]!, b[bBase + START]!, windowStart(nowMs, p.windowMs));
+    advanceTo(a, aBase, p, t);
+    advanceTo(b, bBase, p, t);
+    a[aBase + CURRENT] = Math.max(a[aBase + CURRENT]!, b[bBase + CURRENT]!);
+    a[aBase + PREVIOUS] = Math.max(a[aBase + PREVIOUS]!, b[bBase + PREVIOUS]!);
+    a[aBase + FRESH_AT] = Math.max(a[aBase + FRESH_AT]!, b[bBase + FRESH_AT]!);
+  },
+
+  rebase(cells, base, deltaMs) {
+    cells[base + START] = cells[base + START]! + deltaMs;
+    cells[base + FRESH_AT] = cells[base + FRESH_AT]! + deltaMs;
+  },
+};

@@ -1,0 +1,75 @@
+import type { ResolvedParams } from '../types.js';
+import { FRESH_AT, UNIT_EPSILON, delayFrom, type AlgorithmImpl, type StepOut } from './step.js';
+
+/**
+ * Token bucket. Capacity C = burst × weight (default: the effective limit L); refills
+ * L tokens per window, continuously. In any interval of length T it allows at most
+ * C + L × T / windowMs units.
+ *
+ * Cells: [tokens, atMs, unused]. Tokens go negative only through reservations, which
+ * is how queued reservations make later callers wait behind them.
+ */
+const TOKENS = 0;
+const AT = 1;
+
+function refill(cells: Float64Array, base: number, p: ResolvedParams, nowMs: number): void {
+  const at = cells[base + AT]!;
+  let tokens = cells[base + TOKENS]!;
+  if (nowMs > at) {
+    tokens += ((nowMs - at) * p.limit) / p.windowMs;
+    cells[base + AT] = nowMs;
+  }
+  // Also clamps a bucket whose capacity was lowered by a config change.
+  cells[base + TOKENS] = tokens < p.capacity ? tokens : p.capacity;
+}
+
+export const tokenBucket: AlgorithmImpl = {
+  init(cells, base, p, nowMs) {
+    cells[base + TOKENS] = p.capacity;
+    cells[base + AT] = nowMs;
+    cells[base + 2] = 0;
+    cells[base + FRESH_AT] = nowMs;
+  },
+
+  step(cells, base, p, nowMs, maxWaitMs, out: StepOut) {
+    refill(cells, base, p, nowMs);
+    let tokens = cells[base + TOKENS]!;
+    const msPerToken = p.windowMs / p.limit;
+    const deficit = p.cost - tokens;
+    out.waitMs = 0;
+    out.retryAfterMs = 0;
+    if (deficit <= UNIT_EPSILON) {
+      out.allowed = true;
+      tokens -= p.cost;
+    } else {
+      const waitMs = delayFrom(nowMs, deficit * msPerToken);
+      if (waitMs <= maxWaitMs) {
+        out.allowed = true;
+        out.waitMs = waitMs;
+        tokens -= p.cost;
+      } else {
+        out.allowed = false;
+        out.retryAfterMs = waitMs;
+      }
+    }
+    cells[base + TOKENS] = tokens;
+    const at = cells[base + AT]!;
+    const fullAt = at + (p.capacity - tokens) * msPerToken;
+    out.remaining = tokens > 0 ? Math.floor(tokens + UNIT_EPSILON) : 0;
+    out.resetAtMs = fullAt;
+    cells[base + FRESH_AT] = fullAt;
+  },
+
+  merge(a, aBase, b, bBase, p, nowMs) {
+    const t = Math.max(a[aBase + AT]!, b[bBase + AT]!, nowMs);
+    refill(a, aBase, p, t);
+    refill(b, bBase, p, t);
+    a[aBase + TOKENS] = Math.min(a[aBase + TOKENS]!, b[bBase + TOKENS]!);
+    a[aBase + FRESH_AT] = t + (p.capacity - a[aBase + TOKENS]!) * (p.windowMs / p.limit);
+  },
+
+  rebase(cells, base, deltaMs) {
+    cells[base + AT] = cells[base + AT]! + deltaMs;
+    cells[base + FRESH_AT] = cells[base + FRESH_AT]! + deltaMs;
+  },
+};

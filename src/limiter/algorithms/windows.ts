@@ -1,0 +1,53 @@
+/**
+ * Shared arithmetic of the two window algorithms. Windows are aligned to multiples of
+ * windowMs on the deciding node's clock. A window's count may exceed the limit only
+ * through reservations: units past k × limit belong to the k-th window ahead, so
+ * queued reservations carry into the windows where they will run.
+ */
+
+export function windowStart(nowMs: number, windowMs: number): number {
+  return Math.floor(nowMs / windowMs) * windowMs;
+}
+
+/** Whole windows between two aligned starts (rounded: starts are products of floats). */
+export function windowsBetween(fromStart: number, toStart: number, windowMs: number): number {
+  return Math.round((toStart - fromStart) / windowMs);
+}
+
+/**
+ * Index (0 = current) of the first window in which `cost` more units fit behind `count`
+ * queued ones, never splitting a request across two windows (a split request would run
+ * in the later window while part of it was charged to the earlier one: over-admission).
+ */
+export function targetWindow(count: number, cost: number, limit: number): number {
+  const index = Math.floor(count / limit);
+  return count - index * limit + cost <= limit ? index : index + 1;
+}
+
+const probe = new Float64Array(1);
+const probeWords = new Uint32Array(probe.buffer);
+const LOW = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 0 : 1;
+
+function nextUp(x: number): number {
+  probe[0] = x;
+  const low = probeWords[LOW]!;
+  if (low === 0xffffffff) {
+    probeWords[LOW] = 0;
+    probeWords[1 - LOW] = probeWords[1 - LOW]! + 1;
+  } else {
+    probeWords[LOW] = low + 1;
+  }
+  return probe[0]!;
+}
+
+/**
+ * The first clock time in the window `ahead` windows after the one starting at `start`,
+ * on the grid windowStart() defines. Computed products of fractional windows can land a
+ * hair before the boundary; step up to it so "retry after" is never a hair early.
+ */
+export function windowBoundary(start: number, ahead: number, windowMs: number): number {
+  const index = Math.round(start / windowMs) + ahead;
+  let at = start + ahead * windowMs;
+  for (let i = 0; i < 64 && Math.floor(at / windowMs) < index; i++) at = nextUp(at);
+  return at;
+}

@@ -1,0 +1,143 @@
+import { systemClock, type Clock } from '../common/clock.js';
+import { RateLimitError, invalidArgument } from '../common/errors.js';
+import { LimiterStore, storeDefaults, type StoreOptions, type StoreStats } from './store.js';
+import type { Decision, RateLimitRequest, Reservation } from './types.js';
+import { WaitQueue } from './waiters.js';
+
+export interface LimiterOptions extends StoreOptions {
+  clock: Clock;
+  /** How often the idle-key sweeper runs. */
+  sweepIntervalMs: number;
+  /** Slots the sweeper examines per run: bounded work per tick, never a full scan at once. */
+  sweepSlotsPerTick: number;
+  /** Callers that may wait in acquire() at once. */
+  maxWaiting: number;
+  /** acquire()'s longest wait when the caller names none. */
+  defaultMaxWaitMs: number;
+}
+
+export const limiterDefaults: LimiterOptions = {
+  ...storeDefaults,
+  clock: systemClock,
+  sweepIntervalMs: 100,
+  sweepSlotsPerTick: 10_000,
+  maxWaiting: 10_000,
+  defaultMaxWaitMs: 10_000,
+};
+
+export interface AcquireOptions {
+  /** Longest acceptable wait; a longer one is rejected at once with retryAfterMs. */
+  maxWaitMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface LimiterStats extends StoreStats {
+  waiting: number;
+}
+
+function validateLimiterOptions(o: LimiterOptions): void {
+  if (typeof o.clock?.now !== 'function') throw invalidArgument('clock', 'must have a now() method');
+  const check = (name: 'sweepIntervalMs' | 'sweepSlotsPerTick' | 'maxWaiting' | 'defaultMaxWaitMs', min: number, max: number): void => {
+    const v = o[name];
+    if (typeof v !== 'number' || !(v >= min && v <= max)) throw invalidArgument(name, `must be a number from ${min} to ${max}, got ${String(v)}`);
+  };
+  check('sweepIntervalMs', 1, 3_600_000);
+  check('sweepSlotsPerTick', 1, 10_000_000);
+  check('maxWaiting', 0, 10_000_000);
+  check('defaultMaxWaitMs', 0, 86_400_000);
+}
+
+/** A local, in-process rate limiter: decisions are synchronous and exact. */
+export class Limiter {
+  readonly options: Readonly<LimiterOptions>;
+  readonly store: LimiterStore;
+  private readonly waiters: WaitQueue<Reservation>;
+  private readonly sweeper: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(options: Partial<LimiterOptions> = {}) {
+    const merged: LimiterOptions = { ...limiterDefaults, ...options };
+    validateLimiterOptions(merged);
+    this.options = merged;
+    this.store = new LimiterStore(merged.clock, merged);
+    this.waiters = new WaitQueue(merged.clock, merged.maxWaiting);
+    this.sweeper = setInterval(() => this.store.sweep(merged.sweepSlotsPerTick), merged.sweepIntervalMs);
+    this.sweeper.unref();
+  }
+
+  allow(request: RateLimitRequest): Decision {
+    return this.store.allow(request);
+  }
+
+  /** The verdict alone; allocates nothing for a key already held. */
+  isAllowed(request: RateLimitRequest): boolean {
+    return this.store.isAllowed(request);
+  }
+
+  /** Takes capacity now for a caller that proceeds after `waitMs`; see LimiterStore.reserve. */
+  reserve(request: RateLimitRequest, options: { maxWaitMs: number }): Reservation {
+    return this.store.reserve(request, options.maxWaitMs);
+  }
+
+  /**
+   * Waits for a slot: resolves once the caller may proceed (allowed: true), or at once
+   * with allowed: false and retryAfterMs when the wait would exceed maxWaitMs.
+   */
+  acquire(request: RateLimitRequest, options: AcquireOptions = {}): Promise<Reservation> {
+    if (this.closed || !this.waiters.hasRoom()) {
+      const why = this.closed ? 'the limiter is closed' : `more than ${this.options.maxWaiting} callers are already waiting (maxWaiting)`;
+      return Promise.reject(new RateLimitError(this.closed ? 'UNAVAILABLE' : 'RESOURCE_EXHAUSTED', `acquire: ${why}`));
+    }
+    let reservation: Reservation;
+    try {
+      reservation = this.store.reserve(request, options.maxWaitMs ?? this.options.defaultMaxWaitMs);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (!reservation.allowed || reservation.waitMs <= 0) return Promise.resolve(reservation);
+    return this.waiters.wait(this.options.clock.now() + reservation.waitMs, reservation, options.signal);
+  }
+
+  rateLimit(userId: string, action: string, limit: number, windowSeconds: number): boolean {
+    return this.store.isAllowed({ key: userId, action, limit, windowMs: windowSeconds * 1000 });
+  }
+
+  allowRequest(userId: string, endpoint: string, rateLimit: number, timeWindowSeconds: number): boolean {
+    return this.store.isAllowed({ key: userId, action: endpoint, limit: rateLimit, windowMs: timeWindowSeconds * 1000 });
+  }
+
+  /** Allowed per window = ratePerSecond × windowSeconds × weight. */
+  allowRate(userId: string, action: string, ratePerSecond: number, windowSeconds: number, weight = 1): boolean {
+    return this.store.isAllowed({ key: userId, action, limit: limitFromRate(ratePerSecond, windowSeconds), windowMs: windowSeconds * 1000, weight });
+  }
+
+  stats(): LimiterStats {
+    return { ...this.store.stats(), waiting: this.waiters.waiting };
+  }
+
+  /** Stops the sweeper and rejects callers still waiting in acquire(). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.sweeper);
+    this.waiters.close();
+  }
+}
+
+export function limitFromRate(ratePerSecond: number, windowSeconds: number): number {
+  if (typeof ratePerSecond !== 'number' || !(ratePerSecond > 0) || !Number.isFinite(ratePerSecond)) {
+    throw invalidArgument('ratePerSecond', `must be a finite number > 0, got ${String(ratePerSecond)}`);
+  }
+  if (typeof windowSeconds !== 'number' || !(windowSeconds > 0) || !Number.isFinite(windowSeconds)) {
+    throw invalidArgument('windowSeconds', `must be a finite number > 0, got ${String(windowSeconds)}`);
+  }
+  const limit = Math.floor(ratePerSecond * windowSeconds);
+  if (!(limit >= 1)) {
+    throw invalidArgument('ratePerSecond', `rate ${ratePerSecond}/s over ${String(windowSeconds)} s allows less than one request per window`);
+  }
+  return limit;
+}
+
+export function createLimiter(options: Partial<LimiterOptions> = {}): Limiter {
+  return new Limiter(options);
+}

@@ -1,0 +1,295 @@
+import type { Clock } from '../common/clock.js';
+import { RateLimitError, invalidArgument } from '../common/errors.js';
+import { FRESH_AT, NO_WAIT, STATE_STRIDE, algorithms, newStepOut, type StepOut } from './algorithms/index.js';
+import { ALGORITHMS, type AlgorithmId, type Decision, type LimiterState, type RateLimitRequest, type Reservation } from './types.js';
+import { newResolvedParams, resolveRequest } from './validate.js';
+
+export interface StoreOptions {
+  /** Hard cap on tracked (action, key) pairs. When full, the least recently used key is evicted. */
+  maxKeys: number;
+  /** Slots allocated up front; the arrays double as keys arrive, up to maxKeys. */
+  initialKeys: number;
+  /** Distinct action names tracked at once. */
+  maxActions: number;
+}
+
+export const storeDefaults: StoreOptions = {
+  maxKeys: 1_000_000,
+  initialKeys: 1024,
+  maxActions: 65_536,
+};
+
+export interface StoreStats {
+  decisions: number;
+  allowed: number;
+  rejected: number;
+  /** Keys currently held. */
+  keys: number;
+  /** Live keys dropped because maxKeys was reached. Each one may over-admit once re-created. */
+  evictions: number;
+  /** Idle keys dropped by the sweeper once their state was equivalent to fresh (harmless). */
+  expired: number;
+}
+
+const NONE = -1;
+
+function validateStoreOptions(o: StoreOptions): void {
+  const positiveInt = (name: keyof StoreOptions, max: number): void => {
+    const v = o[name];
+    if (!Number.isSafeInteger(v) || v < 1 || v > max) throw invalidArgument(name, `must be an integer from 1 to ${max}, got ${String(v)}`);
+  };
+  positiveInt('maxKeys', 0x7fffffff);
+  positiveInt('initialKeys', 0x7fffffff);
+  positiveInt('maxActions', 65_536);
+}
+
+/**
+ * In-memory state of (action, key) pairs. Struct-of-arrays layout: per key, four doubles
+ * of algorithm state, its algorithm id, an action id and LRU links in typed arrays, plus
+ * one Map entry (key → slot) per action. No object, closure or timer per key.
+ */
+export class LimiterStore {
+  readonly options: Readonly<StoreOptions>;
+  private readonly clock: Clock;
+
+  private readonly tables = new Map<string, Map<string, number>>();
+  private readonly actionIds = new Map<string, number>();
+  private readonly actionNames: string[] = [];
+
+  private capacity: number;
+  private cells: Float64Array;
+  private algorithmOf: Uint8Array;
+  private actionOf: Uint16Array;
+  /** LRU list, most recent at head. Free slots are chained through `next`. */
+  private prev: Int32Array;
+  private next: Int32Array;
+  private readonly keyOf: (string | undefined)[] = [];
+  private head = NONE;
+  private tail = NONE;
+  private freeHead = NONE;
+  /** Slots [0, highWater) have been handed out at least once. */
+  private highWater = 0;
+  private size = 0;
+  private sweepCursor = 0;
+
+  private readonly params = newResolvedParams();
+  private readonly out: StepOut = newStepOut();
+  private readonly scratch = new Float64Array(STATE_STRIDE);
+  private readonly counters = { decisions: 0, allowed: 0, rejected: 0, evictions: 0, expired: 0 };
+
+  constructor(clock: Clock, options: Partial<StoreOptions> = {}) {
+    const merged: StoreOptions = { ...storeDefaults, ...options };
+    validateStoreOptions(merged);
+    this.options = merged;
+    this.clock = clock;
+    this.capacity = Math.min(merged.initialKeys, merged.maxKeys);
+    this.cells = new Float64Array(this.capacity * STATE_STRIDE);
+    this.algorithmOf = new Uint8Array(this.capacity);
+    this.actionOf = new Uint16Array(this.capacity);
+    this.prev = new Int32Array(this.capacity);
+    this.next = new Int32Array(this.capacity);
+  }
+
+  /** The hot path: validates, decides and updates in place. Returns a fresh Decision. */
+  allow(request: RateLimitRequest): Decision {
+    const out = this.decide(request, NO_WAIT);
+    return {
+      allowed: out.allowed,
+      limit: this.params.limit,
+      remaining: out.remaining,
+      resetAtMs: out.resetAtMs,
+      retryAfterMs: out.retryAfterMs,
+    };
+  }
+
+  /** Like allow() but returns only the verdict: no allocation at all for a known key. */
+  isAllowed(request: RateLimitRequest): boolean {
+    return this.decide(request, NO_WAIT).allowed;
+  }
+
+  /**
+   * Takes capacity now for a request that may run up to maxWaitMs later. Granted
+   * reservations queue in arrival order: later callers wait behind them.
+   */
+  reserve(request: RateLimitRequest, maxWaitMs: number): Reservation {
+    if (typeof maxWaitMs !== 'number' || !(maxWaitMs >= 0 && maxWaitMs <= 86_400_000)) {
+      throw invalidArgument('maxWaitMs', `must be a number from 0 to 86400000 (24 h), got ${String(maxWaitMs)}`);
+    }
+    const out = this.decide(request, maxWaitMs);
+    return {
+      allowed: out.allowed,
+      limit: this.params.limit,
+      remaining: out.remaining,
+      resetAtMs: out.resetAtMs,
+      retryAfterMs: out.retryAfterMs,
+      waitMs: out.waitMs,
+    };
+  }
+
+  private decide(request: RateLimitRequest, maxWaitMs: number): StepOut {
+    const p = resolveRequest(request, this.params);
+    const nowMs = this.clock.now();
+    const impl = algorithms[p.algorithm]!;
+    const out = this.out;
+    let slot = this.tables.get(p.action)?.get(p.key) ?? NONE;
+    if (slot === NONE) {
+      impl.init(this.scratch, 0, p, nowMs);
+      if (p.cost === 0) {
+        // A peek at an unknown key answers from a fresh state and stores nothing.
+        impl.step(this.scratch, 0, p, nowMs, maxWaitMs, out);
+        this.count(out.allowed);
+        return out;
+      }
+      slot = this.insert(p.action, p.key, p.algorithm);
+      impl.init(this.cells, slot * STATE_STRIDE, p, nowMs);
+    } else {
+      this.touch(slot);
+      if (this.algorithmOf[slot] !== p.algorithm) {
+        // The key's algorithm was changed by configuration: its old state means nothing now.
+        this.algorithmOf[slot] = p.algorithm;
+        impl.init(this.cells, slot * STATE_STRIDE, p, nowMs);
+      }
+    }
+    impl.step(this.cells, slot * STATE_STRIDE, p, nowMs, maxWaitMs, out);
+    this.count(out.allowed);
+    return out;
+  }
+
+  private count(allowed: boolean): void {
+    this.counters.decisions++;
+    if (allowed) this.counters.allowed++;
+    else this.counters.rejected++;
+  }
+
+  /** Drops up to `maxSlots` slots' worth of idle keys, resuming where the last call stopped. */
+  sweep(maxSlots: number): number {
+    const nowMs = this.clock.now();
+    let removed = 0;
+    const end = this.highWater;
+    for (let examined = 0; examined < maxSlots && end > 0; examined++) {
+      if (this.sweepCursor >= end) this.sweepCursor = 0;
+      const slot = this.sweepCursor++;
+      if (this.keyOf[slot] !== undefined && this.cells[slot * STATE_STRIDE + FRESH_AT]! <= nowMs) {
+        this.remove(slot);
+        removed++;
+      }
+    }
+    this.counters.expired += removed;
+    return removed;
+  }
+
+  stats(): StoreStats {
+    return { ...this.counters, keys: this.size };
+  }
+
+  get keyCount(): number {
+    return this.size;
+  }
+
+  /** The stored state of (action, key), or undefined. For replication, snapshots and tests. */
+  getState(action: string, key: string): LimiterState | undefined {
+    const slot = this.tables.get(action)?.get(key);
+    if (slot === undefined) return undefined;
+    const base = slot * STATE_STRIDE;
+    return {
+      algorithm: ALGORITHMS[this.algorithmOf[slot]!]!,
+      s0: this.cells[base]!,
+      s1: this.cells[base + 1]!,
+      s2: this.cells[base + 2]!,
+    };
+  }
+
+  private touch(slot: number): void {
+    if (slot === this.head) return;
+    this.unlink(slot);
+    this.linkAtHead(slot);
+  }
+
+  private unlink(slot: number): void {
+    const before = this.prev[slot]!;
+    const after = this.next[slot]!;
+    if (before === NONE) this.head = after;
+    else this.next[before] = after;
+    if (after === NONE) this.tail = before;
+    else this.prev[after] = before;
+  }
+
+  private linkAtHead(slot: number): void {
+    this.prev[slot] = NONE;
+    this.next[slot] = this.head;
+    if (this.head !== NONE) this.prev[this.head] = slot;
+    this.head = slot;
+    if (this.tail === NONE) this.tail = slot;
+  }
+
+  private insert(action: string, key: string, algorithm: AlgorithmId): number {
+    let table = this.tables.get(action);
+    let actionId = this.actionIds.get(action);
+    if (table === undefined || actionId === undefined) {
+      if (this.actionNames.length >= this.options.maxActions) {
+        throw new RateLimitError(
+          'RESOURCE_EXHAUSTED',
+          `action: more than ${this.options.maxActions} distinct actions; actions name kinds of operation, put per-entity ids in the key`,
+          'action',
+        );
+      }
+      table = new Map();
+      actionId = this.actionNames.length;
+      this.tables.set(action, table);
+      this.actionIds.set(action, actionId);
+      this.actionNames.push(action);
+    }
+    if (this.size >= this.options.maxKeys) {
+      this.counters.evictions++;
+      this.remove(this.tail);
+    }
+    const slot = this.allocateSlot();
+    table.set(key, slot);
+    this.keyOf[slot] = key;
+    this.actionOf[slot] = actionId;
+    this.algorithmOf[slot] = algorithm;
+    this.linkAtHead(slot);
+    this.size++;
+    return slot;
+  }
+
+  private allocateSlot(): number {
+    if (this.freeHead !== NONE) {
+      const slot = this.freeHead;
+      this.freeHead = this.next[slot]!;
+      return slot;
+    }
+    if (this.highWater === this.capacity) this.grow();
+    return this.highWater++;
+  }
+
+  private grow(): void {
+    const capacity = Math.min(this.capacity * 2, this.options.maxKeys);
+    const cells = new Float64Array(capacity * STATE_STRIDE);
+    cells.set(this.cells);
+    this.cells = cells;
+    const algorithmOf = new Uint8Array(capacity);
+    algorithmOf.set(this.algorithmOf);
+    this.algorithmOf = algorithmOf;
+    const actionOf = new Uint16Array(capacity);
+    actionOf.set(this.actionOf);
+    this.actionOf = actionOf;
+    const prev = new Int32Array(capacity);
+    prev.set(this.prev);
+    this.prev = prev;
+    const next = new Int32Array(capacity);
+    next.set(this.next);
+    this.next = next;
+    this.capacity = capacity;
+  }
+
+  private remove(slot: number): void {
+    const key = this.keyOf[slot]!;
+    this.tables.get(this.actionNames[this.actionOf[slot]!]!)!.delete(key);
+    this.keyOf[slot] = undefined;
+    this.unlink(slot);
+    this.next[slot] = this.freeHead;
+    this.freeHead = slot;
+    this.size--;
+  }
+}

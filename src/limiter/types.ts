@@ -1,0 +1,71 @@
+/** The four algorithms. The numeric ids are stable: they travel in replicated state. */
+export type Algorithm = 'token-bucket' | 'gcra' | 'sliding-window' | 'fixed-window';
+
+export const ALGORITHMS: readonly Algorithm[] = ['token-bucket', 'gcra', 'sliding-window', 'fixed-window'];
+
+export const enum AlgorithmId {
+  TokenBucket = 0,
+  Gcra = 1,
+  SlidingWindow = 2,
+  FixedWindow = 3,
+}
+
+/** One request shape serves every caller: the embedded API, the wire API and forwarding. */
+export interface RateLimitRequest {
+  /** Who is limited (a user id, an IP, a tenant). */
+  key: string;
+  /** What is limited; the limited unit is (action, key). Defaults to "default". */
+  action?: string;
+  /** Units allowed per window at weight 1. */
+  limit: number;
+  windowMs: number;
+  /** Multiplies the limit (and burst): weight w gets w × the base limit. Defaults to 1. */
+  weight?: number;
+  /** Units this call takes. 0 peeks without consuming. Defaults to 1. */
+  cost?: number;
+  algorithm?: Algorithm;
+  /** Bucket capacity for token-bucket and GCRA, before weighting. Defaults to the limit. */
+  burst?: number;
+}
+
+export interface Decision {
+  allowed: boolean;
+  /** The effective limit: floor(limit × weight). */
+  limit: number;
+  /** Units that could still be taken right now. */
+  remaining: number;
+  /** Clock time at which the key is back to its full allowance. */
+  resetAtMs: number;
+  /** 0 when allowed; otherwise exactly how long until this request would be allowed. */
+  retryAfterMs: number;
+}
+
+/** Result of `reserve`: capacity is taken now and the caller proceeds after `waitMs`. */
+export interface Reservation extends Decision {
+  /** When `allowed`: how long the caller must wait before proceeding (0 = go now). */
+  waitMs: number;
+}
+
+/** Request after validation and defaulting: everything the algorithms need, as numbers. */
+export interface ResolvedParams {
+  action: string;
+  key: string;
+  algorithm: AlgorithmId;
+  /** Effective limit: floor(limit × weight). */
+  limit: number;
+  windowMs: number;
+  /** Capacity for token-bucket and GCRA: floor((burst ?? limit) × weight). */
+  capacity: number;
+  cost: number;
+}
+
+/**
+ * The state of one key: three plain numbers whose meaning depends on the algorithm
+ * (see each algorithm file). Small and plain so it can be replicated and transferred.
+ */
+export interface LimiterState {
+  algorithm: Algorithm;
+  s0: number;
+  s1: number;
+  s2: number;
+}

@@ -1,0 +1,130 @@
+import { invalidArgument } from '../common/errors.js';
+import { requestLimits } from './limits.js';
+import { AlgorithmId, type RateLimitRequest, type ResolvedParams } from './types.js';
+
+const DEFAULT_ACTION = 'default';
+
+/** A string of at most n UTF-16 units has at most 3n UTF-8 bytes: measure only long strings. */
+function utf8Exceeds(s: string, maxBytes: number): boolean {
+  return s.length * 3 > maxBytes && Buffer.byteLength(s, 'utf8') > maxBytes;
+}
+
+function isPositiveSafeInteger(n: unknown): n is number {
+  return typeof n === 'number' && Number.isSafeInteger(n) && n > 0;
+}
+
+export function parseAlgorithm(name: unknown): AlgorithmId {
+  switch (name) {
+    case undefined:
+    case 'token-bucket':
+      return AlgorithmId.TokenBucket;
+    case 'gcra':
+      return AlgorithmId.Gcra;
+    case 'sliding-window':
+      return AlgorithmId.SlidingWindow;
+    case 'fixed-window':
+      return AlgorithmId.FixedWindow;
+    default:
+      throw invalidArgument(
+        'algorithm',
+        `unknown algorithm ${JSON.stringify(name)}; expected one of token-bucket, gcra, sliding-window, fixed-window`,
+      );
+  }
+}
+
+export function newResolvedParams(): ResolvedParams {
+  return { action: DEFAULT_ACTION, key: '', algorithm: AlgorithmId.TokenBucket, limit: 1, windowMs: 1, capacity: 1, cost: 1 };
+}
+
+/**
+ * Validates a request and writes the resolved numbers into `out` (reused on the hot
+ * path, so no allocation). Throws a RateLimitError with code INVALID_ARGUMENT before
+ * any state is touched.
+ */
+export function resolveRequest(req: RateLimitRequest, out: ResolvedParams): ResolvedParams {
+  if (typeof req !== 'object' || req === null) {
+    throw invalidArgument('request', 'must be an object with key, limit and windowMs');
+  }
+  const { key, limit, windowMs } = req;
+  if (typeof key !== 'string' || key.length === 0) {
+    throw invalidArgument('key', 'must be a non-empty string');
+  }
+  if (utf8Exceeds(key, requestLimits.maxKeyBytes)) {
+    throw invalidArgument('key', `must be at most ${requestLimits.maxKeyBytes} bytes in UTF-8`);
+  }
+  let action = req.action;
+  if (action === undefined) {
+    action = DEFAULT_ACTION;
+  } else if (typeof action !== 'string' || action.length === 0) {
+    throw invalidArgument('action', 'must be a non-empty string when given');
+  } else if (utf8Exceeds(action, requestLimits.maxActionBytes)) {
+    throw invalidArgument('action', `must be at most ${requestLimits.maxActionBytes} bytes in UTF-8`);
+  }
+  if (!isPositiveSafeInteger(limit)) {
+    throw invalidArgument('limit', `must be a positive safe integer, got ${String(limit)}`);
+  }
+  if (
+    typeof windowMs !== 'number' ||
+    !(windowMs >= requestLimits.minWindowMs && windowMs <= requestLimits.maxWindowMs)
+  ) {
+    throw invalidArgument(
+      'windowMs',
+      `must be a finite number from ${requestLimits.minWindowMs} to ${requestLimits.maxWindowMs} (24 h), got ${String(windowMs)}`,
+    );
+  }
+  let weight = req.weight;
+  if (weight === undefined) {
+    weight = 1;
+  } else if (typeof weight !== 'number' || !(weight > 0 && weight <= requestLimits.maxWeight)) {
+    throw invalidArgument('weight', `must be a finite number > 0 and <= ${requestLimits.maxWeight}, got ${String(weight)}`);
+  }
+  let cost = req.cost;
+  if (cost === undefined) {
+    cost = 1;
+  } else if (typeof cost !== 'number' || !Number.isSafeInteger(cost) || cost < 0) {
+    throw invalidArgument('cost', `must be a non-negative integer, got ${String(cost)}`);
+  }
+  const algorithm = parseAlgorithm(req.algorithm);
+  const effectiveLimit = weight === 1 ? limit : Math.floor(limit * weight);
+  checkEffective('limit', effectiveLimit, limit, weight);
+
+  let capacity = effectiveLimit;
+  const burst = req.burst;
+  if (burst !== undefined) {
+    if (!isPositiveSafeInteger(burst)) {
+      throw invalidArgument('burst', `must be a positive safe integer when given, got ${String(burst)}`);
+    }
+    if (algorithm === AlgorithmId.SlidingWindow || algorithm === AlgorithmId.FixedWindow) {
+      throw invalidArgument('burst', 'applies only to token-bucket and gcra; window algorithms allow exactly limit per window');
+    }
+    capacity = weight === 1 ? burst : Math.floor(burst * weight);
+    checkEffective('burst', capacity, burst, weight);
+  }
+  const ceiling = algorithm === AlgorithmId.TokenBucket || algorithm === AlgorithmId.Gcra ? capacity : effectiveLimit;
+  if (cost > ceiling) {
+    throw invalidArgument(
+      'cost',
+      `cost ${cost} exceeds the most this key can ever hold (${ceiling} = ${
+        ceiling === effectiveLimit ? 'limit' : 'burst'
+      } × weight), so the request could never be allowed`,
+    );
+  }
+
+  out.action = action;
+  out.key = key;
+  out.algorithm = algorithm;
+  out.limit = effectiveLimit;
+  out.windowMs = windowMs;
+  out.capacity = capacity;
+  out.cost = cost;
+  return out;
+}
+
+function checkEffective(field: string, effective: number, base: number, weight: number): void {
+  if (effective < 1) {
+    throw invalidArgument('weight', `${field} ${base} × weight ${weight} is below 1: such a key could never be allowed anything`);
+  }
+  if (effective > requestLimits.maxEffectiveLimit) {
+    throw invalidArgument(field, `${field} × weight must not exceed ${requestLimits.maxEffectiveLimit}`);
+  }
+}
