@@ -98,6 +98,14 @@ export class Limiter {
     return this.waiters.wait(this.options.clock.now() + reservation.waitMs, reservation, options.signal);
   }
 
+  /**
+   * Releases acquire() callers whose slot has come. The shared timer calls it; code that
+   * drives a ManualClock calls it after moving the clock.
+   */
+  tick(): void {
+    this.waiters.flush();
+  }
+
   rateLimit(userId: string, action: string, limit: number, windowSeconds: number): boolean {
     return this.store.isAllowed({ key: userId, action, limit, windowMs: windowSeconds * 1000 });
   }

@@ -1,6 +1,6 @@
 import type { ResolvedParams } from '../types.js';
 import { FRESH_AT, UNIT_EPSILON, delayFrom, type AlgorithmImpl, type StepOut } from './step.js';
-import { targetWindow, windowBoundary, windowStart, windowsBetween } from './windows.js';
+import { nextUp, targetWindow, windowBoundary, windowStart, windowsBetween } from './windows.js';
 
 /**
  * Sliding-window counter (the two-counter approximation): at fraction f of the current
@@ -32,6 +32,21 @@ function advanceTo(cells: Float64Array, base: number, p: ResolvedParams, start: 
 }
 
 /**
+ * The first moment in window `ahead` (counted from the window at `start`) at which the
+ * previous window's units, decaying linearly, leave `room`: evaluated with the same
+ * arithmetic step() uses, stepping up by ulps past rounding, so it is never early.
+ */
+function decayedEnough(start: number, ahead: number, previous: number, room: number, windowMs: number): number {
+  if (previous <= room + UNIT_EPSILON) return windowBoundary(start, ahead, windowMs);
+  if (room <= 0) return windowBoundary(start, ahead + 1, windowMs);
+  const boundary = windowBoundary(start, ahead, windowMs);
+  const windowFloor = windowStart(boundary, windowMs);
+  let at = Math.max(boundary, windowFloor + (1 - room / previous) * windowMs);
+  for (let i = 0; i < 64 && previous * (1 - (at - windowFloor) / windowMs) > room + UNIT_EPSILON; i++) at = nextUp(at);
+  return at;
+}
+
+/**
  * Milliseconds from now until `cost` more units fit, 0 if they fit now. When `reserving`,
  * also writes the `current` count that committing the request leaves into `commit[0]`.
  */
@@ -53,7 +68,7 @@ function waitFor(
   if (room >= 0) {
     if (previous * (1 - fraction) <= room + UNIT_EPSILON) return 0;
     // Later in this window, once the previous window's weight has decayed enough.
-    return start + (1 - room / previous) * p.windowMs - nowMs;
+    return decayedEnough(start, 0, previous, room, p.windowMs) - nowMs;
   }
   if (reserving) {
     // Queue behind everything already queued, in the first window with room. The carry
@@ -63,21 +78,14 @@ function waitFor(
     const padded = Math.max(current, target * limit);
     commit[0] = padded + p.cost;
     const queuedThere = padded - target * limit + p.cost;
-    return timeInWindow(start, target, queuedThere / limit, p.windowMs) - nowMs;
+    return decayedEnough(start, target, limit, limit - queuedThere, p.windowMs) - nowMs;
   }
   // First window j >= 1 whose own queued units leave room; its previous window's units
   // decay through it, so the request fits once their remaining weight is small enough.
   const target = Math.max(1, Math.ceil((current + p.cost - limit) / limit));
   const queuedThere = Math.max(0, current - target * limit);
   const previousThere = Math.min(limit, Math.max(0, current - (target - 1) * limit));
-  const roomThere = limit - queuedThere - p.cost;
-  const fractionThere = previousThere <= roomThere ? 0 : 1 - roomThere / previousThere;
-  return timeInWindow(start, target, fractionThere, p.windowMs) - nowMs;
-}
-
-/** The moment `fraction` of the way into the window `ahead` windows after `start`. */
-function timeInWindow(start: number, ahead: number, fraction: number, windowMs: number): number {
-  return fraction >= 1 ? windowBoundary(start, ahead + 1, windowMs) : windowBoundary(start, ahead, windowMs) + fraction * windowMs;
+  return decayedEnough(start, target, previousThere, limit - queuedThere - p.cost, p.windowMs) - nowMs;
 }
 
 const commitScratch = new Float64Array(1);

@@ -28,7 +28,8 @@ const probe = new Float64Array(1);
 const probeWords = new Uint32Array(probe.buffer);
 const LOW = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 0 : 1;
 
-function nextUp(x: number): number {
+/** The next larger double (x > 0). */
+export function nextUp(x: number): number {
   probe[0] = x;
   const low = probeWords[LOW]!;
   if (low === 0xffffffff) {
