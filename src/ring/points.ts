@@ -1,0 +1,81 @@
+import { murmur3Bytes } from './murmur3.js';
+import { sortPointsByHash } from './sort-points.js';
+
+/** A validated member: nodeId and weight as the ring uses them. */
+export interface RingNode {
+  readonly nodeId: string;
+  readonly weight: number;
+}
+
+/**
+ * Writes the ring positions of a node's points 0..count-1 into `out[offset..]`.
+ * Must depend only on the nodeId and the point's number, never on other members.
+ */
+export type PointPlacer = (nodeId: string, count: number, out: Uint32Array, offset: number) => void;
+
+const MAX_DECIMAL_DIGITS = 10;
+
+/** Writes `value` (a non-negative int32) in decimal at `bytes[at..]`; returns the end. */
+function writeDecimal(bytes: Uint8Array, at: number, value: number): number {
+  let digits = 1;
+  for (let rest = value; rest >= 10; rest = Math.floor(rest / 10)) digits++;
+  let rest = value;
+  for (let i = at + digits - 1; i >= at; i--) {
+    bytes[i] = 0x30 + (rest % 10);
+    rest = Math.floor(rest / 10);
+  }
+  return at + digits;
+}
+
+/**
+ * Point `vnode` of node X sits at murmur3_32(utf8(`${X}#${vnode}`), seed 0). Decimal
+ * digits contain no '#', so distinct (X, vnode) pairs hash distinct strings.
+ */
+export function placePoints(nodeId: string, count: number, out: Uint32Array, offset: number): void {
+  const prefix = Buffer.from(`${nodeId}#`, 'utf8');
+  const bytes = new Uint8Array(prefix.length + MAX_DECIMAL_DIGITS);
+  bytes.set(prefix);
+  for (let vnode = 0; vnode < count; vnode++) {
+    out[offset + vnode] = murmur3Bytes(bytes, writeDecimal(bytes, prefix.length, vnode), 0);
+  }
+}
+
+/** Points a node owns: proportional to its weight alone, never to the member count. */
+export function pointCountFor(weight: number, vnodesPerNode: number): number {
+  return Math.max(1, Math.round(weight * vnodesPerNode));
+}
+
+/**
+ * The ring as two parallel arrays: `points` ascending, and `pointOwners[i]` the index
+ * (into the nodes array) of the node owning `points[i]`.
+ */
+export interface PointTable {
+  readonly points: Uint32Array;
+  readonly pointOwners: Uint16Array;
+}
+
+/**
+ * Builds the sorted table. `nodes` must be sorted by nodeId: points are laid out in
+ * node order and sorted stably, so equal hashes order by nodeId (the lower index wins
+ * the tie) in every process, whatever the member order or count.
+ */
+export function buildPointTable(
+  nodes: readonly RingNode[],
+  vnodesPerNode: number,
+  place: PointPlacer = placePoints,
+): PointTable {
+  let total = 0;
+  for (const node of nodes) total += pointCountFor(node.weight, vnodesPerNode);
+  const points = new Uint32Array(total);
+  const pointOwners = new Uint16Array(total);
+  let offset = 0;
+  for (let owner = 0; owner < nodes.length; owner++) {
+    const node = nodes[owner] as RingNode;
+    const count = pointCountFor(node.weight, vnodesPerNode);
+    place(node.nodeId, count, points, offset);
+    pointOwners.fill(owner, offset, offset + count);
+    offset += count;
+  }
+  sortPointsByHash(points, pointOwners);
+  return { points, pointOwners };
+}

@@ -1,0 +1,116 @@
+import { invalidArgument } from '../common/errors.js';
+import { distinctOwnersInto, pointIndexAt } from './lookup.js';
+import { murmur3 } from './murmur3.js';
+import { buildPointTable, type PointTable, type RingNode } from './points.js';
+import { checkPointCount, resolveNodes, resolveVnodesPerNode, type RingMember, type RingOptions } from './validate.js';
+
+/** Where a key sits on the ring: MurmurHash3 x86 32-bit, seed 0, of its UTF-8 bytes. */
+export function hashKey(key: string): number {
+  return murmur3(key, 0);
+}
+
+function checkCount(count: number): void {
+  if (!Number.isInteger(count) || count < 0) {
+    throw invalidArgument('count', 'must be a non-negative integer');
+  }
+}
+
+/**
+ * An immutable consistent-hash ring: each node places `weight × vnodesPerNode` points
+ * at hashes of its own id, and a key belongs to the node of the first point at or
+ * clockwise after the key's hash. A membership change builds a new Ring; adding or
+ * removing a node moves only that node's keys, and a removed node's keys go to their
+ * first replica.
+ *
+ * An empty ring owns nothing: `owner` returns undefined, `ownerIndex` -1, `owners` [].
+ */
+export class Ring {
+  /** Members sorted by nodeId, frozen. Member indexes below refer to this order. */
+  readonly members: readonly RingNode[];
+  readonly size: number;
+  readonly vnodesPerNode: number;
+  readonly pointCount: number;
+  readonly #table: PointTable;
+  readonly #nodeIds: readonly string[];
+  readonly #indexByNodeId: ReadonlyMap<string, number>;
+
+  constructor(members: readonly RingMember[], options?: RingOptions) {
+    const vnodesPerNode = resolveVnodesPerNode(options);
+    const nodes = resolveNodes(members);
+    checkPointCount(nodes, vnodesPerNode);
+    this.members = nodes;
+    this.size = nodes.length;
+    this.vnodesPerNode = vnodesPerNode;
+    this.#table = buildPointTable(nodes, vnodesPerNode);
+    this.pointCount = this.#table.points.length;
+    this.#nodeIds = Object.freeze(nodes.map((node) => node.nodeId));
+    this.#indexByNodeId = new Map(this.#nodeIds.map((nodeId, index) => [nodeId, index]));
+    Object.freeze(this);
+  }
+
+  has(nodeId: string): boolean {
+    return this.#indexByNodeId.has(nodeId);
+  }
+
+  /** Index of `nodeId` in `members`, or -1. */
+  indexOf(nodeId: string): number {
+    return this.#indexByNodeId.get(nodeId) ?? -1;
+  }
+
+  /** The nodeId of member `index`, or undefined when out of range. */
+  nodeIdAt(index: number): string | undefined {
+    return this.#nodeIds[index];
+  }
+
+  /** Member index owning a precomputed `hashKey(key)`, or -1 on an empty ring. */
+  ownerIndexOfHash(hash: number): number {
+    const points = this.#table.points;
+    if (points.length === 0) return -1;
+    return this.#table.pointOwners[pointIndexAt(points, hash >>> 0)] as number;
+  }
+
+  /** Member index owning `key`, or -1 on an empty ring. Allocates nothing. */
+  ownerIndex(key: string): number {
+    return this.ownerIndexOfHash(hashKey(key));
+  }
+
+  /** The nodeId owning `key`, or undefined on an empty ring. Allocates nothing. */
+  owner(key: string): string | undefined {
+    return this.#nodeIds[this.ownerIndexOfHash(hashKey(key))];
+  }
+
+  /**
+   * Writes the owner and then the next distinct nodes clockwise (the replicas) into
+   * `out[0..]`, at most `count` (fewer when the ring is smaller); returns how many.
+   * Allocates nothing once `out` has grown to `count`.
+   */
+  ownersInto(key: string, count: number, out: string[]): number {
+    checkCount(count);
+    const points = this.#table.points;
+    if (points.length === 0 || count === 0) return 0;
+    return distinctOwnersInto(this.#table, this.#nodeIds, pointIndexAt(points, hashKey(key)), count, out);
+  }
+
+  /** Owner then replicas: the first `count` distinct nodes clockwise from `key`. */
+  owners(key: string, count: number): string[] {
+    const out: string[] = [];
+    this.ownersInto(key, count, out);
+    return out;
+  }
+
+  /** A new ring with `member` added, or with its weight replaced when already present. */
+  withMember(member: RingMember): Ring {
+    const nodeId = (member as RingMember | null)?.nodeId; // validated by the constructor
+    const others = this.members.filter((node) => node.nodeId !== nodeId);
+    return new Ring([...others, member], { vnodesPerNode: this.vnodesPerNode });
+  }
+
+  /** A new ring without `nodeId`; this ring itself when it has no such member. */
+  withoutMember(nodeId: string): Ring {
+    if (!this.has(nodeId)) return this;
+    return new Ring(
+      this.members.filter((node) => node.nodeId !== nodeId),
+      { vnodesPerNode: this.vnodesPerNode },
+    );
+  }
+}
