@@ -53,6 +53,9 @@ export class LimiterStore {
   private readonly clock: Clock;
 
   private readonly tables = new Map<string, Map<string, number>>();
+  /** Most calls name the same action as the one before: skip one Map lookup for them. */
+  private lastAction = '';
+  private lastTable: Map<string, number> | undefined;
   private readonly actionIds = new Map<string, number>();
   private readonly actionNames: string[] = [];
 
@@ -131,7 +134,15 @@ export class LimiterStore {
     const nowMs = this.clock.now();
     const impl = algorithms[p.algorithm]!;
     const out = this.out;
-    let slot = this.tables.get(p.action)?.get(p.key) ?? NONE;
+    let table = this.lastTable;
+    if (p.action !== this.lastAction || table === undefined) {
+      table = this.tables.get(p.action);
+      if (table !== undefined) {
+        this.lastAction = p.action;
+        this.lastTable = table;
+      }
+    }
+    let slot = table?.get(p.key) ?? NONE;
     if (slot === NONE) {
       impl.init(this.scratch, 0, p, nowMs);
       if (p.cost === 0) {
