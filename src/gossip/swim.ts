@@ -1,0 +1,720 @@
+import { RingLimitError, invalidArgument } from '../common/errors.js';
+import { randomSeed, seededRng, type Rng } from '../common/rng.js';
+import { formatAddress, isValidIpAddress, parseIpAddress, parseSeed, type HostPort } from './address.js';
+import { Awareness } from './awareness.js';
+import { BroadcastQueue } from './broadcast-queue.js';
+import { resolveLimits, resolveTimings, type PresetName, type SwimLimits, type SwimTimings } from './defaults.js';
+import { resolveWithDns, type ResolveHost } from './dns-resolver.js';
+import { MembershipEmitter } from './emitter.js';
+import type { Keyring } from './keyring.js';
+import { compareVersions, MemberTable, toMember, toRecord, type Applied, type MemberEntry } from './member-table.js';
+import { decodePacket, encodedRecordBytes, encodedUpdateBytes, encodeMessage } from './message-codec.js';
+import type { AccusationUpdate, AliveUpdate, MemberRecord, Message, Update } from './messages.js';
+import { checkedMeta, sameMeta } from './meta.js';
+import { realScheduler, type Cancel, type Scheduler } from './scheduler.js';
+import { countDrop, emptyStats, type SwimStats } from './stats.js';
+import { Suspicion, suspicionBoundsMs } from './suspicion.js';
+import type { PacketTransport } from './transport.js';
+import { isLive, type Member, type MembershipEventName, type MembershipEvents, type Membership, type Meta, type StopOptions } from './types.js';
+import { isValidNodeId } from './validate.js';
+
+export interface SwimMembershipOptions {
+  /** A bound transport (UDP via createSwimMembership, or a MemoryNetwork endpoint). */
+  readonly transport: PacketTransport;
+  /** Stable identity; default: random per process. */
+  readonly nodeId?: string;
+  readonly meta?: Meta;
+  /** Address peers use to reach us; default: the transport's local address. */
+  readonly advertiseAddress?: string;
+  readonly preset?: PresetName;
+  readonly timings?: Partial<SwimTimings>;
+  readonly limits?: Partial<SwimLimits>;
+  /** Shared-secret keyring: when set, every packet is authenticated. */
+  readonly keyring?: Keyring;
+  readonly scheduler?: Scheduler;
+  readonly rng?: Rng;
+  readonly resolveHost?: ResolveHost;
+  /** Per-boot generation; default: the clock's now (ms), so a restart is newer. */
+  readonly generation?: number;
+}
+
+interface PendingProbe {
+  readonly target: string;
+  acked: boolean;
+  nacks: number;
+  expectedNacks: number;
+  cancel: Cancel;
+}
+
+interface Relay {
+  readonly requesterAddress: string;
+  readonly requesterSeq: number;
+  cancel: Cancel;
+}
+
+const ARRAY_HEADER_GROWTH_BYTES = 3; // msgpack fixarray -> array16 header
+
+/** SWIM + Lifeguard membership over any PacketTransport. */
+export class SwimMembership implements Membership {
+  readonly timings: SwimTimings;
+  readonly limits: SwimLimits;
+  private readonly transport: PacketTransport;
+  private readonly keyring: Keyring | undefined;
+  private readonly scheduler: Scheduler;
+  private readonly rng: Rng;
+  private readonly resolveHost: ResolveHost;
+  private readonly emitter = new MembershipEmitter();
+  private readonly table: MemberTable;
+  private readonly broadcasts: BroadcastQueue;
+  private readonly awareness: Awareness;
+  private readonly suspicions = new Map<string, Suspicion>();
+  private readonly probes = new Map<number, PendingProbe>();
+  private readonly relays = new Map<number, Relay>();
+  private readonly joinWaiters = new Set<() => void>();
+  private readonly me: MemberEntry;
+  private readonly counters: SwimStats = emptyStats();
+  private readonly loops: Cancel[] = [];
+  private probeOrder: string[] = [];
+  private probeIndex = 0;
+  private seq: number;
+  private running = false;
+  private leaving = false;
+  private stopped = false;
+  private syncRepliesReceived = 0;
+  private syncReplyWindowStartMs = 0;
+  private syncRepliesInWindow = 0;
+
+  constructor(options: SwimMembershipOptions) {
+    this.timings = resolveTimings(options.preset, options.timings);
+    this.limits = resolveLimits(options.limits);
+    this.transport = options.transport;
+    this.keyring = options.keyring;
+    this.scheduler = options.scheduler ?? realScheduler;
+    this.rng = options.rng ?? seededRng(randomSeed());
+    this.resolveHost = options.resolveHost ?? resolveWithDns;
+    this.table = new MemberTable(this.limits.maxMembers);
+    this.broadcasts = new BroadcastQueue(this.limits.maxBroadcasts);
+    this.awareness = new Awareness(this.timings.awarenessMax);
+    this.seq = this.rng.int(0x7fff_ffff);
+
+    const nodeId = options.nodeId ?? `node-${this.rng.int(0x7fff_ffff).toString(36)}${this.rng.int(0x7fff_ffff).toString(36)}`;
+    if (!isValidNodeId(nodeId, this.limits)) {
+      throw invalidArgument('nodeId', `must be 1..${this.limits.maxNodeIdChars} chars of [A-Za-z0-9._@-], starting alphanumeric`);
+    }
+    const address = options.advertiseAddress ?? this.transport.localAddress;
+    const parsed = parseIpAddress(address);
+    if (parsed === undefined || parsed.host === '0.0.0.0' || parsed.host === '::') {
+      throw invalidArgument('advertiseAddress', `must be a routable IP host:port, got ${JSON.stringify(address)} (set advertiseHost when binding a wildcard)`);
+    }
+    const generation = options.generation ?? Math.floor(this.scheduler.clock.now());
+    if (!Number.isSafeInteger(generation) || generation < 0) throw invalidArgument('generation', 'must be a non-negative safe integer');
+    this.me = {
+      nodeId,
+      address,
+      generation,
+      incarnation: 0,
+      meta: checkedMeta(options.meta ?? {}, this.limits),
+      state: 'alive',
+      stateSinceMs: this.scheduler.clock.now(),
+    };
+  }
+
+  // ---- public API ----------------------------------------------------------------------
+
+  get self(): Member {
+    return toMember(this.me);
+  }
+
+  get address(): string {
+    return this.me.address;
+  }
+
+  members(): Member[] {
+    const list = [this.me, ...this.table.live()].map(toMember);
+    return list.sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0));
+  }
+
+  /** Every tracked member, including failed and left ones still remembered. */
+  allMembers(): Member[] {
+    return [this.me, ...this.table.all()].map(toMember);
+  }
+
+  stats(): SwimStats {
+    return {
+      ...this.counters,
+      dropReasons: { ...this.counters.dropReasons },
+      awarenessScore: this.awareness.score,
+      membersRejectedFull: this.table.rejectedFull,
+      broadcastsEvicted: this.broadcasts.evicted,
+    };
+  }
+
+  on<E extends MembershipEventName>(event: E, listener: MembershipEvents[E]): () => void {
+    return this.emitter.on(event, listener);
+  }
+
+  off<E extends MembershipEventName>(event: E, listener: MembershipEvents[E]): void {
+    this.emitter.off(event, listener);
+  }
+
+  async start(): Promise<void> {
+    if (this.stopped) throw new RingLimitError('FAILED_PRECONDITION', 'a stopped membership cannot be restarted; create a new one');
+    if (this.running) return;
+    this.running = true;
+    this.transport.onPacket((bytes, from) => this.onPacket(bytes, from));
+    this.queueBroadcast(this.selfAlive());
+    this.loop(() => this.awareness.scale(this.timings.probeIntervalMs), () => this.probeNext());
+    this.loop(() => this.timings.gossipIntervalMs, () => this.gossipTick());
+    this.loop(() => this.jittered(this.timings.pushPullIntervalMs), () => this.pushPullTick());
+  }
+
+  /** Replace own metadata, bump incarnation and gossip it. */
+  updateMeta(meta: Meta): void {
+    const checked = checkedMeta(meta, this.limits);
+    if (sameMeta(checked, this.me.meta)) return;
+    this.me.meta = checked;
+    this.me.incarnation++;
+    this.queueBroadcast(this.selfAlive());
+  }
+
+  /**
+   * Contact seeds ('host:port', DNS names allowed: every resolved address is tried) until one
+   * answers or joinTimeoutMs passes. Seeds that are only ourselves form a one-node cluster.
+   * Resolves with the number of addresses contacted (0 for a one-node cluster).
+   */
+  async join(seeds: readonly string[]): Promise<number> {
+    if (!this.running) throw new RingLimitError('FAILED_PRECONDITION', 'start() before join()');
+    if (seeds.length === 0) return 0;
+    if (seeds.length > this.limits.maxSeeds) throw invalidArgument('seeds', `at most ${this.limits.maxSeeds} seeds, got ${seeds.length}`);
+    const parsed = seeds.map((s, i) => {
+      const hp = parseSeed(s);
+      if (hp === undefined) throw invalidArgument(`seeds[${i}]`, `must be host:port with port 1..65535, got ${JSON.stringify(s)}`);
+      return hp;
+    });
+    const deadlineMs = this.scheduler.clock.now() + this.timings.joinTimeoutMs;
+    let backoffMs = this.timings.joinBackoffInitialMs;
+    let lastTried: string[] = [];
+    for (let attempt = 0; attempt < this.limits.maxJoinAttempts && this.running; attempt++) {
+      const targets = await this.resolveSeeds(parsed);
+      if (targets.resolvedAny && targets.addresses.length === 0) return 0;
+      lastTried = targets.addresses;
+      const before = this.syncRepliesReceived;
+      for (const address of targets.addresses) this.sendSync(address, true);
+      const waitMs = Math.min(backoffMs, Math.max(0, deadlineMs - this.scheduler.clock.now()));
+      await this.waitForSyncReply(waitMs + this.rng.int(Math.max(1, Math.floor(waitMs / 4))));
+      if (this.syncRepliesReceived > before) return targets.addresses.length;
+      if (this.scheduler.clock.now() >= deadlineMs) break;
+      backoffMs = Math.min(this.timings.joinBackoffMaxMs, backoffMs * 2);
+    }
+    throw new RingLimitError(
+      'UNAVAILABLE',
+      `join: no seed answered within ${this.timings.joinTimeoutMs} ms (tried ${lastTried.join(', ') || 'no resolvable address'})`,
+      'seeds',
+    );
+  }
+
+  /** Graceful by default: announce the leave so peers drop us at once, then close. */
+  async stop(options: StopOptions = {}): Promise<void> {
+    if (this.stopped) return;
+    if (this.running && (options.graceful ?? true)) await this.announceLeave();
+    this.stopped = true;
+    this.running = false;
+    for (const cancel of this.loops.splice(0)) cancel();
+    for (const s of this.suspicions.values()) s.cancel();
+    this.suspicions.clear();
+    for (const p of this.probes.values()) p.cancel();
+    this.probes.clear();
+    for (const r of this.relays.values()) r.cancel();
+    this.relays.clear();
+    for (const wake of this.joinWaiters) wake();
+    this.joinWaiters.clear();
+    await this.transport.close();
+  }
+
+  // ---- timers ------------------------------------------------------------------------------
+
+  /** A self-rescheduling timer whose period is re-read each round (awareness scales it). */
+  private loop(periodMs: () => number, tick: () => void): void {
+    let cancel: Cancel = () => {};
+    const index = this.loops.length;
+    const schedule = (): void => {
+      cancel = this.scheduler.after(periodMs(), () => {
+        if (!this.running) return;
+        this.guard(tick);
+        schedule();
+      });
+      this.loops[index] = () => cancel();
+    };
+    schedule();
+  }
+
+  private jittered(ms: number): number {
+    return ms + this.rng.int(Math.max(1, Math.floor(ms / 10)));
+  }
+
+  /** Protocol code must never take the process down: count and carry on. */
+  private guard(fn: () => void): void {
+    try {
+      fn();
+    } catch {
+      countDrop(this.counters, 'internalError');
+    }
+  }
+
+  /** Timer that judges after already-received packets are handled, and notices our own stalls. */
+  private deadline(delayMs: number, fn: () => void): Cancel {
+    const dueMs = this.scheduler.clock.now() + delayMs;
+    let cancelIo: Cancel = () => {};
+    const cancelTimer = this.scheduler.after(delayMs, () => {
+      if (this.scheduler.clock.now() - dueMs > this.timings.probeTimeoutMs) {
+        this.counters.lateTimers++;
+        this.awareness.apply(1);
+      }
+      cancelIo = this.scheduler.afterPendingIo(() => {
+        if (this.running) this.guard(fn);
+      });
+    });
+    return () => {
+      cancelTimer();
+      cancelIo();
+    };
+  }
+
+  // ---- probing -----------------------------------------------------------------------------
+
+  private nextSeq(): number {
+    this.seq = (this.seq + 1) >>> 0;
+    return this.seq;
+  }
+
+  private nextProbeTarget(): MemberEntry | undefined {
+    for (let guard = 0; guard < 2; guard++) {
+      while (this.probeIndex < this.probeOrder.length) {
+        const id = this.probeOrder[this.probeIndex++];
+        const entry = id === undefined ? undefined : this.table.get(id);
+        if (entry !== undefined && isLive(entry.state)) return entry;
+      }
+      this.probeOrder = this.shuffle(this.table.live().map((e) => e.nodeId));
+      this.probeIndex = 0;
+    }
+    return undefined;
+  }
+
+  private probeNext(): void {
+    if (this.leaving) return;
+    const target = this.nextProbeTarget();
+    if (target === undefined || this.probes.size >= this.limits.maxPendingProbes) return;
+    const seq = this.nextSeq();
+    const probe: PendingProbe = { target: target.nodeId, acked: false, nacks: 0, expectedNacks: 0, cancel: () => {} };
+    this.probes.set(seq, probe);
+    this.counters.probes++;
+    // Buddy system: a suspect learns of its suspicion from the very probes aimed at it.
+    const buddy = target.state === 'suspect' ? this.accusation('suspect', target, this.me.nodeId) : undefined;
+    this.sendWithPiggyback({ type: 'ping', from: this.me.nodeId, seq, target: target.nodeId, updates: [] }, target.address, buddy);
+    const intervalMs = this.awareness.scale(this.timings.probeIntervalMs);
+    const timeoutMs = this.awareness.scale(this.timings.probeTimeoutMs);
+    probe.cancel = this.deadline(timeoutMs, () => {
+      if (probe.acked) return this.finishProbe(seq);
+      this.askIndirect(seq, probe, target);
+      probe.cancel = this.deadline(Math.max(1, intervalMs - timeoutMs), () => this.finishProbe(seq));
+    });
+  }
+
+  private askIndirect(seq: number, probe: PendingProbe, target: MemberEntry): void {
+    const helpers = this.shuffle(this.table.live().filter((e) => e.state === 'alive' && e.nodeId !== target.nodeId)).slice(
+      0,
+      this.timings.indirectChecks,
+    );
+    probe.expectedNacks = helpers.length;
+    for (const helper of helpers) {
+      this.counters.indirectProbes++;
+      this.sendWithPiggyback(
+        { type: 'ping-req', from: this.me.nodeId, seq, target: target.nodeId, targetAddress: target.address, updates: [] },
+        helper.address,
+      );
+    }
+  }
+
+  private finishProbe(seq: number): void {
+    const probe = this.probes.get(seq);
+    if (probe === undefined) return;
+    this.probes.delete(seq);
+    probe.cancel();
+    if (probe.acked) {
+      this.awareness.apply(-1);
+      return;
+    }
+    this.counters.probesFailed++;
+    // Lifeguard: relays that did not even nack suggest the problem is on our side.
+    this.awareness.apply(probe.expectedNacks > 0 ? probe.expectedNacks - probe.nacks : 1);
+    const target = this.table.get(probe.target);
+    if (target === undefined || !isLive(target.state)) return;
+    this.counters.suspicionsRaised++;
+    this.applyUpdate(this.accusation('suspect', target, this.me.nodeId));
+  }
+
+  // ---- receiving ---------------------------------------------------------------------------
+
+  private onPacket(bytes: Uint8Array, fromAddress: string): void {
+    if (!this.running) return;
+    this.counters.packetsReceived++;
+    this.counters.bytesReceived += bytes.length;
+    const result = decodePacket(bytes, this.keyring, this.limits);
+    if (!result.ok) return countDrop(this.counters, result.reason);
+    if (!isValidIpAddress(fromAddress)) return countDrop(this.counters, 'badSourceAddress');
+    if (result.message.from === this.me.nodeId) return countDrop(this.counters, 'fromSelf');
+    this.guard(() => this.handle(result.message, fromAddress));
+  }
+
+  private handle(m: Message, fromAddress: string): void {
+    switch (m.type) {
+      case 'ping':
+        if (m.target !== this.me.nodeId) return countDrop(this.counters, 'pingForOtherNode');
+        this.applyUpdates(m.updates);
+        // Replies go to the datagram's source, never to an address the packet claims.
+        return this.sendWithPiggyback({ type: 'ack', from: this.me.nodeId, seq: m.seq, updates: [] }, fromAddress);
+      case 'ping-req':
+        this.applyUpdates(m.updates);
+        return this.relayPing(m.seq, m.target, m.targetAddress, fromAddress);
+      case 'ack':
+        this.applyUpdates(m.updates);
+        return this.onAck(m.seq);
+      case 'nack': {
+        const probe = this.probes.get(m.seq);
+        if (probe === undefined) return countDrop(this.counters, 'unexpectedNack');
+        probe.nacks++;
+        return;
+      }
+      case 'gossip':
+        return this.applyUpdates(m.updates);
+      case 'sync':
+        this.mergeState(m.members, m.from);
+        if (m.wantsReply) this.replySync(fromAddress);
+        return;
+      case 'sync-reply':
+        this.mergeState(m.members, m.from);
+        this.syncRepliesReceived++;
+        for (const wake of this.joinWaiters) wake();
+        return;
+    }
+  }
+
+  private onAck(seq: number): void {
+    const probe = this.probes.get(seq);
+    if (probe !== undefined) {
+      probe.acked = true;
+      return;
+    }
+    const relay = this.relays.get(seq);
+    if (relay !== undefined) {
+      this.relays.delete(seq);
+      relay.cancel();
+      this.send({ type: 'ack', from: this.me.nodeId, seq: relay.requesterSeq, updates: [] }, relay.requesterAddress);
+      return;
+    }
+    countDrop(this.counters, 'unexpectedAck');
+  }
+
+  /** Ping-req is the one message whose target address comes from the packet: only known members qualify. */
+  private relayPing(requesterSeq: number, targetId: string, targetAddress: string, requesterAddress: string): void {
+    const target = this.table.get(targetId);
+    if (target === undefined || target.address !== targetAddress || !isLive(target.state)) {
+      return countDrop(this.counters, 'pingReqUnknownTarget');
+    }
+    if (this.relays.size >= this.limits.maxPendingProbes) return countDrop(this.counters, 'relayQueueFull');
+    const seq = this.nextSeq();
+    const relay: Relay = { requesterAddress, requesterSeq, cancel: () => {} };
+    this.relays.set(seq, relay);
+    this.send({ type: 'ping', from: this.me.nodeId, seq, target: targetId, updates: [] }, targetAddress);
+    relay.cancel = this.deadline(this.awareness.scale(this.timings.probeTimeoutMs), () => {
+      if (!this.relays.delete(seq)) return;
+      this.counters.nacksSent++;
+      this.send({ type: 'nack', from: this.me.nodeId, seq: requesterSeq }, requesterAddress);
+    });
+  }
+
+  // ---- state merging -----------------------------------------------------------------------
+
+  private applyUpdates(updates: readonly Update[]): void {
+    for (const u of updates) this.applyUpdate(u);
+  }
+
+  private applyUpdate(u: Update): void {
+    if (u.nodeId === this.me.nodeId) return this.aboutSelf(u);
+    const now = this.scheduler.clock.now();
+    switch (u.kind) {
+      case 'alive': {
+        const applied = this.table.applyAlive(u, now);
+        if (applied === undefined) return;
+        this.endSuspicion(u.nodeId);
+        return this.announce(applied, u);
+      }
+      case 'suspect': {
+        const result = this.table.applySuspect(u, now);
+        if (result === undefined) return;
+        if (result.kind === 'suspected') {
+          this.startSuspicion(result.entry, u.from);
+          if (u.from === this.me.nodeId) this.tellSuspect(result.entry, u);
+          this.queueBroadcast(u);
+          return this.emitter.emit('update', toMember(result.entry));
+        }
+        if (this.suspicions.get(u.nodeId)?.confirm(u.from) === true) this.queueBroadcast(u);
+        return;
+      }
+      case 'dead': {
+        const applied = this.table.applyDead(u, now);
+        if (applied === undefined) return;
+        this.endSuspicion(u.nodeId);
+        return this.announce(applied, u);
+      }
+      case 'left': {
+        const applied = this.table.applyLeft(u, now);
+        if (applied === undefined) return;
+        this.endSuspicion(u.nodeId);
+        return this.announce(applied, u);
+      }
+    }
+  }
+
+  private announce(applied: Applied, u: Update): void {
+    this.queueBroadcast(u);
+    if (applied.event !== undefined) this.emitter.emit(applied.event, toMember(applied.entry));
+  }
+
+  /** News about ourselves: refute anything that is not our current truth. */
+  private aboutSelf(u: Update): void {
+    if (this.leaving) return;
+    if (u.generation > this.me.generation) {
+      // An earlier boot of ours looked newer (clock went back): move past it.
+      this.me.generation = u.generation + 1;
+      this.me.incarnation = 0;
+      return this.refute(u);
+    }
+    if (u.generation < this.me.generation) return; // about a previous boot of ours
+    if (u.kind === 'alive') {
+      const differs = u.address !== this.me.address || !sameMeta(u.meta, this.me.meta);
+      if (u.incarnation > this.me.incarnation || (u.incarnation === this.me.incarnation && differs)) {
+        this.me.incarnation = u.incarnation + 1;
+        this.refute(u);
+      }
+      return;
+    }
+    if (u.incarnation < this.me.incarnation) return;
+    this.me.incarnation = u.incarnation + 1;
+    this.refute(u);
+  }
+
+  private refute(u: Update): void {
+    this.counters.refutations++;
+    this.awareness.apply(1);
+    const alive = this.selfAlive();
+    this.queueBroadcast(alive);
+    // Tell the accuser directly too: suspicion timers are short on a LAN.
+    const accuser = u.kind === 'suspect' || u.kind === 'dead' ? this.table.get(u.from) : undefined;
+    if (accuser !== undefined && isLive(accuser.state)) {
+      this.send({ type: 'gossip', from: this.me.nodeId, updates: [alive] }, accuser.address);
+    }
+  }
+
+  private mergeState(records: readonly MemberRecord[], sender: string): void {
+    for (const r of records) {
+      const alive: AliveUpdate = {
+        kind: 'alive',
+        nodeId: r.nodeId,
+        generation: r.generation,
+        incarnation: r.incarnation,
+        address: r.address,
+        meta: r.meta,
+      };
+      if (r.state === 'alive') {
+        this.applyUpdate(alive);
+      } else if (r.state === 'left') {
+        this.applyUpdate({ kind: 'left', nodeId: r.nodeId, generation: r.generation, incarnation: r.incarnation });
+      } else {
+        // Suspect and dead records become suspicions here (as memberlist does): the subject can
+        // still refute, and our own probes decide. Unknown members are learned only when live.
+        if (r.state === 'suspect' || r.nodeId === this.me.nodeId) this.applyUpdate(alive);
+        this.applyUpdate({ kind: 'suspect', nodeId: r.nodeId, generation: r.generation, incarnation: r.incarnation, from: sender });
+      }
+    }
+  }
+
+  // ---- suspicion ---------------------------------------------------------------------------
+
+  private startSuspicion(entry: MemberEntry, accuser: string): void {
+    this.endSuspicion(entry.nodeId);
+    const members = this.table.live().length + 1;
+    const { minMs, maxMs } = suspicionBoundsMs(members, this.timings.suspicionMinMs, this.timings.suspicionMaxMultiplier);
+    const k = Math.min(this.timings.suspicionConfirmations, Math.max(0, members - 2));
+    const { generation, incarnation } = entry;
+    const suspicion = new Suspicion(this.scheduler, accuser, k, minMs, maxMs, () => {
+      this.suspicions.delete(entry.nodeId);
+      if (!this.running) return;
+      const cur = this.table.get(entry.nodeId);
+      if (cur === undefined || cur.state !== 'suspect' || compareVersions(cur, { generation, incarnation }) > 0) return;
+      this.guard(() => this.applyUpdate(this.accusation('dead', cur, this.me.nodeId)));
+    });
+    this.suspicions.set(entry.nodeId, suspicion);
+  }
+
+  private endSuspicion(nodeId: string): void {
+    this.suspicions.get(nodeId)?.cancel();
+    this.suspicions.delete(nodeId);
+  }
+
+  /** Our own fresh suspicion goes straight to the suspect so it can refute in one hop. */
+  private tellSuspect(entry: MemberEntry, u: AccusationUpdate): void {
+    this.send({ type: 'gossip', from: this.me.nodeId, updates: [u] }, entry.address);
+  }
+
+  private accusation(kind: 'suspect' | 'dead', entry: MemberEntry, from: string): AccusationUpdate {
+    return { kind, nodeId: entry.nodeId, generation: entry.generation, incarnation: entry.incarnation, from };
+  }
+
+  // ---- dissemination -----------------------------------------------------------------------
+
+  private selfAlive(): AliveUpdate {
+    const { nodeId, generation, incarnation, address, meta } = this.me;
+    return { kind: 'alive', nodeId, generation, incarnation, address, meta };
+  }
+
+  private queueBroadcast(u: Update): void {
+    this.broadcasts.enqueue(u, encodedUpdateBytes(u));
+  }
+
+  private transmitLimit(): number {
+    const members = this.table.live().length + 1;
+    return this.timings.retransmitMultiplier * Math.max(1, Math.ceil(Math.log10(members + 1)));
+  }
+
+  private gossipTick(): void {
+    this.table.prune(this.scheduler.clock.now(), this.timings.deadRetentionMs);
+    if (this.broadcasts.size === 0) return;
+    const peers = this.shuffle(this.table.live()).slice(0, this.timings.gossipFanout);
+    for (const peer of peers) {
+      if (this.broadcasts.size === 0) return;
+      this.sendWithPiggyback({ type: 'gossip', from: this.me.nodeId, updates: [] }, peer.address);
+    }
+  }
+
+  /** Anti-entropy with one member; recently failed ones too, which is how partitions heal. */
+  private pushPullTick(): void {
+    if (this.leaving) return;
+    const candidates = this.table.all().filter((e) => e.state !== 'left');
+    const peer = candidates[this.rng.int(candidates.length)];
+    if (peer !== undefined) this.sendSync(peer.address, true);
+  }
+
+  private sendSync(address: string, wantsReply: boolean): void {
+    this.counters.syncRequestsSent++;
+    this.fullStateChunks((members, first) =>
+      this.send({ type: 'sync', from: this.me.nodeId, wantsReply: wantsReply && first, members }, address),
+    );
+  }
+
+  private replySync(address: string): void {
+    const now = this.scheduler.clock.now();
+    if (now - this.syncReplyWindowStartMs >= 1000) {
+      this.syncReplyWindowStartMs = now;
+      this.syncRepliesInWindow = 0;
+    }
+    if (this.syncRepliesInWindow >= this.limits.maxSyncRepliesPerSecond) {
+      this.counters.syncRepliesThrottled++;
+      return;
+    }
+    this.syncRepliesInWindow++;
+    this.counters.syncRepliesSent++;
+    this.fullStateChunks((members) => this.send({ type: 'sync-reply', from: this.me.nodeId, members }, address));
+  }
+
+  /** Full state split into packets under maxPacketBytes; each chunk merges on its own. */
+  private fullStateChunks(emit: (members: MemberRecord[], first: boolean) => void): void {
+    const records = [this.me, ...this.table.all()].map(toRecord);
+    const base = encodeMessage({ type: 'sync', from: this.me.nodeId, wantsReply: true, members: [] }, this.keyring).length;
+    const budget = this.limits.maxPacketBytes - base - ARRAY_HEADER_GROWTH_BYTES;
+    let chunk: MemberRecord[] = [];
+    let used = 0;
+    let first = true;
+    for (const r of records) {
+      const bytes = encodedRecordBytes(r);
+      if (used + bytes > budget && chunk.length > 0) {
+        emit(chunk, first);
+        first = false;
+        chunk = [];
+        used = 0;
+      }
+      chunk.push(r);
+      used += bytes;
+    }
+    if (chunk.length > 0) emit(chunk, first);
+  }
+
+  private sendWithPiggyback(message: Extract<Message, { updates: readonly Update[] }>, address: string, first?: Update): void {
+    const base = encodeMessage(message, this.keyring).length;
+    const budget = this.limits.maxPacketBytes - base - ARRAY_HEADER_GROWTH_BYTES - (first === undefined ? 0 : encodedUpdateBytes(first));
+    const updates = this.broadcasts.take(Math.max(0, budget), this.transmitLimit(), first);
+    this.send({ ...message, updates }, address);
+  }
+
+  private send(message: Message, address: string): void {
+    const bytes = encodeMessage(message, this.keyring);
+    if (bytes.length > this.limits.maxPacketBytes) return countDrop(this.counters, 'outgoingOversize');
+    this.counters.packetsSent++;
+    this.counters.bytesSent += bytes.length;
+    this.transport.send(bytes, address);
+  }
+
+  // ---- join / leave ------------------------------------------------------------------------
+
+  private async resolveSeeds(seeds: readonly HostPort[]): Promise<{ addresses: string[]; resolvedAny: boolean }> {
+    const addresses = new Set<string>();
+    let resolvedAny = false;
+    for (const seed of seeds) {
+      let hosts: string[];
+      try {
+        hosts = await this.resolveHost(seed.host);
+      } catch {
+        continue; // unresolvable for now: DNS may catch up before the deadline
+      }
+      resolvedAny = true;
+      for (const host of hosts) {
+        const address = formatAddress(host, seed.port);
+        if (address !== this.me.address && address !== this.transport.localAddress) addresses.add(address);
+      }
+    }
+    return { addresses: [...addresses].slice(0, this.limits.maxSeeds), resolvedAny };
+  }
+
+  private waitForSyncReply(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        cancel();
+        this.joinWaiters.delete(done);
+        resolve();
+      };
+      const cancel = this.scheduler.after(ms, done);
+      this.joinWaiters.add(done);
+    });
+  }
+
+  private async announceLeave(): Promise<void> {
+    this.leaving = true;
+    this.me.incarnation++;
+    this.me.state = 'left';
+    const left: Update = { kind: 'left', nodeId: this.me.nodeId, generation: this.me.generation, incarnation: this.me.incarnation };
+    this.queueBroadcast(left);
+    // Tell every live member directly (bounded by maxMembers), then keep gossiping a moment.
+    for (const peer of this.table.live()) this.send({ type: 'gossip', from: this.me.nodeId, updates: [left] }, peer.address);
+    await new Promise<void>((resolve) => this.scheduler.after(this.timings.leavePropagateMs, resolve));
+  }
+
+  private shuffle<T>(items: T[]): T[] {
+    for (let i = items.length - 1; i > 0; i--) {
+      const j = this.rng.int(i + 1);
+      const a = items[i] as T;
+      items[i] = items[j] as T;
+      items[j] = a;
+    }
+    return items;
+  }
+}

@@ -1,0 +1,175 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { Keyring } from '../../src/gossip/keyring.js';
+import type { SwimMembership } from '../../src/gossip/swim.js';
+import { Sim, converged, view } from './sim.js';
+
+let sim: Sim | undefined;
+
+afterEach(async () => {
+  await sim?.stopAll();
+  sim = undefined;
+});
+
+function ids(n: number): string[] {
+  return Array.from({ length: n }, (_, i) => `n${i}`);
+}
+
+describe('SWIM over the in-memory network (virtual time)', () => {
+  it('five members converge', async () => {
+    sim = new Sim(1);
+    const nodes = await sim.cluster(5);
+    await sim.until(() => converged(nodes, ids(5)), 3_000);
+  });
+
+  it('a crashed member is declared failed by every other member, once, within 1.5 s of virtual time', async () => {
+    const s = (sim = new Sim(2));
+    const nodes = await s.cluster(5);
+    await s.until(() => converged(nodes, ids(5)), 3_000);
+    const victim = nodes[4]!;
+    const others = nodes.slice(0, 4);
+    const crashedAt = s.now;
+    await victim.stop({ graceful: false });
+    await s.until(() => others.every((n) => !view(n).includes('n4')), 3_000);
+    const fails = s.events.filter((e) => e.event === 'fail' && e.member.nodeId === 'n4');
+    expect(fails.map((e) => e.observer).sort()).toEqual(['n0', 'n1', 'n2', 'n3']);
+    const slowest = Math.max(...fails.map((e) => e.atMs - crashedAt));
+    expect(slowest).toBeLessThan(1_500);
+    expect(s.events.some((e) => e.event === 'fail' && e.member.nodeId !== 'n4')).toBe(false);
+  });
+
+  it('a graceful leave is seen as leave (not fail) by everyone within a second', async () => {
+    const s = (sim = new Sim(3));
+    const nodes = await s.cluster(5);
+    await s.until(() => converged(nodes, ids(5)), 3_000);
+    const leftAt = s.now;
+    const stopping = nodes[2]!.stop();
+    const others = nodes.filter((_, i) => i !== 2);
+    const elapsed = await s.until(() => others.every((n) => !view(n).includes('n2')), 1_000, 5);
+    await s.settle(stopping);
+    expect(elapsed).toBeLessThan(1_000);
+    const leaves = s.events.filter((e) => e.member.nodeId === 'n2' && (e.event === 'leave' || e.event === 'fail'));
+    expect(leaves.every((e) => e.event === 'leave' && e.atMs - leftAt < 1_000)).toBe(true);
+    expect(leaves).toHaveLength(4);
+  });
+
+  it('metadata updates reach all members', async () => {
+    const s = (sim = new Sim(4));
+    const nodes = await s.cluster(5);
+    await s.until(() => converged(nodes, ids(5)), 3_000);
+    nodes[3]!.updateMeta({ state: 'draining', grpc: '127.0.0.1:7001' });
+    await s.until(
+      () => nodes.every((n) => n.members().find((m) => m.nodeId === 'n3')?.meta['state'] === 'draining'),
+      2_000,
+    );
+    expect(s.events.filter((e) => e.event === 'update' && e.member.nodeId === 'n3' && e.member.meta['state'] === 'draining')).toHaveLength(4);
+  });
+
+  it('a two-way partition splits the cluster, and healing reconverges within 5 s', async () => {
+    const s = (sim = new Sim(5));
+    const nodes = await s.cluster(5);
+    await s.until(() => converged(nodes, ids(5)), 3_000);
+    const sideA = nodes.slice(0, 2);
+    const sideB = nodes.slice(2);
+    s.network.partition(
+      sideA.map((n) => n.address),
+      sideB.map((n) => n.address),
+    );
+    await s.until(() => converged(sideA, ['n0', 'n1']) && converged(sideB, ['n2', 'n3', 'n4']), 5_000);
+    s.network.heal();
+    const healMs = await s.until(() => converged(nodes, ids(5)), 5_000);
+    expect(healMs).toBeLessThan(5_000);
+  });
+
+  it('a one-way partition does not split the cluster permanently', async () => {
+    const s = (sim = new Sim(6));
+    const nodes = await s.cluster(4);
+    await s.until(() => converged(nodes, ids(4)), 3_000);
+    s.network.block(nodes[0]!.address, nodes[1]!.address);
+    await s.run(3_000);
+    s.network.heal();
+    await s.until(() => converged(nodes, ids(4)), 5_000);
+  });
+
+  it('converges despite 10% packet loss and keeps everyone alive', async () => {
+    const s = (sim = new Sim(7, 0.1));
+    const nodes = await s.cluster(5);
+    await s.until(() => converged(nodes, ids(5)), 5_000);
+    await s.run(5_000);
+    expect(s.events.filter((e) => e.event === 'fail')).toEqual([]);
+  });
+
+  it('a restarted node (same id and address, new generation) rejoins with its new metadata', async () => {
+    const s = (sim = new Sim(8));
+    const nodes = await s.cluster(4);
+    await s.until(() => converged(nodes, ids(4)), 3_000);
+    const old = nodes[3]!;
+    const address = old.address;
+    await old.stop({ graceful: false });
+    await s.run(50); // restarted before anyone noticed
+    const reborn = await s.add({ nodeId: 'n3', address, meta: { version: '2' } });
+    const live = [...nodes.slice(0, 3), reborn];
+    await s.settle(reborn.join([nodes[0]!.address]));
+    await s.until(() => live.every((n) => n.members().find((m) => m.nodeId === 'n3')?.meta['version'] === '2'), 2_000);
+    await s.until(() => converged(live, ids(4)), 3_000);
+    expect(reborn.self.generation).toBeGreaterThan(old.self.generation);
+  });
+
+  it('a node without the cluster key never appears in any member list', async () => {
+    const key = new Uint8Array(32).fill(7);
+    const s = (sim = new Sim(9));
+    const a = await s.add({ keyring: new Keyring([key]) });
+    const b = await s.add({ keyring: new Keyring([key]) });
+    await s.joinAll([b], [a.address]);
+    const intruder = await s.add({ nodeId: 'intruder', keyring: new Keyring([new Uint8Array(32).fill(9)]) });
+    const plain = await s.add({ nodeId: 'plain' });
+    const attempts = [intruder.join([a.address]), plain.join([b.address])];
+    await s.run(6_000);
+    await expect(attempts[0]).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    await expect(attempts[1]).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    expect(view(a)).toEqual(['n0', 'n1']);
+    expect(view(b)).toEqual(['n0', 'n1']);
+    expect(a.stats().dropReasons['authFailed']).toBeGreaterThan(0);
+    expect(b.stats().dropReasons['authMissing']).toBeGreaterThan(0);
+  });
+
+  it('keys rotate without a split: accept any installed key, send with the primary', async () => {
+    const oldKey = new Uint8Array(32).fill(1);
+    const newKey = new Uint8Array(32).fill(2);
+    const s = (sim = new Sim(10));
+    const rings = [new Keyring([oldKey]), new Keyring([oldKey]), new Keyring([oldKey])];
+    const nodes: SwimMembership[] = [];
+    for (const keyring of rings) nodes.push(await s.add({ keyring }));
+    await s.joinAll(nodes.slice(1), [nodes[0]!.address]);
+    await s.until(() => converged(nodes, ids(3)), 3_000);
+    for (const r of rings) r.install(newKey);
+    rings[0]!.usePrimary(newKey);
+    await s.run(1_000);
+    for (const r of rings) r.usePrimary(newKey);
+    for (const r of rings) r.remove(oldKey);
+    await s.run(2_000);
+    expect(converged(nodes, ids(3))).toBe(true);
+    expect(s.events.filter((e) => e.event === 'fail')).toEqual([]);
+  });
+
+  it('a seed list of only itself forms a one-node cluster', async () => {
+    const s = (sim = new Sim(11));
+    const solo = await s.add();
+    await expect(solo.join([solo.address])).resolves.toBe(0);
+    expect(view(solo)).toEqual(['n0']);
+  });
+
+  it('nodes that start at the same moment and list each other as seeds form one cluster', async () => {
+    const s = (sim = new Sim(12));
+    const nodes: SwimMembership[] = [];
+    for (let i = 0; i < 4; i++) nodes.push(await s.add({ address: `127.0.0.1:${20_000 + i}` }));
+    const seeds = nodes.map((n) => n.address);
+    // n3's socket is "not up yet" for the first half second.
+    for (const n of nodes) s.network.block(n.address, nodes[3]!.address);
+    const joins = nodes.map((n) => n.join(seeds));
+    await s.run(500);
+    s.network.heal();
+    await s.run(1_000);
+    await Promise.all(joins);
+    await s.until(() => converged(nodes, ids(4)), 3_000);
+  });
+});
