@@ -8,8 +8,8 @@ export const ringLimits = {
   maxWeight: 64,
   maxVnodesPerNode: 65_536,
   /**
-   * Most points in one ring: maxMembers × the default vnodesPerNode, 48 MiB of tables
-   * (a 4-byte hash and a 2-byte owner per point).
+   * Most points in one ring: maxMembers × the default vnodesPerNode, about 52 MiB of
+   * tables (a 4-byte hash and a 2-byte owner per point, plus at most 4 MiB of index).
    */
   maxPointCount: 8_388_608,
 } as const;

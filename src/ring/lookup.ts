@@ -1,12 +1,22 @@
 import type { PointTable } from './points.js';
 
 /**
- * Index of the first point at or clockwise after `hash`, wrapping past the top to 0.
- * `points` must be non-empty and ascending.
+ * Index of the first point at or clockwise after `hash` (an unsigned 32-bit value),
+ * wrapping past the top to 0. The table must have at least one point.
  */
-export function pointIndexAt(points: Uint32Array, hash: number): number {
-  let low = 0;
-  let high = points.length;
+export function pointIndexAt(table: PointTable, hash: number): number {
+  const points = table.points;
+  // The answer lies in the hash's bucket, or is the first point of a later one.
+  let low: number;
+  let high: number;
+  if (table.bucketBits === 0) {
+    low = 0;
+    high = points.length;
+  } else {
+    const bucket = hash >>> (32 - table.bucketBits);
+    low = table.bucketStarts[bucket] as number;
+    high = table.bucketStarts[bucket + 1] as number;
+  }
   while (low < high) {
     const mid = (low + high) >>> 1;
     if ((points[mid] as number) < hash) low = mid + 1;

@@ -38,6 +38,19 @@ export function murmur3(s: string, seed: number): number {
   let byteLength = 0;
   const length = s.length;
   for (let i = 0; i < length; i++) {
+    // Fast path: four ASCII units make one whole block.
+    if (blockBits === 0 && i + 3 < length) {
+      const a = s.charCodeAt(i);
+      const b = s.charCodeAt(i + 1);
+      const c = s.charCodeAt(i + 2);
+      const d = s.charCodeAt(i + 3);
+      if ((a | b | c | d) < 0x80) {
+        h = mixBlock(h, a | (b << 8) | (c << 16) | (d << 24));
+        byteLength += 4;
+        i += 3;
+        continue;
+      }
+    }
     const unit = s.charCodeAt(i);
     if (unit < 0x80) {
       block |= unit << blockBits;

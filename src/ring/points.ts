@@ -47,11 +47,36 @@ export function pointCountFor(weight: number, vnodesPerNode: number): number {
 
 /**
  * The ring as two parallel arrays: `points` ascending, and `pointOwners[i]` the index
- * (into the nodes array) of the node owning `points[i]`.
+ * (into the nodes array) of the node owning `points[i]`. `bucketStarts[b]` is the
+ * first point whose top `bucketBits` bits are >= b, so a lookup only searches the
+ * few points of one bucket instead of the whole ring.
  */
 export interface PointTable {
   readonly points: Uint32Array;
   readonly pointOwners: Uint16Array;
+  readonly bucketBits: number;
+  readonly bucketStarts: Uint32Array;
+}
+
+const MAX_BUCKET_BITS = 20;
+
+/** Two to four points per bucket, capped at 2^20 buckets (4 MiB of index). */
+function bucketBitsFor(pointCount: number): number {
+  if (pointCount < 4) return 0;
+  return Math.min(MAX_BUCKET_BITS, Math.floor(Math.log2(pointCount)) - 1);
+}
+
+function buildBucketStarts(points: Uint32Array, bucketBits: number): Uint32Array {
+  const bucketCount = 2 ** bucketBits;
+  const starts = new Uint32Array(bucketCount + 1);
+  const shift = 32 - bucketBits;
+  let point = 0;
+  for (let bucket = 0; bucket <= bucketCount; bucket++) {
+    // bucketBits 0 means one bucket; `>>> 32` would be a no-op, hence the guard.
+    while (point < points.length && bucketBits > 0 && (points[point] as number) >>> shift < bucket) point++;
+    starts[bucket] = bucket === bucketCount ? points.length : point;
+  }
+  return starts;
 }
 
 /**
@@ -77,5 +102,6 @@ export function buildPointTable(
     offset += count;
   }
   sortPointsByHash(points, pointOwners);
-  return { points, pointOwners };
+  const bucketBits = bucketBitsFor(total);
+  return { points, pointOwners, bucketBits, bucketStarts: buildBucketStarts(points, bucketBits) };
 }

@@ -66,7 +66,7 @@ export class Ring {
   ownerIndexOfHash(hash: number): number {
     const points = this.#table.points;
     if (points.length === 0) return -1;
-    return this.#table.pointOwners[pointIndexAt(points, hash >>> 0)] as number;
+    return this.#table.pointOwners[pointIndexAt(this.#table, hash >>> 0)] as number;
   }
 
   /** Member index owning `key`, or -1 on an empty ring. Allocates nothing. */
@@ -88,7 +88,7 @@ export class Ring {
     checkCount(count);
     const points = this.#table.points;
     if (points.length === 0 || count === 0) return 0;
-    return distinctOwnersInto(this.#table, this.#nodeIds, pointIndexAt(points, hashKey(key)), count, out);
+    return distinctOwnersInto(this.#table, this.#nodeIds, pointIndexAt(this.#table, hashKey(key)), count, out);
   }
 
   /** Owner then replicas: the first `count` distinct nodes clockwise from `key`. */

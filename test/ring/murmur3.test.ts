@@ -6,9 +6,17 @@ import { hashKey } from '../../src/ring/ring.js';
 
 const bytesOf = (s: string): Uint8Array => Buffer.from(s, 'utf8');
 
-/** Any UTF-16 code units, so lone and swapped surrogates occur often. */
+const unitIn = (min: number, max: number): fc.Arbitrary<string> =>
+  fc.integer({ min, max }).map((unit) => String.fromCharCode(unit));
+
+/** Any UTF-16 code units: ASCII runs (the 4-unit fast path) mixed with 2-, 3- and 4-byte and lone surrogates. */
 const anyUtf16 = fc.string({
-  unit: fc.oneof(fc.integer({ min: 0, max: 0xffff }).map((u) => String.fromCharCode(u)), fc.constantFrom('\ud83d', '\ude80')),
+  unit: fc.oneof(
+    { arbitrary: unitIn(0, 0x7f), weight: 4 },
+    unitIn(0x80, 0x7ff),
+    unitIn(0, 0xffff),
+    fc.constantFrom('\ud83d', '\ude80', '🚀'),
+  ),
   maxLength: 40,
 });
 

@@ -96,7 +96,7 @@ function tableRing(list: readonly RingMember[], vnodesPerNode: number, placer: P
   const table = buildPointTable(nodes, vnodesPerNode, placer);
   return (hash: number, count: number): string[] => {
     const out: string[] = [];
-    distinctOwnersInto(table, nodeIds, pointIndexAt(table.points, hash), count, out);
+    distinctOwnersInto(table, nodeIds, pointIndexAt(table, hash), count, out);
     return out;
   };
 }
