@@ -1,7 +1,7 @@
 import type { Clock } from '../common/clock.js';
 import { RateLimitError, invalidArgument } from '../common/errors.js';
 import { FRESH_AT, NO_WAIT, STATE_STRIDE, algorithms, newStepOut, type StepOut } from './algorithms/index.js';
-import { ALGORITHMS, type AlgorithmId, type Decision, type LimiterState, type RateLimitRequest, type Reservation } from './types.js';
+import { ALGORITHMS, type AlgorithmId, type Decision, type LimiterState, type RateLimitRequest, type Reservation, type ResolvedParams } from './types.js';
 import { newResolvedParams, resolveRequest } from './validate.js';
 
 export interface StoreOptions {
@@ -11,12 +11,18 @@ export interface StoreOptions {
   initialKeys: number;
   /** Distinct action names tracked at once. */
   maxActions: number;
+  /** Record which keys' state changed, for replication (see drainChanges). */
+  trackChanges: boolean;
+  /** States received for keys already held, merged at the key's next decision (handoff). */
+  maxPendingMerges: number;
 }
 
 export const storeDefaults: StoreOptions = {
   maxKeys: 1_000_000,
   initialKeys: 1024,
   maxActions: 65_536,
+  trackChanges: false,
+  maxPendingMerges: 100_000,
 };
 
 export interface StoreStats {
@@ -34,13 +40,26 @@ export interface StoreStats {
 const NONE = -1;
 
 function validateStoreOptions(o: StoreOptions): void {
-  const positiveInt = (name: keyof StoreOptions, max: number): void => {
+  const positiveInt = (name: 'maxKeys' | 'initialKeys' | 'maxActions' | 'maxPendingMerges', max: number): void => {
     const v = o[name];
     if (!Number.isSafeInteger(v) || v < 1 || v > max) throw invalidArgument(name, `must be an integer from 1 to ${max}, got ${String(v)}`);
   };
   positiveInt('maxKeys', 0x7fffffff);
   positiveInt('initialKeys', 0x7fffffff);
   positiveInt('maxActions', 65_536);
+  positiveInt('maxPendingMerges', 10_000_000);
+  if (typeof o.trackChanges !== 'boolean') throw invalidArgument('trackChanges', 'must be a boolean');
+}
+
+/** How an imported state meets one already held for the same key. */
+export type ImportMode = 'replace' | 'merge';
+
+/** Visits one key's state; `cells[base .. base + 3]` are its four doubles (see STATE_STRIDE). */
+export type EntryVisitor = (action: string, key: string, algorithm: AlgorithmId, cells: Float64Array, base: number) => void;
+
+interface PendingMerge {
+  algorithm: AlgorithmId;
+  cells: Float64Array;
 }
 
 /**
@@ -66,6 +85,11 @@ export class LimiterStore {
   /** LRU list, most recent at head. Free slots are chained through `next`. */
   private prev: Int32Array;
   private next: Int32Array;
+  /** Slots whose state changed since the last drainChanges(), each listed once. */
+  private changedFlag: Uint8Array;
+  private changedList: Int32Array;
+  private changedCount = 0;
+  private readonly pendingMerges = new Map<string, PendingMerge>();
   private readonly keyOf: (string | undefined)[] = [];
   private head = NONE;
   private tail = NONE;
@@ -91,6 +115,8 @@ export class LimiterStore {
     this.actionOf = new Uint16Array(this.capacity);
     this.prev = new Int32Array(this.capacity);
     this.next = new Int32Array(this.capacity);
+    this.changedFlag = new Uint8Array(merged.trackChanges ? this.capacity : 0);
+    this.changedList = new Int32Array(merged.trackChanges ? this.capacity : 0);
   }
 
   /** The hot path: validates, decides and updates in place. Returns a fresh Decision. */
@@ -161,9 +187,94 @@ export class LimiterStore {
         impl.init(this.cells, slot * STATE_STRIDE, p, nowMs);
       }
     }
+    if (this.pendingMerges.size !== 0) this.applyPendingMerge(p, slot, nowMs);
     impl.step(this.cells, slot * STATE_STRIDE, p, nowMs, maxWaitMs, out);
     this.count(out.allowed);
+    if (out.allowed && p.cost > 0 && this.options.trackChanges) this.markChanged(slot);
     return out;
+  }
+
+  private markChanged(slot: number): void {
+    if (this.changedFlag[slot] === 1) return;
+    this.changedFlag[slot] = 1;
+    this.changedList[this.changedCount++] = slot;
+  }
+
+  private applyPendingMerge(p: ResolvedParams, slot: number, nowMs: number): void {
+    const id = `${p.action}\u0000${p.key}`;
+    const pending = this.pendingMerges.get(id);
+    if (pending === undefined) return;
+    this.pendingMerges.delete(id);
+    if (pending.algorithm !== p.algorithm) return;
+    algorithms[p.algorithm]!.merge(this.cells, slot * STATE_STRIDE, pending.cells, 0, p, nowMs);
+  }
+
+  /**
+   * Visits every key whose state changed (an allowed decision) since the last call, once
+   * each, and forgets them. Requires trackChanges.
+   */
+  drainChanges(visit: EntryVisitor, maxEntries = Infinity): number {
+    let visited = 0;
+    let i = 0;
+    for (; i < this.changedCount && visited < maxEntries; i++) {
+      const slot = this.changedList[i]!;
+      this.changedFlag[slot] = 0;
+      const key = this.keyOf[slot];
+      if (key === undefined) continue;
+      visit(this.actionNames[this.actionOf[slot]!]!, key, this.algorithmOf[slot]! as AlgorithmId, this.cells, slot * STATE_STRIDE);
+      visited++;
+    }
+    // Keep what a bounded drain left for next time.
+    this.changedList.copyWithin(0, i, this.changedCount);
+    this.changedCount -= i;
+    return visited;
+  }
+
+  /** Visits every key held (snapshots, handoff). */
+  forEachEntry(visit: EntryVisitor): void {
+    for (let slot = 0; slot < this.highWater; slot++) {
+      const key = this.keyOf[slot];
+      if (key !== undefined) {
+        visit(this.actionNames[this.actionOf[slot]!]!, key, this.algorithmOf[slot]! as AlgorithmId, this.cells, slot * STATE_STRIDE);
+      }
+    }
+  }
+
+  /** Copies the state of (action, key) into `into[0..3]` and returns its algorithm, or -1 if not held. */
+  readEntry(action: string, key: string, into: Float64Array): AlgorithmId | -1 {
+    const slot = this.tables.get(action)?.get(key);
+    if (slot === undefined) return -1;
+    const base = slot * STATE_STRIDE;
+    for (let i = 0; i < STATE_STRIDE; i++) into[i] = this.cells[base + i]!;
+    return this.algorithmOf[slot]! as AlgorithmId;
+  }
+
+  /**
+   * Stores a state received from another node (already re-based onto this clock).
+   * 'replace' overwrites (a replica taking the owner's word). 'merge' keeps both views:
+   * an absent key takes the state as is; a held key merges it conservatively at its next
+   * decision, when the request supplies the limits a merge needs.
+   */
+  importEntry(action: string, key: string, algorithm: AlgorithmId, cells: Float64Array, base: number, mode: ImportMode): void {
+    let slot = this.tables.get(action)?.get(key);
+    if (slot !== undefined && mode === 'merge') {
+      if (this.pendingMerges.size >= this.options.maxPendingMerges) return; // bounded: the local view stands
+      this.pendingMerges.set(`${action}\u0000${key}`, { algorithm, cells: cells.slice(base, base + STATE_STRIDE) });
+      return;
+    }
+    if (slot === undefined) slot = this.insert(action, key, algorithm);
+    else this.touch(slot);
+    this.algorithmOf[slot] = algorithm;
+    const into = slot * STATE_STRIDE;
+    for (let i = 0; i < STATE_STRIDE; i++) this.cells[into + i] = cells[base + i]!;
+  }
+
+  /** Drops (action, key). Returns whether it was held. */
+  delete(action: string, key: string): boolean {
+    const slot = this.tables.get(action)?.get(key);
+    if (slot === undefined) return false;
+    this.remove(slot);
+    return true;
   }
 
   private count(allowed: boolean): void {
@@ -291,6 +402,14 @@ export class LimiterStore {
     const next = new Int32Array(capacity);
     next.set(this.next);
     this.next = next;
+    if (this.options.trackChanges) {
+      const flag = new Uint8Array(capacity);
+      flag.set(this.changedFlag);
+      this.changedFlag = flag;
+      const list = new Int32Array(capacity);
+      list.set(this.changedList);
+      this.changedList = list;
+    }
     this.capacity = capacity;
   }
 
@@ -298,6 +417,7 @@ export class LimiterStore {
     const key = this.keyOf[slot]!;
     this.tables.get(this.actionNames[this.actionOf[slot]!]!)!.delete(key);
     this.keyOf[slot] = undefined;
+    // A listed slot stays listed: if it is reused before the drain, the new key's state is sent, which is harmless.
     this.unlink(slot);
     this.next[slot] = this.freeHead;
     this.freeHead = slot;

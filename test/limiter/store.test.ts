@@ -99,3 +99,53 @@ describe('LimiterStore', () => {
     for (let i = 0; i < 20; i++) expect(a.isAllowed(req('x'))).toBe(b.allow(req('x')).allowed);
   });
 });
+
+describe('LimiterStore state transfer', () => {
+  it('drainChanges lists each changed key once, and only allowed decisions count as changes', () => {
+    const { store } = newStore({ trackChanges: true });
+    for (let i = 0; i < 7; i++) store.allow(req('u'));
+    store.allow(req('v'));
+    store.allow({ ...req('w'), cost: 0 });
+    const seen: string[] = [];
+    store.drainChanges((action, key) => seen.push(`${action}/${key}`));
+    expect(seen.sort()).toEqual(['a/u', 'a/v']);
+    store.allow(req('u')); // rejected: nothing changed
+    expect(store.drainChanges(() => undefined)).toBe(0);
+  });
+
+  it('a bounded drain keeps the rest for the next call', () => {
+    const { store } = newStore({ trackChanges: true });
+    for (let i = 0; i < 10; i++) store.allow(req(`k${i}`));
+    expect(store.drainChanges(() => undefined, 4)).toBe(4);
+    expect(store.drainChanges(() => undefined, 4)).toBe(4);
+    expect(store.drainChanges(() => undefined)).toBe(2);
+  });
+
+  it('importEntry replace copies a state; merge into a held key applies conservatively at its next decision', () => {
+    const a = newStore();
+    const b = newStore();
+    for (let i = 0; i < 3; i++) a.store.allow(req('u')); // 2 left in a
+    for (let i = 0; i < 4; i++) b.store.allow(req('u')); // 1 left in b
+    const cells = new Float64Array(4);
+    const algorithm = a.store.readEntry('a', 'u', cells);
+    expect(algorithm).toBe(0);
+    const c = newStore();
+    c.store.importEntry('a', 'u', 0, cells, 0, 'replace');
+    expect(c.store.allow({ ...req('u'), cost: 0 }).remaining).toBe(2);
+    b.store.importEntry('a', 'u', 0, cells, 0, 'merge');
+    expect(b.store.allow({ ...req('u'), cost: 0 }).remaining).toBe(1); // min(2, 1)
+    a.store.importEntry('a', 'u', 0, (() => { const x = new Float64Array(4); b.store.readEntry('a', 'u', x); return x; })(), 0, 'merge');
+    expect(a.store.allow({ ...req('u'), cost: 0 }).remaining).toBe(1);
+    expect(a.store.readEntry('a', 'nobody', cells)).toBe(-1);
+  });
+
+  it('forEachEntry visits every key; delete drops one', () => {
+    const { store } = newStore();
+    for (let i = 0; i < 5; i++) store.allow(req(`k${i}`));
+    expect(store.delete('a', 'k2')).toBe(true);
+    expect(store.delete('a', 'k2')).toBe(false);
+    const keys: string[] = [];
+    store.forEachEntry((_a, key) => keys.push(key));
+    expect(keys.sort()).toEqual(['k0', 'k1', 'k3', 'k4']);
+  });
+});
