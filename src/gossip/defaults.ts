@@ -62,11 +62,11 @@ export const defaults = {
   port: 0,
   presets: {
     lan: {
-      probeIntervalMs: 200, // 5 probes/s per node: a dead member is probed by someone within ~1 interval
-      probeTimeoutMs: 100, // LAN RTT is well under 1 ms; the rest absorbs GC and scheduling jitter
+      probeIntervalMs: 150, // ~7 small pings/s per node; needed for the 1.5 s detection target
+      probeTimeoutMs: 75, // LAN RTT is well under 1 ms; the rest absorbs GC and scheduling jitter
       indirectChecks: 3, // as memberlist: one healthy relay is enough to clear a target
       suspicionMinMs: 400, // > a 200 ms stall plus refutation round trip
-      suspicionMaxMultiplier: 3, // lone accuser waits 1.2 s; two confirmations cut it to 0.4 s
+      suspicionMaxMultiplier: 3, // a lone accuser waits 1.2 s; two confirmations cut it to 0.4 s
       suspicionConfirmations: 2, // memberlist uses SuspicionMult - 2 = 2
       retransmitMultiplier: 4, // memberlist default
       gossipIntervalMs: 100, // updates spread in a few hops without waiting for probes

@@ -77,11 +77,14 @@ export class MemberTable {
     }
     if (compareVersions(u, cur) <= 0) return undefined;
     const wasLive = isLive(cur.state);
+    const previousGeneration = cur.generation;
     const visibleChange =
       cur.state !== 'alive' || cur.address !== u.address || cur.generation !== u.generation || !sameMeta(cur.meta, u.meta);
     if (cur.state !== 'alive') cur.stateSinceMs = nowMs;
     Object.assign(cur, { address: u.address, generation: u.generation, incarnation: u.incarnation, meta: u.meta, state: 'alive' });
-    return { entry: cur, event: !wasLive ? 'join' : visibleChange ? 'update' : undefined };
+    // A new generation is a new process (its in-memory state is gone): report it as a join.
+    const restarted = u.generation !== previousGeneration;
+    return { entry: cur, event: !wasLive || restarted ? 'join' : visibleChange ? 'update' : undefined };
   }
 
   /**

@@ -5,17 +5,20 @@ export type Cancel = () => void;
 /** Timer seam: real timers in production, a manual queue in simulations so runs replay exactly. */
 export interface Scheduler {
   readonly clock: Clock;
-  /** Run `fn` after `delayMs`. Real timers are unref'd: gossip never keeps a process alive. */
-  after(delayMs: number, fn: () => void): Cancel;
+  /**
+   * Run `fn` after `delayMs`. Real timers are unref'd so gossip never keeps a process alive,
+   * except with `keepAlive` (used while the caller awaits join() or a graceful stop()).
+   */
+  after(delayMs: number, fn: () => void, keepAlive?: boolean): Cancel;
   /** Run `fn` after I/O already received has been handled (setImmediate): see probe deadlines. */
   afterPendingIo(fn: () => void): Cancel;
 }
 
 export const realScheduler: Scheduler = {
   clock: systemClock,
-  after(delayMs, fn) {
+  after(delayMs, fn, keepAlive = false) {
     const timer = setTimeout(fn, Math.max(0, delayMs));
-    timer.unref();
+    if (!keepAlive) timer.unref();
     return () => clearTimeout(timer);
   },
   afterPendingIo(fn) {

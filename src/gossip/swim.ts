@@ -300,6 +300,12 @@ export class SwimMembership implements Membership {
     return undefined;
   }
 
+  /** Probe a member others suspect at our next tick: an independent confirmation (or not) comes fast. */
+  private probeSoon(nodeId: string): void {
+    if (this.probeOrder[this.probeIndex] === nodeId) return;
+    this.probeOrder.splice(this.probeIndex, 0, nodeId);
+  }
+
   private probeNext(): void {
     if (this.leaving) return;
     const target = this.nextProbeTarget();
@@ -455,6 +461,7 @@ export class SwimMembership implements Membership {
         if (result.kind === 'suspected') {
           this.startSuspicion(result.entry, u.from);
           if (u.from === this.me.nodeId) this.tellSuspect(result.entry, u);
+          else this.probeSoon(u.nodeId);
           this.queueBroadcast(u);
           return this.emitter.emit('update', toMember(result.entry));
         }
@@ -692,7 +699,7 @@ export class SwimMembership implements Membership {
         this.joinWaiters.delete(done);
         resolve();
       };
-      const cancel = this.scheduler.after(ms, done);
+      const cancel = this.scheduler.after(ms, done, true);
       this.joinWaiters.add(done);
     });
   }
@@ -705,7 +712,7 @@ export class SwimMembership implements Membership {
     this.queueBroadcast(left);
     // Tell every live member directly (bounded by maxMembers), then keep gossiping a moment.
     for (const peer of this.table.live()) this.send({ type: 'gossip', from: this.me.nodeId, updates: [left] }, peer.address);
-    await new Promise<void>((resolve) => this.scheduler.after(this.timings.leavePropagateMs, resolve));
+    await new Promise<void>((resolve) => this.scheduler.after(this.timings.leavePropagateMs, resolve, true));
   }
 
   private shuffle<T>(items: T[]): T[] {

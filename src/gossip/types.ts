@@ -18,13 +18,13 @@ export interface Member {
 }
 
 export interface MembershipEvents {
-  /** A member became reachable (new, or back after fail/leave, or restarted). */
+  /** A member became reachable: new, back after fail/leave, or restarted (new generation, even if still listed). */
   join: (member: Member) => void;
   /** A member announced a graceful leave. */
   leave: (member: Member) => void;
   /** A member was declared failed (suspicion timed out). */
   fail: (member: Member) => void;
-  /** A live member changed: metadata, address, generation, or alive <-> suspect. */
+  /** A live member changed: metadata, address, or alive <-> suspect. */
   update: (member: Member) => void;
 }
 

@@ -1,4 +1,5 @@
 import { seededRng } from '../../src/common/rng.js';
+import type { PresetName, SwimTimings } from '../../src/gossip/defaults.js';
 import type { Keyring } from '../../src/gossip/keyring.js';
 import { MemoryNetwork } from '../../src/gossip/memory-network.js';
 import { ManualScheduler } from '../../src/gossip/scheduler.js';
@@ -28,7 +29,12 @@ export class Sim {
   readonly events: EventRecord[] = [];
   private seed: number;
 
-  constructor(seed = 42, dropProbability = 0) {
+  constructor(
+    seed = 42,
+    dropProbability = 0,
+    private readonly preset: PresetName = 'test',
+    private readonly timings: Partial<SwimTimings> = {},
+  ) {
     this.seed = seed;
     this.network = new MemoryNetwork({ scheduler: this.scheduler, rng: seededRng(seed), dropProbability, delayMs: 1, maxPacketBytes: 1400 });
   }
@@ -42,7 +48,8 @@ export class Sim {
     const node = new SwimMembership({
       transport: this.network.bind(options.address),
       nodeId: options.nodeId ?? `n${index}`,
-      preset: 'test',
+      preset: this.preset,
+      timings: this.timings,
       scheduler: this.scheduler,
       rng: seededRng(this.seed * 1000 + index + this.nodes.length * 7919 + Math.floor(this.now)),
       resolveHost: async (host) => [host],
