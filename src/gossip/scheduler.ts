@@ -35,13 +35,65 @@ interface Task {
   cancelled: boolean;
 }
 
+function earlier(a: Task, b: Task): boolean {
+  return a.dueMs < b.dueMs || (a.dueMs === b.dueMs && a.order < b.order);
+}
+
+/** Binary min-heap of tasks by (due time, insertion order). */
+class TaskHeap {
+  private readonly items: Task[] = [];
+
+  get size(): number {
+    return this.items.length;
+  }
+
+  push(task: Task): void {
+    const items = this.items;
+    items.push(task);
+    let i = items.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!earlier(items[i] as Task, items[parent] as Task)) break;
+      [items[i], items[parent]] = [items[parent] as Task, items[i] as Task];
+      i = parent;
+    }
+  }
+
+  peek(): Task | undefined {
+    return this.items[0];
+  }
+
+  pop(): Task | undefined {
+    const items = this.items;
+    const top = items[0];
+    const last = items.pop();
+    if (top === undefined || last === undefined || items.length === 0) return top;
+    items[0] = last;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let best = i;
+      if (l < items.length && earlier(items[l] as Task, items[best] as Task)) best = l;
+      if (r < items.length && earlier(items[r] as Task, items[best] as Task)) best = r;
+      if (best === i) return top;
+      [items[i], items[best]] = [items[best] as Task, items[i] as Task];
+      i = best;
+    }
+  }
+
+  countLive(): number {
+    return this.items.filter((t) => !t.cancelled).length;
+  }
+}
+
 /**
  * Deterministic scheduler over a ManualClock. `advance` runs due tasks in time order and
  * yields to the microtask queue between them so awaited promises make progress.
  */
 export class ManualScheduler implements Scheduler {
   readonly clock: ManualClock;
-  private tasks: Task[] = [];
+  private readonly tasks = new TaskHeap();
   private order = 0;
 
   constructor(clock: ManualClock = new ManualClock()) {
@@ -61,7 +113,7 @@ export class ManualScheduler implements Scheduler {
   }
 
   get pendingTasks(): number {
-    return this.tasks.filter((t) => !t.cancelled).length;
+    return this.tasks.countLive();
   }
 
   /** Advance simulated time by `ms`, running every task that falls due. Bounded by `maxTasks`. */
@@ -79,18 +131,12 @@ export class ManualScheduler implements Scheduler {
   }
 
   private popDue(endMs: number): Task | undefined {
-    this.tasks = this.tasks.filter((t) => !t.cancelled);
-    let best: Task | undefined;
-    let bestIndex = -1;
-    this.tasks.forEach((t, i) => {
-      if (t.dueMs > endMs) return;
-      if (best === undefined || t.dueMs < best.dueMs || (t.dueMs === best.dueMs && t.order < best.order)) {
-        best = t;
-        bestIndex = i;
-      }
-    });
-    if (bestIndex >= 0) this.tasks.splice(bestIndex, 1);
-    return best;
+    for (;;) {
+      const top = this.tasks.peek();
+      if (top === undefined || top.dueMs > endMs) return undefined;
+      this.tasks.pop();
+      if (!top.cancelled) return top;
+    }
   }
 }
 

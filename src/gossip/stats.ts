@@ -11,6 +11,8 @@ export interface SwimStats {
   probesFailed: number;
   indirectProbes: number;
   nacksSent: number;
+  /** Acks and nacks that arrived after their probe was already judged. */
+  lateReplies: number;
   suspicionsRaised: number;
   refutations: number;
   membersRejectedFull: number;
@@ -34,6 +36,7 @@ export function emptyStats(): SwimStats {
     probesFailed: 0,
     indirectProbes: 0,
     nacksSent: 0,
+    lateReplies: 0,
     suspicionsRaised: 0,
     refutations: 0,
     membersRejectedFull: 0,

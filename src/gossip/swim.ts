@@ -387,7 +387,7 @@ export class SwimMembership implements Membership {
         return this.onAck(m.seq);
       case 'nack': {
         const probe = this.probes.get(m.seq);
-        if (probe === undefined) return countDrop(this.counters, 'unexpectedNack');
+        if (probe === undefined) return void this.counters.lateReplies++;
         probe.nacks++;
         return;
       }
@@ -418,7 +418,7 @@ export class SwimMembership implements Membership {
       this.send({ type: 'ack', from: this.me.nodeId, seq: relay.requesterSeq, updates: [] }, relay.requesterAddress);
       return;
     }
-    countDrop(this.counters, 'unexpectedAck');
+    this.counters.lateReplies++; // after the probe was judged: normal under delay
   }
 
   /** Ping-req is the one message whose target address comes from the packet: only known members qualify. */
@@ -596,9 +596,16 @@ export class SwimMembership implements Membership {
 
   private gossipTick(): void {
     this.table.prune(this.scheduler.clock.now(), this.timings.deadRetentionMs);
+    // Buddy system: whoever we suspect hears it from us every round until it refutes or fails,
+    // even if our first messages were lost (e.g. we were the partitioned side).
+    const live = this.shuffle(this.table.live());
+    const suspects = live.filter((e) => e.state === 'suspect').slice(0, this.timings.gossipFanout);
+    for (const suspect of suspects) {
+      const buddy = this.accusation('suspect', suspect, this.me.nodeId);
+      this.sendWithPiggyback({ type: 'gossip', from: this.me.nodeId, updates: [] }, suspect.address, buddy);
+    }
     if (this.broadcasts.size === 0) return;
-    const peers = this.shuffle(this.table.live()).slice(0, this.timings.gossipFanout);
-    for (const peer of peers) {
+    for (const peer of live.filter((e) => e.state === 'alive').slice(0, this.timings.gossipFanout)) {
       if (this.broadcasts.size === 0) return;
       this.sendWithPiggyback({ type: 'gossip', from: this.me.nodeId, updates: [] }, peer.address);
     }

@@ -8,7 +8,7 @@ export interface UdpTransportOptions {
   readonly host: string;
   /** 0 picks a free port; read the result from `localAddress`. */
   readonly port: number;
-  /** Bigger datagrams are neither sent nor delivered. */
+  /** Bigger datagrams are not sent (received ones are passed up and dropped by the decoder). */
   readonly maxPacketBytes: number;
 }
 
@@ -24,7 +24,7 @@ export class UdpTransport implements PacketTransport {
     private readonly maxPacketBytes: number,
   ) {
     socket.on('message', (msg, rinfo) => {
-      if (this.closed || msg.length > this.maxPacketBytes) return;
+      if (this.closed) return; // oversize datagrams go up too: the receiver counts them
       this.handler?.(msg, formatAddress(rinfo.address, rinfo.port));
     });
     // Per-datagram errors (e.g. ICMP unreachable surfaced on Linux) must not kill the process.

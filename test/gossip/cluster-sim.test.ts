@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { seededRng } from '../../src/common/rng.js';
 import { Keyring } from '../../src/gossip/keyring.js';
 import type { SwimMembership } from '../../src/gossip/swim.js';
+import { invalidDatagram } from './fuzz.js';
 import { Sim, converged, view } from './sim.js';
 
 let sim: Sim | undefined;
@@ -171,5 +173,49 @@ describe('SWIM over the in-memory network (virtual time)', () => {
     await s.run(1_000);
     await Promise.all(joins);
     await s.until(() => converged(nodes, ids(4)), 3_000);
+  });
+});
+
+describe('robustness (virtual time)', () => {
+  it('a member cut off for 300 ms is suspected, refutes, and is never declared failed', async () => {
+    const s = (sim = new Sim(13, 0, 'lan'));
+    const nodes = await s.cluster(5);
+    await s.until(() => converged(nodes, ids(5)), 3_000);
+    const victim = nodes[4]!.address;
+    const rest = nodes.slice(0, 4).map((n) => n.address);
+    s.network.partition([victim], rest);
+    await s.run(300);
+    s.network.heal();
+    await s.run(3_000);
+    expect(s.events.filter((e) => e.event === 'fail')).toEqual([]);
+    expect(converged(nodes, ids(5))).toBe(true);
+    expect(nodes[4]!.stats().refutations).toBeGreaterThan(0);
+  });
+
+  it('10,000 invalid datagrams at a live member are dropped and counted; the cluster stays converged', async () => {
+    const s = (sim = new Sim(14));
+    const nodes = await s.cluster(5);
+    await s.until(() => converged(nodes, ids(5)), 3_000);
+    const target = nodes[1]!;
+    const rng = seededRng(77);
+    const before = target.stats().packetsDropped;
+    for (let i = 0; i < 10_000; i++) {
+      s.network.inject(invalidDatagram(rng, 'n1', undefined), `127.0.0.1:${1 + rng.int(65_535)}`, target.address);
+      if (i % 1_000 === 0) await s.run(100);
+    }
+    await s.run(2_000);
+    expect(target.stats().packetsDropped - before).toBe(10_000);
+    expect(s.events.filter((e) => e.event === 'fail')).toEqual([]);
+    expect(converged(nodes, ids(5))).toBe(true);
+  });
+
+  it('push-pull full state is chunked under maxPacketBytes for 60 members with metadata', async () => {
+    const s = (sim = new Sim(15));
+    const first = await s.add({ meta: { grpc: '127.0.0.1:50051', state: 'active', proto: '1' } });
+    const rest = [];
+    for (let i = 1; i < 60; i++) rest.push(await s.add({ meta: { grpc: `127.0.0.1:${50_051 + i}`, state: 'active', proto: '1' } }));
+    await s.joinAll(rest, [first.address]);
+    await s.until(() => s.nodes.every((n) => n.members().length === 60), 10_000, 50);
+    expect(s.network.dropped).toBe(0); // nothing was ever over the 1400-byte network limit
   });
 });

@@ -75,9 +75,7 @@ export class Sim {
   }
 
   async joinAll(nodes: readonly SwimMembership[], seeds: readonly string[]): Promise<void> {
-    const joins = nodes.map((n) => n.join(seeds));
-    await this.run(100);
-    await Promise.all(joins);
+    await this.settle(Promise.all(nodes.map((n) => n.join(seeds))));
   }
 
   async run(ms: number): Promise<void> {

@@ -100,7 +100,7 @@ describe('SWIM over real UDP on 127.0.0.1 (LAN preset)', () => {
     socket.close();
     const dropped = target.stats().packetsDropped - before;
     console.log(`[gossip] fuzz: ${dropped} of 10000 datagrams dropped and counted by the target`);
-    expect(dropped).toBeGreaterThan(9_000);
+    expect(dropped).toBeGreaterThan(9_900); // all of them, bar any the kernel itself drops under load
     expect(c.events.filter((e) => e.event === 'fail')).toEqual([]);
     expect(c.nodes.every((n) => liveIds(n) === ALL)).toBe(true);
   });

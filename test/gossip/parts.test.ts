@@ -1,0 +1,158 @@
+import { describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/common/clock.js';
+import { Awareness } from '../../src/gossip/awareness.js';
+import { BroadcastQueue } from '../../src/gossip/broadcast-queue.js';
+import { defaults, resolveLimits, resolveTimings } from '../../src/gossip/defaults.js';
+import { MemberTable } from '../../src/gossip/member-table.js';
+import type { Update } from '../../src/gossip/messages.js';
+import { checkedMeta } from '../../src/gossip/meta.js';
+import { ManualScheduler } from '../../src/gossip/scheduler.js';
+import { StaticMembership } from '../../src/gossip/static-membership.js';
+import { Suspicion, suspicionBoundsMs, suspicionTimeoutMs } from '../../src/gossip/suspicion.js';
+
+describe('Lifeguard suspicion timer', () => {
+  it('shrinks from max to min as confirmations arrive, logarithmically', () => {
+    expect(suspicionTimeoutMs(0, 2, 400, 1200)).toBe(1200);
+    expect(suspicionTimeoutMs(1, 2, 400, 1200)).toBe(695);
+    expect(suspicionTimeoutMs(2, 2, 400, 1200)).toBe(400);
+    expect(suspicionTimeoutMs(5, 2, 400, 1200)).toBe(400);
+    expect(suspicionTimeoutMs(0, 0, 400, 1200)).toBe(400);
+  });
+
+  it('scales bounds with log10 of the cluster size', () => {
+    expect(suspicionBoundsMs(5, 400, 3)).toEqual({ minMs: 400, maxMs: 1200 });
+    expect(suspicionBoundsMs(100, 400, 3)).toEqual({ minMs: 800, maxMs: 2400 });
+  });
+
+  it('never restarts: confirmations only bring the deadline closer; duplicates and the accuser do not count', async () => {
+    const scheduler = new ManualScheduler(new ManualClock(0));
+    let firedAt = -1;
+    const s = new Suspicion(scheduler, 'a', 2, 400, 1200, () => {
+      firedAt = scheduler.clock.now();
+    });
+    await scheduler.advance(300);
+    expect(s.confirm('a')).toBe(false);
+    expect(s.confirm('b')).toBe(true);
+    expect(s.confirm('b')).toBe(false);
+    await scheduler.advance(300);
+    expect(firedAt).toBe(-1);
+    await scheduler.advance(100);
+    expect(firedAt).toBe(695);
+  });
+});
+
+describe('broadcast queue', () => {
+  const alive = (id: string, inc: number): Update => ({ kind: 'alive', nodeId: id, generation: 1, incarnation: inc, address: '127.0.0.1:1', meta: {} });
+
+  it('sends each update at most `limit` times, newest news per node only, within the byte budget', () => {
+    const q = new BroadcastQueue(10);
+    q.enqueue(alive('a', 1), 30);
+    q.enqueue(alive('a', 2), 30);
+    q.enqueue(alive('b', 1), 30);
+    expect(q.take(100, 2).map((u) => `${u.nodeId}${u.incarnation}`).sort()).toEqual(['a2', 'b1']);
+    expect(q.take(40, 2)).toHaveLength(1);
+    expect(q.take(100, 2)).toHaveLength(1);
+    expect(q.size).toBe(0);
+  });
+
+  it('is bounded: evicts the most transmitted entry when full', () => {
+    const q = new BroadcastQueue(2);
+    q.enqueue(alive('a', 1), 10);
+    q.take(10, 5);
+    q.enqueue(alive('b', 1), 10);
+    q.enqueue(alive('c', 1), 10);
+    expect(q.size).toBe(2);
+    expect(q.evicted).toBe(1);
+    expect(q.take(100, 5).map((u) => u.nodeId).sort()).toEqual(['b', 'c']);
+  });
+});
+
+describe('awareness', () => {
+  it('saturates in [0, max-1] and scales timeouts by score + 1', () => {
+    const a = new Awareness(8);
+    a.apply(-3);
+    expect(a.scale(100)).toBe(100);
+    a.apply(20);
+    expect(a.score).toBe(7);
+    expect(a.scale(100)).toBe(800);
+  });
+});
+
+describe('member table merge rules', () => {
+  const alive = (inc: number, gen = 1, meta = {}): Update & { kind: 'alive' } => ({
+    kind: 'alive',
+    nodeId: 'x',
+    generation: gen,
+    incarnation: inc,
+    address: '127.0.0.1:1',
+    meta,
+  });
+
+  it('accepts only strictly newer alive, treats a new generation as a restart (join)', () => {
+    const t = new MemberTable(10);
+    expect(t.applyAlive(alive(0), 0)?.event).toBe('join');
+    expect(t.applyAlive(alive(0), 0)).toBeUndefined();
+    expect(t.applyAlive(alive(1, 1, { v: '2' }), 0)?.event).toBe('update');
+    expect(t.applyAlive(alive(0, 2), 0)?.event).toBe('join');
+  });
+
+  it('ignores accusations of other generations or older incarnations; dead is final until a newer alive', () => {
+    const t = new MemberTable(10);
+    t.applyAlive(alive(3, 5), 0);
+    expect(t.applySuspect({ kind: 'suspect', nodeId: 'x', generation: 4, incarnation: 9, from: 'a' }, 0)).toBeUndefined();
+    expect(t.applySuspect({ kind: 'suspect', nodeId: 'x', generation: 5, incarnation: 2, from: 'a' }, 0)).toBeUndefined();
+    expect(t.applySuspect({ kind: 'suspect', nodeId: 'x', generation: 5, incarnation: 3, from: 'a' }, 0)?.kind).toBe('suspected');
+    expect(t.applySuspect({ kind: 'suspect', nodeId: 'x', generation: 5, incarnation: 3, from: 'b' }, 0)?.kind).toBe('confirmation');
+    expect(t.applyDead({ kind: 'dead', nodeId: 'x', generation: 5, incarnation: 3, from: 'a' }, 0)?.event).toBe('fail');
+    expect(t.applyAlive(alive(3, 5), 0)).toBeUndefined();
+    expect(t.applyAlive(alive(4, 5), 0)?.event).toBe('join');
+  });
+
+  it('is bounded by maxMembers and forgets tombstones after retention', () => {
+    const t = new MemberTable(1);
+    t.applyAlive(alive(0), 0);
+    expect(t.applyAlive({ ...alive(0), nodeId: 'y' }, 0)).toBeUndefined();
+    expect(t.rejectedFull).toBe(1);
+    t.applyLeft({ kind: 'left', nodeId: 'x', generation: 1, incarnation: 1 }, 100);
+    expect(t.prune(150, 100)).toBe(0);
+    expect(t.prune(200, 100)).toBe(1);
+  });
+});
+
+describe('options and metadata validation', () => {
+  it('names the offending option', () => {
+    expect(() => resolveTimings('lan', { probeTimeoutMs: 500 })).toThrow(/timings.probeTimeoutMs: must be below probeIntervalMs/);
+    expect(() => resolveTimings('wan' as 'lan', {})).toThrow(/preset: must be one of lan, test/);
+    expect(() => resolveTimings('lan', { probeIntervalMs: -1 })).toThrow(/timings.probeIntervalMs/);
+    expect(() => resolveLimits({ maxPacketBytes: 100 })).toThrow(/limits.maxPacketBytes/);
+  });
+
+  it('rejects oversized metadata with a clear error instead of dropping it', () => {
+    expect(() => checkedMeta({ big: 'x'.repeat(600) }, defaults.limits)).toThrow(/meta: is 603 bytes, over the 512-byte limit/);
+    expect(() => checkedMeta({ 'bad key': 'v' }, defaults.limits)).toThrow(/meta: key/);
+    expect(() => checkedMeta({ n: 1 } as unknown as Record<string, string>, defaults.limits)).toThrow(/must be a string/);
+  });
+});
+
+describe('StaticMembership', () => {
+  it('lists a fixed, always-alive cluster and updates its own metadata', async () => {
+    const m = new StaticMembership({
+      self: { nodeId: 'b', address: '127.0.0.1:7001', meta: { state: 'active' } },
+      peers: [{ nodeId: 'a', address: '127.0.0.1:7000' }],
+    });
+    await m.start();
+    expect(m.members().map((x) => x.nodeId)).toEqual(['a', 'b']);
+    m.updateMeta({ state: 'draining' });
+    expect(m.self.meta).toEqual({ state: 'draining' });
+    expect(m.self.incarnation).toBe(1);
+    expect(() => m.updateMeta({ big: 'x'.repeat(600) })).toThrow(/INVALID_ARGUMENT|512-byte/);
+    await m.stop();
+  });
+
+  it('rejects duplicate ids and bad addresses', () => {
+    expect(() => new StaticMembership({ self: { nodeId: 'a', address: '127.0.0.1:1' }, peers: [{ nodeId: 'a', address: '127.0.0.1:2' }] })).toThrow(
+      /duplicate/,
+    );
+    expect(() => new StaticMembership({ self: { nodeId: 'a', address: 'localhost:1' } })).toThrow(/self.address/);
+  });
+});
