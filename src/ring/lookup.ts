@@ -1,10 +1,13 @@
 import type { PointTable } from './points.js';
 
 /**
- * Index of the first point at or clockwise after `hash` (an unsigned 32-bit value),
- * wrapping past the top to 0. The table must have at least one point.
+ * Index of the first point at or clockwise after `hashBits` (a 32-bit hash, signed or
+ * unsigned), wrapping past the top to 0. The table must have at least one point.
+ * Callers pass the signed form: V8 boxes a uint32 of 2^31 or more into a heap number
+ * when it crosses a call that is not inlined, so it is made unsigned only in here.
  */
-export function pointIndexAt(table: PointTable, hash: number): number {
+export function pointIndexAt(table: PointTable, hashBits: number): number {
+  const hash = hashBits >>> 0;
   const points = table.points;
   // The answer lies in the hash's bucket, or is the first point of a later one.
   let low: number;

@@ -21,17 +21,25 @@ function mixBlock(h: number, k: number): number {
   return (Math.imul(h, 5) + 0xe6546b64) | 0;
 }
 
+/** Returns the hash as a signed int32. */
 function finalMix(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
   h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
+  return h ^ (h >>> 16);
 }
 
 /** Unsigned 32-bit MurmurHash3 of `s` in UTF-8 with the given 32-bit seed. */
 export function murmur3(s: string, seed: number): number {
+  return murmur3Int32(s, seed) >>> 0;
+}
+
+/**
+ * The same bits as a signed int32, for the lookup path: V8 boxes a uint32 of 2^31 or
+ * more into a heap number when a call returns it, an int32 it does not.
+ */
+export function murmur3Int32(s: string, seed: number): number {
   let h = seed | 0;
   let block = 0; // pending bytes, little-endian
   let blockBits = 0;
@@ -121,5 +129,5 @@ export function murmur3Bytes(bytes: Uint8Array, length: number, seed: number): n
   for (let i = length - 1; i >= blockEnd; i--) tail = (tail << 8) | (bytes[i] as number);
   if (length !== blockEnd) h ^= scrambleBlock(tail);
   h ^= length | 0;
-  return finalMix(h);
+  return finalMix(h) >>> 0;
 }

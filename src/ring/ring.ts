@@ -1,12 +1,19 @@
 import { invalidArgument } from '../common/errors.js';
 import { distinctOwnersInto, pointIndexAt } from './lookup.js';
-import { murmur3 } from './murmur3.js';
+import { murmur3Int32 } from './murmur3.js';
 import { buildPointTable, type PointTable, type RingNode } from './points.js';
 import { checkPointCount, resolveNodes, resolveVnodesPerNode, type RingMember, type RingOptions } from './validate.js';
 
-/** Where a key sits on the ring: MurmurHash3 x86 32-bit, seed 0, of its UTF-8 bytes. */
+/** hashKey as a signed int32 (no heap number on return). */
+function keyHashBits(key: string): number {
+  // A number or undefined would otherwise hash like '' and route silently.
+  if (typeof key !== 'string') throw invalidArgument('key', 'must be a string');
+  return murmur3Int32(key, 0);
+}
+
+/** Where a key sits on the ring: MurmurHash3 x86 32-bit, seed 0, of its UTF-8 bytes (unsigned). */
 export function hashKey(key: string): number {
-  return murmur3(key, 0);
+  return keyHashBits(key) >>> 0;
 }
 
 function checkCount(count: number): void {
@@ -62,21 +69,24 @@ export class Ring {
     return this.#nodeIds[index];
   }
 
-  /** Member index owning a precomputed `hashKey(key)`, or -1 on an empty ring. */
+  /**
+   * Member index owning a precomputed `hashKey(key)`, or -1 on an empty ring. The
+   * signed form (`hashKey(key) | 0`) is accepted too and avoids heap numbers.
+   */
   ownerIndexOfHash(hash: number): number {
     const points = this.#table.points;
     if (points.length === 0) return -1;
-    return this.#table.pointOwners[pointIndexAt(this.#table, hash >>> 0)] as number;
+    return this.#table.pointOwners[pointIndexAt(this.#table, hash)] as number;
   }
 
   /** Member index owning `key`, or -1 on an empty ring. Allocates nothing. */
   ownerIndex(key: string): number {
-    return this.ownerIndexOfHash(hashKey(key));
+    return this.ownerIndexOfHash(keyHashBits(key));
   }
 
   /** The nodeId owning `key`, or undefined on an empty ring. Allocates nothing. */
   owner(key: string): string | undefined {
-    return this.#nodeIds[this.ownerIndexOfHash(hashKey(key))];
+    return this.#nodeIds[this.ownerIndexOfHash(keyHashBits(key))];
   }
 
   /**
@@ -88,7 +98,7 @@ export class Ring {
     checkCount(count);
     const points = this.#table.points;
     if (points.length === 0 || count === 0) return 0;
-    return distinctOwnersInto(this.#table, this.#nodeIds, pointIndexAt(this.#table, hashKey(key)), count, out);
+    return distinctOwnersInto(this.#table, this.#nodeIds, pointIndexAt(this.#table, keyHashBits(key)), count, out);
   }
 
   /** Owner then replicas: the first `count` distinct nodes clockwise from `key`. */

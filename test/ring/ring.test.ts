@@ -39,6 +39,7 @@ describe('Ring basics', () => {
       const index = ring.ownerIndex(key);
       expect(ring.owner(key)).toBe(ring.nodeIdAt(index));
       expect(ring.ownerIndexOfHash(hashKey(key))).toBe(index);
+      expect(ring.ownerIndexOfHash(hashKey(key) | 0)).toBe(index);
     }
   });
 
@@ -59,6 +60,13 @@ describe('Ring basics', () => {
       expect(ring.ownersInto(key, 2, out)).toBe(2);
       expect(out.slice(0, 2)).toEqual(ring.owners(key, 2));
       expect(out).toHaveLength(4);
+    }
+  });
+
+  it('rejects non-string keys with a typed error instead of routing them like the empty key', () => {
+    for (const key of [undefined, null, 42, {}]) {
+      expect(() => ring.owner(key as unknown as string)).toThrowError(/key: must be a string/);
+      expect(() => hashKey(key as unknown as string)).toThrowError(RingLimitError);
     }
   });
 
