@@ -1,0 +1,478 @@
+import { EventEmitter } from 'node:events';
+import * as grpc from '@grpc/grpc-js';
+import { RateLimitError, RingLimitError, invalidArgument } from '../common/errors.js';
+import { Keyring, createSwimMembership, type Member, type Membership, type SwimMembership } from '../gossip/index.js';
+import { limitFromRate, type AcquireOptions } from '../limiter/limiter.js';
+import { LimiterStore, type StoreStats } from '../limiter/store.js';
+import { STATE_STRIDE } from '../limiter/algorithms/index.js';
+import { ALGORITHMS, type AlgorithmId, type Decision, type RateLimitRequest, type Reservation } from '../limiter/types.js';
+import { newResolvedParams, resolveRequest } from '../limiter/validate.js';
+import { WaitQueue } from '../limiter/waiters.js';
+import { ClusterView, META_GRPC, META_PROTOCOL, META_STATE, routingKey } from './cluster-view.js';
+import { errorResult, okResult, policyDecision } from './decisions.js';
+import { Forwarder, type ForwarderStats, type PendingForward } from './forwarder.js';
+import { Handoff, type HandoffStats } from './handoff.js';
+import { resolveNodeOptions, type NodeOptions, type NodeOptionsInput } from './options.js';
+import { Replicator, type ReplicatorStats } from './replicator.js';
+import { loadSnapshot, writeSnapshot } from './snapshot.js';
+import { GrpcPeerTransport } from './transport/grpc-peer-transport.js';
+import type { PeerTransport, Reply } from './transport/peer-transport.js';
+import { decodeFrame, encodeFrame } from './wire/codec.js';
+import { FrameType, PEER_PROTOCOL_VERSION, type ForwardItem, type ForwardResult, type WireEntry } from './wire/frames.js';
+import { fromWireEntry } from './state-wire.js';
+
+const NO_WAIT = -1;
+/** A forwarded request is relayed at most once more; after that it is decided where it lands. */
+const MAX_HOPS = 1;
+
+export interface NodeStats {
+  store: StoreStats;
+  /** Decisions made here for keys this node owns (or decided as a fallback). */
+  decidedHere: number;
+  /** Forwards received from peers. */
+  received: number;
+  /** Peer frames dropped as malformed. */
+  malformedFrames: number;
+  /** Decisions answered by the onUnavailable policy. */
+  unavailable: number;
+  forwarder: ForwarderStats;
+  replication: ReplicatorStats;
+  handoff: HandoffStats;
+}
+
+interface NodeEvents {
+  /** Membership changed: a member joined, left, failed or updated. */
+  membership: [event: 'join' | 'leave' | 'fail' | 'update', member: Member];
+  /** The ring was rebuilt: key ownership changed. */
+  ownership: [owners: string[]];
+}
+
+interface Cluster {
+  membership: Membership;
+  swim: SwimMembership | undefined;
+  view: ClusterView;
+  server: grpc.Server;
+  transport: PeerTransport;
+  forwarder: Forwarder;
+  replicator: Replicator;
+  handoff: Handoff;
+  grpcAddress: string;
+}
+
+/**
+ * A ringlimit node: the limiter core for the keys it owns, plus (in cluster mode) SWIM
+ * membership, the ring, batched forwarding to owners, replication and handoff.
+ * Create with createNode().
+ */
+export class RingLimitNode extends EventEmitter<NodeEvents> {
+  readonly options: Readonly<NodeOptions>;
+  readonly store: LimiterStore;
+  private cluster: Cluster | undefined;
+  private readonly params = newResolvedParams();
+  private readonly waiters: WaitQueue<Reservation>;
+  private readonly sweeper: NodeJS.Timeout;
+  private readonly counters = { decidedHere: 0, received: 0, malformedFrames: 0, unavailable: 0 };
+  private stopping: Promise<void> | undefined;
+
+  private constructor(options: NodeOptions) {
+    super();
+    this.options = options;
+    this.store = new LimiterStore(options.clock, options.store);
+    this.waiters = new WaitQueue(options.clock, 10_000);
+    this.sweeper = setInterval(() => this.store.sweep(10_000), 100);
+    this.sweeper.unref();
+  }
+
+  static async create(input: NodeOptionsInput = {}): Promise<RingLimitNode> {
+    const node = new RingLimitNode(resolveNodeOptions(input));
+    try {
+      await node.start();
+    } catch (error) {
+      await node.stop({ graceful: false }).catch(() => undefined);
+      throw error;
+    }
+    return node;
+  }
+
+  get nodeId(): string {
+    return this.options.nodeId;
+  }
+
+  /** host:port of the gRPC server (peer traffic and the public API); undefined for a single embedded node. */
+  get grpcAddress(): string | undefined {
+    return this.cluster?.grpcAddress;
+  }
+
+  /** host:port of the gossip socket, for other nodes' `join`. */
+  get gossipAddress(): string | undefined {
+    return this.cluster?.membership.self.address;
+  }
+
+  /** Live members, including this node. */
+  members(): Member[] {
+    return this.cluster?.membership.members() ?? [];
+  }
+
+  /** Node ids currently owning keys, in ring order of ids. */
+  owners(): string[] {
+    return this.cluster?.view.ring.members.map((m) => m.nodeId) ?? [this.nodeId];
+  }
+
+  /** Which node owns (action, key) right now. */
+  ownerOf(key: string, action = 'default'): string {
+    return this.cluster?.view.ring.owner(routingKey(action, key)) ?? this.nodeId;
+  }
+
+  // ---- the API ------------------------------------------------------------------------
+
+  allow(request: RateLimitRequest): Promise<Decision> {
+    return this.route(request, NO_WAIT);
+  }
+
+  reserve(request: RateLimitRequest, options: { maxWaitMs: number }): Promise<Reservation> {
+    const maxWaitMs = options?.maxWaitMs;
+    if (typeof maxWaitMs !== 'number' || !(maxWaitMs >= 0 && maxWaitMs <= 86_400_000)) {
+      return Promise.reject(invalidArgument('maxWaitMs', `must be a number from 0 to 86400000 (24 h), got ${String(maxWaitMs)}`));
+    }
+    return this.route(request, maxWaitMs);
+  }
+
+  /** Waits for a slot (reserved at the key's owner), or resolves at once with allowed: false. */
+  async acquire(request: RateLimitRequest, options: AcquireOptions = {}): Promise<Reservation> {
+    const reservation = await this.reserve(request, { maxWaitMs: options.maxWaitMs ?? 10_000 });
+    if (!reservation.allowed || reservation.waitMs <= 0) return reservation;
+    if (!this.waiters.hasRoom()) throw new RateLimitError('RESOURCE_EXHAUSTED', 'acquire: too many callers waiting');
+    return this.waiters.wait(this.options.clock.now() + reservation.waitMs, reservation, options.signal);
+  }
+
+  async rateLimit(userId: string, action: string, limit: number, windowSeconds: number): Promise<boolean> {
+    return (await this.allow({ key: userId, action, limit, windowMs: windowSeconds * 1000 })).allowed;
+  }
+
+  async allowRequest(userId: string, endpoint: string, rateLimit: number, timeWindowSeconds: number): Promise<boolean> {
+    return (await this.allow({ key: userId, action: endpoint, limit: rateLimit, windowMs: timeWindowSeconds * 1000 })).allowed;
+  }
+
+  async allowRate(userId: string, action: string, ratePerSecond: number, windowSeconds: number, weight = 1): Promise<boolean> {
+    const limit = limitFromRate(ratePerSecond, windowSeconds);
+    return (await this.allow({ key: userId, action, limit, windowMs: windowSeconds * 1000, weight })).allowed;
+  }
+
+  stats(): NodeStats {
+    const c = this.cluster;
+    return {
+      store: this.store.stats(),
+      ...this.counters,
+      forwarder: c?.forwarder.stats ?? { forwarded: 0, frames: 0, failovers: 0, timeouts: 0, exhausted: 0 },
+      replication: c?.replicator.stats ?? { entriesSent: 0, framesSent: 0, acks: 0 },
+      handoff: c?.handoff.stats ?? { pulls: 0, pullsAnswered: 0, pullTimeouts: 0, pushedEntries: 0, receivedEntries: 0 },
+    };
+  }
+
+  // ---- routing ------------------------------------------------------------------------
+
+  private route(request: RateLimitRequest, maxWaitMs: number): Promise<Reservation> {
+    let p;
+    try {
+      p = resolveRequest(request, this.params);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const cluster = this.cluster;
+    if (cluster === undefined) return this.decideHere(request, maxWaitMs);
+    if (this.stopping !== undefined && cluster.view.ring.size === 0) return this.decideHere(request, maxWaitMs);
+    const id = routingKey(p.action, p.key);
+    const movedTo = cluster.handoff.newOwnerOf(p.action, p.key);
+    const owners = cluster.view.ring.owners(id, this.options.replicas + 1);
+    if (movedTo !== undefined && movedTo !== this.nodeId) owners.unshift(movedTo);
+    if (owners.length === 0 || owners[0] === this.nodeId) return this.decideOwned(request, maxWaitMs, p.action, p.key);
+    return cluster.forwarder.forward(request, p, maxWaitMs, owners);
+  }
+
+  /** This node owns the key: wait for the previous owner's state on first access after a change, then decide. */
+  private decideOwned(request: RateLimitRequest, maxWaitMs: number, action: string, key: string): Promise<Reservation> {
+    const pull = this.cluster?.handoff.pullIfNeeded(action, key);
+    if (pull === undefined) return this.decideHere(request, maxWaitMs);
+    return pull.then(() => this.decideHere(request, maxWaitMs));
+  }
+
+  private decideHere(request: RateLimitRequest, maxWaitMs: number): Promise<Reservation> {
+    let decision: Reservation;
+    try {
+      decision = this.decideSync(request, maxWaitMs);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (this.options.replication === 'sync' && decision.allowed && this.cluster !== undefined) {
+      return this.cluster.replicator.flushNow().then(() => decision);
+    }
+    return Promise.resolve(decision);
+  }
+
+  private decideSync(request: RateLimitRequest, maxWaitMs: number): Reservation {
+    this.counters.decidedHere++;
+    if (maxWaitMs < 0) {
+      const d = this.store.allow(request);
+      return { allowed: d.allowed, limit: d.limit, remaining: d.remaining, resetAtMs: d.resetAtMs, retryAfterMs: d.retryAfterMs, waitMs: 0 };
+    }
+    return this.store.reserve(request, maxWaitMs);
+  }
+
+  // ---- peer frames --------------------------------------------------------------------
+
+  private onFrame(bytes: Uint8Array, reply: Reply, fromNodeId: string): void {
+    const frame = decodeFrame(bytes);
+    const cluster = this.cluster;
+    if (frame === undefined || cluster === undefined) {
+      this.counters.malformedFrames++;
+      return;
+    }
+    const nowMs = this.options.clock.now();
+    switch (frame.type) {
+      case FrameType.Forward:
+        this.serveForwards(frame.id, frame.items, reply);
+        return;
+      case FrameType.ForwardReply:
+        cluster.forwarder.handleReply(frame.results, nowMs);
+        return;
+      case FrameType.Replicate:
+        for (const entry of frame.entries) {
+          // A replica takes the owner's word, unless it believes it is the owner itself.
+          const ownsIt = cluster.view.ring.owner(routingKey(entry.action, entry.key)) === this.nodeId;
+          if (ownsIt) cluster.handoff.receive([entry]);
+          else this.importReplica(entry, nowMs);
+        }
+        reply(encodeFrame({ type: FrameType.Ack, id: frame.id }));
+        return;
+      case FrameType.Handoff:
+        cluster.handoff.receive(frame.entries);
+        reply(encodeFrame({ type: FrameType.Ack, id: frame.id }));
+        return;
+      case FrameType.Ack:
+        cluster.replicator.handleAck(frame.id);
+        return;
+      case FrameType.Pull:
+        reply(encodeFrame({ type: FrameType.PullReply, id: frame.id, entry: cluster.handoff.answerPull(frame.action, frame.key, fromNodeId) }));
+        return;
+      case FrameType.PullReply:
+        cluster.handoff.handlePullReply(frame.id, frame.entry);
+        return;
+    }
+  }
+
+  private readonly replicaCells = new Float64Array(STATE_STRIDE);
+
+  private importReplica(entry: WireEntry, nowMs: number): void {
+    const cells = fromWireEntry(entry, nowMs, this.replicaCells);
+    this.store.importEntry(entry.action, entry.key, entry.algorithm as AlgorithmId, cells, 0, 'replace');
+  }
+
+  private serveForwards(frameId: number, items: ForwardItem[], reply: Reply): void {
+    const cluster = this.cluster!;
+    const immediate: ForwardResult[] = [];
+    for (const item of items) {
+      this.counters.received++;
+      const request: RateLimitRequest = {
+        key: item.key,
+        action: item.action,
+        limit: item.limit,
+        windowMs: item.windowMs,
+        weight: item.weight,
+        cost: item.cost,
+        algorithm: ALGORITHMS[item.algorithm]!,
+        ...(item.burst > 0 ? { burst: item.burst } : {}),
+      };
+      let p;
+      try {
+        p = resolveRequest(request, this.params);
+      } catch (error) {
+        immediate.push(errorResult(item.id, error));
+        continue;
+      }
+      const movedTo = cluster.handoff.newOwnerOf(p.action, p.key);
+      const owner = movedTo ?? cluster.view.ring.owner(routingKey(p.action, p.key)) ?? this.nodeId;
+      const answer = (r: Reservation) => reply(encodeFrame({ type: FrameType.ForwardReply, id: frameId, results: [okResult(item.id, r, this.options.clock.now())] }));
+      const fail = (e: unknown) => reply(encodeFrame({ type: FrameType.ForwardReply, id: frameId, results: [errorResult(item.id, e)] }));
+      if (owner !== this.nodeId && item.hops < MAX_HOPS) {
+        const relayed: PendingForward = {
+          item: { ...item, hops: item.hops + 1 },
+          request,
+          candidates: [owner],
+          attempt: 0,
+          address: '',
+          deadlineMs: 0,
+          resolve: answer,
+          reject: fail,
+        };
+        cluster.forwarder.relay(relayed);
+        continue;
+      }
+      const pull = item.hops === 0 ? cluster.handoff.pullIfNeeded(p.action, p.key) : undefined;
+      if (pull !== undefined || this.options.replication === 'sync') {
+        (pull ?? Promise.resolve()).then(() => this.decideHere(request, item.maxWaitMs)).then(answer, fail);
+        continue;
+      }
+      try {
+        immediate.push(okResult(item.id, this.decideSync(request, item.maxWaitMs), this.options.clock.now()));
+      } catch (error) {
+        immediate.push(errorResult(item.id, error));
+      }
+    }
+    if (immediate.length > 0) reply(encodeFrame({ type: FrameType.ForwardReply, id: frameId, results: immediate }));
+  }
+
+  // ---- lifecycle ----------------------------------------------------------------------
+
+  private async start(): Promise<void> {
+    const o = this.options;
+    if (o.dataDir !== undefined) await loadSnapshot(o.dataDir, o.nodeId, this.store, o.clock.now());
+    if (!o.cluster) return;
+    const server = new grpc.Server({ 'grpc.max_receive_message_length': 32 * 1024 * 1024 });
+    const transport = new GrpcPeerTransport(server, { nodeId: o.nodeId, maxBufferedBytes: o.maxBufferedBytesPerPeer, reconnectBackoffMs: 200 });
+    const port = await bindServer(server, `${o.host}:${o.port}`);
+    const grpcAddress = `${o.host}:${port}`;
+    const meta = { [META_GRPC]: grpcAddress, [META_STATE]: 'active', [META_PROTOCOL]: String(PEER_PROTOCOL_VERSION) };
+    let swim: SwimMembership | undefined;
+    let membership: Membership;
+    if (o.membership !== undefined) {
+      membership = o.membership;
+      membership.updateMeta(meta);
+    } else {
+      swim = await createSwimMembership({
+        nodeId: o.nodeId,
+        host: o.host,
+        port: o.gossipPort,
+        meta,
+        preset: o.gossipPreset,
+        ...(o.gossipKeys.length > 0 ? { keyring: new Keyring(o.gossipKeys) } : {}),
+      });
+      membership = swim;
+    }
+    const view = new ClusterView(o.nodeId, membership, o.clock);
+    const handoff = new Handoff(this.store, view, transport, o.clock, {
+      selfId: o.nodeId,
+      handoffWindowMs: o.handoffWindowMs,
+      pullTimeoutMs: o.pullTimeoutMs,
+      maxTrackedKeys: 100_000,
+    });
+    const forwarder = new Forwarder(
+      transport,
+      o.clock,
+      { selfId: o.nodeId, forwardTimeoutMs: o.forwardTimeoutMs, batchWaitMs: o.batchWaitMs, maxBatchSize: o.maxBatchSize, maxPendingForwards: o.maxPendingForwards },
+      {
+        addressOf: (nodeId) => view.addressOf(nodeId),
+        decideHere: (pending) => this.decideHere(pending.request, pending.item.maxWaitMs).then(pending.resolve, pending.reject),
+        exhausted: (pending) => this.whenUnavailable(pending),
+      },
+    );
+    const replicator = new Replicator(this.store, view, transport, o.clock, {
+      selfId: o.nodeId,
+      replicas: o.replicas,
+      replicationDelayMs: o.replicationDelayMs,
+      maxBatchSize: o.maxBatchSize,
+      ackTimeoutMs: o.forwardTimeoutMs,
+    });
+    transport.onFrame((frame, reply, from) => this.onFrame(frame, reply, from));
+    transport.onPeerDown((address) => forwarder.peerDown(address));
+    view.onChange((v) => this.emit('ownership', v.ring.members.map((m) => m.nodeId)));
+    for (const event of ['join', 'leave', 'fail', 'update'] as const) {
+      membership.on(event, (member: Member) => {
+        if (event === 'leave' || event === 'fail') {
+          const address = member.meta[META_GRPC];
+          if (address !== undefined) transport.disconnect(address);
+        }
+        this.emit('membership', event, member);
+      });
+    }
+    this.cluster = { membership, swim, view, server, transport, forwarder, replicator, handoff, grpcAddress };
+    await membership.start();
+    if (swim !== undefined && o.join.length > 0) await swim.join(o.join);
+    view.refresh();
+  }
+
+  private whenUnavailable(pending: PendingForward): void {
+    this.counters.unavailable++;
+    const nowMs = this.options.clock.now();
+    switch (this.options.onUnavailable) {
+      case 'local':
+        this.decideHere(pending.request, pending.item.maxWaitMs).then(pending.resolve, pending.reject);
+        return;
+      case 'allow':
+        pending.resolve(policyDecision(true, this.params.limit, nowMs, 0));
+        return;
+      case 'deny':
+        pending.resolve(policyDecision(false, this.params.limit, nowMs, this.options.forwardTimeoutMs));
+        return;
+    }
+  }
+
+  /**
+   * Stops the node. Graceful (default): mark this node draining so others stop routing
+   * to it, hand every key's state to its new owner, write the snapshot (with dataDir),
+   * leave the gossip, and close — all within drainTimeoutMs.
+   */
+  stop(options: { graceful?: boolean } = {}): Promise<void> {
+    this.stopping ??= this.shutdown(options.graceful ?? true);
+    return this.stopping;
+  }
+
+  private async shutdown(graceful: boolean): Promise<void> {
+    const o = this.options;
+    const cluster = this.cluster;
+    const deadline = Date.now() + o.drainTimeoutMs;
+    if (graceful && cluster !== undefined) {
+      try {
+        cluster.membership.updateMeta({ ...cluster.membership.self.meta, [META_STATE]: 'draining' });
+        // Our own view drops us from the ring too, so pushAll finds the new owners.
+        cluster.view.refresh();
+        await cluster.replicator.flushNow();
+        cluster.handoff.pushAll(o.maxBatchSize);
+        // Let peers see the draining state and pull what they need, within the bound.
+        await sleep(Math.min(Math.max(0, deadline - Date.now()), 4 * o.replicationDelayMs + 50));
+      } catch {
+        // best effort: a failed handoff leaves the replicas to cover
+      }
+    }
+    if (graceful && o.dataDir !== undefined) await writeSnapshot(o.dataDir, o.nodeId, this.store, o.clock.now());
+    clearInterval(this.sweeper);
+    this.waiters.close();
+    if (cluster !== undefined) {
+      cluster.replicator.close();
+      cluster.handoff.close();
+      cluster.forwarder.close();
+      await cluster.membership.stop({ graceful }).catch(() => undefined);
+      await cluster.transport.close();
+      await new Promise<void>((resolve) => {
+        const force = setTimeout(() => {
+          cluster.server.forceShutdown();
+          resolve();
+        }, Math.max(0, Math.min(1000, deadline - Date.now())));
+        cluster.server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      });
+    }
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+function bindServer(server: grpc.Server, address: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, port) => {
+      if (error !== null) {
+        const inUse = /EADDRINUSE|address already in use/i.test(error.message);
+        reject(new RingLimitError(inUse ? 'FAILED_PRECONDITION' : 'UNAVAILABLE', `gRPC server cannot bind ${address}: ${inUse ? 'the port is in use' : error.message}`));
+      } else {
+        resolve(port);
+      }
+    });
+  });
+}
+
+/** Starts a node. With no options: a single embedded node, no sockets. */
+export function createNode(options: NodeOptionsInput = {}): Promise<RingLimitNode> {
+  return RingLimitNode.create(options);
+}
+

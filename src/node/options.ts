@@ -1,0 +1,131 @@
+import { systemClock, type Clock } from '../common/clock.js';
+import { invalidArgument } from '../common/errors.js';
+import type { Membership } from '../gossip/index.js';
+import { storeDefaults, type StoreOptions } from '../limiter/store.js';
+
+export type UnavailablePolicy = 'local' | 'allow' | 'deny';
+export type ReplicationMode = 'async' | 'sync';
+
+export interface NodeOptions {
+  /** Stable identity in the cluster. Default: random per process. */
+  nodeId: string;
+  /** Host the gRPC server binds and advertises. */
+  host: string;
+  /** gRPC port (peer traffic and the public API). 0 picks a free port. */
+  port: number;
+  /** UDP port for SWIM gossip. 0 picks a free port. */
+  gossipPort: number;
+  /** Seeds to join ("host:port" of their gossip ports). Empty: start a new cluster. */
+  join: string[];
+  /**
+   * Run as a cluster member (gRPC server + gossip). Default: true when `join`, `port` or
+   * `gossipPort` is given; otherwise a zero-configuration single node with no sockets.
+   */
+  cluster: boolean;
+  /** Injected membership (tests, custom discovery); replaces SWIM when given. */
+  membership: Membership | undefined;
+  /** Shared gossip secrets (first is used to send; all are accepted), e.g. from a key file. */
+  gossipKeys: string[];
+  gossipPreset: 'lan' | 'test';
+  /** Distinct nodes after the owner that hold a copy of each key's state. */
+  replicas: number;
+  replication: ReplicationMode;
+  /** Async replication sends changed state at most this long after the change. */
+  replicationDelayMs: number;
+  /** A forward not answered within this time fails over to the next candidate. */
+  forwardTimeoutMs: number;
+  /** Requests for one peer arriving within this wait are sent as one frame (0: the same event-loop turn). */
+  batchWaitMs: number;
+  maxBatchSize: number;
+  /** Forwards awaiting an answer at once; more are refused with RESOURCE_EXHAUSTED. */
+  maxPendingForwards: number;
+  /** When no candidate owner answers: decide here, allow, or deny. */
+  onUnavailable: UnavailablePolicy;
+  /** After a ownership change, how long the new owner asks the previous one for a key's state on first access. */
+  handoffWindowMs: number;
+  /** How long a first access waits for the previous owner's state before deciding without it. */
+  pullTimeoutMs: number;
+  /** Graceful stop: bound on handing state over before leaving. */
+  drainTimeoutMs: number;
+  /** Where a snapshot is written on graceful stop and read at start. Unset: no snapshot. */
+  dataDir: string | undefined;
+  /** Bytes a peer stream may buffer before it counts as unavailable. */
+  maxBufferedBytesPerPeer: number;
+  clock: Clock;
+  store: StoreOptions;
+}
+
+export const nodeDefaults: NodeOptions = {
+  nodeId: '',
+  host: '127.0.0.1',
+  port: 0,
+  gossipPort: 0,
+  join: [],
+  cluster: false,
+  membership: undefined,
+  gossipKeys: [],
+  gossipPreset: 'lan',
+  replicas: 1,
+  replication: 'async',
+  replicationDelayMs: 5,
+  forwardTimeoutMs: 1_000,
+  batchWaitMs: 0,
+  maxBatchSize: 1_000,
+  maxPendingForwards: 100_000,
+  onUnavailable: 'local',
+  handoffWindowMs: 30_000,
+  pullTimeoutMs: 250,
+  drainTimeoutMs: 5_000,
+  dataDir: undefined,
+  maxBufferedBytesPerPeer: 64 * 1024 * 1024,
+  clock: systemClock,
+  store: storeDefaults,
+};
+
+export type NodeOptionsInput = Partial<Omit<NodeOptions, 'store'>> & { store?: Partial<StoreOptions> };
+
+function range(o: NodeOptions, name: keyof NodeOptions, min: number, max: number, integer = true): void {
+  const v = o[name];
+  if (typeof v !== 'number' || !(v >= min && v <= max) || (integer && !Number.isInteger(v))) {
+    throw invalidArgument(name, `must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}, got ${String(v)}`);
+  }
+}
+
+/** Fills defaults in one place and validates, with a message that names the option. */
+export function resolveNodeOptions(input: NodeOptionsInput = {}): NodeOptions {
+  const clusterImplied = input.join !== undefined || input.port !== undefined || input.gossipPort !== undefined || input.membership !== undefined;
+  const o: NodeOptions = {
+    ...nodeDefaults,
+    cluster: clusterImplied,
+    ...input,
+    store: { ...storeDefaults, ...input.store, trackChanges: true },
+  };
+  if (o.nodeId === '') o.nodeId = `node-${Math.random().toString(36).slice(2, 10)}`;
+  if (!/^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/.test(o.nodeId)) {
+    throw invalidArgument('nodeId', `must be 1..64 chars of [A-Za-z0-9._@-] starting alphanumeric, got ${JSON.stringify(o.nodeId)}`);
+  }
+  if (typeof o.host !== 'string' || o.host.length === 0) throw invalidArgument('host', 'must be a host name or IP');
+  range(o, 'port', 0, 65_535);
+  range(o, 'gossipPort', 0, 65_535);
+  if (!Array.isArray(o.join) || !o.join.every((s) => typeof s === 'string' && /^[^\s:]+:\d{1,5}$/.test(s))) {
+    throw invalidArgument('join', `must be a list of host:port, got ${JSON.stringify(o.join)}`);
+  }
+  range(o, 'replicas', 0, 5);
+  if (o.replication !== 'async' && o.replication !== 'sync') throw invalidArgument('replication', "must be 'async' or 'sync'");
+  range(o, 'replicationDelayMs', 0, 10_000, false);
+  range(o, 'forwardTimeoutMs', 1, 60_000, false);
+  range(o, 'batchWaitMs', 0, 100, false);
+  range(o, 'maxBatchSize', 1, 10_000);
+  range(o, 'maxPendingForwards', 1, 10_000_000);
+  if (!['local', 'allow', 'deny'].includes(o.onUnavailable)) throw invalidArgument('onUnavailable', "must be 'local', 'allow' or 'deny'");
+  range(o, 'handoffWindowMs', 0, 600_000, false);
+  range(o, 'pullTimeoutMs', 1, 60_000, false);
+  range(o, 'drainTimeoutMs', 0, 600_000, false);
+  range(o, 'maxBufferedBytesPerPeer', 1024, 2 ** 31);
+  if (o.gossipPreset !== 'lan' && o.gossipPreset !== 'test') throw invalidArgument('gossipPreset', "must be 'lan' or 'test'");
+  if (!Array.isArray(o.gossipKeys) || !o.gossipKeys.every((k) => typeof k === 'string' && k.length >= 16)) {
+    throw invalidArgument('gossipKeys', 'must be strings of at least 16 characters');
+  }
+  if (typeof o.clock?.now !== 'function') throw invalidArgument('clock', 'must have a now() method');
+  return o;
+}

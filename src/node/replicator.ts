@@ -1,0 +1,126 @@
+import type { Clock } from '../common/clock.js';
+import type { LimiterStore } from '../limiter/store.js';
+import type { AlgorithmId } from '../limiter/types.js';
+import type { ClusterView } from './cluster-view.js';
+import { routingKey } from './cluster-view.js';
+import { toWireEntry } from './state-wire.js';
+import type { PeerTransport } from './transport/peer-transport.js';
+import { encodeFrame, frameLimits } from './wire/codec.js';
+import { FrameType, type WireEntry } from './wire/frames.js';
+
+export interface ReplicatorOptions {
+  selfId: string;
+  replicas: number;
+  replicationDelayMs: number;
+  /** Entries per frame. */
+  maxBatchSize: number;
+  /** Frames awaiting an ack (sync mode); older ones are given up after ackTimeoutMs. */
+  ackTimeoutMs: number;
+}
+
+export interface ReplicatorStats {
+  entriesSent: number;
+  framesSent: number;
+  acks: number;
+}
+
+interface AckWaiter {
+  remaining: number;
+  deadlineMs: number;
+  done: () => void;
+}
+
+/**
+ * Sends each changed key's state to the next `replicas` distinct nodes after its owner,
+ * batched: a flush every replicationDelayMs drains the store's change list. In sync mode
+ * the node calls flushNow() after a decision and answers once every replica acked.
+ */
+export class Replicator {
+  readonly stats: ReplicatorStats = { entriesSent: 0, framesSent: 0, acks: 0 };
+  private readonly timer: NodeJS.Timeout | undefined;
+  private readonly outbox = new Map<string, WireEntry[]>();
+  private readonly owners: string[] = [];
+  private nextFrameId = 1;
+  private readonly waiters = new Map<number, AckWaiter>();
+  private nowMs = 0;
+  private readonly collect = (action: string, key: string, algorithm: AlgorithmId, cells: Float64Array, base: number): void => {
+    const ring = this.view.ring;
+    const count = ring.ownersInto(routingKey(action, key), this.options.replicas + 1, this.owners);
+    let entry: WireEntry | undefined;
+    for (let i = 0; i < count; i++) {
+      const nodeId = this.owners[i]!;
+      if (nodeId === this.options.selfId) continue;
+      const address = this.view.addressOf(nodeId);
+      if (address === undefined) continue;
+      entry ??= toWireEntry(action, key, algorithm, cells, base, this.nowMs);
+      let list = this.outbox.get(address);
+      if (list === undefined) {
+        list = [];
+        this.outbox.set(address, list);
+      }
+      list.push(entry);
+    }
+  };
+
+  constructor(
+    private readonly store: LimiterStore,
+    private readonly view: ClusterView,
+    private readonly transport: PeerTransport,
+    private readonly clock: Clock,
+    private readonly options: ReplicatorOptions,
+  ) {
+    if (options.replicas > 0) {
+      this.timer = setInterval(() => this.flushNow(), Math.max(1, options.replicationDelayMs));
+      this.timer.unref();
+    }
+  }
+
+  /** Sends every pending change now. The returned promise settles when all replicas acked (or gave up). */
+  flushNow(): Promise<void> {
+    if (this.options.replicas === 0) return Promise.resolve();
+    this.nowMs = this.clock.now();
+    this.store.drainChanges(this.collect);
+    this.expireWaiters();
+    if (this.outbox.size === 0) return Promise.resolve();
+    const frameIds: number[] = [];
+    for (const [address, entries] of this.outbox) {
+      for (let start = 0; start < entries.length; start += Math.min(this.options.maxBatchSize, frameLimits.maxItems)) {
+        const chunk = entries.slice(start, start + Math.min(this.options.maxBatchSize, frameLimits.maxItems));
+        const id = this.nextFrameId++;
+        if (this.transport.send(address, encodeFrame({ type: FrameType.Replicate, id, entries: chunk }))) {
+          frameIds.push(id);
+          this.stats.framesSent++;
+          this.stats.entriesSent += chunk.length;
+        }
+      }
+    }
+    this.outbox.clear();
+    if (frameIds.length === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const waiter: AckWaiter = { remaining: frameIds.length, deadlineMs: this.nowMs + this.options.ackTimeoutMs, done: resolve };
+      for (const id of frameIds) this.waiters.set(id, waiter);
+    });
+  }
+
+  handleAck(frameId: number): void {
+    const waiter = this.waiters.get(frameId);
+    if (waiter === undefined) return;
+    this.stats.acks++;
+    this.waiters.delete(frameId);
+    if (--waiter.remaining === 0) waiter.done();
+  }
+
+  close(): void {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    for (const waiter of this.waiters.values()) waiter.done();
+    this.waiters.clear();
+  }
+
+  private expireWaiters(): void {
+    for (const [id, waiter] of this.waiters) {
+      if (waiter.deadlineMs > this.nowMs) break;
+      this.waiters.delete(id);
+      if (--waiter.remaining === 0) waiter.done();
+    }
+  }
+}

@@ -1,0 +1,136 @@
+import * as grpc from '@grpc/grpc-js';
+import type { FrameHandler, PeerTransport, Reply } from './peer-transport.js';
+
+const PEER_METHOD = '/ringlimit.peer.v1.Peer/Exchange';
+const NODE_HEADER = 'ringlimit-node-id';
+const identity = (bytes: Buffer): Buffer => bytes;
+
+/** The peer service: one bidirectional stream of raw frames (MessagePack, see ../wire). */
+export const peerServiceDefinition: grpc.ServiceDefinition = {
+  exchange: {
+    path: PEER_METHOD,
+    requestStream: true,
+    responseStream: true,
+    requestSerialize: identity,
+    requestDeserialize: identity,
+    responseSerialize: identity,
+    responseDeserialize: identity,
+    originalName: 'exchange',
+  },
+};
+
+export interface GrpcPeerTransportOptions {
+  /** This node's id, sent once per stream so receivers know who is asking. */
+  nodeId: string;
+  /** Bytes a stream may buffer before send() refuses (back-pressure bound). */
+  maxBufferedBytes: number;
+  /** After a stream breaks, how long before a new one is tried. */
+  reconnectBackoffMs: number;
+}
+
+interface Link {
+  client: grpc.Client;
+  call: grpc.ClientDuplexStream<Buffer, Buffer> | undefined;
+  downUntilMs: number;
+}
+
+/**
+ * PeerTransport over @grpc/grpc-js: the server side is a service added to the node's
+ * gRPC server; the client side keeps one bidi stream per peer address, reopened lazily
+ * after a failure (no retry loop: the next send after the backoff reopens it).
+ */
+export class GrpcPeerTransport implements PeerTransport {
+  private readonly links = new Map<string, Link>();
+  private readonly serverCalls = new Set<grpc.ServerDuplexStream<Buffer, Buffer>>();
+  private frameHandler: FrameHandler = () => undefined;
+  private downHandler: (address: string) => void = () => undefined;
+  private closed = false;
+
+  constructor(
+    server: grpc.Server,
+    private readonly options: GrpcPeerTransportOptions,
+  ) {
+    server.addService(peerServiceDefinition, { exchange: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => this.accept(call) });
+  }
+
+  onFrame(handler: FrameHandler): void {
+    this.frameHandler = handler;
+  }
+
+  onPeerDown(handler: (address: string) => void): void {
+    this.downHandler = handler;
+  }
+
+  send(address: string, frame: Uint8Array): boolean {
+    if (this.closed) return false;
+    const call = this.streamTo(address);
+    if (call === undefined || call.writableLength > this.options.maxBufferedBytes) return false;
+    call.write(Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength));
+    return true;
+  }
+
+  disconnect(address: string): void {
+    const link = this.links.get(address);
+    if (link === undefined) return;
+    this.links.delete(address);
+    link.call?.cancel();
+    link.client.close();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const address of [...this.links.keys()]) this.disconnect(address);
+    for (const call of this.serverCalls) call.end();
+    this.serverCalls.clear();
+  }
+
+  private accept(call: grpc.ServerDuplexStream<Buffer, Buffer>): void {
+    const from = String(call.metadata.get(NODE_HEADER)[0] ?? '');
+    this.serverCalls.add(call);
+    const reply: Reply = (frame) => {
+      if (!call.cancelled && call.writable) call.write(Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength));
+    };
+    call.on('data', (frame: Buffer) => this.frameHandler(frame, reply, from));
+    const done = () => {
+      this.serverCalls.delete(call);
+      if (call.writable) call.end();
+    };
+    call.on('end', done);
+    call.on('error', done);
+  }
+
+  private streamTo(address: string): grpc.ClientDuplexStream<Buffer, Buffer> | undefined {
+    let link = this.links.get(address);
+    if (link === undefined) {
+      const client = new grpc.Client(address, grpc.credentials.createInsecure(), {
+        'grpc.keepalive_time_ms': 10_000,
+        'grpc.keepalive_timeout_ms': 5_000,
+        'grpc.initial_reconnect_backoff_ms': 100,
+        'grpc.max_reconnect_backoff_ms': 1_000,
+      });
+      link = { client, call: undefined, downUntilMs: 0 };
+      this.links.set(address, link);
+    }
+    if (link.call !== undefined) return link.call;
+    if (performance.now() < link.downUntilMs) return undefined;
+    const metadata = new grpc.Metadata();
+    metadata.set(NODE_HEADER, this.options.nodeId);
+    const call = link.client.makeBidiStreamRequest(PEER_METHOD, identity, identity, metadata, {});
+    const current = link;
+    const reply: Reply = (frame) => {
+      if (current.call === call && call.writable) call.write(Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength));
+    };
+    call.on('data', (frame: Buffer) => this.frameHandler(frame, reply, ''));
+    const broken = () => {
+      if (current.call !== call) return;
+      current.call = undefined;
+      current.downUntilMs = performance.now() + this.options.reconnectBackoffMs;
+      if (!this.closed) this.downHandler(address);
+    };
+    call.on('error', broken);
+    call.on('end', broken);
+    call.on('status', broken);
+    link.call = call;
+    return call;
+  }
+}

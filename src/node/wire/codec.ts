@@ -1,0 +1,147 @@
+import { decodeMsgpack, encodeMsgpack } from './msgpack.js';
+import { FrameType, PEER_PROTOCOL_VERSION, WIRE_ERROR_CODES, type ForwardItem, type ForwardResult, type Frame, type WireEntry } from './frames.js';
+
+/**
+ * Peer frames as MessagePack arrays: [version, type, id, ...body]. Positional arrays
+ * are compact and quick to check. decodeFrame validates every field and returns
+ * undefined for anything malformed: callers count it and drop it.
+ */
+
+/** Bounds on what a frame may carry. */
+export const frameLimits = {
+  maxItems: 10_000,
+  maxStringBytes: 1024,
+  maxFrameBytes: 16 * 1024 * 1024,
+} as const;
+
+function itemRow(i: ForwardItem): unknown[] {
+  return [i.id, i.action, i.key, i.limit, i.windowMs, i.weight, i.cost, i.algorithm, i.burst, i.hops, i.maxWaitMs];
+}
+
+function resultRow(r: ForwardResult): unknown[] {
+  return r.status === 0
+    ? [r.id, 0, r.allowed, r.limit, r.remaining, r.resetInMs, r.retryAfterMs, r.waitMs]
+    : [r.id, r.status, r.message, r.field];
+}
+
+function entryRow(e: WireEntry): unknown[] {
+  return [e.action, e.key, e.algorithm, e.cells[0], e.cells[1], e.cells[2], e.cells[3]];
+}
+
+export function encodeFrame(frame: Frame): Buffer {
+  const head = [PEER_PROTOCOL_VERSION, frame.type, frame.id];
+  switch (frame.type) {
+    case FrameType.Forward:
+      return encodeMsgpack([...head, frame.items.map(itemRow)]);
+    case FrameType.ForwardReply:
+      return encodeMsgpack([...head, frame.results.map(resultRow)]);
+    case FrameType.Replicate:
+    case FrameType.Handoff:
+      return encodeMsgpack([...head, frame.entries.map(entryRow)]);
+    case FrameType.Ack:
+      return encodeMsgpack(head);
+    case FrameType.Pull:
+      return encodeMsgpack([...head, frame.action, frame.key]);
+    case FrameType.PullReply:
+      return encodeMsgpack([...head, frame.entry === null ? null : entryRow(frame.entry)]);
+  }
+}
+
+const isId = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+const isFiniteNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+const isName = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= frameLimits.maxStringBytes;
+const isSmallInt = (v: unknown, max: number): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max;
+
+function parseItem(row: unknown): ForwardItem | undefined {
+  if (!Array.isArray(row) || row.length !== 11) return undefined;
+  const [id, action, key, limit, windowMs, weight, cost, algorithm, burst, hops, maxWaitMs] = row as unknown[];
+  if (!isId(id) || !isName(action) || !isName(key)) return undefined;
+  if (!isFiniteNumber(limit) || !isFiniteNumber(windowMs) || !isFiniteNumber(weight) || !isFiniteNumber(cost)) return undefined;
+  if (!isSmallInt(algorithm, 3) || !isFiniteNumber(burst) || !isSmallInt(hops, 8) || !isFiniteNumber(maxWaitMs)) return undefined;
+  return { id, action, key, limit, windowMs, weight, cost, algorithm, burst, hops, maxWaitMs };
+}
+
+function parseResult(row: unknown): ForwardResult | undefined {
+  if (!Array.isArray(row)) return undefined;
+  const [id, status] = row as unknown[];
+  if (!isId(id) || !isSmallInt(status, WIRE_ERROR_CODES.length)) return undefined;
+  if (status === 0) {
+    if (row.length !== 8) return undefined;
+    const [, , allowed, limit, remaining, resetInMs, retryAfterMs, waitMs] = row as unknown[];
+    if (typeof allowed !== 'boolean') return undefined;
+    if (![limit, remaining, resetInMs, retryAfterMs, waitMs].every(isFiniteNumber)) return undefined;
+    return {
+      id,
+      status,
+      allowed,
+      limit: limit as number,
+      remaining: remaining as number,
+      resetInMs: resetInMs as number,
+      retryAfterMs: retryAfterMs as number,
+      waitMs: waitMs as number,
+      message: '',
+      field: '',
+    };
+  }
+  if (row.length !== 4) return undefined;
+  const [, , message, field] = row as unknown[];
+  if (typeof message !== 'string' || typeof field !== 'string' || message.length > 4096 || field.length > 256) return undefined;
+  return { id, status, allowed: false, limit: 0, remaining: 0, resetInMs: 0, retryAfterMs: 0, waitMs: 0, message, field };
+}
+
+function parseEntry(row: unknown): WireEntry | undefined {
+  if (!Array.isArray(row) || row.length !== 7) return undefined;
+  const [action, key, algorithm, c0, c1, c2, c3] = row as unknown[];
+  if (!isName(action) || !isName(key) || !isSmallInt(algorithm, 3)) return undefined;
+  if (!isFiniteNumber(c0) || !isFiniteNumber(c1) || !isFiniteNumber(c2) || !isFiniteNumber(c3)) return undefined;
+  return { action, key, algorithm, cells: [c0, c1, c2, c3] };
+}
+
+function parseList<T>(rows: unknown, parse: (row: unknown) => T | undefined): T[] | undefined {
+  if (!Array.isArray(rows) || rows.length > frameLimits.maxItems) return undefined;
+  const out: T[] = [];
+  for (const row of rows) {
+    const parsed = parse(row);
+    if (parsed === undefined) return undefined;
+    out.push(parsed);
+  }
+  return out;
+}
+
+/** The frame in `bytes`, or undefined if anything about it is malformed. Never throws. */
+export function decodeFrame(bytes: Uint8Array): Frame | undefined {
+  if (bytes.length === 0 || bytes.length > frameLimits.maxFrameBytes) return undefined;
+  const value = decodeMsgpack(bytes);
+  if (!Array.isArray(value) || value.length < 3) return undefined;
+  const [version, type, id] = value as unknown[];
+  if (version !== PEER_PROTOCOL_VERSION || !isId(id)) return undefined;
+  switch (type) {
+    case FrameType.Forward: {
+      const items = value.length === 4 ? parseList(value[3], parseItem) : undefined;
+      return items === undefined ? undefined : { type, id, items };
+    }
+    case FrameType.ForwardReply: {
+      const results = value.length === 4 ? parseList(value[3], parseResult) : undefined;
+      return results === undefined ? undefined : { type, id, results };
+    }
+    case FrameType.Replicate:
+    case FrameType.Handoff: {
+      const entries = value.length === 4 ? parseList(value[3], parseEntry) : undefined;
+      return entries === undefined ? undefined : { type, id, entries };
+    }
+    case FrameType.Ack:
+      return value.length === 3 ? { type, id } : undefined;
+    case FrameType.Pull: {
+      const [, , , action, key] = value as unknown[];
+      return value.length === 5 && isName(action) && isName(key) ? { type, id, action, key } : undefined;
+    }
+    case FrameType.PullReply: {
+      if (value.length !== 4) return undefined;
+      if (value[3] === null) return { type, id, entry: null };
+      const entry = parseEntry(value[3]);
+      return entry === undefined ? undefined : { type, id, entry };
+    }
+    default:
+      return undefined;
+  }
+}

@@ -1,0 +1,77 @@
+import type { ErrorCode } from '../../common/errors.js';
+
+/** Peer protocol version carried in every frame. A frame of another version is dropped. */
+export const PEER_PROTOCOL_VERSION = 1;
+
+/** Frame types. Append-only: never renumber. */
+export const enum FrameType {
+  Forward = 1,
+  ForwardReply = 2,
+  Replicate = 3,
+  Ack = 4,
+  Handoff = 5,
+  Pull = 6,
+  PullReply = 7,
+}
+
+/** Error codes on the wire. Append-only. */
+export const WIRE_ERROR_CODES: readonly ErrorCode[] = [
+  'INTERNAL',
+  'INVALID_ARGUMENT',
+  'RESOURCE_EXHAUSTED',
+  'UNAVAILABLE',
+  'DEADLINE_EXCEEDED',
+  'ABORTED',
+  'FAILED_PRECONDITION',
+];
+
+/** A request forwarded to its owner. Fields mirror RateLimitRequest; 0 means "not given" where noted. */
+export interface ForwardItem {
+  id: number;
+  action: string;
+  key: string;
+  limit: number;
+  windowMs: number;
+  weight: number;
+  cost: number;
+  /** AlgorithmId. */
+  algorithm: number;
+  /** 0: none. */
+  burst: number;
+  /** How many nodes have forwarded it already. */
+  hops: number;
+  /** -1: a plain allow; otherwise a reservation's bound. */
+  maxWaitMs: number;
+}
+
+export interface ForwardResult {
+  id: number;
+  /** 0 = ok, otherwise 1 + index in WIRE_ERROR_CODES. */
+  status: number;
+  allowed: boolean;
+  limit: number;
+  remaining: number;
+  /** Relative to the owner's now: the receiver adds its own clock, so skew never leaks. */
+  resetInMs: number;
+  retryAfterMs: number;
+  waitMs: number;
+  message: string;
+  field: string;
+}
+
+/** One key's state with every time expressed relative to the sender's now. */
+export interface WireEntry {
+  action: string;
+  key: string;
+  algorithm: number;
+  cells: [number, number, number, number];
+}
+
+export type Frame =
+  | { type: FrameType.Forward; id: number; items: ForwardItem[] }
+  | { type: FrameType.ForwardReply; id: number; results: ForwardResult[] }
+  | { type: FrameType.Replicate; id: number; entries: WireEntry[] }
+  | { type: FrameType.Ack; id: number }
+  | { type: FrameType.Handoff; id: number; entries: WireEntry[] }
+  | { type: FrameType.Pull; id: number; action: string; key: string }
+  | { type: FrameType.PullReply; id: number; entry: WireEntry | null };

@@ -1,0 +1,31 @@
+import { createNode, type RingLimitNode } from '../../src/node/node.js';
+import type { NodeOptionsInput } from '../../src/node/options.js';
+
+/** Starts n real nodes on 127.0.0.1 (free ports), joined by gossip, and waits until every node sees all n as owners. */
+export async function startCluster(n: number, options: NodeOptionsInput = {}, perNode: (i: number) => NodeOptionsInput = () => ({})): Promise<RingLimitNode[]> {
+  const nodes: RingLimitNode[] = [];
+  try {
+    const first = await createNode({ nodeId: 'n0', gossipPreset: 'test', port: 0, gossipPort: 0, ...options, ...perNode(0) });
+    nodes.push(first);
+    for (let i = 1; i < n; i++) {
+      nodes.push(await createNode({ nodeId: `n${i}`, gossipPreset: 'test', port: 0, gossipPort: 0, join: [first.gossipAddress!], ...options, ...perNode(i) }));
+    }
+    await waitFor(() => nodes.every((node) => node.owners().length === n), 10_000, 'cluster to converge');
+    return nodes;
+  } catch (error) {
+    await stopAll(nodes);
+    throw error;
+  }
+}
+
+export async function stopAll(nodes: RingLimitNode[], graceful = false): Promise<void> {
+  await Promise.all(nodes.map((node) => node.stop({ graceful }).catch(() => undefined)));
+}
+
+export async function waitFor(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
