@@ -1,6 +1,7 @@
 import { RingLimitError, invalidArgument } from '../common/errors.js';
 import { randomSeed, seededRng, type Rng } from '../common/rng.js';
-import { formatAddress, isValidIpAddress, parseIpAddress, parseSeed, type HostPort } from './address.js';
+import { isValidIpAddress, parseIpAddress, parseSeed } from './address.js';
+import { chunkBySize } from './chunks.js';
 import { Awareness } from './awareness.js';
 import { BroadcastQueue } from './broadcast-queue.js';
 import { resolveLimits, resolveTimings, type PresetName, type SwimLimits, type SwimTimings } from './defaults.js';
@@ -11,7 +12,11 @@ import { compareVersions, MemberTable, toMember, toRecord, type Applied, type Me
 import { decodePacket, encodedRecordBytes, encodedUpdateBytes, encodeMessage } from './message-codec.js';
 import type { AccusationUpdate, AliveUpdate, MemberRecord, Message, Update } from './messages.js';
 import { checkedMeta, sameMeta } from './meta.js';
+import { ProbeOrder } from './probe-order.js';
+import { RateWindow } from './rate-window.js';
 import { realScheduler, type Cancel, type Scheduler } from './scheduler.js';
+import { resolveSeedAddresses } from './seeds.js';
+import { shuffle } from './shuffle.js';
 import { countDrop, emptyStats, type SwimStats } from './stats.js';
 import { Suspicion, suspicionBoundsMs } from './suspicion.js';
 import type { PacketTransport } from './transport.js';
@@ -74,15 +79,13 @@ export class SwimMembership implements Membership {
   private readonly me: MemberEntry;
   private readonly counters: SwimStats = emptyStats();
   private readonly loops: Cancel[] = [];
-  private probeOrder: string[] = [];
-  private probeIndex = 0;
+  private readonly probeOrder: ProbeOrder;
   private seq: number;
   private running = false;
   private leaving = false;
   private stopped = false;
   private syncRepliesReceived = 0;
-  private syncReplyWindowStartMs = 0;
-  private syncRepliesInWindow = 0;
+  private readonly syncReplies: RateWindow;
 
   constructor(options: SwimMembershipOptions) {
     this.timings = resolveTimings(options.preset, options.timings);
@@ -96,6 +99,8 @@ export class SwimMembership implements Membership {
     this.broadcasts = new BroadcastQueue(this.limits.maxBroadcasts);
     this.awareness = new Awareness(this.timings.awarenessMax);
     this.seq = this.rng.int(0x7fff_ffff);
+    this.probeOrder = new ProbeOrder(this.rng);
+    this.syncReplies = new RateWindow(this.limits.maxSyncRepliesPerSecond);
 
     const nodeId = options.nodeId ?? `node-${this.rng.int(0x7fff_ffff).toString(36)}${this.rng.int(0x7fff_ffff).toString(36)}`;
     if (!isValidNodeId(nodeId, this.limits)) {
@@ -195,7 +200,7 @@ export class SwimMembership implements Membership {
     let backoffMs = this.timings.joinBackoffInitialMs;
     let lastTried: string[] = [];
     for (let attempt = 0; attempt < this.limits.maxJoinAttempts && this.running; attempt++) {
-      const targets = await this.resolveSeeds(parsed);
+      const targets = await resolveSeedAddresses(parsed, this.resolveHost, [this.me.address, this.transport.localAddress], this.limits.maxSeeds);
       if (targets.resolvedAny && targets.addresses.length === 0) return 0;
       lastTried = targets.addresses;
       const before = this.syncRepliesReceived;
@@ -287,28 +292,13 @@ export class SwimMembership implements Membership {
     return this.seq;
   }
 
-  private nextProbeTarget(): MemberEntry | undefined {
-    for (let guard = 0; guard < 2; guard++) {
-      while (this.probeIndex < this.probeOrder.length) {
-        const id = this.probeOrder[this.probeIndex++];
-        const entry = id === undefined ? undefined : this.table.get(id);
-        if (entry !== undefined && isLive(entry.state)) return entry;
-      }
-      this.probeOrder = this.shuffle(this.table.live().map((e) => e.nodeId));
-      this.probeIndex = 0;
-    }
-    return undefined;
-  }
-
-  /** Probe a member others suspect at our next tick: an independent confirmation (or not) comes fast. */
-  private probeSoon(nodeId: string): void {
-    if (this.probeOrder[this.probeIndex] === nodeId) return;
-    this.probeOrder.splice(this.probeIndex, 0, nodeId);
-  }
-
   private probeNext(): void {
     if (this.leaving) return;
-    const target = this.nextProbeTarget();
+    const id = this.probeOrder.next(
+      () => this.table.live().map((e) => e.nodeId),
+      (candidate) => isLive(this.table.get(candidate)?.state ?? 'dead'),
+    );
+    const target = id === undefined ? undefined : this.table.get(id);
     if (target === undefined || this.probes.size >= this.limits.maxPendingProbes) return;
     const seq = this.nextSeq();
     const probe: PendingProbe = { target: target.nodeId, acked: false, nacks: 0, expectedNacks: 0, cancel: () => {} };
@@ -327,7 +317,7 @@ export class SwimMembership implements Membership {
   }
 
   private askIndirect(seq: number, probe: PendingProbe, target: MemberEntry): void {
-    const helpers = this.shuffle(this.table.live().filter((e) => e.state === 'alive' && e.nodeId !== target.nodeId)).slice(
+    const helpers = shuffle(this.table.live().filter((e) => e.state === 'alive' && e.nodeId !== target.nodeId), this.rng).slice(
       0,
       this.timings.indirectChecks,
     );
@@ -461,7 +451,7 @@ export class SwimMembership implements Membership {
         if (result.kind === 'suspected') {
           this.startSuspicion(result.entry, u.from);
           if (u.from === this.me.nodeId) this.tellSuspect(result.entry, u);
-          else this.probeSoon(u.nodeId);
+          else this.probeOrder.soon(u.nodeId); // our own verdict, quickly
           this.queueBroadcast(u);
           return this.emitter.emit('update', toMember(result.entry));
         }
@@ -598,7 +588,7 @@ export class SwimMembership implements Membership {
     this.table.prune(this.scheduler.clock.now(), this.timings.deadRetentionMs);
     // Buddy system: whoever we suspect hears it from us every round until it refutes or fails,
     // even if our first messages were lost (e.g. we were the partitioned side).
-    const live = this.shuffle(this.table.live());
+    const live = shuffle(this.table.live(), this.rng);
     const suspects = live.filter((e) => e.state === 'suspect').slice(0, this.timings.gossipFanout);
     for (const suspect of suspects) {
       const buddy = this.accusation('suspect', suspect, this.me.nodeId);
@@ -627,16 +617,10 @@ export class SwimMembership implements Membership {
   }
 
   private replySync(address: string): void {
-    const now = this.scheduler.clock.now();
-    if (now - this.syncReplyWindowStartMs >= 1000) {
-      this.syncReplyWindowStartMs = now;
-      this.syncRepliesInWindow = 0;
-    }
-    if (this.syncRepliesInWindow >= this.limits.maxSyncRepliesPerSecond) {
+    if (!this.syncReplies.tryTake(this.scheduler.clock.now())) {
       this.counters.syncRepliesThrottled++;
       return;
     }
-    this.syncRepliesInWindow++;
     this.counters.syncRepliesSent++;
     this.fullStateChunks((members) => this.send({ type: 'sync-reply', from: this.me.nodeId, members }, address));
   }
@@ -646,21 +630,7 @@ export class SwimMembership implements Membership {
     const records = [this.me, ...this.table.all()].map(toRecord);
     const base = encodeMessage({ type: 'sync', from: this.me.nodeId, wantsReply: true, members: [] }, this.keyring).length;
     const budget = this.limits.maxPacketBytes - base - ARRAY_HEADER_GROWTH_BYTES;
-    let chunk: MemberRecord[] = [];
-    let used = 0;
-    let first = true;
-    for (const r of records) {
-      const bytes = encodedRecordBytes(r);
-      if (used + bytes > budget && chunk.length > 0) {
-        emit(chunk, first);
-        first = false;
-        chunk = [];
-        used = 0;
-      }
-      chunk.push(r);
-      used += bytes;
-    }
-    if (chunk.length > 0) emit(chunk, first);
+    chunkBySize(records, budget, encodedRecordBytes).forEach((chunk, i) => emit(chunk, i === 0));
   }
 
   private sendWithPiggyback(message: Extract<Message, { updates: readonly Update[] }>, address: string, first?: Update): void {
@@ -679,25 +649,6 @@ export class SwimMembership implements Membership {
   }
 
   // ---- join / leave ------------------------------------------------------------------------
-
-  private async resolveSeeds(seeds: readonly HostPort[]): Promise<{ addresses: string[]; resolvedAny: boolean }> {
-    const addresses = new Set<string>();
-    let resolvedAny = false;
-    for (const seed of seeds) {
-      let hosts: string[];
-      try {
-        hosts = await this.resolveHost(seed.host);
-      } catch {
-        continue; // unresolvable for now: DNS may catch up before the deadline
-      }
-      resolvedAny = true;
-      for (const host of hosts) {
-        const address = formatAddress(host, seed.port);
-        if (address !== this.me.address && address !== this.transport.localAddress) addresses.add(address);
-      }
-    }
-    return { addresses: [...addresses].slice(0, this.limits.maxSeeds), resolvedAny };
-  }
 
   private waitForSyncReply(ms: number): Promise<void> {
     return new Promise((resolve) => {
@@ -722,13 +673,4 @@ export class SwimMembership implements Membership {
     await new Promise<void>((resolve) => this.scheduler.after(this.timings.leavePropagateMs, resolve, true));
   }
 
-  private shuffle<T>(items: T[]): T[] {
-    for (let i = items.length - 1; i > 0; i--) {
-      const j = this.rng.int(i + 1);
-      const a = items[i] as T;
-      items[i] = items[j] as T;
-      items[j] = a;
-    }
-    return items;
-  }
 }
