@@ -8,6 +8,7 @@ import { STATE_STRIDE } from '../limiter/algorithms/index.js';
 import { ALGORITHMS, type AlgorithmId, type Decision, type RateLimitRequest, type Reservation } from '../limiter/types.js';
 import { newResolvedParams, resolveRequest } from '../limiter/validate.js';
 import { WaitQueue } from '../limiter/waiters.js';
+import { addPublicApi } from './api/public-service.js';
 import { ClusterView, META_GRPC, META_PROTOCOL, META_STATE, routingKey } from './cluster-view.js';
 import { errorResult, okResult, policyDecision } from './decisions.js';
 import { Forwarder, type ForwarderStats, type PendingForward } from './forwarder.js';
@@ -38,6 +39,8 @@ export interface NodeStats {
   forwarder: ForwarderStats;
   replication: ReplicatorStats;
   handoff: HandoffStats;
+  /** Distance between callers' timestamps (public API timestamp_ms) and this node's clock. */
+  callerSkew: { samples: number; maxAbsMs: number; meanAbsMs: number };
 }
 
 interface NodeEvents {
@@ -158,11 +161,26 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
     return (await this.allow({ key: userId, action, limit, windowMs: windowSeconds * 1000, weight })).allowed;
   }
 
+  /**
+   * A request's caller-side timestamp never changes a decision (the owner's clock alone
+   * decides), but its distance from this node's clock is kept as a skew statistic.
+   */
+  recordCallerTime(timestampMs: number): void {
+    const skew = Math.abs(this.options.clock.now() - timestampMs);
+    const s = this.skew;
+    s.samples++;
+    s.sumAbsMs += skew;
+    if (skew > s.maxAbsMs) s.maxAbsMs = skew;
+  }
+
+  private readonly skew = { samples: 0, sumAbsMs: 0, maxAbsMs: 0 };
+
   stats(): NodeStats {
     const c = this.cluster;
     return {
       store: this.store.stats(),
       ...this.counters,
+      callerSkew: { samples: this.skew.samples, maxAbsMs: this.skew.maxAbsMs, meanAbsMs: this.skew.samples === 0 ? 0 : this.skew.sumAbsMs / this.skew.samples },
       forwarder: c?.forwarder.stats ?? { forwarded: 0, frames: 0, failovers: 0, timeouts: 0, exhausted: 0 },
       replication: c?.replicator.stats ?? { entriesSent: 0, framesSent: 0, acks: 0 },
       handoff: c?.handoff.stats ?? { pulls: 0, pullsAnswered: 0, pullTimeouts: 0, pushedEntries: 0, receivedEntries: 0 },
@@ -329,6 +347,18 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
     if (!o.cluster) return;
     const server = new grpc.Server({ 'grpc.max_receive_message_length': 32 * 1024 * 1024 });
     const transport = new GrpcPeerTransport(server, { nodeId: o.nodeId, maxBufferedBytes: o.maxBufferedBytesPerPeer, reconnectBackoffMs: 200 });
+    addPublicApi(server, {
+      nodeId: o.nodeId,
+      allow: (request) => this.route(request, NO_WAIT),
+      reserve: (request, options) => this.reserve(request, options),
+      health: () => ({
+        nodeId: o.nodeId,
+        status: this.stopping === undefined ? 'active' : 'draining',
+        owners: this.owners(),
+        members: this.members().length,
+      }),
+      recordCallerTime: (timestampMs) => this.recordCallerTime(timestampMs),
+    });
     const port = await bindServer(server, `${o.host}:${o.port}`);
     const grpcAddress = `${o.host}:${port}`;
     const meta = { [META_GRPC]: grpcAddress, [META_STATE]: 'active', [META_PROTOCOL]: String(PEER_PROTOCOL_VERSION) };

@@ -1,0 +1,66 @@
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+
+/** The .proto ships with the package: two folders up from src/node/api (or dist/node/api). */
+export const PROTO_PATH = fileURLToPath(new URL('../../../proto/ringlimit/v1/ratelimiter.proto', import.meta.url));
+
+/** Wire shapes as proto-loader produces them (camelCase, int64 as number, unset optionals absent). */
+export interface WireAllowRequest {
+  key?: string;
+  action?: string;
+  limit?: number;
+  windowMs?: number;
+  weight?: number;
+  cost?: number;
+  algorithm?: string;
+  burst?: number;
+  maxWaitMs?: number;
+  timestampMs?: number;
+}
+
+export interface WireAllowResponse {
+  allowed: boolean;
+  limit: number;
+  remaining: number;
+  resetAtMs: number;
+  retryAfterMs: number;
+  waitMs: number;
+}
+
+export interface WireItemError {
+  code: string;
+  message: string;
+  field: string;
+}
+
+export interface WireAllowBatchItem {
+  decision?: WireAllowResponse;
+  error?: WireItemError;
+}
+
+export interface WireHealth {
+  nodeId: string;
+  status: string;
+  owners: string[];
+  members: number;
+}
+
+let cached: grpc.GrpcObject | undefined;
+
+export function loadRateLimiterPackage(): grpc.GrpcObject {
+  cached ??= grpc.loadPackageDefinition(
+    protoLoader.loadSync(PROTO_PATH, { keepCase: false, longs: Number, enums: String, defaults: false, oneofs: true }),
+  );
+  return cached;
+}
+
+export function rateLimiterService(): grpc.ServiceDefinition {
+  const v1 = (loadRateLimiterPackage()['ringlimit'] as grpc.GrpcObject)['v1'] as grpc.GrpcObject;
+  return (v1['RateLimiter'] as grpc.ServiceClientConstructor).service;
+}
+
+export function rateLimiterClientConstructor(): grpc.ServiceClientConstructor {
+  const v1 = (loadRateLimiterPackage()['ringlimit'] as grpc.GrpcObject)['v1'] as grpc.GrpcObject;
+  return v1['RateLimiter'] as grpc.ServiceClientConstructor;
+}
