@@ -84,6 +84,7 @@ export class SwimMembership implements Membership {
   private running = false;
   private leaving = false;
   private stopped = false;
+  private stopping: Promise<void> | undefined;
   private syncRepliesReceived = 0;
   private readonly syncReplies: RateWindow;
 
@@ -175,6 +176,8 @@ export class SwimMembership implements Membership {
 
   /** Replace own metadata, bump incarnation and gossip it. */
   updateMeta(meta: Meta): void {
+    // After a leave, a newer alive record would bring us back to life in everyone's view.
+    if (this.leaving || this.stopped) throw new RingLimitError('FAILED_PRECONDITION', 'updateMeta after stop()');
     const checked = checkedMeta(meta, this.limits);
     if (sameMeta(checked, this.me.meta)) return;
     this.me.meta = checked;
@@ -219,9 +222,13 @@ export class SwimMembership implements Membership {
   }
 
   /** Graceful by default: announce the leave so peers drop us at once, then close. */
-  async stop(options: StopOptions = {}): Promise<void> {
-    if (this.stopped) return;
-    if (this.running && (options.graceful ?? true)) await this.announceLeave();
+  stop(options: StopOptions = {}): Promise<void> {
+    this.stopping ??= this.shutdown(options.graceful ?? true);
+    return this.stopping;
+  }
+
+  private async shutdown(graceful: boolean): Promise<void> {
+    if (this.running && graceful) await this.announceLeave();
     this.stopped = true;
     this.running = false;
     for (const cancel of this.loops.splice(0)) cancel();
@@ -549,7 +556,10 @@ export class SwimMembership implements Membership {
       if (!this.running) return;
       const cur = this.table.get(entry.nodeId);
       if (cur === undefined || cur.state !== 'suspect' || compareVersions(cur, { generation, incarnation }) > 0) return;
-      this.guard(() => this.applyUpdate(this.accusation('dead', cur, this.me.nodeId)));
+      this.guard(() => {
+        this.applyUpdate(this.accusation('dead', cur, this.me.nodeId));
+        this.gossipTick(); // a verdict is worth spreading now, not at the next tick
+      });
     });
     this.suspicions.set(entry.nodeId, suspicion);
   }

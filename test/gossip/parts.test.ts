@@ -4,6 +4,8 @@ import { Awareness } from '../../src/gossip/awareness.js';
 import { BroadcastQueue } from '../../src/gossip/broadcast-queue.js';
 import { defaults, resolveLimits, resolveTimings } from '../../src/gossip/defaults.js';
 import { MemberTable } from '../../src/gossip/member-table.js';
+import { MemoryNetwork } from '../../src/gossip/memory-network.js';
+import { SwimMembership } from '../../src/gossip/swim.js';
 import type { Update } from '../../src/gossip/messages.js';
 import { checkedMeta } from '../../src/gossip/meta.js';
 import { ManualScheduler } from '../../src/gossip/scheduler.js';
@@ -154,5 +156,29 @@ describe('StaticMembership', () => {
       /duplicate/,
     );
     expect(() => new StaticMembership({ self: { nodeId: 'a', address: 'localhost:1' } })).toThrow(/self.address/);
+  });
+});
+
+describe('SwimMembership lifecycle', () => {
+  it('stop() is idempotent, and metadata cannot change after a leave', async () => {
+    const scheduler = new ManualScheduler();
+    const network = new MemoryNetwork({ scheduler });
+    const m = new SwimMembership({ transport: network.bind(), scheduler, preset: 'test', nodeId: 'solo' });
+    await m.start();
+    const first = m.stop();
+    const second = m.stop();
+    expect(second).toBe(first);
+    await scheduler.advance(1_000);
+    await first;
+    expect(() => m.updateMeta({ a: 'b' })).toThrow(/after stop/);
+    await expect(m.start()).rejects.toMatchObject({ code: 'FAILED_PRECONDITION' });
+  });
+
+  it('validates construction options with the field name', async () => {
+    const scheduler = new ManualScheduler();
+    const network = new MemoryNetwork({ scheduler });
+    expect(() => new SwimMembership({ transport: network.bind(), scheduler, nodeId: 'has space' })).toThrow(/nodeId/);
+    expect(() => new SwimMembership({ transport: network.bind(), scheduler, advertiseAddress: '0.0.0.0:7000' })).toThrow(/advertiseAddress/);
+    expect(() => new SwimMembership({ transport: network.bind(), scheduler, meta: { k: 'x'.repeat(1000) } })).toThrow(/512-byte limit/);
   });
 });
