@@ -51,8 +51,12 @@ function validateStoreOptions(o: StoreOptions): void {
   if (typeof o.trackChanges !== 'boolean') throw invalidArgument('trackChanges', 'must be a boolean');
 }
 
-/** How an imported state meets one already held for the same key. */
-export type ImportMode = 'replace' | 'merge';
+/**
+ * How an imported state meets one already held for the same key: 'replace' overwrites;
+ * 'merge' keeps both views conservatively; 'replica' overwrites a copy but merges with a
+ * state this store decided itself (a replica never erases decisions made here).
+ */
+export type ImportMode = 'replace' | 'merge' | 'replica';
 
 /** Visits one key's state; `cells[base .. base + 3]` are its four doubles (see STATE_STRIDE). */
 export type EntryVisitor = (action: string, key: string, algorithm: AlgorithmId, cells: Float64Array, base: number) => void;
@@ -89,6 +93,8 @@ export class LimiterStore {
   private changedFlag: Uint8Array;
   private changedList: Int32Array;
   private changedCount = 0;
+  /** 1 where the slot's state was last changed by a decision here, 0 where by an import. */
+  private decidedHere: Uint8Array;
   private readonly pendingMerges = new Map<string, PendingMerge>();
   private readonly keyOf: (string | undefined)[] = [];
   private head = NONE;
@@ -115,6 +121,7 @@ export class LimiterStore {
     this.actionOf = new Uint16Array(this.capacity);
     this.prev = new Int32Array(this.capacity);
     this.next = new Int32Array(this.capacity);
+    this.decidedHere = new Uint8Array(merged.trackChanges ? this.capacity : 0);
     this.changedFlag = new Uint8Array(merged.trackChanges ? this.capacity : 0);
     this.changedList = new Int32Array(merged.trackChanges ? this.capacity : 0);
   }
@@ -195,6 +202,7 @@ export class LimiterStore {
   }
 
   private markChanged(slot: number): void {
+    this.decidedHere[slot] = 1;
     if (this.changedFlag[slot] === 1) return;
     this.changedFlag[slot] = 1;
     this.changedList[this.changedCount++] = slot;
@@ -257,13 +265,14 @@ export class LimiterStore {
    */
   importEntry(action: string, key: string, algorithm: AlgorithmId, cells: Float64Array, base: number, mode: ImportMode): void {
     let slot = this.tables.get(action)?.get(key);
-    if (slot !== undefined && mode === 'merge') {
+    if (slot !== undefined && (mode === 'merge' || (mode === 'replica' && this.decidedHere[slot] === 1))) {
       if (this.pendingMerges.size >= this.options.maxPendingMerges) return; // bounded: the local view stands
       this.pendingMerges.set(`${action}\u0000${key}`, { algorithm, cells: cells.slice(base, base + STATE_STRIDE) });
       return;
     }
     if (slot === undefined) slot = this.insert(action, key, algorithm);
     else this.touch(slot);
+    if (this.options.trackChanges) this.decidedHere[slot] = 0;
     this.algorithmOf[slot] = algorithm;
     const into = slot * STATE_STRIDE;
     for (let i = 0; i < STATE_STRIDE; i++) this.cells[into + i] = cells[base + i]!;
@@ -403,6 +412,9 @@ export class LimiterStore {
     next.set(this.next);
     this.next = next;
     if (this.options.trackChanges) {
+      const decided = new Uint8Array(capacity);
+      decided.set(this.decidedHere);
+      this.decidedHere = decided;
       const flag = new Uint8Array(capacity);
       flag.set(this.changedFlag);
       this.changedFlag = flag;
@@ -417,6 +429,7 @@ export class LimiterStore {
     const key = this.keyOf[slot]!;
     this.tables.get(this.actionNames[this.actionOf[slot]!]!)!.delete(key);
     this.keyOf[slot] = undefined;
+    if (this.options.trackChanges) this.decidedHere[slot] = 0;
     // A listed slot stays listed: if it is reused before the drain, the new key's state is sent, which is harmless.
     this.unlink(slot);
     this.next[slot] = this.freeHead;

@@ -7,7 +7,8 @@ export const META_GRPC = 'grpc';
 export const META_STATE = 'state';
 export const META_PROTOCOL = 'pv';
 
-export type NodeState = 'active' | 'draining';
+/** joining: not routed to until its view is complete; draining: handing its keys over. */
+export type NodeState = 'joining' | 'active' | 'draining';
 
 /** What the ring places for (action, key): both parts, so one user's actions spread over nodes. */
 export function routingKey(action: string, key: string): string {
@@ -67,8 +68,8 @@ export class ClusterView {
       const grpc = m.meta[META_GRPC];
       if (grpc === undefined) continue;
       addresses.set(m.nodeId, grpc);
-      // A draining node still answers (handoff), but owns nothing new.
-      if (m.meta[META_STATE] !== 'draining') owners.push(m);
+      // Joining and draining nodes answer peers (handoff) but own nothing yet / any more.
+      if (m.meta[META_STATE] === 'active') owners.push(m);
     }
     this.addresses = addresses;
     return new Ring(owners.map((m) => ({ nodeId: m.nodeId })));

@@ -99,8 +99,12 @@ export class Forwarder {
     });
   }
 
-  /** Re-sends a forward received from another node to this node's idea of the owner (one extra hop at most). */
+  /**
+   * Re-sends a forward received from another node to this node's idea of the owner (one
+   * extra hop at most). It gets an id of ours: ids are only unique per sending node.
+   */
   relay(pending: PendingForward): void {
+    pending.item.id = this.nextId++;
     this.dispatch(pending);
   }
 

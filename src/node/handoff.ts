@@ -30,13 +30,15 @@ interface InFlightPull {
   timer: NodeJS.Timeout;
   action: string;
   key: string;
+  /** Answers still expected (one per node asked). */
+  awaiting: number;
 }
 
 /**
  * Moving key state when ownership changes.
  *
  * Pull on first access: for handoffWindowMs after the ring changes, the first request
- * for a key this node now owns but holds no state for waits (≤ pullTimeoutMs) while the
+ * for a key this node now owns waits (≤ pullTimeoutMs) while the
  * previous owner sends that key's state. The previous owner, having answered, remembers
  * the key as given away and forwards later requests for it to the new owner, even if its
  * own view of the ring has not caught up. Only keys that are actually used move, and
@@ -53,6 +55,9 @@ export class Handoff {
   private readonly givenAway = new Map<string, { nodeId: string; untilMs: number }>();
   private nextId = 1;
   private readonly cells = new Float64Array(STATE_STRIDE);
+  /** Keys accessed since the last ring change: pulled (or found nothing to pull) already. */
+  private readonly settled = new Set<string>();
+  private settledSince = -Infinity;
 
   constructor(
     private readonly store: LimiterStore,
@@ -69,14 +74,30 @@ export class Handoff {
   pullIfNeeded(action: string, key: string): Promise<void> | undefined {
     const nowMs = this.clock.now();
     if (nowMs - this.view.changedAtMs > this.options.handoffWindowMs) return undefined;
+    if (this.settledSince !== this.view.changedAtMs) {
+      this.settled.clear();
+      this.settledSince = this.view.changedAtMs;
+    }
     const id = routingKey(action, key);
     const inFlight = this.pullsByKey.get(id);
     if (inFlight !== undefined) return inFlight.promise;
-    if (this.store.readEntry(action, key, this.cells) !== -1) return undefined;
-    const previousOwner = this.view.previous.owner(id);
-    if (previousOwner === undefined || previousOwner === this.options.selfId) return undefined;
-    const address = this.view.addressOf(previousOwner);
-    if (address === undefined || this.pulls.size >= this.options.maxTrackedKeys) return undefined;
+    // State that merely arrived here (replication racing the ring change) does not count:
+    // the previous owner must hear from us, so that it stops deciding the key.
+    if (this.settled.has(id) || this.settled.size >= this.options.maxTrackedKeys) return undefined;
+    this.settled.add(id);
+    // Who decided this key before the change: the previous ring says so for a node that
+    // was already an owner; for a node new to the ring it is the node after it on the ring.
+    const previous = this.view.previous;
+    const newcomer = !previous.has(this.options.selfId);
+    const fromPrevious = newcomer ? undefined : previous.owner(id);
+    const fromSuccessor = newcomer ? this.view.ring.owners(id, 2)[1] : undefined;
+    const addresses: string[] = [];
+    for (const nodeId of [fromPrevious, fromSuccessor]) {
+      if (nodeId === undefined || nodeId === this.options.selfId) continue;
+      const address = this.view.addressOf(nodeId);
+      if (address !== undefined && !addresses.includes(address)) addresses.push(address);
+    }
+    if (addresses.length === 0 || this.pulls.size >= this.options.maxTrackedKeys) return undefined;
     const frameId = this.nextId++;
     let resolve!: () => void;
     const promise = new Promise<void>((r) => {
@@ -87,18 +108,21 @@ export class Handoff {
       this.finishPull(frameId);
     }, this.options.pullTimeoutMs);
     timer.unref();
-    const pull: InFlightPull = { promise, resolve, timer, action, key };
-    if (!this.transport.send(address, encodeFrame({ type: FrameType.Pull, id: frameId, action, key }))) {
+    const frame = encodeFrame({ type: FrameType.Pull, id: frameId, action, key });
+    let sent = 0;
+    for (const address of addresses) if (this.transport.send(address, frame)) sent++;
+    if (sent === 0) {
       clearTimeout(timer);
       return undefined;
     }
-    this.stats.pulls++;
+    const pull: InFlightPull = { promise, resolve, timer, action, key, awaiting: sent };
+    this.stats.pulls += sent;
     this.pulls.set(frameId, pull);
     this.pullsByKey.set(id, pull);
     return promise;
   }
 
-  /** The previous owner's answer to our pull. */
+  /** A previous owner's answer to our pull. */
   handlePullReply(frameId: number, entry: WireEntry | null): void {
     const pull = this.pulls.get(frameId);
     if (pull === undefined) return;
@@ -106,13 +130,16 @@ export class Handoff {
       this.store.importEntry(entry.action, entry.key, entry.algorithm as AlgorithmId, fromWireEntry(entry, this.clock.now(), this.cells), 0, 'merge');
       this.stats.receivedEntries++;
     }
-    this.finishPull(frameId);
+    if (--pull.awaiting === 0) this.finishPull(frameId);
   }
 
   /** Another node pulls a key from us: answer with its state and remember it moved. */
   answerPull(action: string, key: string, fromNodeId: string): WireEntry | null {
     this.stats.pullsAnswered++;
-    if (fromNodeId !== '' && this.givenAway.size < this.options.maxTrackedKeys) {
+    // Hand the key over unless our view names a third node as its owner (a stray pull).
+    const ownerHere = this.view.ring.owner(routingKey(action, key));
+    const stray = ownerHere !== undefined && ownerHere !== this.options.selfId && ownerHere !== fromNodeId;
+    if (fromNodeId !== '' && !stray && this.givenAway.size < this.options.maxTrackedKeys) {
       this.givenAway.set(routingKey(action, key), { nodeId: fromNodeId, untilMs: this.clock.now() + this.options.handoffWindowMs });
     }
     const algorithm = this.store.readEntry(action, key, this.cells);
@@ -126,7 +153,7 @@ export class Handoff {
     const id = routingKey(action, key);
     const moved = this.givenAway.get(id);
     if (moved === undefined) return undefined;
-    if (moved.untilMs < this.clock.now()) {
+    if (moved.untilMs < this.clock.now() || !this.view.ring.has(moved.nodeId)) {
       this.givenAway.delete(id);
       return undefined;
     }

@@ -34,6 +34,10 @@ export interface NodeStats {
   received: number;
   /** Peer frames dropped as malformed. */
   malformedFrames: number;
+  /** Forwards decided here although another node owns the key (it had been relayed once already). */
+  decidedAsFallback: number;
+  /** Forwards passed on to the owner in this node's view (one hop at most). */
+  relayed: number;
   /** Decisions answered by the onUnavailable policy. */
   unavailable: number;
   forwarder: ForwarderStats;
@@ -74,7 +78,7 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
   private readonly params = newResolvedParams();
   private readonly waiters: WaitQueue<Reservation>;
   private readonly sweeper: NodeJS.Timeout;
-  private readonly counters = { decidedHere: 0, received: 0, malformedFrames: 0, unavailable: 0 };
+  private readonly counters = { decidedHere: 0, decidedAsFallback: 0, relayed: 0, received: 0, malformedFrames: 0, unavailable: 0 };
   private stopping: Promise<void> | undefined;
 
   private constructor(options: NodeOptions) {
@@ -282,7 +286,7 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
 
   private importReplica(entry: WireEntry, nowMs: number): void {
     const cells = fromWireEntry(entry, nowMs, this.replicaCells);
-    this.store.importEntry(entry.action, entry.key, entry.algorithm as AlgorithmId, cells, 0, 'replace');
+    this.store.importEntry(entry.action, entry.key, entry.algorithm as AlgorithmId, cells, 0, 'replica');
   }
 
   private serveForwards(frameId: number, items: ForwardItem[], reply: Reply): void {
@@ -322,10 +326,12 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
           resolve: answer,
           reject: fail,
         };
+        this.counters.relayed++;
         cluster.forwarder.relay(relayed);
         continue;
       }
-      const pull = item.hops === 0 ? cluster.handoff.pullIfNeeded(p.action, p.key) : undefined;
+      if (owner !== this.nodeId) this.counters.decidedAsFallback++;
+      const pull = cluster.handoff.pullIfNeeded(p.action, p.key);
       if (pull !== undefined || this.options.replication === 'sync') {
         (pull ?? Promise.resolve()).then(() => this.decideHere(request, item.maxWaitMs)).then(answer, fail);
         continue;
@@ -361,7 +367,7 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
     });
     const port = await bindServer(server, `${o.host}:${o.port}`);
     const grpcAddress = `${o.host}:${port}`;
-    const meta = { [META_GRPC]: grpcAddress, [META_STATE]: 'active', [META_PROTOCOL]: String(PEER_PROTOCOL_VERSION) };
+    const meta = { [META_GRPC]: grpcAddress, [META_STATE]: 'joining', [META_PROTOCOL]: String(PEER_PROTOCOL_VERSION) };
     let swim: SwimMembership | undefined;
     let membership: Membership;
     if (o.membership !== undefined) {
@@ -416,7 +422,13 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
     }
     this.cluster = { membership, swim, view, server, transport, forwarder, replicator, handoff, grpcAddress };
     await membership.start();
-    if (swim !== undefined && o.join.length > 0) await swim.join(o.join);
+    if (swim !== undefined && o.join.length > 0) {
+      await swim.join(o.join);
+      await settled(() => membership.members().length, JOIN_SETTLE_MS, JOIN_SETTLE_MAX_MS);
+    }
+    // Only now, with a complete view (so "previous owner" means the owner before us), take keys.
+    view.refresh();
+    membership.updateMeta({ ...meta, [META_STATE]: 'active' });
     view.refresh();
   }
 
@@ -487,6 +499,24 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** A full-state sync can span several datagrams: the view is complete once it stops growing for a while. */
+const JOIN_SETTLE_MS = 150;
+const JOIN_SETTLE_MAX_MS = 3_000;
+
+async function settled(read: () => number, quietMs: number, maxMs: number): Promise<void> {
+  const deadline = Date.now() + maxMs;
+  let last = read();
+  let quietSince = Date.now();
+  while (Date.now() < deadline && Date.now() - quietSince < quietMs) {
+    await sleep(20);
+    const now = read();
+    if (now !== last) {
+      last = now;
+      quietSince = Date.now();
+    }
+  }
+}
 
 function bindServer(server: grpc.Server, address: string): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -24,7 +24,7 @@ export interface NodeOptions {
   cluster: boolean;
   /** Injected membership (tests, custom discovery); replaces SWIM when given. */
   membership: Membership | undefined;
-  /** Shared gossip secrets (first is used to send; all are accepted), e.g. from a key file. */
+  /** Shared gossip secrets, base64 of 16–64 bytes (the first signs; all are accepted), e.g. from a key file. */
   gossipKeys: string[];
   gossipPreset: 'lan' | 'test';
   /** Distinct nodes after the owner that hold a copy of each key's state. */
@@ -123,8 +123,8 @@ export function resolveNodeOptions(input: NodeOptionsInput = {}): NodeOptions {
   range(o, 'drainTimeoutMs', 0, 600_000, false);
   range(o, 'maxBufferedBytesPerPeer', 1024, 2 ** 31);
   if (o.gossipPreset !== 'lan' && o.gossipPreset !== 'test') throw invalidArgument('gossipPreset', "must be 'lan' or 'test'");
-  if (!Array.isArray(o.gossipKeys) || !o.gossipKeys.every((k) => typeof k === 'string' && k.length >= 16)) {
-    throw invalidArgument('gossipKeys', 'must be strings of at least 16 characters');
+  if (!Array.isArray(o.gossipKeys) || !o.gossipKeys.every((k) => typeof k === 'string' && /^[A-Za-z0-9+/]{22,88}={0,2}$/.test(k))) {
+    throw invalidArgument('gossipKeys', 'must be base64-encoded keys of 16 to 64 bytes (e.g. `openssl rand -base64 32`)');
   }
   if (typeof o.clock?.now !== 'function') throw invalidArgument('clock', 'must have a now() method');
   return o;
