@@ -7,12 +7,13 @@ import { createNode, type RingLimitNode } from '../../src/node/node.js';
 import { startCluster, stopAll, waitFor } from './helpers.js';
 
 const LIMIT = 100;
-const WINDOW_MS = 60_000;
+/** A day-long fixed window: a test's few seconds never straddle a boundary (except near UTC midnight). */
+const WINDOW_MS = 86_400_000;
 const request = (key: string) => ({ key, action: 'api', limit: LIMIT, windowMs: WINDOW_MS, algorithm: 'fixed-window' as const });
 
-/** Waits so a test never straddles a fixed-window boundary (60 s windows on the node clocks, ±5 s skew). */
+/** Waits out the rare case of running right at a window boundary (UTC midnight), skew included. */
 async function awayFromBoundary(needMs: number, skewMs = 0): Promise<void> {
-  const into = (Date.now() + WINDOW_MS * 10) % WINDOW_MS;
+  const into = Date.now() % WINDOW_MS;
   if (into < skewMs + 500 || into > WINDOW_MS - needMs - skewMs) await new Promise((r) => setTimeout(r, WINDOW_MS - into + skewMs + 600));
 }
 
@@ -59,7 +60,7 @@ describe('membership changes under load', () => {
   });
 
   it('a node joining under load: over-admission within 1 % of the affected limits', async () => {
-    await awayFromBoundary(20_000);
+    await awayFromBoundary(30_000);
     nodes = await startCluster(3);
     const keys = Array.from({ length: 60 }, (_, i) => `join-${i}`);
     const load = drive(() => nodes, keys, 12);
@@ -80,7 +81,7 @@ describe('membership changes under load', () => {
   }, 60_000);
 
   it('a graceful leave under load: over-admission within 1 %', async () => {
-    await awayFromBoundary(20_000);
+    await awayFromBoundary(30_000);
     nodes = await startCluster(3);
     const keys = Array.from({ length: 60 }, (_, i) => `leave-${i}`);
     const leaver = nodes[2]!;
@@ -104,7 +105,7 @@ describe('membership changes under load', () => {
 
   it('clock skew of ±5 s between nodes: exactness still holds', async () => {
     const offsets = [-5_000, 0, 5_000];
-    await awayFromBoundary(15_000, 5_000);
+    await awayFromBoundary(30_000, 5_000);
     nodes = await startCluster(3, {}, (i) => ({ clock: new OffsetClock(systemClock, offsets[i]!) }));
     const keys = Array.from({ length: 20 }, (_, i) => `skew-${i}`);
     const load = drive(() => nodes, keys, 30);
@@ -117,7 +118,7 @@ describe('membership changes under load', () => {
   it('a whole-cluster graceful restart keeps the counts (snapshots in dataDir)', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'ringlimit-snap-'));
     try {
-      await awayFromBoundary(20_000);
+      await awayFromBoundary(30_000);
       nodes = await startCluster(3, { dataDir });
       const keys = Array.from({ length: 30 }, (_, i) => `snap-${i}`);
       for (const key of keys) for (let i = 0; i < 60; i++) await nodes[i % 3]!.allow(request(key));
