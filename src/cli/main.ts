@@ -1,16 +1,28 @@
+import { runClusterDemo } from './demo-cluster.js';
 import { runLimiterDemo } from './demo-limiter.js';
+import { SERVE_USAGE, runServe } from './serve.js';
 
 const USAGE = `usage: ringlimit <command>
 
 commands:
-  demo      show the limiter deciding live traffic (weighted users, algorithms, throttling)
-  help      print this message
+  serve        run a cluster node (see ringlimit serve --help)
+  demo         start a local 3-node cluster and show it limiting traffic exactly, through a node failure
+  demo-local   show the in-process limiter: weighted users and throttling
+  help         print this message
 `;
 
 export async function runCli(args: string[]): Promise<number> {
   const [command, ...rest] = args;
   switch (command) {
+    case 'serve':
+      if (rest.includes('--help') || rest.includes('-h')) {
+        process.stdout.write(SERVE_USAGE);
+        return 0;
+      }
+      return runServe(rest);
     case 'demo':
+      return runClusterDemo(rest);
+    case 'demo-local':
       return runLimiterDemo(rest);
     case undefined:
     case 'help':

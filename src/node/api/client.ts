@@ -14,9 +14,11 @@ export interface ClientOptions {
   batchWaitMs: number;
   /** Requests queued or in flight at once. */
   maxPending: number;
+  /** Send to nodes[0] first (fail over in list order); default: start at a random node. */
+  preferFirst: boolean;
 }
 
-export const clientDefaults: Omit<ClientOptions, 'nodes'> = { timeoutMs: 2_000, maxBatchSize: 1_000, batchWaitMs: 0, maxPending: 100_000 };
+export const clientDefaults: Omit<ClientOptions, 'nodes'> = { timeoutMs: 2_000, maxBatchSize: 1_000, batchWaitMs: 0, maxPending: 100_000, preferFirst: false };
 
 interface Queued {
   wire: WireAllowRequest;
@@ -62,7 +64,7 @@ export class RingLimitClient {
     if (!(o.maxBatchSize >= 1 && o.maxBatchSize <= MAX_BATCH_ITEMS)) throw invalidArgument('maxBatchSize', `must be 1..${MAX_BATCH_ITEMS}`);
     const Ctor = rateLimiterClientConstructor();
     this.clients = o.nodes.map((address) => new Ctor(address, grpc.credentials.createInsecure()) as unknown as BatchClient);
-    this.preferred = Math.floor(Math.random() * this.clients.length);
+    this.preferred = o.preferFirst ? 0 : Math.floor(Math.random() * this.clients.length);
   }
 
   allow(request: RateLimitRequest): Promise<Reservation> {

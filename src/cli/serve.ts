@@ -1,0 +1,104 @@
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { RingLimitError } from '../common/errors.js';
+import { createNode } from '../node/node.js';
+import type { NodeOptionsInput } from '../node/options.js';
+
+export const SERVE_USAGE = `usage: ringlimit serve [options]
+
+  --node-id ID            stable node identity (default: random)
+  --host HOST             address to bind and advertise (default 127.0.0.1)
+  --port PORT             gRPC port: public API and peer traffic (default 0: any free port)
+  --gossip-port PORT      UDP port for SWIM gossip (default 0: any free port)
+  --join HOST:PORT[,...]  gossip address of one or more members to join
+  --replicas N            copies of each key's state after its owner (default 1)
+  --replication MODE      async (default) or sync
+  --data-dir DIR          keep a snapshot here on graceful stop; load it at start
+  --gossip-key-file FILE  shared secret(s) for gossip, base64, one per line (first signs)
+  --on-unavailable P      local (default), allow or deny, when no owner answers
+  --gossip-preset NAME    lan (default) or test
+  --ready-json            print one JSON line with the bound addresses once serving
+`;
+
+function port(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n > 65_535) throw new RingLimitError('INVALID_ARGUMENT', `--${name} must be a port number 0..65535, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+export function parseServeArgs(args: string[]): { options: NodeOptionsInput; readyJson: boolean } {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        'node-id': { type: 'string' },
+        host: { type: 'string' },
+        port: { type: 'string' },
+        'gossip-port': { type: 'string' },
+        join: { type: 'string' },
+        replicas: { type: 'string' },
+        replication: { type: 'string' },
+        'data-dir': { type: 'string' },
+        'gossip-key-file': { type: 'string' },
+        'on-unavailable': { type: 'string' },
+        'gossip-preset': { type: 'string' },
+        'ready-json': { type: 'boolean' },
+      },
+    });
+  } catch (error) {
+    throw new RingLimitError('INVALID_ARGUMENT', `${(error as Error).message}\n\n${SERVE_USAGE}`);
+  }
+  const v = parsed.values;
+  const options: NodeOptionsInput = { cluster: true };
+  if (v['node-id'] !== undefined) options.nodeId = v['node-id'];
+  if (v.host !== undefined) options.host = v.host;
+  const grpcPort = port('port', v.port);
+  if (grpcPort !== undefined) options.port = grpcPort;
+  const gossipPort = port('gossip-port', v['gossip-port']);
+  if (gossipPort !== undefined) options.gossipPort = gossipPort;
+  if (v.join !== undefined) options.join = v.join.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (v.replicas !== undefined) {
+    if (!/^\d+$/.test(v.replicas)) throw new RingLimitError('INVALID_ARGUMENT', `--replicas must be a whole number, got ${JSON.stringify(v.replicas)}`);
+    options.replicas = Number(v.replicas);
+  }
+  if (v.replication !== undefined) options.replication = v.replication as NodeOptionsInput['replication'];
+  if (v['data-dir'] !== undefined) options.dataDir = v['data-dir'];
+  if (v['on-unavailable'] !== undefined) options.onUnavailable = v['on-unavailable'] as NodeOptionsInput['onUnavailable'];
+  if (v['gossip-preset'] !== undefined) options.gossipPreset = v['gossip-preset'] as NodeOptionsInput['gossipPreset'];
+  if (v['gossip-key-file'] !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(v['gossip-key-file'], 'utf8');
+    } catch (error) {
+      throw new RingLimitError('INVALID_ARGUMENT', `--gossip-key-file: cannot read ${v['gossip-key-file']}: ${(error as Error).message}`);
+    }
+    options.gossipKeys = text.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+  }
+  return { options, readyJson: v['ready-json'] === true };
+}
+
+/** Runs a node until SIGTERM or SIGINT, then stops it gracefully (handoff, snapshot, leave). */
+export async function runServe(args: string[]): Promise<number> {
+  const { options, readyJson } = parseServeArgs(args);
+  const node = await createNode(options);
+  const log = (line: string) => process.stderr.write(`[ringlimit ${node.nodeId}] ${line}\n`);
+  node.on('membership', (event, member) => log(`${event}: ${member.nodeId} (${member.address})`));
+  node.on('ownership', (owners) => log(`ring: ${owners.join(', ')}`));
+  log(`serving gRPC on ${node.grpcAddress}, gossip on ${node.gossipAddress}`);
+  if (readyJson) process.stdout.write(`${JSON.stringify({ nodeId: node.nodeId, grpc: node.grpcAddress, gossip: node.gossipAddress })}\n`);
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log(`${signal}: draining and leaving`);
+      resolve();
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  await node.stop({ graceful: true });
+  log('stopped');
+  return 0;
+}
