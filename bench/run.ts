@@ -7,6 +7,7 @@ import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runLimiterBench } from './limiter.js';
+import { runNodeBench } from './node.js';
 
 type Section = (log: (line: string) => void) => Promise<string>;
 
@@ -26,6 +27,7 @@ async function main(): Promise<void> {
   const sections: [string, Section | undefined][] = [
     ['limiter', runLimiterBench],
     ['ring', await optionalSection('./ring.js', 'runRingBench')],
+    ['node', runNodeBench],
   ];
   const parts: string[] = [];
   for (const [name, run] of sections) {

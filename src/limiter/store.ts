@@ -162,8 +162,28 @@ export class LimiterStore {
     };
   }
 
+  /**
+   * Decides a request its caller has already validated with resolveRequest (the cluster
+   * node resolves once to route, then decides): a plain allow with maxWaitMs < 0, else a
+   * reservation. Returns a fresh Reservation.
+   */
+  decideResolved(p: ResolvedParams, maxWaitMs: number): Reservation {
+    const out = this.decideParams(p, maxWaitMs);
+    return {
+      allowed: out.allowed,
+      limit: p.limit,
+      remaining: out.remaining,
+      resetAtMs: out.resetAtMs,
+      retryAfterMs: out.retryAfterMs,
+      waitMs: out.waitMs,
+    };
+  }
+
   private decide(request: RateLimitRequest, maxWaitMs: number): StepOut {
-    const p = resolveRequest(request, this.params);
+    return this.decideParams(resolveRequest(request, this.params), maxWaitMs);
+  }
+
+  private decideParams(p: ResolvedParams, maxWaitMs: number): StepOut {
     const nowMs = this.clock.now();
     const impl = algorithms[p.algorithm]!;
     const out = this.out;

@@ -67,6 +67,11 @@ export class Handoff {
     private readonly options: HandoffOptions,
   ) {}
 
+  /** Whether a first access may have to wait for a pull (the ring changed recently). */
+  mayPull(): boolean {
+    return this.clock.now() - this.view.changedAtMs <= this.options.handoffWindowMs;
+  }
+
   /**
    * If the first access to (action, key) should wait for the previous owner's state,
    * returns a promise that settles when it has arrived (or the wait timed out).

@@ -5,7 +5,7 @@ import { Keyring, createSwimMembership, type Member, type Membership, type SwimM
 import { limitFromRate, type AcquireOptions } from '../limiter/limiter.js';
 import { LimiterStore, type StoreStats } from '../limiter/store.js';
 import { STATE_STRIDE } from '../limiter/algorithms/index.js';
-import { ALGORITHMS, type AlgorithmId, type Decision, type RateLimitRequest, type Reservation } from '../limiter/types.js';
+import { ALGORITHMS, type AlgorithmId, type Decision, type RateLimitRequest, type Reservation, type ResolvedParams } from '../limiter/types.js';
 import { newResolvedParams, resolveRequest } from '../limiter/validate.js';
 import { WaitQueue } from '../limiter/waiters.js';
 import { addPublicApi } from './api/public-service.js';
@@ -136,6 +136,24 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
     return this.route(request, NO_WAIT);
   }
 
+  /**
+   * The synchronous fast path: the decision now when this node owns the key (or runs
+   * alone), or undefined when it must be forwarded or fetched — then await allow().
+   * Throws RateLimitError for bad input, like the core.
+   */
+  allowNow(request: RateLimitRequest): Decision | undefined {
+    const p = resolveRequest(request, this.params);
+    const cluster = this.cluster;
+    if (cluster !== undefined) {
+      const ring = cluster.view.ring;
+      const owner = cluster.handoff.newOwnerOf(p.action, p.key) ?? ring.nodeIdAt(ring.ownerIndex(routingKey(p.action, p.key)));
+      if (owner !== undefined && owner !== this.nodeId) return undefined;
+      if (this.options.replication === 'sync' || cluster.handoff.mayPull()) return undefined;
+    }
+    this.counters.decidedHere++;
+    return this.store.decideResolved(p, NO_WAIT);
+  }
+
   reserve(request: RateLimitRequest, options: { maxWaitMs: number }): Promise<Reservation> {
     const maxWaitMs = options?.maxWaitMs;
     if (typeof maxWaitMs !== 'number' || !(maxWaitMs >= 0 && maxWaitMs <= 86_400_000)) {
@@ -194,34 +212,34 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
   // ---- routing ------------------------------------------------------------------------
 
   private route(request: RateLimitRequest, maxWaitMs: number): Promise<Reservation> {
-    let p;
+    const p = this.params;
     try {
-      p = resolveRequest(request, this.params);
+      resolveRequest(request, p);
     } catch (error) {
       return Promise.reject(error);
     }
     const cluster = this.cluster;
-    if (cluster === undefined) return this.decideHere(request, maxWaitMs);
-    if (this.stopping !== undefined && cluster.view.ring.size === 0) return this.decideHere(request, maxWaitMs);
+    if (cluster === undefined || (this.stopping !== undefined && cluster.view.ring.size === 0)) return this.decideResolved(p, maxWaitMs);
+    const ring = cluster.view.ring;
     const id = routingKey(p.action, p.key);
     const movedTo = cluster.handoff.newOwnerOf(p.action, p.key);
-    const owners = cluster.view.ring.owners(id, this.options.replicas + 1);
-    if (movedTo !== undefined && movedTo !== this.nodeId) owners.unshift(movedTo);
-    if (owners.length === 0 || owners[0] === this.nodeId) return this.decideOwned(request, maxWaitMs, p.action, p.key);
-    return cluster.forwarder.forward(request, p, maxWaitMs, owners);
+    const owner = movedTo ?? ring.nodeIdAt(ring.ownerIndex(id));
+    if (owner === undefined || owner === this.nodeId) {
+      const pull = cluster.handoff.pullIfNeeded(p.action, p.key);
+      if (pull === undefined) return this.decideResolved(p, maxWaitMs);
+      return pull.then(() => this.decideHere(request, maxWaitMs));
+    }
+    const candidates = ring.owners(id, this.options.replicas + 1);
+    if (movedTo !== undefined) candidates.unshift(movedTo);
+    return cluster.forwarder.forward(request, p, maxWaitMs, candidates);
   }
 
-  /** This node owns the key: wait for the previous owner's state on first access after a change, then decide. */
-  private decideOwned(request: RateLimitRequest, maxWaitMs: number, action: string, key: string): Promise<Reservation> {
-    const pull = this.cluster?.handoff.pullIfNeeded(action, key);
-    if (pull === undefined) return this.decideHere(request, maxWaitMs);
-    return pull.then(() => this.decideHere(request, maxWaitMs));
-  }
-
-  private decideHere(request: RateLimitRequest, maxWaitMs: number): Promise<Reservation> {
+  /** Decides the request whose resolved params are in `p` (validated already). */
+  private decideResolved(p: ResolvedParams, maxWaitMs: number): Promise<Reservation> {
+    this.counters.decidedHere++;
     let decision: Reservation;
     try {
-      decision = this.decideSync(request, maxWaitMs);
+      decision = this.store.decideResolved(p, maxWaitMs);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -231,13 +249,18 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
     return Promise.resolve(decision);
   }
 
+  private decideHere(request: RateLimitRequest, maxWaitMs: number): Promise<Reservation> {
+    try {
+      resolveRequest(request, this.params);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.decideResolved(this.params, maxWaitMs);
+  }
+
   private decideSync(request: RateLimitRequest, maxWaitMs: number): Reservation {
     this.counters.decidedHere++;
-    if (maxWaitMs < 0) {
-      const d = this.store.allow(request);
-      return { allowed: d.allowed, limit: d.limit, remaining: d.remaining, resetAtMs: d.resetAtMs, retryAfterMs: d.retryAfterMs, waitMs: 0 };
-    }
-    return this.store.reserve(request, maxWaitMs);
+    return this.store.decideResolved(resolveRequest(request, this.params), maxWaitMs);
   }
 
   // ---- peer frames --------------------------------------------------------------------

@@ -24,7 +24,31 @@ describe('embedded node', () => {
     await expect(node.allow({ key: '', limit: 1, windowMs: 1 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     const r = await node.acquire({ key: 'job', limit: 50, windowMs: 1000, burst: 1 }, { maxWaitMs: 1000 });
     expect(r.allowed).toBe(true);
+    // The synchronous fast path shares the state of allow().
+    expect(node.allowNow({ key: 'u', limit: 5, windowMs: 60_000 })?.allowed).toBe(false);
+    expect(node.allowNow({ key: 'v', limit: 5, windowMs: 60_000 })?.remaining).toBe(4);
+    expect(() => node.allowNow({ key: 'v', limit: 0, windowMs: 1 })).toThrow(/limit/);
   });
+
+  it('allowNow answers for owned keys and defers the others to allow()', async () => {
+    const cluster = await startCluster(2, { handoffWindowMs: 0 });
+    nodes.push(...cluster);
+    const [a] = cluster as [RingLimitNode];
+    let mine = 0;
+    let theirs = 0;
+    for (let i = 0; i < 200; i++) {
+      const d = a.allowNow({ key: `k${i}`, limit: 5, windowMs: 60_000 });
+      if (a.ownerOf(`k${i}`) === 'n0') {
+        expect(d?.allowed).toBe(true);
+        mine++;
+      } else {
+        expect(d).toBeUndefined();
+        theirs++;
+      }
+    }
+    expect(mine).toBeGreaterThan(0);
+    expect(theirs).toBeGreaterThan(0);
+  }, 30_000);
 
   it('bad options are refused with a message naming the option', async () => {
     await expect(createNode({ replicas: 9 })).rejects.toThrow(/replicas/);

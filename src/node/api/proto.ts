@@ -1,9 +1,23 @@
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 
-/** The .proto ships with the package: two folders up from src/node/api (or dist/node/api). */
-export const PROTO_PATH = fileURLToPath(new URL('../../../proto/ringlimit/v1/ratelimiter.proto', import.meta.url));
+const PROTO_FILE = join('proto', 'ringlimit', 'v1', 'ratelimiter.proto');
+
+/** The .proto ships at the package root; this file sits a few folders below it (src/, dist/ or a build of both). */
+function findProto(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let up = 0; up < 6; up++) {
+    const candidate = join(dir, PROTO_FILE);
+    if (existsSync(candidate)) return candidate;
+    dir = dirname(dir);
+  }
+  return join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', PROTO_FILE);
+}
+
+export const PROTO_PATH = findProto();
 
 /** Wire shapes as proto-loader produces them (camelCase, int64 as number, unset optionals absent). */
 export interface WireAllowRequest {
