@@ -5,7 +5,7 @@ import { ALGORITHMS, type AlgorithmId, type Decision, type LimiterState, type Ra
 import { newResolvedParams, resolveRequest } from './validate.js';
 
 export interface StoreOptions {
-  /** Hard cap on tracked (action, key) pairs. When full, the least recently used key is evicted. */
+  /** Hard cap on tracked (action, key) pairs. When full, a key not used recently is evicted (CLOCK). */
   maxKeys: number;
   /** Slots allocated up front; the arrays double as keys arrive, up to maxKeys. */
   initialKeys: number;
@@ -68,8 +68,13 @@ interface PendingMerge {
 
 /**
  * In-memory state of (action, key) pairs. Struct-of-arrays layout: per key, four doubles
- * of algorithm state, its algorithm id, an action id and LRU links in typed arrays, plus
- * one Map entry (key → slot) per action. No object, closure or timer per key.
+ * of algorithm state, its algorithm id, an action id and a "used" bit in typed arrays,
+ * plus one Map entry (key → slot) per action. No object, closure or timer per key.
+ *
+ * Eviction at maxKeys is CLOCK (second chance), an approximation of least-recently-used
+ * that costs one byte write per decision instead of relinking a list: a hand sweeps the
+ * slots, clearing "used" bits, and evicts the first key not used since the hand last
+ * passed it. New keys start unmarked (as in SIEVE), so a key seen once goes first.
  */
 export class LimiterStore {
   readonly options: Readonly<StoreOptions>;
@@ -86,9 +91,10 @@ export class LimiterStore {
   private cells: Float64Array;
   private algorithmOf: Uint8Array;
   private actionOf: Uint16Array;
-  /** LRU list, most recent at head. Free slots are chained through `next`. */
-  private prev: Int32Array;
-  private next: Int32Array;
+  /** 1 where the key was used since the eviction hand last passed it. */
+  private used: Uint8Array;
+  /** Slots freed by removal, reused before the arrays grow. */
+  private readonly freeSlots: number[] = [];
   /** Slots whose state changed since the last drainChanges(), each listed once. */
   private changedFlag: Uint8Array;
   private changedList: Int32Array;
@@ -97,9 +103,7 @@ export class LimiterStore {
   private decidedHere: Uint8Array;
   private readonly pendingMerges = new Map<string, PendingMerge>();
   private readonly keyOf: (string | undefined)[] = [];
-  private head = NONE;
-  private tail = NONE;
-  private freeHead = NONE;
+  private hand = 0;
   /** Slots [0, highWater) have been handed out at least once. */
   private highWater = 0;
   private size = 0;
@@ -108,7 +112,7 @@ export class LimiterStore {
   private readonly params = newResolvedParams();
   private readonly out: StepOut = newStepOut();
   private readonly scratch = new Float64Array(STATE_STRIDE);
-  private readonly counters = { decisions: 0, allowed: 0, rejected: 0, evictions: 0, expired: 0 };
+  private readonly counters = { allowed: 0, rejected: 0, evictions: 0, expired: 0 };
 
   constructor(clock: Clock, options: Partial<StoreOptions> = {}) {
     const merged: StoreOptions = { ...storeDefaults, ...options };
@@ -119,8 +123,7 @@ export class LimiterStore {
     this.cells = new Float64Array(this.capacity * STATE_STRIDE);
     this.algorithmOf = new Uint8Array(this.capacity);
     this.actionOf = new Uint16Array(this.capacity);
-    this.prev = new Int32Array(this.capacity);
-    this.next = new Int32Array(this.capacity);
+    this.used = new Uint8Array(this.capacity);
     this.decidedHere = new Uint8Array(merged.trackChanges ? this.capacity : 0);
     this.changedFlag = new Uint8Array(merged.trackChanges ? this.capacity : 0);
     this.changedList = new Int32Array(merged.trackChanges ? this.capacity : 0);
@@ -307,7 +310,6 @@ export class LimiterStore {
   }
 
   private count(allowed: boolean): void {
-    this.counters.decisions++;
     if (allowed) this.counters.allowed++;
     else this.counters.rejected++;
   }
@@ -330,7 +332,8 @@ export class LimiterStore {
   }
 
   stats(): StoreStats {
-    return { ...this.counters, keys: this.size };
+    const c = this.counters;
+    return { decisions: c.allowed + c.rejected, allowed: c.allowed, rejected: c.rejected, keys: this.size, evictions: c.evictions, expired: c.expired };
   }
 
   get keyCount(): number {
@@ -351,26 +354,24 @@ export class LimiterStore {
   }
 
   private touch(slot: number): void {
-    if (slot === this.head) return;
-    this.unlink(slot);
-    this.linkAtHead(slot);
+    this.used[slot] = 1;
   }
 
-  private unlink(slot: number): void {
-    const before = this.prev[slot]!;
-    const after = this.next[slot]!;
-    if (before === NONE) this.head = after;
-    else this.next[before] = after;
-    if (after === NONE) this.tail = before;
-    else this.prev[after] = before;
-  }
-
-  private linkAtHead(slot: number): void {
-    this.prev[slot] = NONE;
-    this.next[slot] = this.head;
-    if (this.head !== NONE) this.prev[this.head] = slot;
-    this.head = slot;
-    if (this.tail === NONE) this.tail = slot;
+  /** CLOCK: evicts the first key the hand finds unused since its last pass. Bounded: two sweeps at most. */
+  private evictOne(): void {
+    const end = this.highWater;
+    for (let step = 0; step < 2 * end + 1; step++) {
+      const slot = this.hand;
+      this.hand = slot + 1 >= end ? 0 : slot + 1;
+      if (this.keyOf[slot] === undefined) continue;
+      if (this.used[slot] === 1) {
+        this.used[slot] = 0;
+        continue;
+      }
+      this.counters.evictions++;
+      this.remove(slot);
+      return;
+    }
   }
 
   private insert(action: string, key: string, algorithm: AlgorithmId): number {
@@ -390,26 +391,20 @@ export class LimiterStore {
       this.actionIds.set(action, actionId);
       this.actionNames.push(action);
     }
-    if (this.size >= this.options.maxKeys) {
-      this.counters.evictions++;
-      this.remove(this.tail);
-    }
+    if (this.size >= this.options.maxKeys) this.evictOne();
     const slot = this.allocateSlot();
     table.set(key, slot);
     this.keyOf[slot] = key;
     this.actionOf[slot] = actionId;
     this.algorithmOf[slot] = algorithm;
-    this.linkAtHead(slot);
+    this.used[slot] = 0;
     this.size++;
     return slot;
   }
 
   private allocateSlot(): number {
-    if (this.freeHead !== NONE) {
-      const slot = this.freeHead;
-      this.freeHead = this.next[slot]!;
-      return slot;
-    }
+    const free = this.freeSlots.pop();
+    if (free !== undefined) return free;
     if (this.highWater === this.capacity) this.grow();
     return this.highWater++;
   }
@@ -425,12 +420,9 @@ export class LimiterStore {
     const actionOf = new Uint16Array(capacity);
     actionOf.set(this.actionOf);
     this.actionOf = actionOf;
-    const prev = new Int32Array(capacity);
-    prev.set(this.prev);
-    this.prev = prev;
-    const next = new Int32Array(capacity);
-    next.set(this.next);
-    this.next = next;
+    const used = new Uint8Array(capacity);
+    used.set(this.used);
+    this.used = used;
     if (this.options.trackChanges) {
       const decided = new Uint8Array(capacity);
       decided.set(this.decidedHere);
@@ -451,9 +443,7 @@ export class LimiterStore {
     this.keyOf[slot] = undefined;
     if (this.options.trackChanges) this.decidedHere[slot] = 0;
     // A listed slot stays listed: if it is reused before the drain, the new key's state is sent, which is harmless.
-    this.unlink(slot);
-    this.next[slot] = this.freeHead;
-    this.freeHead = slot;
+    this.freeSlots.push(slot);
     this.size--;
   }
 }

@@ -12,7 +12,7 @@ describe('LimiterStore', () => {
     expect(store.stats()).toEqual({ decisions: 8, allowed: 6, rejected: 2, keys: 2, evictions: 0, expired: 0 });
   });
 
-  it('never holds more than maxKeys: the least recently used key is evicted and counted', () => {
+  it('never holds more than maxKeys: a key not used since the CLOCK hand passed is evicted and counted', () => {
     const { store } = newStore({ maxKeys: 3, initialKeys: 1 });
     store.allow(req('a'));
     store.allow(req('b'));
@@ -27,6 +27,17 @@ describe('LimiterStore', () => {
     for (let i = 0; i < 1000; i++) store.allow(req(`k${i}`, `act${i % 7}`));
     expect(store.keyCount).toBe(3);
     expect(store.stats().evictions).toBe(1001);
+  });
+
+  it('a key used between passes of the CLOCK hand survives a stream of one-off keys', () => {
+    const { store } = newStore({ maxKeys: 4, initialKeys: 4 });
+    for (let i = 0; i < 500; i++) {
+      store.allow({ ...req('hot'), limit: 1_000_000 });
+      store.allow(req(`cold-${i}`));
+    }
+    expect(store.getState('a', 'hot')).toBeDefined();
+    expect(store.keyCount).toBe(4);
+    expect(store.stats().evictions).toBe(497);
   });
 
   it('the sweeper drops only keys whose state is back to fresh, with bounded work per call', () => {
