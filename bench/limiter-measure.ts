@@ -11,7 +11,7 @@ import { median, shuffled } from './util.js';
 
 export const KEYS = 100_000;
 export const PASSES = 20;
-export const ROUNDS = 5;
+export const ROUNDS = 3;
 
 export type Contender = 'flexible' | 'ours' | 'ours-decision' | 'ours-system-clock';
 
