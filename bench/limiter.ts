@@ -15,24 +15,39 @@ import { fmtRate, gc, median, memoryInUse, table, type Log } from './util.js';
 
 const ALGORITHMS: Algorithm[] = ['token-bucket', 'gcra', 'sliding-window', 'fixed-window'];
 
-interface Row {
-  name: string;
-  path: 'allow' | 'reject';
-  perSecond: number;
+/** Paired runs per measurement: the machine is shared, so each of ours runs right after the peer's. */
+const PAIRS = 3;
+
+function measureOnce(contender: Contender, algorithm: Algorithm, path: 'allow' | 'reject'): number {
+  const script = join(dirname(fileURLToPath(import.meta.url)), 'limiter-measure.js');
+  const result = spawnSync(process.execPath, [script, contender, algorithm, path], { encoding: 'utf8', timeout: 300_000 });
+  if (result.status !== 0) throw new Error(`measurement ${contender} ${algorithm} ${path} failed: ${result.stderr}`);
+  return (JSON.parse(result.stdout.trim().split('\n').pop()!) as { perSecond: number }).perSecond;
 }
 
-/** Processes per measurement: the JIT and the machine vary between processes more than within one. */
-const PROCESSES = 3;
+interface Paired {
+  peer: number;
+  verdict: number;
+  decision: number;
+  verdictRatio: number;
+  decisionRatio: number;
+}
 
-function measure(contender: Contender, algorithm: Algorithm, path: 'allow' | 'reject'): number {
-  const script = join(dirname(fileURLToPath(import.meta.url)), 'limiter-measure.js');
-  const rates: number[] = [];
-  for (let i = 0; i < PROCESSES; i++) {
-    const result = spawnSync(process.execPath, [script, contender, algorithm, path], { encoding: 'utf8', timeout: 300_000 });
-    if (result.status !== 0) throw new Error(`measurement ${contender} ${algorithm} ${path} failed: ${result.stderr}`);
-    rates.push((JSON.parse(result.stdout.trim().split('\n').pop()!) as { perSecond: number }).perSecond);
-  }
-  return median(rates);
+/** rate-limiter-flexible, then ours (isAllowed, allow), PAIRS times in fresh processes; medians of rates and of per-pair ratios. */
+function measurePaired(algorithm: Algorithm, path: 'allow' | 'reject'): Paired {
+  const runs = Array.from({ length: PAIRS }, () => {
+    const peer = measureOnce('flexible', algorithm, path);
+    const verdict = measureOnce('ours', algorithm, path);
+    const decision = measureOnce('ours-decision', algorithm, path);
+    return { peer, verdict, decision };
+  });
+  return {
+    peer: median(runs.map((r) => r.peer)),
+    verdict: median(runs.map((r) => r.verdict)),
+    decision: median(runs.map((r) => r.decision)),
+    verdictRatio: median(runs.map((r) => r.verdict / r.peer)),
+    decisionRatio: median(runs.map((r) => r.decision / r.peer)),
+  };
 }
 
 async function bytesPerKey(count: number, log: Log): Promise<{ ours: number; flexible: number }> {
@@ -63,25 +78,22 @@ async function bytesPerKey(count: number, log: Log): Promise<{ ours: number; fle
 }
 
 export async function runLimiterBench(log: Log): Promise<string> {
-  const rows: Row[] = [];
+  const rows: string[][] = [];
   for (const path of ['allow', 'reject'] as const) {
-    log(`limiter: rate-limiter-flexible consume(), ${path} path…`);
-    rows.push({ name: 'rate-limiter-flexible RateLimiterMemory.consume()', path, perSecond: measure('flexible', 'token-bucket', path) });
     for (const algorithm of ALGORITHMS) {
-      log(`limiter: ringlimit ${algorithm}, ${path} path…`);
-      rows.push({ name: `ringlimit ${algorithm} isAllowed()`, path, perSecond: measure('ours', algorithm, path) });
-      rows.push({ name: `ringlimit ${algorithm} allow() → Decision`, path, perSecond: measure('ours-decision', algorithm, path) });
+      log(`limiter: ${algorithm}, ${path} path: rate-limiter-flexible and ringlimit, ${PAIRS} paired runs…`);
+      const m = measurePaired(algorithm, path);
+      rows.push([algorithm, path, fmtRate(m.peer), fmtRate(m.verdict), `${m.verdictRatio.toFixed(1)}×`, fmtRate(m.decision), `${m.decisionRatio.toFixed(1)}×`]);
     }
   }
   log('limiter: token-bucket isAllowed() with the system clock…');
-  const withClock = measure('ours-system-clock', 'token-bucket', 'allow');
+  const withClock = measureOnce('ours-system-clock', 'token-bucket', 'allow');
   log('limiter: memory at 1M active keys…');
   const memory = await bytesPerKey(1_000_000, log);
 
-  const flexibleRate = (path: string) => rows.find((r) => r.path === path && r.name.startsWith('rate-limiter'))!.perSecond;
   const speedTable = table(
-    ['limiter', 'path', 'decisions/s', 'vs rate-limiter-flexible'],
-    rows.map((r) => [r.name, r.path, fmtRate(r.perSecond), `${(r.perSecond / flexibleRate(r.path)).toFixed(1)}×`]),
+    ['algorithm', 'path', 'rate-limiter-flexible consume()', 'ringlimit isAllowed()', 'ratio', 'ringlimit allow() → Decision', 'ratio'],
+    rows,
   );
   const memTable = table(
     ['limiter', 'bytes per active key (1M keys)', 'ratio'],
@@ -93,7 +105,7 @@ export async function runLimiterBench(log: Log): Promise<string> {
   return [
     '### Local decision (one thread, 100k distinct keys in random order)',
     '',
-    `Each figure is the median over ${PROCESSES} fresh processes of the median of ${ROUNDS} rounds (ringlimit: ${KEYS * PASSES} decisions per round, with a clock that is not read from the OS; rate-limiter-flexible: ${(KEYS * PASSES) / 4}, awaited per call as its API is used). Requests are object literals made per call, as an application makes them.`,
+    `Each rate is the median of ${PAIRS} fresh processes, each the median of ${ROUNDS} rounds (ringlimit: ${KEYS * PASSES} decisions per round, with a clock that is not read from the OS; rate-limiter-flexible: ${(KEYS * PASSES) / 4}, awaited per call as its API is used). Each ratio is the median of the ${PAIRS} per-pair ratios, ours run right after the peer's. Requests are object literals made per call, as an application makes them.`,
     `With the system clock read on every call, token-bucket isAllowed() runs at ${fmtRate(withClock)}.`,
     '',
     speedTable,

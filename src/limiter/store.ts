@@ -39,6 +39,12 @@ export interface StoreStats {
 
 const NONE = -1;
 
+/** `larger` with `old` copied into its start. */
+function grown<T extends Float64Array | Uint8Array | Uint16Array | Int32Array>(old: T, larger: T): T {
+  larger.set(old);
+  return larger;
+}
+
 function validateStoreOptions(o: StoreOptions): void {
   const positiveInt = (name: 'maxKeys' | 'initialKeys' | 'maxActions' | 'maxPendingMerges', max: number): void => {
     const v = o[name];
@@ -411,28 +417,14 @@ export class LimiterStore {
 
   private grow(): void {
     const capacity = Math.min(this.capacity * 2, this.options.maxKeys);
-    const cells = new Float64Array(capacity * STATE_STRIDE);
-    cells.set(this.cells);
-    this.cells = cells;
-    const algorithmOf = new Uint8Array(capacity);
-    algorithmOf.set(this.algorithmOf);
-    this.algorithmOf = algorithmOf;
-    const actionOf = new Uint16Array(capacity);
-    actionOf.set(this.actionOf);
-    this.actionOf = actionOf;
-    const used = new Uint8Array(capacity);
-    used.set(this.used);
-    this.used = used;
+    this.cells = grown(this.cells, new Float64Array(capacity * STATE_STRIDE));
+    this.algorithmOf = grown(this.algorithmOf, new Uint8Array(capacity));
+    this.actionOf = grown(this.actionOf, new Uint16Array(capacity));
+    this.used = grown(this.used, new Uint8Array(capacity));
     if (this.options.trackChanges) {
-      const decided = new Uint8Array(capacity);
-      decided.set(this.decidedHere);
-      this.decidedHere = decided;
-      const flag = new Uint8Array(capacity);
-      flag.set(this.changedFlag);
-      this.changedFlag = flag;
-      const list = new Int32Array(capacity);
-      list.set(this.changedList);
-      this.changedList = list;
+      this.decidedHere = grown(this.decidedHere, new Uint8Array(capacity));
+      this.changedFlag = grown(this.changedFlag, new Uint8Array(capacity));
+      this.changedList = grown(this.changedList, new Int32Array(capacity));
     }
     this.capacity = capacity;
   }

@@ -1,6 +1,7 @@
 import type { ResolvedParams } from '../types.js';
 import { FRESH_AT, UNIT_EPSILON, delayFrom, type AlgorithmImpl, type StepOut } from './step.js';
-import { nextUp, targetWindow, windowBoundary, windowStart, windowsBetween } from './windows.js';
+import { nextUp } from './float.js';
+import { targetWindow, windowBoundary, windowStart, windowsBetween } from './windows.js';
 
 /**
  * Sliding-window counter (the two-counter approximation): at fraction f of the current

@@ -1,4 +1,5 @@
 import type { ResolvedParams } from '../types.js';
+import { nextUp } from './float.js';
 
 /**
  * Every algorithm keeps its state in STATE_STRIDE consecutive doubles of a Float64Array:
@@ -44,10 +45,6 @@ export function newStepOut(): StepOut {
   return { allowed: false, remaining: 0, resetAtMs: 0, retryAfterMs: 0, waitMs: 0 };
 }
 
-const bits = new Float64Array(1);
-const words = new Uint32Array(bits.buffer);
-const lowWord = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 0 : 1;
-
 /**
  * A delay that, added to nowMs, lands at or after nowMs + delayMs as a real number.
  * At epoch-sized times a double resolves ~0.24 µs, so `now + delay` may round down to
@@ -56,16 +53,6 @@ const lowWord = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 0 : 1;
  */
 export function delayFrom(nowMs: number, delayMs: number): number {
   let at = nowMs + delayMs;
-  if (at - nowMs < delayMs && at > 0) {
-    bits[0] = at; // next double up: positive doubles order like their bit patterns
-    const low = words[lowWord]!;
-    if (low === 0xffffffff) {
-      words[lowWord] = 0;
-      words[1 - lowWord] = words[1 - lowWord]! + 1;
-    } else {
-      words[lowWord] = low + 1;
-    }
-    at = bits[0]!;
-  }
+  if (at - nowMs < delayMs && at > 0) at = nextUp(at);
   return at - nowMs;
 }

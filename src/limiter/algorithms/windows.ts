@@ -1,3 +1,5 @@
+import { nextUp } from './float.js';
+
 /**
  * Shared arithmetic of the two window algorithms. Windows are aligned to multiples of
  * windowMs on the deciding node's clock. A window's count may exceed the limit only
@@ -22,23 +24,6 @@ export function windowsBetween(fromStart: number, toStart: number, windowMs: num
 export function targetWindow(count: number, cost: number, limit: number): number {
   const index = Math.floor(count / limit);
   return count - index * limit + cost <= limit ? index : index + 1;
-}
-
-const probe = new Float64Array(1);
-const probeWords = new Uint32Array(probe.buffer);
-const LOW = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 0 : 1;
-
-/** The next larger double (x > 0). */
-export function nextUp(x: number): number {
-  probe[0] = x;
-  const low = probeWords[LOW]!;
-  if (low === 0xffffffff) {
-    probeWords[LOW] = 0;
-    probeWords[1 - LOW] = probeWords[1 - LOW]! + 1;
-  } else {
-    probeWords[LOW] = low + 1;
-  }
-  return probe[0]!;
 }
 
 /**
