@@ -8,8 +8,8 @@ export const SERVE_USAGE = `usage: ringlimit serve [options]
 
   --node-id ID            stable node identity (default: random)
   --host HOST             address to bind and advertise (default 127.0.0.1)
-  --port PORT             gRPC port: public API and peer traffic (default 0: any free port)
-  --gossip-port PORT      UDP port for SWIM gossip (default 0: any free port)
+  --port PORT             gRPC port: public API and peer traffic (default 0, which picks a free port)
+  --gossip-port PORT      UDP port for SWIM gossip (default 0, which picks a free port)
   --join HOST:PORT[,...]  gossip address of one or more members to join
   --replicas N            copies of each key's state after its owner (default 1)
   --replication MODE      async (default) or sync

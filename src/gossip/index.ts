@@ -7,7 +7,7 @@ import { UdpTransport } from './udp-transport.js';
 export interface CreateSwimOptions extends Omit<SwimMembershipOptions, 'transport' | 'advertiseAddress'> {
   /** IP to bind (default 127.0.0.1). */
   readonly host?: string;
-  /** UDP port (default 0: any free port; read it back from `membership.self.address`). */
+  /** UDP port (default 0, which picks a free port; read it back from `membership.self.address`). */
   readonly port?: number;
   /** Host peers should use when `host` is a wildcard such as 0.0.0.0. */
   readonly advertiseHost?: string;

@@ -160,15 +160,7 @@ export class LimiterStore {
     if (typeof maxWaitMs !== 'number' || !(maxWaitMs >= 0 && maxWaitMs <= 86_400_000)) {
       throw invalidArgument('maxWaitMs', `must be a number from 0 to 86400000 (24 h), got ${String(maxWaitMs)}`);
     }
-    const out = this.decide(request, maxWaitMs);
-    return {
-      allowed: out.allowed,
-      limit: this.params.limit,
-      remaining: out.remaining,
-      resetAtMs: out.resetAtMs,
-      retryAfterMs: out.retryAfterMs,
-      waitMs: out.waitMs,
-    };
+    return this.decideResolved(resolveRequest(request, this.params), maxWaitMs);
   }
 
   /**
