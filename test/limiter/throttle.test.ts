@@ -54,7 +54,11 @@ describe('acquire', () => {
       const results = await Promise.all([0, 1, 2, 3].map(() => limiter.acquire(req, { maxWaitMs: 1000 })));
       const elapsed = performance.now() - started;
       expect(results.every((r) => r.allowed)).toBe(true);
-      expect(results.map((r) => Math.round(r.waitMs))).toEqual([0, 20, 40, 60]);
+      // The k-th waits k × 20 ms, less the moments between the calls (a busy machine may add a few ms).
+      results.forEach((r, k) => {
+        expect(r.waitMs).toBeLessThanOrEqual(20 * k + 1e-6);
+        expect(r.waitMs).toBeGreaterThanOrEqual(20 * k - 5);
+      });
       expect(elapsed).toBeGreaterThanOrEqual(55);
       expect(elapsed).toBeLessThan(1000);
       expect(limiter.stats().waiting).toBe(0);
