@@ -4,27 +4,23 @@ import { RateLimitError, RingLimitError, invalidArgument } from '../common/error
 import { Keyring, createSwimMembership, type Member, type Membership, type SwimMembership } from '../gossip/index.js';
 import { limitFromRate, type AcquireOptions } from '../limiter/limiter.js';
 import { LimiterStore, type StoreStats } from '../limiter/store.js';
-import { STATE_STRIDE } from '../limiter/algorithms/index.js';
-import { ALGORITHMS, type AlgorithmId, type Decision, type RateLimitRequest, type Reservation, type ResolvedParams } from '../limiter/types.js';
+import type { Decision, RateLimitRequest, Reservation, ResolvedParams } from '../limiter/types.js';
 import { newResolvedParams, resolveRequest } from '../limiter/validate.js';
 import { WaitQueue } from '../limiter/waiters.js';
 import { addPublicApi } from './api/public-service.js';
 import { ClusterView, META_GRPC, META_PROTOCOL, META_STATE, routingKey } from './cluster-view.js';
-import { errorResult, okResult, policyDecision } from './decisions.js';
+import { policyDecision } from './decisions.js';
 import { Forwarder, type ForwarderStats, type PendingForward } from './forwarder.js';
 import { Handoff, type HandoffStats } from './handoff.js';
 import { resolveNodeOptions, type NodeOptions, type NodeOptionsInput } from './options.js';
 import { Replicator, type ReplicatorStats } from './replicator.js';
 import { loadSnapshot, writeSnapshot } from './snapshot.js';
 import { GrpcPeerTransport } from './transport/grpc-peer-transport.js';
-import type { PeerTransport, Reply } from './transport/peer-transport.js';
-import { decodeFrame, encodeFrame } from './wire/codec.js';
-import { FrameType, PEER_PROTOCOL_VERSION, type ForwardItem, type ForwardResult, type WireEntry } from './wire/frames.js';
-import { fromWireEntry } from './state-wire.js';
+import type { PeerTransport } from './transport/peer-transport.js';
+import { PEER_PROTOCOL_VERSION } from './wire/frames.js';
+import { PeerServer } from './peer-server.js';
 
 const NO_WAIT = -1;
-/** A forwarded request is relayed at most once more; after that it is decided where it lands. */
-const MAX_HOPS = 1;
 
 export interface NodeStats {
   store: StoreStats;
@@ -263,111 +259,6 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
     return this.store.decideResolved(resolveRequest(request, this.params), maxWaitMs);
   }
 
-  // ---- peer frames --------------------------------------------------------------------
-
-  private onFrame(bytes: Uint8Array, reply: Reply, fromNodeId: string): void {
-    const frame = decodeFrame(bytes);
-    const cluster = this.cluster;
-    if (frame === undefined || cluster === undefined) {
-      this.counters.malformedFrames++;
-      return;
-    }
-    const nowMs = this.options.clock.now();
-    switch (frame.type) {
-      case FrameType.Forward:
-        this.serveForwards(frame.id, frame.items, reply);
-        return;
-      case FrameType.ForwardReply:
-        cluster.forwarder.handleReply(frame.results, nowMs);
-        return;
-      case FrameType.Replicate:
-        for (const entry of frame.entries) {
-          // A replica takes the owner's word, unless it believes it is the owner itself.
-          const ownsIt = cluster.view.ring.owner(routingKey(entry.action, entry.key)) === this.nodeId;
-          if (ownsIt) cluster.handoff.receive([entry]);
-          else this.importReplica(entry, nowMs);
-        }
-        reply(encodeFrame({ type: FrameType.Ack, id: frame.id }));
-        return;
-      case FrameType.Handoff:
-        cluster.handoff.receive(frame.entries);
-        reply(encodeFrame({ type: FrameType.Ack, id: frame.id }));
-        return;
-      case FrameType.Ack:
-        cluster.replicator.handleAck(frame.id);
-        return;
-      case FrameType.Pull:
-        reply(encodeFrame({ type: FrameType.PullReply, id: frame.id, entry: cluster.handoff.answerPull(frame.action, frame.key, fromNodeId) }));
-        return;
-      case FrameType.PullReply:
-        cluster.handoff.handlePullReply(frame.id, frame.entry);
-        return;
-    }
-  }
-
-  private readonly replicaCells = new Float64Array(STATE_STRIDE);
-
-  private importReplica(entry: WireEntry, nowMs: number): void {
-    const cells = fromWireEntry(entry, nowMs, this.replicaCells);
-    this.store.importEntry(entry.action, entry.key, entry.algorithm as AlgorithmId, cells, 0, 'replica');
-  }
-
-  private serveForwards(frameId: number, items: ForwardItem[], reply: Reply): void {
-    const cluster = this.cluster!;
-    const immediate: ForwardResult[] = [];
-    for (const item of items) {
-      this.counters.received++;
-      const request: RateLimitRequest = {
-        key: item.key,
-        action: item.action,
-        limit: item.limit,
-        windowMs: item.windowMs,
-        weight: item.weight,
-        cost: item.cost,
-        algorithm: ALGORITHMS[item.algorithm]!,
-        ...(item.burst > 0 ? { burst: item.burst } : {}),
-      };
-      let p;
-      try {
-        p = resolveRequest(request, this.params);
-      } catch (error) {
-        immediate.push(errorResult(item.id, error));
-        continue;
-      }
-      const movedTo = cluster.handoff.newOwnerOf(p.action, p.key);
-      const owner = movedTo ?? cluster.view.ring.owner(routingKey(p.action, p.key)) ?? this.nodeId;
-      const answer = (r: Reservation) => reply(encodeFrame({ type: FrameType.ForwardReply, id: frameId, results: [okResult(item.id, r, this.options.clock.now())] }));
-      const fail = (e: unknown) => reply(encodeFrame({ type: FrameType.ForwardReply, id: frameId, results: [errorResult(item.id, e)] }));
-      if (owner !== this.nodeId && item.hops < MAX_HOPS) {
-        const relayed: PendingForward = {
-          item: { ...item, hops: item.hops + 1 },
-          request,
-          candidates: [owner],
-          attempt: 0,
-          address: '',
-          deadlineMs: 0,
-          resolve: answer,
-          reject: fail,
-        };
-        this.counters.relayed++;
-        cluster.forwarder.relay(relayed);
-        continue;
-      }
-      if (owner !== this.nodeId) this.counters.decidedAsFallback++;
-      const pull = cluster.handoff.pullIfNeeded(p.action, p.key);
-      if (pull !== undefined || this.options.replication === 'sync') {
-        (pull ?? Promise.resolve()).then(() => this.decideHere(request, item.maxWaitMs)).then(answer, fail);
-        continue;
-      }
-      try {
-        immediate.push(okResult(item.id, this.decideSync(request, item.maxWaitMs), this.options.clock.now()));
-      } catch (error) {
-        immediate.push(errorResult(item.id, error));
-      }
-    }
-    if (immediate.length > 0) reply(encodeFrame({ type: FrameType.ForwardReply, id: frameId, results: immediate }));
-  }
-
   // ---- lifecycle ----------------------------------------------------------------------
 
   private async start(): Promise<void> {
@@ -431,7 +322,20 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
       maxBatchSize: o.maxBatchSize,
       ackTimeoutMs: o.forwardTimeoutMs,
     });
-    transport.onFrame((frame, reply, from) => this.onFrame(frame, reply, from));
+    const peers = new PeerServer({
+      nodeId: o.nodeId,
+      clock: o.clock,
+      store: this.store,
+      view,
+      forwarder,
+      replicator,
+      handoff,
+      syncReplication: o.replication === 'sync',
+      counters: this.counters,
+      decideSync: (request, maxWaitMs) => this.decideSync(request, maxWaitMs),
+      decideAsync: (request, maxWaitMs) => this.decideHere(request, maxWaitMs),
+    });
+    transport.onFrame((frame, reply, from) => peers.onFrame(frame, reply, from));
     transport.onPeerDown((address) => forwarder.peerDown(address));
     view.onChange((v) => this.emit('ownership', v.ring.members.map((m) => m.nodeId)));
     for (const event of ['join', 'leave', 'fail', 'update'] as const) {

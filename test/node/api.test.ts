@@ -65,6 +65,16 @@ describe('public gRPC API and peer stream hardening', () => {
     expect(results[2]!.decision?.allowed ?? false).toBe(false);
   });
 
+  it('a caller timestamp never changes the decision; its distance from the node clock is recorded', async () => {
+    const before = nodes[0]!.stats().callerSkew.samples;
+    const { err, res } = await call('allow', { key: 'ts1', limit: 1, windowMs: 60_000, timestampMs: Date.now() - 5_000 });
+    expect(err).toBeNull();
+    expect(res!['allowed']).toBe(true);
+    const skew = nodes[0]!.stats().callerSkew;
+    expect(skew.samples).toBe(before + 1);
+    expect(skew.maxAbsMs).toBeGreaterThanOrEqual(4_900);
+  });
+
   it('Health reports the node and its view', async () => {
     const { res } = await call('health', {});
     expect(res).toMatchObject({ nodeId: 'n0', status: 'active', owners: ['n0', 'n1'], members: 2 });
