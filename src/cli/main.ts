@@ -1,3 +1,4 @@
+import { runChaosCli } from './chaos.js';
 import { runClusterDemo } from './demo-cluster.js';
 import { runLimiterDemo } from './demo-limiter.js';
 import { SERVE_USAGE, runServe } from './serve.js';
@@ -8,6 +9,7 @@ commands:
   serve        run a cluster node (see ringlimit serve --help)
   demo         start a local 3-node cluster and show it limiting traffic exactly, through a node failure
   demo-local   show the in-process limiter: weighted users and throttling
+  chaos        run a local multi-process cluster under faults and measure its accuracy
   help         print this message
 `;
 
@@ -22,6 +24,8 @@ export async function runCli(args: string[]): Promise<number> {
       return runServe(rest);
     case 'demo':
       return runClusterDemo(rest);
+    case 'chaos':
+      return runChaosCli(rest);
     case 'demo-local':
       return runLimiterDemo(rest);
     case undefined:

@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { RingLimitError } from '../common/errors.js';
 import { createNode } from '../node/node.js';
 import type { NodeOptionsInput } from '../node/options.js';
+import { enableHarness, listenForFaultCommands } from '../chaos/harness-mode.js';
 
 export const SERVE_USAGE = `usage: ringlimit serve [options]
 
@@ -18,6 +19,8 @@ export const SERVE_USAGE = `usage: ringlimit serve [options]
   --on-unavailable P      local (default), allow or deny, when no owner answers
   --gossip-preset NAME    lan (default) or test
   --ready-json            print one JSON line with the bound addresses once serving
+  --harness               chaos-harness mode: accept fault commands (partitions, clock
+                          offset and drift) as JSON lines on stdin; never use in production
 `;
 
 function port(name: string, value: string | undefined): number | undefined {
@@ -27,7 +30,7 @@ function port(name: string, value: string | undefined): number | undefined {
   return n;
 }
 
-export function parseServeArgs(args: string[]): { options: NodeOptionsInput; readyJson: boolean } {
+export function parseServeArgs(args: string[]): { options: NodeOptionsInput; readyJson: boolean; harness: boolean } {
   let parsed;
   try {
     parsed = parseArgs({
@@ -47,6 +50,7 @@ export function parseServeArgs(args: string[]): { options: NodeOptionsInput; rea
         'on-unavailable': { type: 'string' },
         'gossip-preset': { type: 'string' },
         'ready-json': { type: 'boolean' },
+        harness: { type: 'boolean' },
       },
     });
   } catch (error) {
@@ -78,13 +82,15 @@ export function parseServeArgs(args: string[]): { options: NodeOptionsInput; rea
     }
     options.gossipKeys = text.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
   }
-  return { options, readyJson: v['ready-json'] === true };
+  return { options, readyJson: v['ready-json'] === true, harness: v.harness === true };
 }
 
 /** Runs a node until SIGTERM or SIGINT, then stops it gracefully (handoff, snapshot, leave). */
 export async function runServe(args: string[]): Promise<number> {
-  const { options, readyJson } = parseServeArgs(args);
+  const { options, readyJson, harness } = parseServeArgs(args);
+  const faults = harness ? enableHarness(options) : undefined;
   const node = await createNode(options);
+  if (faults !== undefined) listenForFaultCommands(faults, () => node.stats());
   const log = (line: string) => process.stderr.write(`[ringlimit ${node.nodeId}] ${line}\n`);
   node.on('membership', (event, member) => log(`${event}: ${member.nodeId} (${member.address})`));
   node.on('ownership', (owners) => log(`ring: ${owners.join(', ')}`));

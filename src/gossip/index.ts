@@ -2,6 +2,7 @@ import { formatAddress, parseIpAddress } from './address.js';
 import { defaults } from './defaults.js';
 import { resolveLimits } from './defaults.js';
 import { SwimMembership, type SwimMembershipOptions } from './swim.js';
+import type { PacketTransport } from './transport.js';
 import { UdpTransport } from './udp-transport.js';
 
 export interface CreateSwimOptions extends Omit<SwimMembershipOptions, 'transport' | 'advertiseAddress'> {
@@ -11,6 +12,8 @@ export interface CreateSwimOptions extends Omit<SwimMembershipOptions, 'transpor
   readonly port?: number;
   /** Host peers should use when `host` is a wildcard such as 0.0.0.0. */
   readonly advertiseHost?: string;
+  /** Wraps the bound UDP transport (the chaos harness injects faults here). */
+  readonly wrapTransport?: (transport: PacketTransport) => PacketTransport;
 }
 
 /** Binds a UDP socket and returns a (not yet started) SWIM membership on it. */
@@ -25,7 +28,8 @@ export async function createSwimMembership(options: CreateSwimOptions = {}): Pro
   const advertiseAddress =
     options.advertiseHost === undefined || bound === undefined ? undefined : formatAddress(options.advertiseHost, bound.port);
   try {
-    return new SwimMembership({ ...options, transport, ...(advertiseAddress === undefined ? {} : { advertiseAddress }) });
+    const wrapped = options.wrapTransport === undefined ? transport : options.wrapTransport(transport);
+    return new SwimMembership({ ...options, transport: wrapped, ...(advertiseAddress === undefined ? {} : { advertiseAddress }) });
   } catch (error: unknown) {
     await transport.close();
     throw error;

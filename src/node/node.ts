@@ -266,7 +266,8 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
     if (o.dataDir !== undefined) await loadSnapshot(o.dataDir, o.nodeId, this.store, o.clock.now());
     if (!o.cluster) return;
     const server = new grpc.Server({ 'grpc.max_receive_message_length': 32 * 1024 * 1024 });
-    const transport = new GrpcPeerTransport(server, { nodeId: o.nodeId, maxBufferedBytes: o.maxBufferedBytesPerPeer, reconnectBackoffMs: 200 });
+    const grpcTransport = new GrpcPeerTransport(server, { nodeId: o.nodeId, maxBufferedBytes: o.maxBufferedBytesPerPeer, reconnectBackoffMs: 200 });
+    const transport: PeerTransport = o.wrapPeerTransport === undefined ? grpcTransport : o.wrapPeerTransport(grpcTransport);
     addPublicApi(server, {
       nodeId: o.nodeId,
       allow: (request) => this.route(request, NO_WAIT),
@@ -294,6 +295,7 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
         port: o.gossipPort,
         meta,
         preset: o.gossipPreset,
+        ...(o.wrapGossipTransport === undefined ? {} : { wrapTransport: o.wrapGossipTransport }),
         ...(o.gossipKeys.length > 0 ? { keyring: new Keyring(o.gossipKeys) } : {}),
       });
       membership = swim;

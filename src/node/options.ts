@@ -1,6 +1,7 @@
 import { systemClock, type Clock } from '../common/clock.js';
 import { invalidArgument } from '../common/errors.js';
-import type { Membership } from '../gossip/index.js';
+import type { Membership, PacketTransport } from '../gossip/index.js';
+import type { PeerTransport } from './transport/peer-transport.js';
 import { storeDefaults, type StoreOptions } from '../limiter/store.js';
 
 export type UnavailablePolicy = 'local' | 'allow' | 'deny';
@@ -53,6 +54,9 @@ export interface NodeOptions {
   maxBufferedBytesPerPeer: number;
   clock: Clock;
   store: StoreOptions;
+  /** Seams for fault injection (the chaos harness): wrap the peer and gossip transports. */
+  wrapPeerTransport: ((transport: PeerTransport) => PeerTransport) | undefined;
+  wrapGossipTransport: ((transport: PacketTransport) => PacketTransport) | undefined;
 }
 
 export const nodeDefaults: NodeOptions = {
@@ -80,6 +84,8 @@ export const nodeDefaults: NodeOptions = {
   maxBufferedBytesPerPeer: 64 * 1024 * 1024,
   clock: systemClock,
   store: storeDefaults,
+  wrapPeerTransport: undefined,
+  wrapGossipTransport: undefined,
 };
 
 export type NodeOptionsInput = Partial<Omit<NodeOptions, 'store'>> & { store?: Partial<StoreOptions> };

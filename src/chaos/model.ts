@@ -1,0 +1,85 @@
+/**
+ * The reference model: what an exact single-node limiter would have decided, from the
+ * client-side log of every decision. The harness uses a fixed window longer than any run,
+ * so for each key the exact answer is "the first `limit` requests, then none".
+ */
+
+export interface LoggedDecision {
+  sentAtMs: number;
+  key: number;
+  /** 1 allowed, 0 rejected, -1 error seen by the client. */
+  outcome: number;
+  latencyMs: number;
+}
+
+export interface PhaseTimes {
+  /** Fault injected at (ms since epoch); Infinity for no fault. */
+  faultAtMs: number;
+  /** Fault over (healed, restarted, resumed) at. */
+  faultEndMs: number;
+}
+
+export interface Accuracy {
+  decisions: number;
+  keys: number;
+  overUnits: number;
+  overPct: number;
+  overByPhase: { before: number; during: number; after: number };
+  underUnits: number;
+  underPct: number;
+  errors: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+}
+
+function percentile(sorted: number[], q: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+export function evaluate(log: LoggedDecision[], limit: number, phases: PhaseTimes): Accuracy {
+  const byKey = new Map<number, LoggedDecision[]>();
+  for (const d of log) {
+    let list = byKey.get(d.key);
+    if (list === undefined) byKey.set(d.key, (list = []));
+    list.push(d);
+  }
+  let overUnits = 0;
+  let underUnits = 0;
+  const overByPhase = { before: 0, during: 0, after: 0 };
+  for (const list of byKey.values()) {
+    list.sort((a, b) => a.sentAtMs - b.sentAtMs);
+    let allowed = 0;
+    let rejected = 0;
+    for (const d of list) {
+      if (d.outcome === 1) {
+        allowed++;
+        if (allowed > limit) {
+          overUnits++;
+          const phase = d.sentAtMs < phases.faultAtMs ? 'before' : d.sentAtMs < phases.faultEndMs ? 'during' : 'after';
+          overByPhase[phase]++;
+        }
+      } else if (d.outcome === 0) {
+        rejected++;
+      }
+    }
+    // Rejected while the key still had capacity (it never reached its limit).
+    if (allowed < limit) underUnits += Math.min(rejected, limit - allowed);
+  }
+  const latencies = log.filter((d) => d.outcome !== -1).map((d) => d.latencyMs).sort((a, b) => a - b);
+  const capacity = limit * Math.max(1, byKey.size);
+  return {
+    decisions: log.length,
+    keys: byKey.size,
+    overUnits,
+    overPct: (100 * overUnits) / capacity,
+    overByPhase,
+    underUnits,
+    underPct: (100 * underUnits) / capacity,
+    errors: log.filter((d) => d.outcome === -1).length,
+    p50Ms: percentile(latencies, 0.5),
+    p99Ms: percentile(latencies, 0.99),
+    maxMs: latencies.length === 0 ? 0 : latencies[latencies.length - 1]!,
+  };
+}

@@ -1,0 +1,59 @@
+import { parseArgs } from 'node:util';
+import { RingLimitError } from '../common/errors.js';
+import { FULL, QUICK, scenarios } from '../chaos/scenarios.js';
+import { chaosDefaults, runChaos, type ChaosOptions } from '../chaos/runner.js';
+
+export const CHAOS_USAGE = `usage: ringlimit chaos [options]
+
+  --quick               three short scenarios on 3 nodes (about a minute): ${QUICK.join(', ')}
+  --scenario NAME       run only this scenario (repeatable): ${Object.keys(scenarios).join(', ')}
+  --nodes N             cluster size (default 5; 3 with --quick)
+  --seed N              replay a run's schedule and load
+  --distribution D      uniform (default), zipf or hot
+  --out FILE            report path (default docs/reliability-latest.md; JSON beside it)
+`;
+
+export async function runChaosCli(args: string[]): Promise<number> {
+  let v;
+  try {
+    v = parseArgs({
+      args,
+      strict: true,
+      options: {
+        quick: { type: 'boolean' },
+        scenario: { type: 'string', multiple: true },
+        nodes: { type: 'string' },
+        seed: { type: 'string' },
+        distribution: { type: 'string' },
+        out: { type: 'string' },
+        help: { type: 'boolean' },
+      },
+    }).values;
+  } catch (error) {
+    throw new RingLimitError('INVALID_ARGUMENT', `${(error as Error).message}\n\n${CHAOS_USAGE}`);
+  }
+  if (v.help === true) {
+    process.stdout.write(CHAOS_USAGE);
+    return 0;
+  }
+  const quick = v.quick === true;
+  const options: ChaosOptions = {
+    ...chaosDefaults,
+    scenarios: v.scenario ?? (quick ? QUICK : FULL),
+    nodes: quick ? 3 : 5,
+    warmupMs: quick ? 6_000 : 8_000,
+    afterMs: quick ? 6_000 : 10_000,
+    log: (line) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${line}`),
+  };
+  if (v.nodes !== undefined) options.nodes = Number(v.nodes);
+  if (!(Number.isInteger(options.nodes) && options.nodes >= 3 && options.nodes <= 9)) throw new RingLimitError('INVALID_ARGUMENT', '--nodes must be 3..9');
+  if (v.seed !== undefined) options.seed = Number(v.seed) >>> 0;
+  if (v.distribution !== undefined) {
+    if (!['uniform', 'zipf', 'hot'].includes(v.distribution)) throw new RingLimitError('INVALID_ARGUMENT', '--distribution must be uniform, zipf or hot');
+    options.distribution = v.distribution as ChaosOptions['distribution'];
+  }
+  if (v.out !== undefined) options.out = v.out;
+  for (const s of options.scenarios) if (scenarios[s] === undefined) throw new RingLimitError('INVALID_ARGUMENT', `unknown scenario ${s}`);
+  const results = await runChaos(options);
+  return results.every((r) => r.pass) ? 0 : 1;
+}
