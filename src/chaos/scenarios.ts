@@ -42,6 +42,9 @@ export const scenarios: Record<string, Scenario> = {
         await ctx.restart(i);
         const stable = await ctx.until(() => ctx.allLiveSee(ctx.nodes.length), 15_000);
         stableMs = stable < 0 ? -1 : Math.max(stableMs, stable);
+        // Let the restarted node become active and receive its replica copies before the next
+        // failure: a second death before that is a double failure, beyond one replica.
+        await ctx.sleep(2_000);
       }
       ctx.faultEnd();
       return { detectMs, stableMs };

@@ -259,9 +259,10 @@ export class LimiterStore {
     return visited;
   }
 
-  /** Visits every key held (snapshots, handoff). */
-  forEachEntry(visit: EntryVisitor): void {
-    for (let slot = 0; slot < this.highWater; slot++) {
+  /** Visits every key held (snapshots, handoff), or those in slots [fromSlot, toSlot) for work done in chunks. */
+  forEachEntry(visit: EntryVisitor, fromSlot = 0, toSlot = Infinity): void {
+    const end = Math.min(toSlot, this.highWater);
+    for (let slot = fromSlot; slot < end; slot++) {
       const key = this.keyOf[slot];
       if (key !== undefined) {
         visit(this.actionNames[this.actionOf[slot]!]!, key, this.algorithmOf[slot]! as AlgorithmId, this.cells, slot * STATE_STRIDE);
@@ -336,6 +337,11 @@ export class LimiterStore {
 
   get keyCount(): number {
     return this.size;
+  }
+
+  /** Slots handed out so far: forEachEntry ranges end here. */
+  get slotCount(): number {
+    return this.highWater;
   }
 
   /** The stored state of (action, key), or undefined. For replication, snapshots and tests. */

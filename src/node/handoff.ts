@@ -90,12 +90,12 @@ export class Handoff {
     // the previous owner must hear from us, so that it stops deciding the key.
     if (this.settled.has(id) || this.settled.size >= this.options.maxTrackedKeys) return undefined;
     this.settled.add(id);
-    // Who decided this key before the change: the previous ring says so for a node that
-    // was already an owner; for a node new to the ring it is the node after it on the ring.
+    // Who may hold this key's state: the owner before the change (the previous ring), and
+    // the node after us on the ring — it owned the key while we were absent (we are new, or
+    // restarted empty) and is our replica now. Both answers are merged conservatively.
     const previous = this.view.previous;
-    const newcomer = !previous.has(this.options.selfId);
-    const fromPrevious = newcomer ? undefined : previous.owner(id);
-    const fromSuccessor = newcomer ? this.view.ring.owners(id, 2)[1] : undefined;
+    const fromPrevious = previous.has(this.options.selfId) ? previous.owner(id) : undefined;
+    const fromSuccessor = this.view.ring.owners(id, 2)[1];
     const addresses: string[] = [];
     for (const nodeId of [fromPrevious, fromSuccessor]) {
       if (nodeId === undefined || nodeId === this.options.selfId) continue;

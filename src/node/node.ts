@@ -339,7 +339,10 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
     });
     transport.onFrame((frame, reply, from) => peers.onFrame(frame, reply, from));
     transport.onPeerDown((address) => forwarder.peerDown(address));
-    view.onChange((v) => this.emit('ownership', v.ring.members.map((m) => m.nodeId)));
+    view.onChange((v) => {
+      replicator.resyncAll();
+      this.emit('ownership', v.ring.members.map((m) => m.nodeId));
+    });
     for (const event of ['join', 'leave', 'fail', 'update'] as const) {
       membership.on(event, (member: Member) => {
         if (event === 'leave' || event === 'fail') {

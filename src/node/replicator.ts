@@ -8,6 +8,9 @@ import type { PeerTransport } from './transport/peer-transport.js';
 import { encodeFrame, frameLimits } from './wire/codec.js';
 import { FrameType, type WireEntry } from './wire/frames.js';
 
+/** Slots examined per event-loop turn when re-sending everything after a ring change. */
+const RESYNC_SLOTS_PER_TURN = 20_000;
+
 export interface ReplicatorOptions {
   selfId: string;
   replicas: number;
@@ -75,14 +78,50 @@ export class Replicator {
     }
   }
 
+  /**
+   * After the ring changed, sends every key this node owns to its (possibly new) replicas,
+   * in chunks of slots so the event loop keeps turning. Replication otherwise sends only
+   * changes: a restarted or new replica would never get a key that has gone quiet (an
+   * exhausted key only sees rejections), and would take it over empty.
+   */
+  resyncAll(): void {
+    if (this.options.replicas === 0) return;
+    const generation = ++this.resyncGeneration;
+    const step = (from: number): void => {
+      if (generation !== this.resyncGeneration || this.closed) return;
+      const to = from + RESYNC_SLOTS_PER_TURN;
+      this.nowMs = this.clock.now();
+      this.store.forEachEntry(this.collectOwned, from, to);
+      this.sendOutbox();
+      if (to < this.store.slotCount) setImmediate(step, to);
+    };
+    step(0);
+  }
+
+  private resyncGeneration = 0;
+  private closed = false;
+  private readonly collectOwned = (action: string, key: string, algorithm: AlgorithmId, cells: Float64Array, base: number): void => {
+    if (this.view.ring.owner(routingKey(action, key)) === this.options.selfId) this.collect(action, key, algorithm, cells, base);
+  };
+
   /** Sends every pending change now. The returned promise settles when all replicas acked (or gave up). */
   flushNow(): Promise<void> {
     if (this.options.replicas === 0) return Promise.resolve();
     this.nowMs = this.clock.now();
     this.store.drainChanges(this.collect);
     this.expireWaiters();
-    if (this.outbox.size === 0) return Promise.resolve();
+    const frameIds = this.sendOutbox();
+    if (frameIds.length === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const waiter: AckWaiter = { remaining: frameIds.length, deadlineMs: this.nowMs + this.options.ackTimeoutMs, done: resolve };
+      for (const id of frameIds) this.waiters.set(id, waiter);
+    });
+  }
+
+  /** Sends what collect() gathered, in frames of at most maxBatchSize entries; returns their ids. */
+  private sendOutbox(): number[] {
     const frameIds: number[] = [];
+    if (this.outbox.size === 0) return frameIds;
     for (const [address, entries] of this.outbox) {
       for (let start = 0; start < entries.length; start += Math.min(this.options.maxBatchSize, frameLimits.maxItems)) {
         const chunk = entries.slice(start, start + Math.min(this.options.maxBatchSize, frameLimits.maxItems));
@@ -95,11 +134,7 @@ export class Replicator {
       }
     }
     this.outbox.clear();
-    if (frameIds.length === 0) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const waiter: AckWaiter = { remaining: frameIds.length, deadlineMs: this.nowMs + this.options.ackTimeoutMs, done: resolve };
-      for (const id of frameIds) this.waiters.set(id, waiter);
-    });
+    return frameIds;
   }
 
   handleAck(frameId: number): void {
@@ -111,6 +146,7 @@ export class Replicator {
   }
 
   close(): void {
+    this.closed = true;
     if (this.timer !== undefined) clearInterval(this.timer);
     for (const waiter of this.waiters.values()) waiter.done();
     this.waiters.clear();

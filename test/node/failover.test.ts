@@ -62,3 +62,31 @@ describe('failover: the owner dies abruptly under load', () => {
     expect(over).toBeLessThanOrEqual(bound);
   }, 60_000);
 });
+
+describe('failover after a replica restarted', () => {
+  let nodes: RingLimitNode[] = [];
+  afterEach(async () => {
+    await stopAll(nodes);
+  });
+
+  it('a restarted node receives copies of quiet keys, so a later owner failure loses no counts', async () => {
+    nodes = await startCluster(3, { replicationDelayMs: 5 });
+    const keys = Array.from({ length: 60 }, (_, i) => `quiet-${i}`);
+    const req = (key: string) => ({ key, action: 'api', limit: 20, windowMs: WINDOW_MS, algorithm: 'fixed-window' as const });
+    // Exhaust every key, then let them go quiet: from now on they only see rejections (no changes to replicate).
+    for (const key of keys) for (let i = 0; i < 25; i++) await nodes[i % 3]!.allow(req(key));
+    // n2 dies and comes back empty (a crash: no snapshot).
+    await nodes[2]!.stop({ graceful: false });
+    await waitFor(() => nodes[0]!.owners().length === 2 && nodes[1]!.owners().length === 2, 5_000, 'n2 to be declared failed');
+    const { createNode } = await import('../../src/node/node.js');
+    nodes[2] = await createNode({ nodeId: 'n2', gossipPreset: 'test', port: 0, gossipPort: 0, replicationDelayMs: 5, join: [nodes[0]!.gossipAddress!] });
+    await waitFor(() => nodes.every((n) => n.owners().length === 3), 10_000, 'n2 to rejoin');
+    await new Promise((r) => setTimeout(r, 500)); // the owners re-send their keys to the new replica set
+    // Now n1 dies: keys it owned whose replica is n2 must still be exhausted there.
+    await nodes[1]!.stop({ graceful: false });
+    await waitFor(() => nodes[0]!.owners().length === 2 && nodes[2]!.owners().length === 2, 5_000, 'n1 to be declared failed');
+    let overAdmitted = 0;
+    for (const key of keys) for (let i = 0; i < 5; i++) if ((await nodes[i % 2 === 0 ? 0 : 2]!.allow(req(key))).allowed) overAdmitted++;
+    expect(overAdmitted).toBe(0);
+  }, 60_000);
+});
