@@ -9,7 +9,7 @@ import type { LoadSpec } from './loadgen.js';
 import { evaluate, type Accuracy, type LoggedDecision } from './model.js';
 import { killEverything, membersSeenBy, sendFault, signal, sleep, startNodeProcess, waitExit, type NodeProcess } from './processes.js';
 import { scenarios, type ScenarioOutcome } from './scenarios.js';
-import { renderReport } from './report.js';
+import { allowedPerSecond, renderChart, renderReport, type AllowedSeries } from './report.js';
 
 const LOADGEN = fileURLToPath(new URL('./loadgen.js', import.meta.url));
 const DAY_MS = 86_400_000;
@@ -27,6 +27,8 @@ export interface ChaosOptions {
   seed: number;
   out: string;
   log: (line: string) => void;
+  /** A live status line, rewritten in place ('' clears it). */
+  progress: (line: string) => void;
 }
 
 export interface ScenarioResult {
@@ -37,6 +39,7 @@ export interface ScenarioResult {
   accuracy: Accuracy;
   outcome: ScenarioOutcome;
   durationMs: number;
+  series: AllowedSeries;
 }
 
 /** What a scenario can do to the cluster it runs on. Every wait is bounded. */
@@ -47,6 +50,8 @@ export interface ChaosContext {
   stopGracefully(i: number): Promise<void>;
   restart(i: number): Promise<void>;
   partition(left: number[], right: number[]): void;
+  /** `from` cannot send to `to` (gossip and peer frames); the other way still works. */
+  partitionOneWay(from: number[], to: number[]): void;
   heal(): void;
   clock(i: number, offsetMs: number, driftPpm: number): void;
   /** Ms until `check` holds (polled), or -1 if it did not within timeoutMs. */
@@ -151,6 +156,10 @@ async function runScenario(key: string, o: ChaosOptions, scenarioSeed: number): 
           }
         }
       },
+      partitionOneWay: (from, to) => {
+        for (const i of from) sendFault(nodes[i]!, { op: 'block', gossipTo: to.map((j) => nodes[j]!.gossip), peersTo: to.map((j) => nodes[j]!.grpc) });
+        for (const j of to) sendFault(nodes[j]!, { op: 'block', gossipFrom: from.map((i) => nodes[i]!.gossip), peersFrom: from.map((i) => nodes[i]!.nodeId) });
+      },
       heal: () => nodes.forEach((n) => sendFault(n, { op: 'heal' })),
       clock: (i, offsetMs, driftPpm) => sendFault(nodes[i]!, { op: 'clock', offsetMs, driftPpm }),
       until: async (check, timeoutMs) => {
@@ -176,12 +185,24 @@ async function runScenario(key: string, o: ChaosOptions, scenarioSeed: number): 
         faultEndMs = Date.now();
       },
     };
+    const progress = setInterval(() => {
+      let allowed = 0;
+      let errors = 0;
+      for (const d of log) {
+        if (d.outcome === 1) allowed++;
+        else if (d.outcome === -1) errors++;
+      }
+      o.progress(`  ${key}: +${((Date.now() - started) / 1000).toFixed(0)} s, ${log.length} decisions, ${allowed} allowed, ${errors} errors${faultAtMs === Infinity ? '' : faultEndMs === Infinity ? ', fault on' : ', recovering'}`);
+    }, 1_000);
+    progress.unref();
     await sleep(o.warmupMs);
     faultAtMs = Date.now();
     o.log(`  ${key}: fault at +${faultAtMs - started} ms`);
     const outcome = await scenario.run(ctx);
     if (faultEndMs === Infinity) faultEndMs = Date.now();
     await Promise.all(generators);
+    clearInterval(progress);
+    o.progress('');
     if (process.env['RINGLIMIT_CHAOS_DEBUG']) {
       for (const n of nodes) {
         n.lines.once('line', (line) => o.log(`  ${n.nodeId}: ${line}`));
@@ -190,7 +211,8 @@ async function runScenario(key: string, o: ChaosOptions, scenarioSeed: number): 
       await sleep(300);
     }
     const accuracy = evaluate(log, o.limit, { faultAtMs, faultEndMs });
-    return { key, name: scenario.name, target: scenario.target, pass: scenario.pass(accuracy, outcome), accuracy, outcome, durationMs: Date.now() - started };
+    const series = allowedPerSecond(log, faultAtMs, faultEndMs, o.keyCount * o.limit);
+    return { key, name: scenario.name, target: scenario.target, pass: scenario.pass(accuracy, outcome), accuracy, outcome, durationMs: Date.now() - started, series };
   } finally {
     health.close();
     for (const n of nodes) signal(n, 'SIGKILL');
@@ -222,13 +244,15 @@ export async function runChaos(o: ChaosOptions): Promise<ScenarioResult[]> {
     killEverything();
   }
   mkdirSync(dirname(o.out), { recursive: true });
-  writeFileSync(o.out, renderReport(results, o));
-  writeFileSync(o.out.replace(/\.md$/, '') + '.json', `${JSON.stringify({ seed: o.seed, options: { ...o, log: undefined }, results }, null, 2)}\n`);
+  const chart = o.out.replace(/\.md$/, '') + '.svg';
+  writeFileSync(chart, renderChart(results));
+  writeFileSync(o.out, renderReport(results, o, chart));
+  writeFileSync(o.out.replace(/\.md$/, '') + '.json', `${JSON.stringify({ seed: o.seed, options: { ...o, log: undefined, progress: undefined }, results }, null, 2)}\n`);
   o.log(`chaos: report written to ${o.out}`);
   return results;
 }
 
-export const chaosDefaults: Omit<ChaosOptions, 'log'> = {
+export const chaosDefaults: Omit<ChaosOptions, 'log' | 'progress'> = {
   scenarios: [],
   nodes: 5,
   warmupMs: 8_000,

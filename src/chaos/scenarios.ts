@@ -96,6 +96,20 @@ export const scenarios: Record<string, Scenario> = {
     // During a split each side may admit up to the full limit: the bound is 100 % per extra side.
     pass: (_a, o) => o.stableMs !== undefined && o.stableMs >= 0 && o.stableMs <= 5_000,
   },
+  'partition-one-way': {
+    name: 'one-way partition: one node cannot send to the others (gossip and peer traffic), then heal',
+    target: 'reconverges ≤ 5 s after heal; over-admission during the split within the documented bound',
+    async run(ctx) {
+      const last = ctx.nodes.length - 1;
+      ctx.partitionOneWay([last], ctx.nodes.slice(0, last).map((_, i) => i));
+      await ctx.sleep(4_000);
+      ctx.heal();
+      ctx.faultEnd();
+      const stableMs = await ctx.until(() => ctx.allLiveSee(ctx.nodes.length), 15_000);
+      return { stableMs };
+    },
+    pass: (_a, o) => o.stableMs !== undefined && o.stableMs >= 0 && o.stableMs <= 5_000,
+  },
   skew: {
     name: 'clock skew: node clocks offset by up to ±5 s (and drifting 100 ppm)',
     target: '0 over-admission in steady state',
@@ -109,4 +123,4 @@ export const scenarios: Record<string, Scenario> = {
 };
 
 export const QUICK = ['steady', 'kill-owners', 'skew'];
-export const FULL = ['steady', 'kill-owners', 'rolling-restart', 'sigstop', 'partition', 'skew'];
+export const FULL = ['steady', 'kill-owners', 'rolling-restart', 'sigstop', 'partition', 'partition-one-way', 'skew'];

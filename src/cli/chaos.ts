@@ -44,6 +44,10 @@ export async function runChaosCli(args: string[]): Promise<number> {
     warmupMs: quick ? 6_000 : 8_000,
     afterMs: quick ? 6_000 : 10_000,
     log: (line) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${line}`),
+    progress: (line) => {
+      if (process.stdout.isTTY) process.stdout.write(`\r\x1b[K${line}`);
+      else if (line !== '') console.log(line);
+    },
   };
   if (v.nodes !== undefined) options.nodes = Number(v.nodes);
   if (!(Number.isInteger(options.nodes) && options.nodes >= 3 && options.nodes <= 9)) throw new RingLimitError('INVALID_ARGUMENT', '--nodes must be 3..9');
