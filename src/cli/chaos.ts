@@ -10,6 +10,9 @@ export const CHAOS_USAGE = `usage: ringlimit chaos [options]
   --nodes N             cluster size (default 5; 3 with --quick)
   --seed N              replay a run's schedule and load
   --distribution D      uniform (default), zipf or hot
+  --rate N              decisions per second offered by the load generators (default 2000)
+  --keys N              distinct keys (default 100)
+  --limit N             limit per key (default 100); size it so keys fill during the warm-up
   --out FILE            report path (default docs/reliability-latest.md; JSON beside it)
 `;
 
@@ -25,6 +28,9 @@ export async function runChaosCli(args: string[]): Promise<number> {
         nodes: { type: 'string' },
         seed: { type: 'string' },
         distribution: { type: 'string' },
+        rate: { type: 'string' },
+        keys: { type: 'string' },
+        limit: { type: 'string' },
         out: { type: 'string' },
         help: { type: 'boolean' },
       },
@@ -56,6 +62,15 @@ export async function runChaosCli(args: string[]): Promise<number> {
     if (!['uniform', 'zipf', 'hot'].includes(v.distribution)) throw new RingLimitError('INVALID_ARGUMENT', '--distribution must be uniform, zipf or hot');
     options.distribution = v.distribution as ChaosOptions['distribution'];
   }
+  const count = (name: string, value: string | undefined, min: number, max: number): number | undefined => {
+    if (value === undefined) return undefined;
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) throw new RingLimitError('INVALID_ARGUMENT', `--${name} must be a whole number from ${min} to ${max}`);
+    return n;
+  };
+  options.ratePerSec = count('rate', v.rate, 10, 50_000) ?? options.ratePerSec;
+  options.keyCount = count('keys', v.keys, 1, 100_000) ?? options.keyCount;
+  options.limit = count('limit', v.limit, 1, 1_000_000) ?? options.limit;
   if (v.out !== undefined) options.out = v.out;
   for (const s of options.scenarios) if (scenarios[s] === undefined) throw new RingLimitError('INVALID_ARGUMENT', `unknown scenario ${s}`);
   const results = await runChaos(options);
