@@ -1,5 +1,5 @@
 import type { Reservation } from '../limiter/types.js';
-import { RateLimitError, type ErrorCode } from '../common/errors.js';
+import { RingLimitError, type ErrorCode } from '../common/errors.js';
 import { WIRE_ERROR_CODES, type ForwardResult } from './wire/frames.js';
 
 export function okResult(id: number, r: Reservation, nowMs: number): ForwardResult {
@@ -18,7 +18,7 @@ export function okResult(id: number, r: Reservation, nowMs: number): ForwardResu
 }
 
 export function errorResult(id: number, error: unknown): ForwardResult {
-  const code: ErrorCode = error instanceof RateLimitError || (error instanceof Error && 'code' in error) ? ((error as RateLimitError).code ?? 'INTERNAL') : 'INTERNAL';
+  const code: ErrorCode = error instanceof RingLimitError ? error.code : 'INTERNAL';
   const index = WIRE_ERROR_CODES.indexOf(code);
   return {
     id,
@@ -30,7 +30,7 @@ export function errorResult(id: number, error: unknown): ForwardResult {
     retryAfterMs: 0,
     waitMs: 0,
     message: error instanceof Error ? error.message.slice(0, 4096) : 'internal error',
-    field: error instanceof RateLimitError ? (error.field ?? '').slice(0, 256) : '',
+    field: error instanceof RingLimitError ? (error.field ?? '').slice(0, 256) : '',
   };
 }
 
