@@ -401,8 +401,9 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
         cluster.view.refresh();
         await cluster.replicator.flushNow();
         cluster.handoff.pushAll(o.maxBatchSize);
-        // Let peers see the draining state and pull what they need, within the bound.
-        await sleep(Math.min(Math.max(0, deadline - Date.now()), 4 * o.replicationDelayMs + 50));
+        // Let the draining state spread (a few gossip rounds) and peers pull what they need,
+        // before the server closes: within the drain bound.
+        await sleep(Math.min(Math.max(0, deadline - Date.now()), DRAIN_LINGER_MS));
       } catch {
         // best effort: a failed handoff leaves the replicas to cover
       }
@@ -431,6 +432,9 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** How long a draining node keeps answering after handing its keys over. */
+const DRAIN_LINGER_MS = 500;
 
 /** A full-state sync can span several datagrams: the view is complete once it stops growing for a while. */
 const JOIN_SETTLE_MS = 150;

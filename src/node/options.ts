@@ -78,7 +78,7 @@ export const nodeDefaults: NodeOptions = {
   maxPendingForwards: 100_000,
   onUnavailable: 'local',
   handoffWindowMs: 30_000,
-  pullTimeoutMs: 250,
+  pullTimeoutMs: 500,
   drainTimeoutMs: 5_000,
   dataDir: undefined,
   maxBufferedBytesPerPeer: 64 * 1024 * 1024,

@@ -80,12 +80,12 @@ export class Replicator {
 
   /**
    * After the ring changed, sends every key this node owns to its (possibly new) replicas,
-   * in chunks of slots so the event loop keeps turning. Replication otherwise sends only
-   * changes: a restarted or new replica would never get a key that has gone quiet (an
-   * exhausted key only sees rejections), and would take it over empty.
+   * and every key it owned before but no longer does to its new owner, in chunks of slots
+   * so the event loop keeps turning. Replication otherwise sends only changes: a restarted
+   * or new node would never get a key that has gone quiet (an exhausted key only sees
+   * rejections), and would take it over empty when the node holding it dies next.
    */
   resyncAll(): void {
-    if (this.options.replicas === 0) return;
     const generation = ++this.resyncGeneration;
     const step = (from: number): void => {
       if (generation !== this.resyncGeneration || this.closed) return;
@@ -93,15 +93,41 @@ export class Replicator {
       this.nowMs = this.clock.now();
       this.store.forEachEntry(this.collectOwned, from, to);
       this.sendOutbox();
+      this.sendHandoffs();
       if (to < this.store.slotCount) setImmediate(step, to);
     };
     step(0);
   }
 
+  /** Keys this node owned before the change and no longer does: pushed to their new owner. */
+  private readonly handoffs = new Map<string, WireEntry[]>();
+
+  private sendHandoffs(): void {
+    for (const [address, entries] of this.handoffs) {
+      for (let start = 0; start < entries.length; start += Math.min(this.options.maxBatchSize, frameLimits.maxItems)) {
+        const chunk = entries.slice(start, start + Math.min(this.options.maxBatchSize, frameLimits.maxItems));
+        this.transport.send(address, encodeFrame({ type: FrameType.Handoff, id: this.nextFrameId++, entries: chunk }));
+      }
+    }
+    this.handoffs.clear();
+  }
+
   private resyncGeneration = 0;
   private closed = false;
   private readonly collectOwned = (action: string, key: string, algorithm: AlgorithmId, cells: Float64Array, base: number): void => {
-    if (this.view.ring.owner(routingKey(action, key)) === this.options.selfId) this.collect(action, key, algorithm, cells, base);
+    const id = routingKey(action, key);
+    const owner = this.view.ring.owner(id);
+    if (owner === this.options.selfId) {
+      if (this.options.replicas > 0) this.collect(action, key, algorithm, cells, base);
+      return;
+    }
+    // It was ours and moved: the new owner gets it now, whether or not it ever asks.
+    if (owner === undefined || this.view.previous.owner(id) !== this.options.selfId) return;
+    const address = this.view.addressOf(owner);
+    if (address === undefined) return;
+    let list = this.handoffs.get(address);
+    if (list === undefined) this.handoffs.set(address, (list = []));
+    list.push(toWireEntry(action, key, algorithm, cells, base, this.nowMs));
   };
 
   /** Sends every pending change now. The returned promise settles when all replicas acked (or gave up). */

@@ -81,7 +81,11 @@ describe('failover after a replica restarted', () => {
     const { createNode } = await import('../../src/node/node.js');
     nodes[2] = await createNode({ nodeId: 'n2', gossipPreset: 'test', port: 0, gossipPort: 0, replicationDelayMs: 5, join: [nodes[0]!.gossipAddress!] });
     await waitFor(() => nodes.every((n) => n.owners().length === 3), 10_000, 'n2 to rejoin');
-    await new Promise((r) => setTimeout(r, 500)); // the owners re-send their keys to the new replica set
+    // The owners re-send their keys to the new replica set: n2 holds a copy of each key it is replica of.
+    const cells = new Float64Array(4);
+    const n2Replicates = keys.filter((k) => nodes[0]!.ownerOf(k, 'api') !== 'n2');
+    await waitFor(() => n2Replicates.filter((k) => nodes[2]!.store.readEntry('api', k, cells) !== -1).length >= n2Replicates.length / 3, 10_000, 'copies to reach n2');
+    await new Promise((r) => setTimeout(r, 200));
     // Now n1 dies: keys it owned whose replica is n2 must still be exhausted there.
     await nodes[1]!.stop({ graceful: false });
     await waitFor(() => nodes[0]!.owners().length === 2 && nodes[2]!.owners().length === 2, 5_000, 'n1 to be declared failed');
