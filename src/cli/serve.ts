@@ -95,6 +95,7 @@ export async function runServe(args: string[]): Promise<number> {
   node.on('membership', (event, member) => log(`${event}: ${member.nodeId} (${member.address})`));
   node.on('ownership', (owners) => log(`ring: ${owners.join(', ')}`));
   log(`serving gRPC on ${node.grpcAddress}, gossip on ${node.gossipAddress}`);
+  log(`members: ${node.members().map((m) => m.nodeId).join(', ')}; ring: ${node.owners().join(', ')}`);
   if (readyJson) process.stdout.write(`${JSON.stringify({ nodeId: node.nodeId, grpc: node.grpcAddress, gossip: node.gossipAddress })}\n`);
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
