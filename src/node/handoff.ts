@@ -80,8 +80,10 @@ export class Handoff {
     const nowMs = this.clock.now();
     if (nowMs - this.view.changedAtMs > this.options.handoffWindowMs) return undefined;
     if (this.settledSince !== this.view.changedAtMs) {
+      // A new ring: forget which keys were settled, and drop hand-over marks that expired.
       this.settled.clear();
       this.settledSince = this.view.changedAtMs;
+      for (const [id, moved] of this.givenAway) if (moved.untilMs < nowMs) this.givenAway.delete(id);
     }
     const id = routingKey(action, key);
     const inFlight = this.pullsByKey.get(id);
