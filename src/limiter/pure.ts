@@ -1,4 +1,4 @@
-import { FRESH_AT, NO_WAIT, STATE_STRIDE, algorithmImpl, newStepOut, type StepOut } from './algorithms/index.js';
+import { FRESH_AT, NO_WAIT, STATE_STRIDE, algorithmImpl, newStepOut, reservationOf, type StepOut } from './algorithms/index.js';
 import { ALGORITHMS, type Decision, type LimiterState, type RateLimitRequest, type Reservation, type ResolvedParams } from './types.js';
 import { newResolvedParams, resolveRequest } from './validate.js';
 
@@ -58,14 +58,7 @@ export function reserve(
   const { p, cells, out } = run(state, request, nowMs, Math.max(0, maxWaitMs));
   return {
     state: fromCells(cells, p),
-    decision: {
-      allowed: out.allowed,
-      limit: p.limit,
-      remaining: out.remaining,
-      resetAtMs: out.resetAtMs,
-      retryAfterMs: out.retryAfterMs,
-      waitMs: out.waitMs,
-    },
+    decision: reservationOf(out, p.limit),
     freshAtMs: cells[FRESH_AT]!,
   };
 }

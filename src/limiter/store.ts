@@ -1,6 +1,6 @@
 import type { Clock } from '../common/clock.js';
 import { RateLimitError, invalidArgument } from '../common/errors.js';
-import { FRESH_AT, NO_WAIT, STATE_STRIDE, algorithms, newStepOut, type StepOut } from './algorithms/index.js';
+import { FRESH_AT, NO_WAIT, STATE_STRIDE, algorithms, newStepOut, reservationOf, type StepOut } from './algorithms/index.js';
 import { ALGORITHMS, type AlgorithmId, type Decision, type LimiterState, type RateLimitRequest, type Reservation, type ResolvedParams } from './types.js';
 import { newResolvedParams, resolveRequest } from './validate.js';
 
@@ -169,15 +169,7 @@ export class LimiterStore {
    * reservation. Returns a fresh Reservation.
    */
   decideResolved(p: ResolvedParams, maxWaitMs: number): Reservation {
-    const out = this.decideParams(p, maxWaitMs);
-    return {
-      allowed: out.allowed,
-      limit: p.limit,
-      remaining: out.remaining,
-      resetAtMs: out.resetAtMs,
-      retryAfterMs: out.retryAfterMs,
-      waitMs: out.waitMs,
-    };
+    return reservationOf(this.decideParams(p, maxWaitMs), p.limit);
   }
 
   private decide(request: RateLimitRequest, maxWaitMs: number): StepOut {

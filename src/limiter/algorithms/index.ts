@@ -12,4 +12,4 @@ export function algorithmImpl(id: AlgorithmId): AlgorithmImpl {
   return algorithms[id]!;
 }
 
-export { FRESH_AT, NO_WAIT, STATE_STRIDE, newStepOut, type AlgorithmImpl, type StepOut } from './step.js';
+export { FRESH_AT, NO_WAIT, STATE_STRIDE, newStepOut, reservationOf, type AlgorithmImpl, type StepOut } from './step.js';

@@ -1,4 +1,4 @@
-import type { ResolvedParams } from '../types.js';
+import type { Reservation, ResolvedParams } from '../types.js';
 import { nextUp } from './float.js';
 
 /**
@@ -55,4 +55,9 @@ export function delayFrom(nowMs: number, delayMs: number): number {
   let at = nowMs + delayMs;
   if (at - nowMs < delayMs && at > 0) at = nextUp(at);
   return at - nowMs;
+}
+
+/** The caller-facing reservation for a step's output: a fresh object. */
+export function reservationOf(out: StepOut, limit: number): Reservation {
+  return { allowed: out.allowed, limit, remaining: out.remaining, resetAtMs: out.resetAtMs, retryAfterMs: out.retryAfterMs, waitMs: out.waitMs };
 }
