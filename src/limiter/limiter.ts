@@ -3,6 +3,9 @@ import { RateLimitError, invalidArgument } from '../common/errors.js';
 import { LimiterStore, storeDefaults, type StoreOptions, type StoreStats } from './store.js';
 import type { Decision, RateLimitRequest, Reservation } from './types.js';
 import { WaitQueue } from './waiters.js';
+import { rateRequest, windowRequest } from './aliases.js';
+
+export { limitFromRate } from './aliases.js';
 
 export interface LimiterOptions extends StoreOptions {
   clock: Clock;
@@ -84,18 +87,33 @@ export class Limiter {
    * with allowed: false and retryAfterMs when the wait would exceed maxWaitMs.
    */
   acquire(request: RateLimitRequest, options: AcquireOptions = {}): Promise<Reservation> {
-    if (this.closed || !this.waiters.hasRoom()) {
-      const why = this.closed ? 'the limiter is closed' : `more than ${this.options.maxWaiting} callers are already waiting (maxWaiting)`;
-      return Promise.reject(new RateLimitError(this.closed ? 'UNAVAILABLE' : 'RESOURCE_EXHAUSTED', `acquire: ${why}`));
-    }
+    const refused = this.refuseWaiting();
+    if (refused !== undefined) return Promise.reject(refused);
     let reservation: Reservation;
     try {
       reservation = this.store.reserve(request, options.maxWaitMs ?? this.options.defaultMaxWaitMs);
     } catch (error) {
       return Promise.reject(error);
     }
+    return this.waitFor(reservation, options.signal);
+  }
+
+  /**
+   * The second half of acquire(): resolves when a granted reservation's wait has passed
+   * (at once when it needs none, or was refused). Reservations made elsewhere (a cluster
+   * node reserves at the key's owner) wait here too.
+   */
+  waitFor(reservation: Reservation, signal?: AbortSignal): Promise<Reservation> {
     if (!reservation.allowed || reservation.waitMs <= 0) return Promise.resolve(reservation);
-    return this.waiters.wait(this.options.clock.now() + reservation.waitMs, reservation, options.signal);
+    const refused = this.refuseWaiting();
+    if (refused !== undefined) return Promise.reject(refused);
+    return this.waiters.wait(this.options.clock.now() + reservation.waitMs, reservation, signal);
+  }
+
+  private refuseWaiting(): RateLimitError | undefined {
+    if (this.closed) return new RateLimitError('UNAVAILABLE', 'acquire: the limiter is closed');
+    if (!this.waiters.hasRoom()) return new RateLimitError('RESOURCE_EXHAUSTED', `acquire: more than ${this.options.maxWaiting} callers are already waiting (maxWaiting)`);
+    return undefined;
   }
 
   /**
@@ -107,16 +125,16 @@ export class Limiter {
   }
 
   rateLimit(userId: string, action: string, limit: number, windowSeconds: number): boolean {
-    return this.store.isAllowed({ key: userId, action, limit, windowMs: windowSeconds * 1000 });
+    return this.store.isAllowed(windowRequest(userId, action, limit, windowSeconds));
   }
 
   allowRequest(userId: string, endpoint: string, rateLimit: number, timeWindowSeconds: number): boolean {
-    return this.store.isAllowed({ key: userId, action: endpoint, limit: rateLimit, windowMs: timeWindowSeconds * 1000 });
+    return this.store.isAllowed(windowRequest(userId, endpoint, rateLimit, timeWindowSeconds));
   }
 
   /** Allowed per window = ratePerSecond × windowSeconds × weight. */
   allowRate(userId: string, action: string, ratePerSecond: number, windowSeconds: number, weight = 1): boolean {
-    return this.store.isAllowed({ key: userId, action, limit: limitFromRate(ratePerSecond, windowSeconds), windowMs: windowSeconds * 1000, weight });
+    return this.store.isAllowed(rateRequest(userId, action, ratePerSecond, windowSeconds, weight));
   }
 
   stats(): LimiterStats {
@@ -130,20 +148,6 @@ export class Limiter {
     clearInterval(this.sweeper);
     this.waiters.close();
   }
-}
-
-export function limitFromRate(ratePerSecond: number, windowSeconds: number): number {
-  if (typeof ratePerSecond !== 'number' || !(ratePerSecond > 0) || !Number.isFinite(ratePerSecond)) {
-    throw invalidArgument('ratePerSecond', `must be a finite number > 0, got ${String(ratePerSecond)}`);
-  }
-  if (typeof windowSeconds !== 'number' || !(windowSeconds > 0) || !Number.isFinite(windowSeconds)) {
-    throw invalidArgument('windowSeconds', `must be a finite number > 0, got ${String(windowSeconds)}`);
-  }
-  const limit = Math.floor(ratePerSecond * windowSeconds);
-  if (!(limit >= 1)) {
-    throw invalidArgument('ratePerSecond', `rate ${ratePerSecond}/s over ${String(windowSeconds)} s allows less than one request per window`);
-  }
-  return limit;
 }
 
 export function createLimiter(options: Partial<LimiterOptions> = {}): Limiter {

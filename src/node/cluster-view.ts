@@ -15,39 +15,122 @@ export function routingKey(action: string, key: string): string {
   return `${action}\u0000${key}`;
 }
 
+export interface ClusterViewComponents {
+  membership: Membership;
+  clock: Clock;
+}
+
+export interface ClusterViewInit {
+  selfId: string;
+  /** Distinct nodes after the owner that hold a copy of each key. */
+  replicas: number;
+  /** Bound on keys remembered as handed away. */
+  maxHandedAwayKeys: number;
+}
+
+interface HandedAway {
+  nodeId: string;
+  untilMs: number;
+}
+
 /**
- * The node's view of who owns what: an immutable Ring rebuilt (never mutated) whenever
- * membership changes, plus the ring before the last change, for handoff.
+ * The one answer to "who owns this key". The ring is rebuilt (never mutated) whenever
+ * the set of active members changes; the ring before the last change is kept for
+ * handoff; and keys this node handed to another one on a pull are routed there until the
+ * mark expires, even before this node's ring shows the change. Nothing else in the node
+ * looks at a ring.
  */
 export class ClusterView {
-  ring: Ring;
-  previous: Ring;
+  private ring: Ring;
+  private previous: Ring;
   /** When the ring last changed (clock ms). */
   changedAtMs = -Infinity;
   private addresses = new Map<string, string>();
-  private readonly listeners: ((view: ClusterView) => void)[] = [];
+  private readonly handedAway = new Map<string, HandedAway>();
+  private readonly listeners: (() => void)[] = [];
+  readonly selfId: string;
 
   constructor(
-    readonly selfId: string,
-    private readonly membership: Membership,
-    private readonly clock: Clock,
+    private readonly components: ClusterViewComponents,
+    private readonly init: ClusterViewInit,
   ) {
+    this.selfId = init.selfId;
     this.ring = this.build();
     this.previous = this.ring;
-    const rebuild = () => this.refresh();
-    membership.on('join', rebuild);
-    membership.on('leave', rebuild);
-    membership.on('fail', rebuild);
-    membership.on('update', rebuild);
+    const rebuild = (): void => this.refresh();
+    for (const event of ['join', 'leave', 'fail', 'update'] as const) components.membership.on(event, rebuild);
   }
 
-  onChange(listener: (view: ClusterView) => void): void {
-    this.listeners.push(listener);
+  // ---- who owns what ------------------------------------------------------------------
+
+  /** The node that decides (action, key) now: where it was handed, else its ring owner, else this node (empty ring). */
+  ownerOf(action: string, key: string): string {
+    const id = routingKey(action, key);
+    return this.handedTo(id) ?? this.ring.nodeIdAt(this.ring.ownerIndex(id)) ?? this.selfId;
+  }
+
+  isOwnedHere(action: string, key: string): boolean {
+    return this.ownerOf(action, key) === this.selfId;
+  }
+
+  /** Where a forward may go, in order: the owner, then its replicas (they take over when it fails). */
+  candidates(action: string, key: string): string[] {
+    const id = routingKey(action, key);
+    const list = this.ring.owners(id, this.init.replicas + 1);
+    const handedTo = this.handedTo(id);
+    if (handedTo !== undefined) list.unshift(handedTo);
+    return list;
+  }
+
+  /** The ring owner of (action, key) and its replicas, into `out`; returns how many. Replication sends to these. */
+  holdersInto(action: string, key: string, out: string[]): number {
+    return this.ring.ownersInto(routingKey(action, key), this.init.replicas + 1, out);
+  }
+
+  /** The owner before the last ring change, if this node was on that ring. */
+  previousOwnerOf(action: string, key: string): string | undefined {
+    return this.previous.has(this.selfId) ? this.previous.owner(routingKey(action, key)) : undefined;
+  }
+
+  /** The node after the owner on the current ring: it held the key while the owner was away. */
+  successorOf(action: string, key: string): string | undefined {
+    return this.ring.owners(routingKey(action, key), 2)[1];
+  }
+
+  /** Routes (action, key) to `nodeId` until `untilMs` (this node answered its pull). Bounded. */
+  markHandedAway(action: string, key: string, nodeId: string, untilMs: number): void {
+    if (this.handedAway.size < this.init.maxHandedAwayKeys) this.handedAway.set(routingKey(action, key), { nodeId, untilMs });
+  }
+
+  private handedTo(id: string): string | undefined {
+    if (this.handedAway.size === 0) return undefined;
+    const mark = this.handedAway.get(id);
+    if (mark === undefined) return undefined;
+    if (mark.untilMs < this.components.clock.now() || !this.ring.has(mark.nodeId)) {
+      this.handedAway.delete(id);
+      return undefined;
+    }
+    return mark.nodeId;
+  }
+
+  // ---- members ------------------------------------------------------------------------
+
+  /** Node ids owning keys, in ring order of ids. */
+  ownerIds(): string[] {
+    return this.ring.members.map((m) => m.nodeId);
+  }
+
+  get ownerCount(): number {
+    return this.ring.size;
   }
 
   /** gRPC address of a member, or undefined when it is not (or no longer) known. */
   addressOf(nodeId: string): string | undefined {
     return this.addresses.get(nodeId);
+  }
+
+  onChange(listener: () => void): void {
+    this.listeners.push(listener);
   }
 
   /** Rebuilds from membership; swaps the ring only when the owner set changed. */
@@ -57,14 +140,20 @@ export class ClusterView {
     if (same) return;
     this.previous = this.ring;
     this.ring = next;
-    this.changedAtMs = this.clock.now();
-    for (const listener of this.listeners) listener(this);
+    this.changedAtMs = this.components.clock.now();
+    this.dropStaleMarks();
+    for (const listener of this.listeners) listener();
+  }
+
+  private dropStaleMarks(): void {
+    const nowMs = this.components.clock.now();
+    for (const [id, mark] of this.handedAway) if (mark.untilMs < nowMs || !this.ring.has(mark.nodeId)) this.handedAway.delete(id);
   }
 
   private build(): Ring {
     const owners: Member[] = [];
     const addresses = new Map<string, string>();
-    for (const m of this.membership.members()) {
+    for (const m of this.components.membership.members()) {
       const grpc = m.meta[META_GRPC];
       if (grpc === undefined) continue;
       addresses.set(m.nodeId, grpc);

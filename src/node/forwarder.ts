@@ -1,6 +1,11 @@
 import type { Clock } from '../common/clock.js';
 import { RateLimitError, RingLimitError } from '../common/errors.js';
-import type { RateLimitRequest, Reservation, ResolvedParams } from '../limiter/types.js';
+import type { Reservation } from '../limiter/types.js';
+import type { ClusterView } from './cluster-view.js';
+import { policyDecision } from './decisions.js';
+import type { FrameIds } from './frame-ids.js';
+import type { UnavailablePolicy } from './options.js';
+import type { OwnerDecision, ResolvedRequest } from './owner-decision.js';
 import type { PeerTransport } from './transport/peer-transport.js';
 import { encodeFrame } from './wire/codec.js';
 import { FrameType, WIRE_ERROR_CODES, type ForwardItem, type ForwardResult } from './wire/frames.js';
@@ -8,7 +13,8 @@ import { FrameType, WIRE_ERROR_CODES, type ForwardItem, type ForwardResult } fro
 /** A forward awaiting its answer. One object per forwarded request; no closure per call. */
 export interface PendingForward {
   item: ForwardItem;
-  request: RateLimitRequest;
+  /** The request it carries, resolved once by whoever started it. */
+  request: ResolvedRequest;
   /** Candidate owners in ring order: owner first, then its replicas. */
   candidates: string[];
   attempt: number;
@@ -18,21 +24,23 @@ export interface PendingForward {
   reject: (e: Error) => void;
 }
 
-export interface ForwarderHooks {
-  /** gRPC address of a node, or undefined if it is gone. */
-  addressOf(nodeId: string): string | undefined;
-  /** The next candidate is this node itself: decide here. */
-  decideHere(pending: PendingForward): void;
-  /** Every candidate failed: apply the onUnavailable policy. */
-  exhausted(pending: PendingForward): void;
+export interface ForwarderComponents {
+  transport: PeerTransport;
+  clock: Clock;
+  ids: FrameIds;
+  view: ClusterView;
+  /** Where a forward lands when the next candidate is this node, or every candidate failed ('local'). */
+  decision: OwnerDecision;
 }
 
-export interface ForwarderOptions {
+export interface ForwarderInit {
   selfId: string;
   forwardTimeoutMs: number;
   batchWaitMs: number;
   maxBatchSize: number;
   maxPendingForwards: number;
+  /** When no candidate owner answers: decide here, allow, or deny. */
+  onUnavailable: UnavailablePolicy;
 }
 
 export interface ForwarderStats {
@@ -40,7 +48,14 @@ export interface ForwarderStats {
   frames: number;
   failovers: number;
   timeouts: number;
+  /** Forwards no candidate answered: onUnavailable decided them. */
   exhausted: number;
+}
+
+/** The wire form of a resolved request: the owner re-validates it and gets the same effective limits. */
+export function forwardItem(id: number, p: ResolvedRequest, maxWaitMs: number): ForwardItem {
+  const burst = p.capacity === p.limit ? 0 : p.capacity;
+  return { id, action: p.action, key: p.key, limit: p.limit, windowMs: p.windowMs, weight: 1, cost: p.cost, algorithm: p.algorithm, burst, hops: 0, maxWaitMs };
 }
 
 /**
@@ -53,7 +68,6 @@ export class Forwarder {
   private readonly pending = new Map<number, PendingForward>();
   private readonly queues = new Map<string, PendingForward[]>();
   private flushScheduled = false;
-  private nextId = 1;
   private readonly deadlineTimer: NodeJS.Timeout;
   readonly stats: ForwarderStats = { forwarded: 0, frames: 0, failovers: 0, timeouts: 0, exhausted: 0 };
   private readonly flushAll = (): void => {
@@ -62,12 +76,10 @@ export class Forwarder {
   };
 
   constructor(
-    private readonly transport: PeerTransport,
-    private readonly clock: Clock,
-    private readonly options: ForwarderOptions,
-    private readonly hooks: ForwarderHooks,
+    private readonly components: ForwarderComponents,
+    private readonly init: ForwarderInit,
   ) {
-    this.deadlineTimer = setInterval(() => this.expire(), Math.max(2, options.forwardTimeoutMs / 4));
+    this.deadlineTimer = setInterval(() => this.expire(), Math.max(2, init.forwardTimeoutMs / 4));
     this.deadlineTimer.unref();
   }
 
@@ -75,25 +87,13 @@ export class Forwarder {
     return this.pending.size;
   }
 
-  forward(request: RateLimitRequest, p: ResolvedParams, maxWaitMs: number, candidates: string[]): Promise<Reservation> {
-    if (this.pending.size >= this.options.maxPendingForwards) {
-      return Promise.reject(new RateLimitError('RESOURCE_EXHAUSTED', `more than ${this.options.maxPendingForwards} forwards in flight`));
+  forward(p: ResolvedRequest, maxWaitMs: number, candidates: string[]): Promise<Reservation> {
+    if (this.pending.size >= this.init.maxPendingForwards) {
+      return Promise.reject(new RateLimitError('RESOURCE_EXHAUSTED', `more than ${this.init.maxPendingForwards} forwards in flight`));
     }
     return new Promise<Reservation>((resolve, reject) => {
-      const item: ForwardItem = {
-        id: this.nextId++,
-        action: p.action,
-        key: p.key,
-        limit: request.limit,
-        windowMs: request.windowMs,
-        weight: request.weight ?? 1,
-        cost: p.cost,
-        algorithm: p.algorithm,
-        burst: request.burst ?? 0,
-        hops: 0,
-        maxWaitMs,
-      };
-      const pending: PendingForward = { item, request, candidates, attempt: 0, address: '', deadlineMs: 0, resolve, reject };
+      const item = forwardItem(this.components.ids.take(), p, maxWaitMs);
+      const pending: PendingForward = { item, request: p, candidates, attempt: 0, address: '', deadlineMs: 0, resolve, reject };
       this.stats.forwarded++;
       this.dispatch(pending);
     });
@@ -104,11 +104,13 @@ export class Forwarder {
    * extra hop at most). It gets an id of ours: ids are only unique per sending node.
    */
   relay(pending: PendingForward): void {
-    pending.item.id = this.nextId++;
+    pending.item.id = this.components.ids.take();
     this.dispatch(pending);
   }
 
-  handleReply(results: ForwardResult[], receivedAtMs: number): void {
+  /** Answers from an owner: each settles the forward it names, with times re-based onto this clock. */
+  handleReply(results: ForwardResult[]): void {
+    const receivedAtMs = this.components.clock.now();
     for (const r of results) {
       const pending = this.pending.get(r.id);
       if (pending === undefined) continue; // late answer after a failover: the caller has moved on
@@ -154,20 +156,36 @@ export class Forwarder {
       const nodeId = pending.candidates[pending.attempt];
       if (nodeId === undefined) {
         this.stats.exhausted++;
-        this.hooks.exhausted(pending);
+        this.whenUnavailable(pending);
         return;
       }
-      if (nodeId === this.options.selfId) {
-        this.hooks.decideHere(pending);
+      if (nodeId === this.init.selfId) {
+        this.components.decision.decideAsync(pending.request, pending.item.maxWaitMs).then(pending.resolve, pending.reject);
         return;
       }
-      const address = this.hooks.addressOf(nodeId);
+      const address = this.components.view.addressOf(nodeId);
       if (address !== undefined) {
         pending.address = address;
         this.enqueue(address, pending);
         return;
       }
       this.advance(pending);
+    }
+  }
+
+  /** No candidate answered: the onUnavailable policy answers, with the request's own limit. */
+  private whenUnavailable(pending: PendingForward): void {
+    const nowMs = this.components.clock.now();
+    switch (this.init.onUnavailable) {
+      case 'local':
+        this.components.decision.decideAsync(pending.request, pending.item.maxWaitMs).then(pending.resolve, pending.reject);
+        return;
+      case 'allow':
+        pending.resolve(policyDecision(true, pending.request.limit, nowMs, 0));
+        return;
+      case 'deny':
+        pending.resolve(policyDecision(false, pending.request.limit, nowMs, this.init.forwardTimeoutMs));
+        return;
     }
   }
 
@@ -190,12 +208,12 @@ export class Forwarder {
       this.queues.set(address, queue);
     }
     queue.push(pending);
-    if (queue.length >= this.options.maxBatchSize) {
+    if (queue.length >= this.init.maxBatchSize) {
       this.flush(address);
     } else if (!this.flushScheduled) {
       this.flushScheduled = true;
-      if (this.options.batchWaitMs === 0) setImmediate(this.flushAll);
-      else setTimeout(this.flushAll, this.options.batchWaitMs);
+      if (this.init.batchWaitMs === 0) setImmediate(this.flushAll);
+      else setTimeout(this.flushAll, this.init.batchWaitMs);
     }
   }
 
@@ -203,7 +221,7 @@ export class Forwarder {
     const queue = this.queues.get(address);
     if (queue === undefined || queue.length === 0) return;
     this.queues.set(address, []);
-    const deadlineMs = this.clock.now() + this.options.forwardTimeoutMs;
+    const deadlineMs = this.components.clock.now() + this.init.forwardTimeoutMs;
     const items: ForwardItem[] = new Array<ForwardItem>(queue.length);
     for (let i = 0; i < queue.length; i++) {
       const pending = queue[i]!;
@@ -212,7 +230,7 @@ export class Forwarder {
       this.pending.set(pending.item.id, pending);
     }
     this.stats.frames++;
-    const sent = this.transport.send(address, encodeFrame({ type: FrameType.Forward, id: items[0]!.id, items }));
+    const sent = this.components.transport.send(address, encodeFrame({ type: FrameType.Forward, id: items[0]!.id, items }));
     if (!sent) {
       for (const pending of queue) {
         this.pending.delete(pending.item.id);
@@ -223,7 +241,7 @@ export class Forwarder {
 
   /** Deadlines are in insertion order (one timeout for all), so the scan stops at the first live one. */
   private expire(): void {
-    const nowMs = this.clock.now();
+    const nowMs = this.components.clock.now();
     for (const pending of this.pending.values()) {
       if (pending.deadlineMs > nowMs) break;
       this.pending.delete(pending.item.id);

@@ -3,17 +3,32 @@ import { STATE_STRIDE } from '../limiter/algorithms/index.js';
 import type { LimiterStore } from '../limiter/store.js';
 import type { AlgorithmId } from '../limiter/types.js';
 import { routingKey, type ClusterView } from './cluster-view.js';
+import { EntryOutbox, walkStoreInTurns } from './entry-outbox.js';
+import type { AckReceiver, FrameIds } from './frame-ids.js';
+import type { KeyPuller } from './owner-decision.js';
 import { fromWireEntry, toWireEntry } from './state-wire.js';
-import type { PeerTransport } from './transport/peer-transport.js';
+import type { PeerTransport, Reply } from './transport/peer-transport.js';
 import { encodeFrame } from './wire/codec.js';
 import { FrameType, type WireEntry } from './wire/frames.js';
 
-export interface HandoffOptions {
+export interface HandoffComponents {
+  store: LimiterStore;
+  view: ClusterView;
+  transport: PeerTransport;
+  clock: Clock;
+  ids: FrameIds;
+}
+
+export interface HandoffInit {
   selfId: string;
   handoffWindowMs: number;
   pullTimeoutMs: number;
-  /** Bound on keys being pulled and on keys remembered as given away. */
+  /** Bound on keys being pulled and on keys remembered as settled since the ring changed. */
   maxTrackedKeys: number;
+  /** Entries per Handoff frame. */
+  maxBatchSize: number;
+  /** Slots examined per event-loop turn when pushing moved keys after a ring change. */
+  pushSlotsPerTurn: number;
 }
 
 export interface HandoffStats {
@@ -22,6 +37,8 @@ export interface HandoffStats {
   pullTimeouts: number;
   pushedEntries: number;
   receivedEntries: number;
+  /** Handoff frames of a drain that the new owner acked. */
+  drainFramesAcked: number;
 }
 
 interface InFlightPull {
@@ -35,77 +52,90 @@ interface InFlightPull {
 }
 
 /**
- * Moving key state when ownership changes.
+ * Moving key state when ownership changes — the handoff protocol, both ends.
  *
  * Pull on first access: for handoffWindowMs after the ring changes, the first request
- * for a key this node now owns waits (≤ pullTimeoutMs) while the
- * previous owner sends that key's state. The previous owner, having answered, remembers
- * the key as given away and forwards later requests for it to the new owner, even if its
- * own view of the ring has not caught up. Only keys that are actually used move, and
- * no key is decided by two nodes from two states.
+ * for a key this node now owns waits (≤ pullTimeoutMs) while the previous owner sends
+ * that key's state. The previous owner, having answered, marks the key as handed away in
+ * its ClusterView, which routes later requests for it to the new owner even before its
+ * own ring has caught up. So no key is decided by two nodes from two states.
  *
- * Push on drain: a node that stops gracefully sends every key it holds to the key's new
- * owner, which merges it conservatively.
+ * Push after every ring change: keys this node owned before and no longer owns go to
+ * their new owner, whether or not it ever asks. Push on drain: a node that stops
+ * gracefully sends every key it holds to the key's new owner. Receivers merge
+ * conservatively.
  */
-export class Handoff {
-  readonly stats: HandoffStats = { pulls: 0, pullsAnswered: 0, pullTimeouts: 0, pushedEntries: 0, receivedEntries: 0 };
+export class Handoff implements KeyPuller, AckReceiver {
+  readonly stats: HandoffStats = { pulls: 0, pullsAnswered: 0, pullTimeouts: 0, pushedEntries: 0, receivedEntries: 0, drainFramesAcked: 0 };
   private readonly pulls = new Map<number, InFlightPull>();
   private readonly pullsByKey = new Map<string, InFlightPull>();
-  /** Keys this node gave away on a pull: routing key → new owner's id. Expire with the window. */
-  private readonly givenAway = new Map<string, { nodeId: string; untilMs: number }>();
-  private nextId = 1;
-  private readonly cells = new Float64Array(STATE_STRIDE);
   /** Keys accessed since the last ring change: pulled (or found nothing to pull) already. */
   private readonly settled = new Set<string>();
   private settledSince = -Infinity;
+  private readonly cells = new Float64Array(STATE_STRIDE);
+  private readonly outbox: EntryOutbox;
+  private pushGeneration = 0;
+  private nowMs = 0;
+  /** Drain frames not yet acked, and who waits for the last ack. */
+  private readonly drainFrames = new Set<number>();
+  private drainAcked: (() => void) | undefined;
+  private closed = false;
+
+  /** Queues (action, key)'s state for its owner, unless that is this node. */
+  private readonly collectForOwner = (action: string, key: string, algorithm: AlgorithmId, cells: Float64Array, base: number): void => {
+    const { view } = this.components;
+    const owner = view.ownerOf(action, key);
+    const address = owner === this.init.selfId ? undefined : view.addressOf(owner);
+    if (address !== undefined) this.outbox.add(address, toWireEntry(action, key, algorithm, cells, base, this.nowMs));
+  };
+
+  private readonly collectMoved = (action: string, key: string, algorithm: AlgorithmId, cells: Float64Array, base: number): void => {
+    if (this.components.view.previousOwnerOf(action, key) === this.init.selfId) this.collectForOwner(action, key, algorithm, cells, base);
+  };
 
   constructor(
-    private readonly store: LimiterStore,
-    private readonly view: ClusterView,
-    private readonly transport: PeerTransport,
-    private readonly clock: Clock,
-    private readonly options: HandoffOptions,
-  ) {}
-
-  /** Whether a first access may have to wait for a pull (the ring changed recently). */
-  mayPull(): boolean {
-    return this.clock.now() - this.view.changedAtMs <= this.options.handoffWindowMs;
+    private readonly components: HandoffComponents,
+    private readonly init: HandoffInit,
+  ) {
+    this.outbox = new EntryOutbox(components, init.maxBatchSize);
   }
 
-  /**
-   * If the first access to (action, key) should wait for the previous owner's state,
-   * returns a promise that settles when it has arrived (or the wait timed out).
-   */
+  // ---- pull on first access -----------------------------------------------------------
+
+  mayPull(): boolean {
+    return this.components.clock.now() - this.components.view.changedAtMs <= this.init.handoffWindowMs;
+  }
+
   pullIfNeeded(action: string, key: string): Promise<void> | undefined {
-    const nowMs = this.clock.now();
-    if (nowMs - this.view.changedAtMs > this.options.handoffWindowMs) return undefined;
-    if (this.settledSince !== this.view.changedAtMs) {
-      // A new ring: forget which keys were settled, and drop hand-over marks that expired.
+    const { view, clock, transport, ids } = this.components;
+    if (clock.now() - view.changedAtMs > this.init.handoffWindowMs) return undefined;
+    if (this.settledSince !== view.changedAtMs) {
+      // A new ring: forget which keys were settled.
       this.settled.clear();
-      this.settledSince = this.view.changedAtMs;
-      for (const [id, moved] of this.givenAway) if (moved.untilMs < nowMs) this.givenAway.delete(id);
+      this.settledSince = view.changedAtMs;
     }
     const id = routingKey(action, key);
     const inFlight = this.pullsByKey.get(id);
     if (inFlight !== undefined) return inFlight.promise;
     // State that merely arrived here (replication racing the ring change) does not count:
     // the previous owner must hear from us, so that it stops deciding the key.
-    if (this.settled.has(id) || this.settled.size >= this.options.maxTrackedKeys) return undefined;
+    if (this.settled.has(id) || this.settled.size >= this.init.maxTrackedKeys) return undefined;
     this.settled.add(id);
-    // Who may hold this key's state: the owner before the change (the previous ring), and
-    // the node after us on the ring — it owned the key while we were absent (we are new, or
-    // restarted empty) and is our replica now. Both answers are merged conservatively.
-    const previous = this.view.previous;
-    const fromPrevious = previous.has(this.options.selfId) ? previous.owner(id) : undefined;
-    const fromSuccessor = this.view.ring.owners(id, 2)[1];
+    // Who may hold this key's state: the owner before the change, and the node after us on
+    // the ring — it owned the key while we were absent (we are new, or restarted empty) and
+    // is our replica now. Both answers are merged conservatively.
     const addresses: string[] = [];
-    for (const nodeId of [fromPrevious, fromSuccessor]) {
-      if (nodeId === undefined || nodeId === this.options.selfId) continue;
-      const address = this.view.addressOf(nodeId);
+    for (const nodeId of [view.previousOwnerOf(action, key), view.successorOf(action, key)]) {
+      if (nodeId === undefined || nodeId === this.init.selfId) continue;
+      const address = view.addressOf(nodeId);
       if (address !== undefined && !addresses.includes(address)) addresses.push(address);
     }
-    if (addresses.length === 0 || this.pulls.size >= this.options.maxTrackedKeys) return undefined;
-    const frameId = this.nextId++;
+    if (addresses.length === 0 || this.pulls.size >= this.init.maxTrackedKeys) return undefined;
+    const frameId = ids.take();
+    const frame = encodeFrame({ type: FrameType.Pull, id: frameId, action, key });
+    let sent = 0;
+    for (const address of addresses) if (transport.send(address, frame)) sent++;
+    if (sent === 0) return undefined;
     let resolve!: () => void;
     const promise = new Promise<void>((r) => {
       resolve = r;
@@ -113,15 +143,8 @@ export class Handoff {
     const timer = setTimeout(() => {
       this.stats.pullTimeouts++;
       this.finishPull(frameId);
-    }, this.options.pullTimeoutMs);
+    }, this.init.pullTimeoutMs);
     timer.unref();
-    const frame = encodeFrame({ type: FrameType.Pull, id: frameId, action, key });
-    let sent = 0;
-    for (const address of addresses) if (this.transport.send(address, frame)) sent++;
-    if (sent === 0) {
-      clearTimeout(timer);
-      return undefined;
-    }
     const pull: InFlightPull = { promise, resolve, timer, action, key, awaiting: sent };
     this.stats.pulls += sent;
     this.pulls.set(frameId, pull);
@@ -133,80 +156,91 @@ export class Handoff {
   handlePullReply(frameId: number, entry: WireEntry | null): void {
     const pull = this.pulls.get(frameId);
     if (pull === undefined) return;
-    if (entry !== null && entry.action === pull.action && entry.key === pull.key) {
-      this.store.importEntry(entry.action, entry.key, entry.algorithm as AlgorithmId, fromWireEntry(entry, this.clock.now(), this.cells), 0, 'merge');
-      this.stats.receivedEntries++;
-    }
+    if (entry !== null && entry.action === pull.action && entry.key === pull.key) this.merge(entry, this.components.clock.now());
     if (--pull.awaiting === 0) this.finishPull(frameId);
   }
 
-  /** Another node pulls a key from us: answer with its state and remember it moved. */
-  answerPull(action: string, key: string, fromNodeId: string): WireEntry | null {
+  /** Another node pulls a key from us: answer with its state, and route the key to that node from now on. */
+  answerPull(frameId: number, action: string, key: string, fromNodeId: string, reply: Reply): void {
+    const { view, store, clock } = this.components;
     this.stats.pullsAnswered++;
+    const nowMs = clock.now();
     // Hand the key over unless our view names a third node as its owner (a stray pull).
-    const ownerHere = this.view.ring.owner(routingKey(action, key));
-    const stray = ownerHere !== undefined && ownerHere !== this.options.selfId && ownerHere !== fromNodeId;
-    if (fromNodeId !== '' && !stray && this.givenAway.size < this.options.maxTrackedKeys) {
-      this.givenAway.set(routingKey(action, key), { nodeId: fromNodeId, untilMs: this.clock.now() + this.options.handoffWindowMs });
-    }
-    const algorithm = this.store.readEntry(action, key, this.cells);
-    if (algorithm === -1) return null;
-    return toWireEntry(action, key, algorithm, this.cells, 0, this.clock.now());
+    const ownerHere = view.ownerOf(action, key);
+    const stray = ownerHere !== this.init.selfId && ownerHere !== fromNodeId;
+    if (fromNodeId !== '' && !stray) view.markHandedAway(action, key, fromNodeId, nowMs + this.init.handoffWindowMs);
+    const algorithm = store.readEntry(action, key, this.cells);
+    const entry = algorithm === -1 ? null : toWireEntry(action, key, algorithm, this.cells, 0, nowMs);
+    reply(encodeFrame({ type: FrameType.PullReply, id: frameId, entry }));
   }
 
-  /** The node a key was given away to, if it was and the window is still open. */
-  newOwnerOf(action: string, key: string): string | undefined {
-    if (this.givenAway.size === 0) return undefined;
-    const id = routingKey(action, key);
-    const moved = this.givenAway.get(id);
-    if (moved === undefined) return undefined;
-    if (moved.untilMs < this.clock.now() || !this.view.ring.has(moved.nodeId)) {
-      this.givenAway.delete(id);
-      return undefined;
-    }
-    return moved.nodeId;
+  // ---- pushes -------------------------------------------------------------------------
+
+  /** After a ring change: keys this node owned before and no longer does go to their new owner. */
+  pushMoved(): void {
+    const generation = ++this.pushGeneration;
+    walkStoreInTurns(
+      this.components.store,
+      this.init.pushSlotsPerTurn,
+      (from, to) => {
+        this.nowMs = this.components.clock.now();
+        this.components.store.forEachEntry(this.collectMoved, from, to);
+        this.stats.pushedEntries += this.outbox.send(FrameType.Handoff);
+      },
+      () => generation !== this.pushGeneration || this.closed,
+    );
   }
 
-  /** State pushed to us by a draining node, or received for keys we now own. */
-  receive(entries: WireEntry[]): void {
-    const nowMs = this.clock.now();
-    for (const entry of entries) {
-      this.store.importEntry(entry.action, entry.key, entry.algorithm as AlgorithmId, fromWireEntry(entry, nowMs, this.cells), 0, 'merge');
-      this.stats.receivedEntries++;
-    }
-  }
-
-  /** Sends every key held to its owner on the current ring (which no longer includes us). */
-  pushAll(maxBatchSize: number): number {
-    const nowMs = this.clock.now();
-    const outbox = new Map<string, WireEntry[]>();
-    this.store.forEachEntry((action, key, algorithm, cells, base) => {
-      const owner = this.view.ring.owner(routingKey(action, key));
-      if (owner === undefined || owner === this.options.selfId) return;
-      const address = this.view.addressOf(owner);
-      if (address === undefined) return;
-      let list = outbox.get(address);
-      if (list === undefined) {
-        list = [];
-        outbox.set(address, list);
-      }
-      list.push(toWireEntry(action, key, algorithm, cells, base, nowMs));
+  /**
+   * Draining: sends every key held to its owner on the current ring (which no longer
+   * includes us). Settles when every frame was acked, or after `timeoutMs`.
+   */
+  pushAll(timeoutMs: number): Promise<void> {
+    this.nowMs = this.components.clock.now();
+    this.components.store.forEachEntry(this.collectForOwner);
+    const sentIds: number[] = [];
+    this.stats.pushedEntries += this.outbox.send(FrameType.Handoff, sentIds);
+    for (const id of sentIds) if (this.components.ids.awaitAck(id, this)) this.drainFrames.add(id);
+    if (this.drainFrames.size === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => this.endDrainWait(), timeoutMs);
+      this.drainAcked = () => {
+        clearTimeout(timer);
+        resolve();
+      };
     });
-    let frames = 0;
-    for (const [address, entries] of outbox) {
-      for (let start = 0; start < entries.length; start += maxBatchSize) {
-        const chunk = entries.slice(start, start + maxBatchSize);
-        if (this.transport.send(address, encodeFrame({ type: FrameType.Handoff, id: this.nextId++, entries: chunk }))) {
-          frames++;
-          this.stats.pushedEntries += chunk.length;
-        }
-      }
-    }
-    return frames;
+  }
+
+  onAck(frameId: number): void {
+    if (!this.drainFrames.delete(frameId)) return;
+    this.stats.drainFramesAcked++;
+    if (this.drainFrames.size === 0) this.endDrainWait();
+  }
+
+  private endDrainWait(): void {
+    for (const id of this.drainFrames) this.components.ids.forget(id);
+    this.drainFrames.clear();
+    const done = this.drainAcked;
+    this.drainAcked = undefined;
+    done?.();
+  }
+
+  /** A Handoff frame: state pushed to us for keys we now own. */
+  receive(frameId: number, entries: WireEntry[], reply: Reply): void {
+    const nowMs = this.components.clock.now();
+    for (const entry of entries) this.merge(entry, nowMs);
+    reply(encodeFrame({ type: FrameType.Ack, id: frameId }));
+  }
+
+  private merge(entry: WireEntry, nowMs: number): void {
+    this.components.store.importEntry(entry.action, entry.key, entry.algorithm as AlgorithmId, fromWireEntry(entry, nowMs, this.cells), 0, 'merge');
+    this.stats.receivedEntries++;
   }
 
   close(): void {
+    this.closed = true;
     for (const id of [...this.pulls.keys()]) this.finishPull(id);
+    this.endDrainWait();
   }
 
   private finishPull(frameId: number): void {

@@ -1,30 +1,40 @@
 import type { Clock } from '../common/clock.js';
+import { STATE_STRIDE } from '../limiter/algorithms/index.js';
 import type { LimiterStore } from '../limiter/store.js';
 import type { AlgorithmId } from '../limiter/types.js';
 import type { ClusterView } from './cluster-view.js';
-import { routingKey } from './cluster-view.js';
-import { toWireEntry } from './state-wire.js';
-import type { PeerTransport } from './transport/peer-transport.js';
-import { encodeFrame, frameLimits } from './wire/codec.js';
+import { EntryOutbox, walkStoreInTurns } from './entry-outbox.js';
+import type { AckReceiver, FrameIds } from './frame-ids.js';
+import { fromWireEntry, toWireEntry } from './state-wire.js';
+import type { PeerTransport, Reply } from './transport/peer-transport.js';
+import { encodeFrame } from './wire/codec.js';
 import { FrameType, type WireEntry } from './wire/frames.js';
 
-/** Slots examined per event-loop turn when re-sending everything after a ring change. */
-const RESYNC_SLOTS_PER_TURN = 20_000;
+export interface ReplicatorComponents {
+  store: LimiterStore;
+  view: ClusterView;
+  transport: PeerTransport;
+  clock: Clock;
+  ids: FrameIds;
+}
 
-export interface ReplicatorOptions {
+export interface ReplicatorInit {
   selfId: string;
   replicas: number;
   replicationDelayMs: number;
   /** Entries per frame. */
   maxBatchSize: number;
-  /** Frames awaiting an ack (sync mode); older ones are given up after ackTimeoutMs. */
+  /** How long flushAndWait() waits for an ack before giving the frame up. */
   ackTimeoutMs: number;
+  /** Slots examined per event-loop turn when re-sending everything after a ring change. */
+  resyncSlotsPerTurn: number;
 }
 
 export interface ReplicatorStats {
   entriesSent: number;
   framesSent: number;
   acks: number;
+  entriesReceived: number;
 }
 
 interface AckWaiter {
@@ -34,136 +44,109 @@ interface AckWaiter {
 }
 
 /**
- * Sends each changed key's state to the next `replicas` distinct nodes after its owner,
- * batched: a flush every replicationDelayMs drains the store's change list. In sync mode
- * the node calls flushNow() after a decision and answers once every replica acked.
+ * The replication protocol, both ends. Sending: each changed key's state goes to the next
+ * `replicas` distinct nodes after its owner, batched — a flush every replicationDelayMs
+ * drains the store's change list; with sync replication a decision waits in
+ * flushAndWait() until every replica acked. Receiving: a replica takes the owner's state
+ * (merged with anything it decided itself) and acks the frame.
  */
-export class Replicator {
-  readonly stats: ReplicatorStats = { entriesSent: 0, framesSent: 0, acks: 0 };
+export class Replicator implements AckReceiver {
+  readonly stats: ReplicatorStats = { entriesSent: 0, framesSent: 0, acks: 0, entriesReceived: 0 };
   private readonly timer: NodeJS.Timeout | undefined;
-  private readonly outbox = new Map<string, WireEntry[]>();
-  private readonly owners: string[] = [];
-  private nextFrameId = 1;
+  private readonly outbox: EntryOutbox;
+  private readonly holders: string[] = [];
+  /** Frame id → the flush waiting for its ack; in send order, so deadlines are ordered too. */
   private readonly waiters = new Map<number, AckWaiter>();
+  private readonly sentIds: number[] = [];
+  private readonly cells = new Float64Array(STATE_STRIDE);
   private nowMs = 0;
+  private resyncGeneration = 0;
+  private closed = false;
+
+  /** Queues (action, key)'s state for each of its replicas. */
   private readonly collect = (action: string, key: string, algorithm: AlgorithmId, cells: Float64Array, base: number): void => {
-    const ring = this.view.ring;
-    const count = ring.ownersInto(routingKey(action, key), this.options.replicas + 1, this.owners);
+    const { view } = this.components;
+    const count = view.holdersInto(action, key, this.holders);
     let entry: WireEntry | undefined;
     for (let i = 0; i < count; i++) {
-      const nodeId = this.owners[i]!;
-      if (nodeId === this.options.selfId) continue;
-      const address = this.view.addressOf(nodeId);
+      const nodeId = this.holders[i]!;
+      if (nodeId === this.init.selfId) continue;
+      const address = view.addressOf(nodeId);
       if (address === undefined) continue;
       entry ??= toWireEntry(action, key, algorithm, cells, base, this.nowMs);
-      let list = this.outbox.get(address);
-      if (list === undefined) {
-        list = [];
-        this.outbox.set(address, list);
-      }
-      list.push(entry);
+      this.outbox.add(address, entry);
     }
   };
 
+  private readonly collectOwned = (action: string, key: string, algorithm: AlgorithmId, cells: Float64Array, base: number): void => {
+    if (this.components.view.isOwnedHere(action, key)) this.collect(action, key, algorithm, cells, base);
+  };
+
   constructor(
-    private readonly store: LimiterStore,
-    private readonly view: ClusterView,
-    private readonly transport: PeerTransport,
-    private readonly clock: Clock,
-    private readonly options: ReplicatorOptions,
+    private readonly components: ReplicatorComponents,
+    private readonly init: ReplicatorInit,
   ) {
-    if (options.replicas > 0) {
-      this.timer = setInterval(() => this.flushNow(), Math.max(1, options.replicationDelayMs));
+    this.outbox = new EntryOutbox(components, init.maxBatchSize);
+    if (init.replicas > 0) {
+      this.timer = setInterval(() => this.flush(), Math.max(1, init.replicationDelayMs));
       this.timer.unref();
     }
   }
 
-  /**
-   * After the ring changed, sends every key this node owns to its (possibly new) replicas,
-   * and every key it owned before but no longer does to its new owner, in chunks of slots
-   * so the event loop keeps turning. Replication otherwise sends only changes: a restarted
-   * or new node would never get a key that has gone quiet (an exhausted key only sees
-   * rejections), and would take it over empty when the node holding it dies next.
-   */
-  resyncAll(): void {
-    const generation = ++this.resyncGeneration;
-    const step = (from: number): void => {
-      if (generation !== this.resyncGeneration || this.closed) return;
-      const to = from + RESYNC_SLOTS_PER_TURN;
-      this.nowMs = this.clock.now();
-      this.store.forEachEntry(this.collectOwned, from, to);
-      this.sendOutbox();
-      this.sendHandoffs();
-      if (to < this.store.slotCount) setImmediate(step, to);
-    };
-    step(0);
-  }
+  // ---- sending ------------------------------------------------------------------------
 
-  /** Keys this node owned before the change and no longer does: pushed to their new owner. */
-  private readonly handoffs = new Map<string, WireEntry[]>();
-
-  private sendHandoffs(): void {
-    for (const [address, entries] of this.handoffs) {
-      for (let start = 0; start < entries.length; start += Math.min(this.options.maxBatchSize, frameLimits.maxItems)) {
-        const chunk = entries.slice(start, start + Math.min(this.options.maxBatchSize, frameLimits.maxItems));
-        this.transport.send(address, encodeFrame({ type: FrameType.Handoff, id: this.nextFrameId++, entries: chunk }));
-      }
-    }
-    this.handoffs.clear();
-  }
-
-  private resyncGeneration = 0;
-  private closed = false;
-  private readonly collectOwned = (action: string, key: string, algorithm: AlgorithmId, cells: Float64Array, base: number): void => {
-    const id = routingKey(action, key);
-    const owner = this.view.ring.owner(id);
-    if (owner === this.options.selfId) {
-      if (this.options.replicas > 0) this.collect(action, key, algorithm, cells, base);
-      return;
-    }
-    // It was ours and moved: the new owner gets it now, whether or not it ever asks.
-    if (owner === undefined || this.view.previous.owner(id) !== this.options.selfId) return;
-    const address = this.view.addressOf(owner);
-    if (address === undefined) return;
-    let list = this.handoffs.get(address);
-    if (list === undefined) this.handoffs.set(address, (list = []));
-    list.push(toWireEntry(action, key, algorithm, cells, base, this.nowMs));
-  };
-
-  /** Sends every pending change now. The returned promise settles when all replicas acked (or gave up). */
-  flushNow(): Promise<void> {
-    if (this.options.replicas === 0) return Promise.resolve();
-    this.nowMs = this.clock.now();
-    this.store.drainChanges(this.collect);
+  /** Sends every pending change now; nothing waits for the acks. */
+  flush(): void {
+    if (this.init.replicas === 0) return;
+    this.nowMs = this.components.clock.now();
+    this.components.store.drainChanges(this.collect);
     this.expireWaiters();
-    const frameIds = this.sendOutbox();
-    if (frameIds.length === 0) return Promise.resolve();
+    this.send();
+  }
+
+  /** Sends every pending change now; settles when every replica acked it (or ackTimeoutMs passed). */
+  flushAndWait(): Promise<void> {
+    if (this.init.replicas === 0 || this.closed) return Promise.resolve();
+    this.nowMs = this.components.clock.now();
+    this.components.store.drainChanges(this.collect);
+    this.expireWaiters();
+    const sentIds = this.sentIds;
+    sentIds.length = 0;
+    this.send(sentIds);
+    if (sentIds.length === 0) return Promise.resolve();
     return new Promise<void>((resolve) => {
-      const waiter: AckWaiter = { remaining: frameIds.length, deadlineMs: this.nowMs + this.options.ackTimeoutMs, done: resolve };
-      for (const id of frameIds) this.waiters.set(id, waiter);
+      const waiter: AckWaiter = { remaining: 0, deadlineMs: this.nowMs + this.init.ackTimeoutMs, done: resolve };
+      for (const id of sentIds) {
+        if (!this.components.ids.awaitAck(id, this)) continue; // too many awaited: do not wait for this one
+        this.waiters.set(id, waiter);
+        waiter.remaining++;
+      }
+      if (waiter.remaining === 0) resolve();
     });
   }
 
-  /** Sends what collect() gathered, in frames of at most maxBatchSize entries; returns their ids. */
-  private sendOutbox(): number[] {
-    const frameIds: number[] = [];
-    if (this.outbox.size === 0) return frameIds;
-    for (const [address, entries] of this.outbox) {
-      for (let start = 0; start < entries.length; start += Math.min(this.options.maxBatchSize, frameLimits.maxItems)) {
-        const chunk = entries.slice(start, start + Math.min(this.options.maxBatchSize, frameLimits.maxItems));
-        const id = this.nextFrameId++;
-        if (this.transport.send(address, encodeFrame({ type: FrameType.Replicate, id, entries: chunk }))) {
-          frameIds.push(id);
-          this.stats.framesSent++;
-          this.stats.entriesSent += chunk.length;
-        }
-      }
-    }
-    this.outbox.clear();
-    return frameIds;
+  /**
+   * After the ring changed, re-sends every key this node owns to its (possibly new)
+   * replicas, a chunk of slots per turn. Replication otherwise sends only changes: a
+   * restarted or new node would never get a key that has gone quiet (an exhausted key only
+   * sees rejections), and would take it over empty when the node holding it dies next.
+   */
+  resyncOwned(): void {
+    if (this.init.replicas === 0) return;
+    const generation = ++this.resyncGeneration;
+    walkStoreInTurns(
+      this.components.store,
+      this.init.resyncSlotsPerTurn,
+      (from, to) => {
+        this.nowMs = this.components.clock.now();
+        this.components.store.forEachEntry(this.collectOwned, from, to);
+        this.send();
+      },
+      () => generation !== this.resyncGeneration || this.closed,
+    );
   }
 
-  handleAck(frameId: number): void {
+  onAck(frameId: number): void {
     const waiter = this.waiters.get(frameId);
     if (waiter === undefined) return;
     this.stats.acks++;
@@ -171,18 +154,44 @@ export class Replicator {
     if (--waiter.remaining === 0) waiter.done();
   }
 
-  close(): void {
-    this.closed = true;
-    if (this.timer !== undefined) clearInterval(this.timer);
-    for (const waiter of this.waiters.values()) waiter.done();
-    this.waiters.clear();
+  private send(sentIds: number[] = []): void {
+    const before = sentIds.length;
+    this.stats.entriesSent += this.outbox.send(FrameType.Replicate, sentIds);
+    this.stats.framesSent += sentIds.length - before;
   }
 
   private expireWaiters(): void {
     for (const [id, waiter] of this.waiters) {
       if (waiter.deadlineMs > this.nowMs) break;
       this.waiters.delete(id);
+      this.components.ids.forget(id);
       if (--waiter.remaining === 0) waiter.done();
     }
+  }
+
+  // ---- receiving ----------------------------------------------------------------------
+
+  /** An owner's Replicate frame: a copy for each key, unless this node believes it owns the key itself. */
+  receive(frameId: number, entries: WireEntry[], reply: Reply): void {
+    const { store, view, clock } = this.components;
+    const nowMs = clock.now();
+    for (const entry of entries) {
+      const cells = fromWireEntry(entry, nowMs, this.cells);
+      // An owner merges what it hears conservatively; a replica takes the owner's word but never erases its own decisions.
+      const mode = view.isOwnedHere(entry.action, entry.key) ? 'merge' : 'replica';
+      store.importEntry(entry.action, entry.key, entry.algorithm as AlgorithmId, cells, 0, mode);
+      this.stats.entriesReceived++;
+    }
+    reply(encodeFrame({ type: FrameType.Ack, id: frameId }));
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer !== undefined) clearInterval(this.timer);
+    for (const [id, waiter] of this.waiters) {
+      this.components.ids.forget(id);
+      waiter.done();
+    }
+    this.waiters.clear();
   }
 }

@@ -60,6 +60,19 @@ describe('module layering', () => {
     }
   });
 
+  it('only ClusterView asks a ring who owns a key: every other file routes through it', () => {
+    const ALLOWED = new Set(['node/cluster-view.ts', 'index.ts']);
+    const importers = ['node', 'chaos', 'cli', 'gossip', 'limiter', 'common']
+      .flatMap((folder) => importsOf(folder))
+      .filter(({ file, spec }) => target(file, spec) === 'ring' && !ALLOWED.has(file))
+      .map(({ file }) => file);
+    expect(importers).toEqual([]);
+    const asksARing = /\.(owner|owners|ownersInto|ownerIndex|ownerIndexOfHash|nodeIdAt)\([^)]/;
+    const outsideRing = files(SRC).filter((f) => !relative(SRC, f).startsWith('ring/') && !ALLOWED.has(relative(SRC, f)));
+    const callers = outsideRing.filter((f) => asksARing.test(readFileSync(f, 'utf8'))).map((f) => relative(SRC, f));
+    expect(callers).toEqual([]);
+  });
+
   it('no `any` in src/', () => {
     const code = (f: string) => readFileSync(f, 'utf8').replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, '');
     // Type positions only: `: any,` `as any)` `<any>` `: any` at the end of a line.

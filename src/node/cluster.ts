@@ -1,0 +1,277 @@
+import * as grpc from '@grpc/grpc-js';
+import { RingLimitError } from '../common/errors.js';
+import { Keyring, createSwimMembership, type Member, type Membership, type SwimMembership } from '../gossip/index.js';
+import type { LimiterStore } from '../limiter/store.js';
+import type { Reservation } from '../limiter/types.js';
+import { addPublicApi, type PublicApiBackend } from './api/public-service.js';
+import { ClusterView, META_GRPC, META_PROTOCOL, META_STATE } from './cluster-view.js';
+import { ForwardServer } from './forward-server.js';
+import { Forwarder } from './forwarder.js';
+import { FrameIds } from './frame-ids.js';
+import { Handoff } from './handoff.js';
+import type { NodeOptions } from './options.js';
+import { OwnerDecision, type ResolvedRequest } from './owner-decision.js';
+import { PeerDispatch } from './peer-dispatch.js';
+import { Replicator } from './replicator.js';
+import { GrpcPeerTransport } from './transport/grpc-peer-transport.js';
+import type { PeerTransport } from './transport/peer-transport.js';
+import { PEER_PROTOCOL_VERSION } from './wire/frames.js';
+
+/** Internal bounds of the cluster machinery (the user-facing tunables are in NodeOptions). */
+const clusterLimits = {
+  /** Keys a handoff tracks at once (pulls, settled keys, handed-away marks). */
+  maxTrackedKeys: 100_000,
+  /** Frames awaiting an ack at once (sync replication, drain pushes). */
+  maxAwaitedAcks: 100_000,
+  /** Slots walked per event-loop turn after a ring change. */
+  walkSlotsPerTurn: 20_000,
+  /** Largest gRPC message a peer may send. */
+  maxReceiveMessageBytes: 32 * 1024 * 1024,
+  reconnectBackoffMs: 200,
+  /** How long a draining node keeps answering after handing its keys over. */
+  drainLingerMs: 500,
+  /** A full-state sync can span several datagrams: the view is complete once it stops growing for a while. */
+  joinSettleMs: 150,
+  joinSettleMaxMs: 3_000,
+} as const;
+
+export interface ClusterComponents {
+  store: LimiterStore;
+  /** What the public gRPC service calls. */
+  api: PublicApiBackend;
+  onMembership(event: 'join' | 'leave' | 'fail' | 'update', member: Member): void;
+  onOwnership(owners: string[]): void;
+}
+
+/**
+ * A node's cluster machinery, wired: gRPC server and peer transport, membership, the
+ * view, and the protocols (forwarding, replication, handoff) with the one owner-side
+ * decision they share. start() joins; drain() and close() leave.
+ */
+interface ClusterParts {
+  membership: Membership;
+  swim: SwimMembership | undefined;
+  view: ClusterView;
+  decision: OwnerDecision;
+  forwarder: Forwarder;
+  forwardServer: ForwardServer;
+  replicator: Replicator;
+  handoff: Handoff;
+  dispatch: PeerDispatch;
+  transport: PeerTransport;
+  server: grpc.Server;
+  grpcAddress: string;
+}
+
+export class Cluster {
+  readonly membership: Membership;
+  readonly view: ClusterView;
+  readonly decision: OwnerDecision;
+  readonly forwarder: Forwarder;
+  readonly forwardServer: ForwardServer;
+  readonly replicator: Replicator;
+  readonly handoff: Handoff;
+  readonly dispatch: PeerDispatch;
+  readonly grpcAddress: string;
+  private readonly swim: SwimMembership | undefined;
+  private readonly transport: PeerTransport;
+  private readonly server: grpc.Server;
+
+  private constructor(
+    parts: ClusterParts,
+    private readonly init: NodeOptions,
+  ) {
+    this.membership = parts.membership;
+    this.view = parts.view;
+    this.decision = parts.decision;
+    this.forwarder = parts.forwarder;
+    this.forwardServer = parts.forwardServer;
+    this.replicator = parts.replicator;
+    this.handoff = parts.handoff;
+    this.dispatch = parts.dispatch;
+    this.grpcAddress = parts.grpcAddress;
+    this.swim = parts.swim;
+    this.transport = parts.transport;
+    this.server = parts.server;
+  }
+
+  static async start(components: ClusterComponents, init: NodeOptions): Promise<Cluster> {
+    const o = init;
+    const { store } = components;
+    const server = new grpc.Server({ 'grpc.max_receive_message_length': clusterLimits.maxReceiveMessageBytes });
+    const grpcTransport = new GrpcPeerTransport(server, { nodeId: o.nodeId, maxBufferedBytes: o.maxBufferedBytesPerPeer, reconnectBackoffMs: clusterLimits.reconnectBackoffMs });
+    const transport = o.wrapPeerTransport === undefined ? grpcTransport : o.wrapPeerTransport(grpcTransport);
+    addPublicApi(server, components.api);
+    let swim: SwimMembership | undefined;
+    let cluster: Cluster | undefined;
+    try {
+      const grpcAddress = `${o.host}:${await bindServer(server, `${o.host}:${o.port}`)}`;
+      const meta = { [META_GRPC]: grpcAddress, [META_STATE]: 'joining', [META_PROTOCOL]: String(PEER_PROTOCOL_VERSION) };
+      let membership: Membership;
+      if (o.membership !== undefined) {
+        membership = o.membership;
+        membership.updateMeta(meta);
+      } else {
+        swim = await createSwimMembership({
+          nodeId: o.nodeId,
+          host: o.host,
+          port: o.gossipPort,
+          meta,
+          preset: o.gossipPreset,
+          ...(o.wrapGossipTransport === undefined ? {} : { wrapTransport: o.wrapGossipTransport }),
+          ...(o.gossipKeys.length > 0 ? { keyring: new Keyring(o.gossipKeys) } : {}),
+        });
+        membership = swim;
+      }
+      const clock = o.clock;
+      const ids = new FrameIds(clusterLimits.maxAwaitedAcks);
+      const view = new ClusterView({ membership, clock }, { selfId: o.nodeId, replicas: o.replicas, maxHandedAwayKeys: clusterLimits.maxTrackedKeys });
+      const protocol = { store, view, transport, clock, ids };
+      const handoff = new Handoff(protocol, {
+        selfId: o.nodeId,
+        handoffWindowMs: o.handoffWindowMs,
+        pullTimeoutMs: o.pullTimeoutMs,
+        maxTrackedKeys: clusterLimits.maxTrackedKeys,
+        maxBatchSize: o.maxBatchSize,
+        pushSlotsPerTurn: clusterLimits.walkSlotsPerTurn,
+      });
+      const replicator = new Replicator(protocol, {
+        selfId: o.nodeId,
+        replicas: o.replicas,
+        replicationDelayMs: o.replicationDelayMs,
+        maxBatchSize: o.maxBatchSize,
+        ackTimeoutMs: o.forwardTimeoutMs,
+        resyncSlotsPerTurn: clusterLimits.walkSlotsPerTurn,
+      });
+      const decision = new OwnerDecision({ store, puller: handoff, replication: replicator }, { syncReplication: o.replication === 'sync' });
+      const forwarder = new Forwarder(
+        { transport, clock, ids, view, decision },
+        {
+          selfId: o.nodeId,
+          forwardTimeoutMs: o.forwardTimeoutMs,
+          batchWaitMs: o.batchWaitMs,
+          maxBatchSize: o.maxBatchSize,
+          maxPendingForwards: o.maxPendingForwards,
+          onUnavailable: o.onUnavailable,
+        },
+      );
+      const forwardServer = new ForwardServer({ clock, view, decision, forwarder });
+      const dispatch = new PeerDispatch({ ids, forwarder, forwardServer, replicator, handoff });
+      transport.onFrame((frame, reply, from) => dispatch.onFrame(frame, reply, from));
+      transport.onPeerDown((address) => forwarder.peerDown(address));
+      view.onChange(() => {
+        replicator.resyncOwned();
+        handoff.pushMoved();
+        components.onOwnership(view.ownerIds());
+      });
+      for (const event of ['join', 'leave', 'fail', 'update'] as const) {
+        membership.on(event, (member: Member) => {
+          const address = member.meta[META_GRPC];
+          if ((event === 'leave' || event === 'fail') && address !== undefined) transport.disconnect(address);
+          components.onMembership(event, member);
+        });
+      }
+      cluster = new Cluster({ membership, swim, view, decision, forwarder, forwardServer, replicator, handoff, dispatch, transport, server, grpcAddress }, init);
+      await cluster.join(meta);
+      return cluster;
+    } catch (error) {
+      if (cluster !== undefined) {
+        await cluster.close(false, Date.now());
+      } else {
+        await swim?.stop({ graceful: false }).catch(() => undefined);
+        await transport.close();
+        server.forceShutdown();
+      }
+      throw error;
+    }
+  }
+
+  /** "Decide here or forward": the owner in this node's view decides. */
+  route(p: ResolvedRequest, maxWaitMs: number): Reservation | Promise<Reservation> {
+    if (this.view.isOwnedHere(p.action, p.key)) return this.decision.decide(p, maxWaitMs);
+    return this.forwarder.forward(p, maxWaitMs, this.view.candidates(p.action, p.key));
+  }
+
+  private async join(meta: Record<string, string>): Promise<void> {
+    const { membership, swim, view } = this;
+    await membership.start();
+    if (swim !== undefined && this.init.join.length > 0) {
+      await swim.join(this.init.join);
+      await settled(() => membership.members().length, clusterLimits.joinSettleMs, clusterLimits.joinSettleMaxMs);
+    }
+    // Only now, with a complete view (so "previous owner" means the owner before us), take keys.
+    view.refresh();
+    membership.updateMeta({ ...meta, [META_STATE]: 'active' });
+    view.refresh();
+  }
+
+  /**
+   * Graceful leave, before `deadlineMs` (wall clock): turn draining so peers stop routing
+   * here, flush replication, push every key to its new owner and wait for the acks, then
+   * keep answering for a moment while the draining state spreads and peers pull.
+   */
+  async drain(deadlineMs: number): Promise<void> {
+    const left = (): number => Math.max(0, deadlineMs - Date.now());
+    try {
+      this.membership.updateMeta({ ...this.membership.self.meta, [META_STATE]: 'draining' });
+      // Our own view drops us from the ring too, so the push finds the new owners.
+      this.view.refresh();
+      await this.replicator.flushAndWait();
+      const pushedAt = Date.now();
+      await this.handoff.pushAll(left());
+      await sleep(Math.min(left(), Math.max(0, clusterLimits.drainLingerMs - (Date.now() - pushedAt))));
+    } catch {
+      // best effort: a failed handoff leaves the replicas to cover
+    }
+  }
+
+  async close(graceful: boolean, deadlineMs: number): Promise<void> {
+    this.replicator.close();
+    this.handoff.close();
+    this.forwarder.close();
+    await this.membership.stop({ graceful }).catch(() => undefined);
+    await this.transport.close();
+    await new Promise<void>((resolve) => {
+      const force = setTimeout(
+        () => {
+          this.server.forceShutdown();
+          resolve();
+        },
+        Math.max(0, Math.min(1000, deadlineMs - Date.now())),
+      );
+      this.server.tryShutdown(() => {
+        clearTimeout(force);
+        resolve();
+      });
+    });
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function settled(read: () => number, quietMs: number, maxMs: number): Promise<void> {
+  const deadline = Date.now() + maxMs;
+  let last = read();
+  let quietSince = Date.now();
+  while (Date.now() < deadline && Date.now() - quietSince < quietMs) {
+    await sleep(20);
+    const now = read();
+    if (now !== last) {
+      last = now;
+      quietSince = Date.now();
+    }
+  }
+}
+
+function bindServer(server: grpc.Server, address: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, port) => {
+      if (error !== null) {
+        const inUse = /EADDRINUSE|address already in use/i.test(error.message);
+        reject(new RingLimitError(inUse ? 'FAILED_PRECONDITION' : 'UNAVAILABLE', `gRPC server cannot bind ${address}: ${inUse ? 'the port is in use' : error.message}`));
+      } else {
+        resolve(port);
+      }
+    });
+  });
+}

@@ -1,0 +1,112 @@
+import type { Clock } from '../common/clock.js';
+import { ALGORITHMS, type RateLimitRequest, type Reservation } from '../limiter/types.js';
+import type { ClusterView } from './cluster-view.js';
+import { errorResult, okResult } from './decisions.js';
+import type { Forwarder, PendingForward } from './forwarder.js';
+import { resolveOnce, type OwnerDecision, type ResolvedRequest } from './owner-decision.js';
+import type { Reply } from './transport/peer-transport.js';
+import { encodeFrame } from './wire/codec.js';
+import { FrameType, type ForwardItem, type ForwardResult } from './wire/frames.js';
+
+/** A forwarded request is relayed at most once more; after that it is decided where it lands. */
+export const MAX_HOPS = 1;
+
+export interface ForwardServerComponents {
+  clock: Clock;
+  view: ClusterView;
+  decision: OwnerDecision;
+  /** Relays a forward this node does not own to the owner it knows. */
+  forwarder: Forwarder;
+}
+
+export interface ForwardServerStats {
+  /** Forwards received from peers. */
+  received: number;
+  /** Forwards passed on to the owner in this node's view (one hop at most). */
+  relayed: number;
+  /** Forwards decided here although another node owns the key (it had been relayed once already). */
+  decidedAsFallback: number;
+}
+
+/**
+ * The receiving end of forwarding: each item of a Forward frame is validated like a local
+ * call (a peer's frame is not trusted), then relayed to the owner this node knows, or
+ * decided here. What is decided at once goes back in one ForwardReply frame; relays,
+ * pulls and sync replication answer later, item by item.
+ */
+export class ForwardServer {
+  readonly stats: ForwardServerStats = { received: 0, relayed: 0, decidedAsFallback: 0 };
+
+  constructor(private readonly components: ForwardServerComponents) {}
+
+  serve(frameId: number, items: ForwardItem[], reply: Reply): void {
+    const { view, decision } = this.components;
+    const immediate: ForwardResult[] = [];
+    for (const item of items) {
+      this.stats.received++;
+      let p: ResolvedRequest;
+      try {
+        p = resolveOnce(requestOf(item));
+      } catch (error) {
+        immediate.push(errorResult(item.id, error));
+        continue;
+      }
+      const owner = view.ownerOf(p.action, p.key);
+      if (owner !== view.selfId) {
+        if (item.hops < MAX_HOPS) {
+          this.relay(item, p, owner, frameId, reply);
+          continue;
+        }
+        this.stats.decidedAsFallback++;
+      }
+      let answer: Reservation | Promise<Reservation>;
+      try {
+        answer = decision.decide(p, item.maxWaitMs);
+      } catch (error) {
+        immediate.push(errorResult(item.id, error));
+        continue;
+      }
+      if (answer instanceof Promise) {
+        answer.then(
+          (r) => this.answer(reply, frameId, okResult(item.id, r, this.components.clock.now())),
+          (e: unknown) => this.answer(reply, frameId, errorResult(item.id, e)),
+        );
+      } else {
+        immediate.push(okResult(item.id, answer, this.components.clock.now()));
+      }
+    }
+    if (immediate.length > 0) reply(encodeFrame({ type: FrameType.ForwardReply, id: frameId, results: immediate }));
+  }
+
+  private relay(item: ForwardItem, p: ResolvedRequest, owner: string, frameId: number, reply: Reply): void {
+    this.stats.relayed++;
+    const relayed: PendingForward = {
+      item: { ...item, hops: item.hops + 1 },
+      request: p,
+      candidates: [owner],
+      attempt: 0,
+      address: '',
+      deadlineMs: 0,
+      resolve: (r) => this.answer(reply, frameId, okResult(item.id, r, this.components.clock.now())),
+      reject: (e) => this.answer(reply, frameId, errorResult(item.id, e)),
+    };
+    this.components.forwarder.relay(relayed);
+  }
+
+  private answer(reply: Reply, frameId: number, result: ForwardResult): void {
+    reply(encodeFrame({ type: FrameType.ForwardReply, id: frameId, results: [result] }));
+  }
+}
+
+function requestOf(item: ForwardItem): RateLimitRequest {
+  return {
+    key: item.key,
+    action: item.action,
+    limit: item.limit,
+    windowMs: item.windowMs,
+    weight: item.weight,
+    cost: item.cost,
+    algorithm: ALGORITHMS[item.algorithm]!,
+    ...(item.burst > 0 ? { burst: item.burst } : {}),
+  };
+}

@@ -1,0 +1,46 @@
+/** A component that waits for the acks of frames it sent. */
+export interface AckReceiver {
+  onAck(frameId: number): void;
+}
+
+/**
+ * One id space for every frame (and forwarded item) a node sends, and the way back for
+ * acks. Ids never repeat across components, so an Ack reaches the component that sent
+ * its frame and no other; an ack nobody awaits (a push, a late ack) is dropped.
+ */
+export class FrameIds {
+  private next = 1;
+  private readonly awaiting = new Map<number, AckReceiver>();
+  readonly stats = { unawaitedAcks: 0 };
+
+  constructor(private readonly maxAwaitedAcks: number) {}
+
+  take(): number {
+    const id = this.next;
+    this.next = id >= Number.MAX_SAFE_INTEGER ? 1 : id + 1;
+    return id;
+  }
+
+  /** `receiver` gets the ack for frame `id`. False when maxAwaitedAcks acks are awaited already. */
+  awaitAck(id: number, receiver: AckReceiver): boolean {
+    if (this.awaiting.size >= this.maxAwaitedAcks) return false;
+    this.awaiting.set(id, receiver);
+    return true;
+  }
+
+  /** Stops waiting for `id` (its receiver gave up on it). */
+  forget(id: number): void {
+    this.awaiting.delete(id);
+  }
+
+  /** An Ack frame arrived: hand it to the component that awaits it. */
+  deliverAck(id: number): void {
+    const receiver = this.awaiting.get(id);
+    if (receiver === undefined) {
+      this.stats.unawaitedAcks++;
+      return;
+    }
+    this.awaiting.delete(id);
+    receiver.onAck(id);
+  }
+}

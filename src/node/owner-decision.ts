@@ -1,0 +1,92 @@
+import type { LimiterStore } from '../limiter/store.js';
+import type { RateLimitRequest, Reservation, ResolvedParams } from '../limiter/types.js';
+import { newResolvedParams, resolveRequest } from '../limiter/validate.js';
+
+/** A request validated once, into its own value: it travels with the call across every await. */
+export type ResolvedRequest = Readonly<ResolvedParams>;
+
+/** Validates `request` (throws RateLimitError before any state changes) into a value of its own. */
+export function resolveOnce(request: RateLimitRequest): ResolvedRequest {
+  return resolveRequest(request, newResolvedParams());
+}
+
+/** Fetches a key's state from its previous owner on first access after a ring change. */
+export interface KeyPuller {
+  /** Whether some first access may have to wait for a pull now. */
+  mayPull(): boolean;
+  /** A promise when the first access to (action, key) must wait for the previous owner's state. */
+  pullIfNeeded(action: string, key: string): Promise<void> | undefined;
+}
+
+/** Sends pending replication and settles once the replicas acked (or gave up). */
+export interface ReplicationFlusher {
+  flushAndWait(): Promise<void>;
+}
+
+export interface OwnerDecisionComponents {
+  store: LimiterStore;
+  /** Absent for a single node. */
+  puller?: KeyPuller;
+  replication?: ReplicationFlusher;
+}
+
+export interface OwnerDecisionInit {
+  /** Answer an allowed decision only after its replicas acked. */
+  syncReplication: boolean;
+}
+
+/**
+ * "Decide this here": the one owner-side decision. Every path that decides on this node
+ * calls it — a local call, a forward received from a peer, a forward that failed over to
+ * this node, the onUnavailable 'local' fallback — so each gets the same steps: pull the
+ * key's state if it just moved here, decide in the store, and with sync replication wait
+ * for the replicas before answering.
+ */
+export class OwnerDecision {
+  /** Decisions made here. */
+  decided = 0;
+
+  constructor(
+    private readonly components: OwnerDecisionComponents,
+    private readonly init: OwnerDecisionInit,
+  ) {}
+
+  /**
+   * The decision now, or undefined when it might have to wait (a pull window is open, or
+   * replication is sync): then call decide(). Never starts anything it does not finish.
+   */
+  decideNow(p: ResolvedRequest, maxWaitMs: number): Reservation | undefined {
+    if (this.init.syncReplication || this.components.puller?.mayPull() === true) return undefined;
+    this.decided++;
+    return this.components.store.decideResolved(p, maxWaitMs);
+  }
+
+  /**
+   * The decision: synchronous when nothing has to be waited for, else a promise. Throws
+   * (synchronously) for a request the store refuses.
+   */
+  decide(p: ResolvedRequest, maxWaitMs: number): Reservation | Promise<Reservation> {
+    const pull = this.components.puller?.pullIfNeeded(p.action, p.key);
+    if (pull !== undefined) return pull.then(() => this.decideInStore(p, maxWaitMs));
+    return this.decideInStore(p, maxWaitMs);
+  }
+
+  /** decide() as a promise, for callers that answer later anyway. */
+  decideAsync(p: ResolvedRequest, maxWaitMs: number): Promise<Reservation> {
+    try {
+      return Promise.resolve(this.decide(p, maxWaitMs));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  private decideInStore(p: ResolvedRequest, maxWaitMs: number): Reservation | Promise<Reservation> {
+    this.decided++;
+    const decision = this.components.store.decideResolved(p, maxWaitMs);
+    const replication = this.components.replication;
+    if (this.init.syncReplication && decision.allowed && replication !== undefined) {
+      return replication.flushAndWait().then(() => decision);
+    }
+    return decision;
+  }
+}

@@ -1,0 +1,51 @@
+import type { FrameIds } from './frame-ids.js';
+import type { ForwardServer } from './forward-server.js';
+import type { Forwarder } from './forwarder.js';
+import type { Handoff } from './handoff.js';
+import type { Replicator } from './replicator.js';
+import type { Reply } from './transport/peer-transport.js';
+import { decodeFrame } from './wire/codec.js';
+import { FrameType } from './wire/frames.js';
+
+export interface PeerDispatchComponents {
+  ids: FrameIds;
+  forwarder: Forwarder;
+  forwardServer: ForwardServer;
+  replicator: Replicator;
+  handoff: Handoff;
+}
+
+/**
+ * Every peer frame that arrives: decoded and validated, then handed to the protocol it
+ * belongs to. It only dispatches; a malformed frame is counted and dropped.
+ */
+export class PeerDispatch {
+  readonly stats = { malformedFrames: 0 };
+
+  constructor(private readonly components: PeerDispatchComponents) {}
+
+  onFrame(bytes: Uint8Array, reply: Reply, fromNodeId: string): void {
+    const frame = decodeFrame(bytes);
+    if (frame === undefined) {
+      this.stats.malformedFrames++;
+      return;
+    }
+    const c = this.components;
+    switch (frame.type) {
+      case FrameType.Forward:
+        return c.forwardServer.serve(frame.id, frame.items, reply);
+      case FrameType.ForwardReply:
+        return c.forwarder.handleReply(frame.results);
+      case FrameType.Replicate:
+        return c.replicator.receive(frame.id, frame.entries, reply);
+      case FrameType.Ack:
+        return c.ids.deliverAck(frame.id);
+      case FrameType.Handoff:
+        return c.handoff.receive(frame.id, frame.entries, reply);
+      case FrameType.Pull:
+        return c.handoff.answerPull(frame.id, frame.action, frame.key, fromNodeId, reply);
+      case FrameType.PullReply:
+        return c.handoff.handlePullReply(frame.id, frame.entry);
+    }
+  }
+}
