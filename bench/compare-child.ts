@@ -1,0 +1,33 @@
+/**
+ * One measurement for bench/compare.ts, in a process of its own: the node paths of the
+ * build in argv[2] (a dist folder compiled from src/), printed as one JSON line.
+ */
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { measurePaths, type BenchClient, type BenchNode, type NodeModule } from './node-paths.js';
+
+interface BuiltNodeModule {
+  createNode(options?: Record<string, unknown>): Promise<BenchNode>;
+}
+interface BuiltClientModule {
+  RingLimitClient: new (options: { nodes: string[]; preferFirst: boolean }) => BenchClient;
+}
+
+async function main(): Promise<void> {
+  const [dist, rounds = '2'] = process.argv.slice(2);
+  if (dist === undefined) throw new Error('usage: compare-child <dist folder> [rounds]');
+  const node = (await import(pathToFileURL(join(dist, 'node', 'node.js')).href)) as BuiltNodeModule;
+  const client = (await import(pathToFileURL(join(dist, 'node', 'api', 'client.js')).href)) as BuiltClientModule;
+  const mod: NodeModule = {
+    createNode: (options) => node.createNode(options),
+    newClient: (nodes) => new client.RingLimitClient({ nodes, preferFirst: true }),
+  };
+  const rates = await measurePaths(mod, Number(rounds), (line) => console.error(line));
+  console.log(JSON.stringify(rates));
+  process.exit(0);
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
