@@ -3,35 +3,17 @@ import { invalidArgument } from '../common/errors.js';
 import type { Member } from '../gossip/index.js';
 import { rateRequest, windowRequest } from '../limiter/aliases.js';
 import { Limiter, type AcquireOptions } from '../limiter/limiter.js';
-import type { LimiterStore, StoreStats } from '../limiter/store.js';
+import type { LimiterStore } from '../limiter/store.js';
 import type { Decision, RateLimitRequest, Reservation } from '../limiter/types.js';
 import { newResolvedParams, resolveRequest } from '../limiter/validate.js';
 import { Cluster } from './cluster.js';
-import type { ForwardServerStats } from './forward-server.js';
-import type { ForwarderStats } from './forwarder.js';
-import type { HandoffStats } from './handoff.js';
+import { CallerSkew, nodeStats, type NodeStats } from './node-stats.js';
 import { resolveNodeOptions, type NodeOptions, type NodeOptionsInput } from './options.js';
 import { OwnerDecision, resolveOnce } from './owner-decision.js';
-import type { ReplicatorStats } from './replicator.js';
 import { loadSnapshot, writeSnapshot } from './snapshot.js';
 
 /** maxWaitMs of a plain allow (no reservation). */
 const NO_WAIT = -1;
-
-export interface NodeStats extends ForwardServerStats {
-  store: StoreStats;
-  /** Decisions made here for keys this node owns (or decided as a fallback). */
-  decidedHere: number;
-  /** Peer frames dropped as malformed. */
-  malformedFrames: number;
-  /** Decisions answered by the onUnavailable policy. */
-  unavailable: number;
-  forwarder: ForwarderStats;
-  replication: ReplicatorStats;
-  handoff: HandoffStats;
-  /** Distance between callers' timestamps (public API timestamp_ms) and this node's clock. */
-  callerSkew: { samples: number; maxAbsMs: number; meanAbsMs: number };
-}
 
 interface NodeEvents {
   /** Membership changed: a member joined, left, failed or updated. */
@@ -54,7 +36,7 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
   private cluster: Cluster | undefined;
   /** For allowNow() alone: it never crosses an await. */
   private readonly scratch = newResolvedParams();
-  private readonly skew = { samples: 0, sumAbsMs: 0, maxAbsMs: 0 };
+  private readonly skew = new CallerSkew();
   private stopping: Promise<void> | undefined;
 
   private constructor(options: NodeOptions) {
@@ -153,27 +135,11 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
    * decides), but its distance from this node's clock is kept as a skew statistic.
    */
   recordCallerTime(timestampMs: number): void {
-    const skew = Math.abs(this.options.clock.now() - timestampMs);
-    const s = this.skew;
-    s.samples++;
-    s.sumAbsMs += skew;
-    if (skew > s.maxAbsMs) s.maxAbsMs = skew;
+    this.skew.record(timestampMs, this.options.clock.now());
   }
 
   stats(): NodeStats {
-    const c = this.cluster;
-    const s = this.skew;
-    return {
-      store: this.store.stats(),
-      decidedHere: this.decision.decided,
-      ...(c?.forwardServer.stats ?? { received: 0, relayed: 0, decidedAsFallback: 0 }),
-      malformedFrames: c?.dispatch.stats.malformedFrames ?? 0,
-      unavailable: c?.forwarder.stats.exhausted ?? 0,
-      callerSkew: { samples: s.samples, maxAbsMs: s.maxAbsMs, meanAbsMs: s.samples === 0 ? 0 : s.sumAbsMs / s.samples },
-      forwarder: { ...(c?.forwarder.stats ?? { forwarded: 0, frames: 0, failovers: 0, timeouts: 0, exhausted: 0 }) },
-      replication: { ...(c?.replicator.stats ?? { entriesSent: 0, framesSent: 0, acks: 0, entriesReceived: 0 }) },
-      handoff: { ...(c?.handoff.stats ?? { pulls: 0, pullsAnswered: 0, pullTimeouts: 0, pushedEntries: 0, receivedEntries: 0, drainFramesAcked: 0 }) },
-    };
+    return nodeStats(this.store.stats(), this.decision.decided, this.skew, this.cluster);
   }
 
   /** One request: validated once, then decided here or forwarded to its owner. */

@@ -1,0 +1,54 @@
+import type { StoreStats } from '../limiter/store.js';
+import type { Cluster } from './cluster.js';
+import type { ForwardServerStats } from './forward-server.js';
+import type { ForwarderStats } from './forwarder.js';
+import type { HandoffStats } from './handoff.js';
+import type { ReplicatorStats } from './replicator.js';
+
+export interface NodeStats extends ForwardServerStats {
+  store: StoreStats;
+  /** Decisions made here for keys this node owns (or decided as a fallback). */
+  decidedHere: number;
+  /** Peer frames dropped as malformed. */
+  malformedFrames: number;
+  /** Decisions answered by the onUnavailable policy. */
+  unavailable: number;
+  forwarder: ForwarderStats;
+  replication: ReplicatorStats;
+  handoff: HandoffStats;
+  /** Distance between callers' timestamps (public API timestamp_ms) and this node's clock. */
+  callerSkew: { samples: number; maxAbsMs: number; meanAbsMs: number };
+}
+
+/** Distance between callers' clocks and this node's: a statistic, never an input to a decision. */
+export class CallerSkew {
+  private samples = 0;
+  private sumAbsMs = 0;
+  private maxAbsMs = 0;
+
+  record(callerMs: number, nowMs: number): void {
+    const skew = Math.abs(nowMs - callerMs);
+    this.samples++;
+    this.sumAbsMs += skew;
+    if (skew > this.maxAbsMs) this.maxAbsMs = skew;
+  }
+
+  stats(): NodeStats['callerSkew'] {
+    return { samples: this.samples, maxAbsMs: this.maxAbsMs, meanAbsMs: this.samples === 0 ? 0 : this.sumAbsMs / this.samples };
+  }
+}
+
+/** A copy of every counter: the node's own, and its cluster components' (zeros for a single node). */
+export function nodeStats(store: StoreStats, decidedHere: number, skew: CallerSkew, c: Cluster | undefined): NodeStats {
+  return {
+    store,
+    decidedHere,
+    ...(c?.forwardServer.stats ?? { received: 0, relayed: 0, decidedAsFallback: 0 }),
+    malformedFrames: c?.dispatch.stats.malformedFrames ?? 0,
+    unavailable: c?.forwarder.stats.exhausted ?? 0,
+    callerSkew: skew.stats(),
+    forwarder: { ...(c?.forwarder.stats ?? { forwarded: 0, frames: 0, failovers: 0, timeouts: 0, exhausted: 0 }) },
+    replication: { ...(c?.replicator.stats ?? { entriesSent: 0, framesSent: 0, acks: 0, entriesReceived: 0 }) },
+    handoff: { ...(c?.handoff.stats ?? { pulls: 0, pullsAnswered: 0, pullTimeouts: 0, pushedEntries: 0, receivedEntries: 0, drainFramesAcked: 0 }) },
+  };
+}
