@@ -47,6 +47,8 @@ export function applyFaultCommand(faults: HarnessFaults, command: FaultCommand):
 /** Reads fault commands from stdin; answers each with {"ok":true} or {"ok":false,"error":…} on stdout. */
 export function listenForFaultCommands(faults: HarnessFaults, stats: () => unknown): void {
   const lines = createInterface({ input: process.stdin });
+  // The harness keeps this pipe open: it must not keep the process alive once the node has stopped.
+  process.stdin.unref?.();
   lines.on('line', (line) => {
     try {
       const command = JSON.parse(line) as FaultCommand;

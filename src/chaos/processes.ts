@@ -1,60 +1,77 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface, type Interface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
-import { RingLimitClient } from '../node/api/client.js';
+import { RingLimitError } from '../common/errors.js';
 import type { FaultCommand } from './harness-mode.js';
+import { sleep } from './wait.js';
 
-const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
-const BOOT_TIMEOUT_MS = 20_000;
-
+/** One `ringlimit serve --harness` child process. */
 export interface NodeProcess {
+  readonly nodeId: string;
+  readonly child: ChildProcess;
+  readonly grpc: string;
+  readonly gossip: string;
+  /** Its stdout after the ready line: the answers to fault commands. */
+  readonly lines: Interface;
+}
+
+export interface NodeProcessSpec {
+  cliPath: string;
   nodeId: string;
-  child: ChildProcess;
-  grpc: string;
-  gossip: string;
-  lines: Interface;
-  stopped: boolean;
+  /** Gossip addresses to join; none starts a cluster of one. */
+  join: string[];
+  gossipPreset: string;
+  bootTimeoutMs: number;
+  /** Ports to bind again (a restart); none picks free ports. */
+  ports?: { grpc: string; gossip: string };
+  /** Called as soon as the child exists, before it is ready, so that the caller can always kill it. */
+  onSpawn(child: ChildProcess): void;
 }
 
-/** Every process the harness started, so that it can always stop them all (also on Ctrl-C or a failed run). */
-export const started = new Set<ChildProcess>();
+const STDERR_TAIL_CHARS = 2_000;
+const portOf = (address: string) => address.slice(address.lastIndexOf(':') + 1);
 
-export function killEverything(): void {
-  for (const child of started) {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGCONT');
-      child.kill('SIGKILL');
-    }
-  }
-  started.clear();
-}
-
-/** Starts `ringlimit serve --harness` and waits for its ready line. Reuses ports on restart. */
-export function startNodeProcess(nodeId: string, join: string[], ports?: { grpc: string; gossip: string }): Promise<NodeProcess> {
-  const portArgs = ports === undefined ? [] : ['--port', ports.grpc.split(':')[1]!, '--gossip-port', ports.gossip.split(':')[1]!];
-  const args = [CLI, 'serve', '--node-id', nodeId, '--harness', '--ready-json', '--gossip-preset', 'lan', ...portArgs, ...(join.length > 0 ? ['--join', join.join(',')] : [])];
+/** Starts `ringlimit serve --harness` and waits (bounded) for its ready line. */
+export function startNodeProcess(spec: NodeProcessSpec): Promise<NodeProcess> {
+  const { nodeId, ports, join } = spec;
+  const args = [spec.cliPath, 'serve', '--node-id', nodeId, '--harness', '--ready-json', '--gossip-preset', spec.gossipPreset];
+  if (ports !== undefined) args.push('--port', portOf(ports.grpc), '--gossip-port', portOf(ports.gossip));
+  if (join.length > 0) args.push('--join', join.join(','));
   const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-  started.add(child);
-  child.once('exit', () => started.delete(child));
-  child.stderr!.on('data', () => undefined);
+  spec.onSpawn(child);
+  // A fault command written to a node that just died must not crash the harness with EPIPE.
+  child.stdin!.on('error', () => undefined);
+  let stderrTail = '';
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderrTail = (stderrTail + chunk.toString()).slice(-STDERR_TAIL_CHARS);
+  });
   const lines = createInterface({ input: child.stdout! });
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${nodeId} did not start within ${BOOT_TIMEOUT_MS} ms`));
-    }, BOOT_TIMEOUT_MS);
-    const onExit = (code: number | null) => {
-      clearTimeout(timer);
-      reject(new Error(`${nodeId} exited with ${code} before it was ready`));
-    };
-    child.once('exit', onExit);
-    lines.once('line', (line) => {
+    const fail = (message: string) => {
       clearTimeout(timer);
       child.off('exit', onExit);
-      const ready = JSON.parse(line) as { grpc: string; gossip: string };
-      resolve({ nodeId, child, grpc: ready.grpc, gossip: ready.gossip, lines, stopped: false });
+      child.kill('SIGKILL');
+      reject(new RingLimitError('UNAVAILABLE', `${nodeId} ${message}${stderrTail === '' ? '' : `; stderr:\n${stderrTail}`}`));
+    };
+    const timer = setTimeout(() => fail(`did not start within ${spec.bootTimeoutMs} ms`), spec.bootTimeoutMs);
+    const onExit = (code: number | null, signal: NodeJS.Signals | null) => fail(`exited (${signal ?? code}) before it was ready`);
+    child.once('exit', onExit);
+    lines.once('line', (line) => {
+      let ready: { grpc?: unknown; gossip?: unknown };
+      try {
+        ready = JSON.parse(line) as typeof ready;
+      } catch {
+        ready = {};
+      }
+      if (typeof ready.grpc !== 'string' || typeof ready.gossip !== 'string') return fail(`printed no ready line but ${JSON.stringify(line)}`);
+      clearTimeout(timer);
+      child.off('exit', onExit);
+      resolve({ nodeId, child, grpc: ready.grpc, gossip: ready.gossip, lines });
     });
   });
+}
+
+export function isRunning(node: NodeProcess): boolean {
+  return node.child.exitCode === null && node.child.signalCode === null;
 }
 
 export function sendFault(node: NodeProcess, command: FaultCommand): void {
@@ -62,21 +79,12 @@ export function sendFault(node: NodeProcess, command: FaultCommand): void {
 }
 
 export function signal(node: NodeProcess, sig: NodeJS.Signals): void {
-  if (node.child.exitCode === null && node.child.signalCode === null) node.child.kill(sig);
+  if (isRunning(node)) node.child.kill(sig);
 }
 
-export async function waitExit(node: NodeProcess, timeoutMs: number): Promise<void> {
+/** Whether the process exited within timeoutMs. */
+export async function waitExit(node: NodeProcess, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
-  while (node.child.exitCode === null && node.child.signalCode === null && Date.now() < deadline) await sleep(20);
-}
-
-export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** How many members `node` sees, or -1 if it does not answer. */
-export async function membersSeenBy(client: RingLimitClient, index: number): Promise<number> {
-  try {
-    return (await client.health(index)).members;
-  } catch {
-    return -1;
-  }
+  while (isRunning(node) && Date.now() < deadline) await sleep(20);
+  return !isRunning(node);
 }

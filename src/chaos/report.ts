@@ -1,17 +1,6 @@
 import { basename } from 'node:path';
 import type { LoggedDecision } from './model.js';
-import type { ChaosOptions, ScenarioResult } from './runner.js';
-
-/** Allowed decisions per second of the run, with the fault marked and the exact total for comparison. */
-export interface AllowedSeries {
-  allowed: number[];
-  faultAtS: number;
-  faultEndS: number;
-  /** What an exact limiter allows in all: keys × limit. */
-  exactTotal: number;
-  /** Cumulative allowed by the end of each second. */
-  cumulative: number[];
-}
+import type { AllowedSeries, ChaosOptions, ScenarioResult } from './types.js';
 
 export function allowedPerSecond(log: LoggedDecision[], faultAtMs: number, faultEndMs: number, exactTotal: number): AllowedSeries {
   let start = Infinity;

@@ -1,21 +1,9 @@
 import type { Accuracy } from './model.js';
-import type { ChaosContext } from './runner.js';
+import type { Scenario } from './types.js';
+import { sleep } from './wait.js';
 
-export interface ScenarioOutcome {
-  /** Time from the fault until every surviving node stopped listing a dead member. */
-  detectMs?: number;
-  /** Time from the end of the fault until every node lists every member again. */
-  stableMs?: number;
-}
-
-export interface Scenario {
-  name: string;
-  /** The target as the issue states it. */
-  target: string;
-  /** Injects the fault at ctx.faultAt and undoes it; returns the timings it measured. */
-  run(ctx: ChaosContext): Promise<ScenarioOutcome>;
-  pass(a: Accuracy, o: ScenarioOutcome): boolean;
-}
+/** Node indices from..to-1. */
+const range = (from: number, to: number) => Array.from({ length: to - from }, (_, k) => from + k);
 
 const noOver = (a: Accuracy) => a.overUnits === 0 && a.errors === 0;
 
@@ -31,22 +19,22 @@ export const scenarios: Record<string, Scenario> = {
   'kill-owners': {
     name: 'kill -9 of owners under load (one node at a time, two rounds), each restarted',
     target: 'over-admission ≤ 1 % of the affected limits; 0 client errors after client retry',
-    async run(ctx) {
+    async run(cluster, marks) {
       // One at a time: with one replica, two simultaneous deaths lose the keys both held.
       let detectMs = 0;
       let stableMs = 0;
-      for (const i of [ctx.nodes.length - 1, 1]) {
-        ctx.kill(i);
-        const detected = await ctx.until(() => ctx.allLiveSee(ctx.nodes.length - 1), 10_000);
+      for (const i of [cluster.size - 1, 1]) {
+        cluster.kill(i);
+        const detected = await cluster.until(() => cluster.allLiveSee(cluster.size - 1), 10_000);
         detectMs = detected < 0 ? -1 : Math.max(detectMs, detected);
-        await ctx.restart(i);
-        const stable = await ctx.until(() => ctx.allLiveSee(ctx.nodes.length), 15_000);
+        await cluster.restart(i);
+        const stable = await cluster.until(() => cluster.allLiveSee(cluster.size), 15_000);
         stableMs = stable < 0 ? -1 : Math.max(stableMs, stable);
         // Let the restarted node become active and receive its replica copies before the next
         // failure: a second death before that is a double failure, beyond one replica.
-        await ctx.sleep(2_000);
+        await sleep(2_000);
       }
-      ctx.faultEnd();
+      marks.faultEnd();
       return { detectMs, stableMs };
     },
     pass: (a, o) => a.overPct <= 1 && a.errors === 0 && (o.detectMs ?? -1) >= 0,
@@ -54,13 +42,13 @@ export const scenarios: Record<string, Scenario> = {
   'rolling-restart': {
     name: 'rolling restart of every node (SIGTERM, then start again)',
     target: 'over-admission ≤ 1 %',
-    async run(ctx) {
-      for (let i = 0; i < ctx.nodes.length; i++) {
-        await ctx.stopGracefully(i);
-        await ctx.restart(i);
-        await ctx.until(() => ctx.allLiveSee(ctx.nodes.length), 15_000);
+    async run(cluster, marks) {
+      for (let i = 0; i < cluster.size; i++) {
+        await cluster.stopGracefully(i);
+        await cluster.restart(i);
+        await cluster.until(() => cluster.allLiveSee(cluster.size), 15_000);
       }
-      ctx.faultEnd();
+      marks.faultEnd();
       return {};
     },
     pass: (a) => a.overPct <= 1,
@@ -68,13 +56,13 @@ export const scenarios: Record<string, Scenario> = {
   sigstop: {
     name: 'SIGSTOP one node for 2 s, then SIGCONT',
     target: 'no lasting split; over-admission ≤ 1 %',
-    async run(ctx) {
-      const i = ctx.nodes.length - 1;
-      ctx.signal(i, 'SIGSTOP');
-      await ctx.sleep(2_000);
-      ctx.signal(i, 'SIGCONT');
-      ctx.faultEnd();
-      const stableMs = await ctx.until(() => ctx.allLiveSee(ctx.nodes.length), 15_000);
+    async run(cluster, marks) {
+      const i = cluster.size - 1;
+      cluster.pause(i);
+      await sleep(2_000);
+      cluster.resume(i);
+      marks.faultEnd();
+      const stableMs = await cluster.until(() => cluster.allLiveSee(cluster.size), 15_000);
       return { stableMs };
     },
     pass: (a, o) => a.overPct <= 1 && o.stableMs !== undefined && o.stableMs >= 0,
@@ -82,15 +70,13 @@ export const scenarios: Record<string, Scenario> = {
   partition: {
     name: 'network partition (gossip and peer traffic) into two sides, then heal',
     target: 'reconverges ≤ 5 s after heal; over-admission during the split within the documented bound',
-    async run(ctx) {
-      const half = Math.floor(ctx.nodes.length / 2);
-      const left = ctx.nodes.slice(0, half).map((_, i) => i);
-      const right = ctx.nodes.slice(half).map((_, i) => i + half);
-      ctx.partition(left, right);
-      await ctx.sleep(6_000);
-      ctx.heal();
-      ctx.faultEnd();
-      const stableMs = await ctx.until(() => ctx.allLiveSee(ctx.nodes.length), 15_000);
+    async run(cluster, marks) {
+      const half = Math.floor(cluster.size / 2);
+      cluster.partition(range(0, half), range(half, cluster.size));
+      await sleep(6_000);
+      cluster.heal();
+      marks.faultEnd();
+      const stableMs = await cluster.until(() => cluster.allLiveSee(cluster.size), 15_000);
       return { stableMs };
     },
     // During a split each side may admit up to the full limit: the bound is 100 % per extra side.
@@ -99,13 +85,13 @@ export const scenarios: Record<string, Scenario> = {
   'partition-one-way': {
     name: 'one-way partition: one node cannot send to the others (gossip and peer traffic), then heal',
     target: 'reconverges ≤ 5 s after heal; over-admission during the split within the documented bound',
-    async run(ctx) {
-      const last = ctx.nodes.length - 1;
-      ctx.partitionOneWay([last], ctx.nodes.slice(0, last).map((_, i) => i));
-      await ctx.sleep(4_000);
-      ctx.heal();
-      ctx.faultEnd();
-      const stableMs = await ctx.until(() => ctx.allLiveSee(ctx.nodes.length), 15_000);
+    async run(cluster, marks) {
+      const last = cluster.size - 1;
+      cluster.partitionOneWay([last], range(0, last));
+      await sleep(4_000);
+      cluster.heal();
+      marks.faultEnd();
+      const stableMs = await cluster.until(() => cluster.allLiveSee(cluster.size), 15_000);
       return { stableMs };
     },
     pass: (_a, o) => o.stableMs !== undefined && o.stableMs >= 0 && o.stableMs <= 5_000,
@@ -113,9 +99,9 @@ export const scenarios: Record<string, Scenario> = {
   skew: {
     name: 'clock skew: node clocks offset by up to ±5 s (and drifting 100 ppm)',
     target: '0 over-admission in steady state',
-    async run(ctx) {
-      ctx.nodes.forEach((_, i) => ctx.clock(i, ((i % 3) - 1) * 5_000, i % 2 === 0 ? 100 : -100));
-      ctx.faultEnd();
+    async run(cluster, marks) {
+      for (const i of range(0, cluster.size)) cluster.clock(i, ((i % 3) - 1) * 5_000, i % 2 === 0 ? 100 : -100);
+      marks.faultEnd();
       return {};
     },
     pass: noOver,

@@ -1,13 +1,15 @@
 import { parseArgs } from 'node:util';
 import { RingLimitError } from '../common/errors.js';
+import { chaosDefaults, quickChaosDefaults } from '../chaos/options.js';
+import { runChaos } from '../chaos/runner.js';
 import { FULL, QUICK, scenarios } from '../chaos/scenarios.js';
-import { chaosDefaults, runChaos, type ChaosOptions } from '../chaos/runner.js';
+import type { ChaosOptions } from '../chaos/types.js';
 
 export const CHAOS_USAGE = `usage: ringlimit chaos [options]
 
   --quick               three short scenarios on 3 nodes (about a minute): ${QUICK.join(', ')}
   --scenario NAME       run only this scenario (repeatable): ${Object.keys(scenarios).join(', ')}
-  --nodes N             cluster size (default 5; 3 with --quick)
+  --nodes N             cluster size (default ${chaosDefaults.nodes}; ${quickChaosDefaults.nodes} with --quick)
   --seed N              replay a run's schedule and load
   --distribution D      uniform (default), zipf or hot
   --rate N              decisions per second offered by the load generators (default 2000)
@@ -45,10 +47,8 @@ export async function runChaosCli(args: string[]): Promise<number> {
   const quick = v.quick === true;
   const options: ChaosOptions = {
     ...chaosDefaults,
+    ...(quick ? quickChaosDefaults : {}),
     scenarios: v.scenario ?? (quick ? QUICK : FULL),
-    nodes: quick ? 3 : 5,
-    warmupMs: quick ? 6_000 : 8_000,
-    afterMs: quick ? 6_000 : 10_000,
     log: (line) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${line}`),
     progress: (line) => {
       if (process.stdout.isTTY) process.stdout.write(`\r\x1b[K${line}`);
