@@ -54,4 +54,18 @@ describe('three nodes, real gossip and gRPC on 127.0.0.1', () => {
     },
     60_000,
   );
+
+  it('a forwarded request keeps its weight, burst and cost: the owner decides what a local call would', async () => {
+    const [a] = nodes as [RingLimitNode];
+    let key = '';
+    for (let i = 0; key === '' && i < 10_000; i++) if (a.ownerOf(`weighted-${i}`, 'api') === 'n1') key = `weighted-${i}`;
+    // Effective limit floor(10 × 2.5) = 25; capacity floor(4 × 2.5) = 10; cost 3 takes 3 of them a call.
+    const request = { key, action: 'api', limit: 10, windowMs: 86_400_000, weight: 2.5, burst: 4, cost: 3, algorithm: 'gcra' as const };
+    const answers = [];
+    for (let i = 0; i < 5; i++) answers.push(await a.allow(request));
+    expect(answers.map((d) => d.allowed)).toEqual([true, true, true, false, false]);
+    expect(answers.every((d) => d.limit === 25)).toBe(true);
+    await expect(a.allow({ ...request, cost: 11 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field: 'cost' });
+    expect(a.stats().forwarder.forwarded).toBeGreaterThanOrEqual(5);
+  });
 });
