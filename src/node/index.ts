@@ -1,5 +1,5 @@
 export { createNode, RingLimitNode } from './node.js';
 export type { NodeStats } from './node-stats.js';
 export { nodeDefaults, resolveNodeOptions, type NodeOptions, type NodeOptionsInput, type UnavailablePolicy, type ReplicationMode } from './options.js';
-export { RingLimitClient, clientDefaults, type ClientOptions } from './api/client.js';
+export { RingLimitClient, clientDefaults, type ClientOptions, type ClientStats } from './api/client.js';
 export { PROTO_PATH } from './api/proto.js';

@@ -90,7 +90,7 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
   // ---- the API ------------------------------------------------------------------------
 
   allow(request: RateLimitRequest): Promise<Decision> {
-    return this.route(request, NO_WAIT);
+    return this.route(request, undefined);
   }
 
   /**
@@ -105,11 +105,8 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
   }
 
   reserve(request: RateLimitRequest, options: { maxWaitMs: number }): Promise<Reservation> {
-    const maxWaitMs = options?.maxWaitMs;
-    if (typeof maxWaitMs !== 'number' || !(maxWaitMs >= 0 && maxWaitMs <= 86_400_000)) {
-      return Promise.reject(invalidArgument('maxWaitMs', `must be a number from 0 to 86400000 (24 h), got ${String(maxWaitMs)}`));
-    }
-    return this.route(request, maxWaitMs);
+    // A reservation names its bound: a missing one is refused (NaN fails validation), never taken as a plain allow.
+    return this.route(request, options?.maxWaitMs ?? Number.NaN);
   }
 
   /** Waits for a slot (reserved at the key's owner), or resolves at once with allowed: false. */
@@ -142,11 +139,23 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
     return nodeStats(this.store.stats(), this.decision.decided, this.skew, this.cluster);
   }
 
-  /** One request: validated once, then decided here or forwarded to its owner. */
-  private route(request: RateLimitRequest, maxWaitMs: number): Promise<Reservation> {
+  /**
+   * One request — a plain allow (maxWaitMs undefined) or a reservation — validated once,
+   * then decided here or forwarded to its owner: synchronously when decided at once.
+   * Throws RateLimitError for bad input.
+   */
+  private decide(request: RateLimitRequest, maxWaitMs: number | undefined): Reservation | Promise<Reservation> {
+    if (maxWaitMs !== undefined && (typeof maxWaitMs !== 'number' || !(maxWaitMs >= 0 && maxWaitMs <= 86_400_000))) {
+      throw invalidArgument('maxWaitMs', `must be a number from 0 to 86400000 (24 h), got ${String(maxWaitMs)}`);
+    }
+    const p = resolveOnce(request);
+    const wait = maxWaitMs ?? NO_WAIT;
+    return this.cluster === undefined ? this.decision.decide(p, wait) : this.cluster.route(p, wait);
+  }
+
+  private route(request: RateLimitRequest, maxWaitMs: number | undefined): Promise<Reservation> {
     try {
-      const p = resolveOnce(request);
-      const answer = this.cluster === undefined ? this.decision.decide(p, maxWaitMs) : this.cluster.route(p, maxWaitMs);
+      const answer = this.decide(request, maxWaitMs);
       return answer instanceof Promise ? answer : Promise.resolve(answer);
     } catch (error) {
       return Promise.reject(error);
@@ -164,8 +173,7 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
         store: this.store,
         api: {
           nodeId: o.nodeId,
-          allow: (request) => this.route(request, NO_WAIT),
-          reserve: (request, options) => this.reserve(request, options),
+          decide: (request, maxWaitMs) => this.decide(request, maxWaitMs),
           health: () => ({ nodeId: o.nodeId, status: this.stopping === undefined ? 'active' : 'draining', owners: this.owners(), members: this.members().length }),
           recordCallerTime: (timestampMs) => this.recordCallerTime(timestampMs),
         },

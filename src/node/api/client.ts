@@ -1,153 +1,336 @@
 import * as grpc from '@grpc/grpc-js';
 import { RateLimitError, RingLimitError, invalidArgument, type ErrorCode } from '../../common/errors.js';
 import type { RateLimitRequest, Reservation } from '../../limiter/types.js';
-import { rateLimiterClientConstructor, type WireAllowBatchItem, type WireAllowRequest, type WireHealth } from './proto.js';
-import { MAX_BATCH_ITEMS } from './public-service.js';
+import { MAX_BATCH_ITEMS } from './backend.js';
+import { rateLimiterClientConstructor, type WireAllowRequest, type WireAllowStreamRequest, type WireAllowStreamResponse, type WireHealth, type WireStreamedResult } from './proto.js';
 
 export interface ClientOptions {
   /** gRPC addresses (host:port) of any nodes of the cluster. */
   nodes: string[];
-  /** Deadline of one batch call; past it the batch is retried on the next node. */
+  /** Deadline of one request on one node; past it the request is retried on the next node. */
   timeoutMs: number;
+  /** Requests per stream message. */
   maxBatchSize: number;
-  /** Calls made within this wait go in one AllowBatch (0: the same event-loop turn). */
-  batchWaitMs: number;
-  /** Requests queued or in flight at once. */
+  /**
+   * Messages awaiting answers on one node's stream before new requests gather into the
+   * next message: a request goes out at once while fewer are in flight (adaptive batching).
+   */
+  maxFramesInFlight: number;
+  /** Requests queued or awaiting an answer at once. */
   maxPending: number;
   /** Send to nodes[0] first (fail over in list order); default: start at a random node. */
   preferFirst: boolean;
+  /** After a node's stream breaks, how long before it is tried again. */
+  reconnectBackoffMs: number;
 }
 
-export const clientDefaults: Omit<ClientOptions, 'nodes'> = { timeoutMs: 2_000, maxBatchSize: 1_000, batchWaitMs: 0, maxPending: 100_000, preferFirst: false };
+export const clientDefaults: Omit<ClientOptions, 'nodes'> = {
+  timeoutMs: 2_000,
+  maxBatchSize: 1_000,
+  maxFramesInFlight: 2,
+  maxPending: 100_000,
+  preferFirst: false,
+  reconnectBackoffMs: 200,
+};
 
-interface Queued {
+export interface ClientStats {
+  /** AllowStream messages sent, and the requests they carried (requests / messages = batch size). */
+  messages: number;
+  requests: number;
+  /** Requests moved to another node (timeout, broken stream, UNAVAILABLE answer). */
+  failovers: number;
+  timeouts: number;
+  streamBreaks: number;
+}
+
+/** A request awaiting its answer: one object per call, reused across retries. */
+interface PendingCall {
+  id: number;
   wire: WireAllowRequest;
   resolve: (r: Reservation) => void;
   reject: (e: Error) => void;
+  /** The node index tried first; attempt n goes to the n-th node after it. */
+  firstNode: number;
+  /** Nodes tried so far. */
+  attempt: number;
+  node: NodeLink | undefined;
+  frame: SentFrame | undefined;
+  deadlineMs: number;
 }
 
-type BatchClient = grpc.Client & {
-  allowBatch(
-    request: { requests: WireAllowRequest[] },
-    options: grpc.CallOptions,
-    callback: (error: grpc.ServiceError | null, response?: { results?: WireAllowBatchItem[] }) => void,
-  ): void;
+/** A message sent on a stream: it stays in flight until its last request is answered. */
+interface SentFrame {
+  remaining: number;
+}
+
+/** One node: its gRPC client, its long-lived stream (opened lazily), and what waits to go out on it. */
+interface NodeLink {
+  index: number;
+  client: StreamClient;
+  call: grpc.ClientDuplexStream<WireAllowStreamRequest, WireAllowStreamResponse> | undefined;
+  downUntilMs: number;
+  queue: PendingCall[];
+  framesInFlight: number;
+  flushScheduled: boolean;
+}
+
+type StreamClient = grpc.Client & {
+  allowStream(options?: grpc.CallOptions): grpc.ClientDuplexStream<WireAllowStreamRequest, WireAllowStreamResponse>;
   health(request: object, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, response?: WireHealth) => void): void;
 };
 
+function validate(o: ClientOptions): void {
+  if (!Array.isArray(o.nodes) || o.nodes.length === 0 || !o.nodes.every((n) => typeof n === 'string' && /^[^\s]+:\d{1,5}$/.test(n))) {
+    throw invalidArgument('nodes', `must be a non-empty list of host:port, got ${JSON.stringify(o.nodes)}`);
+  }
+  const range = (name: 'timeoutMs' | 'maxBatchSize' | 'maxFramesInFlight' | 'maxPending' | 'reconnectBackoffMs', min: number, max: number): void => {
+    const v = o[name];
+    if (typeof v !== 'number' || !(v >= min && v <= max)) throw invalidArgument(name, `must be a number from ${min} to ${max}, got ${String(v)}`);
+  };
+  range('timeoutMs', 1, 600_000);
+  range('maxBatchSize', 1, MAX_BATCH_ITEMS);
+  range('maxFramesInFlight', 1, 64);
+  range('maxPending', 1, 10_000_000);
+  range('reconnectBackoffMs', 0, 60_000);
+}
+
 /**
- * A client for ringlimit clusters: batches calls into AllowBatch, and when a node is
- * down or slow moves the whole batch to the next node (any node can answer for any key).
+ * A client for ringlimit clusters over one long-lived AllowStream per node. Batching
+ * adapts to load like a pipelining client: a request goes out at once while fewer than
+ * maxFramesInFlight messages await answers on that node's stream; otherwise it gathers
+ * into the next message, sent as soon as one comes back. No timer per request: one
+ * interval checks deadlines. A request that times out, or whose stream breaks, moves to
+ * the next node (any node answers for any key).
  */
 export class RingLimitClient {
   private readonly options: ClientOptions;
-  private readonly clients: BatchClient[];
+  private readonly links: NodeLink[];
   private preferred: number;
-  private queue: Queued[] = [];
-  private inFlight = 0;
-  private flushScheduled = false;
+  /** Every request sent and not answered, by id; in send order, so deadlines are in order too. */
+  private readonly awaiting = new Map<number, PendingCall>();
+  private queued = 0;
+  private nextId = 1;
   private closed = false;
-  private readonly flush = (): void => {
-    this.flushScheduled = false;
-    while (this.queue.length > 0) {
-      const batch = this.queue.splice(0, this.options.maxBatchSize);
-      this.send(batch, 0);
-    }
-  };
+  private readonly deadlineTimer: NodeJS.Timeout;
+  private readonly counters: ClientStats = { messages: 0, requests: 0, failovers: 0, timeouts: 0, streamBreaks: 0 };
 
   constructor(options: Partial<ClientOptions> & { nodes: string[] }) {
     this.options = { ...clientDefaults, ...options };
-    const o = this.options;
-    if (!Array.isArray(o.nodes) || o.nodes.length === 0 || !o.nodes.every((n) => typeof n === 'string' && /^[^\s]+:\d{1,5}$/.test(n))) {
-      throw invalidArgument('nodes', `must be a non-empty list of host:port, got ${JSON.stringify(o.nodes)}`);
-    }
-    if (!(o.maxBatchSize >= 1 && o.maxBatchSize <= MAX_BATCH_ITEMS)) throw invalidArgument('maxBatchSize', `must be 1..${MAX_BATCH_ITEMS}`);
+    validate(this.options);
     const Ctor = rateLimiterClientConstructor();
-    this.clients = o.nodes.map((address) => new Ctor(address, grpc.credentials.createInsecure()) as unknown as BatchClient);
-    this.preferred = o.preferFirst ? 0 : Math.floor(Math.random() * this.clients.length);
+    this.links = this.options.nodes.map((address, index) => ({
+      index,
+      client: new Ctor(address, grpc.credentials.createInsecure()) as unknown as StreamClient,
+      call: undefined,
+      downUntilMs: 0,
+      queue: [],
+      framesInFlight: 0,
+      flushScheduled: false,
+    }));
+    this.preferred = this.options.preferFirst ? 0 : Math.floor(Math.random() * this.links.length);
+    this.deadlineTimer = setInterval(() => this.expire(), Math.max(5, this.options.timeoutMs / 4));
+    this.deadlineTimer.unref();
   }
 
   allow(request: RateLimitRequest): Promise<Reservation> {
-    return this.enqueue(toWireRequest(request));
+    return this.submit(toWireRequest(request));
   }
 
   reserve(request: RateLimitRequest, options: { maxWaitMs: number }): Promise<Reservation> {
-    return this.enqueue({ ...toWireRequest(request), maxWaitMs: options.maxWaitMs });
+    return this.submit({ ...toWireRequest(request), maxWaitMs: options.maxWaitMs });
   }
 
   health(nodeIndex = this.preferred): Promise<WireHealth> {
-    const client = this.clients[nodeIndex % this.clients.length]!;
+    const client = this.links[nodeIndex % this.links.length]!.client;
     return new Promise((resolve, reject) => {
       client.health({}, { deadline: Date.now() + this.options.timeoutMs }, (error, response) =>
-        error !== null || response === undefined ? reject(unavailable(error)) : resolve(response),
+        error !== null || response === undefined ? reject(new RingLimitError('UNAVAILABLE', error?.details ?? 'no response')) : resolve(response),
       );
     });
   }
 
-  close(): void {
-    this.closed = true;
-    for (const client of this.clients) client.close();
-    const error = new RingLimitError('UNAVAILABLE', 'client closed');
-    for (const q of this.queue) q.reject(error);
-    this.queue = [];
+  stats(): ClientStats {
+    return { ...this.counters };
   }
 
-  private enqueue(wire: WireAllowRequest): Promise<Reservation> {
+  /** Requests queued or awaiting an answer. */
+  get pending(): number {
+    return this.queued + this.awaiting.size;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.deadlineTimer);
+    const error = new RingLimitError('UNAVAILABLE', 'client closed');
+    for (const call of this.awaiting.values()) call.reject(error);
+    this.awaiting.clear();
+    for (const link of this.links) {
+      for (const call of link.queue) call.reject(error);
+      link.queue = [];
+      link.call?.cancel();
+      link.client.close();
+    }
+    this.queued = 0;
+  }
+
+  private submit(wire: WireAllowRequest): Promise<Reservation> {
     if (this.closed) return Promise.reject(new RingLimitError('UNAVAILABLE', 'client closed'));
-    if (this.queue.length + this.inFlight >= this.options.maxPending) {
+    if (this.pending >= this.options.maxPending) {
       return Promise.reject(new RateLimitError('RESOURCE_EXHAUSTED', `more than ${this.options.maxPending} requests pending`));
     }
     return new Promise<Reservation>((resolve, reject) => {
-      this.queue.push({ wire, resolve, reject });
-      if (this.queue.length >= this.options.maxBatchSize) this.flush();
-      else if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        if (this.options.batchWaitMs === 0) setImmediate(this.flush);
-        else setTimeout(this.flush, this.options.batchWaitMs);
-      }
+      const call: PendingCall = { id: 0, wire, resolve, reject, firstNode: this.preferred, attempt: 0, node: undefined, frame: undefined, deadlineMs: 0 };
+      this.dispatch(call);
     });
   }
 
-  private send(batch: Queued[], attempt: number): void {
-    if (attempt >= this.clients.length) {
-      const error = new RingLimitError('UNAVAILABLE', `no node answered (tried ${this.options.nodes.join(', ')})`);
-      for (const q of batch) q.reject(error);
+  /** Queues `call` for the next node to try, or fails it when every node was tried. */
+  private dispatch(call: PendingCall): void {
+    const links = this.links;
+    if (call.attempt >= links.length) {
+      call.reject(new RingLimitError('UNAVAILABLE', `no node answered (tried ${this.options.nodes.join(', ')})`));
       return;
     }
-    const index = (this.preferred + attempt) % this.clients.length;
-    this.inFlight += batch.length;
-    this.clients[index]!.allowBatch({ requests: batch.map((q) => q.wire) }, { deadline: Date.now() + this.options.timeoutMs }, (error, response) => {
-      this.inFlight -= batch.length;
-      if (error !== null || response === undefined) {
-        const retryable = error === null || [grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.CANCELLED, grpc.status.INTERNAL].includes(error.code);
-        if (retryable && !this.closed) {
-          this.preferred = (index + 1) % this.clients.length; // stick to a node that works
-          this.send(batch, attempt + 1);
-        } else {
-          for (const q of batch) q.reject(unavailable(error));
-        }
-        return;
-      }
-      const results = response.results ?? [];
-      batch.forEach((q, i) => {
-        const item = results[i];
-        if (item?.decision !== undefined) {
-          const d = item.decision;
-          q.resolve({
-            allowed: d.allowed ?? false,
-            limit: d.limit ?? 0,
-            remaining: d.remaining ?? 0,
-            resetAtMs: d.resetAtMs ?? 0,
-            retryAfterMs: d.retryAfterMs ?? 0,
-            waitMs: d.waitMs ?? 0,
-          });
-        } else if (item?.error !== undefined) {
-          q.reject(new RateLimitError((item.error.code || 'INTERNAL') as ErrorCode, item.error.message ?? '', item.error.field || undefined));
-        } else {
-          q.reject(new RingLimitError('INTERNAL', 'the node returned no result for this request'));
-        }
+    const link = links[(call.firstNode + call.attempt) % links.length]!;
+    call.node = link;
+    link.queue.push(call);
+    this.queued++;
+    if (link.queue.length >= this.options.maxBatchSize) this.flush(link);
+    else if (!link.flushScheduled && link.framesInFlight < this.options.maxFramesInFlight) {
+      // At the end of this turn's synchronous work: callers issuing together share one message.
+      link.flushScheduled = true;
+      queueMicrotask(() => {
+        link.flushScheduled = false;
+        if (link.framesInFlight < this.options.maxFramesInFlight) this.flush(link);
       });
-    });
+    }
+  }
+
+  private flush(link: NodeLink): void {
+    if (link.queue.length === 0 || this.closed) return;
+    const batch = link.queue.splice(0, this.options.maxBatchSize);
+    this.queued -= batch.length;
+    const stream = this.streamOf(link);
+    if (stream === undefined) {
+      this.failOver(batch, link);
+      return;
+    }
+    const frame: SentFrame = { remaining: batch.length };
+    const deadlineMs = performance.now() + this.options.timeoutMs;
+    const requests = new Array<{ id: number; request: WireAllowRequest }>(batch.length);
+    for (let i = 0; i < batch.length; i++) {
+      const call = batch[i]!;
+      call.id = this.nextId++;
+      call.frame = frame;
+      call.deadlineMs = deadlineMs;
+      this.awaiting.set(call.id, call);
+      requests[i] = { id: call.id, request: call.wire };
+    }
+    link.framesInFlight++;
+    this.counters.messages++;
+    this.counters.requests += batch.length;
+    stream.write({ requests });
+    if (link.queue.length > 0 && link.framesInFlight < this.options.maxFramesInFlight) this.flush(link);
+  }
+
+  private streamOf(link: NodeLink): grpc.ClientDuplexStream<WireAllowStreamRequest, WireAllowStreamResponse> | undefined {
+    if (link.call !== undefined) return link.call;
+    if (performance.now() < link.downUntilMs) return undefined;
+    const call = link.client.allowStream();
+    link.call = call;
+    call.on('data', (message: WireAllowStreamResponse) => this.answered(message.results ?? []));
+    const broken = (): void => this.streamBroke(link, call);
+    call.on('error', broken);
+    call.on('end', broken);
+    return call;
+  }
+
+  private answered(results: WireStreamedResult[]): void {
+    for (const result of results) {
+      const call = this.awaiting.get(result.id);
+      if (call === undefined) continue; // answered after it moved on (timeout, broken stream)
+      this.awaiting.delete(result.id);
+      this.frameDone(call);
+      if (result.decision !== undefined) {
+        const d = result.decision;
+        call.resolve({
+          allowed: d.allowed ?? false,
+          limit: d.limit ?? 0,
+          remaining: d.remaining ?? 0,
+          resetAtMs: d.resetAtMs ?? 0,
+          retryAfterMs: d.retryAfterMs ?? 0,
+          waitMs: d.waitMs ?? 0,
+        });
+      } else if (result.error?.code === 'UNAVAILABLE') {
+        this.retry(call);
+      } else {
+        const e = result.error;
+        call.reject(new RateLimitError((e?.code || 'INTERNAL') as ErrorCode, e?.message ?? 'the node returned no result for this request', e?.field || undefined));
+      }
+    }
+  }
+
+  /** One answer fewer awaited on its message; once all are in, the node's queue may go out. */
+  private frameDone(call: PendingCall): void {
+    const frame = call.frame;
+    const link = call.node;
+    call.frame = undefined;
+    if (frame === undefined || link === undefined || --frame.remaining > 0) return;
+    link.framesInFlight--;
+    if (link.queue.length > 0) this.flush(link);
+  }
+
+  private streamBroke(link: NodeLink, call: grpc.ClientDuplexStream<WireAllowStreamRequest, WireAllowStreamResponse>): void {
+    if (link.call !== call) return;
+    this.counters.streamBreaks++;
+    link.call = undefined;
+    link.downUntilMs = performance.now() + this.options.reconnectBackoffMs;
+    link.framesInFlight = 0;
+    const lost: PendingCall[] = [];
+    for (const pending of this.awaiting.values()) if (pending.node === link) lost.push(pending);
+    for (const pending of lost) this.awaiting.delete(pending.id);
+    this.failOver(lost, link);
+    if (!this.closed) this.failOver(this.takeQueue(link), link);
+  }
+
+  private takeQueue(link: NodeLink): PendingCall[] {
+    const queue = link.queue;
+    link.queue = [];
+    this.queued -= queue.length;
+    return queue;
+  }
+
+  /** These calls move to the next node; later calls start at a node that works. */
+  private failOver(calls: PendingCall[], from: NodeLink): void {
+    if (this.closed) return;
+    if (this.preferred === from.index) this.preferred = (from.index + 1) % this.links.length;
+    this.counters.failovers += calls.length;
+    for (const call of calls) {
+      call.frame = undefined;
+      call.attempt++;
+      this.dispatch(call);
+    }
+  }
+
+  private retry(call: PendingCall): void {
+    if (call.node !== undefined) this.failOver([call], call.node);
+  }
+
+  /** Deadlines are in send order (one timeout for all), so the scan stops at the first live one. */
+  private expire(): void {
+    const nowMs = performance.now();
+    const expired: PendingCall[] = [];
+    for (const call of this.awaiting.values()) {
+      if (call.deadlineMs > nowMs) break;
+      expired.push(call);
+    }
+    this.counters.timeouts += expired.length;
+    for (const call of expired) {
+      this.awaiting.delete(call.id);
+      this.frameDone(call);
+      this.retry(call);
+    }
   }
 }
 
@@ -159,8 +342,4 @@ function toWireRequest(r: RateLimitRequest): WireAllowRequest {
   if (r.algorithm !== undefined) wire.algorithm = r.algorithm;
   if (r.burst !== undefined) wire.burst = r.burst;
   return wire;
-}
-
-function unavailable(error: grpc.ServiceError | null): RingLimitError {
-  return new RingLimitError('UNAVAILABLE', error?.details ?? 'no response');
 }

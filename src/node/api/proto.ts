@@ -53,6 +53,25 @@ export interface WireAllowBatchItem {
   error?: WireItemError;
 }
 
+export interface WireStreamedRequest {
+  id?: number;
+  request?: WireAllowRequest;
+}
+
+export interface WireAllowStreamRequest {
+  requests?: WireStreamedRequest[];
+}
+
+export interface WireStreamedResult {
+  id: number;
+  decision?: WireAllowResponse;
+  error?: WireItemError;
+}
+
+export interface WireAllowStreamResponse {
+  results: WireStreamedResult[];
+}
+
 export interface WireHealth {
   nodeId: string;
   status: string;
