@@ -7,6 +7,7 @@ import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runLimiterBench } from './limiter.js';
+import { runClusterBench } from './cluster.js';
 import { runNodeBench } from './node.js';
 
 type Section = (log: (line: string) => void) => Promise<string>;
@@ -28,6 +29,7 @@ async function main(): Promise<void> {
     ['limiter', runLimiterBench],
     ['ring', await optionalSection('./ring.js', 'runRingBench')],
     ['node', runNodeBench],
+    ['cluster', runClusterBench],
   ];
   const parts: string[] = [];
   for (const [name, run] of sections) {

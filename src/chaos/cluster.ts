@@ -205,6 +205,7 @@ export class ChaosCluster implements ClusterControl {
       nodeId,
       join,
       gossipPreset: o.gossipPreset,
+      harness: o.harness,
       bootTimeoutMs: o.bootTimeoutMs,
       ...(ports === undefined ? {} : { ports }),
       onSpawn: (child) => this.children.add(child),

@@ -27,6 +27,7 @@ export const clusterDefaults: ClusterOptions = {
   // Beside this module once built: dist/chaos/options.js → dist/cli.js. Tests running from src/ pass the built path.
   cliPath: fileURLToPath(new URL('../cli.js', import.meta.url)),
   gossipPreset: 'lan',
+  harness: true,
   bootTimeoutMs: 20_000,
   gracefulStopTimeoutMs: 10_000,
   killExitTimeoutMs: 5_000,

@@ -4,7 +4,7 @@ import { RingLimitError } from '../common/errors.js';
 import type { FaultCommand } from './harness-mode.js';
 import { sleep } from './wait.js';
 
-/** One `ringlimit serve --harness` child process. */
+/** One `ringlimit serve` child process (with --harness for chaos runs). */
 export interface NodeProcess {
   readonly nodeId: string;
   readonly child: ChildProcess;
@@ -20,6 +20,8 @@ export interface NodeProcessSpec {
   /** Gossip addresses to join; none starts a cluster of one. */
   join: string[];
   gossipPreset: string;
+  /** Fault commands on stdin (serve --harness). */
+  harness: boolean;
   bootTimeoutMs: number;
   /** Ports to bind again (a restart); none picks free ports. */
   ports?: { grpc: string; gossip: string };
@@ -30,10 +32,11 @@ export interface NodeProcessSpec {
 const STDERR_TAIL_CHARS = 2_000;
 const portOf = (address: string) => address.slice(address.lastIndexOf(':') + 1);
 
-/** Starts `ringlimit serve --harness` and waits (bounded) for its ready line. */
+/** Starts `ringlimit serve` (--harness when asked) and waits (bounded) for its ready line. */
 export function startNodeProcess(spec: NodeProcessSpec): Promise<NodeProcess> {
   const { nodeId, ports, join } = spec;
-  const args = [spec.cliPath, 'serve', '--node-id', nodeId, '--harness', '--ready-json', '--gossip-preset', spec.gossipPreset];
+  const args = [spec.cliPath, 'serve', '--node-id', nodeId, '--ready-json', '--gossip-preset', spec.gossipPreset];
+  if (spec.harness) args.push('--harness');
   if (ports !== undefined) args.push('--port', portOf(ports.grpc), '--gossip-port', portOf(ports.gossip));
   if (join.length > 0) args.push('--join', join.join(','));
   const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });

@@ -24,6 +24,8 @@ export interface ClusterOptions {
   /** The built CLI that runs `serve --harness` (dist/cli.js). */
   cliPath: string;
   gossipPreset: 'lan' | 'test';
+  /** Start nodes in harness mode (fault commands on stdin). Off for plain nodes, as in the benchmarks. */
+  harness: boolean;
   /** Until a started node prints its ready line. */
   bootTimeoutMs: number;
   /** Until a SIGTERM-ed node has drained and exited. */

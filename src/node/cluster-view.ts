@@ -1,5 +1,5 @@
 import type { Clock } from '../common/clock.js';
-import type { Member, Membership } from '../gossip/index.js';
+import type { Membership } from '../gossip/index.js';
 import { Ring } from '../ring/index.js';
 
 /** Metadata every node publishes through gossip. */
@@ -10,13 +10,44 @@ export const META_PROTOCOL = 'pv';
 /** joining: not routed to until its view is complete; draining: handing its keys over. */
 export type NodeState = 'joining' | 'active' | 'draining';
 
+/** Names how keys are placed (the Members RPC tells clients): routingKey() on the Ring of src/ring. */
+export const PLACEMENT = 'ringlimit-ring-v1';
+
 /** What the ring places for (action, key): both parts, so one user's actions spread over nodes. */
 export function routingKey(action: string, key: string): string {
   return `${action}\u0000${key}`;
 }
 
+/** One node as a view sees it: where it answers, and whether it owns keys now. */
+export interface ViewMember {
+  nodeId: string;
+  /** gRPC host:port. */
+  address: string;
+  /** Active: on the ring. Joining and draining nodes answer peers (handoff) but own nothing. */
+  owns: boolean;
+}
+
+/** What a view is built from: gossip membership in a node, the Members RPC in a client. */
+export interface MemberSource {
+  current(): readonly ViewMember[];
+}
+
+/** A node's members as gossip sees them, with the gRPC address and state each publishes. */
+export function gossipMembers(membership: Membership): MemberSource {
+  return {
+    current: () => {
+      const list: ViewMember[] = [];
+      for (const m of membership.members()) {
+        const address = m.meta[META_GRPC];
+        if (address !== undefined) list.push({ nodeId: m.nodeId, address, owns: m.meta[META_STATE] === 'active' });
+      }
+      return list;
+    },
+  };
+}
+
 export interface ClusterViewComponents {
-  membership: Membership;
+  members: MemberSource;
   clock: Clock;
 }
 
@@ -34,8 +65,8 @@ interface HandedAway {
 }
 
 /**
- * The one answer to "who owns this key". The ring is rebuilt (never mutated) whenever
- * the set of active members changes; the ring before the last change is kept for
+ * The one answer to "who owns this key", for nodes and for the ring-aware client alike.
+ * The ring is rebuilt (never mutated) whenever the set of active members changes; the ring before the last change is kept for
  * handoff; and keys this node handed to another one on a pull are routed there until the
  * mark expires, even before this node's ring shows the change. Nothing else in the node
  * looks at a ring.
@@ -57,8 +88,6 @@ export class ClusterView {
     this.selfId = init.selfId;
     this.ring = this.build();
     this.previous = this.ring;
-    const rebuild = (): void => this.refresh();
-    for (const event of ['join', 'leave', 'fail', 'update'] as const) components.membership.on(event, rebuild);
   }
 
   // ---- who owns what ------------------------------------------------------------------
@@ -120,6 +149,11 @@ export class ClusterView {
     return this.ring.members.map((m) => m.nodeId);
   }
 
+  /** Owners with their gRPC addresses (the Members RPC). */
+  ownerAddresses(): { nodeId: string; address: string }[] {
+    return this.ring.members.map((m) => ({ nodeId: m.nodeId, address: this.addresses.get(m.nodeId) ?? '' }));
+  }
+
   get ownerCount(): number {
     return this.ring.size;
   }
@@ -133,7 +167,7 @@ export class ClusterView {
     this.listeners.push(listener);
   }
 
-  /** Rebuilds from membership; swaps the ring only when the owner set changed. */
+  /** Rebuilds from the member source (call it when members change); swaps the ring only when the owner set changed. */
   refresh(): void {
     const next = this.build();
     const same = next.size === this.ring.size && next.members.every((m) => this.ring.has(m.nodeId));
@@ -151,16 +185,13 @@ export class ClusterView {
   }
 
   private build(): Ring {
-    const owners: Member[] = [];
+    const owners: { nodeId: string }[] = [];
     const addresses = new Map<string, string>();
-    for (const m of this.components.membership.members()) {
-      const grpc = m.meta[META_GRPC];
-      if (grpc === undefined) continue;
-      addresses.set(m.nodeId, grpc);
-      // Joining and draining nodes answer peers (handoff) but own nothing yet / any more.
-      if (m.meta[META_STATE] === 'active') owners.push(m);
+    for (const m of this.components.members.current()) {
+      addresses.set(m.nodeId, m.address);
+      if (m.owns) owners.push({ nodeId: m.nodeId });
     }
     this.addresses = addresses;
-    return new Ring(owners.map((m) => ({ nodeId: m.nodeId })));
+    return new Ring(owners);
   }
 }

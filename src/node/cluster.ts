@@ -5,7 +5,7 @@ import type { LimiterStore } from '../limiter/store.js';
 import type { Reservation } from '../limiter/types.js';
 import type { PublicApiBackend } from './api/backend.js';
 import { addPublicApi } from './api/public-service.js';
-import { ClusterView, META_GRPC, META_PROTOCOL, META_STATE } from './cluster-view.js';
+import { ClusterView, META_GRPC, META_PROTOCOL, META_STATE, gossipMembers } from './cluster-view.js';
 import { ForwardServer } from './forward-server.js';
 import { Forwarder } from './forwarder.js';
 import { FrameIds } from './frame-ids.js';
@@ -126,7 +126,7 @@ export class Cluster {
       }
       const clock = o.clock;
       const ids = new FrameIds(clusterLimits.maxAwaitedAcks);
-      const view = new ClusterView({ membership, clock }, { selfId: o.nodeId, replicas: o.replicas, maxHandedAwayKeys: clusterLimits.maxTrackedKeys });
+      const view = new ClusterView({ members: gossipMembers(membership), clock }, { selfId: o.nodeId, replicas: o.replicas, maxHandedAwayKeys: clusterLimits.maxTrackedKeys });
       const protocol = { store, view, transport, clock, ids };
       const handoff = new Handoff(protocol, {
         selfId: o.nodeId,
@@ -169,6 +169,7 @@ export class Cluster {
         membership.on(event, (member: Member) => {
           const address = member.meta[META_GRPC];
           if ((event === 'leave' || event === 'fail') && address !== undefined) transport.disconnect(address);
+          view.refresh();
           components.onMembership(event, member);
         });
       }

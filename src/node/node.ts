@@ -6,6 +6,7 @@ import { Limiter, type AcquireOptions } from '../limiter/limiter.js';
 import type { LimiterStore } from '../limiter/store.js';
 import type { Decision, RateLimitRequest, Reservation } from '../limiter/types.js';
 import { newResolvedParams, resolveRequest } from '../limiter/validate.js';
+import { PLACEMENT } from './cluster-view.js';
 import { Cluster } from './cluster.js';
 import { CallerSkew, nodeStats, type NodeStats } from './node-stats.js';
 import { resolveNodeOptions, type NodeOptions, type NodeOptionsInput } from './options.js';
@@ -174,6 +175,7 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
         api: {
           nodeId: o.nodeId,
           decide: (request, maxWaitMs) => this.decide(request, maxWaitMs),
+          members: () => ({ owners: this.cluster?.view.ownerAddresses() ?? [], placement: PLACEMENT }),
           health: () => ({ nodeId: o.nodeId, status: this.stopping === undefined ? 'active' : 'draining', owners: this.owners(), members: this.members().length }),
           recordCallerTime: (timestampMs) => this.recordCallerTime(timestampMs),
         },

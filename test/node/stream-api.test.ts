@@ -121,4 +121,44 @@ describe('AllowStream: the streaming public API', () => {
     expect(client.stats().timeouts).toBe(20);
     expect(performance.now() - started).toBeLessThan(5_000);
   }, 20_000);
+
+  it('ring-aware: the client learns the owners and sends each request to its owner, so no node forwards', async () => {
+    nodes = await startCluster(3, { handoffWindowMs: 0 });
+    const addresses = nodes.map((n) => n.grpcAddress!);
+    const aware = new RingLimitClient({ nodes: addresses, ringRefreshMs: 100 });
+    const blind = new RingLimitClient({ nodes: addresses, ringAware: false, preferFirst: true });
+    cleanup.push(() => aware.close(), () => blind.close());
+    await waitFor(() => aware.ownerIds().length === 3, 5_000, 'the client to learn the owners');
+    const forwarded = () => nodes.reduce((sum, n) => sum + n.stats().forwarder.forwarded, 0);
+    const before = forwarded();
+    await Promise.all(Array.from({ length: 600 }, (_, i) => aware.allow({ key: `direct-${i}`, action: 'api', limit: 5, windowMs: 60_000 })));
+    expect(forwarded() - before).toBe(0);
+    await Promise.all(Array.from({ length: 600 }, (_, i) => blind.allow({ key: `hop-${i}`, action: 'api', limit: 5, windowMs: 60_000 })));
+    expect(forwarded() - before).toBeGreaterThan(300); // about 2/3 of the keys live on the other two nodes
+  }, 30_000);
+
+  it('ring-aware with a stale view: a node joins, requests stay exact, and the client follows within its refresh', async () => {
+    nodes = await startCluster(2);
+    const client = new RingLimitClient({ nodes: nodes.map((n) => n.grpcAddress!), ringRefreshMs: 200 });
+    cleanup.push(() => client.close());
+    await waitFor(() => client.ownerIds().length === 2, 5_000, 'the client to learn the two owners');
+    const keys = Array.from({ length: 40 }, (_, i) => `stale-${i}`);
+    const allowed = new Map(keys.map((k) => [k, 0]));
+    const request = (key: string) => ({ key, action: 'api', limit: 30, windowMs: 86_400_000, algorithm: 'fixed-window' as const });
+    let stop = false;
+    const load = (async () => {
+      for (let round = 0; !stop && round < 10_000; round++) {
+        const answers = await Promise.all(keys.map((k) => client.allow(request(k))));
+        answers.forEach((a, i) => a.allowed && allowed.set(keys[i]!, allowed.get(keys[i]!)! + 1));
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    })();
+    const { createNode } = await import('../../src/node/node.js');
+    nodes.push(await createNode({ nodeId: 'n2', gossipPreset: 'test', port: 0, gossipPort: 0, join: [nodes[0]!.gossipAddress!] }));
+    await waitFor(() => client.ownerIds().length === 3, 5_000, 'the client to learn the new owner');
+    await waitFor(() => [...allowed.values()].every((n) => n >= 30), 10_000, 'every key to reach its limit');
+    stop = true;
+    await load;
+    expect([...allowed.values()].every((n) => n === 30)).toBe(true);
+  }, 40_000);
 });

@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { RingLimitError } from '../../common/errors.js';
 import type { Algorithm, RateLimitRequest, Reservation } from '../../limiter/types.js';
-import type { WireAllowRequest, WireAllowResponse, WireHealth, WireItemError } from './proto.js';
+import type { WireAllowRequest, WireAllowResponse, WireHealth, WireItemError, WireMembers } from './proto.js';
 
 /** What the public service needs from a node. */
 export interface PublicApiBackend {
@@ -12,6 +12,8 @@ export interface PublicApiBackend {
    */
   decide(request: RateLimitRequest, maxWaitMs: number | undefined): Reservation | Promise<Reservation>;
   health(): WireHealth;
+  /** The owners in this node's view with their gRPC addresses (Members RPC). */
+  members(): WireMembers;
   /** A caller's clock reading, for the skew statistic. */
   recordCallerTime(timestampMs: number): void;
 }

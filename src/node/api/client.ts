@@ -1,8 +1,10 @@
 import * as grpc from '@grpc/grpc-js';
 import { RateLimitError, RingLimitError, invalidArgument, type ErrorCode } from '../../common/errors.js';
 import type { RateLimitRequest, Reservation } from '../../limiter/types.js';
+import { systemClock } from '../../common/clock.js';
+import { ClusterView, PLACEMENT, type ViewMember } from '../cluster-view.js';
 import { MAX_BATCH_ITEMS } from './backend.js';
-import { rateLimiterClientConstructor, type WireAllowRequest, type WireAllowStreamRequest, type WireAllowStreamResponse, type WireHealth, type WireStreamedResult } from './proto.js';
+import { rateLimiterClientConstructor, type WireAllowRequest, type WireAllowStreamRequest, type WireAllowStreamResponse, type WireHealth, type WireMembers, type WireStreamedResult } from './proto.js';
 
 export interface ClientOptions {
   /** gRPC addresses (host:port) of any nodes of the cluster. */
@@ -22,16 +24,28 @@ export interface ClientOptions {
   preferFirst: boolean;
   /** After a node's stream breaks, how long before it is tried again. */
   reconnectBackoffMs: number;
+  /**
+   * Learn the owners from the nodes (Members RPC) and send each request straight to its
+   * key's owner. Off: any node answers, forwarding to the owner (one more hop).
+   */
+  ringAware: boolean;
+  /** How often a ring-aware client asks for the owners. */
+  ringRefreshMs: number;
 }
 
 export const clientDefaults: Omit<ClientOptions, 'nodes'> = {
   timeoutMs: 2_000,
   maxBatchSize: 1_000,
-  maxFramesInFlight: 2,
+  maxFramesInFlight: 16,
   maxPending: 100_000,
   preferFirst: false,
   reconnectBackoffMs: 200,
+  ringAware: true,
+  ringRefreshMs: 1_000,
 };
+
+/** Links to nodes beyond the configured ones (learned owners) are bounded. */
+const MAX_LINKS = 1_024;
 
 export interface ClientStats {
   /** AllowStream messages sent, and the requests they carried (requests / messages = batch size). */
@@ -49,8 +63,10 @@ interface PendingCall {
   wire: WireAllowRequest;
   resolve: (r: Reservation) => void;
   reject: (e: Error) => void;
-  /** The node index tried first; attempt n goes to the n-th node after it. */
+  /** The configured node tried first; the n-th fallback goes to the n-th node after it. */
   firstNode: number;
+  /** The first attempt went to the key's owner (ring-aware); fallbacks then walk the configured nodes. */
+  viaOwner: boolean;
   /** Nodes tried so far. */
   attempt: number;
   node: NodeLink | undefined;
@@ -65,6 +81,7 @@ interface SentFrame {
 
 /** One node: its gRPC client, its long-lived stream (opened lazily), and what waits to go out on it. */
 interface NodeLink {
+  /** Position in the configured nodes, or -1 for an owner learned from the ring. */
   index: number;
   client: StreamClient;
   call: grpc.ClientDuplexStream<WireAllowStreamRequest, WireAllowStreamResponse> | undefined;
@@ -76,6 +93,7 @@ interface NodeLink {
 
 type StreamClient = grpc.Client & {
   allowStream(options?: grpc.CallOptions): grpc.ClientDuplexStream<WireAllowStreamRequest, WireAllowStreamResponse>;
+  members(request: object, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, response?: WireMembers) => void): void;
   health(request: object, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, response?: WireHealth) => void): void;
 };
 
@@ -83,7 +101,7 @@ function validate(o: ClientOptions): void {
   if (!Array.isArray(o.nodes) || o.nodes.length === 0 || !o.nodes.every((n) => typeof n === 'string' && /^[^\s]+:\d{1,5}$/.test(n))) {
     throw invalidArgument('nodes', `must be a non-empty list of host:port, got ${JSON.stringify(o.nodes)}`);
   }
-  const range = (name: 'timeoutMs' | 'maxBatchSize' | 'maxFramesInFlight' | 'maxPending' | 'reconnectBackoffMs', min: number, max: number): void => {
+  const range = (name: 'timeoutMs' | 'maxBatchSize' | 'maxFramesInFlight' | 'maxPending' | 'reconnectBackoffMs' | 'ringRefreshMs', min: number, max: number): void => {
     const v = o[name];
     if (typeof v !== 'number' || !(v >= min && v <= max)) throw invalidArgument(name, `must be a number from ${min} to ${max}, got ${String(v)}`);
   };
@@ -92,10 +110,14 @@ function validate(o: ClientOptions): void {
   range('maxFramesInFlight', 1, 64);
   range('maxPending', 1, 10_000_000);
   range('reconnectBackoffMs', 0, 60_000);
+  range('ringRefreshMs', 50, 600_000);
+  if (typeof o.ringAware !== 'boolean') throw invalidArgument('ringAware', 'must be a boolean');
 }
 
 /**
- * A client for ringlimit clusters over one long-lived AllowStream per node. Batching
+ * A client for ringlimit clusters over one long-lived AllowStream per node. Ring-aware by
+ * default: it learns the owners (Members RPC, about once a second) and sends each request
+ * straight to its key's owner; a stale view costs a hop, never a wrong answer. Batching
  * adapts to load like a pipelining client: a request goes out at once while fewer than
  * maxFramesInFlight messages await answers on that node's stream; otherwise it gathers
  * into the next message, sent as soon as one comes back. No timer per request: one
@@ -104,7 +126,14 @@ function validate(o: ClientOptions): void {
  */
 export class RingLimitClient {
   private readonly options: ClientOptions;
+  /** The configured nodes, in order. */
   private readonly links: NodeLink[];
+  /** Every link by address: configured nodes and learned owners. */
+  private readonly linkByAddress = new Map<string, NodeLink>();
+  /** The owners as the nodes last described them, and the view that places keys on them. */
+  private owners: ViewMember[] = [];
+  private readonly view: ClusterView;
+  private readonly ringTimer: NodeJS.Timeout | undefined;
   private preferred: number;
   /** Every request sent and not answered, by id; in send order, so deadlines are in order too. */
   private readonly awaiting = new Map<number, PendingCall>();
@@ -117,8 +146,21 @@ export class RingLimitClient {
   constructor(options: Partial<ClientOptions> & { nodes: string[] }) {
     this.options = { ...clientDefaults, ...options };
     validate(this.options);
+    this.links = this.options.nodes.map((address, index) => this.newLink(address, index));
+    this.preferred = this.options.preferFirst ? 0 : Math.floor(Math.random() * this.links.length);
+    this.deadlineTimer = setInterval(() => this.expire(), Math.max(5, this.options.timeoutMs / 4));
+    this.deadlineTimer.unref();
+    this.view = new ClusterView({ members: { current: () => this.owners }, clock: systemClock }, { selfId: '', replicas: 0, maxHandedAwayKeys: 0 });
+    if (this.options.ringAware) {
+      this.refreshRing();
+      this.ringTimer = setInterval(() => this.refreshRing(), this.options.ringRefreshMs);
+      this.ringTimer.unref();
+    }
+  }
+
+  private newLink(address: string, index: number): NodeLink {
     const Ctor = rateLimiterClientConstructor();
-    this.links = this.options.nodes.map((address, index) => ({
+    const link: NodeLink = {
       index,
       client: new Ctor(address, grpc.credentials.createInsecure()) as unknown as StreamClient,
       call: undefined,
@@ -126,10 +168,31 @@ export class RingLimitClient {
       queue: [],
       framesInFlight: 0,
       flushScheduled: false,
-    }));
-    this.preferred = this.options.preferFirst ? 0 : Math.floor(Math.random() * this.links.length);
-    this.deadlineTimer = setInterval(() => this.expire(), Math.max(5, this.options.timeoutMs / 4));
-    this.deadlineTimer.unref();
+    };
+    this.linkByAddress.set(address, link);
+    return link;
+  }
+
+  /** Asks a configured node for the owners; a failed or odd answer keeps the view as it was. */
+  private refreshRing(): void {
+    const link = this.links[this.preferred]!;
+    link.client.members({}, { deadline: Date.now() + this.options.timeoutMs }, (error, response) => {
+      if (error !== null || response === undefined || this.closed || response.placement !== PLACEMENT) return;
+      const owners = (response.owners ?? []).slice(0, MAX_LINKS);
+      if (!owners.every((o) => typeof o.nodeId === 'string' && typeof o.address === 'string' && /^[^\s]+:\d{1,5}$/.test(o.address))) return;
+      this.owners = owners.map((o) => ({ nodeId: o.nodeId, address: o.address, owns: true }));
+      this.view.refresh();
+    });
+  }
+
+  /** The link to (action, key)'s owner, when the view knows it. */
+  private ownerLink(wire: WireAllowRequest): NodeLink | undefined {
+    if (this.view.ownerCount === 0) return undefined;
+    const address = this.view.addressOf(this.view.ownerOf(wire.action ?? 'default', wire.key ?? ''));
+    if (address === undefined) return undefined;
+    const link = this.linkByAddress.get(address);
+    if (link !== undefined) return link;
+    return this.linkByAddress.size < MAX_LINKS ? this.newLink(address, -1) : undefined;
   }
 
   allow(request: RateLimitRequest): Promise<Reservation> {
@@ -138,6 +201,11 @@ export class RingLimitClient {
 
   reserve(request: RateLimitRequest, options: { maxWaitMs: number }): Promise<Reservation> {
     return this.submit({ ...toWireRequest(request), maxWaitMs: options.maxWaitMs });
+  }
+
+  /** Node ids owning keys, as the client last learned them (empty until it has, or when not ring-aware). */
+  ownerIds(): string[] {
+    return this.view.ownerIds();
   }
 
   health(nodeIndex = this.preferred): Promise<WireHealth> {
@@ -162,10 +230,11 @@ export class RingLimitClient {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.deadlineTimer);
+    if (this.ringTimer !== undefined) clearInterval(this.ringTimer);
     const error = new RingLimitError('UNAVAILABLE', 'client closed');
     for (const call of this.awaiting.values()) call.reject(error);
     this.awaiting.clear();
-    for (const link of this.links) {
+    for (const link of this.linkByAddress.values()) {
       for (const call of link.queue) call.reject(error);
       link.queue = [];
       link.call?.cancel();
@@ -180,19 +249,18 @@ export class RingLimitClient {
       return Promise.reject(new RateLimitError('RESOURCE_EXHAUSTED', `more than ${this.options.maxPending} requests pending`));
     }
     return new Promise<Reservation>((resolve, reject) => {
-      const call: PendingCall = { id: 0, wire, resolve, reject, firstNode: this.preferred, attempt: 0, node: undefined, frame: undefined, deadlineMs: 0 };
+      const call: PendingCall = { id: 0, wire, resolve, reject, firstNode: this.preferred, viaOwner: false, attempt: 0, node: undefined, frame: undefined, deadlineMs: 0 };
       this.dispatch(call);
     });
   }
 
   /** Queues `call` for the next node to try, or fails it when every node was tried. */
   private dispatch(call: PendingCall): void {
-    const links = this.links;
-    if (call.attempt >= links.length) {
+    const link = this.nextLink(call);
+    if (link === undefined) {
       call.reject(new RingLimitError('UNAVAILABLE', `no node answered (tried ${this.options.nodes.join(', ')})`));
       return;
     }
-    const link = links[(call.firstNode + call.attempt) % links.length]!;
     call.node = link;
     link.queue.push(call);
     this.queued++;
@@ -205,6 +273,20 @@ export class RingLimitClient {
         if (link.framesInFlight < this.options.maxFramesInFlight) this.flush(link);
       });
     }
+  }
+
+  /** First the key's owner (ring-aware), then the configured nodes from firstNode on. */
+  private nextLink(call: PendingCall): NodeLink | undefined {
+    if (call.attempt === 0 && this.options.ringAware) {
+      const owner = this.ownerLink(call.wire);
+      if (owner !== undefined) {
+        call.viaOwner = true;
+        return owner;
+      }
+    }
+    const fallback = call.attempt - (call.viaOwner ? 1 : 0);
+    if (fallback >= this.links.length) return undefined;
+    return this.links[(call.firstNode + fallback) % this.links.length];
   }
 
   private flush(link: NodeLink): void {
@@ -304,7 +386,7 @@ export class RingLimitClient {
   /** These calls move to the next node; later calls start at a node that works. */
   private failOver(calls: PendingCall[], from: NodeLink): void {
     if (this.closed) return;
-    if (this.preferred === from.index) this.preferred = (from.index + 1) % this.links.length;
+    if (from.index >= 0 && this.preferred === from.index) this.preferred = (from.index + 1) % this.links.length;
     this.counters.failovers += calls.length;
     for (const call of calls) {
       call.frame = undefined;

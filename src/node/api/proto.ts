@@ -72,6 +72,16 @@ export interface WireAllowStreamResponse {
   results: WireStreamedResult[];
 }
 
+export interface WireRingMember {
+  nodeId: string;
+  address: string;
+}
+
+export interface WireMembers {
+  owners: WireRingMember[];
+  placement: string;
+}
+
 export interface WireHealth {
   nodeId: string;
   status: string;

@@ -2,7 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { RingLimitError } from '../../common/errors.js';
 import type { Reservation } from '../../limiter/types.js';
 import { MAX_BATCH_ITEMS, fromWire, itemError, toServiceError, toWire, type PublicApiBackend } from './backend.js';
-import { rateLimiterService, type WireAllowBatchItem, type WireAllowRequest, type WireAllowResponse, type WireHealth } from './proto.js';
+import { rateLimiterService, type WireAllowBatchItem, type WireAllowRequest, type WireAllowResponse, type WireHealth, type WireMembers } from './proto.js';
 import { serveAllowStream, type AllowStreamCall } from './stream-service.js';
 
 function decideOne(backend: PublicApiBackend, w: WireAllowRequest): Promise<Reservation> {
@@ -43,6 +43,9 @@ export function addPublicApi(server: grpc.Server, backend: PublicApiBackend): vo
       ).then((results) => callback(null, { results }));
     },
     allowStream: (call: AllowStreamCall) => serveAllowStream(backend, call),
+    members: (_call: grpc.ServerUnaryCall<object, WireMembers>, callback: grpc.sendUnaryData<WireMembers>) => {
+      callback(null, backend.members());
+    },
     health: (_call: grpc.ServerUnaryCall<object, WireHealth>, callback: grpc.sendUnaryData<WireHealth>) => {
       callback(null, backend.health());
     },
