@@ -11,6 +11,7 @@ import { ChaosCluster } from '../src/chaos/cluster.js';
 import { seededRng } from '../src/common/rng.js';
 import { RingLimitClient } from '../src/node/api/client.js';
 import { createNode, type RingLimitNode } from '../src/node/node.js';
+import { nodeDefaults } from '../src/node/options.js';
 import { luaTokenBucketRedis, rateLimiterFlexibleRedis, startRedis, type Contender } from './peers/redis.js';
 import { fmtRate, table, type Log } from './util.js';
 
@@ -95,14 +96,21 @@ export async function runClusterBench(log: Log): Promise<string> {
     const host = await ChaosCluster.start(3, { cliPath, harness: false });
     clusters.push(host);
     await Promise.all([three.waitForMembers(3, 20_000), host.waitForMembers(3, 20_000)]);
-    // Steady state: the member's first accesses do not wait for pulls after its join.
-    const member = await createNode({ nodeId: 'bench-member', port: 0, gossipPort: 0, handoffWindowMs: 0, join: [host.node(0).gossip] });
+    const member = await createNode({ nodeId: 'bench-member', port: 0, gossipPort: 0, join: [host.node(0).gossip] });
     for (let i = 0; i < 500 && member.owners().length < 4; i++) await new Promise((r) => setTimeout(r, 20));
     contenders.push(ringlimitClient('ringlimit, 1 `serve` node, `RingLimitClient`', one.grpcAddresses()), ringlimitClient('ringlimit, 3 `serve` nodes, `RingLimitClient`', three.grpcAddresses()), embedded(member));
 
+    // Steady state: for handoffWindowMs after a ring change, a node's first access to each key
+    // waits for a pull from the key's previous owner. A cluster that just formed pays that for
+    // every key, which is not what a running cluster does.
+    const steadyAt = Date.now() + nodeDefaults.handoffWindowMs + 1_000;
     for (const c of contenders) {
       log(`warm-up: ${c.name}`);
       await closedLoop(c.call, 64, WARMUP_MS);
+    }
+    if (Date.now() < steadyAt) {
+      log(`waiting ${((steadyAt - Date.now()) / 1000).toFixed(0)} s for the clusters' handoff windows to close (steady state)…`);
+      await new Promise((r) => setTimeout(r, steadyAt - Date.now()));
     }
     const results = new Map<string, Map<number, LoopResult>>(contenders.map((c) => [c.name, new Map()]));
     for (const concurrency of CONCURRENCY) {

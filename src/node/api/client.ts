@@ -4,7 +4,7 @@ import type { RateLimitRequest, Reservation } from '../../limiter/types.js';
 import { systemClock } from '../../common/clock.js';
 import { ClusterView, PLACEMENT, type ViewMember } from '../cluster-view.js';
 import { MAX_BATCH_ITEMS } from './backend.js';
-import { rateLimiterClientConstructor, type WireAllowRequest, type WireAllowStreamRequest, type WireAllowStreamResponse, type WireHealth, type WireMembers, type WireStreamedResult } from './proto.js';
+import { rateLimiterClientConstructor, type WireAllowRequest, type WireAllowStreamRequest, type WireAllowStreamResponse, type WireHealth, type WireMembers } from './proto.js';
 
 export interface ClientOptions {
   /** gRPC addresses (host:port) of any nodes of the cluster. */
@@ -36,7 +36,7 @@ export interface ClientOptions {
 export const clientDefaults: Omit<ClientOptions, 'nodes'> = {
   timeoutMs: 2_000,
   maxBatchSize: 1_000,
-  maxFramesInFlight: 16,
+  maxFramesInFlight: 2,
   maxPending: 100_000,
   preferFirst: false,
   reconnectBackoffMs: 200,
@@ -70,13 +70,7 @@ interface PendingCall {
   /** Nodes tried so far. */
   attempt: number;
   node: NodeLink | undefined;
-  frame: SentFrame | undefined;
   deadlineMs: number;
-}
-
-/** A message sent on a stream: it stays in flight until its last request is answered. */
-interface SentFrame {
-  remaining: number;
 }
 
 /** One node: its gRPC client, its long-lived stream (opened lazily), and what waits to go out on it. */
@@ -87,6 +81,7 @@ interface NodeLink {
   call: grpc.ClientDuplexStream<WireAllowStreamRequest, WireAllowStreamResponse> | undefined;
   downUntilMs: number;
   queue: PendingCall[];
+  /** Messages sent that the node has not yet read and answered (it says so in `processed`). */
   framesInFlight: number;
   flushScheduled: boolean;
 }
@@ -249,7 +244,7 @@ export class RingLimitClient {
       return Promise.reject(new RateLimitError('RESOURCE_EXHAUSTED', `more than ${this.options.maxPending} requests pending`));
     }
     return new Promise<Reservation>((resolve, reject) => {
-      const call: PendingCall = { id: 0, wire, resolve, reject, firstNode: this.preferred, viaOwner: false, attempt: 0, node: undefined, frame: undefined, deadlineMs: 0 };
+      const call: PendingCall = { id: 0, wire, resolve, reject, firstNode: this.preferred, viaOwner: false, attempt: 0, node: undefined, deadlineMs: 0 };
       this.dispatch(call);
     });
   }
@@ -298,13 +293,11 @@ export class RingLimitClient {
       this.failOver(batch, link);
       return;
     }
-    const frame: SentFrame = { remaining: batch.length };
     const deadlineMs = performance.now() + this.options.timeoutMs;
     const requests = new Array<{ id: number; request: WireAllowRequest }>(batch.length);
     for (let i = 0; i < batch.length; i++) {
       const call = batch[i]!;
       call.id = this.nextId++;
-      call.frame = frame;
       call.deadlineMs = deadlineMs;
       this.awaiting.set(call.id, call);
       requests[i] = { id: call.id, request: call.wire };
@@ -321,19 +314,18 @@ export class RingLimitClient {
     if (performance.now() < link.downUntilMs) return undefined;
     const call = link.client.allowStream();
     link.call = call;
-    call.on('data', (message: WireAllowStreamResponse) => this.answered(message.results ?? []));
+    call.on('data', (message: WireAllowStreamResponse) => this.answered(link, message));
     const broken = (): void => this.streamBroke(link, call);
     call.on('error', broken);
     call.on('end', broken);
     return call;
   }
 
-  private answered(results: WireStreamedResult[]): void {
-    for (const result of results) {
+  private answered(link: NodeLink, message: WireAllowStreamResponse): void {
+    for (const result of message.results ?? []) {
       const call = this.awaiting.get(result.id);
       if (call === undefined) continue; // answered after it moved on (timeout, broken stream)
       this.awaiting.delete(result.id);
-      this.frameDone(call);
       if (result.decision !== undefined) {
         const d = result.decision;
         call.resolve({
@@ -351,22 +343,19 @@ export class RingLimitClient {
         call.reject(new RateLimitError((e?.code || 'INTERNAL') as ErrorCode, e?.message ?? 'the node returned no result for this request', e?.field || undefined));
       }
     }
-  }
-
-  /** One answer fewer awaited on its message; once all are in, the node's queue may go out. */
-  private frameDone(call: PendingCall): void {
-    const frame = call.frame;
-    const link = call.node;
-    call.frame = undefined;
-    if (frame === undefined || link === undefined || --frame.remaining > 0) return;
-    link.framesInFlight--;
-    if (link.queue.length > 0) this.flush(link);
+    // The node read these messages: what gathered meanwhile may go out.
+    const processed = message.processed ?? 0;
+    if (processed > 0) {
+      link.framesInFlight = Math.max(0, link.framesInFlight - processed);
+      if (link.queue.length > 0) this.flush(link);
+    }
   }
 
   private streamBroke(link: NodeLink, call: grpc.ClientDuplexStream<WireAllowStreamRequest, WireAllowStreamResponse>): void {
     if (link.call !== call) return;
     this.counters.streamBreaks++;
     link.call = undefined;
+    call.cancel();
     link.downUntilMs = performance.now() + this.options.reconnectBackoffMs;
     link.framesInFlight = 0;
     const lost: PendingCall[] = [];
@@ -389,7 +378,6 @@ export class RingLimitClient {
     if (from.index >= 0 && this.preferred === from.index) this.preferred = (from.index + 1) % this.links.length;
     this.counters.failovers += calls.length;
     for (const call of calls) {
-      call.frame = undefined;
       call.attempt++;
       this.dispatch(call);
     }
@@ -399,7 +387,11 @@ export class RingLimitClient {
     if (call.node !== undefined) this.failOver([call], call.node);
   }
 
-  /** Deadlines are in send order (one timeout for all), so the scan stops at the first live one. */
+  /**
+   * Deadlines are in send order (one timeout for all), so the scan stops at the first live
+   * one. A request past its deadline moves to the next node, and its node's stream is
+   * dropped (reopened after the backoff): a node that stops answering gets no more traffic.
+   */
   private expire(): void {
     const nowMs = performance.now();
     const expired: PendingCall[] = [];
@@ -407,12 +399,15 @@ export class RingLimitClient {
       if (call.deadlineMs > nowMs) break;
       expired.push(call);
     }
+    if (expired.length === 0) return;
     this.counters.timeouts += expired.length;
+    const hung = new Set<NodeLink>();
     for (const call of expired) {
       this.awaiting.delete(call.id);
-      this.frameDone(call);
+      if (call.node !== undefined) hung.add(call.node);
       this.retry(call);
     }
+    for (const link of hung) if (link.call !== undefined) this.streamBroke(link, link.call);
   }
 }
 

@@ -70,6 +70,7 @@ export interface WireStreamedResult {
 
 export interface WireAllowStreamResponse {
   results: WireStreamedResult[];
+  processed?: number;
 }
 
 export interface WireRingMember {

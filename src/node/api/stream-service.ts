@@ -13,11 +13,14 @@ const isId = (v: unknown): v is number => typeof v === 'number' && Number.isSafe
 
 /**
  * The serving end of AllowStream for one call. What is decided at once (keys owned here)
- * goes back in one message per incoming message; answers that come later (forwarded to
+ * goes back in one message per incoming message, which also counts that message as
+ * processed (even when it carries no result); answers that come later (forwarded to
  * their owners) are gathered and sent once per event-loop turn.
  */
 class StreamAnswers {
   private ready: WireStreamedResult[] = [];
+  /** Request messages served since the last response message. */
+  private processed = 0;
   private awaiting = 0;
   private flushScheduled = false;
   private halfClosed = false;
@@ -62,6 +65,7 @@ class StreamAnswers {
         this.ready.push({ id, decision: toWire(answer) });
       }
     }
+    this.processed++;
     this.flush();
   }
 
@@ -94,9 +98,10 @@ class StreamAnswers {
 
   private flush(): void {
     if (this.gone) return;
-    if (this.ready.length > 0) {
-      this.call.write({ results: this.ready });
+    if (this.ready.length > 0 || this.processed > 0) {
+      this.call.write({ results: this.ready, processed: this.processed });
       this.ready = [];
+      this.processed = 0;
     }
     if (this.halfClosed && this.awaiting === 0) {
       this.gone = true;
