@@ -4,7 +4,8 @@ import type { RateLimitRequest, Reservation } from '../../limiter/types.js';
 import { systemClock } from '../../common/clock.js';
 import { ClusterView, PLACEMENT, type ViewMember } from '../cluster-view.js';
 import { MAX_BATCH_ITEMS } from './backend.js';
-import { rateLimiterClientConstructor, type WireAllowRequest, type WireAllowStreamRequest, type WireAllowStreamResponse, type WireHealth, type WireMembers } from './proto.js';
+import { allowStreamPath, rateLimiterClientConstructor, rawBytes, type WireHealth, type WireMembers } from './proto.js';
+import { decodeStreamResponse, encodeStreamRequest, type OutgoingRequest, type ResultVisitor } from './stream-codec.js';
 
 export interface ClientOptions {
   /** gRPC addresses (host:port) of any nodes of the cluster. */
@@ -57,10 +58,8 @@ export interface ClientStats {
   streamBreaks: number;
 }
 
-/** A request awaiting its answer: one object per call, reused across retries. */
-interface PendingCall {
-  id: number;
-  wire: WireAllowRequest;
+/** A request awaiting its answer: one object per call, reused across retries, and encoded as it is. */
+interface PendingCall extends OutgoingRequest {
   resolve: (r: Reservation) => void;
   reject: (e: Error) => void;
   /** The configured node tried first; the n-th fallback goes to the n-th node after it. */
@@ -78,7 +77,7 @@ interface NodeLink {
   /** Position in the configured nodes, or -1 for an owner learned from the ring. */
   index: number;
   client: StreamClient;
-  call: grpc.ClientDuplexStream<WireAllowStreamRequest, WireAllowStreamResponse> | undefined;
+  call: RawStream | undefined;
   downUntilMs: number;
   queue: PendingCall[];
   /** Messages sent that the node has not yet read and answered (it says so in `processed`). */
@@ -86,8 +85,10 @@ interface NodeLink {
   flushScheduled: boolean;
 }
 
+/** AllowStream with its messages as bytes (see stream-codec.ts). */
+type RawStream = grpc.ClientDuplexStream<Uint8Array, Buffer>;
+
 type StreamClient = grpc.Client & {
-  allowStream(options?: grpc.CallOptions): grpc.ClientDuplexStream<WireAllowStreamRequest, WireAllowStreamResponse>;
   members(request: object, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, response?: WireMembers) => void): void;
   health(request: object, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, response?: WireHealth) => void): void;
 };
@@ -181,9 +182,9 @@ export class RingLimitClient {
   }
 
   /** The link to (action, key)'s owner, when the view knows it. */
-  private ownerLink(wire: WireAllowRequest): NodeLink | undefined {
-    if (this.view.ownerCount === 0) return undefined;
-    const address = this.view.addressOf(this.view.ownerOf(wire.action ?? 'default', wire.key ?? ''));
+  private ownerLink(request: RateLimitRequest): NodeLink | undefined {
+    if (this.view.ownerCount === 0 || typeof request?.key !== 'string') return undefined;
+    const address = this.view.addressOf(this.view.ownerOf(request.action ?? 'default', request.key));
     if (address === undefined) return undefined;
     const link = this.linkByAddress.get(address);
     if (link !== undefined) return link;
@@ -191,11 +192,11 @@ export class RingLimitClient {
   }
 
   allow(request: RateLimitRequest): Promise<Reservation> {
-    return this.submit(toWireRequest(request));
+    return this.submit(request, undefined);
   }
 
   reserve(request: RateLimitRequest, options: { maxWaitMs: number }): Promise<Reservation> {
-    return this.submit({ ...toWireRequest(request), maxWaitMs: options.maxWaitMs });
+    return this.submit(request, options.maxWaitMs);
   }
 
   /** Node ids owning keys, as the client last learned them (empty until it has, or when not ring-aware). */
@@ -238,13 +239,13 @@ export class RingLimitClient {
     this.queued = 0;
   }
 
-  private submit(wire: WireAllowRequest): Promise<Reservation> {
+  private submit(request: RateLimitRequest, maxWaitMs: number | undefined): Promise<Reservation> {
     if (this.closed) return Promise.reject(new RingLimitError('UNAVAILABLE', 'client closed'));
     if (this.pending >= this.options.maxPending) {
       return Promise.reject(new RateLimitError('RESOURCE_EXHAUSTED', `more than ${this.options.maxPending} requests pending`));
     }
     return new Promise<Reservation>((resolve, reject) => {
-      const call: PendingCall = { id: 0, wire, resolve, reject, firstNode: this.preferred, viaOwner: false, attempt: 0, node: undefined, deadlineMs: 0 };
+      const call: PendingCall = { id: 0, request, maxWaitMs, timestampMs: Date.now(), resolve, reject, firstNode: this.preferred, viaOwner: false, attempt: 0, node: undefined, deadlineMs: 0 };
       this.dispatch(call);
     });
   }
@@ -273,7 +274,7 @@ export class RingLimitClient {
   /** First the key's owner (ring-aware), then the configured nodes from firstNode on. */
   private nextLink(call: PendingCall): NodeLink | undefined {
     if (call.attempt === 0 && this.options.ringAware) {
-      const owner = this.ownerLink(call.wire);
+      const owner = this.ownerLink(call.request);
       if (owner !== undefined) {
         call.viaOwner = true;
         return owner;
@@ -294,64 +295,68 @@ export class RingLimitClient {
       return;
     }
     const deadlineMs = performance.now() + this.options.timeoutMs;
-    const requests = new Array<{ id: number; request: WireAllowRequest }>(batch.length);
-    for (let i = 0; i < batch.length; i++) {
-      const call = batch[i]!;
+    for (const call of batch) {
       call.id = this.nextId++;
       call.deadlineMs = deadlineMs;
       this.awaiting.set(call.id, call);
-      requests[i] = { id: call.id, request: call.wire };
     }
     link.framesInFlight++;
     this.counters.messages++;
     this.counters.requests += batch.length;
-    stream.write({ requests });
+    stream.write(encodeStreamRequest(batch));
     if (link.queue.length > 0 && link.framesInFlight < this.options.maxFramesInFlight) this.flush(link);
   }
 
-  private streamOf(link: NodeLink): grpc.ClientDuplexStream<WireAllowStreamRequest, WireAllowStreamResponse> | undefined {
+  private streamOf(link: NodeLink): RawStream | undefined {
     if (link.call !== undefined) return link.call;
     if (performance.now() < link.downUntilMs) return undefined;
-    const call = link.client.allowStream();
+    const call: RawStream = link.client.makeBidiStreamRequest(allowStreamPath(), rawBytes.serialize, rawBytes.deserialize);
     link.call = call;
-    call.on('data', (message: WireAllowStreamResponse) => this.answered(link, message));
+    call.on('data', (bytes: Buffer) => this.answered(link, call, bytes));
     const broken = (): void => this.streamBroke(link, call);
     call.on('error', broken);
     call.on('end', broken);
     return call;
   }
 
-  private answered(link: NodeLink, message: WireAllowStreamResponse): void {
-    for (const result of message.results ?? []) {
-      const call = this.awaiting.get(result.id);
-      if (call === undefined) continue; // answered after it moved on (timeout, broken stream)
-      this.awaiting.delete(result.id);
-      if (result.decision !== undefined) {
-        const d = result.decision;
-        call.resolve({
-          allowed: d.allowed ?? false,
-          limit: d.limit ?? 0,
-          remaining: d.remaining ?? 0,
-          resetAtMs: d.resetAtMs ?? 0,
-          retryAfterMs: d.retryAfterMs ?? 0,
-          waitMs: d.waitMs ?? 0,
-        });
-      } else if (result.error?.code === 'UNAVAILABLE') {
-        this.retry(call);
-      } else {
-        const e = result.error;
-        call.reject(new RateLimitError((e?.code || 'INTERNAL') as ErrorCode, e?.message ?? 'the node returned no result for this request', e?.field || undefined));
-      }
+  /** Settles the calls one response message answers; a malformed message drops the stream. */
+  private answered(link: NodeLink, call: RawStream, bytes: Buffer): void {
+    let processed: number;
+    try {
+      processed = decodeStreamResponse(bytes, this.results);
+    } catch {
+      this.streamBroke(link, call);
+      return;
     }
     // The node read these messages: what gathered meanwhile may go out.
-    const processed = message.processed ?? 0;
     if (processed > 0) {
       link.framesInFlight = Math.max(0, link.framesInFlight - processed);
       if (link.queue.length > 0) this.flush(link);
     }
   }
 
-  private streamBroke(link: NodeLink, call: grpc.ClientDuplexStream<WireAllowStreamRequest, WireAllowStreamResponse>): void {
+  /** Where decoded answers go: one object for the client's life, no closure per answer. */
+  private readonly results: ResultVisitor = {
+    decision: (id, allowed, limit, remaining, resetAtMs, retryAfterMs, waitMs) => {
+      const call = this.settle(id);
+      call?.resolve({ allowed, limit, remaining, resetAtMs, retryAfterMs, waitMs });
+    },
+    error: (id, code, message, field) => {
+      const call = this.settle(id);
+      if (call === undefined) return;
+      if (code === 'UNAVAILABLE') this.retry(call);
+      else call.reject(new RateLimitError((code || 'INTERNAL') as ErrorCode, message || 'the node returned no result for this request', field || undefined));
+    },
+  };
+
+  /** The call answered by `id`, no longer awaited; undefined when it moved on (timeout, broken stream). */
+  private settle(id: number): PendingCall | undefined {
+    const call = this.awaiting.get(id);
+    if (call !== undefined) this.awaiting.delete(id);
+    return call;
+  }
+
+  private streamBroke(link: NodeLink, call: RawStream): void {
     if (link.call !== call) return;
     this.counters.streamBreaks++;
     link.call = undefined;
@@ -409,14 +414,4 @@ export class RingLimitClient {
     }
     for (const link of hung) if (link.call !== undefined) this.streamBroke(link, link.call);
   }
-}
-
-function toWireRequest(r: RateLimitRequest): WireAllowRequest {
-  const wire: WireAllowRequest = { key: r.key, limit: r.limit, windowMs: r.windowMs, timestampMs: Date.now() };
-  if (r.action !== undefined) wire.action = r.action;
-  if (r.weight !== undefined) wire.weight = r.weight;
-  if (r.cost !== undefined) wire.cost = r.cost;
-  if (r.algorithm !== undefined) wire.algorithm = r.algorithm;
-  if (r.burst !== undefined) wire.burst = r.burst;
-  return wire;
 }

@@ -104,6 +104,25 @@ export function rateLimiterService(): grpc.ServiceDefinition {
   return (v1['RateLimiter'] as grpc.ServiceClientConstructor).service;
 }
 
+const asBuffer = (bytes: Uint8Array): Buffer => (Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+
+/** AllowStream's method path; its messages travel as bytes, coded by stream-codec.ts. */
+export function allowStreamPath(): string {
+  return rateLimiterService()['AllowStream']!.path;
+}
+
+export const rawBytes = { serialize: asBuffer, deserialize: (bytes: Buffer): Buffer => bytes };
+
+/** The service with AllowStream's messages left as bytes for stream-codec.ts; the other methods as generated. */
+export function rateLimiterServiceWithRawStream(): grpc.ServiceDefinition {
+  const service = rateLimiterService();
+  const stream = service['AllowStream']!;
+  return {
+    ...service,
+    AllowStream: { ...stream, requestSerialize: rawBytes.serialize, requestDeserialize: rawBytes.deserialize, responseSerialize: rawBytes.serialize, responseDeserialize: rawBytes.deserialize },
+  };
+}
+
 export function rateLimiterClientConstructor(): grpc.ServiceClientConstructor {
   const v1 = (loadRateLimiterPackage()['ringlimit'] as grpc.GrpcObject)['v1'] as grpc.GrpcObject;
   return v1['RateLimiter'] as grpc.ServiceClientConstructor;

@@ -2,7 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { RingLimitError } from '../../common/errors.js';
 import type { Reservation } from '../../limiter/types.js';
 import { MAX_BATCH_ITEMS, fromWire, itemError, toServiceError, toWire, type PublicApiBackend } from './backend.js';
-import { rateLimiterService, type WireAllowBatchItem, type WireAllowRequest, type WireAllowResponse, type WireHealth, type WireMembers } from './proto.js';
+import { rateLimiterServiceWithRawStream, type WireAllowBatchItem, type WireAllowRequest, type WireAllowResponse, type WireHealth, type WireMembers } from './proto.js';
 import { serveAllowStream, type AllowStreamCall } from './stream-service.js';
 
 function decideOne(backend: PublicApiBackend, w: WireAllowRequest): Promise<Reservation> {
@@ -17,7 +17,7 @@ function decideOne(backend: PublicApiBackend, w: WireAllowRequest): Promise<Rese
 
 /** The ringlimit.v1.RateLimiter service, added to a node's gRPC server. */
 export function addPublicApi(server: grpc.Server, backend: PublicApiBackend): void {
-  server.addService(rateLimiterService(), {
+  server.addService(rateLimiterServiceWithRawStream(), {
     allow: (call: grpc.ServerUnaryCall<WireAllowRequest, WireAllowResponse>, callback: grpc.sendUnaryData<WireAllowResponse>) => {
       decideOne(backend, call.request).then(
         (r) => callback(null, toWire(r)),

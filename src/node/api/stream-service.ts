@@ -1,15 +1,14 @@
 import type * as grpc from '@grpc/grpc-js';
 import { RateLimitError, RingLimitError } from '../../common/errors.js';
 import type { Reservation } from '../../limiter/types.js';
-import { MAX_BATCH_ITEMS, fromWire, itemError, toServiceError, toWire, type PublicApiBackend } from './backend.js';
-import type { WireAllowRequest, WireAllowStreamRequest, WireAllowStreamResponse, WireStreamedResult } from './proto.js';
+import { itemError, toServiceError, type PublicApiBackend } from './backend.js';
+import { decodeStreamRequest, encodeStreamResponse, type IncomingRequest, type OutgoingResult } from './stream-codec.js';
 
 /** Requests awaiting an answer on one stream (forwarded to their owners); past it, items are refused. */
 export const MAX_AWAITING_PER_STREAM = 100_000;
 
-export type AllowStreamCall = grpc.ServerDuplexStream<WireAllowStreamRequest, WireAllowStreamResponse>;
-
-const isId = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+/** AllowStream with its messages as bytes (see stream-codec.ts). */
+export type AllowStreamCall = grpc.ServerDuplexStream<Buffer, Uint8Array>;
 
 /**
  * The serving end of AllowStream for one call. What is decided at once (keys owned here)
@@ -18,7 +17,7 @@ const isId = (v: unknown): v is number => typeof v === 'number' && Number.isSafe
  * their owners) are gathered and sent once per event-loop turn.
  */
 class StreamAnswers {
-  private ready: WireStreamedResult[] = [];
+  private ready: OutgoingResult[] = [];
   /** Request messages served since the last response message. */
   private processed = 0;
   private awaiting = 0;
@@ -35,34 +34,36 @@ class StreamAnswers {
     private readonly call: AllowStreamCall,
   ) {}
 
-  serve(message: WireAllowStreamRequest): void {
-    const items = message?.requests ?? [];
-    if (!Array.isArray(items) || items.length > MAX_BATCH_ITEMS) {
-      this.fail(new RingLimitError('INVALID_ARGUMENT', `requests: at most ${MAX_BATCH_ITEMS} per message`, 'requests'));
+  serve(bytes: Buffer): void {
+    let items: IncomingRequest[];
+    try {
+      items = decodeStreamRequest(bytes);
+    } catch (error) {
+      this.fail(error instanceof RingLimitError ? error : new RingLimitError('INVALID_ARGUMENT', 'malformed AllowStream message'));
       return;
     }
     for (const item of items) {
-      const id = item?.id;
-      if (!isId(id)) continue; // no id to answer with: nothing can be sent back for it
+      const id = item.id;
       if (this.awaiting >= MAX_AWAITING_PER_STREAM) {
-        this.ready.push({ id, error: itemError(new RateLimitError('RESOURCE_EXHAUSTED', `more than ${MAX_AWAITING_PER_STREAM} requests awaiting an answer on this stream`)) });
+        this.ready.push({ id, decision: undefined, error: itemError(new RateLimitError('RESOURCE_EXHAUSTED', `more than ${MAX_AWAITING_PER_STREAM} requests awaiting an answer on this stream`)) });
         continue;
       }
+      if (item.timestampMs !== undefined && Number.isFinite(item.timestampMs)) this.backend.recordCallerTime(item.timestampMs);
       let answer: Reservation | Promise<Reservation>;
       try {
-        answer = this.decide(item.request);
+        answer = this.backend.decide(item.request, item.maxWaitMs);
       } catch (error) {
-        this.ready.push({ id, error: itemError(error) });
+        this.ready.push({ id, decision: undefined, error: itemError(error) });
         continue;
       }
       if (answer instanceof Promise) {
         this.awaiting++;
         answer.then(
-          (r) => this.answerLater({ id, decision: toWire(r) }),
-          (error: unknown) => this.answerLater({ id, error: itemError(error) }),
+          (r) => this.answerLater({ id, decision: r, error: undefined }),
+          (error: unknown) => this.answerLater({ id, decision: undefined, error: itemError(error) }),
         );
       } else {
-        this.ready.push({ id, decision: toWire(answer) });
+        this.ready.push({ id, decision: answer, error: undefined });
       }
     }
     this.processed++;
@@ -80,13 +81,7 @@ class StreamAnswers {
     this.ready = [];
   }
 
-  private decide(w: WireAllowRequest | undefined): Reservation | Promise<Reservation> {
-    if (typeof w !== 'object' || w === null) throw new RingLimitError('INVALID_ARGUMENT', 'request: missing', 'request');
-    if (w.timestampMs !== undefined && Number.isFinite(w.timestampMs)) this.backend.recordCallerTime(w.timestampMs);
-    return this.backend.decide(fromWire(w), w.maxWaitMs);
-  }
-
-  private answerLater(result: WireStreamedResult): void {
+  private answerLater(result: OutgoingResult): void {
     this.awaiting--;
     if (this.gone) return;
     this.ready.push(result);
@@ -99,7 +94,7 @@ class StreamAnswers {
   private flush(): void {
     if (this.gone) return;
     if (this.ready.length > 0 || this.processed > 0) {
-      this.call.write({ results: this.ready, processed: this.processed });
+      this.call.write(encodeStreamResponse(this.ready, this.processed));
       this.ready = [];
       this.processed = 0;
     }
@@ -118,7 +113,7 @@ class StreamAnswers {
 /** Serves one AllowStream call until the caller ends it or goes away. */
 export function serveAllowStream(backend: PublicApiBackend, call: AllowStreamCall): void {
   const answers = new StreamAnswers(backend, call);
-  call.on('data', (message: WireAllowStreamRequest) => answers.serve(message));
+  call.on('data', (bytes: Buffer) => answers.serve(bytes));
   call.on('end', () => answers.end());
   call.on('error', () => answers.abandon());
   call.on('cancelled', () => answers.abandon());

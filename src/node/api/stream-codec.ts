@@ -1,0 +1,355 @@
+import protobuf from 'protobufjs/minimal.js';
+import { RingLimitError } from '../../common/errors.js';
+import type { Algorithm, RateLimitRequest, Reservation } from '../../limiter/types.js';
+import { MAX_BATCH_ITEMS } from './backend.js';
+import type { WireItemError } from './proto.js';
+
+/**
+ * AllowStream messages in protobuf (proto/ringlimit/v1/ratelimiter.proto), written and read
+ * directly from and into the shapes the client and the node use: no intermediate wire
+ * objects on the fast path. Other languages use the .proto as usual; tests check both
+ * agree. Field numbers below are the .proto's.
+ */
+
+const VARINT = 0;
+const FIXED64 = 1;
+const LENGTH_DELIMITED = 2;
+const FIXED32 = 5;
+const tag = (field: number, wireType: number): number => (field << 3) | wireType;
+
+/** One request as the client sends it. */
+export interface OutgoingRequest {
+  id: number;
+  request: RateLimitRequest;
+  /** Set: a reservation with this bound. */
+  maxWaitMs: number | undefined;
+  timestampMs: number;
+}
+
+/** One request as the node reads it: the request shape the limiter validates. */
+export interface IncomingRequest {
+  id: number;
+  request: RateLimitRequest;
+  maxWaitMs: number | undefined;
+  timestampMs: number | undefined;
+}
+
+/** One answer as the node sends it. */
+export interface OutgoingResult {
+  id: number;
+  decision: Reservation | undefined;
+  error: WireItemError | undefined;
+}
+
+/** Receives the answers of one response message, without an object per answer. */
+export interface ResultVisitor {
+  decision(id: number, allowed: boolean, limit: number, remaining: number, resetAtMs: number, retryAfterMs: number, waitMs: number): void;
+  error(id: number, code: string, message: string, field: string): void;
+}
+
+// ---- writing ------------------------------------------------------------------------------
+
+function writeAllowRequest(w: protobuf.Writer, r: RateLimitRequest, maxWaitMs: number | undefined, timestampMs: number | undefined): void {
+  w.uint32(tag(1, LENGTH_DELIMITED)).string(r.key);
+  if (r.action !== undefined) w.uint32(tag(2, LENGTH_DELIMITED)).string(r.action);
+  w.uint32(tag(3, VARINT)).int64(r.limit);
+  w.uint32(tag(4, FIXED64)).double(r.windowMs);
+  if (r.weight !== undefined) w.uint32(tag(5, FIXED64)).double(r.weight);
+  if (r.cost !== undefined) w.uint32(tag(6, VARINT)).int64(r.cost);
+  if (r.algorithm !== undefined) w.uint32(tag(7, LENGTH_DELIMITED)).string(r.algorithm);
+  if (r.burst !== undefined) w.uint32(tag(8, VARINT)).int64(r.burst);
+  if (maxWaitMs !== undefined) w.uint32(tag(9, FIXED64)).double(maxWaitMs);
+  if (timestampMs !== undefined) w.uint32(tag(10, FIXED64)).double(timestampMs);
+}
+
+/** AllowStreamRequest { repeated StreamedAllowRequest requests = 1 }. */
+export function encodeStreamRequest(requests: readonly OutgoingRequest[]): Uint8Array {
+  const w = protobuf.Writer.create();
+  for (const r of requests) {
+    w.uint32(tag(1, LENGTH_DELIMITED)).fork();
+    w.uint32(tag(1, VARINT)).uint64(r.id);
+    w.uint32(tag(2, LENGTH_DELIMITED)).fork();
+    writeAllowRequest(w, r.request, r.maxWaitMs, r.timestampMs);
+    w.ldelim();
+    w.ldelim();
+  }
+  return w.finish();
+}
+
+/** AllowStreamResponse { repeated StreamedAllowResult results = 1; uint32 processed = 2 }. */
+export function encodeStreamResponse(results: readonly OutgoingResult[], processed: number): Uint8Array {
+  const w = protobuf.Writer.create();
+  for (const r of results) {
+    w.uint32(tag(1, LENGTH_DELIMITED)).fork();
+    w.uint32(tag(1, VARINT)).uint64(r.id);
+    const d = r.decision;
+    if (d !== undefined) {
+      w.uint32(tag(2, LENGTH_DELIMITED)).fork();
+      w.uint32(tag(1, VARINT)).bool(d.allowed); // written even when false: JS clients with defaults off read it as given
+      w.uint32(tag(2, VARINT)).int64(d.limit);
+      w.uint32(tag(3, VARINT)).int64(d.remaining);
+      w.uint32(tag(4, FIXED64)).double(d.resetAtMs);
+      w.uint32(tag(5, FIXED64)).double(d.retryAfterMs);
+      w.uint32(tag(6, FIXED64)).double(d.waitMs);
+      w.ldelim();
+    } else if (r.error !== undefined) {
+      w.uint32(tag(3, LENGTH_DELIMITED)).fork();
+      w.uint32(tag(1, LENGTH_DELIMITED)).string(r.error.code);
+      w.uint32(tag(2, LENGTH_DELIMITED)).string(r.error.message);
+      w.uint32(tag(3, LENGTH_DELIMITED)).string(r.error.field);
+      w.ldelim();
+    }
+    w.ldelim();
+  }
+  if (processed > 0) w.uint32(tag(2, VARINT)).uint32(processed);
+  return w.finish();
+}
+
+// ---- reading ------------------------------------------------------------------------------
+
+const malformed = (why: string): RingLimitError => new RingLimitError('INVALID_ARGUMENT', `malformed AllowStream message: ${why}`);
+
+/** A bounds-checked protobuf reader over one message; every read past its end throws. */
+class Reader {
+  pos: number;
+  private readonly view: DataView;
+
+  constructor(
+    private readonly buf: Uint8Array,
+    from = 0,
+    readonly end = buf.length,
+  ) {
+    this.pos = from;
+    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
+
+  /** A varint as a number: exact up to 2^53; a 64-bit value with the top bit set reads as a negative int64. */
+  varint(): number {
+    let lo = 0;
+    let hi = 0;
+    for (let shift = 0; shift < 70; shift += 7) {
+      if (this.pos >= this.end) throw malformed('truncated varint');
+      const b = this.buf[this.pos++]!;
+      const bits = b & 0x7f;
+      if (shift < 28) lo |= bits << shift;
+      else if (shift === 28) {
+        lo |= (bits & 0x0f) << 28;
+        hi |= bits >>> 4;
+      } else hi |= bits << (shift - 32);
+      if (b < 0x80) {
+        lo >>>= 0;
+        hi >>>= 0;
+        if (hi < 0x80000000) return hi * 4_294_967_296 + lo;
+        const negLo = (~lo + 1) >>> 0;
+        const negHi = (~hi + (negLo === 0 ? 1 : 0)) >>> 0;
+        return -(negHi * 4_294_967_296 + negLo);
+      }
+    }
+    throw malformed('varint longer than 10 bytes');
+  }
+
+  double(): number {
+    if (this.pos + 8 > this.end) throw malformed('truncated double');
+    const v = this.view.getFloat64(this.pos, true);
+    this.pos += 8;
+    return v;
+  }
+
+  /** The end of a length-delimited field starting here. */
+  delimitedEnd(): number {
+    const length = this.varint();
+    if (length < 0 || this.pos + length > this.end) throw malformed('length past the end');
+    return this.pos + length;
+  }
+
+  string(): string {
+    const end = this.delimitedEnd();
+    const s = Buffer.from(this.buf.buffer, this.buf.byteOffset + this.pos, end - this.pos).toString('utf8');
+    this.pos = end;
+    return s;
+  }
+
+  skip(wireType: number): void {
+    switch (wireType) {
+      case VARINT:
+        this.varint();
+        return;
+      case FIXED64:
+        if ((this.pos += 8) > this.end) throw malformed('truncated field');
+        return;
+      case LENGTH_DELIMITED:
+        this.pos = this.delimitedEnd();
+        return;
+      case FIXED32:
+        if ((this.pos += 4) > this.end) throw malformed('truncated field');
+        return;
+      default:
+        throw malformed(`wire type ${wireType}`);
+    }
+  }
+}
+
+function readAllowRequest(r: Reader, end: number, into: IncomingRequest): void {
+  const request: RateLimitRequest = { key: '', limit: 0, windowMs: 0 };
+  while (r.pos < end) {
+    const t = r.varint();
+    switch (t) {
+      case tag(1, LENGTH_DELIMITED):
+        request.key = r.string();
+        break;
+      case tag(2, LENGTH_DELIMITED): {
+        const action = r.string();
+        if (action !== '') request.action = action;
+        break;
+      }
+      case tag(3, VARINT):
+        request.limit = r.varint();
+        break;
+      case tag(4, FIXED64):
+        request.windowMs = r.double();
+        break;
+      case tag(5, FIXED64):
+        request.weight = r.double();
+        break;
+      case tag(6, VARINT):
+        request.cost = r.varint();
+        break;
+      case tag(7, LENGTH_DELIMITED): {
+        const algorithm = r.string();
+        if (algorithm !== '') request.algorithm = algorithm as Algorithm; // the limiter validates it
+        break;
+      }
+      case tag(8, VARINT):
+        request.burst = r.varint();
+        break;
+      case tag(9, FIXED64):
+        into.maxWaitMs = r.double();
+        break;
+      case tag(10, FIXED64):
+        into.timestampMs = r.double();
+        break;
+      default:
+        r.skip(t & 7);
+    }
+  }
+  if (r.pos !== end) throw malformed('field past its message');
+  into.request = request;
+}
+
+/**
+ * The requests of one AllowStreamRequest, all or nothing: a malformed message, or one with
+ * more than MAX_BATCH_ITEMS requests, throws INVALID_ARGUMENT before any is served. A
+ * request without an id has no way to be answered and is left out.
+ */
+export function decodeStreamRequest(bytes: Uint8Array): IncomingRequest[] {
+  const r = new Reader(bytes);
+  const out: IncomingRequest[] = [];
+  let count = 0;
+  while (r.pos < r.end) {
+    const t = r.varint();
+    if (t !== tag(1, LENGTH_DELIMITED)) {
+      r.skip(t & 7);
+      continue;
+    }
+    if (++count > MAX_BATCH_ITEMS) throw new RingLimitError('INVALID_ARGUMENT', `requests: at most ${MAX_BATCH_ITEMS} per message`, 'requests');
+    const end = r.delimitedEnd();
+    const item: IncomingRequest = { id: -1, request: { key: '', limit: 0, windowMs: 0 }, maxWaitMs: undefined, timestampMs: undefined };
+    while (r.pos < end) {
+      const f = r.varint();
+      if (f === tag(1, VARINT)) item.id = r.varint();
+      else if (f === tag(2, LENGTH_DELIMITED)) readAllowRequest(r, r.delimitedEnd(), item);
+      else r.skip(f & 7);
+    }
+    if (r.pos !== end) throw malformed('field past its message');
+    // Without a request message the empty request stays, and the limiter refuses it by name.
+    if (Number.isSafeInteger(item.id) && item.id >= 0) out.push(item);
+  }
+  return out;
+}
+
+function readDecision(r: Reader, end: number, id: number, visit: ResultVisitor): void {
+  let allowed = false;
+  let limit = 0;
+  let remaining = 0;
+  let resetAtMs = 0;
+  let retryAfterMs = 0;
+  let waitMs = 0;
+  while (r.pos < end) {
+    const t = r.varint();
+    switch (t) {
+      case tag(1, VARINT):
+        allowed = r.varint() !== 0;
+        break;
+      case tag(2, VARINT):
+        limit = r.varint();
+        break;
+      case tag(3, VARINT):
+        remaining = r.varint();
+        break;
+      case tag(4, FIXED64):
+        resetAtMs = r.double();
+        break;
+      case tag(5, FIXED64):
+        retryAfterMs = r.double();
+        break;
+      case tag(6, FIXED64):
+        waitMs = r.double();
+        break;
+      default:
+        r.skip(t & 7);
+    }
+  }
+  visit.decision(id, allowed, limit, remaining, resetAtMs, retryAfterMs, waitMs);
+}
+
+function readError(r: Reader, end: number, id: number, visit: ResultVisitor): void {
+  let code = '';
+  let message = '';
+  let field = '';
+  while (r.pos < end) {
+    const t = r.varint();
+    if (t === tag(1, LENGTH_DELIMITED)) code = r.string();
+    else if (t === tag(2, LENGTH_DELIMITED)) message = r.string();
+    else if (t === tag(3, LENGTH_DELIMITED)) field = r.string();
+    else r.skip(t & 7);
+  }
+  visit.error(id, code, message, field);
+}
+
+/** Hands each answer of one AllowStreamResponse to `visit`; returns its `processed` count. Throws on a malformed message. */
+export function decodeStreamResponse(bytes: Uint8Array, visit: ResultVisitor): number {
+  const r = new Reader(bytes);
+  let processed = 0;
+  while (r.pos < r.end) {
+    const t = r.varint();
+    if (t === tag(2, VARINT)) {
+      processed = r.varint();
+      continue;
+    }
+    if (t !== tag(1, LENGTH_DELIMITED)) {
+      r.skip(t & 7);
+      continue;
+    }
+    const end = r.delimitedEnd();
+    let id = -1;
+    // The id precedes the result in what ringlimit writes; a result before its id is read once the id is known.
+    let resultStart = -1;
+    let resultTag = 0;
+    while (r.pos < end) {
+      const f = r.varint();
+      if (f === tag(1, VARINT)) id = r.varint();
+      else if (f === tag(2, LENGTH_DELIMITED) || f === tag(3, LENGTH_DELIMITED)) {
+        resultTag = f;
+        resultStart = r.pos;
+        r.pos = r.delimitedEnd();
+      } else r.skip(f & 7);
+    }
+    if (r.pos !== end) throw malformed('field past its message');
+    if (resultStart < 0) continue;
+    const inner = new Reader(bytes, resultStart, end);
+    const innerEnd = inner.delimitedEnd();
+    if (resultTag === tag(2, LENGTH_DELIMITED)) readDecision(inner, innerEnd, id, visit);
+    else readError(inner, innerEnd, id, visit);
+  }
+  return processed;
+}
