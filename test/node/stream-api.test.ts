@@ -87,6 +87,13 @@ describe('AllowStream: the streaming public API', () => {
     const { messages, requests } = client.stats();
     expect(requests).toBe(3_001);
     expect(messages).toBeLessThanOrEqual(10); // 3,000 calls made in one turn: at most maxBatchSize (1,000) per message
+    // A caller reusing one request object: each call is sent as it was when made.
+    const reused = { key: '', limit: 1, windowMs: 60_000 };
+    const calls = ['r-1', 'r-2', 'r-3'].map((key) => {
+      reused.key = key;
+      return client.allow(reused);
+    });
+    expect((await Promise.all(calls)).map((d) => d.allowed)).toEqual([true, true, true]);
   });
 
   it('a stream broken mid-flight moves its requests to the next node: every call is answered', async () => {

@@ -239,8 +239,20 @@ export class RingLimitClient {
     this.queued = 0;
   }
 
-  private submit(request: RateLimitRequest, maxWaitMs: number | undefined): Promise<Reservation> {
+  private submit(given: RateLimitRequest, maxWaitMs: number | undefined): Promise<Reservation> {
     if (this.closed) return Promise.reject(new RingLimitError('UNAVAILABLE', 'client closed'));
+    if (typeof given !== 'object' || given === null) return Promise.reject(invalidArgument('request', 'must be an object with key, limit and windowMs'));
+    // A copy: the caller may reuse its request object before this one is sent (the node validates every field).
+    const request: RateLimitRequest = {
+      key: given.key,
+      action: given.action,
+      limit: given.limit,
+      windowMs: given.windowMs,
+      weight: given.weight,
+      cost: given.cost,
+      algorithm: given.algorithm,
+      burst: given.burst,
+    };
     if (this.pending >= this.options.maxPending) {
       return Promise.reject(new RateLimitError('RESOURCE_EXHAUSTED', `more than ${this.options.maxPending} requests pending`));
     }
