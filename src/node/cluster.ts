@@ -151,6 +151,7 @@ export class Cluster {
           selfId: o.nodeId,
           forwardTimeoutMs: o.forwardTimeoutMs,
           batchWaitMs: o.batchWaitMs,
+          maxFramesInFlight: o.maxFramesInFlightPerPeer,
           maxBatchSize: o.maxBatchSize,
           maxPendingForwards: o.maxPendingForwards,
           onUnavailable: o.onUnavailable,

@@ -31,8 +31,9 @@ export interface ForwardServerStats {
 /**
  * The receiving end of forwarding: each item of a Forward frame is validated like a local
  * call (a peer's frame is not trusted), then relayed to the owner this node knows, or
- * decided here. What is decided at once goes back in one ForwardReply frame; relays,
- * pulls and sync replication answer later, item by item.
+ * decided here. What is decided at once goes back in one ForwardReply frame with the
+ * frame's id (sent even when empty: it tells the sender the frame was processed); relays,
+ * pulls and sync replication answer later, item by item, with id 0.
  */
 export class ForwardServer {
   readonly stats: ForwardServerStats = { received: 0, relayed: 0, decidedAsFallback: 0 };
@@ -54,7 +55,7 @@ export class ForwardServer {
       const owner = view.ownerOf(p.action, p.key);
       if (owner !== view.selfId) {
         if (item.hops < MAX_HOPS) {
-          this.relay(item, p, owner, frameId, reply);
+          this.relay(item, p, owner, reply);
           continue;
         }
         this.stats.decidedAsFallback++;
@@ -68,17 +69,18 @@ export class ForwardServer {
       }
       if (answer instanceof Promise) {
         answer.then(
-          (r) => this.answer(reply, frameId, okResult(item.id, r, this.components.clock.now())),
-          (e: unknown) => this.answer(reply, frameId, errorResult(item.id, e)),
+          (r) => this.answer(reply, okResult(item.id, r, this.components.clock.now())),
+          (e: unknown) => this.answer(reply, errorResult(item.id, e)),
         );
       } else {
         immediate.push(okResult(item.id, answer, this.components.clock.now()));
       }
     }
-    if (immediate.length > 0) reply(encodeFrame({ type: FrameType.ForwardReply, id: frameId, results: immediate }));
+    // Always, even empty: a reply with the frame's id tells the sender the frame was processed.
+    reply(encodeFrame({ type: FrameType.ForwardReply, id: frameId, results: immediate }));
   }
 
-  private relay(item: ForwardItem, p: ResolvedRequest, owner: string, frameId: number, reply: Reply): void {
+  private relay(item: ForwardItem, p: ResolvedRequest, owner: string, reply: Reply): void {
     this.stats.relayed++;
     const relayed: PendingForward = {
       item: { ...item, hops: item.hops + 1 },
@@ -87,14 +89,15 @@ export class ForwardServer {
       attempt: 0,
       address: '',
       deadlineMs: 0,
-      resolve: (r) => this.answer(reply, frameId, okResult(item.id, r, this.components.clock.now())),
-      reject: (e) => this.answer(reply, frameId, errorResult(item.id, e)),
+      resolve: (r) => this.answer(reply, okResult(item.id, r, this.components.clock.now())),
+      reject: (e) => this.answer(reply, errorResult(item.id, e)),
     };
     this.components.forwarder.relay(relayed);
   }
 
-  private answer(reply: Reply, frameId: number, result: ForwardResult): void {
-    reply(encodeFrame({ type: FrameType.ForwardReply, id: frameId, results: [result] }));
+  /** A later answer (relay, pull, sync replication): id 0, so it does not count as processing a frame again. */
+  private answer(reply: Reply, result: ForwardResult): void {
+    reply(encodeFrame({ type: FrameType.ForwardReply, id: 0, results: [result] }));
   }
 }
 

@@ -36,8 +36,11 @@ export interface ForwarderComponents {
 export interface ForwarderInit {
   selfId: string;
   forwardTimeoutMs: number;
+  /** 0: adaptive batching (see Forwarder); otherwise a fixed wait before each frame. */
   batchWaitMs: number;
   maxBatchSize: number;
+  /** Adaptive batching: Forward frames a peer has not yet processed before new forwards wait for the next frame. */
+  maxFramesInFlight: number;
   maxPendingForwards: number;
   /** When no candidate owner answers: decide here, allow, or deny. */
   onUnavailable: UnavailablePolicy;
@@ -58,21 +61,36 @@ export function forwardItem(id: number, p: ResolvedRequest, maxWaitMs: number): 
   return { id, action: p.action, key: p.key, limit: p.limit, windowMs: p.windowMs, weight: 1, cost: p.cost, algorithm: p.algorithm, burst, hops: 0, maxWaitMs };
 }
 
+/** What waits to go to one peer, and how many of its frames it has not processed yet. */
+interface PeerQueue {
+  address: string;
+  queue: PendingForward[];
+  framesInFlight: number;
+  flushScheduled: boolean;
+  /** Made once per peer: flushes at the end of the current turn's synchronous work. */
+  flushSoon: () => void;
+}
+
 /**
- * Sends requests to their owners, coalescing everything bound for one peer within one
- * event-loop turn (or batchWaitMs) into one frame of at most maxBatchSize items, and
- * matches answers by id. Every forward has a deadline; a failure moves it to the next
- * candidate, with hops raised so that candidate decides instead of forwarding again.
+ * Sends requests to their owners in frames of at most maxBatchSize items and matches
+ * answers by id. Batching adapts to load like a pipelining client: forwards go out at the
+ * end of the current turn while fewer than maxFramesInFlight frames await the peer (it
+ * answers each frame at once with what it decided there, which marks the frame processed);
+ * otherwise they gather into the next frame, sent when one is processed. No timer per
+ * forward. Every forward has a deadline; a failure moves it to the next candidate, with
+ * hops raised so that candidate decides instead of forwarding again.
  */
 export class Forwarder {
   private readonly pending = new Map<number, PendingForward>();
-  private readonly queues = new Map<string, PendingForward[]>();
+  private readonly peers = new Map<string, PeerQueue>();
+  /** Frames sent and not yet processed: frame id → its peer and deadline, in send order. */
+  private readonly sentFrames = new Map<number, { peer: PeerQueue; deadlineMs: number }>();
   private flushScheduled = false;
   private readonly deadlineTimer: NodeJS.Timeout;
   readonly stats: ForwarderStats = { forwarded: 0, frames: 0, failovers: 0, timeouts: 0, exhausted: 0 };
   private readonly flushAll = (): void => {
     this.flushScheduled = false;
-    for (const address of this.queues.keys()) this.flush(address);
+    for (const peer of this.peers.values()) this.flush(peer);
   };
 
   constructor(
@@ -108,8 +126,13 @@ export class Forwarder {
     this.dispatch(pending);
   }
 
-  /** Answers from an owner: each settles the forward it names, with times re-based onto this clock. */
-  handleReply(results: ForwardResult[]): void {
+  /**
+   * Answers from an owner: each settles the forward it names, with times re-based onto
+   * this clock. A reply carrying a frame's id is the owner's immediate answer to that
+   * frame: the frame is processed, and what gathered for that peer may go out.
+   */
+  handleReply(frameId: number, results: ForwardResult[]): void {
+    if (frameId !== 0) this.processed(frameId);
     const receivedAtMs = this.components.clock.now();
     for (const r of results) {
       const pending = this.pending.get(r.id);
@@ -134,6 +157,7 @@ export class Forwarder {
 
   /** The stream to `address` broke: everything waiting on it moves on now, not at its deadline. */
   peerDown(address: string): void {
+    for (const [frameId, sent] of this.sentFrames) if (sent.peer.address === address) this.processed(frameId);
     for (const pending of [...this.pending.values()]) {
       if (pending.address === address) {
         this.pending.delete(pending.item.id);
@@ -147,8 +171,9 @@ export class Forwarder {
     const error = new RingLimitError('UNAVAILABLE', 'the node is shutting down');
     for (const pending of this.pending.values()) pending.reject(error);
     this.pending.clear();
-    for (const queue of this.queues.values()) for (const pending of queue) pending.reject(error);
-    this.queues.clear();
+    for (const peer of this.peers.values()) for (const pending of peer.queue) pending.reject(error);
+    this.peers.clear();
+    this.sentFrames.clear();
   }
 
   private dispatch(pending: PendingForward): void {
@@ -201,26 +226,45 @@ export class Forwarder {
     this.dispatch(pending);
   }
 
-  private enqueue(address: string, pending: PendingForward): void {
-    let queue = this.queues.get(address);
-    if (queue === undefined) {
-      queue = [];
-      this.queues.set(address, queue);
+  private peerQueue(address: string): PeerQueue {
+    let peer = this.peers.get(address);
+    if (peer === undefined) {
+      const created: PeerQueue = {
+        address,
+        queue: [],
+        framesInFlight: 0,
+        flushScheduled: false,
+        flushSoon: () => {
+          created.flushScheduled = false;
+          if (created.framesInFlight < this.init.maxFramesInFlight) this.flush(created);
+        },
+      };
+      this.peers.set(address, created);
+      peer = created;
     }
-    queue.push(pending);
-    if (queue.length >= this.init.maxBatchSize) {
-      this.flush(address);
-    } else if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      if (this.init.batchWaitMs === 0) setImmediate(this.flushAll);
-      else setTimeout(this.flushAll, this.init.batchWaitMs);
+    return peer;
+  }
+
+  private enqueue(address: string, pending: PendingForward): void {
+    const peer = this.peerQueue(address);
+    peer.queue.push(pending);
+    if (peer.queue.length >= this.init.maxBatchSize) {
+      this.flush(peer);
+    } else if (this.init.batchWaitMs > 0) {
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setTimeout(this.flushAll, this.init.batchWaitMs);
+      }
+    } else if (!peer.flushScheduled && peer.framesInFlight < this.init.maxFramesInFlight) {
+      peer.flushScheduled = true;
+      queueMicrotask(peer.flushSoon);
     }
   }
 
-  private flush(address: string): void {
-    const queue = this.queues.get(address);
-    if (queue === undefined || queue.length === 0) return;
-    this.queues.set(address, []);
+  private flush(peer: PeerQueue): void {
+    const queue = peer.queue;
+    if (queue.length === 0) return;
+    peer.queue = queue.length > this.init.maxBatchSize ? queue.splice(this.init.maxBatchSize) : [];
     const deadlineMs = this.components.clock.now() + this.init.forwardTimeoutMs;
     const items: ForwardItem[] = new Array<ForwardItem>(queue.length);
     for (let i = 0; i < queue.length; i++) {
@@ -230,18 +274,39 @@ export class Forwarder {
       this.pending.set(pending.item.id, pending);
     }
     this.stats.frames++;
-    const sent = this.components.transport.send(address, encodeFrame({ type: FrameType.Forward, id: items[0]!.id, items }));
+    const frameId = items[0]!.id;
+    const sent = this.components.transport.send(peer.address, encodeFrame({ type: FrameType.Forward, id: frameId, items }));
     if (!sent) {
       for (const pending of queue) {
         this.pending.delete(pending.item.id);
         this.failover(pending);
       }
+      return;
+    }
+    peer.framesInFlight++;
+    this.sentFrames.set(frameId, { peer, deadlineMs });
+  }
+
+  /** The peer has read frame `frameId` (or it is past its deadline, or the stream broke): one frame fewer in flight. */
+  private processed(frameId: number): void {
+    const sent = this.sentFrames.get(frameId);
+    if (sent === undefined) return;
+    this.sentFrames.delete(frameId);
+    const peer = sent.peer;
+    peer.framesInFlight = Math.max(0, peer.framesInFlight - 1);
+    if (peer.queue.length > 0 && peer.framesInFlight < this.init.maxFramesInFlight && !peer.flushScheduled) {
+      peer.flushScheduled = true;
+      queueMicrotask(peer.flushSoon);
     }
   }
 
-  /** Deadlines are in insertion order (one timeout for all), so the scan stops at the first live one. */
+  /** Deadlines are in insertion order (one timeout for all), so the scans stop at the first live one. */
   private expire(): void {
     const nowMs = this.components.clock.now();
+    for (const [frameId, sent] of this.sentFrames) {
+      if (sent.deadlineMs > nowMs) break;
+      this.processed(frameId);
+    }
     for (const pending of this.pending.values()) {
       if (pending.deadlineMs > nowMs) break;
       this.pending.delete(pending.item.id);

@@ -35,8 +35,10 @@ export interface NodeOptions {
   replicationDelayMs: number;
   /** A forward not answered within this time fails over to the next candidate. */
   forwardTimeoutMs: number;
-  /** Requests for one peer arriving within this wait are sent as one frame (0: the same event-loop turn). */
+  /** 0 (default): adaptive batching of forwards, see maxFramesInFlightPerPeer. Otherwise a fixed wait before each frame. */
   batchWaitMs: number;
+  /** Forward frames a peer has not processed yet before further forwards gather into the next frame. */
+  maxFramesInFlightPerPeer: number;
   maxBatchSize: number;
   /** Forwards awaiting an answer at once; more are refused with RESOURCE_EXHAUSTED. */
   maxPendingForwards: number;
@@ -74,6 +76,7 @@ export const nodeDefaults: NodeOptions = {
   replicationDelayMs: 5,
   forwardTimeoutMs: 1_000,
   batchWaitMs: 0,
+  maxFramesInFlightPerPeer: 2,
   maxBatchSize: 1_000,
   maxPendingForwards: 100_000,
   onUnavailable: 'local',
@@ -121,6 +124,7 @@ export function resolveNodeOptions(input: NodeOptionsInput = {}): NodeOptions {
   range(o, 'replicationDelayMs', 0, 10_000, false);
   range(o, 'forwardTimeoutMs', 1, 60_000, false);
   range(o, 'batchWaitMs', 0, 100, false);
+  range(o, 'maxFramesInFlightPerPeer', 1, 64);
   range(o, 'maxBatchSize', 1, 10_000);
   range(o, 'maxPendingForwards', 1, 10_000_000);
   if (!['local', 'allow', 'deny'].includes(o.onUnavailable)) throw invalidArgument('onUnavailable', "must be 'local', 'allow' or 'deny'");

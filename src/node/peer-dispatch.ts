@@ -35,7 +35,7 @@ export class PeerDispatch {
       case FrameType.Forward:
         return c.forwardServer.serve(frame.id, frame.items, reply);
       case FrameType.ForwardReply:
-        return c.forwarder.handleReply(frame.results);
+        return c.forwarder.handleReply(frame.id, frame.results);
       case FrameType.Replicate:
         return c.replicator.receive(frame.id, frame.entries, reply);
       case FrameType.Ack:
