@@ -8,6 +8,7 @@ protobuf-compiler protobuf-compiler-grpc; with pip: grpcio grpcio-tools). The st
 generated into a temporary folder at start, from proto/ringlimit/v1.
 """
 import argparse
+import atexit
 import json
 import os
 import queue
@@ -27,6 +28,7 @@ PROTO_DIR = os.path.join(ROOT, "proto")
 
 def load_stubs():
     out = tempfile.mkdtemp(prefix="ringlimit-py-")
+    atexit.register(shutil.rmtree, out, ignore_errors=True)
     proto = os.path.join(PROTO_DIR, "ringlimit", "v1", "ratelimiter.proto")
     plugin = shutil.which("grpc_python_plugin")
     if shutil.which("protoc") and plugin:
