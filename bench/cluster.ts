@@ -6,20 +6,24 @@
  * an embedded member joined to 3 nodes. On 2 cores this measures overhead, not scale-out:
  * every process shares the same two cores.
  */
+import { execFile, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { ChaosCluster } from '../src/chaos/cluster.js';
 import { seededRng } from '../src/common/rng.js';
 import { RingLimitClient } from '../src/node/api/client.js';
 import { createNode, type RingLimitNode } from '../src/node/node.js';
 import { nodeDefaults } from '../src/node/options.js';
 import { luaTokenBucketRedis, rateLimiterFlexibleRedis, startRedis, type Contender } from './peers/redis.js';
-import { fmtRate, table, type Log } from './util.js';
+import { fmtRate, median, table, type Log } from './util.js';
 
 const KEYS = 100_000;
 const LIMIT = 1_000_000_000;
 const WINDOW_SECONDS = 60;
 const CONCURRENCY = [1, 64, 256] as const;
-const MEASURE_MS: Record<(typeof CONCURRENCY)[number], number> = { 1: 2_000, 64: 3_000, 256: 3_000 };
+const MEASURE_MS: Record<(typeof CONCURRENCY)[number], number> = { 1: 1_000, 64: 1_500, 256: 1_500 };
+/** Rounds per concurrency, every contender once per round in turn; the table shows each one's median. */
+const ROUNDS = 3;
 const WARMUP_MS = 1_000;
 const MAX_SAMPLES = 2_000_000;
 
@@ -79,6 +83,22 @@ function embedded(node: RingLimitNode): Contender {
   };
 }
 
+const PYTHON_EXAMPLE = fileURLToPath(new URL('../../examples/python/ringlimit_example.py', import.meta.url));
+
+/** The same nodes from another language: examples/python (grpcio), unary Allow one at a time and AllowStream. */
+async function pythonClient(oneNode: string, threeNodes: string, log: Log): Promise<string> {
+  const python = ['python3', '/usr/bin/python3'].find((p) => spawnSync(p, ['-c', 'import grpc'], { stdio: 'ignore' }).status === 0);
+  if (python === undefined) return '_Python client: skipped (needs python3-grpcio, protobuf-compiler, protobuf-compiler-grpc)._';
+  const rows: string[][] = [];
+  for (const [name, address] of [['1 node', oneNode], ['3 nodes, through one node (forwards 2/3)', threeNodes]] as const) {
+    log(`Python client (grpcio), ${name}…`);
+    const { stdout } = await promisify(execFile)(python, [PYTHON_EXAMPLE, address, '--calls', '5000', '--json'], { encoding: 'utf8', timeout: 120_000 });
+    const r = JSON.parse(stdout.trim().split('\n').pop()!) as { unary: { p50_us: number }; stream: { per_second: number } };
+    rows.push([name, `${r.unary.p50_us} µs`, fmtRate(r.stream.per_second)]);
+  }
+  return ['Python client (`examples/python`, grpcio, one thread):', '', table(['cluster', 'unary `Allow` p50', '`AllowStream` decisions/s'], rows)].join('\n');
+}
+
 export async function runClusterBench(log: Log): Promise<string> {
   const cliPath = fileURLToPath(new URL('../src/cli.js', import.meta.url));
   const redis = await startRedis(log);
@@ -114,10 +134,17 @@ export async function runClusterBench(log: Log): Promise<string> {
     }
     const results = new Map<string, Map<number, LoopResult>>(contenders.map((c) => [c.name, new Map()]));
     for (const concurrency of CONCURRENCY) {
+      const rounds = new Map<string, LoopResult[]>(contenders.map((c) => [c.name, []]));
+      for (let round = 0; round < ROUNDS; round++) {
+        for (const c of contenders) {
+          const r = await closedLoop(c.call, concurrency, MEASURE_MS[concurrency]);
+          rounds.get(c.name)!.push(r);
+          log(`concurrency ${concurrency}, round ${round + 1}/${ROUNDS}: ${c.name}: ${fmtRate(r.rate)}, p50 ${(r.p50Ms * 1000).toFixed(0)} µs, p99 ${r.p99Ms.toFixed(2)} ms`);
+        }
+      }
       for (const c of contenders) {
-        const r = await closedLoop(c.call, concurrency, MEASURE_MS[concurrency]);
-        results.get(c.name)!.set(concurrency, r);
-        log(`concurrency ${concurrency}: ${c.name}: ${fmtRate(r.rate)}, p50 ${(r.p50Ms * 1000).toFixed(0)} µs, p99 ${r.p99Ms.toFixed(2)} ms`);
+        const list = rounds.get(c.name)!;
+        results.get(c.name)!.set(concurrency, { rate: median(list.map((r) => r.rate)), p50Ms: median(list.map((r) => r.p50Ms)), p99Ms: median(list.map((r) => r.p99Ms)) });
       }
     }
     const peer = redis === undefined ? undefined : results.get(contenders[0]!.name);
@@ -138,12 +165,15 @@ export async function runClusterBench(log: Log): Promise<string> {
         `${fmtRate(c256.rate)} (${ratio(c256, 256, 'rate')})`,
       ];
     });
+    const python = await pythonClient(one.grpcAddresses()[0]!, three.grpcAddresses()[0]!, log);
     return [
       '### Cluster path against Redis (closed loop, 100k uniform keys, all allowed)',
       '',
-      'Ratios in brackets are against rate-limiter-flexible + Redis in the same run. Every process shares the machine’s 2 cores: this measures overhead, not scale-out.',
+      `Medians of ${ROUNDS} rounds per concurrency, the contenders taking turns within each round. Ratios in brackets are against rate-limiter-flexible + Redis in the same run. Every process shares the machine’s 2 cores: this measures overhead, not scale-out.`,
       '',
       table(['contender', 'p50 at concurrency 1', 'decisions/s at 64', 'p99 at 64', 'decisions/s at 256'], rows),
+      '',
+      python,
     ].join('\n');
   } finally {
     for (const c of contenders) await c.close().catch(() => undefined);

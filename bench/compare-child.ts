@@ -10,7 +10,7 @@ interface BuiltNodeModule {
   createNode(options?: Record<string, unknown>): Promise<BenchNode>;
 }
 interface BuiltClientModule {
-  RingLimitClient: new (options: { nodes: string[]; preferFirst: boolean }) => BenchClient;
+  RingLimitClient: new (options: { nodes: string[]; preferFirst: boolean; ringAware: boolean }) => BenchClient;
 }
 
 async function main(): Promise<void> {
@@ -20,7 +20,7 @@ async function main(): Promise<void> {
   const client = (await import(pathToFileURL(join(dist, 'node', 'api', 'client.js')).href)) as BuiltClientModule;
   const mod: NodeModule = {
     createNode: (options) => node.createNode(options),
-    newClient: (nodes) => new client.RingLimitClient({ nodes, preferFirst: true }),
+    newClient: (nodes) => new client.RingLimitClient({ nodes, preferFirst: true, ringAware: false }),
   };
   const rates = await measurePaths(mod, Number(rounds), (line) => console.error(line));
   console.log(JSON.stringify(rates));

@@ -34,7 +34,7 @@ export interface PathRates {
   localNow: number;
   /** node.allow() forwarded to the owner, 5,000 in flight. */
   forwarded: number;
-  /** RingLimitClient → node → owner, 5,000 in flight. */
+  /** RingLimitClient (not ring-aware) → node → owner, 5,000 in flight. */
   client: number;
   forwardsPerFrame: number;
 }

@@ -15,7 +15,7 @@ const ROUNDS = 5;
 
 export const currentNodeModule: NodeModule = {
   createNode: (options) => createNode(options),
-  newClient: (nodes) => new RingLimitClient({ nodes, preferFirst: true }),
+  newClient: (nodes) => new RingLimitClient({ nodes, preferFirst: true, ringAware: false }),
 };
 
 function measureCore(): number {
@@ -46,7 +46,7 @@ export async function runNodeBench(log: Log): Promise<string> {
         ['`node.allowNow()` on a locally owned key (sync)', fmtRate(local.localNow), `${((100 * local.localNow) / core).toFixed(0)} % of the core`],
         ['`node.allow()` on a locally owned key (awaited)', fmtRate(local.localAllow), `${((100 * local.localAllow) / core).toFixed(0)} % of the core: an await per call`],
         ['`node.allow()` forwarded to the owner (5,000 in flight)', fmtRate(fwd.forwarded), `${fwd.forwardsPerFrame.toFixed(0)} decisions per frame on average; both nodes share this one thread`],
-        ['`RingLimitClient` → node → owner (5,000 in flight)', fmtRate(fwd.client), 'AllowBatch + one forward hop'],
+        ['`RingLimitClient` → node → owner (5,000 in flight)', fmtRate(fwd.client), 'AllowStream, not ring-aware: one forward hop'],
       ],
     ),
   ].join('\n');
