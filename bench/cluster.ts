@@ -24,7 +24,7 @@ const CONCURRENCY = [1, 64, 256] as const;
 const MEASURE_MS: Record<(typeof CONCURRENCY)[number], number> = { 1: 1_000, 64: 1_500, 256: 1_500 };
 /** Rounds per concurrency, every contender once per round in turn; the table shows each one's median. */
 const ROUNDS = 3;
-const WARMUP_MS = 1_000;
+const WARMUP_MS = 5_000;
 const MAX_SAMPLES = 2_000_000;
 
 interface LoopResult {
@@ -124,13 +124,13 @@ export async function runClusterBench(log: Log): Promise<string> {
     // waits for a pull from the key's previous owner. A cluster that just formed pays that for
     // every key, which is not what a running cluster does.
     const steadyAt = Date.now() + nodeDefaults.handoffWindowMs + 1_000;
+    log(`waiting ${((steadyAt - Date.now()) / 1000).toFixed(0)} s for the clusters' handoff windows to close (steady state)…`);
+    await new Promise((r) => setTimeout(r, steadyAt - Date.now()));
+    // Then warm every path up (JIT, stream windows) in every process it crosses: a member's
+    // forwarding path took about 5 s to reach its steady rate in a separate run.
     for (const c of contenders) {
       log(`warm-up: ${c.name}`);
       await closedLoop(c.call, 64, WARMUP_MS);
-    }
-    if (Date.now() < steadyAt) {
-      log(`waiting ${((steadyAt - Date.now()) / 1000).toFixed(0)} s for the clusters' handoff windows to close (steady state)…`);
-      await new Promise((r) => setTimeout(r, steadyAt - Date.now()));
     }
     const results = new Map<string, Map<number, LoopResult>>(contenders.map((c) => [c.name, new Map()]));
     for (const concurrency of CONCURRENCY) {
