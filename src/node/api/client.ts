@@ -27,7 +27,7 @@ export interface ClientOptions {
   reconnectBackoffMs: number;
   /**
    * Learn the owners from the nodes (Members RPC) and send each request straight to its
-   * key's owner. Off: any node answers, forwarding to the owner (one more hop).
+   * key's owner. When false, each request goes to a configured node, which forwards it (one more hop).
    */
   ringAware: boolean;
   /** How often a ring-aware client asks for the owners. */
