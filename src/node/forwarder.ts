@@ -1,6 +1,7 @@
 import type { Clock } from '../common/clock.js';
 import { RateLimitError, RingLimitError } from '../common/errors.js';
 import type { Reservation } from '../limiter/types.js';
+import { AdaptiveBatcher, type BatchQueue } from './adaptive-batcher.js';
 import type { ClusterView } from './cluster-view.js';
 import { policyDecision } from './decisions.js';
 import type { FrameIds } from './frame-ids.js';
@@ -61,42 +62,26 @@ export function forwardItem(id: number, p: ResolvedRequest, maxWaitMs: number): 
   return { id, action: p.action, key: p.key, limit: p.limit, windowMs: p.windowMs, weight: 1, cost: p.cost, algorithm: p.algorithm, burst, hops: 0, maxWaitMs };
 }
 
-/** What waits to go to one peer, and how many of its frames it has not processed yet. */
-interface PeerQueue {
-  address: string;
-  queue: PendingForward[];
-  framesInFlight: number;
-  flushScheduled: boolean;
-  /** Made once per peer: flushes at the end of the current turn's synchronous work. */
-  flushSoon: () => void;
-}
-
 /**
- * Sends requests to their owners in frames of at most maxBatchSize items and matches
- * answers by id. Batching adapts to load like a pipelining client: forwards go out at the
- * end of the current turn while fewer than maxFramesInFlight frames await the peer (it
- * answers each frame at once with what it decided there, which marks the frame processed);
- * otherwise they gather into the next frame, sent when one is processed. No timer per
- * forward. Every forward has a deadline; a failure moves it to the next candidate, with
- * hops raised so that candidate decides instead of forwarding again.
+ * Sends requests to their owners in frames of at most maxBatchSize items (AdaptiveBatcher:
+ * a peer answers each frame at once with what it decided there, which marks the frame
+ * processed) and matches answers by id. Every forward has a deadline; a failure moves it
+ * to the next candidate, with hops raised so that candidate decides instead of
+ * forwarding again.
  */
 export class Forwarder {
   private readonly pending = new Map<number, PendingForward>();
-  private readonly peers = new Map<string, PeerQueue>();
-  /** Frames sent and not yet processed: frame id → its peer and deadline, in send order. */
-  private readonly sentFrames = new Map<number, { peer: PeerQueue; deadlineMs: number }>();
-  private flushScheduled = false;
+  private readonly batcher: AdaptiveBatcher<PendingForward>;
+  /** Frames sent and not yet processed: frame id → its peer's queue and deadline, in send order. */
+  private readonly sentFrames = new Map<number, { queue: BatchQueue<PendingForward>; deadlineMs: number }>();
   private readonly deadlineTimer: NodeJS.Timeout;
   readonly stats: ForwarderStats = { forwarded: 0, frames: 0, failovers: 0, timeouts: 0, exhausted: 0 };
-  private readonly flushAll = (): void => {
-    this.flushScheduled = false;
-    for (const peer of this.peers.values()) this.flush(peer);
-  };
 
   constructor(
     private readonly components: ForwarderComponents,
     private readonly init: ForwarderInit,
   ) {
+    this.batcher = new AdaptiveBatcher((queue, batch) => this.sendFrame(queue, batch), init);
     this.deadlineTimer = setInterval(() => this.expire(), Math.max(2, init.forwardTimeoutMs / 4));
     this.deadlineTimer.unref();
   }
@@ -157,7 +142,7 @@ export class Forwarder {
 
   /** The stream to `address` broke: everything waiting on it moves on now, not at its deadline. */
   peerDown(address: string): void {
-    for (const [frameId, sent] of this.sentFrames) if (sent.peer.address === address) this.processed(frameId);
+    for (const [frameId, sent] of this.sentFrames) if (sent.queue.key === address) this.processed(frameId);
     for (const pending of [...this.pending.values()]) {
       if (pending.address === address) {
         this.pending.delete(pending.item.id);
@@ -171,8 +156,7 @@ export class Forwarder {
     const error = new RingLimitError('UNAVAILABLE', 'the node is shutting down');
     for (const pending of this.pending.values()) pending.reject(error);
     this.pending.clear();
-    for (const peer of this.peers.values()) for (const pending of peer.queue) pending.reject(error);
-    this.peers.clear();
+    for (const pending of this.batcher.takeAll()) pending.reject(error);
     this.sentFrames.clear();
   }
 
@@ -226,65 +210,31 @@ export class Forwarder {
     this.dispatch(pending);
   }
 
-  private peerQueue(address: string): PeerQueue {
-    let peer = this.peers.get(address);
-    if (peer === undefined) {
-      const created: PeerQueue = {
-        address,
-        queue: [],
-        framesInFlight: 0,
-        flushScheduled: false,
-        flushSoon: () => {
-          created.flushScheduled = false;
-          if (created.framesInFlight < this.init.maxFramesInFlight) this.flush(created);
-        },
-      };
-      this.peers.set(address, created);
-      peer = created;
-    }
-    return peer;
-  }
-
   private enqueue(address: string, pending: PendingForward): void {
-    const peer = this.peerQueue(address);
-    peer.queue.push(pending);
-    if (peer.queue.length >= this.init.maxBatchSize) {
-      this.flush(peer);
-    } else if (this.init.batchWaitMs > 0) {
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        setTimeout(this.flushAll, this.init.batchWaitMs);
-      }
-    } else if (!peer.flushScheduled && peer.framesInFlight < this.init.maxFramesInFlight) {
-      peer.flushScheduled = true;
-      queueMicrotask(peer.flushSoon);
-    }
+    this.batcher.add(this.batcher.queue(address), pending);
   }
 
-  private flush(peer: PeerQueue): void {
-    const queue = peer.queue;
-    if (queue.length === 0) return;
-    peer.queue = queue.length > this.init.maxBatchSize ? queue.splice(this.init.maxBatchSize) : [];
+  /** One Forward frame to the queue's peer; false (after failing the batch over) when it cannot be sent. */
+  private sendFrame(queue: BatchQueue<PendingForward>, batch: PendingForward[]): boolean {
     const deadlineMs = this.components.clock.now() + this.init.forwardTimeoutMs;
-    const items: ForwardItem[] = new Array<ForwardItem>(queue.length);
-    for (let i = 0; i < queue.length; i++) {
-      const pending = queue[i]!;
+    const items: ForwardItem[] = new Array<ForwardItem>(batch.length);
+    for (let i = 0; i < batch.length; i++) {
+      const pending = batch[i]!;
       pending.deadlineMs = deadlineMs;
       items[i] = pending.item;
       this.pending.set(pending.item.id, pending);
     }
     this.stats.frames++;
     const frameId = items[0]!.id;
-    const sent = this.components.transport.send(peer.address, encodeFrame({ type: FrameType.Forward, id: frameId, items }));
-    if (!sent) {
-      for (const pending of queue) {
+    if (!this.components.transport.send(queue.key, encodeFrame({ type: FrameType.Forward, id: frameId, items }))) {
+      for (const pending of batch) {
         this.pending.delete(pending.item.id);
         this.failover(pending);
       }
-      return;
+      return false;
     }
-    peer.framesInFlight++;
-    this.sentFrames.set(frameId, { peer, deadlineMs });
+    this.sentFrames.set(frameId, { queue, deadlineMs });
+    return true;
   }
 
   /** The peer has read frame `frameId` (or it is past its deadline, or the stream broke): one frame fewer in flight. */
@@ -292,12 +242,7 @@ export class Forwarder {
     const sent = this.sentFrames.get(frameId);
     if (sent === undefined) return;
     this.sentFrames.delete(frameId);
-    const peer = sent.peer;
-    peer.framesInFlight = Math.max(0, peer.framesInFlight - 1);
-    if (peer.queue.length > 0 && peer.framesInFlight < this.init.maxFramesInFlight && !peer.flushScheduled) {
-      peer.flushScheduled = true;
-      queueMicrotask(peer.flushSoon);
-    }
+    this.batcher.framesDone(sent.queue, 1);
   }
 
   /** Deadlines are in insertion order (one timeout for all), so the scans stop at the first live one. */

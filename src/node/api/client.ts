@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { RateLimitError, RingLimitError, invalidArgument, type ErrorCode } from '../../common/errors.js';
 import type { RateLimitRequest, Reservation } from '../../limiter/types.js';
 import { systemClock } from '../../common/clock.js';
+import { AdaptiveBatcher, type BatchQueue } from '../adaptive-batcher.js';
 import { ClusterView, PLACEMENT, type ViewMember } from '../cluster-view.js';
 import { MAX_BATCH_ITEMS } from './backend.js';
 import { allowStreamPath, rateLimiterClientConstructor, rawBytes, type WireHealth, type WireMembers } from './proto.js';
@@ -79,10 +80,8 @@ interface NodeLink {
   client: StreamClient;
   call: RawStream | undefined;
   downUntilMs: number;
-  queue: PendingCall[];
-  /** Messages sent that the node has not yet read and answered (it says so in `processed`). */
-  framesInFlight: number;
-  flushScheduled: boolean;
+  /** What waits to go to this node; its frames in flight are the messages the node has not reported `processed`. */
+  batch: BatchQueue<PendingCall>;
 }
 
 /** AllowStream with its messages as bytes (see stream-codec.ts). */
@@ -114,10 +113,9 @@ function validate(o: ClientOptions): void {
  * A client for ringlimit clusters over one long-lived AllowStream per node. Ring-aware by
  * default: it learns the owners (Members RPC, about once a second) and sends each request
  * straight to its key's owner; a stale view costs a hop, never a wrong answer. Batching
- * adapts to load like a pipelining client: a request goes out at once while fewer than
- * maxFramesInFlight messages await answers on that node's stream; otherwise it gathers
- * into the next message, sent as soon as one comes back. No timer per request: one
- * interval checks deadlines. A request that times out, or whose stream breaks, moves to
+ * adapts to load (AdaptiveBatcher, the same discipline as the peer streams): a message is
+ * in flight until the node reports it `processed`. No timer per request: one interval
+ * checks deadlines. A request that times out, or whose stream breaks, moves to
  * the next node (any node answers for any key).
  */
 export class RingLimitClient {
@@ -137,11 +135,13 @@ export class RingLimitClient {
   private nextId = 1;
   private closed = false;
   private readonly deadlineTimer: NodeJS.Timeout;
+  private readonly batcher: AdaptiveBatcher<PendingCall>;
   private readonly counters: ClientStats = { messages: 0, requests: 0, failovers: 0, timeouts: 0, streamBreaks: 0 };
 
   constructor(options: Partial<ClientOptions> & { nodes: string[] }) {
     this.options = { ...clientDefaults, ...options };
     validate(this.options);
+    this.batcher = new AdaptiveBatcher((queue, batch) => this.sendMessage(queue, batch), { ...this.options, batchWaitMs: 0 });
     this.links = this.options.nodes.map((address, index) => this.newLink(address, index));
     this.preferred = this.options.preferFirst ? 0 : Math.floor(Math.random() * this.links.length);
     this.deadlineTimer = setInterval(() => this.expire(), Math.max(5, this.options.timeoutMs / 4));
@@ -161,9 +161,7 @@ export class RingLimitClient {
       client: new Ctor(address, grpc.credentials.createInsecure()) as unknown as StreamClient,
       call: undefined,
       downUntilMs: 0,
-      queue: [],
-      framesInFlight: 0,
-      flushScheduled: false,
+      batch: this.batcher.queue(address),
     };
     this.linkByAddress.set(address, link);
     return link;
@@ -230,9 +228,8 @@ export class RingLimitClient {
     const error = new RingLimitError('UNAVAILABLE', 'client closed');
     for (const call of this.awaiting.values()) call.reject(error);
     this.awaiting.clear();
+    for (const call of this.batcher.takeAll()) call.reject(error);
     for (const link of this.linkByAddress.values()) {
-      for (const call of link.queue) call.reject(error);
-      link.queue = [];
       link.call?.cancel();
       link.client.close();
     }
@@ -270,17 +267,8 @@ export class RingLimitClient {
       return;
     }
     call.node = link;
-    link.queue.push(call);
     this.queued++;
-    if (link.queue.length >= this.options.maxBatchSize) this.flush(link);
-    else if (!link.flushScheduled && link.framesInFlight < this.options.maxFramesInFlight) {
-      // At the end of this turn's synchronous work: callers issuing together share one message.
-      link.flushScheduled = true;
-      queueMicrotask(() => {
-        link.flushScheduled = false;
-        if (link.framesInFlight < this.options.maxFramesInFlight) this.flush(link);
-      });
-    }
+    this.batcher.add(link.batch, call);
   }
 
   /** First the key's owner (ring-aware), then the configured nodes from firstNode on. */
@@ -297,14 +285,14 @@ export class RingLimitClient {
     return this.links[(call.firstNode + fallback) % this.links.length];
   }
 
-  private flush(link: NodeLink): void {
-    if (link.queue.length === 0 || this.closed) return;
-    const batch = link.queue.splice(0, this.options.maxBatchSize);
+  /** One AllowStream message to the queue's node; false (after failing the batch over) when there is no stream. */
+  private sendMessage(queue: BatchQueue<PendingCall>, batch: PendingCall[]): boolean {
     this.queued -= batch.length;
-    const stream = this.streamOf(link);
+    const link = this.linkByAddress.get(queue.key)!;
+    const stream = this.closed ? undefined : this.streamOf(link);
     if (stream === undefined) {
       this.failOver(batch, link);
-      return;
+      return false;
     }
     const deadlineMs = performance.now() + this.options.timeoutMs;
     for (const call of batch) {
@@ -312,11 +300,10 @@ export class RingLimitClient {
       call.deadlineMs = deadlineMs;
       this.awaiting.set(call.id, call);
     }
-    link.framesInFlight++;
     this.counters.messages++;
     this.counters.requests += batch.length;
     stream.write(encodeStreamRequest(batch));
-    if (link.queue.length > 0 && link.framesInFlight < this.options.maxFramesInFlight) this.flush(link);
+    return true;
   }
 
   private streamOf(link: NodeLink): RawStream | undefined {
@@ -341,10 +328,7 @@ export class RingLimitClient {
       return;
     }
     // The node read these messages: what gathered meanwhile may go out.
-    if (processed > 0) {
-      link.framesInFlight = Math.max(0, link.framesInFlight - processed);
-      if (link.queue.length > 0) this.flush(link);
-    }
+    if (processed > 0) this.batcher.framesDone(link.batch, processed);
   }
 
   /** Where decoded answers go: one object for the client's life, no closure per answer. */
@@ -374,7 +358,7 @@ export class RingLimitClient {
     link.call = undefined;
     call.cancel();
     link.downUntilMs = performance.now() + this.options.reconnectBackoffMs;
-    link.framesInFlight = 0;
+    this.batcher.reset(link.batch);
     const lost: PendingCall[] = [];
     for (const pending of this.awaiting.values()) if (pending.node === link) lost.push(pending);
     for (const pending of lost) this.awaiting.delete(pending.id);
@@ -383,8 +367,7 @@ export class RingLimitClient {
   }
 
   private takeQueue(link: NodeLink): PendingCall[] {
-    const queue = link.queue;
-    link.queue = [];
+    const queue = this.batcher.take(link.batch);
     this.queued -= queue.length;
     return queue;
   }
