@@ -25,6 +25,7 @@ const MEASURE_MS: Record<(typeof CONCURRENCY)[number], number> = { 1: 1_000, 64:
 /** Rounds per concurrency, every contender once per round in turn; the table shows each one's median. */
 const ROUNDS = 3;
 const WARMUP_MS = 5_000;
+const ROUND_WARMUP_MS = 500;
 const MAX_SAMPLES = 2_000_000;
 
 interface LoopResult {
@@ -137,6 +138,8 @@ export async function runClusterBench(log: Log): Promise<string> {
       const rounds = new Map<string, LoopResult[]>(contenders.map((c) => [c.name, []]));
       for (let round = 0; round < ROUNDS; round++) {
         for (const c of contenders) {
+          // Each contender's streams and processes were idle while the others ran: warm them again first.
+          await closedLoop(c.call, concurrency, ROUND_WARMUP_MS);
           const r = await closedLoop(c.call, concurrency, MEASURE_MS[concurrency]);
           rounds.get(c.name)!.push(r);
           log(`concurrency ${concurrency}, round ${round + 1}/${ROUNDS}: ${c.name}: ${fmtRate(r.rate)}, p50 ${(r.p50Ms * 1000).toFixed(0)} µs, p99 ${r.p99Ms.toFixed(2)} ms`);
