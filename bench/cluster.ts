@@ -91,7 +91,7 @@ async function pythonClient(oneNode: string, threeNodes: string, log: Log): Prom
   const python = ['python3', '/usr/bin/python3'].find((p) => spawnSync(p, ['-c', 'import grpc'], { stdio: 'ignore' }).status === 0);
   if (python === undefined) return '_Python client: skipped (needs python3-grpcio, protobuf-compiler, protobuf-compiler-grpc)._';
   const rows: string[][] = [];
-  for (const [name, address] of [['1 node', oneNode], ['3 nodes, through one node (forwards 2/3)', threeNodes]] as const) {
+  for (const [name, address] of [['1 node', oneNode], ['3 nodes, asked through n0 (the run’s one key may live on another node)', threeNodes]] as const) {
     log(`Python client (grpcio), ${name}…`);
     const { stdout } = await promisify(execFile)(python, [PYTHON_EXAMPLE, address, '--calls', '5000', '--json'], { encoding: 'utf8', timeout: 120_000 });
     const r = JSON.parse(stdout.trim().split('\n').pop()!) as { unary: { p50_us: number }; stream: { per_second: number } };
