@@ -26,6 +26,13 @@ export interface RateLimitRequest {
   algorithm?: Algorithm;
   /** Bucket capacity for token-bucket and GCRA, before weighting. Defaults to the limit. */
   burst?: number;
+  /**
+   * Hot-key mode, in a cluster: every node answers this key from its local copy of the
+   * owner's state and sends its hits to the owner in batches; the owner broadcasts the
+   * authoritative state. Bounded over-admission for far less traffic to one node. A lone
+   * node decides as usual. Defaults to false.
+   */
+  global?: boolean;
 }
 
 export interface Decision {
@@ -57,6 +64,8 @@ export interface ResolvedParams {
   /** Capacity for token-bucket and GCRA: floor((burst ?? limit) × weight). */
   capacity: number;
   cost: number;
+  /** Hot-key mode (see RateLimitRequest.global); the core itself ignores it. */
+  global: boolean;
 }
 
 /**

@@ -33,7 +33,7 @@ export function parseAlgorithm(name: unknown): AlgorithmId {
 }
 
 export function newResolvedParams(): ResolvedParams {
-  return { action: DEFAULT_ACTION, key: '', algorithm: AlgorithmId.TokenBucket, limit: 1, windowMs: 1, capacity: 1, cost: 1 };
+  return { action: DEFAULT_ACTION, key: '', algorithm: AlgorithmId.TokenBucket, limit: 1, windowMs: 1, capacity: 1, cost: 1, global: false };
 }
 
 /**
@@ -84,6 +84,10 @@ export function resolveRequest(req: RateLimitRequest, out: ResolvedParams): Reso
   } else if (typeof cost !== 'number' || !Number.isSafeInteger(cost) || cost < 0) {
     throw invalidArgument('cost', `must be a non-negative integer, got ${String(cost)}`);
   }
+  const global = req.global;
+  if (global !== undefined && typeof global !== 'boolean') {
+    throw invalidArgument('global', `must be a boolean when given, got ${String(global)}`);
+  }
   const algorithm = parseAlgorithm(req.algorithm);
   const effectiveLimit = weight === 1 ? limit : Math.floor(limit * weight);
   checkEffective('limit', effectiveLimit, limit, weight);
@@ -117,6 +121,7 @@ export function resolveRequest(req: RateLimitRequest, out: ResolvedParams): Reso
   out.windowMs = windowMs;
   out.capacity = capacity;
   out.cost = cost;
+  out.global = global === true;
   return out;
 }
 

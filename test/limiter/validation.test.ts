@@ -33,6 +33,7 @@ const bad: [string, Record<string, unknown>, string, RegExp][] = [
   ['fractional cost', { cost: 0.5 }, 'cost', /non-negative integer/],
   ['cost above the limit', { cost: 11 }, 'cost', /could never be allowed/],
   ['cost above weighted burst', { burst: 3, cost: 4 }, 'cost', /burst/],
+  ['global not a boolean', { global: 'yes' as unknown as boolean }, 'global', /boolean/],
   ['unknown algorithm', { algorithm: 'leaky' }, 'algorithm', /unknown algorithm/],
   ['burst on a window algorithm', { algorithm: 'fixed-window', burst: 5 }, 'burst', /token-bucket and gcra/],
   ['fractional burst', { burst: 2.5 }, 'burst', /positive safe integer/],

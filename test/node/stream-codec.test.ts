@@ -25,7 +25,7 @@ describe('AllowStream codec: the hand-written coder agrees with the .proto', () 
     { id: 1, request: { key: 'u1', limit: 10, windowMs: 60_000 }, maxWaitMs: undefined, timestampMs: 1_700_000_000_123.5 },
     {
       id: 2 ** 40 + 7,
-      request: { key: 'ключ', action: 'api', limit: 2 ** 50, windowMs: 0.5, weight: 2.5, cost: 0, algorithm: 'gcra', burst: 3 },
+      request: { key: 'ключ', action: 'api', limit: 2 ** 50, windowMs: 0.5, weight: 2.5, cost: 0, algorithm: 'gcra', burst: 3, global: true },
       maxWaitMs: 1_500,
       timestampMs: 0,
     },
@@ -36,7 +36,7 @@ describe('AllowStream codec: the hand-written coder agrees with the .proto', () 
     const viaGenerated = generated.requestDeserialize(Buffer.from(bytes)) as { requests: { id: number; request: Record<string, unknown> }[] };
     expect(viaGenerated.requests.map((r) => r.id)).toEqual([1, 2 ** 40 + 7]);
     expect(viaGenerated.requests[0]!.request).toMatchObject({ key: 'u1', limit: 10, windowMs: 60_000, timestampMs: 1_700_000_000_123.5 });
-    expect(viaGenerated.requests[1]!.request).toMatchObject({ key: 'ключ', action: 'api', limit: 2 ** 50, windowMs: 0.5, weight: 2.5, cost: 0, algorithm: 'gcra', burst: 3, maxWaitMs: 1_500 });
+    expect(viaGenerated.requests[1]!.request).toMatchObject({ key: 'ключ', action: 'api', limit: 2 ** 50, windowMs: 0.5, weight: 2.5, cost: 0, algorithm: 'gcra', burst: 3, global: true, maxWaitMs: 1_500 });
 
     const back = decodeStreamRequest(generated.requestSerialize(viaGenerated));
     expect(back).toEqual([

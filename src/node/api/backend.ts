@@ -32,6 +32,7 @@ export function fromWire(w: WireAllowRequest): RateLimitRequest {
   if (w.cost !== undefined) request.cost = w.cost;
   if (w.algorithm !== undefined && w.algorithm !== '') request.algorithm = w.algorithm as Algorithm;
   if (w.burst !== undefined) request.burst = w.burst;
+  if (w.global === true) request.global = true;
   return request;
 }
 

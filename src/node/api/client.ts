@@ -249,6 +249,7 @@ export class RingLimitClient {
       cost: given.cost,
       algorithm: given.algorithm,
       burst: given.burst,
+      global: given.global,
     };
     if (this.pending >= this.options.maxPending) {
       return Promise.reject(new RateLimitError('RESOURCE_EXHAUSTED', `more than ${this.options.maxPending} requests pending`));

@@ -31,6 +31,7 @@ export interface WireAllowRequest {
   burst?: number;
   maxWaitMs?: number;
   timestampMs?: number;
+  global?: boolean;
 }
 
 export interface WireAllowResponse {

@@ -60,6 +60,7 @@ function writeAllowRequest(w: protobuf.Writer, r: RateLimitRequest, maxWaitMs: n
   if (r.burst !== undefined) w.uint32(tag(8, VARINT)).int64(r.burst);
   if (maxWaitMs !== undefined) w.uint32(tag(9, FIXED64)).double(maxWaitMs);
   if (timestampMs !== undefined) w.uint32(tag(10, FIXED64)).double(timestampMs);
+  if (r.global === true) w.uint32(tag(11, VARINT)).bool(true);
 }
 
 /** AllowStreamRequest { repeated StreamedAllowRequest requests = 1 }. */
@@ -227,6 +228,9 @@ function readAllowRequest(r: Reader, end: number, into: IncomingRequest): void {
         break;
       case tag(10, FIXED64):
         into.timestampMs = r.double();
+        break;
+      case tag(11, VARINT):
+        if (r.varint() !== 0) request.global = true;
         break;
       default:
         r.skip(t & 7);
