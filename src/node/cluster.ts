@@ -10,6 +10,7 @@ import { ForwardServer } from './forward-server.js';
 import { Forwarder } from './forwarder.js';
 import { FrameIds } from './frame-ids.js';
 import { Handoff } from './handoff.js';
+import { HotKeyMarks, HotKeys } from './hot-keys.js';
 import type { NodeOptions } from './options.js';
 import { OwnerDecision, type ResolvedRequest } from './owner-decision.js';
 import { PeerDispatch } from './peer-dispatch.js';
@@ -29,6 +30,8 @@ const clusterLimits = {
   /** Largest gRPC message a peer may send. */
   maxReceiveMessageBytes: 32 * 1024 * 1024,
   reconnectBackoffMs: 200,
+  /** A hot key's copy unused for this long is dropped. */
+  hotCopyIdleMs: 60_000,
   /** How long a draining node keeps answering after handing its keys over. */
   drainLingerMs: 500,
   /** A full-state sync can span several datagrams: the view is complete once it stops growing for a while. */
@@ -58,6 +61,7 @@ interface ClusterParts {
   forwardServer: ForwardServer;
   replicator: Replicator;
   handoff: Handoff;
+  hotKeys: HotKeys;
   dispatch: PeerDispatch;
   transport: PeerTransport;
   server: grpc.Server;
@@ -72,6 +76,7 @@ export class Cluster {
   readonly forwardServer: ForwardServer;
   readonly replicator: Replicator;
   readonly handoff: Handoff;
+  readonly hotKeys: HotKeys;
   readonly dispatch: PeerDispatch;
   readonly grpcAddress: string;
   private readonly swim: SwimMembership | undefined;
@@ -89,6 +94,7 @@ export class Cluster {
     this.forwardServer = parts.forwardServer;
     this.replicator = parts.replicator;
     this.handoff = parts.handoff;
+    this.hotKeys = parts.hotKeys;
     this.dispatch = parts.dispatch;
     this.grpcAddress = parts.grpcAddress;
     this.swim = parts.swim;
@@ -144,7 +150,12 @@ export class Cluster {
         ackTimeoutMs: o.forwardTimeoutMs,
         resyncSlotsPerTurn: clusterLimits.walkSlotsPerTurn,
       });
-      const decision = new OwnerDecision({ store, puller: handoff, replication: replicator }, { syncReplication: o.replication === 'sync' });
+      const hotKeyMarks = new HotKeyMarks(o.maxGlobalKeys);
+      const decision = new OwnerDecision({ store, puller: handoff, replication: replicator, hotKeyMarks }, { syncReplication: o.replication === 'sync' });
+      const hotKeys = new HotKeys(
+        { store, view, transport, clock, decision, marks: hotKeyMarks },
+        { selfId: o.nodeId, globalSyncMs: o.globalSyncMs, maxGlobalKeys: o.maxGlobalKeys, copyIdleMs: clusterLimits.hotCopyIdleMs, maxBatchSize: o.maxBatchSize },
+      );
       const forwarder = new Forwarder(
         { transport, clock, ids, view, decision },
         {
@@ -158,12 +169,13 @@ export class Cluster {
         },
       );
       const forwardServer = new ForwardServer({ clock, view, decision, forwarder });
-      const dispatch = new PeerDispatch({ ids, forwarder, forwardServer, replicator, handoff });
+      const dispatch = new PeerDispatch({ ids, forwarder, forwardServer, replicator, handoff, hotKeys });
       transport.onFrame((frame, reply, from) => dispatch.onFrame(frame, reply, from));
       transport.onPeerDown((address) => forwarder.peerDown(address));
       view.onChange(() => {
         replicator.resyncOwned();
         handoff.pushMoved();
+        hotKeys.ownersChanged();
         components.onOwnership(view.ownerIds());
       });
       for (const event of ['join', 'leave', 'fail', 'update'] as const) {
@@ -174,7 +186,7 @@ export class Cluster {
           components.onMembership(event, member);
         });
       }
-      cluster = new Cluster({ membership, swim, view, decision, forwarder, forwardServer, replicator, handoff, dispatch, transport, server, grpcAddress }, init);
+      cluster = new Cluster({ membership, swim, view, decision, forwarder, forwardServer, replicator, handoff, hotKeys, dispatch, transport, server, grpcAddress }, init);
       await cluster.join(meta);
       return cluster;
     } catch (error) {
@@ -189,9 +201,16 @@ export class Cluster {
     }
   }
 
-  /** "Decide here or forward": the owner in this node's view decides. */
+  /**
+   * "Decide here or forward": the owner in this node's view decides; a hot key's plain
+   * allow is answered from this node's copy when it has one.
+   */
   route(p: ResolvedRequest, maxWaitMs: number): Reservation | Promise<Reservation> {
     if (this.view.isOwnedHere(p.action, p.key)) return this.decision.decide(p, maxWaitMs);
+    if (p.global && maxWaitMs < 0) {
+      const fromCopy = this.hotKeys.decideFromCopy(p);
+      if (fromCopy !== undefined) return fromCopy;
+    }
     return this.forwarder.forward(p, maxWaitMs, this.view.candidates(p.action, p.key));
   }
 
@@ -231,6 +250,7 @@ export class Cluster {
   async close(graceful: boolean, deadlineMs: number): Promise<void> {
     this.replicator.close();
     this.handoff.close();
+    this.hotKeys.close();
     this.forwarder.close();
     await this.membership.stop({ graceful }).catch(() => undefined);
     await this.transport.close();

@@ -101,7 +101,8 @@ export class ForwardServer {
   }
 }
 
-function requestOf(item: ForwardItem): RateLimitRequest {
+/** The request a forwarded item stands for (validated again by the caller: a peer is not trusted). */
+export function requestOf(item: ForwardItem): RateLimitRequest {
   return {
     key: item.key,
     action: item.action,
@@ -111,5 +112,6 @@ function requestOf(item: ForwardItem): RateLimitRequest {
     cost: item.cost,
     algorithm: ALGORITHMS[item.algorithm]!,
     ...(item.burst > 0 ? { burst: item.burst } : {}),
+    ...(item.global ? { global: true } : {}),
   };
 }

@@ -3,6 +3,7 @@ import type { Cluster } from './cluster.js';
 import type { ForwardServerStats } from './forward-server.js';
 import type { ForwarderStats } from './forwarder.js';
 import type { HandoffStats } from './handoff.js';
+import type { HotKeysStats } from './hot-keys.js';
 import type { ReplicatorStats } from './replicator.js';
 
 export interface NodeStats extends ForwardServerStats {
@@ -16,6 +17,8 @@ export interface NodeStats extends ForwardServerStats {
   forwarder: ForwarderStats;
   replication: ReplicatorStats;
   handoff: HandoffStats;
+  /** Hot-key mode (`global: true`). */
+  hotKeys: HotKeysStats;
   /** Distance between callers' timestamps (public API timestamp_ms) and this node's clock. */
   callerSkew: { samples: number; maxAbsMs: number; meanAbsMs: number };
 }
@@ -49,6 +52,7 @@ export function nodeStats(store: StoreStats, decidedHere: number, skew: CallerSk
     callerSkew: skew.stats(),
     forwarder: { ...(c?.forwarder.stats ?? { forwarded: 0, frames: 0, failovers: 0, timeouts: 0, exhausted: 0 }) },
     replication: { ...(c?.replicator.stats ?? { entriesSent: 0, framesSent: 0, acks: 0, entriesReceived: 0 }) },
+    hotKeys: c?.hotKeys.snapshot() ?? { answeredFromCopy: 0, hitsSent: 0, hitsApplied: 0, statesSent: 0, statesReceived: 0, overflow: 0 },
     handoff: { ...(c?.handoff.stats ?? { pulls: 0, pullsAnswered: 0, pullTimeouts: 0, pushedEntries: 0, receivedEntries: 0, drainFramesAcked: 0 }) },
   };
 }

@@ -96,12 +96,15 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
 
   /**
    * The synchronous fast path: the decision now when this node owns the key (or runs
-   * alone) and nothing has to be waited for; undefined when it must be forwarded or
-   * fetched — then await allow(). Throws RateLimitError for bad input, like the core.
+   * alone) and nothing has to be waited for, or a hot key (`global: true`) answered from
+   * this node's copy; undefined when it must be forwarded or fetched — then await
+   * allow(). Throws RateLimitError for bad input, like the core.
    */
   allowNow(request: RateLimitRequest): Decision | undefined {
     const p = resolveRequest(request, this.scratch);
-    if (this.cluster !== undefined && !this.cluster.view.isOwnedHere(p.action, p.key)) return undefined;
+    if (this.cluster !== undefined && !this.cluster.view.isOwnedHere(p.action, p.key)) {
+      return p.global ? this.cluster.hotKeys.decideFromCopy(p) : undefined;
+    }
     return this.decision.decideNow(p, NO_WAIT);
   }
 

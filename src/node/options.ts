@@ -52,6 +52,10 @@ export interface NodeOptions {
   drainTimeoutMs: number;
   /** Where a snapshot is written on graceful stop and read at start. Unset: no snapshot. */
   dataDir: string | undefined;
+  /** Hot-key mode (`global: true`): how often non-owners send their hits to owners and owners broadcast states. */
+  globalSyncMs: number;
+  /** Hot-key mode: hot keys a node tracks at once (copies of others' keys, and its own keys awaiting broadcast). */
+  maxGlobalKeys: number;
   /** Bytes a peer stream may buffer before it counts as unavailable. */
   maxBufferedBytesPerPeer: number;
   clock: Clock;
@@ -84,6 +88,8 @@ export const nodeDefaults: NodeOptions = {
   pullTimeoutMs: 500,
   drainTimeoutMs: 5_000,
   dataDir: undefined,
+  globalSyncMs: 10,
+  maxGlobalKeys: 10_000,
   maxBufferedBytesPerPeer: 64 * 1024 * 1024,
   clock: systemClock,
   store: storeDefaults,
@@ -131,6 +137,8 @@ export function resolveNodeOptions(input: NodeOptionsInput = {}): NodeOptions {
   range(o, 'handoffWindowMs', 0, 600_000, false);
   range(o, 'pullTimeoutMs', 1, 60_000, false);
   range(o, 'drainTimeoutMs', 0, 600_000, false);
+  range(o, 'globalSyncMs', 1, 10_000, false);
+  range(o, 'maxGlobalKeys', 1, 1_000_000);
   range(o, 'maxBufferedBytesPerPeer', 1024, 2 ** 31);
   if (o.gossipPreset !== 'lan' && o.gossipPreset !== 'test') throw invalidArgument('gossipPreset', "must be 'lan' or 'test'");
   if (!Array.isArray(o.gossipKeys) || !o.gossipKeys.every((k) => typeof k === 'string' && /^[A-Za-z0-9+/]{22,88}={0,2}$/.test(k))) {

@@ -28,6 +28,8 @@ export interface OwnerDecisionComponents {
   /** Absent for a single node. */
   puller?: KeyPuller;
   replication?: ReplicationFlusher;
+  /** Hot-key mode: every hot key decided here is marked for the owner's next broadcast. */
+  hotKeyMarks?: { mark(action: string, key: string): void };
 }
 
 export interface OwnerDecisionInit {
@@ -58,7 +60,9 @@ export class OwnerDecision {
   decideNow(p: ResolvedRequest, maxWaitMs: number): Reservation | undefined {
     if (this.init.syncReplication || this.components.puller?.mayPull() === true) return undefined;
     this.decided++;
-    return this.components.store.decideResolved(p, maxWaitMs);
+    const decision = this.components.store.decideResolved(p, maxWaitMs);
+    if (p.global) this.components.hotKeyMarks?.mark(p.action, p.key);
+    return decision;
   }
 
   /**
@@ -83,6 +87,7 @@ export class OwnerDecision {
   private decideInStore(p: ResolvedRequest, maxWaitMs: number): Reservation | Promise<Reservation> {
     this.decided++;
     const decision = this.components.store.decideResolved(p, maxWaitMs);
+    if (p.global) this.components.hotKeyMarks?.mark(p.action, p.key);
     const replication = this.components.replication;
     if (this.init.syncReplication && decision.allowed && replication !== undefined) {
       return replication.flushAndWait().then(() => decision);

@@ -2,6 +2,7 @@ import type { FrameIds } from './frame-ids.js';
 import type { ForwardServer } from './forward-server.js';
 import type { Forwarder } from './forwarder.js';
 import type { Handoff } from './handoff.js';
+import type { HotKeys } from './hot-keys.js';
 import type { Replicator } from './replicator.js';
 import type { Reply } from './transport/peer-transport.js';
 import { decodeFrame } from './wire/codec.js';
@@ -13,6 +14,7 @@ export interface PeerDispatchComponents {
   forwardServer: ForwardServer;
   replicator: Replicator;
   handoff: Handoff;
+  hotKeys: HotKeys;
 }
 
 /**
@@ -46,6 +48,10 @@ export class PeerDispatch {
         return c.handoff.answerPull(frame.id, frame.action, frame.key, fromNodeId, reply);
       case FrameType.PullReply:
         return c.handoff.handlePullReply(frame.id, frame.entry);
+      case FrameType.GlobalHits:
+        return c.hotKeys.receiveHits(frame.items);
+      case FrameType.GlobalState:
+        return c.hotKeys.receiveStates(frame.entries);
     }
   }
 }

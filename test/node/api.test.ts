@@ -115,6 +115,10 @@ describe('public gRPC API and peer stream hardening', () => {
       { type: 1 },
       [1, 1, -1, []],
       [1, 3, 1, new Array(20_000).fill(['a', 'k', 0, 1, 2, 3, 4])],
+      [1, 8, 0, [[0, 'a', 'k', 10, 1000, 1, 5, 0, 0, 0, -1, false]]],
+      [1, 8, 0, [[0, 'a', 'k', 10, 1000, 1, 5, 0, 0, 0, -1, true, 1]]],
+      [1, 9, 0, [['a', 'k', 0, 'x', 0, 0, 0]]],
+      [1, 9, 0, 'entries'],
     ];
     for (const p of plausible) frames.push(encodeMsgpack(p));
     for (const f of frames) stream.write(f);

@@ -15,7 +15,9 @@ export const frameLimits = {
 } as const;
 
 function itemRow(i: ForwardItem): unknown[] {
-  return [i.id, i.action, i.key, i.limit, i.windowMs, i.weight, i.cost, i.algorithm, i.burst, i.hops, i.maxWaitMs];
+  const row: unknown[] = [i.id, i.action, i.key, i.limit, i.windowMs, i.weight, i.cost, i.algorithm, i.burst, i.hops, i.maxWaitMs];
+  if (i.global) row.push(true);
+  return row;
 }
 
 function resultRow(r: ForwardResult): unknown[] {
@@ -32,11 +34,13 @@ export function encodeFrame(frame: Frame): Buffer {
   const head = [PEER_PROTOCOL_VERSION, frame.type, frame.id];
   switch (frame.type) {
     case FrameType.Forward:
+    case FrameType.GlobalHits:
       return encodeMsgpack([...head, frame.items.map(itemRow)]);
     case FrameType.ForwardReply:
       return encodeMsgpack([...head, frame.results.map(resultRow)]);
     case FrameType.Replicate:
     case FrameType.Handoff:
+    case FrameType.GlobalState:
       return encodeMsgpack([...head, frame.entries.map(entryRow)]);
     case FrameType.Ack:
       return encodeMsgpack(head);
@@ -53,12 +57,13 @@ const isName = (v: unknown): v is string => typeof v === 'string' && v.length > 
 const isSmallInt = (v: unknown, max: number): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max;
 
 function parseItem(row: unknown): ForwardItem | undefined {
-  if (!Array.isArray(row) || row.length !== 11) return undefined;
-  const [id, action, key, limit, windowMs, weight, cost, algorithm, burst, hops, maxWaitMs] = row as unknown[];
+  if (!Array.isArray(row) || (row.length !== 11 && row.length !== 12)) return undefined;
+  const [id, action, key, limit, windowMs, weight, cost, algorithm, burst, hops, maxWaitMs, global] = row as unknown[];
+  if (row.length === 12 && global !== true) return undefined;
   if (!isId(id) || !isName(action) || !isName(key)) return undefined;
   if (!isFiniteNumber(limit) || !isFiniteNumber(windowMs) || !isFiniteNumber(weight) || !isFiniteNumber(cost)) return undefined;
   if (!isSmallInt(algorithm, 3) || !isFiniteNumber(burst) || !isSmallInt(hops, 8) || !isFiniteNumber(maxWaitMs)) return undefined;
-  return { id, action, key, limit, windowMs, weight, cost, algorithm, burst, hops, maxWaitMs };
+  return { id, action, key, limit, windowMs, weight, cost, algorithm, burst, hops, maxWaitMs, global: global === true };
 }
 
 function parseResult(row: unknown): ForwardResult | undefined {
@@ -116,7 +121,8 @@ export function decodeFrame(bytes: Uint8Array): Frame | undefined {
   const [version, type, id] = value as unknown[];
   if (version !== PEER_PROTOCOL_VERSION || !isId(id)) return undefined;
   switch (type) {
-    case FrameType.Forward: {
+    case FrameType.Forward:
+    case FrameType.GlobalHits: {
       const items = value.length === 4 ? parseList(value[3], parseItem) : undefined;
       return items === undefined ? undefined : { type, id, items };
     }
@@ -125,7 +131,8 @@ export function decodeFrame(bytes: Uint8Array): Frame | undefined {
       return results === undefined ? undefined : { type, id, results };
     }
     case FrameType.Replicate:
-    case FrameType.Handoff: {
+    case FrameType.Handoff:
+    case FrameType.GlobalState: {
       const entries = value.length === 4 ? parseList(value[3], parseEntry) : undefined;
       return entries === undefined ? undefined : { type, id, entries };
     }

@@ -12,6 +12,10 @@ export const enum FrameType {
   Handoff = 5,
   Pull = 6,
   PullReply = 7,
+  /** Hot-key mode: hits a non-owner admitted from its copy, for the owner to apply. */
+  GlobalHits = 8,
+  /** Hot-key mode: the owner's authoritative states, broadcast to every other node. */
+  GlobalState = 9,
 }
 
 /** Error codes on the wire. Append-only. */
@@ -42,6 +46,8 @@ export interface ForwardItem {
   hops: number;
   /** -1: a plain allow; otherwise a reservation's bound. */
   maxWaitMs: number;
+  /** Hot-key mode (on the wire only when true). In GlobalHits, `cost` is the hits to apply. */
+  global: boolean;
 }
 
 export interface ForwardResult {
@@ -74,4 +80,6 @@ export type Frame =
   | { type: FrameType.Ack; id: number }
   | { type: FrameType.Handoff; id: number; entries: WireEntry[] }
   | { type: FrameType.Pull; id: number; action: string; key: string }
-  | { type: FrameType.PullReply; id: number; entry: WireEntry | null };
+  | { type: FrameType.PullReply; id: number; entry: WireEntry | null }
+  | { type: FrameType.GlobalHits; id: number; items: ForwardItem[] }
+  | { type: FrameType.GlobalState; id: number; entries: WireEntry[] };
