@@ -19,6 +19,8 @@ export interface LoadSpec {
   algorithm: Algorithm;
   seed: number;
   keyPrefix: string;
+  /** Hot-key mode on every request (the client spreads them over the nodes). */
+  global: boolean;
 }
 
 const TICK_MS = 10;
@@ -73,7 +75,7 @@ export async function runLoad(spec: LoadSpec, emit: (line: string) => void): Pro
         const started = performance.now();
         inFlight++;
         const call = client
-          .allow({ key: `${spec.keyPrefix}${keyIndex}`, action: 'chaos', limit: spec.limit, windowMs: spec.windowMs, algorithm: spec.algorithm })
+          .allow({ key: `${spec.keyPrefix}${keyIndex}`, action: 'chaos', limit: spec.limit, windowMs: spec.windowMs, algorithm: spec.algorithm, global: spec.global })
           .then(
             (d) => (d.allowed ? 1 : 0),
             () => -1,

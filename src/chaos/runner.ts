@@ -8,7 +8,7 @@ import type { LoadSpec } from './loadgen.js';
 import { evaluate, type LoggedDecision, type PhaseTimes } from './model.js';
 import { allowedPerSecond, renderChart, renderReport } from './report.js';
 import { scenarios } from './scenarios.js';
-import type { ChaosOptions, ScenarioOutcome, ScenarioResult } from './types.js';
+import type { ChaosOptions, ScenarioLoad, ScenarioOutcome, ScenarioResult } from './types.js';
 import { sleep } from './wait.js';
 
 const DAY_MS = 86_400_000;
@@ -21,15 +21,16 @@ async function avoidDayBoundary(runMs: number): Promise<void> {
   if (msIntoDay > DAY_MS - runMs - 10_000 || msIntoDay < 10_000) await sleep(DAY_MS - msIntoDay + 15_000);
 }
 
-function loadSpecs(key: string, o: ChaosOptions, scenarioSeed: number, nodes: string[]): LoadSpec[] {
+function loadSpecs(key: string, o: ChaosOptions, scenarioSeed: number, nodes: string[], load: ScenarioLoad): LoadSpec[] {
   const rng = seededRng(scenarioSeed);
   return Array.from({ length: LOAD_GENERATORS }, (_, g) => ({
     nodes,
-    keyCount: o.keyCount,
+    keyCount: load.keyCount,
     distribution: o.distribution,
     ratePerSec: o.ratePerSec / LOAD_GENERATORS,
     durationMs: o.warmupMs + o.afterMs,
-    limit: o.limit,
+    limit: load.limit,
+    global: load.global,
     windowMs: DAY_MS,
     algorithm: key === 'skew' ? 'token-bucket' : 'fixed-window',
     seed: rng.int(0x7fffffff) + g,
@@ -52,6 +53,7 @@ async function runScenario(key: string, o: ChaosOptions, scenarioSeed: number): 
   const scenario = scenarios[key];
   if (scenario === undefined) throw new RingLimitError('INVALID_ARGUMENT', `unknown scenario ${key}; known: ${Object.keys(scenarios).join(', ')}`, 'scenarios');
   await avoidDayBoundary(o.warmupMs + o.afterMs + 60_000);
+  const load: ScenarioLoad = scenario.load ?? { keyCount: o.keyCount, limit: o.limit, global: false };
   const started = Date.now();
   const cluster = await ChaosCluster.start(o.nodes);
   const loads: LoadProcess[] = [];
@@ -59,7 +61,7 @@ async function runScenario(key: string, o: ChaosOptions, scenarioSeed: number): 
     if ((await cluster.until(() => cluster.allLiveSee(o.nodes), CONVERGE_TIMEOUT_MS)) < 0) o.log(`  ${key}: the cluster did not converge within ${CONVERGE_TIMEOUT_MS} ms; running anyway`);
     const log: LoggedDecision[] = [];
     const phases: PhaseTimes = { faultAtMs: Infinity, faultEndMs: Infinity };
-    loads.push(...loadSpecs(key, o, scenarioSeed, cluster.grpcAddresses()).map((spec) => startLoadProcess(spec, log)));
+    loads.push(...loadSpecs(key, o, scenarioSeed, cluster.grpcAddresses(), load).map((spec) => startLoadProcess(spec, log)));
     const progress = setInterval(() => o.progress(progressLine(key, started, log, phases)), 1_000);
     progress.unref();
     let outcome: ScenarioOutcome;
@@ -77,9 +79,10 @@ async function runScenario(key: string, o: ChaosOptions, scenarioSeed: number): 
     if (process.env['RINGLIMIT_CHAOS_DEBUG']) {
       for (let i = 0; i < cluster.size; i++) o.log(`  ${cluster.node(i).nodeId}: ${(await cluster.stats(i)) ?? 'no stats answer'}`);
     }
-    const accuracy = evaluate(log, o.limit, phases);
-    const series = allowedPerSecond(log, phases.faultAtMs, phases.faultEndMs, o.keyCount * o.limit);
-    return { key, name: scenario.name, target: scenario.target, pass: scenario.pass(accuracy, outcome), accuracy, outcome, durationMs: Date.now() - started, series };
+    const accuracy = evaluate(log, load.limit, phases);
+    const series = allowedPerSecond(log, phases.faultAtMs, phases.faultEndMs, load.keyCount * load.limit);
+    const pass = scenario.pass(accuracy, outcome, { nodes: o.nodes, ratePerSec: o.ratePerSec, keyCount: load.keyCount });
+    return { key, name: scenario.name, target: scenario.target, pass, accuracy, outcome, durationMs: Date.now() - started, series };
   } finally {
     for (const l of loads) l.stop();
     await cluster.close();

@@ -73,13 +73,28 @@ export interface FaultMarks {
   faultEnd(): void;
 }
 
+/** A scenario's own load, replacing the run's options for it. */
+export interface ScenarioLoad {
+  keyCount: number;
+  limit: number;
+  global: boolean;
+}
+
+/** What a pass judgement may need besides the accuracy: the load it ran under. */
+export interface ScenarioRun {
+  nodes: number;
+  ratePerSec: number;
+  keyCount: number;
+}
+
 export interface Scenario {
   name: string;
+  load?: ScenarioLoad;
   /** The target as the issue states it. */
   target: string;
   /** Injects the fault and undoes it; returns the timings it measured. */
   run(cluster: ClusterControl, marks: FaultMarks): Promise<ScenarioOutcome>;
-  pass(a: Accuracy, o: ScenarioOutcome): boolean;
+  pass(a: Accuracy, o: ScenarioOutcome, run: ScenarioRun): boolean;
 }
 
 /** Allowed decisions per second of the run, with the fault marked and the exact total for comparison. */

@@ -7,7 +7,7 @@ import type { ChaosOptions } from '../chaos/types.js';
 
 export const CHAOS_USAGE = `usage: ringlimit chaos [options]
 
-  --quick               three short scenarios on 3 nodes (about a minute): ${QUICK.join(', ')}
+  --quick               four short scenarios on 3 nodes (about a minute and a half): ${QUICK.join(', ')}
   --scenario NAME       run only this scenario (repeatable): ${Object.keys(scenarios).join(', ')}
   --nodes N             cluster size (default ${chaosDefaults.nodes}; ${quickChaosDefaults.nodes} with --quick)
   --seed N              replay a run's schedule and load

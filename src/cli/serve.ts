@@ -17,6 +17,7 @@ export const SERVE_USAGE = `usage: ringlimit serve [options]
   --data-dir DIR          keep a snapshot here on graceful stop; load it at start
   --gossip-key-file FILE  shared secret(s) for gossip, base64, one per line (first signs)
   --on-unavailable P      local (default), allow or deny, when no owner answers
+  --global-sync-ms MS     hot-key mode: how often hits go to owners and owners broadcast (default 10)
   --gossip-preset NAME    lan (default) or test
   --ready-json            print one JSON line with the bound addresses once serving
   --harness               chaos-harness mode: accept fault commands (partitions, clock
@@ -48,6 +49,7 @@ export function parseServeArgs(args: string[]): { options: NodeOptionsInput; rea
         'data-dir': { type: 'string' },
         'gossip-key-file': { type: 'string' },
         'on-unavailable': { type: 'string' },
+        'global-sync-ms': { type: 'string' },
         'gossip-preset': { type: 'string' },
         'ready-json': { type: 'boolean' },
         harness: { type: 'boolean' },
@@ -71,6 +73,10 @@ export function parseServeArgs(args: string[]): { options: NodeOptionsInput; rea
   }
   if (v.replication !== undefined) options.replication = v.replication as NodeOptionsInput['replication'];
   if (v['data-dir'] !== undefined) options.dataDir = v['data-dir'];
+  if (v['global-sync-ms'] !== undefined) {
+    // A number, or NaN that the node's option validation refuses with the option's name.
+    options.globalSyncMs = /^\d+(\.\d+)?$/.test(v['global-sync-ms']) ? Number(v['global-sync-ms']) : Number.NaN;
+  }
   if (v['on-unavailable'] !== undefined) options.onUnavailable = v['on-unavailable'] as NodeOptionsInput['onUnavailable'];
   if (v['gossip-preset'] !== undefined) options.gossipPreset = v['gossip-preset'] as NodeOptionsInput['gossipPreset'];
   if (v['gossip-key-file'] !== undefined) {

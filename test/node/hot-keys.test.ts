@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeMsgpack } from '../../src/node/wire/msgpack.js';
+import { RingLimitClient } from '../../src/node/api/client.js';
 import type { RingLimitNode } from '../../src/node/node.js';
 import type { RateLimitRequest } from '../../src/limiter/types.js';
 import { startCluster, stopAll, waitFor } from './helpers.js';
@@ -150,6 +151,25 @@ describe('hot-key mode', () => {
     peer.close();
     expect(owner.stats().malformedFrames).toBeGreaterThanOrEqual(1);
     expect((await owner.allow(request(key))).remaining).toBe(6);
+  });
+
+  it('RingLimitClient spreads a hot key over the nodes, which answer from their copies', async () => {
+    nodes = await startCluster(3);
+    const key = keyOwnedBy('n0');
+    const client = new RingLimitClient({ nodes: nodes.map((n) => n.grpcAddress!) });
+    try {
+      const r = request(key, { limit: 1_000 });
+      await primeCopies(key, r);
+      let allowed = 2;
+      for (let i = 0; i < 30; i++) if ((await client.allow(r)).allowed) allowed++;
+      expect(allowed).toBe(32);
+      // Spread round robin: both non-owners answered some from their copies.
+      expect(nodes[1]!.stats().hotKeys.answeredFromCopy).toBeGreaterThanOrEqual(5);
+      expect(nodes[2]!.stats().hotKeys.answeredFromCopy).toBeGreaterThanOrEqual(5);
+      await eventually(async () => (await nodes[0]!.allow({ ...r, cost: 0 })).remaining === 1_000 - 32, 5_000, 'the owner to count every hit');
+    } finally {
+      client.close();
+    }
   });
 
   it('a reservation of a hot key goes to the owner, and a request without global is never answered from a copy', async () => {
