@@ -1,7 +1,7 @@
-import protobuf from 'protobufjs/minimal.js';
 import { RingLimitError } from '../../common/errors.js';
 import type { Algorithm, RateLimitRequest, Reservation } from '../../limiter/types.js';
 import { MAX_BATCH_ITEMS } from './backend.js';
+import { ProtoWriter } from './proto-writer.js';
 import type { WireItemError } from './proto.js';
 
 /**
@@ -49,60 +49,60 @@ export interface ResultVisitor {
 
 // ---- writing ------------------------------------------------------------------------------
 
-function writeAllowRequest(w: protobuf.Writer, r: RateLimitRequest, maxWaitMs: number | undefined, timestampMs: number | undefined): void {
-  w.uint32(tag(1, LENGTH_DELIMITED)).string(r.key);
-  if (r.action !== undefined) w.uint32(tag(2, LENGTH_DELIMITED)).string(r.action);
-  w.uint32(tag(3, VARINT)).int64(r.limit);
-  w.uint32(tag(4, FIXED64)).double(r.windowMs);
-  if (r.weight !== undefined) w.uint32(tag(5, FIXED64)).double(r.weight);
-  if (r.cost !== undefined) w.uint32(tag(6, VARINT)).int64(r.cost);
-  if (r.algorithm !== undefined) w.uint32(tag(7, LENGTH_DELIMITED)).string(r.algorithm);
-  if (r.burst !== undefined) w.uint32(tag(8, VARINT)).int64(r.burst);
-  if (maxWaitMs !== undefined) w.uint32(tag(9, FIXED64)).double(maxWaitMs);
-  if (timestampMs !== undefined) w.uint32(tag(10, FIXED64)).double(timestampMs);
-  if (r.global === true) w.uint32(tag(11, VARINT)).bool(true);
+function writeAllowRequest(w: ProtoWriter, r: RateLimitRequest, maxWaitMs: number | undefined, timestampMs: number | undefined): void {
+  w.uint(tag(1, LENGTH_DELIMITED)).string(r.key);
+  if (r.action !== undefined) w.uint(tag(2, LENGTH_DELIMITED)).string(r.action);
+  w.uint(tag(3, VARINT)).int64(r.limit);
+  w.uint(tag(4, FIXED64)).double(r.windowMs);
+  if (r.weight !== undefined) w.uint(tag(5, FIXED64)).double(r.weight);
+  if (r.cost !== undefined) w.uint(tag(6, VARINT)).int64(r.cost);
+  if (r.algorithm !== undefined) w.uint(tag(7, LENGTH_DELIMITED)).string(r.algorithm);
+  if (r.burst !== undefined) w.uint(tag(8, VARINT)).int64(r.burst);
+  if (maxWaitMs !== undefined) w.uint(tag(9, FIXED64)).double(maxWaitMs);
+  if (timestampMs !== undefined) w.uint(tag(10, FIXED64)).double(timestampMs);
+  if (r.global === true) w.uint(tag(11, VARINT)).bool(true);
 }
 
 /** AllowStreamRequest { repeated StreamedAllowRequest requests = 1 }. */
 export function encodeStreamRequest(requests: readonly OutgoingRequest[]): Uint8Array {
-  const w = protobuf.Writer.create();
+  const w = new ProtoWriter(64 * requests.length);
   for (const r of requests) {
-    w.uint32(tag(1, LENGTH_DELIMITED)).fork();
-    w.uint32(tag(1, VARINT)).uint64(r.id);
-    w.uint32(tag(2, LENGTH_DELIMITED)).fork();
+    const item = w.uint(tag(1, LENGTH_DELIMITED)).beginMessage();
+    w.uint(tag(1, VARINT)).uint(r.id);
+    const request = w.uint(tag(2, LENGTH_DELIMITED)).beginMessage();
     writeAllowRequest(w, r.request, r.maxWaitMs, r.timestampMs);
-    w.ldelim();
-    w.ldelim();
+    w.endMessage(request);
+    w.endMessage(item);
   }
   return w.finish();
 }
 
 /** AllowStreamResponse { repeated StreamedAllowResult results = 1; uint32 processed = 2 }. */
 export function encodeStreamResponse(results: readonly OutgoingResult[], processed: number): Uint8Array {
-  const w = protobuf.Writer.create();
+  const w = new ProtoWriter(56 * results.length + 8);
   for (const r of results) {
-    w.uint32(tag(1, LENGTH_DELIMITED)).fork();
-    w.uint32(tag(1, VARINT)).uint64(r.id);
+    const item = w.uint(tag(1, LENGTH_DELIMITED)).beginMessage();
+    w.uint(tag(1, VARINT)).uint(r.id);
     const d = r.decision;
     if (d !== undefined) {
-      w.uint32(tag(2, LENGTH_DELIMITED)).fork();
-      w.uint32(tag(1, VARINT)).bool(d.allowed); // written even when false: JS clients with defaults off read it as given
-      w.uint32(tag(2, VARINT)).int64(d.limit);
-      w.uint32(tag(3, VARINT)).int64(d.remaining);
-      w.uint32(tag(4, FIXED64)).double(d.resetAtMs);
-      w.uint32(tag(5, FIXED64)).double(d.retryAfterMs);
-      w.uint32(tag(6, FIXED64)).double(d.waitMs);
-      w.ldelim();
+      const decision = w.uint(tag(2, LENGTH_DELIMITED)).beginMessage();
+      w.uint(tag(1, VARINT)).bool(d.allowed); // written even when false: JS clients with defaults off read it as given
+      w.uint(tag(2, VARINT)).int64(d.limit);
+      w.uint(tag(3, VARINT)).int64(d.remaining);
+      w.uint(tag(4, FIXED64)).double(d.resetAtMs);
+      w.uint(tag(5, FIXED64)).double(d.retryAfterMs);
+      w.uint(tag(6, FIXED64)).double(d.waitMs);
+      w.endMessage(decision);
     } else if (r.error !== undefined) {
-      w.uint32(tag(3, LENGTH_DELIMITED)).fork();
-      w.uint32(tag(1, LENGTH_DELIMITED)).string(r.error.code);
-      w.uint32(tag(2, LENGTH_DELIMITED)).string(r.error.message);
-      w.uint32(tag(3, LENGTH_DELIMITED)).string(r.error.field);
-      w.ldelim();
+      const error = w.uint(tag(3, LENGTH_DELIMITED)).beginMessage();
+      w.uint(tag(1, LENGTH_DELIMITED)).string(r.error.code);
+      w.uint(tag(2, LENGTH_DELIMITED)).string(r.error.message);
+      w.uint(tag(3, LENGTH_DELIMITED)).string(r.error.field);
+      w.endMessage(error);
     }
-    w.ldelim();
+    w.endMessage(item);
   }
-  if (processed > 0) w.uint32(tag(2, VARINT)).uint32(processed);
+  if (processed > 0) w.uint(tag(2, VARINT)).uint(processed);
   return w.finish();
 }
 
