@@ -92,9 +92,10 @@ export function openLoopTable(contenders: readonly Contender[], results: OpenRes
         `${ms2(r.p50Ms)} ${ratio(r.p50Ms, base?.p50Ms)}`,
         `${ms2(r.p99Ms)} ${ratio(r.p99Ms, base?.p99Ms)}`,
         `${ms2(r.p999Ms)} ${ratio(r.p999Ms, base?.p999Ms)}`,
+        `${ms2(r.lagP50Ms)} / ${ms2(r.lagP99Ms)}`,
         state,
       ]);
     });
   });
-  return table(['contender', 'offered', 'answered/s', 'p50', 'p99', 'p99.9', 'kept up'], rows);
+  return table(['contender', 'offered', 'answered/s', 'p50', 'p99', 'p99.9', 'send lag p50 / p99', 'kept up'], rows);
 }

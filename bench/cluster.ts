@@ -77,7 +77,7 @@ async function openRounds(list: readonly Contender[], keys: KeySet, rates: reado
         runs.get(c.name)![i]!.push(run);
         const r = pool([run]);
         const state = r.keptUp ? 'kept up' : `BEHIND (${r.dropped} dropped, ${r.errors} failed, ${r.unanswered} unanswered)`;
-        progress.step((OPEN_WARMUP_MS + OPEN_MEASURE_MS) / 1000, `open loop ${fmtRate(rate)} (${Math.round(100 * OPEN_SHARES[i]!)} %), round ${round + 1}/${OPEN_ROUNDS}: ${c.name}: answered ${fmtRate(r.answeredRate)}, p50 ${fmtMs(r.p50Ms)}, p99 ${fmtMs(r.p99Ms)}, p99.9 ${fmtMs(r.p999Ms)}, ${state}`);
+        progress.step((OPEN_WARMUP_MS + OPEN_MEASURE_MS) / 1000, `open loop ${fmtRate(rate)} (${Math.round(100 * OPEN_SHARES[i]!)} %), round ${round + 1}/${OPEN_ROUNDS}: ${c.name}: answered ${fmtRate(r.answeredRate)}, p50 ${fmtMs(r.p50Ms)}, p99 ${fmtMs(r.p99Ms)}, p99.9 ${fmtMs(r.p999Ms)}, send lag p50 ${fmtMs(r.lagP50Ms)}, ${state}`);
       }
     }
   }
@@ -207,7 +207,7 @@ export async function runClusterBench(log: Log): Promise<string> {
       '',
       `#### Open loop: latency against offered load (100k uniform keys)`,
       '',
-      `Every contender gets the same offered rates: 25, 50 and 75 % of the 1-node \`RingLimitClient\`’s closed-loop maximum in this run (its median at concurrency 256, ${fmtRate(maxRate)}), so the Redis peers and ringlimit compare at equal load and queueing shows in the latency. Calls are issued on a schedule by a 1 ms timer, whatever the answers; latency runs from each call’s scheduled send time (no coordinated omission), in a log-linear histogram (≤ 0.4 % error). ${OPEN_ROUNDS} rounds of ${OPEN_MEASURE_MS / 1000} s per rate and contender (each after a ${OPEN_WARMUP_MS} ms warm-up at that rate), pooled. At most ${openLoopDefaults.maxOutstanding.toLocaleString('en-US')} calls await answers; a call due beyond that is dropped and counted. _Kept up_: answered at least ${Math.round(KEEP_UP * 100)} % of the offered rate while the schedule ran, nothing dropped or failed; a contender that did not keep up shows its queue in the latency. ${vsPeer}${peer === undefined ? '' : ' No ratio where the peer itself did not keep up.'}`,
+      `Every contender gets the same offered rates: 25, 50 and 75 % of the 1-node \`RingLimitClient\`’s closed-loop maximum in this run (its median at concurrency 256, ${fmtRate(maxRate)}), so the Redis peers and ringlimit compare at equal load and queueing shows in the latency. Calls are issued on a schedule by a 1 ms timer, whatever the answers; latency runs from each call’s scheduled send time (no coordinated omission), in a log-linear histogram (≤ 0.4 % error). ${OPEN_ROUNDS} rounds of ${OPEN_MEASURE_MS / 1000} s per rate and contender (each after a ${OPEN_WARMUP_MS} ms warm-up at that rate), pooled. _Send lag_: how late the generator issued calls against their schedule (the 1 ms timer alone adds about half a tick at p50; a busy bench process adds more, most of all with the embedded member, which shares it); it is part of every latency in the row. At most ${openLoopDefaults.maxOutstanding.toLocaleString('en-US')} calls await answers; a call due beyond that is dropped and counted. _Kept up_: answered at least ${Math.round(KEEP_UP * 100)} % of the offered rate while the schedule ran, nothing dropped or failed; a contender that did not keep up shows its queue in the latency. ${vsPeer}${peer === undefined ? '' : ' No ratio where the peer itself did not keep up.'}`,
       '',
       openLoopTable(headline, open, peer, OPEN_SHARES),
       '',

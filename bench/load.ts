@@ -20,6 +20,8 @@ export interface LoopResult {
 export interface OpenLoopRun {
   offered: number;
   histogram: Histogram;
+  /** How late each call was issued against its schedule: the generator's own share of the latency. */
+  lag: Histogram;
   /** Answers (and failures) that arrived while the schedule ran, and how long it ran. */
   answeredInSchedule: number;
   elapsedMs: number;
@@ -40,6 +42,9 @@ export interface OpenLoopResult {
   p99Ms: number;
   p999Ms: number;
   maxMs: number;
+  /** Send lag (issued minus scheduled time) at p50 and p99: included in the latencies above. */
+  lagP50Ms: number;
+  lagP99Ms: number;
   dropped: number;
   errors: number;
   unanswered: number;
@@ -52,6 +57,7 @@ export const KEEP_UP = 0.97;
 
 export function pool(runs: readonly OpenLoopRun[]): OpenLoopResult {
   const histogram = new Histogram();
+  const lag = new Histogram();
   let answered = 0;
   let elapsedMs = 0;
   let dropped = 0;
@@ -59,6 +65,7 @@ export function pool(runs: readonly OpenLoopRun[]): OpenLoopResult {
   let unanswered = 0;
   for (const run of runs) {
     histogram.add(run.histogram);
+    lag.add(run.lag);
     answered += run.answeredInSchedule;
     elapsedMs += run.elapsedMs;
     dropped += run.dropped;
@@ -74,6 +81,8 @@ export function pool(runs: readonly OpenLoopRun[]): OpenLoopResult {
     p99Ms: histogram.percentileMs(0.99),
     p999Ms: histogram.percentileMs(0.999),
     maxMs: histogram.maxMs(),
+    lagP50Ms: lag.percentileMs(0.5),
+    lagP99Ms: lag.percentileMs(0.99),
     dropped,
     errors,
     unanswered,
@@ -125,6 +134,7 @@ export async function openLoop(call: Call, keys: readonly string[], options: Par
   const o: OpenLoopOptions = { ...openLoopDefaults, ...options };
   // One per run: an answer arriving after the drain wait must not land in the next run's figures.
   const histogram = new Histogram();
+  const lag = new Histogram();
   const intervalMs = 1000 / o.rate;
   const total = Math.floor((o.durationMs * o.rate) / 1000);
   let issued = 0;
@@ -144,13 +154,15 @@ export async function openLoop(call: Call, keys: readonly string[], options: Par
   const started = performance.now();
   await new Promise<void>((resolve) => {
     const tick = (): void => {
-      const due = Math.min(total, Math.floor((performance.now() - started) / intervalMs) + 1);
+      const now = performance.now();
+      const due = Math.min(total, Math.floor((now - started) / intervalMs) + 1);
       for (; issued < due; issued++) {
         if (outstanding >= o.maxOutstanding) {
           dropped++;
           continue;
         }
         const scheduledAt = started + issued * intervalMs;
+        lag.recordMs(now - scheduledAt);
         outstanding++;
         call(keys[issued % keys.length]!).then(
           () => settle(scheduledAt, true),
@@ -179,5 +191,5 @@ export async function openLoop(call: Call, keys: readonly string[], options: Par
       };
     });
   }
-  return { offered: o.rate, histogram, answeredInSchedule, elapsedMs: elapsed, dropped, errors, unanswered: outstanding };
+  return { offered: o.rate, histogram, lag, answeredInSchedule, elapsedMs: elapsed, dropped, errors, unanswered: outstanding };
 }
