@@ -1,5 +1,5 @@
 /**
- * The two load generators of the cluster bench, both over any `call(key)`:
+ * The two load generators of the cluster bench, both driving a `call(key)` function:
  * - closed loop: `concurrency` callers, each awaiting its answer before the next call;
  * - open loop: calls issued on a fixed schedule whether or not answers came back, latency
  *   taken from each call's scheduled send time (no coordinated omission: a stall delays
