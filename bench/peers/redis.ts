@@ -9,7 +9,10 @@ import { Redis } from 'ioredis';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
 
 export interface Contender {
+  /** The name in tables. */
   name: string;
+  /** A short name for chart legends. */
+  short: string;
   call(key: string): Promise<unknown>;
   close(): Promise<void>;
 }
@@ -65,6 +68,7 @@ export function rateLimiterFlexibleRedis(port: number, limit: number, windowSeco
   const limiter = new RateLimiterRedis({ storeClient: redis, points: limit, duration: windowSeconds, keyPrefix: `rlf${Date.now()}` });
   return {
     name: 'rate-limiter-flexible + Redis',
+    short: 'rate-limiter-flexible + Redis',
     call: (key) => limiter.consume(key).catch((rejection: unknown) => rejection),
     close: async () => {
       redis.disconnect();
@@ -97,6 +101,7 @@ export function luaTokenBucketRedis(port: number, limit: number, windowSeconds: 
   const prefix = `lua${Date.now()}:`;
   return {
     name: 'Lua token bucket + Redis (ioredis)',
+    short: 'Lua token bucket + Redis',
     call: (key) => redis.tokenBucket(prefix + key, limit, perMs, Date.now()),
     close: async () => {
       redis.disconnect();
