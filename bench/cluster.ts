@@ -137,7 +137,7 @@ export async function runClusterBench(log: Log): Promise<string> {
     contenders.push(viaN0);
     const pairs: HotKeyPair[] = [
       { path: 'embedded member (`node.allow`; the key is owned by another node)', off: memberContender, on: embeddedContender('ringlimit embedded member, `global: true`', '', member, { global: true, shared: true }) },
-      { path: '3 `serve` nodes, `RingLimitClient` (ring-aware: sends to the owner)', off: threeNodes, on: clientContender('ringlimit, 3 `serve` nodes, `RingLimitClient`, `global: true`', '', threeClient, { global: true, shared: true }) },
+      { path: '3 `serve` nodes, `RingLimitClient` (ring-aware: off sends to the owner, on spreads over the nodes)', off: threeNodes, on: clientContender('ringlimit, 3 `serve` nodes, `RingLimitClient`, `global: true`', '', threeClient, { global: true, shared: true }) },
       { path: '3 `serve` nodes, client not ring-aware, through n0 (not the owner)', off: viaN0, on: clientContender('ringlimit, 3 nodes, through n0, `global: true`', '', viaN0Client, { global: true, shared: true }) },
     ];
     const hotList = [...headline.filter((c) => c !== memberContender && c !== threeNodes), ...pairs.flatMap((p) => [p.off, p.on])];

@@ -105,7 +105,7 @@ export const scenarios: Record<string, Scenario> = {
     pass: (_a, o) => o.stableMs !== undefined && o.stableMs >= 0 && o.stableMs <= 5_000,
   },
   'hot-key': {
-    name: 'hot keys in hot-key mode (global: true): 10 keys, every client request spread over all nodes',
+    name: 'hot keys in hot-key mode (global: true): 10 keys, each load generator asking its own node (not the owners)',
     target: `over-admission ≤ what the non-owners admit in ${HOT_KEY_LAG_MS} ms (one sync + transit) per key; 0 client errors`,
     // Limits reached half-way through the run, so every key is contested at its limit by every node.
     load: { keyCount: 10, limit: 1_000, global: true },

@@ -203,14 +203,17 @@ export class Cluster {
 
   /**
    * "Decide here or forward": the owner in this node's view decides; a hot key's plain
-   * allow is answered from this node's copy when it has one.
+   * allow is answered from this node's copy when it has one. `scratch` may be the
+   * caller's reused object: it is copied before anything that can outlive this call.
    */
-  route(p: ResolvedRequest, maxWaitMs: number): Reservation | Promise<Reservation> {
-    if (this.view.isOwnedHere(p.action, p.key)) return this.decision.decide(p, maxWaitMs);
-    if (p.global && maxWaitMs < 0) {
-      const fromCopy = this.hotKeys.decideFromCopy(p);
+  route(scratch: ResolvedRequest, maxWaitMs: number): Reservation | Promise<Reservation> {
+    // A copy exists only for a key owned elsewhere (copies are dropped on every ring change): ask it first.
+    if (scratch.global && maxWaitMs < 0) {
+      const fromCopy = this.hotKeys.decideFromCopy(scratch);
       if (fromCopy !== undefined) return fromCopy;
     }
+    const p: ResolvedRequest = { ...scratch };
+    if (this.view.isOwnedHere(p.action, p.key)) return this.decision.decide(p, maxWaitMs);
     return this.forwarder.forward(p, maxWaitMs, this.view.candidates(p.action, p.key));
   }
 

@@ -61,9 +61,10 @@ interface HotCopy {
   key: string;
   /** Units admitted from the copy since the last sync, for the owner. */
   hits: number;
-  /** The last request's parameters: the owner applies the hits with them. Unset until a local request used the copy. */
+  /** The parameters of the first request of this round's hits: the owner applies the hits with them. */
   params: ResolvedParams | undefined;
-  lastUsedMs: number;
+  /** The sync round in which a request last used it (a counter, not a clock read per request). */
+  lastUsedSync: number;
 }
 
 type Nested<T> = Map<string, Map<string, T>>;
@@ -123,6 +124,8 @@ export class HotKeys {
   private readonly cells = new Float64Array(STATE_STRIDE);
   private readonly timer: NodeJS.Timeout;
   private lastSweepMs = 0;
+  /** Sync rounds so far. */
+  private syncs = 0;
   private closed = false;
 
   constructor(
@@ -143,18 +146,13 @@ export class HotKeys {
     if (copy === undefined) return undefined;
     const decision = this.copyStore.decideResolved(p, NO_WAIT);
     this.stats.answeredFromCopy++;
-    // Its own copy of the fields: `p` may be a caller's scratch object.
-    const own = (copy.params ??= { ...p });
-    own.action = p.action;
-    own.key = p.key;
-    own.algorithm = p.algorithm;
-    own.limit = p.limit;
-    own.windowMs = p.windowMs;
-    own.capacity = p.capacity;
-    own.cost = p.cost;
-    copy.lastUsedMs = this.components.clock.now();
+    copy.lastUsedSync = this.syncs;
     if (decision.allowed && p.cost > 0) {
-      if (copy.hits === 0) this.withHits.push(copy);
+      if (copy.hits === 0) {
+        this.withHits.push(copy);
+        // The limits the owner applies this round's hits with; a copy of its own, as `p` may be a caller's scratch object.
+        copy.params = { ...p };
+      }
       copy.hits += p.cost;
     }
     return decision;
@@ -197,7 +195,7 @@ export class HotKeys {
           this.stats.overflow++;
           continue;
         }
-        copy = { action: entry.action, key: entry.key, hits: 0, params: undefined, lastUsedMs: nowMs };
+        copy = { action: entry.action, key: entry.key, hits: 0, params: undefined, lastUsedSync: this.syncs };
         let keys = this.copies.get(entry.action);
         if (keys === undefined) this.copies.set(entry.action, (keys = new Map()));
         keys.set(entry.key, copy);
@@ -231,12 +229,13 @@ export class HotKeys {
   /** One sync: send the hits gathered here, broadcast the hot keys decided here, and now and then drop idle copies. */
   sync(): void {
     if (this.closed) return;
+    this.syncs++;
     this.sendHits();
     this.broadcast();
     const nowMs = this.components.clock.now();
     if (nowMs - this.lastSweepMs >= Math.min(1_000, this.init.copyIdleMs)) {
       this.lastSweepMs = nowMs;
-      this.dropIdleCopies(nowMs);
+      this.dropIdleCopies();
     }
   }
 
@@ -251,7 +250,9 @@ export class HotKeys {
       if (p === undefined || hits === 0) continue;
       const owner = view.ownerOf(p.action, p.key);
       if (owner === this.init.selfId) {
+        // This node owns the key now (a handoff mark expired without a ring change): no copy for it.
         this.applyHits({ ...p }, hits);
+        this.dropCopy(copy);
         continue;
       }
       const address = view.addressOf(owner);
@@ -307,10 +308,20 @@ export class HotKeys {
     });
   }
 
-  private dropIdleCopies(nowMs: number): void {
+  private dropCopy(copy: HotCopy): void {
+    const keys = this.copies.get(copy.action);
+    if (keys?.get(copy.key) !== copy) return;
+    keys.delete(copy.key);
+    if (keys.size === 0) this.copies.delete(copy.action);
+    this.copyStore.delete(copy.action, copy.key);
+    this.copyCount--;
+  }
+
+  private dropIdleCopies(): void {
+    const idleSyncs = Math.ceil(this.init.copyIdleMs / this.init.globalSyncMs);
     for (const [action, keys] of this.copies) {
       for (const [key, copy] of keys) {
-        if (copy.hits > 0 || nowMs - copy.lastUsedMs < this.init.copyIdleMs) continue;
+        if (copy.hits > 0 || this.syncs - copy.lastUsedSync < idleSyncs) continue;
         keys.delete(key);
         this.copyStore.delete(action, key);
         this.copyCount--;

@@ -35,7 +35,7 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
   private readonly limiter: Limiter;
   private decision: OwnerDecision;
   private cluster: Cluster | undefined;
-  /** For allowNow() alone: it never crosses an await. */
+  /** For allowNow() and decide(): it never crosses an await. */
   private readonly scratch = newResolvedParams();
   private readonly skew = new CallerSkew();
   private stopping: Promise<void> | undefined;
@@ -102,9 +102,11 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
    */
   allowNow(request: RateLimitRequest): Decision | undefined {
     const p = resolveRequest(request, this.scratch);
-    if (this.cluster !== undefined && !this.cluster.view.isOwnedHere(p.action, p.key)) {
-      return p.global ? this.cluster.hotKeys.decideFromCopy(p) : undefined;
+    if (this.cluster !== undefined && p.global) {
+      const fromCopy = this.cluster.hotKeys.decideFromCopy(p);
+      if (fromCopy !== undefined) return fromCopy;
     }
+    if (this.cluster !== undefined && !this.cluster.view.isOwnedHere(p.action, p.key)) return undefined;
     return this.decision.decideNow(p, NO_WAIT);
   }
 
@@ -152,9 +154,10 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
     if (maxWaitMs !== undefined && (typeof maxWaitMs !== 'number' || !(maxWaitMs >= 0 && maxWaitMs <= 86_400_000))) {
       throw invalidArgument('maxWaitMs', `must be a number from 0 to 86400000 (24 h), got ${String(maxWaitMs)}`);
     }
-    const p = resolveOnce(request);
     const wait = maxWaitMs ?? NO_WAIT;
-    return this.cluster === undefined ? this.decision.decide(p, wait) : this.cluster.route(p, wait);
+    if (this.cluster === undefined) return this.decision.decide(resolveOnce(request), wait);
+    // Resolved into the scratch: route() copies it before anything that outlives this call.
+    return this.cluster.route(resolveRequest(request, this.scratch), wait);
   }
 
   private route(request: RateLimitRequest, maxWaitMs: number | undefined): Promise<Reservation> {

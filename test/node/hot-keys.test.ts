@@ -153,22 +153,26 @@ describe('hot-key mode', () => {
     expect((await owner.allow(request(key))).remaining).toBe(6);
   });
 
-  it('RingLimitClient spreads a hot key over the nodes, which answer from their copies', async () => {
+  it('RingLimitClient sends a hot key to its preferred node, not the owner: clients on different nodes spread its load', async () => {
     nodes = await startCluster(3);
     const key = keyOwnedBy('n0');
-    const client = new RingLimitClient({ nodes: nodes.map((n) => n.grpcAddress!) });
+    const [n0, n1, n2] = nodes.map((n) => n.grpcAddress!) as [string, string, string];
+    const clients = [new RingLimitClient({ nodes: [n1, n0, n2], preferFirst: true }), new RingLimitClient({ nodes: [n2, n0, n1], preferFirst: true })];
     try {
       const r = request(key, { limit: 1_000 });
       await primeCopies(key, r);
+      const before = nodes.map((n) => n.stats());
       let allowed = 2;
-      for (let i = 0; i < 30; i++) if ((await client.allow(r)).allowed) allowed++;
+      for (let i = 0; i < 30; i++) if ((await clients[i % 2]!.allow(r)).allowed) allowed++;
       expect(allowed).toBe(32);
-      // Spread round robin: both non-owners answered some from their copies.
-      expect(nodes[1]!.stats().hotKeys.answeredFromCopy).toBeGreaterThanOrEqual(5);
-      expect(nodes[2]!.stats().hotKeys.answeredFromCopy).toBeGreaterThanOrEqual(5);
+      // Each client's node answered its 15 from its copy; nothing was forwarded, the owner was not asked.
+      for (const i of [1, 2]) {
+        expect(nodes[i]!.stats().hotKeys.answeredFromCopy - before[i]!.hotKeys.answeredFromCopy).toBe(15);
+        expect(nodes[i]!.stats().forwarder.forwarded).toBe(before[i]!.forwarder.forwarded);
+      }
       await eventually(async () => (await nodes[0]!.allow({ ...r, cost: 0 })).remaining === 1_000 - 32, 5_000, 'the owner to count every hit');
     } finally {
-      client.close();
+      for (const client of clients) client.close();
     }
   });
 

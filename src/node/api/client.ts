@@ -129,8 +129,6 @@ export class RingLimitClient {
   private readonly view: ClusterView;
   private readonly ringTimer: NodeJS.Timeout | undefined;
   private preferred: number;
-  /** Round robin over the nodes for hot-key requests. */
-  private spreadTurn = 0;
   /** Every request sent and not answered, by id; in send order, so deadlines are in order too. */
   private readonly awaiting = new Map<number, PendingCall>();
   private queued = 0;
@@ -257,9 +255,7 @@ export class RingLimitClient {
       return Promise.reject(new RateLimitError('RESOURCE_EXHAUSTED', `more than ${this.options.maxPending} requests pending`));
     }
     return new Promise<Reservation>((resolve, reject) => {
-      // A hot key is answered by every node from its copy: spread it over the nodes instead of sending it to the owner.
-      const firstNode = request.global === true && maxWaitMs === undefined ? (this.spreadTurn = (this.spreadTurn + 1) % this.links.length) : this.preferred;
-      const call: PendingCall = { id: 0, request, maxWaitMs, timestampMs: Date.now(), resolve, reject, firstNode, viaOwner: false, attempt: 0, node: undefined, deadlineMs: 0 };
+      const call: PendingCall = { id: 0, request, maxWaitMs, timestampMs: Date.now(), resolve, reject, firstNode: this.preferred, viaOwner: false, attempt: 0, node: undefined, deadlineMs: 0 };
       this.dispatch(call);
     });
   }
@@ -276,7 +272,11 @@ export class RingLimitClient {
     this.batcher.add(link.batch, call);
   }
 
-  /** First the key's owner (ring-aware; not for a hot key's plain allow), then the configured nodes from firstNode on. */
+  /**
+   * First the key's owner (ring-aware), then the configured nodes from firstNode on. A hot
+   * key's plain allow skips the owner: every node answers it from its copy, so each client
+   * stays with its preferred node (a random one) and many clients spread the key's load.
+   */
   private nextLink(call: PendingCall): NodeLink | undefined {
     if (call.attempt === 0 && this.options.ringAware && !(call.request.global === true && call.maxWaitMs === undefined)) {
       const owner = this.ownerLink(call.request);
