@@ -31,7 +31,12 @@ export interface Accuracy {
   p50Ms: number;
   p99Ms: number;
   maxMs: number;
+  /** p99 of the decisions sent after the first WARM_MS of load: fresh processes (cold JIT, new streams) left out. */
+  p99WarmMs: number;
 }
+
+/** Load before this (from the first decision) counts as the processes warming up. */
+export const WARM_MS = 2_000;
 
 function percentile(sorted: number[], q: number): number {
   if (sorted.length === 0) return 0;
@@ -68,6 +73,9 @@ export function evaluate(log: LoggedDecision[], limit: number, phases: PhaseTime
     if (allowed < limit) underUnits += Math.min(rejected, limit - allowed);
   }
   const latencies = log.filter((d) => d.outcome !== -1).map((d) => d.latencyMs).sort((a, b) => a - b);
+  let firstMs = Infinity;
+  for (const d of log) if (d.sentAtMs < firstMs) firstMs = d.sentAtMs;
+  const warm = log.filter((d) => d.outcome !== -1 && d.sentAtMs >= firstMs + WARM_MS).map((d) => d.latencyMs).sort((a, b) => a - b);
   const capacity = limit * Math.max(1, byKey.size);
   return {
     decisions: log.length,
@@ -81,5 +89,6 @@ export function evaluate(log: LoggedDecision[], limit: number, phases: PhaseTime
     p50Ms: percentile(latencies, 0.5),
     p99Ms: percentile(latencies, 0.99),
     maxMs: latencies.length === 0 ? 0 : latencies[latencies.length - 1]!,
+    p99WarmMs: percentile(warm, 0.99),
   };
 }

@@ -28,6 +28,13 @@ describe('chaos reference model', () => {
     expect(a.maxMs).toBe(6);
   });
 
+  it('the p99 after warm-up leaves out what was sent in the first 2 s of load', () => {
+    const log = [d(0, 0, 1, 500), d(1_000, 0, 1, 400), ...Array.from({ length: 100 }, (_, i) => d(2_000 + i, 0, 0, 3))];
+    const a = evaluate(log, 1_000, { faultAtMs: Infinity, faultEndMs: Infinity });
+    expect(a.p99Ms).toBe(400);
+    expect(a.p99WarmMs).toBe(3);
+  });
+
   it('allowedPerSecond covers the whole run, including seconds with nothing allowed', () => {
     const s = allowedPerSecond([d(0, 0, 1), d(500, 0, 1), d(2500, 0, 0)], 1000, 2000, 2);
     expect(s.allowed).toEqual([2, 0, 0]);
