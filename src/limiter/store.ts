@@ -292,6 +292,11 @@ export class LimiterStore {
     for (let i = 0; i < STATE_STRIDE; i++) this.cells[into + i] = cells[base + i]!;
   }
 
+  /** Whether (action, key) is held. */
+  has(action: string, key: string): boolean {
+    return this.tables.get(action)?.has(key) === true;
+  }
+
   /** Drops (action, key). Returns whether it was held. */
   delete(action: string, key: string): boolean {
     const slot = this.tables.get(action)?.get(key);

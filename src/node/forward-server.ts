@@ -10,6 +10,13 @@ import { FrameType, type ForwardItem, type ForwardResult } from './wire/frames.j
 
 /** A forwarded request is relayed at most once more; after that it is decided where it lands. */
 export const MAX_HOPS = 1;
+/**
+ * ...unless the node it lands on holds no state for the key: deciding there would start
+ * from a fresh state (a draining node reached through a peer whose view lags, found by
+ * the chaos harness in rolling restarts). Then it is relayed once more, to the owner in
+ * this node's view, and decided wherever it lands after that.
+ */
+export const MAX_HOPS_WITHOUT_STATE = 2;
 
 export interface ForwardServerComponents {
   clock: Clock;
@@ -54,7 +61,7 @@ export class ForwardServer {
       }
       const owner = view.ownerOf(p.action, p.key);
       if (owner !== view.selfId) {
-        if (item.hops < MAX_HOPS) {
+        if (item.hops < MAX_HOPS || (item.hops < MAX_HOPS_WITHOUT_STATE && !decision.holds(p.action, p.key))) {
           this.relay(item, p, owner, reply);
           continue;
         }

@@ -77,6 +77,8 @@ export class Forwarder {
   private readonly deadlineTimer: NodeJS.Timeout;
   readonly stats: ForwarderStats = { forwarded: 0, frames: 0, failovers: 0, timeouts: 0, exhausted: 0 };
 
+  private closed = false;
+
   constructor(
     private readonly components: ForwarderComponents,
     private readonly init: ForwarderInit,
@@ -152,6 +154,7 @@ export class Forwarder {
   }
 
   close(): void {
+    this.closed = true;
     clearInterval(this.deadlineTimer);
     const error = new RingLimitError('UNAVAILABLE', 'the node is shutting down');
     for (const pending of this.pending.values()) pending.reject(error);
@@ -161,6 +164,12 @@ export class Forwarder {
   }
 
   private dispatch(pending: PendingForward): void {
+    if (this.closed) {
+      // Closing: the peer streams are going, and onUnavailable 'local' would decide from
+      // whatever this node holds (often nothing: a fresh state). The caller tries another node.
+      pending.reject(new RingLimitError('UNAVAILABLE', 'the node is shutting down'));
+      return;
+    }
     for (;;) {
       const nodeId = pending.candidates[pending.attempt];
       if (nodeId === undefined) {

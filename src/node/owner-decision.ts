@@ -75,6 +75,11 @@ export class OwnerDecision {
     return this.decideInStore(p, maxWaitMs);
   }
 
+  /** Whether this node holds a state for (action, key): a decision here would not start from a fresh one. */
+  holds(action: string, key: string): boolean {
+    return this.components.store.has(action, key);
+  }
+
   /** decide() as a promise, for callers that answer later anyway. */
   decideAsync(p: ResolvedRequest, maxWaitMs: number): Promise<Reservation> {
     try {

@@ -1,8 +1,10 @@
+import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RingLimitNode } from '../../src/node/node.js';
 import type { PeerTransport } from '../../src/node/transport/peer-transport.js';
 import { decodeFrame } from '../../src/node/wire/codec.js';
-import { FrameType } from '../../src/node/wire/frames.js';
+import { FrameType, type ForwardResult } from '../../src/node/wire/frames.js';
+import { encodeMsgpack } from '../../src/node/wire/msgpack.js';
 import { startCluster, stopAll, waitFor } from './helpers.js';
 
 /** Regression tests for two defects the issue-8 review found in src/node. */
@@ -118,4 +120,75 @@ describe('defect 2: an ack releases only what its own frame was waiting for', ()
     expect((await decision).allowed).toBe(true);
     await stopping;
   }, 30_000);
+});
+
+describe('defect 3 (chaos, rolling restart): a forward that lands on a node without the key’s state is not decided from a fresh one', () => {
+  let nodes: RingLimitNode[] = [];
+  afterEach(async () => {
+    await stopAll(nodes);
+  });
+
+  /** Sends one Forward item with `hops` to `target` over a raw peer stream; resolves with its answer. */
+  async function forwardOnce(target: RingLimitNode, key: string, hops: number): Promise<ForwardResult> {
+    const peer = new grpc.Client(target.grpcAddress!, grpc.credentials.createInsecure());
+    const identity = (b: Buffer) => b;
+    const stream = peer.makeBidiStreamRequest('/ringlimit.peer.v1.Peer/Exchange', identity, identity);
+    try {
+      return await new Promise<ForwardResult>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('no answer within 5 s')), 5_000);
+        stream.on('error', () => undefined);
+        stream.on('data', (bytes: Buffer) => {
+          const frame = decodeFrame(bytes);
+          const result = frame?.type === FrameType.ForwardReply ? frame.results.find((r) => r.id === 77) : undefined;
+          if (result !== undefined) {
+            clearTimeout(timer);
+            resolve(result);
+          }
+        });
+        // [id, action, key, limit, windowMs, weight, cost, algorithm (3: fixed-window), burst, hops, maxWaitMs]
+        stream.write(encodeMsgpack([1, FrameType.Forward, 5, [[77, 'api', key, 10, 3_600_000, 1, 1, 3, 0, hops, -1]]]));
+      });
+    } finally {
+      stream.end();
+      peer.close();
+    }
+  }
+
+  it('relayed once already, it goes on to the owner in this node’s view; only a third hop is decided where it lands', async () => {
+    // No replicas: a node that does not own the key holds nothing for it.
+    nodes = await startCluster(3, { replicas: 0, handoffWindowMs: 0 });
+    const [owner, other] = nodes as [RingLimitNode, RingLimitNode];
+    let key = '';
+    for (let i = 0; key === '' && i < 10_000; i++) if (owner.ownerOf(`k-${i}`, 'api') === 'n0') key = `k-${i}`;
+    const request = { key, action: 'api', limit: 10, windowMs: 3_600_000, algorithm: 'fixed-window' as const };
+    for (let i = 0; i < 10; i++) expect((await owner.allow(request)).allowed).toBe(true);
+    // As a peer whose view lags would send it: already relayed once, to a node that is not the owner.
+    const relayed = await forwardOnce(other, key, 1);
+    expect(relayed).toMatchObject({ status: 0, allowed: false, remaining: 0 });
+    expect(other.store.has('api', key)).toBe(false);
+    expect(other.stats().decidedAsFallback).toBe(0);
+    // The loop bound: a request that has been relayed twice is decided where it lands.
+    const third = await forwardOnce(other, key, 2);
+    expect(third.status).toBe(0);
+    expect(other.stats().decidedAsFallback).toBe(1);
+  });
+});
+
+describe('defect 4 (chaos, rolling restart): a node shutting down does not decide forwards from what it holds', () => {
+  let nodes: RingLimitNode[] = [];
+  afterEach(async () => {
+    await stopAll(nodes);
+  });
+
+  it('once closing, a request for another node’s key is refused with UNAVAILABLE (the client tries another node), not decided here from a fresh state', async () => {
+    nodes = await startCluster(2, { replicas: 0, handoffWindowMs: 0 });
+    const [a, b] = nodes as [RingLimitNode, RingLimitNode];
+    let key = '';
+    for (let i = 0; key === '' && i < 10_000; i++) if (a.ownerOf(`k-${i}`, 'api') === 'n1') key = `k-${i}`;
+    const request = { key, action: 'api', limit: 1, windowMs: 3_600_000 };
+    expect((await b.allow(request)).allowed).toBe(true);
+    await a.stop({ graceful: false });
+    await expect(a.allow(request)).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    expect(a.store.has('api', key)).toBe(false);
+  });
 });
