@@ -137,7 +137,7 @@ export async function runClusterBench(log: Log): Promise<string> {
     contenders.push(viaN0);
     const pairs: HotKeyPair[] = [
       { path: 'embedded member (`node.allow`; the key is owned by another node)', off: memberContender, on: embeddedContender('ringlimit embedded member, `global: true`', '', member, { global: true, shared: true }) },
-      { path: '3 `serve` nodes, `RingLimitClient` (ring-aware: off sends to the owner, on spreads over the nodes)', off: threeNodes, on: clientContender('ringlimit, 3 `serve` nodes, `RingLimitClient`, `global: true`', '', threeClient, { global: true, shared: true }) },
+      { path: '3 `serve` nodes, `RingLimitClient` (ring-aware: off sends to the owner, on to its preferred node)', off: threeNodes, on: clientContender('ringlimit, 3 `serve` nodes, `RingLimitClient`, `global: true`', '', threeClient, { global: true, shared: true }) },
       { path: '3 `serve` nodes, client not ring-aware, through n0 (not the owner)', off: viaN0, on: clientContender('ringlimit, 3 nodes, through n0, `global: true`', '', viaN0Client, { global: true, shared: true }) },
     ];
     const hotList = [...headline.filter((c) => c !== memberContender && c !== threeNodes), ...pairs.flatMap((p) => [p.off, p.on])];
@@ -201,7 +201,7 @@ export async function runClusterBench(log: Log): Promise<string> {
       '',
       `#### One hot key: hot-key mode (\`global: true\`) off and on (closed loop, concurrency ${KEYSET_CONCURRENCY})`,
       '',
-      'With the mode on, every node answers the key from its local copy of the owner’s state and sends its hits to the owner asynchronously; off, a node that does not own the key forwards every call to the owner. The ring-aware client sends every call to the owner either way (its rows show what the mode costs the owner); the client that is not ring-aware asks n0, which does not own the key.',
+      'With the mode on, every node answers the key from its local copy of the owner’s state and sends its hits to the owner asynchronously; off, a node that does not own the key forwards every call to the owner. The ring-aware client sends a call to the key’s owner with the mode off, and to its preferred node (a random one, here possibly the owner) with it on; the client that is not ring-aware asks n0, which does not own the key.',
       '',
       hotKeyTable(pairs, closed),
       '',
