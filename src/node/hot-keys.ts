@@ -3,6 +3,7 @@ import { STATE_STRIDE } from '../limiter/algorithms/index.js';
 import { LimiterStore } from '../limiter/store.js';
 import { AlgorithmId, type Reservation, type ResolvedParams } from '../limiter/types.js';
 import type { ClusterView } from './cluster-view.js';
+import type { HotKeyMarks } from './hot-key-marks.js';
 import { forwardItem } from './forwarder.js';
 import { requestOf } from './forward-server.js';
 import { resolveOnce, type OwnerDecision, type ResolvedRequest } from './owner-decision.js';
@@ -68,39 +69,6 @@ interface HotCopy {
 }
 
 type Nested<T> = Map<string, Map<string, T>>;
-
-/** The hot keys the owner decided since its last broadcast: a bounded set the owner-side decision fills. */
-export class HotKeyMarks {
-  private readonly marks: Nested<true> = new Map();
-  private count = 0;
-  /** Marks refused because the set was full (the key is then broadcast at a later sync). */
-  overflow = 0;
-
-  constructor(private readonly maxKeys: number) {}
-
-  mark(action: string, key: string): void {
-    let keys = this.marks.get(action);
-    if (keys?.has(key) === true) return;
-    if (this.count >= this.maxKeys) {
-      this.overflow++;
-      return;
-    }
-    if (keys === undefined) this.marks.set(action, (keys = new Map()));
-    keys.set(key, true);
-    this.count++;
-  }
-
-  get size(): number {
-    return this.count;
-  }
-
-  /** Visits every mark once and forgets them all. */
-  drain(visit: (action: string, key: string) => void): void {
-    for (const [action, keys] of this.marks) for (const key of keys.keys()) visit(action, key);
-    this.marks.clear();
-    this.count = 0;
-  }
-}
 
 /**
  * Hot-key mode (`global: true`), both ends. A non-owner answers from its copy of the
