@@ -32,6 +32,11 @@ export function parseAlgorithm(name: unknown): AlgorithmId {
   }
 }
 
+/** The most a key can ever hold, so the largest cost one request may take: the bucket for token-bucket and GCRA, the limit for windows. */
+export function mostUnitsHeld(algorithm: AlgorithmId, capacity: number, limit: number): number {
+  return algorithm === AlgorithmId.TokenBucket || algorithm === AlgorithmId.Gcra ? capacity : limit;
+}
+
 export function newResolvedParams(): ResolvedParams {
   return { action: DEFAULT_ACTION, key: '', algorithm: AlgorithmId.TokenBucket, limit: 1, windowMs: 1, capacity: 1, cost: 1, global: false };
 }
@@ -104,7 +109,7 @@ export function resolveRequest(req: RateLimitRequest, out: ResolvedParams): Reso
     capacity = weight === 1 ? burst : Math.floor(burst * weight);
     checkEffective('burst', capacity, burst, weight);
   }
-  const ceiling = algorithm === AlgorithmId.TokenBucket || algorithm === AlgorithmId.Gcra ? capacity : effectiveLimit;
+  const ceiling = mostUnitsHeld(algorithm, capacity, effectiveLimit);
   if (cost > ceiling) {
     throw invalidArgument(
       'cost',

@@ -1,7 +1,8 @@
 import type { Clock } from '../common/clock.js';
 import { STATE_STRIDE } from '../limiter/algorithms/index.js';
 import { LimiterStore } from '../limiter/store.js';
-import { AlgorithmId, type Reservation, type ResolvedParams } from '../limiter/types.js';
+import type { AlgorithmId, Reservation, ResolvedParams } from '../limiter/types.js';
+import { mostUnitsHeld } from '../limiter/validate.js';
 import type { ClusterView } from './cluster-view.js';
 import type { HotKeyMarks } from './hot-key-marks.js';
 import { forwardItem } from './forwarder.js';
@@ -132,9 +133,9 @@ export class HotKeys {
     const relays = new Map<string, ForwardItem[]>();
     for (const item of items) {
       if (!item.global || !(Number.isSafeInteger(item.cost) && item.cost > 0 && item.cost <= MAX_HITS_PER_ITEM)) continue;
-      let p: ResolvedParams;
+      let p: ResolvedRequest;
       try {
-        p = { ...resolveOnce(requestOf({ ...item, cost: 1 })) };
+        p = resolveOnce(requestOf({ ...item, cost: 1 }));
       } catch {
         continue; // a peer is not trusted: an item the limiter refuses changes nothing
       }
@@ -219,7 +220,7 @@ export class HotKeys {
       const owner = view.ownerOf(p.action, p.key);
       if (owner === this.init.selfId) {
         // This node owns the key now (a handoff mark expired without a ring change): no copy for it.
-        this.applyHits({ ...p }, hits);
+        this.applyHits(p, hits);
         this.dropCopy(copy);
         continue;
       }
@@ -269,7 +270,7 @@ export class HotKeys {
    * pull, replication and the broadcast mark come with it). Units beyond what the key can
    * hold leave it empty: the owner's state then says over limit, which is what it broadcasts.
    */
-  private applyHits(p: ResolvedParams, hits: number): void {
+  private applyHits(p: ResolvedRequest, hits: number): void {
     this.stats.hitsApplied += hits;
     takeAdmitted((q) => this.components.decision.decide(q, NO_WAIT), p, hits).catch(() => {
       // the request was validated; a failed pull or replication leaves the hits unapplied
@@ -311,7 +312,7 @@ export class HotKeys {
  */
 async function takeAdmitted(decide: (p: ResolvedParams) => Reservation | Promise<Reservation>, params: ResolvedRequest, units: number): Promise<void> {
   const p: ResolvedParams = { ...params };
-  const ceiling = p.algorithm === AlgorithmId.TokenBucket || p.algorithm === AlgorithmId.Gcra ? p.capacity : p.limit;
+  const ceiling = mostUnitsHeld(p.algorithm, p.capacity, p.limit);
   for (let round = 0; units > 0 && round < MAX_APPLY_ROUNDS; round++) {
     p.cost = Math.min(units, ceiling);
     const answer = decide(p);
