@@ -4,15 +4,23 @@ export interface BatchQueue<T> {
   items: T[];
   framesInFlight: number;
   flushScheduled: boolean;
-  /** Made once per destination: flushes at the end of the current turn's synchronous work. */
+  /** Made once per destination: flushes at the end of the current event-loop turn. */
   readonly flushSoon: () => void;
 }
 
 export interface AdaptiveBatcherInit {
   /** Items per frame. */
   maxBatchSize: number;
-  /** Frames a destination has not processed yet before new items wait for the next frame. */
+  /**
+   * Frames sent and not yet processed, shared by the destinations that have some in
+   * flight; each destination may always have one.
+   */
   maxFramesInFlight: number;
+  /**
+   * Items that go out at once, mid-turn, while their destination has room in the window:
+   * it starts on them while this side still gathers the rest of the turn's items.
+   */
+  eagerBatchSize: number;
   /** 0: adaptive. Otherwise a fixed wait before each round of frames, whatever is in flight. */
   batchWaitMs: number;
 }
@@ -20,13 +28,23 @@ export interface AdaptiveBatcherInit {
 /**
  * "Send these in batches", for every stream that carries many small requests: the
  * forwarder's peer streams and the client's AllowStream. Batching adapts to load like a
- * pipelining client: items go out at the end of the current turn while fewer than
- * maxFramesInFlight frames await their destination; otherwise they gather into the next
- * frame, sent as soon as the destination reports one processed. A full batch goes at
- * once. No timer per item.
+ * pipelining client:
+ * - items go out at the end of the current event-loop turn (setImmediate: answers that
+ *   came in the same poll are all handled first, so their follow-ups share a frame) while
+ *   their destination has room in the window;
+ * - otherwise they gather into the next frame, sent as soon as the destination reports
+ *   one processed;
+ * - eagerBatchSize items go out at once, mid-turn, when there is room: with one
+ *   destination the two sides then work at the same time instead of taking turns;
+ * - a full batch goes at once.
+ * The window of maxFramesInFlight frames is shared by the destinations in use: talking to
+ * one node, a client pipelines several frames; talking to many (whose processes share
+ * the cores), each gets one or two, and frames stay large. No timer per item.
  */
 export class AdaptiveBatcher<T> {
   private readonly queues = new Map<string, BatchQueue<T>>();
+  /** Destinations with at least one frame in flight. */
+  private busyDestinations = 0;
   private waitScheduled = false;
   private readonly flushAll = (): void => {
     this.waitScheduled = false;
@@ -53,7 +71,7 @@ export class AdaptiveBatcher<T> {
         flushScheduled: false,
         flushSoon: () => {
           created.flushScheduled = false;
-          if (created.framesInFlight < this.init.maxFramesInFlight) this.flush(created);
+          if (this.hasRoom(created)) this.flush(created);
         },
       };
       this.queues.set(key, created);
@@ -64,7 +82,8 @@ export class AdaptiveBatcher<T> {
 
   add(queue: BatchQueue<T>, item: T): void {
     queue.items.push(item);
-    if (queue.items.length >= this.init.maxBatchSize) {
+    const length = queue.items.length;
+    if (length >= this.init.maxBatchSize || (length >= this.init.eagerBatchSize && this.hasRoom(queue))) {
       this.flush(queue);
     } else if (this.init.batchWaitMs > 0) {
       if (!this.waitScheduled) {
@@ -78,13 +97,13 @@ export class AdaptiveBatcher<T> {
 
   /** `frames` frames to this destination were processed (or given up): what waits may go out. */
   framesDone(queue: BatchQueue<T>, frames: number): void {
-    queue.framesInFlight = Math.max(0, queue.framesInFlight - frames);
+    this.setInFlight(queue, Math.max(0, queue.framesInFlight - frames));
     if (queue.items.length > 0) this.flushWhenRoom(queue);
   }
 
   /** The destination's stream broke: none of its frames is in flight any more. */
   reset(queue: BatchQueue<T>): void {
-    queue.framesInFlight = 0;
+    this.setInFlight(queue, 0);
   }
 
   /** Removes and returns what waits for this destination. */
@@ -101,10 +120,22 @@ export class AdaptiveBatcher<T> {
     return all;
   }
 
+  /** Whether `queue` may send another frame now: its share of the window, at least one frame. */
+  hasRoom(queue: BatchQueue<T>): boolean {
+    if (queue.framesInFlight === 0) return true;
+    return (queue.framesInFlight + 1) * this.busyDestinations <= this.init.maxFramesInFlight;
+  }
+
+  private setInFlight(queue: BatchQueue<T>, frames: number): void {
+    if (queue.framesInFlight === 0 && frames > 0) this.busyDestinations++;
+    else if (queue.framesInFlight > 0 && frames === 0) this.busyDestinations--;
+    queue.framesInFlight = frames;
+  }
+
   private flushWhenRoom(queue: BatchQueue<T>): void {
-    if (!queue.flushScheduled && queue.framesInFlight < this.init.maxFramesInFlight) {
+    if (!queue.flushScheduled && this.hasRoom(queue)) {
       queue.flushScheduled = true;
-      queueMicrotask(queue.flushSoon);
+      setImmediate(queue.flushSoon);
     }
   }
 
@@ -112,6 +143,6 @@ export class AdaptiveBatcher<T> {
     const items = queue.items;
     if (items.length === 0) return;
     queue.items = items.length > this.init.maxBatchSize ? items.splice(this.init.maxBatchSize) : [];
-    if (this.send(queue, items)) queue.framesInFlight++;
+    if (this.send(queue, items)) this.setInFlight(queue, queue.framesInFlight + 1);
   }
 }

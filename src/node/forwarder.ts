@@ -42,6 +42,8 @@ export interface ForwarderInit {
   maxBatchSize: number;
   /** Adaptive batching: Forward frames a peer has not yet processed before new forwards wait for the next frame. */
   maxFramesInFlight: number;
+  /** Adaptive batching: forwards that go out at once, mid-turn, while the peer has room for another frame. */
+  eagerBatchSize: number;
   maxPendingForwards: number;
   /** When no candidate owner answers: decide here, allow, or deny. */
   onUnavailable: UnavailablePolicy;

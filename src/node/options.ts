@@ -35,10 +35,12 @@ export interface NodeOptions {
   replicationDelayMs: number;
   /** A forward not answered within this time fails over to the next candidate. */
   forwardTimeoutMs: number;
-  /** 0 (default): adaptive batching of forwards, see maxFramesInFlightPerPeer. Otherwise a fixed wait before each frame. */
+  /** 0 (default): adaptive batching of forwards, see maxFramesInFlight. Otherwise a fixed wait before each frame. */
   batchWaitMs: number;
-  /** Forward frames a peer has not processed yet before further forwards gather into the next frame. */
-  maxFramesInFlightPerPeer: number;
+  /** Adaptive batching: Forward frames not yet processed, shared by the peers that have some in flight (each may always have one). */
+  maxFramesInFlight: number;
+  /** Adaptive batching: forwards that go out at once, mid-turn, while their peer has room in the window. */
+  eagerBatchSize: number;
   maxBatchSize: number;
   /** Forwards awaiting an answer at once; more are refused with RESOURCE_EXHAUSTED. */
   maxPendingForwards: number;
@@ -80,7 +82,8 @@ export const nodeDefaults: NodeOptions = {
   replicationDelayMs: 5,
   forwardTimeoutMs: 1_000,
   batchWaitMs: 0,
-  maxFramesInFlightPerPeer: 2,
+  maxFramesInFlight: 4,
+  eagerBatchSize: 16,
   maxBatchSize: 1_000,
   maxPendingForwards: 100_000,
   onUnavailable: 'local',
@@ -130,7 +133,8 @@ export function resolveNodeOptions(input: NodeOptionsInput = {}): NodeOptions {
   range(o, 'replicationDelayMs', 0, 10_000, false);
   range(o, 'forwardTimeoutMs', 1, 60_000, false);
   range(o, 'batchWaitMs', 0, 100, false);
-  range(o, 'maxFramesInFlightPerPeer', 1, 64);
+  range(o, 'maxFramesInFlight', 1, 64);
+  range(o, 'eagerBatchSize', 1, 10_000);
   range(o, 'maxBatchSize', 1, 10_000);
   range(o, 'maxPendingForwards', 1, 10_000_000);
   if (!['local', 'allow', 'deny'].includes(o.onUnavailable)) throw invalidArgument('onUnavailable', "must be 'local', 'allow' or 'deny'");

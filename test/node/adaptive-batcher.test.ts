@@ -3,13 +3,15 @@ import { AdaptiveBatcher, type BatchQueue } from '../../src/node/adaptive-batche
 
 const endOfTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-function recording(init: { maxBatchSize: number; maxFramesInFlight: number }, accept: () => boolean = () => true) {
+function recording(init: { maxBatchSize: number; maxFramesInFlight: number; eagerBatchSize?: number }, accept: () => boolean = () => true) {
   const frames: number[][] = [];
-  const batcher = new AdaptiveBatcher<number>((_queue: BatchQueue<number>, items) => {
+  const sentTo: string[] = [];
+  const batcher = new AdaptiveBatcher<number>((queue: BatchQueue<number>, items) => {
     frames.push(items);
+    sentTo.push(queue.key);
     return accept();
-  }, { ...init, batchWaitMs: 0 });
-  return { frames, batcher, queue: batcher.queue('peer') };
+  }, { eagerBatchSize: 1_000, ...init, batchWaitMs: 0 });
+  return { frames, sentTo, batcher, queue: batcher.queue('peer') };
 }
 
 describe('AdaptiveBatcher: send these in batches', () => {
@@ -62,5 +64,57 @@ describe('AdaptiveBatcher: send these in batches', () => {
     expect(batcher.take(queue)).toEqual([3]);
     batcher.reset(queue);
     expect(queue.framesInFlight).toBe(0);
+  });
+
+  it('eagerBatchSize items go out mid-turn while the window has room; the rest of the turn gathers at its end', async () => {
+    const { frames, batcher, queue } = recording({ maxBatchSize: 100, maxFramesInFlight: 2, eagerBatchSize: 3 });
+    for (let i = 1; i <= 8; i++) batcher.add(queue, i);
+    // Two eager frames fill the window; 7 and 8 wait for room.
+    expect(frames).toEqual([
+      [1, 2, 3],
+      [4, 5, 6],
+    ]);
+    await endOfTurn();
+    expect(frames.length).toBe(2);
+    batcher.framesDone(queue, 1);
+    await endOfTurn();
+    expect(frames).toEqual([
+      [1, 2, 3],
+      [4, 5, 6],
+      [7, 8],
+    ]);
+  });
+
+  it('the window is shared by the destinations with frames in flight, and each may always have one', async () => {
+    const { sentTo, batcher } = recording({ maxBatchSize: 100, maxFramesInFlight: 4 });
+    const [a, b, c] = ['a', 'b', 'c'].map((key) => batcher.queue(key)) as [BatchQueue<number>, BatchQueue<number>, BatchQueue<number>];
+    // Alone, a destination pipelines up to the whole window.
+    for (let turn = 0; turn < 5; turn++) {
+      batcher.add(a, turn);
+      await endOfTurn();
+    }
+    expect(a.framesInFlight).toBe(4);
+    expect(batcher.take(a)).toEqual([4]);
+    // Three busy destinations: a has more than its share and waits; b and c still get their first frame.
+    batcher.add(b, 10);
+    batcher.add(c, 20);
+    await endOfTurn();
+    expect(sentTo.slice(4)).toEqual(['b', 'c']);
+    batcher.framesDone(a, 3);
+    batcher.add(a, 5);
+    await endOfTurn();
+    // a's one frame left in flight is its share of 4 among 3: the new item waits for it.
+    expect(sentTo.length).toBe(6);
+    // Its frame processed, a sends what waited.
+    batcher.framesDone(a, 1);
+    await endOfTurn();
+    expect(sentTo.slice(6)).toEqual(['a']);
+    // b and c idle again: a alone may pipeline once more.
+    batcher.framesDone(b, 1);
+    batcher.framesDone(c, 1);
+    batcher.add(a, 6);
+    await endOfTurn();
+    expect(sentTo.slice(7)).toEqual(['a']);
+    expect(a.framesInFlight).toBe(2);
   });
 });

@@ -16,10 +16,13 @@ export interface ClientOptions {
   /** Requests per stream message. */
   maxBatchSize: number;
   /**
-   * Messages awaiting answers on one node's stream before new requests gather into the
-   * next message: a request goes out at once while fewer are in flight (adaptive batching).
+   * Messages awaiting answers, shared by the nodes that have some in flight (each may
+   * always have one); past a node's share, new requests gather into its next message
+   * (adaptive batching, see AdaptiveBatcher).
    */
   maxFramesInFlight: number;
+  /** Requests that go out at once, mid-turn, while their node has room in the window. */
+  eagerBatchSize: number;
   /** Requests queued or awaiting an answer at once. */
   maxPending: number;
   /** Send to nodes[0] first (fail over in list order); default: start at a random node. */
@@ -38,7 +41,8 @@ export interface ClientOptions {
 export const clientDefaults: Omit<ClientOptions, 'nodes'> = {
   timeoutMs: 2_000,
   maxBatchSize: 1_000,
-  maxFramesInFlight: 2,
+  maxFramesInFlight: 4,
+  eagerBatchSize: 16,
   maxPending: 100_000,
   preferFirst: false,
   reconnectBackoffMs: 200,
@@ -96,13 +100,14 @@ function validate(o: ClientOptions): void {
   if (!Array.isArray(o.nodes) || o.nodes.length === 0 || !o.nodes.every((n) => typeof n === 'string' && /^[^\s]+:\d{1,5}$/.test(n))) {
     throw invalidArgument('nodes', `must be a non-empty list of host:port, got ${JSON.stringify(o.nodes)}`);
   }
-  const range = (name: 'timeoutMs' | 'maxBatchSize' | 'maxFramesInFlight' | 'maxPending' | 'reconnectBackoffMs' | 'ringRefreshMs', min: number, max: number): void => {
+  const range = (name: 'timeoutMs' | 'maxBatchSize' | 'maxFramesInFlight' | 'eagerBatchSize' | 'maxPending' | 'reconnectBackoffMs' | 'ringRefreshMs', min: number, max: number): void => {
     const v = o[name];
     if (typeof v !== 'number' || !(v >= min && v <= max)) throw invalidArgument(name, `must be a number from ${min} to ${max}, got ${String(v)}`);
   };
   range('timeoutMs', 1, 600_000);
   range('maxBatchSize', 1, MAX_BATCH_ITEMS);
   range('maxFramesInFlight', 1, 64);
+  range('eagerBatchSize', 1, MAX_BATCH_ITEMS);
   range('maxPending', 1, 10_000_000);
   range('reconnectBackoffMs', 0, 60_000);
   range('ringRefreshMs', 50, 600_000);
