@@ -125,7 +125,13 @@ describe('AllowStream: the streaming public API', () => {
     const started = performance.now();
     const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => client.allow({ key: `t-${i}`, limit: 1, windowMs: 60_000 })));
     expect(answers.every((a) => a.allowed)).toBe(true);
-    expect(client.stats().timeouts).toBe(20);
+    // Every request moved on. The 20 may leave in two messages (16 sent mid-turn, 4 at the
+    // end of the turn) whose deadlines straddle a deadline check on a busy machine: the first
+    // timeouts drop the hung stream, and the rest move with it.
+    const { timeouts, failovers, streamBreaks } = client.stats();
+    expect(failovers).toBe(20);
+    expect(timeouts).toBeGreaterThanOrEqual(16);
+    expect(streamBreaks).toBeGreaterThanOrEqual(1);
     expect(performance.now() - started).toBeLessThan(5_000);
   }, 20_000);
 
