@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runLimiterBench } from './limiter.js';
 import { runClusterBench } from './cluster.js';
+import { runFloorBench } from './floor.js';
 import { runNodeBench } from './node.js';
 
 type Section = (log: (line: string) => void) => Promise<string>;
@@ -30,6 +31,7 @@ async function main(): Promise<void> {
     ['ring', await optionalSection('./ring.js', 'runRingBench')],
     ['node', runNodeBench],
     ['cluster', runClusterBench],
+    ['floor', runFloorBench],
   ];
   const parts: string[] = [];
   for (const [name, run] of sections) {
