@@ -18,6 +18,10 @@ export function routingKey(action: string, key: string): string {
   return `${action}\u0000${key}`;
 }
 
+function soleNodeOf(ring: Ring): string | undefined {
+  return ring.size === 1 ? ring.nodeIdAt(0) : undefined;
+}
+
 /** One node as a view sees it: where it answers, and whether it owns keys now. */
 export interface ViewMember {
   nodeId: string;
@@ -74,6 +78,8 @@ interface HandedAway {
 export class ClusterView {
   private ring: Ring;
   private previous: Ring;
+  /** The ring's only node, when it has exactly one. */
+  private soleOwner: string | undefined;
   /** When the ring last changed (clock ms). */
   changedAtMs = -Infinity;
   private addresses = new Map<string, string>();
@@ -88,12 +94,15 @@ export class ClusterView {
     this.selfId = init.selfId;
     this.ring = this.build();
     this.previous = this.ring;
+    this.soleOwner = soleNodeOf(this.ring);
   }
 
   // ---- who owns what ------------------------------------------------------------------
 
   /** The node that decides (action, key) now: where it was handed, else its ring owner, else this node (empty ring). */
   ownerOf(action: string, key: string): string {
+    // One owner and no key handed away: no need to hash (a one-node cluster's every request).
+    if (this.soleOwner !== undefined && this.handedAway.size === 0) return this.soleOwner;
     const id = routingKey(action, key);
     return this.handedTo(id) ?? this.ring.nodeIdAt(this.ring.ownerIndex(id)) ?? this.selfId;
   }
@@ -113,6 +122,10 @@ export class ClusterView {
 
   /** The ring owner of (action, key) and its replicas, into `out`; returns how many. Replication sends to these. */
   holdersInto(action: string, key: string, out: string[]): number {
+    if (this.soleOwner !== undefined) {
+      out[0] = this.soleOwner;
+      return 1;
+    }
     return this.ring.ownersInto(routingKey(action, key), this.init.replicas + 1, out);
   }
 
@@ -174,6 +187,7 @@ export class ClusterView {
     if (same) return;
     this.previous = this.ring;
     this.ring = next;
+    this.soleOwner = soleNodeOf(next);
     this.changedAtMs = this.components.clock.now();
     this.dropStaleMarks();
     for (const listener of this.listeners) listener();

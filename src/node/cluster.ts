@@ -214,8 +214,11 @@ export class Cluster {
       const fromCopy = this.hotKeys.decideFromCopy(scratch);
       if (fromCopy !== undefined) return fromCopy;
     }
+    if (this.view.isOwnedHere(scratch.action, scratch.key)) {
+      // Decided now (the common case) needs no copy: nothing keeps the request afterwards.
+      return this.decision.decideNow(scratch, maxWaitMs) ?? this.decision.decide({ ...scratch }, maxWaitMs);
+    }
     const p: ResolvedRequest = { ...scratch };
-    if (this.view.isOwnedHere(p.action, p.key)) return this.decision.decide(p, maxWaitMs);
     return this.forwarder.forward(p, maxWaitMs, this.view.candidates(p.action, p.key));
   }
 

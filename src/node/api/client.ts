@@ -260,7 +260,7 @@ export class RingLimitClient {
       return Promise.reject(new RateLimitError('RESOURCE_EXHAUSTED', `more than ${this.options.maxPending} requests pending`));
     }
     return new Promise<Reservation>((resolve, reject) => {
-      const call: PendingCall = { id: 0, request, maxWaitMs, timestampMs: Date.now(), resolve, reject, firstNode: this.preferred, viaOwner: false, attempt: 0, node: undefined, deadlineMs: 0 };
+      const call: PendingCall = { id: 0, request, maxWaitMs, timestampMs: 0, resolve, reject, firstNode: this.preferred, viaOwner: false, attempt: 0, node: undefined, deadlineMs: 0 };
       this.dispatch(call);
     });
   }
@@ -305,9 +305,12 @@ export class RingLimitClient {
       return false;
     }
     const deadlineMs = performance.now() + this.options.timeoutMs;
+    // The caller's clock as the message leaves (nodes use it to detect clock skew): one read per message.
+    const timestampMs = Date.now();
     for (const call of batch) {
       call.id = this.nextId++;
       call.deadlineMs = deadlineMs;
+      call.timestampMs = timestampMs;
       this.awaiting.set(call.id, call);
     }
     this.counters.messages++;
