@@ -158,7 +158,7 @@ export class Cluster {
         { selfId: o.nodeId, globalSyncMs: o.globalSyncMs, maxGlobalKeys: o.maxGlobalKeys, copyIdleMs: clusterLimits.hotCopyIdleMs, maxBatchSize: o.maxBatchSize },
       );
       const forwarder = new Forwarder(
-        { transport, clock, ids, view, decision },
+        { transport, clock, view, decision },
         {
           selfId: o.nodeId,
           forwardTimeoutMs: o.forwardTimeoutMs,

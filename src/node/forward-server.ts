@@ -90,6 +90,7 @@ export class ForwardServer {
   private relay(item: ForwardItem, p: ResolvedRequest, owner: string, reply: Reply): void {
     this.stats.relayed++;
     const relayed: PendingForward = {
+      id: 0,
       item: { ...item, hops: item.hops + 1 },
       request: p,
       candidates: [owner],

@@ -2,9 +2,9 @@ import type { Clock } from '../common/clock.js';
 import { RateLimitError, RingLimitError } from '../common/errors.js';
 import type { Reservation } from '../limiter/types.js';
 import { AdaptiveBatcher, type BatchQueue } from './adaptive-batcher.js';
+import { InFlightTable } from './in-flight.js';
 import type { ClusterView } from './cluster-view.js';
 import { policyDecision } from './decisions.js';
-import type { FrameIds } from './frame-ids.js';
 import type { UnavailablePolicy } from './options.js';
 import type { OwnerDecision, ResolvedRequest } from './owner-decision.js';
 import type { PeerTransport } from './transport/peer-transport.js';
@@ -13,6 +13,8 @@ import { FrameType, WIRE_ERROR_CODES, type ForwardItem, type ForwardResult } fro
 
 /** A forward awaiting its answer. One object per forwarded request; no closure per call. */
 export interface PendingForward {
+  /** Its id in the forwarder's table while a frame carries it (the item's wire id); 0 before. */
+  id: number;
   item: ForwardItem;
   /** The request it carries, resolved once by whoever started it. */
   request: ResolvedRequest;
@@ -28,7 +30,6 @@ export interface PendingForward {
 export interface ForwarderComponents {
   transport: PeerTransport;
   clock: Clock;
-  ids: FrameIds;
   view: ClusterView;
   /** Where a forward lands when the next candidate is this node, or every candidate failed ('local'). */
   decision: OwnerDecision;
@@ -72,7 +73,10 @@ export function forwardItem(id: number, p: ResolvedRequest, maxWaitMs: number): 
  * forwarding again.
  */
 export class Forwarder {
-  private readonly pending = new Map<number, PendingForward>();
+  /** Forwards a frame carries, by item id, until answered (ids are this table's own, in send order). */
+  private readonly pending: InFlightTable<PendingForward>;
+  /** Forwards waiting in the batcher for a frame. */
+  private queued = 0;
   private readonly batcher: AdaptiveBatcher<PendingForward>;
   /** Frames sent and not yet processed: frame id → its peer's queue and deadline, in send order. */
   private readonly sentFrames = new Map<number, { queue: BatchQueue<PendingForward>; deadlineMs: number }>();
@@ -85,22 +89,24 @@ export class Forwarder {
     private readonly components: ForwarderComponents,
     private readonly init: ForwarderInit,
   ) {
+    this.pending = new InFlightTable(init.maxPendingForwards);
     this.batcher = new AdaptiveBatcher((queue, batch) => this.sendFrame(queue, batch), init);
     this.deadlineTimer = setInterval(() => this.expire(), Math.max(2, init.forwardTimeoutMs / 4));
     this.deadlineTimer.unref();
   }
 
+  /** Forwards queued for a frame or awaiting their answer. */
   get inFlight(): number {
-    return this.pending.size;
+    return this.pending.size + this.queued;
   }
 
   forward(p: ResolvedRequest, maxWaitMs: number, candidates: string[]): Promise<Reservation> {
-    if (this.pending.size >= this.init.maxPendingForwards) {
+    if (this.inFlight >= this.init.maxPendingForwards) {
       return Promise.reject(new RateLimitError('RESOURCE_EXHAUSTED', `more than ${this.init.maxPendingForwards} forwards in flight`));
     }
     return new Promise<Reservation>((resolve, reject) => {
-      const item = forwardItem(this.components.ids.take(), p, maxWaitMs);
-      const pending: PendingForward = { item, request: p, candidates, attempt: 0, address: '', deadlineMs: 0, resolve, reject };
+      const item = forwardItem(0, p, maxWaitMs);
+      const pending: PendingForward = { id: 0, item, request: p, candidates, attempt: 0, address: '', deadlineMs: 0, resolve, reject };
       this.stats.forwarded++;
       this.dispatch(pending);
     });
@@ -111,7 +117,10 @@ export class Forwarder {
    * extra hop at most). It gets an id of ours: ids are only unique per sending node.
    */
   relay(pending: PendingForward): void {
-    pending.item.id = this.components.ids.take();
+    if (this.inFlight >= this.init.maxPendingForwards) {
+      pending.reject(new RateLimitError('RESOURCE_EXHAUSTED', `more than ${this.init.maxPendingForwards} forwards in flight`));
+      return;
+    }
     this.dispatch(pending);
   }
 
@@ -124,9 +133,8 @@ export class Forwarder {
     if (frameId !== 0) this.processed(frameId);
     const receivedAtMs = this.components.clock.now();
     for (const r of results) {
-      const pending = this.pending.get(r.id);
+      const pending = this.pending.take(r.id);
       if (pending === undefined) continue; // late answer after a failover: the caller has moved on
-      this.pending.delete(r.id);
       if (r.status === 0) {
         pending.resolve({
           allowed: r.allowed,
@@ -147,9 +155,9 @@ export class Forwarder {
   /** The stream to `address` broke: everything waiting on it moves on now, not at its deadline. */
   peerDown(address: string): void {
     for (const [frameId, sent] of this.sentFrames) if (sent.queue.key === address) this.processed(frameId);
-    for (const pending of [...this.pending.values()]) {
+    for (const pending of this.pending.values()) {
       if (pending.address === address) {
-        this.pending.delete(pending.item.id);
+        this.pending.take(pending.id);
         this.failover(pending);
       }
     }
@@ -162,6 +170,7 @@ export class Forwarder {
     for (const pending of this.pending.values()) pending.reject(error);
     this.pending.clear();
     for (const pending of this.batcher.takeAll()) pending.reject(error);
+    this.queued = 0;
     this.sentFrames.clear();
   }
 
@@ -222,24 +231,26 @@ export class Forwarder {
   }
 
   private enqueue(address: string, pending: PendingForward): void {
+    this.queued++;
     this.batcher.add(this.batcher.queue(address), pending);
   }
 
   /** One Forward frame to the queue's peer; false (after failing the batch over) when it cannot be sent. */
   private sendFrame(queue: BatchQueue<PendingForward>, batch: PendingForward[]): boolean {
+    this.queued -= batch.length;
     const deadlineMs = this.components.clock.now() + this.init.forwardTimeoutMs;
     const items: ForwardItem[] = new Array<ForwardItem>(batch.length);
     for (let i = 0; i < batch.length; i++) {
       const pending = batch[i]!;
       pending.deadlineMs = deadlineMs;
+      pending.item.id = this.pending.add(pending);
       items[i] = pending.item;
-      this.pending.set(pending.item.id, pending);
     }
     this.stats.frames++;
     const frameId = items[0]!.id;
     if (!this.components.transport.send(queue.key, encodeFrame({ type: FrameType.Forward, id: frameId, items }))) {
       for (const pending of batch) {
-        this.pending.delete(pending.item.id);
+        this.pending.take(pending.id);
         this.failover(pending);
       }
       return false;
@@ -263,9 +274,8 @@ export class Forwarder {
       if (sent.deadlineMs > nowMs) break;
       this.processed(frameId);
     }
-    for (const pending of this.pending.values()) {
-      if (pending.deadlineMs > nowMs) break;
-      this.pending.delete(pending.item.id);
+    for (let pending = this.pending.oldest(); pending !== undefined && pending.deadlineMs <= nowMs; pending = this.pending.oldest()) {
+      this.pending.take(pending.id);
       this.stats.timeouts++;
       this.failover(pending);
     }

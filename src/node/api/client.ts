@@ -3,6 +3,7 @@ import { RateLimitError, RingLimitError, invalidArgument, type ErrorCode } from 
 import type { RateLimitRequest, Reservation } from '../../limiter/types.js';
 import { systemClock } from '../../common/clock.js';
 import { AdaptiveBatcher, type BatchQueue } from '../adaptive-batcher.js';
+import { InFlightTable } from '../in-flight.js';
 import { ClusterView, PLACEMENT, type ViewMember } from '../cluster-view.js';
 import { MAX_BATCH_ITEMS } from './backend.js';
 import { allowStreamPath, rateLimiterClientConstructor, rawBytes, type WireHealth, type WireMembers } from './proto.js';
@@ -135,9 +136,8 @@ export class RingLimitClient {
   private readonly ringTimer: NodeJS.Timeout | undefined;
   private preferred: number;
   /** Every request sent and not answered, by id; in send order, so deadlines are in order too. */
-  private readonly awaiting = new Map<number, PendingCall>();
+  private readonly awaiting: InFlightTable<PendingCall>;
   private queued = 0;
-  private nextId = 1;
   private closed = false;
   private readonly deadlineTimer: NodeJS.Timeout;
   private readonly batcher: AdaptiveBatcher<PendingCall>;
@@ -146,6 +146,7 @@ export class RingLimitClient {
   constructor(options: Partial<ClientOptions> & { nodes: string[] }) {
     this.options = { ...clientDefaults, ...options };
     validate(this.options);
+    this.awaiting = new InFlightTable(this.options.maxPending);
     this.batcher = new AdaptiveBatcher((queue, batch) => this.sendMessage(queue, batch), { ...this.options, batchWaitMs: 0 });
     this.links = this.options.nodes.map((address, index) => this.newLink(address, index));
     this.preferred = this.options.preferFirst ? 0 : Math.floor(Math.random() * this.links.length);
@@ -308,10 +309,9 @@ export class RingLimitClient {
     // The caller's clock as the message leaves (nodes use it to detect clock skew): one read per message.
     const timestampMs = Date.now();
     for (const call of batch) {
-      call.id = this.nextId++;
       call.deadlineMs = deadlineMs;
       call.timestampMs = timestampMs;
-      this.awaiting.set(call.id, call);
+      this.awaiting.add(call);
     }
     this.counters.messages++;
     this.counters.requests += batch.length;
@@ -360,9 +360,7 @@ export class RingLimitClient {
 
   /** The call answered by `id`, no longer awaited; undefined when it moved on (timeout, broken stream). */
   private settle(id: number): PendingCall | undefined {
-    const call = this.awaiting.get(id);
-    if (call !== undefined) this.awaiting.delete(id);
-    return call;
+    return this.awaiting.take(id);
   }
 
   private streamBroke(link: NodeLink, call: RawStream): void {
@@ -374,7 +372,7 @@ export class RingLimitClient {
     this.batcher.reset(link.batch);
     const lost: PendingCall[] = [];
     for (const pending of this.awaiting.values()) if (pending.node === link) lost.push(pending);
-    for (const pending of lost) this.awaiting.delete(pending.id);
+    for (const pending of lost) this.awaiting.take(pending.id);
     this.failOver(lost, link);
     if (!this.closed) this.failOver(this.takeQueue(link), link);
   }
@@ -408,15 +406,14 @@ export class RingLimitClient {
   private expire(): void {
     const nowMs = performance.now();
     const expired: PendingCall[] = [];
-    for (const call of this.awaiting.values()) {
-      if (call.deadlineMs > nowMs) break;
+    for (let call = this.awaiting.oldest(); call !== undefined && call.deadlineMs <= nowMs; call = this.awaiting.oldest()) {
+      this.awaiting.take(call.id);
       expired.push(call);
     }
     if (expired.length === 0) return;
     this.counters.timeouts += expired.length;
     const hung = new Set<NodeLink>();
     for (const call of expired) {
-      this.awaiting.delete(call.id);
       if (call.node !== undefined) hung.add(call.node);
       this.retry(call);
     }
