@@ -76,6 +76,8 @@ export class Handoff implements KeyPuller, AckReceiver {
   private readonly outbox: EntryOutbox;
   private pushGeneration = 0;
   private nowMs = 0;
+  /** The ring change whose handoff window is known to have closed. */
+  private windowClosedFor = Number.NaN;
   /** Drain frames not yet acked, and who waits for the last ack. */
   private readonly drainFrames = new Set<number>();
   private drainAcked: (() => void) | undefined;
@@ -103,12 +105,17 @@ export class Handoff implements KeyPuller, AckReceiver {
   // ---- pull on first access -----------------------------------------------------------
 
   mayPull(): boolean {
-    return this.components.clock.now() - this.components.view.changedAtMs <= this.init.handoffWindowMs;
+    const changedAtMs = this.components.view.changedAtMs;
+    // Once the window after a ring change has closed, it stays closed until the next change: no clock read per request.
+    if (changedAtMs === this.windowClosedFor) return false;
+    if (this.components.clock.now() - changedAtMs <= this.init.handoffWindowMs) return true;
+    this.windowClosedFor = changedAtMs;
+    return false;
   }
 
   pullIfNeeded(action: string, key: string): Promise<void> | undefined {
-    const { view, clock, transport, ids } = this.components;
-    if (clock.now() - view.changedAtMs > this.init.handoffWindowMs) return undefined;
+    const { view, transport, ids } = this.components;
+    if (!this.mayPull()) return undefined;
     if (this.settledSince !== view.changedAtMs) {
       // A new ring: forget which keys were settled.
       this.settled.clear();

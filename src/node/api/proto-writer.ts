@@ -15,6 +15,16 @@ export class ProtoWriter {
   /** A tag or any non-negative integer below 2^53. */
   uint(value: number): this {
     this.ensure(10);
+    if (value <= 0x7fffffff) {
+      // Most values (tags, ids, counts): 32-bit shifts instead of division.
+      let small = value | 0;
+      while (small > 0x7f) {
+        this.buf[this.pos++] = (small & 0x7f) | 0x80;
+        small >>>= 7;
+      }
+      this.buf[this.pos++] = small;
+      return this;
+    }
     let v = value;
     while (v >= 0x80) {
       this.buf[this.pos++] = (v % 0x80) | 0x80;

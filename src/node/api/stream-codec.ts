@@ -113,15 +113,17 @@ const malformed = (why: string): RingLimitError => new RingLimitError('INVALID_A
 /** A bounds-checked protobuf reader over one message; every read past its end throws. */
 class Reader {
   pos: number;
+  private readonly buf: Buffer;
   private readonly view: DataView;
 
   constructor(
-    private readonly buf: Uint8Array,
+    bytes: Uint8Array,
     from = 0,
-    readonly end = buf.length,
+    readonly end = bytes.length,
   ) {
+    this.buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.pos = from;
-    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 
   /** A varint as a number: exact up to 2^53; a 64-bit value with the top bit set reads as a negative int64. */
@@ -165,7 +167,27 @@ class Reader {
 
   string(): string {
     const end = this.delimitedEnd();
-    const s = Buffer.from(this.buf.buffer, this.buf.byteOffset + this.pos, end - this.pos).toString('utf8');
+    const s = this.buf.toString('utf8', this.pos, end);
+    this.pos = end;
+    return s;
+  }
+
+  /**
+   * A string that usually repeats (an action, an algorithm): when its bytes are those of
+   * the last one read into `last`, that same string, without decoding or allocating.
+   */
+  repeatedString(last: LastString): string {
+    const end = this.delimitedEnd();
+    const length = end - this.pos;
+    if (length === last.bytes.length && length <= MAX_REMEMBERED_BYTES && this.buf.compare(last.bytes, 0, length, this.pos, end) === 0) {
+      this.pos = end;
+      return last.value;
+    }
+    const s = this.buf.toString('utf8', this.pos, end);
+    if (length <= MAX_REMEMBERED_BYTES) {
+      last.bytes = Buffer.from(this.buf.subarray(this.pos, end));
+      last.value = s;
+    }
     this.pos = end;
     return s;
   }
@@ -190,6 +212,16 @@ class Reader {
   }
 }
 
+/** The last string a field decoded, with its bytes. */
+interface LastString {
+  bytes: Buffer;
+  value: string;
+}
+
+const MAX_REMEMBERED_BYTES = 64;
+const lastAction: LastString = { bytes: Buffer.alloc(0), value: '' };
+const lastAlgorithm: LastString = { bytes: Buffer.alloc(0), value: '' };
+
 function readAllowRequest(r: Reader, end: number, into: IncomingRequest): void {
   const request: RateLimitRequest = { key: '', limit: 0, windowMs: 0 };
   while (r.pos < end) {
@@ -199,7 +231,7 @@ function readAllowRequest(r: Reader, end: number, into: IncomingRequest): void {
         request.key = r.string();
         break;
       case tag(2, LENGTH_DELIMITED): {
-        const action = r.string();
+        const action = r.repeatedString(lastAction);
         if (action !== '') request.action = action;
         break;
       }
@@ -216,7 +248,7 @@ function readAllowRequest(r: Reader, end: number, into: IncomingRequest): void {
         request.cost = r.varint();
         break;
       case tag(7, LENGTH_DELIMITED): {
-        const algorithm = r.string();
+        const algorithm = r.repeatedString(lastAlgorithm);
         if (algorithm !== '') request.algorithm = algorithm as Algorithm; // the limiter validates it
         break;
       }
