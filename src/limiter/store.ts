@@ -33,7 +33,7 @@ export interface StoreStats {
   keys: number;
   /** Live keys dropped because maxKeys was reached. Each one may over-admit once re-created. */
   evictions: number;
-  /** Idle keys dropped by the sweeper once their state was equivalent to fresh (harmless). */
+  /** Idle keys dropped by the sweeper: state equivalent to fresh, and unused since its previous pass (harmless). */
   expired: number;
 }
 
@@ -99,6 +99,8 @@ export class LimiterStore {
   private actionOf: Uint16Array;
   /** 1 where the key was used since the eviction hand last passed it. */
   private used: Uint8Array;
+  /** 1 where the key was used since the sweeper last passed it: such a key is not dropped yet. */
+  private usedSinceSweep: Uint8Array;
   /** Slots freed by removal, reused before the arrays grow. */
   private readonly freeSlots: number[] = [];
   /** Slots whose state changed since the last drainChanges(), each listed once. */
@@ -130,6 +132,7 @@ export class LimiterStore {
     this.algorithmOf = new Uint8Array(this.capacity);
     this.actionOf = new Uint16Array(this.capacity);
     this.used = new Uint8Array(this.capacity);
+    this.usedSinceSweep = new Uint8Array(this.capacity);
     this.decidedHere = new Uint8Array(merged.trackChanges ? this.capacity : 0);
     this.changedFlag = new Uint8Array(merged.trackChanges ? this.capacity : 0);
     this.changedList = new Int32Array(merged.trackChanges ? this.capacity : 0);
@@ -310,7 +313,11 @@ export class LimiterStore {
     else this.counters.rejected++;
   }
 
-  /** Drops up to `maxSlots` slots' worth of idle keys, resuming where the last call stopped. */
+  /**
+   * Drops up to `maxSlots` slots' worth of idle keys, resuming where the last call stopped:
+   * a key whose state is back to fresh and that was not used since the sweeper's previous
+   * pass over it (so a key is dropped on the second pass after its last use at the latest).
+   */
   sweep(maxSlots: number): number {
     const nowMs = this.clock.now();
     let removed = 0;
@@ -318,7 +325,12 @@ export class LimiterStore {
     for (let examined = 0; examined < maxSlots && end > 0; examined++) {
       if (this.sweepCursor >= end) this.sweepCursor = 0;
       const slot = this.sweepCursor++;
-      if (this.keyOf[slot] !== undefined && this.cells[slot * STATE_STRIDE + FRESH_AT]! <= nowMs) {
+      if (this.keyOf[slot] === undefined) continue;
+      // A key in use is kept even while its state equals a fresh one (e.g. a generous limit
+      // refilling between calls): dropping it would only make the next call recreate it.
+      const usedSincePass = this.usedSinceSweep[slot] === 1;
+      this.usedSinceSweep[slot] = 0;
+      if (!usedSincePass && this.cells[slot * STATE_STRIDE + FRESH_AT]! <= nowMs) {
         this.remove(slot);
         removed++;
       }
@@ -356,6 +368,7 @@ export class LimiterStore {
 
   private touch(slot: number): void {
     this.used[slot] = 1;
+    this.usedSinceSweep[slot] = 1;
   }
 
   /** CLOCK: evicts the first key the hand finds unused since its last pass. Bounded: two sweeps at most. */
@@ -399,6 +412,7 @@ export class LimiterStore {
     this.actionOf[slot] = actionId;
     this.algorithmOf[slot] = algorithm;
     this.used[slot] = 0;
+    this.usedSinceSweep[slot] = 1;
     this.size++;
     return slot;
   }
@@ -416,6 +430,7 @@ export class LimiterStore {
     this.algorithmOf = grown(this.algorithmOf, new Uint8Array(capacity));
     this.actionOf = grown(this.actionOf, new Uint16Array(capacity));
     this.used = grown(this.used, new Uint8Array(capacity));
+    this.usedSinceSweep = grown(this.usedSinceSweep, new Uint8Array(capacity));
     if (this.options.trackChanges) {
       this.decidedHere = grown(this.decidedHere, new Uint8Array(capacity));
       this.changedFlag = grown(this.changedFlag, new Uint8Array(capacity));

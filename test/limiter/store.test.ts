@@ -69,6 +69,20 @@ describe('LimiterStore', () => {
     expect(d.remaining).toBe(4);
   });
 
+  it('a key in use is not dropped while its state equals a fresh one: only once a pass found it unused', () => {
+    const { store, clock } = newStore();
+    for (let i = 0; i < 3; i++) store.allow(req(`g${i}`));
+    clock.advance(1000); // every bucket is full again: equivalent to fresh
+    expect(store.sweep(3)).toBe(0); // one pass: each was used since the last one
+    store.allow(req('g1')); // g1 is used again, and full again a second later
+    clock.advance(1000);
+    expect(store.sweep(3)).toBe(2);
+    expect(store.getState('a', 'g1')).toBeDefined();
+    expect(store.sweep(3)).toBe(1);
+    expect(store.keyCount).toBe(0);
+    expect(store.stats().expired).toBe(3);
+  });
+
   it('reuses freed slots instead of growing', () => {
     const { store, clock } = newStore({ initialKeys: 8, maxKeys: 1000 });
     for (let round = 0; round < 50; round++) {
