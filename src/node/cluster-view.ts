@@ -80,6 +80,7 @@ export class ClusterView {
   private previous: Ring;
   /** The ring's only node, when it has exactly one. */
   private soleOwner: string | undefined;
+  private readonly ringOwners: string[] = [];
   /** When the ring last changed (clock ms). */
   changedAtMs = -Infinity;
   private addresses = new Map<string, string>();
@@ -111,13 +112,30 @@ export class ClusterView {
     return this.ownerOf(action, key) === this.selfId;
   }
 
-  /** Where a forward may go, in order: the owner, then its replicas (they take over when it fails). */
-  candidates(action: string, key: string): string[] {
+  /**
+   * Where a request for (action, key) goes, in order, into `out`: its owner (ownerOf's
+   * answer), then the ring's replicas, which take over when it fails. Returns how many;
+   * 0 on an empty ring (this node decides). One hash for both questions a request asks.
+   */
+  placeInto(action: string, key: string, out: string[]): number {
+    if (this.soleOwner !== undefined && this.handedAway.size === 0) {
+      out[0] = this.soleOwner;
+      return 1;
+    }
     const id = routingKey(action, key);
-    const list = this.ring.owners(id, this.init.replicas + 1);
     const handedTo = this.handedTo(id);
-    if (handedTo !== undefined) list.unshift(handedTo);
-    return list;
+    if (handedTo === undefined) return this.ring.ownersInto(id, this.init.replicas + 1, out);
+    out[0] = handedTo;
+    const count = this.ring.ownersInto(id, this.init.replicas + 1, this.ringOwners);
+    for (let i = 0; i < count; i++) out[i + 1] = this.ringOwners[i]!;
+    return count + 1;
+  }
+
+  /** Where a forward may go, in order (placeInto's list, as a new array). */
+  candidates(action: string, key: string): string[] {
+    const out: string[] = [];
+    out.length = this.placeInto(action, key, out);
+    return out;
   }
 
   /** The ring owner of (action, key) and its replicas, into `out`; returns how many. Replication sends to these. */

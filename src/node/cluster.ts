@@ -83,6 +83,8 @@ export class Cluster {
   private readonly swim: SwimMembership | undefined;
   private readonly transport: PeerTransport;
   private readonly server: grpc.Server;
+  /** route()'s answer to "where does this request go", reused by every call. */
+  private readonly places: string[] = [];
 
   private constructor(
     parts: ClusterParts,
@@ -214,12 +216,12 @@ export class Cluster {
       const fromCopy = this.hotKeys.decideFromCopy(scratch);
       if (fromCopy !== undefined) return fromCopy;
     }
-    if (this.view.isOwnedHere(scratch.action, scratch.key)) {
+    const places = this.view.placeInto(scratch.action, scratch.key, this.places);
+    if (places === 0 || this.places[0] === this.view.selfId) {
       // Decided now (the common case) needs no copy: nothing keeps the request afterwards.
       return this.decision.decideNow(scratch, maxWaitMs) ?? this.decision.decide({ ...scratch }, maxWaitMs);
     }
-    const p: ResolvedRequest = { ...scratch };
-    return this.forwarder.forward(p, maxWaitMs, this.view.candidates(p.action, p.key));
+    return this.forwarder.forward({ ...scratch }, maxWaitMs, this.places.slice(0, places));
   }
 
   private async join(meta: Record<string, string>): Promise<void> {
