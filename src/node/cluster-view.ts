@@ -131,13 +131,6 @@ export class ClusterView {
     return count + 1;
   }
 
-  /** Where a forward may go, in order (placeInto's list, as a new array). */
-  candidates(action: string, key: string): string[] {
-    const out: string[] = [];
-    out.length = this.placeInto(action, key, out);
-    return out;
-  }
-
   /** The ring owner of (action, key) and its replicas, into `out`; returns how many. Replication sends to these. */
   holdersInto(action: string, key: string, out: string[]): number {
     if (this.soleOwner !== undefined) {

@@ -41,7 +41,7 @@ export interface ForwarderInit {
   /** 0: adaptive batching (see Forwarder); otherwise a fixed wait before each frame. */
   batchWaitMs: number;
   maxBatchSize: number;
-  /** Adaptive batching: Forward frames a peer has not yet processed before new forwards wait for the next frame. */
+  /** Adaptive batching: Forward frames not yet processed, shared by the peers that have some in flight (see AdaptiveBatcher). */
   maxFramesInFlight: number;
   /** Adaptive batching: forwards that go out at once, mid-turn, while the peer has room for another frame. */
   eagerBatchSize: number;
