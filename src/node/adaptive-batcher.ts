@@ -121,7 +121,7 @@ export class AdaptiveBatcher<T> {
   }
 
   /** Whether `queue` may send another frame now: its share of the window, at least one frame. */
-  hasRoom(queue: BatchQueue<T>): boolean {
+  private hasRoom(queue: BatchQueue<T>): boolean {
     if (queue.framesInFlight === 0) return true;
     return (queue.framesInFlight + 1) * this.busyDestinations <= this.init.maxFramesInFlight;
   }
