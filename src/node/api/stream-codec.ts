@@ -179,7 +179,7 @@ class Reader {
   repeatedString(last: LastString): string {
     const end = this.delimitedEnd();
     const length = end - this.pos;
-    if (length === last.bytes.length && length <= MAX_REMEMBERED_BYTES && this.buf.compare(last.bytes, 0, length, this.pos, end) === 0) {
+    if (length === last.bytes.length && this.buf.compare(last.bytes, 0, length, this.pos, end) === 0) {
       this.pos = end;
       return last.value;
     }
