@@ -15,6 +15,12 @@ export interface StoreOptions {
   trackChanges: boolean;
   /** States received for keys already held, merged at the key's next decision (handoff). */
   maxPendingMerges: number;
+  /**
+   * How long the sweeper keeps a key after its state is back to fresh. Dropping it is
+   * harmless, but a key reused soon after (a generous limit refills within a call's
+   * interval) would be recreated on every call.
+   */
+  freshKeyGraceMs: number;
 }
 
 export const storeDefaults: StoreOptions = {
@@ -23,6 +29,7 @@ export const storeDefaults: StoreOptions = {
   maxActions: 65_536,
   trackChanges: false,
   maxPendingMerges: 100_000,
+  freshKeyGraceMs: 2_000,
 };
 
 export interface StoreStats {
@@ -55,6 +62,10 @@ function validateStoreOptions(o: StoreOptions): void {
   positiveInt('maxActions', 65_536);
   positiveInt('maxPendingMerges', 10_000_000);
   if (typeof o.trackChanges !== 'boolean') throw invalidArgument('trackChanges', 'must be a boolean');
+  const grace = o.freshKeyGraceMs;
+  if (typeof grace !== 'number' || !(grace >= 0 && grace <= 86_400_000)) {
+    throw invalidArgument('freshKeyGraceMs', `must be a number from 0 to 86400000 (24 h), got ${String(grace)}`);
+  }
 }
 
 /**
@@ -315,11 +326,11 @@ export class LimiterStore {
 
   /**
    * Drops up to `maxSlots` slots' worth of idle keys, resuming where the last call stopped:
-   * a key whose state is back to fresh and that was not used since the sweeper's previous
-   * pass over it (so a key is dropped on the second pass after its last use at the latest).
+   * a key whose state has been fresh for freshKeyGraceMs and that was not used since the
+   * sweeper's previous pass over it.
    */
   sweep(maxSlots: number): number {
-    const nowMs = this.clock.now();
+    const freshBeforeMs = this.clock.now() - this.options.freshKeyGraceMs;
     let removed = 0;
     const end = this.highWater;
     for (let examined = 0; examined < maxSlots && end > 0; examined++) {
@@ -330,7 +341,7 @@ export class LimiterStore {
       // refilling between calls): dropping it would only make the next call recreate it.
       const usedSincePass = this.usedSinceSweep[slot] === 1;
       this.usedSinceSweep[slot] = 0;
-      if (!usedSincePass && this.cells[slot * STATE_STRIDE + FRESH_AT]! <= nowMs) {
+      if (!usedSincePass && this.cells[slot * STATE_STRIDE + FRESH_AT]! <= freshBeforeMs) {
         this.remove(slot);
         removed++;
       }

@@ -41,7 +41,7 @@ describe('LimiterStore', () => {
   });
 
   it('the sweeper drops only keys whose state is back to fresh, with bounded work per call', () => {
-    const { store, clock } = newStore({ initialKeys: 4 });
+    const { store, clock } = newStore({ initialKeys: 4, freshKeyGraceMs: 0 });
     for (let i = 0; i < 100; i++) store.allow(req(`k${i}`));
     // Not yet fresh: a token bucket refills 5 per second, one token was taken.
     expect(store.sweep(1000)).toBe(0);
@@ -58,7 +58,7 @@ describe('LimiterStore', () => {
   });
 
   it('an evicted key comes back fresh; a swept key comes back equivalent to how it left', () => {
-    const { store, clock } = newStore();
+    const { store, clock } = newStore({ freshKeyGraceMs: 0 });
     for (let i = 0; i < 5; i++) store.allow(req('u'));
     expect(store.allow(req('u')).allowed).toBe(false);
     clock.advance(1000);
@@ -70,7 +70,7 @@ describe('LimiterStore', () => {
   });
 
   it('a key in use is not dropped while its state equals a fresh one: only once a pass found it unused', () => {
-    const { store, clock } = newStore();
+    const { store, clock } = newStore({ freshKeyGraceMs: 0 });
     for (let i = 0; i < 3; i++) store.allow(req(`g${i}`));
     clock.advance(1000); // every bucket is full again: equivalent to fresh
     expect(store.sweep(3)).toBe(0); // one pass: each was used since the last one
@@ -83,8 +83,22 @@ describe('LimiterStore', () => {
     expect(store.stats().expired).toBe(3);
   });
 
+  it('keeps a key for freshKeyGraceMs after its state is fresh again, so a key reused at a slow pace is not recreated each call', () => {
+    const { store, clock } = newStore({ freshKeyGraceMs: 2000 });
+    const generous = { ...req('slow'), limit: 1_000_000 }; // full again a millisecond after each call
+    store.allow(generous);
+    clock.advance(10);
+    expect(store.sweep(10)).toBe(0); // used since the last pass
+    clock.advance(1500);
+    expect(store.sweep(10)).toBe(0); // unused for a pass, but fresh for less than 2 s
+    expect(store.getState('a', 'slow')).toBeDefined();
+    clock.advance(600);
+    expect(store.sweep(10)).toBe(1); // fresh for 2.1 s and unused: dropped
+    expect(store.keyCount).toBe(0);
+  });
+
   it('reuses freed slots instead of growing', () => {
-    const { store, clock } = newStore({ initialKeys: 8, maxKeys: 1000 });
+    const { store, clock } = newStore({ initialKeys: 8, maxKeys: 1000, freshKeyGraceMs: 0 });
     for (let round = 0; round < 50; round++) {
       for (let i = 0; i < 8; i++) store.allow(req(`r${round}-${i}`));
       clock.advance(1000);

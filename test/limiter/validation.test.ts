@@ -90,6 +90,7 @@ describe('request validation', () => {
   it('bad options are refused at construction with a clear message', () => {
     expect(() => createLimiter({ maxKeys: 0 })).toThrow(/maxKeys/);
     expect(() => createLimiter({ sweepIntervalMs: 0 })).toThrow(/sweepIntervalMs/);
+    expect(() => createLimiter({ freshKeyGraceMs: -1 })).toThrow(/freshKeyGraceMs/);
     expect(() => createLimiter({ maxActions: 70_000 })).toThrow(/maxActions/);
   });
 });
