@@ -7,6 +7,7 @@ export class HotKeyMarks {
   private count = 0;
   /** Marks refused because the set was full (the key is then broadcast at a later sync). */
   overflow = 0;
+  private onMarked: () => void = () => undefined;
 
   constructor(private readonly maxKeys: number) {}
 
@@ -20,6 +21,12 @@ export class HotKeyMarks {
     if (keys === undefined) this.marks.set(action, (keys = new Map()));
     keys.set(key, true);
     this.count++;
+    this.onMarked();
+  }
+
+  /** Calls `listener` whenever a key is newly marked (the broadcaster wakes up for it). */
+  whenMarked(listener: () => void): void {
+    this.onMarked = listener;
   }
 
   get size(): number {

@@ -4,6 +4,7 @@ import { LimiterStore } from '../limiter/store.js';
 import type { AlgorithmId, Reservation, ResolvedParams } from '../limiter/types.js';
 import { mostUnitsHeld } from '../limiter/validate.js';
 import type { ClusterView } from './cluster-view.js';
+import { DemandTimer } from './demand-timer.js';
 import type { HotKeyMarks } from './hot-key-marks.js';
 import { forwardItem } from './forwarder.js';
 import { requestOf } from './forward-server.js';
@@ -91,7 +92,8 @@ export class HotKeys {
   /** Copies with hits to send, each once. */
   private readonly withHits: HotCopy[] = [];
   private readonly cells = new Float64Array(STATE_STRIDE);
-  private readonly timer: NodeJS.Timeout;
+  /** Syncs every globalSyncMs while there are copies, hits or marks; disarmed otherwise. */
+  private readonly timer: DemandTimer;
   private lastSweepMs = 0;
   /** Sync rounds so far. */
   private syncs = 0;
@@ -102,8 +104,11 @@ export class HotKeys {
     private readonly init: HotKeysInit,
   ) {
     this.copyStore = this.newCopyStore();
-    this.timer = setInterval(() => this.sync(), init.globalSyncMs);
-    this.timer.unref();
+    this.timer = new DemandTimer(() => {
+      this.sync();
+      return this.copyCount > 0 || this.withHits.length > 0 || components.marks.size > 0;
+    }, init.globalSyncMs);
+    components.marks.whenMarked(() => this.timer.wake());
   }
 
   /**
@@ -169,6 +174,7 @@ export class HotKeys {
         if (keys === undefined) this.copies.set(entry.action, (keys = new Map()));
         keys.set(entry.key, copy);
         this.copyCount++;
+        this.timer.wake();
       }
       fromWireEntry(entry, nowMs, this.cells);
       this.copyStore.importEntry(entry.action, entry.key, entry.algorithm as AlgorithmId, this.cells, 0, 'replace');
@@ -192,7 +198,7 @@ export class HotKeys {
 
   close(): void {
     this.closed = true;
-    clearInterval(this.timer);
+    this.timer.close();
   }
 
   /** One sync: send the hits gathered here, broadcast the hot keys decided here, and now and then drop idle copies. */

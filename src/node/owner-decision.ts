@@ -18,8 +18,11 @@ export interface KeyPuller {
   pullIfNeeded(action: string, key: string): Promise<void> | undefined;
 }
 
-/** Sends pending replication and settles once the replicas acked (or gave up). */
+/** Replication of the decisions made here. */
 export interface ReplicationFlusher {
+  /** A decision may have changed a key's state: replication sends it soon. */
+  changed(): void;
+  /** Sends pending replication and settles once the replicas acked (or gave up). */
   flushAndWait(): Promise<void>;
 }
 
@@ -62,6 +65,7 @@ export class OwnerDecision {
     this.decided++;
     const decision = this.components.store.decideResolved(p, maxWaitMs);
     if (p.global) this.components.hotKeyMarks?.mark(p.action, p.key);
+    this.components.replication?.changed();
     return decision;
   }
 
@@ -94,9 +98,9 @@ export class OwnerDecision {
     const decision = this.components.store.decideResolved(p, maxWaitMs);
     if (p.global) this.components.hotKeyMarks?.mark(p.action, p.key);
     const replication = this.components.replication;
-    if (this.init.syncReplication && decision.allowed && replication !== undefined) {
-      return replication.flushAndWait().then(() => decision);
-    }
+    if (replication === undefined) return decision;
+    if (this.init.syncReplication && decision.allowed) return replication.flushAndWait().then(() => decision);
+    replication.changed();
     return decision;
   }
 }

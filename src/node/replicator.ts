@@ -3,6 +3,7 @@ import { STATE_STRIDE } from '../limiter/algorithms/index.js';
 import type { LimiterStore } from '../limiter/store.js';
 import type { AlgorithmId } from '../limiter/types.js';
 import type { ClusterView } from './cluster-view.js';
+import { DemandTimer } from './demand-timer.js';
 import { EntryOutbox, walkStoreInTurns } from './entry-outbox.js';
 import type { AckReceiver, FrameIds } from './frame-ids.js';
 import { fromWireEntry, toWireEntry } from './state-wire.js';
@@ -52,7 +53,8 @@ interface AckWaiter {
  */
 export class Replicator implements AckReceiver {
   readonly stats: ReplicatorStats = { entriesSent: 0, framesSent: 0, acks: 0, entriesReceived: 0 };
-  private readonly timer: NodeJS.Timeout | undefined;
+  /** Flushes every replicationDelayMs while there are changes; disarmed on an idle node. */
+  private readonly timer: DemandTimer | undefined;
   private readonly outbox: EntryOutbox;
   private readonly holders: string[] = [];
   /** Frame id → the flush waiting for its ack; in send order, so deadlines are ordered too. */
@@ -87,21 +89,24 @@ export class Replicator implements AckReceiver {
     private readonly init: ReplicatorInit,
   ) {
     this.outbox = new EntryOutbox(components, init.maxBatchSize);
-    if (init.replicas > 0) {
-      this.timer = setInterval(() => this.flush(), Math.max(1, init.replicationDelayMs));
-      this.timer.unref();
-    }
+    if (init.replicas > 0) this.timer = new DemandTimer(() => this.flush() > 0 || this.waiters.size > 0, Math.max(1, init.replicationDelayMs));
+  }
+
+  /** A decision here may have changed a key's state: it goes out with the next flush. */
+  changed(): void {
+    this.timer?.wake();
   }
 
   // ---- sending ------------------------------------------------------------------------
 
-  /** Sends every pending change now; nothing waits for the acks. */
-  flush(): void {
-    if (this.init.replicas === 0) return;
+  /** Sends every pending change now; nothing waits for the acks. Returns how many keys changed. */
+  flush(): number {
+    if (this.init.replicas === 0) return 0;
     this.nowMs = this.components.clock.now();
-    this.components.store.drainChanges(this.collect);
+    const changed = this.components.store.drainChanges(this.collect);
     this.expireWaiters();
     this.send();
+    return changed;
   }
 
   /** Sends every pending change now; settles when every replica acked it (or ackTimeoutMs passed). */
@@ -122,6 +127,7 @@ export class Replicator implements AckReceiver {
         waiter.remaining++;
       }
       if (waiter.remaining === 0) resolve();
+      else this.timer?.wake(); // its flushes expire the waiter after ackTimeoutMs
     });
   }
 
@@ -187,7 +193,7 @@ export class Replicator implements AckReceiver {
 
   close(): void {
     this.closed = true;
-    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer?.close();
     for (const [id, waiter] of this.waiters) {
       this.components.ids.forget(id);
       waiter.done();
