@@ -14,7 +14,13 @@ export const SERVE_USAGE = `usage: ringlimit serve [options]
   --join HOST:PORT[,...]  gossip address of one or more members to join
   --replicas N            copies of each key's state after its owner (default 1)
   --replication MODE      async (default) or sync
-  --data-dir DIR          keep a snapshot here on graceful stop; load it at start
+  --data-dir DIR          keep snapshots here (periodically and on graceful stop); load at start
+  --snapshot-interval T   with --data-dir: a snapshot every T (e.g. 5s, 500ms; default 5s; 0: only
+                          on graceful stop). A kill -9 loses at most about one interval
+  --set-aside-corrupt-snapshot
+                          a snapshot that fails its checksum is renamed aside and the node starts
+                          empty (default: refuse to start)
+  --max-keys N            keys (action, key pairs) held at most (default 1000000)
   --gossip-key-file FILE  shared secret(s) for gossip, base64, one per line (first signs)
   --on-unavailable P      local (default), allow or deny, when no owner answers
   --global-sync-ms MS     hot-key mode: how often hits go to owners and owners broadcast (default 10)
@@ -29,6 +35,14 @@ function port(name: string, value: string | undefined): number | undefined {
   const n = Number(value);
   if (!/^\d+$/.test(value) || n > 65_535) throw new RingLimitError('INVALID_ARGUMENT', `--${name} must be a port number 0..65535, got ${JSON.stringify(value)}`);
   return n;
+}
+
+/** "5s", "500ms", "2m" or a plain number of milliseconds. */
+function durationMs(name: string, value: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(value);
+  if (match === null) throw new RingLimitError('INVALID_ARGUMENT', `--${name} must be a duration such as 5s, 500ms or 2m, got ${JSON.stringify(value)}`);
+  const unit = match[2] === 's' ? 1_000 : match[2] === 'm' ? 60_000 : 1;
+  return Number(match[1]) * unit;
 }
 
 export function parseServeArgs(args: string[]): { options: NodeOptionsInput; readyJson: boolean; harness: boolean } {
@@ -47,6 +61,9 @@ export function parseServeArgs(args: string[]): { options: NodeOptionsInput; rea
         replicas: { type: 'string' },
         replication: { type: 'string' },
         'data-dir': { type: 'string' },
+        'snapshot-interval': { type: 'string' },
+        'set-aside-corrupt-snapshot': { type: 'boolean' },
+        'max-keys': { type: 'string' },
         'gossip-key-file': { type: 'string' },
         'on-unavailable': { type: 'string' },
         'global-sync-ms': { type: 'string' },
@@ -73,6 +90,12 @@ export function parseServeArgs(args: string[]): { options: NodeOptionsInput; rea
   }
   if (v.replication !== undefined) options.replication = v.replication as NodeOptionsInput['replication'];
   if (v['data-dir'] !== undefined) options.dataDir = v['data-dir'];
+  if (v['snapshot-interval'] !== undefined) options.snapshotIntervalMs = durationMs('snapshot-interval', v['snapshot-interval']);
+  if (v['set-aside-corrupt-snapshot'] === true) options.onCorruptSnapshot = 'set-aside';
+  if (v['max-keys'] !== undefined) {
+    if (!/^\d+$/.test(v['max-keys'])) throw new RingLimitError('INVALID_ARGUMENT', `--max-keys must be a whole number, got ${JSON.stringify(v['max-keys'])}`);
+    options.store = { maxKeys: Number(v['max-keys']) };
+  }
   if (v['global-sync-ms'] !== undefined) {
     // A number, or NaN that the node's option validation refuses with the option's name.
     options.globalSyncMs = /^\d+(\.\d+)?$/.test(v['global-sync-ms']) ? Number(v['global-sync-ms']) : Number.NaN;
@@ -91,7 +114,10 @@ export function parseServeArgs(args: string[]): { options: NodeOptionsInput; rea
   return { options, readyJson: v['ready-json'] === true, harness: v.harness === true };
 }
 
-/** Runs a node until SIGTERM or SIGINT, then stops it gracefully (handoff, snapshot, leave). */
+/**
+ * Runs a node until SIGTERM or SIGINT, then stops it gracefully (handoff, snapshot, leave).
+ * A second signal, or a stop that overruns drainTimeoutMs by far, exits at once.
+ */
 export async function runServe(args: string[]): Promise<number> {
   const { options, readyJson, harness } = parseServeArgs(args);
   const faults = harness ? enableHarness(options) : undefined;
@@ -100,18 +126,41 @@ export async function runServe(args: string[]): Promise<number> {
   const log = (line: string) => process.stderr.write(`[ringlimit ${node.nodeId}] ${line}\n`);
   node.on('membership', (event, member) => log(`${event}: ${member.nodeId} (${member.address})`));
   node.on('ownership', (owners) => log(`ring: ${owners.join(', ')}`));
+  node.on('warning', (error) => log(`warning: ${error.message}`));
+  const loaded = node.stats().snapshot;
+  if (loaded.setAsideTo !== '') log(`warning: the snapshot failed its checks and was moved to ${loaded.setAsideTo}; starting without it`);
+  else if (options.dataDir !== undefined) log(`snapshot: ${loaded.loadedKeys} keys loaded from ${options.dataDir}`);
   log(`serving gRPC on ${node.grpcAddress}, gossip on ${node.gossipAddress}`);
   log(`members: ${node.members().map((m) => m.nodeId).join(', ')}; ring: ${node.owners().join(', ')}`);
   if (readyJson) process.stdout.write(`${JSON.stringify({ nodeId: node.nodeId, grpc: node.grpcAddress, gossip: node.gossipAddress })}\n`);
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
-      log(`${signal}: draining and leaving`);
+      log(`${signal}: draining and leaving (a second signal exits at once)`);
       resolve();
+      const force = (again: string) => {
+        log(`${again} again: exiting without finishing the drain`);
+        process.exit(1);
+      };
+      process.once('SIGTERM', () => force('SIGTERM'));
+      process.once('SIGINT', () => force('SIGINT'));
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
-  await node.stop({ graceful: true });
+  const watchdog = setTimeout(() => {
+    log(`stop overran drainTimeoutMs (${node.options.drainTimeoutMs} ms) by ${STOP_GRACE_MS} ms: exiting`);
+    process.exit(1);
+  }, node.options.drainTimeoutMs + STOP_GRACE_MS);
+  watchdog.unref();
+  try {
+    await node.stop({ graceful: true });
+  } catch (error) {
+    log(`stopped, but: ${(error as Error).message}`);
+    return 1;
+  }
   log('stopped');
   return 0;
 }
+
+/** How far past drainTimeoutMs a stop may run (the final snapshot, closing sockets) before serve exits anyway. */
+const STOP_GRACE_MS = 10_000;

@@ -5,6 +5,7 @@ import type { ForwarderStats } from './forwarder.js';
 import type { HandoffStats } from './handoff.js';
 import type { HotKeysStats } from './hot-keys.js';
 import type { ReplicatorStats } from './replicator.js';
+import type { SnapshotStats } from './snapshotter.js';
 
 export interface NodeStats extends ForwardServerStats {
   store: StoreStats;
@@ -21,6 +22,8 @@ export interface NodeStats extends ForwardServerStats {
   hotKeys: HotKeysStats;
   /** Distance between callers' timestamps (public API timestamp_ms) and this node's clock. */
   callerSkew: { samples: number; maxAbsMs: number; meanAbsMs: number };
+  /** Snapshots (with dataDir): written and failed since start, keys loaded at start, where a bad one was set aside ('' if not). */
+  snapshot: SnapshotStats & { loadedKeys: number; setAsideTo: string };
 }
 
 /** Distance between callers' clocks and this node's: a statistic, never an input to a decision. */
@@ -42,8 +45,9 @@ export class CallerSkew {
 }
 
 /** A copy of every counter: the node's own, and its cluster components' (zeros for a single node). */
-export function nodeStats(store: StoreStats, decidedHere: number, skew: CallerSkew, c: Cluster | undefined): NodeStats {
+export function nodeStats(store: StoreStats, decidedHere: number, skew: CallerSkew, c: Cluster | undefined, snapshot: NodeStats['snapshot']): NodeStats {
   return {
+    snapshot,
     store,
     decidedHere,
     ...(c?.forwardServer.stats ?? { received: 0, relayed: 0, decidedAsFallback: 0 }),

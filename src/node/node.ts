@@ -11,7 +11,8 @@ import { Cluster } from './cluster.js';
 import { CallerSkew, nodeStats, type NodeStats } from './node-stats.js';
 import { resolveNodeOptions, type NodeOptions, type NodeOptionsInput } from './options.js';
 import { OwnerDecision, resolveOnce } from './owner-decision.js';
-import { loadSnapshot, writeSnapshot } from './snapshot.js';
+import { checkDataDir, loadSnapshot, type LoadResult } from './snapshot.js';
+import { Snapshotter } from './snapshotter.js';
 
 /** maxWaitMs of a plain allow (no reservation). */
 const NO_WAIT = -1;
@@ -21,7 +22,12 @@ interface NodeEvents {
   membership: [event: 'join' | 'leave' | 'fail' | 'update', member: Member];
   /** The ring was rebuilt: key ownership changed. */
   ownership: [owners: string[]];
+  /** Something went wrong that the node survives (a periodic snapshot failed to write). */
+  warning: [error: Error];
 }
+
+/** Store slots a snapshot reads per chunk (each chunk is written before the next is read). */
+const SNAPSHOT_SLOTS_PER_TURN = 20_000;
 
 /**
  * A ringlimit node: the limiter core for the keys it owns, plus (in cluster mode) SWIM
@@ -38,6 +44,8 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
   /** For allowNow() and decide(): it never crosses an await. */
   private readonly scratch = newResolvedParams();
   private readonly skew = new CallerSkew();
+  private snapshotter: Snapshotter | undefined;
+  private loadedSnapshot: LoadResult = { loaded: 0 };
   private stopping: Promise<void> | undefined;
 
   private constructor(options: NodeOptions) {
@@ -142,7 +150,12 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
   }
 
   stats(): NodeStats {
-    return nodeStats(this.store.stats(), this.decision.decided, this.skew, this.cluster);
+    return nodeStats(this.store.stats(), this.decision.decided, this.skew, this.cluster, this.snapshotStats());
+  }
+
+  private snapshotStats(): NodeStats['snapshot'] {
+    const s = this.snapshotter?.stats ?? { written: 0, failed: 0, lastKeys: 0, lastWrittenAtMs: 0, lastError: '' };
+    return { ...s, loadedKeys: this.loadedSnapshot.loaded, setAsideTo: this.loadedSnapshot.setAsideTo ?? '' };
   }
 
   /**
@@ -173,7 +186,16 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
 
   private async start(): Promise<void> {
     const o = this.options;
-    if (o.dataDir !== undefined) await loadSnapshot(o.dataDir, o.nodeId, this.store, o.clock.now());
+    if (o.dataDir !== undefined) {
+      await checkDataDir(o.dataDir);
+      this.loadedSnapshot = await loadSnapshot(o.dataDir, o.nodeId, this.store, o.clock.now(), o.onCorruptSnapshot);
+      this.snapshotter = new Snapshotter(
+        { store: this.store, clock: o.clock },
+        { dataDir: o.dataDir, nodeId: o.nodeId, intervalMs: o.snapshotIntervalMs, slotsPerTurn: SNAPSHOT_SLOTS_PER_TURN },
+        (error) => this.emit('warning', error),
+      );
+      this.snapshotter.start();
+    }
     if (!o.cluster) return;
     this.cluster = await Cluster.start(
       {
@@ -196,7 +218,9 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
   /**
    * Stops the node. Graceful (default): mark this node draining so others stop routing
    * to it, hand every key's state to its new owner, write the snapshot (with dataDir),
-   * leave the gossip, and close — all within drainTimeoutMs.
+   * leave the gossip, and close — all within drainTimeoutMs. Whatever fails on the way
+   * (a snapshot that cannot be written), every socket and timer is closed before the
+   * returned promise settles; it then rejects with the first failure.
    */
   stop(options: { graceful?: boolean } = {}): Promise<void> {
     this.stopping ??= this.shutdown(options.graceful ?? true);
@@ -204,12 +228,14 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
   }
 
   private async shutdown(graceful: boolean): Promise<void> {
-    const o = this.options;
-    const deadlineMs = Date.now() + o.drainTimeoutMs;
-    if (graceful) await this.cluster?.drain(deadlineMs);
-    if (graceful && o.dataDir !== undefined) await writeSnapshot(o.dataDir, o.nodeId, this.store, o.clock.now());
+    const deadlineMs = Date.now() + this.options.drainTimeoutMs;
+    const failures: unknown[] = [];
+    const attempt = (step: Promise<void> | undefined): Promise<void> | undefined => step?.catch((error: unknown) => void failures.push(error));
+    if (graceful) await attempt(this.cluster?.drain(deadlineMs));
+    await attempt(this.snapshotter?.close(graceful));
     this.limiter.close();
-    await this.cluster?.close(graceful, deadlineMs);
+    await attempt(this.cluster?.close(graceful, deadlineMs));
+    if (failures.length > 0) throw failures[0];
   }
 }
 

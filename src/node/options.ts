@@ -3,6 +3,7 @@ import { invalidArgument } from '../common/errors.js';
 import type { Membership, PacketTransport } from '../gossip/index.js';
 import type { PeerTransport } from './transport/peer-transport.js';
 import { storeDefaults, type StoreOptions } from '../limiter/store.js';
+import type { CorruptSnapshotPolicy } from './snapshot.js';
 
 export type UnavailablePolicy = 'local' | 'allow' | 'deny';
 export type ReplicationMode = 'async' | 'sync';
@@ -52,8 +53,12 @@ export interface NodeOptions {
   pullTimeoutMs: number;
   /** Graceful stop: bound on handing state over before leaving. */
   drainTimeoutMs: number;
-  /** Where a snapshot is written on graceful stop and read at start. Unset: no snapshot. */
+  /** Where snapshots are written (periodically and on graceful stop) and read at start. Unset: no snapshot. */
   dataDir: string | undefined;
+  /** With dataDir: a snapshot every this many ms, so a crash loses at most about one interval. 0: only on graceful stop. */
+  snapshotIntervalMs: number;
+  /** A snapshot that fails its checksum or checks: refuse to start, or set it aside and start empty. */
+  onCorruptSnapshot: CorruptSnapshotPolicy;
   /** Hot-key mode (`global: true`): how often non-owners send their hits to owners and owners broadcast states. */
   globalSyncMs: number;
   /** Hot-key mode: hot keys a node tracks at once (copies of others' keys, and its own keys awaiting broadcast). */
@@ -91,6 +96,8 @@ export const nodeDefaults: NodeOptions = {
   pullTimeoutMs: 500,
   drainTimeoutMs: 5_000,
   dataDir: undefined,
+  snapshotIntervalMs: 5_000,
+  onCorruptSnapshot: 'refuse',
   globalSyncMs: 10,
   maxGlobalKeys: 10_000,
   maxBufferedBytesPerPeer: 64 * 1024 * 1024,
@@ -141,6 +148,9 @@ export function resolveNodeOptions(input: NodeOptionsInput = {}): NodeOptions {
   range(o, 'handoffWindowMs', 0, 600_000, false);
   range(o, 'pullTimeoutMs', 1, 60_000, false);
   range(o, 'drainTimeoutMs', 0, 600_000, false);
+  if (o.dataDir !== undefined && (typeof o.dataDir !== 'string' || o.dataDir === '')) throw invalidArgument('dataDir', 'must be a directory path');
+  range(o, 'snapshotIntervalMs', 0, 3_600_000, false);
+  if (o.onCorruptSnapshot !== 'refuse' && o.onCorruptSnapshot !== 'set-aside') throw invalidArgument('onCorruptSnapshot', "must be 'refuse' or 'set-aside'");
   range(o, 'globalSyncMs', 1, 10_000, false);
   range(o, 'maxGlobalKeys', 1, 1_000_000);
   range(o, 'maxBufferedBytesPerPeer', 1024, 2 ** 31);
