@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import { isIP } from 'node:net';
 import { RingLimitError } from '../common/errors.js';
 import { Keyring, createSwimMembership, type Member, type Membership, type SwimMembership } from '../gossip/index.js';
 import type { LimiterStore } from '../limiter/store.js';
@@ -16,7 +17,8 @@ import type { NodeOptions } from './options.js';
 import { OwnerDecision, type ResolvedRequest } from './owner-decision.js';
 import { PeerDispatch } from './peer-dispatch.js';
 import { Replicator } from './replicator.js';
-import { GrpcPeerTransport } from './transport/grpc-peer-transport.js';
+import { GrpcPeerTransport, type PeerTransportStats } from './transport/grpc-peer-transport.js';
+import { PeerAuth } from './transport/peer-auth.js';
 import type { PeerTransport } from './transport/peer-transport.js';
 import { PEER_PROTOCOL_VERSION } from './wire/frames.js';
 
@@ -38,7 +40,29 @@ const clusterLimits = {
   /** A full-state sync can span several datagrams: the view is complete once it stops growing for a while. */
   joinSettleMs: 150,
   joinSettleMaxMs: 3_000,
+  /** A peer stream's proof may be this far from the receiver's wall clock (NTP keeps nodes far closer). */
+  peerAuthMaxSkewMs: 30_000,
+  /** Proof nonces remembered (against replay) within twice that skew: new streams beyond it are refused. */
+  peerAuthMaxNonces: 100_000,
 } as const;
+
+/**
+ * Whether `nodeId` is a live member that advertises `ip` as its gRPC or gossip host (a
+ * member that advertises a host name, not an address, is taken at its word: only the
+ * cluster key tells it apart then).
+ */
+function isMemberAt(membership: Membership, nodeId: string, ip: string): boolean {
+  for (const m of membership.members()) {
+    if (m.nodeId !== nodeId) continue;
+    const hosts = [hostOf(m.meta[META_GRPC] ?? m.address), hostOf(m.address)];
+    return hosts.some((host) => host === ip || isIP(host) === 0);
+  }
+  return false;
+}
+
+function hostOf(address: string): string {
+  return address.startsWith('[') ? address.slice(1, address.indexOf(']')) : address.slice(0, address.lastIndexOf(':'));
+}
 
 export interface ClusterComponents {
   store: LimiterStore;
@@ -65,6 +89,7 @@ interface ClusterParts {
   hotKeys: HotKeys;
   dispatch: PeerDispatch;
   transport: PeerTransport;
+  peerStats: PeerTransportStats;
   server: grpc.Server;
   grpcAddress: string;
 }
@@ -80,6 +105,8 @@ export class Cluster {
   readonly hotKeys: HotKeys;
   readonly dispatch: PeerDispatch;
   readonly grpcAddress: string;
+  /** Peer streams refused and frames dropped for want of authentication. */
+  readonly peerStats: PeerTransportStats;
   private readonly swim: SwimMembership | undefined;
   private readonly transport: PeerTransport;
   private readonly server: grpc.Server;
@@ -100,6 +127,7 @@ export class Cluster {
     this.hotKeys = parts.hotKeys;
     this.dispatch = parts.dispatch;
     this.grpcAddress = parts.grpcAddress;
+    this.peerStats = parts.peerStats;
     this.swim = parts.swim;
     this.transport = parts.transport;
     this.server = parts.server;
@@ -109,15 +137,21 @@ export class Cluster {
     const o = init;
     const { store } = components;
     const server = new grpc.Server({ 'grpc.max_receive_message_length': clusterLimits.maxReceiveMessageBytes });
-    const grpcTransport = new GrpcPeerTransport(server, { nodeId: o.nodeId, maxBufferedBytes: o.maxBufferedBytesPerPeer, reconnectBackoffMs: clusterLimits.reconnectBackoffMs });
+    const keyring = o.gossipKeys.length > 0 ? new Keyring(o.gossipKeys) : undefined;
+    let membership: Membership | undefined;
+    const auth = new PeerAuth(
+      { keyring, isMember: (nodeId, ip) => membership !== undefined && isMemberAt(membership, nodeId, ip), now: () => Date.now() },
+      { selfId: o.nodeId, maxClockSkewMs: clusterLimits.peerAuthMaxSkewMs, maxRememberedNonces: clusterLimits.peerAuthMaxNonces },
+    );
+    const grpcTransport = new GrpcPeerTransport(server, { nodeId: o.nodeId, maxBufferedBytes: o.maxBufferedBytesPerPeer, reconnectBackoffMs: clusterLimits.reconnectBackoffMs }, auth);
     const transport = o.wrapPeerTransport === undefined ? grpcTransport : o.wrapPeerTransport(grpcTransport);
     addPublicApi(server, components.api);
     let swim: SwimMembership | undefined;
     let cluster: Cluster | undefined;
     try {
       const grpcAddress = `${o.host}:${await bindServer(server, `${o.host}:${o.port}`)}`;
+      auth.selfAddress = grpcAddress;
       const meta = { [META_GRPC]: grpcAddress, [META_STATE]: 'joining', [META_PROTOCOL]: String(PEER_PROTOCOL_VERSION) };
-      let membership: Membership;
       if (o.membership !== undefined) {
         membership = o.membership;
         membership.updateMeta(meta);
@@ -129,7 +163,7 @@ export class Cluster {
           meta,
           preset: o.gossipPreset,
           ...(o.wrapGossipTransport === undefined ? {} : { wrapTransport: o.wrapGossipTransport }),
-          ...(o.gossipKeys.length > 0 ? { keyring: new Keyring(o.gossipKeys) } : {}),
+          ...(keyring !== undefined ? { keyring } : {}),
         });
         membership = swim;
       }
@@ -190,7 +224,7 @@ export class Cluster {
           components.onMembership(event, member);
         });
       }
-      cluster = new Cluster({ membership, swim, view, decision, forwarder, forwardServer, replicator, handoff, hotKeys, dispatch, transport, server, grpcAddress }, init);
+      cluster = new Cluster({ membership, swim, view, decision, forwarder, forwardServer, replicator, handoff, hotKeys, dispatch, transport, peerStats: grpcTransport.stats, server, grpcAddress }, init);
       await cluster.join(meta);
       return cluster;
     } catch (error) {

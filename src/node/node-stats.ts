@@ -13,6 +13,8 @@ export interface NodeStats extends ForwardServerStats {
   decidedHere: number;
   /** Peer frames dropped as malformed. */
   malformedFrames: number;
+  /** Peer streams refused (no valid proof of the cluster key, or not a member) and frames dropped on them. */
+  peerAuth: { refusedStreams: number; unauthenticatedFrames: number };
   /** Decisions answered by the onUnavailable policy. */
   unavailable: number;
   forwarder: ForwarderStats;
@@ -52,6 +54,7 @@ export function nodeStats(store: StoreStats, decidedHere: number, skew: CallerSk
     decidedHere,
     ...(c?.forwardServer.stats ?? { received: 0, relayed: 0, decidedAsFallback: 0 }),
     malformedFrames: c?.dispatch.stats.malformedFrames ?? 0,
+    peerAuth: { ...(c?.peerStats ?? { refusedStreams: 0, unauthenticatedFrames: 0 }) },
     unavailable: c?.forwarder.stats.exhausted ?? 0,
     callerSkew: skew.stats(),
     forwarder: { ...(c?.forwarder.stats ?? { forwarded: 0, frames: 0, failovers: 0, timeouts: 0, exhausted: 0 }) },

@@ -5,7 +5,7 @@ import { RingLimitClient } from '../../src/node/api/client.js';
 import { rateLimiterClientConstructor } from '../../src/node/api/proto.js';
 import type { RingLimitNode } from '../../src/node/node.js';
 import { seededRng } from '../../src/common/rng.js';
-import { startCluster, stopAll, waitFor } from './helpers.js';
+import { rawPeerStream, startCluster, stopAll, waitFor } from './helpers.js';
 
 type Unary = (req: object, cb: (err: grpc.ServiceError | null, res?: Record<string, unknown>) => void) => void;
 
@@ -94,9 +94,8 @@ describe('public gRPC API and peer stream hardening', () => {
   it('garbage frames on the peer stream are dropped and counted; the node keeps deciding', async () => {
     const target = nodes[1]!;
     const before = target.stats();
-    const peer = new grpc.Client(target.grpcAddress!, grpc.credentials.createInsecure());
-    const identity = (b: Buffer) => b;
-    const stream = peer.makeBidiStreamRequest('/ringlimit.peer.v1.Peer/Exchange', identity, identity);
+    // A member's stream (a buggy or hostile member): strangers are refused before any frame, see security.test.ts.
+    const { stream, close } = rawPeerStream(target, nodes[0]!.nodeId);
     stream.on('error', () => undefined);
     stream.on('data', () => undefined);
     const rng = seededRng(7);
@@ -123,8 +122,7 @@ describe('public gRPC API and peer stream hardening', () => {
     for (const p of plausible) frames.push(encodeMsgpack(p));
     for (const f of frames) stream.write(f);
     await waitFor(() => target.stats().malformedFrames - before.malformedFrames >= frames.length - 5, 5_000, 'garbage to be counted');
-    stream.end();
-    peer.close();
+    close();
     // Random bytes can decode to something valid only with vanishing probability; every plausible-but-wrong frame is dropped.
     expect(target.stats().malformedFrames - before.malformedFrames).toBeGreaterThanOrEqual(frames.length - 5);
     expect(target.store.stats().keys).toBe(before.store.keys);

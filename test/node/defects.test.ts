@@ -1,11 +1,10 @@
-import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RingLimitNode } from '../../src/node/node.js';
 import type { PeerTransport } from '../../src/node/transport/peer-transport.js';
 import { decodeFrame } from '../../src/node/wire/codec.js';
 import { FrameType, type ForwardResult } from '../../src/node/wire/frames.js';
 import { encodeMsgpack } from '../../src/node/wire/msgpack.js';
-import { startCluster, stopAll, waitFor } from './helpers.js';
+import { rawPeerStream, startCluster, stopAll, waitFor } from './helpers.js';
 
 /** Regression tests for two defects the issue-8 review found in src/node. */
 
@@ -130,9 +129,8 @@ describe('defect 3 (chaos, rolling restart): a forward that lands on a node with
 
   /** Sends one Forward item with `hops` to `target` over a raw peer stream; resolves with its answer. */
   async function forwardOnce(target: RingLimitNode, key: string, hops: number): Promise<ForwardResult> {
-    const peer = new grpc.Client(target.grpcAddress!, grpc.credentials.createInsecure());
-    const identity = (b: Buffer) => b;
-    const stream = peer.makeBidiStreamRequest('/ringlimit.peer.v1.Peer/Exchange', identity, identity);
+    // As a member relaying (the node that relayed it once): only members speak the peer protocol.
+    const { stream, close } = rawPeerStream(target, nodes.find((n) => n !== target)!.nodeId);
     try {
       return await new Promise<ForwardResult>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error('no answer within 5 s')), 5_000);
@@ -149,8 +147,7 @@ describe('defect 3 (chaos, rolling restart): a forward that lands on a node with
         stream.write(encodeMsgpack([1, FrameType.Forward, 5, [[77, 'api', key, 10, 3_600_000, 1, 1, 3, 0, hops, -1]]]));
       });
     } finally {
-      stream.end();
-      peer.close();
+      close();
     }
   }
 

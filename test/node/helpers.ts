@@ -1,3 +1,4 @@
+import * as grpc from '@grpc/grpc-js';
 import { createNode, type RingLimitNode } from '../../src/node/node.js';
 import type { NodeOptionsInput } from '../../src/node/options.js';
 
@@ -28,4 +29,25 @@ export async function waitFor(condition: () => boolean, timeoutMs: number, what:
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+const identity = (b: Buffer): Buffer => b;
+
+/**
+ * A raw peer stream to `target` that says it comes from member `asNodeId`, as a buggy or
+ * hostile member would (without a cluster key, any process on a member's host can).
+ * `headers` replaces the defaults, e.g. to pose as a stranger or to send a proof.
+ */
+export function rawPeerStream(target: RingLimitNode, asNodeId: string, headers?: Record<string, string>): { stream: grpc.ClientDuplexStream<Buffer, Buffer>; close: () => void } {
+  const peer = new grpc.Client(target.grpcAddress!, grpc.credentials.createInsecure());
+  const metadata = new grpc.Metadata();
+  for (const [name, value] of Object.entries(headers ?? { 'ringlimit-node-id': asNodeId })) metadata.set(name, value);
+  const stream = peer.makeBidiStreamRequest('/ringlimit.peer.v1.Peer/Exchange', identity, identity, metadata);
+  return {
+    stream,
+    close: () => {
+      stream.end();
+      peer.close();
+    },
+  };
 }

@@ -1,10 +1,9 @@
-import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeMsgpack } from '../../src/node/wire/msgpack.js';
 import { RingLimitClient } from '../../src/node/api/client.js';
 import type { RingLimitNode } from '../../src/node/node.js';
 import type { RateLimitRequest } from '../../src/limiter/types.js';
-import { startCluster, stopAll, waitFor } from './helpers.js';
+import { rawPeerStream, startCluster, stopAll, waitFor } from './helpers.js';
 
 /**
  * Hot-key mode (`global: true`) on a real 3-node cluster (UDP gossip, gRPC streams). The
@@ -132,9 +131,7 @@ describe('hot-key mode', () => {
     const key = keyOwnedBy('n0');
     await primeCopies(key); // 8 left
     const owner = nodes[0]!;
-    const peer = new grpc.Client(owner.grpcAddress!, grpc.credentials.createInsecure());
-    const identity = (b: Buffer) => b;
-    const stream = peer.makeBidiStreamRequest('/ringlimit.peer.v1.Peer/Exchange', identity, identity);
+    const { stream, close } = rawPeerStream(owner, nodes[1]!.nodeId); // a hostile member
     stream.on('error', () => undefined);
     stream.on('data', () => undefined);
     const item = (cost: unknown, limit: unknown = 10, global = true) => [0, 'api', key, limit, 3_600_000, 1, cost, 3, 0, 0, -1, ...(global ? [true] : [])];
@@ -147,8 +144,7 @@ describe('hot-key mode', () => {
     // A well-formed frame last: once it is applied, the ones before it were handled.
     stream.write(encodeMsgpack([1, 8, 0, [item(1)]]));
     await eventually(async () => (await owner.allow(request(key, { cost: 0 }))).remaining === 7, 5_000, 'the valid hit');
-    stream.end();
-    peer.close();
+    close();
     expect(owner.stats().malformedFrames).toBeGreaterThanOrEqual(1);
     expect((await owner.allow(request(key))).remaining).toBe(6);
   });

@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import { PEER_AUTH_HEADER, hostOfPeer, type Hello, type PeerAuth } from './peer-auth.js';
 import type { FrameHandler, PeerTransport, Reply } from './peer-transport.js';
 
 const PEER_METHOD = '/ringlimit.peer.v1.Peer/Exchange';
@@ -28,10 +29,22 @@ export interface GrpcPeerTransportOptions {
   reconnectBackoffMs: number;
 }
 
+export interface PeerTransportStats {
+  /** Streams refused at either end: no valid proof, not a member, or a receiver's answer that failed its check. */
+  refusedStreams: number;
+  /** Frames dropped because their stream was not (yet) authenticated. */
+  unauthenticatedFrames: number;
+}
+
 interface Link {
   client: grpc.Client;
   call: grpc.ClientDuplexStream<Buffer, Buffer> | undefined;
   downUntilMs: number;
+}
+
+function firstString(metadata: grpc.Metadata, key: string): string | undefined {
+  const value = metadata.get(key)[0];
+  return typeof value === 'string' ? value : undefined;
 }
 
 /**
@@ -40,6 +53,7 @@ interface Link {
  * after a failure (no retry loop: the next send after the backoff reopens it).
  */
 export class GrpcPeerTransport implements PeerTransport {
+  readonly stats: PeerTransportStats = { refusedStreams: 0, unauthenticatedFrames: 0 };
   private readonly links = new Map<string, Link>();
   private readonly serverCalls = new Set<grpc.ServerDuplexStream<Buffer, Buffer>>();
   private frameHandler: FrameHandler = () => undefined;
@@ -49,6 +63,7 @@ export class GrpcPeerTransport implements PeerTransport {
   constructor(
     server: grpc.Server,
     private readonly options: GrpcPeerTransportOptions,
+    private readonly auth: PeerAuth,
   ) {
     server.addService(peerServiceDefinition, { exchange: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => this.accept(call) });
   }
@@ -85,7 +100,20 @@ export class GrpcPeerTransport implements PeerTransport {
   }
 
   private accept(call: grpc.ServerDuplexStream<Buffer, Buffer>): void {
-    const from = String(call.metadata.get(NODE_HEADER)[0] ?? '');
+    const from = firstString(call.metadata, NODE_HEADER) ?? '';
+    const verdict = this.closed ? { ok: false as const, reason: 'closing' } : this.auth.accept(from, firstString(call.metadata, PEER_AUTH_HEADER), hostOfPeer(call.getPeer()));
+    if (!verdict.ok) {
+      // Refused before reading anything: its frames are never handed on.
+      this.stats.refusedStreams++;
+      call.on('data', () => void this.stats.unauthenticatedFrames++);
+      call.on('error', () => undefined);
+      call.emit('error', { code: grpc.status.UNAUTHENTICATED, details: `peer stream refused: ${verdict.reason}` });
+      return;
+    }
+    const answer = new grpc.Metadata();
+    answer.set(NODE_HEADER, this.options.nodeId);
+    if (verdict.answer !== undefined) answer.set(PEER_AUTH_HEADER, verdict.answer);
+    call.sendMetadata(answer);
     this.serverCalls.add(call);
     const reply: Reply = (frame) => {
       if (!call.cancelled && call.writable) call.write(Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength));
@@ -115,12 +143,27 @@ export class GrpcPeerTransport implements PeerTransport {
     if (performance.now() < link.downUntilMs) return undefined;
     const metadata = new grpc.Metadata();
     metadata.set(NODE_HEADER, this.options.nodeId);
+    const hello: Hello = this.auth.hello(address);
+    if (hello.header !== undefined) metadata.set(PEER_AUTH_HEADER, hello.header);
     const call = link.client.makeBidiStreamRequest(PEER_METHOD, identity, identity, metadata, {});
     const current = link;
     const reply: Reply = (frame) => {
       if (current.call === call && call.writable) call.write(Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength));
     };
-    call.on('data', (frame: Buffer) => this.frameHandler(frame, reply, ''));
+    // With a cluster key, nothing the receiver sends counts until its answer proves it holds the key too.
+    let verified = !this.auth.keyed;
+    call.on('metadata', (answer: grpc.Metadata) => {
+      if (verified) return;
+      verified = this.auth.verifyAnswer(hello, firstString(answer, PEER_AUTH_HEADER), firstString(answer, NODE_HEADER));
+      if (!verified) {
+        this.stats.refusedStreams++;
+        call.cancel();
+      }
+    });
+    call.on('data', (frame: Buffer) => {
+      if (verified) this.frameHandler(frame, reply, '');
+      else this.stats.unauthenticatedFrames++;
+    });
     const broken = () => {
       if (current.call !== call) return;
       current.call = undefined;

@@ -1,0 +1,167 @@
+import * as grpc from '@grpc/grpc-js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Keyring } from '../../src/gossip/index.js';
+import type { RingLimitNode } from '../../src/node/node.js';
+import { GrpcPeerTransport } from '../../src/node/transport/grpc-peer-transport.js';
+import { PeerAuth } from '../../src/node/transport/peer-auth.js';
+import { decodeFrame } from '../../src/node/wire/codec.js';
+import { FrameType } from '../../src/node/wire/frames.js';
+import { encodeMsgpack } from '../../src/node/wire/msgpack.js';
+import { rawPeerStream, startCluster, stopAll, waitFor } from './helpers.js';
+
+const KEY = Buffer.alloc(32, 7).toString('base64');
+const OTHER_KEY = Buffer.alloc(32, 9).toString('base64');
+const HOUR = 3_600_000;
+const request = (key: string) => ({ key, action: 'api', limit: 5, windowMs: HOUR });
+
+/** What a raw peer stream got: the frames that came back, and how it ended. */
+interface Outcome {
+  frames: Uint8Array[];
+  code: number | undefined;
+}
+
+/**
+ * Writes `frames` on a raw peer stream with `headers`; collects what comes back until the
+ * stream fails, or until `expectFrames` frames came (at most 5 s).
+ */
+async function speak(target: RingLimitNode, headers: Record<string, string>, frames: unknown[], expectFrames = 0): Promise<Outcome> {
+  const { stream, close } = rawPeerStream(target, '', headers);
+  const outcome: Outcome = { frames: [], code: undefined };
+  stream.on('data', (bytes: Buffer) => outcome.frames.push(bytes));
+  stream.on('error', (error: grpc.ServiceError) => (outcome.code = error.code));
+  for (const frame of frames) stream.write(encodeMsgpack(frame));
+  const done = () => outcome.code !== undefined || (expectFrames > 0 && outcome.frames.length >= expectFrames);
+  for (let i = 0; i < 250 && !done(); i++) await new Promise((r) => setTimeout(r, 20));
+  close();
+  return outcome;
+}
+
+/** Handoff of (api, key) with a token count that would lock the key out for centuries. */
+const lockOut = (key: string) => [1, FrameType.Handoff, 9, [['api', key, 0, -1e21, 0, 0, 0]]];
+/** Replicate of (api, key) with a fresh, full bucket. */
+const resetReplica = (key: string) => [1, FrameType.Replicate, 9, [['api', key, 0, 5, 0, 0, 0]]];
+/** A Forward that says it was relayed once already: decided where it lands. */
+const forwardHop1 = (key: string) => [1, FrameType.Forward, 9, [[77, 'api', key, 5, HOUR, 1, 1, 0, 0, 1, -1]]];
+const pull = (key: string) => [1, FrameType.Pull, 9, 'api', key];
+
+function keyOwnedBy(nodes: RingLimitNode[], owner: string): string {
+  for (let i = 0; i < 10_000; i++) if (nodes[0]!.ownerOf(`victim-${i}`, 'api') === owner) return `victim-${i}`;
+  throw new Error('no key found');
+}
+
+async function allowedOf(node: RingLimitNode, key: string, calls: number): Promise<number> {
+  let allowed = 0;
+  for (let i = 0; i < calls; i++) if ((await node.allow(request(key))).allowed) allowed++;
+  return allowed;
+}
+
+describe('peer authentication with a cluster key', () => {
+  let nodes: RingLimitNode[] = [];
+  afterEach(async () => {
+    await stopAll(nodes);
+  });
+
+  it('a stranger without the key is refused before any frame: no lock-out, no reset replica, no second limit, no state leaked', async () => {
+    nodes = await startCluster(3, { gossipKeys: [KEY], replicas: 1 });
+    const [n0, n1, n2] = nodes as [RingLimitNode, RingLimitNode, RingLimitNode];
+    const victim = keyOwnedBy(nodes, 'n0');
+    expect(await allowedOf(n0, victim, 5)).toBe(5); // used up at its owner, replicated to the next node
+    const before = nodes.map((n) => n.stats().peerAuth.refusedStreams);
+
+    const posingAsMember = { 'ringlimit-node-id': 'n1' };
+    const outcomes = [
+      await speak(n0, posingAsMember, [lockOut('fresh-key'), lockOut(victim)]),
+      await speak(n1, posingAsMember, [resetReplica(victim)]),
+      await speak(n2, { 'ringlimit-node-id': 'n1' }, [forwardHop1(victim), pull(victim)]),
+      await speak(n0, { 'ringlimit-node-id': 'n2' }, [pull(victim)]),
+      await speak(n0, { 'ringlimit-node-id': 'stranger' }, [lockOut(victim)]),
+    ];
+    for (const o of outcomes) {
+      expect(o.code).toBe(grpc.status.UNAUTHENTICATED);
+      expect(o.frames).toEqual([]); // no ForwardReply, no PullReply, no Ack
+    }
+    expect(nodes.map((n, i) => n.stats().peerAuth.refusedStreams - before[i]!)).toEqual([3, 1, 1]);
+    expect((await n0.allow(request('fresh-key'))).allowed).toBe(true);
+    expect(await allowedOf(n0, victim, 3)).toBe(0);
+    expect(await allowedOf(n2, victim, 3)).toBe(0);
+  });
+
+  it('a proof made with another key is refused, and a captured proof cannot open a second stream', async () => {
+    nodes = await startCluster(2, { gossipKeys: [KEY] });
+    const [n0] = nodes as [RingLimitNode];
+    const victim = keyOwnedBy(nodes, 'n0');
+    const proofFor = (key: string) =>
+      new PeerAuth({ keyring: new Keyring([key]), isMember: () => false, now: () => Date.now() }, { selfId: 'n1', maxClockSkewMs: 30_000, maxRememberedNonces: 10 }).hello(n0.grpcAddress!).header!;
+
+    const wrongKey = await speak(n0, { 'ringlimit-node-id': 'n1', 'ringlimit-peer-auth': proofFor(OTHER_KEY) }, [pull(victim)]);
+    expect(wrongKey.code).toBe(grpc.status.UNAUTHENTICATED);
+
+    const captured = proofFor(KEY);
+    const first = await speak(n0, { 'ringlimit-node-id': 'n1', 'ringlimit-peer-auth': captured }, [pull(victim)], 1);
+    expect(first.code).toBeUndefined();
+    expect(first.frames.map((f) => decodeFrame(f)?.type)).toEqual([FrameType.PullReply]);
+    const replayed = await speak(n0, { 'ringlimit-node-id': 'n1', 'ringlimit-peer-auth': captured }, [pull(victim)]);
+    expect(replayed.code).toBe(grpc.status.UNAUTHENTICATED);
+    // The same proof sent as another node id does not verify either.
+    const otherId = await speak(n0, { 'ringlimit-node-id': 'n7', 'ringlimit-peer-auth': proofFor(KEY) }, [pull(victim)]);
+    expect(otherId.code).toBe(grpc.status.UNAUTHENTICATED);
+  });
+
+  it('the opener checks the answer too: frames from a receiver that cannot prove the key are dropped and counted', async () => {
+    // A fake "member" that answers every stream at once with a ForwardReply and no proof.
+    const server = new grpc.Server();
+    const identity = (b: Buffer) => b;
+    server.addService(
+      { exchange: { path: '/ringlimit.peer.v1.Peer/Exchange', requestStream: true, responseStream: true, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity } },
+      {
+        exchange: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
+          call.on('error', () => undefined);
+          call.write(encodeMsgpack([1, FrameType.ForwardReply, 1, [[1, 0, true, 5, 4, 1000, 0, 0]]]));
+        },
+      },
+    );
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+    const auth = new PeerAuth({ keyring: new Keyring([KEY]), isMember: () => false, now: () => Date.now() }, { selfId: 'n0', maxClockSkewMs: 30_000, maxRememberedNonces: 10 });
+    const transport = new GrpcPeerTransport(new grpc.Server(), { nodeId: 'n0', maxBufferedBytes: 1 << 20, reconnectBackoffMs: 50 }, auth);
+    let handed = 0;
+    transport.onFrame(() => handed++);
+    try {
+      expect(transport.send(`127.0.0.1:${port}`, encodeMsgpack([1, FrameType.Pull, 1, 'api', 'k']))).toBe(true);
+      await waitFor(() => transport.stats.unauthenticatedFrames + transport.stats.refusedStreams >= 1, 5_000, 'the fake answer to be refused');
+      await new Promise((r) => setTimeout(r, 200));
+      expect(handed).toBe(0);
+    } finally {
+      await transport.close();
+      server.forceShutdown();
+    }
+  });
+});
+
+describe('peer streams without a cluster key', () => {
+  let nodes: RingLimitNode[] = [];
+  afterEach(async () => {
+    await stopAll(nodes);
+  });
+
+  it('a node id that is not a member is refused, whatever it sends (a flood of fake handed-off keys stores nothing)', async () => {
+    nodes = await startCluster(2);
+    const [n0] = nodes as [RingLimitNode];
+    const keysBefore = n0.stats().store.keys;
+    const flood = [1, FrameType.Handoff, 9, Array.from({ length: 10_000 }, (_, i) => ['api', `fake-${i}`, 0, 1, 0, 0, 0])];
+    const outcome = await speak(n0, { 'ringlimit-node-id': 'intruder' }, [flood, flood, flood]);
+    expect(outcome.code).toBe(grpc.status.UNAUTHENTICATED);
+    expect(n0.stats().store.keys).toBe(keysBefore);
+    expect(n0.stats().peerAuth.refusedStreams).toBeGreaterThanOrEqual(1);
+    const noId = await speak(n0, {}, [flood]);
+    expect(noId.code).toBe(grpc.status.UNAUTHENTICATED);
+    expect(n0.stats().store.keys).toBe(keysBefore);
+  });
+
+  it('members still talk: forwarding and replication work, and nothing is refused between them', async () => {
+    nodes = await startCluster(3);
+    const key = keyOwnedBy(nodes, 'n2');
+    expect(await allowedOf(nodes[0]!, key, 7)).toBe(5);
+    await waitFor(() => nodes.some((n) => n.stats().replication.entriesReceived > 0), 5_000, 'replication');
+    expect(nodes.map((n) => n.stats().peerAuth.refusedStreams)).toEqual([0, 0, 0]);
+  });
+});
