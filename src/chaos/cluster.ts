@@ -206,6 +206,7 @@ export class ChaosCluster implements ClusterControl {
       join,
       gossipPreset: o.gossipPreset,
       harness: o.harness,
+      serveArgs: o.serveArgs,
       bootTimeoutMs: o.bootTimeoutMs,
       ...(ports === undefined ? {} : { ports }),
       onSpawn: (child) => this.children.add(child),

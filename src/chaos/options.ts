@@ -28,6 +28,7 @@ export const clusterDefaults: ClusterOptions = {
   cliPath: fileURLToPath(new URL('../cli.js', import.meta.url)),
   gossipPreset: 'lan',
   harness: true,
+  serveArgs: [],
   bootTimeoutMs: 20_000,
   gracefulStopTimeoutMs: 10_000,
   killExitTimeoutMs: 5_000,

@@ -22,6 +22,8 @@ export interface NodeProcessSpec {
   gossipPreset: string;
   /** Fault commands on stdin (serve --harness). */
   harness: boolean;
+  /** More `serve` flags. */
+  serveArgs: string[];
   bootTimeoutMs: number;
   /** Ports to bind again (a restart); none picks free ports. */
   ports?: { grpc: string; gossip: string };
@@ -39,6 +41,7 @@ export function startNodeProcess(spec: NodeProcessSpec): Promise<NodeProcess> {
   if (spec.harness) args.push('--harness');
   if (ports !== undefined) args.push('--port', portOf(ports.grpc), '--gossip-port', portOf(ports.gossip));
   if (join.length > 0) args.push('--join', join.join(','));
+  args.push(...spec.serveArgs);
   const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   spec.onSpawn(child);
   // A fault command written to a node that just died must not crash the harness with EPIPE.

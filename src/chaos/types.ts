@@ -26,6 +26,8 @@ export interface ClusterOptions {
   gossipPreset: 'lan' | 'test';
   /** Start nodes in harness mode (fault commands on stdin). Off for plain nodes, as in the benchmarks. */
   harness: boolean;
+  /** More `serve` flags for every node (e.g. `--replicas 2`, `--data-dir DIR`). */
+  serveArgs: string[];
   /** Until a started node prints its ready line. */
   bootTimeoutMs: number;
   /** Until a SIGTERM-ed node has drained and exited. */
