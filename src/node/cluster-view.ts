@@ -22,6 +22,13 @@ function soleNodeOf(ring: Ring): string | undefined {
   return ring.size === 1 ? ring.nodeIdAt(0) : undefined;
 }
 
+/** judgeSender's answer. */
+export const enum SenderVerdict {
+  Refused = 0,
+  OwnedHere = 1,
+  OwnedElsewhere = 2,
+}
+
 /** One node as a view sees it: where it answers, and whether it owns keys now. */
 export interface ViewMember {
   nodeId: string;
@@ -138,6 +145,26 @@ export class ClusterView {
       return 1;
     }
     return this.ring.ownersInto(routingKey(action, key), this.init.replicas + 1, out);
+  }
+
+  /**
+   * For state a peer sent about (action, key): Refused when `from` held no copy of it by
+   * the ring — neither its owner nor a replica now, nor before the last change (a member
+   * has no business sending state for other keys) — else whether this node owns it now.
+   * One hash unless `from` is not a holder on the current ring.
+   */
+  judgeSender(from: string, action: string, key: string): SenderVerdict {
+    const id = routingKey(action, key);
+    const count = this.ring.ownersInto(id, this.init.replicas + 1, this.ringOwners);
+    let holder = false;
+    for (let i = 0; i < count && !holder; i++) holder = this.ringOwners[i] === from;
+    const owner = this.handedTo(id) ?? (count > 0 ? this.ringOwners[0]! : this.selfId);
+    if (!holder && this.previous !== this.ring) {
+      const before = this.previous.ownersInto(id, this.init.replicas + 1, this.ringOwners);
+      for (let i = 0; i < before && !holder; i++) holder = this.ringOwners[i] === from;
+    }
+    if (!holder) return SenderVerdict.Refused;
+    return owner === this.selfId ? SenderVerdict.OwnedHere : SenderVerdict.OwnedElsewhere;
   }
 
   /** The owner before the last ring change, if this node was on that ring. */

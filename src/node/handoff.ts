@@ -2,7 +2,7 @@ import type { Clock } from '../common/clock.js';
 import { STATE_STRIDE } from '../limiter/algorithms/index.js';
 import type { LimiterStore } from '../limiter/store.js';
 import type { AlgorithmId } from '../limiter/types.js';
-import { routingKey, type ClusterView } from './cluster-view.js';
+import { SenderVerdict, routingKey, type ClusterView } from './cluster-view.js';
 import { EntryOutbox, walkStoreInTurns } from './entry-outbox.js';
 import type { AckReceiver, FrameIds } from './frame-ids.js';
 import type { KeyPuller } from './owner-decision.js';
@@ -37,6 +37,8 @@ export interface HandoffStats {
   pullTimeouts: number;
   pushedEntries: number;
   receivedEntries: number;
+  /** Pushed entries dropped: their sender held no copy of the key by the ring, now or before the last change. */
+  refusedEntries: number;
   /** Handoff frames of a drain that the new owner acked. */
   drainFramesAcked: number;
 }
@@ -66,7 +68,7 @@ interface InFlightPull {
  * conservatively.
  */
 export class Handoff implements KeyPuller, AckReceiver {
-  readonly stats: HandoffStats = { pulls: 0, pullsAnswered: 0, pullTimeouts: 0, pushedEntries: 0, receivedEntries: 0, drainFramesAcked: 0 };
+  readonly stats: HandoffStats = { pulls: 0, pullsAnswered: 0, pullTimeouts: 0, pushedEntries: 0, receivedEntries: 0, refusedEntries: 0, drainFramesAcked: 0 };
   private readonly pulls = new Map<number, InFlightPull>();
   private readonly pullsByKey = new Map<string, InFlightPull>();
   /** Keys accessed since the last ring change: pulled (or found nothing to pull) already. */
@@ -232,10 +234,13 @@ export class Handoff implements KeyPuller, AckReceiver {
     done?.();
   }
 
-  /** A Handoff frame: state pushed to us for keys we now own. */
-  receive(frameId: number, entries: WireEntry[], reply: Reply): void {
+  /** A Handoff frame from `from`: state pushed to us for keys we now own, from a node that held them. */
+  receive(frameId: number, entries: WireEntry[], from: string, reply: Reply): void {
     const nowMs = this.components.clock.now();
-    for (const entry of entries) this.merge(entry, nowMs);
+    for (const entry of entries) {
+      if (this.components.view.judgeSender(from, entry.action, entry.key) === SenderVerdict.Refused) this.stats.refusedEntries++;
+      else this.merge(entry, nowMs);
+    }
     reply(encodeFrame({ type: FrameType.Ack, id: frameId }));
   }
 

@@ -3,7 +3,7 @@ import { STATE_STRIDE } from '../limiter/algorithms/index.js';
 import { LimiterStore } from '../limiter/store.js';
 import type { AlgorithmId, Reservation, ResolvedParams } from '../limiter/types.js';
 import { mostUnitsHeld } from '../limiter/validate.js';
-import type { ClusterView } from './cluster-view.js';
+import { SenderVerdict, type ClusterView } from './cluster-view.js';
 import { DemandTimer } from './demand-timer.js';
 import type { HotKeyMarks } from './hot-key-marks.js';
 import { forwardItem } from './forwarder.js';
@@ -54,6 +54,8 @@ export interface HotKeysStats {
   statesSent: number;
   /** States received into copies. */
   statesReceived: number;
+  /** States dropped: their sender holds no copy of the key by the ring. */
+  refusedStates: number;
   /** Hot keys refused a copy, or a broadcast mark, because maxGlobalKeys was reached. */
   overflow: number;
 }
@@ -85,7 +87,7 @@ type Nested<T> = Map<string, Map<string, T>>;
  * exceeds (nodes − 1) × the remaining allowance at the last broadcast.
  */
 export class HotKeys {
-  readonly stats: HotKeysStats = { answeredFromCopy: 0, hitsSent: 0, hitsApplied: 0, statesSent: 0, statesReceived: 0, overflow: 0 };
+  readonly stats: HotKeysStats = { answeredFromCopy: 0, hitsSent: 0, hitsApplied: 0, statesSent: 0, statesReceived: 0, refusedStates: 0, overflow: 0 };
   private copyStore: LimiterStore;
   private readonly copies: Nested<HotCopy> = new Map();
   private copyCount = 0;
@@ -157,12 +159,21 @@ export class HotKeys {
     for (const [address, list] of relays) this.sendItems(address, list);
   }
 
-  /** GlobalState from an owner: each entry becomes (or refreshes) this node's copy, with the hits not yet sent applied on top. */
-  receiveStates(entries: WireEntry[]): void {
+  /**
+   * GlobalState from an owner: each entry becomes (or refreshes) this node's copy, with the
+   * hits not yet sent applied on top. Entries from a node that holds no copy of the key by
+   * the ring are refused and counted.
+   */
+  receiveStates(entries: WireEntry[], from: string): void {
     const { view, clock } = this.components;
     const nowMs = clock.now();
     for (const entry of entries) {
-      if (view.isOwnedHere(entry.action, entry.key)) continue; // this node decides it: no copy
+      const verdict = view.judgeSender(from, entry.action, entry.key);
+      if (verdict === SenderVerdict.Refused) {
+        this.stats.refusedStates++;
+        continue;
+      }
+      if (verdict === SenderVerdict.OwnedHere) continue; // this node decides it: no copy
       let copy = this.copies.get(entry.action)?.get(entry.key);
       if (copy === undefined) {
         if (this.copyCount >= this.init.maxGlobalKeys) {

@@ -39,11 +39,11 @@ export class PeerDispatch {
       case FrameType.ForwardReply:
         return c.forwarder.handleReply(frame.id, frame.results);
       case FrameType.Replicate:
-        return c.replicator.receive(frame.id, frame.entries, reply);
+        return c.replicator.receive(frame.id, frame.entries, fromNodeId, reply);
       case FrameType.Ack:
         return c.ids.deliverAck(frame.id);
       case FrameType.Handoff:
-        return c.handoff.receive(frame.id, frame.entries, reply);
+        return c.handoff.receive(frame.id, frame.entries, fromNodeId, reply);
       case FrameType.Pull:
         return c.handoff.answerPull(frame.id, frame.action, frame.key, fromNodeId, reply);
       case FrameType.PullReply:
@@ -51,7 +51,7 @@ export class PeerDispatch {
       case FrameType.GlobalHits:
         return c.hotKeys.receiveHits(frame.items);
       case FrameType.GlobalState:
-        return c.hotKeys.receiveStates(frame.entries);
+        return c.hotKeys.receiveStates(frame.entries, fromNodeId);
     }
   }
 }

@@ -2,7 +2,7 @@ import type { Clock } from '../common/clock.js';
 import { STATE_STRIDE } from '../limiter/algorithms/index.js';
 import type { LimiterStore } from '../limiter/store.js';
 import type { AlgorithmId } from '../limiter/types.js';
-import type { ClusterView } from './cluster-view.js';
+import { SenderVerdict, type ClusterView } from './cluster-view.js';
 import { DemandTimer } from './demand-timer.js';
 import { EntryOutbox, walkStoreInTurns } from './entry-outbox.js';
 import type { AckReceiver, FrameIds } from './frame-ids.js';
@@ -36,6 +36,8 @@ export interface ReplicatorStats {
   framesSent: number;
   acks: number;
   entriesReceived: number;
+  /** Received entries dropped: their sender holds no copy of the key by the ring. */
+  entriesRefused: number;
 }
 
 interface AckWaiter {
@@ -52,7 +54,7 @@ interface AckWaiter {
  * (merged with anything it decided itself) and acks the frame.
  */
 export class Replicator implements AckReceiver {
-  readonly stats: ReplicatorStats = { entriesSent: 0, framesSent: 0, acks: 0, entriesReceived: 0 };
+  readonly stats: ReplicatorStats = { entriesSent: 0, framesSent: 0, acks: 0, entriesReceived: 0, entriesRefused: 0 };
   /** Flushes every replicationDelayMs while there are changes; disarmed on an idle node. */
   private readonly timer: DemandTimer | undefined;
   private readonly outbox: EntryOutbox;
@@ -177,14 +179,22 @@ export class Replicator implements AckReceiver {
 
   // ---- receiving ----------------------------------------------------------------------
 
-  /** An owner's Replicate frame: a copy for each key, unless this node believes it owns the key itself. */
-  receive(frameId: number, entries: WireEntry[], reply: Reply): void {
+  /**
+   * An owner's Replicate frame from `from`: a copy of each key it holds by the ring (others
+   * are refused and counted), merged instead where this node believes it owns the key.
+   */
+  receive(frameId: number, entries: WireEntry[], from: string, reply: Reply): void {
     const { store, view, clock } = this.components;
     const nowMs = clock.now();
     for (const entry of entries) {
+      const verdict = view.judgeSender(from, entry.action, entry.key);
+      if (verdict === SenderVerdict.Refused) {
+        this.stats.entriesRefused++;
+        continue;
+      }
       const cells = fromWireEntry(entry, nowMs, this.cells);
       // An owner merges what it hears conservatively; a replica takes the owner's word but never erases its own decisions.
-      const mode = view.isOwnedHere(entry.action, entry.key) ? 'merge' : 'replica';
+      const mode = verdict === SenderVerdict.OwnedHere ? 'merge' : 'replica';
       store.importEntry(entry.action, entry.key, entry.algorithm as AlgorithmId, cells, 0, mode);
       this.stats.entriesReceived++;
     }

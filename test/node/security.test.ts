@@ -22,15 +22,15 @@ interface Outcome {
 
 /**
  * Writes `frames` on a raw peer stream with `headers`; collects what comes back until the
- * stream fails, or until `expectFrames` frames came (at most 5 s).
+ * stream fails, until `expectFrames` frames came, or until `settled()` (at most 5 s).
  */
-async function speak(target: RingLimitNode, headers: Record<string, string>, frames: unknown[], expectFrames = 0): Promise<Outcome> {
+async function speak(target: RingLimitNode, headers: Record<string, string>, frames: unknown[], expectFrames = 0, settled = () => false): Promise<Outcome> {
   const { stream, close } = rawPeerStream(target, '', headers);
   const outcome: Outcome = { frames: [], code: undefined };
   stream.on('data', (bytes: Buffer) => outcome.frames.push(bytes));
   stream.on('error', (error: grpc.ServiceError) => (outcome.code = error.code));
   for (const frame of frames) stream.write(encodeMsgpack(frame));
-  const done = () => outcome.code !== undefined || (expectFrames > 0 && outcome.frames.length >= expectFrames);
+  const done = () => outcome.code !== undefined || (expectFrames > 0 && outcome.frames.length >= expectFrames) || settled();
   for (let i = 0; i < 250 && !done(); i++) await new Promise((r) => setTimeout(r, 20));
   close();
   return outcome;
@@ -163,5 +163,64 @@ describe('peer streams without a cluster key', () => {
     expect(await allowedOf(nodes[0]!, key, 7)).toBe(5);
     await waitFor(() => nodes.some((n) => n.stats().replication.entriesReceived > 0), 5_000, 'replication');
     expect(nodes.map((n) => n.stats().peerAuth.refusedStreams)).toEqual([0, 0, 0]);
+  });
+});
+
+describe("a member's frames are checked for authority and plausibility", () => {
+  let nodes: RingLimitNode[] = [];
+  afterEach(async () => {
+    await stopAll(nodes);
+  });
+
+  /** The node's view (private: the test reads whom the ring names, as the node does). */
+  const viewOf = (node: RingLimitNode) =>
+    (node as unknown as { cluster: { view: { holdersInto(a: string, k: string, out: string[]): number; judgeSender(from: string, a: string, k: string): number } } }).cluster.view;
+
+  /** A key owned by n0 with its replica on n2, of which n1 held no copy on any node's current or previous ring. */
+  function keyN1NeverHeld(): string {
+    for (let i = 0; i < 10_000; i++) {
+      const key = `held-${i}`;
+      const out: string[] = [];
+      viewOf(nodes[0]!).holdersInto('api', key, out);
+      if (out[0] !== 'n0' || out[1] !== 'n2') continue;
+      if (nodes.every((n) => n.nodeId === 'n1' || viewOf(n).judgeSender('n1', 'api', key) === 0)) return key;
+    }
+    throw new Error('no key found');
+  }
+
+  it('a state no algorithm could have written is refused even from a member: no lock-out', async () => {
+    nodes = await startCluster(3, { replicas: 1 });
+    const [n0] = nodes as [RingLimitNode];
+    const key = keyOwnedBy(nodes, 'n0');
+    const before = n0.stats().malformedFrames;
+    const dropped = () => n0.stats().malformedFrames - before >= 2;
+    const outcome = await speak(n0, { 'ringlimit-node-id': 'n1' }, [lockOut(key), [1, FrameType.Replicate, 10, [['api', key, 0, 5, 1e300, 0, 0]]]], 0, dropped);
+    expect(outcome.code).toBeUndefined(); // a member's stream: accepted, the frames are not
+    expect(dropped()).toBe(true);
+    expect(await allowedOf(n0, key, 5)).toBe(5);
+  });
+
+  it('a Replicate or Handoff from a member that holds no copy of the key is refused and counted; GlobalState too', async () => {
+    // Four nodes: with three, the previous ring had two, each holding every key.
+    nodes = await startCluster(4, { replicas: 1 });
+    const key = keyN1NeverHeld();
+    const [n0, , n2] = nodes as [RingLimitNode, RingLimitNode, RingLimitNode];
+    expect(await allowedOf(n0, key, 5)).toBe(5);
+    await waitFor(() => n2.store.getState('api', key) !== undefined, 5_000, 'the replica to hold the key');
+    const replicaBefore = n2.store.getState('api', key);
+    const fresh = (type: FrameType) => [1, type, 11, [['api', key, 0, 5, 0, 0, 0]]];
+    await speak(n2, { 'ringlimit-node-id': 'n1' }, [fresh(FrameType.Replicate)], 1); // the Ack
+    await speak(n0, { 'ringlimit-node-id': 'n1' }, [fresh(FrameType.Handoff)], 1);
+    await speak(n2, { 'ringlimit-node-id': 'n1' }, [fresh(FrameType.GlobalState), fresh(FrameType.Replicate)], 1); // the Ack of the second
+    expect(n2.stats().replication.entriesRefused).toBe(2);
+    expect(n0.stats().handoff.refusedEntries).toBe(1);
+    expect(n2.stats().hotKeys.refusedStates).toBe(1);
+    expect(n2.store.getState('api', key)).toEqual(replicaBefore);
+    expect(await allowedOf(n0, key, 3)).toBe(0);
+    // Replication from the keys' holders still lands.
+    const received = n2.stats().replication.entriesReceived;
+    for (let i = 0; i < 50; i++) await n0.allow(request(`after-${i}`));
+    await waitFor(() => n2.stats().replication.entriesReceived > received, 5_000, 'replication from the holders');
+    expect(nodes.map((n) => n.stats().replication.entriesRefused)).toEqual([0, 0, 2, 0]);
   });
 });

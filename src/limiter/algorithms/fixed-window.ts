@@ -22,6 +22,7 @@ function advanceTo(cells: Float64Array, base: number, p: ResolvedParams, start: 
 }
 
 export const fixedWindow: AlgorithmImpl = {
+  timeCells: [START, FRESH_AT],
   init(cells, base, p, nowMs) {
     cells[base + START] = windowStart(nowMs, p.windowMs);
     cells[base + COUNT] = 0;

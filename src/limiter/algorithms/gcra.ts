@@ -48,6 +48,7 @@ function initGcra(cells: Float64Array, base: number, _p: ResolvedParams, nowMs: 
 }
 
 export const gcra: AlgorithmImpl = {
+  timeCells: [WHOLE, FRESH_AT],
   init: initGcra,
 
   step(cells, base, p, nowMs, maxWaitMs, out: StepOut) {

@@ -1,4 +1,5 @@
-import { AlgorithmId } from '../types.js';
+import type { AlgorithmId } from '../types.js';
+import { STATE_STRIDE } from './step.js';
 import { fixedWindow } from './fixed-window.js';
 import { gcra } from './gcra.js';
 import { slidingWindow } from './sliding-window.js';
@@ -10,6 +11,29 @@ export const algorithms: readonly AlgorithmImpl[] = [tokenBucket, gcra, slidingW
 
 export function algorithmImpl(id: AlgorithmId): AlgorithmImpl {
   return algorithms[id]!;
+}
+
+/**
+ * How far from its sender's now a state sent between nodes may lie: windows and waits are
+ * at most a day each, so nothing a decision writes lies more than two days ahead; a key
+ * idle for long keeps an old start, so the past bound is wider. Units stay exact doubles.
+ */
+export const wireStateBounds = { maxAheadMs: 3 * 86_400_000, maxBehindMs: 30 * 86_400_000, maxUnits: Number.MAX_SAFE_INTEGER } as const;
+
+/**
+ * Whether four cells with times relative to their sender's now could be a state of
+ * algorithm `id`: times within wireStateBounds, unit counts within ±maxUnits. A state
+ * outside them (a token count of −10²¹ locks a key out for ages) is refused, not clamped.
+ */
+export function plausibleRelativeState(id: AlgorithmId, cells: readonly number[]): boolean {
+  const impl = algorithms[id];
+  if (impl === undefined || cells.length !== STATE_STRIDE) return false;
+  for (let i = 0; i < STATE_STRIDE; i++) {
+    const v = cells[i]!;
+    if (!Number.isFinite(v)) return false;
+    if (impl.timeCells.includes(i) ? v > wireStateBounds.maxAheadMs || v < -wireStateBounds.maxBehindMs : Math.abs(v) > wireStateBounds.maxUnits) return false;
+  }
+  return true;
 }
 
 export { FRESH_AT, NO_WAIT, STATE_STRIDE, newStepOut, reservationOf, type AlgorithmImpl, type StepOut } from './step.js';

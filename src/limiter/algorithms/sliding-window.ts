@@ -92,6 +92,7 @@ function waitFor(
 const commitScratch = new Float64Array(1);
 
 export const slidingWindow: AlgorithmImpl = {
+  timeCells: [START, FRESH_AT],
   init(cells, base, p, nowMs) {
     cells[base + START] = windowStart(nowMs, p.windowMs);
     cells[base + CURRENT] = 0;

@@ -36,6 +36,8 @@ export interface AlgorithmImpl {
   merge(a: Float64Array, aBase: number, b: Float64Array, bBase: number, p: ResolvedParams, nowMs: number): void;
   /** Shifts every time-valued cell by deltaMs (re-basing state onto another clock). */
   rebase(cells: Float64Array, base: number, deltaMs: number): void;
+  /** Indexes of the time-valued cells (the others count units or fractions of one). */
+  timeCells: readonly number[];
 }
 
 /** Slack for floating-point error in unit counts; far below one unit, and it cannot accumulate. */

@@ -24,6 +24,7 @@ function refill(cells: Float64Array, base: number, p: ResolvedParams, nowMs: num
 }
 
 export const tokenBucket: AlgorithmImpl = {
+  timeCells: [AT, FRESH_AT],
   init(cells, base, p, nowMs) {
     cells[base + TOKENS] = p.capacity;
     cells[base + AT] = nowMs;

@@ -1,3 +1,5 @@
+import { plausibleRelativeState } from '../../limiter/algorithms/index.js';
+import type { AlgorithmId } from '../../limiter/types.js';
 import { decodeMsgpack, encodeMsgpack } from './msgpack.js';
 import { FrameType, PEER_PROTOCOL_VERSION, WIRE_ERROR_CODES, type ForwardItem, type ForwardResult, type Frame, type WireEntry } from './frames.js';
 
@@ -94,12 +96,14 @@ function parseResult(row: unknown): ForwardResult | undefined {
   return { id, status, allowed: false, limit: 0, remaining: 0, resetInMs: 0, retryAfterMs: 0, waitMs: 0, message, field };
 }
 
+/** A key's state: its shape, and values the algorithm could have written (plausibleRelativeState). */
 function parseEntry(row: unknown): WireEntry | undefined {
   if (!Array.isArray(row) || row.length !== 7) return undefined;
   const [action, key, algorithm, c0, c1, c2, c3] = row as unknown[];
   if (!isName(action) || !isName(key) || !isSmallInt(algorithm, 3)) return undefined;
   if (!isFiniteNumber(c0) || !isFiniteNumber(c1) || !isFiniteNumber(c2) || !isFiniteNumber(c3)) return undefined;
-  return { action, key, algorithm, cells: [c0, c1, c2, c3] };
+  const cells: WireEntry['cells'] = [c0, c1, c2, c3];
+  return plausibleRelativeState(algorithm as AlgorithmId, cells) ? { action, key, algorithm, cells } : undefined;
 }
 
 function parseList<T>(rows: unknown, parse: (row: unknown) => T | undefined): T[] | undefined {
