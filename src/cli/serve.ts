@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { RingLimitError } from '../common/errors.js';
 import { createNode } from '../node/node.js';
 import type { NodeOptionsInput } from '../node/options.js';
+import { readNodeTls } from '../node/transport/credentials.js';
 import { enableHarness, listenForFaultCommands } from '../chaos/harness-mode.js';
 
 export const SERVE_USAGE = `usage: ringlimit serve [options]
@@ -21,7 +22,12 @@ export const SERVE_USAGE = `usage: ringlimit serve [options]
                           a snapshot that fails its checksum is renamed aside and the node starts
                           empty (default: refuse to start)
   --max-keys N            keys (action, key pairs) held at most (default 1000000)
-  --gossip-key-file FILE  shared secret(s) for gossip, base64, one per line (first signs)
+  --gossip-key-file FILE  cluster key(s), base64, one per line (the first signs): authenticate
+                          gossip and every peer stream
+  --tls-cert FILE         with --tls-key and --tls-ca: mutual TLS on the gRPC port (public API
+  --tls-key FILE          and peer streams); peers and clients need a certificate the CA signed
+  --tls-ca FILE
+  --api-token-file FILE   bearer tokens the public API accepts, one per line (several, to rotate)
   --on-unavailable P      local (default), allow or deny, when no owner answers
   --global-sync-ms MS     hot-key mode: how often hits go to owners and owners broadcast (default 10)
   --gossip-preset NAME    lan (default) or test
@@ -35,6 +41,17 @@ function port(name: string, value: string | undefined): number | undefined {
   const n = Number(value);
   if (!/^\d+$/.test(value) || n > 65_535) throw new RingLimitError('INVALID_ARGUMENT', `--${name} must be a port number 0..65535, got ${JSON.stringify(value)}`);
   return n;
+}
+
+/** The non-empty lines of a secrets file that are not comments. */
+function readLines(flag: string, path: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new RingLimitError('INVALID_ARGUMENT', `--${flag}: cannot read ${path}: ${(error as Error).message}`);
+  }
+  return text.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
 }
 
 /** "5s", "500ms", "2m" or a plain number of milliseconds. */
@@ -65,6 +82,10 @@ export function parseServeArgs(args: string[]): { options: NodeOptionsInput; rea
         'set-aside-corrupt-snapshot': { type: 'boolean' },
         'max-keys': { type: 'string' },
         'gossip-key-file': { type: 'string' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
+        'tls-ca': { type: 'string' },
+        'api-token-file': { type: 'string' },
         'on-unavailable': { type: 'string' },
         'global-sync-ms': { type: 'string' },
         'gossip-preset': { type: 'string' },
@@ -102,15 +123,10 @@ export function parseServeArgs(args: string[]): { options: NodeOptionsInput; rea
   }
   if (v['on-unavailable'] !== undefined) options.onUnavailable = v['on-unavailable'] as NodeOptionsInput['onUnavailable'];
   if (v['gossip-preset'] !== undefined) options.gossipPreset = v['gossip-preset'] as NodeOptionsInput['gossipPreset'];
-  if (v['gossip-key-file'] !== undefined) {
-    let text: string;
-    try {
-      text = readFileSync(v['gossip-key-file'], 'utf8');
-    } catch (error) {
-      throw new RingLimitError('INVALID_ARGUMENT', `--gossip-key-file: cannot read ${v['gossip-key-file']}: ${(error as Error).message}`);
-    }
-    options.gossipKeys = text.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
-  }
+  if (v['gossip-key-file'] !== undefined) options.gossipKeys = readLines('gossip-key-file', v['gossip-key-file']);
+  const tls = readNodeTls({ cert: v['tls-cert'], key: v['tls-key'], ca: v['tls-ca'] });
+  if (tls !== undefined) options.tls = tls;
+  if (v['api-token-file'] !== undefined) options.apiTokens = readLines('api-token-file', v['api-token-file']);
   return { options, readyJson: v['ready-json'] === true, harness: v.harness === true };
 }
 

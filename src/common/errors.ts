@@ -9,6 +9,7 @@ export type ErrorCode =
   | 'DEADLINE_EXCEEDED'
   | 'ABORTED'
   | 'FAILED_PRECONDITION'
+  | 'UNAUTHENTICATED'
   | 'INTERNAL';
 
 export class RingLimitError extends Error {

@@ -19,6 +19,7 @@ import { PeerDispatch } from './peer-dispatch.js';
 import { Replicator } from './replicator.js';
 import { GrpcPeerTransport, type PeerTransportStats } from './transport/grpc-peer-transport.js';
 import { PeerAuth } from './transport/peer-auth.js';
+import { ApiTokens, channelCredentials, serverCredentials } from './transport/credentials.js';
 import type { PeerTransport } from './transport/peer-transport.js';
 import { PEER_PROTOCOL_VERSION } from './wire/frames.js';
 
@@ -143,13 +144,17 @@ export class Cluster {
       { keyring, isMember: (nodeId, ip) => membership !== undefined && isMemberAt(membership, nodeId, ip), now: () => Date.now() },
       { selfId: o.nodeId, maxClockSkewMs: clusterLimits.peerAuthMaxSkewMs, maxRememberedNonces: clusterLimits.peerAuthMaxNonces },
     );
-    const grpcTransport = new GrpcPeerTransport(server, { nodeId: o.nodeId, maxBufferedBytes: o.maxBufferedBytesPerPeer, reconnectBackoffMs: clusterLimits.reconnectBackoffMs }, auth);
+    const grpcTransport = new GrpcPeerTransport(
+      server,
+      { nodeId: o.nodeId, maxBufferedBytes: o.maxBufferedBytesPerPeer, reconnectBackoffMs: clusterLimits.reconnectBackoffMs, credentials: channelCredentials(o.tls) },
+      auth,
+    );
     const transport = o.wrapPeerTransport === undefined ? grpcTransport : o.wrapPeerTransport(grpcTransport);
-    addPublicApi(server, components.api);
+    addPublicApi(server, components.api, new ApiTokens(o.apiTokens));
     let swim: SwimMembership | undefined;
     let cluster: Cluster | undefined;
     try {
-      const grpcAddress = `${o.host}:${await bindServer(server, `${o.host}:${o.port}`)}`;
+      const grpcAddress = `${o.host}:${await bindServer(server, `${o.host}:${o.port}`, serverCredentials(o.tls))}`;
       auth.selfAddress = grpcAddress;
       const meta = { [META_GRPC]: grpcAddress, [META_STATE]: 'joining', [META_PROTOCOL]: String(PEER_PROTOCOL_VERSION) };
       if (o.membership !== undefined) {
@@ -330,9 +335,9 @@ async function settled(read: () => number, quietMs: number, maxMs: number): Prom
   }
 }
 
-function bindServer(server: grpc.Server, address: string): Promise<number> {
+function bindServer(server: grpc.Server, address: string, credentials: grpc.ServerCredentials): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, port) => {
+    server.bindAsync(address, credentials, (error, port) => {
       if (error !== null) {
         const inUse = /EADDRINUSE|address already in use/i.test(error.message);
         reject(new RingLimitError(inUse ? 'FAILED_PRECONDITION' : 'UNAVAILABLE', `gRPC server cannot bind ${address}: ${inUse ? 'the port is in use' : error.message}`));

@@ -4,6 +4,7 @@ import type { Membership, PacketTransport } from '../gossip/index.js';
 import type { PeerTransport } from './transport/peer-transport.js';
 import { storeDefaults, type StoreOptions } from '../limiter/store.js';
 import type { CorruptSnapshotPolicy } from './snapshot.js';
+import type { NodeTls } from './transport/credentials.js';
 
 export type UnavailablePolicy = 'local' | 'allow' | 'deny';
 export type ReplicationMode = 'async' | 'sync';
@@ -29,6 +30,10 @@ export interface NodeOptions {
   /** Shared gossip secrets, base64 of 16–64 bytes (the first signs; all are accepted), e.g. from a key file. */
   gossipKeys: string[];
   gossipPreset: 'lan' | 'test';
+  /** Mutual TLS on every gRPC port (public API and peer streams); peers and clients need a certificate the CA signed. */
+  tls: NodeTls | undefined;
+  /** Bearer tokens the public API accepts (any of them, for rotation); empty: none asked. */
+  apiTokens: string[];
   /** Distinct nodes after the owner that hold a copy of each key's state. */
   replicas: number;
   replication: ReplicationMode;
@@ -82,6 +87,8 @@ export const nodeDefaults: NodeOptions = {
   membership: undefined,
   gossipKeys: [],
   gossipPreset: 'lan',
+  tls: undefined,
+  apiTokens: [],
   replicas: 1,
   replication: 'async',
   replicationDelayMs: 5,
@@ -157,6 +164,12 @@ export function resolveNodeOptions(input: NodeOptionsInput = {}): NodeOptions {
   if (o.gossipPreset !== 'lan' && o.gossipPreset !== 'test') throw invalidArgument('gossipPreset', "must be 'lan' or 'test'");
   if (!Array.isArray(o.gossipKeys) || !o.gossipKeys.every((k) => typeof k === 'string' && /^[A-Za-z0-9+/]{22,88}={0,2}$/.test(k))) {
     throw invalidArgument('gossipKeys', 'must be base64-encoded keys of 16 to 64 bytes (e.g. `openssl rand -base64 32`)');
+  }
+  if (o.tls !== undefined && !(['cert', 'key', 'ca'] as const).every((k) => Buffer.isBuffer(o.tls![k]) && o.tls![k].length > 0)) {
+    throw invalidArgument('tls', 'must have cert, key and ca as PEM buffers');
+  }
+  if (!Array.isArray(o.apiTokens) || !o.apiTokens.every((t) => typeof t === 'string' && /^[\x21-\x7e]{16,512}$/.test(t))) {
+    throw invalidArgument('apiTokens', 'must be tokens of 16 to 512 printable characters (e.g. `openssl rand -hex 32`)');
   }
   if (typeof o.clock?.now !== 'function') throw invalidArgument('clock', 'must have a now() method');
   return o;

@@ -122,7 +122,7 @@ describe('peer authentication with a cluster key', () => {
     );
     const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
     const auth = new PeerAuth({ keyring: new Keyring([KEY]), isMember: () => false, now: () => Date.now() }, { selfId: 'n0', maxClockSkewMs: 30_000, maxRememberedNonces: 10 });
-    const transport = new GrpcPeerTransport(new grpc.Server(), { nodeId: 'n0', maxBufferedBytes: 1 << 20, reconnectBackoffMs: 50 }, auth);
+    const transport = new GrpcPeerTransport(new grpc.Server(), { nodeId: 'n0', maxBufferedBytes: 1 << 20, reconnectBackoffMs: 50, credentials: grpc.credentials.createInsecure() }, auth);
     let handed = 0;
     transport.onFrame(() => handed++);
     try {

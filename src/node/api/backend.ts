@@ -56,6 +56,7 @@ const STATUS: Record<string, grpc.status> = {
   DEADLINE_EXCEEDED: grpc.status.DEADLINE_EXCEEDED,
   ABORTED: grpc.status.ABORTED,
   FAILED_PRECONDITION: grpc.status.FAILED_PRECONDITION,
+  UNAUTHENTICATED: grpc.status.UNAUTHENTICATED,
 };
 
 function codeOf(error: unknown): string {

@@ -8,6 +8,7 @@ import { ClusterView, PLACEMENT, type ViewMember } from '../cluster-view.js';
 import { MAX_BATCH_ITEMS } from './backend.js';
 import { allowStreamPath, rateLimiterClientConstructor, rawBytes, type WireHealth, type WireMembers } from './proto.js';
 import { decodeStreamResponse, encodeStreamRequest, type OutgoingRequest, type ResultVisitor } from './stream-codec.js';
+import { channelCredentials, clientMetadata, type ClientTls } from '../transport/credentials.js';
 
 export interface ClientOptions {
   /** gRPC addresses (host:port) of any nodes of the cluster. */
@@ -37,6 +38,10 @@ export interface ClientOptions {
   ringAware: boolean;
   /** How often a ring-aware client asks for the owners. */
   ringRefreshMs: number;
+  /** TLS to nodes that serve it: the CA that signed them and, for their mutual TLS, this client's certificate and key. */
+  tls: ClientTls | undefined;
+  /** A bearer token the nodes accept (sent as `authorization: Bearer <token>`). */
+  token: string | undefined;
 }
 
 export const clientDefaults: Omit<ClientOptions, 'nodes'> = {
@@ -49,6 +54,8 @@ export const clientDefaults: Omit<ClientOptions, 'nodes'> = {
   reconnectBackoffMs: 200,
   ringAware: true,
   ringRefreshMs: 1_000,
+  tls: undefined,
+  token: undefined,
 };
 
 /** Links to nodes beyond the configured ones (learned owners) are bounded. */
@@ -93,8 +100,8 @@ interface NodeLink {
 type RawStream = grpc.ClientDuplexStream<Uint8Array, Buffer>;
 
 type StreamClient = grpc.Client & {
-  members(request: object, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, response?: WireMembers) => void): void;
-  health(request: object, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, response?: WireHealth) => void): void;
+  members(request: object, metadata: grpc.Metadata, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, response?: WireMembers) => void): void;
+  health(request: object, metadata: grpc.Metadata, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, response?: WireHealth) => void): void;
 };
 
 function validate(o: ClientOptions): void {
@@ -113,6 +120,10 @@ function validate(o: ClientOptions): void {
   range('reconnectBackoffMs', 0, 60_000);
   range('ringRefreshMs', 50, 600_000);
   if (typeof o.ringAware !== 'boolean') throw invalidArgument('ringAware', 'must be a boolean');
+  if (o.tls !== undefined && (!Buffer.isBuffer(o.tls.ca) || (o.tls.cert === undefined) !== (o.tls.key === undefined))) {
+    throw invalidArgument('tls', 'must have ca, and cert with key or neither, as PEM buffers');
+  }
+  if (o.token !== undefined && (typeof o.token !== 'string' || !/^[\x21-\x7e]{1,512}$/.test(o.token))) throw invalidArgument('token', 'must be printable characters without spaces');
 }
 
 /**
@@ -137,6 +148,10 @@ export class RingLimitClient {
   private preferred: number;
   /** Every request sent and not answered, by id; in send order, so deadlines are in order too. */
   private readonly awaiting: InFlightTable<PendingCall>;
+  /** Sent with every call: the bearer token, if any. */
+  private readonly metadata: grpc.Metadata;
+  /** Why nodes refused this client (a bad token), when they did: the error callers get instead of UNAVAILABLE. */
+  private refusal: RingLimitError | undefined;
   private queued = 0;
   private closed = false;
   private readonly deadlineTimer: NodeJS.Timeout;
@@ -146,6 +161,7 @@ export class RingLimitClient {
   constructor(options: Partial<ClientOptions> & { nodes: string[] }) {
     this.options = { ...clientDefaults, ...options };
     validate(this.options);
+    this.metadata = clientMetadata(this.options.token);
     this.awaiting = new InFlightTable(this.options.maxPending);
     this.batcher = new AdaptiveBatcher((queue, batch) => this.sendMessage(queue, batch), { ...this.options, batchWaitMs: 0 });
     this.links = this.options.nodes.map((address, index) => this.newLink(address, index));
@@ -164,7 +180,7 @@ export class RingLimitClient {
     const Ctor = rateLimiterClientConstructor();
     const link: NodeLink = {
       index,
-      client: new Ctor(address, grpc.credentials.createInsecure()) as unknown as StreamClient,
+      client: new Ctor(address, channelCredentials(this.options.tls)) as unknown as StreamClient,
       call: undefined,
       downUntilMs: 0,
       batch: this.batcher.queue(address),
@@ -176,7 +192,7 @@ export class RingLimitClient {
   /** Asks a configured node for the owners; a failed or odd answer keeps the view as it was. */
   private refreshRing(): void {
     const link = this.links[this.preferred]!;
-    link.client.members({}, { deadline: Date.now() + this.options.timeoutMs }, (error, response) => {
+    link.client.members({}, this.metadata, { deadline: Date.now() + this.options.timeoutMs }, (error, response) => {
       if (error !== null || response === undefined || this.closed || response.placement !== PLACEMENT) return;
       const owners = (response.owners ?? []).slice(0, MAX_LINKS);
       if (!owners.every((o) => typeof o.nodeId === 'string' && typeof o.address === 'string' && /^[^\s]+:\d{1,5}$/.test(o.address))) return;
@@ -211,7 +227,7 @@ export class RingLimitClient {
   health(nodeIndex = this.preferred): Promise<WireHealth> {
     const client = this.links[nodeIndex % this.links.length]!.client;
     return new Promise((resolve, reject) => {
-      client.health({}, { deadline: Date.now() + this.options.timeoutMs }, (error, response) =>
+      client.health({}, this.metadata, { deadline: Date.now() + this.options.timeoutMs }, (error, response) =>
         error !== null || response === undefined ? reject(new RingLimitError('UNAVAILABLE', error?.details ?? 'no response')) : resolve(response),
       );
     });
@@ -270,7 +286,7 @@ export class RingLimitClient {
   private dispatch(call: PendingCall): void {
     const link = this.nextLink(call);
     if (link === undefined) {
-      call.reject(new RingLimitError('UNAVAILABLE', `no node answered (tried ${this.options.nodes.join(', ')})`));
+      call.reject(this.refusal ?? new RingLimitError('UNAVAILABLE', `no node answered (tried ${this.options.nodes.join(', ')})`));
       return;
     }
     call.node = link;
@@ -322,11 +338,15 @@ export class RingLimitClient {
   private streamOf(link: NodeLink): RawStream | undefined {
     if (link.call !== undefined) return link.call;
     if (performance.now() < link.downUntilMs) return undefined;
-    const call: RawStream = link.client.makeBidiStreamRequest(allowStreamPath(), rawBytes.serialize, rawBytes.deserialize);
+    const call: RawStream = link.client.makeBidiStreamRequest(allowStreamPath(), rawBytes.serialize, rawBytes.deserialize, this.metadata);
     link.call = call;
     call.on('data', (bytes: Buffer) => this.answered(link, call, bytes));
     const broken = (): void => this.streamBroke(link, call);
-    call.on('error', broken);
+    call.on('error', (error: grpc.ServiceError) => {
+      // Not a node failure: say so when no node answers, instead of "unavailable".
+      if (error.code === grpc.status.UNAUTHENTICATED) this.refusal = new RingLimitError('UNAUTHENTICATED', `${link.client.getChannel().getTarget()} refused the call: ${error.details}`);
+      broken();
+    });
     call.on('end', broken);
     return call;
   }

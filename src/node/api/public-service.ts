@@ -4,6 +4,10 @@ import type { Reservation } from '../../limiter/types.js';
 import { MAX_BATCH_ITEMS, fromWire, itemError, toServiceError, toWire, type PublicApiBackend } from './backend.js';
 import { rateLimiterServiceWithRawStream, type WireAllowBatchItem, type WireAllowRequest, type WireAllowResponse, type WireHealth, type WireMembers } from './proto.js';
 import { serveAllowStream, type AllowStreamCall } from './stream-service.js';
+import type { ApiTokens } from '../transport/credentials.js';
+
+const unauthenticated = (): Partial<grpc.ServiceError> =>
+  toServiceError(new RingLimitError('UNAUTHENTICATED', 'a bearer token this node accepts is required (authorization: Bearer <token>)'));
 
 function decideOne(backend: PublicApiBackend, w: WireAllowRequest): Promise<Reservation> {
   try {
@@ -15,10 +19,11 @@ function decideOne(backend: PublicApiBackend, w: WireAllowRequest): Promise<Rese
   }
 }
 
-/** The ringlimit.v1.RateLimiter service, added to a node's gRPC server. */
-export function addPublicApi(server: grpc.Server, backend: PublicApiBackend): void {
+/** The ringlimit.v1.RateLimiter service, added to a node's gRPC server; with `tokens`, every call must carry one. */
+export function addPublicApi(server: grpc.Server, backend: PublicApiBackend, tokens: ApiTokens): void {
   server.addService(rateLimiterServiceWithRawStream(), {
     allow: (call: grpc.ServerUnaryCall<WireAllowRequest, WireAllowResponse>, callback: grpc.sendUnaryData<WireAllowResponse>) => {
+      if (!tokens.allows(call.metadata)) return callback(unauthenticated());
       decideOne(backend, call.request).then(
         (r) => callback(null, toWire(r)),
         (error: unknown) => callback(toServiceError(error)),
@@ -28,6 +33,7 @@ export function addPublicApi(server: grpc.Server, backend: PublicApiBackend): vo
       call: grpc.ServerUnaryCall<{ requests?: WireAllowRequest[] }, { results: WireAllowBatchItem[] }>,
       callback: grpc.sendUnaryData<{ results: WireAllowBatchItem[] }>,
     ) => {
+      if (!tokens.allows(call.metadata)) return callback(unauthenticated());
       const requests = call.request.requests ?? [];
       if (requests.length > MAX_BATCH_ITEMS) {
         callback(toServiceError(new RingLimitError('INVALID_ARGUMENT', `requests: at most ${MAX_BATCH_ITEMS} per batch, got ${requests.length}`, 'requests')));
@@ -42,11 +48,17 @@ export function addPublicApi(server: grpc.Server, backend: PublicApiBackend): vo
         ),
       ).then((results) => callback(null, { results }));
     },
-    allowStream: (call: AllowStreamCall) => serveAllowStream(backend, call),
-    members: (_call: grpc.ServerUnaryCall<object, WireMembers>, callback: grpc.sendUnaryData<WireMembers>) => {
+    allowStream: (call: AllowStreamCall) => {
+      if (tokens.allows(call.metadata)) return serveAllowStream(backend, call);
+      call.on('error', () => undefined);
+      call.emit('error', unauthenticated());
+    },
+    members: (call: grpc.ServerUnaryCall<object, WireMembers>, callback: grpc.sendUnaryData<WireMembers>) => {
+      if (!tokens.allows(call.metadata)) return callback(unauthenticated());
       callback(null, backend.members());
     },
-    health: (_call: grpc.ServerUnaryCall<object, WireHealth>, callback: grpc.sendUnaryData<WireHealth>) => {
+    health: (call: grpc.ServerUnaryCall<object, WireHealth>, callback: grpc.sendUnaryData<WireHealth>) => {
+      if (!tokens.allows(call.metadata)) return callback(unauthenticated());
       callback(null, backend.health());
     },
   });

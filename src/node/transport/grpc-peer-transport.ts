@@ -27,6 +27,8 @@ export interface GrpcPeerTransportOptions {
   maxBufferedBytes: number;
   /** After a stream breaks, how long before a new one is tried. */
   reconnectBackoffMs: number;
+  /** How this node dials its peers (TLS with its own certificate, or plain text). */
+  credentials: grpc.ChannelCredentials;
 }
 
 export interface PeerTransportStats {
@@ -130,7 +132,7 @@ export class GrpcPeerTransport implements PeerTransport {
   private streamTo(address: string): grpc.ClientDuplexStream<Buffer, Buffer> | undefined {
     let link = this.links.get(address);
     if (link === undefined) {
-      const client = new grpc.Client(address, grpc.credentials.createInsecure(), {
+      const client = new grpc.Client(address, this.options.credentials, {
         'grpc.keepalive_time_ms': 10_000,
         'grpc.keepalive_timeout_ms': 5_000,
         'grpc.initial_reconnect_backoff_ms': 100,
