@@ -94,6 +94,30 @@ export class ChaosCluster implements ClusterControl {
     this.down.delete(i);
   }
 
+  /**
+   * Starts every down node at once on its old ports, each joining all the others (a whole
+   * cluster brought back together, as supervisors restarting every node would).
+   */
+  async restartAll(): Promise<void> {
+    const down = [...this.down];
+    for (const i of down) {
+      if (!(await waitExit(this.node(i), this.options.killExitTimeoutMs))) {
+        throw new RingLimitError('DEADLINE_EXCEEDED', `${this.node(i).nodeId} did not exit within ${this.options.killExitTimeoutMs} ms; cannot reuse its ports`);
+      }
+    }
+    const gossip = this.nodes.map((n) => n.gossip);
+    const started = await Promise.all(
+      down.map((i) => {
+        const old = this.node(i);
+        return this.spawn(old.nodeId, gossip.filter((_, j) => j !== i), { grpc: old.grpc, gossip: old.gossip });
+      }),
+    );
+    down.forEach((i, k) => {
+      this.nodes[i] = started[k]!;
+      this.down.delete(i);
+    });
+  }
+
   partition(left: number[], right: number[]): void {
     this.blockBothWays(left, right);
     this.blockBothWays(right, left);

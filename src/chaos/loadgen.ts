@@ -8,6 +8,9 @@ import { seededRng } from '../common/rng.js';
 import { RingLimitClient } from '../node/api/client.js';
 import type { Algorithm } from '../limiter/types.js';
 
+/** The action every load generator's requests name. */
+export const CHAOS_ACTION = 'chaos';
+
 export interface LoadSpec {
   nodes: string[];
   keyCount: number;
@@ -75,7 +78,7 @@ export async function runLoad(spec: LoadSpec, emit: (line: string) => void): Pro
         const started = performance.now();
         inFlight++;
         const call = client
-          .allow({ key: `${spec.keyPrefix}${keyIndex}`, action: 'chaos', limit: spec.limit, windowMs: spec.windowMs, algorithm: spec.algorithm, global: spec.global })
+          .allow({ key: `${spec.keyPrefix}${keyIndex}`, action: CHAOS_ACTION, limit: spec.limit, windowMs: spec.windowMs, algorithm: spec.algorithm, global: spec.global })
           .then(
             (d) => (d.allowed ? 1 : 0),
             () => -1,

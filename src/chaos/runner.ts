@@ -1,10 +1,11 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { RingLimitError } from '../common/errors.js';
 import { seededRng } from '../common/rng.js';
 import { ChaosCluster } from './cluster.js';
 import { startLoadProcess, type LoadProcess } from './load-process.js';
-import type { LoadSpec } from './loadgen.js';
+import { CHAOS_ACTION, type LoadSpec } from './loadgen.js';
 import { evaluate, type LoggedDecision, type PhaseTimes } from './model.js';
 import { allowedPerSecond, renderChart, renderReport } from './report.js';
 import { scenarios } from './scenarios.js';
@@ -21,6 +22,8 @@ async function avoidDayBoundary(runMs: number): Promise<void> {
   if (msIntoDay > DAY_MS - runMs - 10_000 || msIntoDay < 10_000) await sleep(DAY_MS - msIntoDay + 15_000);
 }
 
+const keyPrefixOf = (key: string, scenarioSeed: number): string => `${key}-${scenarioSeed}-`;
+
 function loadSpecs(key: string, o: ChaosOptions, scenarioSeed: number, nodes: string[], load: ScenarioLoad): LoadSpec[] {
   const rng = seededRng(scenarioSeed);
   return Array.from({ length: LOAD_GENERATORS }, (_, g) => ({
@@ -34,7 +37,7 @@ function loadSpecs(key: string, o: ChaosOptions, scenarioSeed: number, nodes: st
     windowMs: DAY_MS,
     algorithm: key === 'skew' ? 'token-bucket' : 'fixed-window',
     seed: rng.int(0x7fffffff) + g,
-    keyPrefix: `${key}-${scenarioSeed}-`,
+    keyPrefix: keyPrefixOf(key, scenarioSeed),
   }));
 }
 
@@ -55,7 +58,11 @@ async function runScenario(key: string, o: ChaosOptions, scenarioSeed: number): 
   await avoidDayBoundary(o.warmupMs + o.afterMs + 60_000);
   const load: ScenarioLoad = scenario.load ?? { keyCount: o.keyCount, limit: o.limit, global: false };
   const started = Date.now();
-  const cluster = await ChaosCluster.start(o.nodes);
+  const dataDir = mkdtempSync(join(tmpdir(), `ringlimit-chaos-${key}-`));
+  const cluster = await ChaosCluster.start(o.nodes, { serveArgs: scenario.serveArgs?.(dataDir) ?? [] }).catch((error: unknown) => {
+    rmSync(dataDir, { recursive: true, force: true });
+    throw error;
+  });
   const loads: LoadProcess[] = [];
   try {
     if ((await cluster.until(() => cluster.allLiveSee(o.nodes), CONVERGE_TIMEOUT_MS)) < 0) o.log(`  ${key}: the cluster did not converge within ${CONVERGE_TIMEOUT_MS} ms; running anyway`);
@@ -69,7 +76,8 @@ async function runScenario(key: string, o: ChaosOptions, scenarioSeed: number): 
       await sleep(o.warmupMs);
       phases.faultAtMs = Date.now();
       o.log(`  ${key}: fault at +${phases.faultAtMs - started} ms`);
-      outcome = await scenario.run(cluster, { faultEnd: () => void (phases.faultEndMs = Date.now()) });
+      const context = { keyPrefix: keyPrefixOf(key, scenarioSeed), keyCount: load.keyCount, action: CHAOS_ACTION, limit: load.limit };
+      outcome = await scenario.run(cluster, { faultEnd: () => void (phases.faultEndMs = Date.now()) }, context);
       if (phases.faultEndMs === Infinity) phases.faultEndMs = Date.now();
       await Promise.all(loads.map((l) => l.done));
     } finally {
@@ -86,6 +94,7 @@ async function runScenario(key: string, o: ChaosOptions, scenarioSeed: number): 
   } finally {
     for (const l of loads) l.stop();
     await cluster.close();
+    rmSync(dataDir, { recursive: true, force: true });
   }
 }
 

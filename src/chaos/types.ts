@@ -52,6 +52,8 @@ export interface ClusterControl {
   stopGracefully(i: number): Promise<void>;
   /** Starts a down node again on its old ports, joining the live ones. */
   restart(i: number): Promise<void>;
+  /** Starts every down node at once on its old ports, each joining all the others. */
+  restartAll(): Promise<void>;
   partition(left: number[], right: number[]): void;
   /** `from` cannot send to `to` (gossip and peer frames); the other way still works. */
   partitionOneWay(from: number[], to: number[]): void;
@@ -61,6 +63,18 @@ export interface ClusterControl {
   until(check: () => Promise<boolean>, timeoutMs: number): Promise<number>;
   /** Whether every node that is up reports exactly `members` members. */
   allLiveSee(members: number): Promise<boolean>;
+  /** gRPC host:port of every node, in index order. */
+  grpcAddresses(): string[];
+}
+
+/** What a scenario may need to know about its run besides the cluster. */
+export interface ScenarioContext {
+  /** The load's keys are `${keyPrefix}${i}` for i < keyCount, under `action`. */
+  keyPrefix: string;
+  keyCount: number;
+  action: string;
+  /** The load's limit per key and window. */
+  limit: number;
 }
 
 export interface ScenarioOutcome {
@@ -68,6 +82,8 @@ export interface ScenarioOutcome {
   detectMs?: number;
   /** Time from the end of the fault until every node lists every member again. */
   stableMs?: number;
+  /** Peer streams of a stranger that the nodes refused (stranger-flood). */
+  refusedStreams?: number;
 }
 
 /** Lets a scenario mark when its fault is over, so accuracy is split into before / during / after. */
@@ -94,8 +110,10 @@ export interface Scenario {
   load?: ScenarioLoad;
   /** The target as the issue states it. */
   target: string;
+  /** More `serve` flags for this scenario's nodes; `dataDir` is a fresh directory the runner removes afterwards. */
+  serveArgs?(dataDir: string): string[];
   /** Injects the fault and undoes it; returns the timings it measured. */
-  run(cluster: ClusterControl, marks: FaultMarks): Promise<ScenarioOutcome>;
+  run(cluster: ClusterControl, marks: FaultMarks, context: ScenarioContext): Promise<ScenarioOutcome>;
   pass(a: Accuracy, o: ScenarioOutcome, run: ScenarioRun): boolean;
 }
 
