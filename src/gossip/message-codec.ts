@@ -3,13 +3,15 @@ import type { SwimLimits } from './defaults.js';
 import type { Keyring } from './keyring.js';
 import type { MemberRecord, Message, Update } from './messages.js';
 import { frame, unframe } from './packet.js';
+import type { Stamp } from './replay-guard.js';
 import { validateMessage } from './validate.js';
 import { messageToWire, recordToWire, updateToWire } from './wire.js';
 
-export type DecodeResult = { ok: true; message: Message } | { ok: false; reason: string };
+export type DecodeResult = { ok: true; message: Message; stamp: Stamp | undefined } | { ok: false; reason: string };
 
-export function encodeMessage(message: Message, keyring: Keyring | undefined): Uint8Array {
-  return frame(encodeValue(messageToWire(message)), keyring);
+/** With a keyring the packet is signed with `stamp` (its size is the same with any stamp). */
+export function encodeMessage(message: Message, keyring: Keyring | undefined, stamp?: Stamp): Uint8Array {
+  return frame(encodeValue(messageToWire(message)), keyring, stamp);
 }
 
 /** Bytes one update adds to a message's update list. */
@@ -24,7 +26,8 @@ export function decodePacket(packet: Uint8Array, keyring: Keyring | undefined, l
   if (!unframed.ok) return unframed;
   const decoded = decodeValue(unframed.body);
   if (!decoded.ok) return { ok: false, reason: 'undecodable' };
-  return validateMessage(decoded.value, limits);
+  const validated = validateMessage(decoded.value, limits);
+  return validated.ok ? { ok: true, message: validated.message, stamp: unframed.stamp } : validated;
 }
 
 /** Bytes one record adds to a sync message's record list. */

@@ -8,6 +8,7 @@ import { resolveLimits, resolveTimings, type PresetName, type SwimLimits, type S
 import { resolveWithDns, type ResolveHost } from './dns-resolver.js';
 import { MembershipEmitter } from './emitter.js';
 import type { Keyring } from './keyring.js';
+import { ReplayGuard } from './replay-guard.js';
 import { compareVersions, MemberTable, toMember, toRecord, type Applied, type MemberEntry } from './member-table.js';
 import { decodePacket, encodedRecordBytes, encodedUpdateBytes, encodeMessage } from './message-codec.js';
 import type { AccusationUpdate, AliveUpdate, MemberRecord, Message, Update } from './messages.js';
@@ -58,6 +59,8 @@ interface Relay {
 }
 
 const ARRAY_HEADER_GROWTH_BYTES = 3; // msgpack fixarray -> array16 header
+/** A signed packet stamped further than this from the receiver's clock is refused (nodes keep clocks far closer with NTP). */
+const REPLAY_MAX_SKEW_MS = 30_000;
 
 /** SWIM + Lifeguard membership over any PacketTransport. */
 export class SwimMembership implements Membership {
@@ -87,6 +90,10 @@ export class SwimMembership implements Membership {
   private stopping: Promise<void> | undefined;
   private syncRepliesReceived = 0;
   private readonly syncReplies: RateWindow;
+  /** With a keyring: this process's stamp epoch and packet count, and the check of others' stamps. */
+  private readonly epoch: number;
+  private packetsStamped = 0;
+  private readonly replay: ReplayGuard | undefined;
 
   constructor(options: SwimMembershipOptions) {
     this.timings = resolveTimings(options.preset, options.timings);
@@ -102,6 +109,9 @@ export class SwimMembership implements Membership {
     this.seq = this.rng.int(0x7fff_ffff);
     this.probeOrder = new ProbeOrder(this.rng);
     this.syncReplies = new RateWindow(this.limits.maxSyncRepliesPerSecond);
+    // Drawn only with a keyring, so that unsigned runs replay exactly as before.
+    this.epoch = this.keyring === undefined ? 0 : this.rng.int(0x7fff_ffff) + 1;
+    this.replay = this.keyring === undefined ? undefined : new ReplayGuard({ maxClockSkewMs: REPLAY_MAX_SKEW_MS, maxSenders: this.limits.maxMembers * 2 });
 
     const nodeId = options.nodeId ?? `node-${this.rng.int(0x7fff_ffff).toString(36)}${this.rng.int(0x7fff_ffff).toString(36)}`;
     if (!isValidNodeId(nodeId, this.limits)) {
@@ -366,6 +376,10 @@ export class SwimMembership implements Membership {
     if (!result.ok) return countDrop(this.counters, result.reason);
     if (!isValidIpAddress(fromAddress)) return countDrop(this.counters, 'badSourceAddress');
     if (result.message.from === this.me.nodeId) return countDrop(this.counters, 'fromSelf');
+    if (this.replay !== undefined) {
+      const verdict = result.stamp === undefined ? 'replayed' : this.replay.accept(result.message.from, result.stamp, this.scheduler.clock.now());
+      if (verdict !== 'ok') return countDrop(this.counters, verdict);
+    }
     this.guard(() => this.handle(result.message, fromAddress));
   }
 
@@ -651,7 +665,8 @@ export class SwimMembership implements Membership {
   }
 
   private send(message: Message, address: string): void {
-    const bytes = encodeMessage(message, this.keyring);
+    const stamp = this.keyring === undefined ? undefined : { epoch: this.epoch, seq: ++this.packetsStamped, ts: this.scheduler.clock.now() };
+    const bytes = encodeMessage(message, this.keyring, stamp);
     if (bytes.length > this.limits.maxPacketBytes) return countDrop(this.counters, 'outgoingOversize');
     this.counters.packetsSent++;
     this.counters.bytesSent += bytes.length;

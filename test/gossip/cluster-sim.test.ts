@@ -134,6 +134,35 @@ describe('SWIM over the in-memory network (virtual time)', () => {
     expect(b.stats().dropReasons['authMissing']).toBeGreaterThan(0);
   });
 
+  it('with a cluster key, a captured packet sent again is dropped as a replay, and an old one as stale', async () => {
+    const key = new Uint8Array(32).fill(7);
+    const s = (sim = new Sim(11));
+    const a = await s.add({ keyring: new Keyring([key]) });
+    const b = await s.add({ keyring: new Keyring([key]) });
+    const captured: Uint8Array[] = [];
+    let capturing = true;
+    const send = s.network.send.bind(s.network);
+    s.network.send = (bytes, from, to) => {
+      if (capturing && from === a.address && to === b.address) captured.push(Uint8Array.from(bytes));
+      send(bytes, from, to);
+    };
+    await s.joinAll([b], [a.address]);
+    await s.run(2_000);
+    capturing = false;
+    expect(captured.length).toBeGreaterThan(3);
+    const before = b.stats();
+    for (const packet of captured) s.network.inject(packet, a.address, b.address);
+    await s.run(10);
+    expect((b.stats().dropReasons['replayed'] ?? 0) - (before.dropReasons['replayed'] ?? 0)).toBe(captured.length);
+    await s.run(40_000); // past the 30 s skew window: the same packets are now stale
+    const later = b.stats();
+    for (const packet of captured) s.network.inject(packet, a.address, b.address);
+    await s.run(10);
+    expect((b.stats().dropReasons['stale'] ?? 0) - (later.dropReasons['stale'] ?? 0)).toBe(captured.length);
+    expect(view(a)).toEqual(['n0', 'n1']);
+    expect(view(b)).toEqual(['n0', 'n1']);
+  });
+
   it('keys rotate without a split: accept any installed key, send with the primary', async () => {
     const oldKey = new Uint8Array(32).fill(1);
     const newKey = new Uint8Array(32).fill(2);

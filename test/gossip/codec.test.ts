@@ -25,8 +25,9 @@ describe('wire codec', () => {
   it('round-trips every message type, with and without a keyring', () => {
     for (const keyring of [undefined, new Keyring([new Uint8Array(16).fill(3)])]) {
       for (const message of samples) {
-        const decoded = decodePacket(encodeMessage(message, keyring), keyring, limits);
-        expect(decoded).toEqual({ ok: true, message });
+        const stamp = keyring === undefined ? undefined : { epoch: 7, seq: 42, ts: 1_700_000_000_123.5 };
+        const decoded = decodePacket(encodeMessage(message, keyring, stamp), keyring, limits);
+        expect(decoded).toEqual({ ok: true, message, stamp });
       }
     }
   });
