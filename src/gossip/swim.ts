@@ -1,3 +1,4 @@
+import type { Clock } from '../common/clock.js';
 import { RingLimitError, invalidArgument } from '../common/errors.js';
 import { randomSeed, seededRng, type Rng } from '../common/rng.js';
 import { isValidIpAddress, parseIpAddress, parseSeed } from './address.js';
@@ -8,7 +9,7 @@ import { resolveLimits, resolveTimings, type PresetName, type SwimLimits, type S
 import { resolveWithDns, type ResolveHost } from './dns-resolver.js';
 import { MembershipEmitter } from './emitter.js';
 import type { Keyring } from './keyring.js';
-import { ReplayGuard } from './replay-guard.js';
+import { ReplayGuard, type Stamp } from './replay-guard.js';
 import { compareVersions, MemberTable, toMember, toRecord, type Applied, type MemberEntry } from './member-table.js';
 import { decodePacket, encodedRecordBytes, encodedUpdateBytes, encodeMessage } from './message-codec.js';
 import type { AccusationUpdate, AliveUpdate, MemberRecord, Message, Update } from './messages.js';
@@ -38,6 +39,12 @@ export interface SwimMembershipOptions {
   /** Shared-secret keyring: when set, every packet is authenticated. */
   readonly keyring?: Keyring;
   readonly scheduler?: Scheduler;
+  /**
+   * Wall clock for the stamps of signed packets (compared across nodes, so it must follow
+   * NTP, unlike the scheduler's monotonic clock). Default: Date.now, or the scheduler's
+   * clock when a scheduler is injected (the simulator's virtual time).
+   */
+  readonly wallClock?: Clock;
   readonly rng?: Rng;
   readonly resolveHost?: ResolveHost;
   /** Per-boot generation; default: the clock's now (ms), so a restart is newer. */
@@ -91,9 +98,10 @@ export class SwimMembership implements Membership {
   private syncRepliesReceived = 0;
   private readonly syncReplies: RateWindow;
   /** With a keyring: this process's stamp epoch and packet count, and the check of others' stamps. */
-  private readonly epoch: number;
+  private epoch: number;
   private packetsStamped = 0;
   private readonly replay: ReplayGuard | undefined;
+  private readonly wallClock: Clock;
 
   constructor(options: SwimMembershipOptions) {
     this.timings = resolveTimings(options.preset, options.timings);
@@ -101,6 +109,7 @@ export class SwimMembership implements Membership {
     this.transport = options.transport;
     this.keyring = options.keyring;
     this.scheduler = options.scheduler ?? realScheduler;
+    this.wallClock = options.wallClock ?? (options.scheduler !== undefined ? options.scheduler.clock : { now: () => Date.now() });
     this.rng = options.rng ?? seededRng(randomSeed());
     this.resolveHost = options.resolveHost ?? resolveWithDns;
     this.table = new MemberTable(this.limits.maxMembers);
@@ -377,7 +386,7 @@ export class SwimMembership implements Membership {
     if (!isValidIpAddress(fromAddress)) return countDrop(this.counters, 'badSourceAddress');
     if (result.message.from === this.me.nodeId) return countDrop(this.counters, 'fromSelf');
     if (this.replay !== undefined) {
-      const verdict = result.stamp === undefined ? 'replayed' : this.replay.accept(result.message.from, result.stamp, this.scheduler.clock.now());
+      const verdict = result.stamp === undefined ? 'replayed' : this.replay.accept(result.message.from, result.stamp, this.wallClock.now());
       if (verdict !== 'ok') return countDrop(this.counters, verdict);
     }
     this.guard(() => this.handle(result.message, fromAddress));
@@ -664,8 +673,17 @@ export class SwimMembership implements Membership {
     this.send({ ...message, updates }, address);
   }
 
+  /** The next packet's stamp; a new epoch once the u32 sequence is used up (receivers take it: its time is later). */
+  private nextStamp(): Stamp {
+    if (this.packetsStamped >= 0xffff_ffff) {
+      this.epoch = (this.epoch % 0x7fff_ffff) + 1;
+      this.packetsStamped = 0;
+    }
+    return { epoch: this.epoch, seq: ++this.packetsStamped, ts: this.wallClock.now() };
+  }
+
   private send(message: Message, address: string): void {
-    const stamp = this.keyring === undefined ? undefined : { epoch: this.epoch, seq: ++this.packetsStamped, ts: this.scheduler.clock.now() };
+    const stamp = this.keyring === undefined ? undefined : this.nextStamp();
     const bytes = encodeMessage(message, this.keyring, stamp);
     if (bytes.length > this.limits.maxPacketBytes) return countDrop(this.counters, 'outgoingOversize');
     this.counters.packetsSent++;

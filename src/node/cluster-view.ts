@@ -148,10 +148,12 @@ export class ClusterView {
   }
 
   /**
-   * For state a peer sent about (action, key): Refused when `from` held no copy of it by
-   * the ring — neither its owner nor a replica now, nor before the last change (a member
-   * has no business sending state for other keys) — else whether this node owns it now.
-   * One hash unless `from` is not a holder on the current ring.
+   * For state a peer sent about (action, key): Refused when `from` is an owner on this
+   * node's current ring yet held no copy of the key — neither its owner nor a replica now,
+   * nor before the last change (a settled member has no business sending state for other
+   * keys); else whether this node owns it now. A sender that is not on the current ring
+   * is heard: its view may be ahead of ours (it just turned active and re-sends its keys)
+   * or it is draining, several changes ago. One hash unless `from` is not a holder now.
    */
   judgeSender(from: string, action: string, key: string): SenderVerdict {
     const id = routingKey(action, key);
@@ -163,7 +165,7 @@ export class ClusterView {
       const before = this.previous.ownersInto(id, this.init.replicas + 1, this.ringOwners);
       for (let i = 0; i < before && !holder; i++) holder = this.ringOwners[i] === from;
     }
-    if (!holder) return SenderVerdict.Refused;
+    if (!holder && this.ring.has(from)) return SenderVerdict.Refused;
     return owner === this.selfId ? SenderVerdict.OwnedHere : SenderVerdict.OwnedElsewhere;
   }
 

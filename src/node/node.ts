@@ -188,7 +188,7 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
     const o = this.options;
     if (o.dataDir !== undefined) {
       await checkDataDir(o.dataDir);
-      this.loadedSnapshot = await loadSnapshot(o.dataDir, o.nodeId, this.store, o.clock.now(), o.onCorruptSnapshot);
+      this.loadedSnapshot = await loadSnapshot(o.dataDir, o.nodeId, this.store, o.clock, o.onCorruptSnapshot);
       this.snapshotter = new Snapshotter(
         { store: this.store, clock: o.clock },
         { dataDir: o.dataDir, nodeId: o.nodeId, intervalMs: o.snapshotIntervalMs, slotsPerTurn: SNAPSHOT_SLOTS_PER_TURN },

@@ -216,7 +216,7 @@ export interface LoadResult {
  * beside it and the node starts empty; it is never loaded in part. Loads nothing unless
  * the whole file checks out.
  */
-export async function loadSnapshot(dataDir: string, nodeId: string, store: LimiterStore, nowMs: number, onCorrupt: CorruptSnapshotPolicy): Promise<LoadResult> {
+export async function loadSnapshot(dataDir: string, nodeId: string, store: LimiterStore, clock: { now(): number }, onCorrupt: CorruptSnapshotPolicy): Promise<LoadResult> {
   const path = snapshotPath(dataDir, nodeId);
   let handle: FileHandle;
   try {
@@ -246,7 +246,9 @@ export async function loadSnapshot(dataDir: string, nodeId: string, store: Limit
     return { loaded: 0, setAsideTo, reason: why };
   }
   const cells = new Float64Array(STATE_STRIDE);
+  // Both clocks read together, after the file was read and checked: the load's own time is not downtime.
   const wallNowMs = Date.now();
+  const nowMs = clock.now();
   let loaded = 0;
   for (const chunk of parsed.chunks) {
     const downtimeMs = Math.max(0, wallNowMs - chunk.wallMs);

@@ -47,3 +47,22 @@ describe('ClusterView.placeInto: where a request goes, with one hash', () => {
     expect(empty.ownerOf('a', 'k')).toBe('self');
   });
 });
+
+describe('ClusterView.judgeSender: who may send state about a key', () => {
+  it('refuses a settled owner that holds no copy of the key; hears holders, and senders not on the ring yet (their view is ahead) or any more', () => {
+    const members: ViewMember[] = ['n0', 'n1', 'n2', 'n3'].map((nodeId) => ({ nodeId, address: `${nodeId}:1`, owns: true }));
+    const v = new ClusterView({ members: { current: () => members }, clock: new ManualClock() }, { selfId: 'n0', replicas: 1, maxHandedAwayKeys: 10 });
+    const out: string[] = [];
+    let key = '';
+    for (let i = 0; ; i++) {
+      key = `k${i}`;
+      v.holdersInto('a', key, out);
+      if (out[0] === 'n0' && out[1] !== 'n3') break;
+    }
+    const nonHolder = ['n1', 'n2', 'n3'].find((n) => n !== out[1])!;
+    expect(v.judgeSender(out[1]!, 'a', key)).toBe(1); // the replica: heard, and this node owns it
+    expect(v.judgeSender(nonHolder, 'a', key)).toBe(0); // on the ring, holds nothing of it: refused
+    // A node that turned active but is not on this ring yet re-sends its keys: heard.
+    expect(v.judgeSender('n9', 'a', key)).toBe(1);
+  });
+});

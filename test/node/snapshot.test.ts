@@ -196,3 +196,26 @@ describe('snapshots', () => {
     }
   });
 });
+
+describe('a node back from its snapshot', () => {
+  it('re-sends its keys to their replicas even before they see it active (none refused)', async () => {
+    const dataDir = freshDir();
+    const base = { port: 0, gossipPort: 0, gossipPreset: 'test' as const, replicas: 1 };
+    let c = await createNode({ ...base, nodeId: 'C', dataDir });
+    for (let i = 0; i < 100; i++) for (let j = 0; j < 6; j++) await c.allow({ ...request(`k${i}`), limit: 5 });
+    await c.stop();
+    const a = await createNode({ ...base, nodeId: 'A' });
+    const b = await createNode({ ...base, nodeId: 'B', join: [a.gossipAddress!] });
+    try {
+      c = await createNode({ ...base, nodeId: 'C', dataDir, join: [a.gossipAddress!] });
+      await waitFor(() => [a, b, c].every((n) => n.owners().length === 3), 10_000, 'three owners');
+      const ownedByC = Array.from({ length: 100 }, (_, i) => `k${i}`).filter((k) => c.ownerOf(k, 'upload') === 'C');
+      expect(ownedByC.length).toBeGreaterThan(10);
+      const copied = () => ownedByC.filter((k) => a.store.getState('upload', k) !== undefined || b.store.getState('upload', k) !== undefined).length;
+      await waitFor(() => copied() === ownedByC.length, 5_000, 'a replica copy of every key C owns');
+      expect(a.stats().replication.entriesRefused + b.stats().replication.entriesRefused).toBe(0);
+    } finally {
+      await Promise.all([a, b, c].map((n) => n.stop({ graceful: false })));
+    }
+  });
+});

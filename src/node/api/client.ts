@@ -353,6 +353,7 @@ export class RingLimitClient {
 
   /** Settles the calls one response message answers; a malformed message drops the stream. */
   private answered(link: NodeLink, call: RawStream, bytes: Buffer): void {
+    this.refusal = undefined; // a node answers: an earlier refusal no longer explains a failure
     let processed: number;
     try {
       processed = decodeStreamResponse(bytes, this.results);
