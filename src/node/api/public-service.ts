@@ -4,6 +4,7 @@ import type { Reservation } from '../../limiter/types.js';
 import { MAX_BATCH_ITEMS, fromWire, itemError, toServiceError, toWire, type PublicApiBackend } from './backend.js';
 import { rateLimiterServiceWithRawStream, type WireAllowBatchItem, type WireAllowRequest, type WireAllowResponse, type WireHealth, type WireMembers } from './proto.js';
 import { serveAllowStream, type AllowStreamCall } from './stream-service.js';
+import { BatchBudget, batchBudgetDefaults } from './batch-budget.js';
 import type { ApiTokens } from '../transport/credentials.js';
 
 const unauthenticated = (): Partial<grpc.ServiceError> =>
@@ -21,6 +22,7 @@ function decideOne(backend: PublicApiBackend, w: WireAllowRequest): Promise<Rese
 
 /** The ringlimit.v1.RateLimiter service, added to a node's gRPC server; with `tokens`, every call must carry one. */
 export function addPublicApi(server: grpc.Server, backend: PublicApiBackend, tokens: ApiTokens): void {
+  const budget = new BatchBudget(batchBudgetDefaults);
   server.addService(rateLimiterServiceWithRawStream(), {
     allow: (call: grpc.ServerUnaryCall<WireAllowRequest, WireAllowResponse>, callback: grpc.sendUnaryData<WireAllowResponse>) => {
       if (!tokens.allows(call.metadata)) return callback(unauthenticated());
@@ -39,14 +41,26 @@ export function addPublicApi(server: grpc.Server, backend: PublicApiBackend, tok
         callback(toServiceError(new RingLimitError('INVALID_ARGUMENT', `requests: at most ${MAX_BATCH_ITEMS} per batch, got ${requests.length}`, 'requests')));
         return;
       }
-      Promise.all(
+      if (!budget.admit(requests.length)) {
+        callback(toServiceError(new RingLimitError('RESOURCE_EXHAUSTED', `busy with large batches: retry, or send at most ${batchBudgetDefaults.smallBatchItems} requests per batch`)));
+        return;
+      }
+      const large = requests.length > batchBudgetDefaults.smallBatchItems;
+      const started = large ? performance.now() : 0;
+      const answers = Promise.all(
         requests.map((w) =>
           decideOne(backend, w).then(
             (r): WireAllowBatchItem => ({ decision: toWire(r) }),
             (error: unknown): WireAllowBatchItem => ({ error: itemError(error) }),
           ),
         ),
-      ).then((results) => callback(null, { results }));
+      );
+      if (large) budget.spent(performance.now() - started);
+      answers.then((results) => {
+        const encoding = large ? performance.now() : 0;
+        callback(null, { results });
+        if (large) budget.spent(performance.now() - encoding);
+      });
     },
     allowStream: (call: AllowStreamCall) => {
       if (tokens.allows(call.metadata)) return serveAllowStream(backend, call);
