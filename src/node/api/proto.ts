@@ -114,13 +114,19 @@ export function allowStreamPath(): string {
 
 export const rawBytes = { serialize: asBuffer, deserialize: (bytes: Buffer): Buffer => bytes };
 
-/** The service with AllowStream's messages left as bytes for stream-codec.ts; the other methods as generated. */
+/**
+ * The service as the node serves it: AllowStream's messages as bytes for stream-codec.ts,
+ * and AllowBatch's requests as bytes too (decoded by stream-codec.ts only once admitted: a
+ * large batch refused costs no decoding); the other methods as generated.
+ */
 export function rateLimiterServiceWithRawStream(): grpc.ServiceDefinition {
   const service = rateLimiterService();
   const stream = service['AllowStream']!;
+  const batch = service['AllowBatch']!;
   return {
     ...service,
     AllowStream: { ...stream, requestSerialize: rawBytes.serialize, requestDeserialize: rawBytes.deserialize, responseSerialize: rawBytes.serialize, responseDeserialize: rawBytes.deserialize },
+    AllowBatch: { ...batch, requestDeserialize: rawBytes.deserialize },
   };
 }
 

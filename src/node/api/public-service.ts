@@ -1,14 +1,27 @@
 import * as grpc from '@grpc/grpc-js';
 import { RingLimitError } from '../../common/errors.js';
 import type { Reservation } from '../../limiter/types.js';
-import { MAX_BATCH_ITEMS, fromWire, itemError, toServiceError, toWire, type PublicApiBackend } from './backend.js';
+import { fromWire, itemError, toServiceError, toWire, type PublicApiBackend } from './backend.js';
 import { rateLimiterServiceWithRawStream, type WireAllowBatchItem, type WireAllowRequest, type WireAllowResponse, type WireHealth, type WireMembers } from './proto.js';
 import { serveAllowStream, type AllowStreamCall } from './stream-service.js';
+import { decodeBatchRequest, type IncomingRequest } from './stream-codec.js';
 import { BatchBudget, batchBudgetDefaults } from './batch-budget.js';
 import type { ApiTokens } from '../transport/credentials.js';
 
 const unauthenticated = (): Partial<grpc.ServiceError> =>
   toServiceError(new RingLimitError('UNAUTHENTICATED', 'a bearer token this node accepts is required (authorization: Bearer <token>)'));
+
+/** Bytes past which an AllowBatch request counts as large (about 100 requests). */
+const SMALL_BATCH_BYTES = batchBudgetDefaults.smallBatchItems * 64;
+
+function decideItem(backend: PublicApiBackend, item: IncomingRequest): Promise<Reservation> {
+  try {
+    if (item.timestampMs !== undefined && Number.isFinite(item.timestampMs)) backend.recordCallerTime(item.timestampMs);
+    return Promise.resolve(backend.decide(item.request, item.maxWaitMs));
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
 
 function decideOne(backend: PublicApiBackend, w: WireAllowRequest): Promise<Reservation> {
   try {
@@ -31,25 +44,26 @@ export function addPublicApi(server: grpc.Server, backend: PublicApiBackend, tok
         (error: unknown) => callback(toServiceError(error)),
       );
     },
-    allowBatch: (
-      call: grpc.ServerUnaryCall<{ requests?: WireAllowRequest[] }, { results: WireAllowBatchItem[] }>,
-      callback: grpc.sendUnaryData<{ results: WireAllowBatchItem[] }>,
-    ) => {
+    allowBatch: (call: grpc.ServerUnaryCall<Buffer, { results: WireAllowBatchItem[] }>, callback: grpc.sendUnaryData<{ results: WireAllowBatchItem[] }>) => {
       if (!tokens.allows(call.metadata)) return callback(unauthenticated());
-      const requests = call.request.requests ?? [];
-      if (requests.length > MAX_BATCH_ITEMS) {
-        callback(toServiceError(new RingLimitError('INVALID_ARGUMENT', `requests: at most ${MAX_BATCH_ITEMS} per batch, got ${requests.length}`, 'requests')));
-        return;
-      }
-      if (!budget.admit(requests.length)) {
+      const bytes = call.request;
+      // Refused before it is decoded: a flood of large batches costs little more than its bytes.
+      const large = bytes.length > SMALL_BATCH_BYTES;
+      if (large && !budget.admit(Infinity)) {
         callback(toServiceError(new RingLimitError('RESOURCE_EXHAUSTED', `busy with large batches: retry, or send at most ${batchBudgetDefaults.smallBatchItems} requests per batch`)));
         return;
       }
-      const large = requests.length > batchBudgetDefaults.smallBatchItems;
       const started = large ? performance.now() : 0;
+      let requests: IncomingRequest[];
+      try {
+        requests = decodeBatchRequest(bytes);
+      } catch (error) {
+        callback(toServiceError(error instanceof RingLimitError ? error : new RingLimitError('INVALID_ARGUMENT', 'malformed AllowBatch request')));
+        return;
+      }
       const answers = Promise.all(
-        requests.map((w) =>
-          decideOne(backend, w).then(
+        requests.map((item) =>
+          decideItem(backend, item).then(
             (r): WireAllowBatchItem => ({ decision: toWire(r) }),
             (error: unknown): WireAllowBatchItem => ({ error: itemError(error) }),
           ),

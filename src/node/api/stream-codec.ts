@@ -303,6 +303,28 @@ export function decodeStreamRequest(bytes: Uint8Array): IncomingRequest[] {
   return out;
 }
 
+/**
+ * The requests of one AllowBatchRequest { repeated AllowRequest requests = 1 }, in order,
+ * all or nothing: a malformed message, or one with more than MAX_BATCH_ITEMS requests,
+ * throws INVALID_ARGUMENT. Ids are positions.
+ */
+export function decodeBatchRequest(bytes: Uint8Array): IncomingRequest[] {
+  const r = new Reader(bytes);
+  const out: IncomingRequest[] = [];
+  while (r.pos < r.end) {
+    const t = r.varint();
+    if (t !== tag(1, LENGTH_DELIMITED)) {
+      r.skip(t & 7);
+      continue;
+    }
+    if (out.length >= MAX_BATCH_ITEMS) throw new RingLimitError('INVALID_ARGUMENT', `requests: at most ${MAX_BATCH_ITEMS} per batch`, 'requests');
+    const item: IncomingRequest = { id: out.length, request: { key: '', limit: 0, windowMs: 0 }, maxWaitMs: undefined, timestampMs: undefined };
+    readAllowRequest(r, r.delimitedEnd(), item);
+    out.push(item);
+  }
+  return out;
+}
+
 function readDecision(r: Reader, end: number, id: number, visit: ResultVisitor): void {
   let allowed = false;
   let limit = 0;
