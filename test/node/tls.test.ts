@@ -53,7 +53,8 @@ describe('mutual TLS and bearer tokens', () => {
   });
 
   const client = (options: Partial<ConstructorParameters<typeof RingLimitClient>[0]>) => {
-    const c = new RingLimitClient({ nodes: nodes.map((n) => n.grpcAddress!), timeoutMs: 1_000, ...options });
+    // A refused client fails at the handshake, at once: the deadline only bounds a busy machine's slow answers.
+    const c = new RingLimitClient({ nodes: nodes.map((n) => n.grpcAddress!), timeoutMs: 5_000, ...options });
     clients.push(c);
     return c;
   };
