@@ -1,4 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { connect } from 'node:http2';
+import { rateLimiterService } from '../node/api/proto.js';
 import * as grpc from '@grpc/grpc-js';
 import { encodeFrame } from '../node/wire/codec.js';
 import { FrameType, type WireEntry } from '../node/wire/frames.js';
@@ -52,6 +54,35 @@ export async function floodPeerPorts(addresses: string[], posingAs: string, cont
     }),
   );
   return refused;
+}
+
+/**
+ * Callers that never read their answers: `connections` HTTP/2 connections to `address`,
+ * each opening `calls` AllowBatch calls of `items` requests and never reading a byte back,
+ * held open for `holdMs`. Returns how many calls the node answered with headers.
+ */
+export async function slowReaders(address: string, connections: number, calls: number, items: number, holdMs: number): Promise<number> {
+  const batch = rateLimiterService()['AllowBatch']!;
+  const message = batch.requestSerialize({ requests: Array.from({ length: items }, (_, i) => ({ key: `slow-${i}`, action: 'slow-reader', limit: 1_000_000, windowMs: 60_000 })) });
+  const framed = Buffer.alloc(5 + message.length);
+  framed.writeUInt32BE(message.length, 1);
+  message.copy(framed, 5);
+  let answered = 0;
+  const sessions = Array.from({ length: connections }, () => {
+    const session = connect(`http://${address}`);
+    session.on('error', () => undefined);
+    for (let c = 0; c < calls; c++) {
+      const stream = session.request({ ':method': 'POST', ':path': batch.path, 'content-type': 'application/grpc', te: 'trailers' });
+      stream.on('error', () => undefined);
+      stream.on('response', () => void answered++);
+      stream.pause(); // never read
+      stream.end(framed);
+    }
+    return session;
+  });
+  await new Promise((resolve) => setTimeout(resolve, holdMs));
+  for (const session of sessions) session.destroy();
+  return answered;
 }
 
 /** A process that keeps one core busy until stopped: a machine shared with other work. */

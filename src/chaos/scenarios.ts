@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cpuHog, floodPeerPorts } from './intruders.js';
+import { cpuHog, floodPeerPorts, slowReaders } from './intruders.js';
 import type { Accuracy } from './model.js';
 import type { ClusterControl, FaultMarks, Scenario, ScenarioOutcome, ScenarioRun } from './types.js';
 import { sleep } from './wait.js';
@@ -102,6 +102,16 @@ export const scenarios: Record<string, Scenario> = {
       return { stableMs };
     },
     pass: (a, o) => a.overPct <= 1 && (o.stableMs ?? -1) >= 0,
+  },
+  'slow-readers': {
+    name: 'a flood of large AllowBatch calls whose answers are never read: 100 connections × 10 calls × 10,000 requests at one node',
+    target: '0 over-admission; 0 client errors',
+    async run(cluster, marks) {
+      await slowReaders(cluster.grpcAddresses()[0]!, 100, 10, 10_000, 3_000);
+      marks.faultEnd();
+      return {};
+    },
+    pass: noOver,
   },
   'stranger-flood': {
     name: "a process that is not a member floods every node's peer port with states that would reset every key",
@@ -209,4 +219,5 @@ export const FULL = [
   'kill-two',
   'crash-all',
   'stranger-flood',
+  'slow-readers',
 ];
