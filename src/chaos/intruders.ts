@@ -1,12 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:http2';
 import { rateLimiterService } from '../node/api/proto.js';
+import { PEER_METHOD } from '../node/transport/grpc-peer-transport.js';
 import * as grpc from '@grpc/grpc-js';
 import { encodeFrame } from '../node/wire/codec.js';
 import { FrameType, type WireEntry } from '../node/wire/frames.js';
 import type { ScenarioContext } from './types.js';
 
-const PEER_METHOD = '/ringlimit.peer.v1.Peer/Exchange';
 const identity = (b: Buffer): Buffer => b;
 /** Bound on the streams a flood reopens per node (each refusal ends one). */
 const MAX_STREAMS_PER_NODE = 1_000;

@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import { PEER_METHOD } from '../../src/node/transport/grpc-peer-transport.js';
 import { createNode, type RingLimitNode } from '../../src/node/node.js';
 import type { NodeOptionsInput } from '../../src/node/options.js';
 
@@ -42,7 +43,7 @@ export function rawPeerStream(target: RingLimitNode, asNodeId: string, headers?:
   const peer = new grpc.Client(target.grpcAddress!, grpc.credentials.createInsecure());
   const metadata = new grpc.Metadata();
   for (const [name, value] of Object.entries(headers ?? { 'ringlimit-node-id': asNodeId })) metadata.set(name, value);
-  const stream = peer.makeBidiStreamRequest('/ringlimit.peer.v1.Peer/Exchange', identity, identity, metadata);
+  const stream = peer.makeBidiStreamRequest(PEER_METHOD, identity, identity, metadata);
   return {
     stream,
     close: () => {

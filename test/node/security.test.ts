@@ -2,7 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Keyring } from '../../src/gossip/index.js';
 import type { RingLimitNode } from '../../src/node/node.js';
-import { GrpcPeerTransport } from '../../src/node/transport/grpc-peer-transport.js';
+import { GrpcPeerTransport, peerServiceDefinition } from '../../src/node/transport/grpc-peer-transport.js';
 import { PeerAuth } from '../../src/node/transport/peer-auth.js';
 import { decodeFrame } from '../../src/node/wire/codec.js';
 import { FrameType } from '../../src/node/wire/frames.js';
@@ -110,9 +110,8 @@ describe('peer authentication with a cluster key', () => {
   it('the opener checks the answer too: frames from a receiver that cannot prove the key are dropped and counted', async () => {
     // A fake "member" that answers every stream at once with a ForwardReply and no proof.
     const server = new grpc.Server();
-    const identity = (b: Buffer) => b;
     server.addService(
-      { exchange: { path: '/ringlimit.peer.v1.Peer/Exchange', requestStream: true, responseStream: true, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity } },
+      peerServiceDefinition,
       {
         exchange: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
           call.on('error', () => undefined);

@@ -23,14 +23,10 @@ function decideItem(backend: PublicApiBackend, item: IncomingRequest): Promise<R
   }
 }
 
+/** A unary Allow, decoded by the generated code: the same decision as a batch item's. */
 function decideOne(backend: PublicApiBackend, w: WireAllowRequest): Promise<Reservation> {
-  try {
-    if (typeof w !== 'object' || w === null) throw new RingLimitError('INVALID_ARGUMENT', 'request: missing', 'request');
-    if (w.timestampMs !== undefined && Number.isFinite(w.timestampMs)) backend.recordCallerTime(w.timestampMs);
-    return Promise.resolve(backend.decide(fromWire(w), w.maxWaitMs));
-  } catch (error) {
-    return Promise.reject(error);
-  }
+  if (typeof w !== 'object' || w === null) return Promise.reject(new RingLimitError('INVALID_ARGUMENT', 'request: missing', 'request'));
+  return decideItem(backend, { id: 0, request: fromWire(w), maxWaitMs: w.maxWaitMs, timestampMs: w.timestampMs });
 }
 
 /** The ringlimit.v1.RateLimiter service, added to a node's gRPC server; with `tokens`, every call must carry one. */

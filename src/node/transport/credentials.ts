@@ -47,7 +47,7 @@ export function channelCredentials(tls: ClientTls | undefined): grpc.ChannelCred
 export const AUTHORIZATION_HEADER = 'authorization';
 
 /**
- * Bearer tokens for the public API: any of `tokens` is accepted (several, so that one can
+ * Bearer tokens for the public API: each of `tokens` is accepted (several, so that one can
  * be rotated in before the old one is removed). Empty: no token asked.
  */
 export class ApiTokens {

@@ -2,7 +2,8 @@ import * as grpc from '@grpc/grpc-js';
 import { PEER_AUTH_HEADER, hostOfPeer, type Hello, type PeerAuth } from './peer-auth.js';
 import type { FrameHandler, PeerTransport, Reply } from './peer-transport.js';
 
-const PEER_METHOD = '/ringlimit.peer.v1.Peer/Exchange';
+/** The peer service's one method: a bidirectional stream of raw frames. */
+export const PEER_METHOD = '/ringlimit.peer.v1.Peer/Exchange';
 const NODE_HEADER = 'ringlimit-node-id';
 const identity = (bytes: Buffer): Buffer => bytes;
 
