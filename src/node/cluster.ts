@@ -6,6 +6,8 @@ import type { LimiterStore } from '../limiter/store.js';
 import type { Reservation } from '../limiter/types.js';
 import type { PublicApiBackend } from './api/backend.js';
 import { addPublicApi } from './api/public-service.js';
+import { CallerLedger, type CallerStats } from './api/caller-ledger.js';
+import { callerBoundsInterceptor } from './api/caller-bounds.js';
 import { ClusterView, META_GRPC, META_PROTOCOL, META_STATE, gossipMembers } from './cluster-view.js';
 import { ForwardServer } from './forward-server.js';
 import { Forwarder } from './forwarder.js';
@@ -91,6 +93,7 @@ interface ClusterParts {
   dispatch: PeerDispatch;
   transport: PeerTransport;
   peerStats: PeerTransportStats;
+  callerStats: CallerStats;
   server: grpc.Server;
   grpcAddress: string;
 }
@@ -108,6 +111,8 @@ export class Cluster {
   readonly grpcAddress: string;
   /** Peer streams refused and frames dropped for want of authentication. */
   readonly peerStats: PeerTransportStats;
+  /** What callers hold on the gRPC port, and what was refused them. */
+  readonly callerStats: CallerStats;
   private readonly swim: SwimMembership | undefined;
   private readonly transport: PeerTransport;
   private readonly server: grpc.Server;
@@ -129,6 +134,7 @@ export class Cluster {
     this.dispatch = parts.dispatch;
     this.grpcAddress = parts.grpcAddress;
     this.peerStats = parts.peerStats;
+    this.callerStats = parts.callerStats;
     this.swim = parts.swim;
     this.transport = parts.transport;
     this.server = parts.server;
@@ -137,7 +143,8 @@ export class Cluster {
   static async start(components: ClusterComponents, init: NodeOptions): Promise<Cluster> {
     const o = init;
     const { store } = components;
-    const server = new grpc.Server({ 'grpc.max_receive_message_length': clusterLimits.maxReceiveMessageBytes });
+    const callers = new CallerLedger(o.callerLimits);
+    const server = new grpc.Server({ 'grpc.max_receive_message_length': clusterLimits.maxReceiveMessageBytes, interceptors: [callerBoundsInterceptor(callers)] });
     const keyring = o.gossipKeys.length > 0 ? new Keyring(o.gossipKeys) : undefined;
     let membership: Membership | undefined;
     const auth = new PeerAuth(
@@ -150,7 +157,7 @@ export class Cluster {
       auth,
     );
     const transport = o.wrapPeerTransport === undefined ? grpcTransport : o.wrapPeerTransport(grpcTransport);
-    addPublicApi(server, components.api, new ApiTokens(o.apiTokens));
+    addPublicApi(server, components.api, new ApiTokens(o.apiTokens), callers);
     let swim: SwimMembership | undefined;
     let cluster: Cluster | undefined;
     try {
@@ -229,7 +236,7 @@ export class Cluster {
           components.onMembership(event, member);
         });
       }
-      cluster = new Cluster({ membership, swim, view, decision, forwarder, forwardServer, replicator, handoff, hotKeys, dispatch, transport, peerStats: grpcTransport.stats, server, grpcAddress }, init);
+      cluster = new Cluster({ membership, swim, view, decision, forwarder, forwardServer, replicator, handoff, hotKeys, dispatch, transport, peerStats: grpcTransport.stats, callerStats: callers.stats, server, grpcAddress }, init);
       await cluster.join(meta);
       return cluster;
     } catch (error) {

@@ -1,4 +1,5 @@
 import type { StoreStats } from '../limiter/store.js';
+import type { CallerStats } from './api/caller-ledger.js';
 import type { Cluster } from './cluster.js';
 import type { ForwardServerStats } from './forward-server.js';
 import type { ForwarderStats } from './forwarder.js';
@@ -15,6 +16,8 @@ export interface NodeStats extends ForwardServerStats {
   malformedFrames: number;
   /** Peer streams refused (no valid proof of the cluster key, or not a member) and frames dropped on them. */
   peerAuth: { refusedStreams: number; unauthenticatedFrames: number };
+  /** What callers of the gRPC port hold now (calls, requests in flight, unsent answer bytes) and what was refused them. */
+  callers: CallerStats;
   /** Decisions answered by the onUnavailable policy. */
   unavailable: number;
   forwarder: ForwarderStats;
@@ -55,6 +58,7 @@ export function nodeStats(store: StoreStats, decidedHere: number, skew: CallerSk
     ...(c?.forwardServer.stats ?? { received: 0, relayed: 0, decidedAsFallback: 0 }),
     malformedFrames: c?.dispatch.stats.malformedFrames ?? 0,
     peerAuth: { ...(c?.peerStats ?? { refusedStreams: 0, unauthenticatedFrames: 0 }) },
+    callers: { ...(c?.callerStats ?? { openCalls: 0, items: 0, unsentBytes: 0, connections: 0, refusedCalls: 0, refusedItems: 0, refusedUnsent: 0, refusedLarge: 0, refusedUnread: 0, cancelledSlowStreams: 0 }) },
     unavailable: c?.forwarder.stats.exhausted ?? 0,
     callerSkew: skew.stats(),
     forwarder: { ...(c?.forwarder.stats ?? { forwarded: 0, frames: 0, failovers: 0, timeouts: 0, exhausted: 0 }) },

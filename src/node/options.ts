@@ -5,6 +5,7 @@ import type { PeerTransport } from './transport/peer-transport.js';
 import { storeDefaults, type StoreOptions } from '../limiter/store.js';
 import type { CorruptSnapshotPolicy } from './snapshot.js';
 import type { NodeTls } from './transport/credentials.js';
+import { callerLimitsDefaults, validateCallerLimits, type CallerLimits } from './api/caller-ledger.js';
 
 export type UnavailablePolicy = 'local' | 'allow' | 'deny';
 export type ReplicationMode = 'async' | 'sync';
@@ -70,6 +71,8 @@ export interface NodeOptions {
   maxGlobalKeys: number;
   /** Bytes a peer stream may buffer before it counts as unavailable. */
   maxBufferedBytesPerPeer: number;
+  /** What one caller (connection) and all callers may hold on the gRPC port: calls, requests in flight, unsent answers. */
+  callerLimits: CallerLimits;
   clock: Clock;
   store: StoreOptions;
   /** Seams for fault injection (the chaos harness): wrap the peer and gossip transports. */
@@ -108,13 +111,14 @@ export const nodeDefaults: NodeOptions = {
   globalSyncMs: 10,
   maxGlobalKeys: 10_000,
   maxBufferedBytesPerPeer: 64 * 1024 * 1024,
+  callerLimits: callerLimitsDefaults,
   clock: systemClock,
   store: storeDefaults,
   wrapPeerTransport: undefined,
   wrapGossipTransport: undefined,
 };
 
-export type NodeOptionsInput = Partial<Omit<NodeOptions, 'store'>> & { store?: Partial<StoreOptions> };
+export type NodeOptionsInput = Partial<Omit<NodeOptions, 'store' | 'callerLimits'>> & { store?: Partial<StoreOptions>; callerLimits?: Partial<CallerLimits> };
 
 function range(o: NodeOptions, name: keyof NodeOptions, min: number, max: number, integer = true): void {
   const v = o[name];
@@ -131,6 +135,7 @@ export function resolveNodeOptions(input: NodeOptionsInput = {}): NodeOptions {
     cluster: clusterImplied,
     ...input,
     store: { ...storeDefaults, ...input.store, trackChanges: true },
+    callerLimits: validateCallerLimits({ ...callerLimitsDefaults, ...input.callerLimits }),
   };
   if (o.nodeId === '') o.nodeId = `node-${Math.random().toString(36).slice(2, 10)}`;
   if (!/^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/.test(o.nodeId)) {

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { RingLimitError } from '../../src/common/errors.js';
 import { rateLimiterService } from '../../src/node/api/proto.js';
-import { decodeStreamRequest, decodeStreamResponse, encodeStreamRequest, encodeStreamResponse, type OutgoingRequest, type OutgoingResult, type ResultVisitor } from '../../src/node/api/stream-codec.js';
+import { decodeStreamRequest, decodeStreamResponse, encodeBatchResponse, encodeStreamRequest, encodeStreamResponse, type OutgoingRequest, type OutgoingResult, type ResultVisitor } from '../../src/node/api/stream-codec.js';
 
 /** The generated protobuf codec of the .proto (what other languages and proto-loader use). */
 const generated = rateLimiterService()['AllowStream']!;
@@ -110,5 +110,21 @@ describe('AllowStream codec: the hand-written coder agrees with the .proto', () 
   it('more than 10,000 requests in one message is refused before any is read', () => {
     const many = Array.from({ length: 10_001 }, (_, id): OutgoingRequest => ({ id, request: { key: 'k', limit: 1, windowMs: 1000 }, maxWaitMs: undefined, timestampMs: 0 }));
     expect(() => decodeStreamRequest(encodeStreamRequest(many))).toThrow(/at most 10000/);
+  });
+});
+
+describe('AllowBatch answers: the hand-written coder agrees with the .proto', () => {
+  it('decisions and errors, in request order, read back through the generated codec', () => {
+    const batch = rateLimiterService()['AllowBatch']!;
+    const bytes = encodeBatchResponse([
+      { decision: { allowed: true, limit: 10, remaining: 9, resetAtMs: 1_700_000_000_500.25, retryAfterMs: 0, waitMs: 0 }, error: undefined },
+      { decision: undefined, error: { code: 'INVALID_ARGUMENT', message: 'limit: must be > 0', field: 'limit' } },
+      { decision: { allowed: false, limit: 2 ** 50, remaining: 0, resetAtMs: 5, retryAfterMs: 1_234.5, waitMs: 0 }, error: undefined },
+    ]);
+    const read = batch.responseDeserialize(Buffer.from(bytes)) as { results: { decision?: Record<string, unknown>; error?: Record<string, unknown> }[] };
+    expect(read.results).toHaveLength(3);
+    expect(read.results[0]!.decision).toMatchObject({ allowed: true, limit: 10, remaining: 9, resetAtMs: 1_700_000_000_500.25 });
+    expect(read.results[1]!.error).toEqual({ code: 'INVALID_ARGUMENT', message: 'limit: must be > 0', field: 'limit' });
+    expect(read.results[2]!.decision).toMatchObject({ allowed: false, limit: 2 ** 50, remaining: 0, retryAfterMs: 1_234.5 });
   });
 });

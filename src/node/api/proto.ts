@@ -116,8 +116,9 @@ export const rawBytes = { serialize: asBuffer, deserialize: (bytes: Buffer): Buf
 
 /**
  * The service as the node serves it: AllowStream's messages as bytes for stream-codec.ts,
- * and AllowBatch's requests as bytes too (decoded by stream-codec.ts only once admitted: a
- * large batch refused costs no decoding); the other methods as generated.
+ * and AllowBatch's too (a request is decoded by stream-codec.ts only once admitted, so a
+ * large batch refused costs no decoding; its answer is written by stream-codec.ts, so its
+ * size is known to the caller bounds); the other methods as generated.
  */
 export function rateLimiterServiceWithRawStream(): grpc.ServiceDefinition {
   const service = rateLimiterService();
@@ -126,7 +127,7 @@ export function rateLimiterServiceWithRawStream(): grpc.ServiceDefinition {
   return {
     ...service,
     AllowStream: { ...stream, requestSerialize: rawBytes.serialize, requestDeserialize: rawBytes.deserialize, responseSerialize: rawBytes.serialize, responseDeserialize: rawBytes.deserialize },
-    AllowBatch: { ...batch, requestDeserialize: rawBytes.deserialize },
+    AllowBatch: { ...batch, requestDeserialize: rawBytes.deserialize, responseSerialize: rawBytes.serialize },
   };
 }
 

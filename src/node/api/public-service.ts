@@ -2,10 +2,11 @@ import * as grpc from '@grpc/grpc-js';
 import { RingLimitError } from '../../common/errors.js';
 import type { Reservation } from '../../limiter/types.js';
 import { fromWire, itemError, toServiceError, toWire, type PublicApiBackend } from './backend.js';
-import { rateLimiterServiceWithRawStream, type WireAllowBatchItem, type WireAllowRequest, type WireAllowResponse, type WireHealth, type WireMembers } from './proto.js';
+import { rateLimiterServiceWithRawStream, type WireAllowRequest, type WireAllowResponse, type WireHealth, type WireMembers } from './proto.js';
 import { serveAllowStream, type AllowStreamCall } from './stream-service.js';
-import { decodeBatchRequest, type IncomingRequest } from './stream-codec.js';
-import { BatchBudget, batchBudgetDefaults } from './batch-budget.js';
+import { decodeBatchRequest, encodeBatchResponse, type BatchResult, type IncomingRequest } from './stream-codec.js';
+import type { CallerLedger } from './caller-ledger.js';
+import { batchBudgetDefaults } from './batch-budget.js';
 import type { ApiTokens } from '../transport/credentials.js';
 
 const unauthenticated = (): Partial<grpc.ServiceError> =>
@@ -29,9 +30,15 @@ function decideOne(backend: PublicApiBackend, w: WireAllowRequest): Promise<Rese
   return decideItem(backend, { id: 0, request: fromWire(w), maxWaitMs: w.maxWaitMs, timestampMs: w.timestampMs });
 }
 
-/** The ringlimit.v1.RateLimiter service, added to a node's gRPC server; with `tokens`, every call must carry one. */
-export function addPublicApi(server: grpc.Server, backend: PublicApiBackend, tokens: ApiTokens): void {
-  const budget = new BatchBudget(batchBudgetDefaults);
+const notOnLedger = (): RingLimitError => new RingLimitError('INTERNAL', 'call not on the caller ledger (the server lacks the caller-bounds interceptor)');
+
+/**
+ * The ringlimit.v1.RateLimiter service, added to a node's gRPC server; with `tokens`, every
+ * call must carry one. The server must run callerBoundsInterceptor(ledger): every call is on
+ * the ledger, and work is refused for a connection past its share.
+ */
+export function addPublicApi(server: grpc.Server, backend: PublicApiBackend, tokens: ApiTokens, ledger: CallerLedger): void {
+  const budget = ledger.largeBatches;
   server.addService(rateLimiterServiceWithRawStream(), {
     allow: (call: grpc.ServerUnaryCall<WireAllowRequest, WireAllowResponse>, callback: grpc.sendUnaryData<WireAllowResponse>) => {
       if (!tokens.allows(call.metadata)) return callback(unauthenticated());
@@ -40,12 +47,21 @@ export function addPublicApi(server: grpc.Server, backend: PublicApiBackend, tok
         (error: unknown) => callback(toServiceError(error)),
       );
     },
-    allowBatch: (call: grpc.ServerUnaryCall<Buffer, { results: WireAllowBatchItem[] }>, callback: grpc.sendUnaryData<{ results: WireAllowBatchItem[] }>) => {
+    allowBatch: (call: grpc.ServerUnaryCall<Buffer, Uint8Array>, callback: grpc.sendUnaryData<Uint8Array>) => {
       if (!tokens.allows(call.metadata)) return callback(unauthenticated());
       const bytes = call.request;
       // Refused before it is decoded: a flood of large batches costs little more than its bytes.
       const large = bytes.length > SMALL_BATCH_BYTES;
+      const connection = ledger.connection(call.getPeer());
+      if (connection === undefined) return callback(toServiceError(notOnLedger()));
+      connection.lastRequestLarge = large;
+      if (large && ledger.nodeFull()) {
+        ledger.refusedForUnsent();
+        callback(toServiceError(new RingLimitError('RESOURCE_EXHAUSTED', 'this node holds too many answers its callers have not read: retry, or send smaller batches')));
+        return;
+      }
       if (large && !budget.admit(Infinity)) {
+        ledger.stats.refusedLarge++;
         callback(toServiceError(new RingLimitError('RESOURCE_EXHAUSTED', `busy with large batches: retry, or send at most ${batchBudgetDefaults.smallBatchItems} requests per batch`)));
         return;
       }
@@ -57,25 +73,33 @@ export function addPublicApi(server: grpc.Server, backend: PublicApiBackend, tok
         callback(toServiceError(error instanceof RingLimitError ? error : new RingLimitError('INVALID_ARGUMENT', 'malformed AllowBatch request')));
         return;
       }
+      const count = requests.length;
+      if (ledger.itemsFull(connection, count)) {
+        callback(toServiceError(new RingLimitError('RESOURCE_EXHAUSTED', `more than ${ledger.limits.maxItemsPerConnection} requests in flight on this connection`)));
+        return;
+      }
+      ledger.takeItems(connection, count);
       const answers = Promise.all(
         requests.map((item) =>
           decideItem(backend, item).then(
-            (r): WireAllowBatchItem => ({ decision: toWire(r) }),
-            (error: unknown): WireAllowBatchItem => ({ error: itemError(error) }),
+            (r): BatchResult => ({ decision: r, error: undefined }),
+            (error: unknown): BatchResult => ({ decision: undefined, error: itemError(error) }),
           ),
         ),
       );
       if (large) budget.spent(performance.now() - started);
       answers.then((results) => {
+        ledger.itemsDone(connection, count);
         const encoding = large ? performance.now() : 0;
-        callback(null, { results });
+        callback(null, encodeBatchResponse(results));
         if (large) budget.spent(performance.now() - encoding);
       });
     },
     allowStream: (call: AllowStreamCall) => {
-      if (tokens.allows(call.metadata)) return serveAllowStream(backend, call);
+      const connection = ledger.connection(call.getPeer());
+      if (tokens.allows(call.metadata) && connection !== undefined) return serveAllowStream(backend, call, ledger, connection);
       call.on('error', () => undefined);
-      call.emit('error', unauthenticated());
+      call.emit('error', connection === undefined ? toServiceError(notOnLedger()) : unauthenticated());
     },
     members: (call: grpc.ServerUnaryCall<object, WireMembers>, callback: grpc.sendUnaryData<WireMembers>) => {
       if (!tokens.allows(call.metadata)) return callback(unauthenticated());

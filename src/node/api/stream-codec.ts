@@ -34,11 +34,15 @@ export interface IncomingRequest {
   timestampMs: number | undefined;
 }
 
-/** One answer as the node sends it. */
-export interface OutgoingResult {
-  id: number;
+/** One answer of an AllowBatch, in its request's place. */
+export interface BatchResult {
   decision: Reservation | undefined;
   error: WireItemError | undefined;
+}
+
+/** One answer as the node sends it on a stream. */
+export interface OutgoingResult extends BatchResult {
+  id: number;
 }
 
 /** Receives the answers of one response message, without an object per answer. */
@@ -77,32 +81,48 @@ export function encodeStreamRequest(requests: readonly OutgoingRequest[]): Uint8
   return w.finish();
 }
 
+/** An answer's oneof: the decision at field `decisionField`, or the error at the next field. */
+function writeResult(w: ProtoWriter, decisionField: number, r: BatchResult): void {
+  const d = r.decision;
+  if (d !== undefined) {
+    const decision = w.uint(tag(decisionField, LENGTH_DELIMITED)).beginMessage();
+    w.uint(tag(1, VARINT)).bool(d.allowed); // written even when false: JS clients with defaults off read it as given
+    w.uint(tag(2, VARINT)).int64(d.limit);
+    w.uint(tag(3, VARINT)).int64(d.remaining);
+    w.uint(tag(4, FIXED64)).double(d.resetAtMs);
+    w.uint(tag(5, FIXED64)).double(d.retryAfterMs);
+    w.uint(tag(6, FIXED64)).double(d.waitMs);
+    w.endMessage(decision);
+  } else if (r.error !== undefined) {
+    const error = w.uint(tag(decisionField + 1, LENGTH_DELIMITED)).beginMessage();
+    w.uint(tag(1, LENGTH_DELIMITED)).string(r.error.code);
+    w.uint(tag(2, LENGTH_DELIMITED)).string(r.error.message);
+    w.uint(tag(3, LENGTH_DELIMITED)).string(r.error.field);
+    w.endMessage(error);
+  }
+}
+
 /** AllowStreamResponse { repeated StreamedAllowResult results = 1; uint32 processed = 2 }. */
 export function encodeStreamResponse(results: readonly OutgoingResult[], processed: number): Uint8Array {
   const w = new ProtoWriter(56 * results.length + 8);
   for (const r of results) {
     const item = w.uint(tag(1, LENGTH_DELIMITED)).beginMessage();
     w.uint(tag(1, VARINT)).uint(r.id);
-    const d = r.decision;
-    if (d !== undefined) {
-      const decision = w.uint(tag(2, LENGTH_DELIMITED)).beginMessage();
-      w.uint(tag(1, VARINT)).bool(d.allowed); // written even when false: JS clients with defaults off read it as given
-      w.uint(tag(2, VARINT)).int64(d.limit);
-      w.uint(tag(3, VARINT)).int64(d.remaining);
-      w.uint(tag(4, FIXED64)).double(d.resetAtMs);
-      w.uint(tag(5, FIXED64)).double(d.retryAfterMs);
-      w.uint(tag(6, FIXED64)).double(d.waitMs);
-      w.endMessage(decision);
-    } else if (r.error !== undefined) {
-      const error = w.uint(tag(3, LENGTH_DELIMITED)).beginMessage();
-      w.uint(tag(1, LENGTH_DELIMITED)).string(r.error.code);
-      w.uint(tag(2, LENGTH_DELIMITED)).string(r.error.message);
-      w.uint(tag(3, LENGTH_DELIMITED)).string(r.error.field);
-      w.endMessage(error);
-    }
+    writeResult(w, 2, r);
     w.endMessage(item);
   }
   if (processed > 0) w.uint(tag(2, VARINT)).uint(processed);
+  return w.finish();
+}
+
+/** AllowBatchResponse { repeated AllowBatchItem results = 1 }, each item { decision = 1 | error = 2 }. */
+export function encodeBatchResponse(results: readonly BatchResult[]): Uint8Array {
+  const w = new ProtoWriter(52 * results.length + 8);
+  for (const r of results) {
+    const item = w.uint(tag(1, LENGTH_DELIMITED)).beginMessage();
+    writeResult(w, 1, r);
+    w.endMessage(item);
+  }
   return w.finish();
 }
 

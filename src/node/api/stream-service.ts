@@ -3,6 +3,7 @@ import { RateLimitError, RingLimitError } from '../../common/errors.js';
 import type { Reservation } from '../../limiter/types.js';
 import { itemError, toServiceError, type PublicApiBackend } from './backend.js';
 import { decodeStreamRequest, encodeStreamResponse, type IncomingRequest, type OutgoingResult } from './stream-codec.js';
+import type { CallerConnection, CallerLedger } from './caller-ledger.js';
 
 /** Requests awaiting an answer on one stream (forwarded to their owners); past it, items are refused. */
 export const MAX_AWAITING_PER_STREAM = 100_000;
@@ -32,9 +33,12 @@ class StreamAnswers {
   constructor(
     private readonly backend: PublicApiBackend,
     private readonly call: AllowStreamCall,
+    private readonly ledger: CallerLedger,
+    private readonly connection: CallerConnection,
   ) {}
 
   serve(bytes: Buffer): void {
+    if (this.gone) return;
     let items: IncomingRequest[];
     try {
       items = decodeStreamRequest(bytes);
@@ -48,6 +52,10 @@ class StreamAnswers {
         this.ready.push({ id, decision: undefined, error: itemError(new RateLimitError('RESOURCE_EXHAUSTED', `more than ${MAX_AWAITING_PER_STREAM} requests awaiting an answer on this stream`)) });
         continue;
       }
+      if (this.ledger.itemsFull(this.connection, 1)) {
+        this.ready.push({ id, decision: undefined, error: itemError(new RateLimitError('RESOURCE_EXHAUSTED', `more than ${this.ledger.limits.maxItemsPerConnection} requests in flight on this connection`)) });
+        continue;
+      }
       if (item.timestampMs !== undefined && Number.isFinite(item.timestampMs)) this.backend.recordCallerTime(item.timestampMs);
       let answer: Reservation | Promise<Reservation>;
       try {
@@ -58,6 +66,7 @@ class StreamAnswers {
       }
       if (answer instanceof Promise) {
         this.awaiting++;
+        this.ledger.takeItems(this.connection, 1);
         answer.then(
           (r) => this.answerLater({ id, decision: r, error: undefined }),
           (error: unknown) => this.answerLater({ id, decision: undefined, error: itemError(error) }),
@@ -83,6 +92,7 @@ class StreamAnswers {
 
   private answerLater(result: OutgoingResult): void {
     this.awaiting--;
+    this.ledger.itemsDone(this.connection, 1);
     if (this.gone) return;
     this.ready.push(result);
     if (!this.flushScheduled) {
@@ -111,8 +121,8 @@ class StreamAnswers {
 }
 
 /** Serves one AllowStream call until the caller ends it or goes away. */
-export function serveAllowStream(backend: PublicApiBackend, call: AllowStreamCall): void {
-  const answers = new StreamAnswers(backend, call);
+export function serveAllowStream(backend: PublicApiBackend, call: AllowStreamCall, ledger: CallerLedger, connection: CallerConnection): void {
+  const answers = new StreamAnswers(backend, call, ledger, connection);
   call.on('data', (bytes: Buffer) => answers.serve(bytes));
   call.on('end', () => answers.end());
   call.on('error', () => answers.abandon());

@@ -1,0 +1,167 @@
+import { constants as http2 } from 'node:http2';
+import * as grpc from '@grpc/grpc-js';
+import type { CallerConnection, CallerLedger, ReadWaiter, TrackedCall } from './caller-ledger.js';
+import { batchBudgetDefaults } from './batch-budget.js';
+
+type Status = Parameters<grpc.ServerInterceptingCall['sendStatus']>[0];
+type Listener = Parameters<grpc.ServerInterceptingCall['start']>[0];
+
+/** What an answer that is not bytes (a generated unary answer: Allow, Members, Health) counts as. */
+const SMALL_ANSWER_BYTES = 256;
+
+const exhausted = (details: string): Status => {
+  const metadata = new grpc.Metadata();
+  metadata.set('ringlimit-code', 'RESOURCE_EXHAUSTED');
+  return { code: grpc.status.RESOURCE_EXHAUSTED, details: `RESOURCE_EXHAUSTED: ${details}`, metadata };
+};
+
+interface ResettableStream {
+  close(code: number): void;
+}
+
+/**
+ * The HTTP/2 stream under grpc-js's own call (its BaseServerInterceptingCall keeps it as
+ * `stream`). A status cannot overtake answers the caller has not read, so only a reset
+ * frees them; without the stream (a grpc-js that keeps it elsewhere), a status is sent.
+ */
+function http2StreamOf(call: grpc.ServerInterceptingCallInterface): ResettableStream | undefined {
+  const stream: unknown = Reflect.get(call, 'stream');
+  if (typeof stream !== 'object' || stream === null) return undefined;
+  return typeof Reflect.get(stream, 'close') === 'function' ? (stream as ResettableStream) : undefined;
+}
+
+/**
+ * One call, bounded: it opens on its connection's share of the ledger (or is refused with
+ * RESOURCE_EXHAUSTED before its handler runs), reads its request (if unary) only in one of
+ * its connection's reading turns, counts its answers as unsent until HTTP/2 has sent them, and — when its connection already has more unsent than it may — is reset
+ * with ENHANCE_YOUR_CALM, which gRPC callers see as RESOURCE_EXHAUSTED and which frees what
+ * the caller left unread at once.
+ */
+class BoundedCall extends grpc.ServerInterceptingCall implements ReadWaiter, TrackedCall {
+  private connection: CallerConnection | undefined;
+  unsentBytes = 0;
+  unsentSinceMs = 0;
+  private closed = false;
+  /** A unary call's request read: not yet asked for, waiting for its turn, under way, or done. */
+  private readState: 'none' | 'waiting' | 'reading' | 'done';
+
+  constructor(
+    private readonly next: grpc.ServerInterceptingCallInterface,
+    private readonly ledger: CallerLedger,
+    unary: boolean,
+  ) {
+    super(next);
+    this.readState = unary ? 'none' : 'done';
+  }
+
+  override start(listener: Listener): void {
+    super.start({
+      onReceiveMetadata: (metadata) => {
+        this.connection = this.ledger.openCall(this.next.getPeer(), this);
+        if (this.connection === undefined) {
+          this.closed = true;
+          super.sendStatus(exhausted(`more than ${this.ledger.limits.maxCallsPerConnection} calls open on this connection, or ${this.ledger.limits.maxOpenCalls} on this node`));
+          return;
+        }
+        listener.onReceiveMetadata(metadata);
+      },
+      onReceiveMessage: (message) => {
+        const connection = this.connection;
+        if (connection === undefined || this.closed) return;
+        this.readDone();
+        // A caller that does not read its answers gets no more work, on this call or another.
+        if (this.ledger.connectionFull(connection)) {
+          this.ledger.refusedForUnsent();
+          this.reset();
+          return;
+        }
+        listener.onReceiveMessage(message);
+      },
+      onReceiveHalfClose: () => {
+        if (this.connection !== undefined) listener.onReceiveHalfClose();
+      },
+      onCancel: () => {
+        this.close();
+        listener.onCancel();
+      },
+    });
+  }
+
+  /** The first read of a unary call waits for one of its connection's reading turns. */
+  override startRead(): void {
+    const connection = this.connection;
+    if (this.readState !== 'none' || connection === undefined || this.closed) {
+      super.startRead();
+      return;
+    }
+    if (this.ledger.startReading(connection, this)) this.read();
+    else this.readState = 'waiting';
+  }
+
+  read(): void {
+    this.readState = 'reading';
+    if (this.connection !== undefined && !this.ledger.mayRead(this.connection)) {
+      this.sendStatus(exhausted(`busy with large batches: retry, or send at most ${batchBudgetDefaults.smallBatchItems} requests per batch`));
+      return;
+    }
+    super.startRead();
+  }
+
+  private readDone(): void {
+    if (this.readState === 'reading' && this.connection !== undefined) this.ledger.doneReading(this.connection);
+    this.readState = 'done';
+  }
+
+  override sendMessage(message: unknown, callback: () => void): void {
+    const connection = this.connection;
+    if (connection === undefined || this.closed) return;
+    const bytes = message instanceof Uint8Array ? message.byteLength : SMALL_ANSWER_BYTES;
+    if (this.ledger.connectionFull(connection, bytes)) {
+      this.reset();
+      return;
+    }
+    if (this.unsentBytes === 0) this.unsentSinceMs = this.ledger.now();
+    this.unsentBytes += bytes;
+    this.ledger.unsent(connection, bytes);
+    super.sendMessage(message, () => {
+      if (!this.closed) {
+        this.unsentBytes -= bytes;
+        this.ledger.sent(connection, bytes);
+        if (this.unsentBytes > 0) this.unsentSinceMs = this.ledger.now();
+      }
+      callback();
+    });
+  }
+
+  override sendStatus(status: Status): void {
+    this.close();
+    super.sendStatus(status);
+  }
+
+  /** Drops this call and what it left unsent: the slow reader's answers are never sent. */
+  reset(): void {
+    if (this.closed) return;
+    this.ledger.stats.cancelledSlowStreams++;
+    const stream = http2StreamOf(this.next);
+    this.close();
+    if (stream !== undefined) stream.close(http2.NGHTTP2_ENHANCE_YOUR_CALM);
+    else super.sendStatus(exhausted('answers not read: the caller has too many unsent'));
+  }
+
+  private close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    const connection = this.connection;
+    if (connection === undefined) return;
+    if (this.readState === 'waiting') this.ledger.stopWaiting(connection, this);
+    this.readDone();
+    if (this.unsentBytes > 0) this.ledger.sent(connection, this.unsentBytes);
+    this.unsentBytes = 0;
+    this.ledger.closeCall(connection, this);
+  }
+}
+
+/** The gRPC server interceptor that puts every call on the ledger (see BoundedCall). */
+export function callerBoundsInterceptor(ledger: CallerLedger): grpc.ServerInterceptor {
+  return (method, call) => new BoundedCall(call, ledger, !method.requestStream);
+}

@@ -1,0 +1,222 @@
+import http2 from 'node:http2';
+import * as grpc from '@grpc/grpc-js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { CallerLedger, callerLimitsDefaults, type TrackedCall } from '../../src/node/api/caller-ledger.js';
+import { rateLimiterClientConstructor, rateLimiterService } from '../../src/node/api/proto.js';
+import { encodeStreamRequest } from '../../src/node/api/stream-codec.js';
+import { createNode, type RingLimitNode } from '../../src/node/node.js';
+import type { NodeOptionsInput } from '../../src/node/options.js';
+import { startCluster, stopAll, waitFor } from './helpers.js';
+
+const call = (unsentBytes = 0, unsentSinceMs = 0): TrackedCall & { resets: number; unsentBytes: number; unsentSinceMs: number } => {
+  const c = {
+    unsentBytes,
+    unsentSinceMs,
+    resets: 0,
+    reset: () => void c.resets++,
+  };
+  return c;
+};
+
+describe('CallerLedger', () => {
+  it('bounds calls per connection and in all, and forgets a connection once its last call closes', () => {
+    const ledger = new CallerLedger({ ...callerLimitsDefaults, maxCallsPerConnection: 2, maxOpenCalls: 3 });
+    const a1 = call();
+    const a = ledger.openCall('1.2.3.4:1', a1)!;
+    expect(ledger.openCall('1.2.3.4:1', call())).toBe(a);
+    expect(ledger.openCall('1.2.3.4:1', call())).toBeUndefined();
+    const b = ledger.openCall('1.2.3.4:2', call())!;
+    expect(ledger.openCall('1.2.3.4:3', call())).toBeUndefined(); // 3 open in all
+    expect(ledger.stats).toMatchObject({ openCalls: 3, connections: 2, refusedCalls: 2 });
+    ledger.closeCall(b, call());
+    expect(ledger.connection('1.2.3.4:2')).toBeUndefined();
+    expect(ledger.connection('1.2.3.4:1')).toBe(a);
+  });
+
+  it('lets a connection with nothing unsent send one answer of any size, and bounds the rest (a quarter while the node is full)', () => {
+    const ledger = new CallerLedger({ ...callerLimitsDefaults, maxUnsentBytesPerConnection: 1_000, maxUnsentBytes: 3_000 });
+    const a = ledger.openCall('a:1', call())!;
+    const b = ledger.openCall('b:1', call())!;
+    expect(ledger.connectionFull(a, 50_000)).toBe(false);
+    ledger.unsent(a, 600);
+    expect(ledger.connectionFull(a, 400)).toBe(false);
+    expect(ledger.connectionFull(a, 401)).toBe(true);
+    ledger.unsent(b, 3_000); // the node as a whole is past its bound
+    expect(ledger.nodeFull()).toBe(true);
+    expect(ledger.connectionFull(a)).toBe(true); // 600 > 250
+    ledger.sent(b, 3_000);
+    ledger.sent(a, 600);
+    expect(ledger.stats.unsentBytes).toBe(0);
+  });
+
+  it('bounds requests in flight per connection', () => {
+    const ledger = new CallerLedger({ ...callerLimitsDefaults, maxItemsPerConnection: 10 });
+    const a = ledger.openCall('a:1', call())!;
+    expect(ledger.itemsFull(a, 10)).toBe(false);
+    ledger.takeItems(a, 8);
+    expect(ledger.itemsFull(a, 3)).toBe(true);
+    ledger.itemsDone(a, 8);
+    expect(ledger.itemsFull(a, 10)).toBe(false);
+    expect(ledger.stats).toMatchObject({ items: 0, refusedItems: 1 });
+  });
+
+  it('lets a connection read a few requests at once, in turn', () => {
+    const ledger = new CallerLedger({ ...callerLimitsDefaults, maxReadingCallsPerConnection: 1 });
+    const a = ledger.openCall('a:1', call())!;
+    const order: string[] = [];
+    const waiter = (name: string) => ({ read: () => void order.push(name) });
+    const first = waiter('first');
+    const second = waiter('second');
+    const third = waiter('third');
+    expect(ledger.startReading(a, first)).toBe(true);
+    expect(ledger.startReading(a, second)).toBe(false);
+    expect(ledger.startReading(a, third)).toBe(false);
+    ledger.stopWaiting(a, second); // ended before its turn
+    ledger.doneReading(a);
+    expect(order).toEqual(['third']);
+    ledger.doneReading(a);
+    expect(a.reading).toBe(0);
+  });
+
+  it('refuses a connection’s next request unread while large batches are past their share, if its last one was large', () => {
+    const ledger = new CallerLedger(callerLimitsDefaults);
+    const a = ledger.openCall('a:1', call())!;
+    expect(ledger.mayRead(a)).toBe(true);
+    a.lastRequestLarge = true;
+    ledger.largeBatches.spent(10_000); // deep in debt
+    expect(ledger.mayRead(a)).toBe(false);
+    a.lastRequestLarge = false;
+    expect(ledger.mayRead(a)).toBe(true);
+    expect(ledger.stats.refusedUnread).toBe(1);
+  });
+
+  it('resets a call whose unsent answers made no progress for maxUnsentAgeMs, and no other', () => {
+    let now = 0;
+    const ledger = new CallerLedger({ ...callerLimitsDefaults, maxUnsentAgeMs: 1_000 }, () => now);
+    const stalled = call(5_000, 0);
+    const progressing = call(5_000, 0);
+    const idle = call(0, 0);
+    for (const c of [stalled, progressing, idle]) ledger.openCall('a:1', c);
+    now = 900;
+    progressing.unsentSinceMs = 900; // an answer went out
+    expect(ledger.sweep()).toBe(true);
+    expect(stalled.resets).toBe(0);
+    now = 1_500;
+    ledger.sweep();
+    expect([stalled.resets, progressing.resets, idle.resets]).toEqual([1, 0, 0]);
+  });
+});
+
+const service = rateLimiterService();
+const batchBytes = (items: number, prefix: string): Buffer =>
+  service['AllowBatch']!.requestSerialize({ requests: Array.from({ length: items }, (_, i) => ({ key: `${prefix}-${i}`, action: 'a', limit: 1_000_000, windowMs: 60_000 })) });
+const framed = (message: Uint8Array): Buffer => {
+  const out = Buffer.alloc(5 + message.byteLength);
+  out.writeUInt32BE(message.byteLength, 1);
+  out.set(message, 5);
+  return out;
+};
+
+/** A caller that sends and never reads what comes back (HTTP/2 flow control then holds the node's answers). */
+function slowReader(address: string): { call: (path: string, body: Buffer, end: boolean) => http2.ClientHttp2Stream; rstCodes: number[]; close: () => void } {
+  const session = http2.connect(`http://${address}`);
+  session.on('error', () => undefined);
+  const rstCodes: number[] = [];
+  return {
+    rstCodes,
+    call: (path, body, end) => {
+      const stream = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' });
+      stream.on('error', () => undefined);
+      stream.on('close', () => rstCodes.push(stream.rstCode));
+      stream.pause();
+      if (end) stream.end(body);
+      else stream.write(body);
+      return stream;
+    },
+    close: () => session.destroy(),
+  };
+}
+
+type Unary = (req: object, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Record<string, unknown>) => void) => void;
+type PublicClient = grpc.Client & { allow: Unary; allowBatch: Unary; allowStream: () => grpc.ClientDuplexStream<object, object> };
+
+describe('bounds per caller, on a real node', () => {
+  let nodes: RingLimitNode[] = [];
+  const clients: grpc.Client[] = [];
+  const connect = (): PublicClient => {
+    const Ctor = rateLimiterClientConstructor();
+    const c = new Ctor(nodes[0]!.grpcAddress!, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }) as unknown as PublicClient;
+    clients.push(c);
+    return c;
+  };
+  const start = async (options: NodeOptionsInput): Promise<void> => {
+    nodes = await startCluster(1, { replicas: 0, ...options });
+  };
+  const allow = (c: PublicClient, req: object): Promise<grpc.ServiceError | null> =>
+    new Promise((resolve) => c.allow(req, { deadline: Date.now() + 5_000 }, (err) => resolve(err)));
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.close();
+    await stopAll(nodes);
+  });
+
+  it('refuses calls past a connection’s bound with RESOURCE_EXHAUSTED, while another connection is served', async () => {
+    await start({ callerLimits: { maxCallsPerConnection: 3 } });
+    const c = connect();
+    const codes: number[] = [];
+    const streams = Array.from({ length: 5 }, () => {
+      const s = c.allowStream();
+      s.on('error', (e: grpc.ServiceError) => codes.push(e.code));
+      s.on('data', () => undefined);
+      return s;
+    });
+    await waitFor(() => codes.length === 2, 5_000, 'two streams refused');
+    expect(codes).toEqual([grpc.status.RESOURCE_EXHAUSTED, grpc.status.RESOURCE_EXHAUSTED]);
+    expect(await allow(connect(), { key: 'other', action: 'a', limit: 5, windowMs: 1_000 })).toBeNull();
+    expect(nodes[0]!.stats().callers.refusedCalls).toBe(2);
+    for (const s of streams) s.end();
+  }, 20_000);
+
+  it('bounds the requests in flight on one connection', async () => {
+    await start({ callerLimits: { maxItemsPerConnection: 50 } });
+    const c = connect();
+    const batch = (n: number) => ({ requests: Array.from({ length: n }, (_, i) => ({ key: `k${i}`, action: 'a', limit: 5, windowMs: 1_000 })) });
+    const err = await new Promise<grpc.ServiceError | null>((resolve) => c.allowBatch(batch(60), {}, (e) => resolve(e)));
+    expect(err?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    const ok = await new Promise<grpc.ServiceError | null>((resolve) => c.allowBatch(batch(40), {}, (e) => resolve(e)));
+    expect(ok).toBeNull();
+  }, 20_000);
+
+  it('a caller that stops reading: its unsent answers stay within its bound, its calls are reset with RESOURCE_EXHAUSTED, others keep being answered, and all it held is released when it leaves', async () => {
+    const bound = 256 * 1024;
+    await start({ callerLimits: { maxUnsentBytesPerConnection: bound, maxUnsentAgeMs: 400 } });
+    const node = nodes[0]!;
+    const slow = slowReader(node.grpcAddress!);
+    // Each answer (~100 KB) is larger than the 64 KB HTTP/2 window of a caller that does not read.
+    for (let i = 0; i < 12; i++) slow.call('/ringlimit.v1.RateLimiter/AllowBatch', framed(batchBytes(2_000, `slow${i}`)), true);
+    const stream = slow.call('/ringlimit.v1.RateLimiter/AllowStream', Buffer.alloc(0), false);
+    for (let i = 0; i < 10; i++) {
+      const requests = Array.from({ length: 1_000 }, (_, j) => ({ id: j, request: { key: `s${i}-${j}`, action: 'a', limit: 1_000_000, windowMs: 60_000 }, maxWaitMs: undefined, timestampMs: 0 }));
+      stream.write(framed(encodeStreamRequest(requests)));
+    }
+    let maxUnsent = 0;
+    const good = connect();
+    let goodErrors = 0;
+    const endAt = Date.now() + 1_500;
+    while (Date.now() < endAt) {
+      maxUnsent = Math.max(maxUnsent, node.stats().callers.unsentBytes);
+      if ((await allow(good, { key: 'good', action: 'g', limit: 1_000_000, windowMs: 60_000 })) !== null) goodErrors++;
+    }
+    await waitFor(() => slow.rstCodes.includes(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM), 5_000, 'a slow call reset');
+    expect(goodErrors).toBe(0);
+    expect(maxUnsent).toBeGreaterThan(0);
+    expect(maxUnsent).toBeLessThanOrEqual(bound);
+    expect(node.stats().callers.cancelledSlowStreams).toBeGreaterThan(0);
+    slow.close();
+    await waitFor(() => node.stats().callers.openCalls <= 1, 5_000, 'the slow caller’s calls to close'); // the good client's channel may hold none
+    expect(node.stats().callers).toMatchObject({ unsentBytes: 0, items: 0 });
+  }, 30_000);
+
+  it('names a bad callerLimits option', async () => {
+    await expect(createNode({ port: 0, gossipPort: 0, callerLimits: { maxOpenCalls: 0 } })).rejects.toThrow(/callerLimits\.maxOpenCalls/);
+  });
+});
