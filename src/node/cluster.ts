@@ -43,10 +43,6 @@ const clusterLimits = {
   /** A full-state sync can span several datagrams: the view is complete once it stops growing for a while. */
   joinSettleMs: 150,
   joinSettleMaxMs: 3_000,
-  /** A peer stream's proof may be this far from the receiver's wall clock (NTP keeps nodes far closer). */
-  peerAuthMaxSkewMs: 30_000,
-  /** Proof nonces remembered (against replay) within twice that skew: new streams beyond it are refused. */
-  peerAuthMaxNonces: 100_000,
 } as const;
 
 /**
@@ -147,10 +143,7 @@ export class Cluster {
     const server = new grpc.Server({ 'grpc.max_receive_message_length': clusterLimits.maxReceiveMessageBytes, interceptors: [callerBoundsInterceptor(callers)] });
     const keyring = o.gossipKeys.length > 0 ? new Keyring(o.gossipKeys) : undefined;
     let membership: Membership | undefined;
-    const auth = new PeerAuth(
-      { keyring, isMember: (nodeId, ip) => membership !== undefined && isMemberAt(membership, nodeId, ip), now: () => Date.now() },
-      { selfId: o.nodeId, maxClockSkewMs: clusterLimits.peerAuthMaxSkewMs, maxRememberedNonces: clusterLimits.peerAuthMaxNonces },
-    );
+    const auth = new PeerAuth({ keyring, isMember: (nodeId, ip) => membership !== undefined && isMemberAt(membership, nodeId, ip) }, { selfId: o.nodeId });
     const grpcTransport = new GrpcPeerTransport(
       server,
       { nodeId: o.nodeId, maxBufferedBytes: o.maxBufferedBytesPerPeer, reconnectBackoffMs: clusterLimits.reconnectBackoffMs, credentials: channelCredentials(o.tls) },

@@ -21,15 +21,15 @@ interface Outcome {
 }
 
 /**
- * Writes `frames` on a raw peer stream with `headers`; collects what comes back until the
- * stream fails, until `expectFrames` frames came, or until `settled()` (at most 5 s).
+ * Writes `frames` (MessagePack-encoded, or as they are when `raw`) on a raw peer stream with
+ * `headers`; collects what comes back until the stream fails, until `expectFrames` frames came, or until `settled()` (at most 5 s).
  */
-async function speak(target: RingLimitNode, headers: Record<string, string>, frames: unknown[], expectFrames = 0, settled = () => false): Promise<Outcome> {
+async function speak(target: RingLimitNode, headers: Record<string, string>, frames: unknown[], expectFrames = 0, settled = () => false, raw = false): Promise<Outcome> {
   const { stream, close } = rawPeerStream(target, '', headers);
   const outcome: Outcome = { frames: [], code: undefined };
   stream.on('data', (bytes: Buffer) => outcome.frames.push(bytes));
   stream.on('error', (error: grpc.ServiceError) => (outcome.code = error.code));
-  for (const frame of frames) stream.write(encodeMsgpack(frame));
+  for (const frame of frames) stream.write(raw ? (frame as Buffer) : encodeMsgpack(frame));
   const done = () => outcome.code !== undefined || (expectFrames > 0 && outcome.frames.length >= expectFrames) || settled();
   for (let i = 0; i < 250 && !done(); i++) await new Promise((r) => setTimeout(r, 20));
   close();
@@ -86,24 +86,45 @@ describe('peer authentication with a cluster key', () => {
     expect(await allowedOf(n2, victim, 3)).toBe(0);
   });
 
-  it('a proof made with another key is refused, and a captured proof cannot open a second stream', async () => {
+  it('a hello made with another key is refused; a stream must answer the receiver’s challenge; nothing captured from one stream opens another', async () => {
     nodes = await startCluster(2, { gossipKeys: [KEY] });
     const [n0] = nodes as [RingLimitNode];
     const victim = keyOwnedBy(nodes, 'n0');
-    const proofFor = (key: string) =>
-      new PeerAuth({ keyring: new Keyring([key]), isMember: () => false, now: () => Date.now() }, { selfId: 'n1', maxClockSkewMs: 30_000, maxRememberedNonces: 10 }).hello(n0.grpcAddress!).header!;
+    const authWith = (key: string) => new PeerAuth({ keyring: new Keyring([key]), isMember: () => false }, { selfId: 'n1' });
 
-    const wrongKey = await speak(n0, { 'ringlimit-node-id': 'n1', 'ringlimit-peer-auth': proofFor(OTHER_KEY) }, [pull(victim)]);
+    const wrongKey = await speak(n0, { 'ringlimit-node-id': 'n1', 'ringlimit-peer-auth': authWith(OTHER_KEY).hello(n0.grpcAddress!).header! }, [pull(victim)]);
     expect(wrongKey.code).toBe(grpc.status.UNAUTHENTICATED);
 
-    const captured = proofFor(KEY);
-    const first = await speak(n0, { 'ringlimit-node-id': 'n1', 'ringlimit-peer-auth': captured }, [pull(victim)], 1);
-    expect(first.code).toBeUndefined();
-    expect(first.frames.map((f) => decodeFrame(f)?.type)).toEqual([FrameType.PullReply]);
-    const replayed = await speak(n0, { 'ringlimit-node-id': 'n1', 'ringlimit-peer-auth': captured }, [pull(victim)]);
+    // A valid hello (captured, or made with the key) whose stream does not prove the key over the challenge: refused, nothing answered.
+    const auth = authWith(KEY);
+    const hello = auth.hello(n0.grpcAddress!);
+    const unproven = await speak(n0, { 'ringlimit-node-id': 'n1', 'ringlimit-peer-auth': hello.header! }, [pull(victim)]);
+    expect(unproven.code).toBe(grpc.status.UNAUTHENTICATED);
+    expect(unproven.frames).toEqual([]);
+
+    // The whole handshake, as a member does it: the Pull is answered.
+    const { stream, close } = rawPeerStream(n0, '', { 'ringlimit-node-id': 'n1', 'ringlimit-peer-auth': hello.header! });
+    const frames: Buffer[] = [];
+    let proof: Buffer | undefined;
+    stream.on('data', (bytes: Buffer) => frames.push(bytes));
+    stream.on('error', () => undefined);
+    stream.on('metadata', (answer: grpc.Metadata) => {
+      const header = (name: string) => answer.get(name)[0] as string | undefined;
+      proof = auth.answerChallenge(hello, header('ringlimit-peer-auth'), header('ringlimit-node-id'), header('ringlimit-peer-challenge'));
+      if (proof === undefined) return;
+      stream.write(proof);
+      stream.write(encodeMsgpack(pull(victim)));
+    });
+    await waitFor(() => frames.length >= 1, 5_000, 'the PullReply');
+    close();
+    expect(decodeFrame(frames[0]!)?.type).toBe(FrameType.PullReply);
+
+    // Replaying that stream's hello and proof: the receiver chose a new challenge, so the proof does not verify.
+    const replayed = await speak(n0, { 'ringlimit-node-id': 'n1', 'ringlimit-peer-auth': hello.header! }, [proof, pull(victim)].map((f) => (Buffer.isBuffer(f) ? f : encodeMsgpack(f))), 0, () => false, true);
     expect(replayed.code).toBe(grpc.status.UNAUTHENTICATED);
-    // The same proof sent as another node id does not verify either.
-    const otherId = await speak(n0, { 'ringlimit-node-id': 'n7', 'ringlimit-peer-auth': proofFor(KEY) }, [pull(victim)]);
+    expect(replayed.frames).toEqual([]);
+    // A hello made for n1 does not verify under another node id.
+    const otherId = await speak(n0, { 'ringlimit-node-id': 'n7', 'ringlimit-peer-auth': auth.hello(n0.grpcAddress!).header! }, [pull(victim)]);
     expect(otherId.code).toBe(grpc.status.UNAUTHENTICATED);
   });
 
@@ -120,7 +141,7 @@ describe('peer authentication with a cluster key', () => {
       },
     );
     const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
-    const auth = new PeerAuth({ keyring: new Keyring([KEY]), isMember: () => false, now: () => Date.now() }, { selfId: 'n0', maxClockSkewMs: 30_000, maxRememberedNonces: 10 });
+    const auth = new PeerAuth({ keyring: new Keyring([KEY]), isMember: () => false }, { selfId: 'n0' });
     const transport = new GrpcPeerTransport(new grpc.Server(), { nodeId: 'n0', maxBufferedBytes: 1 << 20, reconnectBackoffMs: 50, credentials: grpc.credentials.createInsecure() }, auth);
     let handed = 0;
     transport.onFrame(() => handed++);

@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import { PEER_AUTH_HEADER, hostOfPeer, type Hello, type PeerAuth } from './peer-auth.js';
+import { PEER_AUTH_HEADER, PEER_CHALLENGE_HEADER, hostOfPeer, type Hello, type PeerAuth } from './peer-auth.js';
 import type { FrameHandler, PeerTransport, Reply } from './peer-transport.js';
 
 /** The peer service's one method: a bidirectional stream of raw frames. */
@@ -24,7 +24,7 @@ export const peerServiceDefinition: grpc.ServiceDefinition = {
 export interface GrpcPeerTransportOptions {
   /** This node's id, sent once per stream so receivers know who is asking. */
   nodeId: string;
-  /** Bytes a stream may buffer before send() refuses (back-pressure bound). */
+  /** Bytes a stream may hold not yet sent (queued before its handshake, or written and unsent) before send() refuses. */
   maxBufferedBytes: number;
   /** After a stream breaks, how long before a new one is tried. */
   reconnectBackoffMs: number;
@@ -43,6 +43,10 @@ interface Link {
   client: grpc.Client;
   call: grpc.ClientDuplexStream<Buffer, Buffer> | undefined;
   downUntilMs: number;
+  /** Frames sent before the stream's handshake finished, written once it has; undefined after. */
+  queued: Buffer[] | undefined;
+  /** Bytes queued or written and not yet sent. */
+  unsentBytes: number;
 }
 
 function firstString(metadata: grpc.Metadata, key: string): string | undefined {
@@ -81,9 +85,15 @@ export class GrpcPeerTransport implements PeerTransport {
 
   send(address: string, frame: Uint8Array): boolean {
     if (this.closed) return false;
-    const call = this.streamTo(address);
-    if (call === undefined || call.writableLength > this.options.maxBufferedBytes) return false;
-    call.write(Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength));
+    const link = this.linkTo(address);
+    if (link.call === undefined || link.unsentBytes + frame.byteLength > this.options.maxBufferedBytes) return false;
+    const bytes = Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength);
+    if (link.queued !== undefined) {
+      link.queued.push(bytes);
+      link.unsentBytes += bytes.length;
+    } else {
+      this.write(link, link.call, bytes);
+    }
     return true;
   }
 
@@ -116,12 +126,26 @@ export class GrpcPeerTransport implements PeerTransport {
     const answer = new grpc.Metadata();
     answer.set(NODE_HEADER, this.options.nodeId);
     if (verdict.answer !== undefined) answer.set(PEER_AUTH_HEADER, verdict.answer);
+    const challenge = verdict.challenge;
+    if (challenge !== undefined) answer.set(PEER_CHALLENGE_HEADER, challenge.nonce);
     call.sendMetadata(answer);
     this.serverCalls.add(call);
     const reply: Reply = (frame) => {
       if (!call.cancelled && call.writable) call.write(Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength));
     };
-    call.on('data', (frame: Buffer) => this.frameHandler(frame, reply, from));
+    // With a cluster key, the first frame is the opener's proof over our challenge; nothing before it is handed on.
+    let state: 'proving' | 'open' | 'refused' = challenge === undefined ? 'open' : 'proving';
+    call.on('data', (frame: Buffer) => {
+      if (state === 'open') this.frameHandler(frame, reply, from);
+      else if (state === 'proving' && challenge !== undefined && this.auth.verifyProof(challenge, frame)) state = 'open';
+      else {
+        this.stats.unauthenticatedFrames++;
+        if (state === 'refused') return;
+        state = 'refused';
+        this.stats.refusedStreams++;
+        call.emit('error', { code: grpc.status.UNAUTHENTICATED, details: 'peer stream refused: its first frame is not a proof over this node’s challenge' });
+      }
+    });
     const done = () => {
       this.serverCalls.delete(call);
       if (call.writable) call.end();
@@ -130,7 +154,7 @@ export class GrpcPeerTransport implements PeerTransport {
     call.on('error', done);
   }
 
-  private streamTo(address: string): grpc.ClientDuplexStream<Buffer, Buffer> | undefined {
+  private linkTo(address: string): Link {
     let link = this.links.get(address);
     if (link === undefined) {
       const client = new grpc.Client(address, this.options.credentials, {
@@ -139,44 +163,64 @@ export class GrpcPeerTransport implements PeerTransport {
         'grpc.initial_reconnect_backoff_ms': 100,
         'grpc.max_reconnect_backoff_ms': 1_000,
       });
-      link = { client, call: undefined, downUntilMs: 0 };
+      link = { client, call: undefined, downUntilMs: 0, queued: undefined, unsentBytes: 0 };
       this.links.set(address, link);
     }
-    if (link.call !== undefined) return link.call;
-    if (performance.now() < link.downUntilMs) return undefined;
+    if (link.call === undefined && performance.now() >= link.downUntilMs) this.open(address, link);
+    return link;
+  }
+
+  private write(link: Link, call: grpc.ClientDuplexStream<Buffer, Buffer>, bytes: Buffer): void {
+    link.unsentBytes += bytes.length;
+    call.write(bytes, () => {
+      if (link.call === call) link.unsentBytes -= bytes.length;
+    });
+  }
+
+  /** Opens the stream of `link` (lazily, on the first send after a backoff) and runs its handshake. */
+  private open(address: string, link: Link): void {
     const metadata = new grpc.Metadata();
     metadata.set(NODE_HEADER, this.options.nodeId);
     const hello: Hello = this.auth.hello(address);
     if (hello.header !== undefined) metadata.set(PEER_AUTH_HEADER, hello.header);
     const call = link.client.makeBidiStreamRequest(PEER_METHOD, identity, identity, metadata, {});
-    const current = link;
-    const reply: Reply = (frame) => {
-      if (current.call === call && call.writable) call.write(Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength));
-    };
-    // With a cluster key, nothing the receiver sends counts until its answer proves it holds the key too.
+    link.call = call;
+    link.unsentBytes = 0;
+    // With a cluster key, frames wait for the handshake, and nothing the receiver sends counts until its answer proves it holds the key too.
+    link.queued = this.auth.keyed ? [] : undefined;
     let verified = !this.auth.keyed;
+    const reply: Reply = (frame) => {
+      if (link.call === call && verified && call.writable) this.write(link, call, Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength));
+    };
     call.on('metadata', (answer: grpc.Metadata) => {
-      if (verified) return;
-      verified = this.auth.verifyAnswer(hello, firstString(answer, PEER_AUTH_HEADER), firstString(answer, NODE_HEADER));
-      if (!verified) {
+      if (verified || link.call !== call) return;
+      const proof = this.auth.answerChallenge(hello, firstString(answer, PEER_AUTH_HEADER), firstString(answer, NODE_HEADER), firstString(answer, PEER_CHALLENGE_HEADER));
+      if (proof === undefined) {
         this.stats.refusedStreams++;
         call.cancel();
+        return;
       }
+      verified = true;
+      const queued = link.queued ?? [];
+      link.queued = undefined;
+      link.unsentBytes = 0;
+      this.write(link, call, proof);
+      for (const frame of queued) this.write(link, call, frame);
     });
     call.on('data', (frame: Buffer) => {
       if (verified) this.frameHandler(frame, reply, '');
       else this.stats.unauthenticatedFrames++;
     });
     const broken = () => {
-      if (current.call !== call) return;
-      current.call = undefined;
-      current.downUntilMs = performance.now() + this.options.reconnectBackoffMs;
+      if (link.call !== call) return;
+      link.call = undefined;
+      link.queued = undefined;
+      link.unsentBytes = 0;
+      link.downUntilMs = performance.now() + this.options.reconnectBackoffMs;
       if (!this.closed) this.downHandler(address);
     };
     call.on('error', broken);
     call.on('end', broken);
     call.on('status', broken);
-    link.call = call;
-    return call;
   }
 }

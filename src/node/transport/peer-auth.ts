@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import type { Keyring } from '../../gossip/index.js';
 
-/** Request and response header carrying the proofs. */
+/** Request and response header carrying the opener's hello and the receiver's answer. */
 export const PEER_AUTH_HEADER = 'ringlimit-peer-auth';
-const LABEL = 'ringlimit-peer-auth-v1';
+/** Response header carrying the receiver's challenge: the opener's first frame must prove the key over it. */
+export const PEER_CHALLENGE_HEADER = 'ringlimit-peer-challenge';
+const LABEL = 'ringlimit-peer-auth-v2';
 const NONCE_BYTES = 16;
 const NONCE_PATTERN = /^[A-Za-z0-9_-]{22}$/;
 const MAC_PATTERN = /^[A-Za-z0-9_-]{22}$/;
@@ -13,16 +15,10 @@ export interface PeerAuthComponents {
   keyring: Keyring | undefined;
   /** Whether `nodeId` is a current member whose advertised host is `ip` (used without a keyring). */
   isMember: (nodeId: string, ip: string) => boolean;
-  /** Wall clock, ms: the proofs carry a timestamp. */
-  now: () => number;
 }
 
 export interface PeerAuthInit {
   selfId: string;
-  /** A proof whose timestamp is further than this from the receiver's clock is refused. */
-  maxClockSkewMs: number;
-  /** Nonces remembered to refuse a replayed proof; more new streams than this within the skew window are refused. */
-  maxRememberedNonces: number;
 }
 
 /** What a stream this node opens sends, and what it expects back. */
@@ -31,19 +27,34 @@ export interface Hello {
   nonce: string;
 }
 
-export type Acceptance = { ok: true; answer: string | undefined } | { ok: false; reason: string };
+/** A receiver's challenge on one stream, kept until the opener's first frame answers it. */
+export interface Challenge {
+  openerId: string;
+  openerNonce: string;
+  nonce: string;
+}
+
+export type Acceptance = { ok: true; answer: string | undefined; challenge: Challenge | undefined } | { ok: false; reason: string };
+
+const newNonce = (): string => randomBytes(NONCE_BYTES).toString('base64url');
 
 /**
  * Who may speak the peer protocol: both ends of the check, for every peer stream.
  *
- * With a cluster key, a stream carries the opener's node id and a proof —
- * HMAC(key, label | "client" | node id | the address it dialled | time | nonce) — and the
- * receiver answers with HMAC(key, label | "server" | its id | the opener's id | nonce)
- * before any frame: each side proves it holds the key, bound to this stream's nonce and to
- * the dialled node, so a captured proof cannot open another stream (nonces are remembered
- * for the skew window) or be used against another node. A stream that fails is refused
- * with UNAUTHENTICATED; frames that arrive on a stream whose answer is not verified are
- * dropped and counted.
+ * With a cluster key, a mutual challenge–response bound to the stream:
+ * 1. the opener's request headers carry its node id, a fresh nonce N₁ and
+ *    HMAC(key, label | "hello" | its id | the address it dialled | N₁) — a stranger is
+ *    refused here, before anything else;
+ * 2. the receiver answers in its response headers with its own fresh nonce N₂ and
+ *    HMAC(key, label | "answer" | its id | the opener's id | N₁ | N₂) — the opener hands
+ *    on nothing from the stream unless this verifies;
+ * 3. the opener's first frame is HMAC(key, label | "proof" | its id | the receiver's id |
+ *    N₁ | N₂) — the receiver hands on no frame before it, and refuses the stream if it
+ *    does not verify.
+ * Each side answers a nonce the other just chose, so nothing captured from one stream
+ * opens another (with no memory of old nonces, and whatever the clocks say), and the
+ * signed ids and address bind it to these two nodes. A stream that fails is refused with
+ * UNAUTHENTICATED and counted.
  *
  * Without a key, a stream is accepted only from a current member's node id and from the
  * host that member advertises: that stops strangers on other hosts, not a process on a
@@ -52,8 +63,6 @@ export type Acceptance = { ok: true; answer: string | undefined } | { ok: false;
 export class PeerAuth {
   /** The address this node answers on, as peers dial it (set once the server is bound). */
   selfAddress = '';
-  /** nonce → when it may be forgotten; insertion order is time order, so pruning stops at the first live one. */
-  private readonly seen = new Map<string, number>();
 
   constructor(
     private readonly components: PeerAuthComponents,
@@ -65,51 +74,48 @@ export class PeerAuth {
   }
 
   hello(address: string): Hello {
-    const nonce = randomBytes(NONCE_BYTES).toString('base64url');
+    const nonce = newNonce();
     const keyring = this.components.keyring;
     if (keyring === undefined) return { header: undefined, nonce };
-    const ts = Math.round(this.components.now());
-    const mac = keyring.mac(Buffer.from(`${LABEL}|client|${this.init.selfId}|${address}|${ts}|${nonce}`)).toString('base64url');
-    return { header: `${ts}.${nonce}.${mac}`, nonce };
+    const mac = keyring.mac(Buffer.from(`${LABEL}|hello|${this.init.selfId}|${address}|${nonce}`)).toString('base64url');
+    return { header: `${nonce}.${mac}`, nonce };
   }
 
-  /** The opener's check of the receiver's answer (always true without a key: there is nothing to check). */
-  verifyAnswer(hello: Hello, answer: string | undefined, serverId: string | undefined): boolean {
-    const keyring = this.components.keyring;
-    if (keyring === undefined) return true;
-    if (answer === undefined || !MAC_PATTERN.test(answer) || serverId === undefined) return false;
-    return keyring.verify(Buffer.from(`${LABEL}|server|${serverId}|${this.init.selfId}|${hello.nonce}`), Buffer.from(answer, 'base64url'));
-  }
-
-  /** The receiver's check of a new stream from `nodeId` at `ip`, with its proof header. */
+  /** The receiver's check of a new stream from `nodeId` at `ip`, with its hello header. */
   accept(nodeId: string, header: string | undefined, ip: string): Acceptance {
     const keyring = this.components.keyring;
     if (nodeId === '' || nodeId === this.init.selfId) return { ok: false, reason: 'no node id, or this node’s own' };
     if (keyring === undefined) {
-      return this.components.isMember(nodeId, ip) ? { ok: true, answer: undefined } : { ok: false, reason: `${nodeId} at ${ip} is not a member` };
+      return this.components.isMember(nodeId, ip) ? { ok: true, answer: undefined, challenge: undefined } : { ok: false, reason: `${nodeId} at ${ip} is not a member` };
     }
     const parts = header?.split('.');
-    if (parts?.length !== 3) return { ok: false, reason: 'no proof' };
-    const [tsText, nonce, mac] = parts as [string, string, string];
-    const ts = Number(tsText);
-    const now = this.components.now();
-    if (!/^\d{1,16}$/.test(tsText) || Math.abs(now - ts) > this.init.maxClockSkewMs) return { ok: false, reason: 'proof too old or from a clock too far off' };
-    if (!NONCE_PATTERN.test(nonce) || !MAC_PATTERN.test(mac)) return { ok: false, reason: 'malformed proof' };
-    const signed = Buffer.from(`${LABEL}|client|${nodeId}|${this.selfAddress}|${ts}|${nonce}`);
-    if (!keyring.verify(signed, Buffer.from(mac, 'base64url'))) return { ok: false, reason: 'wrong proof' };
-    this.forgetExpired(now);
-    if (this.seen.has(nonce)) return { ok: false, reason: 'replayed proof' };
-    if (this.seen.size >= this.init.maxRememberedNonces) return { ok: false, reason: 'too many new streams' };
-    this.seen.set(nonce, now + 2 * this.init.maxClockSkewMs);
-    const answer = keyring.mac(Buffer.from(`${LABEL}|server|${this.init.selfId}|${nodeId}|${nonce}`)).toString('base64url');
-    return { ok: true, answer };
+    if (parts?.length !== 2) return { ok: false, reason: 'no proof' };
+    const [openerNonce, mac] = parts as [string, string];
+    if (!NONCE_PATTERN.test(openerNonce) || !MAC_PATTERN.test(mac)) return { ok: false, reason: 'malformed proof' };
+    if (!keyring.verify(Buffer.from(`${LABEL}|hello|${nodeId}|${this.selfAddress}|${openerNonce}`), Buffer.from(mac, 'base64url'))) return { ok: false, reason: 'wrong proof' };
+    const challenge: Challenge = { openerId: nodeId, openerNonce, nonce: newNonce() };
+    const answer = keyring.mac(Buffer.from(`${LABEL}|answer|${this.init.selfId}|${nodeId}|${openerNonce}|${challenge.nonce}`)).toString('base64url');
+    return { ok: true, answer, challenge };
   }
 
-  private forgetExpired(now: number): void {
-    for (const [nonce, until] of this.seen) {
-      if (until > now) break;
-      this.seen.delete(nonce);
-    }
+  /**
+   * The opener's check of the receiver's answer; with it, the first frame the opener must
+   * send (its proof over the receiver's challenge). Undefined when the answer fails.
+   * Without a key there is nothing to check or prove: an empty proof, never sent.
+   */
+  answerChallenge(hello: Hello, answer: string | undefined, serverId: string | undefined, challenge: string | undefined): Buffer | undefined {
+    const keyring = this.components.keyring;
+    if (keyring === undefined) return Buffer.alloc(0);
+    if (answer === undefined || !MAC_PATTERN.test(answer) || serverId === undefined || challenge === undefined || !NONCE_PATTERN.test(challenge)) return undefined;
+    if (!keyring.verify(Buffer.from(`${LABEL}|answer|${serverId}|${this.init.selfId}|${hello.nonce}|${challenge}`), Buffer.from(answer, 'base64url'))) return undefined;
+    return keyring.mac(Buffer.from(`${LABEL}|proof|${this.init.selfId}|${serverId}|${hello.nonce}|${challenge}`));
+  }
+
+  /** The receiver's check of the opener's first frame. */
+  verifyProof(challenge: Challenge, frame: Uint8Array): boolean {
+    const keyring = this.components.keyring;
+    if (keyring === undefined) return false;
+    return keyring.verify(Buffer.from(`${LABEL}|proof|${challenge.openerId}|${this.init.selfId}|${challenge.openerNonce}|${challenge.nonce}`), frame);
   }
 }
 
