@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { RingLimitError } from '../common/errors.js';
 import { createNode } from '../node/node.js';
 import type { NodeOptionsInput } from '../node/options.js';
+import { callerLimitsDefaults, type CallerLimits } from '../node/api/caller-ledger.js';
 import { readNodeTls } from '../node/transport/credentials.js';
 import { enableHarness, listenForFaultCommands } from '../chaos/harness-mode.js';
 
@@ -22,6 +23,10 @@ export const SERVE_USAGE = `usage: ringlimit serve [options]
                           a snapshot that fails its checksum is renamed aside and the node starts
                           empty (default: refuse to start)
   --max-keys N            keys (action, key pairs) held at most (default 1000000)
+  --caller-limit NAME=N   a bound per caller on the gRPC port (repeat for several), e.g.
+                          maxCallsPerConnection=100, maxOpenCalls=10000, maxReadingCallsPerConnection=2,
+                          maxItemsPerConnection=100000, maxUnsentBytesPerConnection=4194304,
+                          maxUnsentBytes=67108864, maxUnsentAgeMs=10000 (the defaults; docs/security.md)
   --gossip-key-file FILE  cluster key(s), base64, one per line (the first signs): authenticate
                           gossip and every peer stream
   --tls-cert FILE         with --tls-key and --tls-ca: mutual TLS on the gRPC port (public API
@@ -81,6 +86,7 @@ export function parseServeArgs(args: string[]): { options: NodeOptionsInput; rea
         'snapshot-interval': { type: 'string' },
         'set-aside-corrupt-snapshot': { type: 'boolean' },
         'max-keys': { type: 'string' },
+        'caller-limit': { type: 'string', multiple: true },
         'gossip-key-file': { type: 'string' },
         'tls-cert': { type: 'string' },
         'tls-key': { type: 'string' },
@@ -116,6 +122,14 @@ export function parseServeArgs(args: string[]): { options: NodeOptionsInput; rea
   if (v['max-keys'] !== undefined) {
     if (!/^\d+$/.test(v['max-keys'])) throw new RingLimitError('INVALID_ARGUMENT', `--max-keys must be a whole number, got ${JSON.stringify(v['max-keys'])}`);
     options.store = { maxKeys: Number(v['max-keys']) };
+  }
+  for (const assignment of v['caller-limit'] ?? []) {
+    const match = /^(\w+)=(\d+)$/.exec(assignment);
+    const name = match?.[1] as keyof CallerLimits | undefined;
+    if (match === null || name === undefined || !(name in callerLimitsDefaults)) {
+      throw new RingLimitError('INVALID_ARGUMENT', `--caller-limit must be NAME=N with NAME one of ${Object.keys(callerLimitsDefaults).join(', ')}; got ${JSON.stringify(assignment)}`);
+    }
+    options.callerLimits = { ...options.callerLimits, [name]: Number(match[2]) };
   }
   if (v['global-sync-ms'] !== undefined) {
     // A number, or NaN that the node's option validation refuses with the option's name.

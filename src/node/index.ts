@@ -3,3 +3,4 @@ export type { NodeStats } from './node-stats.js';
 export { nodeDefaults, resolveNodeOptions, type NodeOptions, type NodeOptionsInput, type UnavailablePolicy, type ReplicationMode } from './options.js';
 export { RingLimitClient, clientDefaults, type ClientOptions, type ClientStats } from './api/client.js';
 export { PROTO_PATH } from './api/proto.js';
+export { callerLimitsDefaults, type CallerLimits, type CallerStats } from './api/caller-ledger.js';

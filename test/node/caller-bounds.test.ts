@@ -1,6 +1,7 @@
 import http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
+import { parseServeArgs } from '../../src/cli/serve.js';
 import { CallerLedger, callerLimitsDefaults, type TrackedCall } from '../../src/node/api/caller-ledger.js';
 import { rateLimiterClientConstructor, rateLimiterService } from '../../src/node/api/proto.js';
 import { encodeStreamRequest } from '../../src/node/api/stream-codec.js';
@@ -216,7 +217,9 @@ describe('bounds per caller, on a real node', () => {
     expect(node.stats().callers).toMatchObject({ unsentBytes: 0, items: 0 });
   }, 30_000);
 
-  it('names a bad callerLimits option', async () => {
+  it('names a bad callerLimits option, and serve takes them as --caller-limit NAME=N', async () => {
     await expect(createNode({ port: 0, gossipPort: 0, callerLimits: { maxOpenCalls: 0 } })).rejects.toThrow(/callerLimits\.maxOpenCalls/);
+    expect(parseServeArgs(['--caller-limit', 'maxCallsPerConnection=20', '--caller-limit', 'maxUnsentAgeMs=3000']).options.callerLimits).toEqual({ maxCallsPerConnection: 20, maxUnsentAgeMs: 3_000 });
+    expect(() => parseServeArgs(['--caller-limit', 'maxCalls=20'])).toThrow(/--caller-limit must be NAME=N/);
   });
 });
