@@ -10,6 +10,7 @@ import { runLimiterBench } from './limiter.js';
 import { runClusterBench } from './cluster.js';
 import { runFloorBench } from './floor.js';
 import { runNodeBench } from './node.js';
+import { runPoliciesBench } from './policies.js';
 
 type Section = (log: (line: string) => void) => Promise<string>;
 
@@ -28,6 +29,7 @@ async function main(): Promise<void> {
   const log = (line: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}`);
   const sections: [string, Section | undefined][] = [
     ['limiter', runLimiterBench],
+    ['policies', runPoliciesBench],
     ['ring', await optionalSection('./ring.js', 'runRingBench')],
     ['node', runNodeBench],
     ['cluster', runClusterBench],

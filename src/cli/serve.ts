@@ -5,6 +5,7 @@ import { createNode } from '../node/node.js';
 import type { NodeOptionsInput } from '../node/options.js';
 import { callerLimitsDefaults, type CallerLimits } from '../node/api/caller-ledger.js';
 import { readNodeTls } from '../node/transport/credentials.js';
+import { readPolicyFile, watchPolicyFile } from '../node/policy-file.js';
 import { enableHarness, listenForFaultCommands } from '../chaos/harness-mode.js';
 
 export const SERVE_USAGE = `usage: ringlimit serve [options]
@@ -23,6 +24,9 @@ export const SERVE_USAGE = `usage: ringlimit serve [options]
                           a snapshot that fails its checksum is renamed aside and the node starts
                           empty (default: refuse to start)
   --max-keys N            keys (action, key pairs) held at most (default 1000000)
+  --policies FILE         limits declared per action, group and user (YAML or JSON; docs/policies.md);
+                          re-read when the file changes (a bad edit is logged and the policies in
+                          force stay)
   --caller-limit NAME=N   a bound per caller on the gRPC port (repeat for several), e.g.
                           maxCallsPerConnection=100, maxOpenCalls=10000, maxReadingCallsPerConnection=2,
                           maxItemsPerConnection=100000, maxUnsentBytesPerConnection=4194304,
@@ -67,7 +71,7 @@ function durationMs(name: string, value: string): number {
   return Number(match[1]) * unit;
 }
 
-export function parseServeArgs(args: string[]): { options: NodeOptionsInput; readyJson: boolean; harness: boolean } {
+export function parseServeArgs(args: string[]): { options: NodeOptionsInput; readyJson: boolean; harness: boolean; policyFile: string | undefined } {
   let parsed;
   try {
     parsed = parseArgs({
@@ -87,6 +91,7 @@ export function parseServeArgs(args: string[]): { options: NodeOptionsInput; rea
         'set-aside-corrupt-snapshot': { type: 'boolean' },
         'max-keys': { type: 'string' },
         'caller-limit': { type: 'string', multiple: true },
+        policies: { type: 'string' },
         'gossip-key-file': { type: 'string' },
         'tls-cert': { type: 'string' },
         'tls-key': { type: 'string' },
@@ -141,7 +146,8 @@ export function parseServeArgs(args: string[]): { options: NodeOptionsInput; rea
   const tls = readNodeTls({ cert: v['tls-cert'], key: v['tls-key'], ca: v['tls-ca'] });
   if (tls !== undefined) options.tls = tls;
   if (v['api-token-file'] !== undefined) options.apiTokens = readLines('api-token-file', v['api-token-file']);
-  return { options, readyJson: v['ready-json'] === true, harness: v.harness === true };
+  if (v.policies !== undefined) options.policies = readPolicyFile(v.policies);
+  return { options, readyJson: v['ready-json'] === true, harness: v.harness === true, policyFile: v.policies };
 }
 
 /**
@@ -149,7 +155,7 @@ export function parseServeArgs(args: string[]): { options: NodeOptionsInput; rea
  * A second signal, or a stop that overruns drainTimeoutMs by far, exits at once.
  */
 export async function runServe(args: string[]): Promise<number> {
-  const { options, readyJson, harness } = parseServeArgs(args);
+  const { options, readyJson, harness, policyFile } = parseServeArgs(args);
   const faults = harness ? enableHarness(options) : undefined;
   const node = await createNode(options);
   if (faults !== undefined) listenForFaultCommands(faults, () => node.stats());
@@ -160,6 +166,19 @@ export async function runServe(args: string[]): Promise<number> {
   const loaded = node.stats().snapshot;
   if (loaded.setAsideTo !== '') log(`warning: the snapshot failed its checks and was moved to ${loaded.setAsideTo}; starting without it`);
   else if (options.dataDir !== undefined) log(`snapshot: ${loaded.loadedKeys} keys loaded from ${options.dataDir}`);
+  const policyWatch =
+    policyFile === undefined
+      ? undefined
+      : watchPolicyFile(
+          policyFile,
+          POLICY_FILE_CHECK_MS,
+          (policies) => {
+            node.setPolicies(policies);
+            log(`policies: reloaded ${policyFile}`);
+          },
+          (error) => log(`warning: policies not reloaded, the ones in force stay: ${error.message}`),
+        );
+  if (policyFile !== undefined) log(`policies: loaded ${policyFile}`);
   log(`serving gRPC on ${node.grpcAddress}, gossip on ${node.gossipAddress}`);
   log(`members: ${node.members().map((m) => m.nodeId).join(', ')}; ring: ${node.owners().join(', ')}`);
   if (readyJson) process.stdout.write(`${JSON.stringify({ nodeId: node.nodeId, grpc: node.grpcAddress, gossip: node.gossipAddress })}\n`);
@@ -182,6 +201,7 @@ export async function runServe(args: string[]): Promise<number> {
     process.exit(1);
   }, node.options.drainTimeoutMs + STOP_GRACE_MS);
   watchdog.unref();
+  policyWatch?.close();
   try {
     await node.stop({ graceful: true });
   } catch (error) {
@@ -191,6 +211,9 @@ export async function runServe(args: string[]): Promise<number> {
   log('stopped');
   return 0;
 }
+
+/** How often --policies FILE is checked for a change. */
+const POLICY_FILE_CHECK_MS = 500;
 
 /** How far past drainTimeoutMs a stop may run (the final snapshot, closing sockets) before serve exits anyway. */
 const STOP_GRACE_MS = 10_000;

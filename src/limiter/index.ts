@@ -3,4 +3,6 @@ export { LimiterStore, storeDefaults, type StoreOptions, type StoreStats } from 
 export { decide, merge, rebase, reserve, type Step } from './pure.js';
 export { requestLimits } from './limits.js';
 export { resolveRequest, newResolvedParams, parseAlgorithm } from './validate.js';
-export { ALGORITHMS, type Algorithm, type Decision, type LimiterState, type RateLimitRequest, type Reservation, type ResolvedParams } from './types.js';
+export { ALGORITHMS, type Algorithm, type Decision, type LimiterState, type RateLimitRequest, type Reservation, type ResolvedParams, type ResolvedPolicy } from './types.js';
+export { Policies, policyLimits, type PolicyDocument, type PolicyRuleInput } from './policies.js';
+export { PolicyHandle, type PolicyCallOptions, type PolicySpec } from './policy-handle.js';

@@ -4,6 +4,8 @@ import { LimiterStore, storeDefaults, type StoreOptions, type StoreStats } from 
 import type { Decision, RateLimitRequest, Reservation } from './types.js';
 import { WaitQueue } from './waiters.js';
 import { rateRequest, windowRequest } from './aliases.js';
+import { Policies, type PolicyDocument } from './policies.js';
+import { PolicyHandle, type PolicySpec } from './policy-handle.js';
 
 export { limitFromRate } from './aliases.js';
 
@@ -17,6 +19,8 @@ export interface LimiterOptions extends StoreOptions {
   maxWaiting: number;
   /** acquire()'s longest wait when the caller names none. */
   defaultMaxWaitMs: number;
+  /** Limits declared once, per action, group and user (policies.ts); replaced at runtime by setPolicies(). */
+  policies: PolicyDocument | Policies | undefined;
 }
 
 export const limiterDefaults: LimiterOptions = {
@@ -26,6 +30,7 @@ export const limiterDefaults: LimiterOptions = {
   sweepSlotsPerTick: 10_000,
   maxWaiting: 10_000,
   defaultMaxWaitMs: 10_000,
+  policies: undefined,
 };
 
 export interface AcquireOptions {
@@ -64,8 +69,27 @@ export class Limiter {
     this.options = merged;
     this.store = new LimiterStore(merged.clock, merged);
     this.waiters = new WaitQueue(merged.clock, merged.maxWaiting);
+    if (merged.policies !== undefined) this.setPolicies(merged.policies);
     this.sweeper = setInterval(() => this.store.sweep(merged.sweepSlotsPerTick), merged.sweepIntervalMs);
     this.sweeper.unref();
+  }
+
+  /** Replaces the policies at once (validated first: a bad document throws and changes nothing); undefined removes them. */
+  setPolicies(policies: PolicyDocument | Policies | undefined): void {
+    this.store.policies = policies === undefined || policies instanceof Policies ? policies : new Policies(policies);
+  }
+
+  get policies(): Policies | undefined {
+    return this.store.policies;
+  }
+
+  /**
+   * A precompiled policy: its options are validated once, and each call then takes only
+   * the key (and optionally weight and cost) — the fastest local path.
+   * `const search = limiter.policy({ action: 'search', limit: 100, windowMs: 60_000 }); search.allow(userId)`.
+   */
+  policy(spec: PolicySpec): PolicyHandle {
+    return new PolicyHandle(this.store, spec);
   }
 
   allow(request: RateLimitRequest): Decision {

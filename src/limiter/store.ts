@@ -1,3 +1,4 @@
+import type { Policies } from './policies.js';
 import type { Clock } from '../common/clock.js';
 import { RateLimitError, invalidArgument } from '../common/errors.js';
 import { FRESH_AT, NO_WAIT, STATE_STRIDE, algorithms, newStepOut, reservationOf, type StepOut } from './algorithms/index.js';
@@ -133,6 +134,9 @@ export class LimiterStore {
   private readonly scratch = new Float64Array(STATE_STRIDE);
   private readonly counters = { allowed: 0, rejected: 0, evictions: 0, expired: 0 };
 
+  /** Limits declared once (see policies.ts): what they set wins over a request's own fields. */
+  policies: Policies | undefined = undefined;
+
   constructor(clock: Clock, options: Partial<StoreOptions> = {}) {
     const merged: StoreOptions = { ...storeDefaults, ...options };
     validateStoreOptions(merged);
@@ -174,7 +178,7 @@ export class LimiterStore {
     if (typeof maxWaitMs !== 'number' || !(maxWaitMs >= 0 && maxWaitMs <= 86_400_000)) {
       throw invalidArgument('maxWaitMs', `must be a number from 0 to 86400000 (24 h), got ${String(maxWaitMs)}`);
     }
-    return this.decideResolved(resolveRequest(request, this.params), maxWaitMs);
+    return this.decideResolved(resolveRequest(request, this.params, this.policies?.sayFor(request)), maxWaitMs);
   }
 
   /**
@@ -186,8 +190,18 @@ export class LimiterStore {
     return reservationOf(this.decideParams(p, maxWaitMs), p.limit);
   }
 
+  /** allow() for a request already validated into `p` (policy handles). */
+  allowResolved(p: ResolvedParams): Decision {
+    const out = this.decideParams(p, NO_WAIT);
+    return { allowed: out.allowed, limit: p.limit, remaining: out.remaining, resetAtMs: out.resetAtMs, retryAfterMs: out.retryAfterMs };
+  }
+
+  isAllowedResolved(p: ResolvedParams): boolean {
+    return this.decideParams(p, NO_WAIT).allowed;
+  }
+
   private decide(request: RateLimitRequest, maxWaitMs: number): StepOut {
-    return this.decideParams(resolveRequest(request, this.params), maxWaitMs);
+    return this.decideParams(resolveRequest(request, this.params, this.policies?.sayFor(request)), maxWaitMs);
   }
 
   private decideParams(p: ResolvedParams, maxWaitMs: number): StepOut {

@@ -16,9 +16,12 @@ export interface RateLimitRequest {
   key: string;
   /** What is limited; the limited unit is (action, key). Defaults to "default". */
   action?: string;
-  /** Units allowed per window at weight 1. */
-  limit: number;
-  windowMs: number;
+  /** Units allowed per window at weight 1. Required unless the policies give it. */
+  limit?: number;
+  /** Required unless the policies give it. */
+  windowMs?: number;
+  /** The caller's group or tier (e.g. "free", "pro"), for the policies; a user the policies list keeps its own. */
+  group?: string;
   /** Multiplies the limit (and burst): weight w gets w × the base limit. Defaults to 1. */
   weight?: number;
   /** Units this call takes. 0 peeks without consuming. Defaults to 1. */
@@ -77,4 +80,13 @@ export interface LimiterState {
   s0: number;
   s1: number;
   s2: number;
+}
+
+/** What the policies say for one (user, group, action): the fields they set (policies.ts). */
+export interface ResolvedPolicy {
+  limit: number | undefined;
+  windowMs: number | undefined;
+  algorithm: Algorithm | undefined;
+  burst: number | undefined;
+  weight: number | undefined;
 }

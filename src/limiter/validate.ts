@@ -1,6 +1,6 @@
 import { invalidArgument } from '../common/errors.js';
 import { requestLimits } from './limits.js';
-import { AlgorithmId, type RateLimitRequest, type ResolvedParams } from './types.js';
+import { AlgorithmId, type RateLimitRequest, type ResolvedParams, type ResolvedPolicy } from './types.js';
 
 const DEFAULT_ACTION = 'default';
 
@@ -44,13 +44,16 @@ export function newResolvedParams(): ResolvedParams {
 /**
  * Validates a request and writes the resolved numbers into `out` (reused on the hot
  * path, so no allocation). Throws a RateLimitError with code INVALID_ARGUMENT before
- * any state is touched.
+ * any state is touched. `said`: what the policies set for it (see policies.ts), which
+ * wins over the request's own fields.
  */
-export function resolveRequest(req: RateLimitRequest, out: ResolvedParams): ResolvedParams {
+export function resolveRequest(req: RateLimitRequest, out: ResolvedParams, said?: ResolvedPolicy): ResolvedParams {
   if (typeof req !== 'object' || req === null) {
     throw invalidArgument('request', 'must be an object with key, limit and windowMs');
   }
-  const { key, limit, windowMs } = req;
+  const key = req.key;
+  const limit = said?.limit ?? req.limit;
+  const windowMs = said?.windowMs ?? req.windowMs;
   if (typeof key !== 'string' || key.length === 0) {
     throw invalidArgument('key', 'must be a non-empty string');
   }
@@ -66,7 +69,7 @@ export function resolveRequest(req: RateLimitRequest, out: ResolvedParams): Reso
     throw invalidArgument('action', `must be at most ${requestLimits.maxActionBytes} bytes in UTF-8`);
   }
   if (!isPositiveSafeInteger(limit)) {
-    throw invalidArgument('limit', `must be a positive safe integer, got ${String(limit)}`);
+    throw invalidArgument('limit', limit === undefined ? 'missing: give a limit, or declare one in the policies for this action' : `must be a positive safe integer, got ${String(limit)}`);
   }
   if (
     typeof windowMs !== 'number' ||
@@ -77,7 +80,7 @@ export function resolveRequest(req: RateLimitRequest, out: ResolvedParams): Reso
       `must be a finite number from ${requestLimits.minWindowMs} to ${requestLimits.maxWindowMs} (24 h), got ${String(windowMs)}`,
     );
   }
-  let weight = req.weight;
+  let weight = said?.weight ?? req.weight;
   if (weight === undefined) {
     weight = 1;
   } else if (typeof weight !== 'number' || !(weight > 0 && weight <= requestLimits.maxWeight)) {
@@ -89,16 +92,20 @@ export function resolveRequest(req: RateLimitRequest, out: ResolvedParams): Reso
   } else if (typeof cost !== 'number' || !Number.isSafeInteger(cost) || cost < 0) {
     throw invalidArgument('cost', `must be a non-negative integer, got ${String(cost)}`);
   }
+  const group = req.group;
+  if (group !== undefined && (typeof group !== 'string' || group.length > 256)) {
+    throw invalidArgument('group', `must be a string of at most 256 characters when given, got ${String(group)}`);
+  }
   const global = req.global;
   if (global !== undefined && typeof global !== 'boolean') {
     throw invalidArgument('global', `must be a boolean when given, got ${String(global)}`);
   }
-  const algorithm = parseAlgorithm(req.algorithm);
+  const algorithm = parseAlgorithm(said?.algorithm ?? req.algorithm);
   const effectiveLimit = weight === 1 ? limit : Math.floor(limit * weight);
   checkEffective('limit', effectiveLimit, limit, weight);
 
   let capacity = effectiveLimit;
-  const burst = req.burst;
+  const burst = said?.burst ?? req.burst;
   if (burst !== undefined) {
     if (!isPositiveSafeInteger(burst)) {
       throw invalidArgument('burst', `must be a positive safe integer when given, got ${String(burst)}`);

@@ -4,3 +4,5 @@ export { nodeDefaults, resolveNodeOptions, type NodeOptions, type NodeOptionsInp
 export { RingLimitClient, clientDefaults, type ClientOptions, type ClientStats } from './api/client.js';
 export { PROTO_PATH } from './api/proto.js';
 export { callerLimitsDefaults, type CallerLimits, type CallerStats } from './api/caller-ledger.js';
+export { NodePolicyHandle } from './node-policy-handle.js';
+export { readPolicyFile, watchPolicyFile } from './policy-file.js';

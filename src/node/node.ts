@@ -3,14 +3,17 @@ import { invalidArgument } from '../common/errors.js';
 import type { Member } from '../gossip/index.js';
 import { rateRequest, windowRequest } from '../limiter/aliases.js';
 import { Limiter, type AcquireOptions } from '../limiter/limiter.js';
+import type { Policies, PolicyDocument } from '../limiter/policies.js';
+import type { PolicySpec } from '../limiter/policy-handle.js';
+import { NodePolicyHandle } from './node-policy-handle.js';
 import type { LimiterStore } from '../limiter/store.js';
-import type { Decision, RateLimitRequest, Reservation } from '../limiter/types.js';
+import type { Decision, RateLimitRequest, Reservation, ResolvedParams } from '../limiter/types.js';
 import { newResolvedParams, resolveRequest } from '../limiter/validate.js';
 import { PLACEMENT } from './cluster-view.js';
 import { Cluster } from './cluster.js';
 import { CallerSkew, nodeStats, type NodeStats } from './node-stats.js';
 import { resolveNodeOptions, type NodeOptions, type NodeOptionsInput } from './options.js';
-import { OwnerDecision, resolveOnce } from './owner-decision.js';
+import { OwnerDecision } from './owner-decision.js';
 import { checkDataDir, loadSnapshot, type LoadResult } from './snapshot.js';
 import { Snapshotter } from './snapshotter.js';
 
@@ -51,7 +54,7 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
   private constructor(options: NodeOptions) {
     super();
     this.options = options;
-    this.limiter = new Limiter({ ...options.store, clock: options.clock });
+    this.limiter = new Limiter({ ...options.store, clock: options.clock, policies: options.policies });
     this.store = this.limiter.store;
     this.decision = new OwnerDecision({ store: this.store }, { syncReplication: false });
   }
@@ -109,13 +112,35 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
    * allow(). Throws RateLimitError for bad input, like the core.
    */
   allowNow(request: RateLimitRequest): Decision | undefined {
-    const p = resolveRequest(request, this.scratch);
+    return this.allowNowResolved(resolveRequest(request, this.scratch, this.store.policies?.sayFor(request)));
+  }
+
+  /** allowNow() for a request already validated (policy handles); `p` is read now, never kept. */
+  allowNowResolved(p: ResolvedParams): Decision | undefined {
     if (this.cluster !== undefined && p.global) {
       const fromCopy = this.cluster.hotKeys.decideFromCopy(p);
       if (fromCopy !== undefined) return fromCopy;
     }
     if (this.cluster !== undefined && !this.cluster.view.isOwnedHere(p.action, p.key)) return undefined;
     return this.decision.decideNow(p, NO_WAIT);
+  }
+
+  /** Replaces the policies at once (validated first: a bad document throws and changes nothing); undefined removes them. */
+  setPolicies(policies: PolicyDocument | Policies | undefined): void {
+    this.limiter.setPolicies(policies);
+  }
+
+  get policies(): Policies | undefined {
+    return this.store.policies;
+  }
+
+  /**
+   * A precompiled policy on this node: options validated once, one request shape for every
+   * call. allowNow(key) answers synchronously for keys decided here; allow(key) also
+   * forwards to the key's owner.
+   */
+  policy(spec: PolicySpec): NodePolicyHandle {
+    return new NodePolicyHandle(this, spec);
   }
 
   reserve(request: RateLimitRequest, options: { maxWaitMs: number }): Promise<Reservation> {
@@ -167,10 +192,23 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
     if (maxWaitMs !== undefined && (typeof maxWaitMs !== 'number' || !(maxWaitMs >= 0 && maxWaitMs <= 86_400_000))) {
       throw invalidArgument('maxWaitMs', `must be a number from 0 to 86400000 (24 h), got ${String(maxWaitMs)}`);
     }
-    const wait = maxWaitMs ?? NO_WAIT;
-    if (this.cluster === undefined) return this.decision.decide(resolveOnce(request), wait);
-    // Resolved into the scratch: route() copies it before anything that outlives this call.
-    return this.cluster.route(resolveRequest(request, this.scratch), wait);
+    return this.decideResolved(resolveRequest(request, this.scratch, this.store.policies?.sayFor(request)), maxWaitMs ?? NO_WAIT);
+  }
+
+  /** Decides a validated request here or at its owner; `p` may be a reused scratch: it is copied before anything that outlives this call. */
+  private decideResolved(p: ResolvedParams, wait: number): Reservation | Promise<Reservation> {
+    if (this.cluster === undefined) return this.decision.decideNow(p, wait) ?? this.decision.decide({ ...p }, wait);
+    return this.cluster.route(p, wait);
+  }
+
+  /** allow() for a request already validated (policy handles). */
+  allowResolved(p: ResolvedParams): Promise<Decision> {
+    try {
+      const answer = this.decideResolved(p, NO_WAIT);
+      return answer instanceof Promise ? answer : Promise.resolve(answer);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   private route(request: RateLimitRequest, maxWaitMs: number | undefined): Promise<Reservation> {

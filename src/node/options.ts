@@ -4,6 +4,7 @@ import type { Membership, PacketTransport } from '../gossip/index.js';
 import type { PeerTransport } from './transport/peer-transport.js';
 import { storeDefaults, type StoreOptions } from '../limiter/store.js';
 import type { CorruptSnapshotPolicy } from './snapshot.js';
+import type { Policies, PolicyDocument } from '../limiter/policies.js';
 import type { NodeTls } from './transport/credentials.js';
 import { callerLimitsDefaults, validateCallerLimits, type CallerLimits } from './api/caller-ledger.js';
 
@@ -75,6 +76,8 @@ export interface NodeOptions {
   callerLimits: CallerLimits;
   clock: Clock;
   store: StoreOptions;
+  /** Limits declared once, per action, group and user (docs/policies.md); node.setPolicies() replaces them. */
+  policies: PolicyDocument | Policies | undefined;
   /** Seams for fault injection (the chaos harness): wrap the peer and gossip transports. */
   wrapPeerTransport: ((transport: PeerTransport) => PeerTransport) | undefined;
   wrapGossipTransport: ((transport: PacketTransport) => PacketTransport) | undefined;
@@ -114,6 +117,7 @@ export const nodeDefaults: NodeOptions = {
   callerLimits: callerLimitsDefaults,
   clock: systemClock,
   store: storeDefaults,
+  policies: undefined,
   wrapPeerTransport: undefined,
   wrapGossipTransport: undefined,
 };

@@ -1,13 +1,13 @@
 import type { LimiterStore } from '../limiter/store.js';
-import type { RateLimitRequest, Reservation, ResolvedParams } from '../limiter/types.js';
+import type { RateLimitRequest, Reservation, ResolvedParams, ResolvedPolicy } from '../limiter/types.js';
 import { newResolvedParams, resolveRequest } from '../limiter/validate.js';
 
 /** A request validated once, into its own value: it travels with the call across every await. */
 export type ResolvedRequest = Readonly<ResolvedParams>;
 
-/** Validates `request` (throws RateLimitError before any state changes) into a value of its own. */
-export function resolveOnce(request: RateLimitRequest): ResolvedRequest {
-  return resolveRequest(request, newResolvedParams());
+/** Validates `request` (throws RateLimitError before any state changes) into a value of its own; `said`: what the policies set for it. */
+export function resolveOnce(request: RateLimitRequest, said?: ResolvedPolicy): ResolvedRequest {
+  return resolveRequest(request, newResolvedParams(), said);
 }
 
 /** Fetches a key's state from its previous owner on first access after a ring change. */

@@ -46,7 +46,7 @@ describe('hot-key mode', () => {
   async function primeCopies(key: string, r: RateLimitRequest = request(key)): Promise<void> {
     await nodes[1]!.allow(r);
     await nodes[2]!.allow(r);
-    const left = r.limit - 2;
+    const left = r.limit! - 2;
     await waitFor(() => [1, 2].every((i) => nodes[i]!.allowNow({ ...r, cost: 0 })?.remaining === left), 5_000, 'current copies on n1 and n2');
   }
 

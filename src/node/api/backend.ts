@@ -20,7 +20,7 @@ export interface PublicApiBackend {
 
 export const MAX_BATCH_ITEMS = 10_000;
 
-/** Maps a wire request onto the core shape; the limiter validates every field. */
+/** Maps a wire request onto the core shape (limit and window 0 mean unset: the policies may give them); the limiter validates every field. */
 export function fromWire(w: WireAllowRequest): RateLimitRequest {
   const request: RateLimitRequest = {
     key: w.key ?? '',
@@ -33,6 +33,7 @@ export function fromWire(w: WireAllowRequest): RateLimitRequest {
   if (w.algorithm !== undefined && w.algorithm !== '') request.algorithm = w.algorithm as Algorithm;
   if (w.burst !== undefined) request.burst = w.burst;
   if (w.global === true) request.global = true;
+  if (w.group !== undefined && w.group !== '') request.group = w.group;
   return request;
 }
 

@@ -272,6 +272,7 @@ export class RingLimitClient {
       algorithm: given.algorithm,
       burst: given.burst,
       global: given.global,
+      group: given.group,
     };
     if (this.pending >= this.options.maxPending) {
       return Promise.reject(new RateLimitError('RESOURCE_EXHAUSTED', `more than ${this.options.maxPending} requests pending`));

@@ -32,6 +32,7 @@ export interface WireAllowRequest {
   maxWaitMs?: number;
   timestampMs?: number;
   global?: boolean;
+  group?: string;
 }
 
 export interface WireAllowResponse {

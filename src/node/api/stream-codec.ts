@@ -56,8 +56,8 @@ export interface ResultVisitor {
 function writeAllowRequest(w: ProtoWriter, r: RateLimitRequest, maxWaitMs: number | undefined, timestampMs: number | undefined): void {
   w.uint(tag(1, LENGTH_DELIMITED)).string(r.key);
   if (r.action !== undefined) w.uint(tag(2, LENGTH_DELIMITED)).string(r.action);
-  w.uint(tag(3, VARINT)).int64(r.limit);
-  w.uint(tag(4, FIXED64)).double(r.windowMs);
+  if (r.limit !== undefined) w.uint(tag(3, VARINT)).int64(r.limit);
+  if (r.windowMs !== undefined) w.uint(tag(4, FIXED64)).double(r.windowMs);
   if (r.weight !== undefined) w.uint(tag(5, FIXED64)).double(r.weight);
   if (r.cost !== undefined) w.uint(tag(6, VARINT)).int64(r.cost);
   if (r.algorithm !== undefined) w.uint(tag(7, LENGTH_DELIMITED)).string(r.algorithm);
@@ -65,6 +65,7 @@ function writeAllowRequest(w: ProtoWriter, r: RateLimitRequest, maxWaitMs: numbe
   if (maxWaitMs !== undefined) w.uint(tag(9, FIXED64)).double(maxWaitMs);
   if (timestampMs !== undefined) w.uint(tag(10, FIXED64)).double(timestampMs);
   if (r.global === true) w.uint(tag(11, VARINT)).bool(true);
+  if (r.group !== undefined) w.uint(tag(12, LENGTH_DELIMITED)).string(r.group);
 }
 
 /** AllowStreamRequest { repeated StreamedAllowRequest requests = 1 }. */
@@ -241,6 +242,7 @@ interface LastString {
 const MAX_REMEMBERED_BYTES = 64;
 const lastAction: LastString = { bytes: Buffer.alloc(0), value: '' };
 const lastAlgorithm: LastString = { bytes: Buffer.alloc(0), value: '' };
+const lastGroup: LastString = { bytes: Buffer.alloc(0), value: '' };
 
 function readAllowRequest(r: Reader, end: number, into: IncomingRequest): void {
   const request: RateLimitRequest = { key: '', limit: 0, windowMs: 0 };
@@ -284,6 +286,11 @@ function readAllowRequest(r: Reader, end: number, into: IncomingRequest): void {
       case tag(11, VARINT):
         if (r.varint() !== 0) request.global = true;
         break;
+      case tag(12, LENGTH_DELIMITED): {
+        const group = r.repeatedString(lastGroup);
+        if (group !== '') request.group = group;
+        break;
+      }
       default:
         r.skip(t & 7);
     }

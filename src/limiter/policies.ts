@@ -1,0 +1,330 @@
+import { RateLimitError } from '../common/errors.js';
+import { requestLimits } from './limits.js';
+import { ALGORITHMS, type Algorithm, type RateLimitRequest, type ResolvedPolicy } from './types.js';
+
+export type { ResolvedPolicy } from './types.js';
+import { newResolvedParams, resolveRequest } from './validate.js';
+
+/**
+ * Policies: limits declared once — per action, per group (tier) and per user — so that
+ * requests may carry only who and what. A pure module: a policy document (plain data, as
+ * parsed from YAML or JSON) is validated with the path of every mistake, then compiled
+ * into lookups that fill a request's missing fields on the hot path.
+ *
+ * Resolution, field by field, most specific last (it wins):
+ *   defaults["*"] < defaults[longest prefix "x*"] < defaults[action]
+ *   < group.{weight,algorithm} < group.actions[...same order]
+ *   < user.{weight} < user.actions[...same order]
+ * A user's group is the document's (users.<key>.group), else the request's `group`.
+ * Fields the request gives itself win over the policies only where the policies leave
+ * them unset: an operator's policy is not overridden by a caller (docs/policies.md).
+ */
+
+/** One rule as written in a document: every field optional, merged field by field. */
+export interface PolicyRuleInput {
+  limit?: number;
+  /** "1m", "30s", "500ms", "1h", "1d", or milliseconds. */
+  window?: string | number;
+  algorithm?: Algorithm;
+  burst?: number;
+  weight?: number;
+}
+
+export interface PolicyDocument {
+  /** Rules per action: an action name, a prefix ending in "*" (e.g. "api.*"), or "*". */
+  defaults?: Record<string, PolicyRuleInput>;
+  groups?: Record<string, { weight?: number; algorithm?: Algorithm; actions?: Record<string, PolicyRuleInput> }>;
+  users?: Record<string, { group?: string; weight?: number; actions?: Record<string, PolicyRuleInput> }>;
+}
+
+/** A rule after parsing: windows in milliseconds. */
+interface Rule {
+  limit: number | undefined;
+  windowMs: number | undefined;
+  algorithm: Algorithm | undefined;
+  burst: number | undefined;
+  weight: number | undefined;
+}
+
+/** Rules of one level, by action. */
+interface ActionTable {
+  any: Rule | undefined;
+  /** Prefix rules, longest first. */
+  prefixes: [string, Rule][];
+  exact: Map<string, Rule>;
+}
+
+interface GroupLevel {
+  base: Rule;
+  table: ActionTable;
+}
+
+interface UserLevel {
+  group: string | undefined;
+  base: Rule;
+  table: ActionTable;
+  /** group ('' for none: a user without a group of its own takes the request's) → action → resolved fields, for this user alone. */
+  cache: Map<string, Map<string, ResolvedPolicy>>;
+}
+
+
+export const policyLimits = {
+  /** Groups, users with their own rules, and rules per level a document may hold. */
+  maxGroups: 10_000,
+  maxUsers: 1_000_000,
+  maxRulesPerLevel: 10_000,
+  /** Resolutions remembered, per (group, action) and per (user, group, action); past it they are computed on every call. */
+  maxCachedResolutions: 100_000,
+  /** Combinations of (group or user, named action) checked when a document is compiled. */
+  maxCheckedCombinations: 200_000,
+} as const;
+
+const fail = (path: string, why: string): RateLimitError => new RateLimitError('INVALID_ARGUMENT', `${path}: ${why}`, path);
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+function parseWindow(path: string, value: unknown): number {
+  let ms: number;
+  if (typeof value === 'number') ms = value;
+  else if (typeof value === 'string' && DURATION.test(value)) {
+    const [, amount, unit] = DURATION.exec(value)!;
+    ms = Number(amount) * UNIT_MS[unit!]!;
+  } else throw fail(path, `must be a duration such as "1m", "30s", "500ms", "1h", "1d" or milliseconds, got ${JSON.stringify(value)}`);
+  if (!(ms >= requestLimits.minWindowMs && ms <= requestLimits.maxWindowMs)) {
+    throw fail(path, `must be from ${requestLimits.minWindowMs} ms to ${requestLimits.maxWindowMs} ms (24 h), got ${ms} ms`);
+  }
+  return ms;
+}
+
+function positiveInteger(path: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) throw fail(path, `must be a positive integer, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+function weightOf(path: string, value: unknown): number {
+  if (typeof value !== 'number' || !(value > 0 && value <= requestLimits.maxWeight)) throw fail(path, `must be a number > 0 and <= ${requestLimits.maxWeight}, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+function algorithmOf(path: string, value: unknown): Algorithm {
+  if (!ALGORITHMS.includes(value as Algorithm)) throw fail(path, `must be one of ${ALGORITHMS.join(', ')}, got ${JSON.stringify(value)}`);
+  return value as Algorithm;
+}
+
+function noOtherFields(path: string, object: Record<string, unknown>, allowed: readonly string[]): void {
+  for (const name of Object.keys(object)) {
+    if (!allowed.includes(name)) throw fail(path === '' ? name : `${path}.${name}`, `unknown field; expected one of ${allowed.join(', ')}`);
+  }
+}
+
+const emptyRule = (): Rule => ({ limit: undefined, windowMs: undefined, algorithm: undefined, burst: undefined, weight: undefined });
+
+function parseRule(path: string, input: unknown): Rule {
+  if (!isRecord(input)) throw fail(path, 'must be a mapping of limit, window, algorithm, burst, weight');
+  noOtherFields(path, input, ['limit', 'window', 'algorithm', 'burst', 'weight']);
+  const rule = emptyRule();
+  if (input['limit'] !== undefined) rule.limit = positiveInteger(`${path}.limit`, input['limit']);
+  if (input['window'] !== undefined) rule.windowMs = parseWindow(`${path}.window`, input['window']);
+  if (input['algorithm'] !== undefined) rule.algorithm = algorithmOf(`${path}.algorithm`, input['algorithm']);
+  if (input['burst'] !== undefined) rule.burst = positiveInteger(`${path}.burst`, input['burst']);
+  if (input['weight'] !== undefined) rule.weight = weightOf(`${path}.weight`, input['weight']);
+  return rule;
+}
+
+function checkName(path: string, name: string, what: string, maxBytes: number): void {
+  if (name.length === 0 || Buffer.byteLength(name, 'utf8') > maxBytes) throw fail(path, `${what} must be 1 to ${maxBytes} bytes`);
+}
+
+function parseTable(path: string, input: unknown): ActionTable {
+  const table: ActionTable = { any: undefined, prefixes: [], exact: new Map() };
+  if (input === undefined) return table;
+  if (!isRecord(input)) throw fail(path, 'must be a mapping of action (or "prefix*", or "*") to a rule');
+  const entries = Object.entries(input);
+  if (entries.length > policyLimits.maxRulesPerLevel) throw fail(path, `at most ${policyLimits.maxRulesPerLevel} rules`);
+  for (const [action, ruleInput] of entries) {
+    const rulePath = `${path}.${action}`;
+    checkName(rulePath, action, 'an action', requestLimits.maxActionBytes);
+    const rule = parseRule(rulePath, ruleInput);
+    if (action === '*') table.any = rule;
+    else if (action.endsWith('*')) {
+      const prefix = action.slice(0, -1);
+      if (prefix.includes('*')) throw fail(rulePath, 'a wildcard may only end an action pattern');
+      table.prefixes.push([prefix, rule]);
+    } else if (action.includes('*')) throw fail(rulePath, 'a wildcard may only end an action pattern');
+    else table.exact.set(action, rule);
+  }
+  table.prefixes.sort((a, b) => b[0].length - a[0].length);
+  return table;
+}
+
+/** Copies the fields `rule` sets over `into`. */
+function overlay(into: ResolvedPolicy, rule: Rule | undefined): void {
+  if (rule === undefined) return;
+  if (rule.limit !== undefined) into.limit = rule.limit;
+  if (rule.windowMs !== undefined) into.windowMs = rule.windowMs;
+  if (rule.algorithm !== undefined) into.algorithm = rule.algorithm;
+  if (rule.burst !== undefined) into.burst = rule.burst;
+  if (rule.weight !== undefined) into.weight = rule.weight;
+}
+
+/** The table's rules for `action`, least specific first: "*", then prefixes (shortest first), then the exact one. */
+function overlayTable(into: ResolvedPolicy, table: ActionTable, action: string): void {
+  overlay(into, table.any);
+  for (let i = table.prefixes.length - 1; i >= 0; i--) {
+    const [prefix, rule] = table.prefixes[i]!;
+    if (action.startsWith(prefix)) overlay(into, rule);
+  }
+  overlay(into, table.exact.get(action));
+}
+
+/** A validated, compiled policy document. */
+export class Policies {
+  private readonly defaults: ActionTable;
+  private readonly groups = new Map<string, GroupLevel>();
+  private readonly users = new Map<string, UserLevel>();
+  /** group ('' for none) → action → what the policies say. */
+  private readonly cache = new Map<string, Map<string, ResolvedPolicy>>();
+  private cached = 0;
+
+  /** Validates `document` (throws INVALID_ARGUMENT naming the path of the first mistake) and compiles it. */
+  constructor(document: unknown) {
+    if (!isRecord(document)) throw fail('(document)', 'must be a mapping with defaults, groups and users');
+    noOtherFields('', document, ['defaults', 'groups', 'users']);
+    this.defaults = parseTable('defaults', document['defaults']);
+    const groups = document['groups'];
+    if (groups !== undefined) {
+      if (!isRecord(groups)) throw fail('groups', 'must be a mapping of group name to its rules');
+      const entries = Object.entries(groups);
+      if (entries.length > policyLimits.maxGroups) throw fail('groups', `at most ${policyLimits.maxGroups} groups`);
+      for (const [name, input] of entries) {
+        const path = `groups.${name}`;
+        checkName(path, name, 'a group name', 256);
+        if (!isRecord(input)) throw fail(path, 'must be a mapping of weight, algorithm and actions');
+        noOtherFields(path, input, ['weight', 'algorithm', 'actions']);
+        const base = emptyRule();
+        if (input['weight'] !== undefined) base.weight = weightOf(`${path}.weight`, input['weight']);
+        if (input['algorithm'] !== undefined) base.algorithm = algorithmOf(`${path}.algorithm`, input['algorithm']);
+        this.groups.set(name, { base, table: parseTable(`${path}.actions`, input['actions']) });
+      }
+    }
+    const users = document['users'];
+    if (users !== undefined) {
+      if (!isRecord(users)) throw fail('users', 'must be a mapping of user key to its group and rules');
+      const entries = Object.entries(users);
+      if (entries.length > policyLimits.maxUsers) throw fail('users', `at most ${policyLimits.maxUsers} users`);
+      for (const [key, input] of entries) {
+        const path = `users.${key}`;
+        checkName(path, key, 'a user key', requestLimits.maxKeyBytes);
+        if (!isRecord(input)) throw fail(path, 'must be a mapping of group, weight and actions');
+        noOtherFields(path, input, ['group', 'weight', 'actions']);
+        const group = input['group'];
+        if (group !== undefined && (typeof group !== 'string' || !this.groups.has(group))) {
+          throw fail(`${path}.group`, `must name a group of this document (${[...this.groups.keys()].join(', ') || 'none defined'}), got ${JSON.stringify(group)}`);
+        }
+        const base = emptyRule();
+        if (input['weight'] !== undefined) base.weight = weightOf(`${path}.weight`, input['weight']);
+        this.users.set(key, { group, base, table: parseTable(`${path}.actions`, input['actions']), cache: new Map() });
+      }
+    }
+    this.checkCombinations();
+  }
+
+  /**
+   * Rules that are each valid can combine into an invalid one (a window algorithm from one
+   * level with a burst from another). Every named action is resolved for every group and
+   * every listed user, and validated as a request would be, so such a document is refused
+   * at load, not at a request (up to maxCheckedCombinations; past it, at the request).
+   */
+  private checkCombinations(): void {
+    const actions = new Set<string>(['default']);
+    const addNames = (table: ActionTable): void => {
+      for (const name of table.exact.keys()) actions.add(name);
+      for (const [prefix] of table.prefixes) actions.add(`${prefix}x`);
+    };
+    addNames(this.defaults);
+    for (const level of this.groups.values()) addNames(level.table);
+    for (const user of this.users.values()) addNames(user.table);
+    const subjects: [string, (action: string) => ResolvedPolicy][] = [['defaults', (action) => this.forGroup('', action)]];
+    for (const name of this.groups.keys()) subjects.push([`groups.${name}`, (action) => this.forGroup(name, action)]);
+    for (const key of this.users.keys()) subjects.push([`users.${key}`, (action) => this.resolve(key, action, undefined)]);
+    if (subjects.length * actions.size > policyLimits.maxCheckedCombinations) return;
+    const scratch = newResolvedParams();
+    for (const [path, resolve] of subjects) {
+      for (const action of actions) {
+        const said = resolve(action);
+        if (said.limit === undefined || said.windowMs === undefined) continue;
+        try {
+          resolveRequest({ key: 'check', action }, scratch, said);
+        } catch (error) {
+          throw fail(path, `for action ${JSON.stringify(action)} its rules combine into an invalid one: ${(error as Error).message}`);
+        }
+      }
+    }
+  }
+
+  /**
+   * What the policies say for this user (request key), group and action: the fields they
+   * set (none, when no rule applies). Cached per (group, action) and per user.
+   */
+  resolve(key: string, action: string, group: string | undefined): ResolvedPolicy {
+    const user = this.users.size === 0 ? undefined : this.users.get(key);
+    const groupName = user?.group ?? group ?? '';
+    if (user !== undefined) {
+      let byAction = user.cache.get(groupName);
+      let resolved = byAction?.get(action);
+      if (resolved === undefined) {
+        resolved = { ...this.forGroup(groupName, action) };
+        overlay(resolved, user.base);
+        overlayTable(resolved, user.table, action);
+        if (this.cached < policyLimits.maxCachedResolutions) {
+          if (byAction === undefined) {
+            byAction = new Map();
+            user.cache.set(groupName, byAction);
+          }
+          byAction.set(action, resolved);
+          this.cached++;
+        }
+      }
+      return resolved;
+    }
+    return this.forGroup(groupName, action);
+  }
+
+  private forGroup(groupName: string, action: string): ResolvedPolicy {
+    let byAction = this.cache.get(groupName);
+    let resolved = byAction?.get(action);
+    if (resolved !== undefined) return resolved;
+    resolved = { limit: undefined, windowMs: undefined, algorithm: undefined, burst: undefined, weight: undefined };
+    overlayTable(resolved, this.defaults, action);
+    const level = this.groups.get(groupName);
+    if (level !== undefined) {
+      overlay(resolved, level.base);
+      overlayTable(resolved, level.table, action);
+    }
+    if (this.cached < policyLimits.maxCachedResolutions) {
+      if (byAction === undefined) {
+        byAction = new Map();
+        this.cache.set(groupName, byAction);
+      }
+      byAction.set(action, resolved);
+      this.cached++;
+    }
+    return resolved;
+  }
+
+  /** What the policies say for a request not yet validated (a request of another shape gets nothing; validation refuses it). */
+  sayFor(request: RateLimitRequest): ResolvedPolicy | undefined {
+    if (typeof request !== 'object' || request === null) return undefined;
+    const { key, action, group } = request;
+    if (typeof key !== 'string' || (action !== undefined && typeof action !== 'string') || (group !== undefined && typeof group !== 'string')) return undefined;
+    return this.resolve(key, action ?? 'default', group);
+  }
+
+  /** Group names, for checks and docs. */
+  groupNames(): string[] {
+    return [...this.groups.keys()];
+  }
+}
