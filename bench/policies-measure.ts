@@ -5,6 +5,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
+import { ManualClock } from '../src/common/clock.js';
 import { createLimiter, type Limiter } from '../src/limiter/limiter.js';
 import type { RateLimitRequest } from '../src/limiter/types.js';
 import { median, shuffled } from './util.js';
@@ -17,7 +18,7 @@ const WARM_PASSES = 5;
 const LIMIT = 1_000_000_000;
 const WINDOW_MS = 60_000;
 
-export type PolicyContender = 'flexible' | 'allow-one-shape' | 'allow-six-shapes' | 'handle-six-shapes' | 'explicit' | 'resolved';
+export type PolicyContender = 'flexible' | 'allow-one-shape' | 'allow-six-shapes' | 'handle-six-shapes' | 'explicit' | 'resolved' | 'handle-manual-clock' | 'allow-manual-clock';
 
 const names = (): string[] => shuffled(Array.from({ length: KEYS }, (_, i) => `user:${i}`), 42);
 
@@ -36,15 +37,17 @@ function seeSixShapes(limiter: Limiter, keys: readonly string[]): void {
 
 function measureOurs(contender: PolicyContender): number {
   const keys = names();
+  const manual = contender === 'handle-manual-clock' || contender === 'allow-manual-clock';
   const limiter = createLimiter({
     initialKeys: 2 * KEYS,
+    ...(manual ? { clock: new ManualClock() } : {}),
     ...(contender === 'resolved' ? { policies: { defaults: { api: { limit: LIMIT, window: WINDOW_MS } } } } : {}),
   });
-  if (contender === 'allow-six-shapes' || contender === 'handle-six-shapes') seeSixShapes(limiter, keys);
+  if (contender === 'allow-six-shapes' || contender === 'handle-six-shapes' || contender === 'handle-manual-clock') seeSixShapes(limiter, keys);
   const handle = limiter.policy({ action: 'api', limit: LIMIT, windowMs: WINDOW_MS });
   // One call site per contender, chosen once: no dispatch inside the measured loop.
   const once: (key: string) => boolean =
-    contender === 'handle-six-shapes'
+    contender === 'handle-six-shapes' || contender === 'handle-manual-clock'
       ? (key) => handle.allow(key).allowed
       : contender === 'resolved'
         ? (key) => limiter.allow({ key, action: 'api' }).allowed

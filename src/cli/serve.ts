@@ -37,6 +37,8 @@ export const SERVE_USAGE = `usage: ringlimit serve [options]
   --tls-key FILE          and peer streams); peers and clients need a certificate the CA signed
   --tls-ca FILE
   --api-token-file FILE   bearer tokens the public API accepts, one per line (several, to rotate)
+  --admin-token-file FILE bearer tokens the admin calls (SetPolicies, GetPolicies) accept; without
+                          it they are refused
   --on-unavailable P      local (default), allow or deny, when no owner answers
   --global-sync-ms MS     hot-key mode: how often hits go to owners and owners broadcast (default 10)
   --gossip-preset NAME    lan (default) or test
@@ -97,6 +99,7 @@ export function parseServeArgs(args: string[]): { options: NodeOptionsInput; rea
         'tls-key': { type: 'string' },
         'tls-ca': { type: 'string' },
         'api-token-file': { type: 'string' },
+        'admin-token-file': { type: 'string' },
         'on-unavailable': { type: 'string' },
         'global-sync-ms': { type: 'string' },
         'gossip-preset': { type: 'string' },
@@ -146,6 +149,7 @@ export function parseServeArgs(args: string[]): { options: NodeOptionsInput; rea
   const tls = readNodeTls({ cert: v['tls-cert'], key: v['tls-key'], ca: v['tls-ca'] });
   if (tls !== undefined) options.tls = tls;
   if (v['api-token-file'] !== undefined) options.apiTokens = readLines('api-token-file', v['api-token-file']);
+  if (v['admin-token-file'] !== undefined) options.adminTokens = readLines('admin-token-file', v['admin-token-file']);
   if (v.policies !== undefined) options.policies = readPolicyFile(v.policies);
   return { options, readyJson: v['ready-json'] === true, harness: v.harness === true, policyFile: v.policies };
 }

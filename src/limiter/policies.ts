@@ -185,14 +185,22 @@ export class Policies {
   private readonly defaults: ActionTable;
   private readonly groups = new Map<string, GroupLevel>();
   private readonly users = new Map<string, UserLevel>();
-  /** group ('' for none) → action → what the policies say. */
+  /** group → action → what the policies say; without a group, noGroup. */
   private readonly cache = new Map<string, Map<string, ResolvedPolicy>>();
+  private readonly noGroup = new Map<string, ResolvedPolicy>();
+  /** The last action resolved without a group or listed user, and its answer. */
+  private lastAction = '';
+  private lastResolved: ResolvedPolicy = { limit: undefined, windowMs: undefined, algorithm: undefined, burst: undefined, weight: undefined };
   private cached = 0;
+
+  /** The document as given (plain data), for whoever passes it on. */
+  readonly document: PolicyDocument;
 
   /** Validates `document` (throws INVALID_ARGUMENT naming the path of the first mistake) and compiles it. */
   constructor(document: unknown) {
     if (!isRecord(document)) throw fail('(document)', 'must be a mapping with defaults, groups and users');
     noOtherFields('', document, ['defaults', 'groups', 'users']);
+    this.document = document as PolicyDocument;
     this.defaults = parseTable('defaults', document['defaults']);
     const groups = document['groups'];
     if (groups !== undefined) {
@@ -270,6 +278,14 @@ export class Policies {
    * set (none, when no rule applies). Cached per (group, action) and per user.
    */
   resolve(key: string, action: string, group: string | undefined): ResolvedPolicy {
+    // The common case first: no group, a user the document does not list, the action asked last.
+    if (group === undefined && this.users.size === 0) {
+      if (action === this.lastAction) return this.lastResolved;
+      const resolved = this.noGroup.get(action) ?? this.forGroup('', action);
+      this.lastAction = action;
+      this.lastResolved = resolved;
+      return resolved;
+    }
     const user = this.users.size === 0 ? undefined : this.users.get(key);
     const groupName = user?.group ?? group ?? '';
     if (user !== undefined) {
@@ -294,7 +310,7 @@ export class Policies {
   }
 
   private forGroup(groupName: string, action: string): ResolvedPolicy {
-    let byAction = this.cache.get(groupName);
+    let byAction = groupName === '' ? this.noGroup : this.cache.get(groupName);
     let resolved = byAction?.get(action);
     if (resolved !== undefined) return resolved;
     resolved = { limit: undefined, windowMs: undefined, algorithm: undefined, burst: undefined, weight: undefined };

@@ -1,7 +1,7 @@
 import type { Policies } from './policies.js';
 import type { Clock } from '../common/clock.js';
 import { RateLimitError, invalidArgument } from '../common/errors.js';
-import { FRESH_AT, NO_WAIT, STATE_STRIDE, algorithms, newStepOut, reservationOf, type StepOut } from './algorithms/index.js';
+import { FRESH_AT, NO_WAIT, STATE_STRIDE, algorithms, initState, newStepOut, reservationOf, stepState, type StepOut } from './algorithms/index.js';
 import { ALGORITHMS, type AlgorithmId, type Decision, type LimiterState, type RateLimitRequest, type Reservation, type ResolvedParams } from './types.js';
 import { newResolvedParams, resolveRequest } from './validate.js';
 
@@ -206,7 +206,6 @@ export class LimiterStore {
 
   private decideParams(p: ResolvedParams, maxWaitMs: number): StepOut {
     const nowMs = this.clock.now();
-    const impl = algorithms[p.algorithm]!;
     const out = this.out;
     let table = this.lastTable;
     if (p.action !== this.lastAction || table === undefined) {
@@ -218,25 +217,25 @@ export class LimiterStore {
     }
     let slot = table?.get(p.key) ?? NONE;
     if (slot === NONE) {
-      impl.init(this.scratch, 0, p, nowMs);
+      initState(this.scratch, 0, p, nowMs);
       if (p.cost === 0) {
         // A peek at an unknown key answers from a fresh state and stores nothing.
-        impl.step(this.scratch, 0, p, nowMs, maxWaitMs, out);
+        stepState(this.scratch, 0, p, nowMs, maxWaitMs, out);
         this.count(out.allowed);
         return out;
       }
       slot = this.insert(p.action, p.key, p.algorithm);
-      impl.init(this.cells, slot * STATE_STRIDE, p, nowMs);
+      initState(this.cells, slot * STATE_STRIDE, p, nowMs);
     } else {
       this.touch(slot);
       if (this.algorithmOf[slot] !== p.algorithm) {
         // The key's algorithm was changed by configuration: its old state means nothing now.
         this.algorithmOf[slot] = p.algorithm;
-        impl.init(this.cells, slot * STATE_STRIDE, p, nowMs);
+        initState(this.cells, slot * STATE_STRIDE, p, nowMs);
       }
     }
     if (this.pendingMerges.size !== 0) this.applyPendingMerge(p, slot, nowMs);
-    impl.step(this.cells, slot * STATE_STRIDE, p, nowMs, maxWaitMs, out);
+    stepState(this.cells, slot * STATE_STRIDE, p, nowMs, maxWaitMs, out);
     this.count(out.allowed);
     if (out.allowed && p.cost > 0 && this.options.trackChanges) this.markChanged(slot);
     return out;

@@ -6,6 +6,8 @@ import type { LimiterStore } from '../limiter/store.js';
 import type { Reservation } from '../limiter/types.js';
 import type { PublicApiBackend } from './api/backend.js';
 import { addPublicApi } from './api/public-service.js';
+import { META_POLICY, PolicySync, policyVersionOf } from './policy-sync.js';
+import type { Policies } from '../limiter/policies.js';
 import { CallerLedger, type CallerStats } from './api/caller-ledger.js';
 import { callerBoundsInterceptor } from './api/caller-bounds.js';
 import { ClusterView, META_GRPC, META_PROTOCOL, META_STATE, gossipMembers } from './cluster-view.js';
@@ -69,6 +71,10 @@ export interface ClusterComponents {
   api: PublicApiBackend;
   onMembership(event: 'join' | 'leave' | 'fail' | 'update', member: Member): void;
   onOwnership(owners: string[]): void;
+  /** The policies this node starts with (version 0), and how a version from the cluster is put in force. */
+  policies: Policies | undefined;
+  applyPolicies(policies: Policies | undefined): void;
+  warn(message: string): void;
 }
 
 /**
@@ -87,6 +93,7 @@ interface ClusterParts {
   handoff: Handoff;
   hotKeys: HotKeys;
   dispatch: PeerDispatch;
+  policySync: PolicySync;
   transport: PeerTransport;
   peerStats: PeerTransportStats;
   callerStats: CallerStats;
@@ -104,6 +111,8 @@ export class Cluster {
   readonly handoff: Handoff;
   readonly hotKeys: HotKeys;
   readonly dispatch: PeerDispatch;
+  /** One policy document cluster-wide (see PolicySync). */
+  readonly policySync: PolicySync;
   readonly grpcAddress: string;
   /** Peer streams refused and frames dropped for want of authentication. */
   readonly peerStats: PeerTransportStats;
@@ -128,6 +137,7 @@ export class Cluster {
     this.handoff = parts.handoff;
     this.hotKeys = parts.hotKeys;
     this.dispatch = parts.dispatch;
+    this.policySync = parts.policySync;
     this.grpcAddress = parts.grpcAddress;
     this.peerStats = parts.peerStats;
     this.callerStats = parts.callerStats;
@@ -150,13 +160,14 @@ export class Cluster {
       auth,
     );
     const transport = o.wrapPeerTransport === undefined ? grpcTransport : o.wrapPeerTransport(grpcTransport);
-    addPublicApi(server, components.api, new ApiTokens(o.apiTokens), callers);
+    addPublicApi(server, components.api, new ApiTokens(o.apiTokens), new ApiTokens(o.adminTokens), callers);
     let swim: SwimMembership | undefined;
     let cluster: Cluster | undefined;
     try {
       const grpcAddress = `${o.host}:${await bindServer(server, `${o.host}:${o.port}`, serverCredentials(o.tls))}`;
       auth.selfAddress = grpcAddress;
-      const meta = { [META_GRPC]: grpcAddress, [META_STATE]: 'joining', [META_PROTOCOL]: String(PEER_PROTOCOL_VERSION) };
+      const initialPolicies = policyVersionOf(components.policies, 0);
+      const meta = { [META_GRPC]: grpcAddress, [META_STATE]: 'joining', [META_PROTOCOL]: String(PEER_PROTOCOL_VERSION), [META_POLICY]: `0.${initialPolicies.digest}` };
       if (o.membership !== undefined) {
         membership = o.membership;
         membership.updateMeta(meta);
@@ -212,7 +223,8 @@ export class Cluster {
         },
       );
       const forwardServer = new ForwardServer({ clock, view, decision, forwarder });
-      const dispatch = new PeerDispatch({ ids, forwarder, forwardServer, replicator, handoff, hotKeys });
+      const policySync = new PolicySync({ membership, transport, apply: components.applyPolicies, warn: components.warn }, initialPolicies);
+      const dispatch = new PeerDispatch({ ids, forwarder, forwardServer, replicator, handoff, hotKeys, policySync });
       transport.onFrame((frame, reply, from) => dispatch.onFrame(frame, reply, from));
       transport.onPeerDown((address) => forwarder.peerDown(address));
       view.onChange(() => {
@@ -226,11 +238,12 @@ export class Cluster {
           const address = member.meta[META_GRPC];
           if ((event === 'leave' || event === 'fail') && address !== undefined) transport.disconnect(address);
           view.refresh();
+          if (event === 'join' || event === 'update') policySync.check();
           components.onMembership(event, member);
         });
       }
-      cluster = new Cluster({ membership, swim, view, decision, forwarder, forwardServer, replicator, handoff, hotKeys, dispatch, transport, peerStats: grpcTransport.stats, callerStats: callers.stats, server, grpcAddress }, init);
-      await cluster.join(meta);
+      cluster = new Cluster({ membership, swim, view, decision, forwarder, forwardServer, replicator, handoff, hotKeys, dispatch, policySync, transport, peerStats: grpcTransport.stats, callerStats: callers.stats, server, grpcAddress }, init);
+      await cluster.join();
       return cluster;
     } catch (error) {
       if (cluster !== undefined) {
@@ -263,7 +276,7 @@ export class Cluster {
     return this.forwarder.forward({ ...scratch }, maxWaitMs, this.places.slice(0, places));
   }
 
-  private async join(meta: Record<string, string>): Promise<void> {
+  private async join(): Promise<void> {
     const { membership, swim, view } = this;
     await membership.start();
     if (swim !== undefined && this.init.join.length > 0) {
@@ -272,7 +285,7 @@ export class Cluster {
     }
     // Only now, with a complete view (so "previous owner" means the owner before us), take keys.
     view.refresh();
-    membership.updateMeta({ ...meta, [META_STATE]: 'active' });
+    membership.updateMeta({ ...membership.self.meta, [META_STATE]: 'active' });
     view.refresh();
   }
 
@@ -297,6 +310,7 @@ export class Cluster {
   }
 
   async close(graceful: boolean, deadlineMs: number): Promise<void> {
+    this.policySync.close();
     this.replicator.close();
     this.handoff.close();
     this.hotKeys.close();

@@ -1,5 +1,6 @@
 import type { StoreStats } from '../limiter/store.js';
 import type { CallerStats } from './api/caller-ledger.js';
+import type { PolicySyncStats } from './policy-sync.js';
 import type { Cluster } from './cluster.js';
 import type { ForwardServerStats } from './forward-server.js';
 import type { ForwarderStats } from './forwarder.js';
@@ -18,6 +19,8 @@ export interface NodeStats extends ForwardServerStats {
   peerAuth: { refusedStreams: number; unauthenticatedFrames: number };
   /** What callers of the gRPC port hold now (calls, requests in flight, unsent answer bytes) and what was refused them. */
   callers: CallerStats;
+  /** The policy document in force (version, digest; version 0 and no exchanges on a lone node). */
+  policies: PolicySyncStats;
   /** Decisions answered by the onUnavailable policy. */
   unavailable: number;
   forwarder: ForwarderStats;
@@ -59,6 +62,7 @@ export function nodeStats(store: StoreStats, decidedHere: number, skew: CallerSk
     malformedFrames: c?.dispatch.stats.malformedFrames ?? 0,
     peerAuth: { ...(c?.peerStats ?? { refusedStreams: 0, unauthenticatedFrames: 0 }) },
     callers: { ...(c?.callerStats ?? { openCalls: 0, items: 0, unsentBytes: 0, connections: 0, refusedCalls: 0, refusedItems: 0, refusedUnsent: 0, refusedLarge: 0, refusedUnread: 0, cancelledSlowStreams: 0 }) },
+    policies: c?.policySync.stats ?? { version: 0, digest: '', adopted: 0, pushed: 0, pulls: 0, refused: 0 },
     unavailable: c?.forwarder.stats.exhausted ?? 0,
     callerSkew: skew.stats(),
     forwarder: { ...(c?.forwarder.stats ?? { forwarded: 0, frames: 0, failovers: 0, timeouts: 0, exhausted: 0 }) },

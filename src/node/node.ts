@@ -3,9 +3,12 @@ import { invalidArgument } from '../common/errors.js';
 import type { Member } from '../gossip/index.js';
 import { rateRequest, windowRequest } from '../limiter/aliases.js';
 import { Limiter, type AcquireOptions } from '../limiter/limiter.js';
-import type { Policies, PolicyDocument } from '../limiter/policies.js';
+import { Policies, type PolicyDocument } from '../limiter/policies.js';
 import type { PolicySpec } from '../limiter/policy-handle.js';
 import { NodePolicyHandle } from './node-policy-handle.js';
+import { parsePolicyText } from './policy-file.js';
+import { policyVersionOf } from './policy-sync.js';
+import type { WirePoliciesInfo } from './api/proto.js';
 import type { LimiterStore } from '../limiter/store.js';
 import type { Decision, RateLimitRequest, Reservation, ResolvedParams } from '../limiter/types.js';
 import { newResolvedParams, resolveRequest } from '../limiter/validate.js';
@@ -125,9 +128,24 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
     return this.decision.decideNow(p, NO_WAIT);
   }
 
-  /** Replaces the policies at once (validated first: a bad document throws and changes nothing); undefined removes them. */
-  setPolicies(policies: PolicyDocument | Policies | undefined): void {
-    this.limiter.setPolicies(policies);
+  /**
+   * Replaces the policies (validated first: a bad document throws and changes nothing);
+   * undefined removes them. In a cluster the change gets a version past every one seen and
+   * reaches every node (docs/policies.md); returns that version (0 on a lone node).
+   */
+  setPolicies(policies: PolicyDocument | Policies | undefined): number {
+    const compiled = policies === undefined || policies instanceof Policies ? policies : new Policies(policies);
+    if (this.cluster === undefined) {
+      this.limiter.setPolicies(compiled);
+      return 0;
+    }
+    return this.cluster.policySync.change(compiled).version;
+  }
+
+  /** The policy document in force here: version, digest and canonical text. */
+  private policyInfo(): WirePoliciesInfo {
+    const held = this.cluster?.policySync.current ?? policyVersionOf(this.store.policies, 0);
+    return { version: held.version, digest: held.digest, document: held.text };
   }
 
   get policies(): Policies | undefined {
@@ -244,9 +262,17 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
           members: () => ({ owners: this.cluster?.view.ownerAddresses() ?? [], placement: PLACEMENT }),
           health: () => ({ nodeId: o.nodeId, status: this.stopping === undefined ? 'active' : 'draining', owners: this.owners(), members: this.members().length }),
           recordCallerTime: (timestampMs) => this.recordCallerTime(timestampMs),
+          setPolicies: (text) => {
+            this.setPolicies(text.trim() === '' ? undefined : parsePolicyText(text, 'SetPolicies'));
+            return this.policyInfo();
+          },
+          getPolicies: () => this.policyInfo(),
         },
         onMembership: (event, member) => this.emit('membership', event, member),
         onOwnership: (owners) => this.emit('ownership', owners),
+        policies: this.store.policies,
+        applyPolicies: (policies) => this.limiter.setPolicies(policies),
+        warn: (message) => this.emit('warning', new Error(message)),
       },
       o,
     );

@@ -36,6 +36,8 @@ export interface NodeOptions {
   tls: NodeTls | undefined;
   /** Bearer tokens the public API accepts (any of them, for rotation); empty: none asked. */
   apiTokens: string[];
+  /** Bearer tokens the admin calls (SetPolicies, GetPolicies) accept; empty: admin calls are refused. */
+  adminTokens: string[];
   /** Distinct nodes after the owner that hold a copy of each key's state. */
   replicas: number;
   replication: ReplicationMode;
@@ -95,6 +97,7 @@ export const nodeDefaults: NodeOptions = {
   gossipPreset: 'lan',
   tls: undefined,
   apiTokens: [],
+  adminTokens: [],
   replicas: 1,
   replication: 'async',
   replicationDelayMs: 5,
@@ -179,6 +182,9 @@ export function resolveNodeOptions(input: NodeOptionsInput = {}): NodeOptions {
   }
   if (!Array.isArray(o.apiTokens) || !o.apiTokens.every((t) => typeof t === 'string' && /^[\x21-\x7e]{16,512}$/.test(t))) {
     throw invalidArgument('apiTokens', 'must be tokens of 16 to 512 printable characters (e.g. `openssl rand -hex 32`)');
+  }
+  if (!Array.isArray(o.adminTokens) || !o.adminTokens.every((t) => typeof t === 'string' && /^[\x21-\x7e]{16,512}$/.test(t))) {
+    throw invalidArgument('adminTokens', 'must be tokens of 16 to 512 printable characters (e.g. `openssl rand -hex 32`)');
   }
   if (typeof o.clock?.now !== 'function') throw invalidArgument('clock', 'must have a now() method');
   return o;

@@ -4,6 +4,7 @@ import type { Forwarder } from './forwarder.js';
 import type { Handoff } from './handoff.js';
 import type { HotKeys } from './hot-keys.js';
 import type { Replicator } from './replicator.js';
+import type { PolicySync } from './policy-sync.js';
 import type { Reply } from './transport/peer-transport.js';
 import { decodeFrame } from './wire/codec.js';
 import { FrameType } from './wire/frames.js';
@@ -15,6 +16,7 @@ export interface PeerDispatchComponents {
   replicator: Replicator;
   handoff: Handoff;
   hotKeys: HotKeys;
+  policySync: PolicySync;
 }
 
 /**
@@ -52,6 +54,10 @@ export class PeerDispatch {
         return c.hotKeys.receiveHits(frame.items);
       case FrameType.GlobalState:
         return c.hotKeys.receiveStates(frame.entries, fromNodeId);
+      case FrameType.PolicyPull:
+        return c.policySync.answerPull(frame.id, frame.digest, reply);
+      case FrameType.PolicyDoc:
+        return c.policySync.receive(frame.version, frame.digest, frame.text, fromNodeId);
     }
   }
 }

@@ -19,16 +19,21 @@ export function readPolicyFile(path: string): Policies {
   } catch (error) {
     throw new RingLimitError('INVALID_ARGUMENT', `${path}: cannot read the policy file: ${(error as Error).message}`, 'policies');
   }
+  return parsePolicyText(text, path);
+}
+
+/** Parses and compiles a policy document given as YAML or JSON text; errors name `source`. */
+export function parsePolicyText(text: string, source: string): Policies {
   const document = parseDocument(text, { uniqueKeys: true });
   const syntax = document.errors[0];
   if (syntax !== undefined) {
     const at = syntax.linePos?.[0];
-    throw new RingLimitError('INVALID_ARGUMENT', `${path}${at === undefined ? '' : `:${at.line}:${at.col}`}: ${syntax.message.split('\n')[0]}`, 'policies');
+    throw new RingLimitError('INVALID_ARGUMENT', `${source}${at === undefined ? '' : `:${at.line}:${at.col}`}: ${syntax.message.split('\n')[0]}`, 'policies');
   }
   try {
     return new Policies(document.toJS({ maxAliasCount: 100 }) ?? {});
   } catch (error) {
-    if (error instanceof RingLimitError) throw new RingLimitError(error.code, `${path}: ${error.message}`, error.field);
+    if (error instanceof RingLimitError) throw new RingLimitError(error.code, `${source}: ${error.message}`, error.field);
     throw error;
   }
 }

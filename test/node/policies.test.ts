@@ -1,12 +1,17 @@
 import { mkdtempSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
+import { rateLimiterClientConstructor } from '../../src/node/api/proto.js';
 import { parseServeArgs } from '../../src/cli/serve.js';
 import { RingLimitClient } from '../../src/node/api/client.js';
 import type { RingLimitNode } from '../../src/node/node.js';
 import { readPolicyFile, watchPolicyFile } from '../../src/node/policy-file.js';
-import { startCluster, stopAll, waitFor } from './helpers.js';
+import { rawPeerStream, startCluster, stopAll, waitFor } from './helpers.js';
+import { policyDigest } from '../../src/node/policy-sync.js';
+import { encodeFrame } from '../../src/node/wire/codec.js';
+import { FrameType } from '../../src/node/wire/frames.js';
 
 const POLICIES = `
 defaults:
@@ -89,4 +94,101 @@ describe('policy files', () => {
       watch.close();
     }
   });
+});
+
+describe('policies cluster-wide', () => {
+  let nodes: RingLimitNode[] = [];
+  afterEach(async () => {
+    await stopAll(nodes);
+  });
+
+  const limitOn = (node: RingLimitNode, key: string): number | undefined => {
+    try {
+      return node.allowNow({ key, action: 'report', cost: 0 })?.limit;
+    } catch {
+      return undefined;
+    }
+  };
+
+  it('a change on one node reaches all five within a second; a node that joins later pulls it; a document that fails its digest is refused', async () => {
+    nodes = await startCluster(5, { handoffWindowMs: 0, policies: { defaults: { '*': { limit: 10, window: '1h' } } } });
+    const keys = Array.from({ length: 40 }, (_, i) => `k${i}`);
+    // A key each node decides itself, so allowNow answers on every node.
+    const ownKey = nodes.map((n) => keys.find((k) => n.ownerOf(k, 'report') === n.nodeId)!);
+    expect(nodes.map((n, i) => limitOn(n, ownKey[i]!))).toEqual([10, 10, 10, 10, 10]);
+    const started = performance.now();
+    const version = nodes[2]!.setPolicies({ defaults: { '*': { limit: 77, window: '1h' } } });
+    expect(version).toBe(1);
+    await waitFor(() => nodes.every((n, i) => limitOn(n, ownKey[i]!) === 77), 5_000, 'every node to take the change');
+    const convergedMs = performance.now() - started;
+    expect(convergedMs).toBeLessThan(1_000);
+    expect(new Set(nodes.map((n) => n.stats().policies.digest)).size).toBe(1);
+    expect(nodes.map((n) => n.stats().policies.version)).toEqual([1, 1, 1, 1, 1]);
+
+    // A node that starts later with its own (older) file takes the cluster's newer version.
+    const { createNode } = await import('../../src/node/node.js');
+    const late = await createNode({ nodeId: 'late', gossipPreset: 'test', port: 0, gossipPort: 0, join: [nodes[0]!.gossipAddress!], handoffWindowMs: 0, policies: { defaults: { '*': { limit: 3, window: '1h' } } } });
+    nodes.push(late);
+    await waitFor(() => late.stats().policies.version === 1, 5_000, 'the late node to pull version 1');
+    expect(late.policies?.resolve('x', 'report', undefined).limit).toBe(77);
+    expect(late.stats().policies.pulls).toBeGreaterThan(0);
+
+    // A member's document that does not match its digest (or does not validate) changes nothing.
+    const target = nodes[0]!;
+    const { stream, close } = rawPeerStream(target, 'n1');
+    stream.on('error', () => undefined);
+    stream.write(encodeFrame({ type: FrameType.PolicyDoc, id: 1, version: 99, digest: '0123456789abcdef', text: '{"defaults":{"*":{"limit":1,"window":"1h"}}}' }));
+    const text = '{"defaults":{"*":{"limit":-1}}}';
+    stream.write(encodeFrame({ type: FrameType.PolicyDoc, id: 2, version: 99, digest: policyDigest(text), text }));
+    await waitFor(() => target.stats().policies.refused === 2, 5_000, 'both documents refused');
+    close();
+    expect(target.stats().policies.version).toBe(1);
+    expect(limitOn(target, ownKey[0]!)).toBe(77);
+  }, 30_000);
+});
+
+describe('the admin RPC', () => {
+  let nodes: RingLimitNode[] = [];
+  const clients: grpc.Client[] = [];
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.close();
+    await stopAll(nodes);
+  });
+
+  type Unary = (req: object, metadata: grpc.Metadata, cb: (err: grpc.ServiceError | null, res?: { version: number; digest: string; document: string }) => void) => void;
+  const ADMIN = 'admin-token-0123456789abcdef';
+  const call = (node: RingLimitNode, method: 'setPolicies' | 'getPolicies', request: object, token?: string) => {
+    const Ctor = rateLimiterClientConstructor();
+    const client = new Ctor(node.grpcAddress!, grpc.credentials.createInsecure()) as unknown as grpc.Client & Record<'setPolicies' | 'getPolicies', Unary>;
+    clients.push(client);
+    const metadata = new grpc.Metadata();
+    if (token !== undefined) metadata.set('authorization', `Bearer ${token}`);
+    return new Promise<{ error: grpc.ServiceError | null; info: { version: number; digest: string; document: string } | undefined }>((resolve) =>
+      client[method](request, metadata, (error, info) => resolve({ error, info })),
+    );
+  };
+
+  it('SetPolicies changes the policies cluster-wide with an admin token; a bad document is refused with its path; no token, no change', async () => {
+    nodes = await startCluster(2, { adminTokens: [ADMIN], handoffWindowMs: 0 });
+    const [n0, n1] = nodes as [RingLimitNode, RingLimitNode];
+    expect((await call(n0, 'setPolicies', { document: 'defaults: { "*": { limit: 9, window: 1m } }' })).error?.code).toBe(grpc.status.UNAUTHENTICATED);
+    const bad = await call(n0, 'setPolicies', { document: 'defaults:\n  search: { limit: 0 }\n' }, ADMIN);
+    expect(bad.error?.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(bad.error?.details).toMatch(/SetPolicies: defaults\.search\.limit: must be a positive integer, got 0/);
+    const set = await call(n0, 'setPolicies', { document: 'defaults: { "*": { limit: 9, window: 1m } }' }, ADMIN);
+    expect(set.error).toBeNull();
+    expect(set.info?.version).toBe(1);
+    await waitFor(() => n1.stats().policies.version === 1, 5_000, 'n1 to take version 1');
+    const got = await call(n1, 'getPolicies', {}, ADMIN);
+    expect(got.info).toMatchObject({ version: 1, digest: set.info!.digest });
+    expect(JSON.parse(got.info!.document)).toEqual({ defaults: { '*': { limit: 9, window: '1m' } } });
+    expect((await n1.allow({ key: 'k', action: 'any' })).limit).toBe(9);
+  }, 30_000);
+
+  it('a node without admin tokens refuses admin calls', async () => {
+    nodes = await startCluster(1);
+    const refused = await call(nodes[0]!, 'getPolicies', {}, ADMIN);
+    expect(refused.error?.code).toBe(grpc.status.UNAUTHENTICATED);
+    expect(refused.error?.details).toMatch(/--admin-token-file/);
+  }, 30_000);
 });

@@ -1,9 +1,9 @@
-import type { AlgorithmId } from '../types.js';
+import { AlgorithmId, type ResolvedParams } from '../types.js';
 import { STATE_STRIDE } from './step.js';
 import { fixedWindow } from './fixed-window.js';
 import { gcra } from './gcra.js';
 import { slidingWindow } from './sliding-window.js';
-import type { AlgorithmImpl } from './step.js';
+import type { AlgorithmImpl, StepOut } from './step.js';
 import { tokenBucket } from './token-bucket.js';
 
 /** Indexed by AlgorithmId. */
@@ -11,6 +11,40 @@ export const algorithms: readonly AlgorithmImpl[] = [tokenBucket, gcra, slidingW
 
 export function algorithmImpl(id: AlgorithmId): AlgorithmImpl {
   return algorithms[id]!;
+}
+
+/*
+ * The hot path's two calls, dispatched by a switch: each call site below sees one function
+ * only, so the JIT can inline it, where `algorithms[id].step(...)` turns polymorphic (and
+ * slower for every algorithm) once a process has used two of them.
+ */
+
+/** AlgorithmImpl.init of algorithm `p.algorithm`. */
+export function initState(cells: Float64Array, base: number, p: ResolvedParams, nowMs: number): void {
+  switch (p.algorithm) {
+    case AlgorithmId.TokenBucket:
+      return tokenBucket.init(cells, base, p, nowMs);
+    case AlgorithmId.Gcra:
+      return gcra.init(cells, base, p, nowMs);
+    case AlgorithmId.SlidingWindow:
+      return slidingWindow.init(cells, base, p, nowMs);
+    default:
+      return fixedWindow.init(cells, base, p, nowMs);
+  }
+}
+
+/** AlgorithmImpl.step of algorithm `p.algorithm`. */
+export function stepState(cells: Float64Array, base: number, p: ResolvedParams, nowMs: number, maxWaitMs: number, out: StepOut): void {
+  switch (p.algorithm) {
+    case AlgorithmId.TokenBucket:
+      return tokenBucket.step(cells, base, p, nowMs, maxWaitMs, out);
+    case AlgorithmId.Gcra:
+      return gcra.step(cells, base, p, nowMs, maxWaitMs, out);
+    case AlgorithmId.SlidingWindow:
+      return slidingWindow.step(cells, base, p, nowMs, maxWaitMs, out);
+    default:
+      return fixedWindow.step(cells, base, p, nowMs, maxWaitMs, out);
+  }
 }
 
 /**

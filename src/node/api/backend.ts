@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { RingLimitError } from '../../common/errors.js';
 import type { Algorithm, RateLimitRequest, Reservation } from '../../limiter/types.js';
-import type { WireAllowRequest, WireAllowResponse, WireHealth, WireItemError, WireMembers } from './proto.js';
+import type { WireAllowRequest, WireAllowResponse, WireHealth, WireItemError, WireMembers, WirePoliciesInfo } from './proto.js';
 
 /** What the public service needs from a node. */
 export interface PublicApiBackend {
@@ -16,6 +16,9 @@ export interface PublicApiBackend {
   members(): WireMembers;
   /** A caller's clock reading, for the skew statistic. */
   recordCallerTime(timestampMs: number): void;
+  /** Admin: replaces the policies cluster-wide from YAML or JSON text ('' removes them); throws INVALID_ARGUMENT for a bad document. */
+  setPolicies(text: string): WirePoliciesInfo;
+  getPolicies(): WirePoliciesInfo;
 }
 
 export const MAX_BATCH_ITEMS = 10_000;
@@ -58,6 +61,7 @@ const STATUS: Record<string, grpc.status> = {
   ABORTED: grpc.status.ABORTED,
   FAILED_PRECONDITION: grpc.status.FAILED_PRECONDITION,
   UNAUTHENTICATED: grpc.status.UNAUTHENTICATED,
+  INTERNAL: grpc.status.INTERNAL,
 };
 
 function codeOf(error: unknown): string {

@@ -85,6 +85,12 @@ export interface WireMembers {
   placement: string;
 }
 
+export interface WirePoliciesInfo {
+  version: number;
+  digest: string;
+  document: string;
+}
+
 export interface WireHealth {
   nodeId: string;
   status: string;

@@ -2,7 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { RingLimitError } from '../../common/errors.js';
 import type { Reservation } from '../../limiter/types.js';
 import { fromWire, itemError, toServiceError, toWire, type PublicApiBackend } from './backend.js';
-import { rateLimiterServiceWithRawStream, type WireAllowRequest, type WireAllowResponse, type WireHealth, type WireMembers } from './proto.js';
+import { rateLimiterServiceWithRawStream, type WireAllowRequest, type WireAllowResponse, type WireHealth, type WireMembers, type WirePoliciesInfo } from './proto.js';
 import { serveAllowStream, type AllowStreamCall } from './stream-service.js';
 import { decodeBatchRequest, encodeBatchResponse, type BatchResult, type IncomingRequest } from './stream-codec.js';
 import type { CallerLedger } from './caller-ledger.js';
@@ -37,7 +37,12 @@ const notOnLedger = (): RingLimitError => new RingLimitError('INTERNAL', 'call n
  * call must carry one. The server must run callerBoundsInterceptor(ledger): every call is on
  * the ledger, and work is refused for a connection past its share.
  */
-export function addPublicApi(server: grpc.Server, backend: PublicApiBackend, tokens: ApiTokens, ledger: CallerLedger): void {
+export function addPublicApi(server: grpc.Server, backend: PublicApiBackend, tokens: ApiTokens, adminTokens: ApiTokens, ledger: CallerLedger): void {
+  /** Admin calls need an admin token; a node without admin tokens refuses them all. */
+  const admin = (call: { metadata: grpc.Metadata }): Partial<grpc.ServiceError> | undefined =>
+    adminTokens.required && adminTokens.allows(call.metadata)
+      ? undefined
+      : toServiceError(new RingLimitError('UNAUTHENTICATED', adminTokens.required ? 'an admin token this node accepts is required (authorization: Bearer <token>)' : 'admin calls are off: start the node with --admin-token-file'));
   const budget = ledger.largeBatches;
   server.addService(rateLimiterServiceWithRawStream(), {
     allow: (call: grpc.ServerUnaryCall<WireAllowRequest, WireAllowResponse>, callback: grpc.sendUnaryData<WireAllowResponse>) => {
@@ -108,6 +113,20 @@ export function addPublicApi(server: grpc.Server, backend: PublicApiBackend, tok
     health: (call: grpc.ServerUnaryCall<object, WireHealth>, callback: grpc.sendUnaryData<WireHealth>) => {
       if (!tokens.allows(call.metadata)) return callback(unauthenticated());
       callback(null, backend.health());
+    },
+    setPolicies: (call: grpc.ServerUnaryCall<{ document?: string }, WirePoliciesInfo>, callback: grpc.sendUnaryData<WirePoliciesInfo>) => {
+      const refused = admin(call);
+      if (refused !== undefined) return callback(refused);
+      try {
+        callback(null, backend.setPolicies(call.request.document ?? ''));
+      } catch (error) {
+        callback(toServiceError(error));
+      }
+    },
+    getPolicies: (call: grpc.ServerUnaryCall<object, WirePoliciesInfo>, callback: grpc.sendUnaryData<WirePoliciesInfo>) => {
+      const refused = admin(call);
+      if (refused !== undefined) return callback(refused);
+      callback(null, backend.getPolicies());
     },
   });
 }

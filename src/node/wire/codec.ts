@@ -14,6 +14,8 @@ export const frameLimits = {
   maxItems: 10_000,
   maxStringBytes: 1024,
   maxFrameBytes: 16 * 1024 * 1024,
+  /** A policy document travels whole in one frame: larger ones are given to every node by file. */
+  maxPolicyTextBytes: 8 * 1024 * 1024,
 } as const;
 
 function itemRow(i: ForwardItem): unknown[] {
@@ -50,12 +52,17 @@ export function encodeFrame(frame: Frame): Buffer {
       return encodeMsgpack([...head, frame.action, frame.key]);
     case FrameType.PullReply:
       return encodeMsgpack([...head, frame.entry === null ? null : entryRow(frame.entry)]);
+    case FrameType.PolicyPull:
+      return encodeMsgpack([...head, frame.digest]);
+    case FrameType.PolicyDoc:
+      return encodeMsgpack([...head, frame.version, frame.digest, frame.text]);
   }
 }
 
 const isId = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 const isFiniteNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 const isName = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= frameLimits.maxStringBytes;
+const isDigest = (v: unknown): v is string => typeof v === 'string' && /^[0-9a-f]{16}$/.test(v);
 const isSmallInt = (v: unknown, max: number): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max;
 
 function parseItem(row: unknown): ForwardItem | undefined {
@@ -151,6 +158,13 @@ export function decodeFrame(bytes: Uint8Array): Frame | undefined {
       if (value[3] === null) return { type, id, entry: null };
       const entry = parseEntry(value[3]);
       return entry === undefined ? undefined : { type, id, entry };
+    }
+    case FrameType.PolicyPull:
+      return value.length === 4 && isDigest(value[3]) ? { type, id, digest: value[3] } : undefined;
+    case FrameType.PolicyDoc: {
+      const [, , , version, digest, text] = value as unknown[];
+      if (value.length !== 6 || !isId(version) || !isDigest(digest) || typeof text !== 'string' || text.length > frameLimits.maxPolicyTextBytes) return undefined;
+      return { type, id, version, digest, text };
     }
     default:
       return undefined;

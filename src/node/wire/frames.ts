@@ -16,6 +16,10 @@ export const enum FrameType {
   GlobalHits = 8,
   /** Hot-key mode: the owner's authoritative states, broadcast to every other node. */
   GlobalState = 9,
+  /** Policies: "send me the document with this digest" (advertised in the sender's gossip). */
+  PolicyPull = 10,
+  /** Policies: a document (canonical JSON text) with its version and digest: pushed on a change, or a PolicyPull's answer. */
+  PolicyDoc = 11,
 }
 
 /** Error codes on the wire. Append-only. */
@@ -82,4 +86,6 @@ export type Frame =
   | { type: FrameType.Pull; id: number; action: string; key: string }
   | { type: FrameType.PullReply; id: number; entry: WireEntry | null }
   | { type: FrameType.GlobalHits; id: number; items: ForwardItem[] }
-  | { type: FrameType.GlobalState; id: number; entries: WireEntry[] };
+  | { type: FrameType.GlobalState; id: number; entries: WireEntry[] }
+  | { type: FrameType.PolicyPull; id: number; digest: string }
+  | { type: FrameType.PolicyDoc; id: number; version: number; digest: string; text: string };
