@@ -79,6 +79,19 @@ export class Limiter {
     this.store.policies = policies === undefined || policies instanceof Policies ? policies : new Policies(policies);
   }
 
+  /**
+   * Adaptive limits: scales every limit (and bucket) by `factor`, 0 < factor <= 1 — e.g. 0.5
+   * while the protected service is degraded, 1 when it has recovered. Never below 1 unit.
+   */
+  setLoadFactor(factor: number): void {
+    if (typeof factor !== 'number' || !(factor > 0 && factor <= 1)) throw invalidArgument('loadFactor', `must be a number above 0 and at most 1, got ${String(factor)}`);
+    this.store.loadFactor = factor;
+  }
+
+  get loadFactor(): number {
+    return this.store.loadFactor;
+  }
+
   get policies(): Policies | undefined {
     return this.store.policies;
   }

@@ -2,7 +2,7 @@ import { invalidArgument } from '../common/errors.js';
 import { requestLimits } from './limits.js';
 import type { LimiterStore } from './store.js';
 import type { Algorithm, Decision, ResolvedParams } from './types.js';
-import { mostUnitsHeld, newResolvedParams, resolveRequest } from './validate.js';
+import { mostUnitsHeld, newResolvedParams, resolveRequest, scaleLimits } from './validate.js';
 
 /** A policy's options, validated once when the handle is made. */
 export interface PolicySpec {
@@ -43,9 +43,10 @@ export class PolicyTemplate {
     this.maxCost = mostUnitsHeld(this.template.algorithm, this.template.capacity, this.template.limit);
   }
 
-  prepare(key: string, options: PolicyCallOptions | undefined): ResolvedParams {
+  /** The call's params; `loadFactor` < 1 scales the limits down (adaptive limits). */
+  prepare(key: string, options: PolicyCallOptions | undefined, loadFactor: number): ResolvedParams {
     if (options !== undefined && options.weight !== undefined) {
-      return resolveRequest({ ...this.spec, key, weight: options.weight, ...(options.cost !== undefined ? { cost: options.cost } : {}) }, this.params);
+      return resolveRequest({ ...this.spec, key, weight: options.weight, ...(options.cost !== undefined ? { cost: options.cost } : {}) }, this.params, undefined, loadFactor);
     }
     if (typeof key !== 'string' || key.length === 0 || (key.length * 3 > requestLimits.maxKeyBytes && Buffer.byteLength(key, 'utf8') > requestLimits.maxKeyBytes)) {
       throw invalidArgument('key', `must be a non-empty string of at most ${requestLimits.maxKeyBytes} bytes in UTF-8`);
@@ -61,6 +62,7 @@ export class PolicyTemplate {
       throw invalidArgument('cost', `must be an integer from 0 to ${this.maxCost} (the most this key can hold), got ${String(cost)}`);
     }
     p.cost = cost;
+    if (loadFactor !== 1) scaleLimits(p, loadFactor);
     return p;
   }
 }
@@ -80,11 +82,11 @@ export class PolicyHandle {
   }
 
   allow(key: string, options?: PolicyCallOptions): Decision {
-    return this.store.allowResolved(this.template.prepare(key, options));
+    return this.store.allowResolved(this.template.prepare(key, options, this.store.loadFactor));
   }
 
   /** The verdict alone: no allocation for a key already held. */
   isAllowed(key: string, options?: PolicyCallOptions): boolean {
-    return this.store.isAllowedResolved(this.template.prepare(key, options));
+    return this.store.isAllowedResolved(this.template.prepare(key, options, this.store.loadFactor));
   }
 }

@@ -136,6 +136,8 @@ export class LimiterStore {
 
   /** Limits declared once (see policies.ts): what they set wins over a request's own fields. */
   policies: Policies | undefined = undefined;
+  /** Adaptive limits: every limit this store validates is scaled by it (1: as given; see adaptive.ts). */
+  loadFactor = 1;
 
   constructor(clock: Clock, options: Partial<StoreOptions> = {}) {
     const merged: StoreOptions = { ...storeDefaults, ...options };
@@ -178,7 +180,7 @@ export class LimiterStore {
     if (typeof maxWaitMs !== 'number' || !(maxWaitMs >= 0 && maxWaitMs <= 86_400_000)) {
       throw invalidArgument('maxWaitMs', `must be a number from 0 to 86400000 (24 h), got ${String(maxWaitMs)}`);
     }
-    return this.decideResolved(resolveRequest(request, this.params, this.policies?.sayFor(request)), maxWaitMs);
+    return this.decideResolved(resolveRequest(request, this.params, this.policies?.sayFor(request), this.loadFactor), maxWaitMs);
   }
 
   /**
@@ -201,7 +203,7 @@ export class LimiterStore {
   }
 
   private decide(request: RateLimitRequest, maxWaitMs: number): StepOut {
-    return this.decideParams(resolveRequest(request, this.params, this.policies?.sayFor(request)), maxWaitMs);
+    return this.decideParams(resolveRequest(request, this.params, this.policies?.sayFor(request), this.loadFactor), maxWaitMs);
   }
 
   private decideParams(p: ResolvedParams, maxWaitMs: number): StepOut {

@@ -47,7 +47,7 @@ export function newResolvedParams(): ResolvedParams {
  * any state is touched. `said`: what the policies set for it (see policies.ts), which
  * wins over the request's own fields.
  */
-export function resolveRequest(req: RateLimitRequest, out: ResolvedParams, said?: ResolvedPolicy): ResolvedParams {
+export function resolveRequest(req: RateLimitRequest, out: ResolvedParams, said?: ResolvedPolicy, loadFactor = 1): ResolvedParams {
   if (typeof req !== 'object' || req === null) {
     throw invalidArgument('request', 'must be an object with key, limit and windowMs');
   }
@@ -133,8 +133,19 @@ export function resolveRequest(req: RateLimitRequest, out: ResolvedParams, said?
   out.windowMs = windowMs;
   out.capacity = capacity;
   out.cost = cost;
+  if (loadFactor !== 1) scaleLimits(out, loadFactor);
   out.global = global === true;
   return out;
+}
+
+/**
+ * Adaptive limits: the limit and bucket scaled down by `factor` (0 < factor < 1), never
+ * below 1 nor below what this request takes (a valid request stays one that can be allowed).
+ */
+export function scaleLimits(p: ResolvedParams, factor: number): void {
+  const windowed = p.algorithm === AlgorithmId.SlidingWindow || p.algorithm === AlgorithmId.FixedWindow;
+  p.limit = Math.max(1, windowed ? p.cost : 1, Math.floor(p.limit * factor));
+  p.capacity = Math.max(1, windowed ? 1 : p.cost, Math.floor(p.capacity * factor));
 }
 
 function checkEffective(field: string, effective: number, base: number, weight: number): void {

@@ -5,6 +5,8 @@ import type { Decision, ResolvedParams } from '../limiter/types.js';
 export interface PolicyHandleNode {
   allowResolved(p: ResolvedParams): Promise<Decision>;
   allowNowResolved(p: ResolvedParams): Decision | undefined;
+  /** Adaptive limits: the factor in force (1: none). */
+  readonly loadFactor: number;
 }
 
 /**
@@ -25,7 +27,7 @@ export class NodePolicyHandle {
   allow(key: string, options?: PolicyCallOptions): Promise<Decision> {
     let p: ResolvedParams;
     try {
-      p = this.template.prepare(key, options);
+      p = this.template.prepare(key, options, this.node.loadFactor);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -34,6 +36,6 @@ export class NodePolicyHandle {
 
   /** The decision now when this node decides the key; undefined when it must be forwarded (then await allow()). */
   allowNow(key: string, options?: PolicyCallOptions): Decision | undefined {
-    return this.node.allowNowResolved(this.template.prepare(key, options));
+    return this.node.allowNowResolved(this.template.prepare(key, options, this.node.loadFactor));
   }
 }

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { invalidArgument } from '../common/errors.js';
+import { RingLimitError, invalidArgument } from '../common/errors.js';
 import type { Member } from '../gossip/index.js';
 import { rateRequest, windowRequest } from '../limiter/aliases.js';
 import { Limiter, type AcquireOptions } from '../limiter/limiter.js';
@@ -7,6 +7,8 @@ import { Policies, type PolicyDocument } from '../limiter/policies.js';
 import type { PolicySpec } from '../limiter/policy-handle.js';
 import { NodePolicyHandle } from './node-policy-handle.js';
 import { parsePolicyText } from './policy-file.js';
+import { LoadControl, eventLoopDelaySampler } from './load-control.js';
+import { AimdController } from '../limiter/adaptive.js';
 import { policyVersionOf } from './policy-sync.js';
 import type { WirePoliciesInfo } from './api/proto.js';
 import type { LimiterStore } from '../limiter/store.js';
@@ -51,6 +53,8 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
   private readonly scratch = newResolvedParams();
   private readonly skew = new CallerSkew();
   private snapshotter: Snapshotter | undefined;
+  private loadControl: LoadControl | undefined;
+  private delaySampler: { sample: () => number; stop: () => void } | undefined;
   private loadedSnapshot: LoadResult = { loaded: 0 };
   private stopping: Promise<void> | undefined;
 
@@ -115,7 +119,7 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
    * allow(). Throws RateLimitError for bad input, like the core.
    */
   allowNow(request: RateLimitRequest): Decision | undefined {
-    return this.allowNowResolved(resolveRequest(request, this.scratch, this.store.policies?.sayFor(request)));
+    return this.allowNowResolved(resolveRequest(request, this.scratch, this.store.policies?.sayFor(request), this.store.loadFactor));
   }
 
   /** allowNow() for a request already validated (policy handles); `p` is read now, never kept. */
@@ -146,6 +150,21 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
   private policyInfo(): WirePoliciesInfo {
     const held = this.cluster?.policySync.current ?? policyVersionOf(this.store.policies, 0);
     return { version: held.version, digest: held.digest, document: held.text };
+  }
+
+  /**
+   * Adaptive limits, as the application reports them: every limit is scaled by `factor`
+   * (0 < factor <= 1) — on every node of a cluster, which takes the smallest factor any
+   * member asks for (docs/policies.md).
+   */
+  setLoadFactor(factor: number): void {
+    if (this.loadControl === undefined) throw new RingLimitError('UNAVAILABLE', 'the node is not started');
+    this.loadControl.report(factor);
+  }
+
+  /** The factor in force: every limit is scaled by it (1: as given). */
+  get loadFactor(): number {
+    return this.store.loadFactor;
   }
 
   get policies(): Policies | undefined {
@@ -210,7 +229,7 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
     if (maxWaitMs !== undefined && (typeof maxWaitMs !== 'number' || !(maxWaitMs >= 0 && maxWaitMs <= 86_400_000))) {
       throw invalidArgument('maxWaitMs', `must be a number from 0 to 86400000 (24 h), got ${String(maxWaitMs)}`);
     }
-    return this.decideResolved(resolveRequest(request, this.scratch, this.store.policies?.sayFor(request)), maxWaitMs ?? NO_WAIT);
+    return this.decideResolved(resolveRequest(request, this.scratch, this.store.policies?.sayFor(request), this.store.loadFactor), maxWaitMs ?? NO_WAIT);
   }
 
   /** Decides a validated request here or at its owner; `p` may be a reused scratch: it is copied before anything that outlives this call. */
@@ -252,7 +271,10 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
       );
       this.snapshotter.start();
     }
-    if (!o.cluster) return;
+    if (!o.cluster) {
+      this.startLoadControl();
+      return;
+    }
     this.cluster = await Cluster.start(
       {
         store: this.store,
@@ -267,8 +289,15 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
             return this.policyInfo();
           },
           getPolicies: () => this.policyInfo(),
+          setLoadFactor: (factor) => {
+            this.setLoadFactor(factor);
+            return this.loadFactor;
+          },
         },
-        onMembership: (event, member) => this.emit('membership', event, member),
+        onMembership: (event, member) => {
+          this.loadControl?.update();
+          this.emit('membership', event, member);
+        },
         onOwnership: (owners) => this.emit('ownership', owners),
         policies: this.store.policies,
         applyPolicies: (policies) => this.limiter.setPolicies(policies),
@@ -277,6 +306,19 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
       o,
     );
     this.decision = this.cluster.decision;
+    this.startLoadControl();
+  }
+
+  /** Adaptive limits: the factor from the application, the measured delay (with `adaptive`) and, in a cluster, every member. */
+  private startLoadControl(): void {
+    const o = this.options;
+    this.delaySampler = o.adaptive === undefined ? undefined : eventLoopDelaySampler();
+    this.loadControl = new LoadControl(
+      { membership: this.cluster?.membership, apply: (factor) => (this.store.loadFactor = factor), sample: this.delaySampler?.sample, now: () => o.clock.now() },
+      o.adaptive === undefined ? undefined : new AimdController(o.adaptive),
+      o.adaptive?.sampleMs ?? 1_000,
+    );
+    this.loadControl.update();
   }
 
   /**
@@ -295,6 +337,8 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
     const deadlineMs = Date.now() + this.options.drainTimeoutMs;
     const failures: unknown[] = [];
     const attempt = (step: Promise<void> | undefined): Promise<void> | undefined => step?.catch((error: unknown) => void failures.push(error));
+    this.loadControl?.close();
+    this.delaySampler?.stop();
     if (graceful) await attempt(this.cluster?.drain(deadlineMs));
     await attempt(this.snapshotter?.close(graceful));
     this.limiter.close();

@@ -5,6 +5,8 @@ import type { PeerTransport } from './transport/peer-transport.js';
 import { storeDefaults, type StoreOptions } from '../limiter/store.js';
 import type { CorruptSnapshotPolicy } from './snapshot.js';
 import type { Policies, PolicyDocument } from '../limiter/policies.js';
+import { aimdDefaults, validateAimd } from '../limiter/adaptive.js';
+import type { AdaptiveOptions } from './load-control.js';
 import type { NodeTls } from './transport/credentials.js';
 import { callerLimitsDefaults, validateCallerLimits, type CallerLimits } from './api/caller-ledger.js';
 
@@ -80,6 +82,8 @@ export interface NodeOptions {
   store: StoreOptions;
   /** Limits declared once, per action, group and user (docs/policies.md); node.setPolicies() replaces them. */
   policies: PolicyDocument | Policies | undefined;
+  /** Adaptive limits measured from this process's event-loop delay (AIMD); undefined: only setLoadFactor(). */
+  adaptive: AdaptiveOptions | undefined;
   /** Seams for fault injection (the chaos harness): wrap the peer and gossip transports. */
   wrapPeerTransport: ((transport: PeerTransport) => PeerTransport) | undefined;
   wrapGossipTransport: ((transport: PacketTransport) => PacketTransport) | undefined;
@@ -121,11 +125,12 @@ export const nodeDefaults: NodeOptions = {
   clock: systemClock,
   store: storeDefaults,
   policies: undefined,
+  adaptive: undefined,
   wrapPeerTransport: undefined,
   wrapGossipTransport: undefined,
 };
 
-export type NodeOptionsInput = Partial<Omit<NodeOptions, 'store' | 'callerLimits'>> & { store?: Partial<StoreOptions>; callerLimits?: Partial<CallerLimits> };
+export type NodeOptionsInput = Partial<Omit<NodeOptions, 'store' | 'callerLimits' | 'adaptive'>> & { store?: Partial<StoreOptions>; callerLimits?: Partial<CallerLimits>; adaptive?: Partial<AdaptiveOptions> };
 
 function range(o: NodeOptions, name: keyof NodeOptions, min: number, max: number, integer = true): void {
   const v = o[name];
@@ -143,6 +148,7 @@ export function resolveNodeOptions(input: NodeOptionsInput = {}): NodeOptions {
     ...input,
     store: { ...storeDefaults, ...input.store, trackChanges: true },
     callerLimits: validateCallerLimits({ ...callerLimitsDefaults, ...input.callerLimits }),
+    adaptive: input.adaptive === undefined ? undefined : validateAdaptive({ ...aimdDefaults, sampleMs: 250, ...input.adaptive }),
   };
   if (o.nodeId === '') o.nodeId = `node-${Math.random().toString(36).slice(2, 10)}`;
   if (!/^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/.test(o.nodeId)) {
@@ -187,5 +193,11 @@ export function resolveNodeOptions(input: NodeOptionsInput = {}): NodeOptions {
     throw invalidArgument('adminTokens', 'must be tokens of 16 to 512 printable characters (e.g. `openssl rand -hex 32`)');
   }
   if (typeof o.clock?.now !== 'function') throw invalidArgument('clock', 'must have a now() method');
+  return o;
+}
+
+function validateAdaptive(o: AdaptiveOptions): AdaptiveOptions {
+  validateAimd(o);
+  if (typeof o.sampleMs !== 'number' || !(o.sampleMs >= 10 && o.sampleMs <= 60_000)) throw invalidArgument('adaptive.sampleMs', `must be a number from 10 to 60000, got ${String(o.sampleMs)}`);
   return o;
 }

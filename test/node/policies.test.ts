@@ -183,6 +183,19 @@ describe('the admin RPC', () => {
     expect(got.info).toMatchObject({ version: 1, digest: set.info!.digest });
     expect(JSON.parse(got.info!.document)).toEqual({ defaults: { '*': { limit: 9, window: '1m' } } });
     expect((await n1.allow({ key: 'k', action: 'any' })).limit).toBe(9);
+
+    // The operator's load factor, by the same admin token: in force on every node.
+    const Ctor = rateLimiterClientConstructor();
+    const admin = new Ctor(n0.grpcAddress!, grpc.credentials.createInsecure()) as unknown as grpc.Client & { setLoadFactor: (r: object, m: grpc.Metadata, cb: (e: grpc.ServiceError | null, r?: { inForce: number }) => void) => void };
+    clients.push(admin);
+    const withToken = new grpc.Metadata();
+    withToken.set('authorization', `Bearer ${ADMIN}`);
+    const factor = await new Promise<{ e: grpc.ServiceError | null; r?: { inForce: number } }>((resolve) => admin.setLoadFactor({ factor: 0.5 }, withToken, (e, r) => resolve({ e, r })));
+    expect(factor.e).toBeNull();
+    expect(factor.r?.inForce).toBe(0.5);
+    await waitFor(() => n1.loadFactor === 0.5, 5_000, 'n1 to take the factor');
+    const outOfRange = await new Promise<grpc.ServiceError | null>((resolve) => admin.setLoadFactor({ factor: 2 }, withToken, (e) => resolve(e)));
+    expect(outOfRange?.code).toBe(grpc.status.INVALID_ARGUMENT);
   }, 30_000);
 
   it('a node without admin tokens refuses admin calls', async () => {
@@ -190,5 +203,40 @@ describe('the admin RPC', () => {
     const refused = await call(nodes[0]!, 'getPolicies', {}, ADMIN);
     expect(refused.error?.code).toBe(grpc.status.UNAUTHENTICATED);
     expect(refused.error?.details).toMatch(/--admin-token-file/);
+  }, 30_000);
+});
+
+describe('adaptive limits on nodes', () => {
+  let nodes: RingLimitNode[] = [];
+  afterEach(async () => {
+    await stopAll(nodes);
+  });
+
+  it('a factor one node reports is in force on every node (the smallest wins), and recovers', async () => {
+    nodes = await startCluster(3, { handoffWindowMs: 0 });
+    nodes[1]!.setLoadFactor(0.5);
+    await waitFor(() => nodes.every((n) => n.loadFactor === 0.5), 5_000, 'every node to take 0.5');
+    expect((await nodes[2]!.allow({ key: 'k', action: 'a', limit: 10, windowMs: 60_000 })).limit).toBe(5);
+    nodes[0]!.setLoadFactor(0.8); // a larger one does not lift n1's
+    await new Promise((r) => setTimeout(r, 200));
+    expect(nodes.map((n) => n.loadFactor)).toEqual([0.5, 0.5, 0.5]);
+    nodes[1]!.setLoadFactor(1);
+    await waitFor(() => nodes.every((n) => n.loadFactor === 0.8), 5_000, 'every node to take 0.8');
+  }, 30_000);
+
+  it('measured: the event-loop delay of a busy process shrinks the limits, and they recover once it is quiet', async () => {
+    const { createNode } = await import('../../src/node/node.js');
+    const node = await createNode({ adaptive: { sampleMs: 50, overloadAbove: 150, healthyBelow: 60, decreaseBy: 0.5, decreaseEveryMs: 0, increaseBy: 0.5, recoverAfterMs: 100 } });
+    nodes.push(node);
+    const busyUntil = Date.now() + 1_000;
+    while (node.loadFactor === 1 && Date.now() < busyUntil) {
+      const spin = Date.now() + 300;
+      while (Date.now() < spin) {
+        // the event loop is blocked: the protected work is overloaded
+      }
+      await new Promise((r) => setTimeout(r, 60));
+    }
+    expect(node.loadFactor).toBeLessThan(1);
+    await waitFor(() => node.loadFactor === 1, 10_000, 'the factor to recover');
   }, 30_000);
 });

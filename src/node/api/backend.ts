@@ -19,6 +19,8 @@ export interface PublicApiBackend {
   /** Admin: replaces the policies cluster-wide from YAML or JSON text ('' removes them); throws INVALID_ARGUMENT for a bad document. */
   setPolicies(text: string): WirePoliciesInfo;
   getPolicies(): WirePoliciesInfo;
+  /** Admin: the operator's load factor (throws INVALID_ARGUMENT outside (0, 1]); returns the factor in force. */
+  setLoadFactor(factor: number): number;
 }
 
 export const MAX_BATCH_ITEMS = 10_000;

@@ -128,5 +128,14 @@ export function addPublicApi(server: grpc.Server, backend: PublicApiBackend, tok
       if (refused !== undefined) return callback(refused);
       callback(null, backend.getPolicies());
     },
+    setLoadFactor: (call: grpc.ServerUnaryCall<{ factor?: number }, { inForce: number }>, callback: grpc.sendUnaryData<{ inForce: number }>) => {
+      const refused = admin(call);
+      if (refused !== undefined) return callback(refused);
+      try {
+        callback(null, { inForce: backend.setLoadFactor(call.request.factor ?? 0) });
+      } catch (error) {
+        callback(toServiceError(error));
+      }
+    },
   });
 }
