@@ -31,6 +31,8 @@ export const SERVE_USAGE = `usage: ringlimit serve [options]
                           maxCallsPerConnection=100, maxOpenCalls=10000, maxReadingCallsPerConnection=2,
                           maxItemsPerConnection=100000, maxUnsentBytesPerConnection=4194304,
                           maxUnsentBytes=67108864, maxUnsentAgeMs=10000 (the defaults; docs/security.md)
+  --cluster-name NAME     carried by every gossip packet: nodes of another cluster (or of none) are
+                          ignored, so two clusters on one network never merge
   --gossip-key-file FILE  cluster key(s), base64, one per line (the first signs): authenticate
                           gossip and every peer stream
   --tls-cert FILE         with --tls-key and --tls-ca: mutual TLS on the gRPC port (public API
@@ -95,6 +97,7 @@ export function parseServeArgs(args: string[]): { options: NodeOptionsInput; rea
         'caller-limit': { type: 'string', multiple: true },
         policies: { type: 'string' },
         'gossip-key-file': { type: 'string' },
+        'cluster-name': { type: 'string' },
         'tls-cert': { type: 'string' },
         'tls-key': { type: 'string' },
         'tls-ca': { type: 'string' },
@@ -145,6 +148,7 @@ export function parseServeArgs(args: string[]): { options: NodeOptionsInput; rea
   }
   if (v['on-unavailable'] !== undefined) options.onUnavailable = v['on-unavailable'] as NodeOptionsInput['onUnavailable'];
   if (v['gossip-preset'] !== undefined) options.gossipPreset = v['gossip-preset'] as NodeOptionsInput['gossipPreset'];
+  if (v['cluster-name'] !== undefined) options.clusterName = v['cluster-name'];
   if (v['gossip-key-file'] !== undefined) options.gossipKeys = readLines('gossip-key-file', v['gossip-key-file']);
   const tls = readNodeTls({ cert: v['tls-cert'], key: v['tls-key'], ca: v['tls-ca'] });
   if (tls !== undefined) options.tls = tls;

@@ -10,8 +10,8 @@ import { messageToWire, recordToWire, updateToWire } from './wire.js';
 export type DecodeResult = { ok: true; message: Message; stamp: Stamp | undefined } | { ok: false; reason: string };
 
 /** With a keyring the packet is signed with `stamp` (its size is the same with any stamp). */
-export function encodeMessage(message: Message, keyring: Keyring | undefined, stamp?: Stamp): Uint8Array {
-  return frame(encodeValue(messageToWire(message)), keyring, stamp);
+export function encodeMessage(message: Message, keyring: Keyring | undefined, stamp?: Stamp, label?: Uint8Array): Uint8Array {
+  return frame(encodeValue(messageToWire(message)), keyring, stamp, label);
 }
 
 /** Bytes one update adds to a message's update list. */
@@ -20,9 +20,9 @@ export function encodedUpdateBytes(update: Update): number {
 }
 
 /** Unframe, authenticate, decode and validate. Never throws; the reason feeds the drop counters. */
-export function decodePacket(packet: Uint8Array, keyring: Keyring | undefined, limits: SwimLimits): DecodeResult {
+export function decodePacket(packet: Uint8Array, keyring: Keyring | undefined, limits: SwimLimits, label?: Uint8Array): DecodeResult {
   if (packet.length > limits.maxPacketBytes) return { ok: false, reason: 'oversize' };
-  const unframed = unframe(packet, keyring);
+  const unframed = unframe(packet, keyring, label);
   if (!unframed.ok) return unframed;
   const decoded = decodeValue(unframed.body);
   if (!decoded.ok) return { ok: false, reason: 'undecodable' };

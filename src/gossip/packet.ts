@@ -8,6 +8,11 @@ export const WIRE_VERSION = 1;
 const FLAG_MAC = 0x01;
 /** Signed packets carry a stamp (epoch, sequence, time) after the header, for replay protection. */
 const FLAG_STAMP = 0x02;
+/** A cluster label (one length byte, then its bytes) follows the header: nodes of other clusters drop the packet. */
+const FLAG_LABEL = 0x04;
+/** The longest cluster label, in bytes. */
+export const MAX_LABEL_BYTES = 64;
+const NO_LABEL = new Uint8Array(0);
 export const HEADER_BYTES = 3;
 /** epoch u32, seq u32, time float64 ms. */
 const STAMP_BYTES = 16;
@@ -15,56 +20,78 @@ const NO_STAMP: Stamp = { epoch: 0, seq: 0, ts: 0 };
 
 export type UnframeResult =
   | { ok: true; body: Uint8Array; stamp: Stamp | undefined }
-  | { ok: false; reason: 'tooShort' | 'badMagic' | 'badVersion' | 'authMissing' | 'authFailed' | 'authUnexpected' };
+  | { ok: false; reason: 'tooShort' | 'badMagic' | 'badVersion' | 'authMissing' | 'authFailed' | 'authUnexpected' | 'otherCluster' };
+
+/** The bytes after the header that carry the label: none without one. */
+const labelBytes = (label: Uint8Array): number => (label.length === 0 ? 0 : 1 + label.length);
 
 /**
- * [magic, version, flags] + body without a keyring; with one,
- * [magic, version, flags] + stamp + body + MAC over everything before it. `stamp` only
- * matters with a keyring (the default measures a packet's size).
+ * [magic, version, flags] (+ label) + body without a keyring; with one,
+ * [magic, version, flags] (+ label) + stamp + body + MAC over everything before it. `stamp`
+ * only matters with a keyring (the default measures a packet's size). `label`: the
+ * cluster's name (at most MAX_LABEL_BYTES), so that two clusters on one network — or a
+ * node that took over another cluster's old address — never merge.
  */
-export function frame(body: Uint8Array, keyring: Keyring | undefined, stamp: Stamp = NO_STAMP): Uint8Array {
-  if (keyring === undefined) {
-    const out = new Uint8Array(HEADER_BYTES + body.length);
-    out[0] = PACKET_MAGIC;
-    out[1] = WIRE_VERSION;
-    out.set(body, HEADER_BYTES);
-    return out;
-  }
-  const out = new Uint8Array(HEADER_BYTES + STAMP_BYTES + body.length + MAC_BYTES);
+export function frame(body: Uint8Array, keyring: Keyring | undefined, stamp: Stamp = NO_STAMP, label: Uint8Array = NO_LABEL): Uint8Array {
+  const head = HEADER_BYTES + labelBytes(label);
+  const out = new Uint8Array(head + (keyring === undefined ? 0 : STAMP_BYTES + MAC_BYTES) + body.length);
   out[0] = PACKET_MAGIC;
   out[1] = WIRE_VERSION;
-  out[2] = FLAG_MAC | FLAG_STAMP;
-  const view = new DataView(out.buffer, out.byteOffset + HEADER_BYTES, STAMP_BYTES);
+  out[2] = (keyring === undefined ? 0 : FLAG_MAC | FLAG_STAMP) | (label.length === 0 ? 0 : FLAG_LABEL);
+  if (label.length !== 0) {
+    out[HEADER_BYTES] = label.length;
+    out.set(label, HEADER_BYTES + 1);
+  }
+  if (keyring === undefined) {
+    out.set(body, head);
+    return out;
+  }
+  const view = new DataView(out.buffer, out.byteOffset + head, STAMP_BYTES);
   view.setUint32(0, stamp.epoch >>> 0);
   view.setUint32(4, stamp.seq >>> 0);
   view.setFloat64(8, stamp.ts);
-  out.set(body, HEADER_BYTES + STAMP_BYTES);
-  const signedEnd = HEADER_BYTES + STAMP_BYTES + body.length;
+  out.set(body, head + STAMP_BYTES);
+  const signedEnd = head + STAMP_BYTES + body.length;
   out.set(keyring.mac(out.subarray(0, signedEnd)), signedEnd);
   return out;
 }
 
-export function framingOverheadBytes(keyring: Keyring | undefined): number {
-  return HEADER_BYTES + (keyring === undefined ? 0 : STAMP_BYTES + MAC_BYTES);
+export function framingOverheadBytes(keyring: Keyring | undefined, label: Uint8Array = NO_LABEL): number {
+  return HEADER_BYTES + labelBytes(label) + (keyring === undefined ? 0 : STAMP_BYTES + MAC_BYTES);
 }
 
-export function unframe(packet: Uint8Array, keyring: Keyring | undefined): UnframeResult {
+export function unframe(packet: Uint8Array, keyring: Keyring | undefined, label: Uint8Array = NO_LABEL): UnframeResult {
   if (packet.length < HEADER_BYTES + 1) return { ok: false, reason: 'tooShort' };
   if (packet[0] !== PACKET_MAGIC) return { ok: false, reason: 'badMagic' };
   if (packet[1] !== WIRE_VERSION) return { ok: false, reason: 'badVersion' };
   const flags = packet[2] ?? 0;
   const hasMac = (flags & FLAG_MAC) !== 0;
-  if ((flags & ~(FLAG_MAC | FLAG_STAMP)) !== 0 || hasMac !== ((flags & FLAG_STAMP) !== 0)) return { ok: false, reason: 'badVersion' };
+  if ((flags & ~(FLAG_MAC | FLAG_STAMP | FLAG_LABEL)) !== 0 || hasMac !== ((flags & FLAG_STAMP) !== 0)) return { ok: false, reason: 'badVersion' };
+  let head = HEADER_BYTES;
+  if ((flags & FLAG_LABEL) !== 0) {
+    const length = packet[HEADER_BYTES] ?? 0;
+    if (length === 0 || packet.length < HEADER_BYTES + 1 + length + 1) return { ok: false, reason: 'tooShort' };
+    if (!sameBytes(packet.subarray(HEADER_BYTES + 1, HEADER_BYTES + 1 + length), label)) return { ok: false, reason: 'otherCluster' };
+    head += 1 + length;
+  } else if (label.length !== 0) {
+    return { ok: false, reason: 'otherCluster' };
+  }
   if (keyring === undefined) {
-    return hasMac ? { ok: false, reason: 'authUnexpected' } : { ok: true, body: packet.subarray(HEADER_BYTES), stamp: undefined };
+    return hasMac ? { ok: false, reason: 'authUnexpected' } : { ok: true, body: packet.subarray(head), stamp: undefined };
   }
   if (!hasMac) return { ok: false, reason: 'authMissing' };
-  if (packet.length < HEADER_BYTES + STAMP_BYTES + 1 + MAC_BYTES) return { ok: false, reason: 'tooShort' };
+  if (packet.length < head + STAMP_BYTES + 1 + MAC_BYTES) return { ok: false, reason: 'tooShort' };
   const signedEnd = packet.length - MAC_BYTES;
   if (!keyring.verify(packet.subarray(0, signedEnd), packet.subarray(signedEnd))) {
     return { ok: false, reason: 'authFailed' };
   }
-  const view = new DataView(packet.buffer, packet.byteOffset + HEADER_BYTES, STAMP_BYTES);
+  const view = new DataView(packet.buffer, packet.byteOffset + head, STAMP_BYTES);
   const stamp: Stamp = { epoch: view.getUint32(0), seq: view.getUint32(4), ts: view.getFloat64(8) };
-  return { ok: true, body: packet.subarray(HEADER_BYTES + STAMP_BYTES, signedEnd), stamp };
+  return { ok: true, body: packet.subarray(head + STAMP_BYTES, signedEnd), stamp };
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

@@ -9,6 +9,7 @@ import { resolveLimits, resolveTimings, type PresetName, type SwimLimits, type S
 import { resolveWithDns, type ResolveHost } from './dns-resolver.js';
 import { MembershipEmitter } from './emitter.js';
 import type { Keyring } from './keyring.js';
+import { MAX_LABEL_BYTES } from './packet.js';
 import { ReplayGuard, type Stamp } from './replay-guard.js';
 import { compareVersions, MemberTable, toMember, toRecord, type Applied, type MemberEntry } from './member-table.js';
 import { decodePacket, encodedRecordBytes, encodedUpdateBytes, encodeMessage } from './message-codec.js';
@@ -38,6 +39,12 @@ export interface SwimMembershipOptions {
   readonly limits?: Partial<SwimLimits>;
   /** Shared-secret keyring: when set, every packet is authenticated. */
   readonly keyring?: Keyring;
+  /**
+   * The cluster's name, carried by every packet (covered by the MAC with a keyring): packets
+   * of another cluster, or without a name, are dropped ('otherCluster'), so two clusters on
+   * one network — or a node on another cluster's old address — never merge. Default: none.
+   */
+  readonly clusterName?: string;
   readonly scheduler?: Scheduler;
   /**
    * Wall clock for the stamps of signed packets (compared across nodes, so it must follow
@@ -75,6 +82,7 @@ export class SwimMembership implements Membership {
   readonly limits: SwimLimits;
   private readonly transport: PacketTransport;
   private readonly keyring: Keyring | undefined;
+  private readonly label: Uint8Array;
   private readonly scheduler: Scheduler;
   private readonly rng: Rng;
   private readonly resolveHost: ResolveHost;
@@ -108,6 +116,8 @@ export class SwimMembership implements Membership {
     this.limits = resolveLimits(options.limits);
     this.transport = options.transport;
     this.keyring = options.keyring;
+    this.label = Buffer.from(options.clusterName ?? '', 'utf8');
+    if (this.label.length > MAX_LABEL_BYTES) throw invalidArgument('clusterName', `must be at most ${MAX_LABEL_BYTES} bytes`);
     this.scheduler = options.scheduler ?? realScheduler;
     this.wallClock = options.wallClock ?? (options.scheduler !== undefined ? options.scheduler.clock : { now: () => Date.now() });
     this.rng = options.rng ?? seededRng(randomSeed());
@@ -381,7 +391,7 @@ export class SwimMembership implements Membership {
     if (!this.running) return;
     this.counters.packetsReceived++;
     this.counters.bytesReceived += bytes.length;
-    const result = decodePacket(bytes, this.keyring, this.limits);
+    const result = decodePacket(bytes, this.keyring, this.limits, this.label);
     if (!result.ok) return countDrop(this.counters, result.reason);
     if (!isValidIpAddress(fromAddress)) return countDrop(this.counters, 'badSourceAddress');
     if (result.message.from === this.me.nodeId) return countDrop(this.counters, 'fromSelf');
@@ -661,13 +671,13 @@ export class SwimMembership implements Membership {
   /** Full state split into packets under maxPacketBytes; each chunk merges on its own. */
   private fullStateChunks(emit: (members: MemberRecord[], first: boolean) => void): void {
     const records = [this.me, ...this.table.all()].map(toRecord);
-    const base = encodeMessage({ type: 'sync', from: this.me.nodeId, wantsReply: true, members: [] }, this.keyring).length;
+    const base = encodeMessage({ type: 'sync', from: this.me.nodeId, wantsReply: true, members: [] }, this.keyring, undefined, this.label).length;
     const budget = this.limits.maxPacketBytes - base - ARRAY_HEADER_GROWTH_BYTES;
     chunkBySize(records, budget, encodedRecordBytes).forEach((chunk, i) => emit(chunk, i === 0));
   }
 
   private sendWithPiggyback(message: Extract<Message, { updates: readonly Update[] }>, address: string, first?: Update): void {
-    const base = encodeMessage(message, this.keyring).length;
+    const base = encodeMessage(message, this.keyring, undefined, this.label).length;
     const budget = this.limits.maxPacketBytes - base - ARRAY_HEADER_GROWTH_BYTES - (first === undefined ? 0 : encodedUpdateBytes(first));
     const updates = this.broadcasts.take(Math.max(0, budget), this.transmitLimit(), first);
     this.send({ ...message, updates }, address);
@@ -684,7 +694,7 @@ export class SwimMembership implements Membership {
 
   private send(message: Message, address: string): void {
     const stamp = this.keyring === undefined ? undefined : this.nextStamp();
-    const bytes = encodeMessage(message, this.keyring, stamp);
+    const bytes = encodeMessage(message, this.keyring, stamp, this.label);
     if (bytes.length > this.limits.maxPacketBytes) return countDrop(this.counters, 'outgoingOversize');
     this.counters.packetsSent++;
     this.counters.bytesSent += bytes.length;

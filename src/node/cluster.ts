@@ -178,6 +178,7 @@ export class Cluster {
           port: o.gossipPort,
           meta,
           preset: o.gossipPreset,
+          ...(o.clusterName === '' ? {} : { clusterName: o.clusterName }),
           ...(o.wrapGossipTransport === undefined ? {} : { wrapTransport: o.wrapGossipTransport }),
           ...(keyring !== undefined ? { keyring } : {}),
         });

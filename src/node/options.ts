@@ -34,6 +34,11 @@ export interface NodeOptions {
   /** Shared gossip secrets, base64 of 16–64 bytes (the first signs; all are accepted), e.g. from a key file. */
   gossipKeys: string[];
   gossipPreset: 'lan' | 'test';
+  /**
+   * The cluster's name, in every gossip packet: nodes drop packets of another name (or of
+   * none), so two clusters on one network never merge. '' (default): no name.
+   */
+  clusterName: string;
   /** Mutual TLS on every gRPC port (public API and peer streams); peers and clients need a certificate the CA signed. */
   tls: NodeTls | undefined;
   /** Bearer tokens the public API accepts (any of them, for rotation); empty: none asked. */
@@ -99,6 +104,7 @@ export const nodeDefaults: NodeOptions = {
   membership: undefined,
   gossipKeys: [],
   gossipPreset: 'lan',
+  clusterName: '',
   tls: undefined,
   apiTokens: [],
   adminTokens: [],
@@ -179,6 +185,9 @@ export function resolveNodeOptions(input: NodeOptionsInput = {}): NodeOptions {
   range(o, 'globalSyncMs', 1, 10_000, false);
   range(o, 'maxGlobalKeys', 1, 1_000_000);
   range(o, 'maxBufferedBytesPerPeer', 1024, 2 ** 31);
+  if (typeof o.clusterName !== 'string' || !/^([A-Za-z0-9][A-Za-z0-9._-]{0,63})?$/.test(o.clusterName)) {
+    throw invalidArgument('clusterName', `must be 1 to 64 chars of [A-Za-z0-9._-] starting alphanumeric (or empty), got ${JSON.stringify(o.clusterName)}`);
+  }
   if (o.gossipPreset !== 'lan' && o.gossipPreset !== 'test') throw invalidArgument('gossipPreset', "must be 'lan' or 'test'");
   if (!Array.isArray(o.gossipKeys) || !o.gossipKeys.every((k) => typeof k === 'string' && /^[A-Za-z0-9+/]{22,88}={0,2}$/.test(k))) {
     throw invalidArgument('gossipKeys', 'must be base64-encoded keys of 16 to 64 bytes (e.g. `openssl rand -base64 32`)');

@@ -65,6 +65,27 @@ describe('wire codec', () => {
     expect(decodePacket(tampered, ring, limits)).toEqual({ ok: false, reason: 'authFailed' });
   });
 
+  it('a cluster name travels in every packet: another name, or none, is dropped as otherCluster (with a keyring too)', () => {
+    const label = new TextEncoder().encode('prod-eu');
+    for (const keyring of [undefined, new Keyring([new Uint8Array(16).fill(3)])]) {
+      const stamp = keyring === undefined ? undefined : { epoch: 1, seq: 1, ts: 1 };
+      const message = samples[0]!;
+      const named = encodeMessage(message, keyring, stamp, label);
+      expect(decodePacket(named, keyring, limits, label)).toEqual({ ok: true, message, stamp });
+      expect(decodePacket(named, keyring, limits, new TextEncoder().encode('staging'))).toEqual({ ok: false, reason: 'otherCluster' });
+      expect(decodePacket(named, keyring, limits)).toEqual({ ok: false, reason: 'otherCluster' });
+      expect(decodePacket(encodeMessage(message, keyring, stamp), keyring, limits, label)).toEqual({ ok: false, reason: 'otherCluster' });
+      const truncated = named.subarray(0, 5);
+      expect(decodePacket(truncated, keyring, limits, label).ok).toBe(false);
+    }
+    // With a keyring the name is covered by the MAC: rewriting it breaks the packet.
+    const keyring = new Keyring([new Uint8Array(16).fill(3)]);
+    const packet = encodeMessage(samples[0]!, keyring, { epoch: 1, seq: 1, ts: 1 }, new TextEncoder().encode('aaaa'));
+    const forged = Uint8Array.from(packet);
+    forged.set(new TextEncoder().encode('bbbb'), 4);
+    expect(decodePacket(forged, keyring, limits, new TextEncoder().encode('bbbb'))).toEqual({ ok: false, reason: 'authFailed' });
+  });
+
   it('keyring validates keys with clear errors', () => {
     expect(() => new Keyring([])).toThrow(/at least one key/);
     expect(() => new Keyring([new Uint8Array(4)])).toThrow(/16\.\.64 bytes/);

@@ -93,7 +93,7 @@ describe('failover after a replica restarted', () => {
     await nodes[2]!.stop({ graceful: false });
     await waitFor(() => nodes[0]!.owners().length === 2 && nodes[1]!.owners().length === 2, 5_000, 'n2 to be declared failed');
     const { createNode } = await import('../../src/node/node.js');
-    nodes[2] = await createNode({ nodeId: 'n2', gossipPreset: 'test', port: 0, gossipPort: 0, replicationDelayMs: 5, join: [nodes[0]!.gossipAddress!] });
+    nodes[2] = await createNode({ nodeId: 'n2', gossipPreset: 'test', port: 0, gossipPort: 0, replicationDelayMs: 5, join: [nodes[0]!.gossipAddress!], clusterName: nodes[0]!.options.clusterName });
     await waitFor(() => nodes.every((n) => n.owners().length === 3), 10_000, 'n2 to rejoin');
     // Owners re-send their keys to the new replica set, and interim owners push n2's keys back:
     // wait until n2 holds every key it owns or is the replica of.

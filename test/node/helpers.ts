@@ -3,14 +3,22 @@ import { PEER_METHOD } from '../../src/node/transport/grpc-peer-transport.js';
 import { createNode, type RingLimitNode } from '../../src/node/node.js';
 import type { NodeOptionsInput } from '../../src/node/options.js';
 
-/** Starts n real nodes on 127.0.0.1 (free ports), joined by gossip, and waits until every node sees all n as owners. */
+let clusters = 0;
+
+/**
+ * Starts n real nodes on 127.0.0.1 (free ports), joined by gossip, and waits until every
+ * node sees all n as owners. Each cluster gets a name of its own, so clusters of test files
+ * running at once never merge — a node may bind a port another file's node just left while
+ * that file's cluster still probes it (they would merge: all are named n0, n1, …).
+ */
 export async function startCluster(n: number, options: NodeOptionsInput = {}, perNode: (i: number) => NodeOptionsInput = () => ({})): Promise<RingLimitNode[]> {
   const nodes: RingLimitNode[] = [];
+  const base: NodeOptionsInput = { gossipPreset: 'test', port: 0, gossipPort: 0, clusterName: `t${process.pid}-${++clusters}`, ...options };
   try {
-    const first = await createNode({ nodeId: 'n0', gossipPreset: 'test', port: 0, gossipPort: 0, ...options, ...perNode(0) });
+    const first = await createNode({ nodeId: 'n0', ...base, ...perNode(0) });
     nodes.push(first);
     for (let i = 1; i < n; i++) {
-      nodes.push(await createNode({ nodeId: `n${i}`, gossipPreset: 'test', port: 0, gossipPort: 0, join: [first.gossipAddress!], ...options, ...perNode(i) }));
+      nodes.push(await createNode({ nodeId: `n${i}`, join: [first.gossipAddress!], ...base, ...perNode(i) }));
     }
     await waitFor(() => nodes.every((node) => node.owners().length === n), 10_000, 'cluster to converge');
     return nodes;

@@ -65,7 +65,7 @@ describe('membership changes under load', () => {
     const keys = Array.from({ length: 60 }, (_, i) => `join-${i}`);
     const load = drive(() => nodes, keys, 12);
     await waitFor(() => [...load.allowed.values()].every((n) => n >= 30), 10_000, 'some admissions');
-    const joiner = await createNode({ nodeId: 'n3', gossipPreset: 'test', port: 0, gossipPort: 0, join: [nodes[0]!.gossipAddress!] });
+    const joiner = await createNode({ nodeId: 'n3', gossipPreset: 'test', port: 0, gossipPort: 0, join: [nodes[0]!.gossipAddress!], clusterName: nodes[0]!.options.clusterName });
     extra.push(joiner);
     await waitFor(() => [...nodes, joiner].every((n) => n.owners().length === 4), 10_000, 'everyone to see the joiner');
     const moved = keys.filter((k) => joiner.ownerOf(k, 'api') === 'n3');

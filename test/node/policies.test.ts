@@ -127,7 +127,7 @@ describe('policies cluster-wide', () => {
 
     // A node that starts later with its own (older) file takes the cluster's newer version.
     const { createNode } = await import('../../src/node/node.js');
-    const late = await createNode({ nodeId: 'late', gossipPreset: 'test', port: 0, gossipPort: 0, join: [nodes[0]!.gossipAddress!], handoffWindowMs: 0, policies: { defaults: { '*': { limit: 3, window: '1h' } } } });
+    const late = await createNode({ nodeId: 'late', gossipPreset: 'test', port: 0, gossipPort: 0, join: [nodes[0]!.gossipAddress!], clusterName: nodes[0]!.options.clusterName, handoffWindowMs: 0, policies: { defaults: { '*': { limit: 3, window: '1h' } } } });
     nodes.push(late);
     await waitFor(() => late.stats().policies.version === 1, 5_000, 'the late node to pull version 1');
     expect(late.policies?.resolve('x', 'report', undefined).limit).toBe(77);

@@ -249,3 +249,23 @@ describe("a member's frames are checked for authority and plausibility", () => {
     expect(nodes.map((n, i) => n.stats().replication.entriesRefused - refusedBefore[i]!)).toEqual([0, 0, 2, 0]);
   });
 });
+
+describe('cluster names', () => {
+  it('a node that takes over another cluster’s old gossip address does not merge with it when each cluster has its name', async () => {
+    const { createNode } = await import('../../src/node/node.js');
+    const a = await startCluster(3, { clusterName: 'cluster-a' });
+    let b: RingLimitNode | undefined;
+    try {
+      const port = Number(a[2]!.gossipAddress!.split(':')[1]);
+      await a[2]!.stop({ graceful: false });
+      // Another cluster's node binds the freed port while cluster-a still probes it (and is also named n2).
+      b = await createNode({ nodeId: 'n2', gossipPreset: 'test', port: 0, gossipPort: port, clusterName: 'cluster-b' });
+      await new Promise((r) => setTimeout(r, 1_000));
+      expect(b.members().map((m) => m.nodeId)).toEqual(['n2']);
+      expect(a[0]!.members().map((m) => m.address)).not.toContain(b.gossipAddress);
+    } finally {
+      await b?.stop({ graceful: false });
+      await stopAll(a);
+    }
+  }, 30_000);
+});

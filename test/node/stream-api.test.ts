@@ -167,7 +167,7 @@ describe('AllowStream: the streaming public API', () => {
       }
     })();
     const { createNode } = await import('../../src/node/node.js');
-    nodes.push(await createNode({ nodeId: 'n2', gossipPreset: 'test', port: 0, gossipPort: 0, join: [nodes[0]!.gossipAddress!] }));
+    nodes.push(await createNode({ nodeId: 'n2', gossipPreset: 'test', port: 0, gossipPort: 0, join: [nodes[0]!.gossipAddress!], clusterName: nodes[0]!.options.clusterName }));
     await waitFor(() => client.ownerIds().length === 3, 5_000, 'the client to learn the new owner');
     await waitFor(() => [...allowed.values()].every((n) => n >= 30), 10_000, 'every key to reach its limit');
     stop = true;
