@@ -33,6 +33,8 @@ export interface PolicyRuleInput {
 export interface PolicyDocument {
   /** Rules per action: an action name, a prefix ending in "*" (e.g. "api.*"), or "*". */
   defaults?: Record<string, PolicyRuleInput>;
+  /** A capacity per action shared by all its users, by weight (weighted fair share): `{ limit, window }`. */
+  shared?: Record<string, { limit: number; window: string | number }>;
   groups?: Record<string, { weight?: number; algorithm?: Algorithm; actions?: Record<string, PolicyRuleInput> }>;
   users?: Record<string, { group?: string; weight?: number; actions?: Record<string, PolicyRuleInput> }>;
 }
@@ -195,13 +197,29 @@ export class Policies {
 
   /** The document as given (plain data), for whoever passes it on. */
   readonly document: PolicyDocument;
+  /** Shared capacities: action → units per ms. */
+  private readonly sharedPerMs = new Map<string, number>();
 
   /** Validates `document` (throws INVALID_ARGUMENT naming the path of the first mistake) and compiles it. */
   constructor(document: unknown) {
     if (!isRecord(document)) throw fail('(document)', 'must be a mapping with defaults, groups and users');
-    noOtherFields('', document, ['defaults', 'groups', 'users']);
+    noOtherFields('', document, ['defaults', 'groups', 'users', 'shared']);
     this.document = document as PolicyDocument;
     this.defaults = parseTable('defaults', document['defaults']);
+    const shared = document['shared'];
+    if (shared !== undefined) {
+      if (!isRecord(shared)) throw fail('shared', 'must be a mapping of action to { limit, window }');
+      for (const [action, input] of Object.entries(shared)) {
+        const path = `shared.${action}`;
+        checkName(path, action, 'an action', requestLimits.maxActionBytes);
+        if (action.includes('*')) throw fail(path, 'a shared capacity names one action (no wildcard)');
+        if (!isRecord(input)) throw fail(path, 'must be a mapping of limit and window');
+        noOtherFields(path, input, ['limit', 'window']);
+        if (input['limit'] === undefined || input['window'] === undefined) throw fail(path, 'needs both limit and window');
+        const limit = positiveInteger(`${path}.limit`, input['limit']);
+        this.sharedPerMs.set(action, limit / parseWindow(`${path}.window`, input['window']));
+      }
+    }
     const groups = document['groups'];
     if (groups !== undefined) {
       if (!isRecord(groups)) throw fail('groups', 'must be a mapping of group name to its rules');
@@ -337,6 +355,11 @@ export class Policies {
     const { key, action, group } = request;
     if (typeof key !== 'string' || (action !== undefined && typeof action !== 'string') || (group !== undefined && typeof group !== 'string')) return undefined;
     return this.resolve(key, action ?? 'default', group);
+  }
+
+  /** The capacity `action` shares among its users (units per ms), if the document gives one. */
+  sharedCapacity(action: string): number | undefined {
+    return this.sharedPerMs.size === 0 ? undefined : this.sharedPerMs.get(action);
   }
 
   /** Group names, for checks and docs. */

@@ -3,7 +3,8 @@ import type { Clock } from '../common/clock.js';
 import { RateLimitError, invalidArgument } from '../common/errors.js';
 import { FRESH_AT, NO_WAIT, STATE_STRIDE, algorithms, initState, newStepOut, reservationOf, stepState, type StepOut } from './algorithms/index.js';
 import { ALGORITHMS, type AlgorithmId, type Decision, type LimiterState, type RateLimitRequest, type Reservation, type ResolvedParams } from './types.js';
-import { newResolvedParams, resolveRequest } from './validate.js';
+import { newResolvedParams, resolveRequest, scaleLimits } from './validate.js';
+import { SharedCapacity, fairShareDefaults } from './fair-share.js';
 
 export interface StoreOptions {
   /** Hard cap on tracked (action, key) pairs. When full, a key not used recently is evicted (CLOCK). */
@@ -138,6 +139,9 @@ export class LimiterStore {
   policies: Policies | undefined = undefined;
   /** Adaptive limits: every limit this store validates is scaled by it (1: as given; see adaptive.ts). */
   loadFactor = 1;
+  /** Weighted fair share: the shared capacities in use (policies' `shared`), by action. */
+  private readonly shared = new Map<string, SharedCapacity>();
+  private sharedOf: Policies | undefined;
 
   constructor(clock: Clock, options: Partial<StoreOptions> = {}) {
     const merged: StoreOptions = { ...storeDefaults, ...options };
@@ -180,7 +184,7 @@ export class LimiterStore {
     if (typeof maxWaitMs !== 'number' || !(maxWaitMs >= 0 && maxWaitMs <= 86_400_000)) {
       throw invalidArgument('maxWaitMs', `must be a number from 0 to 86400000 (24 h), got ${String(maxWaitMs)}`);
     }
-    return this.decideResolved(resolveRequest(request, this.params, this.policies?.sayFor(request), this.loadFactor), maxWaitMs);
+    return this.decideResolved(this.resolve(request, this.params), maxWaitMs);
   }
 
   /**
@@ -190,6 +194,35 @@ export class LimiterStore {
    */
   decideResolved(p: ResolvedParams, maxWaitMs: number): Reservation {
     return reservationOf(this.decideParams(p, maxWaitMs), p.limit);
+  }
+
+  /**
+   * "What does this request ask for, here and now": validated into `out` with what the
+   * policies set, the load factor, and the user's fair share of a shared capacity. Every
+   * path that resolves a request calls it (the limiter, and a node before it routes).
+   */
+  resolve(request: RateLimitRequest, out: ResolvedParams): ResolvedParams {
+    const policies = this.policies;
+    if (policies === undefined) return resolveRequest(request, out, undefined, this.loadFactor);
+    const said = policies.sayFor(request);
+    resolveRequest(request, out, said, this.loadFactor);
+    const capacity = policies.sharedCapacity(out.action);
+    if (capacity !== undefined) this.applyFairShare(out, capacity, said?.weight ?? request.weight ?? 1);
+    return out;
+  }
+
+  /** Lowers `p`'s limit to its user's share of the action's shared capacity (policies' `shared`). */
+  private applyFairShare(p: ResolvedParams, capacityPerMs: number, weight: number): void {
+    if (this.sharedOf !== this.policies) {
+      this.shared.clear(); // new policies: new capacities, demand measured afresh
+      this.sharedOf = this.policies;
+    }
+    const nowMs = this.clock.now();
+    let shared = this.shared.get(p.action);
+    if (shared === undefined) this.shared.set(p.action, (shared = new SharedCapacity(capacityPerMs, fairShareDefaults, nowMs)));
+    const share = shared.ask(p.key, weight, p.limit / p.windowMs, p.cost, nowMs);
+    const limit = Math.floor(share * p.windowMs);
+    if (limit < p.limit) scaleLimits(p, Math.max(1, limit) / p.limit);
   }
 
   /** allow() for a request already validated into `p` (policy handles). */
@@ -203,7 +236,7 @@ export class LimiterStore {
   }
 
   private decide(request: RateLimitRequest, maxWaitMs: number): StepOut {
-    return this.decideParams(resolveRequest(request, this.params, this.policies?.sayFor(request), this.loadFactor), maxWaitMs);
+    return this.decideParams(this.resolve(request, this.params), maxWaitMs);
   }
 
   private decideParams(p: ResolvedParams, maxWaitMs: number): StepOut {

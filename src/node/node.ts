@@ -13,7 +13,7 @@ import { policyVersionOf } from './policy-sync.js';
 import type { WirePoliciesInfo } from './api/proto.js';
 import type { LimiterStore } from '../limiter/store.js';
 import type { Decision, RateLimitRequest, Reservation, ResolvedParams } from '../limiter/types.js';
-import { newResolvedParams, resolveRequest } from '../limiter/validate.js';
+import { newResolvedParams } from '../limiter/validate.js';
 import { PLACEMENT } from './cluster-view.js';
 import { Cluster } from './cluster.js';
 import { CallerSkew, nodeStats, type NodeStats } from './node-stats.js';
@@ -119,7 +119,7 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
    * allow(). Throws RateLimitError for bad input, like the core.
    */
   allowNow(request: RateLimitRequest): Decision | undefined {
-    return this.allowNowResolved(resolveRequest(request, this.scratch, this.store.policies?.sayFor(request), this.store.loadFactor));
+    return this.allowNowResolved(this.store.resolve(request, this.scratch));
   }
 
   /** allowNow() for a request already validated (policy handles); `p` is read now, never kept. */
@@ -229,7 +229,7 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
     if (maxWaitMs !== undefined && (typeof maxWaitMs !== 'number' || !(maxWaitMs >= 0 && maxWaitMs <= 86_400_000))) {
       throw invalidArgument('maxWaitMs', `must be a number from 0 to 86400000 (24 h), got ${String(maxWaitMs)}`);
     }
-    return this.decideResolved(resolveRequest(request, this.scratch, this.store.policies?.sayFor(request), this.store.loadFactor), maxWaitMs ?? NO_WAIT);
+    return this.decideResolved(this.store.resolve(request, this.scratch), maxWaitMs ?? NO_WAIT);
   }
 
   /** Decides a validated request here or at its owner; `p` may be a reused scratch: it is copied before anything that outlives this call. */
