@@ -88,14 +88,30 @@ interface UserDemand {
   measured: boolean;
 }
 
+/** One user's measured demand, as a node reports it to the action's coordinator. */
+export interface DemandReport {
+  user: string;
+  weight: number;
+  /** Units per ms. */
+  rate: number;
+  /** The user's own limit, units per ms. */
+  ownRate: number;
+}
+
 /**
  * One action's shared capacity on one process: records what each user asks for, and every
- * interval recomputes the weighted max-min shares from the smoothed demand.
+ * interval recomputes the weighted max-min shares from the smoothed demand — or, in a
+ * cluster, takes the shares the action's coordinator allocated to this node (see
+ * setAllocations), falling back to its own computation when they go stale.
  */
 export class SharedCapacity {
   private readonly users = new Map<string, UserDemand>();
   private lastComputeMs: number;
   private weightSum = 0;
+  /** The coordinator's allocations for this node's users, its share per unit of weight for the others, and until when they hold. */
+  private allocations: Map<string, number> | undefined;
+  private allocatedLevel = 0;
+  private allocatedUntilMs = -Infinity;
 
   constructor(
     /** Units per ms the action may take in all. */
@@ -133,6 +149,7 @@ export class SharedCapacity {
     const sinceMs = nowMs - this.lastComputeMs;
     if (sinceMs >= this.options.intervalMs) this.compute(nowMs);
     else if (arrived && sinceMs >= this.options.earlyRecomputeMs && this.users.size <= this.options.earlyRecomputeMaxUsers) this.reshare();
+    if (nowMs < this.allocatedUntilMs) return this.allocations!.get(user) ?? this.allocatedLevel * weight;
     return d.share;
   }
 
@@ -168,8 +185,78 @@ export class SharedCapacity {
     for (let i = 0; i < live.length; i++) live[i]!.share = shares[i]!;
   }
 
+  /** The measured demand of every user with some, for the coordinator (at most `max`). */
+  demands(max: number): DemandReport[] {
+    const out: DemandReport[] = [];
+    for (const [user, d] of this.users) {
+      if (out.length >= max) break;
+      if (d.measured && d.rate > 0) out.push({ user, weight: d.weight, rate: d.rate, ownRate: d.ownRate });
+    }
+    return out;
+  }
+
+  /** The coordinator's shares for this node (units per ms): in force until `untilMs`, then this node computes its own again. */
+  setAllocations(shares: Map<string, number>, levelPerWeight: number, untilMs: number): void {
+    this.allocations = shares;
+    this.allocatedLevel = levelPerWeight;
+    this.allocatedUntilMs = untilMs;
+  }
+
   /** Users counted now. */
   get userCount(): number {
     return this.users.size;
   }
+}
+
+/** A node's demand reports for one action, as the coordinator keeps them. */
+export interface NodeDemand {
+  node: string;
+  reports: readonly DemandReport[];
+}
+
+/** What the coordinator gives each node: the shares of the users it reported. */
+export interface Allocation {
+  node: string;
+  shares: Map<string, number>;
+}
+
+/**
+ * The coordinator's computation for one action: every node's reports merged per user (the
+ * rates summed, the own limit the largest), the weighted max-min shares computed over the
+ * cluster's demand, and each node given the shares of the users it reported: a user's share
+ * is the limit of its key, whose state one owner holds, so every node applies all of it.
+ * Also returns the share per unit of weight of an unsatisfied user (or of the headroom),
+ * for users a node has not reported yet.
+ */
+export function allocateShares(nodes: readonly NodeDemand[], capacityPerMs: number, headroom: number): { allocations: Allocation[]; levelPerWeight: number } {
+  const merged = new Map<string, { weight: number; rate: number; ownRate: number }>();
+  for (const n of nodes) {
+    for (const r of n.reports) {
+      const m = merged.get(r.user);
+      if (m === undefined) merged.set(r.user, { weight: r.weight, rate: r.rate, ownRate: r.ownRate });
+      else {
+        m.rate += r.rate;
+        m.ownRate = Math.max(m.ownRate, r.ownRate);
+      }
+    }
+  }
+  const users = [...merged.keys()];
+  const claims = users.map((u) => {
+    const m = merged.get(u)!;
+    return { weight: m.weight, demand: Math.min(m.rate * (1 + headroom), m.ownRate) };
+  });
+  const shares = weightedMaxMin(claims, capacityPerMs);
+  const global = new Map<string, number>();
+  let levelPerWeight = 0;
+  users.forEach((u, i) => {
+    global.set(u, shares[i]!);
+    levelPerWeight = Math.max(levelPerWeight, shares[i]! / claims[i]!.weight);
+  });
+  // A user's share is the limit of its one key, decided at its owner whichever node a request enters by: every node gets the whole share.
+  const allocations = nodes.map((n) => {
+    const mine = new Map<string, number>();
+    for (const r of n.reports) mine.set(r.user, global.get(r.user)!);
+    return { node: n.node, shares: mine };
+  });
+  return { allocations, levelPerWeight };
 }

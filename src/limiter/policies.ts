@@ -357,6 +357,11 @@ export class Policies {
     return this.resolve(key, action ?? 'default', group);
   }
 
+  /** Whether the document shares some action's capacity among its users. */
+  get hasShared(): boolean {
+    return this.sharedPerMs.size > 0;
+  }
+
   /** The capacity `action` shares among its users (units per ms), if the document gives one. */
   sharedCapacity(action: string): number | undefined {
     return this.sharedPerMs.size === 0 ? undefined : this.sharedPerMs.get(action);

@@ -211,6 +211,12 @@ export class LimiterStore {
     return out;
   }
 
+  /** The shared capacities in use, by action (the cluster's coordinator reads their demand and sets their allocations). */
+  sharedCapacities(): ReadonlyMap<string, SharedCapacity> {
+    if (this.sharedOf !== this.policies) return new Map();
+    return this.shared;
+  }
+
   /** Lowers `p`'s limit to its user's share of the action's shared capacity (policies' `shared`). */
   private applyFairShare(p: ResolvedParams, capacityPerMs: number, weight: number): void {
     if (this.sharedOf !== this.policies) {

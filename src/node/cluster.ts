@@ -7,6 +7,8 @@ import type { Reservation } from '../limiter/types.js';
 import type { PublicApiBackend } from './api/backend.js';
 import { addPublicApi } from './api/public-service.js';
 import { META_POLICY, PolicySync, policyVersionOf } from './policy-sync.js';
+import { FairShareSync } from './fair-share-sync.js';
+import { fairShareDefaults } from '../limiter/fair-share.js';
 import type { Policies } from '../limiter/policies.js';
 import { CallerLedger, type CallerStats } from './api/caller-ledger.js';
 import { callerBoundsInterceptor } from './api/caller-bounds.js';
@@ -45,6 +47,8 @@ const clusterLimits = {
   /** A full-state sync can span several datagrams: the view is complete once it stops growing for a while. */
   joinSettleMs: 150,
   joinSettleMaxMs: 3_000,
+  /** Users a node reports per action and interval to a shared capacity's coordinator (one frame). */
+  maxFairShareReportUsers: 10_000,
 } as const;
 
 /**
@@ -94,6 +98,7 @@ interface ClusterParts {
   hotKeys: HotKeys;
   dispatch: PeerDispatch;
   policySync: PolicySync;
+  fairShare: FairShareSync;
   transport: PeerTransport;
   peerStats: PeerTransportStats;
   callerStats: CallerStats;
@@ -113,6 +118,8 @@ export class Cluster {
   readonly dispatch: PeerDispatch;
   /** One policy document cluster-wide (see PolicySync). */
   readonly policySync: PolicySync;
+  /** Weighted fair share of shared capacities, cluster-wide (see FairShareSync). */
+  readonly fairShare: FairShareSync;
   readonly grpcAddress: string;
   /** Peer streams refused and frames dropped for want of authentication. */
   readonly peerStats: PeerTransportStats;
@@ -138,6 +145,7 @@ export class Cluster {
     this.hotKeys = parts.hotKeys;
     this.dispatch = parts.dispatch;
     this.policySync = parts.policySync;
+    this.fairShare = parts.fairShare;
     this.grpcAddress = parts.grpcAddress;
     this.peerStats = parts.peerStats;
     this.callerStats = parts.callerStats;
@@ -224,8 +232,14 @@ export class Cluster {
         },
       );
       const forwardServer = new ForwardServer({ clock, view, decision, forwarder });
-      const policySync = new PolicySync({ membership, transport, apply: components.applyPolicies, warn: components.warn }, initialPolicies);
-      const dispatch = new PeerDispatch({ ids, forwarder, forwardServer, replicator, handoff, hotKeys, policySync });
+      const fairShare = new FairShareSync({ store, view, transport, clock }, { selfId: o.nodeId, intervalMs: fairShareDefaults.intervalMs, maxReportUsers: clusterLimits.maxFairShareReportUsers });
+      const applyPolicies = (policies: Policies | undefined): void => {
+        components.applyPolicies(policies);
+        if (policies?.hasShared === true) fairShare.wake();
+      };
+      if (components.policies?.hasShared === true) fairShare.wake();
+      const policySync = new PolicySync({ membership, transport, apply: applyPolicies, warn: components.warn }, initialPolicies);
+      const dispatch = new PeerDispatch({ ids, forwarder, forwardServer, replicator, handoff, hotKeys, policySync, fairShare });
       transport.onFrame((frame, reply, from) => dispatch.onFrame(frame, reply, from));
       transport.onPeerDown((address) => forwarder.peerDown(address));
       view.onChange(() => {
@@ -243,7 +257,7 @@ export class Cluster {
           components.onMembership(event, member);
         });
       }
-      cluster = new Cluster({ membership, swim, view, decision, forwarder, forwardServer, replicator, handoff, hotKeys, dispatch, policySync, transport, peerStats: grpcTransport.stats, callerStats: callers.stats, server, grpcAddress }, init);
+      cluster = new Cluster({ membership, swim, view, decision, forwarder, forwardServer, replicator, handoff, hotKeys, dispatch, policySync, fairShare, transport, peerStats: grpcTransport.stats, callerStats: callers.stats, server, grpcAddress }, init);
       await cluster.join();
       return cluster;
     } catch (error) {
@@ -312,6 +326,7 @@ export class Cluster {
 
   async close(graceful: boolean, deadlineMs: number): Promise<void> {
     this.policySync.close();
+    this.fairShare.close();
     this.replicator.close();
     this.handoff.close();
     this.hotKeys.close();

@@ -1,6 +1,7 @@
 import type { StoreStats } from '../limiter/store.js';
 import type { CallerStats } from './api/caller-ledger.js';
 import type { PolicySyncStats } from './policy-sync.js';
+import type { FairShareStats } from './fair-share-sync.js';
 import type { Cluster } from './cluster.js';
 import type { ForwardServerStats } from './forward-server.js';
 import type { ForwarderStats } from './forwarder.js';
@@ -21,6 +22,8 @@ export interface NodeStats extends ForwardServerStats {
   callers: CallerStats;
   /** The policy document in force (version, digest; version 0 and no exchanges on a lone node). */
   policies: PolicySyncStats;
+  /** Weighted fair share across the cluster: demand reports and allocations exchanged with the coordinators. */
+  fairShare: FairShareStats;
   /** Decisions answered by the onUnavailable policy. */
   unavailable: number;
   forwarder: ForwarderStats;
@@ -63,6 +66,7 @@ export function nodeStats(store: StoreStats, decidedHere: number, skew: CallerSk
     peerAuth: { ...(c?.peerStats ?? { refusedStreams: 0, unauthenticatedFrames: 0 }) },
     callers: { ...(c?.callerStats ?? { openCalls: 0, items: 0, unsentBytes: 0, connections: 0, refusedCalls: 0, refusedItems: 0, refusedUnsent: 0, refusedLarge: 0, refusedUnread: 0, cancelledSlowStreams: 0 }) },
     policies: c?.policySync.stats ?? { version: 0, digest: '', adopted: 0, pushed: 0, pulls: 0, refused: 0 },
+    fairShare: { ...(c?.fairShare.stats ?? { reportsSent: 0, reportsReceived: 0, allocationsSent: 0, allocationsReceived: 0, refused: 0 }) },
     unavailable: c?.forwarder.stats.exhausted ?? 0,
     callerSkew: skew.stats(),
     forwarder: { ...(c?.forwarder.stats ?? { forwarded: 0, frames: 0, failovers: 0, timeouts: 0, exhausted: 0 }) },

@@ -5,6 +5,7 @@ import type { Handoff } from './handoff.js';
 import type { HotKeys } from './hot-keys.js';
 import type { Replicator } from './replicator.js';
 import type { PolicySync } from './policy-sync.js';
+import type { FairShareSync } from './fair-share-sync.js';
 import type { Reply } from './transport/peer-transport.js';
 import { decodeFrame } from './wire/codec.js';
 import { FrameType } from './wire/frames.js';
@@ -17,6 +18,7 @@ export interface PeerDispatchComponents {
   handoff: Handoff;
   hotKeys: HotKeys;
   policySync: PolicySync;
+  fairShare: FairShareSync;
 }
 
 /**
@@ -58,6 +60,10 @@ export class PeerDispatch {
         return c.policySync.answerPull(frame.id, frame.digest, reply);
       case FrameType.PolicyDoc:
         return c.policySync.receive(frame.version, frame.digest, frame.text, fromNodeId);
+      case FrameType.FairDemand:
+        return c.fairShare.receiveDemand(frame.action, fromNodeId, frame.reports);
+      case FrameType.FairShares:
+        return c.fairShare.receiveShares(frame.action, fromNodeId, frame.levelPerWeight, frame.shares);
     }
   }
 }

@@ -240,3 +240,60 @@ describe('adaptive limits on nodes', () => {
     await waitFor(() => node.loadFactor === 1, 10_000, 'the factor to recover');
   }, 30_000);
 });
+
+describe('weighted fair share across a cluster', () => {
+  let nodes: RingLimitNode[] = [];
+  afterEach(async () => {
+    await stopAll(nodes);
+  });
+
+  it('the action’s coordinator splits one capacity among users entering through every node, by weight', async () => {
+    nodes = await startCluster(3, {
+      handoffWindowMs: 0,
+      policies: {
+        defaults: { search: { limit: 100_000, window: '1s', algorithm: 'sliding-window' } },
+        groups: { w1: { weight: 1 }, w2: { weight: 2 }, w5: { weight: 5 } },
+        shared: { search: { limit: 300, window: '1s' } },
+      },
+    });
+    // Heavy users ask 200/s each (the capacity is 300/s for all); heavy-5 comes through two nodes; a light user asks 10/s.
+    const users = [
+      { key: 'heavy-1', group: 'w1', weight: 1, perSecond: 200, via: [0] },
+      { key: 'heavy-2', group: 'w2', weight: 2, perSecond: 200, via: [1] },
+      { key: 'heavy-5', group: 'w5', weight: 5, perSecond: 200, via: [1, 2] },
+      { key: 'light', group: 'w5', weight: 5, perSecond: 10, via: [2] },
+    ];
+    const admitted = users.map(() => 0);
+    const owed = users.map(() => 0);
+    const started = Date.now();
+    const measureFrom = started + 2_000;
+    const end = started + 4_000;
+    let last = Date.now();
+    let turn = 0;
+    while (Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 10));
+      const now = Date.now();
+      const calls: Promise<void>[] = [];
+      users.forEach((u, i) => {
+        owed[i]! += (u.perSecond * (now - last)) / 1000;
+        while (owed[i]! >= 1) {
+          owed[i]! -= 1;
+          const node = nodes[u.via[turn++ % u.via.length]!]!;
+          calls.push(node.allow({ key: u.key, action: 'search', group: u.group }).then((d) => void (d.allowed && now >= measureFrom && admitted[i]!++)));
+        }
+      });
+      last = now;
+      await Promise.all(calls);
+    }
+    const seconds = (end - measureFrom) / 1000;
+    const total = admitted.reduce((a, b) => a + b, 0);
+    // One capacity for the cluster (three nodes each enforcing it alone would admit up to 3 x).
+    expect(total / seconds).toBeGreaterThan(300 * 0.85);
+    expect(total / seconds).toBeLessThan(300 * 1.15);
+    expect(admitted[3]! / seconds).toBeGreaterThan(8); // the light user gets what it asks (10/s)
+    const { jainIndex } = await import('../../src/limiter/fair-share.js');
+    expect(jainIndex([0, 1, 2].map((i) => admitted[i]! / users[i]!.weight))).toBeGreaterThan(0.95);
+    const coordinator = nodes.find((n) => n.stats().fairShare.reportsReceived > 0);
+    expect(coordinator).toBeDefined();
+  }, 30_000);
+});

@@ -1,7 +1,7 @@
 import { plausibleRelativeState } from '../../limiter/algorithms/index.js';
 import type { AlgorithmId } from '../../limiter/types.js';
 import { decodeMsgpack, encodeMsgpack } from './msgpack.js';
-import { FrameType, PEER_PROTOCOL_VERSION, WIRE_ERROR_CODES, type ForwardItem, type ForwardResult, type Frame, type WireEntry } from './frames.js';
+import { FrameType, PEER_PROTOCOL_VERSION, WIRE_ERROR_CODES, type DemandRow, type ForwardItem, type ForwardResult, type Frame, type WireEntry } from './frames.js';
 
 /**
  * Peer frames as MessagePack arrays: [version, type, id, ...body]. Positional arrays
@@ -56,12 +56,18 @@ export function encodeFrame(frame: Frame): Buffer {
       return encodeMsgpack([...head, frame.digest]);
     case FrameType.PolicyDoc:
       return encodeMsgpack([...head, frame.version, frame.digest, frame.text]);
+    case FrameType.FairDemand:
+      return encodeMsgpack([...head, frame.action, frame.reports]);
+    case FrameType.FairShares:
+      return encodeMsgpack([...head, frame.action, frame.levelPerWeight, frame.shares]);
   }
 }
 
 const isId = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 const isFiniteNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 const isName = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= frameLimits.maxStringBytes;
+/** A rate or weight: finite, not negative, and no more than a million units per ms. */
+const isRate = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v) && v >= 0 && v <= 1e6;
 const isDigest = (v: unknown): v is string => typeof v === 'string' && /^[0-9a-f]{16}$/.test(v);
 const isSmallInt = (v: unknown, max: number): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max;
 
@@ -161,6 +167,26 @@ export function decodeFrame(bytes: Uint8Array): Frame | undefined {
     }
     case FrameType.PolicyPull:
       return value.length === 4 && isDigest(value[3]) ? { type, id, digest: value[3] } : undefined;
+    case FrameType.FairDemand: {
+      const [, , , action, rows] = value as unknown[];
+      if (value.length !== 5 || !isName(action)) return undefined;
+      const reports = parseList(rows, (row): DemandRow | undefined => {
+        if (!Array.isArray(row) || row.length !== 4) return undefined;
+        const [user, weight, rate, ownRate] = row as unknown[];
+        return isName(user) && isRate(weight) && (weight as number) > 0 && isRate(rate) && isRate(ownRate) ? [user, weight as number, rate as number, ownRate as number] : undefined;
+      });
+      return reports === undefined ? undefined : { type, id, action, reports };
+    }
+    case FrameType.FairShares: {
+      const [, , , action, levelPerWeight, rows] = value as unknown[];
+      if (value.length !== 6 || !isName(action) || !isRate(levelPerWeight)) return undefined;
+      const shares = parseList(rows, (row): [string, number] | undefined => {
+        if (!Array.isArray(row) || row.length !== 2) return undefined;
+        const [user, share] = row as unknown[];
+        return isName(user) && isRate(share) ? [user, share as number] : undefined;
+      });
+      return shares === undefined ? undefined : { type, id, action, levelPerWeight: levelPerWeight as number, shares };
+    }
     case FrameType.PolicyDoc: {
       const [, , , version, digest, text] = value as unknown[];
       if (value.length !== 6 || !isId(version) || !isDigest(digest) || typeof text !== 'string' || text.length > frameLimits.maxPolicyTextBytes) return undefined;

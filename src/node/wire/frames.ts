@@ -20,6 +20,10 @@ export const enum FrameType {
   PolicyPull = 10,
   /** Policies: a document (canonical JSON text) with its version and digest: pushed on a change, or a PolicyPull's answer. */
   PolicyDoc = 11,
+  /** Fair share: a node's measured demand per user of an action, to the action's coordinator. */
+  FairDemand = 12,
+  /** Fair share: the coordinator's shares for one node's users of an action, and its share per unit of weight for others. */
+  FairShares = 13,
 }
 
 /** Error codes on the wire. Append-only. */
@@ -88,4 +92,9 @@ export type Frame =
   | { type: FrameType.GlobalHits; id: number; items: ForwardItem[] }
   | { type: FrameType.GlobalState; id: number; entries: WireEntry[] }
   | { type: FrameType.PolicyPull; id: number; digest: string }
-  | { type: FrameType.PolicyDoc; id: number; version: number; digest: string; text: string };
+  | { type: FrameType.PolicyDoc; id: number; version: number; digest: string; text: string }
+  | { type: FrameType.FairDemand; id: number; action: string; reports: DemandRow[] }
+  | { type: FrameType.FairShares; id: number; action: string; levelPerWeight: number; shares: [string, number][] };
+
+/** One user's demand on the wire: user, weight, rate and own limit (units per ms). */
+export type DemandRow = [string, number, number, number];
