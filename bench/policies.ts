@@ -9,8 +9,61 @@ import { fileURLToPath } from 'node:url';
 import { KEYS, type PolicyContender } from './policies-measure.js';
 import { createNode, type RingLimitNode } from '../src/node/node.js';
 import { fmtRate, median, table, type Log } from './util.js';
+import { ManualClock } from '../src/common/clock.js';
+import { createLimiter } from '../src/limiter/limiter.js';
+import { jainIndex } from '../src/limiter/fair-share.js';
 
 const CONVERGENCE_NODES = 5;
+
+interface FairnessRun {
+  windows: { jain: number; lightShortfall: number; totalError: number; perWeight: number[] }[];
+}
+
+/**
+ * Weighted fair share in simulated time (ManualClock, 1 ms steps, one limiter): capacity
+ * 2,000/s; heavy users of weights 1, 2, 5 and 10 asking 3,000/s each; two light users
+ * (weight 5) asking 40/s, below any share. Three 10 s windows after 2 s.
+ */
+function measureFairnessSimulated(): FairnessRun {
+  const clock = new ManualClock(1_000_000);
+  const limiter = createLimiter({
+    clock,
+    policies: {
+      defaults: { search: { limit: 100_000, window: '1s', algorithm: 'sliding-window' } },
+      groups: { w1: { weight: 1 }, w2: { weight: 2 }, w5: { weight: 5 }, w10: { weight: 10 } },
+      shared: { search: { limit: 2_000, window: '1s' } },
+    },
+  });
+  const users = [
+    { key: 'heavy-1', group: 'w1', weight: 1, perMs: 3 },
+    { key: 'heavy-2', group: 'w2', weight: 2, perMs: 3 },
+    { key: 'heavy-5', group: 'w5', weight: 5, perMs: 3 },
+    { key: 'heavy-10', group: 'w10', weight: 10, perMs: 3 },
+    { key: 'light-a', group: 'w5', weight: 5, perMs: 0.04 },
+    { key: 'light-b', group: 'w5', weight: 5, perMs: 0.04 },
+  ];
+  const owed = users.map(() => 0);
+  const windows: FairnessRun['windows'] = [];
+  let admitted = users.map(() => 0);
+  for (let ms = 0; ms < 32_000; ms++) {
+    clock.advance(1);
+    users.forEach((u, i) => {
+      owed[i]! += u.perMs;
+      while (owed[i]! >= 1) {
+        owed[i]! -= 1;
+        if (limiter.allow({ key: u.key, action: 'search', group: u.group }).allowed && ms >= 2_000) admitted[i]!++;
+      }
+    });
+    if (ms >= 2_000 && (ms - 2_000) % 10_000 === 9_999) {
+      const perWeight = [0, 1, 2, 3].map((i) => admitted[i]! / users[i]!.weight);
+      const total = admitted.reduce((a, b) => a + b, 0);
+      windows.push({ jain: jainIndex(perWeight), lightShortfall: Math.max(0, 800 - admitted[4]! - admitted[5]!), totalError: (total - 20_000) / 20_000, perWeight });
+      admitted = users.map(() => 0);
+    }
+  }
+  limiter.close();
+  return { windows };
+}
 const CHANGES = 20;
 
 /**
@@ -77,6 +130,8 @@ export async function runPoliciesBench(log: Log): Promise<string> {
     }
   }
   const convergence = await measureConvergence(log);
+  log('policies: weighted fair share, 30 s of simulated time…');
+  const fairness = measureFairnessSimulated();
   const sorted = convergence.slice().sort((a, b) => a - b);
   const explicit = rates.get('explicit')!;
   const resolved = rates.get('resolved')!;
@@ -93,6 +148,8 @@ export async function runPoliciesBench(log: Log): Promise<string> {
     table(['path', 'decisions/s', 'against rate-limiter-flexible'], rows),
     '',
     `A request resolved from the policies runs at ${(resolvedVsExplicit * 100).toFixed(0)} % of the same request given in full (median of the per-pair ratios).`,
+    '',
+    `**Weighted fair share** (simulated time, ManualClock in 1 ms steps, one limiter; the same run as \`test/limiter/fair-share.test.ts\`, longer): capacity 2,000/s shared by heavy users of weights 1, 2, 5 and 10 asking 3,000/s each and two light users (weight 5) asking 40/s. Per 10 s window after 2 s: ${fairness.windows.map((w, i) => `window ${i + 1}: Jain index of the weight-normalised throughput ${w.jain.toFixed(4)}, heavy users per unit of weight ${w.perWeight.map((x) => x.toFixed(0)).join(' / ')}, light users short by ${w.lightShortfall} of the 800 they asked, total ${(w.totalError * 100).toFixed(2)} % against the capacity`).join('; ')}. Targets: Jain ≥ 0.99, total within 2 %. Across a cluster, \`test/node/policies.test.ts\` measures 3 nodes in real time (docs/policies.md).`,
     '',
     `**Cluster-wide change.** ${CONVERGENCE_NODES} nodes in one process (SWIM over UDP with the LAN preset, gRPC peer streams on 127.0.0.1), ${CHANGES} changes made on each node in turn: every node had the new version in force after p50 ${median(convergence).toFixed(1)} ms, p90 ${sorted[Math.floor(0.9 * (sorted.length - 1))]!.toFixed(1)} ms, max ${sorted[sorted.length - 1]!.toFixed(1)} ms (target ≤ 1 s). The change is pushed over the peer streams at once; gossip carries the version, so a node that missed the push pulls the document.`,
   ].join('\n');

@@ -39,7 +39,8 @@ export class PolicyTemplate {
     if (typeof spec !== 'object' || spec === null) throw invalidArgument('policy', 'must be an object with action, limit and windowMs');
     this.spec = { ...spec };
     this.template = resolveRequest({ ...this.spec, key: 'policy', cost: 1 }, newResolvedParams());
-    this.params = { ...this.template };
+    // The same hidden class as every other ResolvedParams, so the store's decision sees one shape.
+    this.params = Object.assign(newResolvedParams(), this.template);
     this.maxCost = mostUnitsHeld(this.template.algorithm, this.template.capacity, this.template.limit);
   }
 
