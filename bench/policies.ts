@@ -9,62 +9,27 @@ import { fileURLToPath } from 'node:url';
 import { KEYS, type PolicyContender } from './policies-measure.js';
 import { createNode, type RingLimitNode } from '../src/node/node.js';
 import { fmtRate, median, table, type Log } from './util.js';
-import { ManualClock } from '../src/common/clock.js';
-import { createLimiter } from '../src/limiter/limiter.js';
+import { FAIR_SHARE_CAPACITY_PER_SECOND, FAIR_SHARE_USERS, FAIR_SHARE_WINDOW_MS, simulateFairShare } from './fair-share-sim.js';
 import { jainIndex } from '../src/limiter/fair-share.js';
 
 const CONVERGENCE_NODES = 5;
+const CHANGES = 20;
 
 interface FairnessRun {
   windows: { jain: number; lightShortfall: number; totalError: number; perWeight: number[] }[];
 }
 
-/**
- * Weighted fair share in simulated time (ManualClock, 1 ms steps, one limiter): capacity
- * 2,000/s; heavy users of weights 1, 2, 5 and 10 asking 3,000/s each; two light users
- * (weight 5) asking 40/s, below any share. Three 10 s windows after 2 s.
- */
+/** The fair-share simulation (bench/fair-share-sim.ts), three 10 s windows, summarised. */
 function measureFairnessSimulated(): FairnessRun {
-  const clock = new ManualClock(1_000_000);
-  const limiter = createLimiter({
-    clock,
-    policies: {
-      defaults: { search: { limit: 100_000, window: '1s', algorithm: 'sliding-window' } },
-      groups: { w1: { weight: 1 }, w2: { weight: 2 }, w5: { weight: 5 }, w10: { weight: 10 } },
-      shared: { search: { limit: 2_000, window: '1s' } },
-    },
+  const capacity = (FAIR_SHARE_CAPACITY_PER_SECOND * FAIR_SHARE_WINDOW_MS) / 1000;
+  const windows = simulateFairShare(3).map((admitted) => {
+    const perWeight = [0, 1, 2, 3].map((i) => admitted[i]! / FAIR_SHARE_USERS[i]!.weight);
+    const asked = FAIR_SHARE_USERS[4].perMs * FAIR_SHARE_WINDOW_MS * 2;
+    const total = admitted.reduce((a, b) => a + b, 0);
+    return { jain: jainIndex(perWeight), lightShortfall: Math.max(0, asked - admitted[4]! - admitted[5]!), totalError: (total - capacity) / capacity, perWeight };
   });
-  const users = [
-    { key: 'heavy-1', group: 'w1', weight: 1, perMs: 3 },
-    { key: 'heavy-2', group: 'w2', weight: 2, perMs: 3 },
-    { key: 'heavy-5', group: 'w5', weight: 5, perMs: 3 },
-    { key: 'heavy-10', group: 'w10', weight: 10, perMs: 3 },
-    { key: 'light-a', group: 'w5', weight: 5, perMs: 0.04 },
-    { key: 'light-b', group: 'w5', weight: 5, perMs: 0.04 },
-  ];
-  const owed = users.map(() => 0);
-  const windows: FairnessRun['windows'] = [];
-  let admitted = users.map(() => 0);
-  for (let ms = 0; ms < 32_000; ms++) {
-    clock.advance(1);
-    users.forEach((u, i) => {
-      owed[i]! += u.perMs;
-      while (owed[i]! >= 1) {
-        owed[i]! -= 1;
-        if (limiter.allow({ key: u.key, action: 'search', group: u.group }).allowed && ms >= 2_000) admitted[i]!++;
-      }
-    });
-    if (ms >= 2_000 && (ms - 2_000) % 10_000 === 9_999) {
-      const perWeight = [0, 1, 2, 3].map((i) => admitted[i]! / users[i]!.weight);
-      const total = admitted.reduce((a, b) => a + b, 0);
-      windows.push({ jain: jainIndex(perWeight), lightShortfall: Math.max(0, 800 - admitted[4]! - admitted[5]!), totalError: (total - 20_000) / 20_000, perWeight });
-      admitted = users.map(() => 0);
-    }
-  }
-  limiter.close();
   return { windows };
 }
-const CHANGES = 20;
 
 /**
  * Five real nodes (SWIM on UDP with the LAN preset, gRPC peer streams) in this process: a

@@ -307,45 +307,37 @@ export class Policies {
     const user = this.users.size === 0 ? undefined : this.users.get(key);
     const groupName = user?.group ?? group ?? '';
     if (user !== undefined) {
-      let byAction = user.cache.get(groupName);
-      let resolved = byAction?.get(action);
-      if (resolved === undefined) {
-        resolved = { ...this.forGroup(groupName, action) };
-        overlay(resolved, user.base);
-        overlayTable(resolved, user.table, action);
-        if (this.cached < policyLimits.maxCachedResolutions) {
-          if (byAction === undefined) {
-            byAction = new Map();
-            user.cache.set(groupName, byAction);
-          }
-          byAction.set(action, resolved);
-          this.cached++;
-        }
-      }
-      return resolved;
+      const resolved = user.cache.get(groupName)?.get(action);
+      if (resolved !== undefined) return resolved;
+      const fresh = { ...this.forGroup(groupName, action) };
+      overlay(fresh, user.base);
+      overlayTable(fresh, user.table, action);
+      return this.remember(user.cache, groupName, action, fresh);
     }
     return this.forGroup(groupName, action);
   }
 
   private forGroup(groupName: string, action: string): ResolvedPolicy {
-    let byAction = groupName === '' ? this.noGroup : this.cache.get(groupName);
-    let resolved = byAction?.get(action);
+    const resolved = (groupName === '' ? this.noGroup : this.cache.get(groupName))?.get(action);
     if (resolved !== undefined) return resolved;
-    resolved = { limit: undefined, windowMs: undefined, algorithm: undefined, burst: undefined, weight: undefined };
-    overlayTable(resolved, this.defaults, action);
+    const fresh: ResolvedPolicy = { limit: undefined, windowMs: undefined, algorithm: undefined, burst: undefined, weight: undefined };
+    overlayTable(fresh, this.defaults, action);
     const level = this.groups.get(groupName);
     if (level !== undefined) {
-      overlay(resolved, level.base);
-      overlayTable(resolved, level.table, action);
+      overlay(fresh, level.base);
+      overlayTable(fresh, level.table, action);
     }
-    if (this.cached < policyLimits.maxCachedResolutions) {
-      if (byAction === undefined) {
-        byAction = new Map();
-        this.cache.set(groupName, byAction);
-      }
-      byAction.set(action, resolved);
-      this.cached++;
-    }
+    if (groupName === '') return this.remember(undefined, groupName, action, fresh);
+    return this.remember(this.cache, groupName, action, fresh);
+  }
+
+  /** Keeps a resolution in `byGroup` (undefined: the no-group map) while under maxCachedResolutions. */
+  private remember(byGroup: Map<string, Map<string, ResolvedPolicy>> | undefined, groupName: string, action: string, resolved: ResolvedPolicy): ResolvedPolicy {
+    if (this.cached >= policyLimits.maxCachedResolutions) return resolved;
+    let byAction = byGroup === undefined ? this.noGroup : byGroup.get(groupName);
+    if (byAction === undefined && byGroup !== undefined) byGroup.set(groupName, (byAction = new Map()));
+    byAction?.set(action, resolved);
+    this.cached++;
     return resolved;
   }
 
