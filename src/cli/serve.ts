@@ -14,6 +14,8 @@ export const SERVE_USAGE = `usage: ringlimit serve [options]
   --host HOST             address to bind and advertise (default 127.0.0.1)
   --port PORT             gRPC port: public API and peer traffic (default 0, which picks a free port)
   --gossip-port PORT      UDP port for SWIM gossip (default 0, which picks a free port)
+  --http-port PORT        serve the HTTP API too (/v1/allow, /v1/allow-batch, /v1/cluster, /healthz,
+                          /readyz; same tokens and TLS as the gRPC port)
   --join HOST:PORT[,...]  gossip address of one or more members to join
   --replicas N            copies of each key's state after its owner (default 1)
   --replication MODE      async (default) or sync
@@ -87,6 +89,7 @@ export function parseServeArgs(args: string[]): { options: NodeOptionsInput; rea
         host: { type: 'string' },
         port: { type: 'string' },
         'gossip-port': { type: 'string' },
+        'http-port': { type: 'string' },
         join: { type: 'string' },
         replicas: { type: 'string' },
         replication: { type: 'string' },
@@ -121,6 +124,8 @@ export function parseServeArgs(args: string[]): { options: NodeOptionsInput; rea
   if (grpcPort !== undefined) options.port = grpcPort;
   const gossipPort = port('gossip-port', v['gossip-port']);
   if (gossipPort !== undefined) options.gossipPort = gossipPort;
+  const httpPort = port('http-port', v['http-port']);
+  if (httpPort !== undefined) options.httpPort = httpPort;
   if (v.join !== undefined) options.join = v.join.split(',').map((s) => s.trim()).filter((s) => s !== '');
   if (v.replicas !== undefined) {
     if (!/^\d+$/.test(v.replicas)) throw new RingLimitError('INVALID_ARGUMENT', `--replicas must be a whole number, got ${JSON.stringify(v.replicas)}`);
@@ -187,9 +192,9 @@ export async function runServe(args: string[]): Promise<number> {
           (error) => log(`warning: policies not reloaded, the ones in force stay: ${error.message}`),
         );
   if (policyFile !== undefined) log(`policies: loaded ${policyFile}`);
-  log(`serving gRPC on ${node.grpcAddress}, gossip on ${node.gossipAddress}`);
+  log(`serving gRPC on ${node.grpcAddress}, gossip on ${node.gossipAddress}${node.httpAddress === undefined ? '' : `, HTTP on ${node.httpAddress}`}`);
   log(`members: ${node.members().map((m) => m.nodeId).join(', ')}; ring: ${node.owners().join(', ')}`);
-  if (readyJson) process.stdout.write(`${JSON.stringify({ nodeId: node.nodeId, grpc: node.grpcAddress, gossip: node.gossipAddress })}\n`);
+  if (readyJson) process.stdout.write(`${JSON.stringify({ nodeId: node.nodeId, grpc: node.grpcAddress, gossip: node.gossipAddress, ...(node.httpAddress === undefined ? {} : { http: node.httpAddress }) })}\n`);
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       log(`${signal}: draining and leaving (a second signal exits at once)`);

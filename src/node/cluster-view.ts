@@ -198,6 +198,11 @@ export class ClusterView {
   // ---- members ------------------------------------------------------------------------
 
   /** Node ids owning keys, in ring order of ids. */
+  /** Each owner's share of the keys on the current ring (0..1), by node id. */
+  ownershipShares(): Map<string, number> {
+    return this.ring.shares();
+  }
+
   ownerIds(): string[] {
     return this.ring.members.map((m) => m.nodeId);
   }

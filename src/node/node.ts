@@ -8,6 +8,9 @@ import type { PolicySpec } from '../limiter/policy-handle.js';
 import { NodePolicyHandle } from './node-policy-handle.js';
 import { parsePolicyText } from './policy-file.js';
 import { LoadControl, eventLoopDelaySampler } from './load-control.js';
+import { startHttpApi, type HttpApi, type HttpApiBackend } from './http/http-api.js';
+import { ApiTokens } from './transport/credentials.js';
+import { META_GRPC, META_STATE } from './cluster-view.js';
 import { AimdController } from '../limiter/adaptive.js';
 import { policyVersionOf } from './policy-sync.js';
 import type { WirePoliciesInfo } from './api/proto.js';
@@ -24,6 +27,8 @@ import { Snapshotter } from './snapshotter.js';
 
 /** maxWaitMs of a plain allow (no reservation). */
 const NO_WAIT = -1;
+/** The largest HTTP request body a node reads (a 10,000-request batch is about 1 MB of JSON). */
+const HTTP_MAX_BODY_BYTES = 2 * 1024 * 1024;
 
 interface NodeEvents {
   /** Membership changed: a member joined, left, failed or updated. */
@@ -54,6 +59,7 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
   private readonly skew = new CallerSkew();
   private snapshotter: Snapshotter | undefined;
   private loadControl: LoadControl | undefined;
+  private http: HttpApi | undefined;
   private delaySampler: { sample: () => number; stop: () => void } | undefined;
   private loadedSnapshot: LoadResult = { loaded: 0 };
   private stopping: Promise<void> | undefined;
@@ -87,6 +93,11 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
   }
 
   /** host:port of the gossip socket, for other nodes' `join`. */
+  /** host:port of the HTTP API (with `httpPort`), else undefined. */
+  get httpAddress(): string | undefined {
+    return this.http?.address;
+  }
+
   get gossipAddress(): string | undefined {
     return this.cluster?.membership.self.address;
   }
@@ -273,27 +284,13 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
     }
     if (!o.cluster) {
       this.startLoadControl();
+      await this.startHttp();
       return;
     }
     this.cluster = await Cluster.start(
       {
         store: this.store,
-        api: {
-          nodeId: o.nodeId,
-          decide: (request, maxWaitMs) => this.decide(request, maxWaitMs),
-          members: () => ({ owners: this.cluster?.view.ownerAddresses() ?? [], placement: PLACEMENT }),
-          health: () => ({ nodeId: o.nodeId, status: this.stopping === undefined ? 'active' : 'draining', owners: this.owners(), members: this.members().length }),
-          recordCallerTime: (timestampMs) => this.recordCallerTime(timestampMs),
-          setPolicies: (text) => {
-            this.setPolicies(text.trim() === '' ? undefined : parsePolicyText(text, 'SetPolicies'));
-            return this.policyInfo();
-          },
-          getPolicies: () => this.policyInfo(),
-          setLoadFactor: (factor) => {
-            this.setLoadFactor(factor);
-            return this.loadFactor;
-          },
-        },
+        api: this.backend(),
         onMembership: (event, member) => {
           this.loadControl?.update();
           this.emit('membership', event, member);
@@ -307,6 +304,61 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
     );
     this.decision = this.cluster.decision;
     this.startLoadControl();
+    await this.startHttp();
+  }
+
+  private async startHttp(): Promise<void> {
+    const o = this.options;
+    if (o.httpPort === undefined) return;
+    this.http = await startHttpApi(this.backend(), { host: o.host, port: o.httpPort, maxBodyBytes: HTTP_MAX_BODY_BYTES, tls: o.tls, tokens: new ApiTokens(o.apiTokens) });
+  }
+
+  /** What the gRPC and HTTP APIs call. */
+  private backend(): HttpApiBackend {
+    const o = this.options;
+    return {
+      nodeId: o.nodeId,
+      decide: (request, maxWaitMs) => this.decide(request, maxWaitMs),
+      members: () => ({ owners: this.cluster?.view.ownerAddresses() ?? [], placement: PLACEMENT }),
+      health: () => ({ nodeId: o.nodeId, status: this.stopping === undefined ? 'active' : 'draining', owners: this.owners(), members: this.members().length }),
+      recordCallerTime: (timestampMs) => this.recordCallerTime(timestampMs),
+      setPolicies: (text) => {
+        this.setPolicies(text.trim() === '' ? undefined : parsePolicyText(text, 'SetPolicies'));
+        return this.policyInfo();
+      },
+      getPolicies: () => this.policyInfo(),
+      setLoadFactor: (factor) => {
+        this.setLoadFactor(factor);
+        return this.loadFactor;
+      },
+      ready: () => this.readiness(),
+      cluster: () => this.clusterInfo(),
+    };
+  }
+
+  /** Ready for traffic: a lone node once started; a member once active and owning keys; never while stopping. */
+  private readiness(): { ready: boolean; reason: string } {
+    if (this.stopping !== undefined) return { ready: false, reason: 'draining' };
+    const cluster = this.cluster;
+    if (cluster === undefined) return { ready: true, reason: 'running alone' };
+    const state = cluster.membership.self.meta[META_STATE];
+    if (state !== 'active') return { ready: false, reason: `state ${state ?? 'unknown'}` };
+    if (!cluster.view.ownerIds().includes(this.nodeId)) return { ready: false, reason: 'not on the ring yet' };
+    return { ready: true, reason: 'active, owning keys' };
+  }
+
+  /** The cluster as this node sees it (HTTP /v1/cluster). */
+  private clusterInfo(): object {
+    const cluster = this.cluster;
+    const shares = cluster === undefined ? new Map([[this.nodeId, 1]]) : cluster.view.ownershipShares();
+    return {
+      nodeId: this.nodeId,
+      members: this.members().map((m) => ({ nodeId: m.nodeId, gossip: m.address, grpc: m.meta[META_GRPC] ?? '', state: m.meta[META_STATE] ?? '', liveness: m.state })),
+      owners: this.owners(),
+      ownershipShares: Object.fromEntries(shares),
+      policyVersion: this.stats().policies.version,
+      loadFactor: this.loadFactor,
+    };
   }
 
   /** Adaptive limits: the factor from the application, the measured delay (with `adaptive`) and, in a cluster, every member. */
@@ -343,6 +395,7 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
     await attempt(this.snapshotter?.close(graceful));
     this.limiter.close();
     await attempt(this.cluster?.close(graceful, deadlineMs));
+    await attempt(this.http?.close());
     if (failures.length > 0) throw failures[0];
   }
 }

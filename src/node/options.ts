@@ -22,6 +22,8 @@ export interface NodeOptions {
   port: number;
   /** UDP port for SWIM gossip. 0 picks a free port. */
   gossipPort: number;
+  /** Port of the HTTP API (docs/http.md); 0 picks a free port; undefined (default): no HTTP. */
+  httpPort: number | undefined;
   /** Seeds to join ("host:port" of their gossip ports). Empty: start a new cluster. */
   join: string[];
   /**
@@ -99,6 +101,7 @@ export const nodeDefaults: NodeOptions = {
   host: '127.0.0.1',
   port: 0,
   gossipPort: 0,
+  httpPort: undefined,
   join: [],
   cluster: false,
   membership: undefined,
@@ -163,6 +166,7 @@ export function resolveNodeOptions(input: NodeOptionsInput = {}): NodeOptions {
   if (typeof o.host !== 'string' || o.host.length === 0) throw invalidArgument('host', 'must be a host name or IP');
   range(o, 'port', 0, 65_535);
   range(o, 'gossipPort', 0, 65_535);
+  if (o.httpPort !== undefined) range(o, 'httpPort', 0, 65_535);
   if (!Array.isArray(o.join) || !o.join.every((s) => typeof s === 'string' && /^[^\s:]+:\d{1,5}$/.test(s))) {
     throw invalidArgument('join', `must be a list of host:port, got ${JSON.stringify(o.join)}`);
   }

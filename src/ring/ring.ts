@@ -31,6 +31,8 @@ function checkCount(count: number): void {
  *
  * An empty ring owns nothing: `owner` returns undefined, `ownerIndex` -1, `owners` [].
  */
+const HASH_SPACE = 2 ** 32;
+
 export class Ring {
   /** Members sorted by nodeId, frozen. Member indexes below refer to this order. */
   readonly members: readonly RingNode[];
@@ -53,6 +55,20 @@ export class Ring {
     this.#nodeIds = Object.freeze(nodes.map((node) => node.nodeId));
     this.#indexByNodeId = new Map(this.#nodeIds.map((nodeId, index) => [nodeId, index]));
     Object.freeze(this);
+  }
+
+  /** Each member's share of the hash space (0..1, summing to 1), by nodeId: the keys it owns, on average. */
+  shares(): Map<string, number> {
+    const { points, pointOwners } = this.#table;
+    const out = new Map<string, number>(this.#nodeIds.map((id) => [id, 0]));
+    const n = points.length;
+    for (let i = 0; i < n; i++) {
+      // Point i owns the hashes after the previous point up to itself (point 0 wraps around).
+      const previous = i === 0 ? points[n - 1]! - HASH_SPACE : points[i - 1]!;
+      const id = this.#nodeIds[pointOwners[i]!]!;
+      out.set(id, out.get(id)! + (points[i]! - previous) / HASH_SPACE);
+    }
+    return out;
   }
 
   has(nodeId: string): boolean {

@@ -63,9 +63,14 @@ export class ApiTokens {
 
   /** Whether the call's metadata carries an accepted `authorization: Bearer <token>`. */
   allows(metadata: grpc.Metadata): boolean {
-    if (this.accepted.length === 0) return true;
     const value = metadata.get(AUTHORIZATION_HEADER)[0];
-    if (typeof value !== 'string' || !value.startsWith('Bearer ')) return false;
+    return this.allowsHeader(typeof value === 'string' ? value : undefined);
+  }
+
+  /** Whether an `authorization` header value (gRPC metadata or HTTP) is `Bearer <an accepted token>`. */
+  allowsHeader(value: string | undefined): boolean {
+    if (this.accepted.length === 0) return true;
+    if (value === undefined || !value.startsWith('Bearer ')) return false;
     const offered = Buffer.from(value.slice('Bearer '.length));
     let ok = false;
     for (const token of this.accepted) ok = (token.length === offered.length && timingSafeEqual(token, offered)) || ok;

@@ -1,0 +1,81 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createNode, type RingLimitNode } from '../../src/node/node.js';
+import { startCluster, stopAll } from './helpers.js';
+
+const TOKEN = 'http-token-0123456789abcdef';
+
+async function call(node: RingLimitNode, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: Record<string, unknown> }> {
+  const res = await fetch(`http://${node.httpAddress!}${path}`, {
+    method,
+    headers: { 'content-type': 'application/json', ...headers },
+    ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
+  });
+  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+}
+
+describe('the HTTP API', () => {
+  let nodes: RingLimitNode[] = [];
+  afterEach(async () => {
+    await stopAll(nodes);
+    nodes = [];
+  });
+
+  it('decides like the gRPC API, and refuses bad input with 400 { code, field, message } and no change', async () => {
+    const node = await createNode({ httpPort: 0 });
+    nodes.push(node);
+    const req = { key: 'u1', action: 'export', limit: 2, windowMs: 60_000 };
+    const first = await call(node, 'POST', '/v1/allow', req);
+    expect(first).toMatchObject({ status: 200, json: { allowed: true, limit: 2, remaining: 1, retryAfterMs: 0, waitMs: 0 } });
+    await call(node, 'POST', '/v1/allow', req);
+    const third = await call(node, 'POST', '/v1/allow', req);
+    expect(third.status).toBe(200);
+    expect(third.json['allowed']).toBe(false);
+    expect(third.json['retryAfterMs']).toBeGreaterThan(0);
+
+    expect(await call(node, 'POST', '/v1/allow', { ...req, key: 'u2', limit: -1 })).toMatchObject({ status: 400, json: { code: 'INVALID_ARGUMENT', field: 'limit' } });
+    expect(await call(node, 'POST', '/v1/allow', { ...req, limt: 5 })).toMatchObject({ status: 400, json: { code: 'INVALID_ARGUMENT', field: 'limt' } });
+    expect(await call(node, 'POST', '/v1/allow', '{"key": ')).toMatchObject({ status: 400, json: { code: 'INVALID_ARGUMENT', field: 'body' } });
+    expect(await call(node, 'POST', '/v1/allow', [1, 2])).toMatchObject({ status: 400, json: { field: 'body' } });
+    expect((await call(node, 'POST', '/v1/allow', { ...req, key: 'x'.repeat(3 * 1024 * 1024) })).status).toBe(413);
+    expect((await call(node, 'GET', '/v1/allow')).status).toBe(405);
+    expect((await call(node, 'GET', '/v1/nothing')).status).toBe(404);
+    expect(node.stats().store.keys).toBe(1); // only u1: every refused request changed nothing
+
+    const batch = await call(node, 'POST', '/v1/allow-batch', { requests: [{ ...req, key: 'b1' }, { ...req, key: 'b2', windowMs: 0 }, { ...req, key: 'b3', extra: 1 }] });
+    expect(batch.status).toBe(200);
+    const results = batch.json['results'] as Record<string, Record<string, unknown>>[];
+    expect(results[0]!['decision']).toMatchObject({ allowed: true, remaining: 1 });
+    expect(results[1]!['error']).toMatchObject({ code: 'INVALID_ARGUMENT', field: 'windowMs' });
+    expect(results[2]!['error']).toMatchObject({ code: 'INVALID_ARGUMENT', field: 'extra' });
+    expect((await call(node, 'POST', '/v1/allow-batch', { requests: Array.from({ length: 10_001 }, () => req) })).json).toMatchObject({ field: 'requests' });
+
+    expect(await call(node, 'GET', '/healthz')).toMatchObject({ status: 200, json: { status: 'alive' } });
+    expect(await call(node, 'GET', '/readyz')).toMatchObject({ status: 200, json: { ready: true } });
+  });
+
+  it('asks for the bearer token on /v1/*, not on the health probes', async () => {
+    const node = await createNode({ httpPort: 0, apiTokens: [TOKEN] });
+    nodes.push(node);
+    const req = { key: 'u', limit: 5, windowMs: 1_000 };
+    expect(await call(node, 'POST', '/v1/allow', req)).toMatchObject({ status: 401, json: { code: 'UNAUTHENTICATED' } });
+    expect((await call(node, 'POST', '/v1/allow', req, { authorization: 'Bearer wrong-token-0123456789' })).status).toBe(401);
+    expect((await call(node, 'POST', '/v1/allow', req, { authorization: `Bearer ${TOKEN}` })).status).toBe(200);
+    expect((await call(node, 'GET', '/v1/cluster')).status).toBe(401);
+    expect((await call(node, 'GET', '/healthz')).status).toBe(200);
+    expect((await call(node, 'GET', '/readyz')).status).toBe(200);
+  });
+
+  it('on a cluster: /v1/cluster shows the members and their shares of the keys, every node is ready, and decisions are exact through any node', async () => {
+    nodes = await startCluster(3, { httpPort: 0, replicas: 1 });
+    const view = (await call(nodes[1]!, 'GET', '/v1/cluster')).json;
+    expect((view['members'] as { nodeId: string; state: string }[]).map((m) => [m.nodeId, m.state])).toEqual([['n0', 'active'], ['n1', 'active'], ['n2', 'active']]);
+    const shares = Object.values(view['ownershipShares'] as Record<string, number>);
+    expect(shares).toHaveLength(3);
+    expect(shares.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 6);
+    for (const share of shares) expect(share).toBeGreaterThan(0.25);
+    for (const node of nodes) expect((await call(node, 'GET', '/readyz')).status).toBe(200);
+    let allowed = 0;
+    for (let i = 0; i < 9; i++) if ((await call(nodes[i % 3]!, 'POST', '/v1/allow', { key: 'shared', limit: 5, windowMs: 3_600_000 })).json['allowed'] === true) allowed++;
+    expect(allowed).toBe(5);
+  }, 30_000);
+});
