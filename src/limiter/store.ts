@@ -6,6 +6,9 @@ import { ALGORITHMS, type AlgorithmId, type Decision, type LimiterState, type Ra
 import { newResolvedParams, resolveRequest, scaleLimits } from './validate.js';
 import { SharedCapacity, fairShareDefaults } from './fair-share.js';
 
+/** Actions counted by name in decisionsPerAction(); later ones share one bucket. */
+export const METRIC_ACTIONS = 100;
+
 export interface StoreOptions {
   /** Hard cap on tracked (action, key) pairs. When full, a key not used recently is evicted (CLOCK). */
   maxKeys: number;
@@ -105,6 +108,8 @@ export class LimiterStore {
   private lastTable: Map<string, number> | undefined;
   private readonly actionIds = new Map<string, number>();
   private readonly actionNames: string[] = [];
+  /** Allowed and rejected per action id (the first METRIC_ACTIONS; then one bucket for the rest). */
+  private readonly decisionsByAction = new Float64Array((METRIC_ACTIONS + 1) * 2);
 
   private capacity: number;
   private cells: Float64Array;
@@ -262,7 +267,7 @@ export class LimiterStore {
       if (p.cost === 0) {
         // A peek at an unknown key answers from a fresh state and stores nothing.
         stepState(this.scratch, 0, p, nowMs, maxWaitMs, out);
-        this.count(out.allowed);
+        this.count(out.allowed, this.actionIds.get(p.action) ?? -1);
         return out;
       }
       slot = this.insert(p.action, p.key, p.algorithm);
@@ -277,7 +282,7 @@ export class LimiterStore {
     }
     if (this.pendingMerges.size !== 0) this.applyPendingMerge(p, slot, nowMs);
     stepState(this.cells, slot * STATE_STRIDE, p, nowMs, maxWaitMs, out);
-    this.count(out.allowed);
+    this.count(out.allowed, this.actionOf[slot]!);
     if (out.allowed && p.cost > 0 && this.options.trackChanges) this.markChanged(slot);
     return out;
   }
@@ -373,9 +378,26 @@ export class LimiterStore {
     return true;
   }
 
-  private count(allowed: boolean): void {
+  private count(allowed: boolean, actionId: number): void {
     if (allowed) this.counters.allowed++;
     else this.counters.rejected++;
+    const bucket = actionId >= 0 && actionId < METRIC_ACTIONS ? actionId : METRIC_ACTIONS;
+    this.decisionsByAction[bucket * 2 + (allowed ? 0 : 1)]!++;
+  }
+
+  /**
+   * Decisions per action since start: the first METRIC_ACTIONS actions this store met by
+   * name, every later one together as "(other)" — a bound on a metric's labels.
+   */
+  decisionsPerAction(): { action: string; allowed: number; rejected: number }[] {
+    const out: { action: string; allowed: number; rejected: number }[] = [];
+    for (let id = 0; id <= METRIC_ACTIONS; id++) {
+      const allowed = this.decisionsByAction[id * 2]!;
+      const rejected = this.decisionsByAction[id * 2 + 1]!;
+      if (allowed + rejected === 0) continue;
+      out.push({ action: id === METRIC_ACTIONS ? '(other)' : this.actionNames[id]!, allowed, rejected });
+    }
+    return out;
   }
 
   /**

@@ -6,6 +6,7 @@ import type { LimiterStore } from '../limiter/store.js';
 import type { Reservation } from '../limiter/types.js';
 import type { PublicApiBackend } from './api/backend.js';
 import { addPublicApi } from './api/public-service.js';
+import type { SwimStats } from '../gossip/stats.js';
 import { META_POLICY, PolicySync, policyVersionOf } from './policy-sync.js';
 import { FairShareSync } from './fair-share-sync.js';
 import { fairShareDefaults } from '../limiter/fair-share.js';
@@ -270,6 +271,11 @@ export class Cluster {
       }
       throw error;
     }
+  }
+
+  /** The gossip layer's counters (undefined with an injected membership). */
+  gossipStats(): SwimStats | undefined {
+    return this.swim?.stats();
   }
 
   /**

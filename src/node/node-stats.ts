@@ -22,6 +22,8 @@ export interface NodeStats extends ForwardServerStats {
   callers: CallerStats;
   /** The policy document in force (version, digest; version 0 and no exchanges on a lone node). */
   policies: PolicySyncStats;
+  /** Adaptive limits: the factor every limit is scaled by now (1: none). */
+  loadFactor: number;
   /** Weighted fair share across the cluster: demand reports and allocations exchanged with the coordinators. */
   fairShare: FairShareStats;
   /** Decisions answered by the onUnavailable policy. */
@@ -56,7 +58,7 @@ export class CallerSkew {
 }
 
 /** A copy of every counter: the node's own, and its cluster components' (zeros for a single node). */
-export function nodeStats(store: StoreStats, decidedHere: number, skew: CallerSkew, c: Cluster | undefined, snapshot: NodeStats['snapshot']): NodeStats {
+export function nodeStats(store: StoreStats, decidedHere: number, skew: CallerSkew, c: Cluster | undefined, snapshot: NodeStats['snapshot'], loadFactor: number): NodeStats {
   return {
     snapshot,
     store,
@@ -65,6 +67,7 @@ export function nodeStats(store: StoreStats, decidedHere: number, skew: CallerSk
     malformedFrames: c?.dispatch.stats.malformedFrames ?? 0,
     peerAuth: { ...(c?.peerStats ?? { refusedStreams: 0, unauthenticatedFrames: 0 }) },
     callers: { ...(c?.callerStats ?? { openCalls: 0, items: 0, unsentBytes: 0, connections: 0, refusedCalls: 0, refusedItems: 0, refusedUnsent: 0, refusedLarge: 0, refusedUnread: 0, cancelledSlowStreams: 0 }) },
+    loadFactor,
     policies: c?.policySync.stats ?? { version: 0, digest: '', adopted: 0, pushed: 0, pulls: 0, refused: 0 },
     fairShare: { ...(c?.fairShare.stats ?? { reportsSent: 0, reportsReceived: 0, allocationsSent: 0, allocationsReceived: 0, refused: 0 }) },
     unavailable: c?.forwarder.stats.exhausted ?? 0,

@@ -9,6 +9,8 @@ import { NodePolicyHandle } from './node-policy-handle.js';
 import { parsePolicyText } from './policy-file.js';
 import { LoadControl, eventLoopDelaySampler } from './load-control.js';
 import { startHttpApi, type HttpApi, type HttpApiBackend } from './http/http-api.js';
+import { createNodeMetrics } from './metrics.js';
+import type { Registry } from './metrics.js';
 import { ApiTokens } from './transport/credentials.js';
 import { META_GRPC, META_STATE } from './cluster-view.js';
 import { AimdController } from '../limiter/adaptive.js';
@@ -60,6 +62,8 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
   private snapshotter: Snapshotter | undefined;
   private loadControl: LoadControl | undefined;
   private http: HttpApi | undefined;
+  private registry: Registry | undefined;
+  private readonly membershipEvents: Record<string, number> = { join: 0, leave: 0, fail: 0, update: 0 };
   private delaySampler: { sample: () => number; stop: () => void } | undefined;
   private loadedSnapshot: LoadResult = { loaded: 0 };
   private stopping: Promise<void> | undefined;
@@ -223,7 +227,7 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
   }
 
   stats(): NodeStats {
-    return nodeStats(this.store.stats(), this.decision.decided, this.skew, this.cluster, this.snapshotStats());
+    return nodeStats(this.store.stats(), this.decision.decided, this.skew, this.cluster, this.snapshotStats(), this.loadFactor);
   }
 
   private snapshotStats(): NodeStats['snapshot'] {
@@ -292,6 +296,7 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
         store: this.store,
         api: this.backend(),
         onMembership: (event, member) => {
+          this.membershipEvents[event] = (this.membershipEvents[event] ?? 0) + 1;
           this.loadControl?.update();
           this.emit('membership', event, member);
         },
@@ -311,6 +316,22 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
     const o = this.options;
     if (o.httpPort === undefined) return;
     this.http = await startHttpApi(this.backend(), { host: o.host, port: o.httpPort, maxBodyBytes: HTTP_MAX_BODY_BYTES, tls: o.tls, tokens: new ApiTokens(o.apiTokens) });
+  }
+
+  /**
+   * This node's Prometheus metrics (prom-client registry; read from its counters at each
+   * scrape): serve them on your own server, or with `httpPort` at GET /metrics.
+   */
+  metrics(): Registry {
+    this.registry ??= createNodeMetrics({
+      stats: () => this.stats(),
+      decisionsPerAction: () => this.store.decisionsPerAction(),
+      gossip: () => this.cluster?.gossipStats(),
+      members: () => Math.max(1, this.members().length),
+      owners: () => this.owners().length,
+      membershipEvents: () => this.membershipEvents,
+    });
+    return this.registry;
   }
 
   /** What the gRPC and HTTP APIs call. */
@@ -333,6 +354,7 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
       },
       ready: () => this.readiness(),
       cluster: () => this.clusterInfo(),
+      metrics: async () => ({ contentType: this.metrics().contentType, text: await this.metrics().metrics() }),
     };
   }
 

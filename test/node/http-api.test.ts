@@ -79,3 +79,61 @@ describe('the HTTP API', () => {
     expect(allowed).toBe(5);
   }, 30_000);
 });
+
+/** The Prometheus text exposition as (name with labels) → value. */
+function parseExposition(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const at = line.lastIndexOf(' ');
+    out.set(line.slice(0, at), Number(line.slice(at + 1)));
+  }
+  return out;
+}
+
+describe('metrics', () => {
+  let nodes: RingLimitNode[] = [];
+  afterEach(async () => {
+    await stopAll(nodes);
+  });
+
+  it('GET /metrics exposes the node’s counters in the Prometheus format, read back equal to its stats, behind the token', async () => {
+    nodes = await startCluster(3, { httpPort: 0, apiTokens: [TOKEN], handoffWindowMs: 0 });
+    const node = nodes[0]!;
+    const auth = { authorization: `Bearer ${TOKEN}` };
+    for (let i = 0; i < 12; i++) await call(node, 'POST', '/v1/allow', { key: `k${i % 4}`, action: i % 2 === 0 ? 'search' : 'upload', limit: 2, windowMs: 60_000 }, auth);
+    expect((await fetch(`http://${node.httpAddress!}/metrics`)).status).toBe(401);
+    const res = await fetch(`http://${node.httpAddress!}/metrics`, { headers: auth });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
+    const metrics = parseExposition(await res.text());
+    // Decisions by action and result, as the store counted them (the keys this node owns are decided here).
+    const byAction = node.store.decisionsPerAction();
+    for (const { action, allowed, rejected } of byAction) {
+      expect(metrics.get(`ringlimit_decisions_total{action="${action}",result="allowed"}`) ?? 0).toBe(allowed);
+      expect(metrics.get(`ringlimit_decisions_total{action="${action}",result="rejected"}`) ?? 0).toBe(rejected);
+    }
+    const stats = node.stats();
+    expect(metrics.get('ringlimit_members')).toBe(3);
+    expect(metrics.get('ringlimit_ring_owners')).toBe(3);
+    expect(metrics.get('ringlimit_keys')).toBe(stats.store.keys);
+    expect(metrics.get('ringlimit_forwards_total')).toBe(stats.forwarder.forwarded);
+    expect(metrics.get('ringlimit_load_factor')).toBe(1);
+    expect(metrics.get('ringlimit_policy_version')).toBe(0);
+    expect(metrics.get('ringlimit_gossip_sent_bytes_total')).toBeGreaterThan(0);
+    expect(metrics.get('ringlimit_membership_events_total{event="join"}')).toBeGreaterThanOrEqual(2);
+    expect([...metrics.keys()].some((k) => k.startsWith('process_cpu_user_seconds_total'))).toBe(true);
+    // No label carries a user key.
+    expect([...metrics.keys()].filter((k) => /k[0-3]/.test(k))).toEqual([]);
+  }, 30_000);
+
+  it('an embedded node exposes the same registry for its own server', async () => {
+    const node = await createNode();
+    nodes.push(node);
+    await node.allow({ key: 'u', action: 'a', limit: 1, windowMs: 1_000 });
+    await node.allow({ key: 'u', action: 'a', limit: 1, windowMs: 1_000 });
+    const metrics = parseExposition(await node.metrics().metrics());
+    expect(metrics.get('ringlimit_decisions_total{action="a",result="allowed"}')).toBe(1);
+    expect(metrics.get('ringlimit_decisions_total{action="a",result="rejected"}')).toBe(1);
+  });
+});

@@ -10,6 +10,8 @@ import type { ApiTokens, NodeTls } from '../transport/credentials.js';
 export interface HttpApiBackend extends PublicApiBackend {
   ready(): { ready: boolean; reason: string };
   cluster(): object;
+  /** The Prometheus exposition. */
+  metrics(): Promise<{ contentType: string; text: string }>;
 }
 
 export interface HttpApiInit {
@@ -119,6 +121,7 @@ async function decideOne(backend: PublicApiBackend, value: unknown, path: string
  *   POST /v1/allow         a request → its decision
  *   POST /v1/allow-batch   { requests: [...] } (at most 10,000) → { results: [{ decision } | { error }] }
  *   GET  /v1/cluster       members, states, ownership shares, policy version
+ *   GET  /metrics          Prometheus metrics (metrics.ts)
  *   GET  /healthz          200 while the process serves
  *   GET  /readyz           200 once joined, active and owning keys; 503 before, and while draining
  *
@@ -162,12 +165,18 @@ async function route(backend: HttpApiBackend, init: HttpApiInit, req: IncomingMe
     const readiness = backend.ready();
     return send(res, readiness.ready ? 200 : 503, readiness);
   }
-  const routes: Record<string, string> = { '/v1/allow': 'POST', '/v1/allow-batch': 'POST', '/v1/cluster': 'GET' };
+  const routes: Record<string, string> = { '/v1/allow': 'POST', '/v1/allow-batch': 'POST', '/v1/cluster': 'GET', '/metrics': 'GET' };
   const expected = path === undefined ? undefined : routes[path];
   if (expected === undefined) throw new HttpError(404, 'INVALID_ARGUMENT', 'path', `no such endpoint: ${path ?? ''}`);
   if (method !== expected) throw new HttpError(405, 'INVALID_ARGUMENT', 'method', `${path} takes ${expected}`);
   if (!init.tokens.allowsHeader(req.headers.authorization)) throw new RingLimitError('UNAUTHENTICATED', 'a bearer token this node accepts is required (authorization: Bearer <token>)');
   if (path === '/v1/cluster') return send(res, 200, backend.cluster());
+  if (path === '/metrics') {
+    const { contentType, text } = await backend.metrics();
+    res.writeHead(200, { 'content-type': contentType, 'content-length': Buffer.byteLength(text) });
+    res.end(text);
+    return;
+  }
   const body = await readJson(req, init.maxBodyBytes);
   if (path === '/v1/allow') return send(res, 200, decision(await decideOne(backend, body, 'body')));
   const requests = (body as { requests?: unknown } | null)?.requests;

@@ -1,0 +1,140 @@
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+
+export type { Registry } from 'prom-client';
+import type { SwimStats } from '../gossip/stats.js';
+import type { NodeStats } from './node-stats.js';
+
+/** What the metrics read, at each scrape: nothing is counted twice, and the hot paths keep no metric objects. */
+export interface MetricsSource {
+  stats(): NodeStats;
+  decisionsPerAction(): { action: string; allowed: number; rejected: number }[];
+  gossip(): SwimStats | undefined;
+  members(): number;
+  owners(): number;
+  membershipEvents(): Record<string, number>;
+}
+
+/** Gossip drop reasons with a label of their own (others count as "other"): a bound on the label's values. */
+const DROP_REASONS = new Set(['tooShort', 'badMagic', 'badVersion', 'authMissing', 'authFailed', 'authUnexpected', 'otherCluster', 'oversize', 'undecodable', 'replayed', 'stale', 'fromSelf', 'badSourceAddress', 'outgoingOversize']);
+
+type Read = () => number;
+type ReadLabelled = () => [Record<string, string>, number][];
+
+/**
+ * A node's metrics on a prom-client registry, read from its counters when scraped, named as
+ * Prometheus advises: `ringlimit_` prefix, units in the name, `_total` for counters. No label
+ * carries a user key; `action` takes the first 100 actions a node meets (then "(other)"),
+ * `reason` and `result` a fixed set: at most about 250 series per node besides the
+ * process metrics.
+ */
+export function createNodeMetrics(source: MetricsSource, registry: Registry = new Registry()): Registry {
+  // One snapshot of the stats per scrape, read by every metric of that scrape.
+  let snapshot: NodeStats | undefined;
+  let snapshotAt = -1;
+  const stats = (): NodeStats => {
+    const now = performance.now();
+    if (snapshot === undefined || now - snapshotAt > 50) {
+      snapshot = source.stats();
+      snapshotAt = now;
+    }
+    return snapshot;
+  };
+  const counter = (name: string, help: string, read: Read): void => {
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(read());
+      },
+    });
+  };
+  const labelledCounter = (name: string, help: string, labelNames: string[], read: ReadLabelled): void => {
+    new Counter({
+      name,
+      help,
+      labelNames,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [labels, value] of read()) if (value > 0) this.inc(labels, value);
+      },
+    });
+  };
+  const gauge = (name: string, help: string, read: Read): void => {
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(read());
+      },
+    });
+  };
+
+  labelledCounter('ringlimit_decisions_total', 'Decisions made by this node for keys it decides, by action and result.', ['action', 'result'], () =>
+    source.decisionsPerAction().flatMap(({ action, allowed, rejected }): [Record<string, string>, number][] => [
+      [{ action, result: 'allowed' }, allowed],
+      [{ action, result: 'rejected' }, rejected],
+    ]),
+  );
+  gauge('ringlimit_keys', 'Keys (action, key pairs) held.', () => stats().store.keys);
+  counter('ringlimit_evictions_total', 'Live keys dropped because maxKeys was reached (each may over-admit once).', () => stats().store.evictions);
+  counter('ringlimit_expired_keys_total', 'Idle keys dropped by the sweeper.', () => stats().store.expired);
+  counter('ringlimit_forwards_total', 'Requests forwarded to their owners.', () => stats().forwarder.forwarded);
+  counter('ringlimit_forward_frames_total', 'Forward frames sent (batches of forwarded requests).', () => stats().forwarder.frames);
+  counter('ringlimit_forward_failovers_total', 'Forwards moved to the next candidate owner.', () => stats().forwarder.failovers);
+  counter('ringlimit_forward_timeouts_total', 'Forwards not answered in forwardTimeoutMs.', () => stats().forwarder.timeouts);
+  counter('ringlimit_unavailable_decisions_total', 'Decisions made by the onUnavailable policy: no candidate owner answered.', () => stats().unavailable);
+  counter('ringlimit_forwards_received_total', 'Forwarded requests received from peers.', () => stats().received);
+  counter('ringlimit_replication_entries_sent_total', 'Key states sent to replicas.', () => stats().replication.entriesSent);
+  counter('ringlimit_replication_entries_received_total', 'Key states received as a replica.', () => stats().replication.entriesReceived);
+  counter('ringlimit_replication_entries_refused_total', 'Key states refused: the sender holds no copy of the key.', () => stats().replication.entriesRefused);
+  counter('ringlimit_handoff_pulls_total', 'States pulled from a previous owner on first access.', () => stats().handoff.pulls);
+  counter('ringlimit_handoff_pull_timeouts_total', 'Pulls not answered in pullTimeoutMs.', () => stats().handoff.pullTimeouts);
+  counter('ringlimit_handoff_entries_pushed_total', 'Key states pushed to new owners.', () => stats().handoff.pushedEntries);
+  counter('ringlimit_handoff_entries_received_total', 'Key states received from previous owners.', () => stats().handoff.receivedEntries);
+  counter('ringlimit_handoff_entries_refused_total', 'Handed-off states refused: the sender held no copy of the key.', () => stats().handoff.refusedEntries);
+  counter('ringlimit_hot_key_copy_decisions_total', 'Hot-key decisions answered from a local copy.', () => stats().hotKeys.answeredFromCopy);
+  counter('ringlimit_peer_malformed_frames_total', 'Peer frames dropped as malformed.', () => stats().malformedFrames);
+  counter('ringlimit_peer_streams_refused_total', 'Peer streams refused: no valid proof of the cluster key, or not a member.', () => stats().peerAuth.refusedStreams);
+  counter('ringlimit_peer_unauthenticated_frames_total', 'Peer frames dropped on a stream not (yet) authenticated.', () => stats().peerAuth.unauthenticatedFrames);
+  labelledCounter('ringlimit_caller_refusals_total', 'Work refused to callers of the gRPC port, by bound.', ['reason'], () => {
+    const c = stats().callers;
+    return [
+      [{ reason: 'calls' }, c.refusedCalls],
+      [{ reason: 'items' }, c.refusedItems],
+      [{ reason: 'unsent' }, c.refusedUnsent],
+      [{ reason: 'large_batch' }, c.refusedLarge],
+      [{ reason: 'unread' }, c.refusedUnread],
+    ];
+  });
+  counter('ringlimit_caller_calls_reset_total', 'Calls reset because their caller stopped reading its answers.', () => stats().callers.cancelledSlowStreams);
+  gauge('ringlimit_caller_open_calls', 'Calls open on the gRPC port.', () => stats().callers.openCalls);
+  gauge('ringlimit_caller_unsent_bytes', 'Answer bytes handed to HTTP/2 and not yet sent.', () => stats().callers.unsentBytes);
+  gauge('ringlimit_members', 'Live members in this node’s gossip view, itself included.', () => source.members());
+  gauge('ringlimit_ring_owners', 'Nodes owning keys on this node’s ring.', () => source.owners());
+  labelledCounter('ringlimit_membership_events_total', 'Membership events this node saw, by kind.', ['event'], () =>
+    Object.entries(source.membershipEvents()).map(([event, n]): [Record<string, string>, number] => [{ event }, n]),
+  );
+  counter('ringlimit_gossip_suspicions_total', 'Members this node suspected of failure.', () => source.gossip()?.suspicionsRaised ?? 0);
+  counter('ringlimit_gossip_probes_failed_total', 'Failure-detector probes that got no answer.', () => source.gossip()?.probesFailed ?? 0);
+  counter('ringlimit_gossip_sent_bytes_total', 'Gossip bytes sent.', () => source.gossip()?.bytesSent ?? 0);
+  counter('ringlimit_gossip_received_bytes_total', 'Gossip bytes received.', () => source.gossip()?.bytesReceived ?? 0);
+  labelledCounter('ringlimit_gossip_dropped_packets_total', 'Gossip packets dropped, by reason.', ['reason'], () => {
+    const totals = new Map<string, number>();
+    for (const [reason, n] of Object.entries(source.gossip()?.dropReasons ?? {})) {
+      const label = DROP_REASONS.has(reason) ? reason : 'other';
+      totals.set(label, (totals.get(label) ?? 0) + n);
+    }
+    return [...totals].map(([reason, n]): [Record<string, string>, number] => [{ reason }, n]);
+  });
+  gauge('ringlimit_policy_version', 'Version of the policy document in force (0: the one the node started with).', () => stats().policies.version);
+  gauge('ringlimit_load_factor', 'Adaptive limits: the factor every limit is scaled by (1: none).', () => stats().loadFactor);
+  gauge('ringlimit_caller_clock_skew_max_milliseconds', 'Largest distance seen between a caller’s timestamp and this node’s clock.', () => stats().callerSkew.maxAbsMs);
+  counter('ringlimit_snapshots_written_total', 'Snapshots written to the data directory.', () => stats().snapshot.written);
+  counter('ringlimit_snapshots_failed_total', 'Snapshot writes that failed.', () => stats().snapshot.failed);
+  collectDefaultMetrics({ register: registry });
+  return registry;
+}
