@@ -247,11 +247,17 @@ export function allocateShares(nodes: readonly NodeDemand[], capacityPerMs: numb
   });
   const shares = weightedMaxMin(claims, capacityPerMs);
   const global = new Map<string, number>();
-  let levelPerWeight = 0;
-  users.forEach((u, i) => {
-    global.set(u, shares[i]!);
-    levelPerWeight = Math.max(levelPerWeight, shares[i]! / claims[i]!.weight);
+  users.forEach((u, i) => global.set(u, shares[i]!));
+  // For users not reported yet: contended, the level of those held below their demand; else the spare capacity per unit of weight (never the headroom others were given).
+  let claimed = 0;
+  let weights = 0;
+  let level = 0;
+  claims.forEach((c, i) => {
+    claimed += c.demand;
+    weights += c.weight;
+    if (shares[i]! < c.demand - 1e-12) level = Math.max(level, shares[i]! / c.weight);
   });
+  const levelPerWeight = claimed >= capacityPerMs ? level : weights === 0 ? 0 : (capacityPerMs - claimed) / weights;
   // A user's share is the limit of its one key, decided at its owner whichever node a request enters by: every node gets the whole share.
   const allocations = nodes.map((n) => {
     const mine = new Map<string, number>();

@@ -197,6 +197,8 @@ export class Policies {
 
   /** The document as given (plain data), for whoever passes it on. */
   readonly document: PolicyDocument;
+  /** When this document was written (its file's modification time, ms), for ordering versions across a cluster; 0 when unknown. */
+  version = 0;
   /** Shared capacities: action → units per ms. */
   private readonly sharedPerMs = new Map<string, number>();
 
@@ -296,8 +298,10 @@ export class Policies {
    * set (none, when no rule applies). Cached per (group, action) and per user.
    */
   resolve(key: string, action: string, group: string | undefined): ResolvedPolicy {
+    // A group the document does not define has no rules: the same as none (and nothing to remember under its name).
+    const known = group !== undefined && this.groups.has(group) ? group : undefined;
     // The common case first: no group, a user the document does not list, the action asked last.
-    if (group === undefined && this.users.size === 0) {
+    if (known === undefined && this.users.size === 0) {
       if (action === this.lastAction) return this.lastResolved;
       const resolved = this.noGroup.get(action) ?? this.forGroup('', action);
       this.lastAction = action;
@@ -305,7 +309,7 @@ export class Policies {
       return resolved;
     }
     const user = this.users.size === 0 ? undefined : this.users.get(key);
-    const groupName = user?.group ?? group ?? '';
+    const groupName = user?.group ?? known ?? '';
     if (user !== undefined) {
       const resolved = user.cache.get(groupName)?.get(action);
       if (resolved !== undefined) return resolved;
@@ -346,6 +350,8 @@ export class Policies {
     if (typeof request !== 'object' || request === null) return undefined;
     const { key, action, group } = request;
     if (typeof key !== 'string' || (action !== undefined && typeof action !== 'string') || (group !== undefined && typeof group !== 'string')) return undefined;
+    // An action validation will refuse is not resolved (nor remembered).
+    if (action !== undefined && (action.length === 0 || action.length > requestLimits.maxActionBytes)) return undefined;
     return this.resolve(key, action ?? 'default', group);
   }
 
@@ -357,6 +363,11 @@ export class Policies {
   /** The capacity `action` shares among its users (units per ms), if the document gives one. */
   sharedCapacity(action: string): number | undefined {
     return this.sharedPerMs.size === 0 ? undefined : this.sharedPerMs.get(action);
+  }
+
+  /** Resolutions remembered (at most policyLimits.maxCachedResolutions). */
+  get cachedResolutions(): number {
+    return this.cached;
   }
 
   /** Group names, for checks and docs. */

@@ -139,13 +139,13 @@ export function resolveRequest(req: RateLimitRequest, out: ResolvedParams, said?
 }
 
 /**
- * Adaptive limits: the limit and bucket scaled down by `factor` (0 < factor < 1), never
- * below 1 nor below what this request takes (a valid request stays one that can be allowed).
+ * Adaptive limits and fair shares: the limit and bucket scaled down by `factor`
+ * (0 < factor < 1), never below 1 unit. A request that takes more than the scaled key can
+ * hold is refused while the factor holds (never let through by raising the limit to fit it).
  */
 export function scaleLimits(p: ResolvedParams, factor: number): void {
-  const windowed = p.algorithm === AlgorithmId.SlidingWindow || p.algorithm === AlgorithmId.FixedWindow;
-  p.limit = Math.max(1, windowed ? p.cost : 1, Math.floor(p.limit * factor));
-  p.capacity = Math.max(1, windowed ? 1 : p.cost, Math.floor(p.capacity * factor));
+  p.limit = Math.max(1, Math.floor(p.limit * factor));
+  p.capacity = Math.max(1, Math.floor(p.capacity * factor));
 }
 
 function checkEffective(field: string, effective: number, base: number, weight: number): void {

@@ -165,7 +165,7 @@ export class Cluster {
     const auth = new PeerAuth({ keyring, isMember: (nodeId, ip) => membership !== undefined && isMemberAt(membership, nodeId, ip) }, { selfId: o.nodeId });
     const grpcTransport = new GrpcPeerTransport(
       server,
-      { nodeId: o.nodeId, maxBufferedBytes: o.maxBufferedBytesPerPeer, reconnectBackoffMs: clusterLimits.reconnectBackoffMs, credentials: channelCredentials(o.tls) },
+      { nodeId: o.nodeId, maxBufferedBytes: o.maxBufferedBytesPerPeer, reconnectBackoffMs: clusterLimits.reconnectBackoffMs, credentials: channelCredentials(o.tls), maxMessageBytes: clusterLimits.maxReceiveMessageBytes, clusterName: o.clusterName },
       auth,
     );
     const transport = o.wrapPeerTransport === undefined ? grpcTransport : o.wrapPeerTransport(grpcTransport);
@@ -175,7 +175,7 @@ export class Cluster {
     try {
       const grpcAddress = `${o.host}:${await bindServer(server, `${o.host}:${o.port}`, serverCredentials(o.tls))}`;
       auth.selfAddress = grpcAddress;
-      const initialPolicies = policyVersionOf(components.policies, 0);
+      const initialPolicies = policyVersionOf(components.policies, components.policies?.version ?? 0);
       const meta = { [META_GRPC]: grpcAddress, [META_STATE]: 'joining', [META_PROTOCOL]: String(PEER_PROTOCOL_VERSION), [META_POLICY]: `0.${initialPolicies.digest}` };
       if (o.membership !== undefined) {
         membership = o.membership;
@@ -239,7 +239,7 @@ export class Cluster {
         if (policies?.hasShared === true) fairShare.wake();
       };
       if (components.policies?.hasShared === true) fairShare.wake();
-      const policySync = new PolicySync({ membership, transport, apply: applyPolicies, warn: components.warn }, initialPolicies);
+      const policySync = new PolicySync({ membership, transport, apply: applyPolicies, warn: components.warn, now: () => Date.now() }, initialPolicies);
       const dispatch = new PeerDispatch({ ids, forwarder, forwardServer, replicator, handoff, hotKeys, policySync, fairShare });
       transport.onFrame((frame, reply, from) => dispatch.onFrame(frame, reply, from));
       transport.onPeerDown((address) => forwarder.peerDown(address));

@@ -3,7 +3,7 @@ import { invalidArgument } from '../common/errors.js';
 import type { Membership } from '../gossip/index.js';
 import { AimdController, type AimdOptions } from '../limiter/adaptive.js';
 
-/** Gossip metadata key: the limit factor a node asks for, two decimals ("0.75"). */
+/** Gossip metadata key: the limit factor a node asks for ("0.75"; at most 12 significant digits). */
 export const META_LOAD = 'load';
 
 /** Adaptive limits measured from this process's event-loop delay (p99 per sample, in ms), with AIMD. */
@@ -68,7 +68,7 @@ export class LoadControl {
     let factor = own;
     const membership = this.components.membership;
     if (membership !== undefined) {
-      const text = own.toFixed(2);
+      const text = String(Number(own.toPrecision(12)));
       if (text !== this.published) {
         this.published = text;
         membership.updateMeta({ ...membership.self.meta, [META_LOAD]: text });

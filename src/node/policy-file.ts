@@ -13,13 +13,19 @@ const MAX_POLICY_FILE_BYTES = 128 * 1024 * 1024;
  */
 export function readPolicyFile(path: string): Policies {
   let text: string;
+  let modifiedMs: number;
   try {
-    if (statSync(path).size > MAX_POLICY_FILE_BYTES) throw new Error(`larger than ${MAX_POLICY_FILE_BYTES} bytes`);
+    const stat = statSync(path);
+    if (stat.size > MAX_POLICY_FILE_BYTES) throw new Error(`larger than ${MAX_POLICY_FILE_BYTES} bytes`);
+    modifiedMs = Math.round(stat.mtimeMs);
     text = readFileSync(path, 'utf8');
   } catch (error) {
     throw new RingLimitError('INVALID_ARGUMENT', `${path}: cannot read the policy file: ${(error as Error).message}`, 'policies');
   }
-  return parsePolicyText(text, path);
+  const policies = parsePolicyText(text, path);
+  // A node started with this file offers it at its modification time: a newer change in the cluster wins, an older one loses.
+  policies.version = modifiedMs;
+  return policies;
 }
 
 /** Parses and compiles a policy document given as YAML or JSON text; errors name `source`. */

@@ -4,7 +4,8 @@ import { Policies } from '../limiter/policies.js';
 import { META_GRPC } from './cluster-view.js';
 import { DemandTimer } from './demand-timer.js';
 import type { PeerTransport, Reply } from './transport/peer-transport.js';
-import { encodeFrame } from './wire/codec.js';
+import { encodeFrame, frameLimits } from './wire/codec.js';
+import { RingLimitError } from '../common/errors.js';
 import { FrameType } from './wire/frames.js';
 
 /** Gossip metadata key: the policy document a node holds, as "<version>.<digest>". */
@@ -13,7 +14,7 @@ export const META_POLICY = 'policy';
 /** How often a wanted document is asked for again while it has not come. */
 const PULL_RETRY_MS = 250;
 
-/** One version of the policies: the document's canonical text, its digest, and the compiled form (undefined: none). */
+/** One version of the policies (a wall-clock time in ms: when it was made, or its file's modification time; 0: given at start): the document's canonical text, its digest, and the compiled form (undefined: none). */
 export interface PolicyVersion {
   version: number;
   digest: string;
@@ -48,6 +49,8 @@ export interface PolicySyncComponents {
   apply: (policies: Policies | undefined) => void;
   /** A document that came from a peer and failed its checks. */
   warn: (message: string) => void;
+  /** Wall-clock ms: a change's version is the time it was made (or one past the newest seen). */
+  now: () => number;
 }
 
 export interface PolicySyncStats {
@@ -100,11 +103,18 @@ export class PolicySync {
     return `${this.held.version}.${this.held.digest}`;
   }
 
-  /** A change made here: versioned past every version seen, put in force, advertised and pushed. */
+  /**
+   * A change made here: versioned by the time it was made (or one past the newest version
+   * seen, if that is later), put in force, advertised and pushed. Versions are times, so the
+   * newest change wins — also over a node restarted with an older file.
+   */
   change(policies: Policies | undefined): PolicyVersion {
     let version = this.held.version;
     for (const m of this.components.membership.members()) version = Math.max(version, parseMeta(m.meta[META_POLICY])?.version ?? 0);
-    const next = policyVersionOf(policies, version + 1);
+    const next = policyVersionOf(policies, Math.max(Math.round(this.components.now()), version + 1));
+    if (next.text.length > frameLimits.maxPolicyTextBytes) {
+      throw new RingLimitError('INVALID_ARGUMENT', `policies: the document is ${next.text.length} bytes as JSON; a cluster passes on at most ${frameLimits.maxPolicyTextBytes} (give a larger one to every node by file)`, 'policies');
+    }
     this.adopt(next);
     const frame = encodeFrame({ type: FrameType.PolicyDoc, id: this.nextId++, version: next.version, digest: next.digest, text: next.text });
     const self = this.components.membership.self.nodeId;

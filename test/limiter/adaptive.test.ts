@@ -37,7 +37,7 @@ describe('AimdController', () => {
 });
 
 describe('a limiter with a load factor', () => {
-  it('scales every limit and bucket down, never below 1 nor below what a request takes, and back', () => {
+  it('scales every limit and bucket down, never below 1, refuses a request that takes more than that, and goes back', () => {
     const limiter = createLimiter({ clock: new ManualClock(0) });
     try {
       limiter.setLoadFactor(0.5);
@@ -48,7 +48,8 @@ describe('a limiter with a load factor', () => {
       expect(limiter.policy({ action: 'h', limit: 10, windowMs: 60_000 }).allow('u').limit).toBe(5);
       limiter.setLoadFactor(0.01);
       expect(limiter.allow({ ...r, key: 'k3' }).limit).toBe(1);
-      expect(limiter.allow({ ...r, key: 'k4', algorithm: 'fixed-window', cost: 4 })).toMatchObject({ allowed: true, limit: 4 });
+      // A request that takes more than the scaled key can hold is refused, not let through by raising the limit.
+      expect(limiter.allow({ ...r, key: 'k4', algorithm: 'fixed-window', cost: 4 })).toMatchObject({ allowed: false, limit: 1 });
       limiter.setLoadFactor(1);
       expect(limiter.allow({ ...r, key: 'k5' }).limit).toBe(10);
       expect(() => limiter.setLoadFactor(0)).toThrow(/^loadFactor: /);

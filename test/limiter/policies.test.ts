@@ -149,6 +149,20 @@ describe('a limiter with policies', () => {
     }
   });
 
+  it('remembers nothing for groups the document does not define, nor for actions validation refuses', () => {
+    const limiter = createLimiter({ clock: new ManualClock(0), policies: { defaults: { '*': { limit: 5, window: '1m' } }, groups: { pro: { weight: 2 } } } });
+    try {
+      const before = limiter.policies!.cachedResolutions;
+      for (let i = 0; i < 500; i++) {
+        expect(limiter.allow({ key: `u${i}`, action: 'a', group: `made-up-${i}` }).limit).toBe(5);
+        expect(() => limiter.allow({ key: 'u', action: 'x'.repeat(300 + i), group: 'pro' })).toThrow(/^action: /);
+      }
+      expect(limiter.policies!.cachedResolutions - before).toBeLessThanOrEqual(1);
+    } finally {
+      limiter.close();
+    }
+  });
+
   it('refuses a group that is not a string', () => {
     const limiter = createLimiter({ clock: new ManualClock(0) });
     try {

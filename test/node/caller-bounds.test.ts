@@ -34,6 +34,20 @@ describe('CallerLedger', () => {
     expect(ledger.connection('1.2.3.4:1')).toBe(a);
   });
 
+  it('bounds the calls of one host over all its connections, and keeps a connection’s share while it has work in flight', () => {
+    const ledger = new CallerLedger({ ...callerLimitsDefaults, maxCallsPerHost: 2 });
+    const a = ledger.openCall('10.0.0.1:1000', call())!;
+    expect(ledger.openCall('10.0.0.1:1001', call())).toBeDefined();
+    expect(ledger.openCall('10.0.0.1:1002', call())).toBeUndefined(); // a third connection does not bring a third share
+    expect(ledger.openCall('10.0.0.2:1000', call())).toBeDefined();
+    ledger.takeItems(a, 5);
+    const aCall = call();
+    ledger.closeCall(a, aCall);
+    expect(ledger.connection('10.0.0.1:1000')).toBe(a); // items still in flight: the share stays
+    ledger.itemsDone(a, 5);
+    expect(ledger.connection('10.0.0.1:1000')).toBeUndefined();
+  });
+
   it('lets a connection with nothing unsent send one answer of any size, and bounds the rest (a quarter while the node is full)', () => {
     const ledger = new CallerLedger({ ...callerLimitsDefaults, maxUnsentBytesPerConnection: 1_000, maxUnsentBytes: 3_000 });
     const a = ledger.openCall('a:1', call())!;
@@ -215,6 +229,21 @@ describe('bounds per caller, on a real node', () => {
     slow.close();
     await waitFor(() => node.stats().callers.openCalls <= 1, 5_000, 'the slow caller’s calls to close'); // the good client's channel may hold none
     expect(node.stats().callers).toMatchObject({ unsentBytes: 0, items: 0 });
+  }, 30_000);
+
+  it('a stream whose caller does not read gets no more of its requests read: the work done for it stays bounded', async () => {
+    await start({});
+    const node = nodes[0]!;
+    const slow = slowReader(node.grpcAddress!);
+    const stream = slow.call('/ringlimit.v1.RateLimiter/AllowStream', Buffer.alloc(0), false);
+    for (let i = 0; i < 200; i++) {
+      const requests = Array.from({ length: 1_000 }, (_, j) => ({ id: j, request: { key: `bp${i}-${j}`, action: 'a', limit: 1_000_000, windowMs: 60_000 }, maxWaitMs: undefined, timestampMs: 0 }));
+      stream.write(framed(encodeStreamRequest(requests)));
+    }
+    await new Promise((r) => setTimeout(r, 1_500));
+    // 200 messages of 1,000 were sent; the node stopped reading once its answers backed up (16 messages queued, plus HTTP/2's windows).
+    expect(node.stats().store.decisions).toBeLessThan(60_000);
+    slow.close();
   }, 30_000);
 
   it('names a bad callerLimits option, and serve takes them as --caller-limit NAME=N', async () => {

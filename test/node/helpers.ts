@@ -50,7 +50,9 @@ const identity = (b: Buffer): Buffer => b;
 export function rawPeerStream(target: RingLimitNode, asNodeId: string, headers?: Record<string, string>): { stream: grpc.ClientDuplexStream<Buffer, Buffer>; close: () => void } {
   const peer = new grpc.Client(target.grpcAddress!, grpc.credentials.createInsecure());
   const metadata = new grpc.Metadata();
-  for (const [name, value] of Object.entries(headers ?? { 'ringlimit-node-id': asNodeId })) metadata.set(name, value);
+  // As a node of the target's cluster (its name), unless the headers say otherwise.
+  const cluster = target.options.clusterName === '' ? {} : { 'ringlimit-cluster': target.options.clusterName };
+  for (const [name, value] of Object.entries({ ...cluster, ...(headers ?? { 'ringlimit-node-id': asNodeId }) })) metadata.set(name, value);
   const stream = peer.makeBidiStreamRequest(PEER_METHOD, identity, identity, metadata);
   return {
     stream,

@@ -142,7 +142,7 @@ describe('peer authentication with a cluster key', () => {
     );
     const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
     const auth = new PeerAuth({ keyring: new Keyring([KEY]), isMember: () => false }, { selfId: 'n0' });
-    const transport = new GrpcPeerTransport(new grpc.Server(), { nodeId: 'n0', maxBufferedBytes: 1 << 20, reconnectBackoffMs: 50, credentials: grpc.credentials.createInsecure() }, auth);
+    const transport = new GrpcPeerTransport(new grpc.Server(), { nodeId: 'n0', maxBufferedBytes: 1 << 20, reconnectBackoffMs: 50, credentials: grpc.credentials.createInsecure(), maxMessageBytes: 1 << 20, clusterName: '' }, auth);
     let handed = 0;
     transport.onFrame(() => handed++);
     try {
@@ -263,6 +263,11 @@ describe('cluster names', () => {
       await new Promise((r) => setTimeout(r, 1_000));
       expect(b.members().map((m) => m.nodeId)).toEqual(['n2']);
       expect(a[0]!.members().map((m) => m.address)).not.toContain(b.gossipAddress);
+      // Nor do its peer streams: a stream naming another cluster is refused (here: a raw stream as cluster-a's n1 to b).
+      const { stream, close } = rawPeerStream(b, 'n1', { 'ringlimit-node-id': 'n1', 'ringlimit-cluster': 'cluster-a' });
+      const code = await new Promise<number>((resolve) => stream.on('error', (e: grpc.ServiceError) => resolve(e.code)));
+      close();
+      expect(code).toBe(grpc.status.UNAUTHENTICATED);
     } finally {
       await b?.stop({ graceful: false });
       await stopAll(a);

@@ -2,6 +2,7 @@ import { constants as http2 } from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import type { CallerConnection, CallerLedger, ReadWaiter, TrackedCall } from './caller-ledger.js';
 import { batchBudgetDefaults } from './batch-budget.js';
+import { PEER_METHOD } from '../transport/grpc-peer-transport.js';
 
 type Status = Parameters<grpc.ServerInterceptingCall['sendStatus']>[0];
 type Listener = Parameters<grpc.ServerInterceptingCall['start']>[0];
@@ -163,5 +164,6 @@ class BoundedCall extends grpc.ServerInterceptingCall implements ReadWaiter, Tra
 
 /** The gRPC server interceptor that puts every call on the ledger (see BoundedCall). */
 export function callerBoundsInterceptor(ledger: CallerLedger): grpc.ServerInterceptor {
-  return (method, call) => new BoundedCall(call, ledger, !method.requestStream);
+  // Peer streams are not the public's: authenticated by their own handshake (with a deadline), bounded by membership, and never refused for what callers hold.
+  return (method, call) => (method.path === PEER_METHOD ? new grpc.ServerInterceptingCall(call) : new BoundedCall(call, ledger, !method.requestStream));
 }

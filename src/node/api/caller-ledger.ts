@@ -1,6 +1,7 @@
 import { invalidArgument } from '../../common/errors.js';
 import { BatchBudget, batchBudgetDefaults } from './batch-budget.js';
 import { DemandTimer } from '../demand-timer.js';
+import { hostOfPeer } from '../transport/peer-auth.js';
 
 /** What one caller (one connection) and all callers together may hold on a node at once. */
 export interface CallerLimits {
@@ -8,6 +9,8 @@ export interface CallerLimits {
   maxCallsPerConnection: number;
   /** Calls open at once across all connections. */
   maxOpenCalls: number;
+  /** Calls open at once from one host (all its connections): many connections do not multiply a caller's share past it. */
+  maxCallsPerHost: number;
   /**
    * Unary calls of one connection whose request is being read at once; the others wait,
    * their bytes held back by HTTP/2 flow control in the caller, not in this node's memory.
@@ -26,6 +29,7 @@ export interface CallerLimits {
 export const callerLimitsDefaults: CallerLimits = {
   maxCallsPerConnection: 100,
   maxOpenCalls: 10_000,
+  maxCallsPerHost: 1_000,
   maxReadingCallsPerConnection: 2,
   maxItemsPerConnection: 100_000,
   maxUnsentBytesPerConnection: 4 * 1024 * 1024,
@@ -97,6 +101,8 @@ export class CallerLedger {
   /** The event-loop share of large batches (see BatchBudget). */
   readonly largeBatches = new BatchBudget(batchBudgetDefaults);
   private readonly connections = new Map<string, CallerConnection>();
+  /** Open calls per host (the peer address without its port). */
+  private readonly hosts = new Map<string, number>();
   private readonly calls = new Set<TrackedCall>();
   private readonly sweeper: DemandTimer;
 
@@ -111,10 +117,13 @@ export class CallerLedger {
   /** A call opens on `peer`'s connection: its share, or undefined when refused. */
   openCall(peer: string, call: TrackedCall): CallerConnection | undefined {
     let connection = this.connections.get(peer);
-    if (this.stats.openCalls >= this.limits.maxOpenCalls || (connection !== undefined && connection.openCalls >= this.limits.maxCallsPerConnection)) {
+    const host = hostOfPeer(peer);
+    const hostCalls = this.hosts.get(host) ?? 0;
+    if (this.stats.openCalls >= this.limits.maxOpenCalls || hostCalls >= this.limits.maxCallsPerHost || (connection !== undefined && connection.openCalls >= this.limits.maxCallsPerConnection)) {
       this.stats.refusedCalls++;
       return undefined;
     }
+    this.hosts.set(host, hostCalls + 1);
     if (connection === undefined) {
       connection = { peer, openCalls: 0, reading: 0, lastRequestLarge: false, waitingToRead: [], items: 0, unsentBytes: 0 };
       this.connections.set(peer, connection);
@@ -129,9 +138,18 @@ export class CallerLedger {
 
   closeCall(connection: CallerConnection, call: TrackedCall): void {
     this.calls.delete(call);
+    const host = hostOfPeer(connection.peer);
+    const hostCalls = (this.hosts.get(host) ?? 1) - 1;
+    if (hostCalls <= 0) this.hosts.delete(host);
+    else this.hosts.set(host, hostCalls);
     connection.openCalls--;
     this.stats.openCalls--;
-    if (connection.openCalls === 0 && this.connections.get(connection.peer) === connection) {
+    this.forgetIfIdle(connection);
+  }
+
+  /** A connection is forgotten only when it holds nothing: no call, no request in flight, nothing unsent (so closing calls cannot reset its share). */
+  private forgetIfIdle(connection: CallerConnection): void {
+    if (connection.openCalls === 0 && connection.items === 0 && connection.unsentBytes === 0 && this.connections.get(connection.peer) === connection) {
       this.connections.delete(connection.peer);
       this.stats.connections--;
     }
@@ -190,6 +208,7 @@ export class CallerLedger {
   itemsDone(connection: CallerConnection, count: number): void {
     connection.items -= count;
     this.stats.items -= count;
+    this.forgetIfIdle(connection);
   }
 
   /**
@@ -230,5 +249,6 @@ export class CallerLedger {
   sent(connection: CallerConnection, bytes: number): void {
     connection.unsentBytes -= bytes;
     this.stats.unsentBytes -= bytes;
+    this.forgetIfIdle(connection);
   }
 }

@@ -23,6 +23,12 @@ class StreamAnswers {
   private processed = 0;
   private awaiting = 0;
   private flushScheduled = false;
+  /** Reading paused until the answers written so far drain. */
+  private paused = false;
+  private readonly resume = (): void => {
+    this.paused = false;
+    if (!this.gone) this.call.resume();
+  };
   private halfClosed = false;
   private gone = false;
   private readonly flushLater = (): void => {
@@ -104,9 +110,15 @@ class StreamAnswers {
   private flush(): void {
     if (this.gone) return;
     if (this.ready.length > 0 || this.processed > 0) {
-      this.call.write(encodeStreamResponse(this.ready, this.processed));
+      const room = this.call.write(encodeStreamResponse(this.ready, this.processed));
       this.ready = [];
       this.processed = 0;
+      // Back-pressure: a caller that does not read its answers gets no more of its requests read (HTTP/2 holds them in the caller).
+      if (!room && !this.paused) {
+        this.paused = true;
+        this.call.pause();
+        this.call.once('drain', this.resume);
+      }
     }
     if (this.halfClosed && this.awaiting === 0) {
       this.gone = true;

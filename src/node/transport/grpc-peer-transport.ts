@@ -5,6 +5,9 @@ import type { FrameHandler, PeerTransport, Reply } from './peer-transport.js';
 /** The peer service's one method: a bidirectional stream of raw frames. */
 export const PEER_METHOD = '/ringlimit.peer.v1.Peer/Exchange';
 const NODE_HEADER = 'ringlimit-node-id';
+const CLUSTER_HEADER = 'ringlimit-cluster';
+/** How long a peer stream may take to send its proof after the receiver's challenge. */
+const PROOF_DEADLINE_MS = 5_000;
 const identity = (bytes: Buffer): Buffer => bytes;
 
 /** The peer service: one bidirectional stream of raw frames (MessagePack, see ../wire). */
@@ -30,6 +33,10 @@ export interface GrpcPeerTransportOptions {
   reconnectBackoffMs: number;
   /** How this node dials its peers (TLS with its own certificate, or plain text). */
   credentials: grpc.ChannelCredentials;
+  /** Largest frame a peer may send back on a stream this node opened (as the server side accepts). */
+  maxMessageBytes: number;
+  /** The cluster's name ('' for none): a stream from a node of another cluster is refused, as its gossip is dropped. */
+  clusterName: string;
 }
 
 export interface PeerTransportStats {
@@ -114,7 +121,11 @@ export class GrpcPeerTransport implements PeerTransport {
 
   private accept(call: grpc.ServerDuplexStream<Buffer, Buffer>): void {
     const from = firstString(call.metadata, NODE_HEADER) ?? '';
-    const verdict = this.closed ? { ok: false as const, reason: 'closing' } : this.auth.accept(from, firstString(call.metadata, PEER_AUTH_HEADER), hostOfPeer(call.getPeer()));
+    const verdict = this.closed
+      ? { ok: false as const, reason: 'closing' }
+      : (firstString(call.metadata, CLUSTER_HEADER) ?? '') !== this.options.clusterName
+        ? { ok: false as const, reason: 'a node of another cluster' }
+        : this.auth.accept(from, firstString(call.metadata, PEER_AUTH_HEADER), hostOfPeer(call.getPeer()));
     if (!verdict.ok) {
       // Refused before reading anything: its frames are never handed on.
       this.stats.refusedStreams++;
@@ -135,18 +146,26 @@ export class GrpcPeerTransport implements PeerTransport {
     };
     // With a cluster key, the first frame is the opener's proof over our challenge; nothing before it is handed on.
     let state: 'proving' | 'open' | 'refused' = challenge === undefined ? 'open' : 'proving';
+    const refuse = (why: string): void => {
+      state = 'refused';
+      this.stats.refusedStreams++;
+      call.emit('error', { code: grpc.status.UNAUTHENTICATED, details: `peer stream refused: ${why}` });
+    };
+    // A stream that never proves itself would hold its place forever.
+    const deadline = state === 'proving' ? setTimeout(() => state === 'proving' && refuse('no proof within the deadline'), PROOF_DEADLINE_MS) : undefined;
+    deadline?.unref();
     call.on('data', (frame: Buffer) => {
       if (state === 'open') this.frameHandler(frame, reply, from);
-      else if (state === 'proving' && challenge !== undefined && this.auth.verifyProof(challenge, frame)) state = 'open';
-      else {
+      else if (state === 'proving' && challenge !== undefined && this.auth.verifyProof(challenge, frame)) {
+        state = 'open';
+        clearTimeout(deadline);
+      } else {
         this.stats.unauthenticatedFrames++;
-        if (state === 'refused') return;
-        state = 'refused';
-        this.stats.refusedStreams++;
-        call.emit('error', { code: grpc.status.UNAUTHENTICATED, details: 'peer stream refused: its first frame is not a proof over this node’s challenge' });
+        if (state === 'proving') refuse('its first frame is not a proof over this node’s challenge');
       }
     });
     const done = () => {
+      clearTimeout(deadline);
       this.serverCalls.delete(call);
       if (call.writable) call.end();
     };
@@ -162,6 +181,7 @@ export class GrpcPeerTransport implements PeerTransport {
         'grpc.keepalive_timeout_ms': 5_000,
         'grpc.initial_reconnect_backoff_ms': 100,
         'grpc.max_reconnect_backoff_ms': 1_000,
+        'grpc.max_receive_message_length': this.options.maxMessageBytes,
       });
       link = { client, call: undefined, downUntilMs: 0, queued: undefined, unsentBytes: 0 };
       this.links.set(address, link);
@@ -181,6 +201,7 @@ export class GrpcPeerTransport implements PeerTransport {
   private open(address: string, link: Link): void {
     const metadata = new grpc.Metadata();
     metadata.set(NODE_HEADER, this.options.nodeId);
+    if (this.options.clusterName !== '') metadata.set(CLUSTER_HEADER, this.options.clusterName);
     const hello: Hello = this.auth.hello(address);
     if (hello.header !== undefined) metadata.set(PEER_AUTH_HEADER, hello.header);
     const call = link.client.makeBidiStreamRequest(PEER_METHOD, identity, identity, metadata, {});
