@@ -212,7 +212,8 @@ export class LimiterStore {
     const said = policies.sayFor(request);
     resolveRequest(request, out, said, this.loadFactor);
     const capacity = policies.sharedCapacity(out.action);
-    if (capacity !== undefined) this.applyFairShare(out, capacity, said?.weight ?? request.weight ?? 1);
+    // A share's weight is the operator's (the policies'), never one a caller claims in its request.
+    if (capacity !== undefined) this.applyFairShare(out, capacity, said?.weight ?? 1);
     return out;
   }
 
