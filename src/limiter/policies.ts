@@ -50,7 +50,7 @@ interface Rule {
 
 /** Rules of one level, by action. */
 interface ActionTable {
-  any: Rule | undefined;
+  wildcard: Rule | undefined;
   /** Prefix rules, longest first. */
   prefixes: [string, Rule][];
   exact: Map<string, Rule>;
@@ -141,7 +141,7 @@ function checkName(path: string, name: string, what: string, maxBytes: number): 
 }
 
 function parseTable(path: string, input: unknown): ActionTable {
-  const table: ActionTable = { any: undefined, prefixes: [], exact: new Map() };
+  const table: ActionTable = { wildcard: undefined, prefixes: [], exact: new Map() };
   if (input === undefined) return table;
   if (!isRecord(input)) throw fail(path, 'must be a mapping of action (or "prefix*", or "*") to a rule');
   const entries = Object.entries(input);
@@ -150,7 +150,7 @@ function parseTable(path: string, input: unknown): ActionTable {
     const rulePath = `${path}.${action}`;
     checkName(rulePath, action, 'an action', requestLimits.maxActionBytes);
     const rule = parseRule(rulePath, ruleInput);
-    if (action === '*') table.any = rule;
+    if (action === '*') table.wildcard = rule;
     else if (action.endsWith('*')) {
       const prefix = action.slice(0, -1);
       if (prefix.includes('*')) throw fail(rulePath, 'a wildcard may only end an action pattern');
@@ -174,7 +174,7 @@ function overlay(into: ResolvedPolicy, rule: Rule | undefined): void {
 
 /** The table's rules for `action`, least specific first: "*", then prefixes (shortest first), then the exact one. */
 function overlayTable(into: ResolvedPolicy, table: ActionTable, action: string): void {
-  overlay(into, table.any);
+  overlay(into, table.wildcard);
   for (let i = table.prefixes.length - 1; i >= 0; i--) {
     const [prefix, rule] = table.prefixes[i]!;
     if (action.startsWith(prefix)) overlay(into, rule);

@@ -44,7 +44,7 @@ export function newResolvedParams(): ResolvedParams {
 /**
  * Validates a request and writes the resolved numbers into `out` (reused on the hot
  * path, so no allocation). Throws a RateLimitError with code INVALID_ARGUMENT before
- * any state is touched. `said`: what the policies set for it (see policies.ts), which
+ * a state is touched. `said`: what the policies set for it (see policies.ts), which
  * wins over the request's own fields.
  */
 export function resolveRequest(req: RateLimitRequest, out: ResolvedParams, said?: ResolvedPolicy, loadFactor = 1): ResolvedParams {

@@ -169,7 +169,7 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
 
   /**
    * Adaptive limits, as the application reports them: every limit is scaled by `factor`
-   * (0 < factor <= 1) — on every node of a cluster, which takes the smallest factor any
+   * (0 < factor <= 1) — on every node of a cluster, which takes the smallest factor a
    * member asks for (docs/policies.md).
    */
   setLoadFactor(factor: number): void {

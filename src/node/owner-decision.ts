@@ -5,7 +5,7 @@ import { newResolvedParams, resolveRequest } from '../limiter/validate.js';
 /** A request validated once, into its own value: it travels with the call across every await. */
 export type ResolvedRequest = Readonly<ResolvedParams>;
 
-/** Validates `request` (throws RateLimitError before any state changes) into a value of its own; `said`: what the policies set for it. */
+/** Validates `request` (throws RateLimitError before a state changes) into a value of its own; `said`: what the policies set for it. */
 export function resolveOnce(request: RateLimitRequest, said?: ResolvedPolicy): ResolvedRequest {
   return resolveRequest(request, newResolvedParams(), said);
 }
