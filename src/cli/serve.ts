@@ -6,6 +6,7 @@ import type { NodeOptionsInput } from '../node/options.js';
 import { callerLimitsDefaults, type CallerLimits } from '../node/api/caller-ledger.js';
 import { readNodeTls } from '../node/transport/credentials.js';
 import { readPolicyFile, watchPolicyFile } from '../node/policy-file.js';
+import { createLogger, parseLogLevel, type LogLevel } from './logger.js';
 import { enableHarness, listenForFaultCommands } from '../chaos/harness-mode.js';
 
 export const SERVE_USAGE = `usage: ringlimit serve [options]
@@ -47,6 +48,8 @@ export const SERVE_USAGE = `usage: ringlimit serve [options]
   --on-unavailable P      local (default), allow or deny, when no owner answers
   --global-sync-ms MS     hot-key mode: how often hits go to owners and owners broadcast (default 10)
   --gossip-preset NAME    lan (default) or test
+  --log-level LEVEL       trace, debug, info (default), warn, error, fatal or silent: JSON lines on
+                          stderr (membership, ownership, policies, warnings; never per request)
   --ready-json            print one JSON line with the bound addresses once serving
   --harness               chaos-harness mode: accept fault commands (partitions, clock
                           offset and drift) as JSON lines on stdin; never use in production
@@ -78,7 +81,7 @@ function durationMs(name: string, value: string): number {
   return Number(match[1]) * unit;
 }
 
-export function parseServeArgs(args: string[]): { options: NodeOptionsInput; readyJson: boolean; harness: boolean; policyFile: string | undefined } {
+export function parseServeArgs(args: string[]): { options: NodeOptionsInput; readyJson: boolean; harness: boolean; policyFile: string | undefined; logLevel: LogLevel } {
   let parsed;
   try {
     parsed = parseArgs({
@@ -111,6 +114,7 @@ export function parseServeArgs(args: string[]): { options: NodeOptionsInput; rea
         'global-sync-ms': { type: 'string' },
         'gossip-preset': { type: 'string' },
         'ready-json': { type: 'boolean' },
+        'log-level': { type: 'string' },
         harness: { type: 'boolean' },
       },
     });
@@ -161,7 +165,7 @@ export function parseServeArgs(args: string[]): { options: NodeOptionsInput; rea
   if (v['api-token-file'] !== undefined) options.apiTokens = readLines('api-token-file', v['api-token-file']);
   if (v['admin-token-file'] !== undefined) options.adminTokens = readLines('admin-token-file', v['admin-token-file']);
   if (v.policies !== undefined) options.policies = readPolicyFile(v.policies);
-  return { options, readyJson: v['ready-json'] === true, harness: v.harness === true, policyFile: v.policies };
+  return { options, readyJson: v['ready-json'] === true, harness: v.harness === true, policyFile: v.policies, logLevel: parseLogLevel(v['log-level'] ?? 'info') };
 }
 
 /**
@@ -169,17 +173,22 @@ export function parseServeArgs(args: string[]): { options: NodeOptionsInput; rea
  * A second signal, or a stop that overruns drainTimeoutMs by far, exits at once.
  */
 export async function runServe(args: string[]): Promise<number> {
-  const { options, readyJson, harness, policyFile } = parseServeArgs(args);
+  const { options, readyJson, harness, policyFile, logLevel } = parseServeArgs(args);
   const faults = harness ? enableHarness(options) : undefined;
   const node = await createNode(options);
   if (faults !== undefined) listenForFaultCommands(faults, () => node.stats());
-  const log = (line: string) => process.stderr.write(`[ringlimit ${node.nodeId}] ${line}\n`);
-  node.on('membership', (event, member) => log(`${event}: ${member.nodeId} (${member.address})`));
-  node.on('ownership', (owners) => log(`ring: ${owners.join(', ')}`));
-  node.on('warning', (error) => log(`warning: ${error.message}`));
+  const logger = createLogger(logLevel, node.nodeId);
+  node.on('membership', (event, member) => {
+    const fields = { event, member: member.nodeId, address: member.address, state: member.meta['state'] };
+    if (event === 'update') logger.debug(fields, `member ${member.nodeId} updated`);
+    else logger.info(fields, `member ${member.nodeId}: ${event}`);
+  });
+  node.on('ownership', (owners) => logger.info({ owners }, `ring: ${owners.join(', ')} (keys that moved are handed over)`));
+  node.on('policies', (version, digest) => logger.info({ version, digest }, 'policies changed'));
+  node.on('warning', (error) => logger.warn({ err: error.message }, 'warning'));
   const loaded = node.stats().snapshot;
-  if (loaded.setAsideTo !== '') log(`warning: the snapshot failed its checks and was moved to ${loaded.setAsideTo}; starting without it`);
-  else if (options.dataDir !== undefined) log(`snapshot: ${loaded.loadedKeys} keys loaded from ${options.dataDir}`);
+  if (loaded.setAsideTo !== '') logger.warn({ setAsideTo: loaded.setAsideTo }, 'the snapshot failed its checks and was set aside; starting without it');
+  else if (options.dataDir !== undefined) logger.info({ keys: loaded.loadedKeys, dataDir: options.dataDir }, 'snapshot loaded');
   const policyWatch =
     policyFile === undefined
       ? undefined
@@ -188,20 +197,18 @@ export async function runServe(args: string[]): Promise<number> {
           POLICY_FILE_CHECK_MS,
           (policies) => {
             node.setPolicies(policies);
-            log(`policies: reloaded ${policyFile}`);
+            logger.info({ file: policyFile }, 'policy file reloaded');
           },
-          (error) => log(`warning: policies not reloaded, the ones in force stay: ${error.message}`),
+          (error) => logger.warn({ file: policyFile, err: error.message }, 'policy file not reloaded; the policies in force stay'),
         );
-  if (policyFile !== undefined) log(`policies: loaded ${policyFile}`);
-  log(`serving gRPC on ${node.grpcAddress}, gossip on ${node.gossipAddress}${node.httpAddress === undefined ? '' : `, HTTP on ${node.httpAddress}`}`);
-  log(`members: ${node.members().map((m) => m.nodeId).join(', ')}; ring: ${node.owners().join(', ')}`);
+  logger.info({ grpc: node.grpcAddress, gossip: node.gossipAddress, http: node.httpAddress, members: node.members().map((m) => m.nodeId), owners: node.owners(), policies: policyFile }, 'serving');
   if (readyJson) process.stdout.write(`${JSON.stringify({ nodeId: node.nodeId, grpc: node.grpcAddress, gossip: node.gossipAddress, ...(node.httpAddress === undefined ? {} : { http: node.httpAddress }) })}\n`);
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
-      log(`${signal}: draining and leaving (a second signal exits at once)`);
+      logger.info({ signal }, 'draining and leaving (a second signal exits at once)');
       resolve();
       const force = (again: string) => {
-        log(`${again} again: exiting without finishing the drain`);
+        logger.warn({ signal: again }, 'second signal: exiting without finishing the drain');
         process.exit(1);
       };
       process.once('SIGTERM', () => force('SIGTERM'));
@@ -211,7 +218,7 @@ export async function runServe(args: string[]): Promise<number> {
     process.once('SIGINT', () => stop('SIGINT'));
   });
   const watchdog = setTimeout(() => {
-    log(`stop overran drainTimeoutMs (${node.options.drainTimeoutMs} ms) by ${STOP_GRACE_MS} ms: exiting`);
+    logger.error({ drainTimeoutMs: node.options.drainTimeoutMs, graceMs: STOP_GRACE_MS }, 'stop overran drainTimeoutMs: exiting');
     process.exit(1);
   }, node.options.drainTimeoutMs + STOP_GRACE_MS);
   watchdog.unref();
@@ -219,10 +226,10 @@ export async function runServe(args: string[]): Promise<number> {
   try {
     await node.stop({ graceful: true });
   } catch (error) {
-    log(`stopped, but: ${(error as Error).message}`);
+    logger.error({ err: (error as Error).message }, 'stopped, with an error');
     return 1;
   }
-  log('stopped');
+  logger.info({}, 'stopped');
   return 0;
 }
 

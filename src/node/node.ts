@@ -39,6 +39,8 @@ interface NodeEvents {
   ownership: [owners: string[]];
   /** Something went wrong that the node survives (a periodic snapshot failed to write). */
   warning: [error: Error];
+  /** Other policies are in force (set here, from the file, or from another node). */
+  policies: [version: number, digest: string];
 }
 
 /** Store slots a snapshot reads per chunk (each chunk is written before the next is read). */
@@ -156,6 +158,7 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
     const compiled = policies === undefined || policies instanceof Policies ? policies : new Policies(policies);
     if (this.cluster === undefined) {
       this.limiter.setPolicies(compiled);
+      this.emit('policies', 0, policyVersionOf(compiled, 0).digest);
       return 0;
     }
     return this.cluster.policySync.change(compiled).version;
@@ -302,7 +305,11 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
         },
         onOwnership: (owners) => this.emit('ownership', owners),
         policies: this.store.policies,
-        applyPolicies: (policies) => this.limiter.setPolicies(policies),
+        applyPolicies: (policies) => {
+          this.limiter.setPolicies(policies);
+          const held = this.cluster?.policySync.current;
+          this.emit('policies', held?.version ?? 0, held?.digest ?? '');
+        },
         warn: (message) => this.emit('warning', new Error(message)),
       },
       o,
