@@ -2,11 +2,13 @@ import { runChaosCli } from './chaos.js';
 import { runClusterDemo } from './demo-cluster.js';
 import { runLimiterDemo } from './demo-limiter.js';
 import { SERVE_USAGE, runServe } from './serve.js';
+import { STATUS_USAGE, runStatus } from './status.js';
 
 const USAGE = `usage: ringlimit <command>
 
 commands:
   serve        run a cluster node (see ringlimit serve --help)
+  status       print the cluster at a glance from a node's HTTP port (see ringlimit status --help)
   demo         start a local 3-node cluster and show it limiting traffic exactly, through a node failure
   demo-local   show the in-process limiter: weighted users and throttling
   chaos        run a local multi-process cluster under faults and measure its accuracy
@@ -22,6 +24,12 @@ export async function runCli(args: string[]): Promise<number> {
         return 0;
       }
       return runServe(rest);
+    case 'status':
+      if (rest.includes('--help') || rest.includes('-h')) {
+        process.stdout.write(STATUS_USAGE);
+        return 0;
+      }
+      return runStatus(rest);
     case 'demo':
       return runClusterDemo(rest);
     case 'chaos':

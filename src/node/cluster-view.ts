@@ -6,6 +6,8 @@ import { Ring } from '../ring/index.js';
 export const META_GRPC = 'grpc';
 export const META_STATE = 'state';
 export const META_PROTOCOL = 'pv';
+/** The node's HTTP address, when it serves HTTP (ringlimit status reads every member's metrics there). */
+export const META_HTTP = 'http';
 
 /** joining: not routed to until its view is complete; draining: handing its keys over. */
 export type NodeState = 'joining' | 'active' | 'draining';

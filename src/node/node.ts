@@ -12,7 +12,7 @@ import { startHttpApi, type HttpApi, type HttpApiBackend } from './http/http-api
 import { createNodeMetrics } from './metrics.js';
 import type { Registry } from './metrics.js';
 import { ApiTokens } from './transport/credentials.js';
-import { META_GRPC, META_STATE } from './cluster-view.js';
+import { META_GRPC, META_HTTP, META_STATE } from './cluster-view.js';
 import { AimdController } from '../limiter/adaptive.js';
 import { policyVersionOf } from './policy-sync.js';
 import type { WirePoliciesInfo } from './api/proto.js';
@@ -323,6 +323,8 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
     const o = this.options;
     if (o.httpPort === undefined) return;
     this.http = await startHttpApi(this.backend(), { host: o.host, port: o.httpPort, maxBodyBytes: HTTP_MAX_BODY_BYTES, tls: o.tls, tokens: new ApiTokens(o.apiTokens) });
+    const membership = this.cluster?.membership;
+    if (membership !== undefined) membership.updateMeta({ ...membership.self.meta, [META_HTTP]: this.http.address });
   }
 
   /**
@@ -382,7 +384,7 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
     const shares = cluster === undefined ? new Map([[this.nodeId, 1]]) : cluster.view.ownershipShares();
     return {
       nodeId: this.nodeId,
-      members: this.members().map((m) => ({ nodeId: m.nodeId, gossip: m.address, grpc: m.meta[META_GRPC] ?? '', state: m.meta[META_STATE] ?? '', liveness: m.state })),
+      members: this.members().map((m) => ({ nodeId: m.nodeId, gossip: m.address, grpc: m.meta[META_GRPC] ?? '', http: m.meta[META_HTTP] ?? '', state: m.meta[META_STATE] ?? '', liveness: m.state })),
       owners: this.owners(),
       ownershipShares: Object.fromEntries(shares),
       policyVersion: this.stats().policies.version,

@@ -137,3 +137,35 @@ describe('metrics', () => {
     expect(metrics.get('ringlimit_decisions_total{action="a",result="rejected"}')).toBe(1);
   });
 });
+
+describe('ringlimit status', () => {
+  let nodes: RingLimitNode[] = [];
+  afterEach(async () => {
+    await stopAll(nodes);
+  });
+
+  it('prints every member with its state, share of the keys and rates measured from its metrics', async () => {
+    const { renderStatus } = await import('../../src/cli/status.js');
+    nodes = await startCluster(2, { httpPort: 0, handoffWindowMs: 0 });
+    let stop = false;
+    const load = (async () => {
+      for (let i = 0; !stop && i < 100_000; i++) {
+        await nodes[i % 2]!.allow({ key: `s${i % 50}`, action: 'st', limit: 3, windowMs: 60_000 });
+        if (i % 20 === 0) await new Promise((r) => setTimeout(r, 1));
+      }
+    })();
+    const text = await renderStatus(nodes[0]!.httpAddress!, undefined, 500);
+    stop = true;
+    await load;
+    const lines = text.split('\n');
+    expect(lines[0]).toMatch(/^ringlimit cluster seen from n0 .*: 2 members, policy version 0$/);
+    const rows = lines.filter((l) => /^n[01] /.test(l));
+    expect(rows).toHaveLength(2);
+    const shares = rows.map((r) => Number(/ (\d+\.\d) % /.exec(r)![1]));
+    expect(shares.reduce((a, b) => a + b, 0)).toBeCloseTo(100, 0);
+    for (const row of rows) expect(row).toMatch(/ active +alive /);
+    const total = /in all: ([\d.k]+) decisions\/s, ([\d.k]+) rejected\/s/.exec(text)!;
+    expect(Number(total[1]!.replace('k', ''))).toBeGreaterThan(0);
+    expect(Number(total[2]!.replace('k', ''))).toBeGreaterThan(0); // 50 keys of limit 3: most calls are rejected
+  }, 30_000);
+});
