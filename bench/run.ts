@@ -11,6 +11,7 @@ import { runClusterBench } from './cluster.js';
 import { runFloorBench } from './floor.js';
 import { runNodeBench } from './node.js';
 import { runPoliciesBench } from './policies.js';
+import { runCapacityBench } from './capacity.js';
 
 type Section = (log: (line: string) => void) => Promise<string>;
 
@@ -34,6 +35,7 @@ async function main(): Promise<void> {
     ['node', runNodeBench],
     ['cluster', runClusterBench],
     ['floor', runFloorBench],
+    ['capacity', runCapacityBench],
   ];
   const parts: string[] = [];
   for (const [name, run] of sections) {

@@ -180,6 +180,11 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
     this.loadControl.report(factor);
   }
 
+  /** Gossip bytes this node has sent (0 without gossip): for capacity estimates. */
+  gossipBytesSent(): number {
+    return this.cluster?.gossipStats()?.bytesSent ?? 0;
+  }
+
   /** The factor in force: every limit is scaled by it (1: as given). */
   get loadFactor(): number {
     return this.store.loadFactor;
