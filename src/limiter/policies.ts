@@ -370,8 +370,4 @@ export class Policies {
     return this.cached;
   }
 
-  /** Group names, for checks and docs. */
-  groupNames(): string[] {
-    return [...this.groups.keys()];
-  }
 }
