@@ -1,11 +1,13 @@
 import { parseArgs } from 'node:util';
 import { RingLimitError } from '../common/errors.js';
+import { LATENCY_BUCKETS_SECONDS, histogramQuantile } from '../node/latency.js';
 
 export const STATUS_USAGE = `usage: ringlimit status --node HOST:PORT [options]
 
 Prints the cluster at a glance, from one node's HTTP port (serve --http-port): members and
-their states, each node's share of the keys, decisions/s, rejections/s and forwards/s
-(measured over --interval on every member that serves HTTP), keys held and load factor.
+their states, each node's share of the keys, decisions/s, rejections/s, forwards/s and the
+p99 decision latency (measured over --interval on every member that serves HTTP), keys
+held and load factor.
 
   --node HOST:PORT   a node's HTTP address
   --token TOKEN      the API bearer token, when the nodes ask for one
@@ -21,17 +23,27 @@ interface ClusterInfo {
   loadFactor: number;
 }
 
+/** Latency paths a node reports (ringlimit_decision_duration_seconds{path}). */
+const PATHS = ['local', 'forwarded'] as const;
+type LatencyPath = (typeof PATHS)[number];
+/** The histogram's bounds, +Inf last. */
+const BOUNDS = [...LATENCY_BUCKETS_SECONDS, Infinity];
+
 interface Sample {
   decisions: number;
   rejected: number;
   forwards: number;
   keys: number;
   loadFactor: number;
+  /** Cumulative sampled decisions per latency bucket (BOUNDS), by path. */
+  latency: Record<LatencyPath, number[]>;
 }
+
+const BUCKET = /^ringlimit_decision_duration_seconds_bucket\{path="(local|forwarded)",le="([^"]+)"\}$/;
 
 /** The sums of the metrics status reads, from one node's Prometheus exposition. */
 export function sampleOf(exposition: string): Sample {
-  const sample: Sample = { decisions: 0, rejected: 0, forwards: 0, keys: 0, loadFactor: 1 };
+  const sample: Sample = { decisions: 0, rejected: 0, forwards: 0, keys: 0, loadFactor: 1, latency: { local: BOUNDS.map(() => 0), forwarded: BOUNDS.map(() => 0) } };
   for (const line of exposition.split('\n')) {
     if (line === '' || line.startsWith('#')) continue;
     const at = line.lastIndexOf(' ');
@@ -43,8 +55,28 @@ export function sampleOf(exposition: string): Sample {
     } else if (name === 'ringlimit_forwards_total') sample.forwards = value;
     else if (name === 'ringlimit_keys') sample.keys = value;
     else if (name === 'ringlimit_load_factor') sample.loadFactor = value;
+    else {
+      const bucket = BUCKET.exec(name);
+      const at = bucket === null ? -1 : BOUNDS.indexOf(bucket[2] === '+Inf' ? Infinity : Number(bucket[2]));
+      if (at >= 0) sample.latency[bucket![1] as LatencyPath][at] = value;
+    }
   }
   return sample;
+}
+
+/** Cumulative bucket counts gathered between two samples, summed over `paths` and over the pairs given. */
+function latencyBetween(pairs: [Sample, Sample][], paths: readonly LatencyPath[]): number[] {
+  const out = BOUNDS.map(() => 0);
+  for (const [a, b] of pairs) for (const path of paths) for (let i = 0; i < out.length; i++) out[i]! += b.latency[path][i]! - a.latency[path][i]!;
+  return out;
+}
+
+/** The p99 of what a histogram gathered, in milliseconds ("—" when it gathered nothing). */
+function p99(cumulative: number[]): string {
+  const seconds = histogramQuantile(0.99, BOUNDS, cumulative);
+  if (seconds === undefined) return '—';
+  const ms = seconds * 1000;
+  return `${ms < 1 ? ms.toFixed(3) : ms.toFixed(ms < 100 ? 1 : 0)} ms`;
 }
 
 async function get(url: string, token: string | undefined): Promise<Response> {
@@ -67,22 +99,24 @@ export async function renderStatus(node: string, token: string | undefined, inte
   await new Promise((resolve) => setTimeout(resolve, intervalMs));
   const after = await sampleAll();
   const seconds = (performance.now() - started) / 1000;
-  const rows: string[][] = [['node', 'state', 'liveness', 'keys share', 'decisions/s', 'rejected/s', 'forwards/s', 'keys', 'load']];
+  const rows: string[][] = [['node', 'state', 'liveness', 'keys share', 'decisions/s', 'rejected/s', 'forwards/s', 'p99', 'keys', 'load']];
   let totalDecisions = 0;
   let totalRejected = 0;
+  const measured: [Sample, Sample][] = [];
   for (const m of info.members) {
     const i = withHttp.indexOf(m);
     const a = i < 0 ? undefined : before[i];
     const b = i < 0 ? undefined : after[i];
     const share = info.ownershipShares[m.nodeId];
     const cells = [m.nodeId, m.state, m.liveness, share === undefined ? '—' : `${(share * 100).toFixed(1)} %`];
-    if (a === undefined || b === undefined) cells.push('—', '—', '—', '—', '—');
+    if (a === undefined || b === undefined) cells.push('—', '—', '—', '—', '—', '—');
     else {
+      measured.push([a, b]);
       const decisions = (b.decisions - a.decisions) / seconds;
       const rejected = (b.rejected - a.rejected) / seconds;
       totalDecisions += decisions;
       totalRejected += rejected;
-      cells.push(rate(decisions), rate(rejected), rate((b.forwards - a.forwards) / seconds), String(b.keys), b.loadFactor.toFixed(2));
+      cells.push(rate(decisions), rate(rejected), rate((b.forwards - a.forwards) / seconds), p99(latencyBetween([[a, b]], PATHS)), String(b.keys), b.loadFactor.toFixed(2));
     }
     rows.push(cells);
   }
@@ -94,6 +128,7 @@ export async function renderStatus(node: string, token: string | undefined, inte
     table,
     '',
     `in all: ${rate(totalDecisions)} decisions/s, ${rate(totalRejected)} rejected/s over ${seconds.toFixed(1)} s${withHttp.length < info.members.length ? ` (members without an HTTP port show —)` : ''}`,
+    `p99 decision latency: ${p99(latencyBetween(measured, ['local']))} answered where asked, ${p99(latencyBetween(measured, ['forwarded']))} forwarded to the owner`,
   ].join('\n');
 }
 

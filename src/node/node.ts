@@ -10,6 +10,7 @@ import { parsePolicyText } from './policy-file.js';
 import { LoadControl, eventLoopDelaySampler } from './load-control.js';
 import { startHttpApi, type HttpApi, type HttpApiBackend } from './http/http-api.js';
 import { createNodeMetrics } from './metrics.js';
+import { LatencyHistogram } from './latency.js';
 import type { Registry } from './metrics.js';
 import { ApiTokens } from './transport/credentials.js';
 import { META_GRPC, META_HTTP, META_STATE } from './cluster-view.js';
@@ -61,6 +62,8 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
   /** For allowNow() and decide(): it never crosses an await. */
   private readonly scratch = newResolvedParams();
   private readonly skew = new CallerSkew();
+  /** Sampled decision latency: answered here, and answered by the owner it was forwarded to. */
+  private readonly latency = { local: new LatencyHistogram(), forwarded: new LatencyHistogram() };
   private snapshotter: Snapshotter | undefined;
   private loadControl: LoadControl | undefined;
   private http: HttpApi | undefined;
@@ -257,8 +260,28 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
 
   /** Decides a validated request here or at its owner; `p` may be a reused scratch: it is copied before anything that outlives this call. */
   private decideResolved(p: ResolvedParams, wait: number): Reservation | Promise<Reservation> {
+    return this.latency.local.sample() ? this.decideTimed(p, wait) : this.decideHereOrAtOwner(p, wait);
+  }
+
+  private decideHereOrAtOwner(p: ResolvedParams, wait: number): Reservation | Promise<Reservation> {
     if (this.cluster === undefined) return this.decision.decideNow(p, wait) ?? this.decision.decide({ ...p }, wait);
     return this.cluster.route(p, wait);
+  }
+
+  /** decideResolved() for a sampled request: the same path, with its latency recorded (an answer later than now is "forwarded" unless this node owns the key). */
+  private decideTimed(p: ResolvedParams, wait: number): Reservation | Promise<Reservation> {
+    const startedMs = performance.now();
+    const ownedHere = this.cluster === undefined || this.cluster.view.isOwnedHere(p.action, p.key);
+    const answer = this.decideHereOrAtOwner(p, wait);
+    if (!(answer instanceof Promise)) {
+      this.latency.local.record(performance.now() - startedMs);
+      return answer;
+    }
+    const histogram = ownedHere ? this.latency.local : this.latency.forwarded;
+    return answer.then((r) => {
+      histogram.record(performance.now() - startedMs);
+      return r;
+    });
   }
 
   /** allow() for a request already validated (policy handles). */
@@ -344,6 +367,7 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
       members: () => Math.max(1, this.members().length),
       owners: () => this.owners().length,
       membershipEvents: () => this.membershipEvents,
+      latency: () => this.latency,
     });
     return this.registry;
   }

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createNode, type RingLimitNode } from '../../src/node/node.js';
 import { startCluster, stopAll } from './helpers.js';
+import { LATENCY_SAMPLE_EVERY } from '../../src/node/latency.js';
 
 const TOKEN = 'http-token-0123456789abcdef';
 
@@ -127,6 +128,56 @@ describe('metrics', () => {
     expect([...metrics.keys()].filter((k) => /k[0-3]/.test(k))).toEqual([]);
   }, 30_000);
 
+  it('decision latency: one decision in LATENCY_SAMPLE_EVERY timed, local and forwarded, a well-formed histogram; a client reports its own', async () => {
+    nodes = await startCluster(2, { handoffWindowMs: 0 });
+    const [a, b] = nodes as [RingLimitNode, RingLimitNode];
+    const keys = { here: [] as string[], there: [] as string[] };
+    for (let i = 0; keys.here.length < 8 || keys.there.length < 8; i++) (a.ownerOf(`k${i}`, 'lat') === a.options.nodeId ? keys.here : keys.there).push(`k${i}`);
+    for (let i = 0; i < LATENCY_SAMPLE_EVERY * 40; i++) await a.allow({ key: i % 2 === 0 ? keys.here[i % 8]! : keys.there[i % 8]!, action: 'lat', limit: 1_000, windowMs: 60_000 });
+    const histogram = (text: string, path: string): { buckets: [number, number][]; count: number; sum: number } => {
+      const m = parseExposition(text);
+      const buckets: [number, number][] = [];
+      for (const [name, value] of m) {
+        const hit = new RegExp(`^ringlimit_decision_duration_seconds_bucket\\{path="${path}",le="([^"]+)"\\}$`).exec(name);
+        if (hit !== null) buckets.push([hit[1] === '+Inf' ? Infinity : Number(hit[1]), value]);
+      }
+      return { buckets, count: m.get(`ringlimit_decision_duration_seconds_count{path="${path}"}`) ?? NaN, sum: m.get(`ringlimit_decision_duration_seconds_sum{path="${path}"}`) ?? NaN };
+    };
+    const text = await a.metrics().metrics();
+    const local = histogram(text, 'local');
+    const forwarded = histogram(text, 'forwarded');
+    // 40 sampled calls: the last of every LATENCY_SAMPLE_EVERY (an odd i, so a key owned elsewhere: forwarded).
+    expect(local.count + forwarded.count).toBe(40);
+    expect(forwarded.count).toBe(40);
+    for (const h of [local, forwarded]) {
+      expect(h.buckets.length).toBe(22);
+      expect(h.buckets.at(-1)).toEqual([Infinity, h.count]);
+      for (let i = 1; i < h.buckets.length; i++) {
+        expect(h.buckets[i]![0]).toBeGreaterThan(h.buckets[i - 1]![0]);
+        expect(h.buckets[i]![1]).toBeGreaterThanOrEqual(h.buckets[i - 1]![1]);
+      }
+    }
+    expect(forwarded.sum).toBeGreaterThan(0);
+    // The owner's own callers are timed as local.
+    for (let i = 0; i < LATENCY_SAMPLE_EVERY * 2; i++) await b.allow({ key: keys.there[i % 8]!, action: 'lat', limit: 1_000, windowMs: 60_000 });
+    expect(histogram(await b.metrics().metrics(), 'local').count).toBe(2);
+    expect(histogram(await b.metrics().metrics(), 'forwarded').count).toBe(0);
+
+    const { RingLimitClient } = await import('../../src/node/api/client.js');
+    const client = new RingLimitClient({ nodes: [a.grpcAddress!] });
+    try {
+      for (let i = 0; i < LATENCY_SAMPLE_EVERY * 5; i++) await client.allow({ key: `c${i}`, action: 'lat', limit: 5, windowMs: 60_000 });
+      const clientText = await client.metrics().metrics();
+      const c = histogram(clientText, 'client');
+      expect(c.count).toBe(5);
+      expect(c.buckets.at(-1)).toEqual([Infinity, 5]);
+      expect(c.sum).toBeGreaterThan(0);
+      expect(parseExposition(clientText).get('ringlimit_client_requests_total')).toBe(LATENCY_SAMPLE_EVERY * 5);
+    } finally {
+      client.close();
+    }
+  }, 30_000);
+
   it('an embedded node exposes the same registry for its own server', async () => {
     const node = await createNode();
     nodes.push(node);
@@ -167,5 +218,9 @@ describe('ringlimit status', () => {
     const total = /in all: ([\d.k]+) decisions\/s, ([\d.k]+) rejected\/s/.exec(text)!;
     expect(Number(total[1]!.replace('k', ''))).toBeGreaterThan(0);
     expect(Number(total[2]!.replace('k', ''))).toBeGreaterThan(0); // 50 keys of limit 3: most calls are rejected
+    // p99 per node and per path, from the sampled latency histograms.
+    expect(lines[2]).toMatch(/ forwards\/s +p99 +keys /);
+    for (const row of rows) expect(row).toMatch(/ \d+\.\d+ ms /);
+    expect(text).toMatch(/^p99 decision latency: \d+\.\d+ ms answered where asked, \d+\.\d+ ms forwarded to the owner$/m);
   }, 30_000);
 });

@@ -8,6 +8,8 @@ import { ClusterView, PLACEMENT, type ViewMember } from '../cluster-view.js';
 import { MAX_BATCH_ITEMS } from './backend.js';
 import { allowStreamPath, rateLimiterClientConstructor, rawBytes, type WireHealth, type WireMembers } from './proto.js';
 import { decodeStreamResponse, encodeStreamRequest, type OutgoingRequest, type ResultVisitor } from './stream-codec.js';
+import { LatencyHistogram } from '../latency.js';
+import { createClientMetrics, type Registry } from '../metrics.js';
 import { channelCredentials, clientMetadata, type ClientTls } from '../transport/credentials.js';
 
 export interface ClientOptions {
@@ -83,6 +85,8 @@ interface PendingCall extends OutgoingRequest {
   attempt: number;
   node: NodeLink | undefined;
   deadlineMs: number;
+  /** When a sampled call was made (performance.now()), or -1: its latency is recorded. */
+  startedMs: number;
 }
 
 /** One node: its gRPC client, its long-lived stream (opened lazily), and what waits to go out on it. */
@@ -157,6 +161,9 @@ export class RingLimitClient {
   private readonly deadlineTimer: NodeJS.Timeout;
   private readonly batcher: AdaptiveBatcher<PendingCall>;
   private readonly counters: ClientStats = { messages: 0, requests: 0, failovers: 0, timeouts: 0, streamBreaks: 0 };
+  /** Sampled call latency, from allow() to its answer. */
+  private readonly latency = new LatencyHistogram();
+  private registry: Registry | undefined;
 
   constructor(options: Partial<ClientOptions> & { nodes: string[] }) {
     this.options = { ...clientDefaults, ...options };
@@ -237,6 +244,16 @@ export class RingLimitClient {
     return { ...this.counters };
   }
 
+  /**
+   * The client's Prometheus metrics (prom-client registry, read at each scrape): its call
+   * latency as ringlimit_decision_duration_seconds{path="client"}, and its counters. Give it
+   * a registry of your own to add them to; not one a node in this process also uses.
+   */
+  metrics(registry?: Registry): Registry {
+    this.registry ??= createClientMetrics({ stats: () => this.counters, latency: this.latency }, registry);
+    return this.registry;
+  }
+
   /** Requests queued or awaiting an answer. */
   get pending(): number {
     return this.queued + this.awaiting.size;
@@ -278,7 +295,7 @@ export class RingLimitClient {
       return Promise.reject(new RateLimitError('RESOURCE_EXHAUSTED', `more than ${this.options.maxPending} requests pending`));
     }
     return new Promise<Reservation>((resolve, reject) => {
-      const call: PendingCall = { id: 0, request, maxWaitMs, timestampMs: 0, resolve, reject, firstNode: this.preferred, viaOwner: false, attempt: 0, node: undefined, deadlineMs: 0 };
+      const call: PendingCall = { id: 0, request, maxWaitMs, timestampMs: 0, resolve, reject, firstNode: this.preferred, viaOwner: false, attempt: 0, node: undefined, deadlineMs: 0, startedMs: this.latency.sample() ? performance.now() : -1 };
       this.dispatch(call);
     });
   }
@@ -370,7 +387,9 @@ export class RingLimitClient {
   private readonly results: ResultVisitor = {
     decision: (id, allowed, limit, remaining, resetAtMs, retryAfterMs, waitMs) => {
       const call = this.settle(id);
-      call?.resolve({ allowed, limit, remaining, resetAtMs, retryAfterMs, waitMs });
+      if (call === undefined) return;
+      if (call.startedMs >= 0) this.latency.record(performance.now() - call.startedMs);
+      call.resolve({ allowed, limit, remaining, resetAtMs, retryAfterMs, waitMs });
     },
     error: (id, code, message, field) => {
       const call = this.settle(id);
