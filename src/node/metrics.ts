@@ -15,6 +15,8 @@ export interface MetricsSource {
   membershipEvents(): Record<string, number>;
   /** Sampled decision latency: answered here (`local`), and sent to the owner and answered (`forwarded`). */
   latency(): { local: LatencyHistogram; forwarded: LatencyHistogram };
+  /** Replication lag, one measure per flush (none on a lone node). */
+  replicationLag(): LatencyHistogram | undefined;
 }
 
 /** Gossip drop reasons with a label of their own (others count as "other"): a bound on the label's values. */
@@ -40,10 +42,11 @@ class SampledHistogram extends Histogram<string> {
     private readonly metricName: string,
     private readonly helpText: string,
     registry: Registry,
+    /** '' for a histogram without a label. */
     private readonly label: string,
     private readonly read: () => [string, LatencyHistogram][],
   ) {
-    super({ name: metricName, help: helpText, labelNames: [label], buckets: [...LATENCY_BUCKETS_SECONDS], registers: [registry] });
+    super({ name: metricName, help: helpText, labelNames: label === '' ? [] : [label], buckets: [...LATENCY_BUCKETS_SECONDS], registers: [registry] });
   }
 
   getForPromString(): Promise<{ name: string; help: string; type: string; aggregator: string; values: HistogramLine[] }> {
@@ -52,21 +55,22 @@ class SampledHistogram extends Histogram<string> {
       values.push({ metricName: `${this.metricName}${suffix}`, labels, sharedLabels: {}, value });
     };
     for (const [labelValue, h] of this.read()) {
+      const labels = (): Record<string, string | number> => (this.label === '' ? {} : { [this.label]: labelValue });
       let cumulative = 0;
       for (let i = 0; i < h.counts.length; i++) {
         cumulative += h.counts[i]!;
-        line('_bucket', { [this.label]: labelValue, le: i < LATENCY_BUCKETS_SECONDS.length ? LATENCY_BUCKETS_SECONDS[i]! : '+Inf' }, cumulative);
+        line('_bucket', { ...labels(), le: i < LATENCY_BUCKETS_SECONDS.length ? LATENCY_BUCKETS_SECONDS[i]! : '+Inf' }, cumulative);
       }
-      line('_sum', { [this.label]: labelValue }, h.sumSeconds);
-      line('_count', { [this.label]: labelValue }, h.count);
+      line('_sum', labels(), h.sumSeconds);
+      line('_count', labels(), h.count);
     }
     return Promise.resolve({ name: this.metricName, help: this.helpText, type: 'histogram', aggregator: 'sum', values });
   }
 }
 
-/** Registers the sampled decision-latency histogram `name`, labelled by `label`. */
+/** Registers the latency histogram `name`, read from LatencyHistograms, labelled by `label` ('' for none). */
 export function registerLatencyHistogram(registry: Registry, name: string, help: string, label: string, read: () => [string, LatencyHistogram][]): void {
-  new SampledHistogram(name, `${help} Sampled: one decision in ${LATENCY_SAMPLE_EVERY} is timed.`, registry, label, read);
+  new SampledHistogram(name, help, registry, label, read);
 }
 
 type ReadLabelled = () => [Record<string, string>, number][];
@@ -136,7 +140,7 @@ export function createNodeMetrics(source: MetricsSource, registry: Registry = ne
   registerLatencyHistogram(
     registry,
     'ringlimit_decision_duration_seconds',
-    'Time from a request reaching this node (embedded call, gRPC or HTTP API) to its answer: path="local" answered here, path="forwarded" sent to its owner.',
+    `Time from a request reaching this node (embedded call, gRPC or HTTP API) to its answer: path="local" answered here, path="forwarded" sent to its owner. Sampled: one decision in ${LATENCY_SAMPLE_EVERY} is timed.`,
     'path',
     () => {
       const { local, forwarded } = source.latency();
@@ -144,6 +148,16 @@ export function createNodeMetrics(source: MetricsSource, registry: Registry = ne
         ['local', local],
         ['forwarded', forwarded],
       ];
+    },
+  );
+  registerLatencyHistogram(
+    registry,
+    'ringlimit_replication_lag_seconds',
+    'Replication lag: from the first change after a flush (a decision on a key this node owns) to the ack of the first frame that flush sent to a replica. One measure per flush.',
+    '',
+    () => {
+      const lag = source.replicationLag();
+      return lag === undefined ? [] : [['', lag]];
     },
   );
   gauge(registry, 'ringlimit_keys', 'Keys (action, key pairs) held.', () => stats().store.keys);
@@ -218,7 +232,7 @@ export interface ClientMetricsSource {
  * messages, requests, failovers and timeouts.
  */
 export function createClientMetrics(source: ClientMetricsSource, registry: Registry = new Registry()): Registry {
-  registerLatencyHistogram(registry, 'ringlimit_decision_duration_seconds', 'Time from a client call to its answer (path="client").', 'path', () => [['client', source.latency]]);
+  registerLatencyHistogram(registry, 'ringlimit_decision_duration_seconds', `Time from a client call to its answer (path="client"). Sampled: one call in ${LATENCY_SAMPLE_EVERY} is timed.`, 'path', () => [['client', source.latency]]);
   counter(registry, 'ringlimit_client_messages_total', 'AllowStream messages the client sent (each a batch of requests).', () => source.stats().messages);
   counter(registry, 'ringlimit_client_requests_total', 'Requests the client sent.', () => source.stats().requests);
   counter(registry, 'ringlimit_client_failovers_total', 'Requests moved to another node (timeout, broken stream, UNAVAILABLE answer).', () => source.stats().failovers);

@@ -368,6 +368,7 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
       owners: () => this.owners().length,
       membershipEvents: () => this.membershipEvents,
       latency: () => this.latency,
+      replicationLag: () => this.cluster?.replicator.lag,
     });
     return this.registry;
   }

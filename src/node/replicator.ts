@@ -5,6 +5,7 @@ import type { AlgorithmId } from '../limiter/types.js';
 import { SenderVerdict, type ClusterView } from './cluster-view.js';
 import { DemandTimer } from './demand-timer.js';
 import { EntryOutbox, walkStoreInTurns } from './entry-outbox.js';
+import { LatencyHistogram } from './latency.js';
 import type { AckReceiver, FrameIds } from './frame-ids.js';
 import { fromWireEntry, toWireEntry } from './state-wire.js';
 import type { PeerTransport, Reply } from './transport/peer-transport.js';
@@ -40,6 +41,9 @@ export interface ReplicatorStats {
   entriesRefused: number;
 }
 
+/** Replicate frames whose ack is awaited to measure the lag, at most. */
+const MAX_LAG_PROBES = 64;
+
 interface AckWaiter {
   remaining: number;
   deadlineMs: number;
@@ -64,6 +68,14 @@ export class Replicator implements AckReceiver {
   private readonly sentIds: number[] = [];
   private readonly cells = new Float64Array(STATE_STRIDE);
   private nowMs = 0;
+  /**
+   * Replication lag: from the first change after a flush to the ack of the first frame that
+   * flush sent (the change waited for the flush, then crossed to the replica and back).
+   */
+  readonly lag = new LatencyHistogram();
+  private changedAtMs = -1;
+  /** Frame id → changedAtMs of its flush, in send order; at most MAX_LAG_PROBES. */
+  private readonly lagProbes = new Map<number, number>();
   private resyncGeneration = 0;
   private closed = false;
 
@@ -96,6 +108,7 @@ export class Replicator implements AckReceiver {
 
   /** A decision here may have changed a key's state: it goes out with the next flush. */
   changed(): void {
+    if (this.changedAtMs < 0) this.changedAtMs = this.components.clock.now();
     this.timer?.wake();
   }
 
@@ -107,7 +120,13 @@ export class Replicator implements AckReceiver {
     this.nowMs = this.components.clock.now();
     const changed = this.components.store.drainChanges(this.collect);
     this.expireWaiters();
-    this.send();
+    const changedAtMs = this.changedAtMs;
+    this.changedAtMs = -1;
+    const sentIds = this.sentIds;
+    sentIds.length = 0;
+    this.send(sentIds);
+    const probe = sentIds[0];
+    if (changedAtMs >= 0 && probe !== undefined && this.lagProbes.size < MAX_LAG_PROBES && this.components.ids.awaitAck(probe, this)) this.lagProbes.set(probe, changedAtMs);
     return changed;
   }
 
@@ -115,6 +134,7 @@ export class Replicator implements AckReceiver {
   flushAndWait(): Promise<void> {
     if (this.init.replicas === 0 || this.closed) return Promise.resolve();
     this.nowMs = this.components.clock.now();
+    this.changedAtMs = -1; // what a decision waits for here shows in its own latency
     this.components.store.drainChanges(this.collect);
     this.expireWaiters();
     const sentIds = this.sentIds;
@@ -155,6 +175,12 @@ export class Replicator implements AckReceiver {
   }
 
   onAck(frameId: number): void {
+    const changedAtMs = this.lagProbes.get(frameId);
+    if (changedAtMs !== undefined) {
+      this.lagProbes.delete(frameId);
+      this.lag.record(this.components.clock.now() - changedAtMs);
+      return;
+    }
     const waiter = this.waiters.get(frameId);
     if (waiter === undefined) return;
     this.stats.acks++;
@@ -169,6 +195,11 @@ export class Replicator implements AckReceiver {
   }
 
   private expireWaiters(): void {
+    for (const [id, changedAtMs] of this.lagProbes) {
+      if (changedAtMs + this.init.ackTimeoutMs > this.nowMs) break;
+      this.lagProbes.delete(id);
+      this.components.ids.forget(id);
+    }
     for (const [id, waiter] of this.waiters) {
       if (waiter.deadlineMs > this.nowMs) break;
       this.waiters.delete(id);
@@ -209,5 +240,7 @@ export class Replicator implements AckReceiver {
       waiter.done();
     }
     this.waiters.clear();
+    for (const id of this.lagProbes.keys()) this.components.ids.forget(id);
+    this.lagProbes.clear();
   }
 }

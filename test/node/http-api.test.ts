@@ -158,6 +158,20 @@ describe('metrics', () => {
       }
     }
     expect(forwarded.sum).toBeGreaterThan(0);
+    // Replication lag: a's own keys changed, were flushed to b and acked (one measure per flush).
+    let lag = { buckets: [] as [number, number][], count: 0, sum: 0 };
+    for (let i = 0; i < 50 && !(lag.count > 0); i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      const m = parseExposition(await a.metrics().metrics());
+      lag = {
+        buckets: [...m].filter(([k]) => k.startsWith('ringlimit_replication_lag_seconds_bucket{le=')).map(([k, v]): [number, number] => [k.includes('+Inf') ? Infinity : Number(/le="([^"]+)"/.exec(k)![1]), v]),
+        count: m.get('ringlimit_replication_lag_seconds_count') ?? 0,
+        sum: m.get('ringlimit_replication_lag_seconds_sum') ?? 0,
+      };
+    }
+    expect(lag.count).toBeGreaterThan(0);
+    expect(lag.buckets.at(-1)).toEqual([Infinity, lag.count]);
+    expect(lag.sum / lag.count).toBeLessThan(5); // seconds: well under the ack timeout
     // The owner's own callers are timed as local.
     for (let i = 0; i < LATENCY_SAMPLE_EVERY * 2; i++) await b.allow({ key: keys.there[i % 8]!, action: 'lat', limit: 1_000, windowMs: 60_000 });
     expect(histogram(await b.metrics().metrics(), 'local').count).toBe(2);
