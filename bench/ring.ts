@@ -64,7 +64,7 @@ function lookupsPerSecond<T>(keys: string[], passes: number, fresh: () => T, loo
 
 function lookupSection(keys: string[], log: (line: string) => void): string {
   const rows: string[][] = [];
-  for (const count of [3, 30]) {
+  for (const count of [3, 30, 1000]) {
     log(`ring: lookups at ${count} nodes`);
     const ours = ourRing(count);
     const replicas: string[] = [];
@@ -113,13 +113,13 @@ function balanceSection(keys: string[], log: (line: string) => void): string {
     log(`ring: balance at ${count} nodes`);
     const servers = nodeIds(count);
     const ours = ourRing(count);
-    const table = buildPointTable(resolveNodes(servers.map((nodeId) => ({ nodeId }))), ours.vnodesPerNode);
+    const shares = ours.shares();
     const theirs = new HashRing(servers);
     const theirPoints = theirs.ring.map((point) => point.value);
     rows.push([
       `${count}`,
       deviationRange(keyCounts(keys, servers, (key) => ours.owner(key)), keys.length / count),
-      deviationRange(arcShares(table.points, (i) => servers[table.pointOwners[i] as number] as string, servers), 1 / count),
+      deviationRange(servers.map((server) => shares.get(server) ?? 0), 1 / count),
       deviationRange(keyCounts(keys, servers, (key) => theirs.get(key)), keys.length / count),
       deviationRange(arcShares(theirPoints, (i) => (theirs.ring[i] as { server: string }).server, servers), 1 / count),
     ]);
@@ -163,23 +163,27 @@ function movementSection(keys: string[], log: (line: string) => void): string {
   );
 }
 
-/** Worst ring-share deviation over random clusters, per vnodes setting: what the default rests on. */
+/** Worst ring-share deviation over random clusters: plain random points against the balanced layout. */
 function sweepSection(log: (line: string) => void): string {
   const rows: string[][] = [];
   const rng = seededRng(42);
-  for (const vnodesPerNode of [1024, 2048, 4096, 8192]) {
-    log(`ring: vnodes sweep at ${vnodesPerNode}`);
-    const cells = [`${vnodesPerNode}`];
-    for (const count of [3, 10, 30]) {
+  const placements: [string, (ids: string[]) => number[]][] = [
+    ['random points, 1024 per node', (ids) => plainShares(ids, 1024)],
+    ['random points, 8192 per node (before)', (ids) => plainShares(ids, 8192)],
+    ['balanced, 1024 base points per node (now)', (ids) => {
+      const shares = new Ring(ids.map((nodeId) => ({ nodeId }))).shares();
+      return ids.map((id) => shares.get(id) ?? 0);
+    }],
+  ];
+  for (const [name, sharesOf] of placements) {
+    log(`ring: balance sweep, ${name}`);
+    const cells = [name];
+    for (const count of [3, 10, 30, 100]) {
       let worst = 0;
       let over = 0;
       for (let cluster = 0; cluster < SWEEP_CLUSTERS; cluster++) {
-        const servers = Array.from({ length: count }, () => `10.${rng.int(256)}.${rng.int(256)}.${rng.int(256)}:7946`);
-        const nodes = resolveNodes([...new Set(servers)].map((nodeId) => ({ nodeId })));
-        const table = buildPointTable(nodes, vnodesPerNode);
-        const ids = nodes.map((node) => node.nodeId);
-        const shares = arcShares(table.points, (i) => ids[table.pointOwners[i] as number] as string, ids);
-        const deviation = Math.max(...shares.map((share) => Math.abs(share * ids.length - 1)));
+        const ids = [...new Set(Array.from({ length: count }, () => `10.${rng.int(256)}.${rng.int(256)}.${rng.int(256)}:7946`))];
+        const deviation = Math.max(...sharesOf(ids).map((share) => Math.abs(share * ids.length - 1)));
         worst = Math.max(worst, deviation);
         if (deviation > 0.05) over++;
       }
@@ -187,26 +191,84 @@ function sweepSection(log: (line: string) => void): string {
     }
     rows.push(cells);
   }
-  return table(['vnodes per node', '3 nodes: worst share deviation (clusters over ±5 %)', '10 nodes', '30 nodes'], rows);
+  return table(['placement', '3 nodes: worst share deviation (clusters over ±5 %)', '10 nodes', '30 nodes', '100 nodes'], rows);
 }
 
-function buildSection(log: (line: string) => void): string {
-  log('ring: build times');
+/** Exact shares of the plain random-point table (no balancing), in the order of `ids`. */
+function plainShares(ids: string[], vnodesPerNode: number): number[] {
+  const nodes = resolveNodes(ids.map((nodeId) => ({ nodeId })));
+  const table = buildPointTable(nodes, vnodesPerNode);
+  const sorted = nodes.map((node) => node.nodeId);
+  const shares = arcShares(table.points, (i) => sorted[table.pointOwners[i] as number] as string, sorted);
+  return ids.map((id) => shares[sorted.indexOf(id)] as number);
+}
+
+const addressIds = (count: number, prefix = 0): string[] => Array.from({ length: count }, (_, i) => `10.${prefix}.${i >> 8}.${i & 255}:7946`);
+
+/**
+ * At scale: what one ring costs, what a membership change costs (event-loop time of
+ * withMembers, warmed up), how even the shares are, and how many keys a change moves.
+ */
+function scaleSection(keys: string[], log: (line: string) => void): string {
   const rows: string[][] = [];
-  for (const count of [3, 30, 300]) {
-    ourRing(count); // warm-up
-    const times: number[] = [];
-    let points = 0;
-    for (let i = 0; i < 5; i++) {
+  const beforeRows: string[][] = [];
+  for (const count of [10, 100, 1000, 4096]) {
+    log(`ring: ${count} members`);
+    const ids = addressIds(count);
+    const members = ids.map((nodeId) => ({ nodeId }));
+    const builds: number[] = [];
+    let ring = new Ring(members);
+    for (let i = 0; i < (count >= 1000 ? 2 : 5); i++) {
       const started = performance.now();
-      points = ourRing(count).pointCount;
-      times.push(performance.now() - started);
+      ring = new Ring(members);
+      builds.push(performance.now() - started);
     }
-    const table = buildPointTable(resolveNodes(nodeIds(count).map((nodeId) => ({ nodeId }))), ringDefaults.vnodesPerNode);
-    const bytes = table.points.byteLength + table.pointOwners.byteLength + table.bucketStarts.byteLength;
-    rows.push([`${count}`, `${points}`, `${(bytes / 2 ** 20).toFixed(1)} MiB`, `${median(times).toFixed(1)} ms`]);
+    // Changes: a member leaves, another joins, 12 times; the first 2 warm the code up.
+    const changes: number[] = [];
+    let current = ring;
+    for (let i = 0; i < 12; i++) {
+      let started = performance.now();
+      const left = current.withoutMember(ids[i * 13]!);
+      const leaveMs = performance.now() - started;
+      started = performance.now();
+      current = left.withMember({ nodeId: `10.200.0.${i}:7946` });
+      const joinMs = performance.now() - started;
+      if (i >= 2) changes.push(joinMs, leaveMs);
+    }
+    const deviation = Math.max(...[...ring.shares().values()].map((share) => Math.abs(share * count - 1)));
+    // Movement: one member leaves (N → N-1), then one joins (N-1 → N).
+    const shrunk = ring.withoutMember(ids[7]!);
+    const grown = shrunk.withMember({ nodeId: '10.201.0.1:7946' });
+    const [joinMoved, joinCross] = movement(keys, (k) => shrunk.owner(k), (k) => grown.owner(k), '10.201.0.1:7946');
+    let leaveMoved = 0;
+    for (const key of keys) if (ring.owner(key) !== shrunk.owner(key)) leaveMoved++;
+    rows.push([
+      `${count}`,
+      `${ring.pointCount}`,
+      `${(ring.byteSize() / 2 ** 20).toFixed(1)} MiB`,
+      `${median(builds).toFixed(0)} ms`,
+      `${median(changes).toFixed(1)} / ${Math.max(...changes).toFixed(1)} ms`,
+      pct(deviation),
+      `${pct(joinMoved, 3)} (${(joinMoved * count).toFixed(2)}/N), ${pct(joinCross, 3)} between old`,
+      `${pct(leaveMoved / keys.length, 3)} (${((leaveMoved / keys.length) * count).toFixed(2)}/N)`,
+    ]);
+    if (count <= 1000) {
+      // The design before: every change built a table of 8192 random points per node from scratch.
+      const nodes = resolveNodes(members);
+      const started = performance.now();
+      const plain = buildPointTable(nodes, 8192);
+      const ms = performance.now() - started;
+      const bytes = plain.points.byteLength + plain.pointOwners.byteLength + plain.bucketStarts.byteLength;
+      beforeRows.push([`${count}`, `${plain.points.length}`, `${(bytes / 2 ** 20).toFixed(1)} MiB`, `${ms.toFixed(0)} ms`, pct(Math.max(...plainShares(ids, 8192).map((share) => Math.abs(share * count - 1))))]);
+    }
   }
-  return table(['nodes', 'points', 'tables + index', 'build (median of 5)'], rows);
+  return [
+    table(['members', 'points in use', 'ring (tables, layout, index)', 'full build', 'one change: median / max', 'worst share vs fair', 'join: keys moved', 'leave: keys moved'], rows),
+    '',
+    'The design before (8192 random points per node, every change a full build), same run:',
+    '',
+    table(['members', 'points', 'tables + index', 'build = each change', 'worst share vs fair'], beforeRows),
+  ].join('\n');
 }
 
 export async function runRingBench(log: (line: string) => void): Promise<string> {
@@ -216,12 +278,12 @@ export async function runRingBench(log: (line: string) => void): Promise<string>
   const balance = balanceSection(keys, log);
   const moves = movementSection(keys, log);
   const sweep = sweepSection(log);
-  const builds = buildSection(log);
+  const scale = scaleSection(keys, log);
   log(`ring: done in ${((performance.now() - started) / 1000).toFixed(1)} s (checksum ${sink % 1000})`);
   return [
     '### Ring: src/ring vs npm hashring@3.2.0',
     '',
-    `${KEY_COUNT / 1000}k random keys like \`user:3f9a0c1e:417\`, nodes \`node-1\`…\`node-N\`, default ${ringDefaults.vnodesPerNode} vnodes (ours) and hashring defaults (40 × 4 points per server). Lookups: median of passes over all keys. hashring gets a fresh ring per pass, so its LRU cache is empty and every key of the pass is distinct: each get() is uncached (md5 + search + cache insert).`,
+    `${KEY_COUNT / 1000}k random keys like \`user:3f9a0c1e:417\`, nodes \`node-1\`…\`node-N\`, default ${ringDefaults.vnodesPerNode} base points per node, balanced (ours), and hashring defaults (40 × 4 points per server). Lookups: median of passes over all keys. hashring gets a fresh ring per pass, so its LRU cache is empty and every key of the pass is distinct: each get() is uncached (md5 + search + cache insert).`,
     '',
     lookups,
     '',
@@ -229,17 +291,17 @@ export async function runRingBench(log: (line: string) => void): Promise<string>
     '',
     balance,
     '',
-    'Movement when one node joins, over the same keys. Keys moving between two old nodes are pure churn.',
+    'Movement when one node joins, over the same keys. Keys moving between two old nodes are churn: ours are the few arcs balancing shifts (handed off like any moved key); hashring\'s come from its point counts.',
     '',
     moves,
     '',
-    `vnodes sweep: exact ring-share deviation, worst over ${SWEEP_CLUSTERS} random clusters (ids like \`10.1.2.3:7946\`) per cell.`,
+    `Balance sweep: exact ring-share deviation, worst over ${SWEEP_CLUSTERS} random clusters (ids like \`10.1.2.3:7946\`) per cell.`,
     '',
     sweep,
     '',
-    'Build cost of one ring at the default vnodes (every membership change builds one).',
+    `At scale (issue 13), members named like \`10.0.3.17:7946\`: keys moved over ${KEY_COUNT / 1000}k keys, as a fraction and in units of 1/N (the ideal is 1/N); a change is a member joining or leaving, median and max of 20 after 4 to warm up.`,
     '',
-    builds,
+    scale,
   ].join('\n');
 }
 

@@ -13,7 +13,7 @@ export const META_HTTP = 'http';
 export type NodeState = 'joining' | 'active' | 'draining';
 
 /** Names how keys are placed (the Members RPC tells clients): routingKey() on the Ring of src/ring. */
-export const PLACEMENT = 'ringlimit-ring-v1';
+export const PLACEMENT = 'ringlimit-ring-v2';
 
 /** What the ring places for (action, key): both parts, so one user's actions spread over nodes. */
 export function routingKey(action: string, key: string): string {
@@ -102,9 +102,11 @@ export class ClusterView {
     private readonly init: ClusterViewInit,
   ) {
     this.selfId = init.selfId;
-    this.ring = this.build();
+    this.ring = new Ring([]);
     this.previous = this.ring;
-    this.soleOwner = soleNodeOf(this.ring);
+    this.refresh();
+    this.previous = this.ring;
+    this.changedAtMs = -Infinity; // the first ring is not a change
   }
 
   // ---- who owns what ------------------------------------------------------------------
@@ -176,6 +178,11 @@ export class ClusterView {
     return this.previous.has(this.selfId) ? this.previous.owner(routingKey(action, key)) : undefined;
   }
 
+  /** The key's holders (owner, then replicas) on the ring before the last change, into `out`; returns how many. */
+  previousHoldersInto(action: string, key: string, out: string[]): number {
+    return this.previous.ownersInto(routingKey(action, key), this.init.replicas + 1, out);
+  }
+
   /** The node after the owner on the current ring: it held the key while the owner was away. */
   successorOf(action: string, key: string): string | undefined {
     return this.ring.owners(routingKey(action, key), 2)[1];
@@ -199,12 +206,12 @@ export class ClusterView {
 
   // ---- members ------------------------------------------------------------------------
 
-  /** Node ids owning keys, in ring order of ids. */
   /** Each owner's share of the keys on the current ring (0..1), by node id. */
   ownershipShares(): Map<string, number> {
     return this.ring.shares();
   }
 
+  /** Node ids owning keys, in nodeId order. */
   ownerIds(): string[] {
     return this.ring.members.map((m) => m.nodeId);
   }
@@ -227,14 +234,19 @@ export class ClusterView {
     this.listeners.push(listener);
   }
 
-  /** Rebuilds from the member source (call it when members change); swaps the ring only when the owner set changed. */
+  /** Re-reads the member source (call it when members change); makes a new ring, from the current one, only when the owner set changed. */
   refresh(): void {
-    const next = this.build();
-    const same = next.size === this.ring.size && next.members.every((m) => this.ring.has(m.nodeId));
-    if (same) return;
+    const owners: { nodeId: string }[] = [];
+    const addresses = new Map<string, string>();
+    for (const m of this.components.members.current()) {
+      addresses.set(m.nodeId, m.address);
+      if (m.owns) owners.push({ nodeId: m.nodeId });
+    }
+    this.addresses = addresses;
+    if (owners.length === this.ring.size && owners.every((m) => this.ring.has(m.nodeId))) return;
     this.previous = this.ring;
-    this.ring = next;
-    this.soleOwner = soleNodeOf(next);
+    this.ring = this.ring.withMembers(owners);
+    this.soleOwner = soleNodeOf(this.ring);
     this.changedAtMs = this.components.clock.now();
     this.dropStaleMarks();
     for (const listener of this.listeners) listener();
@@ -243,16 +255,5 @@ export class ClusterView {
   private dropStaleMarks(): void {
     const nowMs = this.components.clock.now();
     for (const [id, mark] of this.handedAway) if (mark.untilMs < nowMs || !this.ring.has(mark.nodeId)) this.handedAway.delete(id);
-  }
-
-  private build(): Ring {
-    const owners: { nodeId: string }[] = [];
-    const addresses = new Map<string, string>();
-    for (const m of this.components.members.current()) {
-      addresses.set(m.nodeId, m.address);
-      if (m.owns) owners.push({ nodeId: m.nodeId });
-    }
-    this.addresses = addresses;
-    return new Ring(owners);
   }
 }

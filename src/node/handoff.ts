@@ -70,6 +70,7 @@ interface InFlightPull {
 export class Handoff implements KeyPuller, AckReceiver {
   readonly stats: HandoffStats = { pulls: 0, pullsAnswered: 0, pullTimeouts: 0, pushedEntries: 0, receivedEntries: 0, refusedEntries: 0, drainFramesAcked: 0 };
   private readonly pulls = new Map<number, InFlightPull>();
+  private readonly holders: string[] = [];
   private readonly pullsByKey = new Map<string, InFlightPull>();
   /** Keys accessed since the last ring change: pulled (or found nothing to pull) already. */
   private readonly settled = new Set<string>();
@@ -132,12 +133,20 @@ export class Handoff implements KeyPuller, AckReceiver {
     this.settled.add(id);
     // Who may hold this key's state: the owner before the change, and the node after us on
     // the ring — it owned the key while we were absent (we are new, or restarted empty) and
-    // is our replica now. Both answers are merged conservatively.
+    // is our replica now. When the previous owner is gone, its replicas: rebalancing may give
+    // a dead owner's key to a node that was not its replica. Answers are merged conservatively.
     const addresses: string[] = [];
-    for (const nodeId of [view.previousOwnerOf(action, key), view.successorOf(action, key)]) {
-      if (nodeId === undefined || nodeId === this.init.selfId) continue;
+    const add = (nodeId: string | undefined): void => {
+      if (nodeId === undefined || nodeId === this.init.selfId) return;
       const address = view.addressOf(nodeId);
       if (address !== undefined && !addresses.includes(address)) addresses.push(address);
+    };
+    const previousOwner = view.previousOwnerOf(action, key);
+    add(previousOwner);
+    add(view.successorOf(action, key));
+    if (previousOwner !== undefined && view.addressOf(previousOwner) === undefined) {
+      const holders = view.previousHoldersInto(action, key, this.holders);
+      for (let i = 1; i < holders; i++) add(this.holders[i]);
     }
     if (addresses.length === 0 || this.pulls.size >= this.init.maxTrackedKeys) return undefined;
     const frameId = ids.take();

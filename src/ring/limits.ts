@@ -1,15 +1,16 @@
 /** Documented bounds of a ring. Exported so docs and callers quote the same numbers. */
 export const ringLimits = {
-  /** Most members in one ring. Also keeps member indexes within a Uint16Array. */
-  maxMembers: 1024,
+  /** Most members in one ring: member indexes take 12 bits of a point's tag (src/ring/layout.ts). */
+  maxMembers: 4096,
   /** Longest nodeId, in UTF-8 bytes. */
   maxNodeIdBytes: 256,
   /** Largest weight; weight is relative capacity, 1 is a normal node. */
   maxWeight: 64,
   maxVnodesPerNode: 65_536,
   /**
-   * Most points in one ring: maxMembers × the default vnodesPerNode, about 52 MiB of
-   * tables (a 4-byte hash and a 2-byte owner per point, plus at most 4 MiB of index).
+   * Most base points in one ring (Σ weight × vnodesPerNode): twice maxMembers × the default
+   * vnodesPerNode. Balancing uses at most twice a member's base points; a point costs 7
+   * bytes (4-byte hash, 2-byte owner, base flag), plus at most 4 MiB of index.
    */
   maxPointCount: 8_388_608,
 } as const;
@@ -17,10 +18,11 @@ export const ringLimits = {
 /** Defaults of RingOptions and RingMember. */
 export const ringDefaults = {
   /**
-   * Points per node of weight 1. A node's share of the ring varies by about
-   * 1/sqrt(vnodes); 8192 keeps every share within ±5 % of fair at 3–30 nodes
-   * (measured in bench/ring.ts, "vnodes sweep"; 4096 exceeds it in a few % of clusters).
+   * Base points per node of weight 1. Random points leave a share about 1/sqrt(vnodes) off
+   * fair (3 % at 1024); the layout's correction (src/ring/layout.ts) brings every share
+   * within about ±4 % of fair from 3 to 4,096 nodes, and a ring of 1,000 nodes takes 8 MiB
+   * (bench/ring.ts; docs/decisions/0005-balanced-incremental-ring.md).
    */
-  vnodesPerNode: 8192,
+  vnodesPerNode: 1024,
   weight: 1,
 } as const;

@@ -8,10 +8,10 @@ export interface RingNode {
 }
 
 /**
- * Writes the ring positions of a node's points 0..count-1 into `out[offset..]`.
+ * Writes the ring positions of a node's points first..first+count-1 into `out[offset..]`.
  * Must depend only on the nodeId and the point's number, never on other members.
  */
-export type PointPlacer = (nodeId: string, count: number, out: Uint32Array, offset: number) => void;
+export type PointPlacer = (nodeId: string, count: number, out: Uint32Array, offset: number, first?: number) => void;
 
 const MAX_DECIMAL_DIGITS = 10;
 
@@ -31,12 +31,12 @@ function writeDecimal(bytes: Uint8Array, at: number, value: number): number {
  * Point `vnode` of node X sits at murmur3_32(utf8(`${X}#${vnode}`), seed 0). Decimal
  * digits contain no '#', so distinct (X, vnode) pairs hash distinct strings.
  */
-export function placePoints(nodeId: string, count: number, out: Uint32Array, offset: number): void {
+export function placePoints(nodeId: string, count: number, out: Uint32Array, offset: number, first = 0): void {
   const prefix = Buffer.from(`${nodeId}#`, 'utf8');
   const bytes = new Uint8Array(prefix.length + MAX_DECIMAL_DIGITS);
   bytes.set(prefix);
-  for (let vnode = 0; vnode < count; vnode++) {
-    out[offset + vnode] = murmur3Bytes(bytes, writeDecimal(bytes, prefix.length, vnode), 0);
+  for (let i = 0; i < count; i++) {
+    out[offset + i] = murmur3Bytes(bytes, writeDecimal(bytes, prefix.length, first + i), 0);
   }
 }
 
@@ -66,16 +66,26 @@ function bucketBitsFor(pointCount: number): number {
   return Math.min(MAX_BUCKET_BITS, Math.floor(Math.log2(pointCount)) - 1);
 }
 
+/** The lookup table of points already sorted (positions ascending, ties by member index). */
+export function tableOfSorted(points: Uint32Array, pointOwners: Uint16Array): PointTable {
+  const bucketBits = bucketBitsFor(points.length);
+  return { points, pointOwners, bucketBits, bucketStarts: buildBucketStarts(points, bucketBits) };
+}
+
 function buildBucketStarts(points: Uint32Array, bucketBits: number): Uint32Array {
   const bucketCount = 2 ** bucketBits;
   const starts = new Uint32Array(bucketCount + 1);
-  const shift = 32 - bucketBits;
-  let point = 0;
-  for (let bucket = 0; bucket <= bucketCount; bucket++) {
-    // bucketBits 0 means one bucket; `>>> 32` would be a no-op, hence the guard.
-    while (point < points.length && bucketBits > 0 && (points[point] as number) >>> shift < bucket) point++;
-    starts[bucket] = bucket === bucketCount ? points.length : point;
+  if (bucketBits === 0) {
+    starts[1] = points.length;
+    return starts;
   }
+  // starts[b] = how many points lie in buckets below b: count per bucket, then sum up.
+  const shift = 32 - bucketBits;
+  for (let i = 0; i < points.length; i++) {
+    const next = ((points[i] as number) >>> shift) + 1;
+    starts[next] = (starts[next] as number) + 1;
+  }
+  for (let bucket = 1; bucket <= bucketCount; bucket++) starts[bucket] = (starts[bucket] as number) + (starts[bucket - 1] as number);
   return starts;
 }
 
@@ -102,6 +112,5 @@ export function buildPointTable(
     offset += count;
   }
   sortPointsByHash(points, pointOwners);
-  const bucketBits = bucketBitsFor(total);
-  return { points, pointOwners, bucketBits, bucketStarts: buildBucketStarts(points, bucketBits) };
+  return tableOfSorted(points, pointOwners);
 }

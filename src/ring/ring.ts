@@ -1,7 +1,8 @@
 import { invalidArgument } from '../common/errors.js';
 import { distinctOwnersInto, pointIndexAt } from './lookup.js';
 import { murmur3Int32 } from './murmur3.js';
-import { buildPointTable, type PointTable, type RingNode } from './points.js';
+import { EMPTY_LAYOUT, relayout, type Layout } from './layout.js';
+import { tableOfSorted, type PointTable, type RingNode } from './points.js';
 import { checkPointCount, resolveNodes, resolveVnodesPerNode, type RingMember, type RingOptions } from './validate.js';
 
 /** hashKey as a signed int32 (no heap number on return). */
@@ -23,11 +24,12 @@ function checkCount(count: number): void {
 }
 
 /**
- * An immutable consistent-hash ring: each node places `weight × vnodesPerNode` points
- * at hashes of its own id, and a key belongs to the node of the first point at or
- * clockwise after the key's hash. A membership change builds a new Ring; adding or
- * removing a node moves only that node's keys, and a removed node's keys go to their
- * first replica.
+ * An immutable consistent-hash ring: each node places about `weight × vnodesPerNode`
+ * points at hashes of its own id (a few more or fewer, so that every share is close to
+ * fair: src/ring/layout.ts), and a key belongs to the node of the first point at or
+ * clockwise after the key's hash. A membership change makes a new Ring from the old one
+ * (withMembers) in a few linear passes; a removed node's keys go to their first replica,
+ * and a change moves about 1/N of the keys (plus the few arcs that rebalancing shifts).
  *
  * An empty ring owns nothing: `owner` returns undefined, `ownerIndex` -1, `owners` [].
  */
@@ -40,17 +42,24 @@ export class Ring {
   readonly vnodesPerNode: number;
   readonly pointCount: number;
   readonly #table: PointTable;
+  readonly #layout: Layout;
   readonly #nodeIds: readonly string[];
   readonly #indexByNodeId: ReadonlyMap<string, number>;
 
-  constructor(members: readonly RingMember[], options?: RingOptions) {
+  /**
+   * @param from a ring to start from (its vnodesPerNode must match): the same ring results,
+   * but only the points of members that joined, left or changed weight are hashed.
+   */
+  constructor(members: readonly RingMember[], options?: RingOptions, from?: Ring) {
     const vnodesPerNode = resolveVnodesPerNode(options);
     const nodes = resolveNodes(members);
     checkPointCount(nodes, vnodesPerNode);
     this.members = nodes;
     this.size = nodes.length;
     this.vnodesPerNode = vnodesPerNode;
-    this.#table = buildPointTable(nodes, vnodesPerNode);
+    const reuse = from !== undefined && from.vnodesPerNode === vnodesPerNode;
+    this.#layout = relayout(reuse ? from.members : [], reuse ? from.#layout : EMPTY_LAYOUT, nodes, vnodesPerNode);
+    this.#table = tableOfSorted(this.#layout.active.positions, this.#layout.active.owners);
     this.pointCount = this.#table.points.length;
     this.#nodeIds = Object.freeze(nodes.map((node) => node.nodeId));
     this.#indexByNodeId = new Map(this.#nodeIds.map((nodeId, index) => [nodeId, index]));
@@ -124,19 +133,35 @@ export class Ring {
     return out;
   }
 
+  /** The ring of `members`, made from this one (only what changed is hashed): equal to `new Ring(members, { vnodesPerNode })`. */
+  withMembers(members: readonly RingMember[]): Ring {
+    return new Ring(members, { vnodesPerNode: this.vnodesPerNode }, this);
+  }
+
   /** A new ring with `member` added, or with its weight replaced when already present. */
   withMember(member: RingMember): Ring {
     const nodeId = (member as RingMember | null)?.nodeId; // validated by the constructor
     const others = this.members.filter((node) => node.nodeId !== nodeId);
-    return new Ring([...others, member], { vnodesPerNode: this.vnodesPerNode });
+    return this.withMembers([...others, member]);
   }
 
   /** A new ring without `nodeId`; this ring itself when it has no such member. */
   withoutMember(nodeId: string): Ring {
     if (!this.has(nodeId)) return this;
-    return new Ring(
-      this.members.filter((node) => node.nodeId !== nodeId),
-      { vnodesPerNode: this.vnodesPerNode },
-    );
+    return this.withMembers(this.members.filter((node) => node.nodeId !== nodeId));
+  }
+
+  /** Points `nodeId` has in use (its base points, a few more or fewer after balancing); 0 when not a member. */
+  pointCountOf(nodeId: string): number {
+    const index = this.#indexByNodeId.get(nodeId);
+    return index === undefined ? 0 : this.#layout.counts[index]!;
+  }
+
+  /** Bytes of typed arrays this ring holds (its lookup table and its layout). */
+  byteSize(): number {
+    const t = this.#table;
+    const { active, idle, counts } = this.#layout;
+    const points = (p: typeof active): number => p.positions.byteLength + p.owners.byteLength + p.base.byteLength;
+    return points(active) + points(idle) + t.bucketStarts.byteLength + counts.byteLength;
   }
 }

@@ -42,7 +42,7 @@ describe.skipIf(skip)('a Python client (examples/python) on the same .proto', ()
       stream: { calls: number; answered: number; allowed: number; errors: number };
     };
     expect(report.owners).toEqual(['n0', 'n1']);
-    expect(report.placement).toBe('ringlimit-ring-v1');
+    expect(report.placement).toBe('ringlimit-ring-v2');
     // Each run's key has limit calls / 2 in a fixed window: exactly half is allowed.
     expect(report.unary).toMatchObject({ calls: 400, allowed: 200 });
     expect(report.stream).toMatchObject({ calls: 400, answered: 400, allowed: 200, errors: 0 });

@@ -32,16 +32,20 @@ describe('npm hashring@3.2.0 defects (why src/ring exists)', () => {
     expect(report.movedPercent).toBeGreaterThan(100 / 7 + 1);
   });
 
-  it('our ring does neither', () => {
+  it('our ring does neither: it keeps prototypes clean, and moves keys between old nodes only where balancing changed a count, far fewer', () => {
     const before = new Ring(nodes(6));
     const after = new Ring(nodes(7));
     let movedBetweenOld = 0;
-    for (let i = 0; i < 20000; i++) {
+    const count = 20_000;
+    for (let i = 0; i < count; i++) {
       const key = `key-${i}`;
-      const now = after.owner(key);
-      if (now !== before.owner(key) && now !== 'node-7') movedBetweenOld++;
+      const now = after.owner(key)!;
+      const was = before.owner(key)!;
+      if (now === was || now === 'node-7') continue;
+      movedBetweenOld++;
+      expect(before.pointCountOf(was) !== after.pointCountOf(was) || before.pointCountOf(now) !== after.pointCountOf(now)).toBe(true);
     }
-    expect(movedBetweenOld).toBe(0);
+    expect((movedBetweenOld / count) * 100).toBeLessThan(report.movedBetweenOldPercent / 2);
     const protoBefore = Object.getOwnPropertyNames(Object.prototype);
     for (const key of ['__proto__', 'value', 'next', 'constructor']) expect(after.has(after.owner(key) as string)).toBe(true);
     expect(Object.getOwnPropertyNames(Object.prototype)).toEqual(protoBefore);
