@@ -264,6 +264,7 @@ describe('weighted fair share across a cluster', () => {
       { key: 'light', group: 'w5', weight: 5, perSecond: 10, via: [2] },
     ];
     const admitted = users.map(() => 0);
+    const offered = users.map(() => 0);
     const owed = users.map(() => 0);
     const started = Date.now();
     const measureFrom = started + 2_000;
@@ -278,6 +279,7 @@ describe('weighted fair share across a cluster', () => {
         owed[i]! += (u.perSecond * (now - last)) / 1000;
         while (owed[i]! >= 1) {
           owed[i]! -= 1;
+          if (now >= measureFrom) offered[i]!++;
           const node = nodes[u.via[turn++ % u.via.length]!]!;
           calls.push(node.allow({ key: u.key, action: 'search', group: u.group }).then((d) => void (d.allowed && now >= measureFrom && admitted[i]!++)));
         }
@@ -287,12 +289,31 @@ describe('weighted fair share across a cluster', () => {
     }
     const seconds = (end - measureFrom) / 1000;
     const total = admitted.reduce((a, b) => a + b, 0);
+    // A busy machine may offer less than asked (the loop waits for every answer): judge against what was offered.
+    const offeredPerSecond = offered.reduce((a, b) => a + b, 0) / seconds;
     // One capacity for the cluster (three nodes each enforcing it alone would admit up to 3 x).
-    expect(total / seconds).toBeGreaterThan(300 * 0.85);
+    expect(total / seconds).toBeGreaterThan(Math.min(300, offeredPerSecond) * 0.85);
     expect(total / seconds).toBeLessThan(300 * 1.15);
-    expect(admitted[3]! / seconds).toBeGreaterThan(8); // the light user gets what it asks (10/s)
+    expect(admitted[3]!).toBeGreaterThanOrEqual(offered[3]! * 0.8); // the light user gets what it asks (10/s)
+    // Against the weighted max-min fair split of 300/s over what each user offered (water-filling).
+    const fair = users.map(() => 0);
+    let left = 300;
+    let open = users.map((_, i) => i);
+    while (open.length > 0 && left > 1e-9) {
+      const perWeight = left / open.reduce((a, i) => a + users[i]!.weight, 0);
+      const capped = open.filter((i) => offered[i]! / seconds - fair[i]! <= perWeight * users[i]!.weight);
+      if (capped.length === 0) {
+        for (const i of open) fair[i]! += perWeight * users[i]!.weight;
+        break;
+      }
+      for (const i of capped) {
+        left -= offered[i]! / seconds - fair[i]!;
+        fair[i] = offered[i]! / seconds;
+      }
+      open = open.filter((i) => !capped.includes(i));
+    }
     const { jainIndex } = await import('../../src/limiter/fair-share.js');
-    expect(jainIndex([0, 1, 2].map((i) => admitted[i]! / users[i]!.weight))).toBeGreaterThan(0.95);
+    expect(jainIndex([0, 1, 2].map((i) => admitted[i]! / seconds / fair[i]!))).toBeGreaterThan(0.95);
     const coordinator = nodes.find((n) => n.stats().fairShare.reportsReceived > 0);
     expect(coordinator).toBeDefined();
   }, 30_000);
