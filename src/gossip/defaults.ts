@@ -103,7 +103,7 @@ export const defaults = {
     maxMetaBytes: 512,
     maxMetaEntries: 32,
     maxNodeIdChars: 64,
-    maxMembers: 1024,
+    maxMembers: 4096,
     maxBroadcasts: 512,
     maxPendingProbes: 256,
     maxSyncRepliesPerSecond: 50,

@@ -47,6 +47,13 @@ export function toRecord(e: MemberEntry): MemberRecord {
  */
 export class MemberTable {
   private readonly entries = new Map<string, MemberEntry>();
+  /** Live entries (alive or suspect), in no order, kept as states change: O(1) count and random picks. */
+  private readonly liveList: MemberEntry[] = [];
+  private readonly liveAt = new Map<MemberEntry, number>();
+  /** Entries suspected now. */
+  readonly suspects = new Set<MemberEntry>();
+  /** Failed or left entries, remembered until prune() forgets them. */
+  private readonly tombstones = new Set<MemberEntry>();
   rejectedFull = 0;
 
   constructor(private readonly maxMembers: number) {}
@@ -60,7 +67,42 @@ export class MemberTable {
   }
 
   live(): MemberEntry[] {
-    return this.all().filter((e) => isLive(e.state));
+    return this.liveList.slice();
+  }
+
+  get liveCount(): number {
+    return this.liveList.length;
+  }
+
+  /** The live entry at `index` (0 ≤ index < liveCount), for random picks; the order changes as members come and go. */
+  liveAtIndex(index: number): MemberEntry | undefined {
+    return this.liveList[index];
+  }
+
+  /** Sets an entry's state, keeping the live list and the suspects in step. */
+  private setState(entry: MemberEntry, state: MemberState): void {
+    const wasLive = this.liveAt.has(entry);
+    entry.state = state;
+    if (state === 'suspect') this.suspects.add(entry);
+    else this.suspects.delete(entry);
+    const live = isLive(state);
+    if (live) this.tombstones.delete(entry);
+    else this.tombstones.add(entry);
+    if (live && !wasLive) {
+      this.liveAt.set(entry, this.liveList.length);
+      this.liveList.push(entry);
+    } else if (!live && wasLive) this.removeLive(entry);
+  }
+
+  private removeLive(entry: MemberEntry): void {
+    const at = this.liveAt.get(entry);
+    if (at === undefined) return;
+    const last = this.liveList.pop()!;
+    if (last !== entry) {
+      this.liveList[at] = last;
+      this.liveAt.set(last, at);
+    }
+    this.liveAt.delete(entry);
   }
 
   /** Alive wins only with a strictly newer version; a new generation is a restarted node. */
@@ -71,8 +113,9 @@ export class MemberTable {
         this.rejectedFull++;
         return undefined;
       }
-      const entry: MemberEntry = { ...u, state: 'alive', stateSinceMs: nowMs };
+      const entry: MemberEntry = { ...u, state: 'dead', stateSinceMs: nowMs };
       this.entries.set(u.nodeId, entry);
+      this.setState(entry, 'alive');
       return { entry, event: 'join' };
     }
     if (compareVersions(u, cur) <= 0) return undefined;
@@ -81,7 +124,8 @@ export class MemberTable {
     const visibleChange =
       cur.state !== 'alive' || cur.address !== u.address || cur.generation !== u.generation || !sameMeta(cur.meta, u.meta);
     if (cur.state !== 'alive') cur.stateSinceMs = nowMs;
-    Object.assign(cur, { address: u.address, generation: u.generation, incarnation: u.incarnation, meta: u.meta, state: 'alive' });
+    Object.assign(cur, { address: u.address, generation: u.generation, incarnation: u.incarnation, meta: u.meta });
+    this.setState(cur, 'alive');
     // A new generation is a new process (its in-memory state is gone): report it as a join.
     const restarted = u.generation !== previousGeneration;
     return { entry: cur, event: !wasLive || restarted ? 'join' : visibleChange ? 'update' : undefined };
@@ -98,14 +142,16 @@ export class MemberTable {
       cur.incarnation = u.incarnation;
       return { kind: 'confirmation', entry: cur };
     }
-    Object.assign(cur, { incarnation: u.incarnation, state: 'suspect', stateSinceMs: nowMs });
+    Object.assign(cur, { incarnation: u.incarnation, stateSinceMs: nowMs });
+    this.setState(cur, 'suspect');
     return { kind: 'suspected', entry: cur };
   }
 
   applyDead(u: AccusationUpdate, nowMs: number): Applied | undefined {
     const cur = this.current(u);
     if (cur === undefined || !isLive(cur.state)) return undefined;
-    Object.assign(cur, { incarnation: u.incarnation, state: 'dead', stateSinceMs: nowMs });
+    Object.assign(cur, { incarnation: u.incarnation, stateSinceMs: nowMs });
+    this.setState(cur, 'dead');
     return { entry: cur, event: 'fail' };
   }
 
@@ -113,16 +159,18 @@ export class MemberTable {
     const cur = this.current(u);
     if (cur === undefined || cur.state === 'left') return undefined;
     const wasLive = isLive(cur.state);
-    Object.assign(cur, { incarnation: u.incarnation, state: 'left', stateSinceMs: nowMs });
+    Object.assign(cur, { incarnation: u.incarnation, stateSinceMs: nowMs });
+    this.setState(cur, 'left');
     return { entry: cur, event: wasLive ? 'leave' : undefined };
   }
 
   /** Forget failed/left members older than `retentionMs`; returns how many. */
   prune(nowMs: number, retentionMs: number): number {
     let removed = 0;
-    for (const [id, e] of this.entries) {
-      if (!isLive(e.state) && nowMs - e.stateSinceMs >= retentionMs) {
-        this.entries.delete(id);
+    for (const e of this.tombstones) {
+      if (nowMs - e.stateSinceMs >= retentionMs) {
+        this.entries.delete(e.nodeId);
+        this.tombstones.delete(e);
         removed++;
       }
     }

@@ -1,21 +1,10 @@
 import type { Cancel, Scheduler } from './scheduler.js';
+import { suspicionTimeoutMs } from './scaling.js';
 
 /**
- * Lifeguard suspicion timeout: starts at `maxMs` and falls logarithmically towards `minMs`
- * as up to `k` independent members confirm. Unlike swim@0.6, it never restarts.
+ * One member's suspicion: times out after the Lifeguard timeout, which falls as independent
+ * members confirm it (src/gossip/scaling.ts). Unlike swim@0.6, it never restarts.
  */
-export function suspicionTimeoutMs(confirmations: number, k: number, minMs: number, maxMs: number): number {
-  if (k < 1) return minMs;
-  const fraction = Math.log(Math.min(confirmations, k) + 1) / Math.log(k + 1);
-  return Math.max(minMs, Math.floor(maxMs - fraction * (maxMs - minMs)));
-}
-
-/** Suspicion bounds for a cluster of `members` (including self): memberlist's log10 scaling. */
-export function suspicionBoundsMs(members: number, minMs: number, maxMultiplier: number): { minMs: number; maxMs: number } {
-  const scaled = Math.round(minMs * Math.max(1, Math.log10(Math.max(1, members))));
-  return { minMs: scaled, maxMs: scaled * maxMultiplier };
-}
-
 export class Suspicion {
   private readonly confirmedBy = new Set<string>();
   private readonly startedMs: number;

@@ -21,7 +21,8 @@ import { realScheduler, type Cancel, type Scheduler } from './scheduler.js';
 import { resolveSeedAddresses } from './seeds.js';
 import { shuffle } from './shuffle.js';
 import { countDrop, emptyStats, type SwimStats } from './stats.js';
-import { Suspicion, suspicionBoundsMs } from './suspicion.js';
+import { Suspicion } from './suspicion.js';
+import { pushPullIntervalMs, retransmitLimit, suspicionBoundsMs } from './scaling.js';
 import type { PacketTransport } from './transport.js';
 import { isLive, type Member, type MembershipEventName, type MembershipEvents, type Membership, type Meta, type StopOptions } from './types.js';
 import { isValidNodeId } from './validate.js';
@@ -200,7 +201,7 @@ export class SwimMembership implements Membership {
     this.queueBroadcast(this.selfAlive());
     this.loop(() => this.awareness.scale(this.timings.probeIntervalMs), () => this.probeNext());
     this.loop(() => this.timings.gossipIntervalMs, () => this.gossipTick());
-    this.loop(() => this.jittered(this.timings.pushPullIntervalMs), () => this.pushPullTick());
+    this.loop(() => this.jittered(pushPullIntervalMs(this.timings.pushPullIntervalMs, this.table.liveCount + 1)), () => this.pushPullTick());
   }
 
   /** Replace own metadata, bump incarnation and gossip it. */
@@ -353,10 +354,7 @@ export class SwimMembership implements Membership {
   }
 
   private askIndirect(seq: number, probe: PendingProbe, target: MemberEntry): void {
-    const helpers = shuffle(this.table.live().filter((e) => e.state === 'alive' && e.nodeId !== target.nodeId), this.rng).slice(
-      0,
-      this.timings.indirectChecks,
-    );
+    const helpers = this.randomAlive(this.timings.indirectChecks, target.nodeId);
     probe.expectedNacks = helpers.length;
     for (const helper of helpers) {
       this.counters.indirectProbes++;
@@ -580,7 +578,7 @@ export class SwimMembership implements Membership {
 
   private startSuspicion(entry: MemberEntry, accuser: string): void {
     this.endSuspicion(entry.nodeId);
-    const members = this.table.live().length + 1;
+    const members = this.table.liveCount + 1;
     const { minMs, maxMs } = suspicionBoundsMs(members, this.timings.suspicionMinMs, this.timings.suspicionMaxMultiplier);
     const k = Math.min(this.timings.suspicionConfirmations, Math.max(0, members - 2));
     const { generation, incarnation } = entry;
@@ -618,27 +616,42 @@ export class SwimMembership implements Membership {
     return { kind: 'alive', nodeId, generation, incarnation, address, meta };
   }
 
+  /**
+   * Up to `count` distinct alive members (not `excludeId`), at random. Picks from the live
+   * list in O(count) in a big cluster; a small one is shuffled whole, so every member is a
+   * candidate even when most are suspects.
+   */
+  private randomAlive(count: number, excludeId?: string): MemberEntry[] {
+    const live = this.table.liveCount;
+    const eligible = (e: MemberEntry | undefined): e is MemberEntry => e !== undefined && e.state === 'alive' && e.nodeId !== excludeId;
+    if (live <= 4 * count + 8) return shuffle(this.table.live().filter(eligible), this.rng).slice(0, count);
+    const picked: MemberEntry[] = [];
+    for (let attempt = 0; attempt < 8 * count && picked.length < count; attempt++) {
+      const e = this.table.liveAtIndex(this.rng.int(live));
+      if (eligible(e) && !picked.includes(e)) picked.push(e);
+    }
+    return picked;
+  }
+
   private queueBroadcast(u: Update): void {
     this.broadcasts.enqueue(u, encodedUpdateBytes(u));
   }
 
   private transmitLimit(): number {
-    const members = this.table.live().length + 1;
-    return this.timings.retransmitMultiplier * Math.max(1, Math.ceil(Math.log10(members + 1)));
+    return retransmitLimit(this.table.liveCount + 1, this.timings.retransmitMultiplier);
   }
 
   private gossipTick(): void {
     this.table.prune(this.scheduler.clock.now(), this.timings.deadRetentionMs);
     // Buddy system: whoever we suspect hears it from us every round until it refutes or fails,
     // even if our first messages were lost (e.g. we were the partitioned side).
-    const live = shuffle(this.table.live(), this.rng);
-    const suspects = live.filter((e) => e.state === 'suspect').slice(0, this.timings.gossipFanout);
+    const suspects = this.table.suspects.size === 0 ? [] : shuffle([...this.table.suspects], this.rng).slice(0, this.timings.gossipFanout);
     for (const suspect of suspects) {
       const buddy = this.accusation('suspect', suspect, this.me.nodeId);
       this.sendWithPiggyback({ type: 'gossip', from: this.me.nodeId, updates: [] }, suspect.address, buddy);
     }
     if (this.broadcasts.size === 0) return;
-    for (const peer of live.filter((e) => e.state === 'alive').slice(0, this.timings.gossipFanout)) {
+    for (const peer of this.randomAlive(this.timings.gossipFanout)) {
       if (this.broadcasts.size === 0) return;
       this.sendWithPiggyback({ type: 'gossip', from: this.me.nodeId, updates: [] }, peer.address);
     }

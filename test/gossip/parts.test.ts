@@ -10,7 +10,8 @@ import type { Update } from '../../src/gossip/messages.js';
 import { checkedMeta } from '../../src/gossip/meta.js';
 import { ManualScheduler } from '../../src/gossip/scheduler.js';
 import { StaticMembership } from '../../src/gossip/static-membership.js';
-import { Suspicion, suspicionBoundsMs, suspicionTimeoutMs } from '../../src/gossip/suspicion.js';
+import { Suspicion } from '../../src/gossip/suspicion.js';
+import { pushPullIntervalMs, retransmitLimit, suspicionBoundsMs, suspicionTimeoutMs } from '../../src/gossip/scaling.js';
 
 describe('Lifeguard suspicion timer', () => {
   it('shrinks from max to min as confirmations arrive, logarithmically', () => {
@@ -24,6 +25,17 @@ describe('Lifeguard suspicion timer', () => {
   it('scales bounds with log10 of the cluster size', () => {
     expect(suspicionBoundsMs(5, 400, 3)).toEqual({ minMs: 400, maxMs: 1200 });
     expect(suspicionBoundsMs(100, 400, 3)).toEqual({ minMs: 800, maxMs: 2400 });
+    expect(suspicionBoundsMs(1000, 400, 3)).toEqual({ minMs: 1200, maxMs: 3600 });
+  });
+});
+
+describe('scaling with the member count', () => {
+  it('retransmits each update multiplier × ceil(log10(n + 1)) times', () => {
+    expect([1, 9, 10, 99, 100, 999, 1000, 4096].map((n) => retransmitLimit(n, 4))).toEqual([4, 4, 8, 8, 12, 12, 16, 16]);
+  });
+
+  it('spaces push-pull out by one base interval per doubling past 32 members, as memberlist', () => {
+    expect([1, 32, 33, 64, 65, 1000, 4096].map((n) => pushPullIntervalMs(2_000, n))).toEqual([2_000, 2_000, 4_000, 4_000, 6_000, 12_000, 16_000]);
   });
 
   it('never restarts: confirmations only bring the deadline closer; duplicates and the accuser do not count', async () => {
