@@ -360,7 +360,12 @@ export class LimiterStore {
     }
     if (slot === undefined) slot = this.insert(action, key, algorithm);
     else this.touch(slot);
-    if (this.options.trackChanges) this.decidedHere[slot] = 0;
+    // A state merged into a key new here is the owner's now (handed over, or loaded from a
+    // snapshot): listed as changed, so its replicas get it; any other import is a copy.
+    if (this.options.trackChanges) {
+      if (mode === 'merge') this.markChanged(slot);
+      else this.decidedHere[slot] = 0;
+    }
     this.algorithmOf[slot] = algorithm;
     const into = slot * STATE_STRIDE;
     for (let i = 0; i < STATE_STRIDE; i++) this.cells[into + i] = cells[base + i]!;

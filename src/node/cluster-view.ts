@@ -12,6 +12,9 @@ export const META_HTTP = 'http';
 /** joining: not routed to until its view is complete; draining: handing its keys over. */
 export type NodeState = 'joining' | 'active' | 'draining';
 
+/** A ring as it was at some moment (ClusterView.currentRing): only ClusterView asks it who owns a key. */
+export type RingSnapshot = Ring;
+
 /** Names how keys are placed (the Members RPC tells clients): routingKey() on the Ring of src/ring. */
 export const PLACEMENT = 'ringlimit-ring-v2';
 
@@ -176,6 +179,16 @@ export class ClusterView {
   /** The owner before the last ring change, if this node was on that ring. */
   previousOwnerOf(action: string, key: string): string | undefined {
     return this.previous.has(this.selfId) ? this.previous.owner(routingKey(action, key)) : undefined;
+  }
+
+  /** The ring in force now: an immutable snapshot, to compare a later ring with (holdersOnInto). */
+  get currentRing(): RingSnapshot {
+    return this.ring;
+  }
+
+  /** The key's holders (owner, then replicas) on `ring`, a snapshot from currentRing, into `out`; returns how many. */
+  holdersOnInto(ring: RingSnapshot, action: string, key: string, out: string[]): number {
+    return ring.ownersInto(routingKey(action, key), this.init.replicas + 1, out);
   }
 
   /** The key's holders (owner, then replicas) on the ring before the last change, into `out`; returns how many. */

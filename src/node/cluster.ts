@@ -197,14 +197,6 @@ export class Cluster {
       const ids = new FrameIds(clusterLimits.maxAwaitedAcks);
       const view = new ClusterView({ members: gossipMembers(membership), clock }, { selfId: o.nodeId, replicas: o.replicas, maxHandedAwayKeys: clusterLimits.maxTrackedKeys });
       const protocol = { store, view, transport, clock, ids };
-      const handoff = new Handoff(protocol, {
-        selfId: o.nodeId,
-        handoffWindowMs: o.handoffWindowMs,
-        pullTimeoutMs: o.pullTimeoutMs,
-        maxTrackedKeys: clusterLimits.maxTrackedKeys,
-        maxBatchSize: o.maxBatchSize,
-        pushSlotsPerTurn: clusterLimits.walkSlotsPerTurn,
-      });
       const replicator = new Replicator(protocol, {
         selfId: o.nodeId,
         replicas: o.replicas,
@@ -212,6 +204,14 @@ export class Cluster {
         maxBatchSize: o.maxBatchSize,
         ackTimeoutMs: o.forwardTimeoutMs,
         resyncSlotsPerTurn: clusterLimits.walkSlotsPerTurn,
+      });
+      const handoff = new Handoff({ ...protocol, replication: replicator }, {
+        selfId: o.nodeId,
+        handoffWindowMs: o.handoffWindowMs,
+        pullTimeoutMs: o.pullTimeoutMs,
+        maxTrackedKeys: clusterLimits.maxTrackedKeys,
+        maxBatchSize: o.maxBatchSize,
+        pushSlotsPerTurn: clusterLimits.walkSlotsPerTurn,
       });
       const hotKeyMarks = new HotKeyMarks(o.maxGlobalKeys);
       const decision = new OwnerDecision({ store, puller: handoff, replication: replicator, hotKeyMarks }, { syncReplication: o.replication === 'sync' });

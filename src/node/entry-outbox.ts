@@ -24,6 +24,13 @@ export class EntryOutbox {
     this.maxEntriesPerFrame = Math.min(maxBatchSize, frameLimits.maxItems);
   }
 
+  /** Entries gathered and not yet sent. */
+  get pending(): number {
+    let n = 0;
+    for (const list of this.byAddress.values()) n += list.length;
+    return n;
+  }
+
   add(address: string, entry: WireEntry): void {
     let list = this.byAddress.get(address);
     if (list === undefined) this.byAddress.set(address, (list = []));
@@ -56,18 +63,21 @@ export class EntryOutbox {
 /**
  * Runs `chunk(from, to)` over the store's slots, `slotsPerTurn` slots per event-loop turn so
  * the loop keeps turning (a ring change may walk a million keys); stops once `cancelled()`.
+ * `done` runs after the last chunk of a walk that was not cancelled.
  */
 export function walkStoreInTurns(
   store: LimiterStore,
   slotsPerTurn: number,
   chunk: (fromSlot: number, toSlot: number) => void,
   cancelled: () => boolean,
+  done?: () => void,
 ): void {
   const step = (from: number): void => {
     if (cancelled()) return;
     const to = from + slotsPerTurn;
     chunk(from, to);
     if (to < store.slotCount) setImmediate(step, to);
+    else done?.();
   };
   step(0);
 }

@@ -17,6 +17,8 @@ export interface HandoffComponents {
   transport: PeerTransport;
   clock: Clock;
   ids: FrameIds;
+  /** Told when a handed-over state was stored: it goes on to this node's replicas. */
+  replication?: { changed(): void };
 }
 
 export interface HandoffInit {
@@ -256,6 +258,7 @@ export class Handoff implements KeyPuller, AckReceiver {
   private merge(entry: WireEntry, nowMs: number): void {
     this.components.store.importEntry(entry.action, entry.key, entry.algorithm as AlgorithmId, fromWireEntry(entry, nowMs, this.cells), 0, 'merge');
     this.stats.receivedEntries++;
+    this.components.replication?.changed();
   }
 
   close(): void {

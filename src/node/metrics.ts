@@ -170,6 +170,7 @@ export function createNodeMetrics(source: MetricsSource, registry: Registry = ne
   counter(registry, 'ringlimit_unavailable_decisions_total', 'Decisions made by the onUnavailable policy: no candidate owner answered.', () => stats().unavailable);
   counter(registry, 'ringlimit_forwards_received_total', 'Forwarded requests received from peers.', () => stats().received);
   counter(registry, 'ringlimit_replication_entries_sent_total', 'Key states sent to replicas.', () => stats().replication.entriesSent);
+  counter(registry, 'ringlimit_replication_resync_entries_total', 'Key states re-sent after ring changes, to holders new since the last resync (part of entries_sent).', () => stats().replication.resyncEntriesSent);
   counter(registry, 'ringlimit_replication_entries_received_total', 'Key states received as a replica.', () => stats().replication.entriesReceived);
   counter(registry, 'ringlimit_replication_entries_refused_total', 'Key states refused: the sender holds no copy of the key.', () => stats().replication.entriesRefused);
   counter(registry, 'ringlimit_handoff_pulls_total', 'States pulled from a previous owner on first access.', () => stats().handoff.pulls);

@@ -73,7 +73,7 @@ export function nodeStats(store: StoreStats, decidedHere: number, skew: CallerSk
     unavailable: c?.forwarder.stats.exhausted ?? 0,
     callerSkew: skew.stats(),
     forwarder: { ...(c?.forwarder.stats ?? { forwarded: 0, frames: 0, failovers: 0, timeouts: 0, exhausted: 0 }) },
-    replication: { ...(c?.replicator.stats ?? { entriesSent: 0, framesSent: 0, acks: 0, entriesReceived: 0, entriesRefused: 0 }) },
+    replication: { ...(c?.replicator.stats ?? { entriesSent: 0, framesSent: 0, acks: 0, entriesReceived: 0, entriesRefused: 0, resyncEntriesSent: 0 }) },
     hotKeys: c?.hotKeys.snapshot() ?? { answeredFromCopy: 0, hitsSent: 0, hitsApplied: 0, statesSent: 0, statesReceived: 0, refusedStates: 0, overflow: 0 },
     handoff: { ...(c?.handoff.stats ?? { pulls: 0, pullsAnswered: 0, pullTimeouts: 0, pushedEntries: 0, receivedEntries: 0, refusedEntries: 0, drainFramesAcked: 0 }) },
   };

@@ -2,7 +2,7 @@ import type { Clock } from '../common/clock.js';
 import { STATE_STRIDE } from '../limiter/algorithms/index.js';
 import type { LimiterStore } from '../limiter/store.js';
 import type { AlgorithmId } from '../limiter/types.js';
-import { SenderVerdict, type ClusterView } from './cluster-view.js';
+import { SenderVerdict, type ClusterView, type RingSnapshot } from './cluster-view.js';
 import { DemandTimer } from './demand-timer.js';
 import { EntryOutbox, walkStoreInTurns } from './entry-outbox.js';
 import { LatencyHistogram } from './latency.js';
@@ -39,7 +39,13 @@ export interface ReplicatorStats {
   entriesReceived: number;
   /** Received entries dropped: their sender holds no copy of the key by the ring. */
   entriesRefused: number;
+  /** Entries queued by resyncs after ring changes (to holders new since the last resync). */
+  resyncEntriesSent: number;
 }
+
+/** A resync that could not reach every new holder walks again after this long, at most RESYNC_MAX_RETRIES times per ring. */
+const RESYNC_RETRY_MS = 500;
+const RESYNC_MAX_RETRIES = 20;
 
 /** Replicate frames whose ack is awaited to measure the lag, at most. */
 const MAX_LAG_PROBES = 64;
@@ -58,7 +64,7 @@ interface AckWaiter {
  * (merged with anything it decided itself) and acks the frame.
  */
 export class Replicator implements AckReceiver {
-  readonly stats: ReplicatorStats = { entriesSent: 0, framesSent: 0, acks: 0, entriesReceived: 0, entriesRefused: 0 };
+  readonly stats: ReplicatorStats = { entriesSent: 0, framesSent: 0, acks: 0, entriesReceived: 0, entriesRefused: 0, resyncEntriesSent: 0 };
   /** Flushes every replicationDelayMs while there are changes; disarmed on an idle node. */
   private readonly timer: DemandTimer | undefined;
   private readonly outbox: EntryOutbox;
@@ -77,6 +83,12 @@ export class Replicator implements AckReceiver {
   /** Frame id → changedAtMs of its flush, in send order; at most MAX_LAG_PROBES. */
   private readonly lagProbes = new Map<number, number>();
   private resyncGeneration = 0;
+  /** The ring as of the last completed resync: its holders have every key (undefined: none done yet, send all). */
+  private resyncBaseline: RingSnapshot | undefined;
+  private readonly baselineHolders: string[] = [];
+  private resyncIncomplete = false;
+  private resyncRetries = 0;
+  private resyncRetry: NodeJS.Timeout | undefined;
   private closed = false;
 
   /** Queues (action, key)'s state for each of its replicas. */
@@ -88,14 +100,36 @@ export class Replicator implements AckReceiver {
       const nodeId = this.holders[i]!;
       if (nodeId === this.init.selfId) continue;
       const address = view.addressOf(nodeId);
-      if (address === undefined) continue;
+      if (address === undefined) {
+        this.resyncIncomplete = true; // its address is not known yet: try again later
+        continue;
+      }
       entry ??= toWireEntry(action, key, algorithm, cells, base, this.nowMs);
       this.outbox.add(address, entry);
     }
   };
 
-  private readonly collectOwned = (action: string, key: string, algorithm: AlgorithmId, cells: Float64Array, base: number): void => {
-    if (this.components.view.isOwnedHere(action, key)) this.collect(action, key, algorithm, cells, base);
+  /** For a resync: (action, key)'s state for each holder it did not have on `resyncBaseline`. */
+  private readonly collectNewHolders = (action: string, key: string, algorithm: AlgorithmId, cells: Float64Array, base: number): void => {
+    const { view } = this.components;
+    if (!view.isOwnedHere(action, key)) return;
+    const count = view.holdersInto(action, key, this.holders);
+    const before = this.resyncBaseline === undefined ? 0 : view.holdersOnInto(this.resyncBaseline, action, key, this.baselineHolders);
+    let entry: WireEntry | undefined;
+    for (let i = 0; i < count; i++) {
+      const nodeId = this.holders[i]!;
+      if (nodeId === this.init.selfId) continue;
+      let held = false;
+      for (let j = 0; j < before && !held; j++) held = this.baselineHolders[j] === nodeId;
+      if (held) continue;
+      const address = view.addressOf(nodeId);
+      if (address === undefined) {
+        this.resyncIncomplete = true; // its address is not known yet: try again later
+        continue;
+      }
+      entry ??= toWireEntry(action, key, algorithm, cells, base, this.nowMs);
+      this.outbox.add(address, entry);
+    }
   };
 
   constructor(
@@ -154,23 +188,50 @@ export class Replicator implements AckReceiver {
   }
 
   /**
-   * After the ring changed, re-sends every key this node owns to its (possibly new)
-   * replicas, a chunk of slots per turn. Replication otherwise sends only changes: a
-   * restarted or new node would never get a key that has gone quiet (an exhausted key only
-   * sees rejections), and would take it over empty when the node holding it dies next.
+   * After the ring changed, sends each key this node owns to its holders that did not hold
+   * it on the ring of the last completed resync, a chunk of slots per turn: about
+   * (replicas + 1)/N of the keys when one member joins or leaves, not all of them.
+   * Replication otherwise sends only changes: a restarted or new node would never get a key
+   * that has gone quiet (an exhausted key only sees rejections), and would take it over
+   * empty when the node holding it dies next. A walk cut short by the next change keeps the
+   * old baseline, so the next walk covers both changes.
    */
   resyncOwned(): void {
     if (this.init.replicas === 0) return;
     const generation = ++this.resyncGeneration;
+    const target = this.components.view.currentRing;
+    // Keys held while this node was not on the baseline ring came from elsewhere (a snapshot,
+    // a handoff): no holder can be assumed to have them.
+    if (this.resyncBaseline !== undefined && !this.resyncBaseline.has(this.init.selfId)) this.resyncBaseline = undefined;
+    this.resyncIncomplete = false;
+    clearTimeout(this.resyncRetry);
     walkStoreInTurns(
       this.components.store,
       this.init.resyncSlotsPerTurn,
       (from, to) => {
         this.nowMs = this.components.clock.now();
-        this.components.store.forEachEntry(this.collectOwned, from, to);
+        this.components.store.forEachEntry(this.collectNewHolders, from, to);
+        const gathered = this.outbox.pending;
+        const before = this.stats.entriesSent;
         this.send();
+        const sent = this.stats.entriesSent - before;
+        this.stats.resyncEntriesSent += sent;
+        if (sent < gathered) this.resyncIncomplete = true;
       },
       () => generation !== this.resyncGeneration || this.closed,
+      () => {
+        if (!this.resyncIncomplete) {
+          this.resyncBaseline = target;
+          this.resyncRetries = 0;
+          return;
+        }
+        // A holder had no address yet, or its stream took nothing: walk again in a moment (bounded).
+        if (this.resyncRetries++ >= RESYNC_MAX_RETRIES) return;
+        this.resyncRetry = setTimeout(() => {
+          if (generation === this.resyncGeneration && !this.closed) this.resyncOwned();
+        }, RESYNC_RETRY_MS);
+        this.resyncRetry.unref();
+      },
     );
   }
 
@@ -234,6 +295,7 @@ export class Replicator implements AckReceiver {
 
   close(): void {
     this.closed = true;
+    clearTimeout(this.resyncRetry);
     this.timer?.close();
     for (const [id, waiter] of this.waiters) {
       this.components.ids.forget(id);

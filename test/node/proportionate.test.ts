@@ -1,0 +1,85 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { routingKey } from '../../src/node/cluster-view.js';
+import { createNode, type RingLimitNode } from '../../src/node/node.js';
+import { Ring } from '../../src/ring/index.js';
+import { startCluster, stopAll, waitFor } from './helpers.js';
+
+const KEYS = 3_000;
+const WINDOW_MS = 86_400_000;
+
+/** Sums a counter over the nodes. */
+const total = (nodes: RingLimitNode[], read: (n: RingLimitNode) => number): number => nodes.reduce((a, n) => a + read(n), 0);
+
+/** Waits until `read` has not moved for `quietMs`. */
+async function quiet(read: () => number, quietMs: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = read();
+  let since = Date.now();
+  while (Date.now() - since < quietMs) {
+    if (Date.now() > deadline) throw new Error('counters kept moving');
+    await new Promise((r) => setTimeout(r, 50));
+    const now = read();
+    if (now !== last) {
+      last = now;
+      since = Date.now();
+    }
+  }
+}
+
+describe('proportionate handoff: a member joining a cluster of N moves about 1/N of the keys', () => {
+  let nodes: RingLimitNode[] = [];
+  afterEach(async () => {
+    await stopAll(nodes);
+  });
+
+  it('5 → 6 nodes: handoff pushes the keys whose owner changed, resync sends only to new holders, not every key of every node', { timeout: 60_000 }, async () => {
+    nodes = await startCluster(5, { replicationDelayMs: 5 });
+    const keys = Array.from({ length: KEYS }, (_, i) => `p-${i}`);
+    for (let i = 0; i < keys.length; i++) await nodes[i % 5]!.allow({ key: keys[i]!, action: 'api', limit: 10, windowMs: WINDOW_MS, algorithm: 'fixed-window' });
+    await quiet(() => total(nodes, (n) => n.stats().replication.entriesSent), 300, 10_000);
+    const resyncBefore = total(nodes, (n) => n.stats().replication.resyncEntriesSent);
+    const pushedBefore = total(nodes, (n) => n.stats().handoff.pushedEntries);
+
+    nodes.push(await createNode({ nodeId: 'n5', gossipPreset: 'test', port: 0, gossipPort: 0, replicationDelayMs: 5, join: [nodes[0]!.gossipAddress!], clusterName: nodes[0]!.options.clusterName }));
+    await waitFor(() => nodes.every((n) => n.owners().length === 6), 10_000, 'n5 to own keys everywhere');
+    await quiet(() => total(nodes, (n) => n.stats().replication.resyncEntriesSent + n.stats().handoff.pushedEntries), 500, 20_000);
+
+    // What the rings say must move: keys whose owner changed (handed off to it), and, for keys
+    // that kept their owner, replicas that are new (the owner re-sends to them).
+    const before = new Ring(['n0', 'n1', 'n2', 'n3', 'n4'].map((nodeId) => ({ nodeId })));
+    const after = before.withMember({ nodeId: 'n5' });
+    let ownerChanged = 0;
+    let newHolders = 0;
+    for (const key of keys) {
+      const id = routingKey('api', key);
+      if (before.owner(id) !== after.owner(id)) {
+        ownerChanged++;
+        continue;
+      }
+      const held = before.owners(id, 2);
+      for (const holder of after.owners(id, 2)) if (!held.includes(holder)) newHolders++;
+    }
+    const pushed = total(nodes, (n) => n.stats().handoff.pushedEntries) - pushedBefore;
+    const resent = total(nodes, (n) => n.stats().replication.resyncEntriesSent) - resyncBefore;
+    console.log(`5 → 6 nodes, ${KEYS} keys: owner changed ${ownerChanged}, handoff pushed ${pushed}; new replicas ${newHolders}, resync sent ${resent}`);
+    // About 1/6 of the keys change owner, and about 1/6 more get the new node as replica; every
+    // node re-sending all its keys (as before) would send all 3,000.
+    expect(ownerChanged / KEYS).toBeGreaterThan(0.1);
+    expect(ownerChanged / KEYS).toBeLessThan(0.25);
+    expect(pushed).toBeLessThanOrEqual(ownerChanged);
+    expect(pushed).toBeGreaterThan(ownerChanged * 0.8);
+    expect(resent).toBeLessThanOrEqual(newHolders);
+    expect(resent).toBeGreaterThan(newHolders * 0.8);
+    expect(resent).toBeLessThan(KEYS * 0.3);
+    // n5 now holds the keys it owns, with their counts.
+    const cells = new Float64Array(4);
+    const owned = keys.filter((k) => after.owner(routingKey('api', k)) === 'n5');
+    expect(owned.every((k) => nodes[5]!.store.readEntry('api', k, cells) !== -1 && cells[1] === 1)).toBe(true);
+    // … and its replicas for them have them too: a handed-over key is replicated like a decided one.
+    const replicaHolds = (k: string): boolean => {
+      const replica = after.owners(routingKey('api', k), 2)[1]!;
+      return nodes[Number(replica.slice(1))]!.store.readEntry('api', k, cells) !== -1 && cells[1] === 1;
+    };
+    await waitFor(() => owned.every(replicaHolds), 5_000, "n5's replicas to hold its keys");
+  });
+});
