@@ -60,10 +60,16 @@ export class EntryOutbox {
   }
 }
 
+/** Slots per call of a walk's chunk; a turn runs calls until its time budget is spent. */
+const WALK_STEP_SLOTS = 1_024;
+/** Event-loop time a walk may take per turn before it yields. */
+export const WALK_TURN_BUDGET_MS = 4;
+
 /**
- * Runs `chunk(from, to)` over the store's slots, `slotsPerTurn` slots per event-loop turn so
- * the loop keeps turning (a ring change may walk a million keys); stops once `cancelled()`.
- * `done` runs after the last chunk of a walk that was not cancelled.
+ * Runs `chunk(from, to)` over the store's slots, WALK_STEP_SLOTS at a time, yielding the
+ * event loop once a turn has taken WALK_TURN_BUDGET_MS or `slotsPerTurn` slots (a ring change
+ * may walk a million keys, and a key's work varies: lookups, encoding); stops once
+ * `cancelled()`. `done` runs after the last chunk of a walk that was not cancelled.
  */
 export function walkStoreInTurns(
   store: LimiterStore,
@@ -74,9 +80,16 @@ export function walkStoreInTurns(
 ): void {
   const step = (from: number): void => {
     if (cancelled()) return;
-    const to = from + slotsPerTurn;
-    chunk(from, to);
-    if (to < store.slotCount) setImmediate(step, to);
+    const startedMs = performance.now();
+    const limit = from + slotsPerTurn;
+    let at = from;
+    while (at < store.slotCount && at < limit) {
+      const to = Math.min(at + WALK_STEP_SLOTS, limit);
+      chunk(at, to);
+      at = to;
+      if (performance.now() - startedMs >= WALK_TURN_BUDGET_MS) break;
+    }
+    if (at < store.slotCount) setImmediate(step, at);
     else done?.();
   };
   step(0);
