@@ -15,7 +15,7 @@ import { compareVersions, MemberTable, toMember, toRecord, type Applied, type Me
 import { decodePacket, encodedRecordBytes, encodedUpdateBytes, encodeMessage } from './message-codec.js';
 import type { AccusationUpdate, AliveUpdate, MemberRecord, Message, Update } from './messages.js';
 import { checkedMeta, sameMeta } from './meta.js';
-import { ProbeOrder } from './probe-order.js';
+import { ProbeCycle } from './probe-cycle.js';
 import { RateWindow } from './rate-window.js';
 import { realScheduler, type Cancel, type Scheduler } from './scheduler.js';
 import { resolveSeedAddresses } from './seeds.js';
@@ -59,20 +59,6 @@ export interface SwimMembershipOptions {
   readonly generation?: number;
 }
 
-interface PendingProbe {
-  readonly target: string;
-  acked: boolean;
-  nacks: number;
-  expectedNacks: number;
-  cancel: Cancel;
-}
-
-interface Relay {
-  readonly requesterAddress: string;
-  readonly requesterSeq: number;
-  cancel: Cancel;
-}
-
 const ARRAY_HEADER_GROWTH_BYTES = 3; // msgpack fixarray -> array16 header
 /** A signed packet stamped further than this from the receiver's clock is refused (nodes keep clocks far closer with NTP). */
 const REPLAY_MAX_SKEW_MS = 30_000;
@@ -92,14 +78,11 @@ export class SwimMembership implements Membership {
   private readonly broadcasts: BroadcastQueue;
   private readonly awareness: Awareness;
   private readonly suspicions = new Map<string, Suspicion>();
-  private readonly probes = new Map<number, PendingProbe>();
-  private readonly relays = new Map<number, Relay>();
   private readonly joinWaiters = new Set<() => void>();
   private readonly me: MemberEntry;
   private readonly counters: SwimStats = emptyStats();
   private readonly loops: Cancel[] = [];
-  private readonly probeOrder: ProbeOrder;
-  private seq: number;
+  private readonly probeCycle: ProbeCycle;
   private running = false;
   private leaving = false;
   private stopped = false;
@@ -126,8 +109,7 @@ export class SwimMembership implements Membership {
     this.table = new MemberTable(this.limits.maxMembers);
     this.broadcasts = new BroadcastQueue(this.limits.maxBroadcasts);
     this.awareness = new Awareness(this.timings.awarenessMax);
-    this.seq = this.rng.int(0x7fff_ffff);
-    this.probeOrder = new ProbeOrder(this.rng);
+    const firstSeq = this.rng.int(0x7fff_ffff); // drawn here, where the probe sequence always began: seeded runs replay as before
     this.syncReplies = new RateWindow(this.limits.maxSyncRepliesPerSecond);
     // Drawn only with a keyring, so that unsigned runs replay exactly as before.
     this.epoch = this.keyring === undefined ? 0 : this.rng.int(0x7fff_ffff) + 1;
@@ -153,6 +135,24 @@ export class SwimMembership implements Membership {
       state: 'alive',
       stateSinceMs: this.scheduler.clock.now(),
     };
+    this.probeCycle = new ProbeCycle(
+      {
+        selfId: nodeId,
+        table: this.table,
+        awareness: this.awareness,
+        counters: this.counters,
+        rng: this.rng,
+        send: (message, to) => this.send(message, to),
+        sendWithPiggyback: (message, to, first) => this.sendWithPiggyback(message, to, first),
+        deadline: (delayMs, fn) => this.deadline(delayMs, fn),
+        randomAlive: (count, excludeId) => this.randomAlive(count, excludeId),
+        suspect: (target) => this.applyUpdate(this.accusation('suspect', target, this.me.nodeId)),
+        buddyAccusation: (target) => this.accusation('suspect', target, this.me.nodeId),
+      },
+      this.timings,
+      this.limits,
+      firstSeq,
+    );
   }
 
   // ---- public API ----------------------------------------------------------------------
@@ -199,7 +199,12 @@ export class SwimMembership implements Membership {
     this.running = true;
     this.transport.onPacket((bytes, from) => this.onPacket(bytes, from));
     this.queueBroadcast(this.selfAlive());
-    this.loop(() => this.awareness.scale(this.timings.probeIntervalMs), () => this.probeNext());
+    this.loop(
+      () => this.probeCycle.intervalMs(),
+      () => {
+        if (!this.leaving) this.probeCycle.probeNext();
+      },
+    );
     this.loop(() => this.timings.gossipIntervalMs, () => this.gossipTick());
     this.loop(() => this.jittered(pushPullIntervalMs(this.timings.pushPullIntervalMs, this.table.liveCount + 1)), () => this.pushPullTick());
   }
@@ -264,10 +269,7 @@ export class SwimMembership implements Membership {
     for (const cancel of this.loops.splice(0)) cancel();
     for (const s of this.suspicions.values()) s.cancel();
     this.suspicions.clear();
-    for (const p of this.probes.values()) p.cancel();
-    this.probes.clear();
-    for (const r of this.relays.values()) r.cancel();
-    this.relays.clear();
+    this.probeCycle.close();
     for (const wake of this.joinWaiters) wake();
     this.joinWaiters.clear();
     await this.transport.close();
@@ -322,67 +324,6 @@ export class SwimMembership implements Membership {
     };
   }
 
-  // ---- probing -----------------------------------------------------------------------------
-
-  private nextSeq(): number {
-    this.seq = (this.seq + 1) >>> 0;
-    return this.seq;
-  }
-
-  private probeNext(): void {
-    if (this.leaving) return;
-    const id = this.probeOrder.next(
-      () => this.table.live().map((e) => e.nodeId),
-      (candidate) => isLive(this.table.get(candidate)?.state ?? 'dead'),
-    );
-    const target = id === undefined ? undefined : this.table.get(id);
-    if (target === undefined || this.probes.size >= this.limits.maxPendingProbes) return;
-    const seq = this.nextSeq();
-    const probe: PendingProbe = { target: target.nodeId, acked: false, nacks: 0, expectedNacks: 0, cancel: () => {} };
-    this.probes.set(seq, probe);
-    this.counters.probes++;
-    // Buddy system: a suspect learns of its suspicion from the very probes aimed at it.
-    const buddy = target.state === 'suspect' ? this.accusation('suspect', target, this.me.nodeId) : undefined;
-    this.sendWithPiggyback({ type: 'ping', from: this.me.nodeId, seq, target: target.nodeId, updates: [] }, target.address, buddy);
-    const intervalMs = this.awareness.scale(this.timings.probeIntervalMs);
-    const timeoutMs = this.awareness.scale(this.timings.probeTimeoutMs);
-    probe.cancel = this.deadline(timeoutMs, () => {
-      if (probe.acked) return this.finishProbe(seq);
-      this.askIndirect(seq, probe, target);
-      probe.cancel = this.deadline(Math.max(1, intervalMs - timeoutMs), () => this.finishProbe(seq));
-    });
-  }
-
-  private askIndirect(seq: number, probe: PendingProbe, target: MemberEntry): void {
-    const helpers = this.randomAlive(this.timings.indirectChecks, target.nodeId);
-    probe.expectedNacks = helpers.length;
-    for (const helper of helpers) {
-      this.counters.indirectProbes++;
-      this.sendWithPiggyback(
-        { type: 'ping-req', from: this.me.nodeId, seq, target: target.nodeId, targetAddress: target.address, updates: [] },
-        helper.address,
-      );
-    }
-  }
-
-  private finishProbe(seq: number): void {
-    const probe = this.probes.get(seq);
-    if (probe === undefined) return;
-    this.probes.delete(seq);
-    probe.cancel();
-    if (probe.acked) {
-      this.awareness.apply(-1);
-      return;
-    }
-    this.counters.probesFailed++;
-    // Lifeguard: relays that did not even nack suggest the problem is on our side.
-    this.awareness.apply(probe.expectedNacks > 0 ? probe.expectedNacks - probe.nacks : 1);
-    const target = this.table.get(probe.target);
-    if (target === undefined || !isLive(target.state)) return;
-    this.counters.suspicionsRaised++;
-    this.applyUpdate(this.accusation('suspect', target, this.me.nodeId));
-  }
-
   // ---- receiving ---------------------------------------------------------------------------
 
   private onPacket(bytes: Uint8Array, fromAddress: string): void {
@@ -405,20 +346,15 @@ export class SwimMembership implements Membership {
       case 'ping':
         if (m.target !== this.me.nodeId) return countDrop(this.counters, 'pingForOtherNode');
         this.applyUpdates(m.updates);
-        // Replies go to the datagram's source, never to an address the packet claims.
-        return this.sendWithPiggyback({ type: 'ack', from: this.me.nodeId, seq: m.seq, updates: [] }, fromAddress);
+        return this.probeCycle.onPing(m.seq, fromAddress);
       case 'ping-req':
         this.applyUpdates(m.updates);
-        return this.relayPing(m.seq, m.target, m.targetAddress, fromAddress);
+        return this.probeCycle.relayPing(m.seq, m.target, m.targetAddress, fromAddress);
       case 'ack':
         this.applyUpdates(m.updates);
-        return this.onAck(m.seq);
-      case 'nack': {
-        const probe = this.probes.get(m.seq);
-        if (probe === undefined) return void this.counters.lateReplies++;
-        probe.nacks++;
-        return;
-      }
+        return this.probeCycle.onAck(m.seq);
+      case 'nack':
+        return this.probeCycle.onNack(m.seq);
       case 'gossip':
         return this.applyUpdates(m.updates);
       case 'sync':
@@ -431,40 +367,6 @@ export class SwimMembership implements Membership {
         for (const wake of this.joinWaiters) wake();
         return;
     }
-  }
-
-  private onAck(seq: number): void {
-    const probe = this.probes.get(seq);
-    if (probe !== undefined) {
-      probe.acked = true;
-      return;
-    }
-    const relay = this.relays.get(seq);
-    if (relay !== undefined) {
-      this.relays.delete(seq);
-      relay.cancel();
-      this.send({ type: 'ack', from: this.me.nodeId, seq: relay.requesterSeq, updates: [] }, relay.requesterAddress);
-      return;
-    }
-    this.counters.lateReplies++; // after the probe was judged: normal under delay
-  }
-
-  /** Ping-req is the one message whose target address comes from the packet: only known members qualify. */
-  private relayPing(requesterSeq: number, targetId: string, targetAddress: string, requesterAddress: string): void {
-    const target = this.table.get(targetId);
-    if (target === undefined || target.address !== targetAddress || !isLive(target.state)) {
-      return countDrop(this.counters, 'pingReqUnknownTarget');
-    }
-    if (this.relays.size >= this.limits.maxPendingProbes) return countDrop(this.counters, 'relayQueueFull');
-    const seq = this.nextSeq();
-    const relay: Relay = { requesterAddress, requesterSeq, cancel: () => {} };
-    this.relays.set(seq, relay);
-    this.send({ type: 'ping', from: this.me.nodeId, seq, target: targetId, updates: [] }, targetAddress);
-    relay.cancel = this.deadline(this.awareness.scale(this.timings.probeTimeoutMs), () => {
-      if (!this.relays.delete(seq)) return;
-      this.counters.nacksSent++;
-      this.send({ type: 'nack', from: this.me.nodeId, seq: requesterSeq }, requesterAddress);
-    });
   }
 
   // ---- state merging -----------------------------------------------------------------------
@@ -489,7 +391,7 @@ export class SwimMembership implements Membership {
         if (result.kind === 'suspected') {
           this.startSuspicion(result.entry, u.from);
           if (u.from === this.me.nodeId) this.tellSuspect(result.entry, u);
-          else this.probeOrder.soon(u.nodeId); // our own verdict, quickly
+          else this.probeCycle.soon(u.nodeId); // our own verdict, quickly
           this.queueBroadcast(u);
           return this.emitter.emit('update', toMember(result.entry));
         }
