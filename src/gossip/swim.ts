@@ -446,11 +446,13 @@ export class SwimMembership implements Membership {
     this.awareness.apply(1);
     const alive = this.selfAlive();
     this.queueBroadcast(alive);
-    // Tell the accuser directly too: suspicion timers are short on a LAN.
+    // Tell the accuser directly too, and a few others at once: suspicion timers are short on
+    // a LAN, and this starts the refutation's spread a gossip round or two earlier.
     const accuser = u.kind === 'suspect' || u.kind === 'dead' ? this.table.get(u.from) : undefined;
     if (accuser !== undefined && isLive(accuser.state)) {
       this.send({ type: 'gossip', from: this.me.nodeId, updates: [alive] }, accuser.address);
     }
+    for (const peer of this.randomAlive(2 * this.timings.gossipFanout, accuser?.nodeId)) this.send({ type: 'gossip', from: this.me.nodeId, updates: [alive] }, peer.address);
   }
 
   private mergeState(records: readonly MemberRecord[], sender: string): void {
