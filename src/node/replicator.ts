@@ -93,20 +93,7 @@ export class Replicator implements AckReceiver {
 
   /** Queues (action, key)'s state for each of its replicas. */
   private readonly collect = (action: string, key: string, algorithm: AlgorithmId, cells: Float64Array, base: number): void => {
-    const { view } = this.components;
-    const count = view.holdersInto(action, key, this.holders);
-    let entry: WireEntry | undefined;
-    for (let i = 0; i < count; i++) {
-      const nodeId = this.holders[i]!;
-      if (nodeId === this.init.selfId) continue;
-      const address = view.addressOf(nodeId);
-      if (address === undefined) {
-        this.resyncIncomplete = true; // its address is not known yet: try again later
-        continue;
-      }
-      entry ??= toWireEntry(action, key, algorithm, cells, base, this.nowMs);
-      this.outbox.add(address, entry);
-    }
+    this.queueForHolders(this.components.view.holdersInto(action, key, this.holders), 0, action, key, algorithm, cells, base);
   };
 
   /** For a resync: (action, key)'s state for each holder it did not have on `resyncBaseline`. */
@@ -115,7 +102,18 @@ export class Replicator implements AckReceiver {
     if (!view.isOwnedHere(action, key)) return;
     const count = view.holdersInto(action, key, this.holders);
     const before = this.resyncBaseline === undefined ? 0 : view.holdersOnInto(this.resyncBaseline, action, key, this.baselineHolders);
+    // A holder whose address is not known yet: the resync walks again later.
+    if (!this.queueForHolders(count, before, action, key, algorithm, cells, base)) this.resyncIncomplete = true;
+  };
+
+  /**
+   * Queues the key's state for `this.holders[0..count)`, but this node and those among
+   * `this.baselineHolders[0..before)` (they have it). False when a holder's address is unknown.
+   */
+  private queueForHolders(count: number, before: number, action: string, key: string, algorithm: AlgorithmId, cells: Float64Array, base: number): boolean {
+    const { view } = this.components;
     let entry: WireEntry | undefined;
+    let reachedAll = true;
     for (let i = 0; i < count; i++) {
       const nodeId = this.holders[i]!;
       if (nodeId === this.init.selfId) continue;
@@ -124,13 +122,14 @@ export class Replicator implements AckReceiver {
       if (held) continue;
       const address = view.addressOf(nodeId);
       if (address === undefined) {
-        this.resyncIncomplete = true; // its address is not known yet: try again later
+        reachedAll = false;
         continue;
       }
       entry ??= toWireEntry(action, key, algorithm, cells, base, this.nowMs);
       this.outbox.add(address, entry);
     }
-  };
+    return reachedAll;
+  }
 
   constructor(
     private readonly components: ReplicatorComponents,
