@@ -291,7 +291,7 @@ export async function runRingBench(log: (line: string) => void): Promise<string>
     '',
     balance,
     '',
-    'Movement when one node joins, over the same keys. Keys moving between two old nodes are churn: ours are the few arcs balancing shifts (handed off like any moved key); hashring\'s come from its point counts.',
+    'Movement when one node joins, over the same keys. Keys moving between two old nodes are churn: ours are the few arcs balancing shifts (handed off like every moved key); hashring\'s come from its point counts.',
     '',
     moves,
     '',

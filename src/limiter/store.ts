@@ -361,7 +361,7 @@ export class LimiterStore {
     if (slot === undefined) slot = this.insert(action, key, algorithm);
     else this.touch(slot);
     // A state merged into a key new here is the owner's now (handed over, or loaded from a
-    // snapshot): listed as changed, so its replicas get it; any other import is a copy.
+    // snapshot): listed as changed, so its replicas get it; every other import is a copy.
     if (this.options.trackChanges) {
       if (mode === 'merge') this.markChanged(slot);
       else this.decidedHere[slot] = 0;

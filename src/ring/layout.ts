@@ -100,7 +100,7 @@ function find(p: Points, position: number, owner: number, base: number, taken: S
 }
 
 /**
- * `src` without the points at `drop` (indexes, any order) and with `add` (sorted) merged in,
+ * `src` without the points at `drop` (indexes, in no particular order) and with `add` (sorted) merged in,
  * as new arrays; runs between edits are block copies. For ties at one position, src's
  * owners rank as srcRank says and add's as addRank says; `renumber` maps src's owners to the
  * result's (add's owners are the result's already).
