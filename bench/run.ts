@@ -8,6 +8,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runLimiterBench } from './limiter.js';
 import { runClusterBench } from './cluster.js';
+import { runGossipScaleBench } from './gossip-scale.js';
+import { runHandoffBench } from './handoff.js';
 import { runFloorBench } from './floor.js';
 import { runNodeBench } from './node.js';
 import { runPoliciesBench } from './policies.js';
@@ -32,6 +34,8 @@ async function main(): Promise<void> {
     ['limiter', runLimiterBench],
     ['policies', runPoliciesBench],
     ['ring', await optionalSection('./ring.js', 'runRingBench')],
+    ['gossip', runGossipScaleBench],
+    ['handoff', runHandoffBench],
     ['node', runNodeBench],
     ['cluster', runClusterBench],
     ['floor', runFloorBench],
