@@ -90,9 +90,11 @@ function buildBucketStarts(points: Uint32Array, bucketBits: number): Uint32Array
 }
 
 /**
- * Builds the sorted table. `nodes` must be sorted by nodeId: points are laid out in
- * node order and sorted stably, so equal hashes order by nodeId (the lower index wins
- * the tie) in every process, whatever the member order or count.
+ * A table of plain random points, `weight × vnodesPerNode` per node, without the balancing
+ * of layout.ts: the Ring does not use it; the lookup tests build tables with their own
+ * placers through it, and bench/ring.ts measures the design before 0005 with it. `nodes`
+ * must be sorted by nodeId: points are laid out in node order and sorted stably, so equal
+ * hashes order by nodeId (the lower index wins the tie).
  */
 export function buildPointTable(
   nodes: readonly RingNode[],
