@@ -17,7 +17,7 @@ const PRESET = 'lan' as const;
 const LAN = defaults.presets.lan;
 
 /** A cluster in virtual time that keeps counters, not event logs (4,000 members see 16 M joins). */
-class ScaleSim {
+export class ScaleSim {
   readonly scheduler = new ManualScheduler();
   readonly network: MemoryNetwork;
   readonly nodes: SwimMembership[] = [];
@@ -110,7 +110,7 @@ class ScaleSim {
 }
 
 /** n members that joined in waves through members already in; converged. */
-async function buildCluster(n: number, seed: number, log: (line: string) => void, dropProbability = 0): Promise<ScaleSim> {
+export async function buildCluster(n: number, seed: number, log: (line: string) => void, dropProbability = 0): Promise<ScaleSim> {
   const sim = new ScaleSim(seed, dropProbability);
   const rng = seededRng(seed);
   await sim.add();
@@ -156,6 +156,8 @@ interface ScaleResult {
   falseStalls: { failures: number; suspicions: number; stalls: number };
   pushPullBytes: number;
   pushPullPackets: number;
+  digests: number;
+  digestsMatched: number;
   faults: boolean;
 }
 
@@ -174,6 +176,8 @@ async function measure(n: number, seeds: number[], victimsPerSeed: number, log: 
     falseStalls: { failures: 0, suspicions: 0, stalls: 0 },
     pushPullBytes: 0,
     pushPullPackets: 0,
+    digests: 0,
+    digestsMatched: 0,
     faults,
   };
   const steady: number[] = [];
@@ -186,18 +190,26 @@ async function measure(n: number, seeds: number[], victimsPerSeed: number, log: 
 
     // Steady state: bytes sent per member per second over 20 virtual s (push-pull included).
     let before = sim.bytesSent();
+    const digestsBefore = sim.running().reduce((a, node) => a + node.stats().syncDigestsSent, 0);
+    const matchedBefore = sim.running().reduce((a, node) => a + node.stats().syncDigestsMatched, 0);
     await sim.run(20_000);
     steady.push((sim.bytesSent() - before) / n / 20);
 
-    // One full-state exchange: what a member sends for one push-pull at this size.
+    // Push-pull opens with a digest; the full state goes only where views differ. What share matched:
+    const digestsSent = sim.running().reduce((a, node) => a + node.stats().syncDigestsSent, 0) - digestsBefore;
+    const digestsMatched = sim.running().reduce((a, node) => a + node.stats().syncDigestsMatched, 0) - matchedBefore;
+    result.digests += digestsSent;
+    result.digestsMatched += digestsMatched;
+    // And what a full state costs at this size: a member sends its own when it (re)joins through a peer.
     const probe = sim.nodes[1]!;
-    const syncsBefore = probe.stats().syncRequestsSent;
     const bytesBefore = probe.stats().bytesSent;
     const packetsBefore = probe.stats().packetsSent;
-    await sim.until(() => probe.stats().syncRequestsSent > syncsBefore, 60_000, 1);
-    // The exchange goes out in one turn: the bytes sent in that millisecond are the state's chunks (plus a ping or two at most).
+    void probe.join([sim.nodes[2]!.address]);
+    await sim.run(1);
+    // The state goes out in one turn: the bytes sent in that millisecond are its chunks (plus a ping at most).
     result.pushPullBytes = probe.stats().bytesSent - bytesBefore;
     result.pushPullPackets = probe.stats().packetsSent - packetsBefore;
+    await sim.run(1_000);
 
     // Crash detection.
     for (let v = 0; v < victimsPerSeed; v++) {
@@ -305,7 +317,7 @@ function row(r: ScaleResult): string[] {
     r.faults ? `${r.falseStalls.failures} in ${r.falseStalls.stalls} stalls (${r.falseStalls.suspicions} suspicions)` : 'not run',
     `${kb(r.steadyBytesPerMemberPerS)}/s`,
     r.faults ? `${kb(r.churnBytesPerMemberPerS)}/s` : 'not run',
-    `${kb(r.pushPullBytes)} in ${r.pushPullPackets} packets, every ${s(pushPullIntervalMs(LAN.pushPullIntervalMs, r.members))}`,
+    `every ${s(pushPullIntervalMs(LAN.pushPullIntervalMs, r.members))}; digests matched ${r.digestsMatched} of ${r.digests}; full state ${kb(r.pushPullBytes)} in ${r.pushPullPackets} packets`,
   ];
 }
 
@@ -316,11 +328,11 @@ function row(r: ScaleResult): string[] {
 export async function runGossipScaleBench(log: (line: string) => void, sizes: number[] = [1000]): Promise<string> {
   const results: ScaleResult[] = [];
   for (const n of sizes) {
-    const r = n >= 2000 ? await measure(n, [1], 2, log, false) : await measure(n, [1, 2], 4, log);
+    const r = n >= 2000 ? await measure(n, [1], 2, log, process.env['GOSSIP_FAULTS'] === '1') : await measure(n, [1, 2], 4, log);
     log(`gossip: ${n} members done: ${row(r).join(' | ')}`);
     results.push(r);
   }
-  const header = ['members', 'crash: every member knows, p50 / p99 / worst', 'first to know, p50', 'join / leave known to all (worst)', 'false failures, 1 % loss', '5 % loss', 'stalls of 250 ms', 'gossip sent per member, steady', 'during churn (1 join + 1 leave /s)', 'one push-pull (full state)'];
+  const header = ['members', 'crash: every member knows, p50 / p99 / worst', 'first to know, p50', 'join / leave known to all (worst)', 'false failures, 1 % loss', '5 % loss', 'stalls of 250 ms', 'gossip sent per member, steady', 'during churn (1 join + 1 leave /s)', 'push-pull, steady (digest first)'];
   const line = (cells: string[]): string => `| ${cells.join(' | ')} |`;
   const formulas = sizes
     .map((n) => {

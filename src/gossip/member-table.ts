@@ -1,3 +1,4 @@
+import { idHash } from './digest.js';
 import { sameMeta } from './meta.js';
 import type { AccusationUpdate, AliveUpdate, LeftUpdate, MemberRecord } from './messages.js';
 import { isLive, type Member, type MemberState, type Meta } from './types.js';
@@ -11,6 +12,40 @@ export interface MemberEntry {
   state: MemberState;
   /** When `state` last changed, for tombstone expiry. */
   stateSinceMs: number;
+  /** Hash of nodeId, for the state digest (digest.ts). */
+  readonly idHash: number;
+  /** Position in the table's live list, -1 when not live: the table's own bookkeeping. */
+  liveIndex: number;
+}
+
+/**
+ * One shared, flat copy of a string kept for long. V8 interns property names in a weak,
+ * process-wide table: a decoded id or address stored this way does not pin the packet text
+ * it was sliced from, and the simulator's thousands of tables share one copy.
+ */
+function intern(text: string): string {
+  const holder: Record<string, 0> = { [text]: 0 };
+  for (const key in holder) return key;
+  return text;
+}
+
+/** A new entry; every field set here, in one order, so that all entries share one shape. */
+export function newEntry(
+  fields: { nodeId: string; address: string; generation: number; incarnation: number; meta: Meta },
+  state: MemberState,
+  nowMs: number,
+): MemberEntry {
+  return {
+    nodeId: intern(fields.nodeId),
+    address: intern(fields.address),
+    generation: fields.generation,
+    incarnation: fields.incarnation,
+    meta: fields.meta,
+    state,
+    stateSinceMs: nowMs,
+    idHash: idHash(fields.nodeId),
+    liveIndex: -1,
+  };
 }
 
 export type MembershipEvent = 'join' | 'update' | 'leave' | 'fail';
@@ -49,7 +84,6 @@ export class MemberTable {
   private readonly entries = new Map<string, MemberEntry>();
   /** Live entries (alive or suspect), in no order, kept as states change: O(1) count and random picks. */
   private readonly liveList: MemberEntry[] = [];
-  private readonly liveAt = new Map<MemberEntry, number>();
   /** Entries suspected now. */
   readonly suspects = new Set<MemberEntry>();
   /** Failed or left entries, remembered until prune() forgets them. */
@@ -70,6 +104,11 @@ export class MemberTable {
     return this.liveList.slice();
   }
 
+  /** The live entries without a copy: read, never keep or change. */
+  liveView(): readonly MemberEntry[] {
+    return this.liveList;
+  }
+
   get liveCount(): number {
     return this.liveList.length;
   }
@@ -81,7 +120,7 @@ export class MemberTable {
 
   /** Sets an entry's state, keeping the live list and the suspects in step. */
   private setState(entry: MemberEntry, state: MemberState): void {
-    const wasLive = this.liveAt.has(entry);
+    const wasLive = entry.liveIndex >= 0;
     entry.state = state;
     if (state === 'suspect') this.suspects.add(entry);
     else this.suspects.delete(entry);
@@ -89,20 +128,20 @@ export class MemberTable {
     if (live) this.tombstones.delete(entry);
     else this.tombstones.add(entry);
     if (live && !wasLive) {
-      this.liveAt.set(entry, this.liveList.length);
+      entry.liveIndex = this.liveList.length;
       this.liveList.push(entry);
     } else if (!live && wasLive) this.removeLive(entry);
   }
 
   private removeLive(entry: MemberEntry): void {
-    const at = this.liveAt.get(entry);
-    if (at === undefined) return;
+    const at = entry.liveIndex;
+    if (at < 0) return;
     const last = this.liveList.pop()!;
     if (last !== entry) {
       this.liveList[at] = last;
-      this.liveAt.set(last, at);
+      last.liveIndex = at;
     }
-    this.liveAt.delete(entry);
+    entry.liveIndex = -1;
   }
 
   /** Alive wins only with a strictly newer version; a new generation is a restarted node. */
@@ -113,7 +152,7 @@ export class MemberTable {
         this.rejectedFull++;
         return undefined;
       }
-      const entry: MemberEntry = { ...u, state: 'dead', stateSinceMs: nowMs };
+      const entry = newEntry(u, 'dead', nowMs);
       this.entries.set(u.nodeId, entry);
       this.setState(entry, 'alive');
       return { entry, event: 'join' };
@@ -124,7 +163,11 @@ export class MemberTable {
     const visibleChange =
       cur.state !== 'alive' || cur.address !== u.address || cur.generation !== u.generation || !sameMeta(cur.meta, u.meta);
     if (cur.state !== 'alive') cur.stateSinceMs = nowMs;
-    Object.assign(cur, { address: u.address, generation: u.generation, incarnation: u.incarnation, meta: u.meta });
+    // Keep the strings and maps we hold when they are unchanged: thousands of entries, one copy each.
+    if (cur.address !== u.address) cur.address = intern(u.address);
+    if (!sameMeta(cur.meta, u.meta)) cur.meta = u.meta;
+    cur.generation = u.generation;
+    cur.incarnation = u.incarnation;
     this.setState(cur, 'alive');
     // A new generation is a new process (its in-memory state is gone): report it as a join.
     const restarted = u.generation !== previousGeneration;

@@ -1,3 +1,4 @@
+import type { StateDigest } from './digest.js';
 import type { Meta } from './types.js';
 
 /**
@@ -12,6 +13,7 @@ export const MessageType = {
   Gossip: 5,
   Sync: 6,
   SyncReply: 7,
+  SyncDigest: 8,
 } as const;
 
 /** Piggybacked state-update kinds. APPEND-ONLY like MessageType. */
@@ -77,4 +79,6 @@ export type Message =
   | { readonly type: 'gossip'; readonly from: string; readonly updates: readonly Update[] }
   /** Push-pull request chunk; only the first chunk of a round asks for the peer's state back. */
   | { readonly type: 'sync'; readonly from: string; readonly wantsReply: boolean; readonly members: readonly MemberRecord[] }
-  | { readonly type: 'sync-reply'; readonly from: string; readonly members: readonly MemberRecord[] };
+  | { readonly type: 'sync-reply'; readonly from: string; readonly members: readonly MemberRecord[] }
+  /** Push-pull opener: the sender's live-view digest; a receiver whose digest differs starts the full exchange. */
+  | { readonly type: 'sync-digest'; readonly from: string; readonly digest: StateDigest };

@@ -32,7 +32,11 @@ export function checkedMeta(meta: unknown, limits: SwimLimits, field = 'meta'): 
   return freezeMeta(meta as Meta);
 }
 
+/** The one empty metadata map: most members have none, and a table of thousands need not hold thousands of copies. */
+export const EMPTY_META: Meta = Object.freeze(Object.create(null) as Record<string, string>);
+
 export function freezeMeta(meta: Meta): Meta {
+  if (Object.keys(meta).length === 0) return EMPTY_META;
   const copy: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const key of Object.keys(meta).sort()) copy[key] = meta[key] ?? '';
   return Object.freeze(copy);

@@ -20,6 +20,9 @@ export interface SwimStats {
   syncRequestsSent: number;
   syncRepliesSent: number;
   syncRepliesThrottled: number;
+  /** Push-pulls opened with a digest, and those whose digests matched (no full exchange). */
+  syncDigestsSent: number;
+  syncDigestsMatched: number;
   awarenessScore: number;
   lateTimers: number;
 }
@@ -44,6 +47,8 @@ export function emptyStats(): SwimStats {
     syncRequestsSent: 0,
     syncRepliesSent: 0,
     syncRepliesThrottled: 0,
+    syncDigestsSent: 0,
+    syncDigestsMatched: 0,
     awarenessScore: 0,
     lateTimers: 0,
   };

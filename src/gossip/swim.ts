@@ -11,7 +11,8 @@ import { MembershipEmitter } from './emitter.js';
 import type { Keyring } from './keyring.js';
 import { MAX_LABEL_BYTES } from './packet.js';
 import { ReplayGuard, type Stamp } from './replay-guard.js';
-import { compareVersions, MemberTable, toMember, toRecord, type Applied, type MemberEntry } from './member-table.js';
+import { compareVersions, MemberTable, newEntry, toMember, toRecord, type Applied, type MemberEntry } from './member-table.js';
+import { sameDigest, stateDigest, type StateDigest } from './digest.js';
 import { decodePacket, encodedRecordBytes, encodedUpdateBytes, encodeMessage } from './message-codec.js';
 import type { AccusationUpdate, AliveUpdate, MemberRecord, Message, Update } from './messages.js';
 import { checkedMeta, sameMeta } from './meta.js';
@@ -126,15 +127,7 @@ export class SwimMembership implements Membership {
     }
     const generation = options.generation ?? Math.floor(this.scheduler.clock.now());
     if (!Number.isSafeInteger(generation) || generation < 0) throw invalidArgument('generation', 'must be a non-negative safe integer');
-    this.me = {
-      nodeId,
-      address,
-      generation,
-      incarnation: 0,
-      meta: checkedMeta(options.meta ?? {}, this.limits),
-      state: 'alive',
-      stateSinceMs: this.scheduler.clock.now(),
-    };
+    this.me = newEntry({ nodeId, address, generation, incarnation: 0, meta: checkedMeta(options.meta ?? {}, this.limits) }, 'alive', this.scheduler.clock.now());
     this.probeCycle = new ProbeCycle(
       {
         selfId: nodeId,
@@ -366,6 +359,8 @@ export class SwimMembership implements Membership {
         this.syncRepliesReceived++;
         for (const wake of this.joinWaiters) wake();
         return;
+      case 'sync-digest':
+        return this.onSyncDigest(m.digest, fromAddress);
     }
   }
 
@@ -561,12 +556,35 @@ export class SwimMembership implements Membership {
     }
   }
 
-  /** Anti-entropy with one member; recently failed ones too, which is how partitions heal. */
+  /**
+   * Anti-entropy with one member; recently failed ones too, which is how partitions heal.
+   * It opens with a digest of our live view: the full state (about 72 bytes a member) goes
+   * both ways only when the peer's view differs.
+   */
   private pushPullTick(): void {
     if (this.leaving) return;
     const candidates = this.table.all().filter((e) => e.state !== 'left');
     const peer = candidates[this.rng.int(candidates.length)];
-    if (peer !== undefined) this.sendSync(peer.address, true);
+    if (peer === undefined) return;
+    this.counters.syncDigestsSent++;
+    this.send({ type: 'sync-digest', from: this.me.nodeId, digest: this.digest() }, peer.address);
+  }
+
+  private digest(): StateDigest {
+    return stateDigest(this.me, this.table.liveView());
+  }
+
+  /** Our view differs from the sender's: start the full exchange (as costly as a reply, so it draws on the same budget). */
+  private onSyncDigest(theirs: StateDigest, fromAddress: string): void {
+    if (sameDigest(theirs, this.digest())) {
+      this.counters.syncDigestsMatched++;
+      return;
+    }
+    if (!this.syncReplies.tryTake(this.scheduler.clock.now())) {
+      this.counters.syncRepliesThrottled++;
+      return;
+    }
+    this.sendSync(fromAddress, true);
   }
 
   private sendSync(address: string, wantsReply: boolean): void {

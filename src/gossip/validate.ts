@@ -1,6 +1,6 @@
 import { isValidIpAddress } from './address.js';
 import type { SwimLimits } from './defaults.js';
-import { freezeMeta, metaProblem } from './meta.js';
+import { EMPTY_META, freezeMeta, metaProblem } from './meta.js';
 import { MessageType, StateCode, UpdateKind, type MemberRecord, type Message, type Update } from './messages.js';
 import type { Meta } from './types.js';
 
@@ -64,6 +64,9 @@ function parseMessage(raw: unknown, limits: SwimLimits): Message {
     case MessageType.SyncReply:
       arity(a, 3);
       return { type: 'sync-reply', from, members: records(a[2], limits) };
+    case MessageType.SyncDigest:
+      arity(a, 5);
+      return { type: 'sync-digest', from, digest: { a: seq(a[2]), b: seq(a[3]), count: liveCount(a[4], limits) } };
     default:
       throw new Invalid(typeof type === 'number' && Number.isInteger(type) ? 'unknownType' : 'badType');
   }
@@ -89,6 +92,11 @@ function seq(value: unknown): number {
   return value;
 }
 
+function liveCount(value: unknown, limits: SwimLimits): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > limits.maxMembers + 1) throw new Invalid('badCount');
+  return value;
+}
+
 function counter(value: unknown): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw new Invalid('badCounter');
   return value;
@@ -102,6 +110,7 @@ function address(value: unknown): string {
 function meta(value: unknown, limits: SwimLimits): Meta {
   const flat = array(value, 'meta', 0, limits.maxMetaEntries * 2);
   if (flat.length % 2 !== 0) throw new Invalid('metaOdd');
+  if (flat.length === 0) return EMPTY_META;
   const map: Record<string, string> = Object.create(null) as Record<string, string>;
   for (let i = 0; i < flat.length; i += 2) {
     const key = flat[i];

@@ -10,6 +10,7 @@ import type { Meta } from './types.js';
  *   Nack      [4, from, seq]
  *   Gossip    [5, from, updates]
  *   Sync      [6, from, wantsReply(0|1), records]      SyncReply [7, from, records]
+ *   SyncDigest [8, from, digestA(u32), digestB(u32), liveCount]
  * Update:  Alive [0, id, gen, inc, address, metaFlat] | Suspect/Dead [1|2, id, gen, inc, from] | Left [3, id, gen, inc]
  * Record:  [id, address, gen, inc, stateCode, metaFlat]; metaFlat = [k1, v1, k2, v2, ...]
  */
@@ -54,5 +55,7 @@ export function messageToWire(m: Message): WireValue[] {
       return [MessageType.Sync, m.from, m.wantsReply ? 1 : 0, m.members.map(recordToWire)];
     case 'sync-reply':
       return [MessageType.SyncReply, m.from, m.members.map(recordToWire)];
+    case 'sync-digest':
+      return [MessageType.SyncDigest, m.from, m.digest.a, m.digest.b, m.digest.count];
   }
 }

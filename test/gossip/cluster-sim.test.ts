@@ -82,6 +82,30 @@ describe('SWIM over the in-memory network (virtual time)', () => {
     expect(healMs).toBeLessThan(5_000);
   });
 
+  it('push-pull opens with a digest: a converged cluster exchanges no full state, and a view that differs is repaired in full', async () => {
+    const s = (sim = new Sim(16));
+    const nodes = await s.cluster(5);
+    await s.until(() => converged(nodes, ids(5)), 3_000);
+    await s.run(2_000); // let the join's updates drain
+    const total = (field: 'syncRequestsSent' | 'syncDigestsSent' | 'syncDigestsMatched'): number => nodes.reduce((sum, n) => sum + n.stats()[field], 0);
+    const full = total('syncRequestsSent');
+    const digests = total('syncDigestsSent');
+    const matched = total('syncDigestsMatched');
+    await s.run(10_000); // 20 push-pull intervals per member
+    expect(total('syncDigestsSent') - digests).toBeGreaterThanOrEqual(80);
+    expect(total('syncDigestsMatched') - matched).toBe(total('syncDigestsSent') - digests);
+    expect(total('syncRequestsSent')).toBe(full);
+
+    // n4 cut off until the others declare it failed: the views differ, the digests too, and
+    // the full exchange that follows brings n4 back.
+    const others = nodes.slice(0, 4).map((n) => n.address);
+    s.network.partition([nodes[4]!.address], others);
+    await s.until(() => converged(nodes.slice(0, 4), ids(4)), 5_000);
+    s.network.heal();
+    await s.until(() => converged(nodes, ids(5)), 5_000);
+    expect(total('syncRequestsSent')).toBeGreaterThan(full);
+  });
+
   it('a one-way partition does not split the cluster permanently', async () => {
     const s = (sim = new Sim(6));
     const nodes = await s.cluster(4);

@@ -19,6 +19,7 @@ const samples: Message[] = [
   { type: 'gossip', from: 'a', updates: [{ kind: 'left', nodeId: 'a', generation: 5, incarnation: 3 }, { kind: 'dead', nodeId: 'd', generation: 1, incarnation: 9, from: 'b' }] },
   { type: 'sync', from: 'a', wantsReply: true, members: [{ nodeId: 'a', address: '127.0.0.1:7000', generation: 5, incarnation: 2, state: 'alive', meta: {} }] },
   { type: 'sync-reply', from: 'b', members: [{ nodeId: 'd', address: '10.0.0.4:7000', generation: 1, incarnation: 9, state: 'dead', meta: { v: '1' } }] },
+  { type: 'sync-digest', from: 'c', digest: { a: 0xffff_ffff, b: 0, count: 4097 } },
 ];
 
 describe('wire codec', () => {
@@ -48,6 +49,10 @@ describe('wire codec', () => {
       [frame(encodeValue([5, 'a', [[0, 'b', 1, 1, '127.0.0.1:1', ['__proto__', 'x']]]]), undefined), 'badMeta'],
       [frame(encodeValue([5, 'a', [[0, 'b', 1, 1, '127.0.0.1:1', ['k', 'x'.repeat(600)]]]]), undefined), 'badMeta'],
       [frame(encodeValue([6, 'a', 2, []]), undefined), 'badFlag'],
+      [frame(encodeValue([8, 'a', 2 ** 32, 0, 3]), undefined), 'badSeq'],
+      [frame(encodeValue([8, 'a', 1, 2, 0]), undefined), 'badCount'],
+      [frame(encodeValue([8, 'a', 1, 2, limits.maxMembers + 2]), undefined), 'badCount'],
+      [frame(encodeValue([8, 'a', 1, 2]), undefined), 'arity'],
       [new Uint8Array(1401).fill(0x52), 'oversize'],
     ];
     for (const [bytes, reason] of cases) expect(decodePacket(bytes, undefined, limits)).toEqual({ ok: false, reason });

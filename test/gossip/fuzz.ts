@@ -36,7 +36,7 @@ function pick<T>(rng: Rng, items: readonly T[]): T {
 function validTemplate(rng: Rng, target: string): Wire[] {
   const alive: Wire[] = [0, 'n9', 1, 2, '127.0.0.1:9999', ['state', 'active']];
   const suspect: Wire[] = [1, target, 1, 0, 'n9'];
-  switch (rng.int(7)) {
+  switch (rng.int(8)) {
     case 0:
       return [1, 'n9', rng.int(1000), target, [alive]];
     case 1:
@@ -49,6 +49,8 @@ function validTemplate(rng: Rng, target: string): Wire[] {
       return [5, 'n9', [alive, suspect]];
     case 5:
       return [6, 'n9', 1, [['n9', '127.0.0.1:9999', 1, 0, 0, []]]];
+    case 6:
+      return [8, 'n9', rng.int(2 ** 32), rng.int(2 ** 32), 1 + rng.int(100)];
     default:
       return [7, 'n9', [['n9', '127.0.0.1:9999', 1, 0, 3, ['k', 'v']]]];
   }
