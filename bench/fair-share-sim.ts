@@ -5,7 +5,7 @@
  * settling. The run the test checks (test/limiter/fair-share.test.ts) and the bench reports.
  */
 import { ManualClock } from '../src/common/clock.js';
-import { createLimiter } from '../src/limiter/limiter.js';
+import { createLimiter } from '../src/limiter/create.js';
 
 export const FAIR_SHARE_CAPACITY_PER_SECOND = 2_000;
 export const FAIR_SHARE_WINDOW_MS = 10_000;

@@ -6,7 +6,8 @@
 import { fileURLToPath } from 'node:url';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
 import { ManualClock } from '../src/common/clock.js';
-import { createLimiter, type Limiter } from '../src/limiter/limiter.js';
+import { createLimiter } from '../src/limiter/create.js';
+import type { Limiter } from '../src/limiter/limiter.js';
 import type { RateLimitRequest } from '../src/limiter/types.js';
 import { median, shuffled } from './util.js';
 

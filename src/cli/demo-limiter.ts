@@ -1,5 +1,5 @@
 import { systemClock } from '../common/clock.js';
-import { createLimiter } from '../limiter/limiter.js';
+import { createLimiter } from '../limiter/create.js';
 import type { Algorithm } from '../limiter/types.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

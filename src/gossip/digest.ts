@@ -1,18 +1,5 @@
-import { StateCode } from './messages.js';
+import { StateCode, type StateDigest } from './messages.js';
 import type { MemberState } from './types.js';
-
-/**
- * A digest of the live membership (self included) that two members compare before a
- * push-pull: equal digests mean equal live views, and the full exchange (about 72 bytes a
- * member) is skipped. Order-independent (a sum of per-member hashes), two independent
- * 32-bit lanes, so a difference goes unseen with probability about 2^-64.
- */
-export interface StateDigest {
-  readonly a: number;
-  readonly b: number;
-  /** Live members counted, self included. */
-  readonly count: number;
-}
 
 /** What a member contributes: its id's hash (computed once per entry) and its version and state. */
 export interface DigestInput {
@@ -52,6 +39,11 @@ function memberHash(seed: number, m: DigestInput): number {
   return mix(h ^ StateCode[m.state]);
 }
 
+/**
+ * The digest two members compare before a push-pull: equal digests mean equal live views
+ * (self included), and the full exchange is skipped. Order-independent (a sum of per-member
+ * hashes) in two independent 32-bit lanes: a difference goes unseen with probability ~2^-64.
+ */
 export function stateDigest(self: DigestInput, live: readonly DigestInput[]): StateDigest {
   let a = memberHash(SEED_A, self);
   let b = memberHash(SEED_B, self);

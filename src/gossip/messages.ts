@@ -1,4 +1,3 @@
-import type { StateDigest } from './digest.js';
 import type { Meta } from './types.js';
 
 /**
@@ -53,6 +52,13 @@ export interface LeftUpdate {
 }
 
 export type Update = AliveUpdate | AccusationUpdate | LeftUpdate;
+
+/** A digest of a member's live view (digest.ts): two 32-bit lanes and the live count, self included. */
+export interface StateDigest {
+  readonly a: number;
+  readonly b: number;
+  readonly count: number;
+}
 
 /** One member in a push-pull full-state exchange. */
 export interface MemberRecord {

@@ -1,4 +1,7 @@
-export { createLimiter, Limiter, limiterDefaults, limitFromRate, type AcquireOptions, type LimiterOptions, type LimiterStats } from './limiter.js';
+export { createLimiter } from './create.js';
+export { RemoteLimiter, remoteLimiterDefaults, type RemoteLimiterInit, type RemoteLimiterOptions, type RemoteLimiterStats, type WhenUnavailable } from './remote-limiter.js';
+export type { RemoteDecision, RemoteStore } from './remote-store.js';
+export { Limiter, limiterDefaults, limitFromRate, type AcquireOptions, type LimiterOptions, type LimiterStats } from './limiter.js';
 export { LimiterStore, storeDefaults, type StoreOptions, type StoreStats } from './store.js';
 export { decide, merge, rebase, reserve, type Step } from './pure.js';
 export { requestLimits } from './limits.js';

@@ -186,7 +186,3 @@ export class Limiter {
     this.waiters.close();
   }
 }
-
-export function createLimiter(options: Partial<LimiterOptions> = {}): Limiter {
-  return new Limiter(options);
-}

@@ -50,6 +50,14 @@ describe('module layering', () => {
     expect(bad).toEqual([]);
   });
 
+  it('src/redis imports only src/limiter, src/common and node built-ins (the client is the caller\'s: no package import)', () => {
+    const bad = importsOf('redis').filter(({ file, spec }) => {
+      const t = target(file, spec);
+      return !(t === 'redis' || t === 'limiter' || t === 'common' || t.startsWith('package:node:'));
+    });
+    expect(bad).toEqual([]);
+  });
+
   it('src/ring and src/gossip do not import each other, src/node or src/limiter', () => {
     for (const [folder, forbidden] of [
       ['ring', ['gossip', 'node', 'limiter']],

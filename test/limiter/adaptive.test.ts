@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/common/clock.js';
 import { AimdController, aimdDefaults, validateAimd } from '../../src/limiter/adaptive.js';
-import { createLimiter } from '../../src/limiter/limiter.js';
+import { createLimiter } from '../../src/limiter/create.js';
 
 describe('AimdController', () => {
   const options = { ...aimdDefaults, overloadAbove: 100, healthyBelow: 40, decreaseBy: 0.5, increaseBy: 0.25, minFactor: 0.1, decreaseEveryMs: 500, recoverAfterMs: 1_000 };

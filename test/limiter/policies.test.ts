@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { ManualClock } from '../../src/common/clock.js';
 import { RateLimitError } from '../../src/common/errors.js';
-import { createLimiter } from '../../src/limiter/limiter.js';
+import { createLimiter } from '../../src/limiter/create.js';
 import { Policies, type PolicyDocument } from '../../src/limiter/policies.js';
 import type { ResolvedPolicy } from '../../src/limiter/types.js';
 

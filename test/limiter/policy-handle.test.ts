@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/common/clock.js';
-import { createLimiter } from '../../src/limiter/limiter.js';
+import { createLimiter } from '../../src/limiter/create.js';
 
 describe('policy handles', () => {
   it('decide with the options given once; per call only the key, and optionally cost and weight', () => {

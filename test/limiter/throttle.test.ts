@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/common/clock.js';
 import { RateLimitError } from '../../src/common/errors.js';
-import { createLimiter } from '../../src/limiter/limiter.js';
+import { createLimiter } from '../../src/limiter/create.js';
 import type { RateLimitRequest } from '../../src/limiter/types.js';
 import { ALL, T0 } from './helpers.js';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { RateLimitError } from '../../src/common/errors.js';
-import { createLimiter } from '../../src/limiter/limiter.js';
+import { createLimiter } from '../../src/limiter/create.js';
 import { requestLimits } from '../../src/limiter/limits.js';
 import type { RateLimitRequest } from '../../src/limiter/types.js';
 import { newStore } from './helpers.js';

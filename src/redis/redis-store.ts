@@ -1,0 +1,214 @@
+import type { Clock } from '../common/clock.js';
+import { RingLimitError, invalidArgument } from '../common/errors.js';
+import type { RemoteDecision, RemoteStore } from '../limiter/remote-store.js';
+import type { ResolvedParams } from '../limiter/types.js';
+import { DECIDE_LUA, DECIDE_SHA, REPLY_PER_DECISION } from './script.js';
+import { readNumberArray } from './reply.js';
+import { keySlot } from './slot.js';
+
+/**
+ * The commands the store needs: ioredis's `Redis` and `Cluster` have them (a Cluster also
+ * says `isCluster: true`, and then every script call names keys of one slot only).
+ */
+export interface RedisScriptClient {
+  /** A command whose reply comes back as bytes (the script answers in MessagePack). */
+  callBuffer(command: string, args: (string | number)[]): Promise<unknown>;
+  readonly isCluster?: boolean;
+}
+
+export interface RedisStoreOptions {
+  client: RedisScriptClient;
+  /** Prepended to every Redis key; no braces (they would move the hash tag). */
+  prefix: string;
+  /** Decisions use Redis's clock (TIME) unless a clock is given: for tests and replays only. */
+  clock: Clock | undefined;
+  /** How long a key is kept in Redis past the time its state is back to fresh (as the in-memory store's option). */
+  freshKeyGraceMs: number;
+  /** Decisions in one script call at most. */
+  maxBatchSize: number;
+  /** A script call not answered by then fails (DEADLINE_EXCEEDED) and its decisions go to the limiter's whenUnavailable. */
+  timeoutMs: number;
+  /** Decisions queued or in flight at most; past it a decision fails at once (RESOURCE_EXHAUSTED). */
+  maxPendingDecisions: number;
+}
+
+export const redisStoreDefaults: Omit<RedisStoreOptions, 'client'> = {
+  prefix: 'ringlimit:',
+  clock: undefined,
+  freshKeyGraceMs: 2_000,
+  maxBatchSize: 128,
+  timeoutMs: 200,
+  maxPendingDecisions: 50_000,
+};
+
+/** With an injected clock, a fresh key is kept at least this long in Redis's time: its expiry cannot follow that clock. */
+const INJECTED_CLOCK_GRACE_MS = 86_400_000;
+
+interface Batch {
+  /** EVALSHA's arguments: the script, the key count, the keys, then ARGV: the clock and the fresh-key grace (script.ts), then ARGS_PER_DECISION per key. */
+  keys: string[];
+  args: (string | number)[];
+  resolves: ((d: RemoteDecision) => void)[];
+  rejects: ((error: Error) => void)[];
+  settled: boolean;
+  timer: NodeJS.Timeout | undefined;
+}
+
+function validate(o: RedisStoreOptions): void {
+  const c = o.client as Partial<RedisScriptClient> | undefined;
+  if (c === undefined || c === null || typeof c.callBuffer !== 'function') {
+    throw invalidArgument('client', 'must be an ioredis Redis or Cluster client (new Redis(...))');
+  }
+  if (typeof o.prefix !== 'string' || /[{}]/.test(o.prefix) || o.prefix.length > 256) throw invalidArgument('prefix', 'must be a string of at most 256 characters without braces');
+  if (o.clock !== undefined && typeof o.clock.now !== 'function') throw invalidArgument('clock', 'must have a now() method, or be left out to use Redis\'s clock');
+  const int = (name: 'freshKeyGraceMs' | 'maxBatchSize' | 'timeoutMs' | 'maxPendingDecisions', min: number, max: number): void => {
+    const v = o[name];
+    if (!Number.isInteger(v) || v < min || v > max) throw invalidArgument(name, `must be an integer from ${min} to ${max}, got ${String(v)}`);
+  };
+  int('freshKeyGraceMs', 0, 86_400_000);
+  int('maxBatchSize', 1, 4096);
+  int('timeoutMs', 1, 60_000);
+  int('maxPendingDecisions', 1, 10_000_000);
+}
+
+function failure(code: 'UNAVAILABLE' | 'DEADLINE_EXCEEDED' | 'RESOURCE_EXHAUSTED' | 'INTERNAL', why: string): RingLimitError {
+  return new RingLimitError(code, `redis: ${why}`);
+}
+
+/**
+ * The limiter's state in Redis or Valkey: every decision runs the in-memory core's
+ * algorithm in one Lua script (script.ts), atomically per key. Decisions made in the same
+ * event-loop turn go out together, up to maxBatchSize per script call (one round trip for
+ * all of them; on a Cluster, one call per slot). Only this file and script.ts know Redis.
+ */
+export class RedisStore implements RemoteStore {
+  readonly name = 'redis';
+  readonly options: Readonly<RedisStoreOptions>;
+  private readonly client: RedisScriptClient;
+  private readonly cluster: boolean;
+  /** Batches filling in this turn: one, or one per slot on a Cluster. */
+  private readonly filling = new Map<number, Batch>();
+  private flushScheduled = false;
+  private pending = 0;
+  /** Script calls sent and not yet answered (or given up on). */
+  private inFlight = 0;
+  private closed = false;
+  /** Scratch for reading replies. */
+  private readonly values: number[] = [];
+  readonly counters = { scriptCalls: 0, scriptLoads: 0, decisions: 0, failedCalls: 0 };
+
+  constructor(options: Partial<RedisStoreOptions> & { client: RedisScriptClient }) {
+    const merged: RedisStoreOptions = { ...redisStoreDefaults, ...options };
+    validate(merged);
+    this.options = merged;
+    this.client = merged.client;
+    this.cluster = merged.client.isCluster === true;
+  }
+
+  /** The Redis key holding (action, key): the user key is the hash tag, so one user's actions share a slot. */
+  keyOf(action: string, key: string): string {
+    return `${this.options.prefix}${action.length}:${action}:{${key}}`;
+  }
+
+  decide(p: Readonly<ResolvedParams>, maxWaitMs: number): Promise<RemoteDecision> {
+    if (this.closed) return Promise.reject(failure('UNAVAILABLE', 'the store is closed'));
+    if (this.pending >= this.options.maxPendingDecisions) {
+      return Promise.reject(failure('RESOURCE_EXHAUSTED', `${this.pending} decisions already waiting for Redis (maxPendingDecisions)`));
+    }
+    const key = this.keyOf(p.action, p.key);
+    const slot = this.cluster ? keySlot(key) : 0;
+    let batch = this.filling.get(slot);
+    if (batch === undefined) {
+      const clock = this.options.clock;
+      batch = { keys: [], args: clock === undefined ? ['', this.options.freshKeyGraceMs] : [String(clock.now()), Math.max(this.options.freshKeyGraceMs, INJECTED_CLOCK_GRACE_MS)], resolves: [], rejects: [], settled: false, timer: undefined };
+      this.filling.set(slot, batch);
+    }
+    batch.keys.push(key);
+    batch.args.push(p.algorithm, p.limit, p.windowMs, p.capacity, p.cost, maxWaitMs);
+    this.pending++;
+    const promise = new Promise<RemoteDecision>((resolve, reject) => {
+      batch.resolves.push(resolve);
+      batch.rejects.push(reject);
+    });
+    // Idle: go at once (no added latency for a lone caller). Busy: gather this turn's decisions
+    // into one call, sent after the turn's I/O (or at once when the batch is full).
+    if (this.inFlight === 0 || batch.keys.length >= this.options.maxBatchSize) {
+      this.filling.delete(slot);
+      this.send(batch);
+    } else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flush);
+    }
+    return promise;
+  }
+
+  /** Rejects decisions not yet sent; those in flight finish. Leaves the client open (it is the caller's). */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const batch of this.filling.values()) this.settle(batch, failure('UNAVAILABLE', 'the store was closed'));
+    this.filling.clear();
+  }
+
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    for (const batch of this.filling.values()) this.send(batch);
+    this.filling.clear();
+  };
+
+  private send(batch: Batch): void {
+    if (batch.settled) return;
+    this.counters.scriptCalls++;
+    this.counters.decisions += batch.keys.length;
+    this.inFlight++;
+    batch.timer = setTimeout(() => this.settle(batch, failure('DEADLINE_EXCEEDED', `no answer within ${this.options.timeoutMs} ms (timeoutMs)`)), this.options.timeoutMs);
+    const args: (string | number)[] = [DECIDE_SHA, batch.keys.length, ...batch.keys, ...batch.args];
+    this.client.callBuffer('EVALSHA', args).then(
+      (reply) => this.settle(batch, reply),
+      (error: unknown) => {
+        if (error instanceof Error && error.message.startsWith('NOSCRIPT')) {
+          // A restarted or new server: EVAL loads the script (and later EVALSHAs find it).
+          this.counters.scriptLoads++;
+          args[0] = DECIDE_LUA;
+          this.client.callBuffer('EVAL', args).then(
+            (reply) => this.settle(batch, reply),
+            (again: unknown) => this.settle(batch, this.errorOf(again)),
+          );
+        } else this.settle(batch, this.errorOf(error));
+      },
+    );
+  }
+
+  private errorOf(error: unknown): RingLimitError {
+    this.counters.failedCalls++;
+    return failure('UNAVAILABLE', error instanceof Error ? error.message : String(error));
+  }
+
+  /** Answers every decision of the batch once: from the reply, or with the error. */
+  private settle(batch: Batch, outcome: unknown): void {
+    if (batch.settled) return;
+    batch.settled = true;
+    if (batch.timer !== undefined) {
+      clearTimeout(batch.timer);
+      this.inFlight--;
+    }
+    const n = batch.keys.length;
+    this.pending -= n;
+    const values = this.values;
+    const readable = outcome instanceof Uint8Array && readNumberArray(outcome, values) && values.length === n * REPLY_PER_DECISION + 1;
+    if (!readable) {
+      const error = outcome instanceof Error ? outcome : failure('INTERNAL', 'the script answered in an unexpected shape');
+      for (const reject of batch.rejects) reject(error);
+      return;
+    }
+    const nowMs = values[n * REPLY_PER_DECISION]!;
+    for (let i = 0; i < n; i++) {
+      const at = i * REPLY_PER_DECISION;
+      batch.resolves[i]!({ allowed: values[at] === 1, remaining: values[at + 1]!, resetAtMs: values[at + 2]!, retryAfterMs: values[at + 3]!, waitMs: values[at + 4]!, nowMs });
+    }
+  }
+}
+
+/** The store for createLimiter({ store: redisStore({ client }) }). */
+export function redisStore(options: Partial<RedisStoreOptions> & { client: RedisScriptClient }): RedisStore {
+  return new RedisStore(options);
+}

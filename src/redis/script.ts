@@ -1,0 +1,248 @@
+import { createHash } from 'node:crypto';
+
+/** ARGV starts with the clock ('' for Redis's TIME) and the grace in ms a fresh key is kept; then per decision: algorithm id, limit, windowMs, capacity, cost, maxWaitMs. */
+export const HEADER_ARGS = 2;
+export const ARGS_PER_DECISION = 6;
+/** Values per decision in the reply: allowed (0/1), remaining, resetAtMs, retryAfterMs, waitMs; then one: the script's now. */
+export const REPLY_PER_DECISION = 5;
+
+/**
+ * The four algorithms of src/limiter/algorithms, line for line in Lua 5.1 (Redis's), over
+ * the same doubles, so that a key decides exactly as the in-memory core would (a test runs
+ * random sequences through both and compares every field). One call decides every key in
+ * KEYS in order, atomically. ARGV[1] is the time in ms, or '' for Redis's own clock (TIME):
+ * callers' clocks never decide. ARGV[2] is how long a key is kept past the time its state is
+ * back to fresh (the in-memory store's freshKeyGraceMs: at the very moment, float rounding
+ * can leave a hair of state; and a key reused soon after is not recreated each time). A key's state is one string: its algorithm id and,
+ * (three doubles, packed: exact)
+ * set to expire that grace after its state is back to fresh. The reply is one MessagePack
+ * array of numbers (reply.ts), since Redis would truncate a Lua number to an integer.
+ */
+export const DECIDE_LUA = `
+local floor, ceil, min, max, frexp, ldexp = math.floor, math.ceil, math.min, math.max, math.frexp, math.ldexp
+local EPS = 1e-9
+local now
+if ARGV[1] == '' then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+else
+  now = tonumber(ARGV[1])
+end
+
+local graceMs = tonumber(ARGV[2])
+
+local function nextUp(x)
+  local _, e = frexp(x)
+  return x + ldexp(1, e - 53)
+end
+local function jsRound(x)
+  local r = floor(x)
+  if x - r >= 0.5 then r = r + 1 end
+  return r
+end
+local function delayFrom(t, delay)
+  local at = t + delay
+  if at - t < delay and at > 0 then at = nextUp(at) end
+  return at - t
+end
+local function windowStart(t, w) return floor(t / w) * w end
+local function windowsBetween(a, b, w) return jsRound((b - a) / w) end
+local function targetWindow(count, cost, limit)
+  local index = floor(count / limit)
+  if count - index * limit + cost <= limit then return index end
+  return index + 1
+end
+local function windowBoundary(start, ahead, w)
+  local index = jsRound(start / w) + ahead
+  local at = start + ahead * w
+  local i = 0
+  while i < 64 and floor(at / w) < index do at = nextUp(at); i = i + 1 end
+  return at
+end
+
+-- c = {s0, s1, s2, freshAt}; p = {limit, window, cap, cost}; o = {allowed, remaining, resetAt, retryAfter, wait}
+
+-- token bucket: c = {tokens, at, -, freshAt}
+local function tbInit(c, p, t) c[1] = p[3]; c[2] = t; c[3] = 0; c[4] = t end
+local function tbRefill(c, p, t)
+  local at, tokens = c[2], c[1]
+  if t > at then tokens = tokens + ((t - at) * p[1]) / p[2]; c[2] = t end
+  if tokens < p[3] then c[1] = tokens else c[1] = p[3] end
+end
+local function tbStep(c, p, t, maxWait, o)
+  tbRefill(c, p, t)
+  local tokens = c[1]
+  local msPerToken = p[2] / p[1]
+  local deficit = p[4] - tokens
+  o[4] = 0; o[5] = 0
+  if deficit <= EPS then
+    o[1] = 1; tokens = tokens - p[4]
+  else
+    local wait = delayFrom(t, deficit * msPerToken)
+    if wait <= maxWait then o[1] = 1; o[5] = wait; tokens = tokens - p[4]
+    else o[1] = 0; o[4] = wait end
+  end
+  c[1] = tokens
+  local fullAt = c[2] + (p[3] - tokens) * msPerToken
+  if tokens > 0 then o[2] = floor(tokens + EPS) else o[2] = 0 end
+  o[3] = fullAt; c[4] = fullAt
+end
+
+-- GCRA: c = {tatWhole, tatFraction, -, freshAt}
+local function tatMinusNow(c, t)
+  local whole = floor(t)
+  return c[1] - whole + (c[2] - (t - whole))
+end
+local function setTat(c, whole, fraction)
+  local carry = floor(fraction)
+  c[1] = whole + carry; c[2] = fraction - carry
+end
+local function gcraInit(c, p, t) setTat(c, floor(t), t - floor(t)); c[3] = 0; c[4] = t end
+local function gcraStep(c, p, t, maxWait, o)
+  local interval = p[2] / p[1]
+  local tolerance = p[3] * interval
+  if tatMinusNow(c, t) < 0 then gcraInit(c, p, t) end
+  local ahead = tatMinusNow(c, t) + p[4] * interval
+  local slack = min(interval * 1e-3, 1e-6 + tolerance * 1e-15)
+  local wait = 0
+  if ahead - tolerance > slack then wait = delayFrom(t, ahead - tolerance) end
+  o[4] = 0; o[5] = 0
+  local commit = false
+  if wait == 0 then commit = true
+  elseif wait <= maxWait then commit = true; o[5] = wait
+  else o[4] = wait end
+  if commit then o[1] = 1; setTat(c, c[1], c[2] + p[4] * interval) else o[1] = 0 end
+  local behind = max(0, tatMinusNow(c, t))
+  local remaining = floor((tolerance - behind) / interval + EPS)
+  if remaining > 0 then o[2] = remaining else o[2] = 0 end
+  local fullAt = t + behind
+  o[3] = fullAt; c[4] = fullAt
+end
+
+-- fixed window: c = {start, count, -, freshAt}
+local function fwInit(c, p, t) c[1] = windowStart(t, p[2]); c[2] = 0; c[3] = 0; c[4] = t end
+local function fwAdvance(c, p, start)
+  if c[1] >= start then return end
+  local drained = c[2] - windowsBetween(c[1], start, p[2]) * p[1]
+  c[1] = start
+  if drained > 0 then c[2] = drained else c[2] = 0 end
+end
+local function fwStep(c, p, t, maxWait, o)
+  fwAdvance(c, p, windowStart(t, p[2]))
+  local start, count = c[1], c[2]
+  local target = targetWindow(count, p[4], p[1])
+  local wait = 0
+  if target ~= 0 then wait = delayFrom(t, windowBoundary(start, target, p[2]) - t) end
+  o[4] = 0; o[5] = 0
+  if target == 0 then o[1] = 1; count = count + p[4]
+  elseif wait <= maxWait then o[1] = 1; o[5] = wait; count = max(count, target * p[1]) + p[4]
+  else o[1] = 0; o[4] = wait end
+  c[2] = count
+  if count < p[1] then o[2] = p[1] - count else o[2] = 0 end
+  local drainedAt = start + max(1, ceil(count / p[1])) * p[2]
+  o[3] = drainedAt
+  if count > 0 then c[4] = drainedAt else c[4] = t end
+end
+
+-- sliding window: c = {start, current, previous, freshAt}
+local function swInit(c, p, t) c[1] = windowStart(t, p[2]); c[2] = 0; c[3] = 0; c[4] = t end
+local function swAdvance(c, p, start)
+  if c[1] >= start then return end
+  local windows = windowsBetween(c[1], start, p[2])
+  local current = c[2]
+  c[1] = start
+  c[3] = min(p[1], max(0, current - (windows - 1) * p[1]))
+  c[2] = max(0, current - windows * p[1])
+end
+local function decayedEnough(start, ahead, previous, room, w)
+  if previous <= room + EPS then return windowBoundary(start, ahead, w) end
+  if room <= 0 then return windowBoundary(start, ahead + 1, w) end
+  local boundary = windowBoundary(start, ahead, w)
+  local windowFloor = windowStart(boundary, w)
+  local at = max(boundary, windowFloor + (1 - room / previous) * w)
+  local i = 0
+  while i < 64 and previous * (1 - (at - windowFloor) / w) > room + EPS do at = nextUp(at); i = i + 1 end
+  return at
+end
+-- returns wait, and the count that committing leaves
+local function swWaitFor(c, p, t, reserving)
+  local start, current, previous, limit = c[1], c[2], c[3], p[1]
+  local fraction = min(1, max(0, (t - start) / p[2]))
+  local room = limit - current - p[4]
+  local commit = current + p[4]
+  if room >= 0 then
+    if previous * (1 - fraction) <= room + EPS then return 0, commit end
+    return decayedEnough(start, 0, previous, room, p[2]) - t, commit
+  end
+  if reserving then
+    local target = max(1, targetWindow(current, p[4], limit))
+    local padded = max(current, target * limit)
+    local queuedThere = padded - target * limit + p[4]
+    return decayedEnough(start, target, limit, limit - queuedThere, p[2]) - t, padded + p[4]
+  end
+  local target = max(1, ceil((current + p[4] - limit) / limit))
+  local queuedThere = max(0, current - target * limit)
+  local previousThere = min(limit, max(0, current - (target - 1) * limit))
+  return decayedEnough(start, target, previousThere, limit - queuedThere - p[4], p[2]) - t, commit
+end
+local function swStep(c, p, t, maxWait, o)
+  swAdvance(c, p, windowStart(t, p[2]))
+  local w, commit = swWaitFor(c, p, t, maxWait >= 0)
+  local wait = 0
+  if w > 0 then wait = delayFrom(t, w) end
+  o[4] = 0; o[5] = 0
+  if wait <= 0 then o[1] = 1; c[2] = commit
+  elseif wait <= maxWait then o[1] = 1; o[5] = wait; c[2] = commit
+  else
+    o[1] = 0
+    if maxWait >= 0 then o[4] = delayFrom(t, (swWaitFor(c, p, t, false))) else o[4] = wait end
+  end
+  local start, current, previous = c[1], c[2], c[3]
+  local fraction = min(1, max(0, (t - start) / p[2]))
+  local estimate = previous * (1 - fraction) + current
+  local remaining = floor(p[1] - estimate + EPS)
+  if remaining > 0 then o[2] = remaining else o[2] = 0 end
+  local busy = 0
+  if current > 0 then busy = ceil(current / p[1]) + 1 elseif previous > 0 then busy = 1 end
+  local freshAt = t
+  if busy ~= 0 then freshAt = start + busy * p[2] end
+  o[3] = freshAt; c[4] = freshAt
+end
+
+local INIT = { [0] = tbInit, [1] = gcraInit, [2] = swInit, [3] = fwInit }
+local STEP = { [0] = tbStep, [1] = gcraStep, [2] = swStep, [3] = fwStep }
+
+local function finite(x) return x == x and x ~= math.huge and x ~= -math.huge end
+local pack, unpack = struct.pack, struct.unpack
+
+local reply = {}
+local c, p, o = {0, 0, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 0, 0}
+for i = 1, #KEYS do
+  local b = ${HEADER_ARGS} + (i - 1) * ${ARGS_PER_DECISION}
+  local alg = tonumber(ARGV[b + 1])
+  p[1] = tonumber(ARGV[b + 2]); p[2] = tonumber(ARGV[b + 3]); p[3] = tonumber(ARGV[b + 4]); p[4] = tonumber(ARGV[b + 5])
+  local maxWait = tonumber(ARGV[b + 6])
+  local key = KEYS[i]
+  local raw = redis.call('GET', key)
+  local held = false
+  -- Anything but 25 bytes of our own (another program's value) reads as no state.
+  if raw and string.len(raw) == 25 and string.byte(raw, 1) == alg then
+    local s0, s1, s2 = unpack('<ddd', raw, 2)
+    if finite(s0) and finite(s1) and finite(s2) then c[1] = s0; c[2] = s1; c[3] = s2; held = true end
+  end
+  -- A key never seen, or whose algorithm the configuration changed, starts afresh.
+  if not held then INIT[alg](c, p, now) end
+  STEP[alg](c, p, now, maxWait, o)
+  -- A peek (cost 0) at an unknown key stores nothing.
+  if raw or p[4] > 0 then
+    local ttl = max(0, ceil(c[4] - now)) + graceMs
+    redis.call('SET', key, string.char(alg) .. pack('<ddd', c[1], c[2], c[3]), 'PX', ttl)
+  end
+  local r = (i - 1) * ${REPLY_PER_DECISION}
+  reply[r + 1] = o[1]; reply[r + 2] = o[2]; reply[r + 3] = o[3]; reply[r + 4] = o[4]; reply[r + 5] = o[5]
+end
+reply[#KEYS * ${REPLY_PER_DECISION} + 1] = now
+return cmsgpack.pack(reply)
+`;
+
+export const DECIDE_SHA = createHash('sha1').update(DECIDE_LUA).digest('hex');

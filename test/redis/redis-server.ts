@@ -1,0 +1,58 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { freePort } from '../../bench/peers/redis.js';
+
+/** A real redis-server on 127.0.0.1 (no persistence), started and stopped by a test. */
+export class RedisProcess {
+  private child: ChildProcess | undefined;
+
+  private constructor(
+    readonly port: number,
+    private readonly extraArgs: readonly string[],
+  ) {}
+
+  static async start(options: { port?: number; args?: readonly string[] } = {}): Promise<RedisProcess> {
+    const server = new RedisProcess(options.port ?? (await freePort()), options.args ?? []);
+    await server.restart();
+    return server;
+  }
+
+  /** Starts it (again, on the same port: a restart loses every key and every loaded script). */
+  async restart(): Promise<void> {
+    await this.stop();
+    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...this.extraArgs], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child = child;
+    await new Promise<void>((resolve, reject) => {
+      let output = '';
+      const timer = setTimeout(() => reject(new Error(`redis-server did not start within 10 s: ${output}`)), 10_000);
+      child.once('error', (error) => {
+        clearTimeout(timer);
+        reject(new Error(`redis-server could not start (Debian: apt-get install redis-server): ${error.message}`));
+      });
+      child.stdout!.on('data', (chunk: Buffer) => {
+        output += chunk.toString();
+        if (output.includes('Ready to accept connections')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`redis-server exited (${String(code)}): ${output}`));
+      });
+    });
+    child.stdout!.resume();
+    child.stderr!.resume();
+  }
+
+  stop(): Promise<void> {
+    const child = this.child;
+    this.child = undefined;
+    if (child === undefined || child.exitCode !== null) return Promise.resolve();
+    return new Promise((resolve) => {
+      child.once('exit', () => resolve());
+      child.kill('SIGKILL');
+    });
+  }
+}
