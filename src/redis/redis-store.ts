@@ -2,7 +2,7 @@ import type { Clock } from '../common/clock.js';
 import { RingLimitError, invalidArgument } from '../common/errors.js';
 import type { RemoteDecision, RemoteStore } from '../limiter/remote-store.js';
 import type { ResolvedParams } from '../limiter/types.js';
-import { DECIDE_LUA, DECIDE_SHA, REPLY_PER_DECISION } from './script.js';
+import { ARGS_PER_SET, DECIDE_LUA, DECIDE_SHA, REPLY_PER_DECISION } from './script.js';
 import { readNumberArray } from './reply.js';
 import { keySlot } from './slot.js';
 
@@ -45,9 +45,13 @@ export const redisStoreDefaults: Omit<RedisStoreOptions, 'client'> = {
 const INJECTED_CLOCK_GRACE_MS = 86_400_000;
 
 interface Batch {
-  /** EVALSHA's arguments: the script, the key count, the keys, then ARGV: the clock and the fresh-key grace (script.ts), then ARGS_PER_DECISION per key. */
   keys: string[];
-  args: (string | number)[];
+  /** The clock and the fresh-key grace (script.ts's ARGV header). */
+  clock: string;
+  graceMs: number;
+  /** Parameter sets, ARGS_PER_SET numbers each, and each key's set (1-based). */
+  sets: number[];
+  which: number[];
   resolves: ((d: RemoteDecision) => void)[];
   rejects: ((error: Error) => void)[];
   settled: boolean;
@@ -69,6 +73,16 @@ function validate(o: RedisStoreOptions): void {
   int('maxBatchSize', 1, 4096);
   int('timeoutMs', 1, 60_000);
   int('maxPendingDecisions', 1, 10_000_000);
+}
+
+/** The 1-based number of p's parameter set in `sets`, appended unless it is the last one there (a batch is mostly one policy). */
+function setOf(sets: number[], p: Readonly<ResolvedParams>, maxWaitMs: number): number {
+  const n = sets.length;
+  if (n > 0 && sets[n - 6] === p.algorithm && sets[n - 5] === p.limit && sets[n - 4] === p.windowMs && sets[n - 3] === p.capacity && sets[n - 2] === p.cost && sets[n - 1] === maxWaitMs) {
+    return n / ARGS_PER_SET;
+  }
+  sets.push(p.algorithm, p.limit, p.windowMs, p.capacity, p.cost, maxWaitMs);
+  return n / ARGS_PER_SET + 1;
 }
 
 function failure(code: 'UNAVAILABLE' | 'DEADLINE_EXCEEDED' | 'RESOURCE_EXHAUSTED' | 'INTERNAL', why: string): RingLimitError {
@@ -120,11 +134,21 @@ export class RedisStore implements RemoteStore {
     let batch = this.filling.get(slot);
     if (batch === undefined) {
       const clock = this.options.clock;
-      batch = { keys: [], args: clock === undefined ? ['', this.options.freshKeyGraceMs] : [String(clock.now()), Math.max(this.options.freshKeyGraceMs, INJECTED_CLOCK_GRACE_MS)], resolves: [], rejects: [], settled: false, timer: undefined };
+      batch = {
+        keys: [],
+        clock: clock === undefined ? '' : String(clock.now()),
+        graceMs: clock === undefined ? this.options.freshKeyGraceMs : Math.max(this.options.freshKeyGraceMs, INJECTED_CLOCK_GRACE_MS),
+        sets: [],
+        which: [],
+        resolves: [],
+        rejects: [],
+        settled: false,
+        timer: undefined,
+      };
       this.filling.set(slot, batch);
     }
     batch.keys.push(key);
-    batch.args.push(p.algorithm, p.limit, p.windowMs, p.capacity, p.cost, maxWaitMs);
+    batch.which.push(setOf(batch.sets, p, maxWaitMs));
     this.pending++;
     const promise = new Promise<RemoteDecision>((resolve, reject) => {
       batch.resolves.push(resolve);
@@ -161,7 +185,7 @@ export class RedisStore implements RemoteStore {
     this.counters.decisions += batch.keys.length;
     this.inFlight++;
     batch.timer = setTimeout(() => this.settle(batch, failure('DEADLINE_EXCEEDED', `no answer within ${this.options.timeoutMs} ms (timeoutMs)`)), this.options.timeoutMs);
-    const args: (string | number)[] = [DECIDE_SHA, batch.keys.length, ...batch.keys, ...batch.args];
+    const args: (string | number)[] = [DECIDE_SHA, batch.keys.length, ...batch.keys, batch.clock, batch.graceMs, batch.sets.length / ARGS_PER_SET, ...batch.sets, ...batch.which];
     this.client.callBuffer('EVALSHA', args).then(
       (reply) => this.settle(batch, reply),
       (error: unknown) => {

@@ -1,8 +1,12 @@
 import { createHash } from 'node:crypto';
 
-/** ARGV starts with the clock ('' for Redis's TIME) and the grace in ms a fresh key is kept; then per decision: algorithm id, limit, windowMs, capacity, cost, maxWaitMs. */
-export const HEADER_ARGS = 2;
-export const ARGS_PER_DECISION = 6;
+/**
+ * ARGV: the clock ('' for Redis's TIME), the grace in ms a fresh key is kept, the number of
+ * parameter sets k, k sets of (algorithm id, limit, windowMs, capacity, cost, maxWaitMs), then
+ * one set number (1-based) per key: a batch of one policy's decisions sends its numbers once.
+ */
+export const HEADER_ARGS = 3;
+export const ARGS_PER_SET = 6;
 /** Values per decision in the reply: allowed (0/1), remaining, resetAtMs, retryAfterMs, waitMs; then one: the script's now. */
 export const REPLY_PER_DECISION = 5;
 
@@ -213,30 +217,45 @@ local INIT = { [0] = tbInit, [1] = gcraInit, [2] = swInit, [3] = fwInit }
 local STEP = { [0] = tbStep, [1] = gcraStep, [2] = swStep, [3] = fwStep }
 
 local function finite(x) return x == x and x ~= math.huge and x ~= -math.huge end
-local pack, unpack = struct.pack, struct.unpack
+local spack, sunpack = struct.pack, struct.unpack
 
+local sets = tonumber(ARGV[3])
+local P, WAIT, ALG = {}, {}, {}
+for j = 1, sets do
+  local b = ${HEADER_ARGS} + (j - 1) * ${ARGS_PER_SET}
+  ALG[j] = tonumber(ARGV[b + 1])
+  P[j] = { tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5]) }
+  WAIT[j] = tonumber(ARGV[b + 6])
+end
+local whichBase = ${HEADER_ARGS} + sets * ${ARGS_PER_SET}
+
+-- Every key's state in one MGET; a key named twice in a batch reads what its first decision wrote.
+local stored = redis.call('MGET', unpack(KEYS))
+local written = {}
 local reply = {}
-local c, p, o = {0, 0, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 0, 0}
+local c, o = {0, 0, 0, 0}, {0, 0, 0, 0, 0}
 for i = 1, #KEYS do
-  local b = ${HEADER_ARGS} + (i - 1) * ${ARGS_PER_DECISION}
-  local alg = tonumber(ARGV[b + 1])
-  p[1] = tonumber(ARGV[b + 2]); p[2] = tonumber(ARGV[b + 3]); p[3] = tonumber(ARGV[b + 4]); p[4] = tonumber(ARGV[b + 5])
-  local maxWait = tonumber(ARGV[b + 6])
+  local set = tonumber(ARGV[whichBase + i])
+  local alg, p, maxWait = ALG[set], P[set], WAIT[set]
   local key = KEYS[i]
-  local raw = redis.call('GET', key)
+  local raw = written[key]
+  if raw == nil then raw = stored[i] end
   local held = false
   -- Anything but 25 bytes of our own (another program's value) reads as no state.
   if raw and string.len(raw) == 25 and string.byte(raw, 1) == alg then
-    local s0, s1, s2 = unpack('<ddd', raw, 2)
+    local _, s0, s1, s2 = sunpack('<Bddd', raw)
     if finite(s0) and finite(s1) and finite(s2) then c[1] = s0; c[2] = s1; c[3] = s2; held = true end
   end
   -- A key never seen, or whose algorithm the configuration changed, starts afresh.
   if not held then INIT[alg](c, p, now) end
   STEP[alg](c, p, now, maxWait, o)
-  -- A peek (cost 0) at an unknown key stores nothing.
+  -- A peek (cost 0) at an unknown key stores nothing; a state that did not change is not rewritten.
   if raw or p[4] > 0 then
-    local ttl = max(0, ceil(c[4] - now)) + graceMs
-    redis.call('SET', key, string.char(alg) .. pack('<ddd', c[1], c[2], c[3]), 'PX', ttl)
+    local value = spack('<Bddd', alg, c[1], c[2], c[3])
+    if value ~= raw then
+      redis.call('SET', key, value, 'PX', max(0, ceil(c[4] - now)) + graceMs)
+      written[key] = value
+    end
   end
   local r = (i - 1) * ${REPLY_PER_DECISION}
   reply[r + 1] = o[1]; reply[r + 2] = o[2]; reply[r + 3] = o[3]; reply[r + 4] = o[4]; reply[r + 5] = o[5]
