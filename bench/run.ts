@@ -14,6 +14,7 @@ import { runFloorBench } from './floor.js';
 import { runNodeBench } from './node.js';
 import { runPoliciesBench } from './policies.js';
 import { runCapacityBench } from './capacity.js';
+import { runRedisBench } from './redis.js';
 
 type Section = (log: (line: string) => void) => Promise<string>;
 
@@ -40,6 +41,7 @@ async function main(): Promise<void> {
     ['cluster', runClusterBench],
     ['floor', runFloorBench],
     ['capacity', runCapacityBench],
+    ['redis', runRedisBench],
   ];
   const parts: string[] = [];
   for (const [name, run] of sections) {

@@ -1,6 +1,8 @@
 import { aimdDefaults } from '../limiter/adaptive.js';
 import { fairShareDefaults } from '../limiter/fair-share.js';
 import { limiterDefaults } from '../limiter/limiter.js';
+import { remoteLimiterDefaults } from '../limiter/remote-limiter.js';
+import { redisStoreDefaults } from '../redis/redis-store.js';
 import { storeDefaults } from '../limiter/store.js';
 import { callerLimitsDefaults } from '../node/api/caller-ledger.js';
 import { clientDefaults } from '../node/api/client.js';
@@ -41,6 +43,10 @@ export function renderConfigReference(): string {
     table('Store (`store` of a node; options of `createLimiter`)', 'storeDefaults in src/limiter/store.ts', storeDefaults),
     '',
     table('Limiter (`createLimiter(options)`)', 'limiterDefaults in src/limiter/limiter.ts', limiterDefaults, Object.keys(storeDefaults).concat(['clock'])),
+    '',
+    table('Limiter on a shared store (`createLimiter({ store, ...options })`, docs/redis.md)', 'remoteLimiterDefaults in src/limiter/remote-limiter.ts', remoteLimiterDefaults, ['clock', 'policies']),
+    '',
+    table('Redis store (`redisStore({ client, ...options })` from ringlimit/redis)', 'redisStoreDefaults in src/redis/redis-store.ts', redisStoreDefaults, ['clock']),
     '',
     table('Client (`new RingLimitClient(options)`)', 'clientDefaults in src/node/api/client.ts', clientDefaults),
     '',

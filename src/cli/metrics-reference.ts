@@ -1,6 +1,6 @@
 import { Registry } from 'prom-client';
-import { createClientMetrics, createNodeMetrics, type MetricsSource } from '../node/metrics.js';
-import { LATENCY_BUCKETS_SECONDS, LATENCY_SAMPLE_EVERY, LatencyHistogram } from '../node/latency.js';
+import { createClientMetrics, createNodeMetrics, createStoreLimiterMetrics, type MetricsSource } from '../node/metrics.js';
+import { LATENCY_BUCKETS_SECONDS, LATENCY_SAMPLE_EVERY, LatencyHistogram } from '../common/latency.js';
 
 /** A source the reference never reads: it lists the metrics, it does not scrape them. */
 const unread = (): never => {
@@ -31,7 +31,7 @@ export function renderMetricsReference(): string {
     '',
     '**Label cardinality.** No label carries a user key. `action` takes the first 100 actions a node meets, then `(other)`; `result`, `reason`, `event` and `path` take fixed sets of values. A node exposes at most about 320 `ringlimit_` series (200 of them decisions by action and result), besides the process metrics.',
     '',
-    `**Latency.** \`ringlimit_decision_duration_seconds\` times one decision in ${LATENCY_SAMPLE_EVERY} (two clock reads on the sampled ones, nothing on the others), in buckets from ${LATENCY_BUCKETS_SECONDS[0]! * 1e6} µs to ${LATENCY_BUCKETS_SECONDS.at(-1)} s. \`path="local"\`: answered by the node that was asked (its own keys, hot-key copies); \`path="forwarded"\`: sent to the key's owner and answered; \`path="client"\`: a \`RingLimitClient\`'s calls, from its own registry. The synchronous \`allowNow()\` is not timed. The p99 per path across a cluster:`,
+    `**Latency.** \`ringlimit_decision_duration_seconds\` times one decision in ${LATENCY_SAMPLE_EVERY} (two clock reads on the sampled ones, nothing on the others), in buckets from ${LATENCY_BUCKETS_SECONDS[0]! * 1e6} µs to ${LATENCY_BUCKETS_SECONDS.at(-1)} s. \`path="local"\`: answered by the node that was asked (its own keys, hot-key copies); \`path="forwarded"\`: sent to the key's owner and answered; \`path="client"\`: a \`RingLimitClient\`'s calls, from its own registry; \`path="store"\`: a limiter on Redis, from its call to the store's answer. The synchronous \`allowNow()\` is not timed. The p99 per path across a cluster:`,
     '',
     '```promql',
     'histogram_quantile(0.99, sum by (le, path) (rate(ringlimit_decision_duration_seconds_bucket[5m])))',
@@ -48,6 +48,11 @@ export function renderMetricsReference(): string {
     '',
     ...header,
     ...rows(createClientMetrics({ stats: unread, latency: new LatencyHistogram() })),
+    '',
+    '## A limiter on Redis (`createStoreLimiterMetrics(limiter)`, `docs/redis.md`)',
+    '',
+    ...header,
+    ...rows(createStoreLimiterMetrics({ stats: unread, latency: new LatencyHistogram() })),
     '',
   ].join('\n');
 }

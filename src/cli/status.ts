@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { RingLimitError } from '../common/errors.js';
-import { LATENCY_BUCKETS_SECONDS, histogramQuantile } from '../node/latency.js';
+import { LATENCY_BUCKETS_SECONDS, histogramQuantile } from '../common/latency.js';
 
 export const STATUS_USAGE = `usage: ringlimit status --node HOST:PORT [options]
 

@@ -4,7 +4,8 @@ import { NO_WAIT } from './algorithms/index.js';
 import { Limiter, type AcquireOptions } from './limiter.js';
 import type { Policies, PolicyDocument } from './policies.js';
 import { RejectionCache } from './rejection-cache.js';
-import type { RemoteDecision, RemoteStore } from './remote-store.js';
+import { LatencyHistogram } from '../common/latency.js';
+import type { RemoteDecision, RemoteStore, RemoteStoreStats } from './remote-store.js';
 import type { RateLimitRequest, Reservation, ResolvedParams } from './types.js';
 import { newResolvedParams } from './validate.js';
 
@@ -60,6 +61,8 @@ export interface RemoteLimiterStats {
   /** Whether the store is being skipped after a failure (until unavailableRetryMs has passed). */
   storeSkipped: boolean;
   waiting: number;
+  /** The store's own counts: round trips, the decisions they carried, failed calls. */
+  store: RemoteStoreStats;
 }
 
 const POLICIES = ['local', 'open', 'closed', 'throw'] as const;
@@ -90,6 +93,8 @@ export class RemoteLimiter {
   private readonly rejections: RejectionCache;
   private readonly clock: Clock;
   private skipStoreUntilMs = -Infinity;
+  /** Sampled time from a call to the store's answer (one in LATENCY_SAMPLE_EVERY). */
+  readonly latency = new LatencyHistogram();
   private readonly counters = { decisions: 0, allowed: 0, rejected: 0, storeCalls: 0, storeErrors: 0, fallbackDecisions: 0 };
 
   constructor(init: RemoteLimiterInit) {
@@ -157,6 +162,7 @@ export class RemoteLimiter {
       cachedRejections: this.rejections.hits,
       storeSkipped: this.clock.now() < this.skipStoreUntilMs,
       waiting: this.local.stats().waiting,
+      store: this.store.stats(),
     };
   }
 
@@ -191,14 +197,16 @@ export class RemoteLimiter {
       }
     }
     this.counters.storeCalls++;
+    const timed = this.latency.sample();
     return this.store.decide(p, maxWaitMs).then(
-      (d) => this.answered(p, maxWaitMs, nowMs, d),
+      (d) => this.answered(p, maxWaitMs, nowMs, d, timed),
       (error: unknown) => this.unavailable(request, p, maxWaitMs, error),
     );
   }
 
-  private answered(p: ResolvedParams, maxWaitMs: number, sentAtMs: number, d: RemoteDecision): Reservation {
+  private answered(p: ResolvedParams, maxWaitMs: number, sentAtMs: number, d: RemoteDecision, timed: boolean): Reservation {
     const nowMs = this.clock.now();
+    if (timed) this.latency.record(nowMs - sentAtMs);
     const resetAtMs = nowMs + (d.resetAtMs - d.nowMs);
     if (d.allowed) this.counters.allowed++;
     else {

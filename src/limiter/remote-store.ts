@@ -11,6 +11,13 @@ export interface RemoteDecision {
   nowMs: number;
 }
 
+/** What a store counts: its round trips (one per batch), the decisions they carried, and the calls that failed. */
+export interface RemoteStoreStats {
+  calls: number;
+  decisions: number;
+  failedCalls: number;
+}
+
 /**
  * A store that keeps the limiter's state outside the process (Redis: `ringlimit/redis`) and
  * runs the same algorithms there, atomically per key. The limiter resolves and validates
@@ -25,5 +32,6 @@ export interface RemoteStore {
    * RingLimitError (UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED) when it cannot answer.
    */
   decide(p: Readonly<ResolvedParams>, maxWaitMs: number): Promise<RemoteDecision>;
+  stats(): RemoteStoreStats;
   close(): Promise<void>;
 }

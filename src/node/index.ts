@@ -6,3 +6,4 @@ export { PROTO_PATH } from './api/proto.js';
 export { callerLimitsDefaults, type CallerLimits, type CallerStats } from './api/caller-ledger.js';
 export { NodePolicyHandle } from './node-policy-handle.js';
 export { readPolicyFile, watchPolicyFile } from './policy-file.js';
+export { createStoreLimiterMetrics, type StoreLimiterMetricsSource } from './metrics.js';

@@ -3,7 +3,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 export type { Registry } from 'prom-client';
 import type { SwimStats } from '../gossip/stats.js';
 import type { NodeStats } from './node-stats.js';
-import { LATENCY_BUCKETS_SECONDS, LATENCY_SAMPLE_EVERY, type LatencyHistogram } from './latency.js';
+import type { RemoteLimiterStats } from '../limiter/remote-limiter.js';
+import { LATENCY_BUCKETS_SECONDS, LATENCY_SAMPLE_EVERY, type LatencyHistogram } from '../common/latency.js';
 
 /** What the metrics read, at each scrape: nothing is counted twice, and the hot paths keep no metric objects. */
 export interface MetricsSource {
@@ -239,5 +240,33 @@ export function createClientMetrics(source: ClientMetricsSource, registry: Regis
   counter(registry, 'ringlimit_client_failovers_total', 'Requests moved to another node (timeout, broken stream, UNAVAILABLE answer).', () => source.stats().failovers);
   counter(registry, 'ringlimit_client_timeouts_total', 'Requests not answered in timeoutMs.', () => source.stats().timeouts);
   counter(registry, 'ringlimit_client_stream_breaks_total', 'AllowStreams that broke.', () => source.stats().streamBreaks);
+  return registry;
+}
+
+export interface StoreLimiterMetricsSource {
+  stats(): RemoteLimiterStats;
+  latency: LatencyHistogram;
+}
+
+/**
+ * A limiter on a shared store's metrics (createLimiter({ store }), e.g. on Redis): its
+ * decisions, the refusals its cache answered, the store's round trips and failures, and the
+ * decision latency as ringlimit_decision_duration_seconds with path="store".
+ */
+export function createStoreLimiterMetrics(source: StoreLimiterMetricsSource, registry: Registry = new Registry()): Registry {
+  registerLatencyHistogram(registry, 'ringlimit_decision_duration_seconds', `Time from a call to the store's answer (path="store"). Sampled: one call in ${LATENCY_SAMPLE_EVERY} is timed.`, 'path', () => [['store', source.latency]]);
+  labelledCounter(registry, 'ringlimit_decisions_total', 'Decisions, by result (allowed, rejected): from the store, the rejection cache or whenUnavailable.', ['result'], () => {
+    const stats = source.stats();
+    return [
+      [{ result: 'allowed' }, stats.allowed],
+      [{ result: 'rejected' }, stats.rejected],
+    ];
+  });
+  counter(registry, 'ringlimit_store_cached_rejections_total', 'Refusals answered from the rejection cache, with no store call (exact until the retry time).', () => source.stats().cachedRejections);
+  counter(registry, 'ringlimit_store_calls_total', 'Round trips to the store (each a batch of decisions).', () => source.stats().store.calls);
+  counter(registry, 'ringlimit_store_decisions_sent_total', 'Decisions sent to the store.', () => source.stats().store.decisions);
+  counter(registry, 'ringlimit_store_errors_total', 'Store calls that failed or passed their deadline.', () => source.stats().storeErrors);
+  counter(registry, 'ringlimit_store_fallback_decisions_total', 'Decisions made by whenUnavailable (the store down, slow or skipped).', () => source.stats().fallbackDecisions);
+  gauge(registry, 'ringlimit_store_skipped', '1 while the store is skipped after a failure (for unavailableRetryMs), else 0.', () => (source.stats().storeSkipped ? 1 : 0));
   return registry;
 }

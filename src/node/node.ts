@@ -10,7 +10,7 @@ import { parsePolicyText } from './policy-file.js';
 import { LoadControl, eventLoopDelaySampler } from './load-control.js';
 import { startHttpApi, type HttpApi, type HttpApiBackend } from './http/http-api.js';
 import { createNodeMetrics } from './metrics.js';
-import { LatencyHistogram } from './latency.js';
+import { LatencyHistogram } from '../common/latency.js';
 import type { Registry } from './metrics.js';
 import { ApiTokens } from './transport/credentials.js';
 import { META_GRPC, META_HTTP, META_STATE } from './cluster-view.js';

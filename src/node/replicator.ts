@@ -5,7 +5,7 @@ import type { AlgorithmId } from '../limiter/types.js';
 import { SenderVerdict, type ClusterView, type RingSnapshot } from './cluster-view.js';
 import { DemandTimer } from './demand-timer.js';
 import { EntryOutbox, walkStoreInTurns } from './entry-outbox.js';
-import { LatencyHistogram } from './latency.js';
+import { LatencyHistogram } from '../common/latency.js';
 import type { AckReceiver, FrameIds } from './frame-ids.js';
 import { fromWireEntry, toWireEntry } from './state-wire.js';
 import type { PeerTransport, Reply } from './transport/peer-transport.js';

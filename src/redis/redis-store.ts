@@ -1,6 +1,6 @@
 import type { Clock } from '../common/clock.js';
 import { RingLimitError, invalidArgument } from '../common/errors.js';
-import type { RemoteDecision, RemoteStore } from '../limiter/remote-store.js';
+import type { RemoteDecision, RemoteStore, RemoteStoreStats } from '../limiter/remote-store.js';
 import type { ResolvedParams } from '../limiter/types.js';
 import { ARGS_PER_SET, DECIDE_LUA, DECIDE_SHA, REPLY_PER_DECISION } from './script.js';
 import { readNumberArray } from './reply.js';
@@ -164,6 +164,10 @@ export class RedisStore implements RemoteStore {
       setImmediate(this.flush);
     }
     return promise;
+  }
+
+  stats(): RemoteStoreStats {
+    return { calls: this.counters.scriptCalls, decisions: this.counters.decisions, failedCalls: this.counters.failedCalls };
   }
 
   /** Rejects decisions not yet sent; those in flight finish. Leaves the client open (it is the caller's). */

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createNode, type RingLimitNode } from '../../src/node/node.js';
 import { startCluster, stopAll } from './helpers.js';
-import { LATENCY_SAMPLE_EVERY } from '../../src/node/latency.js';
+import { LATENCY_SAMPLE_EVERY } from '../../src/common/latency.js';
 
 const TOKEN = 'http-token-0123456789abcdef';
 

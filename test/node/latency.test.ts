@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { LATENCY_BUCKETS_SECONDS, LATENCY_SAMPLE_EVERY, LatencyHistogram, histogramQuantile } from '../../src/node/latency.js';
+import { LATENCY_BUCKETS_SECONDS, LATENCY_SAMPLE_EVERY, LatencyHistogram, histogramQuantile } from '../../src/common/latency.js';
 
 const BOUNDS = [...LATENCY_BUCKETS_SECONDS, Infinity];
 const cumulativeOf = (h: LatencyHistogram): number[] => {

@@ -10,6 +10,7 @@ import { RingLimitError } from '../../src/common/errors.js';
 import { createLimiter } from '../../src/limiter/create.js';
 import type { RemoteLimiter } from '../../src/limiter/remote-limiter.js';
 import { rateLimit } from '../../src/middleware/express.js';
+import { createStoreLimiterMetrics } from '../../src/node/metrics.js';
 import { RedisStore, redisStore } from '../../src/redis/redis-store.js';
 import { RedisProcess } from './redis-server.js';
 
@@ -170,6 +171,19 @@ describe('createLimiter({ store: redisStore({ client }) }) on a real redis-serve
       const d = await limiter.allow({ key: 'junk', limit: 4, windowMs: 60_000 });
       expect(d).toMatchObject({ allowed: true, remaining: 3 });
     }
+  });
+
+  it('exposes Prometheus metrics: decisions, cached refusals, store calls, sampled latency', async () => {
+    const { limiter } = limiterOn();
+    const request = { key: 'm', limit: 100, windowMs: 86_400_000 };
+    for (let i = 0; i < 200; i++) await limiter.allow(request);
+    const text = await createStoreLimiterMetrics(limiter).metrics();
+    expect(text).toContain('ringlimit_decisions_total{result="allowed"} 100');
+    expect(text).toContain('ringlimit_decisions_total{result="rejected"} 100');
+    expect(text).toContain('ringlimit_store_cached_rejections_total 99');
+    expect(text).toContain('ringlimit_store_decisions_sent_total 101');
+    expect(text).toMatch(/ringlimit_decision_duration_seconds_count\{path="store"\} [1-9]/);
+    expect(text).toContain('ringlimit_store_skipped 0');
   });
 
   it('the Express middleware limits on Redis', async () => {

@@ -8,7 +8,7 @@ import { ClusterView, PLACEMENT, type ViewMember } from '../cluster-view.js';
 import { MAX_BATCH_ITEMS } from './backend.js';
 import { allowStreamPath, rateLimiterClientConstructor, rawBytes, type WireHealth, type WireMembers } from './proto.js';
 import { decodeStreamResponse, encodeStreamRequest, type OutgoingRequest, type ResultVisitor } from './stream-codec.js';
-import { LatencyHistogram } from '../latency.js';
+import { LatencyHistogram } from '../../common/latency.js';
 import { createClientMetrics, type Registry } from '../metrics.js';
 import { channelCredentials, clientMetadata, type ClientTls } from '../transport/credentials.js';
 
