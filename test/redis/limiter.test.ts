@@ -237,6 +237,20 @@ describe('when Redis is down or restarts', () => {
     expect((await closed.allow(request)).allowed).toBe(false);
     expect(thrower.stats().storeErrors).toBeGreaterThanOrEqual(1);
 
+    // Callers keep calling through the restart ('local' answers while the server is away).
+    let calls = 0;
+    let slowest = 0;
+    let stop = false;
+    const traffic = (async () => {
+      while (!stop) {
+        const t0 = Date.now();
+        await local.allow({ key: `t${calls % 50}`, limit: 1_000, windowMs: 60_000 });
+        slowest = Math.max(slowest, Date.now() - t0);
+        calls++;
+        if (calls % 20 === 0) await new Promise((r) => setTimeout(r, 1));
+      }
+    })();
+    const sentBeforeRestart = local.stats().store.decisions;
     await own.restart(); // an empty server: no keys, no script
     const deadline = Date.now() + 10_000;
     let back = false;
@@ -249,5 +263,11 @@ describe('when Redis is down or restarts', () => {
     }
     expect(back).toBe(true);
     expect(store.counters.scriptLoads).toBeGreaterThanOrEqual(1);
+    await new Promise((r) => setTimeout(r, 300));
+    stop = true;
+    await traffic;
+    expect(calls).toBeGreaterThan(100);
+    expect(slowest).toBeLessThan(2_000); // a deadline (300 ms) bounds every call, even on a busy machine
+    expect(local.stats().store.decisions).toBeGreaterThan(sentBeforeRestart); // back on Redis
   }, 30_000);
 });
