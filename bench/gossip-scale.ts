@@ -322,8 +322,9 @@ function row(r: ScaleResult): string[] {
 }
 
 /**
- * 1,000 members by default. 4,000 (`node dist-bench/bench/gossip-scale.js 4000`) needs more
- * than a 16 GiB heap and many minutes: every simulated member tracks every other.
+ * 1,000 members by default. 4,000 (`GOSSIP_FAULTS=1 node --max-old-space-size=16384
+ * dist-bench/bench/gossip-scale.js 1000 4000`) takes about 6 GiB of heap and 25 minutes:
+ * every simulated member tracks every other (16 M member entries).
  */
 export async function runGossipScaleBench(log: (line: string) => void, sizes: number[] = [1000]): Promise<string> {
   const results: ScaleResult[] = [];
@@ -343,7 +344,7 @@ export async function runGossipScaleBench(log: (line: string) => void, sizes: nu
   return [
     '### Gossip at scale (virtual time)',
     '',
-    `SWIM with the LAN preset (probe every ${LAN.probeIntervalMs} ms, gossip every ${LAN.gossipIntervalMs} ms to ${LAN.gossipFanout}) over the in-memory network (1 ms one way, 1,400-byte packets), seeded. 1,000 members: 2 seeds × 4 crashes, then 10 s of churn, 30 s at 1 % and 30 s at 5 % loss, and 100 stalls (5 members at a time drop every packet for 250 ms, harsher than a real stall, whose packets wait in the socket buffer); 2,000 and more: 1 seed × 2 crashes, the fault runs left out (they take many real minutes per virtual minute there). Detection counts, per crash, the time until each live member declared the crashed one failed. The formulas (src/gossip/scaling.ts): ${formulas}.`,
+    `SWIM with the LAN preset (probe every ${LAN.probeIntervalMs} ms, gossip every ${LAN.gossipIntervalMs} ms to ${LAN.gossipFanout}) over the in-memory network (1 ms one way, 1,400-byte packets), seeded. 1,000 members: 2 seeds × 4 crashes, then 10 s of churn, 30 s at 1 % and 30 s at 5 % loss, and 100 stalls (5 members at a time drop every packet for 250 ms, harsher than a real stall, whose packets wait in the socket buffer); 2,000 and more: 1 seed × 2 crashes, ${process.env['GOSSIP_FAULTS'] === '1' ? 'with the same fault runs (GOSSIP_FAULTS=1; about 25 real minutes at 4,000 members)' : 'the fault runs left out unless GOSSIP_FAULTS=1 (they take many real minutes per virtual minute there)'}. Detection counts, per crash, the time until each live member declared the crashed one failed. The formulas (src/gossip/scaling.ts): ${formulas}.`,
     '',
     line(header),
     line(header.map(() => '---')),
