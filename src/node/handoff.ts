@@ -135,8 +135,10 @@ export class Handoff implements KeyPuller, AckReceiver {
     this.settled.add(id);
     // Who may hold this key's state: the owner before the change, and the node after us on
     // the ring — it owned the key while we were absent (we are new, or restarted empty) and
-    // is our replica now. When the previous owner is gone, its replicas: rebalancing may give
-    // a dead owner's key to a node that was not its replica. Answers are merged conservatively.
+    // is our replica now — and the previous owner's replicas: rebalancing may give a key to a
+    // node that was not its replica, and when two changes come close together (two nodes die
+    // at once, seen a moment apart) the previous owner may itself not have pulled the key
+    // yet, while a replica from before holds it. Answers are merged conservatively.
     const addresses: string[] = [];
     const add = (nodeId: string | undefined): void => {
       if (nodeId === undefined || nodeId === this.init.selfId) return;
@@ -146,7 +148,7 @@ export class Handoff implements KeyPuller, AckReceiver {
     const previousOwner = view.previousOwnerOf(action, key);
     add(previousOwner);
     add(view.successorOf(action, key));
-    if (previousOwner !== undefined && view.addressOf(previousOwner) === undefined) {
+    if (previousOwner !== undefined) {
       const holders = view.previousHoldersInto(action, key, this.holders);
       for (let i = 1; i < holders; i++) add(this.holders[i]);
     }
