@@ -114,6 +114,21 @@ export class Limiter {
     return this.store.isAllowed(request);
   }
 
+  /** An operator's look at a key: remaining and reset time now, without consuming anything. */
+  inspect(request: RateLimitRequest): Decision {
+    return this.store.inspect(request);
+  }
+
+  /** Gives a key its full allowance back (e.g. after a support case). Returns the key as inspect() now sees it. */
+  reset(request: RateLimitRequest): Decision {
+    return this.store.setRemaining(request, undefined);
+  }
+
+  /** Puts a key's remaining to `remaining` (0 to its capacity). Returns the key as inspect() now sees it. */
+  setRemaining(request: RateLimitRequest, remaining: number): Decision {
+    return this.store.setRemaining(request, remaining);
+  }
+
   /** Takes capacity now for a caller that proceeds after `waitMs`; see LimiterStore.reserve. */
   reserve(request: RateLimitRequest, options: { maxWaitMs: number }): Reservation {
     return this.store.reserve(request, options.maxWaitMs);

@@ -2,7 +2,7 @@ import type { Policies } from './policies.js';
 import type { Clock } from '../common/clock.js';
 import { RateLimitError, invalidArgument } from '../common/errors.js';
 import { FRESH_AT, NO_WAIT, STATE_STRIDE, algorithms, initState, newStepOut, reservationOf, stepState, type StepOut } from './algorithms/index.js';
-import { ALGORITHMS, type AlgorithmId, type Decision, type LimiterState, type RateLimitRequest, type Reservation, type ResolvedParams } from './types.js';
+import { ALGORITHMS, AlgorithmId, type Decision, type LimiterState, type RateLimitRequest, type Reservation, type ResolvedParams } from './types.js';
 import { newResolvedParams, resolveRequest, scaleLimits } from './validate.js';
 import { SharedCapacity, fairShareDefaults } from './fair-share.js';
 
@@ -235,6 +235,47 @@ export class LimiterStore {
     const share = shared.ask(p.key, weight, p.limit / p.windowMs, p.cost, nowMs);
     const limit = Math.floor(share * p.windowMs);
     if (limit < p.limit) scaleLimits(p, Math.max(1, limit) / p.limit);
+  }
+
+  /**
+   * An operator's look at a key: what a request of cost 1 would find now (remaining, reset
+   * time), computed on a copy: nothing is consumed, stored or counted.
+   */
+  inspect(request: RateLimitRequest): Decision {
+    const p = this.resolve({ ...request, cost: 0 }, this.params);
+    const nowMs = this.clock.now();
+    const slot = this.tables.get(p.action)?.get(p.key) ?? NONE;
+    const scratch = this.scratch;
+    if (slot === NONE || this.algorithmOf[slot] !== p.algorithm) initState(scratch, 0, p, nowMs);
+    else for (let i = 0; i < STATE_STRIDE; i++) scratch[i] = this.cells[slot * STATE_STRIDE + i]!;
+    stepState(scratch, 0, p, nowMs, NO_WAIT, this.out);
+    return { allowed: this.out.remaining >= 1, limit: p.limit, remaining: this.out.remaining, resetAtMs: this.out.resetAtMs, retryAfterMs: 0 };
+  }
+
+  /**
+   * An operator's Set: the key's state becomes one in which `remaining` units could be taken
+   * now; undefined gives the key its full allowance (Reset). Validated like a request (a bad
+   * one changes nothing). Marked changed, so replication carries it like any decision.
+   * Returns the key as inspect() now sees it.
+   */
+  setRemaining(request: RateLimitRequest, remaining: number | undefined): Decision {
+    const p = this.resolve({ ...request, cost: 0 }, this.params);
+    const buckets = p.algorithm === AlgorithmId.TokenBucket || p.algorithm === AlgorithmId.Gcra;
+    const ceiling = buckets ? p.capacity : p.limit;
+    const target = remaining ?? ceiling;
+    if (!Number.isSafeInteger(target) || target < 0 || target > ceiling) {
+      throw invalidArgument('remaining', `must be an integer from 0 to ${ceiling} (the key's ${buckets ? 'bucket capacity' : 'limit'}), got ${String(remaining)}`);
+    }
+    const nowMs = this.clock.now();
+    let slot = this.tables.get(p.action)?.get(p.key) ?? NONE;
+    if (slot === NONE) slot = this.insert(p.action, p.key, p.algorithm);
+    else this.touch(slot);
+    this.algorithmOf[slot] = p.algorithm;
+    // The operator's value wins over a handed-over state waiting to be merged.
+    if (this.pendingMerges.size !== 0) this.pendingMerges.delete(`${p.action}\u0000${p.key}`);
+    algorithms[p.algorithm]!.setRemaining(this.cells, slot * STATE_STRIDE, p, nowMs, target);
+    if (this.options.trackChanges) this.markChanged(slot);
+    return this.inspect(request);
   }
 
   /** allow() for a request already validated into `p` (policy handles). */

@@ -56,6 +56,15 @@ export const fixedWindow: AlgorithmImpl = {
     cells[base + FRESH_AT] = count > 0 ? drainedAt : nowMs;
   },
 
+  setRemaining(cells, base, p, nowMs, remaining) {
+    const start = windowStart(nowMs, p.windowMs);
+    const count = p.limit - remaining;
+    cells[base + START] = start;
+    cells[base + COUNT] = count;
+    cells[base + 2] = 0;
+    cells[base + FRESH_AT] = count > 0 ? start + p.windowMs : nowMs;
+  },
+
   merge(a, aBase, b, bBase, p, nowMs) {
     const t = Math.max(a[aBase + START]!, b[bBase + START]!, windowStart(nowMs, p.windowMs));
     advanceTo(a, aBase, p, t);

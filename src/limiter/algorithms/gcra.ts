@@ -79,6 +79,15 @@ export const gcra: AlgorithmImpl = {
     cells[base + FRESH_AT] = fullAt;
   },
 
+  setRemaining(cells, base, p, nowMs, remaining) {
+    // The TAT `remaining` intervals short of the tolerance, kept as whole + fraction like every TAT.
+    const interval = p.windowMs / p.limit;
+    const whole = Math.floor(nowMs);
+    setTat(cells, base, whole, nowMs - whole + (p.capacity - remaining) * interval);
+    cells[base + 2] = 0;
+    cells[base + FRESH_AT] = tatOf(cells, base);
+  },
+
   merge(a, aBase, b, bBase) {
     const aWhole = a[aBase + WHOLE]!;
     const bWhole = b[bBase + WHOLE]!;

@@ -132,6 +132,16 @@ export const slidingWindow: AlgorithmImpl = {
     cells[base + FRESH_AT] = freshAt;
   },
 
+  setRemaining(cells, base, p, nowMs, remaining) {
+    const start = windowStart(nowMs, p.windowMs);
+    const current = p.limit - remaining;
+    cells[base + START] = start;
+    cells[base + CURRENT] = current;
+    cells[base + PREVIOUS] = 0;
+    // The estimate reaches 0 one window after the current one ends (as in step()).
+    cells[base + FRESH_AT] = current > 0 ? start + 2 * p.windowMs : nowMs;
+  },
+
   merge(a, aBase, b, bBase, p, nowMs) {
     const t = Math.max(a[aBase + START]!, b[bBase + START]!, windowStart(nowMs, p.windowMs));
     advanceTo(a, aBase, p, t);

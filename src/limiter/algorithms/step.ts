@@ -34,6 +34,11 @@ export interface AlgorithmImpl {
   step(cells: Float64Array, base: number, p: ResolvedParams, nowMs: number, maxWaitMs: number, out: StepOut): void;
   /** Conservative merge: the state at `a` becomes one that grants no more than a or b would. */
   merge(a: Float64Array, aBase: number, b: Float64Array, bBase: number, p: ResolvedParams, nowMs: number): void;
+  /**
+   * Writes a state in which `remaining` units (0 ≤ remaining ≤ the capacity, or the limit for
+   * windows; an integer) could be taken at nowMs: what an operator's Set and Reset do. Writes FRESH_AT.
+   */
+  setRemaining(cells: Float64Array, base: number, p: ResolvedParams, nowMs: number, remaining: number): void;
   /** Shifts every time-valued cell by deltaMs (re-basing state onto another clock). */
   rebase(cells: Float64Array, base: number, deltaMs: number): void;
   /** Indexes of the time-valued cells (the others count units or fractions of one). */

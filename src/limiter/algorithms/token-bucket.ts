@@ -61,6 +61,13 @@ export const tokenBucket: AlgorithmImpl = {
     cells[base + FRESH_AT] = fullAt;
   },
 
+  setRemaining(cells, base, p, nowMs, remaining) {
+    cells[base + TOKENS] = remaining;
+    cells[base + AT] = nowMs;
+    cells[base + 2] = 0;
+    cells[base + FRESH_AT] = nowMs + (p.capacity - remaining) * (p.windowMs / p.limit);
+  },
+
   merge(a, aBase, b, bBase, p, nowMs) {
     const t = Math.max(a[aBase + AT]!, b[bBase + AT]!, nowMs);
     refill(a, aBase, p, t);
