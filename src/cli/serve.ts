@@ -185,6 +185,7 @@ export async function runServe(args: string[]): Promise<number> {
   });
   node.on('ownership', (owners) => logger.info({ owners }, `ring: ${owners.join(', ')} (keys that moved are handed over)`));
   node.on('policies', (version, digest) => logger.info({ version, digest }, 'policies changed'));
+  node.on('admin', (r) => logger.info({ op: r.op, action: r.action, key: r.key, remaining: r.remaining, by: r.by, remainingAfter: r.result.remaining }, `admin: ${r.op} ${r.action}/${r.key}`));
   node.on('warning', (error) => logger.warn({ err: error.message }, 'warning'));
   const loaded = node.stats().snapshot;
   if (loaded.setAsideTo !== '') logger.warn({ setAsideTo: loaded.setAsideTo }, 'the snapshot failed its checks and was set aside; starting without it');

@@ -242,13 +242,18 @@ export class LimiterStore {
    * time), computed on a copy: nothing is consumed, stored or counted.
    */
   inspect(request: RateLimitRequest): Decision {
-    const p = this.resolve({ ...request, cost: 0 }, this.params);
+    return this.inspectResolved(this.resolve({ ...request, cost: 0 }, this.params));
+  }
+
+  /** inspect() for a request already validated (a node's owner side). */
+  inspectResolved(p: Readonly<ResolvedParams>): Decision {
     const nowMs = this.clock.now();
     const slot = this.tables.get(p.action)?.get(p.key) ?? NONE;
     const scratch = this.scratch;
-    if (slot === NONE || this.algorithmOf[slot] !== p.algorithm) initState(scratch, 0, p, nowMs);
+    const peek: ResolvedParams = p.cost === 0 ? p : { ...p, cost: 0 };
+    if (slot === NONE || this.algorithmOf[slot] !== p.algorithm) initState(scratch, 0, peek, nowMs);
     else for (let i = 0; i < STATE_STRIDE; i++) scratch[i] = this.cells[slot * STATE_STRIDE + i]!;
-    stepState(scratch, 0, p, nowMs, NO_WAIT, this.out);
+    stepState(scratch, 0, peek, nowMs, NO_WAIT, this.out);
     return { allowed: this.out.remaining >= 1, limit: p.limit, remaining: this.out.remaining, resetAtMs: this.out.resetAtMs, retryAfterMs: 0 };
   }
 
@@ -259,7 +264,11 @@ export class LimiterStore {
    * Returns the key as inspect() now sees it.
    */
   setRemaining(request: RateLimitRequest, remaining: number | undefined): Decision {
-    const p = this.resolve({ ...request, cost: 0 }, this.params);
+    return this.setRemainingResolved(this.resolve({ ...request, cost: 0 }, this.params), remaining);
+  }
+
+  /** setRemaining() for a request already validated (a node's owner side). */
+  setRemainingResolved(p: Readonly<ResolvedParams>, remaining: number | undefined): Decision {
     const buckets = p.algorithm === AlgorithmId.TokenBucket || p.algorithm === AlgorithmId.Gcra;
     const ceiling = buckets ? p.capacity : p.limit;
     const target = remaining ?? ceiling;
@@ -275,7 +284,7 @@ export class LimiterStore {
     if (this.pendingMerges.size !== 0) this.pendingMerges.delete(`${p.action}\u0000${p.key}`);
     algorithms[p.algorithm]!.setRemaining(this.cells, slot * STATE_STRIDE, p, nowMs, target);
     if (this.options.trackChanges) this.markChanged(slot);
-    return this.inspect(request);
+    return this.inspectResolved(p);
   }
 
   /** allow() for a request already validated into `p` (policy handles). */

@@ -28,7 +28,8 @@ import { GrpcPeerTransport, type PeerTransportStats } from './transport/grpc-pee
 import { PeerAuth } from './transport/peer-auth.js';
 import { ApiTokens, channelCredentials, serverCredentials } from './transport/credentials.js';
 import type { PeerTransport } from './transport/peer-transport.js';
-import { PEER_PROTOCOL_VERSION } from './wire/frames.js';
+import { AdminOp, PEER_PROTOCOL_VERSION } from './wire/frames.js';
+import { NO_WAIT } from '../limiter/algorithms/index.js';
 
 /** Internal bounds of the cluster machinery (the user-facing tunables are in NodeOptions). */
 const clusterLimits = {
@@ -295,6 +296,13 @@ export class Cluster {
       return this.decision.decideNow(scratch, maxWaitMs) ?? this.decision.decide({ ...scratch }, maxWaitMs);
     }
     return this.forwarder.forward({ ...scratch }, maxWaitMs, this.places.slice(0, places));
+  }
+
+  /** An operator's Inspect or Set (remaining -1: Reset), carried out by the key's owner: here, or forwarded there. */
+  admin(p: ResolvedRequest, op: AdminOp, remaining: number): Reservation | Promise<Reservation> {
+    const places = this.view.placeInto(p.action, p.key, this.places);
+    if (places === 0 || this.places[0] === this.view.selfId) return this.decision.admin(p, op, remaining);
+    return this.forwarder.forward(p, NO_WAIT, this.places.slice(0, places), op, remaining);
   }
 
   private async join(): Promise<void> {

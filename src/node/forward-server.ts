@@ -1,4 +1,5 @@
 import type { Clock } from '../common/clock.js';
+import { RingLimitError } from '../common/errors.js';
 import { ALGORITHMS, type RateLimitRequest, type Reservation } from '../limiter/types.js';
 import type { ClusterView } from './cluster-view.js';
 import { errorResult, okResult } from './decisions.js';
@@ -6,7 +7,7 @@ import type { Forwarder, PendingForward } from './forwarder.js';
 import { resolveOnce, type OwnerDecision, type ResolvedRequest } from './owner-decision.js';
 import type { Reply } from './transport/peer-transport.js';
 import { encodeFrame } from './wire/codec.js';
-import { FrameType, type ForwardItem, type ForwardResult } from './wire/frames.js';
+import { AdminOp, FrameType, type ForwardItem, type ForwardResult } from './wire/frames.js';
 
 /** A forwarded request is relayed at most once more; after that it is decided where it lands. */
 export const MAX_HOPS = 1;
@@ -65,11 +66,16 @@ export class ForwardServer {
           this.relay(item, p, owner, reply);
           continue;
         }
+        if (item.op !== AdminOp.Decide) {
+          // An operator's operation belongs to the owner's state: not made on a stand-in.
+          immediate.push(errorResult(item.id, new RingLimitError('UNAVAILABLE', `this node does not own ${p.action}/${p.key} and cannot reach its owner`)));
+          continue;
+        }
         this.stats.decidedAsFallback++;
       }
       let answer: Reservation | Promise<Reservation>;
       try {
-        answer = decision.decide(p, item.maxWaitMs);
+        answer = item.op === AdminOp.Decide ? decision.decide(p, item.maxWaitMs) : decision.admin(p, item.op, item.remaining);
       } catch (error) {
         immediate.push(errorResult(item.id, error));
         continue;

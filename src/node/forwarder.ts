@@ -9,7 +9,7 @@ import type { UnavailablePolicy } from './options.js';
 import type { OwnerDecision, ResolvedRequest } from './owner-decision.js';
 import type { PeerTransport } from './transport/peer-transport.js';
 import { encodeFrame } from './wire/codec.js';
-import { FrameType, WIRE_ERROR_CODES, type ForwardItem, type ForwardResult } from './wire/frames.js';
+import { AdminOp, FrameType, WIRE_ERROR_CODES, type ForwardItem, type ForwardResult } from './wire/frames.js';
 
 /** A forward awaiting its answer. One object per forwarded request; no closure per call. */
 export interface PendingForward {
@@ -60,9 +60,9 @@ export interface ForwarderStats {
 }
 
 /** The wire form of a resolved request: the owner re-validates it and gets the same effective limits. */
-export function forwardItem(id: number, p: ResolvedRequest, maxWaitMs: number): ForwardItem {
+export function forwardItem(id: number, p: ResolvedRequest, maxWaitMs: number, op: AdminOp = AdminOp.Decide, remaining = -1): ForwardItem {
   const burst = p.capacity === p.limit ? 0 : p.capacity;
-  return { id, action: p.action, key: p.key, limit: p.limit, windowMs: p.windowMs, weight: 1, cost: p.cost, algorithm: p.algorithm, burst, hops: 0, maxWaitMs, global: p.global };
+  return { id, action: p.action, key: p.key, limit: p.limit, windowMs: p.windowMs, weight: 1, cost: p.cost, algorithm: p.algorithm, burst, hops: 0, maxWaitMs, global: p.global, op, remaining };
 }
 
 /**
@@ -100,12 +100,13 @@ export class Forwarder {
     return this.pending.size + this.queued;
   }
 
-  forward(p: ResolvedRequest, maxWaitMs: number, candidates: string[]): Promise<Reservation> {
+  /** Sends a decision (or, with `op`, an operator's Inspect or Set) to the first candidate that answers. */
+  forward(p: ResolvedRequest, maxWaitMs: number, candidates: string[], op: AdminOp = AdminOp.Decide, remaining = -1): Promise<Reservation> {
     if (this.inFlight >= this.init.maxPendingForwards) {
       return Promise.reject(new RateLimitError('RESOURCE_EXHAUSTED', `more than ${this.init.maxPendingForwards} forwards in flight`));
     }
     return new Promise<Reservation>((resolve, reject) => {
-      const item = forwardItem(0, p, maxWaitMs);
+      const item = forwardItem(0, p, maxWaitMs, op, remaining);
       const pending: PendingForward = { id: 0, item, request: p, candidates, attempt: 0, address: '', deadlineMs: 0, resolve, reject };
       this.stats.forwarded++;
       this.dispatch(pending);
@@ -189,7 +190,7 @@ export class Forwarder {
         return;
       }
       if (nodeId === this.init.selfId) {
-        this.components.decision.decideAsync(pending.request, pending.item.maxWaitMs).then(pending.resolve, pending.reject);
+        this.components.decision.carryOut(pending.request, pending.item).then(pending.resolve, pending.reject);
         return;
       }
       const address = this.components.view.addressOf(nodeId);
@@ -205,6 +206,11 @@ export class Forwarder {
   /** No candidate answered: the onUnavailable policy answers, with the request's own limit. */
   private whenUnavailable(pending: PendingForward): void {
     const nowMs = this.components.clock.now();
+    if (pending.item.op !== AdminOp.Decide) {
+      // An operator's Inspect or Set means the owner's state: never made up elsewhere.
+      pending.reject(new RingLimitError('UNAVAILABLE', `no holder of ${pending.request.action}/${pending.request.key} answered: the operation was not made`));
+      return;
+    }
     switch (this.init.onUnavailable) {
       case 'local':
         this.components.decision.decideAsync(pending.request, pending.item.maxWaitMs).then(pending.resolve, pending.reject);

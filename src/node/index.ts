@@ -1,4 +1,4 @@
-export { createNode, RingLimitNode } from './node.js';
+export { createNode, RingLimitNode, type AdminOptions, type AdminRecord } from './node.js';
 export type { NodeStats } from './node-stats.js';
 export { nodeDefaults, resolveNodeOptions, type NodeOptions, type NodeOptionsInput, type UnavailablePolicy, type ReplicationMode } from './options.js';
 export { RingLimitClient, clientDefaults, type ClientOptions, type ClientStats } from './api/client.js';

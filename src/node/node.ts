@@ -25,6 +25,7 @@ import { Cluster } from './cluster.js';
 import { CallerSkew, nodeStats, type NodeStats } from './node-stats.js';
 import { resolveNodeOptions, type NodeOptions, type NodeOptionsInput } from './options.js';
 import { OwnerDecision } from './owner-decision.js';
+import { AdminOp } from './wire/frames.js';
 import { checkDataDir, loadSnapshot, type LoadResult } from './snapshot.js';
 import { Snapshotter } from './snapshotter.js';
 
@@ -42,6 +43,25 @@ interface NodeEvents {
   warning: [error: Error];
   /** Other policies are in force (set here, from the file, or from another node). */
   policies: [version: number, digest: string];
+  /** An operator inspected, reset or set a key through this node (`by`: who asked, as the caller said or the API authenticated). */
+  admin: [record: AdminRecord];
+}
+
+/** One operator's operation on a key, for the logs. */
+export interface AdminRecord {
+  op: 'inspect' | 'reset' | 'set';
+  action: string;
+  key: string;
+  /** What Set put (undefined for inspect and reset). */
+  remaining: number | undefined;
+  by: string;
+  /** The key as it is after the operation. */
+  result: Decision;
+}
+
+/** Who asks, for the logs (the APIs fill it from the caller's authenticated identity). */
+export interface AdminOptions {
+  by?: string;
 }
 
 /** Store slots a snapshot reads per chunk (each chunk is written before the next is read). */
@@ -150,6 +170,36 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
     }
     if (this.cluster !== undefined && !this.cluster.view.isOwnedHere(p.action, p.key)) return undefined;
     return this.decision.decideNow(p, NO_WAIT);
+  }
+
+  // ---- operators: inspect, reset, set (carried out by the key's owner, replicated) ----------
+
+  /** A key's remaining and reset time at its owner, without consuming anything. */
+  inspect(request: RateLimitRequest, options: AdminOptions = {}): Promise<Decision> {
+    return this.admin('inspect', request, undefined, options);
+  }
+
+  /** Gives a key its full allowance back at its owner (replicated like any change). Returns the key as it is then. */
+  reset(request: RateLimitRequest, options: AdminOptions = {}): Promise<Decision> {
+    return this.admin('reset', request, undefined, options);
+  }
+
+  /** Puts a key's remaining to `remaining` (0 to its capacity) at its owner. Returns the key as it is then. */
+  setRemaining(request: RateLimitRequest, remaining: number, options: AdminOptions = {}): Promise<Decision> {
+    return this.admin('set', request, remaining, options);
+  }
+
+  private async admin(op: AdminRecord['op'], request: RateLimitRequest, remaining: number | undefined, options: AdminOptions): Promise<Decision> {
+    if (op === 'set' && (!Number.isSafeInteger(remaining) || remaining! < 0)) throw invalidArgument('remaining', `must be a non-negative integer, got ${String(remaining)}`);
+    // Resolved as a decision would be (policies, load factor), into an object of its own: it travels.
+    const p = this.store.resolve({ ...request, cost: 0 }, newResolvedParams());
+    const wireOp = op === 'inspect' ? AdminOp.Inspect : AdminOp.Set;
+    const target = op === 'set' ? remaining! : -1;
+    const answer = this.cluster === undefined ? this.decision.admin(p, wireOp, target) : this.cluster.admin(p, wireOp, target);
+    const r = await answer;
+    const result: Decision = { allowed: r.allowed, limit: r.limit, remaining: r.remaining, resetAtMs: r.resetAtMs, retryAfterMs: r.retryAfterMs };
+    this.emit('admin', { op, action: p.action, key: p.key, remaining: op === 'set' ? remaining : undefined, by: options.by ?? 'embedded', result });
+    return result;
   }
 
   /**

@@ -1,6 +1,7 @@
 import type { LimiterStore } from '../limiter/store.js';
 import type { RateLimitRequest, Reservation, ResolvedParams, ResolvedPolicy } from '../limiter/types.js';
 import { newResolvedParams, resolveRequest } from '../limiter/validate.js';
+import { AdminOp } from './wire/frames.js';
 
 /** A request validated once, into its own value: it travels with the call across every await. */
 export type ResolvedRequest = Readonly<ResolvedParams>;
@@ -91,6 +92,33 @@ export class OwnerDecision {
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  /**
+   * An operator's Inspect or Set on a key this node owns (remaining -1: Reset), after the
+   * previous owner's state has come (a pull window): a Set then replaces it, and replicates.
+   */
+  admin(p: ResolvedRequest, op: AdminOp, remaining: number): Reservation | Promise<Reservation> {
+    const pull = this.components.puller?.pullIfNeeded(p.action, p.key);
+    if (pull !== undefined) return pull.then(() => this.adminInStore(p, op, remaining));
+    return this.adminInStore(p, op, remaining);
+  }
+
+  /** What a forwarded item asks, as a promise: a decision or an operator's operation. */
+  carryOut(p: ResolvedRequest, item: { op: AdminOp; maxWaitMs: number; remaining: number }): Promise<Reservation> {
+    try {
+      return Promise.resolve(item.op === AdminOp.Decide ? this.decide(p, item.maxWaitMs) : this.admin(p, item.op, item.remaining));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  private adminInStore(p: ResolvedRequest, op: AdminOp, remaining: number): Reservation {
+    const store = this.components.store;
+    if (op === AdminOp.Inspect) return { ...store.inspectResolved(p), waitMs: 0 };
+    const decision = store.setRemainingResolved(p, remaining < 0 ? undefined : remaining);
+    this.components.replication?.changed();
+    return { ...decision, waitMs: 0 };
   }
 
   private decideInStore(p: ResolvedRequest, maxWaitMs: number): Reservation | Promise<Reservation> {

@@ -1,7 +1,7 @@
 import { plausibleRelativeState } from '../../limiter/algorithms/index.js';
 import type { AlgorithmId } from '../../limiter/types.js';
 import { decodeMsgpack, encodeMsgpack } from './msgpack.js';
-import { FrameType, PEER_PROTOCOL_VERSION, WIRE_ERROR_CODES, type DemandRow, type ForwardItem, type ForwardResult, type Frame, type WireEntry } from './frames.js';
+import { FrameType, PEER_PROTOCOL_VERSION, WIRE_ERROR_CODES, type AdminOp, type DemandRow, type ForwardItem, type ForwardResult, type Frame, type WireEntry } from './frames.js';
 
 /**
  * Peer frames as MessagePack arrays: [version, type, id, ...body]. Positional arrays
@@ -20,7 +20,8 @@ export const frameLimits = {
 
 function itemRow(i: ForwardItem): unknown[] {
   const row: unknown[] = [i.id, i.action, i.key, i.limit, i.windowMs, i.weight, i.cost, i.algorithm, i.burst, i.hops, i.maxWaitMs];
-  if (i.global) row.push(true);
+  if (i.op !== 0) row.push(i.global, i.op, i.remaining);
+  else if (i.global) row.push(true);
   return row;
 }
 
@@ -72,13 +73,14 @@ const isDigest = (v: unknown): v is string => typeof v === 'string' && /^[0-9a-f
 const isSmallInt = (v: unknown, max: number): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max;
 
 function parseItem(row: unknown): ForwardItem | undefined {
-  if (!Array.isArray(row) || (row.length !== 11 && row.length !== 12)) return undefined;
-  const [id, action, key, limit, windowMs, weight, cost, algorithm, burst, hops, maxWaitMs, global] = row as unknown[];
+  if (!Array.isArray(row) || (row.length !== 11 && row.length !== 12 && row.length !== 14)) return undefined;
+  const [id, action, key, limit, windowMs, weight, cost, algorithm, burst, hops, maxWaitMs, global, op, remaining] = row as unknown[];
   if (row.length === 12 && global !== true) return undefined;
+  if (row.length === 14 && (typeof global !== 'boolean' || (op !== 1 && op !== 2) || !Number.isSafeInteger(remaining) || (remaining as number) < -1)) return undefined;
   if (!isId(id) || !isName(action) || !isName(key)) return undefined;
   if (!isFiniteNumber(limit) || !isFiniteNumber(windowMs) || !isFiniteNumber(weight) || !isFiniteNumber(cost)) return undefined;
   if (!isSmallInt(algorithm, 3) || !isFiniteNumber(burst) || !isSmallInt(hops, 8) || !isFiniteNumber(maxWaitMs)) return undefined;
-  return { id, action, key, limit, windowMs, weight, cost, algorithm, burst, hops, maxWaitMs, global: global === true };
+  return { id, action, key, limit, windowMs, weight, cost, algorithm, burst, hops, maxWaitMs, global: global === true, op: row.length === 14 ? (op as AdminOp) : 0, remaining: row.length === 14 ? (remaining as number) : -1 };
 }
 
 function parseResult(row: unknown): ForwardResult | undefined {

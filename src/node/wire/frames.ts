@@ -56,6 +56,17 @@ export interface ForwardItem {
   maxWaitMs: number;
   /** Hot-key mode (on the wire only when true). In GlobalHits, `cost` is the hits to apply. */
   global: boolean;
+  /** What the owner does: a decision, or an operator's Inspect or Set (AdminOp; on the wire only when not Decide). */
+  op: AdminOp;
+  /** Set: the remaining to put; -1 gives the full allowance (Reset). */
+  remaining: number;
+}
+
+/** An operator's operations on a key, carried to its owner like a decision. Append-only. */
+export const enum AdminOp {
+  Decide = 0,
+  Inspect = 1,
+  Set = 2,
 }
 
 export interface ForwardResult {
