@@ -400,7 +400,7 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
   private async startHttp(): Promise<void> {
     const o = this.options;
     if (o.httpPort === undefined) return;
-    this.http = await startHttpApi(this.backend(), { host: o.host, port: o.httpPort, maxBodyBytes: HTTP_MAX_BODY_BYTES, tls: o.tls, tokens: new ApiTokens(o.apiTokens) });
+    this.http = await startHttpApi(this.backend(), { host: o.host, port: o.httpPort, maxBodyBytes: HTTP_MAX_BODY_BYTES, tls: o.tls, tokens: new ApiTokens(o.apiTokens), adminTokens: new ApiTokens(o.adminTokens) });
     const membership = this.cluster?.membership;
     if (membership !== undefined) membership.updateMeta({ ...membership.self.meta, [META_HTTP]: this.http.address });
   }
@@ -441,6 +441,7 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
         this.setLoadFactor(factor);
         return this.loadFactor;
       },
+      admin: async (op, request, remaining, by) => ({ ...(await this.admin(op, request, remaining, { by })), waitMs: 0 }),
       ready: () => this.readiness(),
       cluster: () => this.clusterInfo(),
       metrics: async () => ({ contentType: this.metrics().contentType, text: await this.metrics().metrics() }),

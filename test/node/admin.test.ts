@@ -1,4 +1,6 @@
+import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
+import { rateLimiterClientConstructor } from '../../src/node/api/proto.js';
 import type { AdminRecord, RingLimitNode } from '../../src/node/node.js';
 import { decodeFrame, encodeFrame } from '../../src/node/wire/codec.js';
 import { FrameType, PEER_PROTOCOL_VERSION, type ForwardItem } from '../../src/node/wire/frames.js';
@@ -57,6 +59,65 @@ describe('operators on a cluster: inspect, reset and set a key at its owner', ()
     const admitted = [];
     for (let i = 0; i < 3; i++) admitted.push((await a.allow(request(key))).allowed);
     expect(admitted).toEqual([true, true, false]);
+  });
+});
+
+describe('operators over gRPC and HTTP: an admin token, then the key at its owner', () => {
+  let nodes: RingLimitNode[] = [];
+  const clients: grpc.Client[] = [];
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.close();
+    await stopAll(nodes);
+  });
+  const ADMIN = 'admin-token-0123456789abcdef';
+  type Answer = { allowed: boolean; remaining: number; limit: number };
+  type Unary = (req: object, metadata: grpc.Metadata, cb: (err: grpc.ServiceError | null, res?: Answer) => void) => void;
+  const rpc = (node: RingLimitNode, method: 'inspect' | 'reset' | 'setRemaining', request: object, token?: string) => {
+    const Ctor = rateLimiterClientConstructor();
+    const client = new Ctor(node.grpcAddress!, grpc.credentials.createInsecure()) as unknown as grpc.Client & Record<'inspect' | 'reset' | 'setRemaining', Unary>;
+    clients.push(client);
+    const metadata = new grpc.Metadata();
+    if (token !== undefined) metadata.set('authorization', `Bearer ${token}`);
+    return new Promise<{ error: grpc.ServiceError | null; answer: Answer | undefined }>((resolve) => client[method](request, metadata, (error, answer) => resolve({ error, answer })));
+  };
+  const http = async (node: RingLimitNode, path: string, body: object, token?: string): Promise<{ status: number; body: Answer & { code?: string; field?: string } }> => {
+    const res = await fetch(`http://${node.httpAddress!}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) }, body: JSON.stringify(body) });
+    return { status: res.status, body: (await res.json()) as Answer & { code?: string; field?: string } };
+  };
+
+  it('Inspect, Reset and SetRemaining (gRPC) and /v1/admin/* (HTTP) act at the owner; without the admin token they change nothing; each is recorded with the caller', async () => {
+    nodes = await startCluster(3, { adminTokens: [ADMIN], httpPort: 0 });
+    const [a, b] = nodes as [RingLimitNode, RingLimitNode];
+    const records: AdminRecord[] = [];
+    a.on('admin', (r) => records.push(r));
+    const key = { key: 'user-7', action: 'login', limit: 10, windowMs: 86_400_000 };
+    for (let i = 0; i < 4; i++) await b.allow(key);
+    expect((await rpc(a, 'inspect', key, ADMIN)).answer).toMatchObject({ remaining: 6, limit: 10 });
+    expect((await rpc(a, 'setRemaining', { request: key, remaining: 1 }, ADMIN)).answer).toMatchObject({ remaining: 1 });
+    expect((await rpc(a, 'reset', key)).error?.code).toBe(grpc.status.UNAUTHENTICATED);
+    expect((await rpc(a, 'reset', key, 'wrong-token-0123456789')).error?.code).toBe(grpc.status.UNAUTHENTICATED);
+    expect((await b.inspect(key)).remaining).toBe(1);
+    expect((await rpc(a, 'setRemaining', { request: key, remaining: 11 }, ADMIN)).error?.code).toBe(grpc.status.INVALID_ARGUMENT);
+
+    expect(await http(a, '/v1/admin/reset', key)).toMatchObject({ status: 401 });
+    expect(await http(a, '/v1/admin/reset', key, ADMIN)).toMatchObject({ status: 200, body: { remaining: 10 } });
+    expect(await http(a, '/v1/admin/set', { ...key, remaining: 2 }, ADMIN)).toMatchObject({ status: 200, body: { remaining: 2 } });
+    expect(await http(a, '/v1/admin/set', { ...key, remaining: 'x' }, ADMIN)).toMatchObject({ status: 400, body: { field: 'remaining' } });
+    expect(await http(a, '/v1/admin/inspect', { ...key, extra: 1 }, ADMIN)).toMatchObject({ status: 400, body: { field: 'extra' } });
+    expect(await http(a, '/v1/admin/inspect', key, ADMIN)).toMatchObject({ status: 200, body: { remaining: 2 } });
+    expect((await b.inspect(key)).remaining).toBe(2);
+
+    expect(records.map((r) => r.op)).toEqual(['inspect', 'set', 'reset', 'set', 'inspect']);
+    expect(records[0]!.by).toMatch(/^token [0-9a-f]{8} from .+ \(gRPC\)$/);
+    expect(records[2]!.by).toMatch(/^token [0-9a-f]{8} from .+ \(HTTP\)$/);
+    expect(records.map((r) => r.by).join(' ')).not.toContain(ADMIN);
+  });
+
+  it('a node without admin tokens refuses every admin call', async () => {
+    nodes = await startCluster(1, { httpPort: 0 });
+    const key = { key: 'u', limit: 5, windowMs: 1_000 };
+    expect((await rpc(nodes[0]!, 'reset', key, ADMIN)).error?.code).toBe(grpc.status.UNAUTHENTICATED);
+    expect(await http(nodes[0]!, '/v1/admin/reset', key, ADMIN)).toMatchObject({ status: 401 });
   });
 });
 

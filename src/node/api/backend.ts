@@ -21,6 +21,8 @@ export interface PublicApiBackend {
   getPolicies(): WirePoliciesInfo;
   /** Admin: the operator's load factor (throws INVALID_ARGUMENT outside (0, 1]); returns the factor in force. */
   setLoadFactor(factor: number): number;
+  /** Admin: inspect, reset or set (to `remaining`) a key at its owner; `by` names the caller in the logs. */
+  admin(op: 'inspect' | 'reset' | 'set', request: RateLimitRequest, remaining: number | undefined, by: string): Promise<Reservation>;
 }
 
 export const MAX_BATCH_ITEMS = 10_000;

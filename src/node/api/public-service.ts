@@ -43,6 +43,22 @@ export function addPublicApi(server: grpc.Server, backend: PublicApiBackend, tok
     adminTokens.required && adminTokens.allows(call.metadata)
       ? undefined
       : toServiceError(new RingLimitError('UNAUTHENTICATED', adminTokens.required ? 'an admin token this node accepts is required (authorization: Bearer <token>)' : 'admin calls are off: start the node with --admin-token-file'));
+  /** Inspect, Reset, SetRemaining: an admin token, then the key's owner; the caller named in the logs by token and address. */
+  const adminOnKey = (
+    call: { metadata: grpc.Metadata; getPeer(): string },
+    callback: grpc.sendUnaryData<WireAllowResponse>,
+    op: 'inspect' | 'reset' | 'set',
+    wire: WireAllowRequest,
+    remaining: number | undefined,
+  ): void => {
+    const refused = admin(call);
+    if (refused !== undefined) return callback(refused);
+    const by = `${adminTokens.identifyCall(call.metadata) ?? 'admin'} from ${call.getPeer()} (gRPC)`;
+    backend.admin(op, fromWire(wire), remaining, by).then(
+      (r) => callback(null, toWire(r)),
+      (error: unknown) => callback(toServiceError(error)),
+    );
+  };
   const budget = ledger.largeBatches;
   server.addService(rateLimiterServiceWithRawStream(), {
     allow: (call: grpc.ServerUnaryCall<WireAllowRequest, WireAllowResponse>, callback: grpc.sendUnaryData<WireAllowResponse>) => {
@@ -127,6 +143,15 @@ export function addPublicApi(server: grpc.Server, backend: PublicApiBackend, tok
       const refused = admin(call);
       if (refused !== undefined) return callback(refused);
       callback(null, backend.getPolicies());
+    },
+    inspect: (call: grpc.ServerUnaryCall<WireAllowRequest, WireAllowResponse>, callback: grpc.sendUnaryData<WireAllowResponse>) => {
+      adminOnKey(call, callback, 'inspect', call.request, undefined);
+    },
+    reset: (call: grpc.ServerUnaryCall<WireAllowRequest, WireAllowResponse>, callback: grpc.sendUnaryData<WireAllowResponse>) => {
+      adminOnKey(call, callback, 'reset', call.request, undefined);
+    },
+    setRemaining: (call: grpc.ServerUnaryCall<{ request?: WireAllowRequest; remaining?: number }, WireAllowResponse>, callback: grpc.sendUnaryData<WireAllowResponse>) => {
+      adminOnKey(call, callback, 'set', call.request.request ?? {}, call.request.remaining ?? 0);
     },
     setLoadFactor: (call: grpc.ServerUnaryCall<{ factor?: number }, { inForce: number }>, callback: grpc.sendUnaryData<{ inForce: number }>) => {
       const refused = admin(call);

@@ -24,6 +24,8 @@ export interface HttpApiInit {
   tls: NodeTls | undefined;
   /** Bearer tokens for /v1/*; the health probes need none. */
   tokens: ApiTokens;
+  /** Bearer tokens for /v1/admin/* (none: those endpoints refuse every call). */
+  adminTokens: ApiTokens;
 }
 
 export interface HttpApi {
@@ -107,6 +109,24 @@ function toRequest(value: unknown, path: string): { request: RateLimitRequest; m
   return { request, maxWaitMs };
 }
 
+const ADMIN_ROUTES: Record<string, string> = { '/v1/admin/inspect': 'POST', '/v1/admin/reset': 'POST', '/v1/admin/set': 'POST' };
+
+/** Inspect, reset or set a key at its owner: an admin token, then the request; the caller named in the logs by token and address. */
+async function adminOnKey(backend: PublicApiBackend, init: HttpApiInit, req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+  const authorization = req.headers.authorization;
+  if (!init.adminTokens.required) throw new RingLimitError('UNAUTHENTICATED', 'admin calls are off: start the node with --admin-token-file');
+  if (!init.adminTokens.allowsHeader(authorization)) throw new RingLimitError('UNAUTHENTICATED', 'an admin token this node accepts is required (authorization: Bearer <token>)');
+  const body = await readJson(req, init.maxBodyBytes);
+  const op = path === '/v1/admin/inspect' ? 'inspect' : path === '/v1/admin/reset' ? 'reset' : 'set';
+  let remaining: unknown;
+  let rest: unknown = body;
+  if (op === 'set' && typeof body === 'object' && body !== null && !Array.isArray(body)) ({ remaining, ...rest } = body as { remaining?: unknown });
+  if (op === 'set' && typeof remaining !== 'number') throw new HttpError(400, 'INVALID_ARGUMENT', 'remaining', 'remaining must be a number');
+  const { request } = toRequest(rest, 'body');
+  const by = `${init.adminTokens.identify(authorization) ?? 'admin'} from ${req.socket.remoteAddress ?? '?'} (HTTP)`;
+  send(res, 200, decision(await backend.admin(op, request, op === 'set' ? (remaining as number) : undefined, by)));
+}
+
 const decision = (r: Reservation): object => ({ allowed: r.allowed, limit: r.limit, remaining: r.remaining, resetAtMs: r.resetAtMs, retryAfterMs: r.retryAfterMs, waitMs: r.waitMs });
 
 async function decideOne(backend: PublicApiBackend, value: unknown, path: string): Promise<Reservation> {
@@ -121,6 +141,8 @@ async function decideOne(backend: PublicApiBackend, value: unknown, path: string
  *   POST /v1/allow         a request → its decision
  *   POST /v1/allow-batch   { requests: [...] } (at most 10,000) → { results: [{ decision } | { error }] }
  *   GET  /v1/cluster       members, states, ownership shares, policy version
+ *   POST /v1/admin/inspect | /v1/admin/reset | /v1/admin/set (admin token)
+ *                          a request (and for set, "remaining") → the key at its owner
  *   GET  /metrics          Prometheus metrics (metrics.ts)
  *   GET  /healthz          200 while the process serves
  *   GET  /readyz           200 once joined, active and owning keys; 503 before, and while draining
@@ -165,10 +187,11 @@ async function route(backend: HttpApiBackend, init: HttpApiInit, req: IncomingMe
     const readiness = backend.ready();
     return send(res, readiness.ready ? 200 : 503, readiness);
   }
-  const routes: Record<string, string> = { '/v1/allow': 'POST', '/v1/allow-batch': 'POST', '/v1/cluster': 'GET', '/metrics': 'GET' };
+  const routes: Record<string, string> = { '/v1/allow': 'POST', '/v1/allow-batch': 'POST', '/v1/cluster': 'GET', '/metrics': 'GET', ...ADMIN_ROUTES };
   const expected = path === undefined ? undefined : routes[path];
   if (expected === undefined) throw new HttpError(404, 'INVALID_ARGUMENT', 'path', `no such endpoint: ${path ?? ''}`);
   if (method !== expected) throw new HttpError(405, 'INVALID_ARGUMENT', 'method', `${path} takes ${expected}`);
+  if (path !== undefined && path in ADMIN_ROUTES) return adminOnKey(backend, init, req, res, path);
   if (!init.tokens.allowsHeader(req.headers.authorization)) throw new RingLimitError('UNAUTHENTICATED', 'a bearer token this node accepts is required (authorization: Bearer <token>)');
   if (path === '/v1/cluster') return send(res, 200, backend.cluster());
   if (path === '/metrics') {

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { RingLimitError } from '../../common/errors.js';
 
@@ -65,6 +65,21 @@ export class ApiTokens {
   allows(metadata: grpc.Metadata): boolean {
     const value = metadata.get(AUTHORIZATION_HEADER)[0];
     return this.allowsHeader(typeof value === 'string' ? value : undefined);
+  }
+
+  /**
+   * Who a header's token is, for the logs: "token " and the first 8 hex digits of its SHA-256
+   * (never the token itself); undefined when it is not accepted.
+   */
+  identify(value: string | undefined): string | undefined {
+    if (this.accepted.length === 0 || !this.allowsHeader(value)) return undefined;
+    return `token ${createHash('sha256').update(value!.slice('Bearer '.length)).digest('hex').slice(0, 8)}`;
+  }
+
+  /** The identity of a call's token (gRPC metadata); see identify(). */
+  identifyCall(metadata: grpc.Metadata): string | undefined {
+    const value = metadata.get(AUTHORIZATION_HEADER)[0];
+    return this.identify(typeof value === 'string' ? value : undefined);
   }
 
   /** Whether an `authorization` header value (gRPC metadata or HTTP) is `Bearer <an accepted token>`. */
