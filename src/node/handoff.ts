@@ -53,6 +53,12 @@ interface InFlightPull {
   key: string;
   /** Answers still expected (one per node asked). */
   awaiting: number;
+  /** Addresses asked so far. */
+  asked: string[];
+  /** Some answer carried a state. */
+  found: boolean;
+  /** The previous owner's replicas were asked after every first answer came back empty. */
+  askedReplicas: boolean;
 }
 
 /**
@@ -135,10 +141,9 @@ export class Handoff implements KeyPuller, AckReceiver {
     this.settled.add(id);
     // Who may hold this key's state: the owner before the change, and the node after us on
     // the ring — it owned the key while we were absent (we are new, or restarted empty) and
-    // is our replica now — and the previous owner's replicas: rebalancing may give a key to a
-    // node that was not its replica, and when two changes come close together (two nodes die
-    // at once, seen a moment apart) the previous owner may itself not have pulled the key
-    // yet, while a replica from before holds it. Answers are merged conservatively.
+    // is our replica now. When the previous owner is gone, its replicas: rebalancing may give
+    // a dead owner's key to a node that was not its replica. (When it is alive but holds
+    // nothing, its replicas are asked next: handlePullReply.) Answers are merged conservatively.
     const addresses: string[] = [];
     const add = (nodeId: string | undefined): void => {
       if (nodeId === undefined || nodeId === this.init.selfId) return;
@@ -148,7 +153,7 @@ export class Handoff implements KeyPuller, AckReceiver {
     const previousOwner = view.previousOwnerOf(action, key);
     add(previousOwner);
     add(view.successorOf(action, key));
-    if (previousOwner !== undefined) {
+    if (previousOwner !== undefined && view.addressOf(previousOwner) === undefined) {
       const holders = view.previousHoldersInto(action, key, this.holders);
       for (let i = 1; i < holders; i++) add(this.holders[i]);
     }
@@ -167,7 +172,7 @@ export class Handoff implements KeyPuller, AckReceiver {
       this.finishPull(frameId);
     }, this.init.pullTimeoutMs);
     timer.unref();
-    const pull: InFlightPull = { promise, resolve, timer, action, key, awaiting: sent };
+    const pull: InFlightPull = { promise, resolve, timer, action, key, awaiting: sent, asked: addresses, found: false, askedReplicas: false };
     this.stats.pulls += sent;
     this.pulls.set(frameId, pull);
     this.pullsByKey.set(id, pull);
@@ -178,8 +183,38 @@ export class Handoff implements KeyPuller, AckReceiver {
   handlePullReply(frameId: number, entry: WireEntry | null): void {
     const pull = this.pulls.get(frameId);
     if (pull === undefined) return;
-    if (entry !== null && entry.action === pull.action && entry.key === pull.key) this.merge(entry, this.components.clock.now());
-    if (--pull.awaiting === 0) this.finishPull(frameId);
+    if (entry !== null && entry.action === pull.action && entry.key === pull.key) {
+      pull.found = true;
+      this.merge(entry, this.components.clock.now());
+    }
+    if (--pull.awaiting > 0) return;
+    if (!pull.found && !pull.askedReplicas && this.askReplicas(frameId, pull)) return;
+    this.finishPull(frameId);
+  }
+
+  /**
+   * Nobody asked held the key: ask the previous owner's replicas (same frame id, same
+   * deadline). When two nodes die at once and are seen a moment apart, the owner in between
+   * may not have pulled the key yet while a replica from before holds it. Returns whether
+   * anyone was asked.
+   */
+  private askReplicas(frameId: number, pull: InFlightPull): boolean {
+    pull.askedReplicas = true;
+    const { view, transport } = this.components;
+    const holders = view.previousHoldersInto(pull.action, pull.key, this.holders);
+    const frame = encodeFrame({ type: FrameType.Pull, id: frameId, action: pull.action, key: pull.key });
+    let sent = 0;
+    for (let i = 0; i < holders; i++) {
+      const nodeId = this.holders[i];
+      if (nodeId === undefined || nodeId === this.init.selfId) continue;
+      const address = view.addressOf(nodeId);
+      if (address === undefined || pull.asked.includes(address)) continue;
+      pull.asked.push(address);
+      if (transport.send(address, frame)) sent++;
+    }
+    pull.awaiting = sent;
+    this.stats.pulls += sent;
+    return sent > 0;
   }
 
   /** Another node pulls a key from us: answer with its state, and route the key to that node from now on. */
