@@ -1,3 +1,4 @@
+import { readEnvoyConfigFile } from '../node/envoy-config-file.js';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { RingLimitError } from '../common/errors.js';
@@ -30,6 +31,9 @@ export const SERVE_USAGE = `usage: ringlimit serve [options]
   --policies FILE         limits declared per action, group and user (YAML or JSON; docs/policies.md);
                           re-read when the file changes (a bad edit is logged and the policies in
                           force stay)
+  --envoy-config FILE     serve Envoy's global rate limit API (envoy.service.ratelimit.v3) on the
+                          gRPC port from an envoyproxy/ratelimit configuration file, unchanged
+                          (YAML, a domain per document; docs/envoy.md)
   --caller-limit NAME=N   a bound per caller on the gRPC port (repeat for several), e.g.
                           maxCallsPerConnection=100, maxOpenCalls=10000, maxCallsPerHost=1000,
                           maxReadingCallsPerConnection=2,
@@ -103,6 +107,7 @@ export function parseServeArgs(args: string[]): { options: NodeOptionsInput; rea
         'max-keys': { type: 'string' },
         'caller-limit': { type: 'string', multiple: true },
         policies: { type: 'string' },
+        'envoy-config': { type: 'string' },
         'gossip-key-file': { type: 'string' },
         'cluster-name': { type: 'string' },
         'tls-cert': { type: 'string' },
@@ -165,6 +170,7 @@ export function parseServeArgs(args: string[]): { options: NodeOptionsInput; rea
   if (v['api-token-file'] !== undefined) options.apiTokens = readLines('api-token-file', v['api-token-file']);
   if (v['admin-token-file'] !== undefined) options.adminTokens = readLines('admin-token-file', v['admin-token-file']);
   if (v.policies !== undefined) options.policies = readPolicyFile(v.policies);
+  if (v['envoy-config'] !== undefined) options.envoyConfig = readEnvoyConfigFile(v['envoy-config']);
   return { options, readyJson: v['ready-json'] === true, harness: v.harness === true, policyFile: v.policies, logLevel: parseLogLevel(v['log-level'] ?? 'info') };
 }
 

@@ -29,6 +29,7 @@ import { PeerAuth } from './transport/peer-auth.js';
 import { ApiTokens, channelCredentials, serverCredentials } from './transport/credentials.js';
 import type { PeerTransport } from './transport/peer-transport.js';
 import { AdminOp, PEER_PROTOCOL_VERSION } from './wire/frames.js';
+import { addEnvoyRateLimitService } from './api/envoy-service.js';
 import { NO_WAIT } from '../limiter/algorithms/index.js';
 
 /** Internal bounds of the cluster machinery (the user-facing tunables are in NodeOptions). */
@@ -171,6 +172,7 @@ export class Cluster {
     );
     const transport = o.wrapPeerTransport === undefined ? grpcTransport : o.wrapPeerTransport(grpcTransport);
     addPublicApi(server, components.api, new ApiTokens(o.apiTokens), new ApiTokens(o.adminTokens), callers);
+    addEnvoyRateLimitService(server, components.api, new ApiTokens(o.apiTokens));
     let swim: SwimMembership | undefined;
     let cluster: Cluster | undefined;
     try {

@@ -26,6 +26,7 @@ import { CallerSkew, nodeStats, type NodeStats } from './node-stats.js';
 import { resolveNodeOptions, type NodeOptions, type NodeOptionsInput } from './options.js';
 import { OwnerDecision } from './owner-decision.js';
 import { AdminOp } from './wire/frames.js';
+import type { EnvoyDescriptors } from '../limiter/envoy-descriptors.js';
 import { checkDataDir, loadSnapshot, type LoadResult } from './snapshot.js';
 import { Snapshotter } from './snapshotter.js';
 
@@ -96,6 +97,7 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
   private constructor(options: NodeOptions) {
     super();
     this.options = options;
+    this.envoyConfig = options.envoyConfig;
     this.limiter = new Limiter({ ...options.store, clock: options.clock, policies: options.policies });
     this.store = this.limiter.store;
     this.decision = new OwnerDecision({ store: this.store }, { syncReplication: false });
@@ -171,6 +173,9 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
     if (this.cluster !== undefined && !this.cluster.view.isOwnedHere(p.action, p.key)) return undefined;
     return this.decision.decideNow(p, NO_WAIT);
   }
+
+  /** The Envoy rate limit configuration served on the gRPC port (docs/envoy.md); undefined stops serving it. */
+  envoyConfig: EnvoyDescriptors | undefined;
 
   // ---- operators: inspect, reset, set (carried out by the key's owner, replicated) ----------
 
@@ -441,6 +446,7 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
         this.setLoadFactor(factor);
         return this.loadFactor;
       },
+      envoy: () => this.envoyConfig,
       admin: async (op, request, remaining, by) => ({ ...(await this.admin(op, request, remaining, { by })), waitMs: 0 }),
       ready: () => this.readiness(),
       cluster: () => this.clusterInfo(),

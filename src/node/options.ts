@@ -1,3 +1,4 @@
+import { EnvoyDescriptors } from '../limiter/envoy-descriptors.js';
 import { systemClock, type Clock } from '../common/clock.js';
 import { invalidArgument } from '../common/errors.js';
 import type { Membership, PacketTransport } from '../gossip/index.js';
@@ -89,6 +90,8 @@ export interface NodeOptions {
   store: StoreOptions;
   /** Limits declared once, per action, group and user (docs/policies.md); node.setPolicies() replaces them. */
   policies: PolicyDocument | Policies | undefined;
+  /** envoyproxy/ratelimit configurations served to Envoy (envoy.service.ratelimit.v3 on the gRPC port; docs/envoy.md). */
+  envoyConfig: EnvoyDescriptors | undefined;
   /** Adaptive limits measured from this process's event-loop delay (AIMD); undefined: only setLoadFactor(). */
   adaptive: AdaptiveOptions | undefined;
   /** Seams for fault injection (the chaos harness): wrap the peer and gossip transports. */
@@ -134,6 +137,7 @@ export const nodeDefaults: NodeOptions = {
   clock: systemClock,
   store: storeDefaults,
   policies: undefined,
+  envoyConfig: undefined,
   adaptive: undefined,
   wrapPeerTransport: undefined,
   wrapGossipTransport: undefined,
@@ -192,6 +196,7 @@ export function resolveNodeOptions(input: NodeOptionsInput = {}): NodeOptions {
   if (typeof o.clusterName !== 'string' || !/^([A-Za-z0-9][A-Za-z0-9._-]{0,63})?$/.test(o.clusterName)) {
     throw invalidArgument('clusterName', `must be 1 to 64 chars of [A-Za-z0-9._-] starting alphanumeric (or empty), got ${JSON.stringify(o.clusterName)}`);
   }
+  if (o.envoyConfig !== undefined && !(o.envoyConfig instanceof EnvoyDescriptors)) throw invalidArgument('envoyConfig', 'must be an EnvoyDescriptors (readEnvoyConfigFile(path), or new EnvoyDescriptors(parsed YAML documents))');
   if (o.gossipPreset !== 'lan' && o.gossipPreset !== 'test') throw invalidArgument('gossipPreset', "must be 'lan' or 'test'");
   if (!Array.isArray(o.gossipKeys) || !o.gossipKeys.every((k) => typeof k === 'string' && /^[A-Za-z0-9+/]{22,88}={0,2}$/.test(k))) {
     throw invalidArgument('gossipKeys', 'must be base64-encoded keys of 16 to 64 bytes (e.g. `openssl rand -base64 32`)');

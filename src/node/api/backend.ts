@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { RingLimitError } from '../../common/errors.js';
+import type { EnvoyDescriptors } from '../../limiter/envoy-descriptors.js';
 import type { Algorithm, RateLimitRequest, Reservation } from '../../limiter/types.js';
 import type { WireAllowRequest, WireAllowResponse, WireHealth, WireItemError, WireMembers, WirePoliciesInfo } from './proto.js';
 
@@ -21,6 +22,8 @@ export interface PublicApiBackend {
   getPolicies(): WirePoliciesInfo;
   /** Admin: the operator's load factor (throws INVALID_ARGUMENT outside (0, 1]); returns the factor in force. */
   setLoadFactor(factor: number): number;
+  /** The Envoy rate limit configuration in force, if any. */
+  envoy(): EnvoyDescriptors | undefined;
   /** Admin: inspect, reset or set (to `remaining`) a key at its owner; `by` names the caller in the logs. */
   admin(op: 'inspect' | 'reset' | 'set', request: RateLimitRequest, remaining: number | undefined, by: string): Promise<Reservation>;
 }

@@ -1,0 +1,29 @@
+import { readFileSync } from 'node:fs';
+import { parseAllDocuments } from 'yaml';
+import { invalidArgument } from '../common/errors.js';
+import { EnvoyDescriptors } from '../limiter/envoy-descriptors.js';
+import { ENVOY_UNIT_MS } from './api/envoy-service.js';
+
+/**
+ * An envoyproxy/ratelimit configuration file (YAML, one domain per document, or JSON), as
+ * that service reads it. Units without a window here yet (week, month, year: calendar
+ * windows) are refused at load with the place, rather than left unenforced.
+ */
+export function parseEnvoyConfigText(text: string, source: string): EnvoyDescriptors {
+  const documents = parseAllDocuments(text);
+  const values: unknown[] = [];
+  for (const doc of documents) {
+    if (doc.errors.length > 0) throw invalidArgument(source, doc.errors[0]!.message);
+    const value: unknown = doc.toJS();
+    if (value !== null && value !== undefined) values.push(value);
+  }
+  if (values.length === 0) throw invalidArgument(source, 'holds no domain');
+  const config = new EnvoyDescriptors(values);
+  const unsupported = config.units().find((u) => ENVOY_UNIT_MS[u] === undefined);
+  if (unsupported !== undefined) throw invalidArgument(source, `unit ${unsupported} needs calendar windows, which this version does not serve yet (second, minute, hour, day)`);
+  return config;
+}
+
+export function readEnvoyConfigFile(path: string): EnvoyDescriptors {
+  return parseEnvoyConfigText(readFileSync(path, 'utf8'), path);
+}

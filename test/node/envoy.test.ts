@@ -1,0 +1,89 @@
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { envoyRateLimitClient } from '../../src/node/api/envoy-service.js';
+import { readEnvoyConfigFile } from '../../src/node/envoy-config-file.js';
+import type { RingLimitNode } from '../../src/node/node.js';
+import { startCluster, stopAll } from './helpers.js';
+
+const CONFIG = fileURLToPath(new URL('../limiter/fixtures/envoy-ratelimit.yaml', import.meta.url));
+
+interface Status {
+  code: string;
+  currentLimit?: { name?: string; requestsPerUnit?: number; unit?: string };
+  limitRemaining?: number;
+  durationUntilReset?: { seconds?: number; nanos?: number };
+}
+interface Response {
+  overallCode: string;
+  statuses?: Status[];
+  responseHeadersToAdd?: { key: string; value: string }[];
+}
+type Call = (req: object, cb: (err: grpc.ServiceError | null, res?: Response) => void) => void;
+
+/** What Envoy sends: a domain, descriptors of key/value entries, and hits_addend. */
+const descriptor = (...pairs: [string, string][]) => ({ entries: pairs.map(([key, value]) => ({ key, value })) });
+
+describe("Envoy's global rate limit API (envoy.service.ratelimit.v3.RateLimitService) on every node", () => {
+  let nodes: RingLimitNode[] = [];
+  const clients: grpc.Client[] = [];
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.close();
+    await stopAll(nodes);
+  });
+  const ask = (node: RingLimitNode, request: object) => {
+    const Ctor = envoyRateLimitClient();
+    const client = new Ctor(node.grpcAddress!, grpc.credentials.createInsecure()) as unknown as grpc.Client & { shouldRateLimit: Call };
+    clients.push(client);
+    return new Promise<{ error: grpc.ServiceError | null; response: Response | undefined }>((resolve) => client.shouldRateLimit(request, (error, response) => resolve({ error, response })));
+  };
+
+  it('answers an envoyproxy/ratelimit configuration unchanged: counts per descriptor across the cluster, nested rules, replaces, shadow mode, unlimited, zero, unknown', async () => {
+    nodes = await startCluster(3, { envoyConfig: readEnvoyConfigFile(CONFIG) });
+    const key = `k-${Date.now()}`;
+    // A day's rule of 3, asked through every node in turn: exactly 3 pass.
+    const codes = [];
+    for (let i = 0; i < 5; i++) codes.push((await ask(nodes[i % 3]!, { domain: 'edge', descriptors: [descriptor(['api_key', key])] })).response?.overallCode);
+    expect(codes).toEqual(['OK', 'OK', 'OK', 'OVER_LIMIT', 'OVER_LIMIT']);
+    const over = (await ask(nodes[0]!, { domain: 'edge', descriptors: [descriptor(['api_key', key])] })).response!;
+    expect(over.statuses![0]).toMatchObject({ code: 'OVER_LIMIT', currentLimit: { requestsPerUnit: 3, unit: 'DAY' } });
+    expect(over.statuses![0]!.durationUntilReset!.seconds).toBeLessThanOrEqual(86_400);
+    expect(over.responseHeadersToAdd).toEqual(expect.arrayContaining([{ key: 'x-ratelimit-limit', value: '3' }, { key: 'x-ratelimit-remaining', value: '0' }]));
+    // hits_addend counts as several hits; another value of a key-only rule has its own bucket.
+    const other = `${key}-b`;
+    expect((await ask(nodes[1]!, { domain: 'edge', descriptors: [descriptor(['api_key', other])], hitsAddend: 2 })).response!.statuses![0]).toMatchObject({ code: 'OK', limitRemaining: 1 });
+    expect((await ask(nodes[2]!, { domain: 'edge', descriptors: [descriptor(['api_key', other])], hitsAddend: 2 })).response!.overallCode).toBe('OVER_LIMIT');
+
+    // Several descriptors in one request: a status each, in order; `replaces` drops per_user.
+    const mixed = (await ask(nodes[0]!, {
+      domain: 'edge',
+      descriptors: [
+        descriptor(['category', 'account']),
+        descriptor(['source_cluster', 'proxy'], ['destination_cluster', 'users']),
+        descriptor(['remote_address', '10.1.2.3'], ['path', '/healthz']),
+        descriptor(['nothing', 'here']),
+        descriptor(['tier', '200']),
+      ],
+    })).response!;
+    expect(mixed.overallCode).toBe('OVER_LIMIT'); // tier 200: 0 per day
+    expect(mixed.statuses!.map((s) => s.code)).toEqual(['OK', 'OK', 'OK', 'OK', 'OVER_LIMIT']);
+    expect(mixed.statuses![0]!.currentLimit).toMatchObject({ requestsPerUnit: 4, unit: 'MINUTE' });
+    expect(mixed.statuses![1]!.currentLimit).toBeUndefined(); // replaced by category_account's rule
+    expect(mixed.statuses![2]!.currentLimit).toBeUndefined(); // unlimited
+    expect(mixed.statuses![3]!.currentLimit).toBeUndefined(); // no rule
+    // Shadow mode: decided and reported, never refused.
+    const shadow = (await ask(nodes[1]!, { domain: 'edge', descriptors: [descriptor(['remote_address', '10.9.9.9'], ['path', '/search'])], hitsAddend: 150 })).response!;
+    expect(shadow.overallCode).toBe('OK');
+    expect(shadow.statuses![0]!.currentLimit).toMatchObject({ requestsPerUnit: 100, unit: 'HOUR' });
+  });
+
+  it('refuses bad input with INVALID_ARGUMENT, and answers FAILED_PRECONDITION on a node without a configuration', async () => {
+    nodes = await startCluster(1, { envoyConfig: readEnvoyConfigFile(CONFIG) });
+    for (const request of [{ domain: '', descriptors: [descriptor(['a', 'b'])] }, { domain: 'edge', descriptors: [{ entries: [] }] }, { domain: 'edge', descriptors: [descriptor(['', 'b'])] }, { domain: 'edge', descriptors: Array.from({ length: 65 }, () => descriptor(['a', 'b'])) }]) {
+      expect((await ask(nodes[0]!, request)).error?.code, JSON.stringify(request).slice(0, 80)).toBe(grpc.status.INVALID_ARGUMENT);
+    }
+    expect((await ask(nodes[0]!, { domain: 'unknown', descriptors: [descriptor(['a', 'b'])] })).response).toMatchObject({ overallCode: 'OK' });
+    nodes[0]!.envoyConfig = undefined;
+    expect((await ask(nodes[0]!, { domain: 'edge', descriptors: [descriptor(['api_key', 'x'])] })).error?.code).toBe(grpc.status.FAILED_PRECONDITION);
+  });
+});
