@@ -1,4 +1,4 @@
-import { readEnvoyConfigFile } from '../node/envoy-config-file.js';
+import { isEnvoyConfigFile, readEnvoyConfigFile } from '../node/envoy-config-file.js';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { RingLimitError } from '../common/errors.js';
@@ -6,7 +6,7 @@ import { createNode } from '../node/node.js';
 import type { NodeOptionsInput } from '../node/options.js';
 import { callerLimitsDefaults, type CallerLimits } from '../node/api/caller-ledger.js';
 import { readNodeTls } from '../node/transport/credentials.js';
-import { readPolicyFile, watchPolicyFile } from '../node/policy-file.js';
+import { readPolicyFile, watchConfigFile, watchPolicyFile } from '../node/policy-file.js';
 import { createLogger, parseLogLevel, type LogLevel } from './logger.js';
 import { enableHarness, listenForFaultCommands } from '../chaos/harness-mode.js';
 
@@ -33,7 +33,8 @@ export const SERVE_USAGE = `usage: ringlimit serve [options]
                           force stay)
   --envoy-config FILE     serve Envoy's global rate limit API (envoy.service.ratelimit.v3) on the
                           gRPC port from an envoyproxy/ratelimit configuration file, unchanged
-                          (YAML, a domain per document; docs/envoy.md)
+                          (YAML, a domain per document; docs/envoy.md); --policies takes such a
+                          file too. Re-read when it changes
   --caller-limit NAME=N   a bound per caller on the gRPC port (repeat for several), e.g.
                           maxCallsPerConnection=100, maxOpenCalls=10000, maxCallsPerHost=1000,
                           maxReadingCallsPerConnection=2,
@@ -85,7 +86,7 @@ function durationMs(name: string, value: string): number {
   return Number(match[1]) * unit;
 }
 
-export function parseServeArgs(args: string[]): { options: NodeOptionsInput; readyJson: boolean; harness: boolean; policyFile: string | undefined; logLevel: LogLevel } {
+export function parseServeArgs(args: string[]): { options: NodeOptionsInput; readyJson: boolean; harness: boolean; policyFile: string | undefined; envoyFile: string | undefined; logLevel: LogLevel } {
   let parsed;
   try {
     parsed = parseArgs({
@@ -169,9 +170,18 @@ export function parseServeArgs(args: string[]): { options: NodeOptionsInput; rea
   if (tls !== undefined) options.tls = tls;
   if (v['api-token-file'] !== undefined) options.apiTokens = readLines('api-token-file', v['api-token-file']);
   if (v['admin-token-file'] !== undefined) options.adminTokens = readLines('admin-token-file', v['admin-token-file']);
-  if (v.policies !== undefined) options.policies = readPolicyFile(v.policies);
-  if (v['envoy-config'] !== undefined) options.envoyConfig = readEnvoyConfigFile(v['envoy-config']);
-  return { options, readyJson: v['ready-json'] === true, harness: v.harness === true, policyFile: v.policies, logLevel: parseLogLevel(v['log-level'] ?? 'info') };
+  // An envoyproxy/ratelimit file given to --policies is served to Envoy, unchanged (docs/envoy.md).
+  const envoyFile = v['envoy-config'] ?? (v.policies !== undefined && isEnvoyConfigFile(v.policies) ? v.policies : undefined);
+  if (v.policies !== undefined && v.policies !== envoyFile) options.policies = readPolicyFile(v.policies);
+  if (envoyFile !== undefined) options.envoyConfig = readEnvoyConfigFile(envoyFile);
+  return {
+    options,
+    readyJson: v['ready-json'] === true,
+    harness: v.harness === true,
+    policyFile: v.policies !== undefined && v.policies !== envoyFile ? v.policies : undefined,
+    envoyFile,
+    logLevel: parseLogLevel(v['log-level'] ?? 'info'),
+  };
 }
 
 /**
@@ -179,7 +189,7 @@ export function parseServeArgs(args: string[]): { options: NodeOptionsInput; rea
  * A second signal, or a stop that overruns drainTimeoutMs by far, exits at once.
  */
 export async function runServe(args: string[]): Promise<number> {
-  const { options, readyJson, harness, policyFile, logLevel } = parseServeArgs(args);
+  const { options, readyJson, harness, policyFile, envoyFile, logLevel } = parseServeArgs(args);
   const faults = harness ? enableHarness(options) : undefined;
   const node = await createNode(options);
   if (faults !== undefined) listenForFaultCommands(faults, () => node.stats());
@@ -208,6 +218,19 @@ export async function runServe(args: string[]): Promise<number> {
           },
           (error) => logger.warn({ file: policyFile, err: error.message }, 'policy file not reloaded; the policies in force stay'),
         );
+  const envoyWatch =
+    envoyFile === undefined
+      ? undefined
+      : watchConfigFile(
+          envoyFile,
+          POLICY_FILE_CHECK_MS,
+          readEnvoyConfigFile,
+          (config) => {
+            node.envoyConfig = config;
+            logger.info({ file: envoyFile, domains: config.domainNames }, 'Envoy rate limit configuration reloaded');
+          },
+          (error) => logger.warn({ file: envoyFile, err: error.message }, 'Envoy rate limit configuration not reloaded; the one in force stays'),
+        );
   logger.info({ grpc: node.grpcAddress, gossip: node.gossipAddress, http: node.httpAddress, members: node.members().map((m) => m.nodeId), owners: node.owners(), policies: policyFile }, 'serving');
   if (readyJson) process.stdout.write(`${JSON.stringify({ nodeId: node.nodeId, grpc: node.grpcAddress, gossip: node.gossipAddress, ...(node.httpAddress === undefined ? {} : { http: node.httpAddress }) })}\n`);
   await new Promise<void>((resolve) => {
@@ -230,6 +253,7 @@ export async function runServe(args: string[]): Promise<number> {
   }, node.options.drainTimeoutMs + STOP_GRACE_MS);
   watchdog.unref();
   policyWatch?.close();
+  envoyWatch?.close();
   try {
     await node.stop({ graceful: true });
   } catch (error) {

@@ -27,3 +27,13 @@ export function parseEnvoyConfigText(text: string, source: string): EnvoyDescrip
 export function readEnvoyConfigFile(path: string): EnvoyDescriptors {
   return parseEnvoyConfigText(readFileSync(path, 'utf8'), path);
 }
+
+/** Whether a policy file is written in envoyproxy/ratelimit's format (its first document has a `domain`), not ringlimit's. */
+export function isEnvoyConfigFile(path: string): boolean {
+  for (const doc of parseAllDocuments(readFileSync(path, 'utf8'))) {
+    const value: unknown = doc.toJS();
+    if (value === null || value === undefined) continue;
+    return typeof value === 'object' && !Array.isArray(value) && 'domain' in value;
+  }
+  return false;
+}

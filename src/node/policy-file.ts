@@ -54,6 +54,11 @@ export interface PolicyFileWatch {
  * goes to onChange; a bad one to onError and the policies in force stay.
  */
 export function watchPolicyFile(path: string, intervalMs: number, onChange: (policies: Policies) => void, onError: (error: Error) => void): PolicyFileWatch {
+  return watchConfigFile(path, intervalMs, readPolicyFile, onChange, onError);
+}
+
+/** watchPolicyFile() for any file `read` parses (readEnvoyConfigFile for an envoyproxy/ratelimit file). */
+export function watchConfigFile<T>(path: string, intervalMs: number, read: (path: string) => T, onChange: (value: T) => void, onError: (error: Error) => void): PolicyFileWatch {
   const stamp = (): string => {
     try {
       const s = statSync(path);
@@ -69,7 +74,7 @@ export function watchPolicyFile(path: string, intervalMs: number, onChange: (pol
     last = now;
     if (now === 'missing') return; // mid-rename: the next check sees the new file
     try {
-      onChange(readPolicyFile(path));
+      onChange(read(path));
     } catch (error) {
       onError(error as Error);
     }

@@ -1,6 +1,10 @@
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseServeArgs } from '../../src/cli/serve.js';
 import { envoyRateLimitClient } from '../../src/node/api/envoy-service.js';
 import { readEnvoyConfigFile } from '../../src/node/envoy-config-file.js';
 import type { RingLimitNode } from '../../src/node/node.js';
@@ -85,5 +89,27 @@ describe("Envoy's global rate limit API (envoy.service.ratelimit.v3.RateLimitSer
     expect((await ask(nodes[0]!, { domain: 'unknown', descriptors: [descriptor(['a', 'b'])] })).response).toMatchObject({ overallCode: 'OK' });
     nodes[0]!.envoyConfig = undefined;
     expect((await ask(nodes[0]!, { domain: 'edge', descriptors: [descriptor(['api_key', 'x'])] })).error?.code).toBe(grpc.status.FAILED_PRECONDITION);
+  });
+});
+
+describe('serve: an envoyproxy/ratelimit file given to --policies or --envoy-config', () => {
+  it('is served to Envoy unchanged; a ringlimit policy file stays policies; a unit without a window here is refused with the reason', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ringlimit-envoy-'));
+    try {
+      const viaPolicies = parseServeArgs(['--policies', CONFIG]);
+      expect(viaPolicies.options.envoyConfig?.domainNames).toEqual(['edge', 'mongo_cps']);
+      expect(viaPolicies.options.policies).toBeUndefined();
+      expect(viaPolicies).toMatchObject({ envoyFile: CONFIG, policyFile: undefined });
+      const ours = join(dir, 'policies.yaml');
+      writeFileSync(ours, 'defaults: { search: { limit: 5, window: 1m } }\n');
+      const both = parseServeArgs(['--policies', ours, '--envoy-config', CONFIG]);
+      expect(both.options.policies).toBeDefined();
+      expect(both.options.envoyConfig).toBeDefined();
+      const monthly = join(dir, 'monthly.yaml');
+      writeFileSync(monthly, 'domain: d\ndescriptors: [{ key: k, rate_limit: { unit: month, requests_per_unit: 5 } }]\n');
+      expect(() => parseServeArgs(['--envoy-config', monthly])).toThrow(/unit month needs calendar windows/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
