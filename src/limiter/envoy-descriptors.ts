@@ -41,7 +41,7 @@ interface DescriptorNode {
   children: Map<string, DescriptorNode>;
 }
 
-/** The keys envoyproxy/ratelimit accepts; it refuses a configuration with any other. */
+/** The keys envoyproxy/ratelimit accepts; it refuses a configuration with other keys. */
 const VALID_KEYS = new Set([
   'domain',
   'key',

@@ -31,7 +31,7 @@ export class RejectionCache {
     return this.entries.size;
   }
 
-  /** The cached refusal that holds for `p` at nowMs, if any. */
+  /** The cached refusal that holds for `p` at nowMs, or undefined. */
   lookup(p: Readonly<ResolvedParams>, nowMs: number): CachedRejection | undefined {
     if (this.entries.size === 0 || p.cost <= 0) return undefined;
     const id = idOf(p);

@@ -260,7 +260,7 @@ export class LimiterStore {
   /**
    * An operator's Set: the key's state becomes one in which `remaining` units could be taken
    * now; undefined gives the key its full allowance (Reset). Validated like a request (a bad
-   * one changes nothing). Marked changed, so replication carries it like any decision.
+   * one changes nothing). Marked changed, so replication carries it like a decision.
    * Returns the key as inspect() now sees it.
    */
   setRemaining(request: RateLimitRequest, remaining: number | undefined): Decision {

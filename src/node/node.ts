@@ -184,7 +184,7 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
     return this.admin('inspect', request, undefined, options);
   }
 
-  /** Gives a key its full allowance back at its owner (replicated like any change). Returns the key as it is then. */
+  /** Gives a key its full allowance back at its owner (replicated like every change). Returns the key as it is then. */
   reset(request: RateLimitRequest, options: AdminOptions = {}): Promise<Decision> {
     return this.admin('reset', request, undefined, options);
   }

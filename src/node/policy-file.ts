@@ -57,7 +57,7 @@ export function watchPolicyFile(path: string, intervalMs: number, onChange: (pol
   return watchConfigFile(path, intervalMs, readPolicyFile, onChange, onError);
 }
 
-/** watchPolicyFile() for any file `read` parses (readEnvoyConfigFile for an envoyproxy/ratelimit file). */
+/** watchPolicyFile() for every file `read` parses (readEnvoyConfigFile for an envoyproxy/ratelimit file). */
 export function watchConfigFile<T>(path: string, intervalMs: number, read: (path: string) => T, onChange: (value: T) => void, onError: (error: Error) => void): PolicyFileWatch {
   const stamp = (): string => {
     try {

@@ -15,7 +15,7 @@ describe('operators on a cluster: inspect, reset and set a key at its owner', ()
     await stopAll(nodes);
   });
 
-  it('through any node: set and reset reach the owner, inspect reads it and consumes nothing, and each is recorded with who asked', async () => {
+  it('through every node: set and reset reach the owner, inspect reads it and consumes nothing, and each is recorded with who asked', async () => {
     nodes = await startCluster(3, { replicationDelayMs: 5 });
     const [a, b, c] = nodes as [RingLimitNode, RingLimitNode, RingLimitNode];
     let key = '';

@@ -22,7 +22,7 @@ export interface PublicApiBackend {
   getPolicies(): WirePoliciesInfo;
   /** Admin: the operator's load factor (throws INVALID_ARGUMENT outside (0, 1]); returns the factor in force. */
   setLoadFactor(factor: number): number;
-  /** The Envoy rate limit configuration in force, if any. */
+  /** The Envoy rate limit configuration in force, or undefined. */
   envoy(): EnvoyDescriptors | undefined;
   /** Admin: inspect, reset or set (to `remaining`) a key at its owner; `by` names the caller in the logs. */
   admin(op: 'inspect' | 'reset' | 'set', request: RateLimitRequest, remaining: number | undefined, by: string): Promise<Reservation>;

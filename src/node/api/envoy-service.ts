@@ -158,7 +158,7 @@ function headersFor(statuses: readonly WireStatus[]): { key: string; value: stri
 /**
  * Envoy's global rate limit service (envoy.service.ratelimit.v3.RateLimitService), on the
  * node's gRPC port: a `domain` and descriptors in, per-descriptor statuses, an overall code
- * and X-RateLimit-* headers out, decided by the cluster like any request (docs/envoy.md).
+ * and X-RateLimit-* headers out, decided by the cluster like every request (docs/envoy.md).
  */
 export function addEnvoyRateLimitService(server: grpc.Server, backend: PublicApiBackend, tokens: ApiTokens): void {
   server.addService(rateLimitService(), {
