@@ -1,3 +1,4 @@
+import { fnv1a32 } from '../common/fnv.js';
 import { StateCode, type StateDigest } from './messages.js';
 import type { MemberState } from './types.js';
 
@@ -13,11 +14,9 @@ const SEED_A = 0x9e3779b9;
 const SEED_B = 0x85ebca77;
 const TWO_POW_32 = 2 ** 32;
 
-/** 32-bit FNV-1a over the id's UTF-16 code units. */
+/** A member id's hash, computed once per entry. */
 export function idHash(nodeId: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < nodeId.length; i++) h = Math.imul(h ^ nodeId.charCodeAt(i), 0x01000193);
-  return h >>> 0;
+  return fnv1a32(nodeId);
 }
 
 /** murmur3's finaliser: every input bit reaches every output bit. */

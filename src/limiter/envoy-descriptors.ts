@@ -112,6 +112,13 @@ function rateLimitOf(value: unknown, path: string): EnvoyRateLimit {
   return { requestsPerUnit: perUnit, unit, unlimited, name: text(value['name'], `${path}.name`, false), replaces };
 }
 
+/** The counter a descriptor counts on: the domain and every entry's key and value (as envoyproxy/ratelimit keys its cache). */
+export function bucketOf(domain: string, entries: readonly { key: string; value: string }[]): string {
+  let bucket = domain;
+  for (const { key, value } of entries) bucket += `_${key}_${value}`;
+  return bucket;
+}
+
 /** Domains of descriptors, parsed once; `match` answers each Envoy descriptor. */
 export class EnvoyDescriptors {
   private readonly domains = new Map<string, DescriptorNode>();
@@ -177,13 +184,11 @@ export class EnvoyDescriptors {
   match(domain: string, entries: readonly { key: string; value: string }[]): EnvoyMatch | undefined {
     let node = this.domains.get(domain);
     if (node === undefined || entries.length === 0) return undefined;
-    let bucket = domain;
     for (let i = 0; i < entries.length; i++) {
       const { key, value } = entries[i]!;
       const next: DescriptorNode | undefined = node.children.get(`${key}_${value}`) ?? node.children.get(key);
       if (next === undefined) return undefined;
-      bucket += `_${key}_${value}`;
-      if (i === entries.length - 1) return next.limit === undefined ? undefined : { limit: next.limit, shadowMode: next.shadowMode, rule: next.path, bucket };
+      if (i === entries.length - 1) return next.limit === undefined ? undefined : { limit: next.limit, shadowMode: next.shadowMode, rule: next.path, bucket: bucketOf(domain, entries) };
       node = next;
     }
     return undefined;

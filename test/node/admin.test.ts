@@ -5,7 +5,7 @@ import type { AdminRecord, RingLimitNode } from '../../src/node/node.js';
 import { decodeFrame, encodeFrame } from '../../src/node/wire/codec.js';
 import { FrameType, PEER_PROTOCOL_VERSION, type ForwardItem } from '../../src/node/wire/frames.js';
 import { encodeMsgpack } from '../../src/node/wire/msgpack.js';
-import { startCluster, stopAll, waitFor } from './helpers.js';
+import { startCluster, stopAll, unaryCall, waitFor } from './helpers.js';
 
 const request = (key: string) => ({ key, action: 'login', limit: 10, windowMs: 86_400_000, algorithm: 'token-bucket' as const });
 
@@ -71,14 +71,9 @@ describe('operators over gRPC and HTTP: an admin token, then the key at its owne
   });
   const ADMIN = 'admin-token-0123456789abcdef';
   type Answer = { allowed: boolean; remaining: number; limit: number };
-  type Unary = (req: object, metadata: grpc.Metadata, cb: (err: grpc.ServiceError | null, res?: Answer) => void) => void;
-  const rpc = (node: RingLimitNode, method: 'inspect' | 'reset' | 'setRemaining', request: object, token?: string) => {
-    const Ctor = rateLimiterClientConstructor();
-    const client = new Ctor(node.grpcAddress!, grpc.credentials.createInsecure()) as unknown as grpc.Client & Record<'inspect' | 'reset' | 'setRemaining', Unary>;
-    clients.push(client);
-    const metadata = new grpc.Metadata();
-    if (token !== undefined) metadata.set('authorization', `Bearer ${token}`);
-    return new Promise<{ error: grpc.ServiceError | null; answer: Answer | undefined }>((resolve) => client[method](request, metadata, (error, answer) => resolve({ error, answer })));
+  const rpc = async (node: RingLimitNode, method: 'inspect' | 'reset' | 'setRemaining', request: object, token?: string) => {
+    const { error, response } = await unaryCall<Answer>(clients, rateLimiterClientConstructor(), node, method, request, token);
+    return { error, answer: response };
   };
   const http = async (node: RingLimitNode, path: string, body: object, token?: string): Promise<{ status: number; body: Answer & { code?: string; field?: string } }> => {
     const res = await fetch(`http://${node.httpAddress!}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) }, body: JSON.stringify(body) });

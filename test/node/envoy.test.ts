@@ -8,7 +8,7 @@ import { parseServeArgs } from '../../src/cli/serve.js';
 import { envoyRateLimitClient } from '../../src/node/api/envoy-service.js';
 import { readEnvoyConfigFile } from '../../src/node/envoy-config-file.js';
 import type { RingLimitNode } from '../../src/node/node.js';
-import { startCluster, stopAll } from './helpers.js';
+import { startCluster, stopAll, unaryCall } from './helpers.js';
 
 const CONFIG = fileURLToPath(new URL('../limiter/fixtures/envoy-ratelimit.yaml', import.meta.url));
 
@@ -23,7 +23,6 @@ interface Response {
   statuses?: Status[];
   responseHeadersToAdd?: { key: string; value: string }[];
 }
-type Call = (req: object, cb: (err: grpc.ServiceError | null, res?: Response) => void) => void;
 
 /** What Envoy sends: a domain, descriptors of key/value entries, and hits_addend. */
 const descriptor = (...pairs: [string, string][]) => ({ entries: pairs.map(([key, value]) => ({ key, value })) });
@@ -35,12 +34,7 @@ describe("Envoy's global rate limit API (envoy.service.ratelimit.v3.RateLimitSer
     for (const c of clients.splice(0)) c.close();
     await stopAll(nodes);
   });
-  const ask = (node: RingLimitNode, request: object) => {
-    const Ctor = envoyRateLimitClient();
-    const client = new Ctor(node.grpcAddress!, grpc.credentials.createInsecure()) as unknown as grpc.Client & { shouldRateLimit: Call };
-    clients.push(client);
-    return new Promise<{ error: grpc.ServiceError | null; response: Response | undefined }>((resolve) => client.shouldRateLimit(request, (error, response) => resolve({ error, response })));
-  };
+  const ask = (node: RingLimitNode, request: object) => unaryCall<Response>(clients, envoyRateLimitClient(), node, 'shouldRateLimit', request);
 
   it('answers an envoyproxy/ratelimit configuration unchanged: counts per descriptor across the cluster, nested rules, replaces, shadow mode, unlimited, zero, unknown', async () => {
     nodes = await startCluster(3, { envoyConfig: readEnvoyConfigFile(CONFIG) });

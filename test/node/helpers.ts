@@ -62,3 +62,24 @@ export function rawPeerStream(target: RingLimitNode, asNodeId: string, headers?:
     },
   };
 }
+
+/**
+ * One unary call to `node`'s gRPC port through a client of `Ctor` (kept in `clients` for the
+ * test to close), with `authorization: Bearer <token>` when a token is given. Never rejects:
+ * it resolves with the error or the response.
+ */
+export function unaryCall<Res>(
+  clients: grpc.Client[],
+  Ctor: grpc.ServiceClientConstructor,
+  node: RingLimitNode,
+  method: string,
+  request: object,
+  token?: string,
+): Promise<{ error: grpc.ServiceError | null; response: Res | undefined }> {
+  const client = new Ctor(node.grpcAddress!, grpc.credentials.createInsecure()) as unknown as grpc.Client &
+    Record<string, (req: object, metadata: grpc.Metadata, cb: (err: grpc.ServiceError | null, res?: Res) => void) => void>;
+  clients.push(client);
+  const metadata = new grpc.Metadata();
+  if (token !== undefined) metadata.set('authorization', `Bearer ${token}`);
+  return new Promise((resolve) => client[method]!(request, metadata, (error, response) => resolve({ error, response })));
+}

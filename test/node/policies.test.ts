@@ -8,7 +8,7 @@ import { parseServeArgs } from '../../src/cli/serve.js';
 import { RingLimitClient } from '../../src/node/api/client.js';
 import type { RingLimitNode } from '../../src/node/node.js';
 import { readPolicyFile, watchPolicyFile } from '../../src/node/policy-file.js';
-import { rawPeerStream, startCluster, stopAll, waitFor } from './helpers.js';
+import { rawPeerStream, startCluster, stopAll, unaryCall, waitFor } from './helpers.js';
 import { policyDigest } from '../../src/node/policy-sync.js';
 import { encodeFrame } from '../../src/node/wire/codec.js';
 import { FrameType } from '../../src/node/wire/frames.js';
@@ -155,17 +155,11 @@ describe('the admin RPC', () => {
     await stopAll(nodes);
   });
 
-  type Unary = (req: object, metadata: grpc.Metadata, cb: (err: grpc.ServiceError | null, res?: { version: number; digest: string; document: string }) => void) => void;
+  type PoliciesInfo = { version: number; digest: string; document: string };
   const ADMIN = 'admin-token-0123456789abcdef';
-  const call = (node: RingLimitNode, method: 'setPolicies' | 'getPolicies', request: object, token?: string) => {
-    const Ctor = rateLimiterClientConstructor();
-    const client = new Ctor(node.grpcAddress!, grpc.credentials.createInsecure()) as unknown as grpc.Client & Record<'setPolicies' | 'getPolicies', Unary>;
-    clients.push(client);
-    const metadata = new grpc.Metadata();
-    if (token !== undefined) metadata.set('authorization', `Bearer ${token}`);
-    return new Promise<{ error: grpc.ServiceError | null; info: { version: number; digest: string; document: string } | undefined }>((resolve) =>
-      client[method](request, metadata, (error, info) => resolve({ error, info })),
-    );
+  const call = async (node: RingLimitNode, method: 'setPolicies' | 'getPolicies', request: object, token?: string) => {
+    const { error, response } = await unaryCall<PoliciesInfo>(clients, rateLimiterClientConstructor(), node, method, request, token);
+    return { error, info: response };
   };
 
   it('SetPolicies changes the policies cluster-wide with an admin token; a bad document is refused with its path; no token, no change', async () => {

@@ -2,7 +2,8 @@ import { dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { RingLimitError } from '../../common/errors.js';
-import type { EnvoyDescriptors, EnvoyMatch, EnvoyUnit } from '../../limiter/envoy-descriptors.js';
+import { fnv1a32 } from '../../common/fnv.js';
+import { bucketOf, type EnvoyDescriptors, type EnvoyMatch, type EnvoyUnit } from '../../limiter/envoy-descriptors.js';
 import { requestLimits } from '../../limiter/limits.js';
 import type { Reservation } from '../../limiter/types.js';
 import { toServiceError, type PublicApiBackend } from './backend.js';
@@ -96,8 +97,7 @@ function applied(config: EnvoyDescriptors, request: WireRequest): (Applied | und
       // Envoy's route may send the limit itself: it wins, counted per descriptor (as envoyproxy/ratelimit does), never in shadow mode.
       const unit = UNIT_OF_WIRE[d.limit.unit ?? ''];
       if (unit === undefined) throw invalid(`descriptors[${i}].limit.unit: SECOND, MINUTE, HOUR or DAY`);
-      const bucket = [domain, ...entries.map((e) => `${e.key}_${e.value}`)].join('_');
-      match = { limit: { requestsPerUnit: d.limit.requestsPerUnit ?? 0, unit, unlimited: false, name: undefined, replaces: [] }, shadowMode: false, rule: `${domain}/override/${unit}/${d.limit.requestsPerUnit ?? 0}`, bucket };
+      match = { limit: { requestsPerUnit: d.limit.requestsPerUnit ?? 0, unit, unlimited: false, name: undefined, replaces: [] }, shadowMode: false, rule: `${domain}/override/${unit}/${d.limit.requestsPerUnit ?? 0}`, bucket: bucketOf(domain, entries) };
     }
     return match === undefined ? undefined : { match, hits };
   });
@@ -107,9 +107,7 @@ function applied(config: EnvoyDescriptors, request: WireRequest): (Applied | und
 function actionOf(rule: string): string {
   const action = `envoy/${rule}`;
   if (Buffer.byteLength(action) <= requestLimits.maxActionBytes) return action;
-  let h = 0x811c9dc5;
-  for (let i = 0; i < action.length; i++) h = Math.imul(h ^ action.charCodeAt(i), 0x01000193);
-  return `${action.slice(0, 200)}~${(h >>> 0).toString(16)}`;
+  return `${action.slice(0, 200)}~${fnv1a32(action).toString(16)}`;
 }
 
 async function statusOf(backend: PublicApiBackend, a: Applied | undefined, replaced: ReadonlySet<string>, nowMs: number): Promise<WireStatus> {
