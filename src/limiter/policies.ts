@@ -1,4 +1,5 @@
 import { RateLimitError } from '../common/errors.js';
+import { calendarOf, CALENDAR_UNITS, type Calendar, type CalendarUnit } from './calendar.js';
 import { requestLimits } from './limits.js';
 import { ALGORITHMS, type Algorithm, type RateLimitRequest, type ResolvedPolicy } from './types.js';
 
@@ -23,11 +24,17 @@ import { newResolvedParams, resolveRequest } from './validate.js';
 /** One rule as written in a document: every field optional, merged field by field. */
 export interface PolicyRuleInput {
   limit?: number;
-  /** "1m", "30s", "500ms", "1h", "1d", or milliseconds. */
-  window?: string | number;
+  /** "1m", "30s", "500ms", "1h", "1d", milliseconds, or a calendar window `{ calendar: 'day', timeZone: 'Europe/Paris' }`. */
+  window?: string | number | CalendarWindowInput;
   algorithm?: Algorithm;
   burst?: number;
   weight?: number;
+}
+
+/** A calendar window in a policy (see calendar.ts): timeZone defaults to "UTC". */
+export interface CalendarWindowInput {
+  calendar: CalendarUnit;
+  timeZone?: string;
 }
 
 export interface PolicyDocument {
@@ -39,10 +46,11 @@ export interface PolicyDocument {
   users?: Record<string, { group?: string; weight?: number; actions?: Record<string, PolicyRuleInput> }>;
 }
 
-/** A rule after parsing: windows in milliseconds. */
+/** A rule after parsing: windows in milliseconds, or a calendar (at most one of the two). */
 interface Rule {
   limit: number | undefined;
   windowMs: number | undefined;
+  calendar: Calendar | undefined;
   algorithm: Algorithm | undefined;
   burst: number | undefined;
   weight: number | undefined;
@@ -94,11 +102,22 @@ function parseWindow(path: string, value: unknown): number {
   else if (typeof value === 'string' && DURATION.test(value)) {
     const [, amount, unit] = DURATION.exec(value)!;
     ms = Number(amount) * UNIT_MS[unit!]!;
-  } else throw fail(path, `must be a duration such as "1m", "30s", "500ms", "1h", "1d" or milliseconds, got ${JSON.stringify(value)}`);
+  } else throw fail(path, `must be a duration such as "1m", "30s", "500ms", "1h", "1d", milliseconds, or a calendar window { calendar, timeZone }, got ${JSON.stringify(value)}`);
   if (!(ms >= requestLimits.minWindowMs && ms <= requestLimits.maxWindowMs)) {
     throw fail(path, `must be from ${requestLimits.minWindowMs} ms to ${requestLimits.maxWindowMs} ms (24 h), got ${ms} ms`);
   }
   return ms;
+}
+
+function parseCalendarWindow(path: string, value: Record<string, unknown>): Calendar {
+  noOtherFields(path, value, ['calendar', 'timeZone']);
+  const unit = value['calendar'];
+  if (!CALENDAR_UNITS.includes(unit as CalendarUnit)) throw fail(`${path}.calendar`, `must be one of ${CALENDAR_UNITS.join(', ')}, got ${JSON.stringify(unit)}`);
+  try {
+    return calendarOf(unit as CalendarUnit, (value['timeZone'] ?? 'UTC') as string);
+  } catch (error) {
+    throw fail(`${path}.timeZone`, (error as Error).message.replace(/^timeZone: /, ''));
+  }
 }
 
 function positiveInteger(path: string, value: unknown): number {
@@ -122,14 +141,16 @@ function noOtherFields(path: string, object: Record<string, unknown>, allowed: r
   }
 }
 
-const emptyRule = (): Rule => ({ limit: undefined, windowMs: undefined, algorithm: undefined, burst: undefined, weight: undefined });
+const emptyRule = (): Rule => ({ limit: undefined, windowMs: undefined, calendar: undefined, algorithm: undefined, burst: undefined, weight: undefined });
 
 function parseRule(path: string, input: unknown): Rule {
   if (!isRecord(input)) throw fail(path, 'must be a mapping of limit, window, algorithm, burst, weight');
   noOtherFields(path, input, ['limit', 'window', 'algorithm', 'burst', 'weight']);
   const rule = emptyRule();
   if (input['limit'] !== undefined) rule.limit = positiveInteger(`${path}.limit`, input['limit']);
-  if (input['window'] !== undefined) rule.windowMs = parseWindow(`${path}.window`, input['window']);
+  const window = input['window'];
+  if (isRecord(window)) rule.calendar = parseCalendarWindow(`${path}.window`, window);
+  else if (window !== undefined) rule.windowMs = parseWindow(`${path}.window`, window);
   if (input['algorithm'] !== undefined) rule.algorithm = algorithmOf(`${path}.algorithm`, input['algorithm']);
   if (input['burst'] !== undefined) rule.burst = positiveInteger(`${path}.burst`, input['burst']);
   if (input['weight'] !== undefined) rule.weight = weightOf(`${path}.weight`, input['weight']);
@@ -166,7 +187,14 @@ function parseTable(path: string, input: unknown): ActionTable {
 function overlay(into: ResolvedPolicy, rule: Rule | undefined): void {
   if (rule === undefined) return;
   if (rule.limit !== undefined) into.limit = rule.limit;
-  if (rule.windowMs !== undefined) into.windowMs = rule.windowMs;
+  // A rule's window replaces the whole window: a duration, or a calendar.
+  if (rule.windowMs !== undefined) {
+    into.windowMs = rule.windowMs;
+    into.calendar = undefined;
+  } else if (rule.calendar !== undefined) {
+    into.calendar = rule.calendar;
+    into.windowMs = undefined;
+  }
   if (rule.algorithm !== undefined) into.algorithm = rule.algorithm;
   if (rule.burst !== undefined) into.burst = rule.burst;
   if (rule.weight !== undefined) into.weight = rule.weight;
@@ -192,7 +220,7 @@ export class Policies {
   private readonly noGroup = new Map<string, ResolvedPolicy>();
   /** The last action resolved without a group or listed user, and its answer. */
   private lastAction = '';
-  private lastResolved: ResolvedPolicy = { limit: undefined, windowMs: undefined, algorithm: undefined, burst: undefined, weight: undefined };
+  private lastResolved: ResolvedPolicy = { limit: undefined, windowMs: undefined, calendar: undefined, algorithm: undefined, burst: undefined, weight: undefined };
   private cached = 0;
 
   /** The document as given (plain data), for whoever passes it on. */
@@ -219,6 +247,7 @@ export class Policies {
         noOtherFields(path, input, ['limit', 'window']);
         if (input['limit'] === undefined || input['window'] === undefined) throw fail(path, 'needs both limit and window');
         const limit = positiveInteger(`${path}.limit`, input['limit']);
+        if (isRecord(input['window'])) throw fail(`${path}.window`, 'a shared capacity is a rate: give a duration such as "1h", not a calendar window');
         this.sharedPerMs.set(action, limit / parseWindow(`${path}.window`, input['window']));
       }
     }
@@ -283,7 +312,7 @@ export class Policies {
     for (const [path, resolve] of subjects) {
       for (const action of actions) {
         const said = resolve(action);
-        if (said.limit === undefined || said.windowMs === undefined) continue;
+        if (said.limit === undefined || (said.windowMs === undefined && said.calendar === undefined)) continue;
         try {
           resolveRequest({ key: 'check', action }, scratch, said);
         } catch (error) {
@@ -324,7 +353,7 @@ export class Policies {
   private forGroup(groupName: string, action: string): ResolvedPolicy {
     const resolved = (groupName === '' ? this.noGroup : this.cache.get(groupName))?.get(action);
     if (resolved !== undefined) return resolved;
-    const fresh: ResolvedPolicy = { limit: undefined, windowMs: undefined, algorithm: undefined, burst: undefined, weight: undefined };
+    const fresh: ResolvedPolicy = { limit: undefined, windowMs: undefined, calendar: undefined, algorithm: undefined, burst: undefined, weight: undefined };
     overlayTable(fresh, this.defaults, action);
     const level = this.groups.get(groupName);
     if (level !== undefined) {

@@ -1,3 +1,4 @@
+import type { Calendar } from './calendar.js';
 import type { ResolvedParams } from './types.js';
 
 export interface CachedRejection {
@@ -6,6 +7,8 @@ export interface CachedRejection {
   algorithm: number;
   limit: number;
   windowMs: number;
+  /** Interned: the same calendar is the same object. */
+  calendar: Calendar | null;
   capacity: number;
   cost: number;
   remaining: number;
@@ -41,7 +44,7 @@ export class RejectionCache {
       this.entries.delete(id);
       return undefined;
     }
-    if (p.cost < hit.cost || p.algorithm !== hit.algorithm || p.limit !== hit.limit || p.windowMs !== hit.windowMs || p.capacity !== hit.capacity) return undefined;
+    if (p.cost < hit.cost || p.algorithm !== hit.algorithm || p.limit !== hit.limit || p.windowMs !== hit.windowMs || p.calendar !== hit.calendar || p.capacity !== hit.capacity) return undefined;
     this.hits++;
     return hit;
   }
@@ -51,7 +54,7 @@ export class RejectionCache {
     const id = idOf(p);
     this.entries.delete(id);
     if (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
-    this.entries.set(id, { untilMs, algorithm: p.algorithm, limit: p.limit, windowMs: p.windowMs, capacity: p.capacity, cost: p.cost, remaining, resetAtMs });
+    this.entries.set(id, { untilMs, algorithm: p.algorithm, limit: p.limit, windowMs: p.windowMs, calendar: p.calendar, capacity: p.capacity, cost: p.cost, remaining, resetAtMs });
   }
 
   clear(): void {

@@ -1,3 +1,5 @@
+import type { Calendar, CalendarUnit } from './calendar.js';
+
 /** The four algorithms. The numeric ids are stable: they travel in replicated state. */
 export type Algorithm = 'token-bucket' | 'gcra' | 'sliding-window' | 'fixed-window';
 
@@ -18,8 +20,15 @@ export interface RateLimitRequest {
   action?: string;
   /** Units allowed per window at weight 1. Required unless the policies give it. */
   limit?: number;
-  /** Required unless the policies give it. */
+  /** Required unless the policies give it, or `calendar` is given instead. */
   windowMs?: number;
+  /**
+   * Calendar windows instead of windowMs: this minute, hour, day, week (from Monday),
+   * month or year of `timeZone` (fixed-window and sliding-window only; see calendar.ts).
+   */
+  calendar?: CalendarUnit;
+  /** The IANA time zone of `calendar` (e.g. "Europe/Paris"). Defaults to "UTC"; only with calendar. */
+  timeZone?: string;
   /** The caller's group or tier (e.g. "free", "pro"), for the policies; a user the policies list keeps its own. */
   group?: string;
   /** Multiplies the limit (and burst): weight w gets w × the base limit. Defaults to 1. */
@@ -63,7 +72,10 @@ export interface ResolvedParams {
   algorithm: AlgorithmId;
   /** Effective limit: floor(limit × weight). */
   limit: number;
+  /** The window; with a calendar, the longest its period can be (calendar.ts longestPeriodMs). */
   windowMs: number;
+  /** Calendar windows (an interned object: compare by reference), or null for fixed windowMs. */
+  calendar: Calendar | null;
   /** Capacity for token-bucket and GCRA: floor((burst ?? limit) × weight). */
   capacity: number;
   cost: number;
@@ -85,7 +97,9 @@ export interface LimiterState {
 /** What the policies say for one (user, group, action): the fields they set (policies.ts). */
 export interface ResolvedPolicy {
   limit: number | undefined;
+  /** At most one of windowMs and calendar is set: the most specific rule's window. */
   windowMs: number | undefined;
+  calendar: Calendar | undefined;
   algorithm: Algorithm | undefined;
   burst: number | undefined;
   weight: number | undefined;

@@ -1,8 +1,10 @@
 import { invalidArgument } from '../common/errors.js';
+import { calendarOf, type Calendar } from './calendar.js';
 import { requestLimits } from './limits.js';
-import { AlgorithmId, type RateLimitRequest, type ResolvedParams, type ResolvedPolicy } from './types.js';
+import { ALGORITHMS, AlgorithmId, type RateLimitRequest, type ResolvedParams, type ResolvedPolicy } from './types.js';
 
 const DEFAULT_ACTION = 'default';
+
 
 /** A string of at most n UTF-16 units has at most 3n UTF-8 bytes: measure only long strings. */
 function utf8Exceeds(s: string, maxBytes: number): boolean {
@@ -38,7 +40,7 @@ export function mostUnitsHeld(algorithm: AlgorithmId, capacity: number, limit: n
 }
 
 export function newResolvedParams(): ResolvedParams {
-  return { action: DEFAULT_ACTION, key: '', algorithm: AlgorithmId.TokenBucket, limit: 1, windowMs: 1, capacity: 1, cost: 1, global: false };
+  return { action: DEFAULT_ACTION, key: '', algorithm: AlgorithmId.TokenBucket, limit: 1, windowMs: 1, calendar: null, capacity: 1, cost: 1, global: false };
 }
 
 /**
@@ -53,7 +55,6 @@ export function resolveRequest(req: RateLimitRequest, out: ResolvedParams, said?
   }
   const key = req.key;
   const limit = said?.limit ?? req.limit;
-  const windowMs = said?.windowMs ?? req.windowMs;
   if (typeof key !== 'string' || key.length === 0) {
     throw invalidArgument('key', 'must be a non-empty string');
   }
@@ -71,13 +72,27 @@ export function resolveRequest(req: RateLimitRequest, out: ResolvedParams, said?
   if (!isPositiveSafeInteger(limit)) {
     throw invalidArgument('limit', limit === undefined ? 'missing: give a limit, or declare one in the policies for this action' : `must be a positive safe integer, got ${String(limit)}`);
   }
-  if (
+  let windowMs: unknown;
+  let calendar: Calendar | null = null;
+  if (said?.calendar !== undefined) {
+    calendar = said.calendar;
+  } else if (said?.windowMs !== undefined) {
+    windowMs = said.windowMs;
+  } else {
+    windowMs = req.windowMs;
+    calendar = requestCalendar(req);
+  }
+  if (calendar !== null) {
+    windowMs = calendar.longestMs;
+  } else if (
     typeof windowMs !== 'number' ||
     !(windowMs >= requestLimits.minWindowMs && windowMs <= requestLimits.maxWindowMs)
   ) {
     throw invalidArgument(
       'windowMs',
-      `must be a finite number from ${requestLimits.minWindowMs} to ${requestLimits.maxWindowMs} (24 h), got ${String(windowMs)}`,
+      windowMs === undefined
+        ? 'missing: give windowMs or calendar, or declare a window in the policies for this action'
+        : `must be a finite number from ${requestLimits.minWindowMs} to ${requestLimits.maxWindowMs} (24 h), got ${String(windowMs)}`,
     );
   }
   let weight = said?.weight ?? req.weight;
@@ -101,6 +116,12 @@ export function resolveRequest(req: RateLimitRequest, out: ResolvedParams, said?
     throw invalidArgument('global', `must be a boolean when given, got ${String(global)}`);
   }
   const algorithm = parseAlgorithm(said?.algorithm ?? req.algorithm);
+  if (calendar !== null && algorithm !== AlgorithmId.SlidingWindow && algorithm !== AlgorithmId.FixedWindow) {
+    throw invalidArgument(
+      'calendar',
+      `calendar windows need fixed-window or sliding-window: ${ALGORITHMS[algorithm]!} limits a rate, which has no window to align to the calendar`,
+    );
+  }
   const effectiveLimit = weight === 1 ? limit : Math.floor(limit * weight);
   checkEffective('limit', effectiveLimit, limit, weight);
 
@@ -130,7 +151,8 @@ export function resolveRequest(req: RateLimitRequest, out: ResolvedParams, said?
   out.key = key;
   out.algorithm = algorithm;
   out.limit = effectiveLimit;
-  out.windowMs = windowMs;
+  out.windowMs = windowMs as number;
+  out.calendar = calendar;
   out.capacity = capacity;
   out.cost = cost;
   if (loadFactor !== 1) scaleLimits(out, loadFactor);
@@ -143,6 +165,17 @@ export function resolveRequest(req: RateLimitRequest, out: ResolvedParams, said?
  * (0 < factor < 1), never below 1 unit. A request that takes more than the scaled key can
  * hold is refused while the factor holds (never let through by raising the limit to fit it).
  */
+/** The calendar a request asks for itself (null: none), with its timeZone; both checked against windowMs. */
+function requestCalendar(req: RateLimitRequest): Calendar | null {
+  const unit = req.calendar;
+  if (unit === undefined) {
+    if (req.timeZone !== undefined) throw invalidArgument('timeZone', 'applies only with calendar (a calendar window in a time zone)');
+    return null;
+  }
+  if (req.windowMs !== undefined) throw invalidArgument('calendar', 'give either windowMs or calendar, not both');
+  return calendarOf(unit, req.timeZone);
+}
+
 export function scaleLimits(p: ResolvedParams, factor: number): void {
   p.limit = Math.max(1, Math.floor(p.limit * factor));
   p.capacity = Math.max(1, Math.floor(p.capacity * factor));

@@ -1,9 +1,10 @@
 import type { ResolvedParams } from '../types.js';
 import { FRESH_AT, delayFrom, type AlgorithmImpl, type StepOut } from './step.js';
-import { targetWindow, windowBoundary, windowStart, windowsBetween } from './windows.js';
+import { targetWindow, windowBoundaryOf, windowStartOf, windowsAfterOf, windowsBetweenOf } from './windows.js';
 
 /**
- * Fixed window: at most L units per aligned window [k × windowMs, (k+1) × windowMs).
+ * Fixed window: at most L units per aligned window [k × windowMs, (k+1) × windowMs), or per
+ * calendar period (p.calendar).
  * Like every fixed window it can pass up to 2L in an unaligned interval spanning a
  * boundary; use sliding-window, token-bucket or gcra where that matters.
  *
@@ -16,7 +17,7 @@ function advanceTo(cells: Float64Array, base: number, p: ResolvedParams, start: 
   const stored = cells[base + START]!;
   // A stored window later than ours (state from a node whose clock runs ahead) is kept: conservative.
   if (stored >= start) return;
-  const drained = cells[base + COUNT]! - windowsBetween(stored, start, p.windowMs) * p.limit;
+  const drained = cells[base + COUNT]! - windowsBetweenOf(p, stored, start) * p.limit;
   cells[base + START] = start;
   cells[base + COUNT] = drained > 0 ? drained : 0;
 }
@@ -24,18 +25,18 @@ function advanceTo(cells: Float64Array, base: number, p: ResolvedParams, start: 
 export const fixedWindow: AlgorithmImpl = {
   timeCells: [START, FRESH_AT],
   init(cells, base, p, nowMs) {
-    cells[base + START] = windowStart(nowMs, p.windowMs);
+    cells[base + START] = windowStartOf(p, nowMs);
     cells[base + COUNT] = 0;
     cells[base + 2] = 0;
     cells[base + FRESH_AT] = nowMs;
   },
 
   step(cells, base, p, nowMs, maxWaitMs, out: StepOut) {
-    advanceTo(cells, base, p, windowStart(nowMs, p.windowMs));
+    advanceTo(cells, base, p, windowStartOf(p, nowMs));
     const start = cells[base + START]!;
     let count = cells[base + COUNT]!;
     const target = targetWindow(count, p.cost, p.limit);
-    const waitMs = target === 0 ? 0 : delayFrom(nowMs, windowBoundary(start, target, p.windowMs) - nowMs);
+    const waitMs = target === 0 ? 0 : delayFrom(nowMs, windowBoundaryOf(p, start, target) - nowMs);
     out.waitMs = 0;
     out.retryAfterMs = 0;
     if (target === 0) {
@@ -51,22 +52,22 @@ export const fixedWindow: AlgorithmImpl = {
     }
     cells[base + COUNT] = count;
     out.remaining = count < p.limit ? p.limit - count : 0;
-    const drainedAt = start + Math.max(1, Math.ceil(count / p.limit)) * p.windowMs;
+    const drainedAt = windowsAfterOf(p, start, Math.max(1, Math.ceil(count / p.limit)));
     out.resetAtMs = drainedAt;
     cells[base + FRESH_AT] = count > 0 ? drainedAt : nowMs;
   },
 
   setRemaining(cells, base, p, nowMs, remaining) {
-    const start = windowStart(nowMs, p.windowMs);
+    const start = windowStartOf(p, nowMs);
     const count = p.limit - remaining;
     cells[base + START] = start;
     cells[base + COUNT] = count;
     cells[base + 2] = 0;
-    cells[base + FRESH_AT] = count > 0 ? start + p.windowMs : nowMs;
+    cells[base + FRESH_AT] = count > 0 ? windowsAfterOf(p, start, 1) : nowMs;
   },
 
   merge(a, aBase, b, bBase, p, nowMs) {
-    const t = Math.max(a[aBase + START]!, b[bBase + START]!, windowStart(nowMs, p.windowMs));
+    const t = Math.max(a[aBase + START]!, b[bBase + START]!, windowStartOf(p, nowMs));
     advanceTo(a, aBase, p, t);
     advanceTo(b, bBase, p, t);
     a[aBase + COUNT] = Math.max(a[aBase + COUNT]!, b[bBase + COUNT]!);

@@ -48,11 +48,13 @@ export function stepState(cells: Float64Array, base: number, p: ResolvedParams, 
 }
 
 /**
- * How far from its sender's now a state sent between nodes may lie: windows and waits are
- * at most a day each, so nothing a decision writes lies more than two days ahead; a key
- * idle for long keeps an old start, so the past bound is wider. Units stay exact doubles.
+ * How far from its sender's now a state sent between nodes may lie. A fixed window and a wait
+ * are at most a day each; a calendar window's state reaches at most three of its periods
+ * ahead (a sliding window fresh one period after its last queued unit's), and its start lies up
+ * to a period back, plus how long a key may idle before it is evicted: three years for yearly
+ * windows. Units stay exact doubles.
  */
-export const wireStateBounds = { maxAheadMs: 3 * 86_400_000, maxBehindMs: 30 * 86_400_000, maxUnits: Number.MAX_SAFE_INTEGER } as const;
+export const wireStateBounds = { maxAheadMs: 3 * 367 * 86_400_000, maxBehindMs: 3 * 367 * 86_400_000 + 30 * 86_400_000, maxUnits: Number.MAX_SAFE_INTEGER } as const;
 
 /**
  * Whether four cells with times relative to their sender's now could be a state of

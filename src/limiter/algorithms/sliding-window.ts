@@ -1,7 +1,7 @@
 import type { ResolvedParams } from '../types.js';
 import { FRESH_AT, UNIT_EPSILON, delayFrom, type AlgorithmImpl, type StepOut } from './step.js';
 import { nextUp } from './float.js';
-import { targetWindow, windowBoundary, windowStart, windowsBetween } from './windows.js';
+import { targetWindow, windowBoundaryOf, windowLengthOf, windowStart, windowStartOf, windowsAfterOf, windowsBetweenOf } from './windows.js';
 
 /**
  * Sliding-window counter (the two-counter approximation): at fraction f of the current
@@ -14,6 +14,10 @@ import { targetWindow, windowBoundary, windowStart, windowsBetween } from './win
  * window and again late in the next). For evenly spread traffic it tracks a true
  * sliding window closely, without the fixed window's boundary burst.
  *
+ * With calendar windows (p.calendar) f is measured against the current period's length, so
+ * the previous period's units decay over the current one, however long either is; the
+ * bounds hold with "an interval of length windowMs" read as "the current period".
+ *
  * Cells: [windowStartMs, current, previous]. current > L only through reservations.
  */
 const START = 0;
@@ -23,7 +27,7 @@ const PREVIOUS = 2;
 function advanceTo(cells: Float64Array, base: number, p: ResolvedParams, start: number): void {
   const stored = cells[base + START]!;
   if (stored >= start) return;
-  const windows = windowsBetween(stored, start, p.windowMs);
+  const windows = windowsBetweenOf(p, stored, start);
   const current = cells[base + CURRENT]!;
   // Units queued past the end of a window move into the next one.
   const previous = Math.min(p.limit, Math.max(0, current - (windows - 1) * p.limit));
@@ -37,13 +41,16 @@ function advanceTo(cells: Float64Array, base: number, p: ResolvedParams, start: 
  * previous window's units, decaying linearly, leave `room`: evaluated with the same
  * arithmetic step() uses, stepping up by ulps past rounding, so it is never early.
  */
-function decayedEnough(start: number, ahead: number, previous: number, room: number, windowMs: number): number {
-  if (previous <= room + UNIT_EPSILON) return windowBoundary(start, ahead, windowMs);
-  if (room <= 0) return windowBoundary(start, ahead + 1, windowMs);
-  const boundary = windowBoundary(start, ahead, windowMs);
-  const windowFloor = windowStart(boundary, windowMs);
-  let at = Math.max(boundary, windowFloor + (1 - room / previous) * windowMs);
-  for (let i = 0; i < 64 && previous * (1 - (at - windowFloor) / windowMs) > room + UNIT_EPSILON; i++) at = nextUp(at);
+function decayedEnough(p: ResolvedParams, start: number, ahead: number, previous: number, room: number): number {
+  if (previous <= room + UNIT_EPSILON) return windowBoundaryOf(p, start, ahead);
+  if (room <= 0) return windowBoundaryOf(p, start, ahead + 1);
+  const boundary = windowBoundaryOf(p, start, ahead);
+  const calendar = p.calendar;
+  // A calendar's boundaries are exact period starts; a fixed window's may be a hair off its grid.
+  const windowFloor = calendar === null ? windowStart(boundary, p.windowMs) : boundary;
+  const length = calendar === null ? p.windowMs : calendar.lengthOf(boundary);
+  let at = Math.max(boundary, windowFloor + (1 - room / previous) * length);
+  for (let i = 0; i < 64 && previous * (1 - (at - windowFloor) / length) > room + UNIT_EPSILON; i++) at = nextUp(at);
   return at;
 }
 
@@ -63,13 +70,13 @@ function waitFor(
   const current = cells[base + CURRENT]!;
   const previous = cells[base + PREVIOUS]!;
   const limit = p.limit;
-  const fraction = Math.min(1, Math.max(0, (nowMs - start) / p.windowMs));
+  const fraction = Math.min(1, Math.max(0, (nowMs - start) / windowLengthOf(p, start)));
   const room = limit - current - p.cost;
   commit[0] = current + p.cost;
   if (room >= 0) {
     if (previous * (1 - fraction) <= room + UNIT_EPSILON) return 0;
     // Later in this window, once the previous window's weight has decayed enough.
-    return decayedEnough(start, 0, previous, room, p.windowMs) - nowMs;
+    return decayedEnough(p, start, 0, previous, room) - nowMs;
   }
   if (reserving) {
     // Queue behind everything already queued, in the first window with room. The carry
@@ -79,14 +86,14 @@ function waitFor(
     const padded = Math.max(current, target * limit);
     commit[0] = padded + p.cost;
     const queuedThere = padded - target * limit + p.cost;
-    return decayedEnough(start, target, limit, limit - queuedThere, p.windowMs) - nowMs;
+    return decayedEnough(p, start, target, limit, limit - queuedThere) - nowMs;
   }
   // First window j >= 1 whose own queued units leave room; its previous window's units
   // decay through it, so the request fits once their remaining weight is small enough.
   const target = Math.max(1, Math.ceil((current + p.cost - limit) / limit));
   const queuedThere = Math.max(0, current - target * limit);
   const previousThere = Math.min(limit, Math.max(0, current - (target - 1) * limit));
-  return decayedEnough(start, target, previousThere, limit - queuedThere - p.cost, p.windowMs) - nowMs;
+  return decayedEnough(p, start, target, previousThere, limit - queuedThere - p.cost) - nowMs;
 }
 
 const commitScratch = new Float64Array(1);
@@ -94,14 +101,14 @@ const commitScratch = new Float64Array(1);
 export const slidingWindow: AlgorithmImpl = {
   timeCells: [START, FRESH_AT],
   init(cells, base, p, nowMs) {
-    cells[base + START] = windowStart(nowMs, p.windowMs);
+    cells[base + START] = windowStartOf(p, nowMs);
     cells[base + CURRENT] = 0;
     cells[base + PREVIOUS] = 0;
     cells[base + FRESH_AT] = nowMs;
   },
 
   step(cells, base, p, nowMs, maxWaitMs, out: StepOut) {
-    advanceTo(cells, base, p, windowStart(nowMs, p.windowMs));
+    advanceTo(cells, base, p, windowStartOf(p, nowMs));
     const wait = waitFor(cells, base, p, nowMs, maxWaitMs >= 0, commitScratch);
     const waitMs = wait > 0 ? delayFrom(nowMs, wait) : 0;
     out.waitMs = 0;
@@ -121,29 +128,29 @@ export const slidingWindow: AlgorithmImpl = {
     const start = cells[base + START]!;
     const current = cells[base + CURRENT]!;
     const previous = cells[base + PREVIOUS]!;
-    const fraction = Math.min(1, Math.max(0, (nowMs - start) / p.windowMs));
+    const fraction = Math.min(1, Math.max(0, (nowMs - start) / windowLengthOf(p, start)));
     const estimate = previous * (1 - fraction) + current;
     const remaining = Math.floor(p.limit - estimate + UNIT_EPSILON);
     out.remaining = remaining > 0 ? remaining : 0;
     // The estimate reaches 0 one window after the last queued unit's window ends.
     const windowsBusy = current > 0 ? Math.ceil(current / p.limit) + 1 : previous > 0 ? 1 : 0;
-    const freshAt = windowsBusy === 0 ? nowMs : start + windowsBusy * p.windowMs;
+    const freshAt = windowsBusy === 0 ? nowMs : windowsAfterOf(p, start, windowsBusy);
     out.resetAtMs = freshAt;
     cells[base + FRESH_AT] = freshAt;
   },
 
   setRemaining(cells, base, p, nowMs, remaining) {
-    const start = windowStart(nowMs, p.windowMs);
+    const start = windowStartOf(p, nowMs);
     const current = p.limit - remaining;
     cells[base + START] = start;
     cells[base + CURRENT] = current;
     cells[base + PREVIOUS] = 0;
     // The estimate reaches 0 one window after the current one ends (as in step()).
-    cells[base + FRESH_AT] = current > 0 ? start + 2 * p.windowMs : nowMs;
+    cells[base + FRESH_AT] = current > 0 ? windowsAfterOf(p, start, 2) : nowMs;
   },
 
   merge(a, aBase, b, bBase, p, nowMs) {
-    const t = Math.max(a[aBase + START]!, b[bBase + START]!, windowStart(nowMs, p.windowMs));
+    const t = Math.max(a[aBase + START]!, b[bBase + START]!, windowStartOf(p, nowMs));
     advanceTo(a, aBase, p, t);
     advanceTo(b, bBase, p, t);
     a[aBase + CURRENT] = Math.max(a[aBase + CURRENT]!, b[bBase + CURRENT]!);

@@ -1,8 +1,10 @@
+import type { ResolvedParams } from '../types.js';
 import { nextUp } from './float.js';
 
 /**
  * Shared arithmetic of the two window algorithms. Windows are aligned to multiples of
- * windowMs on the deciding node's clock. A window's count may exceed the limit only
+ * windowMs on the deciding node's clock, or to a calendar (calendar.ts), whose periods
+ * differ in length: a count carried across windows is counted in windows, never in ms. A window's count may exceed the limit only
  * through reservations: units past k × limit belong to the k-th window ahead, so
  * queued reservations carry into the windows where they will run.
  */
@@ -36,4 +38,39 @@ export function windowBoundary(start: number, ahead: number, windowMs: number): 
   let at = start + ahead * windowMs;
   for (let i = 0; i < 64 && Math.floor(at / windowMs) < index; i++) at = nextUp(at);
   return at;
+}
+
+/*
+ * The same for resolved params: calendar windows (p.calendar, calendar.ts) when present,
+ * else the fixed grid above, at the cost of one null check.
+ */
+
+/** The start of the window containing nowMs. */
+export function windowStartOf(p: ResolvedParams, nowMs: number): number {
+  const calendar = p.calendar;
+  return calendar === null ? Math.floor(nowMs / p.windowMs) * p.windowMs : calendar.start(nowMs);
+}
+
+/** Whole windows between two window starts. */
+export function windowsBetweenOf(p: ResolvedParams, fromStart: number, toStart: number): number {
+  const calendar = p.calendar;
+  return calendar === null ? Math.round((toStart - fromStart) / p.windowMs) : calendar.between(fromStart, toStart);
+}
+
+/** The first clock time of the window `ahead` windows after the one at `start`, never a hair early. */
+export function windowBoundaryOf(p: ResolvedParams, start: number, ahead: number): number {
+  const calendar = p.calendar;
+  return calendar === null ? windowBoundary(start, ahead, p.windowMs) : calendar.after(start, ahead);
+}
+
+/** The start of the window `ahead` windows after the one at `start`, as plain arithmetic for fixed windows (reset times). */
+export function windowsAfterOf(p: ResolvedParams, start: number, ahead: number): number {
+  const calendar = p.calendar;
+  return calendar === null ? start + ahead * p.windowMs : calendar.after(start, ahead);
+}
+
+/** The length of the window starting at `start`. */
+export function windowLengthOf(p: ResolvedParams, start: number): number {
+  const calendar = p.calendar;
+  return calendar === null ? p.windowMs : calendar.lengthOf(start);
 }
