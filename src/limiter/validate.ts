@@ -115,7 +115,8 @@ export function resolveRequest(req: RateLimitRequest, out: ResolvedParams, said?
   if (global !== undefined && typeof global !== 'boolean') {
     throw invalidArgument('global', `must be a boolean when given, got ${String(global)}`);
   }
-  const algorithm = parseAlgorithm(said?.algorithm ?? req.algorithm);
+  // A calendar window without an algorithm named is a fixed window ("1,000 a day"), not the default bucket.
+  const algorithm = parseAlgorithm(said?.algorithm ?? req.algorithm ?? (calendar !== null ? 'fixed-window' : undefined));
   if (calendar !== null && algorithm !== AlgorithmId.SlidingWindow && algorithm !== AlgorithmId.FixedWindow) {
     throw invalidArgument(
       'calendar',
