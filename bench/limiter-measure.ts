@@ -13,7 +13,7 @@ export const KEYS = 100_000;
 export const PASSES = 20;
 export const ROUNDS = 3;
 
-export type Contender = 'flexible' | 'ours' | 'ours-decision' | 'ours-system-clock';
+export type Contender = 'flexible' | 'ours' | 'ours-decision' | 'ours-system-clock' | 'ours-calendar' | 'ours-calendar-utc';
 
 function keys(): string[] {
   return shuffled(
@@ -27,7 +27,10 @@ function measureOurs(algorithm: Algorithm, allowPath: boolean, contender: Conten
   const store = new LimiterStore(clock, { initialKeys: KEYS });
   const limit = allowPath ? 1_000_000_000 : 1;
   const names = keys();
-  for (const key of names) store.isAllowed({ key, action: 'api', limit, windowMs: 60_000, algorithm });
+  // Calendar contenders: daily windows of Europe/Paris (or UTC) instead of 60 s ones.
+  const timeZone = contender === 'ours-calendar' ? 'Europe/Paris' : contender === 'ours-calendar-utc' ? 'UTC' : undefined;
+  const window = timeZone === undefined ? { windowMs: 60_000 } : { calendar: 'day' as const, timeZone };
+  for (const key of names) store.isAllowed({ key, action: 'api', limit, ...window, algorithm });
   const rates: number[] = [];
   const decision = contender === 'ours-decision';
   for (let round = 0; round < ROUNDS; round++) {
@@ -36,7 +39,10 @@ function measureOurs(algorithm: Algorithm, allowPath: boolean, contender: Conten
     for (let pass = 0; pass < PASSES; pass++) {
       for (let i = 0; i < KEYS; i++) {
         // A fresh request object per call, as an application would pass one.
-        const request = { key: names[i]!, action: 'api', limit, windowMs: 60_000, algorithm };
+        const request =
+          timeZone === undefined
+            ? { key: names[i]!, action: 'api', limit, windowMs: 60_000, algorithm }
+            : { key: names[i]!, action: 'api', limit, calendar: 'day' as const, timeZone, algorithm };
         if (decision ? store.allow(request).allowed : store.isAllowed(request)) allowed++;
       }
     }

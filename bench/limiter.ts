@@ -86,6 +86,14 @@ export async function runLimiterBench(log: Log): Promise<string> {
       rows.push([algorithm, path, fmtRate(m.peer), fmtRate(m.verdict), `${m.verdictRatio.toFixed(1)}×`, fmtRate(m.decision), `${m.decisionRatio.toFixed(1)}×`]);
     }
   }
+  log('limiter: calendar windows (daily, Europe/Paris and UTC) against 60 s windows, isAllowed()…');
+  const calendarRows: string[][] = [];
+  for (const algorithm of ['fixed-window', 'sliding-window'] as const) {
+    const fixed = median(Array.from({ length: PAIRS }, () => measureOnce('ours', algorithm, 'allow')));
+    const paris = median(Array.from({ length: PAIRS }, () => measureOnce('ours-calendar', algorithm, 'allow')));
+    const utc = median(Array.from({ length: PAIRS }, () => measureOnce('ours-calendar-utc', algorithm, 'allow')));
+    calendarRows.push([algorithm, fmtRate(fixed), fmtRate(utc), fmtRate(paris), `${(1e9 / fixed).toFixed(0)} / ${(1e9 / utc).toFixed(0)} / ${(1e9 / paris).toFixed(0)}`]);
+  }
   log('limiter: token-bucket isAllowed() with the system clock…');
   const withClock = measureOnce('ours-system-clock', 'token-bucket', 'allow');
   log('limiter: memory at 1M active keys…');
@@ -109,6 +117,12 @@ export async function runLimiterBench(log: Log): Promise<string> {
     `With the system clock read on every call, token-bucket isAllowed() runs at ${fmtRate(withClock)}.`,
     '',
     speedTable,
+    '',
+    '### Calendar windows (allow path, isAllowed(), same 100k keys)',
+    '',
+    'A calendar request names its unit and zone (`calendar: \'day\', timeZone`) instead of `windowMs`: the same decision plus an interned lookup and a cached period check.',
+    '',
+    table(['algorithm', 'windowMs 60 s', 'calendar day UTC', 'calendar day Europe/Paris', 'ns per decision (60 s / UTC / Paris)'], calendarRows),
     '',
     '### Memory (heap + off-heap array buffers, after GC; key strings excluded, both sides)',
     '',
