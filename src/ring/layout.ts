@@ -1,9 +1,11 @@
-import { placePoints, pointCountFor, type PointPlacer, type RingNode } from './points.js';
+import { BASE_POINT, OWNER_MASK, placePoints, pointCountFor, tableAfterChange, tableOfSorted, type PointPlacer, type PointTable, type RingNode } from './points.js';
+import { lowerBound } from './search.js';
+import { measureBaseShares, orderOf, updateBaseShares, type ChangedPoints } from './shares.js';
 import { sortPointsByHash } from './sort-points.js';
 
 /**
- * The ring's points, kept so that a membership change costs a few block copies and one
- * linear pass instead of hashing and sorting every point again
+ * The ring's points, kept so that a membership change costs one merge of block copies
+ * (and work on the points that changed) instead of hashing and sorting every point again
  * (docs/decisions/0005-balanced-incremental-ring.md).
  *
  * Placement is a function of the member set alone (every node computes the same):
@@ -17,104 +19,104 @@ import { sortPointsByHash } from './sort-points.js';
  *     Random placement leaves shares about 1/sqrt(points) off fair; this correction brings
  *     the outliers back near the band.
  * Points in use form the lookup table (`active`); idle base points are kept aside (`idle`)
- * because the base shares of the next change need them. Both are sorted by position, ties
- * by member index (the lower index wins a tie in lookups).
+ * because a later recount may need them. Both are sorted by position, ties by the owners'
+ * nodeId order (the lower wins a tie in lookups). A point's owner tag is its member's slot,
+ * which the member keeps while it stays (so a change renumbers no point), with BASE_POINT
+ * set on base points.
  */
 
 export interface Points {
   readonly positions: Uint32Array;
+  /** Owner tags: slot | BASE_POINT for a base point (k < base_X). */
   readonly owners: Uint16Array;
-  /** 1 for a base point (k < base_X), 0 for a point past the base. */
-  readonly base: Uint8Array;
 }
 
 export interface Layout {
   readonly active: Points;
+  /** The lookup table over `active` (the same arrays, with its bucket index). */
+  readonly table: PointTable;
   readonly idle: Points;
+  /** The slot of each member, in member order. */
+  readonly slots: Uint16Array;
   /** count_X per member, in member order. */
   readonly counts: Uint32Array;
+  /** b_X per member, in member order: hash units, exact integers (shares.ts). */
+  readonly shares: Float64Array;
 }
 
 const SPAN = 2 ** 32;
 const NO_OWNER = 0xffff;
+/**
+ * Slots run below twice the member cap: members that join take the lowest slots no old
+ * member held, so a slot is never reused within one change.
+ */
+export const SLOT_COUNT = OWNER_MASK + 1;
 
-const emptyPoints = (): Points => ({ positions: new Uint32Array(0), owners: new Uint16Array(0), base: new Uint8Array(0) });
-export const EMPTY_LAYOUT: Layout = Object.freeze({ active: emptyPoints(), idle: emptyPoints(), counts: new Uint32Array(0) });
+const emptyPoints = (): Points => ({ positions: new Uint32Array(0), owners: new Uint16Array(0) });
+export const EMPTY_LAYOUT: Layout = Object.freeze({
+  active: emptyPoints(),
+  table: tableOfSorted(new Uint32Array(0), new Uint16Array(0)),
+  idle: emptyPoints(),
+  slots: new Uint16Array(0),
+  counts: new Uint32Array(0),
+  shares: new Float64Array(0),
+});
 
 /** Points being gathered, then sorted: grows by doubling. */
 class PointList {
   positions = new Uint32Array(64);
   owners = new Uint16Array(64);
-  base = new Uint8Array(64);
   length = 0;
 
-  add(position: number, owner: number, base: number): void {
+  add(position: number, owner: number): void {
     if (this.length === this.positions.length) {
-      const grow = <T extends Uint32Array | Uint16Array | Uint8Array>(a: T, make: (n: number) => T): T => {
-        const b = make(a.length * 2);
-        b.set(a);
-        return b;
-      };
-      this.positions = grow(this.positions, (n) => new Uint32Array(n));
-      this.owners = grow(this.owners, (n) => new Uint16Array(n));
-      this.base = grow(this.base, (n) => new Uint8Array(n));
+      const positions = new Uint32Array(this.length * 2);
+      positions.set(this.positions);
+      const owners = new Uint16Array(this.length * 2);
+      owners.set(this.owners);
+      this.positions = positions;
+      this.owners = owners;
     }
     this.positions[this.length] = position;
-    this.owners[this.length] = owner;
-    this.base[this.length++] = base;
+    this.owners[this.length++] = owner;
   }
 
   /** Sorted by position, ties in the order added (add them in member order). */
   sorted(): Points {
     const positions = this.positions.slice(0, this.length);
-    // The radix sort carries one Uint16Array along: the owner (under 4,096) and the base flag in bit 15.
-    const packed = new Uint16Array(this.length);
-    for (let i = 0; i < this.length; i++) packed[i] = this.owners[i]! | (this.base[i]! << 15);
-    sortPointsByHash(positions, packed);
-    const owners = new Uint16Array(this.length);
-    const base = new Uint8Array(this.length);
-    for (let i = 0; i < this.length; i++) {
-      owners[i] = packed[i]! & 0x7fff;
-      base[i] = packed[i]! >>> 15;
+    const owners = this.owners.slice(0, this.length);
+    sortPointsByHash(positions, owners);
+    return { positions, owners };
+  }
+}
+
+/**
+ * Index of the point at `position` with owner tag `owner` in `p` (skipping indexes already
+ * in `taken`, for points that collide), marked taken. Throws when the layout lacks it: a
+ * bug, never input.
+ */
+function take(p: Points, table: PointTable | undefined, position: number, owner: number, taken: Set<number>, what: string): number {
+  for (let i = lowerBound(p.positions, position, 0, table); i < p.positions.length && p.positions[i] === position; i++) {
+    if (p.owners[i] === owner && !taken.has(i)) {
+      taken.add(i);
+      return i;
     }
-    return { positions, owners, base };
   }
+  throw new Error(`ring layout: ${what} not found`);
 }
 
 /**
- * Index of a point at `position` of `owner` with base flag `base`, in `p` (skipping indexes
- * already in `taken`, for points that collide); -1 when none.
+ * `src` without the points at `drops` (sorted indexes) and with `add` (sorted) merged in,
+ * as new arrays of block copies. Ties at one position order by the owners' ranks.
  */
-function find(p: Points, position: number, owner: number, base: number, taken: Set<number>): number {
-  let low = 0;
-  let high = p.positions.length;
-  while (low < high) {
-    const mid = (low + high) >>> 1;
-    if (p.positions[mid]! < position) low = mid + 1;
-    else high = mid;
-  }
-  for (let i = low; i < p.positions.length && p.positions[i] === position; i++) {
-    if (p.owners[i] === owner && p.base[i] === base && !taken.has(i)) return i;
-  }
-  return -1;
-}
-
-/**
- * `src` without the points at `drop` (indexes, in no particular order) and with `add` (sorted) merged in,
- * as new arrays; runs between edits are block copies. For ties at one position, src's
- * owners rank as srcRank says and add's as addRank says; `renumber` maps src's owners to the
- * result's (add's owners are the result's already).
- */
-function edit(src: Points, drop: number[], add: Points, srcRank?: Uint16Array, addRank?: Uint16Array, renumber?: Uint16Array): Points {
-  const drops = Int32Array.from(drop).sort();
+function edit(src: Points, table: PointTable | undefined, drops: Int32Array, add: Points, rankOfSlot: Uint16Array): Points {
   const n = src.positions.length;
   const added = add.positions.length;
   const total = n - drops.length + added;
   const positions = new Uint32Array(total);
   const owners = new Uint16Array(total);
-  const base = new Uint8Array(total);
-  // Owners are copied as they are and renumbered in one pass at the end: src's through renumber, and add's (stored as n + owner, above every src owner) back to themselves.
-  const offset = renumber === undefined ? 0 : renumber.length;
+  const srcPositions = src.positions;
+  const srcOwners = src.owners;
   let s = 0;
   let o = 0;
   let d = 0;
@@ -124,85 +126,31 @@ function edit(src: Points, drop: number[], add: Points, srcRank?: Uint16Array, a
     if (a < added) {
       // Before the first src point past it, by position then rank.
       const position = add.positions[a]!;
-      const rank = addRank === undefined ? add.owners[a]! : addRank[add.owners[a]!]!;
-      let low = s;
-      let high = n;
-      while (low < high) {
-        const mid = (low + high) >>> 1;
-        const p = src.positions[mid]!;
-        if (p < position || (p === position && (srcRank === undefined ? src.owners[mid]! : srcRank[src.owners[mid]!]!) < rank)) low = mid + 1;
-        else high = mid;
-      }
-      at = low;
+      const rank = rankOfSlot[add.owners[a]! & OWNER_MASK]!;
+      at = lowerBound(srcPositions, position, s, table);
+      while (at < n && srcPositions[at] === position && rankOfSlot[srcOwners[at]! & OWNER_MASK]! < rank) at++;
     }
     const nextDrop = d < drops.length ? drops[d]! : n;
     const to = a < added && at <= nextDrop ? at : nextDrop;
     if (to > s) {
-      positions.set(src.positions.subarray(s, to), o);
-      owners.set(src.owners.subarray(s, to), o);
-      base.set(src.base.subarray(s, to), o);
+      positions.set(srcPositions.subarray(s, to), o);
+      owners.set(srcOwners.subarray(s, to), o);
       o += to - s;
       s = to;
     }
     if (a < added && at <= nextDrop) {
       positions[o] = add.positions[a]!;
-      owners[o] = offset + add.owners[a]!;
-      base[o++] = add.base[a++]!;
+      owners[o++] = add.owners[a++]!;
     } else {
       s++; // dropped
       d++;
     }
   }
   if (n > s) {
-    positions.set(src.positions.subarray(s, n), o);
-    owners.set(src.owners.subarray(s, n), o);
-    base.set(src.base.subarray(s, n), o);
+    positions.set(srcPositions.subarray(s, n), o);
+    owners.set(srcOwners.subarray(s, n), o);
   }
-  if (renumber !== undefined) {
-    const map = new Uint16Array(offset + 4096);
-    map.set(renumber);
-    for (let j = 0; j < 4096; j++) map[offset + j] = j;
-    for (let i = 0; i < total; i++) owners[i] = map[owners[i]!]!;
-  }
-  return { positions, owners, base };
-}
-
-/** Each member's share of the hash space on the ring of base points (active and idle), in hash units: exact integers. */
-function baseShares(active: Points, idle: Points, memberCount: number): Float64Array {
-  const shares = new Float64Array(memberCount);
-  const { positions: ap, owners: ao, base: ab } = active;
-  const { positions: ip, owners: io } = idle;
-  const na = ap.length;
-  const ni = ip.length;
-  let last = -1;
-  for (let i = na - 1; i >= 0; i--) {
-    if (ab[i] === 1) {
-      last = ap[i]!;
-      break;
-    }
-  }
-  if (ni > 0 && ip[ni - 1]! > last) last = ip[ni - 1]!;
-  if (last < 0) return shares;
-  let previous = last - SPAN;
-  // Both lists in (position, owner) order, base points only; idle is the short one.
-  let j = 0;
-  let nextIdle = ni > 0 ? ip[0]! : SPAN;
-  for (let i = 0; i < na; i++) {
-    const position = ap[i]!;
-    while (nextIdle < position || (nextIdle === position && j < ni && io[j]! <= ao[i]!)) {
-      shares[io[j]!]! += nextIdle - previous;
-      previous = nextIdle;
-      nextIdle = ++j < ni ? ip[j]! : SPAN;
-    }
-    if (ab[i] !== 1) continue;
-    shares[ao[i]!]! += position - previous;
-    previous = position;
-  }
-  for (; j < ni; j++) {
-    shares[io[j]!]! += ip[j]! - previous;
-    previous = ip[j]!;
-  }
-  return shares;
+  return { positions, owners };
 }
 
 /**
@@ -233,109 +181,155 @@ function correctedCounts(nodes: readonly RingNode[], vnodesPerNode: number, shar
 
 /**
  * The layout of `nodes` (sorted by nodeId), derived from `from`, the layout of `previous`
- * (sorted too; same vnodesPerNode and placer): members that stay keep their points, those
- * that left (or changed weight) lose theirs, new ones hash theirs; then every count_X is
- * recomputed and only the points entering or leaving use move. From EMPTY_LAYOUT it builds
- * a ring from scratch; either way the result is the same.
+ * (sorted too; same vnodesPerNode and placer): members that stay keep their slots and
+ * points, those that left (or changed weight) lose theirs, new ones hash theirs; base shares
+ * are updated from the points that changed, every count_X recomputed, and the points in use
+ * rewritten in one merge of block copies. From EMPTY_LAYOUT it builds a ring from scratch;
+ * either way the lookups are the same.
  */
 export function relayout(previous: readonly RingNode[], from: Layout, nodes: readonly RingNode[], vnodesPerNode: number, place: PointPlacer = placePoints): Layout {
-  // Old and new members in one nodeId order (ranks, for ties), and old index → new index.
-  const oldRank = new Uint16Array(previous.length);
-  const newRank = new Uint16Array(nodes.length);
-  const renumber = new Uint16Array(previous.length).fill(NO_OWNER);
-  const wasCount = new Uint32Array(nodes.length);
-  const isNew = new Uint8Array(nodes.length).fill(1);
+  // Old and new members in one nodeId order: ranks (for ties) by slot; who keeps which slot.
+  const rankOfSlot = new Uint16Array(SLOT_COUNT);
+  const memberOfSlot = new Uint16Array(SLOT_COUNT).fill(NO_OWNER);
+  const slotTaken = new Uint8Array(SLOT_COUNT);
+  const slots = new Uint16Array(nodes.length).fill(NO_OWNER);
+  const gone: number[] = [];
   for (let i = 0, j = 0, rank = 0; i < previous.length || j < nodes.length; rank++) {
     const a = previous[i];
     const b = nodes[j];
-    if (a !== undefined && b !== undefined && a.nodeId === b.nodeId) {
-      oldRank[i] = rank;
-      newRank[j] = rank;
-      if (a.weight === b.weight) {
-        renumber[i] = j;
-        isNew[j] = 0;
-        wasCount[j] = from.counts[i]!;
-      }
+    const same = a !== undefined && b !== undefined && a.nodeId === b.nodeId;
+    if (a !== undefined && (same || b === undefined || a.nodeId < b.nodeId)) {
+      const slot = from.slots[i]!;
+      slotTaken[slot] = 1;
+      rankOfSlot[slot] = rank;
+      if (same && a.weight === b.weight) {
+        slots[j] = slot;
+        memberOfSlot[slot] = j;
+      } else gone.push(i);
       i++;
-      j++;
-    } else if (b === undefined || (a !== undefined && a.nodeId < b.nodeId)) oldRank[i++] = rank;
-    else newRank[j++] = rank;
+    }
+    if (b !== undefined && (same || a === undefined || b.nodeId < a.nodeId)) j++;
   }
-
-  // 1. Membership: points of members gone (or reweighted) out, new members' base points in (all in use for now).
-  const dropActive: number[] = [];
-  const dropIdle: number[] = [];
-  const takenActive = new Set<number>();
-  const takenIdle = new Set<number>();
+  // New members take the lowest slots no old member held.
+  const fresh: number[] = [];
+  for (let x = 0, next = 0; x < nodes.length; x++) {
+    if (slots[x] !== NO_OWNER) continue;
+    while (slotTaken[next] === 1) next++;
+    slots[x] = next;
+    slotTaken[next] = 1;
+    memberOfSlot[next] = x;
+    fresh.push(x);
+  }
+  for (let i = 0, j = 0, rank = 0; j < nodes.length; rank++) {
+    // Ranks of new members (old ones were set above): the same joint order.
+    const a = previous[i];
+    const b = nodes[j]!;
+    if (a !== undefined && a.nodeId <= b.nodeId) {
+      i++;
+      if (a.nodeId < b.nodeId) continue;
+    }
+    rankOfSlot[slots[j++]!] = rank;
+  }
   let scratch = new Uint32Array(64);
   const hash = (nodeId: string, first: number, count: number): Uint32Array => {
     if (scratch.length < count) scratch = new Uint32Array(count);
     place(nodeId, count, scratch, 0, first);
     return scratch;
   };
-  for (let i = 0; i < previous.length; i++) {
-    if (renumber[i] !== NO_OWNER) continue;
+
+  // 1. Members gone (or reweighted): all their points leave; their base points leave the base ring.
+  const dropActive: number[] = [];
+  const dropIdle: number[] = [];
+  const takenActive = new Set<number>();
+  const takenIdle = new Set<number>();
+  const changed: ChangedPoints = { orders: [], owners: [] };
+  for (const i of gone) {
+    const slot = from.slots[i]!;
     const base = pointCountFor(previous[i]!.weight, vnodesPerNode);
     const count = from.counts[i]!;
-    const end = Math.max(base, count);
-    const positions = hash(previous[i]!.nodeId, 0, end);
-    for (let k = 0; k < end; k++) {
-      const inUse = k < count;
-      const taken = inUse ? takenActive : takenIdle;
-      const at = find(inUse ? from.active : from.idle, positions[k]!, i, k < base ? 1 : 0, taken);
-      if (at < 0) throw new Error(`ring layout: point ${k} of ${previous[i]!.nodeId} not found`);
-      taken.add(at);
-      (inUse ? dropActive : dropIdle).push(at);
+    const positions = hash(previous[i]!.nodeId, 0, Math.max(base, count));
+    for (let k = 0; k < Math.max(base, count); k++) {
+      const tag = k < base ? slot | BASE_POINT : slot;
+      if (k < count) dropActive.push(take(from.active, from.table, positions[k]!, tag, takenActive, `point ${k} of ${previous[i]!.nodeId}`));
+      else dropIdle.push(take(from.idle, undefined, positions[k]!, tag, takenIdle, `idle point ${k} of ${previous[i]!.nodeId}`));
+      if (k < base) {
+        changed.orders.push(orderOf(positions[k]!, rankOfSlot[slot]!));
+        changed.owners.push(-1);
+      }
     }
   }
-  const joined = new PointList();
-  for (let x = 0; x < nodes.length; x++) {
-    if (isNew[x] !== 1) continue;
+  // New members: their base points enter the base ring.
+  const newBase = new Map<number, Uint32Array>();
+  for (const x of fresh) {
     const base = pointCountFor(nodes[x]!.weight, vnodesPerNode);
-    const positions = hash(nodes[x]!.nodeId, 0, base);
-    for (let k = 0; k < base; k++) joined.add(positions[k]!, x, 1);
-    wasCount[x] = base;
+    const positions = hash(nodes[x]!.nodeId, 0, base).slice(0, base);
+    newBase.set(x, positions);
+    for (const position of positions) {
+      changed.orders.push(orderOf(position, rankOfSlot[slots[x]!]!));
+      changed.owners.push(x);
+    }
   }
-  let active = edit(from.active, dropActive, joined.sorted(), oldRank, newRank, renumber);
-  let idle = edit(from.idle, dropIdle, emptyPoints(), oldRank, newRank, renumber);
 
-  // 2. Recount, and move only the points entering or leaving use.
-  const counts = correctedCounts(nodes, vnodesPerNode, baseShares(active, idle, nodes.length));
+  // 2. Base shares: the kept members' old ones, updated for the points that changed.
+  let shares: Float64Array = new Float64Array(nodes.length);
+  for (let i = 0; i < previous.length; i++) {
+    const x = memberOfSlot[from.slots[i]!]!;
+    if (x !== NO_OWNER && slots[x] === from.slots[i]) shares[x] = from.shares[i]!;
+  }
+  if (changed.orders.length > 0 && !updateBaseShares(shares, { active: from.active, table: from.table, idle: from.idle, rankOfSlot, memberOfSlot }, changed)) {
+    // Nothing survived (a first build): measure the new members' base points.
+    const all = new PointList();
+    for (const [x, positions] of newBase) for (const position of positions) all.add(position, slots[x]! | BASE_POINT);
+    shares = measureBaseShares(all.sorted(), memberOfSlot, nodes.length);
+  }
+
+  // 3. Recount, and gather the points entering or leaving use.
+  const counts = correctedCounts(nodes, vnodesPerNode, shares);
   const toActive = new PointList();
   const toIdle = new PointList();
-  dropActive.length = 0;
-  dropIdle.length = 0;
-  takenActive.clear();
-  takenIdle.clear();
+  const oldCounts = new Uint32Array(nodes.length);
+  for (let i = 0; i < previous.length; i++) {
+    const x = memberOfSlot[from.slots[i]!]!;
+    if (x !== NO_OWNER && slots[x] === from.slots[i]) oldCounts[x] = from.counts[i]!;
+  }
   for (let x = 0; x < nodes.length; x++) {
-    const was = wasCount[x]!;
     const now = counts[x]!;
-    if (was === now) continue;
+    const slot = slots[x]!;
     const base = pointCountFor(nodes[x]!.weight, vnodesPerNode);
+    const joined = newBase.get(x);
+    if (joined !== undefined) {
+      for (let k = 0; k < base; k++) (k < now ? toActive : toIdle).add(joined[k]!, slot | BASE_POINT);
+      if (now > base) {
+        const extra = hash(nodes[x]!.nodeId, base, now - base);
+        for (let k = 0; k < now - base; k++) toActive.add(extra[k]!, slot);
+      }
+      continue;
+    }
+    const was = oldCounts[x]!;
+    if (was === now) continue;
     const low = Math.min(was, now);
     const positions = hash(nodes[x]!.nodeId, low, Math.max(was, now) - low);
     for (let k = low; k < Math.max(was, now); k++) {
       const position = positions[k - low]!;
-      const isBase = k < base ? 1 : 0;
+      const tag = k < base ? slot | BASE_POINT : slot;
       if (now > was) {
         // Entering use: a base point leaves idle, or a point past the base is added.
-        if (isBase === 1) {
-          const at = find(idle, position, x, 1, takenIdle);
-          if (at < 0) throw new Error(`ring layout: idle point ${k} of ${nodes[x]!.nodeId} not found`);
-          takenIdle.add(at);
-          dropIdle.push(at);
-        }
-        toActive.add(position, x, isBase);
+        if (k < base) dropIdle.push(take(from.idle, undefined, position, tag, takenIdle, `idle point ${k} of ${nodes[x]!.nodeId}`));
+        toActive.add(position, tag);
       } else {
-        const at = find(active, position, x, isBase, takenActive);
-        if (at < 0) throw new Error(`ring layout: point ${k} of ${nodes[x]!.nodeId} not found`);
-        takenActive.add(at);
-        dropActive.push(at);
-        if (isBase === 1) toIdle.add(position, x, 1);
+        dropActive.push(take(from.active, from.table, position, tag, takenActive, `point ${k} of ${nodes[x]!.nodeId}`));
+        if (k < base) toIdle.add(position, tag);
       }
     }
   }
-  if (dropActive.length > 0 || toActive.length > 0) active = edit(active, dropActive, toActive.sorted());
-  if (dropIdle.length > 0 || toIdle.length > 0) idle = edit(idle, dropIdle, toIdle.sorted());
-  return { active, idle, counts };
+
+  // 4. One merge per list.
+  const dropsActive = Int32Array.from(dropActive).sort();
+  const entering = toActive.sorted();
+  const active = edit(from.active, from.table, dropsActive, entering, rankOfSlot);
+  const idle = edit(from.idle, undefined, Int32Array.from(dropIdle).sort(), toIdle.sorted(), rankOfSlot);
+  const removed = new Uint32Array(dropsActive.length);
+  for (let d = 0; d < dropsActive.length; d++) removed[d] = from.active.positions[dropsActive[d]!]!;
+  const table = from.active.positions.length === 0 ? tableOfSorted(active.positions, active.owners) : tableAfterChange(from.table, active.positions, active.owners, removed, entering.positions);
+  return { active, table, idle, slots, counts, shares };
 }

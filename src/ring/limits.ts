@@ -1,6 +1,6 @@
 /** Documented bounds of a ring. Exported so docs and callers quote the same numbers. */
 export const ringLimits = {
-  /** Most members in one ring: member indexes take 12 bits of a point's tag (src/ring/layout.ts). */
+  /** Most members in one ring: a point's owner tag holds a slot in 13 bits, and a change needs up to twice the members' slots (src/ring/layout.ts). */
   maxMembers: 4096,
   /** Longest nodeId, in UTF-8 bytes. */
   maxNodeIdBytes: 256,
@@ -9,8 +9,8 @@ export const ringLimits = {
   maxVnodesPerNode: 65_536,
   /**
    * Most base points in one ring (Σ weight × vnodesPerNode): twice maxMembers × the default
-   * vnodesPerNode. Balancing uses at most twice a member's base points; a point costs 7
-   * bytes (4-byte hash, 2-byte owner, base flag), plus at most 4 MiB of index.
+   * vnodesPerNode. Balancing uses at most twice a member's base points; a point costs 6
+   * bytes (4-byte hash, 2-byte owner tag), plus at most 4 MiB of index.
    */
   maxPointCount: 8_388_608,
 } as const;

@@ -1,4 +1,4 @@
-import type { PointTable } from './points.js';
+import { OWNER_MASK, type PointTable } from './points.js';
 
 /**
  * Index of the first point at or clockwise after `hashBits` (a 32-bit hash, signed or
@@ -31,7 +31,8 @@ export function pointIndexAt(table: PointTable, hashBits: number): number {
 /**
  * Walks clockwise from point `start` and writes the first `count` distinct owners
  * into `out[0..]`; returns how many were written (fewer only when the ring has fewer
- * nodes). The linear duplicate check is the fastest for replica counts of a few.
+ * than `nodeCount` nodes). `nodeIds` maps a point's owner to its nodeId. The linear
+ * duplicate check is the fastest for replica counts of a few.
  */
 export function distinctOwnersInto(
   table: PointTable,
@@ -39,14 +40,15 @@ export function distinctOwnersInto(
   start: number,
   count: number,
   out: string[],
+  nodeCount = nodeIds.length,
 ): number {
   const owners = table.pointOwners;
   const total = owners.length;
-  const wanted = Math.min(count, nodeIds.length);
+  const wanted = Math.min(count, nodeCount);
   let written = 0;
   let index = start;
   for (let step = 0; step < total && written < wanted; step++) {
-    const nodeId = nodeIds[owners[index] as number] as string;
+    const nodeId = nodeIds[(owners[index] as number) & OWNER_MASK] as string;
     let seen = false;
     for (let j = 0; j < written; j++) {
       if (out[j] === nodeId) {

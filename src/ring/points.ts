@@ -46,8 +46,15 @@ export function pointCountFor(weight: number, vnodesPerNode: number): number {
 }
 
 /**
- * The ring as two parallel arrays: `points` ascending, and `pointOwners[i]` the index
- * (into the nodes array) of the node owning `points[i]`. `bucketStarts[b]` is the
+ * A point's owner tag: the owner in the low 13 bits (a member index, or in a Ring a member's
+ * slot), and in a Ring's layout a flag for base points in bit 15.
+ */
+export const OWNER_MASK = 0x1fff;
+export const BASE_POINT = 0x8000;
+
+/**
+ * The ring as two parallel arrays: `points` ascending, and `pointOwners[i]` the owner tag
+ * (OWNER_MASK: the node) of `points[i]`. `bucketStarts[b]` is the
  * first point whose top `bucketBits` bits are >= b, so a lookup only searches the
  * few points of one bucket instead of the whole ring.
  */
@@ -70,6 +77,40 @@ function bucketBitsFor(pointCount: number): number {
 export function tableOfSorted(points: Uint32Array, pointOwners: Uint16Array): PointTable {
   const bucketBits = bucketBitsFor(points.length);
   return { points, pointOwners, bucketBits, bucketStarts: buildBucketStarts(points, bucketBits) };
+}
+
+/**
+ * The lookup table of `points` (sorted) made from `previous` by removing the positions
+ * `removed` and adding `added` (both ascending): the bucket index is shifted by the counts
+ * of removed and added points below each bucket instead of recounted from every point.
+ */
+export function tableAfterChange(previous: PointTable, points: Uint32Array, pointOwners: Uint16Array, removed: Uint32Array, added: Uint32Array): PointTable {
+  const bucketBits = bucketBitsFor(points.length);
+  if (bucketBits !== previous.bucketBits || bucketBits === 0) return tableOfSorted(points, pointOwners);
+  const bucketCount = 2 ** bucketBits;
+  const shift = 32 - bucketBits;
+  const starts = new Uint32Array(bucketCount + 1);
+  const before = previous.bucketStarts;
+  let r = 0;
+  let a = 0;
+  let delta = 0;
+  let bucket = 0;
+  while (bucket <= bucketCount) {
+    // Until the next bucket past a removed or added point, every start moves by delta.
+    const nextRemoved = r < removed.length ? (removed[r]! >>> shift) + 1 : bucketCount + 1;
+    const nextAdded = a < added.length ? (added[a]! >>> shift) + 1 : bucketCount + 1;
+    const until = Math.min(nextRemoved, nextAdded);
+    for (; bucket < until; bucket++) starts[bucket] = before[bucket]! + delta;
+    if (until > bucketCount) break;
+    if (nextRemoved === until) {
+      delta--;
+      r++;
+    } else {
+      delta++;
+      a++;
+    }
+  }
+  return { points, pointOwners, bucketBits, bucketStarts: starts };
 }
 
 function buildBucketStarts(points: Uint32Array, bucketBits: number): Uint32Array {

@@ -2,7 +2,7 @@ import { invalidArgument } from '../common/errors.js';
 import { distinctOwnersInto, pointIndexAt } from './lookup.js';
 import { murmur3Int32 } from './murmur3.js';
 import { EMPTY_LAYOUT, relayout, type Layout } from './layout.js';
-import { tableOfSorted, type PointTable, type RingNode } from './points.js';
+import { OWNER_MASK, type PointTable, type RingNode } from './points.js';
 import { checkPointCount, resolveNodes, resolveVnodesPerNode, type RingMember, type RingOptions } from './validate.js';
 
 /** hashKey as a signed int32 (no heap number on return). */
@@ -44,6 +44,9 @@ export class Ring {
   readonly #table: PointTable;
   readonly #layout: Layout;
   readonly #nodeIds: readonly string[];
+  /** Point owners are slots (layout.ts): slot → member index, and slot → nodeId. */
+  readonly #memberOfSlot: Uint16Array;
+  readonly #nodeIdOfSlot: readonly string[];
   readonly #indexByNodeId: ReadonlyMap<string, number>;
 
   /**
@@ -59,9 +62,19 @@ export class Ring {
     this.vnodesPerNode = vnodesPerNode;
     const reuse = from !== undefined && from.vnodesPerNode === vnodesPerNode;
     this.#layout = relayout(reuse ? from.members : [], reuse ? from.#layout : EMPTY_LAYOUT, nodes, vnodesPerNode);
-    this.#table = tableOfSorted(this.#layout.active.positions, this.#layout.active.owners);
+    this.#table = this.#layout.table;
     this.pointCount = this.#table.points.length;
     this.#nodeIds = Object.freeze(nodes.map((node) => node.nodeId));
+    const slots = this.#layout.slots;
+    let slotCount = 0;
+    for (const slot of slots) slotCount = Math.max(slotCount, slot + 1);
+    this.#memberOfSlot = new Uint16Array(slotCount);
+    const nodeIdOfSlot: string[] = new Array<string>(slotCount).fill('');
+    for (let x = 0; x < slots.length; x++) {
+      this.#memberOfSlot[slots[x]!] = x;
+      nodeIdOfSlot[slots[x]!] = this.#nodeIds[x]!;
+    }
+    this.#nodeIdOfSlot = Object.freeze(nodeIdOfSlot);
     this.#indexByNodeId = new Map(this.#nodeIds.map((nodeId, index) => [nodeId, index]));
     Object.freeze(this);
   }
@@ -74,7 +87,7 @@ export class Ring {
     for (let i = 0; i < n; i++) {
       // Point i owns the hashes after the previous point up to itself (point 0 wraps around).
       const previous = i === 0 ? points[n - 1]! - HASH_SPACE : points[i - 1]!;
-      const id = this.#nodeIds[pointOwners[i]!]!;
+      const id = this.#nodeIdOfSlot[pointOwners[i]! & OWNER_MASK]!;
       out.set(id, out.get(id)! + (points[i]! - previous) / HASH_SPACE);
     }
     return out;
@@ -101,7 +114,7 @@ export class Ring {
   ownerIndexOfHash(hash: number): number {
     const points = this.#table.points;
     if (points.length === 0) return -1;
-    return this.#table.pointOwners[pointIndexAt(this.#table, hash)] as number;
+    return this.#memberOfSlot[this.#table.pointOwners[pointIndexAt(this.#table, hash)]! & OWNER_MASK]!;
   }
 
   /** Member index owning `key`, or -1 on an empty ring. Allocates nothing. */
@@ -123,7 +136,7 @@ export class Ring {
     checkCount(count);
     const points = this.#table.points;
     if (points.length === 0 || count === 0) return 0;
-    return distinctOwnersInto(this.#table, this.#nodeIds, pointIndexAt(this.#table, keyHashBits(key)), count, out);
+    return distinctOwnersInto(this.#table, this.#nodeIdOfSlot, pointIndexAt(this.#table, keyHashBits(key)), count, out, this.size);
   }
 
   /** Owner then replicas: the first `count` distinct nodes clockwise from `key`. */
@@ -160,8 +173,8 @@ export class Ring {
   /** Bytes of typed arrays this ring holds (its lookup table and its layout). */
   byteSize(): number {
     const t = this.#table;
-    const { active, idle, counts } = this.#layout;
-    const points = (p: typeof active): number => p.positions.byteLength + p.owners.byteLength + p.base.byteLength;
-    return points(active) + points(idle) + t.bucketStarts.byteLength + counts.byteLength;
+    const { active, idle, counts, shares } = this.#layout;
+    const points = (p: typeof active): number => p.positions.byteLength + p.owners.byteLength;
+    return points(active) + points(idle) + t.bucketStarts.byteLength + counts.byteLength + shares.byteLength + this.#memberOfSlot.byteLength;
   }
 }

@@ -1,6 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Ring, ringDefaults, type RingMember } from '../../src/ring/index.js';
+import { EMPTY_LAYOUT, relayout, type Layout } from '../../src/ring/layout.js';
+import { OWNER_MASK, placePoints, type PointPlacer, type RingNode } from '../../src/ring/points.js';
+import { resolveNodes } from '../../src/ring/validate.js';
 import { randomKeys } from './helpers.js';
 
 const keys = randomKeys(300, 5);
@@ -57,6 +60,36 @@ describe('the incremental ring', () => {
     }
     expect(ring.vnodesPerNode).toBe(ringDefaults.vnodesPerNode);
   }, 60_000);
+
+  it('property: with positions crowded onto 48 places (ties everywhere), an incremental layout equals a full one', () => {
+    // Ties at one position are ordered by nodeId and many points of one member collide.
+    const crowded: PointPlacer = (nodeId, count, out, offset, first) => {
+      placePoints(nodeId, count, out, offset, first);
+      for (let i = 0; i < count; i++) out[offset + i] = (out[offset + i]! % 48) * 89_478_485;
+    };
+    /** The layout as its lookups see it: (position, nodeId) in ring order, and counts and shares by member. */
+    const seen = (layout: Layout, nodes: readonly RingNode[]): unknown => {
+      const idOfSlot = new Map<number, string>();
+      layout.slots.forEach((slot, x) => idOfSlot.set(slot, nodes[x]!.nodeId));
+      const points = Array.from(layout.active.positions, (position, i) => `${position}:${idOfSlot.get(layout.active.owners[i]! & OWNER_MASK)}`);
+      return { points, counts: [...layout.counts], shares: [...layout.shares] };
+    };
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 24 }), fc.array(op, { minLength: 1, maxLength: 25 }), (vnodesPerNode, ops) => {
+        let list: RingMember[] = [];
+        let nodes: readonly RingNode[] = [];
+        let layout = EMPTY_LAYOUT;
+        for (const o of ops) {
+          list = apply(list, o);
+          const next = resolveNodes(list);
+          layout = relayout(nodes, layout, next, vnodesPerNode, crowded);
+          nodes = next;
+          expect(seen(layout, nodes)).toEqual(seen(relayout([], EMPTY_LAYOUT, nodes, vnodesPerNode, crowded), nodes));
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
 
   it('a ring of another vnodesPerNode is rebuilt, not reused', () => {
     const coarse = new Ring([{ nodeId: 'a' }, { nodeId: 'b' }], { vnodesPerNode: 8 });
