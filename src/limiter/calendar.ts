@@ -12,7 +12,8 @@ import { DAY_MS, daysFromCivil, monthIndexOfDays, zoneOf, type Zone } from './ca
  * - hour, minute: a new period starts whenever the local hour (minute) changes or the UTC
  *   offset changes. At a fall-back the repeated local hour is two periods of 60 minutes,
  *   never one of 120; in +05:30 (+05:45) zones hours start at :30 (:15) UTC. No period is
- *   longer than its unit; one next to an offset change may be shorter (Lord Howe: 30 min).
+ *   longer than its unit; one next to an offset change may be shorter (Lord Howe: 30 min;
+ *   Pacific/Chatham, changing at 02:45 local: 45 and 15 min).
  *
  * Zone rules come from the platform's ICU, which costs microseconds a call: each calendar
  * keeps the period it last answered for, so an instant inside it (the hot path) costs two
@@ -40,9 +41,11 @@ export const longestPeriodMs: Readonly<Record<CalendarUnit, number>> = {
 
 /**
  * Up to this span, between() counts minute and hour periods in a named zone exactly; past it
- * it answers ⌊span / unit⌋, a lower bound (no such period is longer than its unit) that is
- * at least 4,320. A window count only needs to be exact up to the number of windows its
- * queued units reach, and queued units reach at most maxWaitMs (24 h) plus one window ahead.
+ * it answers ⌊span / unit⌋, a lower bound (no such period is longer than its unit) of more
+ * than 72 hours or 4,320 minutes. A window count only needs to be exact up to the number of
+ * windows its queued units reach: at most maxWaitMs (24 h, so about 26 hours counting
+ * Lord Howe's half hours, or 1,441 minutes) plus one window ahead; every larger count drains
+ * them all the same.
  */
 export const exactCountSpanMs = 3 * DAY_MS;
 
@@ -107,7 +110,7 @@ export class Calendar {
    * Whole periods from the one starting at `from` to the one starting at `to` (0 when to ≤ from).
    * An instant that is not a period start (a state re-based from another node's clock) counts
    * as the nearest one. Exact, except minute and hour periods in a named zone more than
-   * exactCountSpanMs apart: then a lower bound of at least 4,320.
+   * exactCountSpanMs apart: then a lower bound above every reachable queue (exactCountSpanMs).
    */
   between(from: number, to: number): number {
     if (to <= from) return 0;

@@ -57,7 +57,8 @@ function lengthBounds(unit: CalendarUnit, zone: string): [number, number] {
   const dst = lordHowe ? HOUR / 2 : HOUR;
   switch (unit) {
     case 'minute': return [MINUTE, MINUTE];
-    case 'hour': return lordHowe ? [HOUR / 2, HOUR] : [HOUR, HOUR];
+    // Chatham (+12:45/+13:45) changes at 02:45/03:45 local, mid-hour: a 45 and a 15 minute period.
+    case 'hour': return lordHowe ? [HOUR / 2, HOUR] : zone === 'Pacific/Chatham' ? [HOUR / 4, HOUR] : [HOUR, HOUR];
     case 'day': return [DAY - dst, DAY + dst];
     case 'week': return [7 * DAY - dst, 7 * DAY + dst];
     case 'month': return [28 * DAY - dst, 31 * DAY + dst];
@@ -212,6 +213,27 @@ describe('calendar periods at named changes', () => {
     expect(lh.start(Date.UTC(2026, 3, 4, 15, 10))).toBe(Date.UTC(2026, 3, 4, 15));
     expect(lh.lengthOf(Date.UTC(2026, 3, 4, 15))).toBe(HOUR / 2);
     expect(calendarOf('day', 'Australia/Lord_Howe').lengthOf(calendarOf('day', 'Australia/Lord_Howe').start(Date.UTC(2026, 3, 4, 20)))).toBe(24.5 * HOUR);
+  });
+
+  it('between() of minute and hour periods in a zone past exactCountSpanMs is a lower bound above every reachable queue', () => {
+    const lh = calendarOf('hour', 'Australia/Lord_Howe');
+    const from = lh.start(Date.UTC(2026, 3, 2)); // the fall-back of 2026-04-05 lies inside
+    const exact = lh.between(from, lh.after(from, 60));
+    expect(exact).toBe(60);
+    const far = lh.after(from, 100); // past three days: 100 periods, one a half hour
+    expect(far - from).toBeGreaterThan(3 * DAY);
+    expect(lh.between(from, far)).toBe(Math.floor((far - from) / HOUR));
+    expect(lh.between(from, far)).toBeLessThanOrEqual(100);
+    expect(lh.between(from, far)).toBeGreaterThanOrEqual(72);
+  });
+
+  it('Pacific/Chatham changes at 03:45 local: its hour is cut into 45 and 15 minutes there', () => {
+    const hour = calendarOf('hour', 'Pacific/Chatham');
+    // 2020-04-05 03:45 +13:45 → 02:45 +12:45, at 14:00 UTC on the 4th.
+    expect(hour.start(Date.UTC(2020, 3, 4, 13, 50))).toBe(Date.UTC(2020, 3, 4, 13, 15));
+    expect(hour.lengthOf(Date.UTC(2020, 3, 4, 13, 15))).toBe(45 * 60_000);
+    expect(hour.lengthOf(Date.UTC(2020, 3, 4, 14))).toBe(15 * 60_000);
+    expect(hour.after(Date.UTC(2020, 3, 4, 14), 1)).toBe(Date.UTC(2020, 3, 4, 14, 15));
   });
 
   it('America/Havana and America/Santiago: days whose midnight does not exist start when the clock jumps', () => {

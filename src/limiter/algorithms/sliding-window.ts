@@ -75,7 +75,10 @@ function waitFor(
   commit[0] = current + p.cost;
   if (room >= 0) {
     if (previous * (1 - fraction) <= room + UNIT_EPSILON) return 0;
-    // Later in this window, once the previous window's weight has decayed enough.
+    // Later in this window, once the previous window's weight has decayed enough; when
+    // the request fills the window (room 0) that is only at its end: it runs in the next
+    // window, so it is counted there, or the next window would run more than L.
+    if (reserving && room <= 0) commit[0] = Math.max(current, limit) + p.cost;
     return decayedEnough(p, start, 0, previous, room) - nowMs;
   }
   if (reserving) {
@@ -86,6 +89,9 @@ function waitFor(
     const padded = Math.max(current, target * limit);
     commit[0] = padded + p.cost;
     const queuedThere = padded - target * limit + p.cost;
+    // Filling its window (behind a padded previous one) it fits only as that window ends: it
+    // runs in the next one, and is counted there (as above).
+    if (queuedThere >= limit) commit[0] = Math.max(current, (target + 1) * limit) + p.cost;
     return decayedEnough(p, start, target, limit, limit - queuedThere) - nowMs;
   }
   // First window j >= 1 whose own queued units leave room; its previous window's units
