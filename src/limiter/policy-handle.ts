@@ -1,4 +1,5 @@
 import { invalidArgument } from '../common/errors.js';
+import type { CalendarUnit } from './calendar.js';
 import { requestLimits } from './limits.js';
 import type { LimiterStore } from './store.js';
 import type { Algorithm, Decision, ResolvedParams } from './types.js';
@@ -8,7 +9,10 @@ import { mostUnitsHeld, newResolvedParams, resolveRequest, scaleLimits } from '.
 export interface PolicySpec {
   action?: string;
   limit: number;
-  windowMs: number;
+  /** The window; or `calendar` (with `timeZone`) for calendar windows, as in a request. */
+  windowMs?: number;
+  calendar?: CalendarUnit;
+  timeZone?: string;
   algorithm?: Algorithm;
   burst?: number;
   weight?: number;

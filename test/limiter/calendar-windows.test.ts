@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/common/clock.js';
 import type { RateLimitError } from '../../src/common/errors.js';
 import { calendarOf, type CalendarUnit } from '../../src/limiter/calendar.js';
+import { createLimiter } from '../../src/limiter/create.js';
 import { Policies } from '../../src/limiter/policies.js';
 import { decide } from '../../src/limiter/pure.js';
 import { RejectionCache } from '../../src/limiter/rejection-cache.js';
@@ -143,6 +144,17 @@ describe('calendar windows in the limiter', () => {
     expect(store.allow(req).allowed).toBe(false);
     clock.set(Date.UTC(2026, 10, 1, 8)); // all drained
     expect(store.allow(req).remaining).toBe(4);
+  });
+
+  it('a policy handle takes a calendar window', () => {
+    const clock = new ManualClock(Date.UTC(2026, 9, 25, 12));
+    const limiter = createLimiter({ clock });
+    const daily = limiter.policy({ action: 'export', limit: 2, calendar: 'day', timeZone: 'Europe/Paris' });
+    expect(daily.allow('u').allowed).toBe(true);
+    expect(daily.allow('u').allowed).toBe(true);
+    const refused = daily.allow('u');
+    expect([refused.allowed, refused.resetAtMs]).toEqual([false, Date.UTC(2026, 9, 25, 23)]);
+    limiter.close();
   });
 
   it('inspect and setRemaining work on calendar windows', () => {
