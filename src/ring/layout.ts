@@ -111,6 +111,7 @@ function take(p: Points, table: PointTable | undefined, position: number, owner:
  */
 function edit(src: Points, table: PointTable | undefined, drops: Int32Array, add: Points, rankOfSlot: Uint16Array): Points {
   const n = src.positions.length;
+  if (n === 0) return add; // a first build: nothing to merge with
   const added = add.positions.length;
   const total = n - drops.length + added;
   const positions = new Uint32Array(total);
@@ -243,6 +244,8 @@ export function relayout(previous: readonly RingNode[], from: Layout, nodes: rea
   const takenActive = new Set<number>();
   const takenIdle = new Set<number>();
   const changed: ChangedPoints = { orders: [], owners: [] };
+  // With no member kept (a first build) the shares are measured instead: no changes to gather.
+  const incremental = fresh.length < nodes.length;
   for (const i of gone) {
     const slot = from.slots[i]!;
     const base = pointCountFor(previous[i]!.weight, vnodesPerNode);
@@ -252,7 +255,7 @@ export function relayout(previous: readonly RingNode[], from: Layout, nodes: rea
       const tag = k < base ? slot | BASE_POINT : slot;
       if (k < count) dropActive.push(take(from.active, from.table, positions[k]!, tag, takenActive, `point ${k} of ${previous[i]!.nodeId}`));
       else dropIdle.push(take(from.idle, undefined, positions[k]!, tag, takenIdle, `idle point ${k} of ${previous[i]!.nodeId}`));
-      if (k < base) {
+      if (k < base && incremental) {
         changed.orders.push(orderOf(positions[k]!, rankOfSlot[slot]!));
         changed.owners.push(-1);
       }
@@ -264,6 +267,7 @@ export function relayout(previous: readonly RingNode[], from: Layout, nodes: rea
     const base = pointCountFor(nodes[x]!.weight, vnodesPerNode);
     const positions = hash(nodes[x]!.nodeId, 0, base).slice(0, base);
     newBase.set(x, positions);
+    if (!incremental) continue;
     for (const position of positions) {
       changed.orders.push(orderOf(position, rankOfSlot[slots[x]!]!));
       changed.owners.push(x);
@@ -276,7 +280,7 @@ export function relayout(previous: readonly RingNode[], from: Layout, nodes: rea
     const x = memberOfSlot[from.slots[i]!]!;
     if (x !== NO_OWNER && slots[x] === from.slots[i]) shares[x] = from.shares[i]!;
   }
-  if (changed.orders.length > 0 && !updateBaseShares(shares, { active: from.active, table: from.table, idle: from.idle, rankOfSlot, memberOfSlot }, changed)) {
+  if (!incremental || !updateBaseShares(shares, { active: from.active, table: from.table, idle: from.idle, rankOfSlot, memberOfSlot }, changed)) {
     // Nothing survived (a first build): measure the new members' base points.
     const all = new PointList();
     for (const [x, positions] of newBase) for (const position of positions) all.add(position, slots[x]! | BASE_POINT);
