@@ -176,13 +176,17 @@ local function swWaitFor(c, p, t, reserving)
   local commit = current + p[4]
   if room >= 0 then
     if previous * (1 - fraction) <= room + EPS then return 0, commit end
+    -- filling the window (room 0) it runs only as the window ends: counted in the next one
+    if reserving and room <= 0 then commit = max(current, limit) + p[4] end
     return decayedEnough(start, 0, previous, room, p[2]) - t, commit
   end
   if reserving then
     local target = max(1, targetWindow(current, p[4], limit))
     local padded = max(current, target * limit)
     local queuedThere = padded - target * limit + p[4]
-    return decayedEnough(start, target, limit, limit - queuedThere, p[2]) - t, padded + p[4]
+    commit = padded + p[4]
+    if queuedThere >= limit then commit = max(current, (target + 1) * limit) + p[4] end
+    return decayedEnough(start, target, limit, limit - queuedThere, p[2]) - t, commit
   end
   local target = max(1, ceil((current + p[4] - limit) / limit))
   local queuedThere = max(0, current - target * limit)
