@@ -12,7 +12,7 @@ import type { Log } from './util.js';
 const BATCH = 64;
 
 function wireBytesPerDecision(): { forward: number; reply: number; replicate: number } {
-  const items: ForwardItem[] = Array.from({ length: BATCH }, (_, i) => ({ id: 1_000_000 + i, action: 'api', key: `user:${100_000 + i}`, limit: 100, windowMs: 60_000, weight: 1, cost: 1, algorithm: 0, burst: 0, hops: 0, maxWaitMs: -1, global: false, op: 0, remaining: -1 }));
+  const items: ForwardItem[] = Array.from({ length: BATCH }, (_, i) => ({ id: 1_000_000 + i, action: 'api', key: `user:${100_000 + i}`, limit: 100, windowMs: 60_000, weight: 1, cost: 1, algorithm: 0, burst: 0, hops: 0, maxWaitMs: -1, global: false, op: 0, remaining: -1, calendar: '', timeZone: '' }));
   const results: ForwardResult[] = items.map((it) => ({ id: it.id, status: 0, allowed: true, limit: 100, remaining: 57, resetInMs: 23_456.5, retryAfterMs: 0, waitMs: 0, message: '', field: '' }));
   const entries: WireEntry[] = items.map((it) => ({ action: it.action, key: it.key, algorithm: 0, cells: [-12_345.25, 57.5, 0, 0] }));
   return {

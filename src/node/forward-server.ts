@@ -1,5 +1,6 @@
 import type { Clock } from '../common/clock.js';
 import { RingLimitError } from '../common/errors.js';
+import type { CalendarUnit } from '../limiter/calendar.js';
 import { ALGORITHMS, type RateLimitRequest, type Reservation } from '../limiter/types.js';
 import type { ClusterView } from './cluster-view.js';
 import { errorResult, okResult } from './decisions.js';
@@ -121,7 +122,7 @@ export function requestOf(item: ForwardItem): RateLimitRequest {
     key: item.key,
     action: item.action,
     limit: item.limit,
-    windowMs: item.windowMs,
+    ...(item.calendar === '' ? { windowMs: item.windowMs } : { calendar: item.calendar as CalendarUnit, timeZone: item.timeZone }),
     weight: item.weight,
     cost: item.cost,
     algorithm: ALGORITHMS[item.algorithm]!,

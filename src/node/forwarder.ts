@@ -62,7 +62,9 @@ export interface ForwarderStats {
 /** The wire form of a resolved request: the owner re-validates it and gets the same effective limits. */
 export function forwardItem(id: number, p: ResolvedRequest, maxWaitMs: number, op: AdminOp = AdminOp.Decide, remaining = -1): ForwardItem {
   const burst = p.capacity === p.limit ? 0 : p.capacity;
-  return { id, action: p.action, key: p.key, limit: p.limit, windowMs: p.windowMs, weight: 1, cost: p.cost, algorithm: p.algorithm, burst, hops: 0, maxWaitMs, global: p.global, op, remaining };
+  const calendar = p.calendar === null ? '' : p.calendar.unit;
+  const timeZone = p.calendar === null ? '' : p.calendar.timeZone;
+  return { id, action: p.action, key: p.key, limit: p.limit, windowMs: p.windowMs, weight: 1, cost: p.cost, algorithm: p.algorithm, burst, hops: 0, maxWaitMs, global: p.global, op, remaining, calendar, timeZone };
 }
 
 /**

@@ -117,7 +117,7 @@ describe('operators over gRPC and HTTP: an admin token, then the key at its owne
 });
 
 describe('the operators\' forward items on the wire', () => {
-  const item: ForwardItem = { id: 7, action: 'login', key: 'u', limit: 10, windowMs: 1000, weight: 1, cost: 0, algorithm: 0, burst: 0, hops: 0, maxWaitMs: -1, global: false, op: 2, remaining: 3 };
+  const item: ForwardItem = { id: 7, action: 'login', key: 'u', limit: 10, windowMs: 1000, weight: 1, cost: 0, algorithm: 0, burst: 0, hops: 0, maxWaitMs: -1, global: false, op: 2, remaining: 3, calendar: '', timeZone: '' };
 
   it('round-trip; a decision keeps its old 11-field form', () => {
     for (const i of [item, { ...item, op: 1 as const, remaining: -1 }, { ...item, op: 0 as const, remaining: -1 }, { ...item, op: 0 as const, remaining: -1, global: true }]) {

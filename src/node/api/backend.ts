@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { RingLimitError } from '../../common/errors.js';
 import type { EnvoyDescriptors } from '../../limiter/envoy-descriptors.js';
+import type { CalendarUnit } from '../../limiter/calendar.js';
 import type { Algorithm, RateLimitRequest, Reservation } from '../../limiter/types.js';
 import type { WireAllowRequest, WireAllowResponse, WireHealth, WireItemError, WireMembers, WirePoliciesInfo } from './proto.js';
 
@@ -32,11 +33,13 @@ export const MAX_BATCH_ITEMS = 10_000;
 
 /** Maps a wire request onto the core shape (limit and window 0 mean unset: the policies may give them); the limiter validates every field. */
 export function fromWire(w: WireAllowRequest): RateLimitRequest {
-  const request: RateLimitRequest = {
-    key: w.key ?? '',
-    limit: w.limit ?? 0,
-    windowMs: w.windowMs ?? 0,
-  };
+  const request: RateLimitRequest = { key: w.key ?? '', limit: w.limit ?? 0 };
+  // A calendar stands instead of a window: window_ms then counts only when set (the limiter refuses both).
+  if (w.calendar !== undefined && w.calendar !== '') {
+    request.calendar = w.calendar as CalendarUnit; // the limiter validates it
+    if (w.windowMs !== undefined && w.windowMs !== 0) request.windowMs = w.windowMs;
+  } else request.windowMs = w.windowMs ?? 0;
+  if (w.timeZone !== undefined && w.timeZone !== '') request.timeZone = w.timeZone;
   if (w.action !== undefined && w.action !== '') request.action = w.action;
   if (w.weight !== undefined) request.weight = w.weight;
   if (w.cost !== undefined) request.cost = w.cost;

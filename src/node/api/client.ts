@@ -290,6 +290,8 @@ export class RingLimitClient {
       burst: given.burst,
       global: given.global,
       group: given.group,
+      calendar: given.calendar,
+      timeZone: given.timeZone,
     };
     if (this.pending >= this.options.maxPending) {
       return Promise.reject(new RateLimitError('RESOURCE_EXHAUSTED', `more than ${this.options.maxPending} requests pending`));

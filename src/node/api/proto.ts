@@ -33,6 +33,8 @@ export interface WireAllowRequest {
   timestampMs?: number;
   global?: boolean;
   group?: string;
+  calendar?: string;
+  timeZone?: string;
 }
 
 export interface WireAllowResponse {

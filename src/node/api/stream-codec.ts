@@ -1,4 +1,5 @@
 import { RingLimitError } from '../../common/errors.js';
+import type { CalendarUnit } from '../../limiter/calendar.js';
 import type { Algorithm, RateLimitRequest, Reservation } from '../../limiter/types.js';
 import { MAX_BATCH_ITEMS } from './backend.js';
 import { ProtoWriter } from './proto-writer.js';
@@ -66,6 +67,8 @@ function writeAllowRequest(w: ProtoWriter, r: RateLimitRequest, maxWaitMs: numbe
   if (timestampMs !== undefined) w.uint(tag(10, FIXED64)).double(timestampMs);
   if (r.global === true) w.uint(tag(11, VARINT)).bool(true);
   if (r.group !== undefined) w.uint(tag(12, LENGTH_DELIMITED)).string(r.group);
+  if (r.calendar !== undefined) w.uint(tag(13, LENGTH_DELIMITED)).string(r.calendar);
+  if (r.timeZone !== undefined) w.uint(tag(14, LENGTH_DELIMITED)).string(r.timeZone);
 }
 
 /** AllowStreamRequest { repeated StreamedAllowRequest requests = 1 }. */
@@ -243,6 +246,8 @@ const MAX_REMEMBERED_BYTES = 64;
 const lastAction: LastString = { bytes: Buffer.alloc(0), value: '' };
 const lastAlgorithm: LastString = { bytes: Buffer.alloc(0), value: '' };
 const lastGroup: LastString = { bytes: Buffer.alloc(0), value: '' };
+const lastCalendar: LastString = { bytes: Buffer.alloc(0), value: '' };
+const lastTimeZone: LastString = { bytes: Buffer.alloc(0), value: '' };
 
 function readAllowRequest(r: Reader, end: number, into: IncomingRequest): void {
   const request: RateLimitRequest = { key: '', limit: 0, windowMs: 0 };
@@ -291,11 +296,23 @@ function readAllowRequest(r: Reader, end: number, into: IncomingRequest): void {
         if (group !== '') request.group = group;
         break;
       }
+      case tag(13, LENGTH_DELIMITED): {
+        const calendar = r.repeatedString(lastCalendar);
+        if (calendar !== '') request.calendar = calendar as CalendarUnit; // the limiter validates it
+        break;
+      }
+      case tag(14, LENGTH_DELIMITED): {
+        const timeZone = r.repeatedString(lastTimeZone);
+        if (timeZone !== '') request.timeZone = timeZone;
+        break;
+      }
       default:
         r.skip(t & 7);
     }
   }
   if (r.pos !== end) throw malformed('field past its message');
+  // A calendar stands instead of a window: window_ms then counts only when set (the limiter refuses both).
+  if (request.calendar !== undefined && request.windowMs === 0) delete request.windowMs;
   into.request = request;
 }
 

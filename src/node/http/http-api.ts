@@ -43,7 +43,7 @@ const STATUS_OF: Partial<Record<ErrorCode, number>> = {
 };
 
 /** The request fields the API takes: those of RateLimitRequest, and maxWaitMs for a reservation. */
-const REQUEST_FIELDS = new Set(['key', 'action', 'limit', 'windowMs', 'weight', 'cost', 'algorithm', 'burst', 'global', 'group', 'maxWaitMs']);
+const REQUEST_FIELDS = new Set(['key', 'action', 'limit', 'windowMs', 'calendar', 'timeZone', 'weight', 'cost', 'algorithm', 'burst', 'global', 'group', 'maxWaitMs']);
 
 class HttpError extends Error {
   constructor(

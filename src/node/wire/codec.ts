@@ -20,7 +20,8 @@ export const frameLimits = {
 
 function itemRow(i: ForwardItem): unknown[] {
   const row: unknown[] = [i.id, i.action, i.key, i.limit, i.windowMs, i.weight, i.cost, i.algorithm, i.burst, i.hops, i.maxWaitMs];
-  if (i.op !== 0) row.push(i.global, i.op, i.remaining);
+  if (i.calendar !== '') row.push(i.global, i.op, i.remaining, i.calendar, i.timeZone);
+  else if (i.op !== 0) row.push(i.global, i.op, i.remaining);
   else if (i.global) row.push(true);
   return row;
 }
@@ -72,15 +73,38 @@ const isRate = (v: unknown): boolean => typeof v === 'number' && Number.isFinite
 const isDigest = (v: unknown): v is string => typeof v === 'string' && /^[0-9a-f]{16}$/.test(v);
 const isSmallInt = (v: unknown, max: number): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max;
 
+/** The longest IANA zone name is 32 characters; a calendar unit is a short word. */
+const isShortName = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= 64;
+
 function parseItem(row: unknown): ForwardItem | undefined {
-  if (!Array.isArray(row) || (row.length !== 11 && row.length !== 12 && row.length !== 14)) return undefined;
-  const [id, action, key, limit, windowMs, weight, cost, algorithm, burst, hops, maxWaitMs, global, op, remaining] = row as unknown[];
+  // 11 fields; 12 with global; 14 with an admin op; 16 with a calendar (op 0 allowed there).
+  if (!Array.isArray(row) || (row.length !== 11 && row.length !== 12 && row.length !== 14 && row.length !== 16)) return undefined;
+  const [id, action, key, limit, windowMs, weight, cost, algorithm, burst, hops, maxWaitMs, global, op, remaining, calendar, timeZone] = row as unknown[];
   if (row.length === 12 && global !== true) return undefined;
   if (row.length === 14 && (typeof global !== 'boolean' || (op !== 1 && op !== 2) || !Number.isSafeInteger(remaining) || (remaining as number) < -1)) return undefined;
+  if (row.length === 16 && (typeof global !== 'boolean' || (op !== 0 && op !== 1 && op !== 2) || !Number.isSafeInteger(remaining) || (remaining as number) < -1 || !isShortName(calendar) || !isShortName(timeZone))) return undefined;
   if (!isId(id) || !isName(action) || !isName(key)) return undefined;
   if (!isFiniteNumber(limit) || !isFiniteNumber(windowMs) || !isFiniteNumber(weight) || !isFiniteNumber(cost)) return undefined;
   if (!isSmallInt(algorithm, 3) || !isFiniteNumber(burst) || !isSmallInt(hops, 8) || !isFiniteNumber(maxWaitMs)) return undefined;
-  return { id, action, key, limit, windowMs, weight, cost, algorithm, burst, hops, maxWaitMs, global: global === true, op: row.length === 14 ? (op as AdminOp) : 0, remaining: row.length === 14 ? (remaining as number) : -1 };
+  const long = row.length >= 14;
+  return {
+    id,
+    action,
+    key,
+    limit,
+    windowMs,
+    weight,
+    cost,
+    algorithm,
+    burst,
+    hops,
+    maxWaitMs,
+    global: global === true,
+    op: long ? (op as AdminOp) : 0,
+    remaining: long ? (remaining as number) : -1,
+    calendar: row.length === 16 ? (calendar as string) : '',
+    timeZone: row.length === 16 ? (timeZone as string) : '',
+  };
 }
 
 function parseResult(row: unknown): ForwardResult | undefined {

@@ -60,6 +60,10 @@ export interface ForwardItem {
   op: AdminOp;
   /** Set: the remaining to put; -1 gives the full allowance (Reset). */
   remaining: number;
+  /** A calendar window's unit ('' for a window of windowMs; then on the wire only when set). */
+  calendar: string;
+  /** The calendar's IANA time zone. */
+  timeZone: string;
 }
 
 /** An operator's operations on a key, carried to its owner like a decision. Append-only. */
