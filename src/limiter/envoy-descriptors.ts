@@ -166,17 +166,6 @@ export class EnvoyDescriptors {
     return [...this.domains.keys()];
   }
 
-  /** Every unit the configuration uses. */
-  units(): EnvoyUnit[] {
-    const seen = new Set<EnvoyUnit>();
-    const visit = (node: DescriptorNode): void => {
-      if (node.limit?.unit !== undefined) seen.add(node.limit.unit);
-      for (const child of node.children.values()) visit(child);
-    };
-    for (const root of this.domains.values()) visit(root);
-    return [...seen];
-  }
-
   /**
    * The rule for one descriptor of `domain`, or undefined when none applies (an unknown
    * domain or entry, or a descriptor longer or shorter than the rule that has a limit).

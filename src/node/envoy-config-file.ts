@@ -2,12 +2,10 @@ import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
 import { invalidArgument } from '../common/errors.js';
 import { EnvoyDescriptors } from '../limiter/envoy-descriptors.js';
-import { ENVOY_UNIT_MS } from './api/envoy-service.js';
 
 /**
  * An envoyproxy/ratelimit configuration file (YAML, one domain per document, or JSON), as
- * that service reads it. Units without a window here yet (week, month, year: calendar
- * windows) are refused at load with the place, rather than left unenforced.
+ * that service reads it. Every unit is served (src/node/api/envoy-service.ts envoyWindow).
  */
 export function parseEnvoyConfigText(text: string, source: string): EnvoyDescriptors {
   const documents = parseAllDocuments(text);
@@ -18,10 +16,7 @@ export function parseEnvoyConfigText(text: string, source: string): EnvoyDescrip
     if (value !== null && value !== undefined) values.push(value);
   }
   if (values.length === 0) throw invalidArgument(source, 'holds no domain');
-  const config = new EnvoyDescriptors(values);
-  const unsupported = config.units().find((u) => ENVOY_UNIT_MS[u] === undefined);
-  if (unsupported !== undefined) throw invalidArgument(source, `unit ${unsupported} needs calendar windows, which this version does not serve yet (second, minute, hour, day)`);
-  return config;
+  return new EnvoyDescriptors(values);
 }
 
 export function readEnvoyConfigFile(path: string): EnvoyDescriptors {

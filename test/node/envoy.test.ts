@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseServeArgs } from '../../src/cli/serve.js';
 import { envoyRateLimitClient } from '../../src/node/api/envoy-service.js';
-import { readEnvoyConfigFile } from '../../src/node/envoy-config-file.js';
+import { parseEnvoyConfigText, readEnvoyConfigFile } from '../../src/node/envoy-config-file.js';
 import type { RingLimitNode } from '../../src/node/node.js';
 import { startCluster, stopAll, unaryCall } from './helpers.js';
 
@@ -75,6 +75,50 @@ describe("Envoy's global rate limit API (envoy.service.ratelimit.v3.RateLimitSer
     expect(shadow.statuses![0]!.currentLimit).toMatchObject({ requestsPerUnit: 100, unit: 'HOUR' });
   });
 
+  it('week, month and year: windows of the UTC calendar, counted across the cluster, reset at the next Monday, month and year', async () => {
+    const config = parseEnvoyConfigText(
+      [
+        'domain: quotas',
+        'descriptors:',
+        '  - { key: weekly, rate_limit: { unit: week, requests_per_unit: 2 } }',
+        '  - { key: monthly, rate_limit: { unit: month, requests_per_unit: 3 } }',
+        '  - { key: yearly, rate_limit: { unit: year, requests_per_unit: 1 } }',
+        '  - { key: never, rate_limit: { unit: month, requests_per_unit: 0 } }',
+      ].join('\n'),
+      'quotas.yaml',
+    );
+    nodes = await startCluster(3, { envoyConfig: config });
+    const user = `u-${Date.now()}`;
+    const now = new Date();
+    const y = now.getUTCFullYear();
+    const m = now.getUTCMonth();
+    const daysSinceMonday = (now.getUTCDay() + 6) % 7;
+    const resets: Record<string, number> = {
+      weekly: Date.UTC(y, m, now.getUTCDate() - daysSinceMonday + 7),
+      monthly: Date.UTC(y, m + 1, 1),
+      yearly: Date.UTC(y + 1, 0, 1),
+      never: Date.UTC(y, m + 1, 1),
+    };
+    for (const [rule, limit] of [['weekly', 2], ['monthly', 3], ['yearly', 1]] as const) {
+      const codes = [];
+      for (let i = 0; i < limit + 2; i++) codes.push((await ask(nodes[i % 3]!, { domain: 'quotas', descriptors: [descriptor([rule, user])] })).response!.overallCode);
+      expect(codes, rule).toEqual([...Array<string>(limit).fill('OK'), 'OVER_LIMIT', 'OVER_LIMIT']);
+    }
+    for (const rule of ['weekly', 'monthly', 'yearly', 'never']) {
+      const status = (await ask(nodes[1]!, { domain: 'quotas', descriptors: [descriptor([rule, user])] })).response!.statuses![0]!;
+      expect(status.code, rule).toBe('OVER_LIMIT');
+      expect(status.currentLimit?.unit, rule).toBe(rule === 'weekly' ? 'WEEK' : rule === 'yearly' ? 'YEAR' : 'MONTH');
+      const resetAt = Date.now() + Number(status.durationUntilReset?.seconds ?? 0) * 1000 + (status.durationUntilReset?.nanos ?? 0) / 1e6;
+      expect(Math.abs(resetAt - resets[rule]!), rule).toBeLessThan(5_000);
+    }
+    // Envoy's own limit override in a calendar unit.
+    const override = { ...descriptor(['weekly', `${user}-o`]), limit: { requestsPerUnit: 1, unit: 'MONTH' } };
+    expect((await ask(nodes[2]!, { domain: 'quotas', descriptors: [override] })).response!.overallCode).toBe('OK');
+    const again = (await ask(nodes[0]!, { domain: 'quotas', descriptors: [override] })).response!;
+    expect(again.overallCode).toBe('OVER_LIMIT');
+    expect(again.statuses![0]!.currentLimit).toMatchObject({ requestsPerUnit: 1, unit: 'MONTH' });
+  });
+
   it('refuses bad input with INVALID_ARGUMENT, and answers FAILED_PRECONDITION on a node without a configuration', async () => {
     nodes = await startCluster(1, { envoyConfig: readEnvoyConfigFile(CONFIG) });
     for (const request of [{ domain: '', descriptors: [descriptor(['a', 'b'])] }, { domain: 'edge', descriptors: [{ entries: [] }] }, { domain: 'edge', descriptors: [descriptor(['', 'b'])] }, { domain: 'edge', descriptors: Array.from({ length: 65 }, () => descriptor(['a', 'b'])) }]) {
@@ -87,7 +131,7 @@ describe("Envoy's global rate limit API (envoy.service.ratelimit.v3.RateLimitSer
 });
 
 describe('serve: an envoyproxy/ratelimit file given to --policies or --envoy-config', () => {
-  it('is served to Envoy unchanged; a ringlimit policy file stays policies; a unit without a window here is refused with the reason', () => {
+  it('is served to Envoy unchanged; a ringlimit policy file stays policies; every unit is taken', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ringlimit-envoy-'));
     try {
       const viaPolicies = parseServeArgs(['--policies', CONFIG]);
@@ -101,7 +145,7 @@ describe('serve: an envoyproxy/ratelimit file given to --policies or --envoy-con
       expect(both.options.envoyConfig).toBeDefined();
       const monthly = join(dir, 'monthly.yaml');
       writeFileSync(monthly, 'domain: d\ndescriptors: [{ key: k, rate_limit: { unit: month, requests_per_unit: 5 } }]\n');
-      expect(() => parseServeArgs(['--envoy-config', monthly])).toThrow(/unit month needs calendar windows/);
+      expect(parseServeArgs(['--envoy-config', monthly]).options.envoyConfig?.domainNames).toEqual(['d']);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

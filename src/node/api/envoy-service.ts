@@ -4,6 +4,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import { RingLimitError } from '../../common/errors.js';
 import { fnv1a32 } from '../../common/fnv.js';
 import { bucketOf, type EnvoyDescriptors, type EnvoyMatch, type EnvoyUnit } from '../../limiter/envoy-descriptors.js';
+import { calendarOf, type CalendarUnit } from '../../limiter/calendar.js';
 import { requestLimits } from '../../limiter/limits.js';
 import type { Reservation } from '../../limiter/types.js';
 import { toServiceError, type PublicApiBackend } from './backend.js';
@@ -18,8 +19,26 @@ const RLS_FILE = join('envoy', 'service', 'ratelimit', 'v3', 'rls.proto');
 /** What a request may hold: Envoy sends a handful of descriptors of a few entries each. */
 export const envoyRequestLimits = { maxDescriptors: 64, maxEntries: 16, maxDomainBytes: 1_024 } as const;
 
-/** Window length per unit; week, month and year need calendar windows (not yet: refused at load). */
-export const ENVOY_UNIT_MS: Partial<Record<EnvoyUnit, number>> = { second: 1_000, minute: 60_000, hour: 3_600_000, day: 86_400_000 };
+const FIXED_UNIT_MS: Partial<Record<EnvoyUnit, number>> = { second: 1_000, minute: 60_000, hour: 3_600_000, day: 86_400_000 };
+
+/**
+ * The window of a unit. second to day: fixed windows aligned to the epoch, as
+ * envoyproxy/ratelimit counts them (a day is the UTC day). week, month and year: the UTC
+ * calendar's (weeks from Monday, months and years as the calendar has them), where that
+ * service uses fixed spans of 7, 30 and 365 days from the epoch.
+ */
+export function envoyWindow(unit: EnvoyUnit): { windowMs: number } | { calendar: CalendarUnit; timeZone: 'UTC' } {
+  const windowMs = FIXED_UNIT_MS[unit];
+  return windowMs !== undefined ? { windowMs } : { calendar: unit as CalendarUnit, timeZone: 'UTC' };
+}
+
+/** Milliseconds from `nowMs` to the end of its window of `unit`. */
+function untilWindowEnd(unit: EnvoyUnit, nowMs: number): number {
+  const window = envoyWindow(unit);
+  if ('windowMs' in window) return window.windowMs - (nowMs % window.windowMs);
+  const calendar = calendarOf(window.calendar, window.timeZone);
+  return calendar.after(calendar.start(nowMs), 1) - nowMs;
+}
 
 interface WireEntry {
   key?: string;
@@ -96,7 +115,7 @@ function applied(config: EnvoyDescriptors, request: WireRequest): (Applied | und
     if (d.limit !== undefined) {
       // Envoy's route may send the limit itself: it wins, counted per descriptor (as envoyproxy/ratelimit does), never in shadow mode.
       const unit = UNIT_OF_WIRE[d.limit.unit ?? ''];
-      if (unit === undefined) throw invalid(`descriptors[${i}].limit.unit: SECOND, MINUTE, HOUR or DAY`);
+      if (unit === undefined) throw invalid(`descriptors[${i}].limit.unit: SECOND, MINUTE, HOUR, DAY, WEEK, MONTH or YEAR`);
       match = { limit: { requestsPerUnit: d.limit.requestsPerUnit ?? 0, unit, unlimited: false, name: undefined, replaces: [] }, shadowMode: false, rule: `${domain}/override/${unit}/${d.limit.requestsPerUnit ?? 0}`, bucket: bucketOf(domain, entries) };
     }
     return match === undefined ? undefined : { match, hits };
@@ -117,12 +136,10 @@ async function statusOf(backend: PublicApiBackend, a: Applied | undefined, repla
   if (limit.unlimited) return { code: 'OK', limitRemaining: 0xffff_ffff };
   const unit = limit.unit!;
   const currentLimit = { name: limit.name ?? '', requestsPerUnit: limit.requestsPerUnit, unit: unit.toUpperCase() };
-  const windowMs = ENVOY_UNIT_MS[unit];
-  if (windowMs === undefined) throw new RingLimitError('FAILED_PRECONDITION', `${rule}: unit ${unit} needs calendar windows, not served yet`);
-  if (limit.requestsPerUnit === 0) return { code: shadowMode ? 'OK' : 'OVER_LIMIT', currentLimit, limitRemaining: 0, durationUntilReset: duration(windowMs - (nowMs % windowMs)) };
+  if (limit.requestsPerUnit === 0) return { code: shadowMode ? 'OK' : 'OVER_LIMIT', currentLimit, limitRemaining: 0, durationUntilReset: duration(untilWindowEnd(unit, nowMs)) };
   let d: Reservation;
   try {
-    d = await backend.decide({ key: bucket, action: actionOf(rule), limit: limit.requestsPerUnit, windowMs, algorithm: 'fixed-window', cost: a.hits }, undefined);
+    d = await backend.decide({ key: bucket, action: actionOf(rule), limit: limit.requestsPerUnit, ...envoyWindow(unit), algorithm: 'fixed-window', cost: a.hits }, undefined);
   } catch (error) {
     // More hits than the limit ever holds: over the limit, as envoyproxy/ratelimit answers.
     if (error instanceof RingLimitError && error.field === 'cost') return { code: shadowMode ? 'OK' : 'OVER_LIMIT', currentLimit, limitRemaining: 0 };
