@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
+import { RingLimitClient } from '../../src/node/api/client.js';
 import { rateLimiterClientConstructor } from '../../src/node/api/proto.js';
 import type { AdminRecord, RingLimitNode } from '../../src/node/node.js';
 import { decodeFrame, encodeFrame } from '../../src/node/wire/codec.js';
@@ -106,6 +107,30 @@ describe('operators over gRPC and HTTP: an admin token, then the key at its owne
     expect(records[0]!.by).toMatch(/^token [0-9a-f]{8} from .+ \(gRPC\)$/);
     expect(records[2]!.by).toMatch(/^token [0-9a-f]{8} from .+ \(HTTP\)$/);
     expect(records.map((r) => r.by).join(' ')).not.toContain(ADMIN);
+  });
+
+  it('RingLimitClient: inspect, setRemaining and reset with an admin token, carried to the owner; typed errors otherwise', async () => {
+    nodes = await startCluster(3, { adminTokens: [ADMIN] });
+    const [a, b, c] = nodes as [RingLimitNode, RingLimitNode, RingLimitNode];
+    const records: AdminRecord[] = [];
+    a.on('admin', (r) => records.push(r));
+    const key = { key: 'user-9', action: 'login', limit: 10, calendar: 'day' as const, timeZone: 'Europe/Paris' };
+    for (let i = 0; i < 3; i++) await c.allow(key);
+    const client = new RingLimitClient({ nodes: [a.grpcAddress!] });
+    try {
+      expect(await client.inspect(key, { adminToken: ADMIN })).toMatchObject({ remaining: 7, limit: 10 });
+      expect(await client.setRemaining(key, 1, { adminToken: ADMIN })).toMatchObject({ remaining: 1 });
+      expect((await b.inspect(key)).remaining).toBe(1);
+      await expect(client.reset(key, { adminToken: 'wrong-token-0123456789' })).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+      await expect(client.setRemaining(key, 11, { adminToken: ADMIN })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field: 'remaining' });
+      await expect(client.inspect({ ...key, key: '' }, { adminToken: ADMIN })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field: 'key' });
+      await expect(client.inspect(key, { adminToken: 'has space' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field: 'adminToken' });
+      expect(await client.reset(key, { adminToken: ADMIN })).toMatchObject({ remaining: 10 });
+      expect((await c.inspect(key)).remaining).toBe(10);
+      expect(records.map((r) => r.op)).toEqual(['inspect', 'set', 'reset']);
+    } finally {
+      client.close();
+    }
   });
 
   it('a node without admin tokens refuses every admin call', async () => {

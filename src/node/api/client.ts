@@ -6,7 +6,7 @@ import { AdaptiveBatcher, type BatchQueue } from '../adaptive-batcher.js';
 import { InFlightTable } from '../in-flight.js';
 import { ClusterView, PLACEMENT, type ViewMember } from '../cluster-view.js';
 import { MAX_BATCH_ITEMS } from './backend.js';
-import { allowStreamPath, rateLimiterClientConstructor, rawBytes, type WireHealth, type WireMembers } from './proto.js';
+import { allowStreamPath, rateLimiterClientConstructor, rawBytes, type WireAllowRequest, type WireAllowResponse, type WireHealth, type WireMembers } from './proto.js';
 import { decodeStreamResponse, encodeStreamRequest, type OutgoingRequest, type ResultVisitor } from './stream-codec.js';
 import { LatencyHistogram } from '../../common/latency.js';
 import { createClientMetrics, type Registry } from '../metrics.js';
@@ -103,10 +103,49 @@ interface NodeLink {
 /** AllowStream with its messages as bytes (see stream-codec.ts). */
 type RawStream = grpc.ClientDuplexStream<Uint8Array, Buffer>;
 
+type Unary<Res> = (request: object, metadata: grpc.Metadata, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, response?: Res) => void) => void;
+
 type StreamClient = grpc.Client & {
-  members(request: object, metadata: grpc.Metadata, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, response?: WireMembers) => void): void;
-  health(request: object, metadata: grpc.Metadata, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, response?: WireHealth) => void): void;
+  members: Unary<WireMembers>;
+  health: Unary<WireHealth>;
+  inspect: Unary<WireAllowResponse>;
+  reset: Unary<WireAllowResponse>;
+  setRemaining: Unary<WireAllowResponse>;
 };
+
+/** An operator's call: the token of the nodes' --admin-token-file. */
+export interface AdminCallOptions {
+  adminToken: string;
+}
+
+const ERROR_CODES: ReadonlySet<string> = new Set<ErrorCode>(['INVALID_ARGUMENT', 'RESOURCE_EXHAUSTED', 'UNAVAILABLE', 'DEADLINE_EXCEEDED', 'ABORTED', 'FAILED_PRECONDITION', 'UNAUTHENTICATED', 'INTERNAL']);
+
+/** The typed error of a failed unary call: the node's code and field from its trailers, else one from the gRPC status. */
+function errorOfCall(error: grpc.ServiceError | null): RingLimitError {
+  if (error === null) return new RingLimitError('UNAVAILABLE', 'no response');
+  const said = String(error.metadata?.get('ringlimit-code')[0] ?? '');
+  const field = error.metadata?.get('ringlimit-field')[0];
+  const code: ErrorCode = ERROR_CODES.has(said) ? (said as ErrorCode) : error.code === grpc.status.DEADLINE_EXCEEDED ? 'DEADLINE_EXCEEDED' : error.code === grpc.status.UNAUTHENTICATED ? 'UNAUTHENTICATED' : 'UNAVAILABLE';
+  const details = error.details.startsWith(`${code}: `) ? error.details.slice(code.length + 2) : error.details;
+  return code === 'INVALID_ARGUMENT' ? new RateLimitError(code, details, field === undefined ? undefined : String(field)) : new RingLimitError(code, details, field === undefined ? undefined : String(field));
+}
+
+/** A request in the unary API's shape (proto-loader's camelCase); the node validates every field. */
+function wireRequestOf(r: RateLimitRequest): WireAllowRequest {
+  const w: WireAllowRequest = { key: r.key };
+  if (r.action !== undefined) w.action = r.action;
+  if (r.limit !== undefined) w.limit = r.limit;
+  if (r.windowMs !== undefined) w.windowMs = r.windowMs;
+  if (r.calendar !== undefined) w.calendar = r.calendar;
+  if (r.timeZone !== undefined) w.timeZone = r.timeZone;
+  if (r.weight !== undefined) w.weight = r.weight;
+  if (r.cost !== undefined) w.cost = r.cost;
+  if (r.algorithm !== undefined) w.algorithm = r.algorithm;
+  if (r.burst !== undefined) w.burst = r.burst;
+  if (r.global !== undefined) w.global = r.global;
+  if (r.group !== undefined) w.group = r.group;
+  return w;
+}
 
 function validate(o: ClientOptions): void {
   if (!Array.isArray(o.nodes) || o.nodes.length === 0 || !o.nodes.every((n) => typeof n === 'string' && /^[^\s]+:\d{1,5}$/.test(n))) {
@@ -224,6 +263,38 @@ export class RingLimitClient {
 
   reserve(request: RateLimitRequest, options: { maxWaitMs: number }): Promise<Reservation> {
     return this.submit(request, options.maxWaitMs);
+  }
+
+  /** An operator's look at a key at its owner: its remaining and reset time, consuming nothing. */
+  inspect(request: RateLimitRequest, options: AdminCallOptions): Promise<Reservation> {
+    return this.admin('inspect', request, undefined, options);
+  }
+
+  /** An operator gives a key its full allowance back at its owner (replicated like every change). */
+  reset(request: RateLimitRequest, options: AdminCallOptions): Promise<Reservation> {
+    return this.admin('reset', request, undefined, options);
+  }
+
+  /** An operator puts a key's remaining to `remaining` (0 to its capacity) at its owner. */
+  setRemaining(request: RateLimitRequest, remaining: number, options: AdminCallOptions): Promise<Reservation> {
+    return this.admin('setRemaining', request, remaining, options);
+  }
+
+  /** One unary call to a configured node, which carries it to the key's owner; the node logs the token's fingerprint as the caller. */
+  private admin(method: 'inspect' | 'reset' | 'setRemaining', request: RateLimitRequest, remaining: number | undefined, options: AdminCallOptions): Promise<Reservation> {
+    if (this.closed) return Promise.reject(new RingLimitError('UNAVAILABLE', 'client closed'));
+    if (typeof request !== 'object' || request === null) return Promise.reject(invalidArgument('request', 'must be an object with key and the key\'s limits'));
+    const token = (options as AdminCallOptions | undefined)?.adminToken;
+    if (typeof token !== 'string' || !/^[\x21-\x7e]{1,512}$/.test(token)) return Promise.reject(invalidArgument('adminToken', 'must be printable characters without spaces'));
+    const wire = wireRequestOf(request);
+    const message = method === 'setRemaining' ? { request: wire, remaining } : wire;
+    const client = this.links[this.preferred]!.client;
+    return new Promise((resolve, reject) => {
+      client[method](message, clientMetadata(token), { deadline: Date.now() + this.options.timeoutMs }, (error, response) => {
+        if (error !== null || response === undefined) return reject(errorOfCall(error));
+        resolve({ allowed: response.allowed, limit: response.limit, remaining: response.remaining, resetAtMs: response.resetAtMs, retryAfterMs: response.retryAfterMs, waitMs: response.waitMs });
+      });
+    });
   }
 
   /** Node ids owning keys, as the client last learned them (empty until it has, or when not ring-aware). */
