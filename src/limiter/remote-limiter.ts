@@ -177,7 +177,6 @@ export class RemoteLimiter {
     let p: ResolvedParams;
     try {
       p = this.local.store.resolve(request, newResolvedParams());
-      if (p.calendar !== null) throw invalidArgument('calendar', `calendar windows are not supported on the ${this.store.name} store yet; use windowMs`);
     } catch (error) {
       return Promise.reject(error);
     }

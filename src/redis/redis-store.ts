@@ -1,8 +1,10 @@
 import type { Clock } from '../common/clock.js';
 import { RingLimitError, invalidArgument } from '../common/errors.js';
+import type { Calendar } from '../limiter/calendar.js';
 import type { RemoteDecision, RemoteStore, RemoteStoreStats } from '../limiter/remote-store.js';
 import type { ResolvedParams } from '../limiter/types.js';
 import { ARGS_PER_SET, DECIDE_LUA, DECIDE_SHA, REPLY_PER_DECISION } from './script.js';
+import { CalendarArgs } from './calendar-args.js';
 import { readNumberArray } from './reply.js';
 import { keySlot } from './slot.js';
 
@@ -52,6 +54,9 @@ interface Batch {
   /** Parameter sets, ARGS_PER_SET numbers each, and each key's set (1-based). */
   sets: number[];
   which: number[];
+  /** The calendars the sets name (1-based in a set), and the time their periods are sent around. */
+  calendars: Calendar[];
+  nowMs: number;
   resolves: ((d: RemoteDecision) => void)[];
   rejects: ((error: Error) => void)[];
   settled: boolean;
@@ -75,13 +80,19 @@ function validate(o: RedisStoreOptions): void {
   int('maxPendingDecisions', 1, 10_000_000);
 }
 
-/** The 1-based number of p's parameter set in `sets`, appended unless it is the last one there (a batch is mostly one policy). */
-function setOf(sets: number[], p: Readonly<ResolvedParams>, maxWaitMs: number): number {
+/** The 1-based number of p's parameter set in the batch, appended unless it is the last one there (a batch is mostly one policy). */
+function setOf(batch: Batch, p: Readonly<ResolvedParams>, maxWaitMs: number): number {
+  const sets = batch.sets;
   const n = sets.length;
-  if (n > 0 && sets[n - 6] === p.algorithm && sets[n - 5] === p.limit && sets[n - 4] === p.windowMs && sets[n - 3] === p.capacity && sets[n - 2] === p.cost && sets[n - 1] === maxWaitMs) {
+  let calendar = 0;
+  if (p.calendar !== null) {
+    calendar = batch.calendars.indexOf(p.calendar) + 1;
+    if (calendar === 0) calendar = batch.calendars.push(p.calendar);
+  }
+  if (n > 0 && sets[n - 7] === p.algorithm && sets[n - 6] === p.limit && sets[n - 5] === p.windowMs && sets[n - 4] === p.capacity && sets[n - 3] === p.cost && sets[n - 2] === maxWaitMs && sets[n - 1] === calendar) {
     return n / ARGS_PER_SET;
   }
-  sets.push(p.algorithm, p.limit, p.windowMs, p.capacity, p.cost, maxWaitMs);
+  sets.push(p.algorithm, p.limit, p.windowMs, p.capacity, p.cost, maxWaitMs, calendar);
   return n / ARGS_PER_SET + 1;
 }
 
@@ -110,6 +121,7 @@ export class RedisStore implements RemoteStore {
   /** Scratch for reading replies. */
   private readonly values: number[] = [];
   readonly counters = { scriptCalls: 0, scriptLoads: 0, decisions: 0, failedCalls: 0 };
+  private readonly calendarArgs = new CalendarArgs();
 
   constructor(options: Partial<RedisStoreOptions> & { client: RedisScriptClient }) {
     const merged: RedisStoreOptions = { ...redisStoreDefaults, ...options };
@@ -140,6 +152,8 @@ export class RedisStore implements RemoteStore {
         graceMs: clock === undefined ? this.options.freshKeyGraceMs : Math.max(this.options.freshKeyGraceMs, INJECTED_CLOCK_GRACE_MS),
         sets: [],
         which: [],
+        calendars: [],
+        nowMs: clock === undefined ? Date.now() : clock.now(),
         resolves: [],
         rejects: [],
         settled: false,
@@ -148,7 +162,7 @@ export class RedisStore implements RemoteStore {
       this.filling.set(slot, batch);
     }
     batch.keys.push(key);
-    batch.which.push(setOf(batch.sets, p, maxWaitMs));
+    batch.which.push(setOf(batch, p, maxWaitMs));
     this.pending++;
     const promise = new Promise<RemoteDecision>((resolve, reject) => {
       batch.resolves.push(resolve);
@@ -189,7 +203,9 @@ export class RedisStore implements RemoteStore {
     this.counters.decisions += batch.keys.length;
     this.inFlight++;
     batch.timer = setTimeout(() => this.settle(batch, failure('DEADLINE_EXCEEDED', `no answer within ${this.options.timeoutMs} ms (timeoutMs)`)), this.options.timeoutMs);
-    const args: (string | number)[] = [DECIDE_SHA, batch.keys.length, ...batch.keys, batch.clock, batch.graceMs, batch.sets.length / ARGS_PER_SET, ...batch.sets, ...batch.which];
+    const args: (string | number)[] = [DECIDE_SHA, batch.keys.length, ...batch.keys, batch.clock, batch.graceMs, batch.sets.length / ARGS_PER_SET, ...batch.sets, ...batch.which, batch.calendars.length];
+    // Calendar periods around our clock (Redis's is near it: the periods sent reach two days either way).
+    for (const calendar of batch.calendars) for (const n of this.calendarArgs.of(calendar, batch.nowMs)) args.push(n);
     this.client.callBuffer('EVALSHA', args).then(
       (reply) => this.settle(batch, reply),
       (error: unknown) => {

@@ -2,11 +2,13 @@ import { createHash } from 'node:crypto';
 
 /**
  * ARGV: the clock ('' for Redis's TIME), the grace in ms a fresh key is kept, the number of
- * parameter sets k, k sets of (algorithm id, limit, windowMs, capacity, cost, maxWaitMs), then
- * one set number (1-based) per key: a batch of one policy's decisions sends its numbers once.
+ * parameter sets k, k sets of (algorithm id, limit, windowMs, capacity, cost, maxWaitMs,
+ * calendar number: 0 for none), then one set number (1-based) per key: a batch of one
+ * policy's decisions sends its numbers once; then the number of calendars and each
+ * calendar's numbers (calendar-args.ts).
  */
 export const HEADER_ARGS = 3;
-export const ARGS_PER_SET = 6;
+export const ARGS_PER_SET = 7;
 /** Values per decision in the reply: allowed (0/1), remaining, resetAtMs, retryAfterMs, waitMs; then one: the script's now. */
 export const REPLY_PER_DECISION = 5;
 
@@ -62,6 +64,53 @@ local function windowBoundary(start, ahead, w)
   local i = 0
   while i < 64 and floor(at / w) < index do at = nextUp(at); i = i + 1 end
   return at
+end
+
+-- Windows of p (windows.ts's *Of functions): p[5] is nil (a fixed window of p[2] ms), a
+-- regular grid {phase, len}, or the period starts {s = {...}} around now (calendar-args.ts).
+-- A start older than the table's first has had every queued unit run: counted as drained.
+local DRAINED = 1e15
+local function calIndex(cal, t)
+  local s = cal.s
+  if t < s[1] or t >= s[#s] then error('ringlimit: the time is outside the calendar periods sent') end
+  local lo, hi = 1, #s
+  while hi - lo > 1 do
+    local mid = floor((lo + hi) / 2)
+    if s[mid] <= t then lo = mid else hi = mid end
+  end
+  return lo
+end
+local function wStart(p, t)
+  local cal = p[5]
+  if cal == nil then return windowStart(t, p[2]) end
+  if cal.len then return floor((t - cal.phase) / cal.len) * cal.len + cal.phase end
+  return cal.s[calIndex(cal, t)]
+end
+local function wBetween(p, a, b)
+  local cal = p[5]
+  if cal == nil then return windowsBetween(a, b, p[2]) end
+  if cal.len then return jsRound((b - a) / cal.len) end
+  if b <= a then return 0 end
+  if a < cal.s[1] then return DRAINED end
+  return calIndex(cal, b) - calIndex(cal, a)
+end
+local function wBoundary(p, start, ahead)
+  local cal = p[5]
+  if cal == nil then return windowBoundary(start, ahead, p[2]) end
+  if cal.len then return start + ahead * cal.len end
+  local i = calIndex(cal, start) + ahead
+  if i > #cal.s then error('ringlimit: past the calendar periods sent') end
+  return cal.s[i]
+end
+local function wAfter(p, start, ahead)
+  if p[5] == nil then return start + ahead * p[2] end
+  return wBoundary(p, start, ahead)
+end
+local function wLength(p, start)
+  local cal = p[5]
+  if cal == nil then return p[2] end
+  if cal.len then return cal.len end
+  return wBoundary(p, start, 1) - start
 end
 
 -- c = {s0, s1, s2, freshAt}; p = {limit, window, cap, cost}; o = {allowed, remaining, resetAt, retryAfter, wait}
@@ -124,61 +173,63 @@ local function gcraStep(c, p, t, maxWait, o)
 end
 
 -- fixed window: c = {start, count, -, freshAt}
-local function fwInit(c, p, t) c[1] = windowStart(t, p[2]); c[2] = 0; c[3] = 0; c[4] = t end
+local function fwInit(c, p, t) c[1] = wStart(p, t); c[2] = 0; c[3] = 0; c[4] = t end
 local function fwAdvance(c, p, start)
   if c[1] >= start then return end
-  local drained = c[2] - windowsBetween(c[1], start, p[2]) * p[1]
+  local drained = c[2] - wBetween(p, c[1], start) * p[1]
   c[1] = start
   if drained > 0 then c[2] = drained else c[2] = 0 end
 end
 local function fwStep(c, p, t, maxWait, o)
-  fwAdvance(c, p, windowStart(t, p[2]))
+  fwAdvance(c, p, wStart(p, t))
   local start, count = c[1], c[2]
   local target = targetWindow(count, p[4], p[1])
   local wait = 0
-  if target ~= 0 then wait = delayFrom(t, windowBoundary(start, target, p[2]) - t) end
+  if target ~= 0 then wait = delayFrom(t, wBoundary(p, start, target) - t) end
   o[4] = 0; o[5] = 0
   if target == 0 then o[1] = 1; count = count + p[4]
   elseif wait <= maxWait then o[1] = 1; o[5] = wait; count = max(count, target * p[1]) + p[4]
   else o[1] = 0; o[4] = wait end
   c[2] = count
   if count < p[1] then o[2] = p[1] - count else o[2] = 0 end
-  local drainedAt = start + max(1, ceil(count / p[1])) * p[2]
+  local drainedAt = wAfter(p, start, max(1, ceil(count / p[1])))
   o[3] = drainedAt
   if count > 0 then c[4] = drainedAt else c[4] = t end
 end
 
 -- sliding window: c = {start, current, previous, freshAt}
-local function swInit(c, p, t) c[1] = windowStart(t, p[2]); c[2] = 0; c[3] = 0; c[4] = t end
+local function swInit(c, p, t) c[1] = wStart(p, t); c[2] = 0; c[3] = 0; c[4] = t end
 local function swAdvance(c, p, start)
   if c[1] >= start then return end
-  local windows = windowsBetween(c[1], start, p[2])
+  local windows = wBetween(p, c[1], start)
   local current = c[2]
   c[1] = start
   c[3] = min(p[1], max(0, current - (windows - 1) * p[1]))
   c[2] = max(0, current - windows * p[1])
 end
-local function decayedEnough(start, ahead, previous, room, w)
-  if previous <= room + EPS then return windowBoundary(start, ahead, w) end
-  if room <= 0 then return windowBoundary(start, ahead + 1, w) end
-  local boundary = windowBoundary(start, ahead, w)
-  local windowFloor = windowStart(boundary, w)
-  local at = max(boundary, windowFloor + (1 - room / previous) * w)
+local function decayedEnough(p, start, ahead, previous, room)
+  if previous <= room + EPS then return wBoundary(p, start, ahead) end
+  if room <= 0 then return wBoundary(p, start, ahead + 1) end
+  local boundary = wBoundary(p, start, ahead)
+  -- a calendar's boundaries are exact period starts; a fixed window's may be a hair off its grid
+  local windowFloor, length = boundary, 0
+  if p[5] == nil then windowFloor = windowStart(boundary, p[2]); length = p[2] else length = wLength(p, boundary) end
+  local at = max(boundary, windowFloor + (1 - room / previous) * length)
   local i = 0
-  while i < 64 and previous * (1 - (at - windowFloor) / w) > room + EPS do at = nextUp(at); i = i + 1 end
+  while i < 64 and previous * (1 - (at - windowFloor) / length) > room + EPS do at = nextUp(at); i = i + 1 end
   return at
 end
 -- returns wait, and the count that committing leaves
 local function swWaitFor(c, p, t, reserving)
   local start, current, previous, limit = c[1], c[2], c[3], p[1]
-  local fraction = min(1, max(0, (t - start) / p[2]))
+  local fraction = min(1, max(0, (t - start) / wLength(p, start)))
   local room = limit - current - p[4]
   local commit = current + p[4]
   if room >= 0 then
     if previous * (1 - fraction) <= room + EPS then return 0, commit end
     -- filling the window (room 0) it runs only as the window ends: counted in the next one
     if reserving and room <= 0 then commit = max(current, limit) + p[4] end
-    return decayedEnough(start, 0, previous, room, p[2]) - t, commit
+    return decayedEnough(p, start, 0, previous, room) - t, commit
   end
   if reserving then
     local target = max(1, targetWindow(current, p[4], limit))
@@ -186,15 +237,15 @@ local function swWaitFor(c, p, t, reserving)
     local queuedThere = padded - target * limit + p[4]
     commit = padded + p[4]
     if queuedThere >= limit then commit = max(current, (target + 1) * limit) + p[4] end
-    return decayedEnough(start, target, limit, limit - queuedThere, p[2]) - t, commit
+    return decayedEnough(p, start, target, limit, limit - queuedThere) - t, commit
   end
   local target = max(1, ceil((current + p[4] - limit) / limit))
   local queuedThere = max(0, current - target * limit)
   local previousThere = min(limit, max(0, current - (target - 1) * limit))
-  return decayedEnough(start, target, previousThere, limit - queuedThere - p[4], p[2]) - t, commit
+  return decayedEnough(p, start, target, previousThere, limit - queuedThere - p[4]) - t, commit
 end
 local function swStep(c, p, t, maxWait, o)
-  swAdvance(c, p, windowStart(t, p[2]))
+  swAdvance(c, p, wStart(p, t))
   local w, commit = swWaitFor(c, p, t, maxWait >= 0)
   local wait = 0
   if w > 0 then wait = delayFrom(t, w) end
@@ -206,14 +257,14 @@ local function swStep(c, p, t, maxWait, o)
     if maxWait >= 0 then o[4] = delayFrom(t, (swWaitFor(c, p, t, false))) else o[4] = wait end
   end
   local start, current, previous = c[1], c[2], c[3]
-  local fraction = min(1, max(0, (t - start) / p[2]))
+  local fraction = min(1, max(0, (t - start) / wLength(p, start)))
   local estimate = previous * (1 - fraction) + current
   local remaining = floor(p[1] - estimate + EPS)
   if remaining > 0 then o[2] = remaining else o[2] = 0 end
   local busy = 0
   if current > 0 then busy = ceil(current / p[1]) + 1 elseif previous > 0 then busy = 1 end
   local freshAt = t
-  if busy ~= 0 then freshAt = start + busy * p[2] end
+  if busy ~= 0 then freshAt = wAfter(p, start, busy) end
   o[3] = freshAt; c[4] = freshAt
 end
 
@@ -224,14 +275,28 @@ local function finite(x) return x == x and x ~= math.huge and x ~= -math.huge en
 local spack, sunpack = struct.pack, struct.unpack
 
 local sets = tonumber(ARGV[3])
+local whichBase = ${HEADER_ARGS} + sets * ${ARGS_PER_SET}
+-- Calendars after the set numbers: a kind (1 grid, 2 starts) and its numbers each.
+local CAL = {}
+local at = whichBase + #KEYS + 1
+for k = 1, tonumber(ARGV[at]) do
+  if tonumber(ARGV[at + 1]) == 1 then
+    CAL[k] = { phase = tonumber(ARGV[at + 2]), len = tonumber(ARGV[at + 3]) }
+    at = at + 3
+  else
+    local n, s = tonumber(ARGV[at + 2]), {}
+    for i = 1, n do s[i] = tonumber(ARGV[at + 2 + i]) end
+    CAL[k] = { s = s }
+    at = at + 2 + n
+  end
+end
 local P, WAIT, ALG = {}, {}, {}
 for j = 1, sets do
   local b = ${HEADER_ARGS} + (j - 1) * ${ARGS_PER_SET}
   ALG[j] = tonumber(ARGV[b + 1])
-  P[j] = { tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5]) }
+  P[j] = { tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5]), CAL[tonumber(ARGV[b + 7])] }
   WAIT[j] = tonumber(ARGV[b + 6])
 end
-local whichBase = ${HEADER_ARGS} + sets * ${ARGS_PER_SET}
 
 -- Every key's state in one MGET; a key named twice in a batch reads what its first decision wrote.
 local stored = redis.call('MGET', unpack(KEYS))

@@ -7,8 +7,6 @@ import { createLimiter } from '../../src/limiter/create.js';
 import { Policies } from '../../src/limiter/policies.js';
 import { decide } from '../../src/limiter/pure.js';
 import { RejectionCache } from '../../src/limiter/rejection-cache.js';
-import { RemoteLimiter } from '../../src/limiter/remote-limiter.js';
-import type { RemoteStore } from '../../src/limiter/remote-store.js';
 import { LimiterStore } from '../../src/limiter/store.js';
 import type { RateLimitRequest } from '../../src/limiter/types.js';
 import { newResolvedParams, resolveRequest } from '../../src/limiter/validate.js';
@@ -226,23 +224,6 @@ describe('calendar requests: validation', () => {
     expect(cache.lookup(resolveRequest({ key: 'k', limit: 1, calendar: 'day' }, newResolvedParams()), 0)).toBeDefined();
     expect(cache.lookup(resolveRequest({ key: 'k', limit: 1, calendar: 'day', timeZone: 'Asia/Tokyo' }, newResolvedParams()), 0)).toBeUndefined();
     expect(cache.lookup(resolveRequest({ key: 'k', limit: 1, calendar: 'hour' }, newResolvedParams()), 0)).toBeUndefined();
-  });
-
-  it('the Redis store refuses calendar windows for now', async () => {
-    let calls = 0;
-    const store: RemoteStore = {
-      name: 'redis',
-      decide: () => {
-        calls++;
-        return Promise.reject(new Error('not reached'));
-      },
-      stats: () => ({ calls: 0, decisions: 0, failedCalls: 0 }),
-      close: () => Promise.resolve(),
-    };
-    const limiter = new RemoteLimiter({ store, clock: new ManualClock(0) });
-    await expect(limiter.allow({ key: 'k', limit: 5, calendar: 'day' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field: 'calendar', message: /not supported on the redis store yet/ });
-    expect(calls).toBe(0);
-    await limiter.close();
   });
 });
 
