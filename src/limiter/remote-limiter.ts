@@ -6,8 +6,8 @@ import type { Policies, PolicyDocument } from './policies.js';
 import { RejectionCache } from './rejection-cache.js';
 import { LatencyHistogram } from '../common/latency.js';
 import type { RemoteDecision, RemoteStore, RemoteStoreStats } from './remote-store.js';
-import type { RateLimitRequest, Reservation, ResolvedParams } from './types.js';
-import { newResolvedParams } from './validate.js';
+import type { Decision, RateLimitRequest, Reservation, ResolvedParams } from './types.js';
+import { checkedRemaining, newResolvedParams } from './validate.js';
 
 /**
  * What a decision does while the store cannot answer (down, slow past its deadline, or
@@ -154,6 +154,39 @@ export class RemoteLimiter {
   async acquire(request: RateLimitRequest, options: AcquireOptions = {}): Promise<Reservation> {
     const reservation = await this.reserve(request, { maxWaitMs: options.maxWaitMs ?? this.options.defaultMaxWaitMs });
     return this.local.waitFor(reservation, options.signal);
+  }
+
+  /** An operator's look at a key in the store: remaining and reset time now, consuming nothing. */
+  inspect(request: RateLimitRequest): Promise<Decision> {
+    return this.admin('inspect', request, undefined);
+  }
+
+  /** Gives a key its full allowance back in the store (e.g. after a support case). Returns the key as inspect() now sees it. */
+  reset(request: RateLimitRequest): Promise<Decision> {
+    return this.admin('set', request, undefined);
+  }
+
+  /** Puts a key's remaining in the store to `remaining` (0 to its capacity). Returns the key as inspect() now sees it. */
+  setRemaining(request: RateLimitRequest, remaining: number): Promise<Decision> {
+    return this.admin('set', request, remaining);
+  }
+
+  /** Validated like a decision (a bad request reaches no store); never answered by the fallback. */
+  private admin(op: 'inspect' | 'set', request: RateLimitRequest, remaining: number | undefined): Promise<Decision> {
+    let p: ResolvedParams;
+    let target = 0;
+    try {
+      p = this.local.store.resolve({ ...request, cost: 0 }, newResolvedParams());
+      if (op === 'set') target = checkedRemaining(p, remaining);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    // This process's cached refusal of the key no longer holds after a set (other processes' lapse at their retry time).
+    if (op === 'set') this.rejections.forget(p);
+    return this.store.admin(op, p, target).then((d) => {
+      const resetAtMs = this.clock.now() + (d.resetAtMs - d.nowMs);
+      return { allowed: d.remaining >= 1, limit: p.limit, remaining: d.remaining, resetAtMs, retryAfterMs: 0 };
+    });
   }
 
   stats(): RemoteLimiterStats {

@@ -11,6 +11,13 @@ export interface RemoteDecision {
   nowMs: number;
 }
 
+/** A key as an operator's call finds it; times on the store's clock. */
+export interface RemoteInspection {
+  remaining: number;
+  resetAtMs: number;
+  nowMs: number;
+}
+
 /** What a store counts: its round trips (one per batch), the decisions they carried, and the calls that failed. */
 export interface RemoteStoreStats {
   calls: number;
@@ -32,6 +39,12 @@ export interface RemoteStore {
    * RingLimitError (UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED) when it cannot answer.
    */
   decide(p: Readonly<ResolvedParams>, maxWaitMs: number): Promise<RemoteDecision>;
+  /**
+   * An operator's call on `p`'s key: 'inspect' reads it as a request of cost 0 would find it,
+   * changing nothing; 'set' gives it a state in which `remaining` (validated) units could be
+   * taken now, then inspects it. Not batched: operators call rarely.
+   */
+  admin(op: 'inspect' | 'set', p: Readonly<ResolvedParams>, remaining: number): Promise<RemoteInspection>;
   stats(): RemoteStoreStats;
   close(): Promise<void>;
 }

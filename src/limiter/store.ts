@@ -3,7 +3,7 @@ import type { Clock } from '../common/clock.js';
 import { RateLimitError, invalidArgument } from '../common/errors.js';
 import { FRESH_AT, NO_WAIT, STATE_STRIDE, algorithms, initState, newStepOut, reservationOf, stepState, type StepOut } from './algorithms/index.js';
 import { ALGORITHMS, AlgorithmId, type Decision, type LimiterState, type RateLimitRequest, type Reservation, type ResolvedParams } from './types.js';
-import { newResolvedParams, resolveRequest, scaleLimits } from './validate.js';
+import { checkedRemaining, newResolvedParams, resolveRequest, scaleLimits } from './validate.js';
 import { SharedCapacity, fairShareDefaults } from './fair-share.js';
 
 /** Actions counted by name in decisionsPerAction(); later ones share one bucket. */
@@ -269,12 +269,7 @@ export class LimiterStore {
 
   /** setRemaining() for a request already validated (a node's owner side). */
   setRemainingResolved(p: Readonly<ResolvedParams>, remaining: number | undefined): Decision {
-    const buckets = p.algorithm === AlgorithmId.TokenBucket || p.algorithm === AlgorithmId.Gcra;
-    const ceiling = buckets ? p.capacity : p.limit;
-    const target = remaining ?? ceiling;
-    if (!Number.isSafeInteger(target) || target < 0 || target > ceiling) {
-      throw invalidArgument('remaining', `must be an integer from 0 to ${ceiling} (the key's ${buckets ? 'bucket capacity' : 'limit'}), got ${String(remaining)}`);
-    }
+    const target = checkedRemaining(p, remaining);
     const nowMs = this.clock.now();
     let slot = this.tables.get(p.action)?.get(p.key) ?? NONE;
     if (slot === NONE) slot = this.insert(p.action, p.key, p.algorithm);

@@ -190,3 +190,18 @@ function checkEffective(field: string, effective: number, base: number, weight: 
     throw invalidArgument(field, `${field} × weight must not exceed ${requestLimits.maxEffectiveLimit}`);
   }
 }
+
+/**
+ * The remaining an operator's Set puts a key to: `remaining` when it is an integer from 0 to
+ * the key's capacity (its limit for the window algorithms), its full allowance when
+ * undefined (Reset); else INVALID_ARGUMENT naming `remaining`.
+ */
+export function checkedRemaining(p: Readonly<ResolvedParams>, remaining: number | undefined): number {
+  const buckets = p.algorithm === AlgorithmId.TokenBucket || p.algorithm === AlgorithmId.Gcra;
+  const ceiling = buckets ? p.capacity : p.limit;
+  const target = remaining ?? ceiling;
+  if (!Number.isSafeInteger(target) || target < 0 || target > ceiling) {
+    throw invalidArgument('remaining', `must be an integer from 0 to ${ceiling} (the key's ${buckets ? 'bucket capacity' : 'limit'}), got ${String(remaining)}`);
+  }
+  return target;
+}

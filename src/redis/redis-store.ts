@@ -1,9 +1,9 @@
 import type { Clock } from '../common/clock.js';
 import { RingLimitError, invalidArgument } from '../common/errors.js';
 import type { Calendar } from '../limiter/calendar.js';
-import type { RemoteDecision, RemoteStore, RemoteStoreStats } from '../limiter/remote-store.js';
+import type { RemoteDecision, RemoteInspection, RemoteStore, RemoteStoreStats } from '../limiter/remote-store.js';
 import type { ResolvedParams } from '../limiter/types.js';
-import { ARGS_PER_SET, DECIDE_LUA, DECIDE_SHA, REPLY_PER_DECISION } from './script.js';
+import { ADMIN_LUA, ADMIN_SHA, ARGS_PER_SET, DECIDE_LUA, DECIDE_SHA, REPLY_PER_DECISION } from './script.js';
 import { CalendarArgs } from './calendar-args.js';
 import { readNumberArray } from './reply.js';
 import { keySlot } from './slot.js';
@@ -178,6 +178,41 @@ export class RedisStore implements RemoteStore {
       setImmediate(this.flush);
     }
     return promise;
+  }
+
+  admin(op: 'inspect' | 'set', p: Readonly<ResolvedParams>, remaining: number): Promise<RemoteInspection> {
+    if (this.closed) return Promise.reject(failure('UNAVAILABLE', 'the store is closed'));
+    const clock = this.options.clock;
+    const nowMs = clock === undefined ? Date.now() : clock.now();
+    const graceMs = clock === undefined ? this.options.freshKeyGraceMs : Math.max(this.options.freshKeyGraceMs, INJECTED_CLOCK_GRACE_MS);
+    const calendar = p.calendar === null ? [0] : [1, ...this.calendarArgs.of(p.calendar, nowMs)];
+    const args: (string | number)[] = [ADMIN_SHA, 1, this.keyOf(p.action, p.key), clock === undefined ? '' : String(nowMs), graceMs, op === 'inspect' ? 1 : 2, remaining];
+    args.push(p.algorithm, p.limit, p.windowMs, p.capacity, 0, -1, p.calendar === null ? 0 : 1, ...calendar);
+    const answer = (reply: unknown): RemoteInspection => {
+      const values: number[] = [];
+      if (!(reply instanceof Uint8Array) || !readNumberArray(reply, values) || values.length !== 3) throw failure('INTERNAL', 'the admin script returned something else than three numbers');
+      return { remaining: values[0]!, resetAtMs: values[1]!, nowMs: values[2]! };
+    };
+    this.counters.scriptCalls++;
+    return this.withTimeout(
+      this.client.callBuffer('EVALSHA', args).catch((error: unknown) => {
+        if (!(error instanceof Error && error.message.startsWith('NOSCRIPT'))) throw error;
+        this.counters.scriptLoads++;
+        args[0] = ADMIN_LUA;
+        return this.client.callBuffer('EVAL', args);
+      }),
+    ).then(answer, (error: unknown) => {
+      throw error instanceof RingLimitError ? error : this.errorOf(error);
+    });
+  }
+
+  /** `call`, or DEADLINE_EXCEEDED after timeoutMs. */
+  private withTimeout<T>(call: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(failure('DEADLINE_EXCEEDED', `no answer within ${this.options.timeoutMs} ms (timeoutMs)`)), this.options.timeoutMs);
+    });
+    return Promise.race([call, deadline]).finally(() => clearTimeout(timer));
   }
 
   stats(): RemoteStoreStats {

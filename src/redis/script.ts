@@ -24,7 +24,7 @@ export const REPLY_PER_DECISION = 5;
  * set to expire that grace after its state is back to fresh. The reply is one MessagePack
  * array of numbers (reply.ts), since Redis would truncate a Lua number to an integer.
  */
-export const DECIDE_LUA = `
+const PRELUDE = `
 local floor, ceil, min, max, frexp, ldexp = math.floor, math.ceil, math.min, math.max, math.frexp, math.ldexp
 local EPS = 1e-9
 local now
@@ -271,25 +271,50 @@ end
 local INIT = { [0] = tbInit, [1] = gcraInit, [2] = swInit, [3] = fwInit }
 local STEP = { [0] = tbStep, [1] = gcraStep, [2] = swStep, [3] = fwStep }
 
+-- An operator's Set: a state in which r units could be taken now (the algorithms' setRemaining).
+local function tbSet(c, p, t, r) c[1] = r; c[2] = t; c[3] = 0; c[4] = t + (p[3] - r) * (p[2] / p[1]) end
+local function gcraSet(c, p, t, r)
+  local whole = floor(t)
+  setTat(c, whole, t - whole + (p[3] - r) * (p[2] / p[1])); c[3] = 0; c[4] = c[1] + c[2]
+end
+local function fwSet(c, p, t, r)
+  local start = wStart(p, t)
+  c[1] = start; c[2] = p[1] - r; c[3] = 0
+  if c[2] > 0 then c[4] = wAfter(p, start, 1) else c[4] = t end
+end
+local function swSet(c, p, t, r)
+  local start = wStart(p, t)
+  c[1] = start; c[2] = p[1] - r; c[3] = 0
+  if c[2] > 0 then c[4] = wAfter(p, start, 2) else c[4] = t end
+end
+local SET = { [0] = tbSet, [1] = gcraSet, [2] = swSet, [3] = fwSet }
+
+-- Calendars from ARGV[at]: their count, then a kind (1 grid, 2 starts) and its numbers each.
+local function readCalendars(at)
+  local CAL = {}
+  for k = 1, tonumber(ARGV[at]) do
+    if tonumber(ARGV[at + 1]) == 1 then
+      CAL[k] = { phase = tonumber(ARGV[at + 2]), len = tonumber(ARGV[at + 3]) }
+      at = at + 3
+    else
+      local n, s = tonumber(ARGV[at + 2]), {}
+      for i = 1, n do s[i] = tonumber(ARGV[at + 2 + i]) end
+      CAL[k] = { s = s }
+      at = at + 2 + n
+    end
+  end
+  return CAL
+end
+
 local function finite(x) return x == x and x ~= math.huge and x ~= -math.huge end
 local spack, sunpack = struct.pack, struct.unpack
 
+`;
+
+const DECIDE_MAIN = `
 local sets = tonumber(ARGV[3])
 local whichBase = ${HEADER_ARGS} + sets * ${ARGS_PER_SET}
--- Calendars after the set numbers: a kind (1 grid, 2 starts) and its numbers each.
-local CAL = {}
-local at = whichBase + #KEYS + 1
-for k = 1, tonumber(ARGV[at]) do
-  if tonumber(ARGV[at + 1]) == 1 then
-    CAL[k] = { phase = tonumber(ARGV[at + 2]), len = tonumber(ARGV[at + 3]) }
-    at = at + 3
-  else
-    local n, s = tonumber(ARGV[at + 2]), {}
-    for i = 1, n do s[i] = tonumber(ARGV[at + 2 + i]) end
-    CAL[k] = { s = s }
-    at = at + 2 + n
-  end
-end
+local CAL = readCalendars(whichBase + #KEYS + 1)
 local P, WAIT, ALG = {}, {}, {}
 for j = 1, sets do
   local b = ${HEADER_ARGS} + (j - 1) * ${ARGS_PER_SET}
@@ -332,5 +357,38 @@ end
 reply[#KEYS * ${REPLY_PER_DECISION} + 1] = now
 return cmsgpack.pack(reply)
 `;
+
+/**
+ * An operator's call on one key (KEYS[1]). ARGV: the clock ('' for TIME), the fresh-key
+ * grace, the operation (1 inspect, 2 set), the remaining to set, one parameter set as in
+ * DECIDE_LUA, and the calendars. Inspect steps a copy at cost 0 and writes nothing; Set
+ * writes the state setRemaining makes, then inspects it. Reply: [remaining, resetAtMs, now].
+ */
+const ADMIN_MAIN = `
+local op, target = tonumber(ARGV[3]), tonumber(ARGV[4])
+local alg = tonumber(ARGV[5])
+local CAL = readCalendars(5 + ${ARGS_PER_SET})
+local p = { tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), 0, CAL[tonumber(ARGV[11])] }
+local key = KEYS[1]
+local c, o = {0, 0, 0, 0}, {0, 0, 0, 0, 0}
+local raw = redis.call('GET', key)
+local held = false
+if raw and string.len(raw) == 25 and string.byte(raw, 1) == alg then
+  local _, s0, s1, s2 = sunpack('<Bddd', raw)
+  if finite(s0) and finite(s1) and finite(s2) then c[1] = s0; c[2] = s1; c[3] = s2; held = true end
+end
+if op == 2 then
+  SET[alg](c, p, now, target)
+  redis.call('SET', key, spack('<Bddd', alg, c[1], c[2], c[3]), 'PX', max(0, ceil(c[4] - now)) + graceMs)
+elseif not held then
+  INIT[alg](c, p, now)
+end
+STEP[alg](c, p, now, -1, o)
+return cmsgpack.pack({ o[2], o[3], now })
+`;
+
+export const DECIDE_LUA = PRELUDE + DECIDE_MAIN;
+export const ADMIN_LUA = PRELUDE + ADMIN_MAIN;
+export const ADMIN_SHA = createHash('sha1').update(ADMIN_LUA).digest('hex');
 
 export const DECIDE_SHA = createHash('sha1').update(DECIDE_LUA).digest('hex');
