@@ -4,12 +4,13 @@
  * Standalone: npx tsc -p tsconfig.bench.json && node dist-bench/bench/ring.js
  */
 import { createRequire } from 'node:module';
-import { PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
-import { pathToFileURL } from 'node:url';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { seededRng } from '../src/common/rng.js';
 import { Ring, ringDefaults } from '../src/ring/index.js';
 import { buildPointTable } from '../src/ring/points.js';
 import { resolveNodes } from '../src/ring/validate.js';
+import type { ChangeTimes } from './ring-changes.js';
 
 interface HashRingLike {
   get(key: string): string | undefined;
@@ -210,27 +211,13 @@ const addressIds = (count: number, prefix = 0): string[] => Array.from({ length:
  * At scale: what one ring costs, what a membership change costs (event-loop time of
  * withMembers, warmed up), how even the shares are, and how many keys a change moves.
  */
-/** Garbage-collection pauses of this process while `during` runs, as [start, end] on performance.now()'s clock. */
-async function gcPausesDuring<T>(during: () => T): Promise<{ result: T; pauses: [number, number][] }> {
-  const pauses: [number, number][] = [];
-  const observer = new PerformanceObserver((list) => {
-    for (const e of list.getEntries() as PerformanceEntry[]) pauses.push([e.startTime, e.startTime + e.duration]);
-  });
-  observer.observe({ entryTypes: ['gc'] });
-  const result = during();
-  await new Promise((resolve) => setTimeout(resolve, 50)); // entries arrive after the work
-  observer.disconnect();
-  return { result, pauses };
+/** The changes of a ring of `count` members timed in a fresh process that holds only the ring (bench/ring-changes.ts). */
+function changesInOwnProcess(count: number): ChangeTimes {
+  const script = fileURLToPath(new URL('./ring-changes.js', import.meta.url));
+  return JSON.parse(execFileSync(process.execPath, [script, String(count)], { encoding: 'utf8' })) as ChangeTimes;
 }
 
-/** Milliseconds of `pauses` inside [from, to]. */
-function pausedWithin(pauses: readonly [number, number][], from: number, to: number): number {
-  let ms = 0;
-  for (const [start, end] of pauses) ms += Math.max(0, Math.min(end, to) - Math.max(start, from));
-  return ms;
-}
-
-async function scaleSection(keys: string[], log: (line: string) => void): Promise<string> {
+function scaleSection(keys: string[], log: (line: string) => void): string {
   const rows: string[][] = [];
   const beforeRows: string[][] = [];
   for (const count of [10, 100, 1000, 4096]) {
@@ -244,23 +231,8 @@ async function scaleSection(keys: string[], log: (line: string) => void): Promis
       ring = new Ring(members);
       builds.push(performance.now() - started);
     }
-    // Changes: a member leaves, another joins, 12 times; the first 2 warm the code up. Each
-    // change's event-loop time is measured whole; the process's GC pauses inside it are told apart.
-    const spans: [number, number][] = [];
-    const { pauses } = await gcPausesDuring(() => {
-      let current = ring;
-      for (let i = 0; i < 12; i++) {
-        const leaveStart = performance.now();
-        const left = current.withoutMember(ids[i * 13]!);
-        const joinStart = performance.now();
-        current = left.withMember({ nodeId: `10.200.0.${i}:7946` });
-        const joinEnd = performance.now();
-        if (i >= 2) spans.push([leaveStart, joinStart], [joinStart, joinEnd]);
-      }
-    });
-    const changes = spans.map(([from, to]) => to - from);
-    const ownWork = spans.map(([from, to]) => to - from - pausedWithin(pauses, from, to));
-    const gcInside = spans.map(([from, to]) => pausedWithin(pauses, from, to));
+    const { changes, gcInside } = changesInOwnProcess(count);
+    const ownWork = changes.map((ms, i) => ms - gcInside[i]!);
     log(`ring: ${count} members, changes ${changes.map((ms) => ms.toFixed(1)).join(' ')} ms; GC inside ${gcInside.map((ms) => ms.toFixed(1)).join(' ')} ms`);
     const deviation = Math.max(...[...ring.shares().values()].map((share) => Math.abs(share * count - 1)));
     // Movement: one member leaves (N → N-1), then one joins (N-1 → N).
@@ -306,7 +278,7 @@ export async function runRingBench(log: (line: string) => void): Promise<string>
   const balance = balanceSection(keys, log);
   const moves = movementSection(keys, log);
   const sweep = sweepSection(log);
-  const scale = await scaleSection(keys, log);
+  const scale = scaleSection(keys, log);
   log(`ring: done in ${((performance.now() - started) / 1000).toFixed(1)} s (checksum ${sink % 1000})`);
   return [
     '### Ring: src/ring vs npm hashring@3.2.0',
@@ -327,7 +299,7 @@ export async function runRingBench(log: (line: string) => void): Promise<string>
     '',
     sweep,
     '',
-    `At scale (issue 13), members named like \`10.0.3.17:7946\`: keys moved over ${KEY_COUNT / 1000}k keys, as a fraction and in units of 1/N (the ideal is 1/N); a change is a member joining or leaving, median and max of 20 after 4 to warm up, event-loop time as a caller sees it (the bench process's own garbage-collection pauses included; the next column leaves them out).`,
+    `At scale (issue 13), members named like \`10.0.3.17:7946\`: keys moved over ${KEY_COUNT / 1000}k keys, as a fraction and in units of 1/N (the ideal is 1/N); a change is a member joining or leaving, median and max of 20 after 4 to warm up, timed in a fresh process that holds only the ring (bench/ring-changes.ts): event-loop time, the garbage-collection pauses the change brings included; the next column leaves them out.`,
     '',
     scale,
   ].join('\n');
