@@ -85,7 +85,8 @@ const zonesBySpelling = new Map<string, Zone>([['UTC', utcZone]]);
 /** The zone named `timeZone` (an IANA name), interned; INVALID_ARGUMENT naming `timeZone` when the platform does not know it. */
 export function zoneOf(timeZone: unknown): Zone {
   if (typeof timeZone === 'string') {
-    const known = zonesBySpelling.get(timeZone);
+    // A canonical name is always known once its zone is; other spellings up to maxZoneSpellings.
+    const known = zonesBySpelling.get(timeZone) ?? zonesByName.get(timeZone);
     if (known !== undefined) return known;
   }
   if (typeof timeZone !== 'string' || timeZone.length === 0 || timeZone.length > zoneLimits.maxZoneNameLength) {

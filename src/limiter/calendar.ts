@@ -8,7 +8,9 @@ import { DAY_MS, daysFromCivil, monthIndexOfDays, zoneOf, type Zone } from './ca
  * - day, week (ISO: from Monday), month, year follow the local calendar date: a period runs
  *   from the first instant of its local date (local midnight; the first instant after a
  *   daylight-saving gap when midnight does not exist) to the first instant of the next
- *   period's. A day with a DST change is 23 or 25 hours long (Lord Howe: 23.5 or 24.5).
+ *   period's. A day with a DST change is 23 or 25 hours long (Lord Howe: 23.5 or 24.5;
+ *   Antarctica/Troll, which moves two hours: 22 or 26). A date the zone skipped whole
+ *   (Pacific/Apia's 2011-12-30) is no period: the one before ends where the next begins.
  * - hour, minute: a new period starts whenever the local hour (minute) changes or the UTC
  *   offset changes. At a fall-back the repeated local hour is two periods of 60 minutes,
  *   never one of 120; in +05:30 (+05:45) zones hours start at :30 (:15) UTC. No period is
@@ -29,15 +31,26 @@ export const CALENDAR_UNITS: readonly CalendarUnit[] = ['minute', 'hour', 'day',
 
 const HOUR_MS = 3_600_000;
 
-/** The longest period of each unit: its nominal length plus the hour a DST change can add. */
+/**
+ * The longest period of each unit. Minutes and hours are cut at offset changes, so never
+ * longer than the unit; a date's period is its nominal length plus what a change of offset
+ * adds: one hour in most zones, two at Antarctica/Troll every year, three at Casey (2012–).
+ */
 export const longestPeriodMs: Readonly<Record<CalendarUnit, number>> = {
   minute: 60_000,
   hour: HOUR_MS,
-  day: DAY_MS + HOUR_MS,
-  week: 7 * DAY_MS + HOUR_MS,
-  month: 31 * DAY_MS + HOUR_MS,
-  year: 366 * DAY_MS + HOUR_MS,
+  day: DAY_MS + 3 * HOUR_MS,
+  week: 7 * DAY_MS + 3 * HOUR_MS,
+  month: 31 * DAY_MS + 3 * HOUR_MS,
+  year: 366 * DAY_MS + 3 * HOUR_MS,
 };
+
+/** First instants of date periods remembered per calendar (by period index): a queue or an idle key's catch-up asks for the same few. */
+const MAX_REMEMBERED_STARTS = 256;
+/** Empty periods in a row a date calendar steps over (a date skipped whole, as Pacific/Apia's 2011-12-30). */
+const MAX_EMPTY_PERIODS = 8;
+/** Up to this many periods apart, between() counts date periods one by one, skipping empty ones. */
+const COUNTED_PERIODS = 8;
 
 /**
  * Up to this span, between() counts minute and hour periods in a named zone exactly; past it
@@ -69,6 +82,8 @@ export class Calendar {
    * (NaN: not known), the period's index (day, week, month, year)].
    */
   private readonly cache = new Float64Array([NaN, NaN, NaN, NaN, NaN]);
+  /** firstOfIndex() by index, up to MAX_REMEMBERED_STARTS. */
+  private readonly starts = new Map<number, number>();
 
   constructor(unit: CalendarUnit, zone: Zone) {
     this.unit = unit;
@@ -95,7 +110,10 @@ export class Calendar {
       if (k === 1) return c[1]!;
       if (k === 2) return c[2]!;
     } else if (start === c[1] && k === 1) return c[2]!;
-    return this.kind === Kind.Date ? this.firstOfIndex(this.indexNear(start) + k) : this.clockAfter(this.nearestClockStart(start), k);
+    if (this.kind === Kind.Clock) return this.clockAfter(this.nearestClockStart(start), k);
+    let index = this.indexNear(start);
+    for (let i = 0; i < k; i++) index = this.nextIndex(index);
+    return this.firstOfIndex(index);
   }
 
   /** The length of the period starting at `start`. */
@@ -121,7 +139,7 @@ export class Calendar {
       if (to === c[1]) return 1;
       if (to === c[2]) return 2;
     }
-    if (this.kind === Kind.Date) return Math.max(0, this.indexNear(to) - this.indexNear(from));
+    if (this.kind === Kind.Date) return this.dateCount(this.indexNear(from), this.indexNear(to));
     if (this.zone.isUtc) return Math.max(0, Math.round((to - from) / this.unitMs));
     if (to - from > exactCountSpanMs) return Math.floor((to - from) / this.unitMs);
     return this.clockCount(this.nearestClockStart(from), this.nearestClockStart(to));
@@ -133,19 +151,20 @@ export class Calendar {
     const date = this.kind === Kind.Date;
     if (t >= c[1]! && t < c[2]!) {
       // The next period, as time goes on: one new boundary to compute.
-      const index = c[4]! + 1;
+      const index = date ? this.nextIndex(c[4]!) : 0;
       c[3] = c[0]!;
       c[0] = c[1]!;
       c[1] = c[2]!;
-      c[2] = date ? this.firstOfIndex(index + 2) : this.clockNext(c[2]!);
+      c[2] = date ? this.firstOfIndex(this.nextIndex(this.nextIndex(index))) : this.clockNext(c[2]!);
       c[4] = index;
       return c[0]!;
     }
     if (date) {
       const index = this.indexAt(t);
+      const next = this.nextIndex(index);
       c[0] = this.firstOfIndex(index);
-      c[1] = this.firstOfIndex(index + 1);
-      c[2] = this.firstOfIndex(index + 2);
+      c[1] = this.firstOfIndex(next);
+      c[2] = this.firstOfIndex(this.nextIndex(next));
       c[4] = index;
     } else {
       c[0] = this.clockStart(t);
@@ -203,7 +222,28 @@ export class Calendar {
   }
 
   private firstOfIndex(index: number): number {
-    return this.firstInstantOfDate(this.daysOfIndex(index) * DAY_MS);
+    const known = this.starts.get(index);
+    if (known !== undefined) return known;
+    const first = this.firstInstantOfDate(this.daysOfIndex(index) * DAY_MS);
+    if (this.starts.size >= MAX_REMEMBERED_STARTS) this.starts.clear();
+    this.starts.set(index, first);
+    return first;
+  }
+
+  /** The index of the period after period `index`, stepping over empty ones (a date the zone skipped whole). */
+  private nextIndex(index: number): number {
+    let next = index + 1;
+    for (let i = 0; i < MAX_EMPTY_PERIODS && this.firstOfIndex(next + 1) === this.firstOfIndex(next); i++) next++;
+    return next;
+  }
+
+  /** Periods from index `from` to index `to`, empty ones not counted; past COUNTED_PERIODS the index difference (every queue has drained by then). */
+  private dateCount(from: number, to: number): number {
+    if (to <= from) return 0;
+    if (to - from > COUNTED_PERIODS) return to - from;
+    let count = 0;
+    for (let index = from; index < to; index = this.nextIndex(index)) count++;
+    return count;
   }
 
   /** The first instant whose local wall clock reads at least `wall` (a local midnight, in ms). */
@@ -276,9 +316,27 @@ export class Calendar {
     const grid = Math.floor((start + offset) / unit) * unit - offset + k * unit;
     // No offset change in between (at most one a day): the k-th grid point.
     if (zone.isUtc || (grid - start <= DAY_MS && zone.offsetAt(grid) === offset && zone.offsetAt(grid - unit) === offset)) return grid;
+    // Else a day at a time, as clockCount() counts: grid points of each offset, and every change.
+    let left = k;
     let at = start;
-    for (let i = 0; i < k; i++) at = this.clockNext(at);
-    return at;
+    for (;;) {
+      const now = zone.offsetAt(at);
+      const gridIndex = (t: number): number => Math.floor((t + now) / unit);
+      const probe = at + DAY_MS;
+      if (zone.offsetAt(probe) === now) {
+        const points = gridIndex(probe) - gridIndex(at);
+        if (left <= points) return (gridIndex(at) + left) * unit - now;
+        left -= points;
+        at = probe;
+        continue;
+      }
+      const change = this.firstSecond(at, probe, now, false);
+      const inside = gridIndex(change) - gridIndex(at) - ((change + now) % unit === 0 ? 1 : 0);
+      if (left <= inside) return (gridIndex(at) + left) * unit - now;
+      left -= inside + 1; // the change itself starts a period
+      if (left === 0) return change;
+      at = change;
+    }
   }
 
   /** Period starts in (from, to], both period starts, walking a day at a time. */

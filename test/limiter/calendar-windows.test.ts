@@ -171,7 +171,7 @@ describe('calendar requests: validation', () => {
   it('resolves to the interned calendar with windowMs its longest period, fixed-window by default', () => {
     const p = resolveRequest(paris, newResolvedParams());
     expect(p.calendar).toBe(calendarOf('day', 'Europe/Paris'));
-    expect(p.windowMs).toBe(25 * HOUR);
+    expect(p.windowMs).toBe(27 * HOUR);
     expect(p.algorithm).toBe(resolveRequest({ key: 'k', limit: 1, windowMs: 1, algorithm: 'fixed-window' }, newResolvedParams()).algorithm);
     expect(resolveRequest({ key: 'k', limit: 1, windowMs: 1000 }, newResolvedParams()).calendar).toBeNull();
   });
@@ -236,8 +236,12 @@ const scenario = fc.record({
   algorithm: fc.constantFrom('fixed-window' as const, 'sliding-window' as const),
   unit: fc.constantFrom<'minute' | 'hour' | 'day'>('minute', 'hour', 'day'),
   timeZone: fc.constantFrom('UTC', 'Europe/Paris', 'Australia/Lord_Howe', 'America/New_York', 'Asia/Kathmandu'),
-  // Around a DST change (the last Sunday of March / October, and Lord Howe's first Sunday of April).
-  startMs: fc.constantFrom(Date.UTC(2026, 2, 28, 20), Date.UTC(2026, 9, 24, 20), Date.UTC(2026, 3, 4, 12), Date.UTC(2026, 2, 8, 4), Date.UTC(2026, 10, 1, 3)),
+  // Around a DST change (the last Sunday of March / October, and Lord Howe's first Sunday of April),
+  // hours before it and ten minutes before it (so that minute periods cross it too).
+  startMs: fc.constantFrom(
+    Date.UTC(2026, 2, 28, 20), Date.UTC(2026, 9, 24, 20), Date.UTC(2026, 3, 4, 12), Date.UTC(2026, 2, 8, 4), Date.UTC(2026, 10, 1, 3),
+    Date.UTC(2026, 2, 29, 0, 50), Date.UTC(2026, 9, 25, 0, 50), Date.UTC(2026, 3, 4, 14, 50), Date.UTC(2026, 2, 8, 6, 50), Date.UTC(2026, 10, 1, 5, 50),
+  ),
   limit: fc.integer({ min: 1, max: 8 }),
   ops: fc.array(
     fc.record({

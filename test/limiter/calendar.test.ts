@@ -1,7 +1,9 @@
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { ManualClock } from '../../src/common/clock.js';
 import { RateLimitError } from '../../src/common/errors.js';
-import { CALENDAR_UNITS, calendarOf, type CalendarUnit } from '../../src/limiter/calendar.js';
+import { CALENDAR_UNITS, calendarOf, zoneLimits, type CalendarUnit } from '../../src/limiter/calendar.js';
+import { LimiterStore } from '../../src/limiter/store.js';
 
 const RUNS = Number(process.env.PROPERTY_RUNS ?? 300);
 const REPLAY = process.env.PROPERTY_SEED === undefined ? {} : { seed: Number(process.env.PROPERTY_SEED) };
@@ -270,5 +272,75 @@ describe('calendarOf', () => {
     const zone = refusal(() => calendarOf('day', 'Mars/Olympus_Mons'));
     expect([zone.code, zone.field]).toEqual(['INVALID_ARGUMENT', 'timeZone']);
     expect(refusal(() => calendarOf('day', '')).field).toBe('timeZone');
+  });
+});
+
+describe('calendar periods found in review (deep queues, skipped dates, two-hour changes, many spellings)', () => {
+  it('the 1,441st minute after a start in Europe/Paris, across the 2026-10-25 change, equals 1,441 steps, computed a day at a time', () => {
+    const minute = calendarOf('minute', 'Europe/Paris');
+    for (const from of [Date.UTC(2026, 9, 24, 12, 0), Date.UTC(2026, 9, 25, 0, 30), Date.UTC(2026, 2, 28, 23, 59)]) {
+      let stepped = minute.start(from);
+      for (let i = 0; i < 1441; i++) stepped = minute.after(stepped, 1);
+      const start = minute.start(from);
+      // A jump asks the zone a few times per day crossed, never twice per minute (a queue a day deep made every decision take 18 ms).
+      const asked = vi.spyOn(Intl.DateTimeFormat.prototype, 'formatToParts');
+      let jumped: number;
+      try {
+        jumped = minute.after(start, 1441);
+        expect(asked.mock.calls.length).toBeLessThan(40);
+      } finally {
+        asked.mockRestore();
+      }
+      expect(jumped).toBe(stepped);
+      expect(minute.between(start, jumped)).toBe(1441);
+    }
+  });
+
+  it('Pacific/Apia skipped 2011-12-30 whole: no empty period, and a limit of 1 a day admits 1 across it', () => {
+    const day = calendarOf('day', 'Pacific/Apia');
+    const s = day.start(Date.UTC(2011, 11, 29, 22, 0));
+    const next = day.after(s, 1);
+    expect(next).toBeGreaterThan(s);
+    expect(day.after(s, 2)).toBeGreaterThan(next);
+    expect(day.between(s, next)).toBe(1);
+    expect(day.start(next)).toBe(next);
+    expect(day.lengthOf(s)).toBeGreaterThan(0);
+
+    const clock = new ManualClock(Date.UTC(2011, 11, 29, 22, 0));
+    const store = new LimiterStore(clock, {});
+    const request = { key: 'k', limit: 1, calendar: 'day' as const, timeZone: 'Pacific/Apia' };
+    expect(store.allow(request).allowed).toBe(true);
+    const queued = store.reserve(request, 86_400_000);
+    expect(queued.allowed).toBe(true);
+    clock.advance(queued.waitMs);
+    // The reservation runs in this period: nothing else may.
+    expect(store.allow(request).allowed).toBe(false);
+  });
+
+  it('Antarctica/Troll moves its clock two hours: its 2026-10-25 is 26 h, within longestMs', () => {
+    const day = calendarOf('day', 'Antarctica/Troll');
+    const s = day.start(Date.UTC(2026, 9, 25, 12, 0));
+    expect(day.lengthOf(s)).toBe(26 * 3_600_000);
+    expect(day.lengthOf(s)).toBeLessThanOrEqual(day.longestMs);
+  });
+
+  it('once the spellings remembered are full, a canonical zone name is still answered without asking the platform', () => {
+    // Case variants the platform accepts, until the spelling table is full.
+    for (let i = 0; i < zoneLimits.maxZoneSpellings + 10; i++) {
+      const name = 'America/Argentina/ComodRivadavia'.split('').map((c, j) => ((i >> (j % 12)) & 1 ? c.toUpperCase() : c.toLowerCase())).join('');
+      try {
+        calendarOf('day', name);
+      } catch {
+        // a spelling the platform refuses is fine here
+      }
+    }
+    calendarOf('day', 'Africa/Nairobi'); // first seen after the table filled
+    const made = vi.spyOn(Intl, 'DateTimeFormat');
+    try {
+      for (let i = 0; i < 100; i++) calendarOf('day', 'Africa/Nairobi');
+      expect(made).not.toHaveBeenCalled();
+    } finally {
+      made.mockRestore();
+    }
   });
 });

@@ -30,7 +30,11 @@ afterAll(async () => {
 const ZONES = ['UTC', 'Europe/Paris', 'America/New_York', 'Australia/Lord_Howe', 'Asia/Kolkata', 'America/Santiago', 'Pacific/Chatham'];
 const UNITS: CalendarUnit[] = ['minute', 'hour', 'day', 'week', 'month', 'year'];
 /** Instants near the zones' DST changes of 2026 (and a plain one), where periods are unequal. */
-const STARTS = [Date.UTC(2026, 2, 8, 6, 40), Date.UTC(2026, 2, 29, 0, 30), Date.UTC(2026, 3, 4, 15, 10), Date.UTC(2026, 8, 26, 13, 50), Date.UTC(2026, 9, 25, 0, 20), Date.UTC(2026, 10, 1, 5, 45), Date.UTC(2026, 5, 15, 12, 0)];
+const STARTS = [
+  Date.UTC(2026, 2, 8, 6, 40), Date.UTC(2026, 2, 29, 0, 30), Date.UTC(2026, 3, 4, 15, 10), Date.UTC(2026, 8, 26, 13, 50), Date.UTC(2026, 9, 25, 0, 20), Date.UTC(2026, 10, 1, 5, 45), Date.UTC(2026, 5, 15, 12, 0),
+  // Minutes before a change, so that minute and hour periods cross it.
+  Date.UTC(2026, 2, 29, 0, 55), Date.UTC(2026, 9, 25, 0, 55), Date.UTC(2026, 2, 8, 6, 55), Date.UTC(2026, 10, 1, 5, 55), Date.UTC(2026, 3, 4, 14, 55),
+];
 
 const scenario = fc.record({
   algorithm: fc.constantFrom<Algorithm>('fixed-window', 'sliding-window'),

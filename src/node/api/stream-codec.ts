@@ -312,7 +312,7 @@ function readAllowRequest(r: Reader, end: number, into: IncomingRequest): void {
   }
   if (r.pos !== end) throw malformed('field past its message');
   // A calendar stands instead of a window: window_ms then counts only when set (the limiter refuses both).
-  if (request.calendar !== undefined && request.windowMs === 0) delete request.windowMs;
+  if (request.calendar !== undefined && request.windowMs === 0) request.windowMs = undefined;
   into.request = request;
 }
 
