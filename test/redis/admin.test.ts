@@ -1,6 +1,5 @@
 import fc from 'fast-check';
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/common/clock.js';
 import { createLimiter } from '../../src/limiter/create.js';
 import { RemoteLimiter } from '../../src/limiter/remote-limiter.js';
@@ -8,23 +7,9 @@ import { LimiterStore } from '../../src/limiter/store.js';
 import type { Algorithm, RateLimitRequest } from '../../src/limiter/types.js';
 import { newResolvedParams, resolveRequest } from '../../src/limiter/validate.js';
 import { RedisStore, redisStore } from '../../src/redis/index.js';
-import { RedisProcess } from './redis-server.js';
+import { propertyOptions, redisForTests } from './redis-server.js';
 
-const RUNS = Number(process.env.PROPERTY_RUNS ?? 300);
-const REPLAY = process.env.PROPERTY_SEED === undefined ? {} : { seed: Number(process.env.PROPERTY_SEED) };
-
-let server: RedisProcess;
-let client: Redis;
-
-beforeAll(async () => {
-  server = await RedisProcess.start();
-  client = new Redis({ port: server.port, host: '127.0.0.1' });
-});
-
-afterAll(async () => {
-  client.disconnect();
-  await server.stop();
-});
+const redisServer = redisForTests();
 
 type Step = { kind: 'allow' | 'reserve' | 'inspect' | 'reset' | 'set'; dt: number; cost: number; fraction: number };
 
@@ -53,7 +38,7 @@ describe("operators' calls on the Redis store", () => {
         const windowMs = 60_000;
         const clock = new ManualClock(Date.UTC(2026, 9, 24, 23, 59, 30));
         const store = new LimiterStore(clock, {});
-        const redis = new RedisStore({ client, clock, prefix: `admin${run++}:` });
+        const redis = new RedisStore({ client: redisServer.client(), clock, prefix: `admin${run++}:` });
         const request: RateLimitRequest = calendar
           ? { key: 'k', limit: s.limit, calendar: 'day', timeZone: 'Europe/Paris', algorithm: s.algorithm }
           : { key: 'k', limit: s.limit, windowMs, algorithm: s.algorithm };
@@ -75,13 +60,13 @@ describe("operators' calls on the Redis store", () => {
           expect({ remaining: remote.remaining, resetAtMs: remote.resetAtMs }, step.kind).toEqual({ remaining: local.remaining, resetAtMs: local.resetAtMs });
         }
       }),
-      { numRuns: RUNS, ...REPLAY },
+      propertyOptions(),
     );
   }, 120_000);
 
   it("on a RemoteLimiter: a refused key reset answers at once (the process's cached refusal is dropped); bad values reach no store", async () => {
     const prefix = `ops${Date.now()}:`;
-    const limiter = createLimiter({ store: redisStore({ client, prefix }) }) as RemoteLimiter;
+    const limiter = createLimiter({ store: redisStore({ client: redisServer.client(), prefix }) }) as RemoteLimiter;
     try {
       const key = { key: 'user-42', action: 'login', limit: 3, windowMs: 3_600_000 };
       for (let i = 0; i < 3; i++) await limiter.allow(key);
@@ -98,7 +83,7 @@ describe("operators' calls on the Redis store", () => {
       await expect(limiter.inspect({ ...key, key: '' })).rejects.toMatchObject({ field: 'key' });
       expect(limiter.store.stats().calls).toBe(calls);
       // Another process sees the value set: the state is in Redis.
-      const other = createLimiter({ store: redisStore({ client, prefix }) }) as RemoteLimiter;
+      const other = createLimiter({ store: redisStore({ client: redisServer.client(), prefix }) }) as RemoteLimiter;
       expect(await other.inspect(key)).toMatchObject({ remaining: 0 });
       await other.close();
     } finally {

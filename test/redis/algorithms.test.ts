@@ -1,27 +1,12 @@
 import fc from 'fast-check';
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { newResolvedParams, resolveRequest } from '../../src/limiter/validate.js';
 import { RedisStore } from '../../src/redis/redis-store.js';
 import { newStore } from '../limiter/helpers.js';
 import { baseRequest, scenarioArb } from '../limiter/scenarios.js';
-import { RedisProcess } from './redis-server.js';
+import { propertyOptions, redisForTests } from './redis-server.js';
 
-const RUNS = Number(process.env.PROPERTY_RUNS ?? 300);
-const REPLAY = process.env.PROPERTY_SEED === undefined ? {} : { seed: Number(process.env.PROPERTY_SEED) };
-
-let server: RedisProcess;
-let client: Redis;
-
-beforeAll(async () => {
-  server = await RedisProcess.start();
-  client = new Redis({ port: server.port, host: '127.0.0.1' });
-});
-
-afterAll(async () => {
-  client.disconnect();
-  await server.stop();
-});
+const redisServer = redisForTests();
 
 describe('the Lua algorithms against the in-memory core', () => {
   // Every decision equal, field for field, to the in-memory store's: so every invariant the
@@ -34,7 +19,7 @@ describe('the Lua algorithms against the in-memory core', () => {
         const request = baseRequest(s);
         fc.pre(request !== undefined);
         const { store, clock } = newStore();
-        const redis = new RedisStore({ client, clock, prefix: `same${run++}:` });
+        const redis = new RedisStore({ client: redisServer.client(), clock, prefix: `same${run++}:` });
         const windowed = s.algorithm === 'fixed-window' || s.algorithm === 'sliding-window';
         const capacity = windowed || s.burst === undefined ? Math.floor(s.limit * s.weight) : Math.floor(s.burst * s.weight);
         for (const op of s.ops) {
@@ -48,8 +33,8 @@ describe('the Lua algorithms against the in-memory core', () => {
           decisions++;
         }
       }),
-      { numRuns: RUNS * 4, ...REPLAY },
+      propertyOptions(4),
     );
-    expect(decisions).toBeGreaterThan(RUNS * 12);
+    expect(decisions).toBeGreaterThan(propertyOptions().numRuns * 12);
   }, 120_000);
 });

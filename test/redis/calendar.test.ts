@@ -1,6 +1,5 @@
 import fc from 'fast-check';
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/common/clock.js';
 import { calendarOf, type CalendarUnit } from '../../src/limiter/calendar.js';
 import { createLimiter } from '../../src/limiter/create.js';
@@ -9,23 +8,9 @@ import type { Algorithm } from '../../src/limiter/types.js';
 import { newResolvedParams, resolveRequest } from '../../src/limiter/validate.js';
 import { redisStore } from '../../src/redis/index.js';
 import { RedisStore } from '../../src/redis/redis-store.js';
-import { RedisProcess } from './redis-server.js';
+import { propertyOptions, redisForTests } from './redis-server.js';
 
-const RUNS = Number(process.env.PROPERTY_RUNS ?? 300);
-const REPLAY = process.env.PROPERTY_SEED === undefined ? {} : { seed: Number(process.env.PROPERTY_SEED) };
-
-let server: RedisProcess;
-let client: Redis;
-
-beforeAll(async () => {
-  server = await RedisProcess.start();
-  client = new Redis({ port: server.port, host: '127.0.0.1' });
-});
-
-afterAll(async () => {
-  client.disconnect();
-  await server.stop();
-});
+const redisServer = redisForTests();
 
 const ZONES = ['UTC', 'Europe/Paris', 'America/New_York', 'Australia/Lord_Howe', 'Asia/Kolkata', 'America/Santiago', 'Pacific/Chatham'];
 const UNITS: CalendarUnit[] = ['minute', 'hour', 'day', 'week', 'month', 'year'];
@@ -65,7 +50,7 @@ describe('calendar windows on Redis', () => {
         const longest = calendarOf(s.unit, s.zone).longestMs;
         const clock = new ManualClock(s.start + Math.floor(s.startJitter * Math.min(longest, 3 * 86_400_000)));
         const store = new LimiterStore(clock, {});
-        const redis = new RedisStore({ client, clock, prefix: `cal${run++}:` });
+        const redis = new RedisStore({ client: redisServer.client(), clock, prefix: `cal${run++}:` });
         const request = { key: 'k', limit: s.limit, calendar: s.unit, timeZone: s.zone, algorithm: s.algorithm };
         for (const op of s.ops) {
           clock.advance(Math.floor(op.dt * Math.min(longest, 2 * 86_400_000)));
@@ -77,13 +62,13 @@ describe('calendar windows on Redis', () => {
           decisions++;
         }
       }),
-      { numRuns: RUNS, ...REPLAY },
+      propertyOptions(),
     );
-    expect(decisions).toBeGreaterThan(RUNS);
+    expect(decisions).toBeGreaterThan(propertyOptions().numRuns);
   }, 120_000);
 
   it("a daily quota in Paris on Redis's own clock: exactly the limit, reset at the next Paris midnight", async () => {
-    const limiter = createLimiter({ store: redisStore({ client, prefix: `paris${Date.now()}:` }) });
+    const limiter = createLimiter({ store: redisStore({ client: redisServer.client(), prefix: `paris${Date.now()}:` }) });
     try {
       const request = { key: 'tenant-1', action: 'exports', limit: 3, calendar: 'day' as const, timeZone: 'Europe/Paris' };
       const answers = [];

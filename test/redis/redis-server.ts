@@ -1,4 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll } from 'vitest';
 import { freePort } from '../../bench/peers/redis.js';
 
 /** A real redis-server on 127.0.0.1 (no persistence), started and stopped by a test. */
@@ -55,4 +57,33 @@ export class RedisProcess {
       child.kill('SIGKILL');
     });
   }
+}
+
+/**
+ * A redis-server and an ioredis client to it for one test file: started before its tests,
+ * stopped after. `client()` is valid inside the tests.
+ */
+export function redisForTests(): { client: () => Redis } {
+  let server: RedisProcess | undefined;
+  let client: Redis | undefined;
+  beforeAll(async () => {
+    server = await RedisProcess.start();
+    client = new Redis({ port: server.port, host: '127.0.0.1' });
+  });
+  afterAll(async () => {
+    client?.disconnect();
+    await server?.stop();
+  });
+  return {
+    client: () => {
+      if (client === undefined) throw new Error('redisForTests: the server starts in beforeAll');
+      return client;
+    },
+  };
+}
+
+/** fast-check options of the Redis property tests: PROPERTY_RUNS runs (300), replayable with PROPERTY_SEED. */
+export function propertyOptions(runsPerUnit = 1): { numRuns: number; seed?: number } {
+  const runs = Number(process.env['PROPERTY_RUNS'] ?? 300) * runsPerUnit;
+  return process.env['PROPERTY_SEED'] === undefined ? { numRuns: runs } : { numRuns: runs, seed: Number(process.env['PROPERTY_SEED']) };
 }
