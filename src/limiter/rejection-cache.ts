@@ -57,7 +57,7 @@ export class RejectionCache {
     this.entries.set(id, { untilMs, algorithm: p.algorithm, limit: p.limit, windowMs: p.windowMs, calendar: p.calendar, capacity: p.capacity, cost: p.cost, remaining, resetAtMs });
   }
 
-  /** Drops the refusal cached for p's key, if any (an operator changed the key). */
+  /** Drops the refusal cached for p's key, when there is one (an operator changed the key). */
   forget(p: Readonly<ResolvedParams>): void {
     this.entries.delete(idOf(p));
   }

@@ -1,4 +1,4 @@
-import { BASE_POINT, OWNER_MASK, placePoints, pointCountFor, tableAfterChange, tableOfSorted, type PointPlacer, type PointTable, type RingNode } from './points.js';
+import { BASE_POINT, OWNER_MASK, placePoints, pointCountFor, tableAfterChange, tableOfSorted, type PointPlacer, type Points, type PointTable, type RingNode } from './points.js';
 import { lowerBound } from './search.js';
 import { measureBaseShares, orderOf, updateBaseShares, type ChangedPoints } from './shares.js';
 import { sortPointsByHash } from './sort-points.js';
@@ -24,12 +24,6 @@ import { sortPointsByHash } from './sort-points.js';
  * which the member keeps while it stays (so a change renumbers no point), with BASE_POINT
  * set on base points.
  */
-
-export interface Points {
-  readonly positions: Uint32Array;
-  /** Owner tags: slot | BASE_POINT for a base point (k < base_X). */
-  readonly owners: Uint16Array;
-}
 
 export interface Layout {
   readonly active: Points;

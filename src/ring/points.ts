@@ -52,6 +52,12 @@ export function pointCountFor(weight: number, vnodesPerNode: number): number {
 export const OWNER_MASK = 0x1fff;
 export const BASE_POINT = 0x8000;
 
+/** Points of a layout (layout.ts), sorted by position: owner tags are slot | BASE_POINT for a base point. */
+export interface Points {
+  readonly positions: Uint32Array;
+  readonly owners: Uint16Array;
+}
+
 /**
  * The ring as two parallel arrays: `points` ascending, and `pointOwners[i]` the owner tag
  * (OWNER_MASK: the node) of `points[i]`. `bucketStarts[b]` is the

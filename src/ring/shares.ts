@@ -1,5 +1,4 @@
-import type { Points } from './layout.js';
-import { BASE_POINT, OWNER_MASK, type PointTable } from './points.js';
+import { BASE_POINT, OWNER_MASK, type Points, type PointTable } from './points.js';
 import { lowerBound } from './search.js';
 
 /**
