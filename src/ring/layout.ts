@@ -188,6 +188,7 @@ export function relayout(previous: readonly RingNode[], from: Layout, nodes: rea
   const memberOfSlot = new Uint16Array(SLOT_COUNT).fill(NO_OWNER);
   const slotTaken = new Uint8Array(SLOT_COUNT);
   const slots = new Uint16Array(nodes.length).fill(NO_OWNER);
+  const newRank = new Uint16Array(nodes.length);
   const gone: number[] = [];
   for (let i = 0, j = 0, rank = 0; i < previous.length || j < nodes.length; rank++) {
     const a = previous[i];
@@ -203,7 +204,7 @@ export function relayout(previous: readonly RingNode[], from: Layout, nodes: rea
       } else gone.push(i);
       i++;
     }
-    if (b !== undefined && (same || a === undefined || b.nodeId < a.nodeId)) j++;
+    if (b !== undefined && (same || a === undefined || b.nodeId < a.nodeId)) newRank[j++] = rank;
   }
   // New members take the lowest slots no old member held.
   const fresh: number[] = [];
@@ -213,17 +214,8 @@ export function relayout(previous: readonly RingNode[], from: Layout, nodes: rea
     slots[x] = next;
     slotTaken[next] = 1;
     memberOfSlot[next] = x;
+    rankOfSlot[next] = newRank[x]!;
     fresh.push(x);
-  }
-  for (let i = 0, j = 0, rank = 0; j < nodes.length; rank++) {
-    // Ranks of new members (old ones were set above): the same joint order.
-    const a = previous[i];
-    const b = nodes[j]!;
-    if (a !== undefined && a.nodeId <= b.nodeId) {
-      i++;
-      if (a.nodeId < b.nodeId) continue;
-    }
-    rankOfSlot[slots[j++]!] = rank;
   }
   let scratch = new Uint32Array(64);
   const hash = (nodeId: string, first: number, count: number): Uint32Array => {
