@@ -1,4 +1,6 @@
 import { aimdDefaults } from '../limiter/adaptive.js';
+import { envoySettingsDefaults } from '../limiter/envoy-answer.js';
+import { envoyStatsDefaults } from '../limiter/envoy-stats.js';
 import { fairShareDefaults } from '../limiter/fair-share.js';
 import { limiterDefaults } from '../limiter/limiter.js';
 import { remoteLimiterDefaults } from '../limiter/remote-limiter.js';
@@ -36,7 +38,11 @@ export function renderConfigReference(): string {
     '',
     'Generated from the defaults objects by `npm run docs:config`; `test/config-reference.test.ts` fails when this file is not current. What each option means: the comments of its options type, `docs/node.md`, `docs/policies.md`, `docs/security.md` and `ringlimit serve --help` (flags map onto these options).',
     '',
-    table('Node (`createNode(options)`, `ringlimit serve`)', 'nodeDefaults in src/node/options.ts', nodeDefaults, ['store', 'callerLimits', 'clock', 'membership', 'wrapPeerTransport', 'wrapGossipTransport']),
+    table('Node (`createNode(options)`, `ringlimit serve`)', 'nodeDefaults in src/node/options.ts', nodeDefaults, ['store', 'callerLimits', 'envoy', 'clock', 'membership', 'wrapPeerTransport', 'wrapGossipTransport']),
+    '',
+    table('Envoy rate limit service (`envoy` of a node, `serve --envoy-*`, docs/envoy.md)', 'envoySettingsDefaults in src/limiter/envoy-answer.ts', envoySettingsDefaults),
+    '',
+    table('Envoy stats (fixed)', 'envoyStatsDefaults in src/limiter/envoy-stats.ts', envoyStatsDefaults),
     '',
     table('Caller bounds (`callerLimits`, `serve --caller-limit NAME=N`)', 'callerLimitsDefaults in src/node/api/caller-ledger.ts', callerLimitsDefaults),
     '',

@@ -6,7 +6,7 @@ import { LATENCY_BUCKETS_SECONDS, LATENCY_SAMPLE_EVERY, LatencyHistogram } from 
 const unread = (): never => {
   throw new Error('the metrics reference reads no values');
 };
-const UNREAD_SOURCE: MetricsSource = { stats: unread, decisionsPerAction: unread, gossip: unread, members: unread, owners: unread, membershipEvents: unread, latency: unread, replicationLag: unread };
+const UNREAD_SOURCE: MetricsSource = { stats: unread, decisionsPerAction: unread, gossip: unread, members: unread, owners: unread, membershipEvents: unread, latency: unread, replicationLag: unread, envoy: unread };
 
 function rows(registry: Registry): string[] {
   return registry
@@ -29,7 +29,7 @@ export function renderMetricsReference(): string {
     '',
     'Generated from the registries by `npm run docs:config`; `test/config-reference.test.ts` fails when this file is not current. Names follow Prometheus conventions: the `ringlimit_` prefix, units in the name, `_total` on counters. Every value is read from the node’s own counters when scraped, so the hot paths keep no metric objects.',
     '',
-    '**Label cardinality.** No label carries a user key. `action` takes the first 100 actions a node meets, then `(other)`; `result`, `reason`, `event` and `path` take fixed sets of values. A node exposes at most about 320 `ringlimit_` series (200 of them decisions by action and result), besides the process metrics.',
+    '**Label cardinality.** No label carries a user key, except where an Envoy configuration asks for it: `ringlimit_envoy_limit_hits_total` is labelled with envoyproxy/ratelimit\'s stats key of each limit, which holds descriptor values only for rules with `detailed_metric` or `value_to_metric` (as that service\'s stats do), and takes at most 2,000 keys (then `_overflow`). `action` takes the first 100 actions a node meets, then `(other)`; `result`, `reason`, `event`, `path` and `stat` take fixed sets of values. Without Envoy rules, a node exposes at most about 330 `ringlimit_` series (200 of them decisions by action and result), besides the process metrics.',
     '',
     `**Latency.** \`ringlimit_decision_duration_seconds\` times one decision in ${LATENCY_SAMPLE_EVERY} (two clock reads on the sampled ones, nothing on the others), in buckets from ${LATENCY_BUCKETS_SECONDS[0]! * 1e6} µs to ${LATENCY_BUCKETS_SECONDS.at(-1)} s. \`path="local"\`: answered by the node that was asked (its own keys, hot-key copies); \`path="forwarded"\`: sent to the key's owner and answered; \`path="client"\`: a \`RingLimitClient\`'s calls, from its own registry; \`path="store"\`: a limiter on Redis, from its call to the store's answer. The synchronous \`allowNow()\` is not timed. The p99 per path across a cluster:`,
     '',

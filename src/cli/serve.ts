@@ -1,4 +1,6 @@
-import { isEnvoyConfigFile, readEnvoyConfigFile } from '../node/envoy-config-file.js';
+import { isEnvoyConfigFile, readEnvoyConfig } from '../node/envoy-config-file.js';
+import { ENVOY_FLAGS, ENVOY_USAGE, envoyLoadOptionsOf, envoySettingsOf, watchEnvoyConfig } from './serve-envoy.js';
+import type { EnvoyLoadOptions } from '../limiter/envoy-descriptors.js';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { RingLimitError } from '../common/errors.js';
@@ -6,7 +8,7 @@ import { createNode } from '../node/node.js';
 import type { NodeOptionsInput } from '../node/options.js';
 import { callerLimitsDefaults, type CallerLimits } from '../node/api/caller-ledger.js';
 import { readNodeTls } from '../node/transport/credentials.js';
-import { readPolicyFile, watchConfigFile, watchPolicyFile } from '../node/policy-file.js';
+import { readPolicyFile, watchPolicyFile } from '../node/policy-file.js';
 import { createLogger, parseLogLevel, type LogLevel } from './logger.js';
 import { enableHarness, listenForFaultCommands } from '../chaos/harness-mode.js';
 
@@ -31,11 +33,7 @@ export const SERVE_USAGE = `usage: ringlimit serve [options]
   --policies FILE         limits declared per action, group and user (YAML or JSON; docs/policies.md);
                           re-read when the file changes (a bad edit is logged and the policies in
                           force stay)
-  --envoy-config FILE     serve Envoy's global rate limit API (envoy.service.ratelimit.v3) on the
-                          gRPC port from an envoyproxy/ratelimit configuration file, unchanged
-                          (YAML, a domain per document; docs/envoy.md); --policies takes such a
-                          file too. Re-read when it changes
-  --caller-limit NAME=N   a bound per caller on the gRPC port (repeat for several), e.g.
+${ENVOY_USAGE}  --caller-limit NAME=N   a bound per caller on the gRPC port (repeat for several), e.g.
                           maxCallsPerConnection=100, maxOpenCalls=10000, maxCallsPerHost=1000,
                           maxReadingCallsPerConnection=2,
                           maxItemsPerConnection=100000, maxUnsentBytesPerConnection=4194304,
@@ -86,7 +84,18 @@ function durationMs(name: string, value: string): number {
   return Number(match[1]) * unit;
 }
 
-export function parseServeArgs(args: string[]): { options: NodeOptionsInput; readyJson: boolean; harness: boolean; policyFile: string | undefined; envoyFile: string | undefined; logLevel: LogLevel } {
+export interface ServeArgs {
+  options: NodeOptionsInput;
+  readyJson: boolean;
+  harness: boolean;
+  policyFile: string | undefined;
+  /** The Envoy configuration's files and directories (none: not served), and how they load. */
+  envoyPaths: string[];
+  envoyLoad: EnvoyLoadOptions;
+  logLevel: LogLevel;
+}
+
+export function parseServeArgs(args: string[]): ServeArgs {
   let parsed;
   try {
     parsed = parseArgs({
@@ -108,7 +117,7 @@ export function parseServeArgs(args: string[]): { options: NodeOptionsInput; rea
         'max-keys': { type: 'string' },
         'caller-limit': { type: 'string', multiple: true },
         policies: { type: 'string' },
-        'envoy-config': { type: 'string' },
+        ...ENVOY_FLAGS,
         'gossip-key-file': { type: 'string' },
         'cluster-name': { type: 'string' },
         'tls-cert': { type: 'string' },
@@ -171,15 +180,19 @@ export function parseServeArgs(args: string[]): { options: NodeOptionsInput; rea
   if (v['api-token-file'] !== undefined) options.apiTokens = readLines('api-token-file', v['api-token-file']);
   if (v['admin-token-file'] !== undefined) options.adminTokens = readLines('admin-token-file', v['admin-token-file']);
   // An envoyproxy/ratelimit file given to --policies is served to Envoy, unchanged (docs/envoy.md).
-  const envoyFile = v['envoy-config'] ?? (v.policies !== undefined && isEnvoyConfigFile(v.policies) ? v.policies : undefined);
-  if (v.policies !== undefined && v.policies !== envoyFile) options.policies = readPolicyFile(v.policies);
-  if (envoyFile !== undefined) options.envoyConfig = readEnvoyConfigFile(envoyFile);
+  const policiesAreEnvoy = v.policies !== undefined && isEnvoyConfigFile(v.policies);
+  const envoyPaths = [...(v['envoy-config'] ?? []), ...(policiesAreEnvoy && v.policies !== undefined ? [v.policies] : [])];
+  if (v.policies !== undefined && !policiesAreEnvoy) options.policies = readPolicyFile(v.policies);
+  const envoyLoad = envoyLoadOptionsOf(v);
+  if (envoyPaths.length > 0) options.envoyConfig = readEnvoyConfig(envoyPaths, envoyLoad);
+  options.envoy = envoySettingsOf(v);
   return {
     options,
     readyJson: v['ready-json'] === true,
     harness: v.harness === true,
-    policyFile: v.policies !== undefined && v.policies !== envoyFile ? v.policies : undefined,
-    envoyFile,
+    policyFile: v.policies !== undefined && !policiesAreEnvoy ? v.policies : undefined,
+    envoyPaths,
+    envoyLoad,
     logLevel: parseLogLevel(v['log-level'] ?? 'info'),
   };
 }
@@ -189,7 +202,7 @@ export function parseServeArgs(args: string[]): { options: NodeOptionsInput; rea
  * A second signal, or a stop that overruns drainTimeoutMs by far, exits at once.
  */
 export async function runServe(args: string[]): Promise<number> {
-  const { options, readyJson, harness, policyFile, envoyFile, logLevel } = parseServeArgs(args);
+  const { options, readyJson, harness, policyFile, envoyPaths, envoyLoad, logLevel } = parseServeArgs(args);
   const faults = harness ? enableHarness(options) : undefined;
   const node = await createNode(options);
   if (faults !== undefined) listenForFaultCommands(faults, () => node.stats());
@@ -219,17 +232,20 @@ export async function runServe(args: string[]): Promise<number> {
           (error) => logger.warn({ file: policyFile, err: error.message }, 'policy file not reloaded; the policies in force stay'),
         );
   const envoyWatch =
-    envoyFile === undefined
+    envoyPaths.length === 0
       ? undefined
-      : watchConfigFile(
-          envoyFile,
+      : watchEnvoyConfig(
+          envoyPaths,
+          envoyLoad,
           POLICY_FILE_CHECK_MS,
-          readEnvoyConfigFile,
           (config) => {
             node.envoyConfig = config;
-            logger.info({ file: envoyFile, domains: config.domainNames }, 'Envoy rate limit configuration reloaded');
+            logger.info({ paths: envoyPaths, domains: config.domainNames, loads: node.envoyStats.configLoadSuccess }, 'Envoy rate limit configuration reloaded');
           },
-          (error) => logger.warn({ file: envoyFile, err: error.message }, 'Envoy rate limit configuration not reloaded; the one in force stays'),
+          (error) => {
+            node.envoyStats.configLoadError++;
+            logger.warn({ paths: envoyPaths, err: error.message, errors: node.envoyStats.configLoadError }, 'Envoy rate limit configuration not reloaded; the one in force stays');
+          },
         );
   logger.info({ grpc: node.grpcAddress, gossip: node.gossipAddress, http: node.httpAddress, members: node.members().map((m) => m.nodeId), owners: node.owners(), policies: policyFile }, 'serving');
   if (readyJson) process.stdout.write(`${JSON.stringify({ nodeId: node.nodeId, grpc: node.grpcAddress, gossip: node.gossipAddress, ...(node.httpAddress === undefined ? {} : { http: node.httpAddress }) })}\n`);

@@ -4,6 +4,7 @@ export type { Registry } from 'prom-client';
 import type { SwimStats } from '../gossip/stats.js';
 import type { NodeStats } from './node-stats.js';
 import type { RemoteLimiterStats } from '../limiter/remote-limiter.js';
+import type { EnvoyStats } from '../limiter/envoy-stats.js';
 import { LATENCY_BUCKETS_SECONDS, LATENCY_SAMPLE_EVERY, type LatencyHistogram } from '../common/latency.js';
 
 /** What the metrics read, at each scrape: nothing is counted twice, and the hot paths keep no metric objects. */
@@ -18,6 +19,8 @@ export interface MetricsSource {
   latency(): { local: LatencyHistogram; forwarded: LatencyHistogram };
   /** Replication lag, one measure per flush (none on a lone node). */
   replicationLag(): LatencyHistogram | undefined;
+  /** The Envoy rate limit service's stats (envoyproxy/ratelimit's, per limit key). */
+  envoy(): EnvoyStats;
 }
 
 /** Gossip drop reasons with a label of their own (others count as "other"): a bound on the label's values. */
@@ -216,6 +219,27 @@ export function createNodeMetrics(source: MetricsSource, registry: Registry = ne
   gauge(registry, 'ringlimit_policy_version', 'Version of the policy document in force (0: the one the node started with).', () => stats().policies.version);
   gauge(registry, 'ringlimit_load_factor', 'Adaptive limits: the factor every limit is scaled by (1: none).', () => stats().loadFactor);
   gauge(registry, 'ringlimit_caller_clock_skew_max_milliseconds', 'Largest distance seen between a caller’s timestamp and this node’s clock.', () => stats().callerSkew.maxAbsMs);
+  labelledCounter(
+    registry,
+    'ringlimit_envoy_limit_hits_total',
+    "Envoy rate limit service: hits per limit, as envoyproxy/ratelimit counts them (stat: total_hits, over_limit, near_limit, within_limit, shadow_mode), by that service's stats key (key: domain.key_value…; detailed_metric and value_to_metric put values in it; past 2,000 keys, _overflow).",
+    ['key', 'stat'],
+    () =>
+      [...source.envoy().keys].flatMap(([key, s]): [Record<string, string>, number][] => [
+        [{ key, stat: 'total_hits' }, s.totalHits],
+        [{ key, stat: 'over_limit' }, s.overLimit],
+        [{ key, stat: 'near_limit' }, s.nearLimit],
+        [{ key, stat: 'within_limit' }, s.withinLimit],
+        [{ key, stat: 'shadow_mode' }, s.shadowMode],
+      ]),
+  );
+  labelledCounter(registry, 'ringlimit_envoy_config_loads_total', 'Envoy rate limit configuration loads: success (taken) and error (refused; the one in force stayed).', ['result'], () => [
+    [{ result: 'success' }, source.envoy().configLoadSuccess],
+    [{ result: 'error' }, source.envoy().configLoadError],
+  ]);
+  counter(registry, 'ringlimit_envoy_global_shadow_mode_total', 'Envoy answers turned OK by the service-wide shadow mode (--envoy-shadow-mode).', () => source.envoy().globalShadowMode);
+  counter(registry, 'ringlimit_envoy_domain_not_found_total', 'Envoy descriptors of a domain the configuration does not have (answered OK, no limit).', () => source.envoy().domainNotFound);
+  counter(registry, 'ringlimit_envoy_service_errors_total', 'Envoy ShouldRateLimit calls failed: bad input, no configuration, no token, or the cluster unable to count.', () => source.envoy().serviceErrors);
   counter(registry, 'ringlimit_snapshots_written_total', 'Snapshots written to the data directory.', () => stats().snapshot.written);
   counter(registry, 'ringlimit_snapshots_failed_total', 'Snapshot writes that failed.', () => stats().snapshot.failed);
   collectDefaultMetrics({ register: registry });

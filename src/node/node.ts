@@ -27,6 +27,7 @@ import { resolveNodeOptions, type NodeOptions, type NodeOptionsInput } from './o
 import { OwnerDecision } from './owner-decision.js';
 import { AdminOp } from './wire/frames.js';
 import type { EnvoyDescriptors } from '../limiter/envoy-descriptors.js';
+import { EnvoyStats } from '../limiter/envoy-stats.js';
 import { checkDataDir, loadSnapshot, type LoadResult } from './snapshot.js';
 import { Snapshotter } from './snapshotter.js';
 
@@ -174,8 +175,20 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
     return this.decision.decideNow(p, NO_WAIT);
   }
 
+  private envoyConfigInForce: EnvoyDescriptors | undefined;
+
   /** The Envoy rate limit configuration served on the gRPC port (docs/envoy.md); undefined stops serving it. */
-  envoyConfig: EnvoyDescriptors | undefined;
+  get envoyConfig(): EnvoyDescriptors | undefined {
+    return this.envoyConfigInForce;
+  }
+
+  /** Takes a configuration in force (counted as a load: ringlimit_envoy_config_loads_total). */
+  set envoyConfig(config: EnvoyDescriptors | undefined) {
+    this.envoyConfigInForce = config;
+    if (config !== undefined) this.envoyStats.configLoadSuccess++;
+  }
+  /** envoyproxy/ratelimit's stats of the Envoy service: per limit key, config loads, shadowed answers (metrics: ringlimit_envoy_*). */
+  readonly envoyStats = new EnvoyStats();
 
   // ---- operators: inspect, reset, set (carried out by the key's owner, replicated) ----------
 
@@ -424,6 +437,7 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
       membershipEvents: () => this.membershipEvents,
       latency: () => this.latency,
       replicationLag: () => this.cluster?.replicator.lag,
+      envoy: () => this.envoyStats,
     });
     return this.registry;
   }
@@ -446,7 +460,7 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
         this.setLoadFactor(factor);
         return this.loadFactor;
       },
-      envoy: () => this.envoyConfig,
+      envoy: () => ({ config: this.envoyConfig, settings: this.options.envoy, stats: this.envoyStats }),
       admin: async (op, request, remaining, by) => ({ ...(await this.admin(op, request, remaining, { by })), waitMs: 0 }),
       ready: () => this.readiness(),
       cluster: () => this.clusterInfo(),

@@ -1,4 +1,5 @@
 import { EnvoyDescriptors } from '../limiter/envoy-descriptors.js';
+import { envoySettingsDefaults, resolveEnvoySettings, type EnvoySettings } from '../limiter/envoy-answer.js';
 import { systemClock, type Clock } from '../common/clock.js';
 import { invalidArgument } from '../common/errors.js';
 import type { Membership, PacketTransport } from '../gossip/index.js';
@@ -92,6 +93,8 @@ export interface NodeOptions {
   policies: PolicyDocument | Policies | undefined;
   /** envoyproxy/ratelimit configurations served to Envoy (envoy.service.ratelimit.v3 on the gRPC port; docs/envoy.md). */
   envoyConfig: EnvoyDescriptors | undefined;
+  /** How the Envoy service answers beyond its configuration: envoyproxy/ratelimit's service-wide settings (docs/envoy.md). */
+  envoy: EnvoySettings;
   /** Adaptive limits measured from this process's event-loop delay (AIMD); undefined: only setLoadFactor(). */
   adaptive: AdaptiveOptions | undefined;
   /** Seams for fault injection (the chaos harness): wrap the peer and gossip transports. */
@@ -138,12 +141,13 @@ export const nodeDefaults: NodeOptions = {
   store: storeDefaults,
   policies: undefined,
   envoyConfig: undefined,
+  envoy: envoySettingsDefaults,
   adaptive: undefined,
   wrapPeerTransport: undefined,
   wrapGossipTransport: undefined,
 };
 
-export type NodeOptionsInput = Partial<Omit<NodeOptions, 'store' | 'callerLimits' | 'adaptive'>> & { store?: Partial<StoreOptions>; callerLimits?: Partial<CallerLimits>; adaptive?: Partial<AdaptiveOptions> };
+export type NodeOptionsInput = Partial<Omit<NodeOptions, 'store' | 'callerLimits' | 'adaptive' | 'envoy'>> & { store?: Partial<StoreOptions>; callerLimits?: Partial<CallerLimits>; adaptive?: Partial<AdaptiveOptions>; envoy?: Partial<EnvoySettings> };
 
 function range(o: NodeOptions, name: keyof NodeOptions, min: number, max: number, integer = true): void {
   const v = o[name];
@@ -162,6 +166,7 @@ export function resolveNodeOptions(input: NodeOptionsInput = {}): NodeOptions {
     store: { ...storeDefaults, ...input.store, trackChanges: true },
     callerLimits: validateCallerLimits({ ...callerLimitsDefaults, ...input.callerLimits }),
     adaptive: input.adaptive === undefined ? undefined : validateAdaptive({ ...aimdDefaults, sampleMs: 250, ...input.adaptive }),
+    envoy: resolveEnvoySettings(input.envoy),
   };
   if (o.nodeId === '') o.nodeId = `node-${Math.random().toString(36).slice(2, 10)}`;
   if (!/^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/.test(o.nodeId)) {

@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { EnvoyDescriptors } from '../../src/limiter/envoy-descriptors.js';
+import type { EnvoyDescriptors } from '../../src/limiter/envoy-descriptors.js';
+import { envoyBucket } from '../../src/limiter/envoy-answer.js';
+import { parseEnvoyConfigText } from '../../src/node/envoy-config-file.js';
 
 const FIXTURE = readFileSync(new URL('./fixtures/envoy-ratelimit.yaml', import.meta.url), 'utf8');
-const load = (text: string): EnvoyDescriptors => new EnvoyDescriptors(parseAllDocuments(text).map((d) => d.toJS() as unknown));
+const load = (text: string): EnvoyDescriptors => parseEnvoyConfigText(text, 'test.yaml');
 const e = (...pairs: [string, string][]) => pairs.map(([key, value]) => ({ key, value }));
 
 describe('envoyproxy/ratelimit configurations, read and matched as that service does', () => {
@@ -15,14 +16,18 @@ describe('envoyproxy/ratelimit configurations, read and matched as that service 
   });
 
   it('matches key and value first, else the key alone (one bucket per value), one level per entry', () => {
-    expect(config.match('edge', e(['category', 'account']))).toMatchObject({ limit: { requestsPerUnit: 4, unit: 'minute', replaces: ['per_user'] }, rule: 'edge/category_account', bucket: 'edge_category_account' });
-    expect(config.match('edge', e(['source_cluster', 'proxy'], ['destination_cluster', 'mock']))).toMatchObject({ limit: { requestsPerUnit: 1 }, rule: 'edge/source_cluster_proxy/destination_cluster_mock' });
+    expect(config.match('edge', e(['category', 'account']))).toMatchObject({ limit: { requestsPerUnit: 4, unit: 'minute', replaces: ['per_user'] }, rule: 'edge.category_account', statKey: 'edge.category_account' });
+    expect(config.match('edge', e(['source_cluster', 'proxy'], ['destination_cluster', 'mock']))).toMatchObject({ limit: { requestsPerUnit: 1 }, rule: 'edge.source_cluster_proxy.destination_cluster_mock' });
     const a = config.match('edge', e(['remote_address', '10.0.0.1']));
     const b = config.match('edge', e(['remote_address', '10.0.0.2']));
-    expect(a).toMatchObject({ limit: { requestsPerUnit: 10, unit: 'second' }, rule: 'edge/remote_address', bucket: 'edge_remote_address_10.0.0.1' });
+    expect(a).toMatchObject({ limit: { requestsPerUnit: 10, unit: 'second' }, rule: 'edge.remote_address', statKey: 'edge.remote_address', sharedValues: undefined });
     expect(b?.rule).toBe(a?.rule);
-    expect(b?.bucket).not.toBe(a?.bucket);
-    expect(config.match('edge', e(['remote_address', '10.0.0.1'], ['path', '/x']))).toMatchObject({ limit: { requestsPerUnit: 3 }, rule: 'edge/remote_address/path' });
+    // One counter per value: the bucket holds every entry's key and value.
+    expect(envoyBucket('edge', e(['remote_address', '10.0.0.1']), a?.sharedValues)).toBe('edge/remote_address=10.0.0.1');
+    expect(envoyBucket('edge', e(['remote_address', '10.0.0.2']), b?.sharedValues)).toBe('edge/remote_address=10.0.0.2');
+    // Unambiguous: '/' and '=' in keys and values are escaped.
+    expect(envoyBucket('d', e(['a', 'x/b=y']), undefined)).not.toBe(envoyBucket('d', e(['a', 'x'], ['b', 'y']), undefined));
+    expect(config.match('edge', e(['remote_address', '10.0.0.1'], ['path', '/x']))).toMatchObject({ limit: { requestsPerUnit: 3 }, rule: 'edge.remote_address.path' });
     expect(config.match('edge', e(['remote_address', '10.0.0.1'], ['path', '/healthz']))).toMatchObject({ limit: { unlimited: true, unit: undefined } });
     expect(config.match('edge', e(['remote_address', '10.0.0.1'], ['path', '/search']))).toMatchObject({ shadowMode: true, limit: { requestsPerUnit: 100, unit: 'hour' } });
     expect(config.match('edge', e(['tier', '200']))).toMatchObject({ limit: { requestsPerUnit: 0, unit: 'day' } }); // YAML's number 200 read as the string "200"
@@ -38,18 +43,20 @@ describe('envoyproxy/ratelimit configurations, read and matched as that service 
     expect(config.match('edge', [])).toBeUndefined();
   });
 
-  it('refuses what envoyproxy/ratelimit refuses, naming the place', () => {
+  it('refuses what envoyproxy/ratelimit refuses, with its message, the file and the place', () => {
     const bad: [string, RegExp][] = [
-      ['domain: d\ndescriptors: [{ key: k, rate_limit: { unit: fortnight, requests_per_unit: 1 } }]', /descriptors\[0\]\.rate_limit\.unit: invalid rate limit unit 'fortnight'/],
-      ['domain: d\ndescriptors: [{ key: k, rate_limit: { unlimited: true, unit: second } }]', /should not specify rate limit unit when unlimited/],
-      ['domain: d\ndescriptors: [{ key: k, rate_limit: { requests_per_unit: 1 } }]', /unit: required unless unlimited/],
-      ['domain: d\ndescriptors: [{ key: k }, { key: k }]', /duplicate descriptor composite key 'd\/k'/],
-      ['domain: d\ndescriptors: [{ value: v }]', /descriptors\[0\]\.key: must be a non-empty string/],
-      ['domain: d\ndescriptors: [{ key: k, colour: red }]', /descriptors\[0\]\.colour: unknown field/],
-      ['domain: d\ndescriptors: [{ key: k, rate_limit: { unit: second, requests_per_unit: -1 } }]', /requests_per_unit: must be an integer/],
-      ['domain: d\ndescriptors: [{ key: k, rate_limit: { unit: second, requests_per_unit: 1, replaces: [{ name: "" }] } }]', /replaces\[0\]\.name: must be a non-empty string/],
-      ['descriptors: []', /config\.domain: must be a non-empty string/],
-      ['domain: d\n---\ndomain: d', /duplicate domain 'd'/],
+      ['domain: d\ndescriptors: [{ key: k, rate_limit: { unit: fortnight, requests_per_unit: 1 } }]', /^test\.yaml: invalid rate limit unit 'fortnight' \(at descriptors\[0\]\.rate_limit\.unit\)$/],
+      ['domain: d\ndescriptors: [{ key: k, rate_limit: { unlimited: true, unit: second } }]', /^test\.yaml: should not specify rate limit unit when unlimited/],
+      ['domain: d\ndescriptors: [{ key: k, rate_limit: { requests_per_unit: 1 } }]', /^test\.yaml: invalid rate limit unit ''/],
+      ['domain: d\ndescriptors: [{ key: k }, { key: k }]', /^test\.yaml: duplicate descriptor composite key 'd\.k' \(at descriptors\[1\]\)$/],
+      ['domain: d\ndescriptors: [{ value: v }]', /^test\.yaml: descriptor has empty key \(at descriptors\[0\]\)$/],
+      ['domain: d\ndescriptors: [{ key: k, colour: red }]', /^test\.yaml: config error, unknown key 'colour' \(at descriptors\[0\]\.colour\)$/],
+      ['domain: d\ndescriptors: [{ key: k, rate_limit: { unit: second, requests_per_unit: -1 } }]', /^test\.yaml: error loading config file: cannot read -1 as a uint32 \(at descriptors\[0\]\.rate_limit\.requests_per_unit\)$/],
+      ['domain: d\ndescriptors: [{ key: k, rate_limit: { unit: second, requests_per_unit: 1, replaces: [{ name: "" }] } }]', /^test\.yaml: should not have an empty replaces entry/],
+      ['descriptors: []', /^test\.yaml: config file cannot have empty domain/],
+      ['domain: d\n---\ndomain: d', /^test\.yaml: duplicate domain 'd' in config file/],
+      ['domain: d\ndescriptors: [{ key: k, value: v, share_threshold: true }]', /^test\.yaml: share_threshold can only be used with wildcard values \(containing '\*'\), but found key 'k_v'/],
+      ['domain: d\ndescriptors: [{ key: k, rate_limit: { name: me, unit: second, replaces: [{ name: me }] } }]', /^test\.yaml: replaces should not contain name of same descriptor/],
     ];
     for (const [text, message] of bad) expect(() => load(text), text).toThrow(message);
   });

@@ -37,7 +37,7 @@ describe("Envoy's global rate limit API (envoy.service.ratelimit.v3.RateLimitSer
   const ask = (node: RingLimitNode, request: object) => unaryCall<Response>(clients, envoyRateLimitClient(), node, 'shouldRateLimit', request);
 
   it('answers an envoyproxy/ratelimit configuration unchanged: counts per descriptor across the cluster, nested rules, replaces, shadow mode, unlimited, zero, unknown', async () => {
-    nodes = await startCluster(3, { envoyConfig: readEnvoyConfigFile(CONFIG) });
+    nodes = await startCluster(3, { envoyConfig: readEnvoyConfigFile(CONFIG), envoy: { responseHeaders: { limit: 'X-RateLimit-Limit', remaining: 'X-RateLimit-Remaining', reset: 'X-RateLimit-Reset' } } });
     const key = `k-${Date.now()}`;
     // A day's rule of 3, asked through every node in turn: exactly 3 pass.
     const codes = [];
@@ -46,11 +46,16 @@ describe("Envoy's global rate limit API (envoy.service.ratelimit.v3.RateLimitSer
     const over = (await ask(nodes[0]!, { domain: 'edge', descriptors: [descriptor(['api_key', key])] })).response!;
     expect(over.statuses![0]).toMatchObject({ code: 'OVER_LIMIT', currentLimit: { requestsPerUnit: 3, unit: 'DAY' } });
     expect(over.statuses![0]!.durationUntilReset!.seconds).toBeLessThanOrEqual(86_400);
-    expect(over.responseHeadersToAdd).toEqual(expect.arrayContaining([{ key: 'x-ratelimit-limit', value: '3' }, { key: 'x-ratelimit-remaining', value: '0' }]));
+    expect(over.responseHeadersToAdd).toEqual(expect.arrayContaining([{ key: 'X-RateLimit-Limit', value: '3' }, { key: 'X-RateLimit-Remaining', value: '0' }]));
+    // Whole seconds, as envoyproxy/ratelimit sends them: the reset header reads the same.
+    expect(over.statuses![0]!.durationUntilReset!.nanos).toBeUndefined();
+    expect(over.responseHeadersToAdd).toContainEqual({ key: 'X-RateLimit-Reset', value: String(over.statuses![0]!.durationUntilReset!.seconds) });
     // hits_addend counts as several hits; another value of a key-only rule has its own bucket.
     const other = `${key}-b`;
     expect((await ask(nodes[1]!, { domain: 'edge', descriptors: [descriptor(['api_key', other])], hitsAddend: 2 })).response!.statuses![0]).toMatchObject({ code: 'OK', limitRemaining: 1 });
     expect((await ask(nodes[2]!, { domain: 'edge', descriptors: [descriptor(['api_key', other])], hitsAddend: 2 })).response!.overallCode).toBe('OVER_LIMIT');
+    // Over-limit hits count too (the peer's INCRBY): 4 of 3 used, so a check that counts nothing is over as well.
+    expect((await ask(nodes[0]!, { domain: 'edge', descriptors: [{ ...descriptor(['api_key', other]), hitsAddend: { value: 0 } }] })).response!.statuses![0]).toMatchObject({ code: 'OVER_LIMIT', limitRemaining: 0 });
 
     // Several descriptors in one request: a status each, in order; `replaces` drops per_user.
     const mixed = (await ask(nodes[0]!, {
@@ -121,7 +126,7 @@ describe("Envoy's global rate limit API (envoy.service.ratelimit.v3.RateLimitSer
 
   it('refuses bad input with INVALID_ARGUMENT, and answers FAILED_PRECONDITION on a node without a configuration', async () => {
     nodes = await startCluster(1, { envoyConfig: readEnvoyConfigFile(CONFIG) });
-    for (const request of [{ domain: '', descriptors: [descriptor(['a', 'b'])] }, { domain: 'edge', descriptors: [{ entries: [] }] }, { domain: 'edge', descriptors: [descriptor(['', 'b'])] }, { domain: 'edge', descriptors: Array.from({ length: 65 }, () => descriptor(['a', 'b'])) }]) {
+    for (const request of [{ domain: '', descriptors: [descriptor(['a', 'b'])] }, { domain: 'edge', descriptors: [] }, { domain: 'edge', descriptors: [{ entries: [] }] }, { domain: 'edge', descriptors: Array.from({ length: 65 }, () => descriptor(['a', 'b'])) }]) {
       expect((await ask(nodes[0]!, request)).error?.code, JSON.stringify(request).slice(0, 80)).toBe(grpc.status.INVALID_ARGUMENT);
     }
     expect((await ask(nodes[0]!, { domain: 'unknown', descriptors: [descriptor(['a', 'b'])] })).response).toMatchObject({ overallCode: 'OK' });
@@ -137,7 +142,7 @@ describe('serve: an envoyproxy/ratelimit file given to --policies or --envoy-con
       const viaPolicies = parseServeArgs(['--policies', CONFIG]);
       expect(viaPolicies.options.envoyConfig?.domainNames).toEqual(['edge', 'mongo_cps']);
       expect(viaPolicies.options.policies).toBeUndefined();
-      expect(viaPolicies).toMatchObject({ envoyFile: CONFIG, policyFile: undefined });
+      expect(viaPolicies).toMatchObject({ envoyPaths: [CONFIG], policyFile: undefined });
       const ours = join(dir, 'policies.yaml');
       writeFileSync(ours, 'defaults: { search: { limit: 5, window: 1m } }\n');
       const both = parseServeArgs(['--policies', ours, '--envoy-config', CONFIG]);

@@ -1,6 +1,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { RingLimitError } from '../../common/errors.js';
 import type { EnvoyDescriptors } from '../../limiter/envoy-descriptors.js';
+import type { EnvoySettings } from '../../limiter/envoy-answer.js';
+import type { EnvoyStats } from '../../limiter/envoy-stats.js';
 import type { CalendarUnit } from '../../limiter/calendar.js';
 import type { Algorithm, RateLimitRequest, Reservation } from '../../limiter/types.js';
 import type { WireAllowRequest, WireAllowResponse, WireHealth, WireItemError, WireMembers, WirePoliciesInfo } from './proto.js';
@@ -23,8 +25,8 @@ export interface PublicApiBackend {
   getPolicies(): WirePoliciesInfo;
   /** Admin: the operator's load factor (throws INVALID_ARGUMENT outside (0, 1]); returns the factor in force. */
   setLoadFactor(factor: number): number;
-  /** The Envoy rate limit configuration in force, or undefined. */
-  envoy(): EnvoyDescriptors | undefined;
+  /** The Envoy rate limit configuration in force (or undefined), how the service answers, and its stats. */
+  envoy(): { config: EnvoyDescriptors | undefined; settings: EnvoySettings; stats: EnvoyStats };
   /** Admin: inspect, reset or set (to `remaining`) a key at its owner; `by` names the caller in the logs. */
   admin(op: 'inspect' | 'reset' | 'set', request: RateLimitRequest, remaining: number | undefined, by: string): Promise<Reservation>;
 }
