@@ -12,7 +12,7 @@ import { FairShareSync } from './fair-share-sync.js';
 import { fairShareDefaults } from '../limiter/fair-share.js';
 import type { Policies } from '../limiter/policies.js';
 import { CallerLedger, type CallerStats } from './api/caller-ledger.js';
-import { callerBoundsInterceptor } from './api/caller-bounds.js';
+import { callerServerOptions } from './api/caller-bounds.js';
 import { ClusterView, META_GRPC, META_PROTOCOL, META_STATE, gossipMembers } from './cluster-view.js';
 import { ForwardServer } from './forward-server.js';
 import { Forwarder } from './forwarder.js';
@@ -161,7 +161,7 @@ export class Cluster {
     const o = init;
     const { store } = components;
     const callers = new CallerLedger(o.callerLimits);
-    const server = new grpc.Server({ 'grpc.max_receive_message_length': clusterLimits.maxReceiveMessageBytes, interceptors: [callerBoundsInterceptor(callers)] });
+    const server = new grpc.Server({ 'grpc.max_receive_message_length': clusterLimits.maxReceiveMessageBytes, ...callerServerOptions(callers) });
     const keyring = o.gossipKeys.length > 0 ? new Keyring(o.gossipKeys) : undefined;
     let membership: Membership | undefined;
     const auth = new PeerAuth({ keyring, isMember: (nodeId, ip) => membership !== undefined && isMemberAt(membership, nodeId, ip) }, { selfId: o.nodeId });

@@ -8,6 +8,7 @@ import { encodeStreamRequest } from '../../src/node/api/stream-codec.js';
 import { createNode, type RingLimitNode } from '../../src/node/node.js';
 import type { NodeOptionsInput } from '../../src/node/options.js';
 import { startCluster, stopAll, waitFor } from './helpers.js';
+import { ERROR, RawHttp2Client } from './raw-http2.js';
 
 const call = (unsentBytes = 0, unsentSinceMs = 0): TrackedCall & { resets: number; unsentBytes: number; unsentSinceMs: number } => {
   const c = {
@@ -174,21 +175,56 @@ describe('bounds per caller, on a real node', () => {
     await stopAll(nodes);
   });
 
-  it('refuses calls past a connection’s bound with RESOURCE_EXHAUSTED, while another connection is served', async () => {
+  it('tells each connection how many calls it may open: a gRPC channel queues the calls past it and every one is answered, none refused', async () => {
     await start({ callerLimits: { maxCallsPerConnection: 3 } });
+    const node = nodes[0]!;
     const c = connect();
+    // Five streams on one channel: three open on the node, two wait in the caller's HTTP/2 stack.
+    const answered: number[] = [];
     const codes: number[] = [];
-    const streams = Array.from({ length: 5 }, () => {
+    const streams = Array.from({ length: 5 }, (_, i) => {
       const s = c.allowStream();
       s.on('error', (e: grpc.ServiceError) => codes.push(e.code));
-      s.on('data', () => undefined);
+      s.on('data', () => void answered.push(i));
+      s.write({ requests: [{ id: 1, request: { key: `s${i}`, action: 'a', limit: 5, windowMs: 60_000 } }] });
       return s;
     });
-    await waitFor(() => codes.length === 2, 5_000, 'two streams refused');
-    expect(codes).toEqual([grpc.status.RESOURCE_EXHAUSTED, grpc.status.RESOURCE_EXHAUSTED]);
-    expect(await allow(connect(), { key: 'other', action: 'a', limit: 5, windowMs: 1_000 })).toBeNull();
-    expect(nodes[0]!.stats().callers.refusedCalls).toBe(2);
+    await waitFor(() => answered.length === 3, 5_000, 'three streams answered');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(answered).toHaveLength(3);
+    expect(node.stats().callers.openCalls).toBe(3);
+    // As streams end, the waiting ones go out, on the same connection.
+    for (const i of [...answered]) streams[i]!.end();
+    await waitFor(() => answered.length === 5, 5_000, 'the two waiting streams answered');
     for (const s of streams) s.end();
+    // Fifty unary calls at once on the same channel: all answered, three at a time.
+    const errors = await Promise.all(Array.from({ length: 50 }, (_, i) => allow(c, { key: `u${i % 5}`, action: 'a', limit: 10, windowMs: 60_000 })));
+    expect(errors.filter((e) => e !== null)).toEqual([]);
+    expect(codes).toEqual([]);
+    expect(node.stats().callers.refusedCalls).toBe(0);
+  }, 20_000);
+
+  it('a client that ignores the advertised bound has its extra streams refused by HTTP/2 (REFUSED_STREAM, or once it acknowledged the bound, its connection closed); the node serves on', async () => {
+    await start({ callerLimits: { maxCallsPerConnection: 3 } });
+    const node = nodes[0]!;
+    const path = '/ringlimit.v1.RateLimiter/Allow';
+    // Streams sent before it acknowledged the server's SETTINGS: refused one by one.
+    const early = await RawHttp2Client.connect(node.grpcAddress!);
+    early.openCalls(10, path);
+    await waitFor(() => early.resets(ERROR.REFUSED_STREAM).length === 7, 5_000, 'seven streams refused');
+    await waitFor(() => node.stats().callers.openCalls === 3, 5_000, 'three calls open');
+    // Streams sent after it acknowledged them: a protocol error, which closes the connection
+    // (nghttp2 finds it; Node then ends the session with GOAWAY INTERNAL_ERROR).
+    const late = await RawHttp2Client.connect(node.grpcAddress!);
+    await late.acknowledgeSettings();
+    await new Promise((r) => setTimeout(r, 100)); // the server reads the acknowledgement first
+    late.openCalls(10, path);
+    await waitFor(() => late.isClosed, 5_000, 'the connection closed');
+    expect([ERROR.PROTOCOL_ERROR, ERROR.INTERNAL_ERROR]).toContain(late.goAway());
+    expect(await allow(connect(), { key: 'other', action: 'a', limit: 5, windowMs: 1_000 })).toBeNull();
+    early.close();
+    late.close();
+    await waitFor(() => node.stats().callers.openCalls === 0, 5_000, 'the raw clients’ calls closed');
   }, 20_000);
 
   it('bounds the requests in flight on one connection', async () => {

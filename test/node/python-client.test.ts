@@ -1,26 +1,16 @@
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RingLimitNode } from '../../src/node/node.js';
 import { startCluster, stopAll } from './helpers.js';
+import { pythonWithGrpc, skipWithoutPython } from './python.js';
 
 const EXAMPLE = join(import.meta.dirname, '..', '..', 'examples', 'python', 'ringlimit_example.py');
 
-/** A Python with grpcio, and protoc with the gRPC Python plugin (what the example needs), or why not. */
-function pythonWithGrpc(): { python: string } | { missing: string } {
-  const pythons = ['python3', '/usr/bin/python3'].filter((p) => spawnSync(p, ['-c', 'import grpc'], { stdio: 'ignore' }).status === 0);
-  const protoc = spawnSync('protoc', ['--version'], { stdio: 'ignore' }).status === 0 && spawnSync('which', ['grpc_python_plugin'], { stdio: 'ignore' }).status === 0;
-  const tools = pythons.find((p) => spawnSync(p, ['-c', 'import grpc_tools'], { stdio: 'ignore' }).status === 0);
-  if (pythons.length > 0 && protoc) return { python: pythons[0]! };
-  if (tools !== undefined) return { python: tools };
-  return { missing: 'python3 with grpcio, and protoc with grpc_python_plugin (Debian: apt-get install python3-grpcio protobuf-compiler protobuf-compiler-grpc; .ci/run installs them)' };
-}
-
 const found = pythonWithGrpc();
 // Outside CI a machine without them skips, saying why; CI installs them, so there it must run.
-const skip = 'missing' in found && process.env.CI === undefined;
-if (skip) console.warn(`python-client.test.ts skipped: needs ${(found as { missing: string }).missing}`);
+const skip = skipWithoutPython(found, 'python-client.test.ts');
 
 describe.skipIf(skip)('a Python client (examples/python) on the same .proto', () => {
   let nodes: RingLimitNode[] = [];

@@ -162,6 +162,17 @@ class BoundedCall extends grpc.ServerInterceptingCall implements ReadWaiter, Tra
   }
 }
 
+/**
+ * The grpc.Server options that bound callers: every call passes the ledger's interceptor,
+ * and every connection is told in its HTTP/2 SETTINGS (SETTINGS_MAX_CONCURRENT_STREAMS) how
+ * many calls it may have open at once. A caller's gRPC stack keeps the calls past it queued
+ * on its side (grpc-js, grpcio and grpc-go all do) instead of sending them to be refused;
+ * a stream past it from a client that ignores the setting is refused by HTTP/2 itself.
+ */
+export function callerServerOptions(ledger: CallerLedger): grpc.ServerOptions {
+  return { 'grpc.max_concurrent_streams': ledger.limits.maxCallsPerConnection, interceptors: [callerBoundsInterceptor(ledger)] };
+}
+
 /** The gRPC server interceptor that puts every call on the ledger (see BoundedCall). */
 export function callerBoundsInterceptor(ledger: CallerLedger): grpc.ServerInterceptor {
   // Peer streams are not the public's: authenticated by their own handshake (with a deadline), bounded by membership, and never refused for what callers hold.

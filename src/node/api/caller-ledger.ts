@@ -5,7 +5,11 @@ import { hostOfPeer } from '../transport/peer-auth.js';
 
 /** What one caller (one connection) and all callers together may hold on a node at once. */
 export interface CallerLimits {
-  /** Calls (streams) open at once on one connection; more are refused with RESOURCE_EXHAUSTED. */
+  /**
+   * Calls (HTTP/2 streams) open at once on one connection. Advertised to every connection as
+   * SETTINGS_MAX_CONCURRENT_STREAMS: a caller's gRPC stack queues its calls past it, and HTTP/2
+   * refuses a stream past it from a client that ignores the setting.
+   */
   maxCallsPerConnection: number;
   /** Calls open at once across all connections. */
   maxOpenCalls: number;
