@@ -16,6 +16,8 @@ export interface EnvoyKeyStats {
 export const envoyStatsDefaults = {
   /** Distinct stats keys kept (detailed_metric and value_to_metric make one per value). */
   maxKeys: 2_000,
+  /** Longest stats key kept, in characters: a longer one (values of a caller's choosing) counts under the overflow key. */
+  maxKeyLength: 1_024,
   /** Hits past this share of the limit count as near the limit (the peer's NEAR_LIMIT_RATIO). */
   nearLimitRatio: 0.8,
 } as const;
@@ -42,7 +44,7 @@ export class EnvoyStats {
   private of(key: string): EnvoyKeyStats {
     let s = this.keys.get(key);
     if (s === undefined) {
-      if (this.keys.size >= this.maxKeys) return this.of(OVERFLOW_KEY);
+      if (key !== OVERFLOW_KEY && (this.keys.size >= this.maxKeys || key.length > envoyStatsDefaults.maxKeyLength)) return this.of(OVERFLOW_KEY);
       s = { totalHits: 0, overLimit: 0, nearLimit: 0, withinLimit: 0, shadowMode: 0 };
       this.keys.set(key, s);
     }
