@@ -198,6 +198,8 @@ export function createNodeMetrics(source: MetricsSource, registry: Registry = ne
   });
   counter(registry, 'ringlimit_caller_calls_reset_total', 'Calls reset because their caller stopped reading its answers.', () => stats().callers.cancelledSlowStreams);
   gauge(registry, 'ringlimit_caller_open_calls', 'Calls open on the gRPC port.', () => stats().callers.openCalls);
+  gauge(registry, 'ringlimit_caller_queued_calls', 'Calls on the gRPC port waiting for room: their host or the node had as many open as it may.', () => stats().callers.queuedCalls);
+  counter(registry, 'ringlimit_caller_calls_queued_total', 'Calls that waited for room before they ran (or were refused).', () => stats().callers.callsQueued);
   gauge(registry, 'ringlimit_caller_unsent_bytes', 'Answer bytes handed to HTTP/2 and not yet sent.', () => stats().callers.unsentBytes);
   gauge(registry, 'ringlimit_members', 'Live members in this node’s gossip view, itself included.', () => source.members());
   gauge(registry, 'ringlimit_ring_owners', 'Nodes owning keys on this node’s ring.', () => source.owners());

@@ -1,5 +1,5 @@
 import type { StoreStats } from '../limiter/store.js';
-import type { CallerStats } from './api/caller-ledger.js';
+import { emptyCallerStats, type CallerStats } from './api/caller-ledger.js';
 import type { PolicySyncStats } from './policy-sync.js';
 import type { FairShareStats } from './fair-share-sync.js';
 import type { Cluster } from './cluster.js';
@@ -66,7 +66,7 @@ export function nodeStats(store: StoreStats, decidedHere: number, skew: CallerSk
     ...(c?.forwardServer.stats ?? { received: 0, relayed: 0, decidedAsFallback: 0 }),
     malformedFrames: c?.dispatch.stats.malformedFrames ?? 0,
     peerAuth: { ...(c?.peerStats ?? { refusedStreams: 0, unauthenticatedFrames: 0 }) },
-    callers: { ...(c?.callerStats ?? { openCalls: 0, items: 0, unsentBytes: 0, connections: 0, refusedCalls: 0, refusedItems: 0, refusedUnsent: 0, refusedLarge: 0, refusedUnread: 0, cancelledSlowStreams: 0 }) },
+    callers: { ...(c?.callerStats ?? emptyCallerStats()) },
     loadFactor,
     policies: c?.policySync.stats ?? { version: 0, digest: '', adopted: 0, pushed: 0, pulls: 0, refused: 0 },
     fairShare: { ...(c?.fairShare.stats ?? { reportsSent: 0, reportsReceived: 0, allocationsSent: 0, allocationsReceived: 0, refused: 0 }) },

@@ -2,7 +2,7 @@ import http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseServeArgs } from '../../src/cli/serve.js';
-import { CallerLedger, callerLimitsDefaults, type TrackedCall } from '../../src/node/api/caller-ledger.js';
+import { CallerLedger, callerLimitsDefaults, type CallerConnection, type QueuedCall, type TrackedCall } from '../../src/node/api/caller-ledger.js';
 import { rateLimiterClientConstructor, rateLimiterService } from '../../src/node/api/proto.js';
 import { encodeStreamRequest } from '../../src/node/api/stream-codec.js';
 import { createNode, type RingLimitNode } from '../../src/node/node.js';
@@ -10,49 +10,109 @@ import type { NodeOptionsInput } from '../../src/node/options.js';
 import { startCluster, stopAll, waitFor } from './helpers.js';
 import { ERROR, RawHttp2Client } from './raw-http2.js';
 
-const call = (unsentBytes = 0, unsentSinceMs = 0): TrackedCall & { resets: number; unsentBytes: number; unsentSinceMs: number } => {
-  const c = {
+type TestCall = TrackedCall & QueuedCall & { resets: number; unsentBytes: number; unsentSinceMs: number; ranOn: string | undefined; expired: number };
+
+const call = (unsentBytes = 0, unsentSinceMs = 0): TestCall => {
+  const c: TestCall = {
     unsentBytes,
     unsentSinceMs,
     resets: 0,
+    ranOn: undefined,
+    expired: 0,
     reset: () => void c.resets++,
+    admit: (connection) => void (c.ranOn = connection.peer),
+    expire: () => void c.expired++,
   };
   return c;
 };
 
+/** A call that must run at once on `peer`'s connection. */
+function open(ledger: CallerLedger, peer: string, c: TestCall = call()): CallerConnection {
+  const opening = ledger.openCall(peer, c);
+  if (typeof opening === 'string') throw new Error(`a call from ${peer} was ${opening}`);
+  return opening;
+}
+
 describe('CallerLedger', () => {
-  it('bounds calls per connection and in all, and forgets a connection once its last call closes', () => {
-    const ledger = new CallerLedger({ ...callerLimitsDefaults, maxCallsPerConnection: 2, maxOpenCalls: 3 });
-    const a1 = call();
-    const a = ledger.openCall('1.2.3.4:1', a1)!;
-    expect(ledger.openCall('1.2.3.4:1', call())).toBe(a);
-    expect(ledger.openCall('1.2.3.4:1', call())).toBeUndefined();
-    const b = ledger.openCall('1.2.3.4:2', call())!;
-    expect(ledger.openCall('1.2.3.4:3', call())).toBeUndefined(); // 3 open in all
-    expect(ledger.stats).toMatchObject({ openCalls: 3, connections: 2, refusedCalls: 2 });
-    ledger.closeCall(b, call());
-    expect(ledger.connection('1.2.3.4:2')).toBeUndefined();
-    expect(ledger.connection('1.2.3.4:1')).toBe(a);
+  it('runs calls while the node has room; past maxOpenCalls they wait and run as calls close, and past maxQueuedCalls or after maxQueuedMs they are refused', () => {
+    let now = 0;
+    const ledger = new CallerLedger({ ...callerLimitsDefaults, maxOpenCalls: 3, maxQueuedCalls: 2, maxQueuedMs: 1_000 }, () => now);
+    const a = open(ledger, '1.2.3.4:1');
+    expect(open(ledger, '1.2.3.4:1')).toBe(a);
+    const bCall = call();
+    const b = open(ledger, '5.6.7.8:1', bCall);
+    const first = call();
+    const second = call();
+    expect(ledger.openCall('9.9.9.9:1', first)).toBe('queued');
+    now = 10;
+    expect(ledger.openCall('1.2.3.4:2', second)).toBe('queued');
+    expect(ledger.openCall('9.9.9.9:2', call())).toBe('refused'); // two already wait
+    expect(ledger.stats).toMatchObject({ openCalls: 3, queuedCalls: 2, callsQueued: 2, refusedCalls: 1, connections: 2 });
+    ledger.closeCall(b, bCall);
+    expect(ledger.connection('5.6.7.8:1')).toBeUndefined(); // forgotten once its last call closed
+    expect(first.ranOn).toBe('9.9.9.9:1'); // the oldest runs on the room made
+    expect(second.ranOn).toBeUndefined();
+    expect(ledger.stats).toMatchObject({ openCalls: 3, queuedCalls: 1 });
+    now = 1_011;
+    expect(ledger.sweep()).toBe(true);
+    expect([first.expired, second.expired]).toEqual([0, 1]);
+    expect(ledger.stats).toMatchObject({ openCalls: 3, queuedCalls: 0, refusedCalls: 2 });
   });
 
-  it('bounds the calls of one host over all its connections, and keeps a connection’s share while it has work in flight', () => {
+  it('bounds the calls of one host over all its connections (the others wait), and keeps a connection’s share while it has work in flight', () => {
     const ledger = new CallerLedger({ ...callerLimitsDefaults, maxCallsPerHost: 2 });
-    const a = ledger.openCall('10.0.0.1:1000', call())!;
-    expect(ledger.openCall('10.0.0.1:1001', call())).toBeDefined();
-    expect(ledger.openCall('10.0.0.1:1002', call())).toBeUndefined(); // a third connection does not bring a third share
-    expect(ledger.openCall('10.0.0.2:1000', call())).toBeDefined();
-    ledger.takeItems(a, 5);
     const aCall = call();
+    const a = open(ledger, '10.0.0.1:1000', aCall);
+    open(ledger, '10.0.0.1:1001');
+    const third = call();
+    expect(ledger.openCall('10.0.0.1:1002', third)).toBe('queued'); // a third connection does not bring a third share
+    open(ledger, '10.0.0.2:1000'); // another host is not held back
+    ledger.takeItems(a, 5);
     ledger.closeCall(a, aCall);
+    expect(third.ranOn).toBe('10.0.0.1:1002');
     expect(ledger.connection('10.0.0.1:1000')).toBe(a); // items still in flight: the share stays
     ledger.itemsDone(a, 5);
     expect(ledger.connection('10.0.0.1:1000')).toBeUndefined();
   });
 
+  it('gives room to waiting hosts in turn, never to a call that ended while it waited, and holds a connection to its own bound', () => {
+    const ledger = new CallerLedger({ ...callerLimitsDefaults, maxOpenCalls: 2, maxCallsPerConnection: 1 });
+    const running = [call(), call()];
+    const connections = [open(ledger, '1.1.1.1:1', running[0]), open(ledger, '2.2.2.2:1', running[1])];
+    const order: string[] = [];
+    const waiting = (name: string): TestCall => {
+      const c = call();
+      c.admit = () => void order.push(name);
+      return c;
+    };
+    const a1 = waiting('a1');
+    const a2 = waiting('a2');
+    const gone = waiting('gone');
+    const b1 = waiting('b1');
+    ledger.openCall('3.3.3.3:1', a1);
+    ledger.openCall('3.3.3.3:2', a2);
+    ledger.openCall('3.3.3.3:3', gone);
+    ledger.openCall('4.4.4.4:1', b1);
+    ledger.leaveQueue(gone);
+    ledger.closeCall(connections[0]!, running[0]!);
+    ledger.closeCall(connections[1]!, running[1]!);
+    expect(order).toEqual(['a1', 'b1']);
+    // A second call of a connection at its own bound waits for that connection, even with room elsewhere.
+    const roomy = new CallerLedger({ ...callerLimitsDefaults, maxCallsPerConnection: 1 });
+    const firstCall = call();
+    const c = open(roomy, '5.5.5.5:1', firstCall);
+    const next = call();
+    expect(roomy.openCall('5.5.5.5:1', next)).toBe('queued');
+    open(roomy, '5.5.5.5:2');
+    roomy.closeCall(c, firstCall);
+    expect(next.ranOn).toBe('5.5.5.5:1');
+    expect(roomy.stats.queuedCalls).toBe(0);
+  });
+
   it('lets a connection with nothing unsent send one answer of any size, and bounds the rest (a quarter while the node is full)', () => {
     const ledger = new CallerLedger({ ...callerLimitsDefaults, maxUnsentBytesPerConnection: 1_000, maxUnsentBytes: 3_000 });
-    const a = ledger.openCall('a:1', call())!;
-    const b = ledger.openCall('b:1', call())!;
+    const a = open(ledger, 'a:1');
+    const b = open(ledger, 'b:1');
     expect(ledger.connectionFull(a, 50_000)).toBe(false);
     ledger.unsent(a, 600);
     expect(ledger.connectionFull(a, 400)).toBe(false);
@@ -67,7 +127,7 @@ describe('CallerLedger', () => {
 
   it('bounds requests in flight per connection', () => {
     const ledger = new CallerLedger({ ...callerLimitsDefaults, maxItemsPerConnection: 10 });
-    const a = ledger.openCall('a:1', call())!;
+    const a = open(ledger, 'a:1');
     expect(ledger.itemsFull(a, 10)).toBe(false);
     ledger.takeItems(a, 8);
     expect(ledger.itemsFull(a, 3)).toBe(true);
@@ -78,7 +138,7 @@ describe('CallerLedger', () => {
 
   it('lets a connection read a few requests at once, in turn', () => {
     const ledger = new CallerLedger({ ...callerLimitsDefaults, maxReadingCallsPerConnection: 1 });
-    const a = ledger.openCall('a:1', call())!;
+    const a = open(ledger, 'a:1');
     const order: string[] = [];
     const waiter = (name: string) => ({ read: () => void order.push(name) });
     const first = waiter('first');
@@ -96,7 +156,7 @@ describe('CallerLedger', () => {
 
   it('refuses a connection’s next request unread while large batches are past their share, if its last one was large', () => {
     const ledger = new CallerLedger(callerLimitsDefaults);
-    const a = ledger.openCall('a:1', call())!;
+    const a = open(ledger, 'a:1');
     expect(ledger.mayRead(a)).toBe(true);
     a.lastRequestLarge = true;
     ledger.largeBatches.spent(10_000); // deep in debt
@@ -112,7 +172,7 @@ describe('CallerLedger', () => {
     const stalled = call(5_000, 0);
     const progressing = call(5_000, 0);
     const idle = call(0, 0);
-    for (const c of [stalled, progressing, idle]) ledger.openCall('a:1', c);
+    for (const c of [stalled, progressing, idle]) open(ledger, 'a:1', c);
     now = 900;
     progressing.unsentSinceMs = 900; // an answer went out
     expect(ledger.sweep()).toBe(true);
@@ -225,6 +285,40 @@ describe('bounds per caller, on a real node', () => {
     early.close();
     late.close();
     await waitFor(() => node.stats().callers.openCalls === 0, 5_000, 'the raw clients’ calls closed');
+  }, 20_000);
+
+  it('calls past a host’s bound wait for room (their requests unread) and run as its calls end: many busy channels of one host are slowed, not refused', async () => {
+    await start({ callerLimits: { maxCallsPerHost: 4 } });
+    const node = nodes[0]!;
+    // Four channels (four connections) of one host, 40 unary calls each at once: 4 run at a time.
+    const channels = Array.from({ length: 4 }, () => connect());
+    const errors = await Promise.all(channels.flatMap((c, i) => Array.from({ length: 40 }, (_, j) => allow(c, { key: `h${i}-${j % 4}`, action: 'a', limit: 100, windowMs: 60_000 }))));
+    expect(errors.filter((e) => e !== null)).toEqual([]);
+    expect(node.stats().callers).toMatchObject({ refusedCalls: 0, queuedCalls: 0 });
+    expect(node.stats().callers.callsQueued).toBeGreaterThan(0);
+  }, 30_000);
+
+  it('a call that waits longer than maxQueuedMs is refused with RESOURCE_EXHAUSTED; one its caller gives up on leaves the queue', async () => {
+    await start({ callerLimits: { maxCallsPerHost: 2, maxQueuedMs: 300 } });
+    const node = nodes[0]!;
+    const c = connect();
+    // Two long-lived streams hold the host's share.
+    const held = [c.allowStream(), c.allowStream()];
+    for (const s of held) {
+      s.on('data', () => undefined);
+      s.on('error', () => undefined);
+      s.write({ requests: [{ id: 1, request: { key: 'held', action: 'a', limit: 5, windowMs: 60_000 } }] });
+    }
+    await waitFor(() => node.stats().callers.openCalls === 2, 5_000, 'two streams open');
+    const waited = await allow(c, { key: 'late', action: 'a', limit: 5, windowMs: 60_000 });
+    expect(waited?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    expect(waited?.details).toMatch(/waited 300 ms for room/);
+    const gaveUp = await new Promise<grpc.ServiceError | null>((resolve) => c.allow({ key: 'late', action: 'a', limit: 5, windowMs: 60_000 }, { deadline: Date.now() + 100 }, (err) => resolve(err)));
+    expect(gaveUp?.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+    await waitFor(() => node.stats().callers.queuedCalls === 0, 5_000, 'the queue empty');
+    expect(node.stats().callers.refusedCalls).toBe(1);
+    for (const s of held) s.end();
+    expect(await allow(c, { key: 'after', action: 'a', limit: 5, windowMs: 60_000 })).toBeNull();
   }, 20_000);
 
   it('bounds the requests in flight on one connection', async () => {

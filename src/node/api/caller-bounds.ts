@@ -1,11 +1,12 @@
 import { constants as http2 } from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
-import type { CallerConnection, CallerLedger, ReadWaiter, TrackedCall } from './caller-ledger.js';
+import type { CallerConnection, CallerLedger, QueuedCall, ReadWaiter, TrackedCall } from './caller-ledger.js';
 import { batchBudgetDefaults } from './batch-budget.js';
 import { PEER_METHOD } from '../transport/grpc-peer-transport.js';
 
 type Status = Parameters<grpc.ServerInterceptingCall['sendStatus']>[0];
 type Listener = Parameters<grpc.ServerInterceptingCall['start']>[0];
+type Metadata = Parameters<Listener['onReceiveMetadata']>[0];
 
 /** What an answer that is not bytes (a generated unary answer: Allow, Members, Health) counts as. */
 const SMALL_ANSWER_BYTES = 256;
@@ -32,14 +33,17 @@ function http2StreamOf(call: grpc.ServerInterceptingCallInterface): ResettableSt
 }
 
 /**
- * One call, bounded: it opens on its connection's share of the ledger (or is refused with
- * RESOURCE_EXHAUSTED before its handler runs), reads its request (if unary) only in one of
+ * One call, bounded: it opens on its connection's share of the ledger — or waits for room
+ * there, its handler not yet started and its request unread, or is refused with
+ * RESOURCE_EXHAUSTED when too many wait or it waited too long — reads its request (if unary) only in one of
  * its connection's reading turns, counts its answers as unsent until HTTP/2 has sent them, and — when its connection already has more unsent than it may — is reset
  * with ENHANCE_YOUR_CALM, which gRPC callers see as RESOURCE_EXHAUSTED and which frees what
  * the caller left unread at once.
  */
-class BoundedCall extends grpc.ServerInterceptingCall implements ReadWaiter, TrackedCall {
+class BoundedCall extends grpc.ServerInterceptingCall implements ReadWaiter, TrackedCall, QueuedCall {
   private connection: CallerConnection | undefined;
+  /** While it waits for room: what its handler is told once it runs. */
+  private queued: { listener: Listener; metadata: Metadata } | undefined;
   unsentBytes = 0;
   unsentSinceMs = 0;
   private closed = false;
@@ -58,13 +62,16 @@ class BoundedCall extends grpc.ServerInterceptingCall implements ReadWaiter, Tra
   override start(listener: Listener): void {
     super.start({
       onReceiveMetadata: (metadata) => {
-        this.connection = this.ledger.openCall(this.next.getPeer(), this);
-        if (this.connection === undefined) {
-          this.closed = true;
-          super.sendStatus(exhausted(`more than ${this.ledger.limits.maxCallsPerConnection} calls open on this connection, or ${this.ledger.limits.maxOpenCalls} on this node`));
-          return;
+        const opening = this.ledger.openCall(this.next.getPeer(), this);
+        if (opening === 'refused') {
+          const { maxQueuedCalls, maxOpenCalls, maxCallsPerHost } = this.ledger.limits;
+          this.refuse(`${maxQueuedCalls} calls already wait for room on this node (it runs ${maxOpenCalls} at once, ${maxCallsPerHost} per host): retry later`);
+        } else if (opening === 'queued') {
+          this.queued = { listener, metadata };
+        } else {
+          this.connection = opening;
+          listener.onReceiveMetadata(metadata);
         }
-        listener.onReceiveMetadata(metadata);
       },
       onReceiveMessage: (message) => {
         const connection = this.connection;
@@ -86,6 +93,27 @@ class BoundedCall extends grpc.ServerInterceptingCall implements ReadWaiter, Tra
         listener.onCancel();
       },
     });
+  }
+
+  /** Room was made for it: its handler starts. */
+  admit(connection: CallerConnection): void {
+    const queued = this.queued;
+    this.queued = undefined;
+    if (queued === undefined || this.closed) return;
+    this.connection = connection;
+    queued.listener.onReceiveMetadata(queued.metadata);
+  }
+
+  /** It waited maxQueuedMs (the ledger took it out). */
+  expire(): void {
+    this.queued = undefined;
+    const { maxQueuedMs, maxOpenCalls, maxCallsPerHost } = this.ledger.limits;
+    this.refuse(`waited ${maxQueuedMs} ms for room on this node (it runs ${maxOpenCalls} calls at once, ${maxCallsPerHost} per host): retry later`);
+  }
+
+  private refuse(details: string): void {
+    this.closed = true;
+    super.sendStatus(exhausted(details));
   }
 
   /** The first read of a unary call waits for one of its connection's reading turns. */
@@ -152,6 +180,10 @@ class BoundedCall extends grpc.ServerInterceptingCall implements ReadWaiter, Tra
   private close(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.queued !== undefined) {
+      this.queued = undefined;
+      this.ledger.leaveQueue(this);
+    }
     const connection = this.connection;
     if (connection === undefined) return;
     if (this.readState === 'waiting') this.ledger.stopWaiting(connection, this);

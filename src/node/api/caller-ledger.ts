@@ -1,5 +1,6 @@
 import { invalidArgument } from '../../common/errors.js';
 import { BatchBudget, batchBudgetDefaults } from './batch-budget.js';
+import { CallQueue } from './caller-queue.js';
 import { DemandTimer } from '../demand-timer.js';
 import { hostOfPeer } from '../transport/peer-auth.js';
 
@@ -11,10 +12,18 @@ export interface CallerLimits {
    * refuses a stream past it from a client that ignores the setting.
    */
   maxCallsPerConnection: number;
-  /** Calls open at once across all connections. */
+  /** Calls open at once across all connections; past it, calls wait for room (maxQueuedCalls). */
   maxOpenCalls: number;
-  /** Calls open at once from one host (all its connections): many connections do not multiply a caller's share past it. */
+  /** Calls open at once from one host (all its connections): many connections do not multiply a caller's share past it; past it, its calls wait for room. */
   maxCallsPerHost: number;
+  /**
+   * Calls waiting for room at once (their host or the node at its bound), in all: each is an
+   * HTTP/2 stream whose request is not read until it runs. Past it, calls are refused with
+   * RESOURCE_EXHAUSTED: a flood beyond what waiting can hold.
+   */
+  maxQueuedCalls: number;
+  /** A call that waited this long for room is refused with RESOURCE_EXHAUSTED. */
+  maxQueuedMs: number;
   /**
    * Unary calls of one connection whose request is being read at once; the others wait,
    * their bytes held back by HTTP/2 flow control in the caller, not in this node's memory.
@@ -34,6 +43,8 @@ export const callerLimitsDefaults: CallerLimits = {
   maxCallsPerConnection: 100,
   maxOpenCalls: 10_000,
   maxCallsPerHost: 1_000,
+  maxQueuedCalls: 10_000,
+  maxQueuedMs: 10_000,
   maxReadingCallsPerConnection: 2,
   maxItemsPerConnection: 100_000,
   maxUnsentBytesPerConnection: 4 * 1024 * 1024,
@@ -48,6 +59,10 @@ export function validateCallerLimits(limits: CallerLimits): CallerLimits {
   return limits;
 }
 
+export function emptyCallerStats(): CallerStats {
+  return { openCalls: 0, queuedCalls: 0, callsQueued: 0, items: 0, unsentBytes: 0, connections: 0, refusedCalls: 0, refusedItems: 0, refusedUnsent: 0, refusedLarge: 0, refusedUnread: 0, cancelledSlowStreams: 0 };
+}
+
 /** An open call as the ledger watches it for a caller that stopped reading. */
 export interface TrackedCall {
   readonly unsentBytes: number;
@@ -56,6 +71,17 @@ export interface TrackedCall {
   /** Drops the call and its unsent answers (RESOURCE_EXHAUSTED to the caller). */
   reset(): void;
 }
+
+/** A call waiting for room (see CallerLedger.openCall). */
+export interface QueuedCall {
+  /** Runs it now: the ledger counts it open on `connection`'s share. */
+  admit(connection: CallerConnection): void;
+  /** Ends it with RESOURCE_EXHAUSTED: it waited maxQueuedMs (the ledger counted it refused). */
+  expire(): void;
+}
+
+/** What became of a call that opens: open on its connection's share, waiting for room, or refused. */
+export type Opening = CallerConnection | 'queued' | 'refused';
 
 /** A call waiting for its turn to read its request. */
 export interface ReadWaiter {
@@ -77,10 +103,14 @@ export interface CallerConnection {
 
 export interface CallerStats {
   openCalls: number;
+  /** Calls waiting for room now (their host or the node at its bound). */
+  queuedCalls: number;
+  /** Calls that had to wait for room before they ran (or were refused). */
+  callsQueued: number;
   items: number;
   unsentBytes: number;
   connections: number;
-  /** Calls refused for too many open on their connection or in all. */
+  /** Calls refused: more waiting than maxQueuedCalls, or waited maxQueuedMs. */
   refusedCalls: number;
   /** Batches or stream items refused for too many requests in flight on their connection. */
   refusedItems: number;
@@ -101,13 +131,16 @@ export interface CallerStats {
  * before it costs more — and no other caller notices.
  */
 export class CallerLedger {
-  readonly stats: CallerStats = { openCalls: 0, items: 0, unsentBytes: 0, connections: 0, refusedCalls: 0, refusedItems: 0, refusedUnsent: 0, refusedLarge: 0, refusedUnread: 0, cancelledSlowStreams: 0 };
+  readonly stats: CallerStats = emptyCallerStats();
   /** The event-loop share of large batches (see BatchBudget). */
   readonly largeBatches = new BatchBudget(batchBudgetDefaults);
   private readonly connections = new Map<string, CallerConnection>();
   /** Open calls per host (the peer address without its port). */
   private readonly hosts = new Map<string, number>();
   private readonly calls = new Set<TrackedCall>();
+  private readonly queue = new CallQueue<TrackedCall & QueuedCall>();
+  /** Whether admitQueued() is under way (a call it admits may close another at once). */
+  private admitting = false;
   private readonly sweeper: DemandTimer;
 
   constructor(
@@ -118,16 +151,44 @@ export class CallerLedger {
     this.sweeper = new DemandTimer(() => this.sweep(), Math.min(1_000, Math.max(10, limits.maxUnsentAgeMs / 2)));
   }
 
-  /** A call opens on `peer`'s connection: its share, or undefined when refused. */
-  openCall(peer: string, call: TrackedCall): CallerConnection | undefined {
-    let connection = this.connections.get(peer);
+  /**
+   * A call opens on `peer`'s connection: it runs at once on its connection's share if its
+   * connection, its host and the node have room; if not, it waits for room (queued: its
+   * admit() is called when it runs, its expire() if it waits maxQueuedMs); refused only when
+   * maxQueuedCalls already wait. A connection's own bound is what HTTP/2 already holds it to
+   * (maxCallsPerConnection streams), so a call waits for it only in the instant between a
+   * stream the caller reset and grpc-js reporting it closed.
+   */
+  openCall(peer: string, call: TrackedCall & QueuedCall): Opening {
     const host = hostOfPeer(peer);
-    const hostCalls = this.hosts.get(host) ?? 0;
-    if (this.stats.openCalls >= this.limits.maxOpenCalls || hostCalls >= this.limits.maxCallsPerHost || (connection !== undefined && connection.openCalls >= this.limits.maxCallsPerConnection)) {
+    if (this.hostHasRoom(host) && this.connectionHasRoom(peer)) return this.open(peer, host, call);
+    if (this.queue.size >= this.limits.maxQueuedCalls) {
       this.stats.refusedCalls++;
-      return undefined;
+      return 'refused';
     }
-    this.hosts.set(host, hostCalls + 1);
+    this.queue.add(call, host, peer, this.now());
+    this.stats.queuedCalls = this.queue.size;
+    this.stats.callsQueued++;
+    this.sweeper.wake();
+    return 'queued';
+  }
+
+  /** A waiting call ended before it ran. */
+  leaveQueue(call: TrackedCall & QueuedCall): void {
+    if (this.queue.remove(call)) this.stats.queuedCalls = this.queue.size;
+  }
+
+  private hostHasRoom(host: string): boolean {
+    return this.stats.openCalls < this.limits.maxOpenCalls && (this.hosts.get(host) ?? 0) < this.limits.maxCallsPerHost;
+  }
+
+  private connectionHasRoom(peer: string): boolean {
+    return (this.connections.get(peer)?.openCalls ?? 0) < this.limits.maxCallsPerConnection;
+  }
+
+  private open(peer: string, host: string, call: TrackedCall): CallerConnection {
+    let connection = this.connections.get(peer);
+    this.hosts.set(host, (this.hosts.get(host) ?? 0) + 1);
     if (connection === undefined) {
       connection = { peer, openCalls: 0, reading: 0, lastRequestLarge: false, waitingToRead: [], items: 0, unsentBytes: 0 };
       this.connections.set(peer, connection);
@@ -140,6 +201,25 @@ export class CallerLedger {
     return connection;
   }
 
+  /** Runs the waiting calls that now have room, hosts in turn. */
+  private admitQueued(): void {
+    if (this.admitting) return; // the loop below goes on with what the inner call freed
+    this.admitting = true;
+    try {
+      while (this.queue.size > 0) {
+        const next = this.queue.next(
+          (host) => this.hostHasRoom(host),
+          (peer) => this.connectionHasRoom(peer),
+        );
+        if (next === undefined) break;
+        this.stats.queuedCalls = this.queue.size;
+        next.call.admit(this.open(next.peer, next.host, next.call));
+      }
+    } finally {
+      this.admitting = false;
+    }
+  }
+
   closeCall(connection: CallerConnection, call: TrackedCall): void {
     this.calls.delete(call);
     const host = hostOfPeer(connection.peer);
@@ -149,6 +229,7 @@ export class CallerLedger {
     connection.openCalls--;
     this.stats.openCalls--;
     this.forgetIfIdle(connection);
+    this.admitQueued();
   }
 
   /** A connection is forgotten only when it holds nothing: no call, no request in flight, nothing unsent (so closing calls cannot reset its share). */
@@ -236,13 +317,19 @@ export class CallerLedger {
     this.stats.refusedUnsent++;
   }
 
-  /** Resets the calls whose answers stalled; true while calls are open (the sweep goes on). */
+  /** Resets the calls whose answers stalled and refuses those that waited too long for room; true while calls are open or waiting (the sweep goes on). */
   sweep(): boolean {
     const nowMs = this.now();
     for (const call of this.calls) {
       if (call.unsentBytes > 0 && nowMs - call.unsentSinceMs > this.limits.maxUnsentAgeMs) call.reset();
     }
-    return this.calls.size > 0;
+    const stale = this.queue.takeWaitingSince(nowMs - this.limits.maxQueuedMs);
+    if (stale.length > 0) {
+      this.stats.queuedCalls = this.queue.size;
+      this.stats.refusedCalls += stale.length;
+      for (const call of stale) call.expire();
+    }
+    return this.calls.size > 0 || this.queue.size > 0;
   }
 
   unsent(connection: CallerConnection, bytes: number): void {
