@@ -310,7 +310,9 @@ describe('bounds per caller, on a real node', () => {
       s.write({ requests: [{ id: 1, request: { key: 'held', action: 'a', limit: 5, windowMs: 60_000 } }] });
     }
     await waitFor(() => node.stats().callers.openCalls === 2, 5_000, 'two streams open');
+    const askedAt = Date.now();
     const waited = await allow(c, { key: 'late', action: 'a', limit: 5, windowMs: 60_000 });
+    expect(Date.now() - askedAt).toBeGreaterThanOrEqual(300);
     expect(waited?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
     expect(waited?.details).toMatch(/waited 300 ms for room/);
     const gaveUp = await new Promise<grpc.ServiceError | null>((resolve) => c.allow({ key: 'late', action: 'a', limit: 5, windowMs: 60_000 }, { deadline: Date.now() + 100 }, (err) => resolve(err)));

@@ -148,7 +148,8 @@ export class CallerLedger {
     /** Monotonic ms, for TrackedCall.unsentSinceMs too. */
     readonly now: () => number = () => performance.now(),
   ) {
-    this.sweeper = new DemandTimer(() => this.sweep(), Math.min(1_000, Math.max(10, limits.maxUnsentAgeMs / 2)));
+    // Often enough that a stalled answer or a long wait is ended within half its bound past it.
+    this.sweeper = new DemandTimer(() => this.sweep(), Math.min(1_000, Math.max(10, Math.min(limits.maxUnsentAgeMs, limits.maxQueuedMs) / 2)));
   }
 
   /**
