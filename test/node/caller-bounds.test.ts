@@ -382,5 +382,7 @@ describe('bounds per caller, on a real node', () => {
     await expect(createNode({ port: 0, gossipPort: 0, callerLimits: { maxOpenCalls: 0 } })).rejects.toThrow(/callerLimits\.maxOpenCalls/);
     expect(parseServeArgs(['--caller-limit', 'maxCallsPerConnection=20', '--caller-limit', 'maxUnsentAgeMs=3000']).options.callerLimits).toEqual({ maxCallsPerConnection: 20, maxUnsentAgeMs: 3_000 });
     expect(() => parseServeArgs(['--caller-limit', 'maxCalls=20'])).toThrow(/--caller-limit must be NAME=N/);
+    expect(parseServeArgs(['--caller-limit', 'maxQueuedCalls=500', '--caller-limit', 'maxQueuedMs=2000']).options.callerLimits).toEqual({ maxQueuedCalls: 500, maxQueuedMs: 2_000 });
+    await expect(createNode({ port: 0, gossipPort: 0, callerLimits: { maxQueuedMs: 0 } })).rejects.toThrow(/callerLimits\.maxQueuedMs/);
   });
 });
