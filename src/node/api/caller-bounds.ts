@@ -35,10 +35,11 @@ function http2StreamOf(call: grpc.ServerInterceptingCallInterface): ResettableSt
 /**
  * One call, bounded: it opens on its connection's share of the ledger — or waits for room
  * there, its handler not yet started and its request unread, or is refused with
- * RESOURCE_EXHAUSTED when too many wait or it waited too long — reads its request (if unary) only in one of
- * its connection's reading turns, counts its answers as unsent until HTTP/2 has sent them, and — when its connection already has more unsent than it may — is reset
- * with ENHANCE_YOUR_CALM, which gRPC callers see as RESOURCE_EXHAUSTED and which frees what
- * the caller left unread at once.
+ * RESOURCE_EXHAUSTED when too many wait or it waited too long — reads its request (if
+ * unary) only in one of its connection's reading turns, counts its answers as unsent until
+ * HTTP/2 has sent them, and — when its connection already has more unsent than it may — is
+ * reset with ENHANCE_YOUR_CALM, which gRPC callers see as RESOURCE_EXHAUSTED and which frees
+ * what the caller left unread at once.
  */
 class BoundedCall extends grpc.ServerInterceptingCall implements ReadWaiter, TrackedCall, QueuedCall {
   private connection: CallerConnection | undefined;

@@ -162,7 +162,7 @@ export class CallerLedger {
    */
   openCall(peer: string, call: TrackedCall & QueuedCall): Opening {
     const host = hostOfPeer(peer);
-    if (this.hostHasRoom(host) && this.connectionHasRoom(peer)) return this.open(peer, host, call);
+    if (this.hasRoomFor(host) && this.connectionHasRoom(peer)) return this.open(peer, host, call);
     if (this.queue.size >= this.limits.maxQueuedCalls) {
       this.stats.refusedCalls++;
       return 'refused';
@@ -179,7 +179,8 @@ export class CallerLedger {
     if (this.queue.remove(call)) this.stats.queuedCalls = this.queue.size;
   }
 
-  private hostHasRoom(host: string): boolean {
+  /** Whether the node, and `host` within it, may run one more call. */
+  private hasRoomFor(host: string): boolean {
     return this.stats.openCalls < this.limits.maxOpenCalls && (this.hosts.get(host) ?? 0) < this.limits.maxCallsPerHost;
   }
 
@@ -209,7 +210,7 @@ export class CallerLedger {
     try {
       while (this.queue.size > 0) {
         const next = this.queue.next(
-          (host) => this.hostHasRoom(host),
+          (host) => this.hasRoomFor(host),
           (peer) => this.connectionHasRoom(peer),
         );
         if (next === undefined) break;
