@@ -167,7 +167,7 @@ describe('a busy caller multiplexing 2,000 calls on one channel is slowed, never
     expect(await refusedCalls(node)).toBe(0);
   }, 180_000);
 
-  it.skipIf(skipPython)('three default `serve` nodes: a grpc-js channel and a grpcio channel, 2,000 calls each at once to two nodes, exact, 0 errors', async () => {
+  it('three default `serve` nodes: a grpc-js channel and a grpcio channel, 2,000 calls each at once to two nodes, exact, 0 errors', async () => {
     const cluster = `busy-${process.pid}-${++runs}`;
     const first = await serve('n1', cluster);
     const rest = [await serve('n2', cluster, first.gossip), await serve('n3', cluster, first.gossip)];
@@ -176,9 +176,10 @@ describe('a busy caller multiplexing 2,000 calls on one channel is slowed, never
     for (const node of nodes) await eventually(async () => (await owners(node.grpc)) === 3, 30_000, `${node.nodeId} to see 3 owners`);
     const js = `js3-${process.pid}-${runs}`;
     const py = `py3-${process.pid}-${runs}`;
-    const [fromJs, fromPy] = await Promise.all([grpcJsBurst(first.grpc, js), grpcioBurst(rest[0]!.grpc, py)]);
+    // Without Python (outside CI only), the grpc-js half runs alone.
+    const [fromJs, fromPy] = await Promise.all([grpcJsBurst(first.grpc, js), skipPython ? undefined : grpcioBurst(rest[0]!.grpc, py)]);
     expectExact(fromJs, js);
-    expectExact(fromPy, py);
+    if (fromPy !== undefined) expectExact(fromPy, py);
     for (const node of nodes) expect(await refusedCalls(node)).toBe(0);
   }, 240_000);
 });
