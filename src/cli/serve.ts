@@ -34,8 +34,10 @@ export const SERVE_USAGE = `usage: ringlimit serve [options]
                           re-read when the file changes (a bad edit is logged and the policies in
                           force stay)
 ${ENVOY_USAGE}  --caller-limit NAME=N   a bound per caller on the gRPC port (repeat for several), e.g.
-                          maxCallsPerConnection=100, maxOpenCalls=10000, maxCallsPerHost=1000,
-                          maxReadingCallsPerConnection=2,
+                          maxCallsPerConnection=100 (advertised to the caller, whose gRPC stack
+                          queues calls past it), maxOpenCalls=10000, maxCallsPerHost=1000 (past
+                          these a call waits for room), maxQueuedCalls=10000, maxQueuedMs=10000
+                          (past these a waiting call is refused), maxReadingCallsPerConnection=2,
                           maxItemsPerConnection=100000, maxUnsentBytesPerConnection=4194304,
                           maxUnsentBytes=67108864, maxUnsentAgeMs=10000 (the defaults; docs/security.md)
   --cluster-name NAME     carried by every gossip packet: nodes of another cluster (or of none) are
