@@ -191,6 +191,19 @@ export class ChaosCluster implements ClusterControl {
     return (await this.membersSeen()).every((m) => m === null || m === members);
   }
 
+  /** Whether every node that is up has exactly `owners` owners on its ring (a joined node counts once it is active there). */
+  async allLiveOwn(owners: number): Promise<boolean> {
+    const up = this.nodes.map((_, i) => this.isUp(i));
+    const addresses = this.nodes.filter((_, i) => up[i]).map((n) => n.grpc);
+    const probe = new RingLimitClient({ nodes: addresses, timeoutMs: this.options.healthTimeoutMs });
+    try {
+      const answers = await Promise.all(addresses.map((_, k) => probe.health(k).then((h) => h.owners.length, () => -1)));
+      return answers.every((n) => n === owners);
+    } finally {
+      probe.close();
+    }
+  }
+
   /** Ms until every node that is up reports `members` members; throws if that takes longer than timeoutMs. */
   async waitForMembers(members: number, timeoutMs: number): Promise<number> {
     const ms = await this.until(() => this.allLiveSee(members), timeoutMs);

@@ -31,8 +31,10 @@ async function killOwnersInTurn(cluster: ClusterControl, marks: FaultMarks): Pro
     await cluster.restart(i);
     const stable = await cluster.until(() => cluster.allLiveSee(cluster.size), 15_000);
     stableMs = stable < 0 ? -1 : Math.max(stableMs, stable);
-    // Let the restarted node become active and receive its replica copies before the next
-    // failure: a second death before that is a double failure, beyond one replica.
+    // Let the restarted node become active on every ring and receive its replica copies
+    // before the next failure: a second death before that is a double failure, beyond one
+    // replica. Waited for, not timed: a cold process on a busy machine takes seconds.
+    await cluster.until(() => cluster.allLiveOwn(cluster.size), 15_000);
     await sleep(2_000);
   }
   marks.faultEnd();

@@ -63,6 +63,8 @@ export interface ClusterControl {
   until(check: () => Promise<boolean>, timeoutMs: number): Promise<number>;
   /** Whether every node that is up reports exactly `members` members. */
   allLiveSee(members: number): Promise<boolean>;
+  /** Whether every node that is up has exactly `owners` owners on its ring (joined nodes are owners once active). */
+  allLiveOwn(owners: number): Promise<boolean>;
   /** gRPC host:port of every node, in index order. */
   grpcAddresses(): string[];
 }

@@ -122,8 +122,14 @@ export class ClusterView {
     return this.handedTo(id) ?? this.ring.nodeIdAt(this.ring.ownerIndex(id)) ?? this.selfId;
   }
 
+  /** Whether an owned key is decided here: never on an empty ring (a joining node decides nothing). */
   isOwnedHere(action: string, key: string): boolean {
-    return this.ownerOf(action, key) === this.selfId;
+    return this.ownerOf(action, key) === this.selfId && this.hasOwners();
+  }
+
+  /** Whether the ring has an owner: false while this node joins and knows no active member. */
+  hasOwners(): boolean {
+    return this.soleOwner !== undefined || this.ring.members.length > 0;
   }
 
   /**

@@ -293,7 +293,8 @@ export class Cluster {
       if (fromCopy !== undefined) return fromCopy;
     }
     const places = this.view.placeInto(scratch.action, scratch.key, this.places);
-    if (places === 0 || this.places[0] === this.view.selfId) {
+    if (places === 0) throw noRingYet();
+    if (this.places[0] === this.view.selfId) {
       // Decided now (the common case) needs no copy: nothing keeps the request afterwards.
       return this.decision.decideNow(scratch, maxWaitMs) ?? this.decision.decide({ ...scratch }, maxWaitMs);
     }
@@ -303,7 +304,8 @@ export class Cluster {
   /** An operator's Inspect or Set (remaining -1: Reset), carried out by the key's owner: here, or forwarded there. */
   admin(p: ResolvedRequest, op: AdminOp, remaining: number): Reservation | Promise<Reservation> {
     const places = this.view.placeInto(p.action, p.key, this.places);
-    if (places === 0 || this.places[0] === this.view.selfId) return this.decision.admin(p, op, remaining);
+    if (places === 0) throw noRingYet();
+    if (this.places[0] === this.view.selfId) return this.decision.admin(p, op, remaining);
     return this.forwarder.forward(p, NO_WAIT, this.places.slice(0, places), op, remaining);
   }
 
@@ -366,6 +368,15 @@ export class Cluster {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * No ring yet (this node is joining and sees no active owner): it decides nothing, since it
+ * would decide from a fresh state while the key's owner holds the real one (a restarted
+ * node reached by callers whose view still names it). Callers fail over to another node.
+ */
+export function noRingYet(): RingLimitError {
+  return new RingLimitError('UNAVAILABLE', 'this node has no ring yet (it is joining): ask another node');
+}
 
 async function settled(read: () => number, quietMs: number, maxMs: number): Promise<void> {
   const deadline = Date.now() + maxMs;

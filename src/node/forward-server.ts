@@ -61,6 +61,10 @@ export class ForwardServer {
         immediate.push(errorResult(item.id, error));
         continue;
       }
+      if (!view.hasOwners()) {
+        immediate.push(errorResult(item.id, new RingLimitError('UNAVAILABLE', 'this node has no ring yet (it is joining)')));
+        continue;
+      }
       const owner = view.ownerOf(p.action, p.key);
       if (owner !== view.selfId) {
         if (item.hops < MAX_HOPS || (item.hops < MAX_HOPS_WITHOUT_STATE && !decision.holds(p.action, p.key))) {

@@ -21,7 +21,7 @@ import type { LimiterStore } from '../limiter/store.js';
 import type { Decision, RateLimitRequest, Reservation, ResolvedParams } from '../limiter/types.js';
 import { newResolvedParams } from '../limiter/validate.js';
 import { PLACEMENT } from './cluster-view.js';
-import { Cluster } from './cluster.js';
+import { Cluster, noRingYet } from './cluster.js';
 import { CallerSkew, nodeStats, type NodeStats } from './node-stats.js';
 import { resolveNodeOptions, type NodeOptions, type NodeOptionsInput } from './options.js';
 import { OwnerDecision } from './owner-decision.js';
@@ -213,6 +213,7 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
     const p = this.store.resolve({ ...request, cost: 0 }, newResolvedParams());
     const wireOp = op === 'inspect' ? AdminOp.Inspect : AdminOp.Set;
     const target = op === 'set' ? remaining! : -1;
+    if (this.cluster === undefined && this.options.cluster) throw noRingYet();
     const answer = this.cluster === undefined ? this.decision.admin(p, wireOp, target) : this.cluster.admin(p, wireOp, target);
     const r = await answer;
     const result: Decision = { allowed: r.allowed, limit: r.limit, remaining: r.remaining, resetAtMs: r.resetAtMs, retryAfterMs: r.retryAfterMs };
@@ -332,8 +333,10 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
   }
 
   private decideHereOrAtOwner(p: ResolvedParams, wait: number): Reservation | Promise<Reservation> {
-    if (this.cluster === undefined) return this.decision.decideNow(p, wait) ?? this.decision.decide({ ...p }, wait);
-    return this.cluster.route(p, wait);
+    if (this.cluster !== undefined) return this.cluster.route(p, wait);
+    // A member still joining (its API is served from the start) decides nothing: it has no ring yet.
+    if (this.options.cluster) throw noRingYet();
+    return this.decision.decideNow(p, wait) ?? this.decision.decide({ ...p }, wait);
   }
 
   /** decideResolved() for a sampled request: the same path, with its latency recorded (an answer later than now is "forwarded" unless this node owns the key). */
