@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { RingLimitError } from '../common/errors.js';
-import { RingLimitClient } from '../node/api/client.js';
+import { RingLimitClient } from '../node/client/client.js';
 import { clusterDefaults } from './options.js';
 import { isRunning, sendFault, signal, startNodeProcess, waitExit, type NodeProcess } from './processes.js';
 import type { ClusterControl, ClusterOptions } from './types.js';

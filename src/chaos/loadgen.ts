@@ -5,7 +5,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { seededRng } from '../common/rng.js';
-import { RingLimitClient } from '../node/api/client.js';
+import { RingLimitClient } from '../node/client/client.js';
 import type { Algorithm } from '../limiter/types.js';
 
 /** The action every load generator's requests name. */

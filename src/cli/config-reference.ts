@@ -1,13 +1,13 @@
 import { aimdDefaults } from '../limiter/adaptive.js';
-import { envoySettingsDefaults } from '../limiter/envoy-answer.js';
-import { envoyStatsDefaults } from '../limiter/envoy-stats.js';
+import { envoySettingsDefaults } from '../envoy/answer.js';
+import { envoyStatsDefaults } from '../envoy/stats.js';
 import { fairShareDefaults } from '../limiter/fair-share.js';
 import { limiterDefaults } from '../limiter/limiter.js';
 import { remoteLimiterDefaults } from '../limiter/remote-limiter.js';
 import { redisStoreDefaults } from '../redis/redis-store.js';
 import { storeDefaults } from '../limiter/store.js';
 import { callerLimitsDefaults } from '../node/api/caller-ledger.js';
-import { clientDefaults } from '../node/api/client.js';
+import { clientDefaults } from '../node/client/client.js';
 import { nodeDefaults } from '../node/options.js';
 
 /** How a default reads in the reference. */
@@ -40,9 +40,9 @@ export function renderConfigReference(): string {
     '',
     table('Node (`createNode(options)`, `ringlimit serve`)', 'nodeDefaults in src/node/options.ts', nodeDefaults, ['store', 'callerLimits', 'envoy', 'clock', 'membership', 'wrapPeerTransport', 'wrapGossipTransport']),
     '',
-    table('Envoy rate limit service (`envoy` of a node, `serve --envoy-*`, docs/envoy.md)', 'envoySettingsDefaults in src/limiter/envoy-answer.ts', envoySettingsDefaults),
+    table('Envoy rate limit service (`envoy` of a node, `serve --envoy-*`, docs/envoy.md)', 'envoySettingsDefaults in src/envoy/answer.ts', envoySettingsDefaults),
     '',
-    table('Envoy stats (fixed)', 'envoyStatsDefaults in src/limiter/envoy-stats.ts', envoyStatsDefaults),
+    table('Envoy stats (fixed)', 'envoyStatsDefaults in src/envoy/stats.ts', envoyStatsDefaults),
     '',
     table('Caller bounds (`callerLimits`, `serve --caller-limit NAME=N`)', 'callerLimitsDefaults in src/node/api/caller-ledger.ts', callerLimitsDefaults),
     '',
@@ -54,7 +54,7 @@ export function renderConfigReference(): string {
     '',
     table('Redis store (`redisStore({ client, ...options })` from ringlimit/redis)', 'redisStoreDefaults in src/redis/redis-store.ts', redisStoreDefaults, ['clock']),
     '',
-    table('Client (`new RingLimitClient(options)`)', 'clientDefaults in src/node/api/client.ts', clientDefaults),
+    table('Client (`new RingLimitClient(options)`)', 'clientDefaults in src/node/client/client.ts', clientDefaults),
     '',
     table('Adaptive limits (`adaptive` of a node)', 'aimdDefaults in src/limiter/adaptive.ts (and sampleMs 250)', aimdDefaults),
     '',

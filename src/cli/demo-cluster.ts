@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { RingLimitClient } from '../node/api/client.js';
+import { RingLimitClient } from '../node/client/client.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));

@@ -1,5 +1,5 @@
 import { Registry } from 'prom-client';
-import { createClientMetrics, createNodeMetrics, createStoreLimiterMetrics, type MetricsSource } from '../node/metrics.js';
+import { createClientMetrics, createNodeMetrics, createStoreLimiterMetrics, type MetricsSource } from '../node/ops/metrics.js';
 import { LATENCY_BUCKETS_SECONDS, LATENCY_SAMPLE_EVERY, LatencyHistogram } from '../common/latency.js';
 
 /** A source the reference never reads: it lists the metrics, it does not scrape them. */

@@ -1,7 +1,7 @@
 import { RingLimitError } from '../common/errors.js';
-import { ENVOY_HEADER_NAMES, type EnvoySettings } from '../limiter/envoy-answer.js';
-import type { EnvoyDescriptors, EnvoyLoadOptions } from '../limiter/envoy-descriptors.js';
-import { envoyConfigStamp, readEnvoyConfig } from '../node/envoy-config-file.js';
+import { ENVOY_HEADER_NAMES, type EnvoySettings } from '../envoy/answer.js';
+import type { EnvoyDescriptors, EnvoyLoadOptions } from '../envoy/descriptors.js';
+import { envoyConfigStamp, readEnvoyConfig } from '../node/ops/envoy-config-file.js';
 
 /** serve's flags for Envoy's rate limit service: envoyproxy/ratelimit's settings (its environment variables in brackets). */
 export const ENVOY_USAGE = `  --envoy-config PATH     serve Envoy's global rate limit API (envoy.service.ratelimit.v3) on the

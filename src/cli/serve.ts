@@ -1,6 +1,6 @@
-import { isEnvoyConfigFile, readEnvoyConfig } from '../node/envoy-config-file.js';
+import { isEnvoyConfigFile, readEnvoyConfig } from '../node/ops/envoy-config-file.js';
 import { ENVOY_FLAGS, ENVOY_USAGE, envoyLoadOptionsOf, envoySettingsOf, watchEnvoyConfig } from './serve-envoy.js';
-import type { EnvoyLoadOptions } from '../limiter/envoy-descriptors.js';
+import type { EnvoyLoadOptions } from '../envoy/descriptors.js';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { RingLimitError } from '../common/errors.js';
@@ -8,7 +8,7 @@ import { createNode } from '../node/node.js';
 import type { NodeOptionsInput } from '../node/options.js';
 import { callerLimitsDefaults, type CallerLimits } from '../node/api/caller-ledger.js';
 import { readNodeTls } from '../node/transport/credentials.js';
-import { readPolicyFile, watchPolicyFile } from '../node/policy-file.js';
+import { readPolicyFile, watchPolicyFile } from '../node/ops/policy-file.js';
 import { createLogger, parseLogLevel, type LogLevel } from './logger.js';
 import { enableHarness, listenForFaultCommands } from '../chaos/harness-mode.js';
 

@@ -1,14 +1,14 @@
-import { EnvoyDescriptors } from '../limiter/envoy-descriptors.js';
-import { envoySettingsDefaults, resolveEnvoySettings, type EnvoySettings } from '../limiter/envoy-answer.js';
+import { EnvoyDescriptors } from '../envoy/descriptors.js';
+import { envoySettingsDefaults, resolveEnvoySettings, type EnvoySettings } from '../envoy/answer.js';
 import { systemClock, type Clock } from '../common/clock.js';
 import { invalidArgument } from '../common/errors.js';
 import type { Membership, PacketTransport } from '../gossip/index.js';
 import type { PeerTransport } from './transport/peer-transport.js';
 import { storeDefaults, type StoreOptions } from '../limiter/store.js';
-import type { CorruptSnapshotPolicy } from './snapshot.js';
+import type { CorruptSnapshotPolicy } from './state/snapshot.js';
 import type { Policies, PolicyDocument } from '../limiter/policies.js';
 import { aimdDefaults, validateAimd } from '../limiter/adaptive.js';
-import type { AdaptiveOptions } from './load-control.js';
+import type { AdaptiveOptions } from './sync/load-control.js';
 import type { NodeTls } from './transport/credentials.js';
 import { callerLimitsDefaults, validateCallerLimits, type CallerLimits } from './api/caller-ledger.js';
 

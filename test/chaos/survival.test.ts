@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ChaosCluster } from '../../src/chaos/cluster.js';
-import { RingLimitClient } from '../../src/node/api/client.js';
+import { RingLimitClient } from '../../src/node/client/client.js';
 import { builtCli } from './built-cli.js';
 
 const CONVERGE_MS = 15_000;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AdaptiveBatcher, type BatchQueue } from '../../src/node/adaptive-batcher.js';
+import { AdaptiveBatcher, type BatchQueue } from '../../src/node/routing/adaptive-batcher.js';
 
 const endOfTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 

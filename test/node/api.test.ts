@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeMsgpack } from '../../src/node/wire/msgpack.js';
-import { RingLimitClient } from '../../src/node/api/client.js';
+import { RingLimitClient } from '../../src/node/client/client.js';
 import { rateLimiterClientConstructor } from '../../src/node/api/proto.js';
 import type { RingLimitNode } from '../../src/node/node.js';
 import { seededRng } from '../../src/common/rng.js';

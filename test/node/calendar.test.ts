@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { RingLimitClient } from '../../src/node/api/client.js';
+import { RingLimitClient } from '../../src/node/client/client.js';
 import { rateLimiterClientConstructor } from '../../src/node/api/proto.js';
 import type { RingLimitNode } from '../../src/node/node.js';
 import { decodeFrame, encodeFrame } from '../../src/node/wire/codec.js';

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/common/clock.js';
-import { ClusterView, type ViewMember } from '../../src/node/cluster-view.js';
+import { ClusterView, type ViewMember } from '../../src/node/routing/cluster-view.js';
 
 function view(selfId: string, nodeIds: string[], replicas = 1): { view: ClusterView; clock: ManualClock } {
   const clock = new ManualClock();

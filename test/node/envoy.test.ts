@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseServeArgs } from '../../src/cli/serve.js';
 import { envoyRateLimitClient } from '../../src/node/api/envoy-service.js';
-import { parseEnvoyConfigText, readEnvoyConfigFile } from '../../src/node/envoy-config-file.js';
+import { parseEnvoyConfigText, readEnvoyConfigFile } from '../../src/node/ops/envoy-config-file.js';
 import type { RingLimitNode } from '../../src/node/node.js';
 import { startCluster, stopAll, unaryCall } from './helpers.js';
 

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RingLimitNode } from '../../src/node/node.js';
-import { routingKey } from '../../src/node/cluster-view.js';
+import { routingKey } from '../../src/node/routing/cluster-view.js';
 import { Ring } from '../../src/ring/index.js';
 import { startCluster, stopAll, waitFor } from './helpers.js';
 

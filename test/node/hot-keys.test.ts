@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeMsgpack } from '../../src/node/wire/msgpack.js';
-import { RingLimitClient } from '../../src/node/api/client.js';
+import { RingLimitClient } from '../../src/node/client/client.js';
 import type { RingLimitNode } from '../../src/node/node.js';
 import type { RateLimitRequest } from '../../src/limiter/types.js';
 import { rawPeerStream, startCluster, stopAll, waitFor } from './helpers.js';

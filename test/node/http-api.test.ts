@@ -177,7 +177,7 @@ describe('metrics', () => {
     expect(histogram(await b.metrics().metrics(), 'local').count).toBe(2);
     expect(histogram(await b.metrics().metrics(), 'forwarded').count).toBe(0);
 
-    const { RingLimitClient } = await import('../../src/node/api/client.js');
+    const { RingLimitClient } = await import('../../src/node/client/client.js');
     const client = new RingLimitClient({ nodes: [a.grpcAddress!] });
     try {
       for (let i = 0; i < LATENCY_SAMPLE_EVERY * 5; i++) await client.allow({ key: `c${i}`, action: 'lat', limit: 5, windowMs: 60_000 });

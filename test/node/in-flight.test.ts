@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { InFlightTable } from '../../src/node/in-flight.js';
+import { InFlightTable } from '../../src/node/routing/in-flight.js';
 
 interface Item {
   id: number;

@@ -5,11 +5,11 @@ import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { rateLimiterClientConstructor } from '../../src/node/api/proto.js';
 import { parseServeArgs } from '../../src/cli/serve.js';
-import { RingLimitClient } from '../../src/node/api/client.js';
+import { RingLimitClient } from '../../src/node/client/client.js';
 import type { RingLimitNode } from '../../src/node/node.js';
-import { readPolicyFile, watchPolicyFile } from '../../src/node/policy-file.js';
+import { readPolicyFile, watchPolicyFile } from '../../src/node/ops/policy-file.js';
 import { rawPeerStream, startCluster, stopAll, unaryCall, waitFor } from './helpers.js';
-import { policyDigest } from '../../src/node/policy-sync.js';
+import { policyDigest } from '../../src/node/sync/policy-sync.js';
 import { encodeFrame } from '../../src/node/wire/codec.js';
 import { FrameType } from '../../src/node/wire/frames.js';
 

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { routingKey } from '../../src/node/cluster-view.js';
+import { routingKey } from '../../src/node/routing/cluster-view.js';
 import { createNode, type RingLimitNode } from '../../src/node/node.js';
 import { Ring } from '../../src/ring/index.js';
 import { startCluster, stopAll, waitFor } from './helpers.js';

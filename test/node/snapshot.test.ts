@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { parseServeArgs } from '../../src/cli/serve.js';
 import { RingLimitError } from '../../src/common/errors.js';
 import { createNode, type RingLimitNode } from '../../src/node/node.js';
-import { snapshotPath } from '../../src/node/snapshot.js';
+import { snapshotPath } from '../../src/node/state/snapshot.js';
 import { startCluster, stopAll, waitFor } from './helpers.js';
 
 const dirs: string[] = [];

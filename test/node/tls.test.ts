@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseServeArgs } from '../../src/cli/serve.js';
-import { RingLimitClient } from '../../src/node/api/client.js';
+import { RingLimitClient } from '../../src/node/client/client.js';
 import type { RingLimitNode } from '../../src/node/node.js';
 import type { NodeTls } from '../../src/node/transport/credentials.js';
 import { startCluster, stopAll } from './helpers.js';

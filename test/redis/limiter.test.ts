@@ -10,7 +10,7 @@ import { RingLimitError } from '../../src/common/errors.js';
 import { createLimiter } from '../../src/limiter/create.js';
 import type { RemoteLimiter } from '../../src/limiter/remote-limiter.js';
 import { rateLimit } from '../../src/middleware/express.js';
-import { createStoreLimiterMetrics } from '../../src/node/metrics.js';
+import { createStoreLimiterMetrics } from '../../src/node/ops/metrics.js';
 import { RedisStore, redisStore } from '../../src/redis/redis-store.js';
 import { RedisProcess } from './redis-server.js';
 

@@ -1,8 +1,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { RingLimitError } from '../../common/errors.js';
-import type { EnvoyDescriptors } from '../../limiter/envoy-descriptors.js';
-import type { EnvoySettings } from '../../limiter/envoy-answer.js';
-import type { EnvoyStats } from '../../limiter/envoy-stats.js';
+import type { EnvoyDescriptors } from '../../envoy/descriptors.js';
+import type { EnvoySettings } from '../../envoy/answer.js';
+import type { EnvoyStats } from '../../envoy/stats.js';
 import type { CalendarUnit } from '../../limiter/calendar.js';
 import type { Algorithm, RateLimitRequest, Reservation } from '../../limiter/types.js';
 import type { WireAllowRequest, WireAllowResponse, WireHealth, WireItemError, WireMembers, WirePoliciesInfo } from './proto.js';

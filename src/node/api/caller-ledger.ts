@@ -1,7 +1,7 @@
 import { invalidArgument } from '../../common/errors.js';
 import { BatchBudget, batchBudgetDefaults } from './batch-budget.js';
 import { CallQueue } from './caller-queue.js';
-import { DemandTimer } from '../demand-timer.js';
+import { WakeTimer } from '../../common/wake-timer.js';
 import { hostOfPeer } from '../transport/peer-auth.js';
 
 /** What one caller (one connection) and all callers together may hold on a node at once. */
@@ -141,7 +141,7 @@ export class CallerLedger {
   private readonly queue = new CallQueue<TrackedCall & QueuedCall>();
   /** Whether admitQueued() is under way (a call it admits may close another at once). */
   private admitting = false;
-  private readonly sweeper: DemandTimer;
+  private readonly sweeper: WakeTimer;
 
   constructor(
     readonly limits: CallerLimits,
@@ -149,7 +149,7 @@ export class CallerLedger {
     readonly now: () => number = () => performance.now(),
   ) {
     // Often enough that a stalled answer or a long wait is ended within half its bound past it.
-    this.sweeper = new DemandTimer(() => this.sweep(), Math.min(1_000, Math.max(10, Math.min(limits.maxUnsentAgeMs, limits.maxQueuedMs) / 2)));
+    this.sweeper = new WakeTimer(() => this.sweep(), Math.min(1_000, Math.max(10, Math.min(limits.maxUnsentAgeMs, limits.maxQueuedMs) / 2)));
   }
 
   /**

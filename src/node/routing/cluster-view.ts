@@ -1,0 +1,278 @@
+import type { Clock } from '../../common/clock.js';
+import type { Membership } from '../../gossip/index.js';
+import { Ring } from '../../ring/index.js';
+
+/** Metadata every node publishes through gossip. */
+export const META_GRPC = 'grpc';
+export const META_STATE = 'state';
+export const META_PROTOCOL = 'pv';
+/** The node's HTTP address, when it serves HTTP (ringlimit status reads every member's metrics there). */
+export const META_HTTP = 'http';
+
+/** joining: not routed to until its view is complete; draining: handing its keys over. */
+export type NodeState = 'joining' | 'active' | 'draining';
+
+/** A ring as it was at some moment (ClusterView.currentRing): only ClusterView asks it who owns a key. */
+export type RingSnapshot = Ring;
+
+/** Names how keys are placed (the Members RPC tells clients): routingKey() on the Ring of src/ring. */
+export const PLACEMENT = 'ringlimit-ring-v2';
+
+/** What the ring places for (action, key): both parts, so one user's actions spread over nodes. */
+export function routingKey(action: string, key: string): string {
+  return `${action}\u0000${key}`;
+}
+
+function soleNodeOf(ring: Ring): string | undefined {
+  return ring.size === 1 ? ring.nodeIdAt(0) : undefined;
+}
+
+/** judgeSender's answer. */
+export const enum SenderVerdict {
+  Refused = 0,
+  OwnedHere = 1,
+  OwnedElsewhere = 2,
+}
+
+/** One node as a view sees it: where it answers, and whether it owns keys now. */
+export interface ViewMember {
+  nodeId: string;
+  /** gRPC host:port. */
+  address: string;
+  /** Active: on the ring. Joining and draining nodes answer peers (handoff) but own nothing. */
+  owns: boolean;
+}
+
+/** What a view is built from: gossip membership in a node, the Members RPC in a client. */
+export interface MemberSource {
+  current(): readonly ViewMember[];
+}
+
+/** A node's members as gossip sees them, with the gRPC address and state each publishes. */
+export function gossipMembers(membership: Membership): MemberSource {
+  return {
+    current: () => {
+      const list: ViewMember[] = [];
+      for (const m of membership.members()) {
+        const address = m.meta[META_GRPC];
+        if (address !== undefined) list.push({ nodeId: m.nodeId, address, owns: m.meta[META_STATE] === 'active' });
+      }
+      return list;
+    },
+  };
+}
+
+export interface ClusterViewComponents {
+  members: MemberSource;
+  clock: Clock;
+}
+
+export interface ClusterViewInit {
+  selfId: string;
+  /** Distinct nodes after the owner that hold a copy of each key. */
+  replicas: number;
+  /** Bound on keys remembered as handed away. */
+  maxHandedAwayKeys: number;
+}
+
+interface HandedAway {
+  nodeId: string;
+  untilMs: number;
+}
+
+/**
+ * The one answer to "who owns this key", for nodes and for the ring-aware client alike.
+ * The ring is rebuilt (never mutated) whenever the set of active members changes; the ring before the last change is kept for
+ * handoff; and keys this node handed to another one on a pull are routed there until the
+ * mark expires, even before this node's ring shows the change. Nothing else in the node
+ * looks at a ring.
+ */
+export class ClusterView {
+  private ring: Ring;
+  private previous: Ring;
+  /** The ring's only node, when it has exactly one. */
+  private soleOwner: string | undefined;
+  private readonly ringOwners: string[] = [];
+  /** When the ring last changed (clock ms). */
+  changedAtMs = -Infinity;
+  private addresses = new Map<string, string>();
+  private readonly handedAway = new Map<string, HandedAway>();
+  private readonly listeners: (() => void)[] = [];
+  readonly selfId: string;
+
+  constructor(
+    private readonly components: ClusterViewComponents,
+    private readonly init: ClusterViewInit,
+  ) {
+    this.selfId = init.selfId;
+    this.ring = new Ring([]);
+    this.previous = this.ring;
+    this.refresh();
+    this.previous = this.ring;
+    this.changedAtMs = -Infinity; // the first ring is not a change
+  }
+
+  // ---- who owns what ------------------------------------------------------------------
+
+  /** The node that decides (action, key) now: where it was handed, else its ring owner, else this node (empty ring). */
+  ownerOf(action: string, key: string): string {
+    // One owner and no key handed away: no need to hash (a one-node cluster's every request).
+    if (this.soleOwner !== undefined && this.handedAway.size === 0) return this.soleOwner;
+    const id = routingKey(action, key);
+    return this.handedTo(id) ?? this.ring.nodeIdAt(this.ring.ownerIndex(id)) ?? this.selfId;
+  }
+
+  /** Whether an owned key is decided here: never on an empty ring (a joining node decides nothing). */
+  isOwnedHere(action: string, key: string): boolean {
+    return this.ownerOf(action, key) === this.selfId && this.hasOwners();
+  }
+
+  /** Whether the ring has an owner: false while this node joins and knows no active member. */
+  hasOwners(): boolean {
+    return this.soleOwner !== undefined || this.ring.members.length > 0;
+  }
+
+  /**
+   * Where a request for (action, key) goes, in order, into `out`: its owner (ownerOf's
+   * answer), then the ring's replicas, which take over when it fails. Returns how many;
+   * 0 on an empty ring (this node decides). One hash for both questions a request asks.
+   */
+  placeInto(action: string, key: string, out: string[]): number {
+    if (this.soleOwner !== undefined && this.handedAway.size === 0) {
+      out[0] = this.soleOwner;
+      return 1;
+    }
+    const id = routingKey(action, key);
+    const handedTo = this.handedTo(id);
+    if (handedTo === undefined) return this.ring.ownersInto(id, this.init.replicas + 1, out);
+    out[0] = handedTo;
+    const count = this.ring.ownersInto(id, this.init.replicas + 1, this.ringOwners);
+    for (let i = 0; i < count; i++) out[i + 1] = this.ringOwners[i]!;
+    return count + 1;
+  }
+
+  /** The ring owner of (action, key) and its replicas, into `out`; returns how many. Replication sends to these. */
+  holdersInto(action: string, key: string, out: string[]): number {
+    if (this.soleOwner !== undefined) {
+      out[0] = this.soleOwner;
+      return 1;
+    }
+    return this.ring.ownersInto(routingKey(action, key), this.init.replicas + 1, out);
+  }
+
+  /**
+   * For state a peer sent about (action, key): Refused when `from` is an owner on this
+   * node's current ring yet held no copy of the key — neither its owner nor a replica now,
+   * nor before the last change (a settled member has no business sending state for other
+   * keys); else whether this node owns it now. A sender that is not on the current ring
+   * is heard: its view may be ahead of ours (it just turned active and re-sends its keys)
+   * or it is draining, several changes ago. One hash unless `from` is not a holder now.
+   */
+  judgeSender(from: string, action: string, key: string): SenderVerdict {
+    const id = routingKey(action, key);
+    const count = this.ring.ownersInto(id, this.init.replicas + 1, this.ringOwners);
+    let holder = false;
+    for (let i = 0; i < count && !holder; i++) holder = this.ringOwners[i] === from;
+    const owner = this.handedTo(id) ?? (count > 0 ? this.ringOwners[0]! : this.selfId);
+    if (!holder && this.previous !== this.ring) {
+      const before = this.previous.ownersInto(id, this.init.replicas + 1, this.ringOwners);
+      for (let i = 0; i < before && !holder; i++) holder = this.ringOwners[i] === from;
+    }
+    if (!holder && this.ring.has(from)) return SenderVerdict.Refused;
+    return owner === this.selfId ? SenderVerdict.OwnedHere : SenderVerdict.OwnedElsewhere;
+  }
+
+  /** The owner before the last ring change, if this node was on that ring. */
+  previousOwnerOf(action: string, key: string): string | undefined {
+    return this.previous.has(this.selfId) ? this.previous.owner(routingKey(action, key)) : undefined;
+  }
+
+  /** The ring in force now: an immutable snapshot, to compare a later ring with (holdersOnInto). */
+  get currentRing(): RingSnapshot {
+    return this.ring;
+  }
+
+  /** The key's holders (owner, then replicas) on `ring`, a snapshot from currentRing, into `out`; returns how many. */
+  holdersOnInto(ring: RingSnapshot, action: string, key: string, out: string[]): number {
+    return ring.ownersInto(routingKey(action, key), this.init.replicas + 1, out);
+  }
+
+  /** The key's holders (owner, then replicas) on the ring before the last change, into `out`; returns how many. */
+  previousHoldersInto(action: string, key: string, out: string[]): number {
+    return this.previous.ownersInto(routingKey(action, key), this.init.replicas + 1, out);
+  }
+
+  /** The node after the owner on the current ring: it held the key while the owner was away. */
+  successorOf(action: string, key: string): string | undefined {
+    return this.ring.owners(routingKey(action, key), 2)[1];
+  }
+
+  /** Routes (action, key) to `nodeId` until `untilMs` (this node answered its pull). Bounded. */
+  markHandedAway(action: string, key: string, nodeId: string, untilMs: number): void {
+    if (this.handedAway.size < this.init.maxHandedAwayKeys) this.handedAway.set(routingKey(action, key), { nodeId, untilMs });
+  }
+
+  private handedTo(id: string): string | undefined {
+    if (this.handedAway.size === 0) return undefined;
+    const mark = this.handedAway.get(id);
+    if (mark === undefined) return undefined;
+    if (mark.untilMs < this.components.clock.now() || !this.ring.has(mark.nodeId)) {
+      this.handedAway.delete(id);
+      return undefined;
+    }
+    return mark.nodeId;
+  }
+
+  // ---- members ------------------------------------------------------------------------
+
+  /** Each owner's share of the keys on the current ring (0..1), by node id. */
+  ownershipShares(): Map<string, number> {
+    return this.ring.shares();
+  }
+
+  /** Node ids owning keys, in nodeId order. */
+  ownerIds(): string[] {
+    return this.ring.members.map((m) => m.nodeId);
+  }
+
+  /** Owners with their gRPC addresses (the Members RPC). */
+  ownerAddresses(): { nodeId: string; address: string }[] {
+    return this.ring.members.map((m) => ({ nodeId: m.nodeId, address: this.addresses.get(m.nodeId) ?? '' }));
+  }
+
+  get ownerCount(): number {
+    return this.ring.size;
+  }
+
+  /** gRPC address of a member, or undefined when it is not (or no longer) known. */
+  addressOf(nodeId: string): string | undefined {
+    return this.addresses.get(nodeId);
+  }
+
+  onChange(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** Re-reads the member source (call it when members change); makes a new ring, from the current one, only when the owner set changed. */
+  refresh(): void {
+    const owners: { nodeId: string }[] = [];
+    const addresses = new Map<string, string>();
+    for (const m of this.components.members.current()) {
+      addresses.set(m.nodeId, m.address);
+      if (m.owns) owners.push({ nodeId: m.nodeId });
+    }
+    this.addresses = addresses;
+    if (owners.length === this.ring.size && owners.every((m) => this.ring.has(m.nodeId))) return;
+    this.previous = this.ring;
+    this.ring = this.ring.withMembers(owners);
+    this.soleOwner = soleNodeOf(this.ring);
+    this.changedAtMs = this.components.clock.now();
+    this.dropStaleMarks();
+    for (const listener of this.listeners) listener();
+  }
+
+  private dropStaleMarks(): void {
+    const nowMs = this.components.clock.now();
+    for (const [id, mark] of this.handedAway) if (mark.untilMs < nowMs || !this.ring.has(mark.nodeId)) this.handedAway.delete(id);
+  }
+}

@@ -1,0 +1,134 @@
+import type { LimiterStore } from '../../limiter/store.js';
+import type { RateLimitRequest, Reservation, ResolvedParams, ResolvedPolicy } from '../../limiter/types.js';
+import { newResolvedParams, resolveRequest } from '../../limiter/validate.js';
+import { AdminOp } from '../wire/frames.js';
+
+/** A request validated once, into its own value: it travels with the call across every await. */
+export type ResolvedRequest = Readonly<ResolvedParams>;
+
+/** Validates `request` (throws RateLimitError before a state changes) into a value of its own; `said`: what the policies set for it. */
+export function resolveOnce(request: RateLimitRequest, said?: ResolvedPolicy): ResolvedRequest {
+  return resolveRequest(request, newResolvedParams(), said);
+}
+
+/** Fetches a key's state from its previous owner on first access after a ring change. */
+export interface KeyPuller {
+  /** Whether some first access may have to wait for a pull now. */
+  mayPull(): boolean;
+  /** A promise when the first access to (action, key) must wait for the previous owner's state. */
+  pullIfNeeded(action: string, key: string): Promise<void> | undefined;
+}
+
+/** Replication of the decisions made here. */
+export interface ReplicationFlusher {
+  /** A decision may have changed a key's state: replication sends it soon. */
+  changed(): void;
+  /** Sends pending replication and settles once the replicas acked (or gave up). */
+  flushAndWait(): Promise<void>;
+}
+
+export interface OwnerDecisionComponents {
+  store: LimiterStore;
+  /** Absent for a single node. */
+  puller?: KeyPuller;
+  replication?: ReplicationFlusher;
+  /** Hot-key mode: every hot key decided here is marked for the owner's next broadcast. */
+  hotKeyMarks?: { mark(action: string, key: string): void };
+}
+
+export interface OwnerDecisionInit {
+  /** Answer an allowed decision only after its replicas acked. */
+  syncReplication: boolean;
+}
+
+/**
+ * "Decide this here": the one owner-side decision. Every path that decides on this node
+ * calls it — a local call, a forward received from a peer, a forward that failed over to
+ * this node, the onUnavailable 'local' fallback — so each gets the same steps: pull the
+ * key's state if it just moved here, decide in the store, and with sync replication wait
+ * for the replicas before answering.
+ */
+export class OwnerDecision {
+  /** Decisions made here. */
+  decided = 0;
+
+  constructor(
+    private readonly components: OwnerDecisionComponents,
+    private readonly init: OwnerDecisionInit,
+  ) {}
+
+  /**
+   * The decision now, or undefined when it might have to wait (a pull window is open, or
+   * replication is sync): then call decide(). Never starts anything it does not finish.
+   */
+  decideNow(p: ResolvedRequest, maxWaitMs: number): Reservation | undefined {
+    if (this.init.syncReplication || this.components.puller?.mayPull() === true) return undefined;
+    this.decided++;
+    const decision = this.components.store.decideResolved(p, maxWaitMs);
+    if (p.global) this.components.hotKeyMarks?.mark(p.action, p.key);
+    this.components.replication?.changed();
+    return decision;
+  }
+
+  /**
+   * The decision: synchronous when nothing has to be waited for, else a promise. Throws
+   * (synchronously) for a request the store refuses.
+   */
+  decide(p: ResolvedRequest, maxWaitMs: number): Reservation | Promise<Reservation> {
+    const pull = this.components.puller?.pullIfNeeded(p.action, p.key);
+    if (pull !== undefined) return pull.then(() => this.decideInStore(p, maxWaitMs));
+    return this.decideInStore(p, maxWaitMs);
+  }
+
+  /** Whether this node holds a state for (action, key): a decision here would not start from a fresh one. */
+  holds(action: string, key: string): boolean {
+    return this.components.store.has(action, key);
+  }
+
+  /** decide() as a promise, for callers that answer later anyway. */
+  decideAsync(p: ResolvedRequest, maxWaitMs: number): Promise<Reservation> {
+    try {
+      return Promise.resolve(this.decide(p, maxWaitMs));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * An operator's Inspect or Set on a key this node owns (remaining -1: Reset), after the
+   * previous owner's state has come (a pull window): a Set then replaces it, and replicates.
+   */
+  admin(p: ResolvedRequest, op: AdminOp, remaining: number): Reservation | Promise<Reservation> {
+    const pull = this.components.puller?.pullIfNeeded(p.action, p.key);
+    if (pull !== undefined) return pull.then(() => this.adminInStore(p, op, remaining));
+    return this.adminInStore(p, op, remaining);
+  }
+
+  /** What a forwarded item asks, as a promise: a decision or an operator's operation. */
+  carryOut(p: ResolvedRequest, item: { op: AdminOp; maxWaitMs: number; remaining: number }): Promise<Reservation> {
+    try {
+      return Promise.resolve(item.op === AdminOp.Decide ? this.decide(p, item.maxWaitMs) : this.admin(p, item.op, item.remaining));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  private adminInStore(p: ResolvedRequest, op: AdminOp, remaining: number): Reservation {
+    const store = this.components.store;
+    if (op === AdminOp.Inspect) return { ...store.inspectResolved(p), waitMs: 0 };
+    const decision = store.setRemainingResolved(p, remaining < 0 ? undefined : remaining);
+    this.components.replication?.changed();
+    return { ...decision, waitMs: 0 };
+  }
+
+  private decideInStore(p: ResolvedRequest, maxWaitMs: number): Reservation | Promise<Reservation> {
+    this.decided++;
+    const decision = this.components.store.decideResolved(p, maxWaitMs);
+    if (p.global) this.components.hotKeyMarks?.mark(p.action, p.key);
+    const replication = this.components.replication;
+    if (replication === undefined) return decision;
+    if (this.init.syncReplication && decision.allowed) return replication.flushAndWait().then(() => decision);
+    replication.changed();
+    return decision;
+  }
+}

@@ -1,0 +1,307 @@
+import type { Clock } from '../../common/clock.js';
+import { STATE_STRIDE } from '../../limiter/algorithms/index.js';
+import type { LimiterStore } from '../../limiter/store.js';
+import type { AlgorithmId } from '../../limiter/types.js';
+import { SenderVerdict, type ClusterView, type RingSnapshot } from '../routing/cluster-view.js';
+import { WakeTimer } from '../../common/wake-timer.js';
+import { EntryOutbox, walkStoreInTurns } from './entry-outbox.js';
+import { LatencyHistogram } from '../../common/latency.js';
+import type { AckReceiver, FrameIds } from '../wire/frame-ids.js';
+import { fromWireEntry, toWireEntry } from '../wire/state-wire.js';
+import type { PeerTransport, Reply } from '../transport/peer-transport.js';
+import { encodeFrame } from '../wire/codec.js';
+import { FrameType, type WireEntry } from '../wire/frames.js';
+
+export interface ReplicatorComponents {
+  store: LimiterStore;
+  view: ClusterView;
+  transport: PeerTransport;
+  clock: Clock;
+  ids: FrameIds;
+}
+
+export interface ReplicatorInit {
+  selfId: string;
+  replicas: number;
+  replicationDelayMs: number;
+  /** Entries per frame. */
+  maxBatchSize: number;
+  /** How long flushAndWait() waits for an ack before giving the frame up. */
+  ackTimeoutMs: number;
+  /** Slots examined per event-loop turn when re-sending everything after a ring change. */
+  resyncSlotsPerTurn: number;
+}
+
+export interface ReplicatorStats {
+  entriesSent: number;
+  framesSent: number;
+  acks: number;
+  entriesReceived: number;
+  /** Received entries dropped: their sender holds no copy of the key by the ring. */
+  entriesRefused: number;
+  /** Entries queued by resyncs after ring changes (to holders new since the last resync). */
+  resyncEntriesSent: number;
+}
+
+/** A resync that could not reach every new holder walks again after this long, at most RESYNC_MAX_RETRIES times per ring. */
+const RESYNC_RETRY_MS = 500;
+const RESYNC_MAX_RETRIES = 20;
+
+/** Replicate frames whose ack is awaited to measure the lag, at most. */
+const MAX_LAG_PROBES = 64;
+
+interface AckWaiter {
+  remaining: number;
+  deadlineMs: number;
+  done: () => void;
+}
+
+/**
+ * The replication protocol, both ends. Sending: each changed key's state goes to the next
+ * `replicas` distinct nodes after its owner, batched — a flush every replicationDelayMs
+ * drains the store's change list; with sync replication a decision waits in
+ * flushAndWait() until every replica acked. Receiving: a replica takes the owner's state
+ * (merged with anything it decided itself) and acks the frame.
+ */
+export class Replicator implements AckReceiver {
+  readonly stats: ReplicatorStats = { entriesSent: 0, framesSent: 0, acks: 0, entriesReceived: 0, entriesRefused: 0, resyncEntriesSent: 0 };
+  /** Flushes every replicationDelayMs while there are changes; disarmed on an idle node. */
+  private readonly timer: WakeTimer | undefined;
+  private readonly outbox: EntryOutbox;
+  private readonly holders: string[] = [];
+  /** Frame id → the flush waiting for its ack; in send order, so deadlines are ordered too. */
+  private readonly waiters = new Map<number, AckWaiter>();
+  private readonly sentIds: number[] = [];
+  private readonly cells = new Float64Array(STATE_STRIDE);
+  private nowMs = 0;
+  /**
+   * Replication lag: from the first change after a flush to the ack of the first frame that
+   * flush sent (the change waited for the flush, then crossed to the replica and back).
+   */
+  readonly lag = new LatencyHistogram();
+  private changedAtMs = -1;
+  /** Frame id → changedAtMs of its flush, in send order; at most MAX_LAG_PROBES. */
+  private readonly lagProbes = new Map<number, number>();
+  private resyncGeneration = 0;
+  /** The ring as of the last completed resync: its holders have every key (undefined: none done yet, send all). */
+  private resyncBaseline: RingSnapshot | undefined;
+  private readonly baselineHolders: string[] = [];
+  private resyncIncomplete = false;
+  private resyncRetries = 0;
+  private resyncRetry: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  /** Queues (action, key)'s state for each of its replicas. */
+  private readonly collect = (action: string, key: string, algorithm: AlgorithmId, cells: Float64Array, base: number): void => {
+    this.queueForHolders(this.components.view.holdersInto(action, key, this.holders), 0, action, key, algorithm, cells, base);
+  };
+
+  /** For a resync: (action, key)'s state for each holder it did not have on `resyncBaseline`. */
+  private readonly collectNewHolders = (action: string, key: string, algorithm: AlgorithmId, cells: Float64Array, base: number): void => {
+    const { view } = this.components;
+    if (!view.isOwnedHere(action, key)) return;
+    const count = view.holdersInto(action, key, this.holders);
+    const before = this.resyncBaseline === undefined ? 0 : view.holdersOnInto(this.resyncBaseline, action, key, this.baselineHolders);
+    // A holder whose address is not known yet: the resync walks again later.
+    if (!this.queueForHolders(count, before, action, key, algorithm, cells, base)) this.resyncIncomplete = true;
+  };
+
+  /**
+   * Queues the key's state for `this.holders[0..count)`, but this node and those among
+   * `this.baselineHolders[0..before)` (they have it). False when a holder's address is unknown.
+   */
+  private queueForHolders(count: number, before: number, action: string, key: string, algorithm: AlgorithmId, cells: Float64Array, base: number): boolean {
+    const { view } = this.components;
+    let entry: WireEntry | undefined;
+    let reachedAll = true;
+    for (let i = 0; i < count; i++) {
+      const nodeId = this.holders[i]!;
+      if (nodeId === this.init.selfId) continue;
+      let held = false;
+      for (let j = 0; j < before && !held; j++) held = this.baselineHolders[j] === nodeId;
+      if (held) continue;
+      const address = view.addressOf(nodeId);
+      if (address === undefined) {
+        reachedAll = false;
+        continue;
+      }
+      entry ??= toWireEntry(action, key, algorithm, cells, base, this.nowMs);
+      this.outbox.add(address, entry);
+    }
+    return reachedAll;
+  }
+
+  constructor(
+    private readonly components: ReplicatorComponents,
+    private readonly init: ReplicatorInit,
+  ) {
+    this.outbox = new EntryOutbox(components, init.maxBatchSize);
+    if (init.replicas > 0) this.timer = new WakeTimer(() => this.flush() > 0 || this.waiters.size > 0, Math.max(1, init.replicationDelayMs));
+  }
+
+  /** A decision here may have changed a key's state: it goes out with the next flush. */
+  changed(): void {
+    if (this.changedAtMs < 0) this.changedAtMs = this.components.clock.now();
+    this.timer?.wake();
+  }
+
+  // ---- sending ------------------------------------------------------------------------
+
+  /** Sends every pending change now; nothing waits for the acks. Returns how many keys changed. */
+  flush(): number {
+    if (this.init.replicas === 0) return 0;
+    this.nowMs = this.components.clock.now();
+    const changed = this.components.store.drainChanges(this.collect);
+    this.expireWaiters();
+    const changedAtMs = this.changedAtMs;
+    this.changedAtMs = -1;
+    const sentIds = this.sentIds;
+    sentIds.length = 0;
+    this.send(sentIds);
+    const probe = sentIds[0];
+    if (changedAtMs >= 0 && probe !== undefined && this.lagProbes.size < MAX_LAG_PROBES && this.components.ids.awaitAck(probe, this)) this.lagProbes.set(probe, changedAtMs);
+    return changed;
+  }
+
+  /** Sends every pending change now; settles when every replica acked it (or ackTimeoutMs passed). */
+  flushAndWait(): Promise<void> {
+    if (this.init.replicas === 0 || this.closed) return Promise.resolve();
+    this.nowMs = this.components.clock.now();
+    this.changedAtMs = -1; // what a decision waits for here shows in its own latency
+    this.components.store.drainChanges(this.collect);
+    this.expireWaiters();
+    const sentIds = this.sentIds;
+    sentIds.length = 0;
+    this.send(sentIds);
+    if (sentIds.length === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const waiter: AckWaiter = { remaining: 0, deadlineMs: this.nowMs + this.init.ackTimeoutMs, done: resolve };
+      for (const id of sentIds) {
+        if (!this.components.ids.awaitAck(id, this)) continue; // too many awaited: do not wait for this one
+        this.waiters.set(id, waiter);
+        waiter.remaining++;
+      }
+      if (waiter.remaining === 0) resolve();
+      else this.timer?.wake(); // its flushes expire the waiter after ackTimeoutMs
+    });
+  }
+
+  /**
+   * After the ring changed, sends each key this node owns to its holders that did not hold
+   * it on the ring of the last completed resync, a chunk of slots per turn: about
+   * (replicas + 1)/N of the keys when one member joins or leaves, not all of them.
+   * Replication otherwise sends only changes: a restarted or new node would never get a key
+   * that has gone quiet (an exhausted key only sees rejections), and would take it over
+   * empty when the node holding it dies next. A walk cut short by the next change keeps the
+   * old baseline, so the next walk covers both changes.
+   */
+  resyncOwned(): void {
+    if (this.init.replicas === 0) return;
+    const generation = ++this.resyncGeneration;
+    const target = this.components.view.currentRing;
+    // Keys held while this node was not on the baseline ring came from elsewhere (a snapshot,
+    // a handoff): no holder can be assumed to have them.
+    if (this.resyncBaseline !== undefined && !this.resyncBaseline.has(this.init.selfId)) this.resyncBaseline = undefined;
+    this.resyncIncomplete = false;
+    clearTimeout(this.resyncRetry);
+    walkStoreInTurns(
+      this.components.store,
+      this.init.resyncSlotsPerTurn,
+      (from, to) => {
+        this.nowMs = this.components.clock.now();
+        this.components.store.forEachEntry(this.collectNewHolders, from, to);
+        const gathered = this.outbox.pending;
+        const before = this.stats.entriesSent;
+        this.send();
+        const sent = this.stats.entriesSent - before;
+        this.stats.resyncEntriesSent += sent;
+        if (sent < gathered) this.resyncIncomplete = true;
+      },
+      () => generation !== this.resyncGeneration || this.closed,
+      () => {
+        if (!this.resyncIncomplete) {
+          this.resyncBaseline = target;
+          this.resyncRetries = 0;
+          return;
+        }
+        // A holder had no address yet, or its stream took nothing: walk again in a moment (bounded).
+        if (this.resyncRetries++ >= RESYNC_MAX_RETRIES) return;
+        this.resyncRetry = setTimeout(() => {
+          if (generation === this.resyncGeneration && !this.closed) this.resyncOwned();
+        }, RESYNC_RETRY_MS);
+        this.resyncRetry.unref();
+      },
+    );
+  }
+
+  onAck(frameId: number): void {
+    const changedAtMs = this.lagProbes.get(frameId);
+    if (changedAtMs !== undefined) {
+      this.lagProbes.delete(frameId);
+      this.lag.record(this.components.clock.now() - changedAtMs);
+      return;
+    }
+    const waiter = this.waiters.get(frameId);
+    if (waiter === undefined) return;
+    this.stats.acks++;
+    this.waiters.delete(frameId);
+    if (--waiter.remaining === 0) waiter.done();
+  }
+
+  private send(sentIds: number[] = []): void {
+    const before = sentIds.length;
+    this.stats.entriesSent += this.outbox.send(FrameType.Replicate, sentIds);
+    this.stats.framesSent += sentIds.length - before;
+  }
+
+  private expireWaiters(): void {
+    for (const [id, changedAtMs] of this.lagProbes) {
+      if (changedAtMs + this.init.ackTimeoutMs > this.nowMs) break;
+      this.lagProbes.delete(id);
+      this.components.ids.forget(id);
+    }
+    for (const [id, waiter] of this.waiters) {
+      if (waiter.deadlineMs > this.nowMs) break;
+      this.waiters.delete(id);
+      this.components.ids.forget(id);
+      if (--waiter.remaining === 0) waiter.done();
+    }
+  }
+
+  // ---- receiving ----------------------------------------------------------------------
+
+  /**
+   * An owner's Replicate frame from `from`: a copy of each key it holds by the ring (others
+   * are refused and counted), merged instead where this node believes it owns the key.
+   */
+  receive(frameId: number, entries: WireEntry[], from: string, reply: Reply): void {
+    const { store, view, clock } = this.components;
+    const nowMs = clock.now();
+    for (const entry of entries) {
+      const verdict = view.judgeSender(from, entry.action, entry.key);
+      if (verdict === SenderVerdict.Refused) {
+        this.stats.entriesRefused++;
+        continue;
+      }
+      const cells = fromWireEntry(entry, nowMs, this.cells);
+      // An owner merges what it hears conservatively; a replica takes the owner's word but never erases its own decisions.
+      const mode = verdict === SenderVerdict.OwnedHere ? 'merge' : 'replica';
+      store.importEntry(entry.action, entry.key, entry.algorithm as AlgorithmId, cells, 0, mode);
+      this.stats.entriesReceived++;
+    }
+    reply(encodeFrame({ type: FrameType.Ack, id: frameId }));
+  }
+
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.resyncRetry);
+    this.timer?.close();
+    for (const [id, waiter] of this.waiters) {
+      this.components.ids.forget(id);
+      waiter.done();
+    }
+    this.waiters.clear();
+    for (const id of this.lagProbes.keys()) this.components.ids.forget(id);
+    this.lagProbes.clear();
+  }
+}
