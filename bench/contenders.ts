@@ -5,8 +5,8 @@
  */
 import { systemClock } from '../src/common/clock.js';
 import type { RateLimitRequest } from '../src/limiter/types.js';
-import { RingLimitClient, type ClientOptions } from '../src/node/api/client.js';
-import { ClusterView } from '../src/node/cluster-view.js';
+import { RingLimitClient, type ClientOptions } from '../src/node/client/client.js';
+import { ClusterView } from '../src/node/routing/cluster-view.js';
 import type { RingLimitNode } from '../src/node/node.js';
 import type { Contender } from './peers/redis.js';
 

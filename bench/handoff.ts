@@ -6,8 +6,8 @@
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
-import { routingKey } from '../src/node/cluster-view.js';
-import { WALK_TURN_BUDGET_MS } from '../src/node/entry-outbox.js';
+import { routingKey } from '../src/node/routing/cluster-view.js';
+import { WALK_TURN_BUDGET_MS } from '../src/node/state/entry-outbox.js';
 import { createNode, type RingLimitNode } from '../src/node/node.js';
 import { Ring } from '../src/ring/index.js';
 

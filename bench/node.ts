@@ -5,7 +5,7 @@
  */
 import { ManualClock } from '../src/common/clock.js';
 import { LimiterStore } from '../src/limiter/store.js';
-import { RingLimitClient } from '../src/node/api/client.js';
+import { RingLimitClient } from '../src/node/client/client.js';
 import { createNode } from '../src/node/node.js';
 import { measureForwarded, measureLocal, type NodeModule } from './node-paths.js';
 import { fmtRate, median, table, type Log } from './util.js';
