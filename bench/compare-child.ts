@@ -6,21 +6,19 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { measurePaths, type BenchClient, type BenchNode, type NodeModule } from './node-paths.js';
 
-interface BuiltNodeModule {
+/** The package's entry (dist/index.js): the same in every version, wherever the files inside it move. */
+interface BuiltPackage {
   createNode(options?: Record<string, unknown>): Promise<BenchNode>;
-}
-interface BuiltClientModule {
   RingLimitClient: new (options: { nodes: string[]; preferFirst: boolean; ringAware: boolean }) => BenchClient;
 }
 
 async function main(): Promise<void> {
   const [dist, rounds = '2'] = process.argv.slice(2);
   if (dist === undefined) throw new Error('usage: compare-child <dist folder> [rounds]');
-  const node = (await import(pathToFileURL(join(dist, 'node', 'node.js')).href)) as BuiltNodeModule;
-  const client = (await import(pathToFileURL(join(dist, 'node', 'api', 'client.js')).href)) as BuiltClientModule;
+  const pkg = (await import(pathToFileURL(join(dist, 'index.js')).href)) as BuiltPackage;
   const mod: NodeModule = {
-    createNode: (options) => node.createNode(options),
-    newClient: (nodes) => new client.RingLimitClient({ nodes, preferFirst: true, ringAware: false }),
+    createNode: (options) => pkg.createNode(options),
+    newClient: (nodes) => new pkg.RingLimitClient({ nodes, preferFirst: true, ringAware: false }),
   };
   const rates = await measurePaths(mod, Number(rounds), (line) => console.error(line));
   console.log(JSON.stringify(rates));
