@@ -21,7 +21,9 @@ import type { LimiterStore } from '../limiter/store.js';
 import type { Decision, RateLimitRequest, Reservation, ResolvedParams } from '../limiter/types.js';
 import { newResolvedParams } from '../limiter/validate.js';
 import { PLACEMENT } from './routing/cluster-view.js';
-import { Cluster, noRingYet } from './cluster/cluster.js';
+import { Cluster } from './cluster/cluster.js';
+import { RequestPath } from './routing/request-path.js';
+import { localRouter, startingRouter } from './routing/router.js';
 import { CallerSkew, nodeStats, type NodeStats } from './ops/node-stats.js';
 import { resolveNodeOptions, type NodeOptions, type NodeOptionsInput } from './options.js';
 import { OwnerDecision } from './routing/owner-decision.js';
@@ -31,8 +33,6 @@ import { EnvoyStats } from '../envoy/stats.js';
 import { checkDataDir, loadSnapshot, type LoadResult } from './state/snapshot.js';
 import { Snapshotter } from './state/snapshotter.js';
 
-/** maxWaitMs of a plain allow (no reservation). */
-const NO_WAIT = -1;
 /** The largest HTTP request body a node reads (a 10,000-request batch is about 1 MB of JSON). */
 const HTTP_MAX_BODY_BYTES = 2 * 1024 * 1024;
 
@@ -81,11 +81,11 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
   private readonly limiter: Limiter;
   private decision: OwnerDecision;
   private cluster: Cluster | undefined;
-  /** For allowNow() and decide(): it never crosses an await. */
-  private readonly scratch = newResolvedParams();
   private readonly skew = new CallerSkew();
   /** Sampled decision latency: answered here, and answered by the owner it was forwarded to. */
   private readonly latency = { local: new LatencyHistogram(), forwarded: new LatencyHistogram() };
+  /** Validation, latency sampling and the router: every request's way in. */
+  private readonly path: RequestPath;
   private snapshotter: Snapshotter | undefined;
   private loadControl: LoadControl | undefined;
   private http: HttpApi | undefined;
@@ -102,6 +102,8 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
     this.limiter = new Limiter({ ...options.store, clock: options.clock, policies: options.policies });
     this.store = this.limiter.store;
     this.decision = new OwnerDecision({ store: this.store }, { syncReplication: false });
+    // A member decides nothing until its cluster is up (its APIs are served from the start).
+    this.path = new RequestPath({ store: this.store, latency: this.latency }, options.cluster ? startingRouter : localRouter(this.decision));
   }
 
   static async create(input: NodeOptionsInput = {}): Promise<RingLimitNode> {
@@ -152,7 +154,7 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
   // ---- the API ------------------------------------------------------------------------
 
   allow(request: RateLimitRequest): Promise<Decision> {
-    return this.route(request, undefined);
+    return this.path.promise(request, undefined);
   }
 
   /**
@@ -162,17 +164,17 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
    * allow(). Throws RateLimitError for bad input, like the core.
    */
   allowNow(request: RateLimitRequest): Decision | undefined {
-    return this.allowNowResolved(this.store.resolve(request, this.scratch));
+    return this.path.now(request);
   }
 
   /** allowNow() for a request already validated (policy handles); `p` is read now, never kept. */
   allowNowResolved(p: ResolvedParams): Decision | undefined {
-    if (this.cluster !== undefined && p.global) {
-      const fromCopy = this.cluster.hotKeys.decideFromCopy(p);
-      if (fromCopy !== undefined) return fromCopy;
-    }
-    if (this.cluster !== undefined && !this.cluster.view.isOwnedHere(p.action, p.key)) return undefined;
-    return this.decision.decideNow(p, NO_WAIT);
+    return this.path.nowResolved(p);
+  }
+
+  /** allow() for a request already validated (policy handles). */
+  allowResolved(p: ResolvedParams): Promise<Decision> {
+    return this.path.promiseResolved(p);
   }
 
   private envoyConfigInForce: EnvoyDescriptors | undefined;
@@ -213,9 +215,7 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
     const p = this.store.resolve({ ...request, cost: 0 }, newResolvedParams());
     const wireOp = op === 'inspect' ? AdminOp.Inspect : AdminOp.Set;
     const target = op === 'set' ? remaining! : -1;
-    if (this.cluster === undefined && this.options.cluster) throw noRingYet();
-    const answer = this.cluster === undefined ? this.decision.admin(p, wireOp, target) : this.cluster.admin(p, wireOp, target);
-    const r = await answer;
+    const r = await this.path.router.admin(p, wireOp, target);
     const result: Decision = { allowed: r.allowed, limit: r.limit, remaining: r.remaining, resetAtMs: r.resetAtMs, retryAfterMs: r.retryAfterMs };
     this.emit('admin', { op, action: p.action, key: p.key, remaining: op === 'set' ? remaining : undefined, by: options.by ?? 'embedded', result });
     return result;
@@ -277,7 +277,7 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
 
   reserve(request: RateLimitRequest, options: { maxWaitMs: number }): Promise<Reservation> {
     // A reservation names its bound: a missing one is refused (NaN fails validation), never taken as a plain allow.
-    return this.route(request, options?.maxWaitMs ?? Number.NaN);
+    return this.path.promise(request, options?.maxWaitMs ?? Number.NaN);
   }
 
   /** Waits for a slot (reserved at the key's owner), or resolves at once with allowed: false. */
@@ -313,65 +313,6 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
   private snapshotStats(): NodeStats['snapshot'] {
     const s = this.snapshotter?.stats ?? { written: 0, failed: 0, lastKeys: 0, lastWrittenAtMs: 0, lastError: '' };
     return { ...s, loadedKeys: this.loadedSnapshot.loaded, setAsideTo: this.loadedSnapshot.setAsideTo ?? '' };
-  }
-
-  /**
-   * One request — a plain allow (maxWaitMs undefined) or a reservation — validated once,
-   * then decided here or forwarded to its owner: synchronously when decided at once.
-   * Throws RateLimitError for bad input.
-   */
-  private decide(request: RateLimitRequest, maxWaitMs: number | undefined): Reservation | Promise<Reservation> {
-    if (maxWaitMs !== undefined && (typeof maxWaitMs !== 'number' || !(maxWaitMs >= 0 && maxWaitMs <= 86_400_000))) {
-      throw invalidArgument('maxWaitMs', `must be a number from 0 to 86400000 (24 h), got ${String(maxWaitMs)}`);
-    }
-    return this.decideResolved(this.store.resolve(request, this.scratch), maxWaitMs ?? NO_WAIT);
-  }
-
-  /** Decides a validated request here or at its owner; `p` may be a reused scratch: it is copied before anything that outlives this call. */
-  private decideResolved(p: ResolvedParams, wait: number): Reservation | Promise<Reservation> {
-    return this.latency.local.sample() ? this.decideTimed(p, wait) : this.decideHereOrAtOwner(p, wait);
-  }
-
-  private decideHereOrAtOwner(p: ResolvedParams, wait: number): Reservation | Promise<Reservation> {
-    if (this.cluster !== undefined) return this.cluster.route(p, wait);
-    // A member still joining (its API is served from the start) decides nothing: it has no ring yet.
-    if (this.options.cluster) throw noRingYet();
-    return this.decision.decideNow(p, wait) ?? this.decision.decide({ ...p }, wait);
-  }
-
-  /** decideResolved() for a sampled request: the same path, with its latency recorded (an answer later than now is "forwarded" unless this node owns the key). */
-  private decideTimed(p: ResolvedParams, wait: number): Reservation | Promise<Reservation> {
-    const startedMs = performance.now();
-    const ownedHere = this.cluster === undefined || this.cluster.view.isOwnedHere(p.action, p.key);
-    const answer = this.decideHereOrAtOwner(p, wait);
-    if (!(answer instanceof Promise)) {
-      this.latency.local.record(performance.now() - startedMs);
-      return answer;
-    }
-    const histogram = ownedHere ? this.latency.local : this.latency.forwarded;
-    return answer.then((r) => {
-      histogram.record(performance.now() - startedMs);
-      return r;
-    });
-  }
-
-  /** allow() for a request already validated (policy handles). */
-  allowResolved(p: ResolvedParams): Promise<Decision> {
-    try {
-      const answer = this.decideResolved(p, NO_WAIT);
-      return answer instanceof Promise ? answer : Promise.resolve(answer);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-  }
-
-  private route(request: RateLimitRequest, maxWaitMs: number | undefined): Promise<Reservation> {
-    try {
-      const answer = this.decide(request, maxWaitMs);
-      return answer instanceof Promise ? answer : Promise.resolve(answer);
-    } catch (error) {
-      return Promise.reject(error);
-    }
   }
 
   // ---- lifecycle ----------------------------------------------------------------------
@@ -414,6 +355,7 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
       o,
     );
     this.decision = this.cluster.decision;
+    this.path.router = this.cluster.router;
     this.startLoadControl();
     await this.startHttp();
   }
@@ -450,7 +392,7 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
     const o = this.options;
     return {
       nodeId: o.nodeId,
-      decide: (request, maxWaitMs) => this.decide(request, maxWaitMs),
+      decide: (request, maxWaitMs) => this.path.decide(request, maxWaitMs),
       members: () => ({ owners: this.cluster?.view.ownerAddresses() ?? [], placement: PLACEMENT }),
       health: () => ({ nodeId: o.nodeId, status: this.stopping === undefined ? 'active' : 'draining', owners: this.owners(), members: this.members().length }),
       recordCallerTime: (timestampMs) => this.recordCallerTime(timestampMs),

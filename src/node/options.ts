@@ -12,7 +12,9 @@ import type { AdaptiveOptions } from './sync/load-control.js';
 import type { NodeTls } from './transport/credentials.js';
 import { callerLimitsDefaults, validateCallerLimits, type CallerLimits } from './api/caller-ledger.js';
 
-export type UnavailablePolicy = 'local' | 'allow' | 'deny';
+import type { UnavailablePolicy } from './routing/forwarder.js';
+
+export type { UnavailablePolicy };
 export type ReplicationMode = 'async' | 'sync';
 
 export interface NodeOptions {

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/common/clock.js';
-import { ClusterView, type ViewMember } from '../../src/node/routing/cluster-view.js';
+import { ClusterView, HERE, NO_RING, type ViewMember } from '../../src/node/routing/cluster-view.js';
 
 function view(selfId: string, nodeIds: string[], replicas = 1): { view: ClusterView; clock: ManualClock } {
   const clock = new ManualClock();
@@ -9,13 +9,14 @@ function view(selfId: string, nodeIds: string[], replicas = 1): { view: ClusterV
   return { view: new ClusterView({ members: { current: () => members }, clock }, { selfId, replicas, maxHandedAwayKeys: 100 }), clock };
 }
 
-describe('ClusterView.placeInto: where a request goes, with one hash', () => {
+describe('ClusterView.placement: where a request goes, with one hash', () => {
   it('is ownerOf first, then distinct replicas, for any key (property)', () => {
-    const { view: v } = view('n0', ['n0', 'n1', 'n2', 'n3'], 2);
+    // Seen from outside the ring (a client's view): every key is placed, none decided here.
+    const { view: v } = view('client', ['n0', 'n1', 'n2', 'n3'], 2);
     const out: string[] = [];
     fc.assert(
       fc.property(fc.string(), fc.string({ minLength: 1 }), (action, key) => {
-        const n = v.placeInto(action, key, out);
+        const n = v.placement(action, key, out);
         expect(n).toBe(3);
         expect(out[0]).toBe(v.ownerOf(action, key));
         expect(new Set(out.slice(0, n)).size).toBe(3);
@@ -23,28 +24,51 @@ describe('ClusterView.placeInto: where a request goes, with one hash', () => {
     );
   });
 
-  it('a key handed away goes to its new owner first, then the ring as before; the mark expires', () => {
-    const { view: v, clock } = view('n0', ['n0', 'n1', 'n2']);
+  it('is HERE where this node owns the key, NO_RING on an empty ring, and the owner first elsewhere', () => {
+    const { view: v } = view('n0', ['n0', 'n1', 'n2']);
     const out: string[] = [];
-    const ringPlaces = out.slice(0, v.placeInto('a', 'k', out));
-    v.markHandedAway('a', 'k', 'n9', clock.now() + 1_000);
-    // n9 is not on the ring: the mark is dropped at once, and the ring answers.
-    expect(out.slice(0, v.placeInto('a', 'k', out))).toEqual(ringPlaces);
-    const other = ['n1', 'n2'].find((id) => id !== ringPlaces[0])!;
-    v.markHandedAway('a', 'k', other, clock.now() + 1_000);
-    expect(out.slice(0, v.placeInto('a', 'k', out))).toEqual([other, ...ringPlaces]);
-    expect(v.ownerOf('a', 'k')).toBe(other);
-    clock.advance(1_001);
-    expect(out.slice(0, v.placeInto('a', 'k', out))).toEqual(ringPlaces);
+    let here = 0;
+    for (let i = 0; i < 300; i++) {
+      const key = `k${i}`;
+      const places = v.placement('a', key, out);
+      if (v.ownerOf('a', key) === 'n0') {
+        here++;
+        expect(places).toBe(HERE);
+        expect(v.decidesHere('a', key)).toBe(true);
+      } else {
+        expect(places).toBe(2);
+        expect(out[0]).toBe(v.ownerOf('a', key));
+        expect(v.decidesHere('a', key)).toBe(false);
+      }
+    }
+    expect(here).toBeGreaterThan(50);
+    const { view: empty } = view('n0', []);
+    expect(empty.placement('a', 'k', out)).toBe(NO_RING);
+    expect(empty.decidesHere('a', 'k')).toBe(false);
   });
 
-  it('one node: it, without hashing; no node: nothing (this node decides)', () => {
+  it('a key handed away goes to its new owner first, then the ring as before; the mark expires', () => {
+    const { view: v, clock } = view('client', ['n0', 'n1', 'n2']);
     const out: string[] = [];
-    expect(view('solo', ['solo']).view.placeInto('a', 'k', out)).toBe(1);
+    const ringPlaces = out.slice(0, v.placement('a', 'k', out));
+    v.markHandedAway('a', 'k', 'n9', clock.now() + 1_000);
+    // n9 is not on the ring: the mark is dropped at once, and the ring answers.
+    expect(out.slice(0, v.placement('a', 'k', out))).toEqual(ringPlaces);
+    const other = ['n1', 'n2'].find((id) => id !== ringPlaces[0])!;
+    v.markHandedAway('a', 'k', other, clock.now() + 1_000);
+    expect(out.slice(0, v.placement('a', 'k', out))).toEqual([other, ...ringPlaces]);
+    expect(v.ownerOf('a', 'k')).toBe(other);
+    clock.advance(1_001);
+    expect(out.slice(0, v.placement('a', 'k', out))).toEqual(ringPlaces);
+  });
+
+  it('one node: it, without hashing (HERE when it is this node); no node: NO_RING (nobody decides)', () => {
+    const out: string[] = [];
+    expect(view('solo', ['solo']).view.placement('a', 'k', out)).toBe(HERE);
+    expect(view('client', ['solo']).view.placement('a', 'k', out)).toBe(1);
     expect(out[0]).toBe('solo');
     const empty = view('self', []).view;
-    expect(empty.placeInto('a', 'k', out)).toBe(0);
-    expect(empty.ownerOf('a', 'k')).toBe('self');
+    expect(empty.placement('a', 'k', out)).toBe(NO_RING);
   });
 });
 

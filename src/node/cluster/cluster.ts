@@ -3,7 +3,6 @@ import { isIP } from 'node:net';
 import { RingLimitError } from '../../common/errors.js';
 import { Keyring, createSwimMembership, type Member, type Membership, type SwimMembership } from '../../gossip/index.js';
 import type { LimiterStore } from '../../limiter/store.js';
-import type { Reservation } from '../../limiter/types.js';
 import type { PublicApiBackend } from '../api/backend.js';
 import { addPublicApi } from '../api/public-service.js';
 import type { SwimStats } from '../../gossip/stats.js';
@@ -21,16 +20,16 @@ import { Handoff } from '../state/handoff.js';
 import { HotKeyMarks } from '../sync/hot-key-marks.js';
 import { HotKeys } from '../sync/hot-keys.js';
 import type { NodeOptions } from '../options.js';
-import { OwnerDecision, type ResolvedRequest } from '../routing/owner-decision.js';
+import { OwnerDecision } from '../routing/owner-decision.js';
 import { PeerDispatch } from './peer-dispatch.js';
 import { Replicator } from '../state/replicator.js';
 import { GrpcPeerTransport, type PeerTransportStats } from '../transport/grpc-peer-transport.js';
 import { PeerAuth } from '../transport/peer-auth.js';
 import { ApiTokens, channelCredentials, serverCredentials } from '../transport/credentials.js';
 import type { PeerTransport } from '../transport/peer-transport.js';
-import { AdminOp, PEER_PROTOCOL_VERSION } from '../wire/frames.js';
+import { PEER_PROTOCOL_VERSION } from '../wire/frames.js';
+import { ClusterRouter } from '../routing/router.js';
 import { addEnvoyRateLimitService } from '../api/envoy-service.js';
-import { NO_WAIT } from '../../limiter/algorithms/index.js';
 
 /** Internal bounds of the cluster machinery (the user-facing tunables are in NodeOptions). */
 const clusterLimits = {
@@ -124,6 +123,8 @@ export class Cluster {
   /** Weighted fair share of shared capacities, cluster-wide (see FairShareSync). */
   readonly fairShare: FairShareSync;
   readonly grpcAddress: string;
+  /** "Decide here, answer from a hot copy, or forward" for this member (see Router). */
+  readonly router: ClusterRouter;
   /** Peer streams refused and frames dropped for want of authentication. */
   readonly peerStats: PeerTransportStats;
   /** What callers hold on the gRPC port, and what was refused them. */
@@ -131,8 +132,6 @@ export class Cluster {
   private readonly swim: SwimMembership | undefined;
   private readonly transport: PeerTransport;
   private readonly server: grpc.Server;
-  /** route()'s answer to "where does this request go", reused by every call. */
-  private readonly places: string[] = [];
 
   private constructor(
     parts: ClusterParts,
@@ -146,6 +145,7 @@ export class Cluster {
     this.replicator = parts.replicator;
     this.handoff = parts.handoff;
     this.hotKeys = parts.hotKeys;
+    this.router = new ClusterRouter({ view: parts.view, decision: parts.decision, forwarder: parts.forwarder, hotCopies: parts.hotKeys });
     this.dispatch = parts.dispatch;
     this.policySync = parts.policySync;
     this.fairShare = parts.fairShare;
@@ -281,34 +281,6 @@ export class Cluster {
     return this.swim?.stats();
   }
 
-  /**
-   * "Decide here or forward": the owner in this node's view decides; a hot key's plain
-   * allow is answered from this node's copy when it has one. `scratch` may be the
-   * caller's reused object: it is copied before anything that can outlive this call.
-   */
-  route(scratch: ResolvedRequest, maxWaitMs: number): Reservation | Promise<Reservation> {
-    // A copy exists only for a key owned elsewhere (copies are dropped on every ring change): ask it first.
-    if (scratch.global && maxWaitMs < 0) {
-      const fromCopy = this.hotKeys.decideFromCopy(scratch);
-      if (fromCopy !== undefined) return fromCopy;
-    }
-    const places = this.view.placeInto(scratch.action, scratch.key, this.places);
-    if (places === 0) throw noRingYet();
-    if (this.places[0] === this.view.selfId) {
-      // Decided now (the common case) needs no copy: nothing keeps the request afterwards.
-      return this.decision.decideNow(scratch, maxWaitMs) ?? this.decision.decide({ ...scratch }, maxWaitMs);
-    }
-    return this.forwarder.forward({ ...scratch }, maxWaitMs, this.places.slice(0, places));
-  }
-
-  /** An operator's Inspect or Set (remaining -1: Reset), carried out by the key's owner: here, or forwarded there. */
-  admin(p: ResolvedRequest, op: AdminOp, remaining: number): Reservation | Promise<Reservation> {
-    const places = this.view.placeInto(p.action, p.key, this.places);
-    if (places === 0) throw noRingYet();
-    if (this.places[0] === this.view.selfId) return this.decision.admin(p, op, remaining);
-    return this.forwarder.forward(p, NO_WAIT, this.places.slice(0, places), op, remaining);
-  }
-
   private async join(): Promise<void> {
     const { membership, swim, view } = this;
     await membership.start();
@@ -368,15 +340,6 @@ export class Cluster {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/**
- * No ring yet (this node is joining and sees no active owner): it decides nothing, since it
- * would decide from a fresh state while the key's owner holds the real one (a restarted
- * node reached by callers whose view still names it). Callers fail over to another node.
- */
-export function noRingYet(): RingLimitError {
-  return new RingLimitError('UNAVAILABLE', 'this node has no ring yet (it is joining): ask another node');
-}
 
 async function settled(read: () => number, quietMs: number, maxMs: number): Promise<void> {
   const deadline = Date.now() + maxMs;

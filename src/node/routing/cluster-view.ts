@@ -27,6 +27,11 @@ function soleNodeOf(ring: Ring): string | undefined {
   return ring.size === 1 ? ring.nodeIdAt(0) : undefined;
 }
 
+/** placement(): this node decides the key now. */
+export const HERE = 0;
+/** placement(): no node decides it yet — the ring is empty (this node is joining). */
+export const NO_RING = -1;
+
 /** judgeSender's answer. */
 export const enum SenderVerdict {
   Refused = 0,
@@ -93,6 +98,8 @@ export class ClusterView {
   /** The ring's only node, when it has exactly one. */
   private soleOwner: string | undefined;
   private readonly ringOwners: string[] = [];
+  /** decidesHere()'s placement, reused. */
+  private readonly scratchPlaces: string[] = [];
   /** When the ring last changed (clock ms). */
   changedAtMs = -Infinity;
   private addresses = new Map<string, string>();
@@ -122,22 +129,32 @@ export class ClusterView {
     return this.handedTo(id) ?? this.ring.nodeIdAt(this.ring.ownerIndex(id)) ?? this.selfId;
   }
 
-  /** Whether an owned key is decided here: never on an empty ring (a joining node decides nothing). */
-  isOwnedHere(action: string, key: string): boolean {
-    return this.ownerOf(action, key) === this.selfId && this.hasOwners();
-  }
-
-  /** Whether the ring has an owner: false while this node joins and knows no active member. */
-  hasOwners(): boolean {
-    return this.soleOwner !== undefined || this.ring.members.length > 0;
-  }
-
   /**
-   * Where a request for (action, key) goes, in order, into `out`: its owner (ownerOf's
-   * answer), then the ring's replicas, which take over when it fails. Returns how many;
-   * 0 on an empty ring (this node decides). One hash for both questions a request asks.
+   * "Decide here, or where?" — the one answer, which every path asks (the node's API, a
+   * forward received, an operator's call, replication, hot keys): HERE when this node
+   * decides (action, key) now; NO_RING while no node can (the ring is empty: this node is
+   * joining and decides nothing, since the key's owner holds its state); else how many nodes
+   * were written into `out`, its owner first and then the replicas a forward fails over to.
+   * One hash. `out` may be the caller's reused array.
    */
-  placeInto(action: string, key: string, out: string[]): number {
+  placement(action: string, key: string, out: string[]): number {
+    const count = this.placeInto(action, key, out);
+    if (count === 0) return NO_RING;
+    return out[0] === this.selfId ? HERE : count;
+  }
+
+  /** Whether this node decides (action, key) now: placement() is HERE. */
+  decidesHere(action: string, key: string): boolean {
+    return this.placement(action, key, this.scratchPlaces) === HERE;
+  }
+
+  /** Whether a node that placement() named (a forward's next candidate) is this one: the forward is then decided here. */
+  isSelf(nodeId: string): boolean {
+    return nodeId === this.selfId;
+  }
+
+  /** Where a request for (action, key) goes, into `out` (see placement): 0 on an empty ring. */
+  private placeInto(action: string, key: string, out: string[]): number {
     if (this.soleOwner !== undefined && this.handedAway.size === 0) {
       out[0] = this.soleOwner;
       return 1;

@@ -1,9 +1,9 @@
 import type { Clock } from '../../common/clock.js';
 import { RingLimitError } from '../../common/errors.js';
-import type { CalendarUnit } from '../../limiter/calendar.js';
-import { ALGORITHMS, type RateLimitRequest, type Reservation } from '../../limiter/types.js';
-import type { ClusterView } from './cluster-view.js';
-import { errorResult, okResult } from './decisions.js';
+import type { Reservation } from '../../limiter/types.js';
+import { HERE, NO_RING, type ClusterView } from './cluster-view.js';
+import { noRingYet } from './router.js';
+import { errorResult, okResult, requestOf } from './forward-codec.js';
 import type { Forwarder, PendingForward } from './forwarder.js';
 import { resolveOnce, type OwnerDecision, type ResolvedRequest } from './owner-decision.js';
 import type { Reply } from '../transport/peer-transport.js';
@@ -46,6 +46,8 @@ export interface ForwardServerStats {
  */
 export class ForwardServer {
   readonly stats: ForwardServerStats = { received: 0, relayed: 0, decidedAsFallback: 0 };
+  /** placement()'s answer, reused. */
+  private readonly places: string[] = [];
 
   constructor(private readonly components: ForwardServerComponents) {}
 
@@ -61,14 +63,14 @@ export class ForwardServer {
         immediate.push(errorResult(item.id, error));
         continue;
       }
-      if (!view.hasOwners()) {
-        immediate.push(errorResult(item.id, new RingLimitError('UNAVAILABLE', 'this node has no ring yet (it is joining)')));
+      const places = view.placement(p.action, p.key, this.places);
+      if (places === NO_RING) {
+        immediate.push(errorResult(item.id, noRingYet()));
         continue;
       }
-      const owner = view.ownerOf(p.action, p.key);
-      if (owner !== view.selfId) {
+      if (places !== HERE) {
         if (item.hops < MAX_HOPS || (item.hops < MAX_HOPS_WITHOUT_STATE && !decision.holds(p.action, p.key))) {
-          this.relay(item, p, owner, reply);
+          this.relay(item, p, this.places[0]!, reply);
           continue;
         }
         if (item.op !== AdminOp.Decide) {
@@ -118,19 +120,4 @@ export class ForwardServer {
   private answer(reply: Reply, result: ForwardResult): void {
     reply(encodeFrame({ type: FrameType.ForwardReply, id: 0, results: [result] }));
   }
-}
-
-/** The request a forwarded item stands for (validated again by the caller: a peer is not trusted). */
-export function requestOf(item: ForwardItem): RateLimitRequest {
-  return {
-    key: item.key,
-    action: item.action,
-    limit: item.limit,
-    ...(item.calendar === '' ? { windowMs: item.windowMs } : { calendar: item.calendar as CalendarUnit, timeZone: item.timeZone }),
-    weight: item.weight,
-    cost: item.cost,
-    algorithm: ALGORITHMS[item.algorithm]!,
-    ...(item.burst > 0 ? { burst: item.burst } : {}),
-    ...(item.global ? { global: true } : {}),
-  };
 }

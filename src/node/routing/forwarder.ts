@@ -4,12 +4,14 @@ import type { Reservation } from '../../limiter/types.js';
 import { AdaptiveBatcher, type BatchQueue } from './adaptive-batcher.js';
 import { InFlightTable } from './in-flight.js';
 import type { ClusterView } from './cluster-view.js';
-import { policyDecision } from './decisions.js';
-import type { UnavailablePolicy } from '../options.js';
+import { forwardItem, policyDecision } from './forward-codec.js';
 import type { OwnerDecision, ResolvedRequest } from './owner-decision.js';
 import type { PeerTransport } from '../transport/peer-transport.js';
 import { encodeFrame } from '../wire/codec.js';
 import { AdminOp, FrameType, WIRE_ERROR_CODES, type ForwardItem, type ForwardResult } from '../wire/frames.js';
+
+/** When no candidate owner answers a forward: decide here from what this node holds, allow, or deny. */
+export type UnavailablePolicy = 'local' | 'allow' | 'deny';
 
 /** A forward awaiting its answer. One object per forwarded request; no closure per call. */
 export interface PendingForward {
@@ -59,13 +61,6 @@ export interface ForwarderStats {
   exhausted: number;
 }
 
-/** The wire form of a resolved request: the owner re-validates it and gets the same effective limits. */
-export function forwardItem(id: number, p: ResolvedRequest, maxWaitMs: number, op: AdminOp = AdminOp.Decide, remaining = -1): ForwardItem {
-  const burst = p.capacity === p.limit ? 0 : p.capacity;
-  const calendar = p.calendar === null ? '' : p.calendar.unit;
-  const timeZone = p.calendar === null ? '' : p.calendar.timeZone;
-  return { id, action: p.action, key: p.key, limit: p.limit, windowMs: p.windowMs, weight: 1, cost: p.cost, algorithm: p.algorithm, burst, hops: 0, maxWaitMs, global: p.global, op, remaining, calendar, timeZone };
-}
 
 /**
  * Sends requests to their owners in frames of at most maxBatchSize items (AdaptiveBatcher:
@@ -191,7 +186,7 @@ export class Forwarder {
         this.whenUnavailable(pending);
         return;
       }
-      if (nodeId === this.init.selfId) {
+      if (this.components.view.isSelf(nodeId)) {
         this.components.decision.carryOut(pending.request, pending.item).then(pending.resolve, pending.reject);
         return;
       }

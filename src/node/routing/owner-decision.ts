@@ -1,6 +1,7 @@
 import type { LimiterStore } from '../../limiter/store.js';
 import type { RateLimitRequest, Reservation, ResolvedParams, ResolvedPolicy } from '../../limiter/types.js';
 import { newResolvedParams, resolveRequest } from '../../limiter/validate.js';
+import { promised } from '../../common/promised.js';
 import { AdminOp } from '../wire/frames.js';
 
 /** A request validated once, into its own value: it travels with the call across every await. */
@@ -9,6 +10,13 @@ export type ResolvedRequest = Readonly<ResolvedParams>;
 /** Validates `request` (throws RateLimitError before a state changes) into a value of its own; `said`: what the policies set for it. */
 export function resolveOnce(request: RateLimitRequest, said?: ResolvedPolicy): ResolvedRequest {
   return resolveRequest(request, newResolvedParams(), said);
+}
+
+/** What a forwarded item asks of the owner: a decision, or an operator's operation. */
+interface ForwardedAsk {
+  op: AdminOp;
+  maxWaitMs: number;
+  remaining: number;
 }
 
 /** Fetches a key's state from its previous owner on first access after a ring change. */
@@ -87,11 +95,7 @@ export class OwnerDecision {
 
   /** decide() as a promise, for callers that answer later anyway. */
   decideAsync(p: ResolvedRequest, maxWaitMs: number): Promise<Reservation> {
-    try {
-      return Promise.resolve(this.decide(p, maxWaitMs));
-    } catch (error) {
-      return Promise.reject(error);
-    }
+    return promised(this.decide, this, p, maxWaitMs);
   }
 
   /**
@@ -105,12 +109,12 @@ export class OwnerDecision {
   }
 
   /** What a forwarded item asks, as a promise: a decision or an operator's operation. */
-  carryOut(p: ResolvedRequest, item: { op: AdminOp; maxWaitMs: number; remaining: number }): Promise<Reservation> {
-    try {
-      return Promise.resolve(item.op === AdminOp.Decide ? this.decide(p, item.maxWaitMs) : this.admin(p, item.op, item.remaining));
-    } catch (error) {
-      return Promise.reject(error);
-    }
+  carryOut(p: ResolvedRequest, item: ForwardedAsk): Promise<Reservation> {
+    return promised(this.carryOutNow, this, p, item);
+  }
+
+  private carryOutNow(p: ResolvedRequest, item: ForwardedAsk): Reservation | Promise<Reservation> {
+    return item.op === AdminOp.Decide ? this.decide(p, item.maxWaitMs) : this.admin(p, item.op, item.remaining);
   }
 
   private adminInStore(p: ResolvedRequest, op: AdminOp, remaining: number): Reservation {

@@ -6,15 +6,15 @@ import { mostUnitsHeld } from '../../limiter/validate.js';
 import { SenderVerdict, type ClusterView } from '../routing/cluster-view.js';
 import { WakeTimer } from '../../common/wake-timer.js';
 import type { HotKeyMarks } from './hot-key-marks.js';
-import { forwardItem } from '../routing/forwarder.js';
-import { requestOf } from '../routing/forward-server.js';
+import { forwardItem, requestOf } from '../routing/forward-codec.js';
+import { NO_WAIT } from '../routing/router.js';
 import { resolveOnce, type OwnerDecision, type ResolvedRequest } from '../routing/owner-decision.js';
 import { fromWireEntry, toWireEntry } from '../wire/state-wire.js';
 import type { PeerTransport } from '../transport/peer-transport.js';
 import { encodeFrame } from '../wire/codec.js';
 import { FrameType, type ForwardItem, type WireEntry } from '../wire/frames.js';
 
-const NO_WAIT = -1;
+
 /** Largest hit count one GlobalHits item may carry. */
 const MAX_HITS_PER_ITEM = 2 ** 40;
 /** Applying hits: after taking what the key can hold, the state is empty at that instant and the next round is refused. */
@@ -268,7 +268,7 @@ export class HotKeys {
     const nowMs = clock.now();
     const entries: WireEntry[] = [];
     marks.drain((action, key) => {
-      if (!view.isOwnedHere(action, key)) return;
+      if (!view.decidesHere(action, key)) return;
       const algorithm = store.readEntry(action, key, this.cells);
       if (algorithm !== -1) entries.push(toWireEntry(action, key, algorithm, this.cells, 0, nowMs));
     });
