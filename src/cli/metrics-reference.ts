@@ -6,7 +6,7 @@ import { LATENCY_BUCKETS_SECONDS, LATENCY_SAMPLE_EVERY, LatencyHistogram } from 
 const unread = (): never => {
   throw new Error('the metrics reference reads no values');
 };
-const UNREAD_SOURCE: MetricsSource = { stats: unread, decisionsPerAction: unread, gossip: unread, members: unread, owners: unread, membershipEvents: unread, latency: unread, replicationLag: unread, envoy: unread };
+const UNREAD_SOURCE: MetricsSource = { stats: unread, decisionsPerAction: unread, role: unread, latency: unread, envoy: unread };
 
 function rows(registry: Registry): string[] {
   return registry

@@ -196,7 +196,7 @@ describe("a member's frames are checked for authority and plausibility", () => {
 
   /** The node's view (private: the test reads whom the ring names, as the node does). */
   const viewOf = (node: RingLimitNode) =>
-    (node as unknown as { cluster: { view: { holdersInto(a: string, k: string, out: string[]): number; judgeSender(from: string, a: string, k: string): number } } }).cluster.view;
+    (node as unknown as { parts: { role: { view: { holdersInto(a: string, k: string, out: string[]): number; judgeSender(from: string, a: string, k: string): number } } } }).parts.role.view;
 
   /** A key owned by n0 with its replica on n2, of which n1 held no copy on any node's current or previous ring. */
   function keyN1NeverHeld(): string {

@@ -7,7 +7,7 @@ import { LimiterStore } from '../../src/limiter/store.js';
 import type { Algorithm, RateLimitRequest } from '../../src/limiter/types.js';
 import { newResolvedParams, resolveRequest } from '../../src/limiter/validate.js';
 import { RedisStore, redisStore } from '../../src/redis/index.js';
-import { propertyOptions, redisForTests } from './redis-server.js';
+import { PARITY_TIMEOUT_MS, propertyOptions, redisForTests } from './redis-server.js';
 
 const redisServer = redisForTests();
 
@@ -38,7 +38,7 @@ describe("operators' calls on the Redis store", () => {
         const windowMs = 60_000;
         const clock = new ManualClock(Date.UTC(2026, 9, 24, 23, 59, 30));
         const store = new LimiterStore(clock, {});
-        const redis = new RedisStore({ client: redisServer.client(), clock, prefix: `admin${run++}:` });
+        const redis = new RedisStore({ client: redisServer.client(), clock, timeoutMs: PARITY_TIMEOUT_MS, prefix: `admin${run++}:` });
         const request: RateLimitRequest = calendar
           ? { key: 'k', limit: s.limit, calendar: 'day', timeZone: 'Europe/Paris', algorithm: s.algorithm }
           : { key: 'k', limit: s.limit, windowMs, algorithm: s.algorithm };

@@ -4,7 +4,7 @@ import { newResolvedParams, resolveRequest } from '../../src/limiter/validate.js
 import { RedisStore } from '../../src/redis/redis-store.js';
 import { newStore } from '../limiter/helpers.js';
 import { baseRequest, scenarioArb } from '../limiter/scenarios.js';
-import { propertyOptions, redisForTests } from './redis-server.js';
+import { PARITY_TIMEOUT_MS, propertyOptions, redisForTests } from './redis-server.js';
 
 const redisServer = redisForTests();
 
@@ -19,7 +19,7 @@ describe('the Lua algorithms against the in-memory core', () => {
         const request = baseRequest(s);
         fc.pre(request !== undefined);
         const { store, clock } = newStore();
-        const redis = new RedisStore({ client: redisServer.client(), clock, prefix: `same${run++}:` });
+        const redis = new RedisStore({ client: redisServer.client(), clock, timeoutMs: PARITY_TIMEOUT_MS, prefix: `same${run++}:` });
         const windowed = s.algorithm === 'fixed-window' || s.algorithm === 'sliding-window';
         const capacity = windowed || s.burst === undefined ? Math.floor(s.limit * s.weight) : Math.floor(s.burst * s.weight);
         for (const op of s.ops) {

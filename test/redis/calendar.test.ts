@@ -8,7 +8,7 @@ import type { Algorithm } from '../../src/limiter/types.js';
 import { newResolvedParams, resolveRequest } from '../../src/limiter/validate.js';
 import { redisStore } from '../../src/redis/index.js';
 import { RedisStore } from '../../src/redis/redis-store.js';
-import { propertyOptions, redisForTests } from './redis-server.js';
+import { PARITY_TIMEOUT_MS, propertyOptions, redisForTests } from './redis-server.js';
 
 const redisServer = redisForTests();
 
@@ -50,7 +50,7 @@ describe('calendar windows on Redis', () => {
         const longest = calendarOf(s.unit, s.zone).longestMs;
         const clock = new ManualClock(s.start + Math.floor(s.startJitter * Math.min(longest, 3 * 86_400_000)));
         const store = new LimiterStore(clock, {});
-        const redis = new RedisStore({ client: redisServer.client(), clock, prefix: `cal${run++}:` });
+        const redis = new RedisStore({ client: redisServer.client(), clock, timeoutMs: PARITY_TIMEOUT_MS, prefix: `cal${run++}:` });
         const request = { key: 'k', limit: s.limit, calendar: s.unit, timeZone: s.zone, algorithm: s.algorithm };
         for (const op of s.ops) {
           clock.advance(Math.floor(op.dt * Math.min(longest, 2 * 86_400_000)));

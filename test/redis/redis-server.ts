@@ -87,3 +87,9 @@ export function propertyOptions(runsPerUnit = 1): { numRuns: number; seed?: numb
   const runs = Number(process.env['PROPERTY_RUNS'] ?? 300) * runsPerUnit;
   return process.env['PROPERTY_SEED'] === undefined ? { numRuns: runs } : { numRuns: runs, seed: Number(process.env['PROPERTY_SEED']) };
 }
+
+/**
+ * How long the parity tests give Redis to answer: not what they test, and a shared machine
+ * (the suite's other processes on two cores) can delay a reply past the store's 200 ms default.
+ */
+export const PARITY_TIMEOUT_MS = 10_000;

@@ -1,35 +1,29 @@
-import * as grpc from '@grpc/grpc-js';
-import { isIP } from 'node:net';
-import { RingLimitError } from '../../common/errors.js';
-import { Keyring, createSwimMembership, type Member, type Membership, type SwimMembership } from '../../gossip/index.js';
+import type * as grpc from '@grpc/grpc-js';
+import type { Member, Membership, SwimMembership } from '../../gossip/index.js';
 import type { LimiterStore } from '../../limiter/store.js';
-import type { PublicApiBackend } from '../api/backend.js';
-import { addPublicApi } from '../api/public-service.js';
 import type { SwimStats } from '../../gossip/stats.js';
-import { META_POLICY, PolicySync, policyVersionOf } from '../sync/policy-sync.js';
-import { FairShareSync } from '../sync/fair-share-sync.js';
+import { META_POLICY, PolicySync, policyVersionOf, type PolicySyncStats, type PolicyVersion } from '../sync/policy-sync.js';
+import type { NodeRole } from './role.js';
+import { FairShareSync, type FairShareStats } from '../sync/fair-share-sync.js';
 import { fairShareDefaults } from '../../limiter/fair-share.js';
 import type { Policies } from '../../limiter/policies.js';
-import { CallerLedger, type CallerStats } from '../api/caller-ledger.js';
-import { callerServerOptions } from '../api/caller-bounds.js';
-import { ClusterView, META_GRPC, META_PROTOCOL, META_STATE, gossipMembers } from '../routing/cluster-view.js';
-import { ForwardServer } from '../routing/forward-server.js';
-import { Forwarder } from '../routing/forwarder.js';
+import { ClusterView, META_GRPC, META_HTTP, META_PROTOCOL, META_STATE, gossipMembers } from '../routing/cluster-view.js';
+import { ForwardServer, type ForwardServerStats } from '../routing/forward-server.js';
+import { Forwarder, type ForwarderStats } from '../routing/forwarder.js';
 import { FrameIds } from '../wire/frame-ids.js';
-import { Handoff } from '../state/handoff.js';
+import { Handoff, type HandoffStats } from '../state/handoff.js';
 import { HotKeyMarks } from '../sync/hot-key-marks.js';
-import { HotKeys } from '../sync/hot-keys.js';
+import { HotKeys, type HotKeysStats } from '../sync/hot-keys.js';
 import type { NodeOptions } from '../options.js';
 import { OwnerDecision } from '../routing/owner-decision.js';
 import { PeerDispatch } from './peer-dispatch.js';
-import { Replicator } from '../state/replicator.js';
-import { GrpcPeerTransport, type PeerTransportStats } from '../transport/grpc-peer-transport.js';
-import { PeerAuth } from '../transport/peer-auth.js';
-import { ApiTokens, channelCredentials, serverCredentials } from '../transport/credentials.js';
+import { Replicator, type ReplicatorStats } from '../state/replicator.js';
+import type { PeerTransportStats } from '../transport/grpc-peer-transport.js';
 import type { PeerTransport } from '../transport/peer-transport.js';
 import { PEER_PROTOCOL_VERSION } from '../wire/frames.js';
 import { ClusterRouter } from '../routing/router.js';
-import { addEnvoyRateLimitService } from '../api/envoy-service.js';
+import type { LatencyHistogram } from '../../common/latency.js';
+import { startPeers } from './peers.js';
 
 /** Internal bounds of the cluster machinery (the user-facing tunables are in NodeOptions). */
 const clusterLimits = {
@@ -39,9 +33,6 @@ const clusterLimits = {
   maxAwaitedAcks: 100_000,
   /** Slots walked per event-loop turn after a ring change. */
   walkSlotsPerTurn: 20_000,
-  /** Largest gRPC message a peer may send. */
-  maxReceiveMessageBytes: 32 * 1024 * 1024,
-  reconnectBackoffMs: 200,
   /** A hot key's copy unused for this long is dropped. */
   hotCopyIdleMs: 60_000,
   /** How long a draining node keeps answering after handing its keys over. */
@@ -53,28 +44,13 @@ const clusterLimits = {
   maxFairShareReportUsers: 10_000,
 } as const;
 
-/**
- * Whether `nodeId` is a live member that advertises `ip` as its gRPC or gossip host (a
- * member that advertises a host name, not an address, is taken at its word: only the
- * cluster key tells it apart then).
- */
-function isMemberAt(membership: Membership, nodeId: string, ip: string): boolean {
-  for (const m of membership.members()) {
-    if (m.nodeId !== nodeId) continue;
-    const hosts = [hostOf(m.meta[META_GRPC] ?? m.address), hostOf(m.address)];
-    return hosts.some((host) => host === ip || isIP(host) === 0);
-  }
-  return false;
-}
-
-function hostOf(address: string): string {
-  return address.startsWith('[') ? address.slice(1, address.indexOf(']')) : address.slice(0, address.lastIndexOf(':'));
-}
-
 export interface ClusterComponents {
   store: LimiterStore;
-  /** What the public gRPC service calls. */
-  api: PublicApiBackend;
+  /** The node's gRPC server (serving its public API already): the peer protocol is mounted on it. */
+  server: grpc.Server;
+  grpcAddress: string;
+  /** The node's HTTP API, when it serves one (members tell each other: ringlimit status reads them). */
+  httpAddress: string | undefined;
   onMembership(event: 'join' | 'leave' | 'fail' | 'update', member: Member): void;
   onOwnership(owners: string[]): void;
   /** The policies this node starts with (version 0), and how a version from the cluster is put in force. */
@@ -83,14 +59,46 @@ export interface ClusterComponents {
   warn(message: string): void;
 }
 
-/**
- * A node's cluster machinery, wired: gRPC server and peer transport, membership, the
- * view, and the protocols (forwarding, replication, handoff) with the one owner-side
- * decision they share. start() joins; drain() and close() leave.
- */
+/** The counters of a member's cluster machinery (zeros on a lone node: EMPTY_CLUSTER_STATS). */
+export interface ClusterStats extends ForwardServerStats {
+  /** Peer frames dropped as malformed. */
+  malformedFrames: number;
+  /** Peer streams refused (no valid proof of the cluster key, or not a member) and frames dropped on them. */
+  peerAuth: PeerTransportStats;
+  /** The policy document in force (version, digest; version 0 and no exchanges on a lone node). */
+  policies: PolicySyncStats;
+  /** Weighted fair share across the cluster: demand reports and allocations exchanged with the coordinators. */
+  fairShare: FairShareStats;
+  /** Decisions answered by the onUnavailable policy. */
+  unavailable: number;
+  forwarder: ForwarderStats;
+  replication: ReplicatorStats;
+  handoff: HandoffStats;
+  /** Hot-key mode (`global: true`). */
+  hotKeys: HotKeysStats;
+}
+
+export const EMPTY_CLUSTER_STATS: Readonly<ClusterStats> = {
+  received: 0,
+  relayed: 0,
+  decidedAsFallback: 0,
+  malformedFrames: 0,
+  peerAuth: { refusedStreams: 0, unauthenticatedFrames: 0 },
+  policies: { version: 0, digest: '', adopted: 0, pushed: 0, pulls: 0, refused: 0 },
+  fairShare: { reportsSent: 0, reportsReceived: 0, allocationsSent: 0, allocationsReceived: 0, refused: 0 },
+  unavailable: 0,
+  forwarder: { forwarded: 0, frames: 0, failovers: 0, timeouts: 0, exhausted: 0 },
+  replication: { entriesSent: 0, framesSent: 0, acks: 0, entriesReceived: 0, entriesRefused: 0, resyncEntriesSent: 0 },
+  handoff: { pulls: 0, pullsAnswered: 0, pullTimeouts: 0, pushedEntries: 0, receivedEntries: 0, refusedEntries: 0, drainFramesAcked: 0 },
+  hotKeys: { answeredFromCopy: 0, hitsSent: 0, hitsApplied: 0, statesSent: 0, statesReceived: 0, refusedStates: 0, overflow: 0 },
+};
+
+/** The parts of a member's cluster machinery, wired by Cluster.start. */
 interface ClusterParts {
   membership: Membership;
   swim: SwimMembership | undefined;
+  transport: PeerTransport;
+  peerStats: PeerTransportStats;
   view: ClusterView;
   decision: OwnerDecision;
   forwarder: Forwarder;
@@ -101,101 +109,121 @@ interface ClusterParts {
   dispatch: PeerDispatch;
   policySync: PolicySync;
   fairShare: FairShareSync;
-  transport: PeerTransport;
-  peerStats: PeerTransportStats;
-  callerStats: CallerStats;
-  server: grpc.Server;
-  grpcAddress: string;
 }
 
-export class Cluster {
-  readonly membership: Membership;
-  readonly view: ClusterView;
-  readonly decision: OwnerDecision;
-  readonly forwarder: Forwarder;
-  readonly forwardServer: ForwardServer;
-  readonly replicator: Replicator;
-  readonly handoff: Handoff;
-  readonly hotKeys: HotKeys;
-  readonly dispatch: PeerDispatch;
-  /** One policy document cluster-wide (see PolicySync). */
-  readonly policySync: PolicySync;
-  /** Weighted fair share of shared capacities, cluster-wide (see FairShareSync). */
-  readonly fairShare: FairShareSync;
-  readonly grpcAddress: string;
+/**
+ * A node's cluster machinery: membership and the peer transport on the node's gRPC
+ * server, the view, and the protocols (forwarding, replication, handoff, hot keys,
+ * policies, fair share) with the one owner-side decision they share, behind one router.
+ * start() wires and joins; drain() and close() leave.
+ */
+export class Cluster implements NodeRole {
   /** "Decide here, answer from a hot copy, or forward" for this member (see Router). */
   readonly router: ClusterRouter;
-  /** Peer streams refused and frames dropped for want of authentication. */
-  readonly peerStats: PeerTransportStats;
-  /** What callers hold on the gRPC port, and what was refused them. */
-  readonly callerStats: CallerStats;
-  private readonly swim: SwimMembership | undefined;
-  private readonly transport: PeerTransport;
-  private readonly server: grpc.Server;
+  /** Membership events seen, by kind. */
+  private readonly events: Record<string, number> = { join: 0, leave: 0, fail: 0, update: 0 };
 
   private constructor(
-    parts: ClusterParts,
+    private readonly parts: ClusterParts,
     private readonly init: NodeOptions,
   ) {
-    this.membership = parts.membership;
-    this.view = parts.view;
-    this.decision = parts.decision;
-    this.forwarder = parts.forwarder;
-    this.forwardServer = parts.forwardServer;
-    this.replicator = parts.replicator;
-    this.handoff = parts.handoff;
-    this.hotKeys = parts.hotKeys;
     this.router = new ClusterRouter({ view: parts.view, decision: parts.decision, forwarder: parts.forwarder, hotCopies: parts.hotKeys });
-    this.dispatch = parts.dispatch;
-    this.policySync = parts.policySync;
-    this.fairShare = parts.fairShare;
-    this.grpcAddress = parts.grpcAddress;
-    this.peerStats = parts.peerStats;
-    this.callerStats = parts.callerStats;
-    this.swim = parts.swim;
-    this.transport = parts.transport;
-    this.server = parts.server;
+  }
+
+  get membership(): Membership {
+    return this.parts.membership;
+  }
+
+  get view(): ClusterView {
+    return this.parts.view;
+  }
+
+  /** The owner-side decision every path shares (the node's request path and stats use it). */
+  get decision(): OwnerDecision {
+    return this.parts.decision;
+  }
+
+  members(): Member[] {
+    return this.parts.membership.members();
+  }
+
+  owners(): string[] {
+    return this.parts.view.ownerIds();
+  }
+
+  ownerOf(action: string, key: string): string {
+    return this.parts.view.ownerOf(action, key);
+  }
+
+  ownerAddresses(): { nodeId: string; address: string }[] {
+    return this.parts.view.ownerAddresses();
+  }
+
+  get gossipAddress(): string {
+    return this.parts.membership.self.address;
+  }
+
+  membershipEvents(): Record<string, number> {
+    return this.events;
+  }
+
+  /** Replication lag, one measure per flush. */
+  replicationLag(): LatencyHistogram {
+    return this.parts.replicator.lag;
+  }
+
+  /** A new policy document, with a version past every one seen: it reaches every member (see PolicySync). */
+  changePolicies(policies: Policies | undefined): PolicyVersion {
+    return this.parts.policySync.change(policies);
+  }
+
+  get policies(): PolicyVersion {
+    return this.parts.policySync.current;
+  }
+
+  /** The counters of every part, copied. */
+  stats(): ClusterStats {
+    const p = this.parts;
+    return {
+      ...p.forwardServer.stats,
+      malformedFrames: p.dispatch.stats.malformedFrames,
+      peerAuth: { ...p.peerStats },
+      policies: p.policySync.stats,
+      fairShare: { ...p.fairShare.stats },
+      unavailable: p.forwarder.stats.exhausted,
+      forwarder: { ...p.forwarder.stats },
+      replication: { ...p.replicator.stats },
+      handoff: { ...p.handoff.stats },
+      hotKeys: p.hotKeys.stats(),
+    };
+  }
+
+  /** Ready for traffic: active, and an owner on its own ring. */
+  readiness(): { ready: boolean; reason: string } {
+    const state = this.membership.self.meta[META_STATE];
+    if (state !== 'active') return { ready: false, reason: `state ${state ?? 'unknown'}` };
+    if (!this.view.ownerIds().includes(this.init.nodeId)) return { ready: false, reason: 'not on the ring yet' };
+    return { ready: true, reason: 'active, owning keys' };
+  }
+
+  /** The members and owners as this node sees them (HTTP /v1/cluster, ringlimit status). */
+  info(): { members: object[]; owners: string[]; ownershipShares: Record<string, number> } {
+    return {
+      members: this.membership.members().map((m) => ({ nodeId: m.nodeId, gossip: m.address, grpc: m.meta[META_GRPC] ?? '', http: m.meta[META_HTTP] ?? '', state: m.meta[META_STATE] ?? '', liveness: m.state })),
+      owners: this.view.ownerIds(),
+      ownershipShares: Object.fromEntries(this.view.ownershipShares()),
+    };
   }
 
   static async start(components: ClusterComponents, init: NodeOptions): Promise<Cluster> {
     const o = init;
     const { store } = components;
-    const callers = new CallerLedger(o.callerLimits);
-    const server = new grpc.Server({ 'grpc.max_receive_message_length': clusterLimits.maxReceiveMessageBytes, ...callerServerOptions(callers) });
-    const keyring = o.gossipKeys.length > 0 ? new Keyring(o.gossipKeys) : undefined;
-    let membership: Membership | undefined;
-    const auth = new PeerAuth({ keyring, isMember: (nodeId, ip) => membership !== undefined && isMemberAt(membership, nodeId, ip) }, { selfId: o.nodeId });
-    const grpcTransport = new GrpcPeerTransport(
-      server,
-      { nodeId: o.nodeId, maxBufferedBytes: o.maxBufferedBytesPerPeer, reconnectBackoffMs: clusterLimits.reconnectBackoffMs, credentials: channelCredentials(o.tls), maxMessageBytes: clusterLimits.maxReceiveMessageBytes, clusterName: o.clusterName },
-      auth,
-    );
-    const transport = o.wrapPeerTransport === undefined ? grpcTransport : o.wrapPeerTransport(grpcTransport);
-    addPublicApi(server, components.api, new ApiTokens(o.apiTokens), new ApiTokens(o.adminTokens), callers);
-    addEnvoyRateLimitService(server, components.api, new ApiTokens(o.apiTokens));
-    let swim: SwimMembership | undefined;
+    const initialPolicies = policyVersionOf(components.policies, components.policies?.version ?? 0);
+    const meta: Record<string, string> = { [META_GRPC]: components.grpcAddress, [META_STATE]: 'joining', [META_PROTOCOL]: String(PEER_PROTOCOL_VERSION), [META_POLICY]: `0.${initialPolicies.digest}` };
+    if (components.httpAddress !== undefined) meta[META_HTTP] = components.httpAddress;
+    const { membership, swim, transport, stats: peerStats } = await startPeers(components.server, components.grpcAddress, meta, o);
     let cluster: Cluster | undefined;
     try {
-      const grpcAddress = `${o.host}:${await bindServer(server, `${o.host}:${o.port}`, serverCredentials(o.tls))}`;
-      auth.selfAddress = grpcAddress;
-      const initialPolicies = policyVersionOf(components.policies, components.policies?.version ?? 0);
-      const meta = { [META_GRPC]: grpcAddress, [META_STATE]: 'joining', [META_PROTOCOL]: String(PEER_PROTOCOL_VERSION), [META_POLICY]: `0.${initialPolicies.digest}` };
-      if (o.membership !== undefined) {
-        membership = o.membership;
-        membership.updateMeta(meta);
-      } else {
-        swim = await createSwimMembership({
-          nodeId: o.nodeId,
-          host: o.host,
-          port: o.gossipPort,
-          meta,
-          preset: o.gossipPreset,
-          ...(o.clusterName === '' ? {} : { clusterName: o.clusterName }),
-          ...(o.wrapGossipTransport === undefined ? {} : { wrapTransport: o.wrapGossipTransport }),
-          ...(keyring !== undefined ? { keyring } : {}),
-        });
-        membership = swim;
-      }
       const clock = o.clock;
       const ids = new FrameIds(clusterLimits.maxAwaitedAcks);
       const view = new ClusterView({ members: gossipMembers(membership), clock }, { selfId: o.nodeId, replicas: o.replicas, maxHandedAwayKeys: clusterLimits.maxTrackedKeys });
@@ -258,19 +286,19 @@ export class Cluster {
           if ((event === 'leave' || event === 'fail') && address !== undefined) transport.disconnect(address);
           view.refresh();
           if (event === 'join' || event === 'update') policySync.check();
+          if (cluster !== undefined) cluster.events[event] = (cluster.events[event] ?? 0) + 1;
           components.onMembership(event, member);
         });
       }
-      cluster = new Cluster({ membership, swim, view, decision, forwarder, forwardServer, replicator, handoff, hotKeys, dispatch, policySync, fairShare, transport, peerStats: grpcTransport.stats, callerStats: callers.stats, server, grpcAddress }, init);
+      cluster = new Cluster({ membership, swim, transport, peerStats, view, decision, forwarder, forwardServer, replicator, handoff, hotKeys, dispatch, policySync, fairShare }, init);
       await cluster.join();
       return cluster;
     } catch (error) {
       if (cluster !== undefined) {
-        await cluster.close(false, Date.now());
+        await cluster.close(false);
       } else {
         await swim?.stop({ graceful: false }).catch(() => undefined);
         await transport.close();
-        server.forceShutdown();
       }
       throw error;
     }
@@ -278,11 +306,11 @@ export class Cluster {
 
   /** The gossip layer's counters (undefined with an injected membership). */
   gossipStats(): SwimStats | undefined {
-    return this.swim?.stats();
+    return this.parts.swim?.stats();
   }
 
   private async join(): Promise<void> {
-    const { membership, swim, view } = this;
+    const { membership, swim, view } = this.parts;
     await membership.start();
     if (swim !== undefined && this.init.join.length > 0) {
       await swim.join(this.init.join);
@@ -305,37 +333,24 @@ export class Cluster {
       this.membership.updateMeta({ ...this.membership.self.meta, [META_STATE]: 'draining' });
       // Our own view drops us from the ring too, so the push finds the new owners.
       this.view.refresh();
-      await this.replicator.flushAndWait();
+      await this.parts.replicator.flushAndWait();
       const pushedAt = Date.now();
-      await this.handoff.pushAll(left());
+      await this.parts.handoff.pushAll(left());
       await sleep(Math.min(left(), Math.max(0, clusterLimits.drainLingerMs - (Date.now() - pushedAt))));
     } catch {
       // best effort: a failed handoff leaves the replicas to cover
     }
   }
 
-  async close(graceful: boolean, deadlineMs: number): Promise<void> {
-    this.policySync.close();
-    this.fairShare.close();
-    this.replicator.close();
-    this.handoff.close();
-    this.hotKeys.close();
-    this.forwarder.close();
+  async close(graceful: boolean): Promise<void> {
+    this.parts.policySync.close();
+    this.parts.fairShare.close();
+    this.parts.replicator.close();
+    this.parts.handoff.close();
+    this.parts.hotKeys.close();
+    this.parts.forwarder.close();
     await this.membership.stop({ graceful }).catch(() => undefined);
-    await this.transport.close();
-    await new Promise<void>((resolve) => {
-      const force = setTimeout(
-        () => {
-          this.server.forceShutdown();
-          resolve();
-        },
-        Math.max(0, Math.min(1000, deadlineMs - Date.now())),
-      );
-      this.server.tryShutdown(() => {
-        clearTimeout(force);
-        resolve();
-      });
-    });
+    await this.parts.transport.close();
   }
 }
 
@@ -353,17 +368,4 @@ async function settled(read: () => number, quietMs: number, maxMs: number): Prom
       quietSince = Date.now();
     }
   }
-}
-
-function bindServer(server: grpc.Server, address: string, credentials: grpc.ServerCredentials): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.bindAsync(address, credentials, (error, port) => {
-      if (error !== null) {
-        const inUse = /EADDRINUSE|address already in use/i.test(error.message);
-        reject(new RingLimitError(inUse ? 'FAILED_PRECONDITION' : 'UNAVAILABLE', `gRPC server cannot bind ${address}: ${inUse ? 'the port is in use' : error.message}`));
-      } else {
-        resolve(port);
-      }
-    });
-  });
 }

@@ -7,18 +7,23 @@ import type { RemoteLimiterStats } from '../../limiter/remote-limiter.js';
 import type { EnvoyStats } from '../../envoy/stats.js';
 import { LATENCY_BUCKETS_SECONDS, LATENCY_SAMPLE_EVERY, type LatencyHistogram } from '../../common/latency.js';
 
+/** What a node's metrics read of what it is (lone or member): NodeRole. */
+export interface MetricsRole {
+  gossipStats(): SwimStats | undefined;
+  members(): unknown[];
+  owners(): string[];
+  /** Membership events seen, by kind. */
+  membershipEvents(): Record<string, number>;
+  replicationLag(): LatencyHistogram | undefined;
+}
+
 /** What the metrics read, at each scrape: nothing is counted twice, and the hot paths keep no metric objects. */
 export interface MetricsSource {
   stats(): NodeStats;
   decisionsPerAction(): { action: string; allowed: number; rejected: number }[];
-  gossip(): SwimStats | undefined;
-  members(): number;
-  owners(): number;
-  membershipEvents(): Record<string, number>;
+  role(): MetricsRole;
   /** Sampled decision latency: answered here (`local`), and sent to the owner and answered (`forwarded`). */
   latency(): { local: LatencyHistogram; forwarded: LatencyHistogram };
-  /** Replication lag, one measure per flush (none on a lone node). */
-  replicationLag(): LatencyHistogram | undefined;
   /** The Envoy rate limit service's stats (envoyproxy/ratelimit's, per limit key). */
   envoy(): EnvoyStats;
 }
@@ -160,7 +165,7 @@ export function createNodeMetrics(source: MetricsSource, registry: Registry = ne
     'Replication lag: from the first change after a flush (a decision on a key this node owns) to the ack of the first frame that flush sent to a replica. One measure per flush.',
     '',
     () => {
-      const lag = source.replicationLag();
+      const lag = source.role().replicationLag();
       return lag === undefined ? [] : [['', lag]];
     },
   );
@@ -201,18 +206,18 @@ export function createNodeMetrics(source: MetricsSource, registry: Registry = ne
   gauge(registry, 'ringlimit_caller_queued_calls', 'Calls on the gRPC port waiting for room: their host or the node had as many open as it may.', () => stats().callers.queuedCalls);
   counter(registry, 'ringlimit_caller_calls_queued_total', 'Calls that waited for room before they ran (or were refused).', () => stats().callers.callsQueued);
   gauge(registry, 'ringlimit_caller_unsent_bytes', 'Answer bytes handed to HTTP/2 and not yet sent.', () => stats().callers.unsentBytes);
-  gauge(registry, 'ringlimit_members', 'Live members in this node’s gossip view, itself included.', () => source.members());
-  gauge(registry, 'ringlimit_ring_owners', 'Nodes owning keys on this node’s ring.', () => source.owners());
+  gauge(registry, 'ringlimit_members', 'Live members in this node’s gossip view, itself included.', () => Math.max(1, source.role().members().length));
+  gauge(registry, 'ringlimit_ring_owners', 'Nodes owning keys on this node’s ring.', () => source.role().owners().length);
   labelledCounter(registry, 'ringlimit_membership_events_total', 'Membership events this node saw, by kind.', ['event'], () =>
-    Object.entries(source.membershipEvents()).map(([event, n]): [Record<string, string>, number] => [{ event }, n]),
+    Object.entries(source.role().membershipEvents()).map(([event, n]): [Record<string, string>, number] => [{ event }, n]),
   );
-  counter(registry, 'ringlimit_gossip_suspicions_total', 'Members this node suspected of failure.', () => source.gossip()?.suspicionsRaised ?? 0);
-  counter(registry, 'ringlimit_gossip_probes_failed_total', 'Failure-detector probes that got no answer.', () => source.gossip()?.probesFailed ?? 0);
-  counter(registry, 'ringlimit_gossip_sent_bytes_total', 'Gossip bytes sent.', () => source.gossip()?.bytesSent ?? 0);
-  counter(registry, 'ringlimit_gossip_received_bytes_total', 'Gossip bytes received.', () => source.gossip()?.bytesReceived ?? 0);
+  counter(registry, 'ringlimit_gossip_suspicions_total', 'Members this node suspected of failure.', () => source.role().gossipStats()?.suspicionsRaised ?? 0);
+  counter(registry, 'ringlimit_gossip_probes_failed_total', 'Failure-detector probes that got no answer.', () => source.role().gossipStats()?.probesFailed ?? 0);
+  counter(registry, 'ringlimit_gossip_sent_bytes_total', 'Gossip bytes sent.', () => source.role().gossipStats()?.bytesSent ?? 0);
+  counter(registry, 'ringlimit_gossip_received_bytes_total', 'Gossip bytes received.', () => source.role().gossipStats()?.bytesReceived ?? 0);
   labelledCounter(registry, 'ringlimit_gossip_dropped_packets_total', 'Gossip packets dropped, by reason.', ['reason'], () => {
     const totals = new Map<string, number>();
-    for (const [reason, n] of Object.entries(source.gossip()?.dropReasons ?? {})) {
+    for (const [reason, n] of Object.entries(source.role().gossipStats()?.dropReasons ?? {})) {
       const label = DROP_REASONS.has(reason) ? reason : 'other';
       totals.set(label, (totals.get(label) ?? 0) + n);
     }

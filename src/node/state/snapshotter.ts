@@ -1,6 +1,6 @@
 import type { Clock } from '../../common/clock.js';
 import type { LimiterStore } from '../../limiter/store.js';
-import { writeSnapshot } from './snapshot.js';
+import { checkDataDir, loadSnapshot, writeSnapshot, type CorruptSnapshotPolicy, type LoadResult } from './snapshot.js';
 
 export interface SnapshotterComponents {
   store: LimiterStore;
@@ -83,4 +83,26 @@ export class Snapshotter {
       throw error;
     }
   }
+}
+
+/** Store slots a snapshot reads per chunk (each chunk is written before the next is read). */
+const SNAPSHOT_SLOTS_PER_TURN = 20_000;
+
+export interface RestoreInit {
+  dataDir: string;
+  nodeId: string;
+  snapshotIntervalMs: number;
+  onCorruptSnapshot: CorruptSnapshotPolicy;
+}
+
+/**
+ * A node with a data directory: checks it, loads the node's last snapshot into `store`, and
+ * snapshots it from now on. What was loaded (or set aside) is returned with the snapshotter.
+ */
+export async function restoreAndSnapshot(components: SnapshotterComponents, init: RestoreInit, onError: (error: Error) => void): Promise<{ snapshotter: Snapshotter; loaded: LoadResult }> {
+  await checkDataDir(init.dataDir);
+  const loaded = await loadSnapshot(init.dataDir, init.nodeId, components.store, components.clock, init.onCorruptSnapshot);
+  const snapshotter = new Snapshotter(components, { dataDir: init.dataDir, nodeId: init.nodeId, intervalMs: init.snapshotIntervalMs, slotsPerTurn: SNAPSHOT_SLOTS_PER_TURN }, onError);
+  snapshotter.start();
+  return { snapshotter, loaded };
 }

@@ -87,7 +87,7 @@ type Nested<T> = Map<string, Map<string, T>>;
  * exceeds (nodes − 1) × the remaining allowance at the last broadcast.
  */
 export class HotKeys {
-  readonly stats: HotKeysStats = { answeredFromCopy: 0, hitsSent: 0, hitsApplied: 0, statesSent: 0, statesReceived: 0, refusedStates: 0, overflow: 0 };
+  private readonly counters: HotKeysStats = { answeredFromCopy: 0, hitsSent: 0, hitsApplied: 0, statesSent: 0, statesReceived: 0, refusedStates: 0, overflow: 0 };
   private copyStore: LimiterStore;
   private readonly copies: Nested<HotCopy> = new Map();
   private copyCount = 0;
@@ -121,7 +121,7 @@ export class HotKeys {
     const copy = this.copies.get(p.action)?.get(p.key);
     if (copy === undefined) return undefined;
     const decision = this.copyStore.decideResolved(p, NO_WAIT);
-    this.stats.answeredFromCopy++;
+    this.counters.answeredFromCopy++;
     copy.lastUsedSync = this.syncs;
     if (decision.allowed && p.cost > 0) {
       if (copy.hits === 0) {
@@ -170,14 +170,14 @@ export class HotKeys {
     for (const entry of entries) {
       const verdict = view.judgeSender(from, entry.action, entry.key);
       if (verdict === SenderVerdict.Refused) {
-        this.stats.refusedStates++;
+        this.counters.refusedStates++;
         continue;
       }
       if (verdict === SenderVerdict.OwnedHere) continue; // this node decides it: no copy
       let copy = this.copies.get(entry.action)?.get(entry.key);
       if (copy === undefined) {
         if (this.copyCount >= this.init.maxGlobalKeys) {
-          this.stats.overflow++;
+          this.counters.overflow++;
           continue;
         }
         copy = { action: entry.action, key: entry.key, hits: 0, params: undefined, lastUsedSync: this.syncs };
@@ -189,7 +189,7 @@ export class HotKeys {
       }
       fromWireEntry(entry, nowMs, this.cells);
       this.copyStore.importEntry(entry.action, entry.key, entry.algorithm as AlgorithmId, this.cells, 0, 'replace');
-      this.stats.statesReceived++;
+      this.counters.statesReceived++;
       // Hits admitted here since the last send are not in the owner's state yet.
       if (copy.hits > 0 && copy.params !== undefined) void takeAdmitted((p) => this.copyStore.decideResolved(p, NO_WAIT), copy.params, copy.hits);
     }
@@ -203,8 +203,9 @@ export class HotKeys {
     this.copyStore = this.newCopyStore();
   }
 
-  snapshot(): HotKeysStats {
-    return { ...this.stats, overflow: this.stats.overflow + this.components.marks.overflow };
+  /** A copy of the counters, the marks' overflow included. */
+  stats(): HotKeysStats {
+    return { ...this.counters, overflow: this.counters.overflow + this.components.marks.overflow };
   }
 
   close(): void {
@@ -249,7 +250,7 @@ export class HotKeys {
       item.cost = hits;
       item.global = true;
       list.push(item);
-      this.stats.hitsSent += hits;
+      this.counters.hitsSent += hits;
     }
     this.withHits.length = 0;
     for (const [address, items] of byAddress) this.sendItems(address, items);
@@ -277,7 +278,7 @@ export class HotKeys {
       if (nodeId === this.init.selfId || address === '') continue;
       for (let i = 0; i < entries.length; i += this.init.maxBatchSize) {
         const chunk = entries.slice(i, i + this.init.maxBatchSize);
-        if (this.components.transport.send(address, encodeFrame({ type: FrameType.GlobalState, id: 0, entries: chunk }))) this.stats.statesSent += chunk.length;
+        if (this.components.transport.send(address, encodeFrame({ type: FrameType.GlobalState, id: 0, entries: chunk }))) this.counters.statesSent += chunk.length;
       }
     }
   }
@@ -288,7 +289,7 @@ export class HotKeys {
    * hold leave it empty: the owner's state then says over limit, which is what it broadcasts.
    */
   private applyHits(p: ResolvedRequest, hits: number): void {
-    this.stats.hitsApplied += hits;
+    this.counters.hitsApplied += hits;
     takeAdmitted((q) => this.components.decision.decide(q, NO_WAIT), p, hits).catch(() => {
       // the request was validated; a failed pull or replication leaves the hits unapplied
     });

@@ -37,10 +37,23 @@ export class LoadControl {
   private published = '';
   private readonly timer: NodeJS.Timeout | undefined;
 
+  /**
+   * A node's load control: with `adaptive`, an AIMD controller fed by this process's
+   * event-loop delay; else the factor the application reports alone.
+   */
+  static forNode(membership: Membership | undefined, apply: (factor: number) => void, adaptive: AdaptiveOptions | undefined, now: () => number): LoadControl {
+    const sampler = adaptive === undefined ? undefined : eventLoopDelaySampler();
+    const control = new LoadControl({ membership, apply, sample: sampler?.sample, now }, adaptive === undefined ? undefined : new AimdController(adaptive), adaptive?.sampleMs ?? 1_000, sampler?.stop);
+    control.update();
+    return control;
+  }
+
   constructor(
     private readonly components: LoadControlComponents,
     private readonly controller: AimdController | undefined,
     sampleMs: number,
+    /** Stops the load signal's measurement (the delay sampler), on close. */
+    private readonly stopSampling: (() => void) | undefined = undefined,
   ) {
     if (components.sample !== undefined && controller !== undefined) {
       this.timer = setInterval(() => {
@@ -80,6 +93,7 @@ export class LoadControl {
 
   close(): void {
     if (this.timer !== undefined) clearInterval(this.timer);
+    this.stopSampling?.();
   }
 }
 
