@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { runChaosCli } from './chaos.js';
 import { runClusterDemo } from './demo-cluster.js';
 import { runLimiterDemo } from './demo-limiter.js';
@@ -13,7 +14,14 @@ commands:
   demo-local   show the in-process limiter: weighted users and throttling
   chaos        run a local multi-process cluster under faults and measure its accuracy
   help         print this message
+  --version    print the version
 `;
+
+/** The package's version, from its package.json (two levels up from src/cli/ and from dist/cli/). */
+export function packageVersion(): string {
+  const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+  return typeof manifest.version === 'string' ? manifest.version : 'unknown';
+}
 
 export async function runCli(args: string[]): Promise<number> {
   const [command, ...rest] = args;
@@ -36,6 +44,11 @@ export async function runCli(args: string[]): Promise<number> {
       return runChaosCli(rest);
     case 'demo-local':
       return runLimiterDemo(rest);
+    case '--version':
+    case '-v':
+    case 'version':
+      process.stdout.write(`${packageVersion()}\n`);
+      return 0;
     case undefined:
     case 'help':
     case '--help':

@@ -18,8 +18,10 @@ export const SERVE_USAGE = `usage: ringlimit serve [options]
   --host HOST             address to bind and advertise (default 127.0.0.1)
   --port PORT             gRPC port: public API and peer traffic (default 0, which picks a free port)
   --gossip-port PORT      UDP port for SWIM gossip (default 0, which picks a free port)
-  --http-port PORT        serve the HTTP API too (/v1/allow, /v1/allow-batch, /v1/cluster, /healthz,
-                          /readyz; same tokens and TLS as the gRPC port)
+  --http-port PORT        serve the HTTP API too, with the same tokens and TLS as the gRPC port:
+                          POST /v1/allow, POST /v1/allow-batch, GET /v1/cluster, GET /metrics
+                          (Prometheus), POST /v1/admin/inspect|reset|set (admin token), and
+                          GET /healthz, GET /readyz (no token: for probes)
   --join HOST:PORT[,...]  gossip address of one or more members to join
   --replicas N            copies of each key's state after its owner (default 1)
   --replication MODE      async (default) or sync
@@ -47,9 +49,11 @@ ${ENVOY_USAGE}  --caller-limit NAME=N   a bound per caller on the gRPC port (rep
   --tls-cert FILE         with --tls-key and --tls-ca: mutual TLS on the gRPC port (public API
   --tls-key FILE          and peer streams); peers and clients need a certificate the CA signed
   --tls-ca FILE
-  --api-token-file FILE   bearer tokens the public API accepts, one per line (several, to rotate)
-  --admin-token-file FILE bearer tokens the admin calls (SetPolicies, GetPolicies) accept; without
-                          it they are refused
+  --api-token-file FILE   bearer tokens the public API accepts, one per line (several, to rotate):
+                          the gRPC calls, and on HTTP /v1/allow, /v1/allow-batch, /v1/cluster, /metrics
+  --admin-token-file FILE bearer tokens the admin calls accept, one per line: Inspect, Reset and
+                          SetRemaining of a user's key (HTTP: POST /v1/admin/inspect|reset|set),
+                          SetPolicies, GetPolicies and SetLoadFactor; without it they are refused
   --on-unavailable P      local (default), allow or deny, when no owner answers
   --global-sync-ms MS     hot-key mode: how often hits go to owners and owners broadcast (default 10)
   --gossip-preset NAME    lan (default) or test
