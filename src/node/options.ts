@@ -9,7 +9,7 @@ import type { CorruptSnapshotPolicy } from './state/snapshot.js';
 import type { Policies, PolicyDocument } from '../limiter/policies.js';
 import { aimdDefaults, validateAimd } from '../limiter/adaptive.js';
 import type { AdaptiveOptions } from './sync/load-control.js';
-import type { NodeTls } from './transport/credentials.js';
+import { MIN_NODE_TOKEN_LENGTH, isToken, type NodeTls } from './transport/credentials.js';
 import { callerLimitsDefaults, validateCallerLimits, type CallerLimits } from './api/caller-ledger.js';
 
 import type { UnavailablePolicy } from './routing/forwarder.js';
@@ -211,10 +211,10 @@ export function resolveNodeOptions(input: NodeOptionsInput = {}): NodeOptions {
   if (o.tls !== undefined && !(['cert', 'key', 'ca'] as const).every((k) => Buffer.isBuffer(o.tls![k]) && o.tls![k].length > 0)) {
     throw invalidArgument('tls', 'must have cert, key and ca as PEM buffers');
   }
-  if (!Array.isArray(o.apiTokens) || !o.apiTokens.every((t) => typeof t === 'string' && /^[\x21-\x7e]{16,512}$/.test(t))) {
+  if (!Array.isArray(o.apiTokens) || !o.apiTokens.every((t) => isToken(t, MIN_NODE_TOKEN_LENGTH))) {
     throw invalidArgument('apiTokens', 'must be tokens of 16 to 512 printable characters (e.g. `openssl rand -hex 32`)');
   }
-  if (!Array.isArray(o.adminTokens) || !o.adminTokens.every((t) => typeof t === 'string' && /^[\x21-\x7e]{16,512}$/.test(t))) {
+  if (!Array.isArray(o.adminTokens) || !o.adminTokens.every((t) => isToken(t, MIN_NODE_TOKEN_LENGTH))) {
     throw invalidArgument('adminTokens', 'must be tokens of 16 to 512 printable characters (e.g. `openssl rand -hex 32`)');
   }
   if (typeof o.clock?.now !== 'function') throw invalidArgument('clock', 'must have a now() method');

@@ -3,6 +3,16 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { RingLimitError } from '../../common/errors.js';
 
+/** The longest bearer token, in characters. */
+export const MAX_TOKEN_LENGTH = 512;
+/** Tokens a node is configured with are at least this long (e.g. `openssl rand -hex 32`). */
+export const MIN_NODE_TOKEN_LENGTH = 16;
+
+/** Whether `value` is a bearer token: printable ASCII without spaces, `minLength` to MAX_TOKEN_LENGTH characters. */
+export function isToken(value: unknown, minLength = 1): value is string {
+  return typeof value === 'string' && value.length >= minLength && value.length <= MAX_TOKEN_LENGTH && /^[\x21-\x7e]+$/.test(value);
+}
+
 /** A node's TLS material, PEM: its certificate and key, and the CA that signs every node's and client's certificate. */
 export interface NodeTls {
   cert: Buffer;
