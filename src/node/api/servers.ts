@@ -1,14 +1,13 @@
 import * as grpc from '@grpc/grpc-js';
 import { RingLimitError } from '../../common/errors.js';
 import { ApiTokens, serverCredentials, type NodeTls } from '../transport/credentials.js';
+import { MAX_GRPC_MESSAGE_BYTES } from '../transport/grpc-peer-transport.js';
 import { CallerLedger, emptyCallerStats, type CallerLimits, type CallerStats } from './caller-ledger.js';
 import { callerServerOptions } from './caller-bounds.js';
 import { addEnvoyRateLimitService } from './envoy-service.js';
 import { startHttpApi, type HttpApi, type HttpApiBackend } from './http-api.js';
 import { addPublicApi } from './public-service.js';
 
-/** The largest message a gRPC caller (or peer) may send. */
-export const MAX_RECEIVE_MESSAGE_BYTES = 32 * 1024 * 1024;
 /** The largest HTTP request body a node reads (a 10,000-request batch is about 1 MB of JSON). */
 const HTTP_MAX_BODY_BYTES = 2 * 1024 * 1024;
 /** How long a stop waits for gRPC calls to finish before closing them. */
@@ -50,7 +49,7 @@ export class NodeServers {
     let http: HttpApi | undefined;
     try {
       if (init.grpcPort !== undefined) {
-        server = new grpc.Server({ 'grpc.max_receive_message_length': MAX_RECEIVE_MESSAGE_BYTES, ...callerServerOptions(callers) });
+        server = new grpc.Server({ 'grpc.max_receive_message_length': MAX_GRPC_MESSAGE_BYTES, ...callerServerOptions(callers) });
         addPublicApi(server, backend, tokens, adminTokens, callers);
         addEnvoyRateLimitService(server, backend, tokens);
         grpcAddress = `${init.host}:${await bindServer(server, `${init.host}:${init.grpcPort}`, serverCredentials(init.tls))}`;

@@ -14,7 +14,7 @@ import { FrameIds } from '../wire/frame-ids.js';
 import { Handoff, type HandoffStats } from '../state/handoff.js';
 import { HotKeyMarks } from '../sync/hot-key-marks.js';
 import { HotKeys, type HotKeysStats } from '../sync/hot-keys.js';
-import type { NodeOptions } from '../options.js';
+import type { ClusterInit } from './cluster-init.js';
 import { OwnerDecision } from '../routing/owner-decision.js';
 import { PeerDispatch } from './peer-dispatch.js';
 import { Replicator, type ReplicatorStats } from '../state/replicator.js';
@@ -25,7 +25,7 @@ import { ClusterRouter } from '../routing/router.js';
 import type { LatencyHistogram } from '../../common/latency.js';
 import { startPeers } from './peers.js';
 
-/** Internal bounds of the cluster machinery (the user-facing tunables are in NodeOptions). */
+/** Internal bounds of the cluster machinery (the user-facing tunables are in ClusterInit). */
 const clusterLimits = {
   /** Keys a handoff tracks at once (pulls, settled keys, handed-away marks). */
   maxTrackedKeys: 100_000,
@@ -125,7 +125,7 @@ export class Cluster implements NodeRole {
 
   private constructor(
     private readonly parts: ClusterParts,
-    private readonly init: NodeOptions,
+    private readonly init: ClusterInit,
   ) {
     this.router = new ClusterRouter({ view: parts.view, decision: parts.decision, forwarder: parts.forwarder, hotCopies: parts.hotKeys });
   }
@@ -215,7 +215,7 @@ export class Cluster implements NodeRole {
     };
   }
 
-  static async start(components: ClusterComponents, init: NodeOptions): Promise<Cluster> {
+  static async start(components: ClusterComponents, init: ClusterInit): Promise<Cluster> {
     const o = init;
     const { store } = components;
     const initialPolicies = policyVersionOf(components.policies, components.policies?.version ?? 0);

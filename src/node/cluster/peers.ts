@@ -1,10 +1,9 @@
 import type * as grpc from '@grpc/grpc-js';
 import { isIP } from 'node:net';
 import { Keyring, createSwimMembership, type Membership, type SwimMembership } from '../../gossip/index.js';
-import type { NodeOptions } from '../options.js';
+import type { ClusterInit } from './cluster-init.js';
 import { META_GRPC } from '../routing/cluster-view.js';
-import { MAX_RECEIVE_MESSAGE_BYTES } from '../api/servers.js';
-import { GrpcPeerTransport, type PeerTransportStats } from '../transport/grpc-peer-transport.js';
+import { GrpcPeerTransport, MAX_GRPC_MESSAGE_BYTES, type PeerTransportStats } from '../transport/grpc-peer-transport.js';
 import { PeerAuth } from '../transport/peer-auth.js';
 import { channelCredentials } from '../transport/credentials.js';
 import type { PeerTransport } from '../transport/peer-transport.js';
@@ -44,14 +43,14 @@ function hostOf(address: string): string {
  * Mounts the peer protocol on `server` (authenticated by the cluster key, else by
  * membership) and starts gossip with `meta`. The membership is started by Cluster.join().
  */
-export async function startPeers(server: grpc.Server, grpcAddress: string, meta: Record<string, string>, o: NodeOptions): Promise<Peers> {
+export async function startPeers(server: grpc.Server, grpcAddress: string, meta: Record<string, string>, o: ClusterInit): Promise<Peers> {
   const keyring = o.gossipKeys.length > 0 ? new Keyring(o.gossipKeys) : undefined;
   let membership: Membership | undefined;
   const auth = new PeerAuth({ keyring, isMember: (nodeId, ip) => membership !== undefined && isMemberAt(membership, nodeId, ip) }, { selfId: o.nodeId });
   auth.selfAddress = grpcAddress;
   const grpcTransport = new GrpcPeerTransport(
     server,
-    { nodeId: o.nodeId, maxBufferedBytes: o.maxBufferedBytesPerPeer, reconnectBackoffMs: RECONNECT_BACKOFF_MS, credentials: channelCredentials(o.tls), maxMessageBytes: MAX_RECEIVE_MESSAGE_BYTES, clusterName: o.clusterName },
+    { nodeId: o.nodeId, maxBufferedBytes: o.maxBufferedBytesPerPeer, reconnectBackoffMs: RECONNECT_BACKOFF_MS, credentials: channelCredentials(o.tls), maxMessageBytes: MAX_GRPC_MESSAGE_BYTES, clusterName: o.clusterName },
     auth,
   );
   const transport = o.wrapPeerTransport === undefined ? grpcTransport : o.wrapPeerTransport(grpcTransport);

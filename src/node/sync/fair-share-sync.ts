@@ -88,7 +88,7 @@ export class FairShareSync {
   /** A node's demand for an action this node coordinates. */
   receiveDemand(action: string, fromNodeId: string, rows: DemandRow[]): void {
     const { view, store, clock } = this.components;
-    if (view.ownerOf(action, COORDINATOR_KEY) !== this.init.selfId || store.policies?.sharedCapacity(action) === undefined) {
+    if (!view.decidesHere(action, COORDINATOR_KEY) || store.policies?.sharedCapacity(action) === undefined) {
       this.stats.refused++;
       return;
     }
@@ -120,7 +120,7 @@ export class FairShareSync {
     const { view, store, transport } = this.components;
     for (const [action, byNode] of this.reports) {
       const capacityPerMs = store.policies?.sharedCapacity(action);
-      if (capacityPerMs === undefined || view.ownerOf(action, COORDINATOR_KEY) !== this.init.selfId) {
+      if (capacityPerMs === undefined || !view.decidesHere(action, COORDINATOR_KEY)) {
         this.reports.delete(action); // no longer ours to coordinate
         continue;
       }

@@ -2,6 +2,9 @@ import * as grpc from '@grpc/grpc-js';
 import { PEER_AUTH_HEADER, PEER_CHALLENGE_HEADER, hostOfPeer, type Hello, type PeerAuth } from './peer-auth.js';
 import type { FrameHandler, PeerTransport, Reply } from './peer-transport.js';
 
+
+/** The largest message a gRPC caller or peer may send a node (its gRPC server's bound, and the peer channels'). */
+export const MAX_GRPC_MESSAGE_BYTES = 32 * 1024 * 1024;
 /** The peer service's one method: a bidirectional stream of raw frames. */
 export const PEER_METHOD = '/ringlimit.peer.v1.Peer/Exchange';
 const NODE_HEADER = 'ringlimit-node-id';

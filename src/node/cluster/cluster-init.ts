@@ -1,0 +1,39 @@
+import type { Clock } from '../../common/clock.js';
+import type { Membership, PacketTransport } from '../../gossip/index.js';
+import type { UnavailablePolicy } from '../routing/forwarder.js';
+import type { NodeTls } from '../transport/credentials.js';
+import type { PeerTransport } from '../transport/peer-transport.js';
+
+/**
+ * The tunables of a member's cluster machinery (Cluster.start): the node's options have them
+ * all (NodeOptions, where each is documented and given its default).
+ */
+export interface ClusterInit {
+  nodeId: string;
+  host: string;
+  gossipPort: number;
+  join: string[];
+  replicas: number;
+  replication: 'async' | 'sync';
+  replicationDelayMs: number;
+  maxBatchSize: number;
+  forwardTimeoutMs: number;
+  batchWaitMs: number;
+  maxFramesInFlight: number;
+  eagerBatchSize: number;
+  maxPendingForwards: number;
+  onUnavailable: UnavailablePolicy;
+  handoffWindowMs: number;
+  pullTimeoutMs: number;
+  globalSyncMs: number;
+  maxGlobalKeys: number;
+  maxBufferedBytesPerPeer: number;
+  clock: Clock;
+  membership: Membership | undefined;
+  gossipPreset: 'lan' | 'test';
+  clusterName: string;
+  gossipKeys: string[];
+  tls: NodeTls | undefined;
+  wrapPeerTransport: ((transport: PeerTransport) => PeerTransport) | undefined;
+  wrapGossipTransport: ((transport: PacketTransport) => PacketTransport) | undefined;
+}
