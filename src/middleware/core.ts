@@ -1,3 +1,4 @@
+import { systemClock, type Clock } from '../common/clock.js';
 import { RingLimitError, invalidArgument } from '../common/errors.js';
 import type { Algorithm, Decision, RateLimitRequest, Reservation } from '../limiter/types.js';
 
@@ -22,7 +23,14 @@ export interface RateLimitOptions<Req extends RequestLike = RequestLike> {
   /** Units per window (omit to take them from the limiter's policies). */
   limit?: number;
   windowMs?: number;
+  /**
+   * How `limit` per `windowMs` is counted when the options give the limit (see
+   * defaultAlgorithm): 'fixed-window' by default, as express-rate-limit counts: at most `limit`
+   * requests per window, the headers' t counting down to the window's end. Limits from the
+   * policies keep the policy's algorithm.
+   */
   algorithm?: Algorithm;
+  /** A token bucket's capacity; given without an algorithm, the algorithm is 'token-bucket'. */
   burst?: number;
   /** What is limited: a name, or one per request (e.g. per route). Default "http". */
   action?: string | ((req: Req) => string);
@@ -48,6 +56,21 @@ export interface RateLimitOptions<Req extends RequestLike = RequestLike> {
   policyName?: string;
   /** The 429 body. Default { error: "too many requests", retryAfterSeconds }. */
   message?: unknown;
+  /** The clock the headers' seconds are counted on: the limiter's (default: the system clock, as createLimiter's). */
+  clock?: Clock;
+}
+
+/**
+ * The algorithm of a request whose limit the middleware options give: the option if set;
+ * 'token-bucket' when a burst is given (only a bucket has one); else 'fixed-window', so that
+ * "100 per minute" admits 100 in the window and not one more, as a user of express-rate-limit
+ * expects (a token bucket would refill during the minute: 105 requests 30 ms apart all pass).
+ * undefined when the limit comes from the policies: the policy's algorithm applies.
+ */
+export function defaultAlgorithm(options: Pick<RateLimitOptions, 'limit' | 'algorithm' | 'burst'>): Algorithm | undefined {
+  if (options.algorithm !== undefined) return options.algorithm;
+  if (options.limit === undefined) return undefined;
+  return options.burst === undefined ? 'fixed-window' : 'token-bucket';
 }
 
 /** What the middleware decided for one request: headers to set and, unless it passes, the answer to send. */
@@ -91,6 +114,9 @@ export function resolveMiddleware<Req extends RequestLike>(options: RateLimitOpt
   const trustProxy = options.trustProxy ?? false;
   const actionOf = typeof options.action === 'function' ? options.action : (): string => (options.action as string | undefined) ?? 'http';
   const keyOf = options.key ?? ((req: Req) => clientAddress(req, trustProxy));
+  const algorithm = defaultAlgorithm(options);
+  const clock = options.clock ?? systemClock;
+  if (typeof clock.now !== 'function') throw invalidArgument('clock', 'must have a now() method');
   const { limiter } = options;
 
   const headersFor = (d: Decision, action: string, nowMs: number): [string, string][] => {
@@ -110,7 +136,7 @@ export function resolveMiddleware<Req extends RequestLike>(options: RateLimitOpt
       const request: RateLimitRequest = { key: keyOf(req), action };
       if (options.limit !== undefined) request.limit = options.limit;
       if (options.windowMs !== undefined) request.windowMs = options.windowMs;
-      if (options.algorithm !== undefined) request.algorithm = options.algorithm;
+      if (algorithm !== undefined) request.algorithm = algorithm;
       if (options.burst !== undefined) request.burst = options.burst;
       if (options.cost !== undefined) request.cost = options.cost(req);
       const group = options.group?.(req);
@@ -129,7 +155,7 @@ export function resolveMiddleware<Req extends RequestLike>(options: RateLimitOpt
         if (options.failOpen === true) return { headers: [], pass: true, status: 200, body: undefined };
         return { headers: [['Retry-After', '1']], pass: false, status: 503, body: { error: 'rate limiter unavailable' } };
       }
-      const headers = headersFor(decision, action, Date.now());
+      const headers = headersFor(decision, action, clock.now());
       if (decision.allowed) return { headers, pass: true, status: 200, body: undefined };
       const retryAfterSeconds = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
       headers.push(['Retry-After', String(retryAfterSeconds)]);
