@@ -26,7 +26,7 @@ export interface NodeOptions {
   port: number;
   /** UDP port for SWIM gossip. 0 picks a free port. */
   gossipPort: number;
-  /** Port of the HTTP API (docs/http.md); 0 picks a free port; undefined (default): no HTTP. */
+  /** Port of the HTTP API (the README's HTTP API; docs/decisions/0004); 0 picks a free port; undefined (default): no HTTP. */
   httpPort: number | undefined;
   /** Seeds to join ("host:port" of their gossip ports). Empty: start a new cluster. */
   join: string[];

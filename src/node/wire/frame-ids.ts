@@ -4,9 +4,11 @@ export interface AckReceiver {
 }
 
 /**
- * One id space for every frame (and forwarded item) a node sends, and the way back for
- * acks. Ids never repeat across components, so an Ack reaches the component that sent
- * its frame and no other; an ack nobody awaits (a push, a late ack) is dropped.
+ * Ids for the frames whose answers come back through peer dispatch — replication and
+ * handoff pushes (their Acks), pulls (their PullReply) — and the way back for acks. Ids
+ * never repeat across those components, so an Ack reaches the component that sent its frame
+ * and no other; an ack nobody awaits (a push, a late ack) is dropped. Forwards are numbered
+ * by the forwarder's own table; frames nobody answers carry their own counter or 0.
  */
 export class FrameIds {
   private next = 1;
