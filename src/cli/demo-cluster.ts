@@ -2,6 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { RingLimitClient } from '../node/client/client.js';
+import { routingKey } from '../node/routing/cluster-view.js';
+import { Ring } from '../ring/index.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
@@ -46,6 +48,28 @@ const USERS = [
 ];
 const LIMIT = 20;
 const WINDOW_MS = 1000;
+const ACTION = 'api';
+
+/**
+ * Who owns each demo user's key, as the client's ring view places it: the same Ring and
+ * routing key the client (and every node) uses, over the owners the client learned.
+ */
+export function ownersOfUsers(ownerIds: readonly string[], keys: readonly string[]): Map<string, string> {
+  const ring = new Ring(ownerIds.map((nodeId) => ({ nodeId })));
+  return new Map(keys.map((key) => [key, ring.owner(routingKey(ACTION, key)) ?? '?']));
+}
+
+/** The node to kill: the one owning the most of the shown keys (the first such in `nodeIds` order). */
+export function victimOf(owners: ReadonlyMap<string, string>, nodeIds: readonly string[]): string {
+  const count = (id: string): number => [...owners.values()].filter((owner) => owner === id).length;
+  return nodeIds.reduce((best, id) => (count(id) > count(best) ? id : best), nodeIds[0]!);
+}
+
+/** The client's view of the owners once it holds every node (it asks about once a second); bounded. */
+async function learnedOwners(client: RingLimitClient, count: number): Promise<string[]> {
+  for (let i = 0; i < 100 && client.ownerIds().length < count; i++) await sleep(50);
+  return client.ownerIds();
+}
 
 /** Drives every user through every node for one aligned window; returns allowed per user. */
 async function oneWindow(clients: RingLimitClient[], windowEnd: number): Promise<{ allowed: number[]; attempted: number; errors: number }> {
@@ -59,7 +83,7 @@ async function oneWindow(clients: RingLimitClient[], windowEnd: number): Promise
         for (let i = 0; i < 10; i++) {
           attempted++;
           calls.push(
-            client.allow({ key: user.key, action: 'api', limit: LIMIT, windowMs: WINDOW_MS, weight: user.weight, algorithm: 'fixed-window' }).then(
+            client.allow({ key: user.key, action: ACTION, limit: LIMIT, windowMs: WINDOW_MS, weight: user.weight, algorithm: 'fixed-window' }).then(
               (d) => {
                 if (d.allowed) allowed[u]!++;
               },
@@ -116,10 +140,19 @@ export async function runClusterDemo(args: string[]): Promise<number> {
       }
     };
     // Start on a window boundary so each row is one whole window.
+    const keys = USERS.map((u) => u.key);
+    const ownerIds = await learnedOwners(clients[0]!, nodes.length);
+    const owners = ownersOfUsers(ownerIds, keys);
+    console.log(`  owners (the client's ring view): ${keys.map((k) => `${k} → ${owners.get(k)}`).join(', ')}`);
     await sleep(WINDOW_MS - (Date.now() % WINDOW_MS) + 5);
     await phase('all three nodes up:', seconds);
-    const victim = nodes[2]!;
-    console.log(`\nkill -9 ${victim.nodeId}: its keys fail over to their replicas; clients of ${victim.nodeId} fail over to other nodes`);
+    const victimId = victimOf(owners, nodes.map((n) => n.nodeId));
+    const victim = nodes.find((n) => n.nodeId === victimId)!;
+    const itsKeys = keys.filter((k) => owners.get(k) === victimId);
+    // A key's replica is its owner on the ring without the victim: where it fails over.
+    const replicas = ownersOfUsers(ownerIds.filter((id) => id !== victimId), itsKeys);
+    const listed = itsKeys.length === 1 ? itsKeys[0]! : `${itsKeys.slice(0, -1).join(', ')} and ${itsKeys.at(-1)!}`;
+    console.log(`\nkill -9 ${victim.nodeId}, the owner of ${listed}: ${itsKeys.length === 1 ? 'it fails' : 'they fail'} over to ${itsKeys.length === 1 ? 'its replica' : 'their replicas'} (${itsKeys.map((k) => `${k} → ${replicas.get(k)}`).join(', ')}), which decide from the copies they hold; clients of ${victim.nodeId} fail over to other nodes`);
     victim.child.kill('SIGKILL');
     await sleep(WINDOW_MS - (Date.now() % WINDOW_MS) + 5);
     await phase(`${victim.nodeId} down:`, seconds);
