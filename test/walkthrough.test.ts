@@ -1,16 +1,20 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import ts from 'typescript';
 import { afterAll, describe, expect, it } from 'vitest';
 import { builtCli } from './chaos/built-cli.js';
+import { RedisProcess } from './redis/redis-server.js';
 
 /**
  * A new user's first hour, scripted from the README itself: the commands of "As a cluster"
  * and "HTTP and metrics" are read from README.md and run as written, with their ports
- * moved to free ones. A README edit that breaks the walkthrough fails here.
+ * moved to free ones, and then every TypeScript snippet that is a whole program, against
+ * that cluster, each of which must exit by itself. A README edit that breaks the
+ * walkthrough fails here.
  */
 
 const README = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
@@ -63,9 +67,24 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>): Prom
   throw new Error(`${what}: not within ${DEADLINE_MS} ms (${String(last)})`);
 }
 
+/** The README's ```ts blocks, in order. */
+function tsBlocks(): string[] {
+  return README.split('```ts\n').slice(1).map((b) => b.slice(0, b.indexOf('```')));
+}
+
+/** Every port the README uses gets a free one, the same everywhere it appears. */
+const ports = new Map<string, string>();
+/** A README port as written: after a --port flag, an address, or a port option in code. */
+const PORT = /(--(?:[a-z]+-)?port |127\.0\.0\.1:|localhost:|\b(?:port|gossipPort|httpPort): )(\d{4,5})/g;
+
+async function reservePorts(lines: string[]): Promise<void> {
+  for (const line of lines) for (const [, , port] of line.matchAll(PORT)) if (!ports.has(port!)) ports.set(port!, String(await freePort()));
+}
+
 const children: ChildProcess[] = [];
 const output = new Map<ChildProcess, string>();
 const dataDir = mkdtempSync(join(tmpdir(), 'ringlimit-walkthrough-'));
+const moved = (line: string): string => line.replace(PORT, (_m, before: string, port: string) => `${before}${ports.get(port) ?? port}`).replace('./state', join(dataDir, 'state'));
 
 function start(command: string, env: Record<string, string> = {}): ChildProcess {
   const words = command.split(/\s+/);
@@ -113,15 +132,7 @@ describe('the README walkthrough', () => {
   it('3 nodes as the README starts them, status, the Express app joined as a member with its headers and 429, /v1/allow and /metrics', async () => {
     builtCli();
     const cluster = shellBlock('## As a cluster', 'serve').map(withoutComment);
-    // Every port the README uses gets a free one, the same everywhere it appears.
-    const ports = new Map<string, string>();
-    for (const line of [...cluster, ...shellBlock('**HTTP and metrics.**', 'curl').map(withoutComment)]) {
-      for (const [, port] of line.matchAll(/(?:--(?:[a-z]+-)?port |127\.0\.0\.1:|localhost:)(\d{4,5})/g)) if (!ports.has(port!)) ports.set(port!, String(await freePort()));
-    }
-    const moved = (line: string): string =>
-      line
-        .replace(/(--(?:[a-z]+-)?port |127\.0\.0\.1:|localhost:)(\d{4,5})/g, (_m, before: string, port: string) => `${before}${ports.get(port) ?? port}`)
-        .replace('./state', join(dataDir, 'state'));
+    await reservePorts([...cluster, ...shellBlock('**HTTP and metrics.**', 'curl').map(withoutComment), ...tsBlocks()]);
 
     const serves = cluster.filter((l) => / serve /.test(l)).map(moved);
     expect(serves).toHaveLength(3);
@@ -166,5 +177,45 @@ describe('the README walkthrough', () => {
     const clusterCurl = curls.find((l) => l.includes('/v1/cluster'))!;
     const members = ((await (await fetch(`http://${/(localhost:\d+\/v1\/cluster)/.exec(clusterCurl)![1]}`)).json()) as { members: unknown[] }).members;
     expect(members).toHaveLength(4);
+  }, 120_000);
+  it('every TypeScript snippet that is a whole program (it begins with an import) runs as pasted, against that cluster and a redis-server, and exits by itself; the others say what they are a part of', async () => {
+    const blocks = tsBlocks();
+    const programs = blocks.filter((b) => b.startsWith('import '));
+    const fragments = blocks.filter((b) => !b.startsWith('import '));
+    for (const fragment of fragments) expect(fragment, 'a fragment begins with a comment naming what it is part of').toMatch(/^\/\/ /);
+    expect(programs.length).toBeGreaterThanOrEqual(5);
+    const redis = await RedisProcess.start();
+    // Inside the repository, so that 'ringlimit' resolves to this package (dist/) and 'ioredis' to its node_modules.
+    const scratch = join(new URL('..', import.meta.url).pathname, '.ringlimit-data');
+    mkdirSync(scratch, { recursive: true });
+    const dir = mkdtempSync(join(scratch, 'readme-snippets-'));
+    try {
+      const outputs: string[] = [];
+      for (const [i, program] of programs.entries()) {
+        const code = moved(program).replace('new Redis()', `new Redis(${redis.port}, '127.0.0.1')`);
+        const js = ts.transpileModule(code, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } }).outputText;
+        const file = join(dir, `snippet-${i + 1}.mjs`);
+        writeFileSync(file, js);
+        const child = spawn(process.execPath, [file], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+        child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
+        const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+        const exit = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+        clearTimeout(timer);
+        expect(exit, `snippet ${i + 1} exits 0 by itself within 30 s:\n${program}\n${out}`).toBe(0);
+        outputs.push(out);
+      }
+      const client = programs.findIndex((p) => p.includes('new RingLimitClient'));
+      expect(outputs[client]).toMatch(/^true \d+$/m); // 99, or less after the README's curl took from user-42's upload
+      const embedded = programs.findIndex((p) => p.includes('createNode('));
+      expect(outputs[embedded]).toMatch(/^99$/m);
+      expect(outputs[embedded]).toMatch(/^true [4-9]$/m); // it joined the README's cluster
+      const onRedis = programs.findIndex((p) => p.includes('redisStore'));
+      expect(outputs[onRedis]).toContain('true 99');
+    } finally {
+      await redis.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   }, 120_000);
 });
