@@ -22,7 +22,10 @@ export const SERVE_USAGE = `usage: ringlimit serve [options]
                           POST /v1/allow, POST /v1/allow-batch, GET /v1/cluster, GET /metrics
                           (Prometheus), POST /v1/admin/inspect|reset|set (admin token), and
                           GET /healthz, GET /readyz (no token: for probes)
-  --join HOST:PORT[,...]  gossip address of one or more members to join
+  --join HOST:PORT[,...]  gossip address of one or more members to join (DNS names: every address);
+                          when none answers, the node runs as a one-node cluster and keeps trying
+                          them with backoff, logging each failure
+  --join-timeout T        give up and exit when no seed answers within T (e.g. 30s)
   --replicas N            copies of each key's state after its owner (default 1)
   --replication MODE      async (default) or sync
   --data-dir DIR          keep snapshots here (periodically and on graceful stop); load at start
@@ -115,6 +118,7 @@ export function parseServeArgs(args: string[]): ServeArgs {
         'gossip-port': { type: 'string' },
         'http-port': { type: 'string' },
         join: { type: 'string' },
+        'join-timeout': { type: 'string' },
         replicas: { type: 'string' },
         replication: { type: 'string' },
         'data-dir': { type: 'string' },
@@ -153,6 +157,7 @@ export function parseServeArgs(args: string[]): ServeArgs {
   const httpPort = port('http-port', v['http-port']);
   if (httpPort !== undefined) options.httpPort = httpPort;
   if (v.join !== undefined) options.join = v.join.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (v['join-timeout'] !== undefined) options.joinTimeoutMs = durationMs('join-timeout', v['join-timeout']);
   if (v.replicas !== undefined) {
     if (!/^\d+$/.test(v.replicas)) throw new RingLimitError('INVALID_ARGUMENT', `--replicas must be a whole number, got ${JSON.stringify(v.replicas)}`);
     options.replicas = Number(v.replicas);

@@ -31,6 +31,13 @@ export interface NodeOptions {
   /** Seeds to join ("host:port" of their gossip ports). Empty: start a new cluster. */
   join: string[];
   /**
+   * How long join may try the seeds before the node gives up and stops (the old behaviour);
+   * undefined (default): after the gossip preset's join timeout it runs as a one-node cluster
+   * and keeps trying the seeds in the background, with backoff, logging each failure — so
+   * the first member of a cluster, or every member of a StatefulSet started at once, stays up.
+   */
+  joinTimeoutMs: number | undefined;
+  /**
    * Run as a cluster member (gRPC server + gossip). Default: true when `join`, `port` or
    * `gossipPort` is given; otherwise a zero-configuration single node with no sockets.
    */
@@ -111,6 +118,7 @@ export const nodeDefaults: NodeOptions = {
   gossipPort: 0,
   httpPort: undefined,
   join: [],
+  joinTimeoutMs: undefined,
   cluster: false,
   membership: undefined,
   gossipKeys: [],
@@ -194,6 +202,7 @@ export function resolveNodeOptions(input: NodeOptionsInput = {}): NodeOptions {
   range(o, 'handoffWindowMs', 0, 600_000, false);
   range(o, 'pullTimeoutMs', 1, 60_000, false);
   range(o, 'drainTimeoutMs', 0, 600_000, false);
+  if (o.joinTimeoutMs !== undefined) range(o, 'joinTimeoutMs', 1, 3_600_000);
   if (o.dataDir !== undefined && (typeof o.dataDir !== 'string' || o.dataDir === '')) throw invalidArgument('dataDir', 'must be a directory path');
   range(o, 'snapshotIntervalMs', 0, 3_600_000, false);
   if (o.onCorruptSnapshot !== 'refuse' && o.onCorruptSnapshot !== 'set-aside') throw invalidArgument('onCorruptSnapshot', "must be 'refuse' or 'set-aside'");

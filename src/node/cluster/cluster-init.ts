@@ -13,6 +13,7 @@ export interface ClusterInit {
   host: string;
   gossipPort: number;
   join: string[];
+  joinTimeoutMs: number | undefined;
   replicas: number;
   replication: 'async' | 'sync';
   replicationDelayMs: number;

@@ -42,6 +42,9 @@ const clusterLimits = {
   joinSettleMaxMs: 3_000,
   /** Users a node reports per action and interval to a shared capacity's coordinator (one frame). */
   maxFairShareReportUsers: 10_000,
+  /** A member whose seeds did not answer tries them again after this long, doubling up to the max. */
+  rejoinBackoffMinMs: 1_000,
+  rejoinBackoffMaxMs: 30_000,
 } as const;
 
 export interface ClusterComponents {
@@ -122,10 +125,12 @@ export class Cluster implements NodeRole {
   readonly router: ClusterRouter;
   /** Membership events seen, by kind. */
   private readonly events: Record<string, number> = { join: 0, leave: 0, fail: 0, update: 0 };
+  private closed = false;
 
   private constructor(
     private readonly parts: ClusterParts,
     private readonly init: ClusterInit,
+    private readonly components: ClusterComponents,
   ) {
     this.router = new ClusterRouter({ view: parts.view, decision: parts.decision, forwarder: parts.forwarder, hotCopies: parts.hotKeys });
   }
@@ -290,7 +295,7 @@ export class Cluster implements NodeRole {
           components.onMembership(event, member);
         });
       }
-      cluster = new Cluster({ membership, swim, transport, peerStats, view, decision, forwarder, forwardServer, replicator, handoff, hotKeys, dispatch, policySync, fairShare }, init);
+      cluster = new Cluster({ membership, swim, transport, peerStats, view, decision, forwarder, forwardServer, replicator, handoff, hotKeys, dispatch, policySync, fairShare }, init, components);
       await cluster.join();
       return cluster;
     } catch (error) {
@@ -313,13 +318,38 @@ export class Cluster implements NodeRole {
     const { membership, swim, view } = this.parts;
     await membership.start();
     if (swim !== undefined && this.init.join.length > 0) {
-      await swim.join(this.init.join);
-      await settled(() => membership.members().length, clusterLimits.joinSettleMs, clusterLimits.joinSettleMaxMs);
+      try {
+        await swim.join(this.init.join);
+        await settled(() => membership.members().length, clusterLimits.joinSettleMs, clusterLimits.joinSettleMaxMs);
+      } catch (error) {
+        // With joinTimeoutMs the node gives up; without, it is a one-node cluster until a seed answers.
+        if (this.init.joinTimeoutMs !== undefined || this.closed) throw error;
+        this.components.warn(`${(error as Error).message}; running as a one-node cluster, trying the seeds again`);
+        void this.rejoin(swim);
+      }
     }
     // Only now, with a complete view (so "previous owner" means the owner before us), take keys.
     view.refresh();
     membership.updateMeta({ ...membership.self.meta, [META_STATE]: 'active' });
     view.refresh();
+  }
+
+  /** Tries the seeds again, with backoff, until one answers or the node stops; each failure is logged. */
+  private async rejoin(swim: SwimMembership): Promise<void> {
+    let backoffMs: number = clusterLimits.rejoinBackoffMinMs;
+    while (!this.closed) {
+      // An unref'd wait: a stopped node's process does not stay up for it.
+      await new Promise((resolve) => setTimeout(resolve, backoffMs).unref());
+      if (this.closed) return;
+      try {
+        await swim.join(this.init.join);
+        return;
+      } catch (error) {
+        if (this.closed) return;
+        this.components.warn(`${(error as Error).message}; still a one-node cluster, trying again in ${Math.min(clusterLimits.rejoinBackoffMaxMs, backoffMs * 2)} ms`);
+        backoffMs = Math.min(clusterLimits.rejoinBackoffMaxMs, backoffMs * 2);
+      }
+    }
   }
 
   /**
@@ -343,6 +373,7 @@ export class Cluster implements NodeRole {
   }
 
   async close(graceful: boolean): Promise<void> {
+    this.closed = true;
     this.parts.policySync.close();
     this.parts.fairShare.close();
     this.parts.replicator.close();

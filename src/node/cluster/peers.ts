@@ -66,6 +66,7 @@ export async function startPeers(server: grpc.Server, grpcAddress: string, meta:
         port: o.gossipPort,
         meta,
         preset: o.gossipPreset,
+        ...(o.joinTimeoutMs === undefined ? {} : { timings: { joinTimeoutMs: o.joinTimeoutMs } }),
         ...(o.clusterName === '' ? {} : { clusterName: o.clusterName }),
         ...(o.wrapGossipTransport === undefined ? {} : { wrapTransport: o.wrapGossipTransport }),
         ...(keyring !== undefined ? { keyring } : {}),
