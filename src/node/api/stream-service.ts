@@ -2,7 +2,8 @@ import type * as grpc from '@grpc/grpc-js';
 import { RateLimitError, RingLimitError } from '../../common/errors.js';
 import type { Reservation } from '../../limiter/types.js';
 import { itemError, toServiceError, type PublicApiBackend } from './backend.js';
-import { decodeStreamRequest, encodeStreamResponse, type IncomingRequest, type OutgoingResult } from './stream-codec.js';
+import type { IncomingRequest } from './allow-codec.js';
+import { decodeStreamRequest, encodeStreamResponse, type OutgoingResult } from './stream-codec.js';
 import type { CallerConnection, CallerLedger } from './caller-ledger.js';
 
 /** Requests awaiting an answer on one stream (forwarded to their owners); past it, items are refused. */
