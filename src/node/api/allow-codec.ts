@@ -7,8 +7,9 @@ import { FIXED64, LENGTH_DELIMITED, ProtoReader, VARINT, lastString, tag } from 
  * AllowRequest and AllowResponse (proto/ringlimit/v1/ratelimiter.proto) in protobuf, written
  * from and read into the shapes the client and the node use: the one mapping between a
  * RateLimitRequest and the public wire format in each direction, and between a Reservation
- * and its answer, for the calls that carry them as bytes (AllowBatch, AllowStream). Other
- * languages use the .proto as usual; tests check both agree. Field numbers below are the .proto's.
+ * and its answer, for every call that carries them (Allow, AllowBatch, AllowStream,
+ * Inspect, Reset, SetRemaining). Other languages use the .proto as usual; tests check both
+ * agree. Field numbers below are the .proto's.
  */
 
 /** One request as the node reads it: the request shape the limiter validates. */
@@ -126,6 +127,43 @@ export function readAllowRequest(r: ProtoReader, end: number, into: IncomingRequ
 /** An item with the empty request: a message without one leaves it, and the limiter refuses it by name. */
 export const emptyItem = (id: number): IncomingRequest => ({ id, request: { key: '', limit: 0, windowMs: 0 }, maxWaitMs: undefined, timestampMs: undefined });
 
+/** Allow, Inspect and Reset: an AllowRequest on its own. */
+export function encodeAllowRequest(request: RateLimitRequest): Buffer {
+  const w = new ProtoWriter(96);
+  writeAllowRequest(w, request, undefined, undefined);
+  return w.finish();
+}
+
+export function decodeAllowRequest(bytes: Uint8Array): IncomingRequest {
+  const r = new ProtoReader(bytes, 'AllowRequest');
+  const item = emptyItem(0);
+  readAllowRequest(r, r.end, item);
+  return item;
+}
+
+/** SetRemainingRequest { AllowRequest request = 1; int64 remaining = 2 }. */
+export function encodeSetRemainingRequest(request: RateLimitRequest, remaining: number): Buffer {
+  const w = new ProtoWriter(104);
+  const nested = w.uint(tag(1, LENGTH_DELIMITED)).beginMessage();
+  writeAllowRequest(w, request, undefined, undefined);
+  w.endMessage(nested);
+  w.uint(tag(2, VARINT)).int64(remaining);
+  return w.finish();
+}
+
+export function decodeSetRemainingRequest(bytes: Uint8Array): { request: RateLimitRequest; remaining: number } {
+  const r = new ProtoReader(bytes, 'SetRemainingRequest');
+  const item = emptyItem(0);
+  let remaining = 0;
+  while (r.pos < r.end) {
+    const t = r.varint();
+    if (t === tag(1, LENGTH_DELIMITED)) readAllowRequest(r, r.delimitedEnd(), item);
+    else if (t === tag(2, VARINT)) remaining = r.varint();
+    else r.skip(t & 7);
+  }
+  return { request: item.request, remaining };
+}
+
 // ---- answers ------------------------------------------------------------------------------
 
 /** AllowResponse's fields. */
@@ -173,4 +211,22 @@ export function readReservation(r: ProtoReader, end: number, id: number, visit: 
   }
   r.endOf(end);
   visit.decision(id, allowed, limit, remaining, resetAtMs, retryAfterMs, waitMs);
+}
+
+/** The answer of Allow, Inspect, Reset and SetRemaining. */
+export function encodeAllowResponse(d: Reservation): Buffer {
+  const w = new ProtoWriter(48);
+  writeReservation(w, d);
+  return w.finish();
+}
+
+export function decodeAllowResponse(bytes: Uint8Array): Reservation {
+  const r = new ProtoReader(bytes, 'AllowResponse');
+  let answer: Reservation | undefined;
+  readReservation(r, r.end, 0, {
+    decision: (_id, allowed, limit, remaining, resetAtMs, retryAfterMs, waitMs) => {
+      answer = { allowed, limit, remaining, resetAtMs, retryAfterMs, waitMs };
+    },
+  });
+  return answer!;
 }

@@ -3,9 +3,8 @@ import { RingLimitError } from '../../common/errors.js';
 import type { EnvoyDescriptors } from '../../envoy/descriptors.js';
 import type { EnvoySettings } from '../../envoy/answer.js';
 import type { EnvoyStats } from '../../envoy/stats.js';
-import type { CalendarUnit } from '../../limiter/calendar.js';
-import type { Algorithm, RateLimitRequest, Reservation } from '../../limiter/types.js';
-import type { WireAllowRequest, WireAllowResponse, WireHealth, WireItemError, WireMembers, WirePoliciesInfo } from './proto.js';
+import type { RateLimitRequest, Reservation } from '../../limiter/types.js';
+import type { WireHealth, WireItemError, WireMembers, WirePoliciesInfo } from './proto.js';
 
 /** What the public service needs from a node. */
 export interface PublicApiBackend {
@@ -32,29 +31,6 @@ export interface PublicApiBackend {
 }
 
 export const MAX_BATCH_ITEMS = 10_000;
-
-/** Maps a wire request onto the core shape (limit and window 0 mean unset: the policies may give them); the limiter validates every field. */
-export function fromWire(w: WireAllowRequest): RateLimitRequest {
-  const request: RateLimitRequest = { key: w.key ?? '', limit: w.limit ?? 0 };
-  // A calendar stands instead of a window: window_ms then counts only when set (the limiter refuses both).
-  if (w.calendar !== undefined && w.calendar !== '') {
-    request.calendar = w.calendar as CalendarUnit; // the limiter validates it
-    if (w.windowMs !== undefined && w.windowMs !== 0) request.windowMs = w.windowMs;
-  } else request.windowMs = w.windowMs ?? 0;
-  if (w.timeZone !== undefined && w.timeZone !== '') request.timeZone = w.timeZone;
-  if (w.action !== undefined && w.action !== '') request.action = w.action;
-  if (w.weight !== undefined) request.weight = w.weight;
-  if (w.cost !== undefined) request.cost = w.cost;
-  if (w.algorithm !== undefined && w.algorithm !== '') request.algorithm = w.algorithm as Algorithm;
-  if (w.burst !== undefined) request.burst = w.burst;
-  if (w.global === true) request.global = true;
-  if (w.group !== undefined && w.group !== '') request.group = w.group;
-  return request;
-}
-
-export function toWire(r: Reservation): WireAllowResponse {
-  return { allowed: r.allowed, limit: r.limit, remaining: r.remaining, resetAtMs: r.resetAtMs, retryAfterMs: r.retryAfterMs, waitMs: r.waitMs };
-}
 
 /** A wire error for one item: the limiter's code, message and field. */
 export function itemError(error: unknown): WireItemError {

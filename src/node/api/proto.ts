@@ -122,24 +122,27 @@ export function allowStreamPath(): string {
 }
 
 export const rawBytes = { serialize: asBuffer, deserialize: (bytes: Buffer): Buffer => bytes };
+const asBytes = { requestSerialize: asBuffer, requestDeserialize: (bytes: Buffer): Buffer => bytes, responseSerialize: asBuffer, responseDeserialize: (bytes: Buffer): Buffer => bytes };
+
+/** The methods that carry a rate limit request: their messages are written and read by allow-codec.ts and stream-codec.ts. */
+const CODED_METHODS = ['Allow', 'AllowBatch', 'AllowStream', 'Inspect', 'Reset', 'SetRemaining'] as const;
+
+let coded: grpc.ServiceDefinition | undefined;
 
 /**
- * The service as the node serves it: AllowStream's messages as bytes for stream-codec.ts,
- * and AllowBatch's too (a request is decoded by stream-codec.ts only once admitted, so a
- * large batch refused costs no decoding; its answer is written by stream-codec.ts, so its
- * size is known to the caller bounds); the other methods as generated.
+ * The service as the node serves it: the methods that carry a
+ * rate limit request with their messages as bytes, for the codecs (on the node, a request
+ * is decoded only once admitted: a large batch refused costs no decoding, and an answer's
+ * size is known to the caller bounds); Members, Health and the policy methods as generated.
  */
-export function rateLimiterServiceWithRawStream(): grpc.ServiceDefinition {
+export function rateLimiterServiceWithRawMessages(): grpc.ServiceDefinition {
+  if (coded !== undefined) return coded;
   const service = rateLimiterService();
-  const stream = service['AllowStream']!;
-  const batch = service['AllowBatch']!;
-  return {
-    ...service,
-    AllowStream: { ...stream, requestSerialize: rawBytes.serialize, requestDeserialize: rawBytes.deserialize, responseSerialize: rawBytes.serialize, responseDeserialize: rawBytes.deserialize },
-    AllowBatch: { ...batch, requestDeserialize: rawBytes.deserialize, responseSerialize: rawBytes.serialize },
-  };
+  coded = { ...service, ...Object.fromEntries(CODED_METHODS.map((name) => [name, { ...service[name]!, ...asBytes }])) };
+  return coded;
 }
 
+/** Clients of the service as generated (proto-loader's objects), as other languages call it. */
 export function rateLimiterClientConstructor(): grpc.ServiceClientConstructor {
   const v1 = (loadRateLimiterPackage()['ringlimit'] as grpc.GrpcObject)['v1'] as grpc.GrpcObject;
   return v1['RateLimiter'] as grpc.ServiceClientConstructor;

@@ -1,10 +1,10 @@
 import * as grpc from '@grpc/grpc-js';
 import { RingLimitError } from '../../common/errors.js';
 import type { Reservation } from '../../limiter/types.js';
-import { fromWire, itemError, toServiceError, toWire, type PublicApiBackend } from './backend.js';
-import { rateLimiterServiceWithRawStream, type WireAllowRequest, type WireAllowResponse, type WireHealth, type WireMembers, type WirePoliciesInfo } from './proto.js';
+import { itemError, toServiceError, type PublicApiBackend } from './backend.js';
+import { rateLimiterServiceWithRawMessages, type WireHealth, type WireMembers, type WirePoliciesInfo } from './proto.js';
 import { serveAllowStream, type AllowStreamCall } from './stream-service.js';
-import type { IncomingRequest } from './allow-codec.js';
+import { decodeAllowRequest, decodeSetRemainingRequest, encodeAllowResponse, type IncomingRequest } from './allow-codec.js';
 import { decodeBatchRequest, encodeBatchResponse, type BatchResult } from './stream-codec.js';
 import type { CallerLedger } from './caller-ledger.js';
 import { batchBudgetDefaults } from './batch-budget.js';
@@ -25,10 +25,22 @@ function decideItem(backend: PublicApiBackend, item: IncomingRequest): Promise<R
   }
 }
 
-/** A unary Allow, decoded by the generated code: the same decision as a batch item's. */
-function decideOne(backend: PublicApiBackend, w: WireAllowRequest): Promise<Reservation> {
-  if (typeof w !== 'object' || w === null) return Promise.reject(new RingLimitError('INVALID_ARGUMENT', 'request: missing', 'request'));
-  return decideItem(backend, { id: 0, request: fromWire(w), maxWaitMs: w.maxWaitMs, timestampMs: w.timestampMs });
+/** A unary call's request, decoded; a malformed one fails the call with INVALID_ARGUMENT. */
+function decoded<T>(decode: (bytes: Uint8Array) => T, bytes: Buffer, callback: grpc.sendUnaryData<Uint8Array>): T | undefined {
+  try {
+    return decode(bytes);
+  } catch (error) {
+    callback(toServiceError(error));
+    return undefined;
+  }
+}
+
+/** Sends a unary call's decision, or its typed error. */
+function answer(decision: Promise<Reservation>, callback: grpc.sendUnaryData<Uint8Array>): void {
+  decision.then(
+    (r) => callback(null, encodeAllowResponse(r)),
+    (error: unknown) => callback(toServiceError(error)),
+  );
 }
 
 const notOnLedger = (): RingLimitError => new RingLimitError('INTERNAL', 'call not on the caller ledger (the server lacks the caller-bounds interceptor)');
@@ -45,29 +57,20 @@ export function addPublicApi(server: grpc.Server, backend: PublicApiBackend, tok
       ? undefined
       : toServiceError(new RingLimitError('UNAUTHENTICATED', adminTokens.required ? 'an admin token this node accepts is required (authorization: Bearer <token>)' : 'admin calls are off: start the node with --admin-token-file'));
   /** Inspect, Reset, SetRemaining: an admin token, then the key's owner; the caller named in the logs by token and address. */
-  const adminOnKey = (
-    call: { metadata: grpc.Metadata; getPeer(): string },
-    callback: grpc.sendUnaryData<WireAllowResponse>,
-    op: 'inspect' | 'reset' | 'set',
-    wire: WireAllowRequest,
-    remaining: number | undefined,
-  ): void => {
+  const adminOnKey = (call: grpc.ServerUnaryCall<Buffer, Uint8Array>, callback: grpc.sendUnaryData<Uint8Array>, op: 'inspect' | 'reset' | 'set'): void => {
     const refused = admin(call);
     if (refused !== undefined) return callback(refused);
+    const message = op === 'set' ? decoded(decodeSetRemainingRequest, call.request, callback) : decoded(decodeAllowRequest, call.request, callback);
+    if (message === undefined) return;
     const by = `${adminTokens.identifyCall(call.metadata) ?? 'admin'} from ${call.getPeer()} (gRPC)`;
-    backend.admin(op, fromWire(wire), remaining, by).then(
-      (r) => callback(null, toWire(r)),
-      (error: unknown) => callback(toServiceError(error)),
-    );
+    answer(backend.admin(op, message.request, 'remaining' in message ? message.remaining : undefined, by), callback);
   };
   const budget = ledger.largeBatches;
-  server.addService(rateLimiterServiceWithRawStream(), {
-    allow: (call: grpc.ServerUnaryCall<WireAllowRequest, WireAllowResponse>, callback: grpc.sendUnaryData<WireAllowResponse>) => {
+  server.addService(rateLimiterServiceWithRawMessages(), {
+    allow: (call: grpc.ServerUnaryCall<Buffer, Uint8Array>, callback: grpc.sendUnaryData<Uint8Array>) => {
       if (!tokens.allows(call.metadata)) return callback(unauthenticated());
-      decideOne(backend, call.request).then(
-        (r) => callback(null, toWire(r)),
-        (error: unknown) => callback(toServiceError(error)),
-      );
+      const item = decoded(decodeAllowRequest, call.request, callback);
+      if (item !== undefined) answer(decideItem(backend, item), callback);
     },
     allowBatch: (call: grpc.ServerUnaryCall<Buffer, Uint8Array>, callback: grpc.sendUnaryData<Uint8Array>) => {
       if (!tokens.allows(call.metadata)) return callback(unauthenticated());
@@ -145,15 +148,9 @@ export function addPublicApi(server: grpc.Server, backend: PublicApiBackend, tok
       if (refused !== undefined) return callback(refused);
       callback(null, backend.getPolicies());
     },
-    inspect: (call: grpc.ServerUnaryCall<WireAllowRequest, WireAllowResponse>, callback: grpc.sendUnaryData<WireAllowResponse>) => {
-      adminOnKey(call, callback, 'inspect', call.request, undefined);
-    },
-    reset: (call: grpc.ServerUnaryCall<WireAllowRequest, WireAllowResponse>, callback: grpc.sendUnaryData<WireAllowResponse>) => {
-      adminOnKey(call, callback, 'reset', call.request, undefined);
-    },
-    setRemaining: (call: grpc.ServerUnaryCall<{ request?: WireAllowRequest; remaining?: number }, WireAllowResponse>, callback: grpc.sendUnaryData<WireAllowResponse>) => {
-      adminOnKey(call, callback, 'set', call.request.request ?? {}, call.request.remaining ?? 0);
-    },
+    inspect: (call: grpc.ServerUnaryCall<Buffer, Uint8Array>, callback: grpc.sendUnaryData<Uint8Array>) => adminOnKey(call, callback, 'inspect'),
+    reset: (call: grpc.ServerUnaryCall<Buffer, Uint8Array>, callback: grpc.sendUnaryData<Uint8Array>) => adminOnKey(call, callback, 'reset'),
+    setRemaining: (call: grpc.ServerUnaryCall<Buffer, Uint8Array>, callback: grpc.sendUnaryData<Uint8Array>) => adminOnKey(call, callback, 'set'),
     setLoadFactor: (call: grpc.ServerUnaryCall<{ factor?: number }, { inForce: number }>, callback: grpc.sendUnaryData<{ inForce: number }>) => {
       const refused = admin(call);
       if (refused !== undefined) return callback(refused);
