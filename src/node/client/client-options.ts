@@ -1,0 +1,79 @@
+import { invalidArgument } from '../../common/errors.js';
+import { MAX_BATCH_ITEMS } from '../api/backend.js';
+import type { ClientTls } from '../transport/credentials.js';
+
+export interface ClientOptions {
+  /** gRPC addresses (host:port) of any nodes of the cluster. */
+  nodes: string[];
+  /** Deadline of one request on one node; past it the request is retried on the next node. */
+  timeoutMs: number;
+  /** Requests per stream message. */
+  maxBatchSize: number;
+  /**
+   * Messages awaiting answers, shared by the nodes that have some in flight (each may
+   * always have one); past a node's share, new requests gather into its next message
+   * (adaptive batching, see AdaptiveBatcher).
+   */
+  maxFramesInFlight: number;
+  /** Requests that go out at once, mid-turn, while their node has room in the window. */
+  eagerBatchSize: number;
+  /** Requests queued or awaiting an answer at once. */
+  maxPending: number;
+  /** Send to nodes[0] first (fail over in list order); default: start at a random node. */
+  preferFirst: boolean;
+  /** After a node's stream breaks, how long before it is tried again. */
+  reconnectBackoffMs: number;
+  /**
+   * Learn the owners from the nodes (Members RPC) and send each request straight to its
+   * key's owner. When false, each request goes to a configured node, which forwards it (one more hop).
+   */
+  ringAware: boolean;
+  /** How often a ring-aware client asks for the owners. */
+  ringRefreshMs: number;
+  /** TLS to nodes that serve it: the CA that signed them and, for their mutual TLS, this client's certificate and key. */
+  tls: ClientTls | undefined;
+  /** A bearer token the nodes accept (sent as `authorization: Bearer <token>`). */
+  token: string | undefined;
+}
+
+export const clientDefaults: Omit<ClientOptions, 'nodes'> = {
+  timeoutMs: 2_000,
+  maxBatchSize: 1_000,
+  maxFramesInFlight: 4,
+  eagerBatchSize: 16,
+  maxPending: 100_000,
+  preferFirst: false,
+  reconnectBackoffMs: 200,
+  ringAware: true,
+  ringRefreshMs: 1_000,
+  tls: undefined,
+  token: undefined,
+};
+
+/** A node's gRPC address as the client takes it: host:port. */
+export const isNodeAddress = (value: unknown): value is string => typeof value === 'string' && /^[^\s]+:\d{1,5}$/.test(value);
+
+/** The options with their defaults, or INVALID_ARGUMENT naming the first bad one. */
+export function resolveClientOptions(options: Partial<ClientOptions> & { nodes: string[] }): ClientOptions {
+  const o: ClientOptions = { ...clientDefaults, ...options };
+  if (!Array.isArray(o.nodes) || o.nodes.length === 0 || !o.nodes.every(isNodeAddress)) {
+    throw invalidArgument('nodes', `must be a non-empty list of host:port, got ${JSON.stringify(o.nodes)}`);
+  }
+  const range = (name: 'timeoutMs' | 'maxBatchSize' | 'maxFramesInFlight' | 'eagerBatchSize' | 'maxPending' | 'reconnectBackoffMs' | 'ringRefreshMs', min: number, max: number): void => {
+    const v = o[name];
+    if (typeof v !== 'number' || !(v >= min && v <= max)) throw invalidArgument(name, `must be a number from ${min} to ${max}, got ${String(v)}`);
+  };
+  range('timeoutMs', 1, 600_000);
+  range('maxBatchSize', 1, MAX_BATCH_ITEMS);
+  range('maxFramesInFlight', 1, 64);
+  range('eagerBatchSize', 1, MAX_BATCH_ITEMS);
+  range('maxPending', 1, 10_000_000);
+  range('reconnectBackoffMs', 0, 60_000);
+  range('ringRefreshMs', 50, 600_000);
+  if (typeof o.ringAware !== 'boolean') throw invalidArgument('ringAware', 'must be a boolean');
+  if (o.tls !== undefined && (!Buffer.isBuffer(o.tls.ca) || (o.tls.cert === undefined) !== (o.tls.key === undefined))) {
+    throw invalidArgument('tls', 'must have ca, and cert with key or neither, as PEM buffers');
+  }
+  if (o.token !== undefined && (typeof o.token !== 'string' || !/^[\x21-\x7e]{1,512}$/.test(o.token))) throw invalidArgument('token', 'must be printable characters without spaces');
+  return o;
+}

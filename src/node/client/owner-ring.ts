@@ -1,0 +1,60 @@
+import type * as grpc from '@grpc/grpc-js';
+import { systemClock } from '../../common/clock.js';
+import type { RateLimitRequest } from '../../limiter/types.js';
+import { ClusterView, PLACEMENT, type ViewMember } from '../routing/cluster-view.js';
+import { isNodeAddress, type ClientOptions } from './client-options.js';
+import { MAX_LINKS, type LinkPool } from './link-pool.js';
+import type { NodeLink } from './pending-call.js';
+
+/**
+ * The owners as the nodes describe them (Members RPC, asked of the preferred node about
+ * once a second when ring-aware), and the view that places keys on them the way the nodes
+ * do: a stale view costs a hop, never a wrong answer.
+ */
+export class OwnerRing {
+  private owners: ViewMember[] = [];
+  private readonly view: ClusterView;
+  private readonly timer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly options: ClientOptions,
+    private readonly pool: LinkPool,
+    private readonly metadata: grpc.Metadata,
+  ) {
+    this.view = new ClusterView({ members: { current: () => this.owners }, clock: systemClock }, { selfId: '', replicas: 0, maxHandedAwayKeys: 0 });
+    if (options.ringAware) {
+      this.refresh();
+      this.timer = setInterval(() => this.refresh(), options.ringRefreshMs);
+      this.timer.unref();
+    }
+  }
+
+  /** Asks a configured node for the owners; a failed or odd answer keeps the view as it was. */
+  private refresh(): void {
+    this.pool.preferredLink.client.members({}, this.metadata, { deadline: Date.now() + this.options.timeoutMs }, (error, response) => {
+      if (error !== null || response === undefined || this.closed || response.placement !== PLACEMENT) return;
+      const owners = (response.owners ?? []).slice(0, MAX_LINKS);
+      if (!owners.every((o) => typeof o.nodeId === 'string' && isNodeAddress(o.address))) return;
+      this.owners = owners.map((o) => ({ nodeId: o.nodeId, address: o.address, owns: true }));
+      this.view.refresh();
+    });
+  }
+
+  /** The link to (action, key)'s owner, when the view knows it. */
+  ownerLink(request: RateLimitRequest): NodeLink | undefined {
+    if (this.view.ownerCount === 0 || typeof request?.key !== 'string') return undefined;
+    const address = this.view.addressOf(this.view.ownerOf(request.action ?? 'default', request.key));
+    return address === undefined ? undefined : this.pool.linkTo(address);
+  }
+
+  /** Node ids owning keys, as last learned (empty until then, or when not ring-aware). */
+  ownerIds(): string[] {
+    return this.view.ownerIds();
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer !== undefined) clearInterval(this.timer);
+  }
+}
