@@ -1,3 +1,4 @@
+import { invalidArgument, type RateLimitError } from '../../common/errors.js';
 import type { CalendarUnit } from '../../limiter/calendar.js';
 import type { Algorithm, RateLimitRequest, Reservation } from '../../limiter/types.js';
 import { ProtoWriter } from './proto-writer.js';
@@ -44,6 +45,14 @@ export function writeAllowRequest(w: ProtoWriter, r: RateLimitRequest, maxWaitMs
   if (r.group !== undefined) w.uint(tag(12, LENGTH_DELIMITED)).string(r.group);
   if (r.calendar !== undefined) w.uint(tag(13, LENGTH_DELIMITED)).string(r.calendar);
   if (r.timeZone !== undefined) w.uint(tag(14, LENGTH_DELIMITED)).string(r.timeZone);
+}
+
+const STRING_FIELDS = ['key', 'action', 'algorithm', 'group', 'calendar', 'timeZone'] as const;
+
+/** Why writeAllowRequest threw for `r`: INVALID_ARGUMENT naming its first field that is not a string (they are written as given). */
+export function unwritable(r: RateLimitRequest): RateLimitError {
+  const field = STRING_FIELDS.find((f) => (f === 'key' || r[f] !== undefined) && typeof r[f] !== 'string');
+  return field === undefined ? invalidArgument('request', 'must be a RateLimitRequest') : invalidArgument(field, 'must be a string');
 }
 
 // Strings that repeat from request to request: read once, then recognised by their bytes.

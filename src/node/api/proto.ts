@@ -115,13 +115,6 @@ export function rateLimiterService(): grpc.ServiceDefinition {
 }
 
 const asBuffer = (bytes: Uint8Array): Buffer => (Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-
-/** AllowStream's method path; its messages travel as bytes, coded by stream-codec.ts. */
-export function allowStreamPath(): string {
-  return rateLimiterService()['AllowStream']!.path;
-}
-
-export const rawBytes = { serialize: asBuffer, deserialize: (bytes: Buffer): Buffer => bytes };
 const asBytes = { requestSerialize: asBuffer, requestDeserialize: (bytes: Buffer): Buffer => bytes, responseSerialize: asBuffer, responseDeserialize: (bytes: Buffer): Buffer => bytes };
 
 /** The methods that carry a rate limit request: their messages are written and read by allow-codec.ts and stream-codec.ts. */
@@ -130,7 +123,7 @@ const CODED_METHODS = ['Allow', 'AllowBatch', 'AllowStream', 'Inspect', 'Reset',
 let coded: grpc.ServiceDefinition | undefined;
 
 /**
- * The service as the node serves it: the methods that carry a
+ * The service as the node serves it and RingLimitClient calls it: the methods that carry a
  * rate limit request with their messages as bytes, for the codecs (on the node, a request
  * is decoded only once admitted: a large batch refused costs no decoding, and an answer's
  * size is known to the caller bounds); Members, Health and the policy methods as generated.
@@ -146,4 +139,12 @@ export function rateLimiterServiceWithRawMessages(): grpc.ServiceDefinition {
 export function rateLimiterClientConstructor(): grpc.ServiceClientConstructor {
   const v1 = (loadRateLimiterPackage()['ringlimit'] as grpc.GrpcObject)['v1'] as grpc.GrpcObject;
   return v1['RateLimiter'] as grpc.ServiceClientConstructor;
+}
+
+let codedClient: grpc.ServiceClientConstructor | undefined;
+
+/** Clients of rateLimiterServiceWithRawMessages(): what RingLimitClient calls a node with. */
+export function rawRateLimiterClientConstructor(): grpc.ServiceClientConstructor {
+  codedClient ??= grpc.makeGenericClientConstructor(rateLimiterServiceWithRawMessages(), 'RateLimiter');
+  return codedClient;
 }

@@ -1,6 +1,6 @@
 import { invalidArgument } from '../../common/errors.js';
 import { MAX_BATCH_ITEMS } from '../api/backend.js';
-import type { ClientTls } from '../transport/credentials.js';
+import { isToken, type ClientTls } from '../transport/credentials.js';
 
 export interface ClientOptions {
   /** gRPC addresses (host:port) of any nodes of the cluster. */
@@ -74,6 +74,6 @@ export function resolveClientOptions(options: Partial<ClientOptions> & { nodes: 
   if (o.tls !== undefined && (!Buffer.isBuffer(o.tls.ca) || (o.tls.cert === undefined) !== (o.tls.key === undefined))) {
     throw invalidArgument('tls', 'must have ca, and cert with key or neither, as PEM buffers');
   }
-  if (o.token !== undefined && (typeof o.token !== 'string' || !/^[\x21-\x7e]{1,512}$/.test(o.token))) throw invalidArgument('token', 'must be printable characters without spaces');
+  if (o.token !== undefined && !isToken(o.token)) throw invalidArgument('token', 'must be printable characters without spaces');
   return o;
 }

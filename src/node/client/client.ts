@@ -123,20 +123,7 @@ export class RingLimitClient {
       return Promise.reject(new RateLimitError('RESOURCE_EXHAUSTED', `more than ${this.options.maxPending} requests pending`));
     }
     // A copy: the caller may reuse its request object before this one is sent (the node validates every field).
-    const request: RateLimitRequest = {
-      key: given.key,
-      action: given.action,
-      limit: given.limit,
-      windowMs: given.windowMs,
-      weight: given.weight,
-      cost: given.cost,
-      algorithm: given.algorithm,
-      burst: given.burst,
-      global: given.global,
-      group: given.group,
-      calendar: given.calendar,
-      timeZone: given.timeZone,
-    };
+    const request: RateLimitRequest = { ...given };
     return new Promise<Reservation>((resolve, reject) => {
       const call: PendingCall = { id: 0, request, maxWaitMs, timestampMs: 0, resolve, reject, firstNode: this.pool.preferred, viaOwner: false, attempt: 0, node: undefined, deadlineMs: 0, startedMs: this.meters.latency.sample() ? performance.now() : -1 };
       this.failover.dispatch(call);

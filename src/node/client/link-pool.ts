@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { RingLimitError } from '../../common/errors.js';
-import { allowStreamPath, rateLimiterClientConstructor, rawBytes } from '../api/proto.js';
+import { rawRateLimiterClientConstructor } from '../api/proto.js';
 import { channelCredentials } from '../transport/credentials.js';
 import type { AdaptiveBatcher } from '../routing/adaptive-batcher.js';
 import type { ClientOptions } from './client-options.js';
@@ -40,7 +40,7 @@ export class LinkPool {
   }
 
   private newLink(address: string, index: number): NodeLink {
-    const Client = rateLimiterClientConstructor();
+    const Client = rawRateLimiterClientConstructor();
     const link: NodeLink = {
       index,
       client: new Client(address, channelCredentials(this.options.tls)) as unknown as NodeClient,
@@ -77,7 +77,7 @@ export class LinkPool {
   streamOf(link: NodeLink, events: StreamEvents): RawStream | undefined {
     if (link.call !== undefined) return link.call;
     if (performance.now() < link.downUntilMs) return undefined;
-    const call: RawStream = link.client.makeBidiStreamRequest(allowStreamPath(), rawBytes.serialize, rawBytes.deserialize, this.metadata);
+    const call = link.client.allowStream(this.metadata);
     link.call = call;
     call.on('data', (bytes: Buffer) => {
       this.refusal = undefined; // a node answers: an earlier refusal no longer explains a failure

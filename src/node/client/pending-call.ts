@@ -1,7 +1,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { Reservation } from '../../limiter/types.js';
 import type { BatchQueue } from '../routing/adaptive-batcher.js';
-import type { WireAllowResponse, WireHealth, WireMembers } from '../api/proto.js';
+import type { WireHealth, WireMembers } from '../api/proto.js';
 import type { OutgoingRequest } from '../api/stream-codec.js';
 
 /*
@@ -41,11 +41,12 @@ export type RawStream = grpc.ClientDuplexStream<Uint8Array, Buffer>;
 
 type Unary<Req, Res> = (request: Req, metadata: grpc.Metadata, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, response?: Res) => void) => grpc.ClientUnaryCall;
 
-/** A node's RateLimiter service as the client calls it: the unary methods as generated; AllowStream as bytes (see link-pool.ts). */
+/** A node's RateLimiter service as the client calls it (rawRateLimiterClientConstructor): requests and decisions as bytes. */
 export type NodeClient = grpc.Client & {
+  allowStream(metadata: grpc.Metadata): RawStream;
   members: Unary<object, WireMembers>;
   health: Unary<object, WireHealth>;
-  inspect: Unary<object, WireAllowResponse>;
-  reset: Unary<object, WireAllowResponse>;
-  setRemaining: Unary<object, WireAllowResponse>;
+  inspect: Unary<Uint8Array, Buffer>;
+  reset: Unary<Uint8Array, Buffer>;
+  setRemaining: Unary<Uint8Array, Buffer>;
 };

@@ -1,8 +1,9 @@
 import * as grpc from '@grpc/grpc-js';
 import { RateLimitError, RingLimitError, invalidArgument, type ErrorCode } from '../../common/errors.js';
 import type { RateLimitRequest, Reservation } from '../../limiter/types.js';
-import type { WireAllowRequest, WireHealth } from '../api/proto.js';
-import { clientMetadata } from '../transport/credentials.js';
+import { decodeAllowResponse, encodeAllowRequest, encodeSetRemainingRequest, unwritable } from '../api/allow-codec.js';
+import type { WireHealth } from '../api/proto.js';
+import { clientMetadata, isToken } from '../transport/credentials.js';
 import type { LinkPool } from './link-pool.js';
 
 /** An operator's call: the token of the nodes' --admin-token-file. */
@@ -22,23 +23,6 @@ function errorOfCall(error: grpc.ServiceError | null): RingLimitError {
   return code === 'INVALID_ARGUMENT' ? new RateLimitError(code, details, field === undefined ? undefined : String(field)) : new RingLimitError(code, details, field === undefined ? undefined : String(field));
 }
 
-/** A request in the unary API's shape (proto-loader's camelCase); the node validates every field. */
-function wireRequestOf(r: RateLimitRequest): WireAllowRequest {
-  const w: WireAllowRequest = { key: r.key };
-  if (r.action !== undefined) w.action = r.action;
-  if (r.limit !== undefined) w.limit = r.limit;
-  if (r.windowMs !== undefined) w.windowMs = r.windowMs;
-  if (r.calendar !== undefined) w.calendar = r.calendar;
-  if (r.timeZone !== undefined) w.timeZone = r.timeZone;
-  if (r.weight !== undefined) w.weight = r.weight;
-  if (r.cost !== undefined) w.cost = r.cost;
-  if (r.algorithm !== undefined) w.algorithm = r.algorithm;
-  if (r.burst !== undefined) w.burst = r.burst;
-  if (r.global !== undefined) w.global = r.global;
-  if (r.group !== undefined) w.group = r.group;
-  return w;
-}
-
 /** The client's unary calls, to its preferred node: an operator's calls on a key, and Health; a failed one rejects with a typed error. */
 export class UnaryCalls {
   constructor(
@@ -49,19 +33,28 @@ export class UnaryCalls {
 
   /**
    * Inspect, Reset or SetRemaining (`remaining` set), carried by the node to the key's
-   * owner; the node logs the token's fingerprint as the caller.
+   * owner; the node logs the token's fingerprint as the caller. The request is written by
+   * the same codec as the stream's.
    */
   onKey(method: 'inspect' | 'reset' | 'setRemaining', request: RateLimitRequest, remaining: number | undefined, options: AdminCallOptions): Promise<Reservation> {
     if (typeof request !== 'object' || request === null) return Promise.reject(invalidArgument('request', 'must be an object with key and the key\'s limits'));
     const token = (options as AdminCallOptions | undefined)?.adminToken;
-    if (typeof token !== 'string' || !/^[\x21-\x7e]{1,512}$/.test(token)) return Promise.reject(invalidArgument('adminToken', 'must be printable characters without spaces'));
-    const wire = wireRequestOf(request);
-    const message = method === 'setRemaining' ? { request: wire, remaining } : wire;
+    if (!isToken(token)) return Promise.reject(invalidArgument('adminToken', 'must be printable characters without spaces'));
+    let message: Buffer;
+    try {
+      message = method === 'setRemaining' ? encodeSetRemainingRequest(request, remaining!) : encodeAllowRequest(request);
+    } catch {
+      return Promise.reject(unwritable(request));
+    }
     const client = this.pool.preferredLink.client;
     return new Promise((resolve, reject) => {
       client[method](message, clientMetadata(token), { deadline: Date.now() + this.timeoutMs }, (error, response) => {
         if (error !== null || response === undefined) return reject(errorOfCall(error));
-        resolve({ allowed: response.allowed, limit: response.limit, remaining: response.remaining, resetAtMs: response.resetAtMs, retryAfterMs: response.retryAfterMs, waitMs: response.waitMs });
+        try {
+          resolve(decodeAllowResponse(response));
+        } catch (malformed) {
+          reject(new RingLimitError('UNAVAILABLE', (malformed as Error).message));
+        }
       });
     });
   }
