@@ -126,6 +126,19 @@ describe('a request with every field set reads the same through every path', () 
   const decided = () => seen.decided.splice(0);
   const admin = () => seen.admin.splice(0);
 
+  it('a request the codec cannot write (a number for a key) fails alone with INVALID_ARGUMENT; the rest of its message is answered', async () => {
+    const [bad, good, badAdmin] = await Promise.allSettled([
+      client.allow({ ...everyField, key: 42 as unknown as string }),
+      client.allow(everyField),
+      client.inspect({ ...everyField, group: 7 as unknown as string }, { adminToken: ADMIN }),
+    ]);
+    expect(bad).toMatchObject({ status: 'rejected', reason: { code: 'INVALID_ARGUMENT', field: 'key' } });
+    expect(good).toEqual({ status: 'fulfilled', value: answer });
+    expect(badAdmin).toMatchObject({ status: 'rejected', reason: { code: 'INVALID_ARGUMENT', field: 'group' } });
+    expect(decided()).toEqual([{ request: everyField, maxWaitMs: undefined }]);
+    expect(admin()).toEqual([]);
+  });
+
   for (const [name, request] of REQUESTS) {
     it(`${name}: the codec, both ways, agrees with the generated one`, () => {
       const Allow = rateLimiterService()['Allow']!;

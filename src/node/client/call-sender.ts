@@ -1,5 +1,6 @@
 import { RateLimitError, type ErrorCode } from '../../common/errors.js';
 import type { BatchQueue } from '../routing/adaptive-batcher.js';
+import { unwritable } from '../api/allow-codec.js';
 import { decodeStreamResponse, encodeStreamRequest, type ResultVisitor } from '../api/stream-codec.js';
 import type { CallBook } from './call-book.js';
 import type { ClientMetrics } from './client-metrics.js';
@@ -35,8 +36,32 @@ export class CallSender {
     this.book.sent(batch, performance.now() + this.timeoutMs, Date.now());
     this.metrics.counters.messages++;
     this.metrics.counters.requests += batch.length;
-    stream.write(encodeStreamRequest(batch));
+    let message: Uint8Array;
+    try {
+      message = encodeStreamRequest(batch);
+    } catch {
+      message = encodeStreamRequest(this.writable(batch));
+    }
+    stream.write(message);
     return true;
+  }
+
+  /**
+   * The calls of `batch` the codec can write; the others (a field of another type than
+   * RateLimitRequest gives it, e.g. a number for a key) fail with INVALID_ARGUMENT instead
+   * of taking the message, or the process, down with them.
+   */
+  private writable(batch: readonly PendingCall[]): PendingCall[] {
+    return batch.filter((call) => {
+      try {
+        encodeStreamRequest([call]);
+        return true;
+      } catch {
+        this.book.settle(call.id);
+        call.reject(unwritable(call.request));
+        return false;
+      }
+    });
   }
 
   private readonly events: StreamEvents = {
