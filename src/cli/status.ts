@@ -79,9 +79,40 @@ function p99(cumulative: number[]): string {
   return `${ms < 1 ? ms.toFixed(3) : ms.toFixed(ms < 100 ? 1 : 0)} ms`;
 }
 
+/** How long one HTTP call of status may take. */
+const REQUEST_TIMEOUT_MS = 5_000;
+
+/** What went wrong with a fetch, in words: the socket's error code and message (fetch itself only says "fetch failed"). */
+export function fetchFailure(error: unknown): string {
+  if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')) return `no answer within ${REQUEST_TIMEOUT_MS} ms`;
+  const cause = error instanceof Error ? (error.cause as { code?: unknown; message?: unknown } | undefined) : undefined;
+  const code = typeof cause?.code === 'string' ? cause.code : undefined;
+  const reason: Record<string, string> = {
+    ECONNREFUSED: 'connection refused: nothing listens there (is the node running, with --http-port?)',
+    ENOTFOUND: 'no such host',
+    EAI_AGAIN: 'the host name did not resolve (DNS)',
+    ECONNRESET: 'the connection was reset',
+    EHOSTUNREACH: 'host unreachable',
+    ENETUNREACH: 'network unreachable',
+    ETIMEDOUT: 'the connection timed out',
+    UND_ERR_SOCKET: 'the connection closed without an answer (TLS on that port? status speaks plain HTTP)',
+  };
+  if (code !== undefined) return `${code}, ${reason[code] ?? (typeof cause?.message === 'string' ? cause.message : 'failed')}`;
+  if (typeof cause?.message === 'string') return cause.message;
+  return error instanceof Error ? error.message : String(error);
+}
+
 async function get(url: string, token: string | undefined): Promise<Response> {
-  const res = await fetch(url, { headers: token === undefined ? {} : { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(5_000) });
-  if (!res.ok) throw new RingLimitError('UNAVAILABLE', `${url}: HTTP ${res.status}`);
+  let res: Response;
+  try {
+    res = await fetch(url, { headers: token === undefined ? {} : { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+  } catch (error) {
+    throw new RingLimitError('UNAVAILABLE', `GET ${url}: ${fetchFailure(error)}`);
+  }
+  if (!res.ok) {
+    const hint = res.status === 401 ? ' (the node asks for an API token: --token)' : res.status === 404 ? ' (not a ringlimit HTTP port?)' : '';
+    throw new RingLimitError('UNAVAILABLE', `GET ${url}: HTTP ${res.status}${hint}`);
+  }
   return res;
 }
 
@@ -90,7 +121,12 @@ const rate = (n: number): string => (n >= 10_000 ? `${(n / 1000).toFixed(1)}k` :
 
 /** One picture of the cluster: the view from `node`, and every HTTP member's rates over `intervalMs`. */
 export async function renderStatus(node: string, token: string | undefined, intervalMs: number): Promise<string> {
-  const info = (await (await get(`http://${node}/v1/cluster`, token)).json()) as ClusterInfo;
+  let info: ClusterInfo;
+  try {
+    info = (await (await get(`http://${node}/v1/cluster`, token)).json()) as ClusterInfo;
+  } catch (error) {
+    throw new RingLimitError('UNAVAILABLE', `cannot read the cluster from node ${node}: ${(error as Error).message}`);
+  }
   const withHttp = info.members.filter((m) => m.http !== undefined && m.http !== '');
   const sampleAll = (): Promise<(Sample | undefined)[]> =>
     Promise.all(withHttp.map((m) => get(`http://${m.http!}/metrics`, token).then(async (r) => sampleOf(await r.text()), () => undefined)));
