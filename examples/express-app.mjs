@@ -2,8 +2,11 @@
 //
 //   node examples/express-app.mjs                 # a lone node, HTTP on :3000
 //   JOIN=127.0.0.1:7946 node examples/express-app.mjs   # join a cluster's gossip port instead
-//   curl -i localhost:3000/search                  # see RateLimit-Policy / RateLimit, then 429
-//   curl -i -H 'x-plan: pro' localhost:3000/search # pro users get 5 x the limit (policies)
+//   curl -i localhost:3000/search                  # see RateLimit-Policy / RateLimit, then 429 (keyed by your IP)
+//   curl -i -H 'x-user: alice' -H 'x-plan: pro' localhost:3000/search   # alice, on the pro plan: 5 x the limit
+//
+// Who is limited is the x-user header (an authenticated user id in a real app), else the
+// client's IP; x-plan: pro puts the caller in the policies' pro group, which weighs 5.
 //
 // --self-test: starts, sends requests to itself, checks the headers and exits (used by the tests).
 import express from 'express';
@@ -24,6 +27,7 @@ app.use(
     limiter: node,
     action: 'search',
     windowMs: 10_000, // for the RateLimit-Policy header; the limit itself comes from the policies
+    key: (req) => (typeof req.headers['x-user'] === 'string' ? `user:${req.headers['x-user']}` : `ip:${req.ip}`),
     group: (req) => (req.headers['x-plan'] === 'pro' ? 'pro' : undefined),
     legacyHeaders: true,
   }),
@@ -43,8 +47,9 @@ const server = app.listen(selfTest ? 0 : Number(process.env.PORT ?? 3000), '127.
     statuses.push(res.status);
     headers ??= { policy: res.headers.get('ratelimit-policy'), ratelimit: res.headers.get('ratelimit') };
   }
-  const pro = await fetch(`http://127.0.0.1:${port}/search`, { headers: { 'x-plan': 'pro' } });
-  console.log(JSON.stringify({ statuses, headers, proLimit: pro.headers.get('x-ratelimit-limit') }));
+  // Another user, on the pro plan, as the instructions above: a key of their own, 5 x the limit.
+  const pro = await fetch(`http://127.0.0.1:${port}/search`, { headers: { 'x-user': 'alice', 'x-plan': 'pro' } });
+  console.log(JSON.stringify({ statuses, headers, proStatus: pro.status, proLimit: pro.headers.get('x-ratelimit-limit'), proRemaining: pro.headers.get('x-ratelimit-remaining') }));
   server.close();
   await node.stop({ graceful: false });
 });

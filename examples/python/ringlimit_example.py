@@ -20,7 +20,16 @@ import time
 import shutil
 import subprocess
 
-import grpc
+try:
+    import grpc
+except ImportError:
+    sys.exit(
+        f"ringlimit_example.py needs grpcio, which this Python ({sys.executable}) cannot import.\n"
+        "  Debian/Ubuntu: apt-get install python3-grpcio protobuf-compiler protobuf-compiler-grpc\n"
+        "                 (for the system's /usr/bin/python3: a pyenv or venv python3 does not see it;\n"
+        "                 run /usr/bin/python3 examples/python/ringlimit_example.py ...)\n"
+        f"  pip, for this Python: {sys.executable} -m pip install grpcio grpcio-tools"
+    )
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROTO_DIR = os.path.join(ROOT, "proto")
