@@ -9,6 +9,7 @@ import { storeDefaults } from '../limiter/store.js';
 import { callerLimitsDefaults } from '../node/api/caller-ledger.js';
 import { clientDefaults } from '../node/client/client.js';
 import { nodeDefaults } from '../node/options.js';
+import { CONFIG_MEANINGS, type ConfigSection } from './config-meanings.js';
 
 /** How a default reads in the reference. */
 function shown(value: unknown): string {
@@ -20,45 +21,65 @@ function shown(value: unknown): string {
   return String(value);
 }
 
-function table(title: string, source: string, defaults: object, skip: readonly string[] = []): string {
-  const rows = Object.entries(defaults)
-    .filter(([name]) => !skip.includes(name))
-    .map(([name, value]) => `| \`${name}\` | ${shown(value)} |`);
-  return [`## ${title}`, '', `Defaults object: \`${source}\`.`, '', '| option | default |', '| --- | --- |', ...rows].join('\n');
+/** One option of the reference: its section, name, default as shown, and meaning ('' when CONFIG_MEANINGS lacks it). */
+export interface ConfigRow {
+  section: ConfigSection;
+  option: string;
+  shownDefault: string;
+  meaning: string;
+}
+
+interface Section {
+  id: ConfigSection;
+  title: string;
+  source: string;
+  defaults: object;
+  skip?: readonly string[];
+}
+
+/** The sections of the reference, in order: every defaults object a user configures. */
+const SECTIONS: readonly Section[] = [
+  { id: 'node', title: 'Node (`createNode(options)`, `ringlimit serve`)', source: 'nodeDefaults in src/node/options.ts', defaults: nodeDefaults, skip: ['store', 'callerLimits', 'envoy', 'clock', 'membership', 'wrapPeerTransport', 'wrapGossipTransport'] },
+  { id: 'envoy', title: 'Envoy rate limit service (`envoy` of a node, `serve --envoy-*`, docs/envoy.md)', source: 'envoySettingsDefaults in src/envoy/answer.ts', defaults: envoySettingsDefaults },
+  { id: 'envoyStats', title: 'Envoy stats (fixed)', source: 'envoyStatsDefaults in src/envoy/stats.ts', defaults: envoyStatsDefaults },
+  { id: 'callerLimits', title: 'Caller bounds (`callerLimits`, `serve --caller-limit NAME=N`)', source: 'callerLimitsDefaults in src/node/api/caller-ledger.ts', defaults: callerLimitsDefaults },
+  { id: 'store', title: 'Store (`store` of a node; options of `createLimiter`)', source: 'storeDefaults in src/limiter/store.ts', defaults: storeDefaults },
+  { id: 'limiter', title: 'Limiter (`createLimiter(options)`)', source: 'limiterDefaults in src/limiter/limiter.ts', defaults: limiterDefaults, skip: Object.keys(storeDefaults).concat(['clock']) },
+  { id: 'remoteLimiter', title: 'Limiter on a shared store (`createLimiter({ store, ...options })`, docs/redis.md)', source: 'remoteLimiterDefaults in src/limiter/remote-limiter.ts', defaults: remoteLimiterDefaults, skip: ['clock', 'policies'] },
+  { id: 'redisStore', title: 'Redis store (`redisStore({ client, ...options })` from ringlimit/redis)', source: 'redisStoreDefaults in src/redis/redis-store.ts', defaults: redisStoreDefaults, skip: ['clock'] },
+  { id: 'client', title: 'Client (`new RingLimitClient(options)`)', source: 'clientDefaults in src/node/client/client.ts', defaults: clientDefaults },
+  { id: 'adaptive', title: 'Adaptive limits (`adaptive` of a node)', source: 'aimdDefaults in src/limiter/adaptive.ts (and sampleMs 250)', defaults: aimdDefaults },
+  { id: 'fairShare', title: 'Fair share (fixed; per shared capacity)', source: 'fairShareDefaults in src/limiter/fair-share.ts', defaults: fairShareDefaults },
+];
+
+/** Every option of every section, with its default and meaning. */
+export function configRows(): ConfigRow[] {
+  return SECTIONS.flatMap((section) =>
+    Object.entries(section.defaults)
+      .filter(([name]) => !(section.skip ?? []).includes(name))
+      .map(([option, value]) => ({ section: section.id, option, shownDefault: shown(value), meaning: CONFIG_MEANINGS[section.id][option] ?? '' })),
+  );
+}
+
+const cell = (text: string): string => text.replaceAll('|', '\\|');
+
+function table(section: Section, rows: readonly ConfigRow[]): string {
+  const lines = rows.filter((r) => r.section === section.id).map((r) => `| \`${r.option}\` | ${r.shownDefault} | ${cell(r.meaning)} |`);
+  return [`## ${section.title}`, '', `Defaults object: \`${section.source}\`.`, '', '| option | default | meaning |', '| --- | --- | --- |', ...lines].join('\n');
 }
 
 /**
  * docs/configuration.md, generated from the defaults objects themselves (`npm run
- * docs:config` writes it; a test fails when it is not current). What each option means is
- * in its component's docs and in the comments of its options type.
+ * docs:config` writes it; a test fails when it is not current), with each option's meaning
+ * from config-meanings.ts.
  */
 export function renderConfigReference(): string {
+  const rows = configRows();
   return [
     '# Configuration reference',
     '',
-    'Generated from the defaults objects by `npm run docs:config`; `test/config-reference.test.ts` fails when this file is not current. What each option means: the comments of its options type, `docs/node.md`, `docs/policies.md`, `docs/security.md` and `ringlimit serve --help` (flags map onto these options).',
+    'Generated from the defaults objects by `npm run docs:config`; `test/config-reference.test.ts` fails when this file is not current, or when an option has no meaning. The meanings are condensed from the comments of each options type (`src/cli/config-meanings.ts`); more in `docs/node.md`, `docs/policies.md`, `docs/security.md` and `ringlimit serve --help` (flags map onto these options).',
     '',
-    table('Node (`createNode(options)`, `ringlimit serve`)', 'nodeDefaults in src/node/options.ts', nodeDefaults, ['store', 'callerLimits', 'envoy', 'clock', 'membership', 'wrapPeerTransport', 'wrapGossipTransport']),
-    '',
-    table('Envoy rate limit service (`envoy` of a node, `serve --envoy-*`, docs/envoy.md)', 'envoySettingsDefaults in src/envoy/answer.ts', envoySettingsDefaults),
-    '',
-    table('Envoy stats (fixed)', 'envoyStatsDefaults in src/envoy/stats.ts', envoyStatsDefaults),
-    '',
-    table('Caller bounds (`callerLimits`, `serve --caller-limit NAME=N`)', 'callerLimitsDefaults in src/node/api/caller-ledger.ts', callerLimitsDefaults),
-    '',
-    table('Store (`store` of a node; options of `createLimiter`)', 'storeDefaults in src/limiter/store.ts', storeDefaults),
-    '',
-    table('Limiter (`createLimiter(options)`)', 'limiterDefaults in src/limiter/limiter.ts', limiterDefaults, Object.keys(storeDefaults).concat(['clock'])),
-    '',
-    table('Limiter on a shared store (`createLimiter({ store, ...options })`, docs/redis.md)', 'remoteLimiterDefaults in src/limiter/remote-limiter.ts', remoteLimiterDefaults, ['clock', 'policies']),
-    '',
-    table('Redis store (`redisStore({ client, ...options })` from ringlimit/redis)', 'redisStoreDefaults in src/redis/redis-store.ts', redisStoreDefaults, ['clock']),
-    '',
-    table('Client (`new RingLimitClient(options)`)', 'clientDefaults in src/node/client/client.ts', clientDefaults),
-    '',
-    table('Adaptive limits (`adaptive` of a node)', 'aimdDefaults in src/limiter/adaptive.ts (and sampleMs 250)', aimdDefaults),
-    '',
-    table('Fair share (fixed; per shared capacity)', 'fairShareDefaults in src/limiter/fair-share.ts', fairShareDefaults),
-    '',
+    ...SECTIONS.flatMap((section) => [table(section, rows), '']),
   ].join('\n');
 }
