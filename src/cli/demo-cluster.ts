@@ -2,8 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { RingLimitClient } from '../node/client/client.js';
-import { routingKey } from '../node/routing/cluster-view.js';
-import { Ring } from '../ring/index.js';
+import { ClusterView } from '../node/routing/cluster-view.js';
+import { systemClock } from '../common/clock.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
@@ -55,8 +55,9 @@ const ACTION = 'api';
  * routing key the client (and every node) uses, over the owners the client learned.
  */
 export function ownersOfUsers(ownerIds: readonly string[], keys: readonly string[]): Map<string, string> {
-  const ring = new Ring(ownerIds.map((nodeId) => ({ nodeId })));
-  return new Map(keys.map((key) => [key, ring.owner(routingKey(ACTION, key)) ?? '?']));
+  const members = ownerIds.map((nodeId) => ({ nodeId, address: '', owns: true }));
+  const view = new ClusterView({ members: { current: () => members }, clock: systemClock }, { selfId: '', replicas: 0, maxHandedAwayKeys: 1 });
+  return new Map(keys.map((key) => [key, ownerIds.length === 0 ? '?' : view.ownerOf(ACTION, key)]));
 }
 
 /** The node to kill: the one owning the most of the shown keys (the first such in `nodeIds` order). */

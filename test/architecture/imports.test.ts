@@ -88,3 +88,74 @@ describe('module layering', () => {
     expect(offenders.map((f) => relative(SRC, f))).toEqual([]);
   });
 });
+
+/** The folder of src/node an import lands in ('' for a file at src/node's root), or undefined outside src/node. */
+function nodeFolderOf(file: string, spec: string): string | undefined {
+  if (!spec.startsWith('.')) return undefined;
+  const parts = relative(SRC, join(SRC, file, '..', spec)).split('/');
+  if (parts[0] !== 'node') return undefined;
+  return parts.length === 2 ? '' : parts[1]!;
+}
+
+describe('layering inside src/node', () => {
+  /**
+   * Bottom to top: wire and transport; routing (who decides, forwarding); state (replication,
+   * handoff, snapshots) and sync (hot keys, policies, fair share, load control) beside each
+   * other; cluster (composition of a member); api (servers and codecs) and client; ops
+   * (metrics, stats, config files); the node's root files compose everything. A folder imports
+   * only folders below it.
+   */
+  const MAY_IMPORT: Record<string, string[]> = {
+    wire: ['wire', 'transport'],
+    transport: ['transport', 'wire'],
+    routing: ['routing', 'wire', 'transport'],
+    state: ['state', 'routing', 'wire', 'transport'],
+    sync: ['sync', 'routing', 'wire', 'transport'],
+    cluster: ['cluster', 'routing', 'state', 'sync', 'wire', 'transport'],
+    api: ['api', 'routing', 'wire', 'transport'],
+    client: ['client', 'api', 'routing', 'wire', 'transport', 'ops'],
+    ops: ['ops', 'cluster', 'api', 'routing', 'state', 'sync', 'wire', 'transport'],
+  };
+
+  it('each folder imports only itself and the folders below it (nothing imports upward, nothing imports the root)', () => {
+    const bad: string[] = [];
+    for (const [folder, allowed] of Object.entries(MAY_IMPORT)) {
+      for (const { file, spec } of importsOf(`node/${folder}`)) {
+        const to = nodeFolderOf(file, spec);
+        if (to !== undefined && !allowed.includes(to)) bad.push(`${file} imports ${spec} (node/${to === '' ? '<root>' : to})`);
+      }
+    }
+    expect(bad).toEqual([]);
+  });
+
+  it('every folder of src/node has its rule', () => {
+    const folders = readdirSync(join(SRC, 'node')).filter((name) => statSync(join(SRC, 'node', name)).isDirectory());
+    expect(folders.filter((f) => !(f in MAY_IMPORT))).toEqual([]);
+  });
+
+  it('no file in src/node is longer than 400 lines, and node.ts no longer than 300', () => {
+    const long = files(join(SRC, 'node'))
+      .map((f) => ({ file: relative(SRC, f), lines: readFileSync(f, 'utf8').split('\n').length - 1 }))
+      .filter(({ file, lines }) => lines > (file === 'node/node.ts' ? 300 : 400));
+    expect(long).toEqual([]);
+  });
+
+  it('one answer to "decide here?": only ClusterView compares a placement with this node', () => {
+    const forms = /isOwnedHere|\[0\]\s*===\s*(this\.)?(view\.)?selfId|ownerOf\([^)]*\)\s*!==\s*(this\.)?(init\.)?(view\.)?selfId|candidate\s*===\s*(this\.)?(init\.)?selfId/;
+    const offenders = files(join(SRC, 'node'))
+      .filter((f) => !f.endsWith('routing/cluster-view.ts'))
+      .filter((f) => forms.test(readFileSync(f, 'utf8')))
+      .map((f) => relative(SRC, f));
+    expect(offenders).toEqual([]);
+  });
+});
+
+describe('src/envoy', () => {
+  it('is pure: it imports only itself, src/limiter, src/common and node built-ins', () => {
+    const bad = importsOf('envoy').filter(({ file, spec }) => {
+      const t = target(file, spec);
+      return !(t === 'envoy' || t === 'limiter' || t === 'common' || t.startsWith('package:node:'));
+    });
+    expect(bad).toEqual([]);
+  });
+});

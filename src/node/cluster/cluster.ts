@@ -2,28 +2,30 @@ import type * as grpc from '@grpc/grpc-js';
 import type { Member, Membership, SwimMembership } from '../../gossip/index.js';
 import type { LimiterStore } from '../../limiter/store.js';
 import type { SwimStats } from '../../gossip/stats.js';
-import { META_POLICY, PolicySync, policyVersionOf, type PolicySyncStats, type PolicyVersion } from '../sync/policy-sync.js';
+import { META_POLICY, PolicySync, policyVersionOf, type PolicyVersion } from '../sync/policy-sync.js';
 import type { NodeRole } from './role.js';
-import { FairShareSync, type FairShareStats } from '../sync/fair-share-sync.js';
+import type { ClusterStats } from './cluster-stats.js';
+import { FairShareSync } from '../sync/fair-share-sync.js';
 import { fairShareDefaults } from '../../limiter/fair-share.js';
 import type { Policies } from '../../limiter/policies.js';
 import { ClusterView, META_GRPC, META_HTTP, META_PROTOCOL, META_STATE, gossipMembers } from '../routing/cluster-view.js';
-import { ForwardServer, type ForwardServerStats } from '../routing/forward-server.js';
-import { Forwarder, type ForwarderStats } from '../routing/forwarder.js';
+import { ForwardServer } from '../routing/forward-server.js';
+import { Forwarder } from '../routing/forwarder.js';
 import { FrameIds } from '../wire/frame-ids.js';
-import { Handoff, type HandoffStats } from '../state/handoff.js';
+import { Handoff } from '../state/handoff.js';
 import { HotKeyMarks } from '../sync/hot-key-marks.js';
-import { HotKeys, type HotKeysStats } from '../sync/hot-keys.js';
+import { HotKeys } from '../sync/hot-keys.js';
 import type { ClusterInit } from './cluster-init.js';
 import { OwnerDecision } from '../routing/owner-decision.js';
 import { PeerDispatch } from './peer-dispatch.js';
-import { Replicator, type ReplicatorStats } from '../state/replicator.js';
+import { Replicator } from '../state/replicator.js';
 import type { PeerTransportStats } from '../transport/grpc-peer-transport.js';
 import type { PeerTransport } from '../transport/peer-transport.js';
 import { PEER_PROTOCOL_VERSION } from '../wire/frames.js';
 import { ClusterRouter } from '../routing/router.js';
 import type { LatencyHistogram } from '../../common/latency.js';
 import { startPeers } from './peers.js';
+import { joinSeeds } from './join.js';
 
 /** Internal bounds of the cluster machinery (the user-facing tunables are in ClusterInit). */
 const clusterLimits = {
@@ -37,14 +39,8 @@ const clusterLimits = {
   hotCopyIdleMs: 60_000,
   /** How long a draining node keeps answering after handing its keys over. */
   drainLingerMs: 500,
-  /** A full-state sync can span several datagrams: the view is complete once it stops growing for a while. */
-  joinSettleMs: 150,
-  joinSettleMaxMs: 3_000,
   /** Users a node reports per action and interval to a shared capacity's coordinator (one frame). */
   maxFairShareReportUsers: 10_000,
-  /** A member whose seeds did not answer tries them again after this long, doubling up to the max. */
-  rejoinBackoffMinMs: 1_000,
-  rejoinBackoffMaxMs: 30_000,
 } as const;
 
 export interface ClusterComponents {
@@ -61,40 +57,6 @@ export interface ClusterComponents {
   applyPolicies(policies: Policies | undefined): void;
   warn(message: string): void;
 }
-
-/** The counters of a member's cluster machinery (zeros on a lone node: EMPTY_CLUSTER_STATS). */
-export interface ClusterStats extends ForwardServerStats {
-  /** Peer frames dropped as malformed. */
-  malformedFrames: number;
-  /** Peer streams refused (no valid proof of the cluster key, or not a member) and frames dropped on them. */
-  peerAuth: PeerTransportStats;
-  /** The policy document in force (version, digest; version 0 and no exchanges on a lone node). */
-  policies: PolicySyncStats;
-  /** Weighted fair share across the cluster: demand reports and allocations exchanged with the coordinators. */
-  fairShare: FairShareStats;
-  /** Decisions answered by the onUnavailable policy. */
-  unavailable: number;
-  forwarder: ForwarderStats;
-  replication: ReplicatorStats;
-  handoff: HandoffStats;
-  /** Hot-key mode (`global: true`). */
-  hotKeys: HotKeysStats;
-}
-
-export const EMPTY_CLUSTER_STATS: Readonly<ClusterStats> = {
-  received: 0,
-  relayed: 0,
-  decidedAsFallback: 0,
-  malformedFrames: 0,
-  peerAuth: { refusedStreams: 0, unauthenticatedFrames: 0 },
-  policies: { version: 0, digest: '', adopted: 0, pushed: 0, pulls: 0, refused: 0 },
-  fairShare: { reportsSent: 0, reportsReceived: 0, allocationsSent: 0, allocationsReceived: 0, refused: 0 },
-  unavailable: 0,
-  forwarder: { forwarded: 0, frames: 0, failovers: 0, timeouts: 0, exhausted: 0 },
-  replication: { entriesSent: 0, framesSent: 0, acks: 0, entriesReceived: 0, entriesRefused: 0, resyncEntriesSent: 0 },
-  handoff: { pulls: 0, pullsAnswered: 0, pullTimeouts: 0, pushedEntries: 0, receivedEntries: 0, refusedEntries: 0, drainFramesAcked: 0 },
-  hotKeys: { answeredFromCopy: 0, hitsSent: 0, hitsApplied: 0, statesSent: 0, statesReceived: 0, refusedStates: 0, overflow: 0 },
-};
 
 /** The parts of a member's cluster machinery, wired by Cluster.start. */
 interface ClusterParts {
@@ -317,39 +279,11 @@ export class Cluster implements NodeRole {
   private async join(): Promise<void> {
     const { membership, swim, view } = this.parts;
     await membership.start();
-    if (swim !== undefined && this.init.join.length > 0) {
-      try {
-        await swim.join(this.init.join);
-        await settled(() => membership.members().length, clusterLimits.joinSettleMs, clusterLimits.joinSettleMaxMs);
-      } catch (error) {
-        // With joinTimeoutMs the node gives up; without, it is a one-node cluster until a seed answers.
-        if (this.init.joinTimeoutMs !== undefined || this.closed) throw error;
-        this.components.warn(`${(error as Error).message}; running as a one-node cluster, trying the seeds again`);
-        void this.rejoin(swim);
-      }
-    }
+    if (swim !== undefined && this.init.join.length > 0) await joinSeeds(swim, this.init, { warn: this.components.warn, closed: () => this.closed });
     // Only now, with a complete view (so "previous owner" means the owner before us), take keys.
     view.refresh();
     membership.updateMeta({ ...membership.self.meta, [META_STATE]: 'active' });
     view.refresh();
-  }
-
-  /** Tries the seeds again, with backoff, until one answers or the node stops; each failure is logged. */
-  private async rejoin(swim: SwimMembership): Promise<void> {
-    let backoffMs: number = clusterLimits.rejoinBackoffMinMs;
-    while (!this.closed) {
-      // An unref'd wait: a stopped node's process does not stay up for it.
-      await new Promise((resolve) => setTimeout(resolve, backoffMs).unref());
-      if (this.closed) return;
-      try {
-        await swim.join(this.init.join);
-        return;
-      } catch (error) {
-        if (this.closed) return;
-        this.components.warn(`${(error as Error).message}; still a one-node cluster, trying again in ${Math.min(clusterLimits.rejoinBackoffMaxMs, backoffMs * 2)} ms`);
-        backoffMs = Math.min(clusterLimits.rejoinBackoffMaxMs, backoffMs * 2);
-      }
-    }
   }
 
   /**
@@ -386,17 +320,3 @@ export class Cluster implements NodeRole {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function settled(read: () => number, quietMs: number, maxMs: number): Promise<void> {
-  const deadline = Date.now() + maxMs;
-  let last = read();
-  let quietSince = Date.now();
-  while (Date.now() < deadline && Date.now() - quietSince < quietMs) {
-    await sleep(20);
-    const now = read();
-    if (now !== last) {
-      last = now;
-      quietSince = Date.now();
-    }
-  }
-}

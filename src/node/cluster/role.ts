@@ -4,7 +4,7 @@ import type { LatencyHistogram } from '../../common/latency.js';
 import type { Policies } from '../../limiter/policies.js';
 import type { Router } from '../routing/router.js';
 import type { PolicyVersion } from '../sync/policy-sync.js';
-import type { ClusterStats } from './cluster.js';
+import type { ClusterStats } from './cluster-stats.js';
 
 /**
  * What a node is, for everything that differs between a lone node and a member of a

@@ -1,6 +1,6 @@
 import type { StoreStats } from '../../limiter/store.js';
 import type { CallerStats } from '../api/caller-ledger.js';
-import { EMPTY_CLUSTER_STATS, type ClusterStats } from '../cluster/cluster.js';
+import { EMPTY_CLUSTER_STATS, type ClusterStats } from '../cluster/cluster-stats.js';
 import type { SnapshotStats } from '../state/snapshotter.js';
 
 export interface NodeStats extends ClusterStats {
