@@ -47,7 +47,7 @@ const SECTIONS: readonly Section[] = [
   { id: 'limiter', title: 'Limiter (`createLimiter(options)`)', source: 'limiterDefaults in src/limiter/limiter.ts', defaults: limiterDefaults, skip: Object.keys(storeDefaults).concat(['clock']) },
   { id: 'remoteLimiter', title: 'Limiter on a shared store (`createLimiter({ store, ...options })`, docs/redis.md)', source: 'remoteLimiterDefaults in src/limiter/remote-limiter.ts', defaults: remoteLimiterDefaults, skip: ['clock', 'policies'] },
   { id: 'redisStore', title: 'Redis store (`redisStore({ client, ...options })` from ringlimit/redis)', source: 'redisStoreDefaults in src/redis/redis-store.ts', defaults: redisStoreDefaults, skip: ['clock'] },
-  { id: 'client', title: 'Client (`new RingLimitClient(options)`)', source: 'clientDefaults in src/node/client/client.ts', defaults: clientDefaults },
+  { id: 'client', title: 'Client (`new RingLimitClient(options)`)', source: 'clientDefaults in src/node/client/client-options.ts', defaults: clientDefaults },
   { id: 'adaptive', title: 'Adaptive limits (`adaptive` of a node)', source: 'aimdDefaults in src/limiter/adaptive.ts (and sampleMs 250)', defaults: aimdDefaults },
   { id: 'fairShare', title: 'Fair share (fixed; per shared capacity)', source: 'fairShareDefaults in src/limiter/fair-share.ts', defaults: fairShareDefaults },
 ];

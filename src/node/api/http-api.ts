@@ -151,7 +151,7 @@ async function decideOne(backend: PublicApiBackend, value: unknown, path: string
  */
 export async function startHttpApi(backend: HttpApiBackend, init: HttpApiInit): Promise<HttpApi> {
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
-    route(backend, init, req, res).catch((error: unknown) => {
+    handleRequest(backend, init, req, res).catch((error: unknown) => {
       if (!res.headersSent) sendError(res, error);
       else res.destroy();
     });
@@ -178,7 +178,7 @@ export async function startHttpApi(backend: HttpApiBackend, init: HttpApiInit): 
   };
 }
 
-async function route(backend: HttpApiBackend, init: HttpApiInit, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handleRequest(backend: HttpApiBackend, init: HttpApiInit, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const path = (req.url ?? '/').split('?')[0];
   const method = req.method ?? 'GET';
   if (path === '/healthz' || path === '/readyz') {
