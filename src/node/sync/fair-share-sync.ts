@@ -46,8 +46,8 @@ export interface FairShareStats {
  */
 export class FairShareSync {
   readonly stats: FairShareStats = { reportsSent: 0, reportsReceived: 0, allocationsSent: 0, allocationsReceived: 0, refused: 0 };
-  /** action → node → its latest report and when it came. */
-  private readonly reports = new Map<string, Map<string, { atMs: number; reports: DemandReport[] }>>();
+  /** action → node → its reports of the last DEMAND_HOLD_INTERVALS intervals, newest last. */
+  private readonly reports = new Map<string, Map<string, NodeReports>>();
   private readonly timer: WakeTimer;
   private nextId = 1;
 
@@ -98,7 +98,10 @@ export class FairShareSync {
       this.reports.set(action, (byNode = new Map()));
     }
     if (!byNode.has(fromNodeId) && byNode.size >= view.ownerIds().length + 1) return; // one report per member
-    byNode.set(fromNodeId, { atMs: clock.now(), reports: rows.map(([user, weight, rate, ownRate]) => ({ user, weight, rate, ownRate })) });
+    const nowMs = clock.now();
+    const recent = (byNode.get(fromNodeId) ?? []).filter((r) => nowMs - r.atMs <= DEMAND_HOLD_INTERVALS * this.init.intervalMs).slice(-(DEMAND_HOLD_INTERVALS - 1));
+    recent.push({ atMs: nowMs, reports: rows.map(([user, weight, rate, ownRate]) => ({ user, weight, rate, ownRate })) });
+    byNode.set(fromNodeId, recent);
     if (fromNodeId !== this.init.selfId) this.stats.reportsReceived++;
     this.timer.wake();
   }
@@ -125,9 +128,10 @@ export class FairShareSync {
         continue;
       }
       const nodes: NodeDemand[] = [];
-      for (const [node, entry] of byNode) {
-        if (nowMs - entry.atMs > STALE_AFTER_INTERVALS * this.init.intervalMs) byNode.delete(node);
-        else nodes.push({ node, reports: entry.reports });
+      for (const [node, recent] of byNode) {
+        const latest = recent.at(-1);
+        if (latest === undefined || nowMs - latest.atMs > STALE_AFTER_INTERVALS * this.init.intervalMs) byNode.delete(node);
+        else nodes.push({ node, reports: heldDemand(recent, nowMs - DEMAND_HOLD_INTERVALS * this.init.intervalMs) });
       }
       if (nodes.length === 0) {
         this.reports.delete(action);
@@ -149,6 +153,32 @@ export class FairShareSync {
 
 /** Allocations not renewed for this many intervals are stale: the node computes its own shares again. */
 const STALE_AFTER_INTERVALS = 3;
+
+/**
+ * A user's demand at the coordinator is the highest a node reported for it over this many
+ * intervals (1 s at 250 ms). A node measures demand per interval from the requests that
+ * arrived in it, so a steady user's measured rate dips whenever its requests come late (its
+ * caller or the node paused: a busy machine, a GC) and jumps when they arrive together. The
+ * share allocated from one dipped report was below the user's steady demand, and the
+ * requests that then came at once were refused: a light user asking 10/s through one node got
+ * 15 of 20 on a busy machine. Holding the recent peak allocates what the user steadily asks
+ * (a user whose demand falls keeps its claim for at most one hold).
+ */
+const DEMAND_HOLD_INTERVALS = 4;
+
+/** One node's reports for one action: what it reported and when, newest last. */
+type NodeReports = { atMs: number; reports: DemandReport[] }[];
+
+/** The users of the node's latest report, each at the highest rate reported for it since `sinceMs`. */
+function heldDemand(recent: NodeReports, sinceMs: number): DemandReport[] {
+  const latest = recent.at(-1)!.reports;
+  const peak = new Map<string, number>();
+  for (const entry of recent) {
+    if (entry.atMs < sinceMs) continue;
+    for (const r of entry.reports) peak.set(r.user, Math.max(peak.get(r.user) ?? 0, r.rate));
+  }
+  return latest.map((r) => ({ ...r, rate: Math.max(r.rate, peak.get(r.user) ?? 0) }));
+}
 /** Actions one coordinator tracks at once. */
 const MAX_COORDINATED_ACTIONS = 1_000;
 
