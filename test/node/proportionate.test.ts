@@ -52,12 +52,15 @@ describe('proportionate handoff: a member joining a cluster of N moves about 1/N
     let newHolders = 0;
     for (const key of keys) {
       const id = routingKey('api', key);
+      const held = before.owners(id, 2);
+      const holders = after.owners(id, 2);
       if (before.owner(id) !== after.owner(id)) {
         ownerChanged++;
+        // The new owner gets the key by handoff; a replica new to it (rebalancing can move a key between existing members) by resync.
+        for (const holder of holders.slice(1)) if (!held.includes(holder)) newHolders++;
         continue;
       }
-      const held = before.owners(id, 2);
-      for (const holder of after.owners(id, 2)) if (!held.includes(holder)) newHolders++;
+      for (const holder of holders) if (!held.includes(holder)) newHolders++;
     }
     const pushed = total(nodes, (n) => n.stats().handoff.pushedEntries) - pushedBefore;
     const resent = total(nodes, (n) => n.stats().replication.resyncEntriesSent) - resyncBefore;

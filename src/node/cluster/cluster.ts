@@ -8,7 +8,7 @@ import type { ClusterStats } from './cluster-stats.js';
 import { FairShareSync } from '../sync/fair-share-sync.js';
 import { fairShareDefaults } from '../../limiter/fair-share.js';
 import type { Policies } from '../../limiter/policies.js';
-import { ClusterView, META_GRPC, META_HTTP, META_PROTOCOL, META_STATE, gossipMembers } from '../routing/cluster-view.js';
+import { ClusterView, META_GRPC, META_HANDED, META_HTTP, META_PROTOCOL, META_STATE, gossipMembers } from '../routing/cluster-view.js';
 import { ForwardServer } from '../routing/forward-server.js';
 import { Forwarder } from '../routing/forwarder.js';
 import { FrameIds } from '../wire/frame-ids.js';
@@ -203,7 +203,8 @@ export class Cluster implements NodeRole {
         ackTimeoutMs: o.forwardTimeoutMs,
         resyncSlotsPerTurn: clusterLimits.walkSlotsPerTurn,
       });
-      const handoff = new Handoff({ ...protocol, replication: replicator }, {
+      const announce = (version: string): void => membership.updateMeta({ ...membership.self.meta, [META_HANDED]: version });
+      const handoff = new Handoff({ ...protocol, replication: replicator, announce }, {
         selfId: o.nodeId,
         handoffWindowMs: o.handoffWindowMs,
         pullTimeoutMs: o.pullTimeoutMs,
@@ -241,6 +242,7 @@ export class Cluster implements NodeRole {
       const dispatch = new PeerDispatch({ ids, forwarder, forwardServer, replicator, handoff, hotKeys, policySync, fairShare });
       transport.onFrame((frame, reply, from) => dispatch.onFrame(frame, reply, from));
       transport.onPeerDown((address) => forwarder.peerDown(address));
+      view.onHandoffNews(() => handoff.handoffNews());
       view.onChange(() => {
         replicator.resyncOwned();
         handoff.pushMoved();

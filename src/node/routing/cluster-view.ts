@@ -1,6 +1,7 @@
 import type { Clock } from '../../common/clock.js';
 import type { Membership } from '../../gossip/index.js';
 import { Ring } from '../../ring/index.js';
+import { fnv1a32 } from '../../common/fnv.js';
 
 /** Metadata every node publishes through gossip. */
 export const META_GRPC = 'grpc';
@@ -8,6 +9,8 @@ export const META_STATE = 'state';
 export const META_PROTOCOL = 'pv';
 /** The node's HTTP address, when it serves HTTP (ringlimit status reads every member's metrics there). */
 export const META_HTTP = 'http';
+/** The ring (its version) for which the node has pushed every key state it held to the key's new owner: pull nothing more from it. */
+export const META_HANDED = 'ho';
 
 /** joining: not routed to until its view is complete; draining: handing its keys over. */
 export type NodeState = 'joining' | 'active' | 'draining';
@@ -21,6 +24,12 @@ export const PLACEMENT = 'ringlimit-ring-v2';
 /** What the ring places for (action, key): both parts, so one user's actions spread over nodes. */
 export function routingKey(action: string, key: string): string {
   return `${action}\u0000${key}`;
+}
+
+/** A ring's version: a digest of its owners, the same wherever the same owners are seen. */
+function versionOf(ring: Ring): string {
+  const ids = ring.members.map((m) => m.nodeId).sort();
+  return `${ids.length}.${fnv1a32(ids.join('\n')).toString(36)}`;
 }
 
 function soleNodeOf(ring: Ring): string | undefined {
@@ -46,6 +55,8 @@ export interface ViewMember {
   address: string;
   /** Active: on the ring. Joining and draining nodes answer peers (handoff) but own nothing. */
   owns: boolean;
+  /** The ring version it has handed over for (META_HANDED), if any. */
+  handed?: string | undefined;
 }
 
 /** What a view is built from: gossip membership in a node, the Members RPC in a client. */
@@ -60,7 +71,7 @@ export function gossipMembers(membership: Membership): MemberSource {
       const list: ViewMember[] = [];
       for (const m of membership.members()) {
         const address = m.meta[META_GRPC];
-        if (address !== undefined) list.push({ nodeId: m.nodeId, address, owns: m.meta[META_STATE] === 'active' });
+        if (address !== undefined) list.push({ nodeId: m.nodeId, address, owns: m.meta[META_STATE] === 'active', handed: m.meta[META_HANDED] });
       }
       return list;
     },
@@ -105,6 +116,11 @@ export class ClusterView {
   private addresses = new Map<string, string>();
   private readonly handedAway = new Map<string, HandedAway>();
   private readonly listeners: (() => void)[] = [];
+  /** The current ring's version: the same on every node whose view has the same owners. */
+  private version = '';
+  /** Each member's last announced handoff (the ring version it has pushed everything for). */
+  private handedBy = new Map<string, string>();
+  private readonly handoffListeners: (() => void)[] = [];
   readonly selfId: string;
 
   constructor(
@@ -116,6 +132,7 @@ export class ClusterView {
     this.previous = this.ring;
     this.refresh();
     this.previous = this.ring;
+    this.version = versionOf(this.ring);
     this.changedAtMs = -Infinity; // the first ring is not a change
   }
 
@@ -199,6 +216,46 @@ export class ClusterView {
     return owner === this.selfId ? SenderVerdict.OwnedHere : SenderVerdict.OwnedElsewhere;
   }
 
+  /** The current ring's version (see META_HANDED). */
+  get ringVersion(): string {
+    return this.version;
+  }
+
+  /** Whether `nodeId` has announced that it pushed everything it held for the current ring: nothing more to pull from it. */
+  hasHandedOver(nodeId: string): boolean {
+    return this.handedBy.get(nodeId) === this.version;
+  }
+
+  /** The members that may hold state this node needs after the last change: every other member of the ring before it, or of this one. */
+  handoffPeers(): string[] {
+    const peers = new Set<string>();
+    for (const m of this.previous.members) if (m.nodeId !== this.selfId && this.addresses.has(m.nodeId)) peers.add(m.nodeId);
+    for (const m of this.ring.members) if (m.nodeId !== this.selfId) peers.add(m.nodeId);
+    return [...peers];
+  }
+
+  /**
+   * Where this node must push (action, key)'s state after the last ring change, or undefined:
+   * to its new owner, when its owner changed and this node was the one that held it for the
+   * cluster — its previous owner, or (that owner being gone) one of its previous replicas.
+   */
+  handOverTo(action: string, key: string): string | undefined {
+    const id = routingKey(action, key);
+    const now = this.ring.owner(id);
+    const before = this.previous.owner(id);
+    if (now === undefined || now === before || now === this.selfId) return undefined;
+    if (before === this.selfId) return now;
+    if (before !== undefined && this.addresses.has(before)) return undefined;
+    const holders = this.previous.ownersInto(id, this.init.replicas + 1, this.ringOwners);
+    for (let i = 1; i < holders; i++) if (this.ringOwners[i] === this.selfId) return now;
+    return undefined;
+  }
+
+  /** Runs `listener` when a member announces a handoff (its META_HANDED changed). */
+  onHandoffNews(listener: () => void): void {
+    this.handoffListeners.push(listener);
+  }
+
   /** The owner before the last ring change, if this node was on that ring. */
   previousOwnerOf(action: string, key: string): string | undefined {
     return this.previous.has(this.selfId) ? this.previous.owner(routingKey(action, key)) : undefined;
@@ -279,13 +336,32 @@ export class ClusterView {
       if (m.owns) owners.push({ nodeId: m.nodeId });
     }
     this.addresses = addresses;
-    if (owners.length === this.ring.size && owners.every((m) => this.ring.has(m.nodeId))) return;
+    const handedNews = this.readHanded();
+    if (owners.length === this.ring.size && owners.every((m) => this.ring.has(m.nodeId))) {
+      if (handedNews) for (const listener of this.handoffListeners) listener();
+      return;
+    }
     this.previous = this.ring;
     this.ring = this.ring.withMembers(owners);
+    this.version = versionOf(this.ring);
     this.soleOwner = soleNodeOf(this.ring);
     this.changedAtMs = this.components.clock.now();
     this.dropStaleMarks();
     for (const listener of this.listeners) listener();
+  }
+
+  /** Reads every member's announced handoff; whether one changed. */
+  private readHanded(): boolean {
+    const handed = new Map<string, string>();
+    let changed = false;
+    for (const m of this.components.members.current()) {
+      if (m.handed === undefined) continue;
+      handed.set(m.nodeId, m.handed);
+      if (this.handedBy.get(m.nodeId) !== m.handed) changed = true;
+    }
+    if (handed.size !== this.handedBy.size) changed = true;
+    this.handedBy = handed;
+    return changed;
   }
 
   private dropStaleMarks(): void {

@@ -11,6 +11,9 @@ import type { PeerTransport, Reply } from '../transport/peer-transport.js';
 import { encodeFrame } from '../wire/codec.js';
 import { FrameType, type WireEntry } from '../wire/frames.js';
 
+/** How long a push after a ring change waits for its acks before the node announces it anyway. */
+const PUSH_ACK_TIMEOUT_MS = 5_000;
+
 export interface HandoffComponents {
   store: LimiterStore;
   view: ClusterView;
@@ -19,6 +22,8 @@ export interface HandoffComponents {
   ids: FrameIds;
   /** Told when a handed-over state was stored: it goes on to this node's replicas. */
   replication?: { changed(): void };
+  /** Tells the other members that this node has pushed every state it held for ring `version` (META_HANDED). */
+  announce?: (version: string) => void;
 }
 
 export interface HandoffInit {
@@ -89,6 +94,12 @@ export class Handoff implements KeyPuller, AckReceiver {
   private nowMs = 0;
   /** The ring change whose handoff window is known to have closed. */
   private windowClosedFor = Number.NaN;
+  /** Some member that may hold state this node needs has not announced its push for the current ring. */
+  private peersPending = true;
+  /** Frames of the last ring change's push not yet acked, and the announcement that follows the last ack. */
+  private readonly movedFrames = new Set<number>();
+  private announceWhenAcked: (() => void) | undefined;
+  private movedTimer: NodeJS.Timeout | undefined;
   /** Drain frames not yet acked, and who waits for the last ack. */
   private readonly drainFrames = new Set<number>();
   private drainAcked: (() => void) | undefined;
@@ -102,8 +113,18 @@ export class Handoff implements KeyPuller, AckReceiver {
     if (address !== undefined) this.outbox.add(address, toWireEntry(action, key, algorithm, cells, base, this.nowMs));
   };
 
+  /**
+   * A key whose owner changed goes to its new owner from the node that held it for the
+   * cluster — its previous owner (a successor that held it while the new owner was away
+   * included), or a previous replica when that owner is gone — so that once a node announces
+   * its push, nothing the new owner needs is left on it.
+   */
   private readonly collectMoved = (action: string, key: string, algorithm: AlgorithmId, cells: Float64Array, base: number): void => {
-    if (this.components.view.previousOwnerOf(action, key) === this.init.selfId) this.collectForOwner(action, key, algorithm, cells, base);
+    const { view } = this.components;
+    const owner = view.handOverTo(action, key);
+    if (owner === undefined) return;
+    const address = view.addressOf(owner);
+    if (address !== undefined) this.outbox.add(address, toWireEntry(action, key, algorithm, cells, base, this.nowMs));
   };
 
   constructor(
@@ -115,13 +136,25 @@ export class Handoff implements KeyPuller, AckReceiver {
 
   // ---- pull on first access -----------------------------------------------------------
 
+  /**
+   * Whether a first access may have to wait for a pull: only while some member that may hold
+   * state this node now needs has not announced its push for the current ring — and at most
+   * handoffWindowMs after the change (a backstop: a lost announcement only costs pulls). O(1).
+   */
   mayPull(): boolean {
+    if (!this.peersPending) return false;
     const changedAtMs = this.components.view.changedAtMs;
     // Once the window after a ring change has closed, it stays closed until the next change: no clock read per request.
     if (changedAtMs === this.windowClosedFor) return false;
     if (this.components.clock.now() - changedAtMs <= this.init.handoffWindowMs) return true;
     this.windowClosedFor = changedAtMs;
     return false;
+  }
+
+  /** Recomputes whether some member may still hold state this node needs (a ring change, or a member's announcement). */
+  handoffNews(): void {
+    const { view } = this.components;
+    this.peersPending = view.handoffPeers().some((nodeId) => !view.hasHandedOver(nodeId));
   }
 
   pullIfNeeded(action: string, key: string): Promise<void> | undefined {
@@ -139,6 +172,9 @@ export class Handoff implements KeyPuller, AckReceiver {
     // the previous owner must hear from us, so that it stops deciding the key.
     if (this.settled.has(id) || this.settled.size >= this.init.maxTrackedKeys) return undefined;
     this.settled.add(id);
+    // A key this node owned before the change too has nowhere else to be.
+    const previousOwner = view.previousOwnerOf(action, key);
+    if (previousOwner === this.init.selfId) return undefined;
     // Who may hold this key's state: the owner before the change, and the node after us on
     // the ring — it owned the key while we were absent (we are new, or restarted empty) and
     // is our replica now. When the previous owner is gone, its replicas: rebalancing may give
@@ -146,11 +182,11 @@ export class Handoff implements KeyPuller, AckReceiver {
     // nothing, its replicas are asked next: handlePullReply.) Answers are merged conservatively.
     const addresses: string[] = [];
     const add = (nodeId: string | undefined): void => {
-      if (nodeId === undefined || nodeId === this.init.selfId) return;
+      // A member that announced its push for this ring has nothing more for us.
+      if (nodeId === undefined || nodeId === this.init.selfId || view.hasHandedOver(nodeId)) return;
       const address = view.addressOf(nodeId);
       if (address !== undefined && !addresses.includes(address)) addresses.push(address);
     };
-    const previousOwner = view.previousOwnerOf(action, key);
     add(previousOwner);
     add(view.successorOf(action, key));
     if (previousOwner !== undefined && view.addressOf(previousOwner) === undefined) {
@@ -206,7 +242,7 @@ export class Handoff implements KeyPuller, AckReceiver {
     let sent = 0;
     for (let i = 0; i < holders; i++) {
       const nodeId = this.holders[i];
-      if (nodeId === undefined || nodeId === this.init.selfId) continue;
+      if (nodeId === undefined || nodeId === this.init.selfId || view.hasHandedOver(nodeId)) continue;
       const address = view.addressOf(nodeId);
       if (address === undefined || pull.asked.includes(address)) continue;
       pull.asked.push(address);
@@ -233,19 +269,46 @@ export class Handoff implements KeyPuller, AckReceiver {
 
   // ---- pushes -------------------------------------------------------------------------
 
-  /** After a ring change: keys this node owned before and no longer does go to their new owner. */
+  /**
+   * After a ring change: every key held here whose owner changed goes to its new owner
+   * (collectMoved); once the new owners acked every frame (or PUSH_ACK_TIMEOUT_MS passed),
+   * this node announces it for the ring, and the others stop pulling from it.
+   */
   pushMoved(): void {
     const generation = ++this.pushGeneration;
+    const version = this.components.view.ringVersion;
+    this.handoffNews();
+    this.endMovedWait(false);
+    const sentIds: number[] = [];
     walkStoreInTurns(
       this.components.store,
       this.init.pushSlotsPerTurn,
       (from, to) => {
         this.nowMs = this.components.clock.now();
         this.components.store.forEachEntry(this.collectMoved, from, to);
-        this.stats.pushedEntries += this.outbox.send(FrameType.Handoff);
+        this.stats.pushedEntries += this.outbox.send(FrameType.Handoff, sentIds);
       },
       () => generation !== this.pushGeneration || this.closed,
+      () => {
+        for (const id of sentIds) if (this.components.ids.awaitAck(id, this)) this.movedFrames.add(id);
+        this.announceWhenAcked = () => {
+          if (generation === this.pushGeneration && !this.closed) this.components.announce?.(version);
+        };
+        if (this.movedFrames.size === 0) this.endMovedWait(true);
+        else this.movedTimer = setTimeout(() => this.endMovedWait(true), PUSH_ACK_TIMEOUT_MS).unref();
+      },
     );
+  }
+
+  /** The push of a ring change is acked (or given up on: `announce` false for a newer change). */
+  private endMovedWait(announce: boolean): void {
+    if (this.movedTimer !== undefined) clearTimeout(this.movedTimer);
+    this.movedTimer = undefined;
+    for (const id of this.movedFrames) this.components.ids.forget(id);
+    this.movedFrames.clear();
+    const then = this.announceWhenAcked;
+    this.announceWhenAcked = undefined;
+    if (announce) then?.();
   }
 
   /**
@@ -269,6 +332,10 @@ export class Handoff implements KeyPuller, AckReceiver {
   }
 
   onAck(frameId: number): void {
+    if (this.movedFrames.delete(frameId)) {
+      if (this.movedFrames.size === 0) this.endMovedWait(true);
+      return;
+    }
     if (!this.drainFrames.delete(frameId)) return;
     this.stats.drainFramesAcked++;
     if (this.drainFrames.size === 0) this.endDrainWait();
@@ -300,6 +367,7 @@ export class Handoff implements KeyPuller, AckReceiver {
 
   close(): void {
     this.closed = true;
+    this.endMovedWait(false);
     for (const id of [...this.pulls.keys()]) this.finishPull(id);
     this.endDrainWait();
   }

@@ -1,0 +1,113 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/common/clock.js';
+import { LimiterStore } from '../../src/limiter/store.js';
+import { ClusterView, META_HANDED, routingKey, type ViewMember } from '../../src/node/routing/cluster-view.js';
+import { createNode, type RingLimitNode } from '../../src/node/node.js';
+import { Handoff } from '../../src/node/state/handoff.js';
+import { FrameIds } from '../../src/node/wire/frame-ids.js';
+import type { PeerTransport } from '../../src/node/transport/peer-transport.js';
+import { Ring } from '../../src/ring/index.js';
+import { startCluster, stopAll, waitFor } from './helpers.js';
+
+const WINDOW_MS = 86_400_000;
+const total = (nodes: RingLimitNode[], read: (n: RingLimitNode) => number): number => nodes.reduce((a, n) => a + read(n), 0);
+const pulls = (nodes: RingLimitNode[]): number => total(nodes, (n) => n.stats().handoff.pulls);
+
+/** Whether every node sees every member announce its handoff for one and the same ring. */
+function allAnnounced(nodes: RingLimitNode[]): boolean {
+  const versions = new Set<string>();
+  for (const node of nodes) {
+    const members = node.members();
+    if (members.length !== nodes.length) return false;
+    for (const m of members) versions.add(m.meta[META_HANDED] ?? '');
+  }
+  return versions.size === 1 && !versions.has('');
+}
+
+describe('handoff: a node pulls only from members that may still hold what it needs', () => {
+  let nodes: RingLimitNode[] = [];
+  afterEach(async () => {
+    await stopAll(nodes);
+  });
+
+  it('a fresh cluster makes no pull on its first pass over its keys (every member announced an empty push)', async () => {
+    nodes = await startCluster(3);
+    await waitFor(() => allAnnounced(nodes), 10_000, 'every member to announce its handoff');
+    for (let i = 0; i < 900; i++) await nodes[i % 3]!.allow({ key: `fresh-${i}`, action: 'a', limit: 5, windowMs: WINDOW_MS });
+    expect(pulls(nodes)).toBe(0);
+  }, 30_000);
+
+  it('a member joining a warm cluster: the moved keys arrive by push, their counts kept, and no key waits once the others announced', async () => {
+    nodes = await startCluster(3, { replicationDelayMs: 5 });
+    const keys = Array.from({ length: 600 }, (_, i) => `warm-${i}`);
+    // Every key used up (limit 1, one hit).
+    for (let i = 0; i < keys.length; i++) expect((await nodes[i % 3]!.allow({ key: keys[i]!, action: 'a', limit: 1, windowMs: WINDOW_MS })).allowed).toBe(true);
+    nodes.push(await createNode({ nodeId: 'n3', gossipPreset: 'test', port: 0, gossipPort: 0, replicationDelayMs: 5, join: [nodes[0]!.gossipAddress!], clusterName: nodes[0]!.options.clusterName }));
+    await waitFor(() => nodes.every((n) => n.owners().length === 4) && allAnnounced(nodes), 15_000, 'n3 to own keys everywhere, every push announced');
+    const before = pulls(nodes);
+    const after = new Ring(['n0', 'n1', 'n2', 'n3'].map((nodeId) => ({ nodeId })));
+    const moved = keys.filter((k) => after.owner(routingKey('a', k)) === 'n3');
+    expect(moved.length).toBeGreaterThan(60);
+    // Asked through every node: every key is still used up, the moved ones at their new owner.
+    const allowed = [];
+    for (let i = 0; i < keys.length; i++) if ((await nodes[i % 4]!.allow({ key: keys[i]!, action: 'a', limit: 1, windowMs: WINDOW_MS })).allowed) allowed.push(keys[i]);
+    expect(allowed).toEqual([]);
+    expect(pulls(nodes) - before).toBe(0);
+  }, 60_000);
+});
+
+/** A transport that takes every frame and answers none: the members never answer a pull. */
+function silentTransport(): PeerTransport & { sent: number } {
+  const t = {
+    sent: 0,
+    send: () => {
+      t.sent++;
+      return true;
+    },
+    onFrame: () => undefined,
+    onPeerDown: () => undefined,
+    disconnect: () => undefined,
+    close: () => Promise.resolve(),
+  };
+  return t as unknown as PeerTransport & { sent: number };
+}
+
+describe('handoff announcements, on one node', () => {
+  it('pulls from a member until it announces its push for the current ring, and from none after; a lost announcement costs pulls, never state (the window still bounds it)', () => {
+    const clock = new ManualClock(1_000_000);
+    // n2 was away (restarted): its view starts from {n0, n1}…
+    const members: ViewMember[] = ['n0', 'n1', 'n2'].map((nodeId) => ({ nodeId, address: `${nodeId}:1`, owns: nodeId !== 'n2' }));
+    const view = new ClusterView({ members: { current: () => members }, clock }, { selfId: 'n2', replicas: 1, maxHandedAwayKeys: 100 });
+    const transport = silentTransport();
+    const handoff = new Handoff(
+      { store: new LimiterStore(clock, {}), view, transport, clock, ids: new FrameIds(1_000) },
+      { selfId: 'n2', handoffWindowMs: 30_000, pullTimeoutMs: 500, maxTrackedKeys: 1_000, maxBatchSize: 100, pushSlotsPerTurn: 1_000 },
+    );
+    view.onHandoffNews(() => handoff.handoffNews()); // as the cluster wires it
+    view.onChange(() => handoff.handoffNews());
+    // … and changes to {n0, n1, n2} when it is active.
+    members[2]!.owns = true;
+    view.refresh();
+    const ownedHere = Array.from({ length: 200 }, (_, i) => `k${i}`).filter((k) => view.decidesHere('a', k));
+    expect(ownedHere.length).toBeGreaterThan(20);
+    // Nobody announced: the first access of a key owned here asks.
+    expect(handoff.mayPull()).toBe(true);
+    expect(handoff.pullIfNeeded('a', ownedHere[0]!)).toBeInstanceOf(Promise);
+    const asked = transport.sent;
+    expect(asked).toBeGreaterThan(0);
+    // Both others announce their push for this ring: nothing to pull any more.
+    for (const m of members) m.handed = view.ringVersion;
+    view.refresh();
+    expect(handoff.mayPull()).toBe(false);
+    expect(handoff.pullIfNeeded('a', ownedHere[1]!)).toBeUndefined();
+    expect(transport.sent).toBe(asked);
+    // An announcement for another ring does not count.
+    for (const m of members) m.handed = 'another ring';
+    view.refresh();
+    expect(handoff.mayPull()).toBe(true);
+    // The window bounds it anyway: past handoffWindowMs, no key waits.
+    clock.advance(30_001);
+    expect(handoff.mayPull()).toBe(false);
+    handoff.close();
+  });
+});
