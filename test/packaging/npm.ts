@@ -2,13 +2,13 @@ import { execFile } from 'node:child_process';
 import { dirname } from 'node:path';
 
 /**
- * The environment for an npm run by a test: this process's, without the npm_* variables
- * `npm test` sets (npm_config_prefix, npm_config_local_prefix, … would point the child npm at
- * this repository), and with this Node first on PATH.
+ * The environment for an npm run by a test: this process's, without the lower-case npm_*
+ * variables `npm test` sets (npm_config_prefix, npm_config_local_prefix, … would point the
+ * child npm at this repository; a user's own NPM_CONFIG_* stay), and with this Node first on PATH.
  */
 export function cleanNpmEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
-  for (const [name, value] of Object.entries(process.env)) if (!/^npm_/i.test(name)) env[name] = value;
+  for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('npm_')) env[name] = value;
   env['PATH'] = `${dirname(process.execPath)}:${process.env['PATH'] ?? ''}`;
   return { ...env, ...extra };
 }

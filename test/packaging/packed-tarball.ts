@@ -14,9 +14,23 @@ export interface PackedTarball {
   log: string;
 }
 
+/** What a build needs, where the tree is not a git checkout (a copy without .git). */
+const BUILD_INPUTS = ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'README.md', 'LICENSE', 'scripts', 'src', 'proto'];
+
+function filesUnder(path: string): string[] {
+  const full = join(ROOT, path);
+  if (!existsSync(full)) return [];
+  return statSync(full).isDirectory() ? readdirSync(full).flatMap((name) => filesUnder(join(path, name))) : [path];
+}
+
 /** The repository's files as a fresh clone of this working tree has them: tracked and new, never ignored ones (dist/, node_modules/). */
 function checkoutFiles(): string[] {
-  const listed = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
+  let listed: string;
+  try {
+    listed = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: ROOT, encoding: 'utf8', timeout: 30_000, stdio: ['ignore', 'pipe', 'ignore'] });
+  } catch {
+    return BUILD_INPUTS.flatMap(filesUnder);
+  }
   return listed.split('\0').filter((path) => path !== '' && existsSync(join(ROOT, path)) && statSync(join(ROOT, path)).isFile());
 }
 
