@@ -8,7 +8,7 @@ import { builtCli } from './chaos/built-cli.js';
 import { execForm, readDockerfile } from './deployment/dockerfile.js';
 import { httpGet } from './deployment/http-get.js';
 import { expandArgs, flagsOf, only, readManifests, type ContainerPort } from './deployment/manifests.js';
-import { freePorts, loopbackMachines, startProcess, stopAll, stopProcess, until } from './deployment/processes.js';
+import { freePorts, loopbackMachines, startProcess, stopAll, stopProcess, until, untilOutput } from './deployment/processes.js';
 import { makeSecrets, writeSecrets, type Secrets } from './deployment/secrets.js';
 import { run } from './packaging/npm.js';
 
@@ -162,6 +162,8 @@ describe('deploy/kubernetes', () => {
     const readiness = container.readinessProbe!.httpGet!.path;
     const liveness = container.livenessProbe!.httpGet!.path;
     for (const p of pods) {
+      // Joined, with its signal handlers in place. (/readyz alone is not enough: a member answers 200 while it is still joining.)
+      await untilOutput(p.process, /"msg":"serving"/, 60_000);
       await until(`${p.name}: GET ${readiness} 200\n${p.args.join(' ')}\n${p.process.output()}`, 60_000, async () => ((await httpGet(`http://${p.ip}:${httpPort}${readiness}`)).status === 200 ? true : undefined));
       expect((await httpGet(`http://${p.ip}:${httpPort}${liveness}`)).status).toBe(200);
     }
@@ -233,6 +235,7 @@ describe('Dockerfile', () => {
     const cmdFlags = flagsOf(cmd);
     const moved = cmd.map((w) => (w === cmdFlags.get('http-port') ? String(port) : w === cmdFlags.get('port') ? String(grpc) : w === cmdFlags.get('gossip-port') ? String(gossip) : w === cmdFlags.get('data-dir') ? join(work, 'image-data') : w));
     const node = startProcess('image', '/bin/sh', [ENTRYPOINT, ...moved], env);
+    await untilOutput(node, /"msg":"serving"/, 60_000);
     await until(`healthy\n${node.output()}`, 60_000, async () => ((await check()) === 0 ? true : undefined));
     expect(await stopProcess(node, 'SIGTERM', 30_000), node.output()).toBe(0);
     expect(node.output()).toContain('draining and leaving');

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { httpGet } from './deployment/http-get.js';
-import { freePorts, loopbackMachines, startProcess, stopAll, stopProcess, until } from './deployment/processes.js';
+import { freePorts, loopbackMachines, startProcess, stopAll, stopProcess, until, untilOutput } from './deployment/processes.js';
 import { makeSecrets, writeCertificates, writeSecrets } from './deployment/secrets.js';
 import { readSystemdUnit, timeSpanMs } from './deployment/systemd-unit.js';
 import { tsconfigsOf, writeApp, type AppKind, type AppOutput } from './packaging/apps.js';
@@ -148,6 +148,8 @@ describe('a global install of the tarball, and the systemd unit (deploy/systemd/
     });
     const httpPort = ports[unitPorts.indexOf(/--http-port (\d+)/.exec(line)![1]!)]!;
     for (const node of nodes) {
+      // Joined, with its signal handlers in place. (/readyz alone is not enough: a member answers 200 while it is still joining.)
+      await untilOutput(node.process, /"msg":"serving"/, 60_000);
       await until(`${node.process.name} ready (GET /readyz)\n${node.args.join(' ')}\n${node.process.output()}`, 60_000, async () => ((await httpGet(`https://${node.host}:${httpPort}/readyz`, { tls })).status === 200 ? true : undefined));
     }
     const cluster = await until('3 members', 30_000, async () => {

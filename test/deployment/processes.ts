@@ -62,6 +62,18 @@ export async function stopAll(): Promise<void> {
   await Promise.all(started.splice(0).map((p) => stopProcess(p, 'SIGTERM', 10_000)));
 }
 
+/**
+ * Waits until `p` has printed `pattern` (e.g. serve's "serving" log line, printed once the node
+ * has joined and its signal handlers are in place); rejects if it exits first or after `timeoutMs`.
+ */
+export function untilOutput(p: Started, pattern: RegExp, timeoutMs: number): Promise<void> {
+  return until(`${p.name} printing ${String(pattern)}`, timeoutMs, async () => {
+    if (pattern.test(p.output())) return true;
+    if (!running(p)) throw new Error(`${p.name} exited (${String(p.child.exitCode ?? p.child.signalCode)}): ${p.output().slice(-2_000)}`);
+    return undefined;
+  }).then(() => undefined);
+}
+
 /** Polls `probe` every 100 ms until it returns a value, for at most `timeoutMs`; the error names `what` and the last failure. */
 export async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
   const deadline = Date.now() + timeoutMs;
