@@ -16,6 +16,7 @@ COPY scripts/ scripts/
 COPY src/ src/
 RUN node scripts/build-package.mjs \
  && npm prune --omit=dev --ignore-scripts --no-audit --no-fund \
+ && find node_modules -depth -type d -empty -delete \
  && find dist -name '*.map' -delete
 
 # Run: Node.js, tini, the built package and its production dependencies; no compiler, no sources.
