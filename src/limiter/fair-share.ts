@@ -82,6 +82,8 @@ interface UserDemand {
   /** The user's own limit as a rate (units per ms): it never needs more. */
   ownRate: number;
   lastSeenMs: number;
+  /** When it was first seen: its first measurement covers only the time since (not the whole interval). */
+  firstSeenMs: number;
   /** Its share, units per ms. */
   share: number;
   /** Whether `rate` was measured yet (a new user's is its claim until then). */
@@ -134,7 +136,7 @@ export class SharedCapacity {
       const share = (this.capacityPerMs * weight) / (this.weightSum + weight);
       if (this.users.size >= this.options.maxUsers) return share;
       // Until its demand is measured a new user claims all its own limit allows: its fair share at once.
-      d = { weight, asked: 0, rate: ownRate, ownRate, lastSeenMs: nowMs, share, measured: false };
+      d = { weight, asked: 0, rate: ownRate, ownRate, lastSeenMs: nowMs, firstSeenMs: nowMs, share, measured: false };
       this.users.set(user, d);
       this.weightSum += weight;
       arrived = true;
@@ -155,7 +157,8 @@ export class SharedCapacity {
 
   /** Measures the demand since the last computation and recomputes the shares. */
   compute(nowMs: number): void {
-    const elapsed = Math.max(1, nowMs - this.lastComputeMs);
+    const since = this.lastComputeMs;
+    const elapsed = Math.max(1, nowMs - since);
     this.lastComputeMs = nowMs;
     const alpha = this.options.smoothing;
     for (const [user, d] of this.users) {
@@ -164,8 +167,14 @@ export class SharedCapacity {
         this.weightSum -= d.weight;
         continue;
       }
-      // The first measurement replaces a new user's claim outright; later ones are smoothed.
-      d.rate = d.measured ? alpha * (d.asked / elapsed) + (1 - alpha) * d.rate : d.asked / elapsed;
+      if (d.measured) d.rate = alpha * (d.asked / elapsed) + (1 - alpha) * d.rate;
+      else {
+        // The first measurement replaces a new user's claim outright, over the time it was
+        // there (not the whole interval: that would start it far below its rate). A short
+        // time says little: it never claims more than its own limit, its claim until now.
+        const present = Math.max(1, nowMs - Math.max(d.firstSeenMs, since));
+        d.rate = Math.min(d.asked / present, d.ownRate);
+      }
       d.measured = true;
       d.asked = 0;
     }

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { jainIndex, weightedMaxMin } from '../../src/limiter/fair-share.js';
+import { SharedCapacity, fairShareDefaults, jainIndex, weightedMaxMin } from '../../src/limiter/fair-share.js';
 import { FAIR_SHARE_CAPACITY_PER_SECOND, FAIR_SHARE_USERS, FAIR_SHARE_WINDOW_MS, simulateFairShare } from '../../bench/fair-share-sim.js';
 
 const claims = fc.array(fc.record({ weight: fc.constantFrom(0.5, 1, 2, 5, 10), demand: fc.double({ min: 0, max: 100, noNaN: true }) }), { minLength: 1, maxLength: 20 });
@@ -50,5 +50,39 @@ describe('a shared capacity on a limiter (simulated time, 1 ms steps)', () => {
       const total = w.reduce((a, b) => a + b, 0);
       expect(Math.abs(total - capacity) / capacity).toBeLessThanOrEqual(0.02);
     }
+  });
+});
+
+describe('SharedCapacity: a new user\'s first measurement (a fake clock: every call names its time)', () => {
+  /** Measured demand of `user` in units per second (undefined before its first measurement). */
+  const ratePerSecond = (shared: SharedCapacity, user: string): number | undefined => {
+    const report = shared.demands(100).find((r) => r.user === user);
+    return report === undefined ? undefined : report.rate * 1000;
+  };
+
+  it('covers the time since it arrived, not the whole interval: a 10/s user arriving mid-interval measures 10/s, not 3.6/s', () => {
+    // 1,000/s shared; "old" asks 1 unit every 10 ms from t = 0, "new" (own limit 100/s) asks 0.1 unit every 10 ms from t = 160: 10/s.
+    const shared = new SharedCapacity(1, fairShareDefaults, 0);
+    for (let t = 0; t <= fairShareDefaults.intervalMs; t += 10) {
+      // At t = 250 "old" comes first and its request computes the shares: "new" was there 90 ms, asking 0.9 units.
+      shared.ask('old', 1, 1, 1, t);
+      if (t >= 160 && t < fairShareDefaults.intervalMs) shared.ask('new', 1, 0.1, 0.1, t);
+    }
+    expect(ratePerSecond(shared, 'new')).toBeCloseTo(10, 6);
+    // A user there for the whole interval still measures over all of it: 26 units in 250 ms.
+    expect(ratePerSecond(shared, 'old')).toBeCloseTo(104, 6);
+  });
+
+  it('a first measurement over a very short presence claims at most the user\'s own limit, and later ones are smoothed as before', () => {
+    const shared = new SharedCapacity(1, fairShareDefaults, 0);
+    shared.ask('old', 1, 1, 1, 0);
+    // Arrives 1 ms before the computation with 2 units: 2/ms measured (not 8/s over the interval), held to its own limit of 20/s.
+    shared.ask('burst', 1, 0.02, 2, 249);
+    shared.ask('old', 1, 1, 1, 250);
+    expect(ratePerSecond(shared, 'burst')).toBeCloseTo(20, 6);
+    // Next interval: 1 unit in 250 ms (4/s) smoothed with 20/s at 0.5: 12/s.
+    shared.ask('burst', 1, 0.02, 1, 300);
+    shared.ask('old', 1, 1, 1, 500);
+    expect(ratePerSecond(shared, 'burst')).toBeCloseTo(12, 6);
   });
 });
