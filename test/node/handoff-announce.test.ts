@@ -1,10 +1,12 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../src/common/clock.js';
 import { LimiterStore } from '../../src/limiter/store.js';
 import { ClusterView, META_HANDED, routingKey, type ViewMember } from '../../src/node/routing/cluster-view.js';
 import { createNode, type RingLimitNode } from '../../src/node/node.js';
 import { Handoff } from '../../src/node/state/handoff.js';
 import { FrameIds } from '../../src/node/wire/frame-ids.js';
+import { decodeFrame } from '../../src/node/wire/codec.js';
+import { FrameType } from '../../src/node/wire/frames.js';
 import type { PeerTransport } from '../../src/node/transport/peer-transport.js';
 import { Ring } from '../../src/ring/index.js';
 import { startCluster, stopAll, waitFor } from './helpers.js';
@@ -83,31 +85,124 @@ describe('handoff announcements, on one node', () => {
       { store: new LimiterStore(clock, {}), view, transport, clock, ids: new FrameIds(1_000) },
       { selfId: 'n2', handoffWindowMs: 30_000, pullTimeoutMs: 500, maxTrackedKeys: 1_000, maxBatchSize: 100, pushSlotsPerTurn: 1_000 },
     );
-    view.onHandoffNews(() => handoff.handoffNews()); // as the cluster wires it
-    view.onChange(() => handoff.handoffNews());
+    view.onHandoffNews(() => handoff.pulls.handoffNews()); // as the cluster wires it
+    view.onChange(() => handoff.pulls.handoffNews());
     // … and changes to {n0, n1, n2} when it is active.
     members[2]!.owns = true;
     view.refresh();
     const ownedHere = Array.from({ length: 200 }, (_, i) => `k${i}`).filter((k) => view.decidesHere('a', k));
     expect(ownedHere.length).toBeGreaterThan(20);
     // Nobody announced: the first access of a key owned here asks.
-    expect(handoff.mayPull()).toBe(true);
-    expect(handoff.pullIfNeeded('a', ownedHere[0]!)).toBeInstanceOf(Promise);
+    expect(handoff.pulls.mayPull()).toBe(true);
+    expect(handoff.pulls.pullIfNeeded('a', ownedHere[0]!)).toBeInstanceOf(Promise);
     const asked = transport.sent;
     expect(asked).toBeGreaterThan(0);
     // Both others announce their push for this ring: nothing to pull any more.
     for (const m of members) m.handed = view.ringVersion;
     view.refresh();
-    expect(handoff.mayPull()).toBe(false);
-    expect(handoff.pullIfNeeded('a', ownedHere[1]!)).toBeUndefined();
+    expect(handoff.pulls.mayPull()).toBe(false);
+    expect(handoff.pulls.pullIfNeeded('a', ownedHere[1]!)).toBeUndefined();
     expect(transport.sent).toBe(asked);
     // An announcement for another ring does not count.
     for (const m of members) m.handed = 'another ring';
     view.refresh();
-    expect(handoff.mayPull()).toBe(true);
+    expect(handoff.pulls.mayPull()).toBe(true);
     // The window bounds it anyway: past handoffWindowMs, no key waits.
     clock.advance(30_001);
-    expect(handoff.mayPull()).toBe(false);
+    expect(handoff.pulls.mayPull()).toBe(false);
+    handoff.close();
+  });
+});
+
+describe('handoff announcements, on the pushing node', () => {
+  it('announces — directly to the members and in gossip — once every frame of a push that spans many turns is acked, acks arriving between turns', async () => {
+    const clock = new ManualClock(1_000_000);
+    const members: ViewMember[] = ['n0', 'n1', 'n2'].map((nodeId) => ({ nodeId, address: `${nodeId}:1`, owns: nodeId !== 'n2' }));
+    const view = new ClusterView({ members: { current: () => members }, clock }, { selfId: 'n0', replicas: 1, maxHandedAwayKeys: 100 });
+    const store = new LimiterStore(clock, {});
+    for (let i = 0; i < 5_000; i++) store.allow({ key: `k${i}`, action: 'a', limit: 5, windowMs: WINDOW_MS });
+    const ids = new FrameIds(10_000);
+    const done: { to: string; version: string }[] = [];
+    let handoffFrames = 0;
+    const transport = {
+      send: (address: string, bytes: Uint8Array) => {
+        const frame = decodeFrame(bytes);
+        if (frame?.type === FrameType.Handoff) {
+          handoffFrames++;
+          setImmediate(() => ids.deliverAck(frame.id)); // acked before the walk's next turn
+        }
+        if (frame?.type === FrameType.HandoffDone) done.push({ to: address, version: frame.version });
+        return true;
+      },
+      onFrame: () => undefined,
+      onPeerDown: () => undefined,
+      disconnect: () => undefined,
+      close: () => Promise.resolve(),
+    };
+    const announced: string[] = [];
+    const handoff = new Handoff(
+      { store, view, transport, clock, ids, announce: (version) => announced.push(version) },
+      { selfId: 'n0', handoffWindowMs: 30_000, pullTimeoutMs: 500, maxTrackedKeys: 1_000, maxBatchSize: 50, pushSlotsPerTurn: 100 },
+    );
+    view.onChange(() => handoff.pushMoved());
+    members[2]!.owns = true;
+    view.refresh();
+    await waitFor(() => announced.length > 0, 5_000, 'the announcement');
+    expect(handoffFrames).toBeGreaterThan(5);
+    expect(announced).toEqual([view.ringVersion]);
+    expect(done.map((d) => d.to).sort()).toEqual(['n1:1', 'n2:1']);
+    expect(done.every((d) => d.version === view.ringVersion)).toBe(true);
+    expect(handoff.stats.announcements).toBe(1);
+    handoff.close();
+  });
+
+  it('a push with a frame never acked announces nothing: the new owner keeps pulling from this node (bounded by the window)', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const clock = new ManualClock(1_000_000);
+      const members: ViewMember[] = ['n0', 'n1', 'n2'].map((nodeId) => ({ nodeId, address: `${nodeId}:1`, owns: nodeId !== 'n2' }));
+      const view = new ClusterView({ members: { current: () => members }, clock }, { selfId: 'n0', replicas: 1, maxHandedAwayKeys: 100 });
+      const store = new LimiterStore(clock, {});
+      for (let i = 0; i < 500; i++) store.allow({ key: `k${i}`, action: 'a', limit: 5, windowMs: WINDOW_MS });
+      const announced: string[] = [];
+      const handoff = new Handoff(
+        { store, view, transport: silentTransport(), clock, ids: new FrameIds(1_000), announce: (version) => announced.push(version) },
+        { selfId: 'n0', handoffWindowMs: 30_000, pullTimeoutMs: 500, maxTrackedKeys: 1_000, maxBatchSize: 50, pushSlotsPerTurn: 10_000 },
+      );
+      view.onChange(() => handoff.pushMoved());
+      members[2]!.owns = true;
+      view.refresh();
+      vi.advanceTimersByTime(10_000);
+      expect(announced).toEqual([]);
+      expect(handoff.stats.announcements).toBe(0);
+      handoff.close();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('a member told directly (HandoffDone) stops pulling from the teller before gossip brings the meta', () => {
+    const clock = new ManualClock(1_000_000);
+    const members: ViewMember[] = ['n0', 'n1', 'n2'].map((nodeId) => ({ nodeId, address: `${nodeId}:1`, owns: nodeId !== 'n2' }));
+    const view = new ClusterView({ members: { current: () => members }, clock }, { selfId: 'n2', replicas: 1, maxHandedAwayKeys: 100 });
+    const handoff = new Handoff(
+      { store: new LimiterStore(clock, {}), view, transport: silentTransport(), clock, ids: new FrameIds(1_000) },
+      { selfId: 'n2', handoffWindowMs: 30_000, pullTimeoutMs: 500, maxTrackedKeys: 1_000, maxBatchSize: 100, pushSlotsPerTurn: 1_000 },
+    );
+    view.onHandoffNews(() => handoff.pulls.handoffNews());
+    view.onChange(() => handoff.pulls.handoffNews());
+    members[2]!.owns = true;
+    view.refresh();
+    expect(handoff.pulls.mayPull()).toBe(true);
+    handoff.peerHandedOver('n0', view.ringVersion);
+    expect(handoff.pulls.mayPull()).toBe(true);
+    // A stranger's word, or one for another ring, counts for nothing.
+    handoff.peerHandedOver('n9', view.ringVersion);
+    handoff.peerHandedOver('n1', 'another ring');
+    expect(handoff.pulls.mayPull()).toBe(true);
+    handoff.peerHandedOver('n1', view.ringVersion);
+    expect(handoff.pulls.mayPull()).toBe(false);
+    expect(handoff.stats.peersPending).toBe(0);
     handoff.close();
   });
 });

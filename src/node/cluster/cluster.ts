@@ -213,7 +213,7 @@ export class Cluster implements NodeRole {
         pushSlotsPerTurn: clusterLimits.walkSlotsPerTurn,
       });
       const hotKeyMarks = new HotKeyMarks(o.maxGlobalKeys);
-      const decision = new OwnerDecision({ store, puller: handoff, replication: replicator, hotKeyMarks }, { syncReplication: o.replication === 'sync' });
+      const decision = new OwnerDecision({ store, puller: handoff.pulls, replication: replicator, hotKeyMarks }, { syncReplication: o.replication === 'sync' });
       const hotKeys = new HotKeys(
         { store, view, transport, clock, decision, marks: hotKeyMarks },
         { selfId: o.nodeId, globalSyncMs: o.globalSyncMs, maxGlobalKeys: o.maxGlobalKeys, copyIdleMs: clusterLimits.hotCopyIdleMs, maxBatchSize: o.maxBatchSize },
@@ -242,7 +242,7 @@ export class Cluster implements NodeRole {
       const dispatch = new PeerDispatch({ ids, forwarder, forwardServer, replicator, handoff, hotKeys, policySync, fairShare });
       transport.onFrame((frame, reply, from) => dispatch.onFrame(frame, reply, from));
       transport.onPeerDown((address) => forwarder.peerDown(address));
-      view.onHandoffNews(() => handoff.handoffNews());
+      view.onHandoffNews(() => handoff.pulls.handoffNews());
       view.onChange(() => {
         replicator.resyncOwned();
         handoff.pushMoved();

@@ -49,9 +49,11 @@ export class PeerDispatch {
       case FrameType.Handoff:
         return c.handoff.receive(frame.id, frame.entries, fromNodeId, reply);
       case FrameType.Pull:
-        return c.handoff.answerPull(frame.id, frame.action, frame.key, fromNodeId, reply);
+        return c.handoff.pulls.answerPull(frame.id, frame.action, frame.key, fromNodeId, reply);
       case FrameType.PullReply:
-        return c.handoff.handlePullReply(frame.id, frame.entry);
+        return c.handoff.pulls.handlePullReply(frame.id, frame.entry);
+      case FrameType.HandoffDone:
+        return c.handoff.peerHandedOver(fromNodeId, frame.version);
       case FrameType.GlobalHits:
         return c.hotKeys.receiveHits(frame.items);
       case FrameType.GlobalState:

@@ -120,6 +120,8 @@ export class ClusterView {
   private version = '';
   /** Each member's last announced handoff (the ring version it has pushed everything for). */
   private handedBy = new Map<string, string>();
+  /** The same, as told directly (a HandoffDone frame): it arrives before gossip spreads the meta. One per member. */
+  private readonly handedDirect = new Map<string, string>();
   private readonly handoffListeners: (() => void)[] = [];
   readonly selfId: string;
 
@@ -223,7 +225,14 @@ export class ClusterView {
 
   /** Whether `nodeId` has announced that it pushed everything it held for the current ring: nothing more to pull from it. */
   hasHandedOver(nodeId: string): boolean {
-    return this.handedBy.get(nodeId) === this.version;
+    return this.handedBy.get(nodeId) === this.version || this.handedDirect.get(nodeId) === this.version;
+  }
+
+  /** `nodeId` told this node directly that it handed over for ring `version`; a member only (bounded by them). */
+  noteHandedOver(nodeId: string, version: string): void {
+    if (!this.addresses.has(nodeId) || this.handedDirect.get(nodeId) === version) return;
+    this.handedDirect.set(nodeId, version);
+    for (const listener of this.handoffListeners) listener();
   }
 
   /** The members that may hold state this node needs after the last change: every other member of the ring before it, or of this one. */
@@ -336,6 +345,7 @@ export class ClusterView {
       if (m.owns) owners.push({ nodeId: m.nodeId });
     }
     this.addresses = addresses;
+    for (const nodeId of this.handedDirect.keys()) if (!addresses.has(nodeId)) this.handedDirect.delete(nodeId);
     const handedNews = this.readHanded();
     if (owners.length === this.ring.size && owners.every((m) => this.ring.has(m.nodeId))) {
       if (handedNews) for (const listener of this.handoffListeners) listener();

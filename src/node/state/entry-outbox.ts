@@ -16,6 +16,8 @@ export interface EntryOutboxComponents {
 export class EntryOutbox {
   private readonly byAddress = new Map<string, WireEntry[]>();
   private readonly maxEntriesPerFrame: number;
+  /** Entries the last send() could not hand to the transport (their peer unreachable): dropped. */
+  lastUnsent = 0;
 
   constructor(
     private readonly components: EntryOutboxComponents,
@@ -44,6 +46,7 @@ export class EntryOutbox {
    */
   send(type: FrameType.Replicate | FrameType.Handoff, sentIds?: number[]): number {
     let entriesSent = 0;
+    this.lastUnsent = 0;
     const { transport, ids } = this.components;
     for (const [address, entries] of this.byAddress) {
       for (let start = 0; start < entries.length; start += this.maxEntriesPerFrame) {
@@ -52,6 +55,8 @@ export class EntryOutbox {
         if (transport.send(address, encodeFrame({ type, id, entries: chunk }))) {
           sentIds?.push(id);
           entriesSent += chunk.length;
+        } else {
+          this.lastUnsent += chunk.length;
         }
       }
     }

@@ -2,10 +2,10 @@ import type { Clock } from '../../common/clock.js';
 import { STATE_STRIDE } from '../../limiter/algorithms/index.js';
 import type { LimiterStore } from '../../limiter/store.js';
 import type { AlgorithmId } from '../../limiter/types.js';
-import { SenderVerdict, routingKey, type ClusterView } from '../routing/cluster-view.js';
+import { SenderVerdict, type ClusterView } from '../routing/cluster-view.js';
 import { EntryOutbox, walkStoreInTurns } from './entry-outbox.js';
+import { KeyPulls, type KeyPullsInit, type PullStats } from './pulls.js';
 import type { AckReceiver, FrameIds } from '../wire/frame-ids.js';
-import type { KeyPuller } from '../routing/owner-decision.js';
 import { fromWireEntry, toWireEntry } from '../wire/state-wire.js';
 import type { PeerTransport, Reply } from '../transport/peer-transport.js';
 import { encodeFrame } from '../wire/codec.js';
@@ -26,83 +26,51 @@ export interface HandoffComponents {
   announce?: (version: string) => void;
 }
 
-export interface HandoffInit {
-  selfId: string;
-  handoffWindowMs: number;
-  pullTimeoutMs: number;
-  /** Bound on keys being pulled and on keys remembered as settled since the ring changed. */
-  maxTrackedKeys: number;
+export interface HandoffInit extends KeyPullsInit {
   /** Entries per Handoff frame. */
   maxBatchSize: number;
   /** Slots examined per event-loop turn when pushing moved keys after a ring change. */
   pushSlotsPerTurn: number;
 }
 
-export interface HandoffStats {
-  pulls: number;
-  pullsAnswered: number;
-  pullTimeouts: number;
+export interface HandoffStats extends PullStats {
   pushedEntries: number;
   receivedEntries: number;
   /** Pushed entries dropped: their sender held no copy of the key by the ring, now or before the last change. */
   refusedEntries: number;
   /** Handoff frames of a drain that the new owner acked. */
   drainFramesAcked: number;
-}
-
-interface InFlightPull {
-  promise: Promise<void>;
-  resolve: () => void;
-  timer: NodeJS.Timeout;
-  action: string;
-  key: string;
-  /** Answers still expected (one per node asked). */
-  awaiting: number;
-  /** Addresses asked so far. */
-  asked: string[];
-  /** Some answer carried a state. */
-  found: boolean;
-  /** The previous owner's replicas were asked after every first answer came back empty. */
-  askedReplicas: boolean;
+  /** Times this node announced that it pushed everything it held for a ring (after every ack). */
+  announcements: number;
 }
 
 /**
  * Moving key state when ownership changes — the handoff protocol, both ends.
  *
- * Pull on first access: for handoffWindowMs after the ring changes, the first request
- * for a key this node now owns waits (≤ pullTimeoutMs) while the previous owner sends
- * that key's state. The previous owner, having answered, marks the key as handed away in
- * its ClusterView, which routes later requests for it to the new owner even before its
- * own ring has caught up. So no key is decided by two nodes from two states.
+ * Pull on first access (KeyPulls): after a ring change, the first request for a key this
+ * node now owns waits for its state from the members that may hold it and have not yet
+ * announced their push.
  *
  * Push after every ring change: keys this node owned before and no longer owns go to
  * their new owner, whether or not it ever asks. Push on drain: a node that stops
  * gracefully sends every key it holds to the key's new owner. Receivers merge
  * conservatively.
  */
-export class Handoff implements KeyPuller, AckReceiver {
-  readonly stats: HandoffStats = { pulls: 0, pullsAnswered: 0, pullTimeouts: 0, pushedEntries: 0, receivedEntries: 0, refusedEntries: 0, drainFramesAcked: 0 };
-  private readonly pulls = new Map<number, InFlightPull>();
-  private readonly holders: string[] = [];
-  private readonly pullsByKey = new Map<string, InFlightPull>();
-  /** Keys accessed since the last ring change: pulled (or found nothing to pull) already. */
-  private readonly settled = new Set<string>();
-  private settledSince = -Infinity;
+export class Handoff implements AckReceiver {
+  readonly stats: HandoffStats = { pulls: 0, pullsAnswered: 0, pullTimeouts: 0, pushedEntries: 0, receivedEntries: 0, refusedEntries: 0, drainFramesAcked: 0, announcements: 0, peersPending: 0 };
   private readonly cells = new Float64Array(STATE_STRIDE);
   private readonly outbox: EntryOutbox;
   private pushGeneration = 0;
   private nowMs = 0;
-  /** The ring change whose handoff window is known to have closed. */
-  private windowClosedFor = Number.NaN;
-  /** Some member that may hold state this node needs has not announced its push for the current ring. */
-  private peersPending = true;
   /** Frames of the last ring change's push not yet acked, and the announcement that follows the last ack. */
   private readonly movedFrames = new Set<number>();
   private announceWhenAcked: (() => void) | undefined;
   private movedTimer: NodeJS.Timeout | undefined;
+  /** The last ring change's walk has sent every frame (acks may be outstanding). */
+  private movedWalkDone = false;
   /** Drain frames not yet acked, and who waits for the last ack. */
   private readonly drainFrames = new Set<number>();
-  private drainAcked: (() => void) | undefined;
+  private drainAcked: ((allAcked: boolean) => void) | undefined;
   private closed = false;
 
   /** Queues (action, key)'s state for its owner, unless that is this node. */
@@ -127,144 +95,15 @@ export class Handoff implements KeyPuller, AckReceiver {
     if (address !== undefined) this.outbox.add(address, toWireEntry(action, key, algorithm, cells, base, this.nowMs));
   };
 
+  /** Pull on first access (see KeyPulls): the owner-side decision asks it. */
+  readonly pulls: KeyPulls;
+
   constructor(
     private readonly components: HandoffComponents,
     private readonly init: HandoffInit,
   ) {
     this.outbox = new EntryOutbox(components, init.maxBatchSize);
-  }
-
-  // ---- pull on first access -----------------------------------------------------------
-
-  /**
-   * Whether a first access may have to wait for a pull: only while some member that may hold
-   * state this node now needs has not announced its push for the current ring — and at most
-   * handoffWindowMs after the change (a backstop: a lost announcement only costs pulls). O(1).
-   */
-  mayPull(): boolean {
-    if (!this.peersPending) return false;
-    const changedAtMs = this.components.view.changedAtMs;
-    // Once the window after a ring change has closed, it stays closed until the next change: no clock read per request.
-    if (changedAtMs === this.windowClosedFor) return false;
-    if (this.components.clock.now() - changedAtMs <= this.init.handoffWindowMs) return true;
-    this.windowClosedFor = changedAtMs;
-    return false;
-  }
-
-  /** Recomputes whether some member may still hold state this node needs (a ring change, or a member's announcement). */
-  handoffNews(): void {
-    const { view } = this.components;
-    this.peersPending = view.handoffPeers().some((nodeId) => !view.hasHandedOver(nodeId));
-  }
-
-  pullIfNeeded(action: string, key: string): Promise<void> | undefined {
-    const { view, transport, ids } = this.components;
-    if (!this.mayPull()) return undefined;
-    if (this.settledSince !== view.changedAtMs) {
-      // A new ring: forget which keys were settled.
-      this.settled.clear();
-      this.settledSince = view.changedAtMs;
-    }
-    const id = routingKey(action, key);
-    const inFlight = this.pullsByKey.get(id);
-    if (inFlight !== undefined) return inFlight.promise;
-    // State that merely arrived here (replication racing the ring change) does not count:
-    // the previous owner must hear from us, so that it stops deciding the key.
-    if (this.settled.has(id) || this.settled.size >= this.init.maxTrackedKeys) return undefined;
-    this.settled.add(id);
-    // A key this node owned before the change too has nowhere else to be.
-    const previousOwner = view.previousOwnerOf(action, key);
-    if (previousOwner === this.init.selfId) return undefined;
-    // Who may hold this key's state: the owner before the change, and the node after us on
-    // the ring — it owned the key while we were absent (we are new, or restarted empty) and
-    // is our replica now. When the previous owner is gone, its replicas: rebalancing may give
-    // a dead owner's key to a node that was not its replica. (When it is alive but holds
-    // nothing, its replicas are asked next: handlePullReply.) Answers are merged conservatively.
-    const addresses: string[] = [];
-    const add = (nodeId: string | undefined): void => {
-      // A member that announced its push for this ring has nothing more for us.
-      if (nodeId === undefined || nodeId === this.init.selfId || view.hasHandedOver(nodeId)) return;
-      const address = view.addressOf(nodeId);
-      if (address !== undefined && !addresses.includes(address)) addresses.push(address);
-    };
-    add(previousOwner);
-    add(view.successorOf(action, key));
-    if (previousOwner !== undefined && view.addressOf(previousOwner) === undefined) {
-      const holders = view.previousHoldersInto(action, key, this.holders);
-      for (let i = 1; i < holders; i++) add(this.holders[i]);
-    }
-    if (addresses.length === 0 || this.pulls.size >= this.init.maxTrackedKeys) return undefined;
-    const frameId = ids.take();
-    const frame = encodeFrame({ type: FrameType.Pull, id: frameId, action, key });
-    let sent = 0;
-    for (const address of addresses) if (transport.send(address, frame)) sent++;
-    if (sent === 0) return undefined;
-    let resolve!: () => void;
-    const promise = new Promise<void>((r) => {
-      resolve = r;
-    });
-    const timer = setTimeout(() => {
-      this.stats.pullTimeouts++;
-      this.finishPull(frameId);
-    }, this.init.pullTimeoutMs);
-    timer.unref();
-    const pull: InFlightPull = { promise, resolve, timer, action, key, awaiting: sent, asked: addresses, found: false, askedReplicas: false };
-    this.stats.pulls += sent;
-    this.pulls.set(frameId, pull);
-    this.pullsByKey.set(id, pull);
-    return promise;
-  }
-
-  /** A previous owner's answer to our pull. */
-  handlePullReply(frameId: number, entry: WireEntry | null): void {
-    const pull = this.pulls.get(frameId);
-    if (pull === undefined) return;
-    if (entry !== null && entry.action === pull.action && entry.key === pull.key) {
-      pull.found = true;
-      this.merge(entry, this.components.clock.now());
-    }
-    if (--pull.awaiting > 0) return;
-    if (!pull.found && !pull.askedReplicas && this.askReplicas(frameId, pull)) return;
-    this.finishPull(frameId);
-  }
-
-  /**
-   * Nobody asked held the key: ask the previous owner's replicas (same frame id, same
-   * deadline). When two nodes die at once and are seen a moment apart, the owner in between
-   * may not have pulled the key yet while a replica from before holds it. Returns whether
-   * anyone was asked.
-   */
-  private askReplicas(frameId: number, pull: InFlightPull): boolean {
-    pull.askedReplicas = true;
-    const { view, transport } = this.components;
-    const holders = view.previousHoldersInto(pull.action, pull.key, this.holders);
-    const frame = encodeFrame({ type: FrameType.Pull, id: frameId, action: pull.action, key: pull.key });
-    let sent = 0;
-    for (let i = 0; i < holders; i++) {
-      const nodeId = this.holders[i];
-      if (nodeId === undefined || nodeId === this.init.selfId || view.hasHandedOver(nodeId)) continue;
-      const address = view.addressOf(nodeId);
-      if (address === undefined || pull.asked.includes(address)) continue;
-      pull.asked.push(address);
-      if (transport.send(address, frame)) sent++;
-    }
-    pull.awaiting = sent;
-    this.stats.pulls += sent;
-    return sent > 0;
-  }
-
-  /** Another node pulls a key from us: answer with its state, and route the key to that node from now on. */
-  answerPull(frameId: number, action: string, key: string, fromNodeId: string, reply: Reply): void {
-    const { view, store, clock } = this.components;
-    this.stats.pullsAnswered++;
-    const nowMs = clock.now();
-    // Hand the key over unless our view names a third node as its owner (a stray pull).
-    const ownerHere = view.ownerOf(action, key);
-    const stray = ownerHere !== this.init.selfId && ownerHere !== fromNodeId;
-    if (fromNodeId !== '' && !stray) view.markHandedAway(action, key, fromNodeId, nowMs + this.init.handoffWindowMs);
-    const algorithm = store.readEntry(action, key, this.cells);
-    const entry = algorithm === -1 ? null : toWireEntry(action, key, algorithm, this.cells, 0, nowMs);
-    reply(encodeFrame({ type: FrameType.PullReply, id: frameId, entry }));
+    this.pulls = new KeyPulls({ ...components, merge: (entry, nowMs) => this.merge(entry, nowMs) }, init, this.stats);
   }
 
   // ---- pushes -------------------------------------------------------------------------
@@ -277,9 +116,15 @@ export class Handoff implements KeyPuller, AckReceiver {
   pushMoved(): void {
     const generation = ++this.pushGeneration;
     const version = this.components.view.ringVersion;
-    this.handoffNews();
+    this.pulls.handoffNews();
     this.endMovedWait(false);
+    this.movedWalkDone = false;
+    // An unawaited frame (the ack table full) cannot be confirmed: then no announcement.
+    let unconfirmed = false;
     const sentIds: number[] = [];
+    this.announceWhenAcked = () => {
+      if (generation === this.pushGeneration && !this.closed && !unconfirmed) this.announceHandedOver(version);
+    };
     walkStoreInTurns(
       this.components.store,
       this.init.pushSlotsPerTurn,
@@ -287,17 +132,43 @@ export class Handoff implements KeyPuller, AckReceiver {
         this.nowMs = this.components.clock.now();
         this.components.store.forEachEntry(this.collectMoved, from, to);
         this.stats.pushedEntries += this.outbox.send(FrameType.Handoff, sentIds);
+        if (this.outbox.lastUnsent > 0) unconfirmed = true;
+        // Awaited as soon as sent: an ack may come back before the walk's next turn.
+        for (const id of sentIds) {
+          if (this.components.ids.awaitAck(id, this)) this.movedFrames.add(id);
+          else unconfirmed = true;
+        }
+        sentIds.length = 0;
       },
       () => generation !== this.pushGeneration || this.closed,
       () => {
-        for (const id of sentIds) if (this.components.ids.awaitAck(id, this)) this.movedFrames.add(id);
-        this.announceWhenAcked = () => {
-          if (generation === this.pushGeneration && !this.closed) this.components.announce?.(version);
-        };
+        this.movedWalkDone = true;
         if (this.movedFrames.size === 0) this.endMovedWait(true);
-        else this.movedTimer = setTimeout(() => this.endMovedWait(true), PUSH_ACK_TIMEOUT_MS).unref();
+        // Unacked frames may not have arrived: no announcement, so the new owners keep pulling from us (bounded by the window).
+        else this.movedTimer = setTimeout(() => this.endMovedWait(false), PUSH_ACK_TIMEOUT_MS).unref();
       },
     );
+  }
+
+  /**
+   * Tells every member that may pull from this node that it holds nothing more they need for
+   * ring `version`: directly (a HandoffDone frame, which arrives after the pushes it follows)
+   * and in gossip meta (which reaches members the frame missed).
+   */
+  private announceHandedOver(version: string): void {
+    const { view, transport } = this.components;
+    this.stats.announcements++;
+    const frame = encodeFrame({ type: FrameType.HandoffDone, id: 0, version });
+    for (const nodeId of view.handoffPeers()) {
+      const address = view.addressOf(nodeId);
+      if (address !== undefined) transport.send(address, frame);
+    }
+    this.components.announce?.(version);
+  }
+
+  /** A member says it pushed everything it held for ring `version` (its announceHandedOver). */
+  peerHandedOver(fromNodeId: string, version: string): void {
+    this.components.view.noteHandedOver(fromNodeId, version);
   }
 
   /** The push of a ring change is acked (or given up on: `announce` false for a newer change). */
@@ -316,16 +187,22 @@ export class Handoff implements KeyPuller, AckReceiver {
    * includes us). Settles when every frame was acked, or after `timeoutMs`.
    */
   pushAll(timeoutMs: number): Promise<void> {
+    const version = this.components.view.ringVersion;
     this.nowMs = this.components.clock.now();
     this.components.store.forEachEntry(this.collectForOwner);
     const sentIds: number[] = [];
     this.stats.pushedEntries += this.outbox.send(FrameType.Handoff, sentIds);
     for (const id of sentIds) if (this.components.ids.awaitAck(id, this)) this.drainFrames.add(id);
-    if (this.drainFrames.size === 0) return Promise.resolve();
+    if (this.drainFrames.size === 0) {
+      this.announceHandedOver(version);
+      return Promise.resolve();
+    }
     return new Promise<void>((resolve) => {
-      const timer = setTimeout(() => this.endDrainWait(), timeoutMs);
-      this.drainAcked = () => {
+      const timer = setTimeout(() => this.endDrainWait(false), timeoutMs);
+      this.drainAcked = (allAcked) => {
         clearTimeout(timer);
+        // Every frame acked: the members pull nothing more from us. (A timeout announces nothing.)
+        if (allAcked && !this.closed) this.announceHandedOver(version);
         resolve();
       };
     });
@@ -333,20 +210,20 @@ export class Handoff implements KeyPuller, AckReceiver {
 
   onAck(frameId: number): void {
     if (this.movedFrames.delete(frameId)) {
-      if (this.movedFrames.size === 0) this.endMovedWait(true);
+      if (this.movedFrames.size === 0 && this.movedWalkDone) this.endMovedWait(true);
       return;
     }
     if (!this.drainFrames.delete(frameId)) return;
     this.stats.drainFramesAcked++;
-    if (this.drainFrames.size === 0) this.endDrainWait();
+    if (this.drainFrames.size === 0) this.endDrainWait(true);
   }
 
-  private endDrainWait(): void {
+  private endDrainWait(allAcked: boolean): void {
     for (const id of this.drainFrames) this.components.ids.forget(id);
     this.drainFrames.clear();
     const done = this.drainAcked;
     this.drainAcked = undefined;
-    done?.();
+    done?.(allAcked);
   }
 
   /** A Handoff frame from `from`: state pushed to us for keys we now own, from a node that held them. */
@@ -368,16 +245,9 @@ export class Handoff implements KeyPuller, AckReceiver {
   close(): void {
     this.closed = true;
     this.endMovedWait(false);
-    for (const id of [...this.pulls.keys()]) this.finishPull(id);
-    this.endDrainWait();
+    this.pulls.close();
+    this.endDrainWait(false);
   }
 
-  private finishPull(frameId: number): void {
-    const pull = this.pulls.get(frameId);
-    if (pull === undefined) return;
-    clearTimeout(pull.timer);
-    this.pulls.delete(frameId);
-    this.pullsByKey.delete(routingKey(pull.action, pull.key));
-    pull.resolve();
-  }
+
 }

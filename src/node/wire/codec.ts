@@ -62,6 +62,8 @@ export function encodeFrame(frame: Frame): Buffer {
       return encodeMsgpack([...head, frame.action, frame.reports]);
     case FrameType.FairShares:
       return encodeMsgpack([...head, frame.action, frame.levelPerWeight, frame.shares]);
+    case FrameType.HandoffDone:
+      return encodeMsgpack([...head, frame.version]);
   }
 }
 
@@ -193,6 +195,8 @@ export function decodeFrame(bytes: Uint8Array): Frame | undefined {
     }
     case FrameType.PolicyPull:
       return value.length === 4 && isDigest(value[3]) ? { type, id, digest: value[3] } : undefined;
+    case FrameType.HandoffDone:
+      return value.length === 4 && isShortName(value[3]) ? { type, id, version: value[3] } : undefined;
     case FrameType.FairDemand: {
       const [, , , action, rows] = value as unknown[];
       if (value.length !== 5 || !isName(action)) return undefined;

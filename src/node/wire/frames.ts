@@ -24,6 +24,8 @@ export const enum FrameType {
   FairDemand = 12,
   /** Fair share: the coordinator's shares for one node's users of an action, and its share per unit of weight for others. */
   FairShares = 13,
+  /** Handoff: the sender has pushed every state it held that a member needs for ring `version` (acked): pull nothing more from it. */
+  HandoffDone = 14,
 }
 
 /** Error codes on the wire. Append-only. */
@@ -109,7 +111,8 @@ export type Frame =
   | { type: FrameType.PolicyPull; id: number; digest: string }
   | { type: FrameType.PolicyDoc; id: number; version: number; digest: string; text: string }
   | { type: FrameType.FairDemand; id: number; action: string; reports: DemandRow[] }
-  | { type: FrameType.FairShares; id: number; action: string; levelPerWeight: number; shares: [string, number][] };
+  | { type: FrameType.FairShares; id: number; action: string; levelPerWeight: number; shares: [string, number][] }
+  | { type: FrameType.HandoffDone; id: number; version: string };
 
 /** One user's demand on the wire: user, weight, rate and own limit (units per ms). */
 export type DemandRow = [string, number, number, number];
