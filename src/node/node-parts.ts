@@ -33,7 +33,7 @@ export class NodeParts {
   loadControl: LoadControl | undefined;
 
   constructor(
-    /** A lone node until a member's cluster is up. */
+    /** A lone node (for a member: joining, not ready) until a member's cluster is up. */
     public role: NodeRole,
   ) {}
 

@@ -57,8 +57,8 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
     this.limiter = new Limiter({ ...options.store, clock: options.clock, policies: options.policies });
     this.store = this.limiter.store;
     this.decision = new OwnerDecision({ store: this.store }, { syncReplication: false });
-    this.parts = new NodeParts(new LoneNode(options.nodeId, this.decision, this.store.policies, (policies) => this.applyPolicies(policies)));
-    // A member decides nothing until its cluster is up (its APIs are served from the start).
+    this.parts = new NodeParts(new LoneNode(options.nodeId, this.decision, this.store.policies, (policies) => this.applyPolicies(policies), options.cluster));
+    // A member decides nothing, and is not ready, until its cluster is up (its APIs are served from the start).
     this.path = new RequestPath({ store: this.store, latency: this.latency }, options.cluster ? startingRouter : this.parts.role.router);
   }
 

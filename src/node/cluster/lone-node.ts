@@ -4,7 +4,10 @@ import { localRouter, type Router } from '../routing/router.js';
 import { policyVersionOf, type PolicyVersion } from '../sync/policy-sync.js';
 import type { NodeRole } from './role.js';
 
-/** A node on its own: it owns every key, decides every request, and its policies are its own (version 0). */
+/**
+ * A node on its own: it owns every key, decides every request, and its policies are its own (version 0).
+ * A member's role too until its cluster is up (`joining`): then it is not ready, its cluster not started.
+ */
 export class LoneNode implements NodeRole {
   readonly router: Router;
   readonly gossipAddress = undefined;
@@ -16,6 +19,8 @@ export class LoneNode implements NodeRole {
     initialPolicies: Policies | undefined,
     /** Puts policies in force on this node. */
     private readonly apply: (policies: Policies | undefined) => void,
+    /** A member's stand-in while its cluster starts and joins: never ready (the cluster's role says when it is). */
+    private readonly joining = false,
   ) {
     this.router = localRouter(decision);
     this.held = policyVersionOf(initialPolicies, 0);
@@ -50,7 +55,7 @@ export class LoneNode implements NodeRole {
   }
 
   readiness(): { ready: boolean; reason: string } {
-    return { ready: true, reason: 'running alone' };
+    return this.joining ? { ready: false, reason: 'joining' } : { ready: true, reason: 'running alone' };
   }
 
   info(): { members: object[]; owners: string[]; ownershipShares: Record<string, number> } {
