@@ -1,15 +1,16 @@
 import { isEnvoyConfigFile, readEnvoyConfig } from '../node/ops/envoy-config-file.js';
 import { ENVOY_FLAGS, ENVOY_USAGE, envoyLoadOptionsOf, envoySettingsOf, watchEnvoyConfig } from './serve-envoy.js';
 import type { EnvoyLoadOptions } from '../envoy/descriptors.js';
+import type { Policies } from '../limiter/policies.js';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { RingLimitError } from '../common/errors.js';
-import { createNode } from '../node/node.js';
-import type { NodeOptionsInput } from '../node/options.js';
+import { createNode, type RingLimitNode } from '../node/node.js';
+import { resolveNodeOptions, type NodeOptionsInput } from '../node/options.js';
 import { callerLimitsDefaults, type CallerLimits } from '../node/api/caller-ledger.js';
 import { readNodeTls } from '../node/transport/credentials.js';
 import { readPolicyFile, watchPolicyFile } from '../node/ops/policy-file.js';
-import { createLogger, parseLogLevel, type LogLevel } from './logger.js';
+import { createLogger, parseLogLevel, type LogLevel, type Logger } from './logger.js';
 import { enableHarness, listenForFaultCommands } from '../chaos/harness-mode.js';
 
 export const SERVE_USAGE = `usage: ringlimit serve [options]
@@ -209,15 +210,62 @@ export function parseServeArgs(args: string[]): ServeArgs {
 }
 
 /**
+ * SIGTERM and SIGINT, handled from the very start of serve: the first asks for a graceful
+ * stop (`requested` resolves with it; while the node starts, the stop waits for the start to
+ * end), a second exits at once.
+ */
+function stopSignals(logger: Logger): { requested: Promise<string>; readonly received: string | undefined; started(): void; release(): void } {
+  let received: string | undefined;
+  let starting = true;
+  let request = (_signal: string): void => undefined;
+  const requested = new Promise<string>((resolve) => (request = resolve));
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (received !== undefined) {
+      logger.warn({ signal }, `second signal: exiting without finishing the ${starting ? 'start' : 'drain'}`);
+      process.exit(1);
+    }
+    received = signal;
+    if (starting) logger.info({ signal }, 'signal while starting: stopping as soon as the start ends (a second signal exits at once)');
+    else logger.info({ signal }, 'draining and leaving (a second signal exits at once)');
+    request(signal);
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  return {
+    requested,
+    get received() {
+      return received;
+    },
+    started: () => void (starting = false),
+    release: () => {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+    },
+  };
+}
+
+/**
  * Runs a node until SIGTERM or SIGINT, then stops it gracefully (handoff, snapshot, leave).
- * A second signal, or a stop that overruns drainTimeoutMs by far, exits at once.
+ * The signals are handled from the start: one while the node starts (a join can take
+ * joinTimeoutMs) stops it cleanly once the start ends. A second signal, or a stop that
+ * overruns drainTimeoutMs by far, exits at once.
  */
 export async function runServe(args: string[]): Promise<number> {
   const { options, readyJson, harness, policyFile, envoyPaths, envoyLoad, logLevel } = parseServeArgs(args);
+  // Validated, and the node's id chosen, before anything starts: every log line names the node.
+  options.nodeId = resolveNodeOptions(options).nodeId;
+  const logger = createLogger(logLevel, options.nodeId);
+  const signals = stopSignals(logger);
   const faults = harness ? enableHarness(options) : undefined;
-  const node = await createNode(options);
+  let node: RingLimitNode;
+  try {
+    node = await createNode(options);
+  } catch (error) {
+    signals.release();
+    throw error;
+  }
+  signals.started();
   if (faults !== undefined) listenForFaultCommands(faults, () => node.stats());
-  const logger = createLogger(logLevel, node.nodeId);
   node.on('membership', (event, member) => {
     const fields = { event, member: member.nodeId, address: member.address, state: member.meta['state'] };
     if (event === 'update') logger.debug(fields, `member ${member.nodeId} updated`);
@@ -230,57 +278,18 @@ export async function runServe(args: string[]): Promise<number> {
   const loaded = node.stats().snapshot;
   if (loaded.setAsideTo !== '') logger.warn({ setAsideTo: loaded.setAsideTo }, 'the snapshot failed its checks and was set aside; starting without it');
   else if (options.dataDir !== undefined) logger.info({ keys: loaded.loadedKeys, dataDir: options.dataDir }, 'snapshot loaded');
-  const policyWatch =
-    policyFile === undefined
-      ? undefined
-      : watchPolicyFile(
-          policyFile,
-          POLICY_FILE_CHECK_MS,
-          (policies) => {
-            node.setPolicies(policies);
-            logger.info({ file: policyFile }, 'policy file reloaded');
-          },
-          (error) => logger.warn({ file: policyFile, err: error.message }, 'policy file not reloaded; the policies in force stay'),
-        );
-  const envoyWatch =
-    envoyPaths.length === 0
-      ? undefined
-      : watchEnvoyConfig(
-          envoyPaths,
-          envoyLoad,
-          POLICY_FILE_CHECK_MS,
-          (config) => {
-            node.envoyConfig = config;
-            logger.info({ paths: envoyPaths, domains: config.domainNames, loads: node.envoyStats.configLoadSuccess }, 'Envoy rate limit configuration reloaded');
-          },
-          (error) => {
-            node.envoyStats.configLoadError++;
-            logger.warn({ paths: envoyPaths, err: error.message, errors: node.envoyStats.configLoadError }, 'Envoy rate limit configuration not reloaded; the one in force stays');
-          },
-        );
-  logger.info({ grpc: node.grpcAddress, gossip: node.gossipAddress, http: node.httpAddress, members: node.members().map((m) => m.nodeId), owners: node.owners(), policies: policyFile }, 'serving');
-  if (readyJson) process.stdout.write(`${JSON.stringify({ nodeId: node.nodeId, grpc: node.grpcAddress, gossip: node.gossipAddress, ...(node.httpAddress === undefined ? {} : { http: node.httpAddress }) })}\n`);
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      logger.info({ signal }, 'draining and leaving (a second signal exits at once)');
-      resolve();
-      const force = (again: string) => {
-        logger.warn({ signal: again }, 'second signal: exiting without finishing the drain');
-        process.exit(1);
-      };
-      process.once('SIGTERM', () => force('SIGTERM'));
-      process.once('SIGINT', () => force('SIGINT'));
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
+  const watches = signals.received === undefined ? watchFiles(node, logger, policyFile, envoyPaths, envoyLoad) : [];
+  if (signals.received === undefined) {
+    logger.info({ grpc: node.grpcAddress, gossip: node.gossipAddress, http: node.httpAddress, members: node.members().map((m) => m.nodeId), owners: node.owners(), policies: policyFile }, 'serving');
+    if (readyJson) process.stdout.write(`${JSON.stringify({ nodeId: node.nodeId, grpc: node.grpcAddress, gossip: node.gossipAddress, ...(node.httpAddress === undefined ? {} : { http: node.httpAddress }) })}\n`);
+  }
+  await signals.requested;
   const watchdog = setTimeout(() => {
     logger.error({ drainTimeoutMs: node.options.drainTimeoutMs, graceMs: STOP_GRACE_MS }, 'stop overran drainTimeoutMs: exiting');
     process.exit(1);
   }, node.options.drainTimeoutMs + STOP_GRACE_MS);
   watchdog.unref();
-  policyWatch?.close();
-  envoyWatch?.close();
+  for (const watch of watches) watch.close();
   try {
     await node.stop({ graceful: true });
   } catch (error) {
@@ -289,6 +298,36 @@ export async function runServe(args: string[]): Promise<number> {
   }
   logger.info({}, 'stopped');
   return 0;
+}
+
+/** The --policies file and the Envoy configuration, re-read when they change. */
+function watchFiles(node: RingLimitNode, logger: Logger, policyFile: string | undefined, envoyPaths: string[], envoyLoad: EnvoyLoadOptions): { close(): void }[] {
+  const watches: { close(): void }[] = [];
+  if (policyFile !== undefined) {
+    const reloaded = (policies: Policies): void => {
+      node.setPolicies(policies);
+      logger.info({ file: policyFile }, 'policy file reloaded');
+    };
+    watches.push(watchPolicyFile(policyFile, POLICY_FILE_CHECK_MS, reloaded, (error) => logger.warn({ file: policyFile, err: error.message }, 'policy file not reloaded; the policies in force stay')));
+  }
+  if (envoyPaths.length > 0) {
+    watches.push(
+      watchEnvoyConfig(
+        envoyPaths,
+        envoyLoad,
+        POLICY_FILE_CHECK_MS,
+        (config) => {
+          node.envoyConfig = config;
+          logger.info({ paths: envoyPaths, domains: config.domainNames, loads: node.envoyStats.configLoadSuccess }, 'Envoy rate limit configuration reloaded');
+        },
+        (error) => {
+          node.envoyStats.configLoadError++;
+          logger.warn({ paths: envoyPaths, err: error.message, errors: node.envoyStats.configLoadError }, 'Envoy rate limit configuration not reloaded; the one in force stays');
+        },
+      ),
+    );
+  }
+  return watches;
 }
 
 /** How often --policies FILE is checked for a change. */
