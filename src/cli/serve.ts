@@ -22,7 +22,8 @@ export const SERVE_USAGE = `usage: ringlimit serve [options]
   --http-port PORT        serve the HTTP API too, with the same tokens and TLS as the gRPC port:
                           POST /v1/allow, POST /v1/allow-batch, GET /v1/cluster, GET /metrics
                           (Prometheus), POST /v1/admin/inspect|reset|set (admin token), and
-                          GET /healthz, GET /readyz (no token: for probes)
+                          GET /healthz, GET /readyz (no token, and with TLS no client certificate:
+                          for probes)
   --join HOST:PORT[,...]  gossip address of one or more members to join (DNS names: every address);
                           when none answers, the node runs as a one-node cluster and keeps trying
                           them with backoff, logging each failure

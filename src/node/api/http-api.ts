@@ -1,6 +1,7 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import { RingLimitError, type ErrorCode } from '../../common/errors.js';
 import type { RateLimitRequest, Reservation } from '../../limiter/types.js';
 import { MAX_BATCH_ITEMS, itemError, type PublicApiBackend } from './backend.js';
@@ -20,7 +21,7 @@ export interface HttpApiInit {
   port: number;
   /** A request body larger than this is refused with 413 before it is read further. */
   maxBodyBytes: number;
-  /** With TLS, HTTPS with client certificates required (as the gRPC port). */
+  /** With TLS, HTTPS with client certificates required (as the gRPC port), except on the probes /healthz and /readyz. */
   tls: NodeTls | undefined;
   /** Bearer tokens for /v1/*; the health probes need none. */
   tokens: ApiTokens;
@@ -147,7 +148,9 @@ async function decideOne(backend: PublicApiBackend, value: unknown, path: string
  *   GET  /healthz          200 while the process serves
  *   GET  /readyz           200 once joined, active and owning keys; 503 before, and while draining
  *
- * A bad request gets 400 with { code, field, message } and changes nothing.
+ * A bad request gets 400 with { code, field, message } and changes nothing. With TLS the port
+ * asks every client for a certificate; one the CA did not sign, or none, gets only the probes
+ * (the kubelet and a container's health check present none): anything else is 403, no body.
  */
 export async function startHttpApi(backend: HttpApiBackend, init: HttpApiInit): Promise<HttpApi> {
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
@@ -156,7 +159,8 @@ export async function startHttpApi(backend: HttpApiBackend, init: HttpApiInit): 
       else res.destroy();
     });
   };
-  const server: Server = init.tls === undefined ? createHttpServer(handle) : createHttpsServer({ cert: init.tls.cert, key: init.tls.key, ca: init.tls.ca, requestCert: true, rejectUnauthorized: true }, handle);
+  // With TLS, a client without a certificate the CA signed completes the handshake, for the probes only (see handleRequest).
+  const server: Server = init.tls === undefined ? createHttpServer(handle) : createHttpsServer({ cert: init.tls.cert, key: init.tls.key, ca: init.tls.ca, requestCert: true, rejectUnauthorized: false }, handle);
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
   server.maxHeadersCount = 100;
@@ -181,7 +185,14 @@ export async function startHttpApi(backend: HttpApiBackend, init: HttpApiInit): 
 async function handleRequest(backend: HttpApiBackend, init: HttpApiInit, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const path = (req.url ?? '/').split('?')[0];
   const method = req.method ?? 'GET';
-  if (path === '/healthz' || path === '/readyz') {
+  const probe = path === '/healthz' || path === '/readyz';
+  if (init.tls !== undefined && !probe && !(req.socket instanceof TLSSocket && req.socket.authorized)) {
+    // No client certificate the CA signed: refused, saying nothing (not even whether the path exists).
+    res.writeHead(403, { 'content-length': 0, connection: 'close' });
+    res.end();
+    return;
+  }
+  if (probe) {
     if (method !== 'GET') throw new HttpError(405, 'INVALID_ARGUMENT', 'method', `${path} takes GET`);
     if (path === '/healthz') return send(res, 200, { status: 'alive', nodeId: backend.nodeId });
     const readiness = backend.ready();
