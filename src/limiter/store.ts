@@ -416,6 +416,11 @@ export class LimiterStore {
     for (let i = 0; i < STATE_STRIDE; i++) this.cells[into + i] = cells[base + i]!;
   }
 
+  /** The slot holding (action, key), or -1: the order forEachEntry visits it in (a walk in turns knows whether it passed it). */
+  slotOf(action: string, key: string): number {
+    return this.tables.get(action)?.get(key) ?? -1;
+  }
+
   /** Whether (action, key) is held. */
   has(action: string, key: string): boolean {
     return this.tables.get(action)?.has(key) === true;

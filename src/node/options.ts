@@ -76,8 +76,17 @@ export interface NodeOptions {
   maxPendingForwards: number;
   /** When no candidate owner answers: decide here, allow, or deny. */
   onUnavailable: UnavailablePolicy;
-  /** After a ownership change, how long the new owner asks the previous one for a key's state on first access. */
+  /**
+   * After an ownership change, the longest the new owner asks the members that held its keys
+   * for a key's state on first access. A backstop: it stops asking a member as soon as that
+   * member announces it pushed everything (HandoffDone), which is usually within a second.
+   */
   handoffWindowMs: number;
+  /**
+   * Before a member turns active (owns keys), how long it runs its decision, codec and API
+   * paths on scratch objects so that it serves at speed from its first second (0: not at all).
+   */
+  warmUpMs: number;
   /** How long a first access waits for the previous owner's state before deciding without it. */
   pullTimeoutMs: number;
   /** Graceful stop: bound on handing state over before leaving. */
@@ -138,6 +147,7 @@ export const nodeDefaults: NodeOptions = {
   maxPendingForwards: 100_000,
   onUnavailable: 'local',
   handoffWindowMs: 30_000,
+  warmUpMs: 300,
   pullTimeoutMs: 500,
   drainTimeoutMs: 5_000,
   dataDir: undefined,
@@ -200,6 +210,7 @@ export function resolveNodeOptions(input: NodeOptionsInput = {}): NodeOptions {
   range(o, 'maxPendingForwards', 1, 10_000_000);
   if (!['local', 'allow', 'deny'].includes(o.onUnavailable)) throw invalidArgument('onUnavailable', "must be 'local', 'allow' or 'deny'");
   range(o, 'handoffWindowMs', 0, 600_000, false);
+  range(o, 'warmUpMs', 0, 10_000, false);
   range(o, 'pullTimeoutMs', 1, 60_000, false);
   range(o, 'drainTimeoutMs', 0, 600_000, false);
   if (o.joinTimeoutMs !== undefined) range(o, 'joinTimeoutMs', 1, 3_600_000);

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../src/common/clock.js';
 import { LimiterStore } from '../../src/limiter/store.js';
-import { ClusterView, META_HANDED, routingKey, type ViewMember } from '../../src/node/routing/cluster-view.js';
+import { ClusterView, routingKey, type ViewMember } from '../../src/node/routing/cluster-view.js';
 import { createNode, type RingLimitNode } from '../../src/node/node.js';
 import { Handoff } from '../../src/node/state/handoff.js';
 import { FrameIds } from '../../src/node/wire/frame-ids.js';
@@ -9,22 +9,11 @@ import { decodeFrame } from '../../src/node/wire/codec.js';
 import { FrameType } from '../../src/node/wire/frames.js';
 import type { PeerTransport } from '../../src/node/transport/peer-transport.js';
 import { Ring } from '../../src/ring/index.js';
-import { startCluster, stopAll, waitFor } from './helpers.js';
+import { allAnnounced, startCluster, stopAll, waitFor } from './helpers.js';
 
 const WINDOW_MS = 86_400_000;
 const total = (nodes: RingLimitNode[], read: (n: RingLimitNode) => number): number => nodes.reduce((a, n) => a + read(n), 0);
 const pulls = (nodes: RingLimitNode[]): number => total(nodes, (n) => n.stats().handoff.pulls);
-
-/** Whether every node sees every member announce its handoff for one and the same ring. */
-function allAnnounced(nodes: RingLimitNode[]): boolean {
-  const versions = new Set<string>();
-  for (const node of nodes) {
-    const members = node.members();
-    if (members.length !== nodes.length) return false;
-    for (const m of members) versions.add(m.meta[META_HANDED] ?? '');
-  }
-  return versions.size === 1 && !versions.has('');
-}
 
 describe('handoff: a node pulls only from members that may still hold what it needs', () => {
   let nodes: RingLimitNode[] = [];
@@ -83,7 +72,7 @@ describe('handoff announcements, on one node', () => {
     const transport = silentTransport();
     const handoff = new Handoff(
       { store: new LimiterStore(clock, {}), view, transport, clock, ids: new FrameIds(1_000) },
-      { selfId: 'n2', handoffWindowMs: 30_000, pullTimeoutMs: 500, maxTrackedKeys: 1_000, maxBatchSize: 100, pushSlotsPerTurn: 1_000 },
+      { selfId: 'n2', handoffWindowMs: 30_000, pullTimeoutMs: 500, maxTrackedKeys: 1_000, maxBatchSize: 100 },
     );
     view.onHandoffNews(() => handoff.pulls.handoffNews()); // as the cluster wires it
     view.onChange(() => handoff.pulls.handoffNews());
@@ -142,7 +131,7 @@ describe('handoff announcements, on the pushing node', () => {
     const announced: string[] = [];
     const handoff = new Handoff(
       { store, view, transport, clock, ids, announce: (version) => announced.push(version) },
-      { selfId: 'n0', handoffWindowMs: 30_000, pullTimeoutMs: 500, maxTrackedKeys: 1_000, maxBatchSize: 50, pushSlotsPerTurn: 100 },
+      { selfId: 'n0', handoffWindowMs: 30_000, pullTimeoutMs: 500, maxTrackedKeys: 1_000, maxBatchSize: 50 },
     );
     view.onChange(() => handoff.pushMoved());
     members[2]!.owns = true;
@@ -167,7 +156,7 @@ describe('handoff announcements, on the pushing node', () => {
       const announced: string[] = [];
       const handoff = new Handoff(
         { store, view, transport: silentTransport(), clock, ids: new FrameIds(1_000), announce: (version) => announced.push(version) },
-        { selfId: 'n0', handoffWindowMs: 30_000, pullTimeoutMs: 500, maxTrackedKeys: 1_000, maxBatchSize: 50, pushSlotsPerTurn: 10_000 },
+        { selfId: 'n0', handoffWindowMs: 30_000, pullTimeoutMs: 500, maxTrackedKeys: 1_000, maxBatchSize: 50 },
       );
       view.onChange(() => handoff.pushMoved());
       members[2]!.owns = true;
@@ -187,7 +176,7 @@ describe('handoff announcements, on the pushing node', () => {
     const view = new ClusterView({ members: { current: () => members }, clock }, { selfId: 'n2', replicas: 1, maxHandedAwayKeys: 100 });
     const handoff = new Handoff(
       { store: new LimiterStore(clock, {}), view, transport: silentTransport(), clock, ids: new FrameIds(1_000) },
-      { selfId: 'n2', handoffWindowMs: 30_000, pullTimeoutMs: 500, maxTrackedKeys: 1_000, maxBatchSize: 100, pushSlotsPerTurn: 1_000 },
+      { selfId: 'n2', handoffWindowMs: 30_000, pullTimeoutMs: 500, maxTrackedKeys: 1_000, maxBatchSize: 100 },
     );
     view.onHandoffNews(() => handoff.pulls.handoffNews());
     view.onChange(() => handoff.pulls.handoffNews());
@@ -204,5 +193,83 @@ describe('handoff announcements, on the pushing node', () => {
     expect(handoff.pulls.mayPull()).toBe(false);
     expect(handoff.stats.peersPending).toBe(0);
     handoff.close();
+  });
+});
+
+describe('a previous owner keeps deciding the keys it has not pushed yet', () => {
+  it('routes a moved key here until the paced push has sent it, then to its new owner; state always travels before the forwards', async () => {
+    const clock = new ManualClock(1_000_000);
+    const members: ViewMember[] = ['n0', 'n1', 'n2'].map((nodeId) => ({ nodeId, address: `${nodeId}:1`, owns: nodeId !== 'n2' }));
+    const view = new ClusterView({ members: { current: () => members }, clock }, { selfId: 'n0', replicas: 1, maxHandedAwayKeys: 100 });
+    const store = new LimiterStore(clock, {});
+    const keys = Array.from({ length: 6_000 }, (_, i) => `k${i}`);
+    for (const key of keys) store.allow({ key, action: 'a', limit: 5, windowMs: WINDOW_MS });
+    const ids = new FrameIds(10_000);
+    const heldFrames: number[] = [];
+    const pushed = new Set<string>();
+    const transport = {
+      send: (_address: string, bytes: Uint8Array) => {
+        const frame = decodeFrame(bytes);
+        if (frame?.type === FrameType.Handoff) {
+          heldFrames.push(frame.id); // acked only when the test says so
+          for (const e of frame.entries) pushed.add(e.key);
+        }
+        return true;
+      },
+      onFrame: () => undefined,
+      onPeerDown: () => undefined,
+      disconnect: () => undefined,
+      close: () => Promise.resolve(),
+    };
+    const handoff = new Handoff({ store, view, transport, clock, ids }, { selfId: 'n0', handoffWindowMs: 30_000, pullTimeoutMs: 500, maxTrackedKeys: 10_000, maxBatchSize: 10_000 });
+    const ownedBefore = keys.filter((k) => view.decidesHere('a', k));
+    view.onChange(() => handoff.pushMoved());
+    members[2]!.owns = true;
+    view.refresh();
+    const movedAtAll = ownedBefore.filter((k) => new Ring(['n0', 'n1', 'n2'].map((nodeId) => ({ nodeId }))).owner(routingKey('a', k)) === 'n2');
+    expect(movedAtAll.length).toBeGreaterThan(200);
+    // The first chunk went out and waits for its ack: its keys go to n2; the rest are still decided here.
+    expect(heldFrames.length).toBe(1);
+    const sentFirst = movedAtAll.filter((k) => pushed.has(k));
+    const notYet = movedAtAll.filter((k) => !pushed.has(k));
+    expect(sentFirst.length).toBeGreaterThan(0);
+    expect(notYet.length).toBeGreaterThan(0);
+    for (const k of sentFirst) expect(view.decidesHere('a', k)).toBe(false);
+    for (const k of notYet) expect(view.decidesHere('a', k)).toBe(true);
+    // Acks come back chunk by chunk: the walk goes on, and each moved key leaves once sent.
+    for (let i = 0; i < 200 && pushed.size < movedAtAll.length; i++) {
+      for (const id of heldFrames.splice(0)) ids.deliverAck(id);
+      await new Promise((r) => setImmediate(r));
+    }
+    for (const id of heldFrames.splice(0)) ids.deliverAck(id);
+    await waitFor(() => movedAtAll.every((k) => !view.decidesHere('a', k)), 2_000, 'every moved key to be routed to n2');
+    expect(movedAtAll.every((k) => pushed.has(k))).toBe(true);
+    handoff.close();
+  });
+
+  it('a ring-aware client is told the old owners until every member announced its push for the new ring', () => {
+    const clock = new ManualClock(1_000_000);
+    const members: ViewMember[] = ['n0', 'n1', 'n2'].map((nodeId) => ({ nodeId, address: `${nodeId}:1`, owns: nodeId !== 'n2' }));
+    const view = new ClusterView({ members: { current: () => members }, clock }, { selfId: 'n0', replicas: 1, maxHandedAwayKeys: 100 });
+    const ids = (list: { nodeId: string }[]): string[] => list.map((m) => m.nodeId).sort();
+    expect(ids(view.clientOwners())).toEqual(['n0', 'n1']);
+    members[2]!.owns = true;
+    view.refresh();
+    expect(view.ownerIds()).toEqual(['n0', 'n1', 'n2']);
+    expect(ids(view.clientOwners())).toEqual(['n0', 'n1']);
+    members[0]!.handed = view.ringVersion;
+    members[1]!.handed = view.ringVersion;
+    view.refresh();
+    expect(ids(view.clientOwners())).toEqual(['n0', 'n1']);
+    view.noteHandedOver('n2', view.ringVersion);
+    expect(ids(view.clientOwners())).toEqual(['n0', 'n1', 'n2']);
+    // n2 drains: clients keep sending its keys to it (it forwards what it pushed) until the handoff is over…
+    members[2]!.owns = false;
+    view.refresh();
+    expect(ids(view.clientOwners())).toEqual(['n0', 'n1', 'n2']);
+    // …but a member of the old ring that is gone: the new ring at once (the old one would send callers to it).
+    members.splice(1, 1);
+    view.refresh();
+    expect(ids(view.clientOwners())).toEqual(['n0']);
   });
 });

@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { PEER_METHOD } from '../../src/node/transport/grpc-peer-transport.js';
 import { createNode, type RingLimitNode } from '../../src/node/node.js';
 import type { NodeOptionsInput } from '../../src/node/options.js';
+import { META_HANDED } from '../../src/node/routing/cluster-view.js';
 
 let clusters = 0;
 
@@ -21,11 +22,24 @@ export async function startCluster(n: number, options: NodeOptionsInput = {}, pe
       nodes.push(await createNode({ nodeId: `n${i}`, join: [first.gossipAddress!], ...base, ...perNode(i) }));
     }
     await waitFor(() => nodes.every((node) => node.owners().length === n), 10_000, 'cluster to converge');
+    // …and every member announced its (empty) push for that ring: clients are told the new owners from then on.
+    await waitFor(() => allAnnounced(nodes), 10_000, 'every member to announce its handoff');
     return nodes;
   } catch (error) {
     await stopAll(nodes);
     throw error;
   }
+}
+
+/** Whether every node sees every member announce its handoff for one and the same ring. */
+export function allAnnounced(nodes: RingLimitNode[]): boolean {
+  const versions = new Set<string>();
+  for (const node of nodes) {
+    const members = node.members();
+    if (members.length !== nodes.length) return false;
+    for (const m of members) versions.add(m.meta[META_HANDED] ?? '');
+  }
+  return versions.size === 1 && !versions.has('');
 }
 
 export async function stopAll(nodes: RingLimitNode[], graceful = false): Promise<void> {

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { routingKey } from '../../src/node/routing/cluster-view.js';
 import { createNode, type RingLimitNode } from '../../src/node/node.js';
 import { Ring } from '../../src/ring/index.js';
-import { startCluster, stopAll, waitFor } from './helpers.js';
+import { allAnnounced, startCluster, stopAll, waitFor } from './helpers.js';
 
 const KEYS = 3_000;
 const WINDOW_MS = 86_400_000;
@@ -42,6 +42,8 @@ describe('proportionate handoff: a member joining a cluster of N moves about 1/N
 
     nodes.push(await createNode({ nodeId: 'n5', gossipPreset: 'test', port: 0, gossipPort: 0, replicationDelayMs: 5, join: [nodes[0]!.gossipAddress!], clusterName: nodes[0]!.options.clusterName }));
     await waitFor(() => nodes.every((n) => n.owners().length === 6), 10_000, 'n5 to own keys everywhere');
+    // Every push acked and announced (it is paced by its acks), then the resync quiet too.
+    await waitFor(() => allAnnounced(nodes), 20_000, 'every member to announce its push');
     await quiet(() => total(nodes, (n) => n.stats().replication.resyncEntriesSent + n.stats().handoff.pushedEntries), 500, 20_000);
 
     // What the rings say must move: keys whose owner changed (handed off to it), and, for keys

@@ -25,6 +25,7 @@ export interface ClusterInit {
   maxPendingForwards: number;
   onUnavailable: UnavailablePolicy;
   handoffWindowMs: number;
+  warmUpMs: number;
   pullTimeoutMs: number;
   globalSyncMs: number;
   maxGlobalKeys: number;

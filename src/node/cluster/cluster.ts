@@ -26,6 +26,8 @@ import { ClusterRouter } from '../routing/router.js';
 import type { LatencyHistogram } from '../../common/latency.js';
 import { startPeers } from './peers.js';
 import { joinSeeds } from './join.js';
+import { warmUp } from './warm-up.js';
+import { Greetings } from './greetings.js';
 
 /** Internal bounds of the cluster machinery (the user-facing tunables are in ClusterInit). */
 const clusterLimits = {
@@ -41,6 +43,8 @@ const clusterLimits = {
   drainLingerMs: 500,
   /** Users a node reports per action and interval to a shared capacity's coordinator (one frame). */
   maxFairShareReportUsers: 10_000,
+  /** The longest a joining node waits for every member to answer its greeting (its streams open) before it turns active. */
+  greetTimeoutMs: 2_000,
 } as const;
 
 export interface ClusterComponents {
@@ -74,6 +78,7 @@ interface ClusterParts {
   dispatch: PeerDispatch;
   policySync: PolicySync;
   fairShare: FairShareSync;
+  greetings: Greetings;
 }
 
 /**
@@ -123,7 +128,7 @@ export class Cluster implements NodeRole {
   }
 
   ownerAddresses(): { nodeId: string; address: string }[] {
-    return this.parts.view.ownerAddresses();
+    return this.parts.view.clientOwners();
   }
 
   get gossipAddress(): string {
@@ -210,7 +215,6 @@ export class Cluster implements NodeRole {
         pullTimeoutMs: o.pullTimeoutMs,
         maxTrackedKeys: clusterLimits.maxTrackedKeys,
         maxBatchSize: o.maxBatchSize,
-        pushSlotsPerTurn: clusterLimits.walkSlotsPerTurn,
       });
       const hotKeyMarks = new HotKeyMarks(o.maxGlobalKeys);
       const decision = new OwnerDecision({ store, puller: handoff.pulls, replication: replicator, hotKeyMarks }, { syncReplication: o.replication === 'sync' });
@@ -239,7 +243,8 @@ export class Cluster implements NodeRole {
       };
       if (components.policies?.hasShared === true) fairShare.wake();
       const policySync = new PolicySync({ membership, transport, apply: applyPolicies, warn: components.warn, now: () => Date.now() }, initialPolicies);
-      const dispatch = new PeerDispatch({ ids, forwarder, forwardServer, replicator, handoff, hotKeys, policySync, fairShare });
+      const greetings = new Greetings({ view, transport, now: () => clock.now() });
+      const dispatch = new PeerDispatch({ ids, forwarder, forwardServer, replicator, handoff, hotKeys, policySync, fairShare, greetings });
       transport.onFrame((frame, reply, from) => dispatch.onFrame(frame, reply, from));
       transport.onPeerDown((address) => forwarder.peerDown(address));
       view.onHandoffNews(() => handoff.pulls.handoffNews());
@@ -259,7 +264,7 @@ export class Cluster implements NodeRole {
           components.onMembership(event, member);
         });
       }
-      cluster = new Cluster({ membership, swim, transport, peerStats, view, decision, forwarder, forwardServer, replicator, handoff, hotKeys, dispatch, policySync, fairShare }, init, components);
+      cluster = new Cluster({ membership, swim, transport, peerStats, view, decision, forwarder, forwardServer, replicator, handoff, hotKeys, dispatch, policySync, fairShare, greetings }, init, components);
       await cluster.join();
       return cluster;
     } catch (error) {
@@ -281,8 +286,13 @@ export class Cluster implements NodeRole {
   private async join(): Promise<void> {
     const { membership, swim, view } = this.parts;
     await membership.start();
+    // Owning keys takes a share of the cluster's traffic at once: be fast before that (while joining: it yields every few ms).
+    const warm = warmUp(this.init.warmUpMs);
     if (swim !== undefined && this.init.join.length > 0) await joinSeeds(swim, this.init, { warn: this.components.warn, closed: () => this.closed });
-    // Only now, with a complete view (so "previous owner" means the owner before us), take keys.
+    // Only now, with a complete view (so "previous owner" means the owner before us), take keys —
+    // warm, and with the streams to and from every member open.
+    view.refresh();
+    await Promise.all([warm, this.parts.greetings.greetAll(clusterLimits.greetTimeoutMs)]);
     view.refresh();
     membership.updateMeta({ ...membership.self.meta, [META_STATE]: 'active' });
     view.refresh();

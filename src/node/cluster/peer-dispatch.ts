@@ -2,6 +2,7 @@ import type { FrameIds } from '../wire/frame-ids.js';
 import type { ForwardServer } from '../routing/forward-server.js';
 import type { Forwarder } from '../routing/forwarder.js';
 import type { Handoff } from '../state/handoff.js';
+import type { Greetings } from './greetings.js';
 import type { HotKeys } from '../sync/hot-keys.js';
 import type { Replicator } from '../state/replicator.js';
 import type { PolicySync } from '../sync/policy-sync.js';
@@ -19,6 +20,7 @@ export interface PeerDispatchComponents {
   hotKeys: HotKeys;
   policySync: PolicySync;
   fairShare: FairShareSync;
+  greetings: Greetings;
 }
 
 /**
@@ -54,6 +56,8 @@ export class PeerDispatch {
         return c.handoff.pulls.handlePullReply(frame.id, frame.entry);
       case FrameType.HandoffDone:
         return c.handoff.peerHandedOver(fromNodeId, frame.version);
+      case FrameType.Greet:
+        return c.greetings.receive(fromNodeId, frame.answer);
       case FrameType.GlobalHits:
         return c.hotKeys.receiveHits(frame.items);
       case FrameType.GlobalState:

@@ -1,19 +1,10 @@
 import type { Clock } from '../../common/clock.js';
-import type { Membership } from '../../gossip/index.js';
 import { Ring } from '../../ring/index.js';
 import { fnv1a32 } from '../../common/fnv.js';
+import { HandoffAnnouncements } from './handoff-announcements.js';
+import type { MemberSource } from './view-members.js';
 
-/** Metadata every node publishes through gossip. */
-export const META_GRPC = 'grpc';
-export const META_STATE = 'state';
-export const META_PROTOCOL = 'pv';
-/** The node's HTTP address, when it serves HTTP (ringlimit status reads every member's metrics there). */
-export const META_HTTP = 'http';
-/** The ring (its version) for which the node has pushed every key state it held to the key's new owner: pull nothing more from it. */
-export const META_HANDED = 'ho';
-
-/** joining: not routed to until its view is complete; draining: handing its keys over. */
-export type NodeState = 'joining' | 'active' | 'draining';
+export { META_GRPC, META_HANDED, META_HTTP, META_PROTOCOL, META_STATE, gossipMembers, type MemberSource, type NodeState, type ViewMember } from './view-members.js';
 
 /** A ring as it was at some moment (ClusterView.currentRing): only ClusterView asks it who owns a key. */
 export type RingSnapshot = Ring;
@@ -36,6 +27,9 @@ function soleNodeOf(ring: Ring): string | undefined {
   return ring.size === 1 ? ring.nodeIdAt(0) : undefined;
 }
 
+/** The longest the Members RPC names the ring before a change while its handoff goes on (clientOwners). */
+const OLD_RING_FOR_CLIENTS_MAX_MS = 10_000;
+
 /** placement(): this node decides the key now. */
 export const HERE = 0;
 /** placement(): no node decides it yet — the ring is empty (this node is joining). */
@@ -46,36 +40,6 @@ export const enum SenderVerdict {
   Refused = 0,
   OwnedHere = 1,
   OwnedElsewhere = 2,
-}
-
-/** One node as a view sees it: where it answers, and whether it owns keys now. */
-export interface ViewMember {
-  nodeId: string;
-  /** gRPC host:port. */
-  address: string;
-  /** Active: on the ring. Joining and draining nodes answer peers (handoff) but own nothing. */
-  owns: boolean;
-  /** The ring version it has handed over for (META_HANDED), if any. */
-  handed?: string | undefined;
-}
-
-/** What a view is built from: gossip membership in a node, the Members RPC in a client. */
-export interface MemberSource {
-  current(): readonly ViewMember[];
-}
-
-/** A node's members as gossip sees them, with the gRPC address and state each publishes. */
-export function gossipMembers(membership: Membership): MemberSource {
-  return {
-    current: () => {
-      const list: ViewMember[] = [];
-      for (const m of membership.members()) {
-        const address = m.meta[META_GRPC];
-        if (address !== undefined) list.push({ nodeId: m.nodeId, address, owns: m.meta[META_STATE] === 'active', handed: m.meta[META_HANDED] });
-      }
-      return list;
-    },
-  };
 }
 
 export interface ClusterViewComponents {
@@ -119,10 +83,10 @@ export class ClusterView {
   /** The current ring's version: the same on every node whose view has the same owners. */
   private version = '';
   /** Each member's last announced handoff (the ring version it has pushed everything for). */
-  private handedBy = new Map<string, string>();
-  /** The same, as told directly (a HandoffDone frame): it arrives before gossip spreads the meta. One per member. */
-  private readonly handedDirect = new Map<string, string>();
+  private readonly announced = new HandoffAnnouncements();
   private readonly handoffListeners: (() => void)[] = [];
+  /** While this node pushes the keys it owned before the last change (Handoff.pushMoved): whether it has yet to send (action, key). */
+  private stillHeld: ((action: string, key: string) => boolean) | undefined;
   readonly selfId: string;
 
   constructor(
@@ -145,7 +109,10 @@ export class ClusterView {
     // One owner and no key handed away: no need to hash (a one-node cluster's every request).
     if (this.soleOwner !== undefined && this.handedAway.size === 0) return this.soleOwner;
     const id = routingKey(action, key);
-    return this.handedTo(id) ?? this.ring.nodeIdAt(this.ring.ownerIndex(id)) ?? this.selfId;
+    const handedTo = this.handedTo(id);
+    if (handedTo !== undefined) return handedTo;
+    const owner = this.ring.nodeIdAt(this.ring.ownerIndex(id)) ?? this.selfId;
+    return owner !== this.selfId && this.stillHeld !== undefined && this.previous.owner(id) === this.selfId && this.stillHeld(action, key) ? this.selfId : owner;
   }
 
   /**
@@ -180,7 +147,13 @@ export class ClusterView {
     }
     const id = routingKey(action, key);
     const handedTo = this.handedTo(id);
-    if (handedTo === undefined) return this.ring.ownersInto(id, this.init.replicas + 1, out);
+    if (handedTo === undefined) {
+      const count = this.ring.ownersInto(id, this.init.replicas + 1, out);
+      // A key this node owned until the last change and has not pushed yet is still decided here:
+      // its new owner gets the state first, then (on the same stream, in order) the forwards.
+      if (this.stillHeld !== undefined && count > 0 && out[0] !== this.selfId && this.previous.owner(id) === this.selfId && this.stillHeld(action, key)) out[0] = this.selfId;
+      return count;
+    }
     out[0] = handedTo;
     const count = this.ring.ownersInto(id, this.init.replicas + 1, this.ringOwners);
     for (let i = 0; i < count; i++) out[i + 1] = this.ringOwners[i]!;
@@ -225,13 +198,12 @@ export class ClusterView {
 
   /** Whether `nodeId` has announced that it pushed everything it held for the current ring: nothing more to pull from it. */
   hasHandedOver(nodeId: string): boolean {
-    return this.handedBy.get(nodeId) === this.version || this.handedDirect.get(nodeId) === this.version;
+    return this.announced.has(nodeId, this.version);
   }
 
   /** `nodeId` told this node directly that it handed over for ring `version`; a member only (bounded by them). */
   noteHandedOver(nodeId: string, version: string): void {
-    if (!this.addresses.has(nodeId) || this.handedDirect.get(nodeId) === version) return;
-    this.handedDirect.set(nodeId, version);
+    if (!this.addresses.has(nodeId) || !this.announced.told(nodeId, version)) return;
     for (const listener of this.handoffListeners) listener();
   }
 
@@ -258,6 +230,26 @@ export class ClusterView {
     const holders = this.previous.ownersInto(id, this.init.replicas + 1, this.ringOwners);
     for (let i = 1; i < holders; i++) if (this.ringOwners[i] === this.selfId) return now;
     return undefined;
+  }
+
+  /**
+   * While this node pushes the keys it no longer owns, `test` says which it has not sent yet:
+   * placement() keeps those here (see placeInto). undefined once every frame is sent.
+   */
+  setStillHeld(test: ((action: string, key: string) => boolean) | undefined): void {
+    this.stillHeld = test;
+  }
+
+  /** Whether this node decides (action, key) only because it has not pushed it to its new owner yet (setStillHeld). */
+  heldUntilPushed(action: string, key: string): boolean {
+    if (this.stillHeld === undefined) return false;
+    const id = routingKey(action, key);
+    return this.ring.owner(id) !== this.selfId && this.previous.owner(id) === this.selfId && this.handedTo(id) === undefined && this.stillHeld(action, key);
+  }
+
+  /** The owner of (action, key) on the ring before the last change, whether or not this node was on it. */
+  previousRingOwnerOf(action: string, key: string): string | undefined {
+    return this.previous.owner(routingKey(action, key));
   }
 
   /** Runs `listener` when a member announces a handoff (its META_HANDED changed). */
@@ -318,13 +310,39 @@ export class ClusterView {
     return this.ring.members.map((m) => m.nodeId);
   }
 
-  /** Owners with their gRPC addresses (the Members RPC). */
+  /** Owners with their gRPC addresses. */
   ownerAddresses(): { nodeId: string; address: string }[] {
     return this.ring.members.map((m) => ({ nodeId: m.nodeId, address: this.addresses.get(m.nodeId) ?? '' }));
   }
 
+  /**
+   * The owners a ring-aware client routes by (the Members RPC): the ring before the last change
+   * until every member has announced its push for the new one — the old owners still decide
+   * the keys they have not pushed, and forward the others after their state — then the new
+   * ring. A client that routed to a new owner at once would make it wait for state on every
+   * first access. The old ring only while all its members are alive, and at most
+   * OLD_RING_FOR_CLIENTS_MAX_MS.
+   */
+  clientOwners(): { nodeId: string; address: string }[] {
+    const ring = this.handoffOver() ? this.ring : this.previous;
+    return ring.members.map((m) => ({ nodeId: m.nodeId, address: this.addresses.get(m.nodeId) ?? '' }));
+  }
+
+  private handoffOver(): boolean {
+    if (this.previous === this.ring || this.previous.size === 0) return true;
+    if (this.components.clock.now() - this.changedAtMs > OLD_RING_FOR_CLIENTS_MAX_MS) return true;
+    for (const m of this.previous.members) if (!this.addresses.has(m.nodeId)) return true;
+    for (const nodeId of this.addresses.keys()) if (!this.hasHandedOver(nodeId) && (this.ring.has(nodeId) || this.previous.has(nodeId))) return false;
+    return true;
+  }
+
   get ownerCount(): number {
     return this.ring.size;
+  }
+
+  /** Every other member with its gRPC address, owner or not (joining, draining). */
+  otherMembers(): [nodeId: string, address: string][] {
+    return [...this.addresses].filter(([nodeId]) => nodeId !== this.selfId);
   }
 
   /** gRPC address of a member, or undefined when it is not (or no longer) known. */
@@ -345,8 +363,7 @@ export class ClusterView {
       if (m.owns) owners.push({ nodeId: m.nodeId });
     }
     this.addresses = addresses;
-    for (const nodeId of this.handedDirect.keys()) if (!addresses.has(nodeId)) this.handedDirect.delete(nodeId);
-    const handedNews = this.readHanded();
+    const handedNews = this.announced.read(this.components.members.current(), addresses);
     if (owners.length === this.ring.size && owners.every((m) => this.ring.has(m.nodeId))) {
       if (handedNews) for (const listener of this.handoffListeners) listener();
       return;
@@ -358,20 +375,6 @@ export class ClusterView {
     this.changedAtMs = this.components.clock.now();
     this.dropStaleMarks();
     for (const listener of this.listeners) listener();
-  }
-
-  /** Reads every member's announced handoff; whether one changed. */
-  private readHanded(): boolean {
-    const handed = new Map<string, string>();
-    let changed = false;
-    for (const m of this.components.members.current()) {
-      if (m.handed === undefined) continue;
-      handed.set(m.nodeId, m.handed);
-      if (this.handedBy.get(m.nodeId) !== m.handed) changed = true;
-    }
-    if (handed.size !== this.handedBy.size) changed = true;
-    this.handedBy = handed;
-    return changed;
   }
 
   private dropStaleMarks(): void {

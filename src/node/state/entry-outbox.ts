@@ -99,3 +99,59 @@ export function walkStoreInTurns(
   };
   step(0);
 }
+
+/**
+ * A walk like walkStoreInTurns that, after a chunk that sent frames, waits until resume()
+ * is called (their acks came back) or `waitMs` passed: a receiver then holds at most one
+ * chunk's frames ahead of the live traffic queued behind them on the same stream.
+ */
+export class PacedWalk {
+  private at = 0;
+  private waiting = false;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly step = (): void => {
+    if (this.cancelled()) return;
+    const startedMs = performance.now();
+    while (this.at < this.store.slotCount) {
+      const to = Math.min(this.at + WALK_STEP_SLOTS, this.store.slotCount);
+      const sent = this.chunk(this.at, to);
+      this.at = to;
+      if (sent) {
+        this.waiting = true;
+        this.timer = setTimeout(this.resume, this.waitMs);
+        return;
+      }
+      if (performance.now() - startedMs >= WALK_TURN_BUDGET_MS) {
+        setImmediate(this.step);
+        return;
+      }
+    }
+    this.done();
+  };
+
+  /** Continues the walk (a chunk's frames were acked). */
+  readonly resume = (): void => {
+    if (!this.waiting) return;
+    this.waiting = false;
+    clearTimeout(this.timer);
+    setImmediate(this.step);
+  };
+
+  constructor(
+    private readonly store: LimiterStore,
+    /** Handles slots [from, to); returns whether it sent frames to wait for. */
+    private readonly chunk: (fromSlot: number, toSlot: number) => boolean,
+    private readonly cancelled: () => boolean,
+    private readonly done: () => void,
+    private readonly waitMs: number,
+  ) {}
+
+  start(): void {
+    this.step();
+  }
+
+  stop(): void {
+    this.waiting = false;
+    clearTimeout(this.timer);
+  }
+}

@@ -3,7 +3,7 @@ import { STATE_STRIDE } from '../../limiter/algorithms/index.js';
 import type { LimiterStore } from '../../limiter/store.js';
 import type { AlgorithmId } from '../../limiter/types.js';
 import { SenderVerdict, type ClusterView } from '../routing/cluster-view.js';
-import { EntryOutbox, walkStoreInTurns } from './entry-outbox.js';
+import { EntryOutbox, PacedWalk } from './entry-outbox.js';
 import { KeyPulls, type KeyPullsInit, type PullStats } from './pulls.js';
 import type { AckReceiver, FrameIds } from '../wire/frame-ids.js';
 import { fromWireEntry, toWireEntry } from '../wire/state-wire.js';
@@ -11,8 +11,15 @@ import type { PeerTransport, Reply } from '../transport/peer-transport.js';
 import { encodeFrame } from '../wire/codec.js';
 import { FrameType, type WireEntry } from '../wire/frames.js';
 
-/** How long a push after a ring change waits for its acks before the node announces it anyway. */
+/** How long a push after a ring change waits for its last acks before it gives up announcing. */
 const PUSH_ACK_TIMEOUT_MS = 5_000;
+/**
+ * A push after a ring change sends a chunk of slots, then waits for that chunk's acks (at most
+ * this long) before the next: the new owner takes the state a frame at a time between the
+ * requests forwarded to it, instead of a whole push ahead of them. Keys not sent yet are
+ * decided here meanwhile (ClusterView.setStillHeld).
+ */
+const CHUNK_ACK_WAIT_MS = 500;
 
 export interface HandoffComponents {
   store: LimiterStore;
@@ -29,8 +36,6 @@ export interface HandoffComponents {
 export interface HandoffInit extends KeyPullsInit {
   /** Entries per Handoff frame. */
   maxBatchSize: number;
-  /** Slots examined per event-loop turn when pushing moved keys after a ring change. */
-  pushSlotsPerTurn: number;
 }
 
 export interface HandoffStats extends PullStats {
@@ -68,6 +73,12 @@ export class Handoff implements AckReceiver {
   private movedTimer: NodeJS.Timeout | undefined;
   /** The last ring change's walk has sent every frame (acks may be outstanding). */
   private movedWalkDone = false;
+  /** The push after the last ring change, and the frames of its last chunk (it goes on once they are acked). */
+  private walk: PacedWalk | undefined;
+  private readonly chunkFrames = new Set<number>();
+  /** Slots below this one were walked (and their moved keys sent) by the current push. */
+  private walkedTo = 0;
+  private readonly notPushedYet = (action: string, key: string): boolean => this.components.store.slotOf(action, key) >= this.walkedTo;
   /** Drain frames not yet acked, and who waits for the last ack. */
   private readonly drainFrames = new Set<number>();
   private drainAcked: ((allAcked: boolean) => void) | undefined;
@@ -125,29 +136,43 @@ export class Handoff implements AckReceiver {
     this.announceWhenAcked = () => {
       if (generation === this.pushGeneration && !this.closed && !unconfirmed) this.announceHandedOver(version);
     };
-    walkStoreInTurns(
+    // Until the walk has sent a moved key, this node still decides it (see ClusterView.placement):
+    // the new owner then gets its state before any forward for it, on the same stream.
+    this.walkedTo = 0;
+    this.components.view.setStillHeld(this.notPushedYet);
+    this.walk?.stop();
+    this.walk = new PacedWalk(
       this.components.store,
-      this.init.pushSlotsPerTurn,
       (from, to) => {
         this.nowMs = this.components.clock.now();
         this.components.store.forEachEntry(this.collectMoved, from, to);
         this.stats.pushedEntries += this.outbox.send(FrameType.Handoff, sentIds);
+        this.walkedTo = to;
         if (this.outbox.lastUnsent > 0) unconfirmed = true;
         // Awaited as soon as sent: an ack may come back before the walk's next turn.
+        this.chunkFrames.clear();
         for (const id of sentIds) {
-          if (this.components.ids.awaitAck(id, this)) this.movedFrames.add(id);
-          else unconfirmed = true;
+          if (this.components.ids.awaitAck(id, this)) {
+            this.movedFrames.add(id);
+            this.chunkFrames.add(id);
+          } else {
+            unconfirmed = true;
+          }
         }
         sentIds.length = 0;
+        return this.chunkFrames.size > 0;
       },
       () => generation !== this.pushGeneration || this.closed,
       () => {
+        this.components.view.setStillHeld(undefined);
         this.movedWalkDone = true;
         if (this.movedFrames.size === 0) this.endMovedWait(true);
         // Unacked frames may not have arrived: no announcement, so the new owners keep pulling from us (bounded by the window).
         else this.movedTimer = setTimeout(() => this.endMovedWait(false), PUSH_ACK_TIMEOUT_MS).unref();
       },
+      CHUNK_ACK_WAIT_MS,
     );
+    this.walk.start();
   }
 
   /**
@@ -158,6 +183,8 @@ export class Handoff implements AckReceiver {
   private announceHandedOver(version: string): void {
     const { view, transport } = this.components;
     this.stats.announcements++;
+    // This node's own view counts its announcement at once (its meta update raises no event here).
+    view.noteHandedOver(this.init.selfId, version);
     const frame = encodeFrame({ type: FrameType.HandoffDone, id: 0, version });
     for (const nodeId of view.handoffPeers()) {
       const address = view.addressOf(nodeId);
@@ -187,6 +214,9 @@ export class Handoff implements AckReceiver {
    * includes us). Settles when every frame was acked, or after `timeoutMs`.
    */
   pushAll(timeoutMs: number): Promise<void> {
+    // A push after a ring change stops here: this one sends everything.
+    this.pushGeneration++;
+    this.components.view.setStillHeld(undefined);
     const version = this.components.view.ringVersion;
     this.nowMs = this.components.clock.now();
     this.components.store.forEachEntry(this.collectForOwner);
@@ -210,6 +240,7 @@ export class Handoff implements AckReceiver {
 
   onAck(frameId: number): void {
     if (this.movedFrames.delete(frameId)) {
+      if (this.chunkFrames.delete(frameId) && this.chunkFrames.size === 0) this.walk?.resume();
       if (this.movedFrames.size === 0 && this.movedWalkDone) this.endMovedWait(true);
       return;
     }
@@ -229,9 +260,15 @@ export class Handoff implements AckReceiver {
   /** A Handoff frame from `from`: state pushed to us for keys we now own, from a node that held them. */
   receive(frameId: number, entries: WireEntry[], from: string, reply: Reply): void {
     const nowMs = this.components.clock.now();
+    const { view } = this.components;
     for (const entry of entries) {
-      if (this.components.view.judgeSender(from, entry.action, entry.key) === SenderVerdict.Refused) this.stats.refusedEntries++;
-      else this.merge(entry, nowMs);
+      if (view.judgeSender(from, entry.action, entry.key) === SenderVerdict.Refused) {
+        this.stats.refusedEntries++;
+        continue;
+      }
+      this.merge(entry, nowMs);
+      // Its previous owner pushed it: that node has stopped deciding it, so there is nothing to pull.
+      if (from !== '' && view.previousRingOwnerOf(entry.action, entry.key) === from) this.pulls.settle(entry.action, entry.key);
     }
     reply(encodeFrame({ type: FrameType.Ack, id: frameId }));
   }
@@ -244,6 +281,8 @@ export class Handoff implements AckReceiver {
 
   close(): void {
     this.closed = true;
+    this.walk?.stop();
+    this.components.view.setStillHeld(undefined);
     this.endMovedWait(false);
     this.pulls.close();
     this.endDrainWait(false);

@@ -106,11 +106,7 @@ export class KeyPulls implements KeyPuller {
   pullIfNeeded(action: string, key: string): Promise<void> | undefined {
     const { view, transport, ids } = this.components;
     if (!this.mayPull()) return undefined;
-    if (this.settledSince !== view.changedAtMs) {
-      // A new ring: forget which keys were settled.
-      this.settled.clear();
-      this.settledSince = view.changedAtMs;
-    }
+    this.forgetOldRing();
     const id = routingKey(action, key);
     const inFlight = this.pullsByKey.get(id);
     if (inFlight !== undefined) return inFlight.promise;
@@ -159,6 +155,21 @@ export class KeyPulls implements KeyPuller {
     this.pulls.set(frameId, pull);
     this.pullsByKey.set(id, pull);
     return promise;
+  }
+
+  /** (action, key)'s state came from the node that owned it before the ring changed (its push): no pull for it on this ring. */
+  settle(action: string, key: string): void {
+    if (!this.mayPull()) return;
+    this.forgetOldRing();
+    if (this.settled.size < this.init.maxTrackedKeys) this.settled.add(routingKey(action, key));
+  }
+
+  /** A new ring: forget which keys were settled. */
+  private forgetOldRing(): void {
+    const changedAtMs = this.components.view.changedAtMs;
+    if (this.settledSince === changedAtMs) return;
+    this.settled.clear();
+    this.settledSince = changedAtMs;
   }
 
   /** A previous owner's answer to our pull. */

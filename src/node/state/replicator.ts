@@ -99,7 +99,8 @@ export class Replicator implements AckReceiver {
   /** For a resync: (action, key)'s state for each holder it did not have on `resyncBaseline`. */
   private readonly collectNewHolders = (action: string, key: string, algorithm: AlgorithmId, cells: Float64Array, base: number): void => {
     const { view } = this.components;
-    if (!view.decidesHere(action, key)) return;
+    // A key kept here only until it is pushed goes to its new owner by the push, and on from there.
+    if (!view.decidesHere(action, key) || view.heldUntilPushed(action, key)) return;
     const count = view.holdersInto(action, key, this.holders);
     const before = this.resyncBaseline === undefined ? 0 : view.holdersOnInto(this.resyncBaseline, action, key, this.baselineHolders);
     // A holder whose address is not known yet: the resync walks again later.

@@ -64,6 +64,8 @@ export function encodeFrame(frame: Frame): Buffer {
       return encodeMsgpack([...head, frame.action, frame.levelPerWeight, frame.shares]);
     case FrameType.HandoffDone:
       return encodeMsgpack([...head, frame.version]);
+    case FrameType.Greet:
+      return encodeMsgpack([...head, frame.answer]);
   }
 }
 
@@ -197,6 +199,8 @@ export function decodeFrame(bytes: Uint8Array): Frame | undefined {
       return value.length === 4 && isDigest(value[3]) ? { type, id, digest: value[3] } : undefined;
     case FrameType.HandoffDone:
       return value.length === 4 && isShortName(value[3]) ? { type, id, version: value[3] } : undefined;
+    case FrameType.Greet:
+      return value.length === 4 && typeof value[3] === 'boolean' ? { type, id, answer: value[3] } : undefined;
     case FrameType.FairDemand: {
       const [, , , action, rows] = value as unknown[];
       if (value.length !== 5 || !isName(action)) return undefined;

@@ -26,6 +26,8 @@ export const enum FrameType {
   FairShares = 13,
   /** Handoff: the sender has pushed every state it held that a member needs for ring `version` (acked): pull nothing more from it. */
   HandoffDone = 14,
+  /** A joining node opens its streams before it owns keys: `answer` false asks the receiver to open its own stream back and answer on it. */
+  Greet = 15,
 }
 
 /** Error codes on the wire. Append-only. */
@@ -112,7 +114,8 @@ export type Frame =
   | { type: FrameType.PolicyDoc; id: number; version: number; digest: string; text: string }
   | { type: FrameType.FairDemand; id: number; action: string; reports: DemandRow[] }
   | { type: FrameType.FairShares; id: number; action: string; levelPerWeight: number; shares: [string, number][] }
-  | { type: FrameType.HandoffDone; id: number; version: string };
+  | { type: FrameType.HandoffDone; id: number; version: string }
+  | { type: FrameType.Greet; id: number; answer: boolean };
 
 /** One user's demand on the wire: user, weight, rate and own limit (units per ms). */
 export type DemandRow = [string, number, number, number];

@@ -1,0 +1,64 @@
+import { systemClock } from '../../common/clock.js';
+import { ALGORITHMS } from '../../limiter/types.js';
+import { LimiterStore } from '../../limiter/store.js';
+import { OwnerDecision, resolveOnce, type ResolvedRequest } from '../routing/owner-decision.js';
+import { decodeFrame, encodeFrame } from '../wire/codec.js';
+import { AdminOp, FrameType, type ForwardItem, type ForwardResult, type WireEntry } from '../wire/frames.js';
+
+/** Keys and items per round: a batch as a busy node sees one. */
+const BATCH = 64;
+/** A slice of work between event-loop turns, so gossip and the join go on meanwhile. */
+const SLICE_MS = 5;
+
+export interface WarmUpResult {
+  rounds: number;
+  ms: number;
+}
+
+/**
+ * What a member does before it turns active (and owns keys): it runs the paths a decision
+ * takes on a busy node — the store's algorithms through the owner-side decision, the peer
+ * frames a forward and a replication carry — on scratch
+ * objects (no state of the node is touched), for `budgetMs`. A process that owned keys at
+ * once ran its first second in the interpreter while a share of the cluster's traffic
+ * already came to it; this moves that cost before the ring changes. 0 skips it.
+ */
+export async function warmUp(budgetMs: number): Promise<WarmUpResult> {
+  const started = performance.now();
+  let rounds = 0;
+  if (budgetMs <= 0) return { rounds, ms: 0 };
+  const store = new LimiterStore(systemClock, { trackChanges: true, maxKeys: 4 * BATCH * ALGORITHMS.length });
+  const decision = new OwnerDecision({ store }, { syncReplication: false });
+  const requests: ResolvedRequest[] = [];
+  for (let i = 0; i < BATCH; i++) {
+    const algorithm = ALGORITHMS[i % ALGORITHMS.length]!;
+    const request = { key: `warm-${i}`, action: 'warm-up', limit: 1 + (i % 50), windowMs: 1_000 + i, algorithm };
+    requests.push(resolveOnce(request));
+  }
+  const items: ForwardItem[] = requests.map((p, i) => forwardItem(p, i));
+  const results: ForwardResult[] = [];
+  const entries: WireEntry[] = requests.map((p) => ({ action: p.action, key: p.key, algorithm: p.algorithm, cells: [1, 2, 3, 4] }));
+  const deadline = started + budgetMs;
+  while (performance.now() < deadline) {
+    const sliceEnd = Math.min(deadline, performance.now() + SLICE_MS);
+    while (performance.now() < sliceEnd) {
+      results.length = 0;
+      for (let i = 0; i < requests.length; i++) {
+        const d = decision.decideNow(requests[i]!, i % 2 === 0 ? -1 : 10);
+        if (d === undefined) continue;
+        results.push({ id: i, status: 0, allowed: d.allowed, limit: d.limit, remaining: d.remaining, resetInMs: 1_000, retryAfterMs: d.retryAfterMs, waitMs: d.waitMs, message: '', field: '' });
+      }
+      decodeFrame(encodeFrame({ type: FrameType.Forward, id: rounds, items }));
+      decodeFrame(encodeFrame({ type: FrameType.ForwardReply, id: rounds, results }));
+      decodeFrame(encodeFrame({ type: FrameType.Replicate, id: rounds, entries }));
+      store.drainChanges(() => undefined);
+      rounds++;
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  return { rounds, ms: performance.now() - started };
+}
+
+function forwardItem(p: ResolvedRequest, id: number): ForwardItem {
+  return { id, action: p.action, key: p.key, limit: p.limit, windowMs: p.windowMs, weight: 1, cost: 1, algorithm: p.algorithm, burst: 0, hops: 0, maxWaitMs: -1, global: false, op: AdminOp.Decide, remaining: 0, calendar: '', timeZone: '' };
+}
