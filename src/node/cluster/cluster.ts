@@ -300,8 +300,8 @@ export class Cluster implements NodeRole {
 
   /**
    * Graceful leave, before `deadlineMs` (wall clock): turn draining so peers stop routing
-   * here, flush replication, push every key to its new owner and wait for the acks, then
-   * keep answering for a moment while the draining state spreads and peers pull.
+   * here, flush replication, push every key to its new owner (paced, as after any ring
+   * change) and wait for the acks, then keep answering for a moment while clients move.
    */
   async drain(deadlineMs: number): Promise<void> {
     const left = (): number => Math.max(0, deadlineMs - Date.now());
@@ -310,8 +310,10 @@ export class Cluster implements NodeRole {
       // Our own view drops us from the ring too, so the push finds the new owners.
       this.view.refresh();
       await this.parts.replicator.flushAndWait();
+      // The ring change started the push of every key held here (paced by its acks; keys not
+      // sent yet are still decided here): wait for it, and push everything at once if it failed.
+      if (!(await this.parts.handoff.awaitMovedPush(left()))) await this.parts.handoff.pushAll(left());
       const pushedAt = Date.now();
-      await this.parts.handoff.pushAll(left());
       await sleep(Math.min(left(), Math.max(0, clusterLimits.drainLingerMs - (Date.now() - pushedAt))));
     } catch {
       // best effort: a failed handoff leaves the replicas to cover

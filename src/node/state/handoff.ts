@@ -73,6 +73,9 @@ export class Handoff implements AckReceiver {
   private movedTimer: NodeJS.Timeout | undefined;
   /** The last ring change's walk has sent every frame (acks may be outstanding). */
   private movedWalkDone = false;
+  /** A push after a ring change is walking or awaiting acks; who waits for it to end. */
+  private movedPending = false;
+  private readonly movedWaiters: ((acked: boolean) => void)[] = [];
   /** The push after the last ring change, and the frames of its last chunk (it goes on once they are acked). */
   private walk: PacedWalk | undefined;
   private readonly chunkFrames = new Set<number>();
@@ -128,8 +131,9 @@ export class Handoff implements AckReceiver {
     const generation = ++this.pushGeneration;
     const version = this.components.view.ringVersion;
     this.pulls.handoffNews();
-    this.endMovedWait(false);
+    this.endMovedWait(false, false);
     this.movedWalkDone = false;
+    this.movedPending = true;
     // An unawaited frame (the ack table full) cannot be confirmed: then no announcement.
     let unconfirmed = false;
     const sentIds: number[] = [];
@@ -199,7 +203,7 @@ export class Handoff implements AckReceiver {
   }
 
   /** The push of a ring change is acked (or given up on: `announce` false for a newer change). */
-  private endMovedWait(announce: boolean): void {
+  private endMovedWait(announce: boolean, settles = true): void {
     if (this.movedTimer !== undefined) clearTimeout(this.movedTimer);
     this.movedTimer = undefined;
     for (const id of this.movedFrames) this.components.ids.forget(id);
@@ -207,6 +211,27 @@ export class Handoff implements AckReceiver {
     const then = this.announceWhenAcked;
     this.announceWhenAcked = undefined;
     if (announce) then?.();
+    if (!settles) return;
+    this.movedPending = false;
+    for (const waiter of this.movedWaiters.splice(0)) waiter(announce);
+  }
+
+  /**
+   * Settles once the push of the last ring change is over: true when every frame was acked
+   * (and announced), false when it gave up or `timeoutMs` passed first. A drain waits on it.
+   */
+  awaitMovedPush(timeoutMs: number): Promise<boolean> {
+    if (!this.movedPending) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => finish(false), timeoutMs);
+      const finish = (acked: boolean): void => {
+        clearTimeout(timer);
+        const i = this.movedWaiters.indexOf(finish);
+        if (i >= 0) this.movedWaiters.splice(i, 1);
+        resolve(acked);
+      };
+      this.movedWaiters.push(finish);
+    });
   }
 
   /**
