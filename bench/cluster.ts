@@ -16,7 +16,6 @@ import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ChaosCluster } from '../src/chaos/cluster.js';
 import { createNode } from '../src/node/node.js';
-import { nodeDefaults } from '../src/node/options.js';
 import { headlineTable, hotKeyTable, keySetTable, openLoopTable, type ClosedResults, type HotKeyPair, type OpenResults } from './cluster-report.js';
 import { ACTION, LIMIT, WINDOW_SECONDS, benchClient, clientContender, embeddedContender, ownerAmong } from './contenders.js';
 import { hotKey, topKeyShare, uniformKeys, zipfKeys, type KeySet } from './keysets.js';
@@ -110,10 +109,6 @@ export async function runClusterBench(log: Log): Promise<string> {
     const memberContender = embeddedContender('ringlimit embedded member (`node.allow`, joined to 3 nodes)', 'ringlimit embedded member', member);
     contenders.push(memberContender);
     for (let i = 0; i < 500 && member.owners().length < 4; i++) await new Promise((r) => setTimeout(r, 20));
-    // Steady state: for handoffWindowMs after a ring change, a node's first access to each key
-    // waits for a pull from the key's previous owner. A cluster that just formed pays that for
-    // every key, which is not what a running cluster does.
-    const steadyAt = Date.now() + nodeDefaults.handoffWindowMs + 1_000;
 
     const threeClient = benchClient(three.grpcAddresses());
     const ringlimit = [
@@ -147,17 +142,14 @@ export async function runClusterBench(log: Log): Promise<string> {
     const zipf = zipfKeys();
     progress.note(`Zipf key set: the top key takes ${(100 * topKeyShare(zipf)).toFixed(1)} % of the draws`);
 
-    const waitSeconds = Math.max(0, (steadyAt - Date.now()) / 1000);
     const warmList = [...headline, viaN0];
     const closedSeconds = (n: number, measureMs: number): number => (ROUNDS * n * (ROUND_WARMUP_MS + measureMs)) / 1000;
-    progress.plan(waitSeconds + (warmList.length * WARMUP_MS) / 1000);
+    progress.plan((warmList.length * WARMUP_MS) / 1000);
     progress.plan(CONCURRENCY.reduce((s, c) => s + closedSeconds(headline.length, MEASURE_MS[c]), 0));
     progress.plan(closedSeconds(headline.length + hotList.length, MEASURE_MS[KEYSET_CONCURRENCY]));
     progress.plan((OPEN_SHARES.length * OPEN_ROUNDS * headline.length * (OPEN_WARMUP_MS + OPEN_MEASURE_MS)) / 1000);
-    progress.note(`waiting ${waitSeconds.toFixed(0)} s for the clusters' handoff windows to close (steady state)…`);
-    await new Promise((r) => setTimeout(r, waitSeconds * 1000));
-    progress.step(waitSeconds, 'handoff windows closed');
-    // Then warm every path up (JIT, stream windows) in every process it crosses: a member's
+    // No settle wait (a fresh cluster pulls nothing: members announce their pushes; the change
+    // section measures the first pass). Warm every path up (JIT) in every process it crosses: a member's
     // forwarding path took about 5 s to reach its steady rate in a separate run.
     for (const c of warmList) {
       await closedLoop(c.call, uniform.keys, 64, WARMUP_MS);

@@ -7,6 +7,7 @@ import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runLimiterBench } from './limiter.js';
+import { runChangeBench } from './change.js';
 import { runClusterBench } from './cluster.js';
 import { runGossipScaleBench } from './gossip-scale.js';
 import { runHandoffBench } from './handoff.js';
@@ -39,6 +40,7 @@ async function main(): Promise<void> {
     ['handoff', runHandoffBench],
     ['node', runNodeBench],
     ['cluster', runClusterBench],
+    ['change', runChangeBench],
     ['floor', runFloorBench],
     ['capacity', runCapacityBench],
     ['redis', runRedisBench],

@@ -118,6 +118,14 @@ export class ChaosCluster implements ClusterControl {
     });
   }
 
+  /** Starts one more node (the next index), joining every node that is up; returns its index. */
+  async add(): Promise<number> {
+    const join = this.nodes.filter((_, j) => this.isUp(j)).map((n) => n.gossip);
+    const index = this.nodes.length;
+    this.nodes.push(await this.spawn(`n${index}`, join));
+    return index;
+  }
+
   partition(left: number[], right: number[]): void {
     this.blockBothWays(left, right);
     this.blockBothWays(right, left);
