@@ -25,8 +25,20 @@ export interface Accuracy {
   overUnits: number;
   overPct: number;
   overByPhase: { before: number; during: number; after: number };
+  /** Requests never admitted that an exact limiter would have: for each key below its limit at the end, min(rejected, limit − allowed). */
   underUnits: number;
   underPct: number;
+  /**
+   * Refusals at the moment they were made, by phase: a rejection counts if, in send order, the
+   * key's allowed decisions plus the refusals already counted are below its limit (an exact
+   * limiter, which would have admitted those refusals too, still had room). Unlike underUnits, a
+   * refusal made up for later (the key still reaching its limit) counts, so a split that refuses
+   * while it lasts and admits after the heal shows here, in `during`. Requests sent at nearly the
+   * same moment and decided in the other order count too, near a key's limit.
+   */
+  underByPhase: { before: number; during: number; after: number };
+  /** underByPhase.during in % of the limits of the keys used. */
+  underDuringPct: number;
   errors: number;
   p50Ms: number;
   p99Ms: number;
@@ -53,20 +65,26 @@ export function evaluate(log: LoggedDecision[], limit: number, phases: PhaseTime
   let overUnits = 0;
   let underUnits = 0;
   const overByPhase = { before: 0, during: 0, after: 0 };
+  const underByPhase = { before: 0, during: 0, after: 0 };
+  const phaseOf = (d: LoggedDecision) => (d.sentAtMs < phases.faultAtMs ? 'before' : d.sentAtMs < phases.faultEndMs ? 'during' : 'after');
   for (const list of byKey.values()) {
     list.sort((a, b) => a.sentAtMs - b.sentAtMs);
     let allowed = 0;
     let rejected = 0;
+    let refusedWithRoom = 0;
     for (const d of list) {
       if (d.outcome === 1) {
         allowed++;
         if (allowed > limit) {
           overUnits++;
-          const phase = d.sentAtMs < phases.faultAtMs ? 'before' : d.sentAtMs < phases.faultEndMs ? 'during' : 'after';
-          overByPhase[phase]++;
+          overByPhase[phaseOf(d)]++;
         }
       } else if (d.outcome === 0) {
         rejected++;
+        if (allowed + refusedWithRoom < limit) {
+          refusedWithRoom++;
+          underByPhase[phaseOf(d)]++;
+        }
       }
     }
     // Rejected while the key still had capacity (it never reached its limit).
@@ -85,6 +103,8 @@ export function evaluate(log: LoggedDecision[], limit: number, phases: PhaseTime
     overByPhase,
     underUnits,
     underPct: (100 * underUnits) / capacity,
+    underByPhase,
+    underDuringPct: (100 * underByPhase.during) / capacity,
     errors: log.filter((d) => d.outcome === -1).length,
     p50Ms: percentile(latencies, 0.5),
     p99Ms: percentile(latencies, 0.99),

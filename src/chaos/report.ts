@@ -55,14 +55,14 @@ const ms = (v: number | undefined) => (v === undefined ? '—' : v < 0 ? 'did no
 export function renderReport(results: ScenarioResult[], o: Omit<ChaosOptions, 'log' | 'progress'>, chartPath: string): string {
   const rows = results.map((r) => {
     const a = r.accuracy;
-    return `| ${r.name} | ${r.target} | ${r.pass ? '**pass**' : '**FAIL**'} | ${a.overPct.toFixed(2)} % (${a.overUnits}: ${a.overByPhase.before}/${a.overByPhase.during}/${a.overByPhase.after}) | ${a.underPct.toFixed(2)} % | ${a.errors} | ${a.p50Ms} / ${a.p99Ms} / ${a.maxMs} ms | ${a.p99WarmMs} ms | ${ms(r.outcome.detectMs)} | ${ms(r.outcome.stableMs)} | ${a.decisions} |`;
+    return `| ${r.name} | ${r.target} | ${r.pass ? '**pass**' : '**FAIL**'} | ${a.overPct.toFixed(2)} % (${a.overUnits}: ${a.overByPhase.before}/${a.overByPhase.during}/${a.overByPhase.after}) | ${a.underPct.toFixed(2)} %; during the fault ${a.underDuringPct.toFixed(2)} % (${a.underByPhase.before}/${a.underByPhase.during}/${a.underByPhase.after}) | ${a.errors} | ${a.p50Ms} / ${a.p99Ms} / ${a.maxMs} ms | ${a.p99WarmMs} ms | ${ms(r.outcome.detectMs)} | ${ms(r.outcome.stableMs)} | ${a.decisions} |`;
   });
   return [
     `# Chaos run — ${new Date().toISOString()}`,
     '',
     `Seed ${o.seed} (\`ringlimit chaos --seed ${o.seed}\` replays the schedule), ${o.nodes} \`ringlimit serve\` processes on 127.0.0.1, 2 load-generator processes at ${o.ratePerSec} decisions/s over ${o.keyCount} keys (${o.distribution}), limit ${o.limit} per key in one window longer than the run; warm-up ${o.warmupMs} ms (every key reaches its limit), then the fault, then ${o.afterMs} ms of load in all.`,
     '',
-    'Over-admission: allowed beyond the exact limit, in % of the limits of the keys used (units before / during / after the fault). Under-admission: rejected while the key still had capacity. Errors: calls that failed at the client after its own failover. Latency from the client: p50 / p99 / max over the whole run, and the p99 of what was sent after the first 2 s of load (the processes have just started: cold JIT, new streams).',
+    'Over-admission: allowed beyond the exact limit, in % of the limits of the keys used (units before / during / after the fault). Under-admission: requests never admitted although the key ended below its limit, in % of the limits; then the refusals made while the key had room at that moment (counting, in send order, what was allowed and refused with room before), during the fault in %, and in units before / during / after it: a refusal made up for after the fault counts there, not in the first figure. Errors: calls that failed at the client after its own failover. Latency from the client: p50 / p99 / max over the whole run, and the p99 of what was sent after the first 2 s of load (the processes have just started: cold JIT, new streams).',
     '',
     '| scenario | target | result | over-admission | under-admission | client errors | latency | p99 after 2 s | failure detected in | stable again after | decisions |',
     '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',

@@ -102,7 +102,7 @@ function summary(result: ScenarioResult): string {
   const a = result.accuracy;
   const { detectMs, stableMs } = result.outcome;
   return (
-    `chaos: ${result.key} ${result.pass ? 'PASS' : 'FAIL'}: ${a.decisions} decisions, over ${a.overPct.toFixed(2)} %, under ${a.underPct.toFixed(2)} %, errors ${a.errors}, p99 ${a.p99Ms} ms (after 2 s: ${a.p99WarmMs} ms)` +
+    `chaos: ${result.key} ${result.pass ? 'PASS' : 'FAIL'}: ${a.decisions} decisions, over ${a.overPct.toFixed(2)} %, under ${a.underPct.toFixed(2)} % (during the fault ${a.underDuringPct.toFixed(2)} %), errors ${a.errors}, p99 ${a.p99Ms} ms (after 2 s: ${a.p99WarmMs} ms)` +
     `${detectMs !== undefined ? `, detect ${detectMs} ms` : ''}${stableMs !== undefined ? `, stable ${stableMs} ms` : ''}`
   );
 }

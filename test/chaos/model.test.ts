@@ -18,6 +18,19 @@ describe('chaos reference model', () => {
     expect(a.underUnits).toBe(1);
     expect(a.overPct).toBeCloseTo(75, 6);
     expect(a.underPct).toBeCloseTo(25, 6);
+    expect(a.underByPhase).toEqual({ before: 1, during: 0, after: 0 });
+  });
+
+  it('under-admission by phase counts refusals made while the key had room, even if made up for later', () => {
+    // limit 3. Key 0: 1 allowed before; refused twice during the fault (room left both times); allowed twice after:
+    // it reaches its limit, so nothing is under-admitted at the end, but 2 refusals during the fault had room.
+    // Key 1: 1 allowed, then refused 4 times during the fault: only 2 of them had room (an exact limiter stops at 3).
+    const log = [d(1, 0, 1), d(20, 0, 0), d(30, 0, 0), d(150, 0, 1), d(160, 0, 1), d(2, 1, 1), d(40, 1, 0), d(41, 1, 0), d(42, 1, 0), d(43, 1, 0)];
+    const a = evaluate(log, 3, { faultAtMs: 10, faultEndMs: 100 });
+    expect(a.underUnits).toBe(2);
+    expect(a.underByPhase).toEqual({ before: 0, during: 4, after: 0 });
+    expect(a.underDuringPct).toBeCloseTo((100 * 4) / 6, 6);
+    expect(a.overUnits).toBe(0);
   });
 
   it('an exact run scores zero both ways, and errors and latency are reported', () => {
