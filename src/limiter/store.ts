@@ -139,6 +139,7 @@ export class LimiterStore {
   private readonly out: StepOut = newStepOut();
   private readonly scratch = new Float64Array(STATE_STRIDE);
   private readonly counters = { allowed: 0, rejected: 0, evictions: 0, expired: 0 };
+  private mutationCount = 0;
 
   /** Limits declared once (see policies.ts): what they set wins over a request's own fields. */
   policies: Policies | undefined = undefined;
@@ -278,6 +279,7 @@ export class LimiterStore {
     // The operator's value wins over a handed-over state waiting to be merged.
     if (this.pendingMerges.size !== 0) this.pendingMerges.delete(`${p.action}\u0000${p.key}`);
     algorithms[p.algorithm]!.setRemaining(this.cells, slot * STATE_STRIDE, p, nowMs, target);
+    this.mutationCount++;
     if (this.options.trackChanges) this.markChanged(slot);
     return this.inspectResolved(p);
   }
@@ -328,6 +330,7 @@ export class LimiterStore {
     }
     if (this.pendingMerges.size !== 0) this.applyPendingMerge(p, slot, nowMs);
     stepState(this.cells, slot * STATE_STRIDE, p, nowMs, maxWaitMs, out);
+    this.mutationCount++;
     this.count(out.allowed, this.actionOf[slot]!);
     if (out.allowed && p.cost > 0 && this.options.trackChanges) this.markChanged(slot);
     return out;
@@ -414,6 +417,7 @@ export class LimiterStore {
     this.algorithmOf[slot] = algorithm;
     const into = slot * STATE_STRIDE;
     for (let i = 0; i < STATE_STRIDE; i++) this.cells[into + i] = cells[base + i]!;
+    this.mutationCount++;
   }
 
   /** The slot holding (action, key), or -1: the order forEachEntry visits it in (a walk in turns knows whether it passed it). */
@@ -485,6 +489,14 @@ export class LimiterStore {
   stats(): StoreStats {
     const c = this.counters;
     return { decisions: c.allowed + c.rejected, allowed: c.allowed, rejected: c.rejected, keys: this.size, evictions: c.evictions, expired: c.expired };
+  }
+
+  /**
+   * Writes of a held key's state since start (decisions, imports, sets): unchanged means
+   * every key's state is as it was (only time has passed), e.g. for a snapshot to skip.
+   */
+  get mutations(): number {
+    return this.mutationCount;
   }
 
   get keyCount(): number {

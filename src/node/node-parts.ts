@@ -9,7 +9,7 @@ import type { NodeRole } from './cluster/role.js';
 import type { NodeEvents } from './node-events.js';
 import type { NodeStats } from './ops/node-stats.js';
 import type { NodeOptions } from './options.js';
-import type { LoadResult } from './state/snapshot.js';
+import type { LoadedSnapshot } from './state/snapshot.js';
 import { restoreAndSnapshot, type Snapshotter } from './state/snapshotter.js';
 import { LoadControl } from './sync/load-control.js';
 
@@ -29,7 +29,8 @@ export interface NodePartsHooks {
 export class NodeParts {
   servers: NodeServers | undefined;
   snapshotter: Snapshotter | undefined;
-  loaded: LoadResult = { loaded: 0 };
+  loaded: LoadedSnapshot = { loaded: 0, members: [] };
+  private cluster: Cluster | undefined;
   loadControl: LoadControl | undefined;
 
   constructor(
@@ -41,7 +42,7 @@ export class NodeParts {
     const warn = (error: Error): boolean => events.emit('warning', error);
     if (o.dataDir !== undefined) {
       const init = { dataDir: o.dataDir, nodeId: o.nodeId, snapshotIntervalMs: o.snapshotIntervalMs, onCorruptSnapshot: o.onCorruptSnapshot };
-      ({ snapshotter: this.snapshotter, loaded: this.loaded } = await restoreAndSnapshot({ store, clock: o.clock }, init, warn));
+      ({ snapshotter: this.snapshotter, loaded: this.loaded } = await restoreAndSnapshot({ store, clock: o.clock, members: () => this.cluster?.knownMembers() ?? [] }, init, warn));
     }
     const servers = await NodeServers.start(backend, { host: o.host, grpcPort: o.cluster ? o.port : undefined, httpPort: o.httpPort, tls: o.tls, apiTokens: o.apiTokens, adminTokens: o.adminTokens, callerLimits: o.callerLimits });
     this.servers = servers;
@@ -61,10 +62,12 @@ export class NodeParts {
           policies: store.policies,
           applyPolicies: hooks.applyPolicies,
           warn: (message) => warn(new Error(message)),
+          lastSeenMembers: this.loaded.members,
         },
         o,
       );
       this.role = cluster;
+      this.cluster = cluster;
       membership = cluster.membership;
       hooks.joined(cluster);
     }
@@ -90,7 +93,8 @@ export class NodeParts {
 
   snapshotStats(): NodeStats['snapshot'] {
     const written = this.snapshotter?.stats ?? { written: 0, failed: 0, lastKeys: 0, lastWrittenAtMs: 0, lastError: '' };
-    return { ...written, loadedKeys: this.loaded.loaded, setAsideTo: this.loaded.setAsideTo ?? '' };
+    const pacing = this.snapshotter?.pacing ?? { skipped: 0, lastWriteMs: 0, gapMs: 0 };
+    return { ...written, ...pacing, loadedKeys: this.loaded.loaded, setAsideTo: this.loaded.setAsideTo ?? '' };
   }
 
   callerStats(): CallerStats {

@@ -83,10 +83,19 @@ export interface NodeOptions {
    */
   handoffWindowMs: number;
   /**
-   * Before a member turns active (owns keys), how long it runs its decision, codec and API
+   * Before a member turns active (owns keys), how long it runs its decision and peer-codec
    * paths on scratch objects so that it serves at speed from its first second (0: not at all).
    */
   warmUpMs: number;
+  /**
+   * The split rule: while members that were active are out of reach (a partition, a crash, or
+   * this node restarted and has not seen them yet), every decision here spends only this
+   * side's share of each key's remaining allowance, so the sides together never exceed the
+   * limit; a key with no state here whose holders are out of reach is refused. A member out
+   * of reach this long is declared dead and forgotten: the sides then decide alone (the old
+   * bound). 0: the rule is off.
+   */
+  splitShareMs: number;
   /** How long a first access waits for the previous owner's state before deciding without it. */
   pullTimeoutMs: number;
   /** Graceful stop: bound on handing state over before leaving. */
@@ -148,6 +157,7 @@ export const nodeDefaults: NodeOptions = {
   onUnavailable: 'local',
   handoffWindowMs: 30_000,
   warmUpMs: 300,
+  splitShareMs: 60_000,
   pullTimeoutMs: 500,
   drainTimeoutMs: 5_000,
   dataDir: undefined,
@@ -211,6 +221,7 @@ export function resolveNodeOptions(input: NodeOptionsInput = {}): NodeOptions {
   if (!['local', 'allow', 'deny'].includes(o.onUnavailable)) throw invalidArgument('onUnavailable', "must be 'local', 'allow' or 'deny'");
   range(o, 'handoffWindowMs', 0, 600_000, false);
   range(o, 'warmUpMs', 0, 10_000, false);
+  range(o, 'splitShareMs', 0, 86_400_000, false);
   range(o, 'pullTimeoutMs', 1, 60_000, false);
   range(o, 'drainTimeoutMs', 0, 600_000, false);
   if (o.joinTimeoutMs !== undefined) range(o, 'joinTimeoutMs', 1, 3_600_000);

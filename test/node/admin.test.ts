@@ -17,7 +17,9 @@ describe('operators on a cluster: inspect, reset and set a key at its owner', ()
   });
 
   it('through every node: set and reset reach the owner, inspect reads it and consumes nothing, and each is recorded with who asked', async () => {
-    nodes = await startCluster(3, { replicationDelayMs: 5 });
+    // splitShareMs 0: the survivors decide alone at once. By default they would count the dead
+    // owner as out of reach (a split they cannot tell from a crash) and spend 2/3 of what remains.
+    nodes = await startCluster(3, { replicationDelayMs: 5, splitShareMs: 0 });
     const [a, b, c] = nodes as [RingLimitNode, RingLimitNode, RingLimitNode];
     let key = '';
     for (let i = 0; i < 10_000 && key === ''; i++) if (a.ownerOf(`user-${i}`, 'login') === 'n2') key = `user-${i}`;
@@ -49,7 +51,9 @@ describe('operators on a cluster: inspect, reset and set a key at its owner', ()
   });
 
   it('a set replicates: when the owner dies, its replica continues from the value set', async () => {
-    nodes = await startCluster(3, { replicationDelayMs: 5 });
+    // splitShareMs 0: the survivors decide alone at once. By default they would count the dead
+    // owner as out of reach (a split they cannot tell from a crash) and spend 2/3 of what remains.
+    nodes = await startCluster(3, { replicationDelayMs: 5, splitShareMs: 0 });
     const [a, b, c] = nodes as [RingLimitNode, RingLimitNode, RingLimitNode];
     let key = '';
     for (let i = 0; i < 10_000 && key === ''; i++) if (a.ownerOf(`user-${i}`, 'login') === 'n2') key = `user-${i}`;

@@ -42,6 +42,16 @@ export function allAnnounced(nodes: RingLimitNode[]): boolean {
   return versions.size === 1 && !versions.has('');
 }
 
+/**
+ * A condition: every node's last snapshot holds its store as it is — a check made after this
+ * call found nothing changed since the last write began (a write ending now may have begun
+ * before the last decision, so a count of writes would not say it).
+ */
+export function snapshotsCurrent(nodes: RingLimitNode[]): () => boolean {
+  const since = nodes.map((n) => n.stats().snapshot.skipped);
+  return () => nodes.every((n, i) => n.stats().snapshot.skipped > since[i]!);
+}
+
 export async function stopAll(nodes: RingLimitNode[], graceful = false): Promise<void> {
   await Promise.all(nodes.map((node) => node.stop({ graceful }).catch(() => undefined)));
 }

@@ -26,6 +26,7 @@ export interface ClusterInit {
   onUnavailable: UnavailablePolicy;
   handoffWindowMs: number;
   warmUpMs: number;
+  splitShareMs: number;
   pullTimeoutMs: number;
   globalSyncMs: number;
   maxGlobalKeys: number;

@@ -24,6 +24,8 @@ export interface ClusterStats extends ForwardServerStats {
   handoff: HandoffStats;
   /** Hot-key mode (`global: true`). */
   hotKeys: HotKeysStats;
+  /** The split rule (split-share.ts): this side's share now, and what it did. */
+  split: { share: number; splits: number; missing: number; refusedUnknown: number };
 }
 
 export const EMPTY_CLUSTER_STATS: Readonly<ClusterStats> = {
@@ -39,4 +41,5 @@ export const EMPTY_CLUSTER_STATS: Readonly<ClusterStats> = {
   replication: { entriesSent: 0, framesSent: 0, acks: 0, entriesReceived: 0, entriesRefused: 0, resyncEntriesSent: 0 },
   handoff: { pulls: 0, pullsAnswered: 0, pullTimeouts: 0, pushedEntries: 0, receivedEntries: 0, refusedEntries: 0, drainFramesAcked: 0, announcements: 0, peersPending: 0 },
   hotKeys: { answeredFromCopy: 0, hitsSent: 0, hitsApplied: 0, statesSent: 0, statesReceived: 0, refusedStates: 0, overflow: 0 },
+  split: { share: 1, splits: 0, missing: 0, refusedUnknown: 0 },
 };

@@ -28,6 +28,7 @@ import { startPeers } from './peers.js';
 import { joinSeeds } from './join.js';
 import { warmUp } from './warm-up.js';
 import { Greetings } from './greetings.js';
+import { SplitShare } from './split-share.js';
 
 /** Internal bounds of the cluster machinery (the user-facing tunables are in ClusterInit). */
 const clusterLimits = {
@@ -45,6 +46,8 @@ const clusterLimits = {
   maxFairShareReportUsers: 10_000,
   /** The longest a joining node waits for every member to answer its greeting (its streams open) before it turns active. */
   greetTimeoutMs: 2_000,
+  /** Members the split rule remembers at most. */
+  maxKnownMembers: 4_096,
 } as const;
 
 export interface ClusterComponents {
@@ -60,6 +63,8 @@ export interface ClusterComponents {
   policies: Policies | undefined;
   applyPolicies(policies: Policies | undefined): void;
   warn(message: string): void;
+  /** The members this node's last snapshot saw (a restart): out of reach until seen again (split-share.ts). */
+  lastSeenMembers?: readonly string[];
 }
 
 /** The parts of a member's cluster machinery, wired by Cluster.start. */
@@ -79,6 +84,7 @@ interface ClusterParts {
   policySync: PolicySync;
   fairShare: FairShareSync;
   greetings: Greetings;
+  split: SplitShare;
 }
 
 /**
@@ -121,6 +127,11 @@ export class Cluster implements NodeRole {
 
   owners(): string[] {
     return this.parts.view.ownerIds();
+  }
+
+  /** The members the split rule counts as the cluster (present or out of reach): what a snapshot records. */
+  knownMembers(): string[] {
+    return this.parts.split.knownMembers();
   }
 
   ownerOf(action: string, key: string): string {
@@ -167,6 +178,7 @@ export class Cluster implements NodeRole {
       replication: { ...p.replicator.stats },
       handoff: { ...p.handoff.stats },
       hotKeys: p.hotKeys.stats(),
+      split: { share: p.split.value, ...p.split.stats, refusedUnknown: p.decision.refusedUnknown },
     };
   }
 
@@ -217,7 +229,9 @@ export class Cluster implements NodeRole {
         maxBatchSize: o.maxBatchSize,
       });
       const hotKeyMarks = new HotKeyMarks(o.maxGlobalKeys);
-      const decision = new OwnerDecision({ store, puller: handoff.pulls, replication: replicator, hotKeyMarks }, { syncReplication: o.replication === 'sync' });
+      const split = new SplitShare({ clock, view }, { selfId: o.nodeId, splitShareMs: o.splitShareMs, maxKnownMembers: clusterLimits.maxKnownMembers });
+      if (components.lastSeenMembers !== undefined) split.remember(components.lastSeenMembers.filter((nodeId) => nodeId !== o.nodeId));
+      const decision = new OwnerDecision({ store, puller: handoff.pulls, replication: replicator, hotKeyMarks, split }, { syncReplication: o.replication === 'sync' });
       const hotKeys = new HotKeys(
         { store, view, transport, clock, decision, marks: hotKeyMarks },
         { selfId: o.nodeId, globalSyncMs: o.globalSyncMs, maxGlobalKeys: o.maxGlobalKeys, copyIdleMs: clusterLimits.hotCopyIdleMs, maxBatchSize: o.maxBatchSize },
@@ -258,13 +272,15 @@ export class Cluster implements NodeRole {
         membership.on(event, (member: Member) => {
           const address = member.meta[META_GRPC];
           if ((event === 'leave' || event === 'fail') && address !== undefined) transport.disconnect(address);
+          if (event === 'leave') split.left(member.nodeId);
           view.refresh();
+          split.observe(membership.members());
           if (event === 'join' || event === 'update') policySync.check();
           if (cluster !== undefined) cluster.events[event] = (cluster.events[event] ?? 0) + 1;
           components.onMembership(event, member);
         });
       }
-      cluster = new Cluster({ membership, swim, transport, peerStats, view, decision, forwarder, forwardServer, replicator, handoff, hotKeys, dispatch, policySync, fairShare, greetings }, init, components);
+      cluster = new Cluster({ membership, swim, transport, peerStats, view, decision, forwarder, forwardServer, replicator, handoff, hotKeys, dispatch, policySync, fairShare, greetings, split }, init, components);
       await cluster.join();
       return cluster;
     } catch (error) {
@@ -296,6 +312,7 @@ export class Cluster implements NodeRole {
     view.refresh();
     membership.updateMeta({ ...membership.self.meta, [META_STATE]: 'active' });
     view.refresh();
+    this.parts.split.observe(membership.members());
   }
 
   /**
@@ -327,6 +344,7 @@ export class Cluster implements NodeRole {
     this.parts.replicator.close();
     this.parts.handoff.close();
     this.parts.hotKeys.close();
+    this.parts.split.close();
     this.parts.forwarder.close();
     await this.membership.stop({ graceful }).catch(() => undefined);
     await this.parts.transport.close();

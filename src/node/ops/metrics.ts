@@ -186,6 +186,9 @@ export function createNodeMetrics(source: MetricsSource, registry: Registry = ne
   counter(registry, 'ringlimit_handoff_pull_timeouts_total', 'Pulls not answered in pullTimeoutMs.', () => stats().handoff.pullTimeouts);
   counter(registry, 'ringlimit_handoff_entries_pushed_total', 'Key states pushed to new owners.', () => stats().handoff.pushedEntries);
   counter(registry, 'ringlimit_handoff_entries_received_total', 'Key states received from previous owners.', () => stats().handoff.receivedEntries);
+  gauge(registry, 'ringlimit_split_share', 'The part of the cluster (as it was) this node reaches: 1 when whole; below 1 each decision spends only this share of a key’s remaining allowance.', () => stats().split.share);
+  gauge(registry, 'ringlimit_split_missing_members', 'Members out of reach that did not leave (not yet declared dead).', () => stats().split.missing);
+  counter(registry, 'ringlimit_split_refused_total', 'Requests refused during a split: no state here, and the members that may hold it out of reach.', () => stats().split.refusedUnknown);
   counter(registry, 'ringlimit_handoff_announcements_total', 'Times this node announced it had pushed, and had acked, every state it held that others need after a ring change (or a drain).', () => stats().handoff.announcements);
   gauge(registry, 'ringlimit_handoff_peers_pending', 'Members this node may still pull from for the current ring: they have not announced their push.', () => stats().handoff.peersPending);
   counter(registry, 'ringlimit_handoff_entries_refused_total', 'Handed-off states refused: the sender held no copy of the key.', () => stats().handoff.refusedEntries);
@@ -251,6 +254,7 @@ export function createNodeMetrics(source: MetricsSource, registry: Registry = ne
   counter(registry, 'ringlimit_envoy_service_errors_total', 'Envoy ShouldRateLimit calls failed: bad input, no configuration, no token, or the cluster unable to count.', () => source.envoy().serviceErrors);
   counter(registry, 'ringlimit_snapshots_written_total', 'Snapshots written to the data directory.', () => stats().snapshot.written);
   counter(registry, 'ringlimit_snapshots_failed_total', 'Snapshot writes that failed.', () => stats().snapshot.failed);
+  counter(registry, 'ringlimit_snapshots_skipped_total', 'Snapshot checks that found no key and no member changed since the last write: nothing written.', () => stats().snapshot.skipped);
   collectDefaultMetrics({ register: registry });
   return registry;
 }

@@ -1,7 +1,7 @@
 import type { StoreStats } from '../../limiter/store.js';
 import type { CallerStats } from '../api/caller-ledger.js';
 import { EMPTY_CLUSTER_STATS, type ClusterStats } from '../cluster/cluster-stats.js';
-import type { SnapshotStats } from '../state/snapshotter.js';
+import type { SnapshotPacingStats, SnapshotStats } from '../state/snapshotter.js';
 
 export interface NodeStats extends ClusterStats {
   store: StoreStats;
@@ -14,7 +14,7 @@ export interface NodeStats extends ClusterStats {
   /** Distance between callers' timestamps (public API timestamp_ms) and this node's clock. */
   callerSkew: { samples: number; maxAbsMs: number; meanAbsMs: number };
   /** Snapshots (with dataDir): written and failed since start, keys loaded at start, where a bad one was set aside ('' if not). */
-  snapshot: SnapshotStats & { loadedKeys: number; setAsideTo: string };
+  snapshot: SnapshotStats & SnapshotPacingStats & { loadedKeys: number; setAsideTo: string };
 }
 
 /** Distance between callers' clocks and this node's: a statistic, never an input to a decision. */

@@ -85,6 +85,8 @@ export class ClusterView {
   /** Each member's last announced handoff (the ring version it has pushed everything for). */
   private readonly announced = new HandoffAnnouncements();
   private readonly handoffListeners: (() => void)[] = [];
+  /** The cluster as it was before members vanished (SplitShare): every member seen active and not gone for good. */
+  private knownRing: Ring | undefined;
   /** While this node pushes the keys it owned before the last change (Handoff.pushMoved): whether it has yet to send (action, key). */
   private stillHeld: ((action: string, key: string) => boolean) | undefined;
   readonly selfId: string;
@@ -245,6 +247,19 @@ export class ClusterView {
     if (this.stillHeld === undefined) return false;
     const id = routingKey(action, key);
     return this.ring.owner(id) !== this.selfId && this.previous.owner(id) === this.selfId && this.handedTo(id) === undefined && this.stillHeld(action, key);
+  }
+
+  /** The members the cluster had before some vanished (split-share.ts); undefined when none is missing. */
+  setKnownMembers(nodeIds: readonly string[] | undefined): void {
+    this.knownRing = nodeIds === undefined ? undefined : this.ring.withMembers(nodeIds.map((nodeId) => ({ nodeId })));
+  }
+
+  /** Whether a holder of (action, key) on the ring of known members (owner or replica) is `missing`. */
+  anyKnownHolder(action: string, key: string, missing: (nodeId: string) => boolean): boolean {
+    if (this.knownRing === undefined) return false;
+    const count = this.knownRing.ownersInto(routingKey(action, key), this.init.replicas + 1, this.ringOwners);
+    for (let i = 0; i < count; i++) if (missing(this.ringOwners[i]!)) return true;
+    return false;
   }
 
   /** The owner of (action, key) on the ring before the last change, whether or not this node was on it. */

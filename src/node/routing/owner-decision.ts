@@ -42,6 +42,20 @@ export interface OwnerDecisionComponents {
   replication?: ReplicationFlusher;
   /** Hot-key mode: every hot key decided here is marked for the owner's next broadcast. */
   hotKeyMarks?: { mark(action: string, key: string): void };
+  /** This side's share while the cluster is split (cluster/split-share.ts); absent or 1: the whole cluster. */
+  split?: SplitShareReader;
+}
+
+/** What a decision asks of the split rule. */
+export interface SplitShareReader {
+  /** The part of the cluster (as it was) this node reaches: 1 when whole. Read per decision. */
+  readonly value: number;
+  /** Whether a node that may hold (action, key)'s state is out of reach (asked only for a key with no state here). */
+  unknownElsewhere(action: string, key: string): boolean;
+  /** How long until asking again may find the split over (a refused key's retryAfterMs). */
+  retryAfterMs(): number;
+  /** The clock's now (a refused key's resetAtMs is relative to it). */
+  now(): number;
 }
 
 export interface OwnerDecisionInit {
@@ -59,6 +73,8 @@ export interface OwnerDecisionInit {
 export class OwnerDecision {
   /** Decisions made here. */
   decided = 0;
+  /** Refused during a split: no state here, and the members that may hold it out of reach. */
+  refusedUnknown = 0;
 
   constructor(
     private readonly components: OwnerDecisionComponents,
@@ -72,7 +88,7 @@ export class OwnerDecision {
   decideNow(p: ResolvedRequest, maxWaitMs: number): Reservation | undefined {
     if (this.init.syncReplication || this.components.puller?.mayPull() === true) return undefined;
     this.decided++;
-    const decision = this.components.store.decideResolved(p, maxWaitMs);
+    const decision = this.inStore(p, maxWaitMs);
     if (p.global) this.components.hotKeyMarks?.mark(p.action, p.key);
     this.components.replication?.changed();
     return decision;
@@ -127,12 +143,38 @@ export class OwnerDecision {
 
   private decideInStore(p: ResolvedRequest, maxWaitMs: number): Reservation | Promise<Reservation> {
     this.decided++;
-    const decision = this.components.store.decideResolved(p, maxWaitMs);
+    const decision = this.inStore(p, maxWaitMs);
     if (p.global) this.components.hotKeyMarks?.mark(p.action, p.key);
     const replication = this.components.replication;
     if (replication === undefined) return decision;
     if (this.init.syncReplication && decision.allowed) return replication.flushAndWait().then(() => decision);
     replication.changed();
     return decision;
+  }
+
+  /** The store's decision — with this side's share of it while the cluster is split. */
+  private inStore(p: ResolvedRequest, maxWaitMs: number): Reservation {
+    const split = this.components.split;
+    if (split === undefined || split.value >= 1) return this.components.store.decideResolved(p, maxWaitMs);
+    return this.shareOf(p, maxWaitMs, split);
+  }
+
+  /**
+   * Split: each admitted unit takes 1 / share units of the key's state, so from a state with R
+   * remaining this side admits at most share × R, and the sides together at most R. A key with
+   * no state here whose holders are out of reach has an unknown remaining: refused (it may be
+   * used up elsewhere), until the split is over or those members are declared dead.
+   */
+  private shareOf(p: ResolvedRequest, maxWaitMs: number, split: SplitShareReader): Reservation {
+    const store = this.components.store;
+    if (!store.has(p.action, p.key) && split.unknownElsewhere(p.action, p.key)) {
+      this.refusedUnknown++;
+      const retryAfterMs = split.retryAfterMs();
+      return { allowed: false, limit: p.limit, remaining: 0, resetAtMs: split.now() + retryAfterMs, retryAfterMs, waitMs: 0 };
+    }
+    const share = split.value;
+    // 1/share rounded down by a hair: 40 left at share 3/5 admits 24, not 23 (24 × 1.666… ≈ 40.000000001).
+    const d = store.decideResolved({ ...p, cost: (p.cost / share) * (1 - 1e-12) }, maxWaitMs);
+    return { ...d, remaining: Math.floor(d.remaining * share + 1e-9) };
   }
 }

@@ -14,8 +14,9 @@ import { decodeMsgpack, encodeMsgpack } from '../wire/msgpack.js';
  * The snapshot file, format 2:
  *   MAGIC (8 bytes: "RLSNAP", 0, 2)
  *   records: u32 length (big-endian), then that many bytes of MessagePack —
- *     the first [nodeId], then chunks [wallMs, Handoff frame bytes] whose times are
- *     relative to the chunk's wall-clock time
+ *     the first [nodeId, members] (the cluster's owners when it was written; files
+ *     written before members were recorded have [nodeId]), then chunks
+ *     [wallMs, Handoff frame bytes] whose times are relative to the chunk's wall-clock time
  *   END (u32 0xffffffff), then the SHA-256 of every byte before END.
  * A file that is short, has a wrong checksum or a malformed record is never loaded.
  */
@@ -28,7 +29,23 @@ export const snapshotLimits = {
   maxFileBytes: 2 ** 30,
   /** Keys per chunk record: one Handoff frame. */
   entriesPerChunk: frameLimits.maxItems,
+  /** Node ids in the header's members list (a cluster has at most 4,096 members). */
+  maxMembers: 4096,
+  /** Characters in one of those node ids. */
+  maxMemberIdChars: 256,
 } as const;
+
+/** Why `members` cannot be a snapshot's members list, or undefined if it can. */
+function membersProblem(members: unknown): string | undefined {
+  if (!Array.isArray(members)) return 'is not a list';
+  if (members.length > snapshotLimits.maxMembers) return `has ${members.length} node ids, more than ${snapshotLimits.maxMembers}`;
+  for (const id of members as unknown[]) {
+    if (typeof id !== 'string' || id.length === 0 || id.length > snapshotLimits.maxMemberIdChars) {
+      return `holds ${typeof id === 'string' ? `a node id of ${id.length} characters` : `a ${typeof id}`}, not one of 1 to ${snapshotLimits.maxMemberIdChars}`;
+    }
+  }
+  return undefined;
+}
 
 /** What to do with a snapshot that fails its checks: refuse to start, or set it aside and start empty. */
 export type CorruptSnapshotPolicy = 'refuse' | 'set-aside';
@@ -79,10 +96,15 @@ class SnapshotWriter {
     private readonly path: string,
   ) {}
 
-  static async open(path: string, nodeId: string): Promise<SnapshotWriter> {
+  static async open(path: string, nodeId: string, members: readonly string[]): Promise<SnapshotWriter> {
     const tmpPath = `${path}.tmp`;
     const writer = new SnapshotWriter(await open(tmpPath, 'w'), tmpPath, path);
-    await writer.write([MAGIC, ...record(encodeMsgpack([nodeId]))]);
+    try {
+      await writer.write([MAGIC, ...record(encodeMsgpack([nodeId, members]))]);
+    } catch (error) {
+      await writer.abandon();
+      throw error;
+    }
     return writer;
   }
 
@@ -130,10 +152,21 @@ async function syncDirectory(dir: string): Promise<void> {
 /**
  * Writes every key's state atomically (temp file, fsync, rename, fsync of the directory),
  * in chunks of `slotsPerTurn` slots so that a large store does not stall the event loop;
- * each chunk's times are relative to the moment it was read. Returns the keys written.
+ * each chunk's times are relative to the moment it was read. `members`: the node ids of the
+ * cluster's owners now (at most maxMembers ids of 1 to maxMemberIdChars characters, or the
+ * write fails with INVALID_ARGUMENT before touching the disk). Returns the keys written.
  */
-export async function writeSnapshot(dataDir: string, nodeId: string, store: LimiterStore, clock: { now(): number }, slotsPerTurn: number): Promise<number> {
-  const writer = await SnapshotWriter.open(snapshotPath(dataDir, nodeId), nodeId);
+export async function writeSnapshot(
+  dataDir: string,
+  nodeId: string,
+  store: LimiterStore,
+  clock: { now(): number },
+  slotsPerTurn: number,
+  members: readonly string[] = [],
+): Promise<number> {
+  const problem = membersProblem(members);
+  if (problem !== undefined) throw new RingLimitError('INVALID_ARGUMENT', `members: the snapshot's members list ${problem}`, 'members');
+  const writer = await SnapshotWriter.open(snapshotPath(dataDir, nodeId), nodeId, members);
   let written = 0;
   try {
     let entries: WireEntry[] = [];
@@ -161,6 +194,7 @@ export async function writeSnapshot(dataDir: string, nodeId: string, store: Limi
 
 interface ParsedSnapshot {
   nodeId: string;
+  members: string[];
   chunks: { wallMs: number; entries: WireEntry[] }[];
 }
 
@@ -175,6 +209,7 @@ function parseSnapshot(bytes: Buffer): ParsedSnapshot | string {
   if (!expected.equals(bytes.subarray(sealed))) return 'its checksum does not match (a torn or damaged file)';
   let offset = MAGIC.length;
   let nodeId: string | undefined;
+  let members: string[] = [];
   const chunks: ParsedSnapshot['chunks'] = [];
   for (;;) {
     if (offset + 4 > sealed) return 'it ends without its end mark';
@@ -185,7 +220,13 @@ function parseSnapshot(bytes: Buffer): ParsedSnapshot | string {
     const value = decodeMsgpack(bytes.subarray(offset, offset + length));
     offset += length;
     if (nodeId === undefined) {
-      if (!Array.isArray(value) || value.length !== 1 || typeof value[0] !== 'string') return 'its header is malformed';
+      // [nodeId, members], or [nodeId] as written before members were recorded.
+      if (!Array.isArray(value) || value.length < 1 || value.length > 2 || typeof value[0] !== 'string') return 'its header is malformed';
+      if (value.length === 2) {
+        const problem = membersProblem(value[1]);
+        if (problem !== undefined) return `its header's members list ${problem}`;
+        members = value[1] as string[];
+      }
       nodeId = value[0];
       continue;
     }
@@ -198,15 +239,25 @@ function parseSnapshot(bytes: Buffer): ParsedSnapshot | string {
   }
   if (offset !== sealed) return 'bytes follow its end mark';
   if (nodeId === undefined) return 'it has no header';
-  return { nodeId, chunks };
+  return { nodeId, members, chunks };
 }
 
 export interface LoadResult {
   loaded: number;
+  /**
+   * The members recorded in the snapshot loaded: the cluster's owners when it was written
+   * ([] when none: no snapshot, one set aside, or one written before members were recorded).
+   * loadSnapshot always sets it (see LoadedSnapshot); optional here only so that a
+   * "nothing loaded" value written as { loaded: 0 } still type-checks.
+   */
+  members?: string[];
   /** Where a snapshot that failed its checks was moved (policy 'set-aside'). */
   setAsideTo?: string;
   reason?: string;
 }
+
+/** What loadSnapshot returns: a LoadResult whose members are always set. */
+export type LoadedSnapshot = LoadResult & { members: string[] };
 
 /**
  * Loads this node's snapshot if there is one: each state is re-based as if the node had
@@ -216,13 +267,13 @@ export interface LoadResult {
  * beside it and the node starts empty; it is never loaded in part. Loads nothing unless
  * the whole file checks out.
  */
-export async function loadSnapshot(dataDir: string, nodeId: string, store: LimiterStore, clock: { now(): number }, onCorrupt: CorruptSnapshotPolicy): Promise<LoadResult> {
+export async function loadSnapshot(dataDir: string, nodeId: string, store: LimiterStore, clock: { now(): number }, onCorrupt: CorruptSnapshotPolicy): Promise<LoadedSnapshot> {
   const path = snapshotPath(dataDir, nodeId);
   let handle: FileHandle;
   try {
     handle = await open(path, 'r');
   } catch (error) {
-    if (errnoOf(error) === 'ENOENT') return { loaded: 0 };
+    if (errnoOf(error) === 'ENOENT') return { loaded: 0, members: [] };
     throw new RingLimitError('FAILED_PRECONDITION', `snapshot ${path} cannot be read (${errnoOf(error)})`, 'dataDir');
   }
   let bytes: Buffer;
@@ -243,7 +294,7 @@ export async function loadSnapshot(dataDir: string, nodeId: string, store: Limit
     }
     const setAsideTo = `${path}.corrupt-${Date.now()}`;
     await rename(path, setAsideTo);
-    return { loaded: 0, setAsideTo, reason: why };
+    return { loaded: 0, members: [], setAsideTo, reason: why };
   }
   const cells = new Float64Array(STATE_STRIDE);
   // Both clocks read together, after the file was read and checked: the load's own time is not downtime.
@@ -257,5 +308,5 @@ export async function loadSnapshot(dataDir: string, nodeId: string, store: Limit
       loaded++;
     }
   }
-  return { loaded };
+  return { loaded, members: parsed.members };
 }

@@ -1,0 +1,127 @@
+import type { Clock } from '../../common/clock.js';
+import type { Member } from '../../gossip/index.js';
+import type { SplitShareReader } from '../routing/owner-decision.js';
+import { META_STATE, type ClusterView } from '../routing/cluster-view.js';
+
+export interface SplitShareInit {
+  selfId: string;
+  /** How long a member that vanished without leaving still counts as part of the cluster (0: the rule is off). */
+  splitShareMs: number;
+  /** Members remembered at most. */
+  maxKnownMembers: number;
+}
+
+export interface SplitShareStats {
+  /** Times the share dropped below 1 (a split, a crash, a restart alone). */
+  splits: number;
+  /** Members out of reach now (vanished without leaving, not yet forgotten). */
+  missing: number;
+}
+
+/** A member present now. */
+const PRESENT = -1;
+
+/**
+ * "Each side of a split spends only its share." The members this node has seen active, and
+ * that did not leave gracefully, are the cluster as it was. While some of them are out of
+ * reach — suspected, declared dead, or (after this node restarted) not seen again yet — this
+ * side's share is the part of that cluster it still reaches, and each decision here takes
+ * cost / share units of its key's state (OwnerDecision): from a state with R remaining this
+ * side admits at most share × R, so the sides of a split together admit at most R. A member
+ * out of reach for splitShareMs is forgotten (declared dead): the sides then decide alone
+ * again, the documented bound for a longer split.
+ */
+export class SplitShare implements SplitShareReader {
+  value = 1;
+  readonly stats: SplitShareStats = { splits: 0, missing: 0 };
+  /** nodeId → when it went out of reach (clock ms), or PRESENT. */
+  private readonly known = new Map<string, number>();
+  private timer: NodeJS.Timeout | undefined;
+  private nextExpiryMs = Infinity;
+  private readonly isMissing = (nodeId: string): boolean => (this.known.get(nodeId) ?? PRESENT) !== PRESENT;
+
+  constructor(
+    private readonly components: { clock: Clock; view: ClusterView },
+    private readonly init: SplitShareInit,
+  ) {
+    this.known.set(init.selfId, PRESENT);
+  }
+
+  /** The members as gossip sees them now (after every membership event). */
+  observe(members: readonly Member[]): void {
+    const reachable = new Set<string>([this.init.selfId]);
+    for (const m of members) {
+      const state = m.meta[META_STATE];
+      if (m.state !== 'alive' || (state !== 'active' && state !== 'draining')) continue;
+      reachable.add(m.nodeId);
+      if (!this.known.has(m.nodeId) && this.known.size < this.init.maxKnownMembers) this.known.set(m.nodeId, PRESENT);
+    }
+    const nowMs = this.components.clock.now();
+    for (const [nodeId, since] of this.known) {
+      if (reachable.has(nodeId)) this.known.set(nodeId, PRESENT);
+      else if (since === PRESENT) this.known.set(nodeId, nowMs);
+    }
+    this.recompute();
+  }
+
+  /** `nodeId` left gracefully: it handed its keys over, so it no longer counts. */
+  left(nodeId: string): void {
+    if (nodeId !== this.init.selfId && this.known.delete(nodeId)) this.recompute();
+  }
+
+  /** After a restart: the members the last snapshot saw count as out of reach until they are seen. */
+  remember(nodeIds: readonly string[]): void {
+    const nowMs = this.components.clock.now();
+    for (const nodeId of nodeIds) if (!this.known.has(nodeId) && this.known.size < this.init.maxKnownMembers) this.known.set(nodeId, nowMs);
+    this.recompute();
+  }
+
+  /** The cluster as this node knows it: present and missing members, itself included, sorted (what a snapshot records). */
+  knownMembers(): string[] {
+    return [...this.known.keys()].sort();
+  }
+
+  unknownElsewhere(action: string, key: string): boolean {
+    return this.components.view.anyKnownHolder(action, key, this.isMissing);
+  }
+
+  retryAfterMs(): number {
+    return Math.max(1, Math.min(1_000, this.nextExpiryMs - this.components.clock.now()));
+  }
+
+  now(): number {
+    return this.components.clock.now();
+  }
+
+  close(): void {
+    clearTimeout(this.timer);
+  }
+
+  private recompute(): void {
+    const nowMs = this.components.clock.now();
+    let present = 0;
+    let missing = 0;
+    this.nextExpiryMs = Infinity;
+    for (const [nodeId, since] of this.known) {
+      if (since === PRESENT) {
+        present++;
+      } else if (nowMs - since >= this.init.splitShareMs) {
+        this.known.delete(nodeId); // declared dead
+      } else {
+        missing++;
+        this.nextExpiryMs = Math.min(this.nextExpiryMs, since + this.init.splitShareMs);
+      }
+    }
+    const before = this.value;
+    this.value = missing === 0 ? 1 : present / (present + missing);
+    if (this.value < 1 && before >= 1) this.stats.splits++;
+    this.stats.missing = missing;
+    this.components.view.setKnownMembers(missing === 0 ? undefined : [...this.known.keys()]);
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.nextExpiryMs !== Infinity) {
+      this.timer = setTimeout(() => this.recompute(), Math.max(1, this.nextExpiryMs - nowMs));
+      this.timer.unref();
+    }
+  }
+}
