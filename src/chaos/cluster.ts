@@ -83,6 +83,12 @@ export class ChaosCluster implements ClusterControl {
     }
   }
 
+  /**
+   * Starts down node i again on its old ports, seeded with the nodes that are up. With none up
+   * (after a crash of all) it gets no seeds and starts as a one-node cluster at once, as the
+   * first node of a cluster does; the nodes restarted after it join it. Seeding it with the dead
+   * nodes instead would hold its start for the gossip join timeout (10 s on the lan preset).
+   */
   async restart(i: number): Promise<void> {
     const old = this.node(i);
     if (!this.down.has(i)) throw new RingLimitError('FAILED_PRECONDITION', `${old.nodeId} is up; kill or stop it before restarting it`);

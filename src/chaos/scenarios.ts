@@ -111,6 +111,23 @@ export const scenarios: Record<string, Scenario> = {
     },
     pass: (a, o) => a.overPct <= 1 && (o.stableMs ?? -1) >= 0,
   },
+  'crash-all-one-by-one': {
+    name: `kill -9 of every node at once, then a restart one node at a time on the same data dirs (snapshots every ${CRASH_SNAPSHOT_INTERVAL}), 3 s apart`,
+    target: 'over-admission ≤ 1 % (a node back alone spends only its share and refuses keys it holds nothing for); client errors only while no node runs',
+    serveArgs: (dataDir) => ['--data-dir', dataDir, '--snapshot-interval', CRASH_SNAPSHOT_INTERVAL],
+    async run(cluster, marks) {
+      for (let i = 0; i < cluster.size; i++) cluster.kill(i);
+      // The first back is alone: it owns every key, and decides them while the others are out.
+      for (let i = 0; i < cluster.size; i++) {
+        await cluster.restart(i);
+        if (i < cluster.size - 1) await sleep(3_000);
+      }
+      marks.faultEnd();
+      const stableMs = await cluster.until(() => cluster.allLiveSee(cluster.size), 15_000);
+      return { stableMs };
+    },
+    pass: (a, o) => a.overPct <= 1 && (o.stableMs ?? -1) >= 0,
+  },
   'slow-readers': {
     name: 'a flood of large AllowBatch calls whose answers are never read: 100 connections × 10 calls × 10,000 requests at one node',
     target: '0 over-admission; 0 client errors',
@@ -226,6 +243,7 @@ export const FULL = [
   'busy-kill-owners',
   'kill-two',
   'crash-all',
+  'crash-all-one-by-one',
   'stranger-flood',
   'slow-readers',
 ];

@@ -50,7 +50,11 @@ export interface ClusterControl {
   resume(i: number): void;
   /** SIGTERM, then waits for the drain and exit; the node stays down until restart(i). */
   stopGracefully(i: number): Promise<void>;
-  /** Starts a down node again on its old ports, joining the live ones. */
+  /**
+   * Starts a down node again on its old ports, joining the live ones; with none up it starts
+   * alone (no seeds: a dead seed would hold its start for the gossip join timeout), and the
+   * next restarts join it.
+   */
   restart(i: number): Promise<void>;
   /** Starts every down node at once on its old ports, each joining all the others. */
   restartAll(): Promise<void>;

@@ -67,6 +67,21 @@ describe('ChaosCluster on real `serve --harness` processes', () => {
     await cluster.waitForMembers(3, CONVERGE_MS);
   }, TEST_MS);
 
+  it('after a kill -9 of every node, restarts one at a time: the first starts alone at once, the next join it', async () => {
+    cluster = await ChaosCluster.start(3, { cliPath });
+    await cluster.waitForMembers(3, CONVERGE_MS);
+    for (const i of [0, 1, 2]) cluster.kill(i);
+    const t0 = Date.now();
+    await cluster.restart(1);
+    // No seeds, so no wait for dead ones (the lan preset's join timeout is 10 s).
+    expect(Date.now() - t0).toBeLessThan(8_000);
+    await cluster.waitForMembersSeen([null, 1, null], CONVERGE_MS);
+    await cluster.restart(2);
+    await cluster.waitForMembersSeen([null, 2, 2], CONVERGE_MS);
+    await cluster.restart(0);
+    await cluster.waitForMembers(3, CONVERGE_MS);
+  }, TEST_MS);
+
   it('partitions one node from the others, then heals', async () => {
     cluster = await ChaosCluster.start(3, { cliPath });
     await cluster.waitForMembers(3, CONVERGE_MS);
