@@ -56,7 +56,7 @@ async function runScenario(key: string, o: ChaosOptions, scenarioSeed: number): 
   const scenario = scenarios[key];
   if (scenario === undefined) throw new RingLimitError('INVALID_ARGUMENT', `unknown scenario ${key}; known: ${Object.keys(scenarios).join(', ')}`, 'scenarios');
   await avoidDayBoundary(o.warmupMs + o.afterMs + 60_000);
-  const load: ScenarioLoad = scenario.load ?? { keyCount: o.keyCount, limit: o.limit, global: false };
+  const load: ScenarioLoad = { keyCount: o.keyCount, limit: o.limit, global: false, ...scenario.load };
   const started = Date.now();
   const dataDir = mkdtempSync(join(tmpdir(), `ringlimit-chaos-${key}-`));
   const cluster = await ChaosCluster.start(o.nodes, { serveArgs: scenario.serveArgs?.(dataDir) ?? [] }).catch((error: unknown) => {

@@ -208,6 +208,22 @@ export const scenarios: Record<string, Scenario> = {
     },
     pass: splitPass,
   },
+  'partition-with-room': {
+    name: 'network partition into two sides while every key still has room (limit 250: keys fill during the split), then heal',
+    target: 'over-admission ≤ 1 % of the affected limits; under-admission during the split reported (each side refuses once its share is spent); reconverges ≤ 5 s after heal',
+    // 2,000/s over 100 keys fill a limit of 250 about 12 s in: 4 s into the split, so each side spends its share of real room.
+    load: { limit: 250 },
+    async run(cluster, marks) {
+      const half = Math.floor(cluster.size / 2);
+      cluster.partition(range(0, half), range(half, cluster.size));
+      await sleep(6_000);
+      cluster.heal();
+      marks.faultEnd();
+      const stableMs = await cluster.until(() => cluster.allLiveSee(cluster.size), 15_000);
+      return { stableMs };
+    },
+    pass: splitPass,
+  },
   'hot-key': {
     name: 'hot keys in hot-key mode (global: true): 10 keys, each load generator asking its own node (not the owners)',
     target: `over-admission ≤ what the non-owners admit in ${HOT_KEY_LAG_MS} ms (one sync + transit) per key; 0 client errors`,
@@ -238,6 +254,7 @@ export const FULL = [
   'sigstop',
   'partition',
   'partition-one-way',
+  'partition-with-room',
   'skew',
   'hot-key',
   'busy-kill-owners',

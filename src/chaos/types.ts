@@ -113,7 +113,7 @@ export interface ScenarioRun {
 
 export interface Scenario {
   name: string;
-  load?: ScenarioLoad;
+  load?: Partial<ScenarioLoad>;
   /** The target as the issue states it. */
   target: string;
   /** More `serve` flags for this scenario's nodes; `dataDir` is a fresh directory the runner removes afterwards. */

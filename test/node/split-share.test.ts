@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/common/clock.js';
 import type { Member } from '../../src/gossip/index.js';
 import { LimiterStore } from '../../src/limiter/store.js';
-import { SplitShare } from '../../src/node/cluster/split-share.js';
+import { RETURN_SETTLE_MAX_MS, SplitShare } from '../../src/node/cluster/split-share.js';
 import { ClusterView, META_STATE, type ViewMember } from '../../src/node/routing/cluster-view.js';
 import { OwnerDecision, resolveOnce } from '../../src/node/routing/owner-decision.js';
 
@@ -107,8 +107,61 @@ describe('the split rule: each side spends only its share', () => {
     a.split.observe([gossipMember('n0')]);
     expect(a.split.value).toBeCloseTo(1 / 5);
     a.split.observe(['n0', 'n1', 'n2', 'n3'].map((id) => gossipMember(id)).concat(gossipMember('n4', 'alive', 'joining')));
+    // Back in reach, but counted once their push for the ring is announced (and this node's).
+    expect(a.split.value).toBeCloseTo(1 / 5);
+    for (const id of ['n0', 'n1', 'n2', 'n3']) a.view.noteHandedOver(id, a.view.ringVersion);
+    a.split.handoffNews();
     expect(a.split.value).toBeCloseTo(4 / 5);
     a.split.observe(['n0', 'n1', 'n2', 'n3', 'n4'].map((id) => gossipMember(id)));
+    expect(a.split.value).toBeCloseTo(4 / 5);
+    a.view.noteHandedOver('n4', a.view.ringVersion);
+    a.split.handoffNews();
     expect(a.split.value).toBe(1);
+  });
+
+  it('after the heal a member back in reach counts as missing until both sides announced their push for the ring (the states merged), at most 10 s', () => {
+    const clock = new ManualClock(1_000_000);
+    const a = side('n0', clock);
+    closers.push(() => a.split.close());
+    const everyone = ['n0', 'n1', 'n2', 'n3', 'n4'].map((id) => gossipMember(id));
+    a.split.observe(everyone);
+    a.split.observe(['n0', 'n1'].map((id) => gossipMember(id)));
+    expect(a.split.value).toBeCloseTo(2 / 5);
+    a.split.observe(everyone); // healed: in reach, not merged yet
+    expect(a.split.value).toBeCloseTo(2 / 5);
+    const version = a.view.ringVersion;
+    for (const id of ['n2', 'n3', 'n4']) a.view.noteHandedOver(id, version);
+    a.split.handoffNews();
+    expect(a.split.value).toBeCloseTo(2 / 5); // this node's own push not announced yet
+    a.view.noteHandedOver('n0', version);
+    a.split.handoffNews();
+    expect(a.split.value).toBe(1);
+
+    // An announcement lost: the member counts again after RETURN_SETTLE_MAX_MS.
+    const b = side('n0', clock);
+    closers.push(() => b.split.close());
+    b.split.observe(everyone);
+    b.split.observe(['n0', 'n1', 'n2'].map((id) => gossipMember(id)));
+    b.split.observe(everyone);
+    expect(b.split.value).toBeCloseTo(3 / 5);
+    clock.advance(RETURN_SETTLE_MAX_MS - 1);
+    b.split.handoffNews();
+    expect(b.split.value).toBeCloseTo(3 / 5);
+    clock.advance(1);
+    b.split.handoffNews();
+    expect(b.split.value).toBe(1);
+  });
+
+  it('a forward no holder answered (a split gossip has not seen yet) is refused for a key with no state here, decided at the share for one held', async () => {
+    const clock = new ManualClock(1_000_000);
+    const a = side('n0', clock);
+    closers.push(() => a.split.close());
+    a.split.observe(['n0', 'n1', 'n2', 'n3', 'n4'].map((id) => gossipMember(id)));
+    const refused = await a.decision.decideUnreached(resolveOnce(request('never-seen')), -1);
+    expect(refused.allowed).toBe(false);
+    expect(refused.retryAfterMs).toBeGreaterThan(0);
+    expect(a.decision.refusedUnknown).toBe(1);
+    a.store.allow(request('held'));
+    expect((await a.decision.decideUnreached(resolveOnce(request('held')), -1)).allowed).toBe(true);
   });
 });

@@ -261,7 +261,10 @@ export class Cluster implements NodeRole {
       const dispatch = new PeerDispatch({ ids, forwarder, forwardServer, replicator, handoff, hotKeys, policySync, fairShare, greetings });
       transport.onFrame((frame, reply, from) => dispatch.onFrame(frame, reply, from));
       transport.onPeerDown((address) => forwarder.peerDown(address));
-      view.onHandoffNews(() => handoff.pulls.handoffNews());
+      view.onHandoffNews(() => {
+        handoff.pulls.handoffNews();
+        split.handoffNews();
+      });
       view.onChange(() => {
         replicator.resyncOwned();
         handoff.pushMoved();

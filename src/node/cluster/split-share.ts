@@ -22,6 +22,12 @@ export interface SplitShareStats {
 const PRESENT = -1;
 
 /**
+ * The longest a member back from out of reach still counts as missing while the states of the
+ * split merge (see observe). Past it the side decides alone again even if an announcement was lost.
+ */
+export const RETURN_SETTLE_MAX_MS = 10_000;
+
+/**
  * "Each side of a split spends only its share." The members this node has seen active, and
  * that did not leave gracefully, are the cluster as it was. While some of them are out of
  * reach — suspected, declared dead, or (after this node restarted) not seen again yet — this
@@ -36,18 +42,29 @@ export class SplitShare implements SplitShareReader {
   readonly stats: SplitShareStats = { splits: 0, missing: 0 };
   /** nodeId → when it went out of reach (clock ms), or PRESENT. */
   private readonly known = new Map<string, number>();
+  /** Members back in reach whose states have not merged with this side's yet → when they came back. */
+  private readonly returning = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private nextExpiryMs = Infinity;
   private readonly isMissing = (nodeId: string): boolean => (this.known.get(nodeId) ?? PRESENT) !== PRESENT;
+
+  readonly enabled: boolean;
 
   constructor(
     private readonly components: { clock: Clock; view: ClusterView },
     private readonly init: SplitShareInit,
   ) {
+    this.enabled = init.splitShareMs > 0;
     this.known.set(init.selfId, PRESENT);
   }
 
-  /** The members as gossip sees them now (after every membership event). */
+  /**
+   * The members as gossip sees them now (after every membership event). A member back in reach
+   * still counts as missing until the two sides' states have merged — it announced its push for
+   * the current ring and this node announced its own (ClusterView.hasHandedOver), at most
+   * RETURN_SETTLE_MAX_MS: until then a key the other side spent is known here only by this
+   * side's part, and a share of 1 would admit the other side's spending again.
+   */
   observe(members: readonly Member[]): void {
     const reachable = new Set<string>([this.init.selfId]);
     for (const m of members) {
@@ -58,14 +75,27 @@ export class SplitShare implements SplitShareReader {
     }
     const nowMs = this.components.clock.now();
     for (const [nodeId, since] of this.known) {
-      if (reachable.has(nodeId)) this.known.set(nodeId, PRESENT);
-      else if (since === PRESENT) this.known.set(nodeId, nowMs);
+      if (reachable.has(nodeId)) {
+        if (since !== PRESENT) {
+          this.known.set(nodeId, PRESENT);
+          if (this.returning.size < this.init.maxKnownMembers) this.returning.set(nodeId, nowMs);
+        }
+      } else {
+        if (since === PRESENT) this.known.set(nodeId, nowMs);
+        this.returning.delete(nodeId);
+      }
     }
     this.recompute();
   }
 
+  /** A member announced a push (ClusterView.onHandoffNews): a member back in reach may now have merged. */
+  handoffNews(): void {
+    if (this.returning.size !== 0) this.recompute();
+  }
+
   /** `nodeId` left gracefully: it handed its keys over, so it no longer counts. */
   left(nodeId: string): void {
+    this.returning.delete(nodeId);
     if (nodeId !== this.init.selfId && this.known.delete(nodeId)) this.recompute();
   }
 
@@ -102,8 +132,16 @@ export class SplitShare implements SplitShareReader {
     let present = 0;
     let missing = 0;
     this.nextExpiryMs = Infinity;
+    const view = this.components.view;
+    const selfHanded = this.returning.size !== 0 && view.hasHandedOver(this.init.selfId);
+    for (const [nodeId, at] of this.returning) {
+      if ((selfHanded && view.hasHandedOver(nodeId)) || nowMs - at >= RETURN_SETTLE_MAX_MS) this.returning.delete(nodeId);
+      else this.nextExpiryMs = Math.min(this.nextExpiryMs, at + RETURN_SETTLE_MAX_MS);
+    }
     for (const [nodeId, since] of this.known) {
-      if (since === PRESENT) {
+      if (since === PRESENT && this.returning.has(nodeId)) {
+        missing++;
+      } else if (since === PRESENT) {
         present++;
       } else if (nowMs - since >= this.init.splitShareMs) {
         this.known.delete(nodeId); // declared dead

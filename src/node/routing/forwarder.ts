@@ -210,7 +210,7 @@ export class Forwarder {
     }
     switch (this.init.onUnavailable) {
       case 'local':
-        this.components.decision.decideAsync(pending.request, pending.item.maxWaitMs).then(pending.resolve, pending.reject);
+        this.components.decision.decideUnreached(pending.request, pending.item.maxWaitMs).then(pending.resolve, pending.reject);
         return;
       case 'allow':
         pending.resolve(policyDecision(true, pending.request.limit, nowMs, 0));

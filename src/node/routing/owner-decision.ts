@@ -50,6 +50,8 @@ export interface OwnerDecisionComponents {
 export interface SplitShareReader {
   /** The part of the cluster (as it was) this node reaches: 1 when whole. Read per decision. */
   readonly value: number;
+  /** Whether the rule is in force at all (splitShareMs > 0). */
+  readonly enabled: boolean;
   /** Whether a node that may hold (action, key)'s state is out of reach (asked only for a key with no state here). */
   unknownElsewhere(action: string, key: string): boolean;
   /** How long until asking again may find the split over (a refused key's retryAfterMs). */
@@ -107,6 +109,17 @@ export class OwnerDecision {
   /** Whether this node holds a state for (action, key): a decision here would not start from a fresh one. */
   holds(action: string, key: string): boolean {
     return this.components.store.has(action, key);
+  }
+
+  /**
+   * No holder of (action, key) answered a forward (onUnavailable 'local'): with the split rule
+   * in force, a key with no state here is refused, not started fresh — its holders may be on
+   * the other side of a split gossip has not noticed yet, and have spent it. Else decide().
+   */
+  decideUnreached(p: ResolvedRequest, maxWaitMs: number): Promise<Reservation> {
+    const split = this.components.split;
+    if (split?.enabled === true && !this.components.store.has(p.action, p.key)) return Promise.resolve(this.refuseUnknown(p, split));
+    return this.decideAsync(p, maxWaitMs);
   }
 
   /** decide() as a promise, for callers that answer later anyway. */
@@ -167,14 +180,16 @@ export class OwnerDecision {
    */
   private shareOf(p: ResolvedRequest, maxWaitMs: number, split: SplitShareReader): Reservation {
     const store = this.components.store;
-    if (!store.has(p.action, p.key) && split.unknownElsewhere(p.action, p.key)) {
-      this.refusedUnknown++;
-      const retryAfterMs = split.retryAfterMs();
-      return { allowed: false, limit: p.limit, remaining: 0, resetAtMs: split.now() + retryAfterMs, retryAfterMs, waitMs: 0 };
-    }
+    if (!store.has(p.action, p.key) && split.unknownElsewhere(p.action, p.key)) return this.refuseUnknown(p, split);
     const share = split.value;
     // 1/share rounded down by a hair: 40 left at share 3/5 admits 24, not 23 (24 × 1.666… ≈ 40.000000001).
     const d = store.decideResolved({ ...p, cost: (p.cost / share) * (1 - 1e-12) }, maxWaitMs);
     return { ...d, remaining: Math.floor(d.remaining * share + 1e-9) };
+  }
+
+  private refuseUnknown(p: ResolvedRequest, split: SplitShareReader): Reservation {
+    this.refusedUnknown++;
+    const retryAfterMs = split.retryAfterMs();
+    return { allowed: false, limit: p.limit, remaining: 0, resetAtMs: split.now() + retryAfterMs, retryAfterMs, waitMs: 0 };
   }
 }
