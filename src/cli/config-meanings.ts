@@ -45,6 +45,8 @@ export const CONFIG_MEANINGS: Record<ConfigSection, Record<string, string>> = {
     maxGlobalKeys: "Hot-key mode: hot keys a node tracks at once (copies of others' keys, its own awaiting broadcast).",
     maxBufferedBytesPerPeer: 'Bytes a peer stream may buffer before the peer counts as unavailable.',
     policies: 'Limits declared once, per action, group and user (docs/policies.md; --policies FILE); setPolicies() replaces them.',
+    policyMaxBytes: 'Bytes a policy document may have (SetPolicies, --policies FILE); larger: RESOURCE_EXHAUSTED naming this option (docs/policies.md).',
+    policyMaxUsers: 'Users a policy document may list; more: RESOURCE_EXHAUSTED naming this option (docs/policies.md).',
     envoyConfig: "envoyproxy/ratelimit configurations served to Envoy on the gRPC port (--envoy-config; docs/envoy.md).",
     adaptive: "Adaptive limits from this process's event-loop delay (AIMD, the table below); none: only setLoadFactor().",
   },

@@ -73,8 +73,8 @@ interface UserLevel {
   group: string | undefined;
   base: Rule;
   table: ActionTable;
-  /** group ('' for none: a user without a group of its own takes the request's) → action → resolved fields, for this user alone. */
-  cache: Map<string, Map<string, ResolvedPolicy>>;
+  /** group ('' for none: a user without a group of its own takes the request's) → action → resolved fields, for this user alone (made at its first request). */
+  cache: Map<string, Map<string, ResolvedPolicy>> | undefined;
 }
 
 
@@ -161,9 +161,12 @@ function checkName(path: string, name: string, what: string, maxBytes: number): 
   if (name.length === 0 || Buffer.byteLength(name, 'utf8') > maxBytes) throw fail(path, `${what} must be 1 to ${maxBytes} bytes`);
 }
 
+/** The table of a level without rules, shared (never changed): a million users without rules of their own cost no table each. */
+const EMPTY_TABLE: ActionTable = { wildcard: undefined, prefixes: [], exact: new Map() };
+
 function parseTable(path: string, input: unknown): ActionTable {
+  if (input === undefined) return EMPTY_TABLE;
   const table: ActionTable = { wildcard: undefined, prefixes: [], exact: new Map() };
-  if (input === undefined) return table;
   if (!isRecord(input)) throw fail(path, 'must be a mapping of action (or "prefix*", or "*") to a rule');
   const entries = Object.entries(input);
   if (entries.length > policyLimits.maxRulesPerLevel) throw fail(path, `at most ${policyLimits.maxRulesPerLevel} rules`);
@@ -210,11 +213,143 @@ function overlayTable(into: ResolvedPolicy, table: ActionTable, action: string):
   overlay(into, table.exact.get(action));
 }
 
+/** Bounds a caller may set on what a document holds (the node passes its options). */
+export interface PolicyCompileOptions {
+  /** Users a document may list (default policyLimits.maxUsers); past it RESOURCE_EXHAUSTED naming `maxUsersOption`. */
+  maxUsers?: number;
+  /** The option to name in that error (default "maxUsers"). */
+  maxUsersOption?: string;
+  /** Skip the combination check (the document was checked whole already, e.g. in a worker). */
+  combinationsChecked?: boolean;
+}
+
+/** A document's compiled parts, before they become a Policies. */
+interface CompiledParts {
+  document: PolicyDocument;
+  defaults: ActionTable;
+  groups: Map<string, GroupLevel>;
+  users: Map<string, UserLevel>;
+  sharedPerMs: Map<string, number>;
+}
+
+function compileHead(document: unknown): CompiledParts {
+  if (!isRecord(document)) throw fail('(document)', 'must be a mapping with defaults, groups and users');
+  noOtherFields('', document, ['defaults', 'groups', 'users', 'shared']);
+  const parts: CompiledParts = { document: document as PolicyDocument, defaults: parseTable('defaults', document['defaults']), groups: new Map(), users: new Map(), sharedPerMs: new Map() };
+  const shared = document['shared'];
+  if (shared !== undefined) {
+    if (!isRecord(shared)) throw fail('shared', 'must be a mapping of action to { limit, window }');
+    for (const [action, input] of Object.entries(shared)) {
+      const path = `shared.${action}`;
+      checkName(path, action, 'an action', requestLimits.maxActionBytes);
+      if (action.includes('*')) throw fail(path, 'a shared capacity names one action (no wildcard)');
+      if (!isRecord(input)) throw fail(path, 'must be a mapping of limit and window');
+      noOtherFields(path, input, ['limit', 'window']);
+      if (input['limit'] === undefined || input['window'] === undefined) throw fail(path, 'needs both limit and window');
+      const limit = positiveInteger(`${path}.limit`, input['limit']);
+      if (isRecord(input['window'])) throw fail(`${path}.window`, 'a shared capacity is a rate: give a duration such as "1h", not a calendar window');
+      parts.sharedPerMs.set(action, limit / parseWindow(`${path}.window`, input['window']));
+    }
+  }
+  const groups = document['groups'];
+  if (groups !== undefined) {
+    if (!isRecord(groups)) throw fail('groups', 'must be a mapping of group name to its rules');
+    const entries = Object.entries(groups);
+    if (entries.length > policyLimits.maxGroups) throw fail('groups', `at most ${policyLimits.maxGroups} groups`);
+    for (const [name, input] of entries) {
+      const path = `groups.${name}`;
+      checkName(path, name, 'a group name', 256);
+      if (!isRecord(input)) throw fail(path, 'must be a mapping of weight, algorithm and actions');
+      noOtherFields(path, input, ['weight', 'algorithm', 'actions']);
+      const base = emptyRule();
+      if (input['weight'] !== undefined) base.weight = weightOf(`${path}.weight`, input['weight']);
+      if (input['algorithm'] !== undefined) base.algorithm = algorithmOf(`${path}.algorithm`, input['algorithm']);
+      parts.groups.set(name, { base, table: parseTable(`${path}.actions`, input['actions']) });
+    }
+  }
+  const users = document['users'];
+  if (users !== undefined && !isRecord(users)) throw fail('users', 'must be a mapping of user key to its group and rules');
+  return parts;
+}
+
+const NO_RULE: Rule = Object.freeze(emptyRule());
+
+function compileUser(parts: CompiledParts, key: string, input: unknown): UserLevel {
+  const path = `users.${key}`;
+  checkName(path, key, 'a user key', requestLimits.maxKeyBytes);
+  if (!isRecord(input)) throw fail(path, 'must be a mapping of group, weight and actions');
+  noOtherFields(path, input, ['group', 'weight', 'actions']);
+  const group = input['group'];
+  if (group !== undefined && (typeof group !== 'string' || !parts.groups.has(group))) {
+    throw fail(`${path}.group`, `must name a group of this document (${[...parts.groups.keys()].join(', ') || 'none defined'}), got ${JSON.stringify(group)}`);
+  }
+  // A user without a weight of its own shares one empty base rule (only read).
+  const base = input['weight'] === undefined ? NO_RULE : { ...NO_RULE, weight: weightOf(`${path}.weight`, input['weight']) };
+  return { group, base, table: parseTable(`${path}.actions`, input['actions']), cache: undefined };
+}
+
+function tooManyUsers(options: PolicyCompileOptions): RateLimitError {
+  const max = options.maxUsers ?? policyLimits.maxUsers;
+  const option = options.maxUsersOption ?? 'maxUsers';
+  return new RateLimitError('RESOURCE_EXHAUSTED', `users: a document may list at most ${max} users (${option})`, option);
+}
+
+/**
+ * Compiles a document in parts, for a loader that must not hold the event loop for a whole
+ * large document: the head (defaults, shared, groups; users as `{}`), then users in slices,
+ * then finish(). Validates as `new Policies(document)` does, user by user.
+ */
+export class PoliciesBuilder {
+  private readonly parts: CompiledParts;
+  private readonly usersDocument: Record<string, unknown> = {};
+  private finished = false;
+
+  constructor(
+    head: unknown,
+    private readonly options: PolicyCompileOptions = {},
+  ) {
+    this.parts = compileHead(head);
+  }
+
+  /** Users added so far. */
+  get users(): number {
+    return this.parts.users.size;
+  }
+
+  addUsers(entries: Iterable<readonly [string, unknown]>): void {
+    const max = this.options.maxUsers ?? policyLimits.maxUsers;
+    const { users } = this.parts;
+    for (const [key, input] of entries) {
+      if (users.has(key)) throw fail(`users.${key}`, 'listed twice');
+      if (users.size >= max) throw tooManyUsers(this.options);
+      users.set(key, compileUser(this.parts, key, input));
+      // Defined, not assigned: a user named "__proto__" stays a user.
+      Object.defineProperty(this.usersDocument, key, { value: input, enumerable: true, writable: true, configurable: true });
+    }
+  }
+
+  finish(): Policies {
+    if (this.finished) throw new Error('PoliciesBuilder.finish() called twice');
+    this.finished = true;
+    const document = this.parts.document as Record<string, unknown>;
+    if (this.parts.users.size > 0 || document['users'] !== undefined) document['users'] = this.usersDocument;
+    return new Policies(new CompiledDocument(this.parts, this.options));
+  }
+}
+
+/** A document compiled by PoliciesBuilder: what the Policies constructor takes instead of plain data. */
+class CompiledDocument {
+  constructor(
+    readonly parts: CompiledParts,
+    readonly options: PolicyCompileOptions,
+  ) {}
+}
+
 /** A validated, compiled policy document. */
 export class Policies {
   private readonly defaults: ActionTable;
-  private readonly groups = new Map<string, GroupLevel>();
-  private readonly users = new Map<string, UserLevel>();
+  private readonly groups: Map<string, GroupLevel>;
+  private readonly users: Map<string, UserLevel>;
   /** group → action → what the policies say; without a group, noGroup. */
   private readonly cache = new Map<string, Map<string, ResolvedPolicy>>();
   private readonly noGroup = new Map<string, ResolvedPolicy>();
@@ -228,65 +363,29 @@ export class Policies {
   /** When this document was written (its file's modification time, ms), for ordering versions across a cluster; 0 when unknown. */
   version = 0;
   /** Shared capacities: action → units per ms. */
-  private readonly sharedPerMs = new Map<string, number>();
+  private readonly sharedPerMs: Map<string, number>;
 
   /** Validates `document` (throws INVALID_ARGUMENT naming the path of the first mistake) and compiles it. */
-  constructor(document: unknown) {
-    if (!isRecord(document)) throw fail('(document)', 'must be a mapping with defaults, groups and users');
-    noOtherFields('', document, ['defaults', 'groups', 'users', 'shared']);
-    this.document = document as PolicyDocument;
-    this.defaults = parseTable('defaults', document['defaults']);
-    const shared = document['shared'];
-    if (shared !== undefined) {
-      if (!isRecord(shared)) throw fail('shared', 'must be a mapping of action to { limit, window }');
-      for (const [action, input] of Object.entries(shared)) {
-        const path = `shared.${action}`;
-        checkName(path, action, 'an action', requestLimits.maxActionBytes);
-        if (action.includes('*')) throw fail(path, 'a shared capacity names one action (no wildcard)');
-        if (!isRecord(input)) throw fail(path, 'must be a mapping of limit and window');
-        noOtherFields(path, input, ['limit', 'window']);
-        if (input['limit'] === undefined || input['window'] === undefined) throw fail(path, 'needs both limit and window');
-        const limit = positiveInteger(`${path}.limit`, input['limit']);
-        if (isRecord(input['window'])) throw fail(`${path}.window`, 'a shared capacity is a rate: give a duration such as "1h", not a calendar window');
-        this.sharedPerMs.set(action, limit / parseWindow(`${path}.window`, input['window']));
+  constructor(document: unknown, options: PolicyCompileOptions = {}) {
+    let parts: CompiledParts;
+    if (document instanceof CompiledDocument) {
+      parts = document.parts;
+      options = document.options;
+    } else {
+      parts = compileHead(document);
+      const users = (document as Record<string, unknown>)['users'];
+      if (users !== undefined) {
+        const entries = Object.entries(users as Record<string, unknown>);
+        if (entries.length > (options.maxUsers ?? policyLimits.maxUsers)) throw tooManyUsers(options);
+        for (const [key, input] of entries) parts.users.set(key, compileUser(parts, key, input));
       }
     }
-    const groups = document['groups'];
-    if (groups !== undefined) {
-      if (!isRecord(groups)) throw fail('groups', 'must be a mapping of group name to its rules');
-      const entries = Object.entries(groups);
-      if (entries.length > policyLimits.maxGroups) throw fail('groups', `at most ${policyLimits.maxGroups} groups`);
-      for (const [name, input] of entries) {
-        const path = `groups.${name}`;
-        checkName(path, name, 'a group name', 256);
-        if (!isRecord(input)) throw fail(path, 'must be a mapping of weight, algorithm and actions');
-        noOtherFields(path, input, ['weight', 'algorithm', 'actions']);
-        const base = emptyRule();
-        if (input['weight'] !== undefined) base.weight = weightOf(`${path}.weight`, input['weight']);
-        if (input['algorithm'] !== undefined) base.algorithm = algorithmOf(`${path}.algorithm`, input['algorithm']);
-        this.groups.set(name, { base, table: parseTable(`${path}.actions`, input['actions']) });
-      }
-    }
-    const users = document['users'];
-    if (users !== undefined) {
-      if (!isRecord(users)) throw fail('users', 'must be a mapping of user key to its group and rules');
-      const entries = Object.entries(users);
-      if (entries.length > policyLimits.maxUsers) throw fail('users', `at most ${policyLimits.maxUsers} users`);
-      for (const [key, input] of entries) {
-        const path = `users.${key}`;
-        checkName(path, key, 'a user key', requestLimits.maxKeyBytes);
-        if (!isRecord(input)) throw fail(path, 'must be a mapping of group, weight and actions');
-        noOtherFields(path, input, ['group', 'weight', 'actions']);
-        const group = input['group'];
-        if (group !== undefined && (typeof group !== 'string' || !this.groups.has(group))) {
-          throw fail(`${path}.group`, `must name a group of this document (${[...this.groups.keys()].join(', ') || 'none defined'}), got ${JSON.stringify(group)}`);
-        }
-        const base = emptyRule();
-        if (input['weight'] !== undefined) base.weight = weightOf(`${path}.weight`, input['weight']);
-        this.users.set(key, { group, base, table: parseTable(`${path}.actions`, input['actions']), cache: new Map() });
-      }
-    }
-    this.checkCombinations();
+    this.document = parts.document;
+    this.defaults = parts.defaults;
+    this.groups = parts.groups;
+    this.users = parts.users;
+    this.sharedPerMs = parts.sharedPerMs;
+    if (options.combinationsChecked !== true) this.checkCombinations();
   }
 
   /**
@@ -304,6 +403,7 @@ export class Policies {
     addNames(this.defaults);
     for (const level of this.groups.values()) addNames(level.table);
     for (const user of this.users.values()) addNames(user.table);
+    if ((1 + this.groups.size + this.users.size) * actions.size > policyLimits.maxCheckedCombinations) return;
     const subjects: [string, (action: string) => ResolvedPolicy][] = [['defaults', (action) => this.forGroup('', action)]];
     for (const name of this.groups.keys()) subjects.push([`groups.${name}`, (action) => this.forGroup(name, action)]);
     for (const key of this.users.keys()) subjects.push([`users.${key}`, (action) => this.resolve(key, action, undefined)]);
@@ -340,12 +440,13 @@ export class Policies {
     const user = this.users.size === 0 ? undefined : this.users.get(key);
     const groupName = user?.group ?? known ?? '';
     if (user !== undefined) {
-      const resolved = user.cache.get(groupName)?.get(action);
+      const resolved = user.cache?.get(groupName)?.get(action);
       if (resolved !== undefined) return resolved;
       const fresh = { ...this.forGroup(groupName, action) };
       overlay(fresh, user.base);
       overlayTable(fresh, user.table, action);
-      return this.remember(user.cache, groupName, action, fresh);
+      if (this.cached >= policyLimits.maxCachedResolutions) return fresh;
+      return this.remember((user.cache ??= new Map()), groupName, action, fresh);
     }
     return this.forGroup(groupName, action);
   }

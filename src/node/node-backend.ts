@@ -32,8 +32,8 @@ export interface BackendSources {
   role(): NodeRole;
   stopping(): boolean;
   decide: PublicApiBackend['decide'];
-  /** Reads a SetPolicies document (throws INVALID_ARGUMENT naming it). */
-  parsePolicies(text: string): Policies;
+  /** Reads a SetPolicies document off the event loop (rejects with INVALID_ARGUMENT naming it, RESOURCE_EXHAUSTED past a bound). */
+  parsePolicies(text: string): Promise<Policies>;
 }
 
 /** The backend every API of a node calls: the request path for decisions, the node and its role for the rest. */
@@ -52,8 +52,8 @@ export function nodeBackend(node: ServedNode, sources: BackendSources): HttpApiB
     members: () => ({ owners: sources.role().ownerAddresses(), placement: PLACEMENT }),
     health: () => ({ nodeId: node.nodeId, status: sources.stopping() ? 'draining' : 'active', owners: sources.role().owners(), members: sources.role().members().length }),
     recordCallerTime: (timestampMs) => node.recordCallerTime(timestampMs),
-    setPolicies: (text) => {
-      node.setPolicies(text.trim() === '' ? undefined : sources.parsePolicies(text));
+    setPolicies: async (text) => {
+      node.setPolicies(text.trim() === '' ? undefined : await sources.parsePolicies(text));
       return policyInfo();
     },
     getPolicies: policyInfo,

@@ -15,7 +15,7 @@ import type { AdminOptions, AdminRecord, NodeEvents } from './node-events.js';
 import { NodePolicyHandle } from './node-policy-handle.js';
 import { createNodeMetrics, type Registry } from './ops/metrics.js';
 import { CallerSkew, nodeStats, type NodeStats } from './ops/node-stats.js';
-import { parsePolicyText } from './ops/policy-file.js';
+import { loadPolicyText } from './ops/policy-loader.js';
 import { resolveNodeOptions, type NodeOptions, type NodeOptionsInput } from './options.js';
 import { OwnerDecision } from './routing/owner-decision.js';
 import { RequestPath } from './routing/request-path.js';
@@ -270,7 +270,7 @@ export class RingLimitNode extends EventEmitter<NodeEvents> {
       role: () => this.parts.role,
       stopping: () => this.stopping !== undefined,
       decide: (request, maxWaitMs) => this.path.decide(request, maxWaitMs),
-      parsePolicies: (text) => parsePolicyText(text, 'SetPolicies'),
+      parsePolicies: async (text) => (await loadPolicyText(text, 'SetPolicies', { maxBytes: this.options.policyMaxBytes, maxUsers: this.options.policyMaxUsers })).policies,
     });
     await this.parts.start(this.store, this.options, backend, this, {
       applyPolicies: (policies) => this.applyPolicies(policies),

@@ -6,7 +6,8 @@ import type { Membership, PacketTransport } from '../gossip/index.js';
 import type { PeerTransport } from './transport/peer-transport.js';
 import { storeDefaults, type StoreOptions } from '../limiter/store.js';
 import type { CorruptSnapshotPolicy } from './state/snapshot.js';
-import type { Policies, PolicyDocument } from '../limiter/policies.js';
+import { policyLimits, type Policies, type PolicyDocument } from '../limiter/policies.js';
+import { policyBoundsDefaults } from './ops/policy-parse.js';
 import { aimdDefaults, validateAimd } from '../limiter/adaptive.js';
 import type { AdaptiveOptions } from './sync/load-control.js';
 import { MIN_NODE_TOKEN_LENGTH, isToken, type NodeTls } from './transport/credentials.js';
@@ -118,6 +119,10 @@ export interface NodeOptions {
   store: StoreOptions;
   /** Limits declared once, per action, group and user (docs/policies.md); node.setPolicies() replaces them. */
   policies: PolicyDocument | Policies | undefined;
+  /** Bytes a policy document's text may have (SetPolicies, the watched file): larger is refused with RESOURCE_EXHAUSTED naming this option. */
+  policyMaxBytes: number;
+  /** Users a policy document may list: more is refused with RESOURCE_EXHAUSTED naming this option. */
+  policyMaxUsers: number;
   /** envoyproxy/ratelimit configurations served to Envoy (envoy.service.ratelimit.v3 on the gRPC port; docs/envoy.md). */
   envoyConfig: EnvoyDescriptors | undefined;
   /** How the Envoy service answers beyond its configuration: envoyproxy/ratelimit's service-wide settings (docs/envoy.md). */
@@ -170,6 +175,8 @@ export const nodeDefaults: NodeOptions = {
   clock: systemClock,
   store: storeDefaults,
   policies: undefined,
+  policyMaxBytes: policyBoundsDefaults.maxBytes,
+  policyMaxUsers: policyBoundsDefaults.maxUsers,
   envoyConfig: undefined,
   envoy: envoySettingsDefaults,
   adaptive: undefined,
@@ -231,6 +238,8 @@ export function resolveNodeOptions(input: NodeOptionsInput = {}): NodeOptions {
   range(o, 'globalSyncMs', 1, 10_000, false);
   range(o, 'maxGlobalKeys', 1, 1_000_000);
   range(o, 'maxBufferedBytesPerPeer', 1024, 2 ** 31);
+  range(o, 'policyMaxBytes', 1024, 512 * 1024 * 1024);
+  range(o, 'policyMaxUsers', 0, 10 * policyLimits.maxUsers);
   if (typeof o.clusterName !== 'string' || !/^([A-Za-z0-9][A-Za-z0-9._-]{0,63})?$/.test(o.clusterName)) {
     throw invalidArgument('clusterName', `must be 1 to 64 chars of [A-Za-z0-9._-] starting alphanumeric (or empty), got ${JSON.stringify(o.clusterName)}`);
   }

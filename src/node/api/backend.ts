@@ -20,7 +20,7 @@ export interface PublicApiBackend {
   /** A caller's clock reading, for the skew statistic. */
   recordCallerTime(timestampMs: number): void;
   /** Admin: replaces the policies cluster-wide from YAML or JSON text ('' removes them); throws INVALID_ARGUMENT for a bad document. */
-  setPolicies(text: string): WirePoliciesInfo;
+  setPolicies(text: string): WirePoliciesInfo | Promise<WirePoliciesInfo>;
   getPolicies(): WirePoliciesInfo;
   /** Admin: the operator's load factor (throws INVALID_ARGUMENT outside (0, 1]); returns the factor in force. */
   setLoadFactor(factor: number): number;

@@ -137,11 +137,13 @@ export function addPublicApi(server: grpc.Server, backend: PublicApiBackend, tok
     setPolicies: (call: grpc.ServerUnaryCall<{ document?: string }, WirePoliciesInfo>, callback: grpc.sendUnaryData<WirePoliciesInfo>) => {
       const refused = admin(call);
       if (refused !== undefined) return callback(refused);
-      try {
-        callback(null, backend.setPolicies(call.request.document ?? ''));
-      } catch (error) {
-        callback(toServiceError(error));
-      }
+      // Loaded off the event loop (a large document takes seconds): answered when it is in force.
+      Promise.resolve()
+        .then(() => backend.setPolicies(call.request.document ?? ''))
+        .then(
+          (info) => callback(null, info),
+          (error: unknown) => callback(toServiceError(error)),
+        );
     },
     getPolicies: (call: grpc.ServerUnaryCall<object, WirePoliciesInfo>, callback: grpc.sendUnaryData<WirePoliciesInfo>) => {
       const refused = admin(call);

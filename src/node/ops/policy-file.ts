@@ -1,47 +1,42 @@
 import { readFileSync, statSync } from 'node:fs';
-import { parseDocument } from 'yaml';
 import { RingLimitError } from '../../common/errors.js';
-import { Policies } from '../../limiter/policies.js';
+import type { Policies } from '../../limiter/policies.js';
+import { loadPolicyText } from './policy-loader.js';
+import { checkPolicyBytes, parsePolicyText, policyBoundsDefaults, type PolicyBounds } from './policy-parse.js';
 
-/** A policy file larger than this is refused (a document of a million users is about 60 MB). */
-const MAX_POLICY_FILE_BYTES = 128 * 1024 * 1024;
+export { parsePolicyText } from './policy-parse.js';
 
-/**
- * Reads and compiles a policy file, YAML or JSON (JSON is YAML): throws INVALID_ARGUMENT
- * naming the file and, for a mistake in the document, the path in it and what is wrong;
- * for a syntax error, the line and column.
- */
-export function readPolicyFile(path: string): Policies {
-  let text: string;
-  let modifiedMs: number;
+function readText(path: string, bounds: PolicyBounds): { text: string; modifiedMs: number } {
   try {
     const stat = statSync(path);
-    if (stat.size > MAX_POLICY_FILE_BYTES) throw new Error(`larger than ${MAX_POLICY_FILE_BYTES} bytes`);
-    modifiedMs = Math.round(stat.mtimeMs);
-    text = readFileSync(path, 'utf8');
+    checkPolicyBytes(stat.size, path, bounds);
+    return { text: readFileSync(path, 'utf8'), modifiedMs: Math.round(stat.mtimeMs) };
   } catch (error) {
+    if (error instanceof RingLimitError) throw error;
     throw new RingLimitError('INVALID_ARGUMENT', `${path}: cannot read the policy file: ${(error as Error).message}`, 'policies');
   }
-  const policies = parsePolicyText(text, path);
+}
+
+/**
+ * Reads and compiles a policy file, YAML or JSON (JSON is YAML), on this thread (at start,
+ * before the node serves): throws INVALID_ARGUMENT naming the file and, for a mistake in
+ * the document, the path in it and what is wrong; for a syntax error, the line and column;
+ * RESOURCE_EXHAUSTED naming the option for a document past a bound.
+ */
+export function readPolicyFile(path: string, bounds: PolicyBounds = policyBoundsDefaults): Policies {
+  const { text, modifiedMs } = readText(path, bounds);
+  const policies = parsePolicyText(text, path, bounds);
   // A node started with this file offers it at its modification time: a newer change in the cluster wins, an older one loses.
   policies.version = modifiedMs;
   return policies;
 }
 
-/** Parses and compiles a policy document given as YAML or JSON text; errors name `source`. */
-export function parsePolicyText(text: string, source: string): Policies {
-  const document = parseDocument(text, { uniqueKeys: true });
-  const syntax = document.errors[0];
-  if (syntax !== undefined) {
-    const at = syntax.linePos?.[0];
-    throw new RingLimitError('INVALID_ARGUMENT', `${source}${at === undefined ? '' : `:${at.line}:${at.col}`}: ${syntax.message.split('\n')[0]}`, 'policies');
-  }
-  try {
-    return new Policies(document.toJS({ maxAliasCount: 100 }) ?? {});
-  } catch (error) {
-    if (error instanceof RingLimitError) throw new RingLimitError(error.code, `${source}: ${error.message}`, error.field);
-    throw error;
-  }
+/** readPolicyFile() off the event loop (policy-loader.ts): for a file re-read while the node serves. */
+export async function loadPolicyFile(path: string, bounds: PolicyBounds = policyBoundsDefaults): Promise<Policies> {
+  const { text, modifiedMs } = readText(path, bounds);
+  const { policies } = await loadPolicyText(text, path, bounds);
+  policies.version = modifiedMs;
+  return policies;
 }
 
 export interface PolicyFileWatch {
@@ -53,11 +48,12 @@ export interface PolicyFileWatch {
  * poll works on every file system, editors' rename-into-place included). A good document
  * goes to onChange; a bad one to onError and the policies in force stay.
  */
-export function watchPolicyFile(path: string, intervalMs: number, onChange: (policies: Policies) => void, onError: (error: Error) => void): PolicyFileWatch {
-  return watchConfigFile(path, intervalMs, readPolicyFile, onChange, onError);
+export function watchPolicyFile(path: string, intervalMs: number, onChange: (policies: Policies) => void, onError: (error: Error) => void, bounds: PolicyBounds = policyBoundsDefaults): PolicyFileWatch {
+  // Loaded off the event loop; a change that comes while one loads is taken after it (the loads queue), newest last.
+  return watchConfigFile(path, intervalMs, (file) => loadPolicyFile(file, bounds), (loading) => void loading.then(onChange).catch(onError), onError);
 }
 
-/** watchPolicyFile() for every file `read` parses (readEnvoyConfigFile for an envoyproxy/ratelimit file). */
+/** watchPolicyFile() for every file `read` parses (readEnvoyConfigFile for an envoyproxy/ratelimit file; `read` may return a promise, given to onChange). */
 export function watchConfigFile<T>(path: string, intervalMs: number, read: (path: string) => T, onChange: (value: T) => void, onError: (error: Error) => void): PolicyFileWatch {
   const stamp = (): string => {
     try {

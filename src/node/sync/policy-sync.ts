@@ -1,6 +1,8 @@
-import { createHash } from 'node:crypto';
 import type { Membership } from '../../gossip/index.js';
-import { Policies } from '../../limiter/policies.js';
+import type { Policies } from '../../limiter/policies.js';
+import { canonicalOf, loadPolicyText } from '../ops/policy-loader.js';
+import { policyDigest } from '../ops/policy-digest.js';
+import { policyBoundsDefaults, type PolicyBounds } from '../ops/policy-parse.js';
 import { META_GRPC } from '../routing/cluster-view.js';
 import { WakeTimer } from '../../common/wake-timer.js';
 import type { PeerTransport, Reply } from '../transport/peer-transport.js';
@@ -22,12 +24,12 @@ export interface PolicyVersion {
   policies: Policies | undefined;
 }
 
-/** The digest nodes compare: the first 64 bits of SHA-256 of the canonical text, in hex. */
-export function policyDigest(text: string): string {
-  return createHash('sha256').update(text).digest('hex').slice(0, 16);
-}
+export { policyDigest };
 
 export function policyVersionOf(policies: Policies | undefined, version: number): PolicyVersion {
+  // A loaded document comes with its canonical text and digest (made off the event loop); others are stringified here.
+  const made = policies === undefined ? undefined : canonicalOf(policies);
+  if (made !== undefined) return { version, digest: made.digest, text: made.text, policies };
   const text = JSON.stringify(policies?.document ?? null);
   return { version, digest: policyDigest(text), text, policies };
 }
@@ -51,6 +53,8 @@ export interface PolicySyncComponents {
   warn: (message: string) => void;
   /** Wall-clock ms: a change's version is the time it was made (or one past the newest seen). */
   now: () => number;
+  /** Bounds on a document from a peer (policyMaxBytes, policyMaxUsers); default policyBoundsDefaults. */
+  bounds?: PolicyBounds;
 }
 
 export interface PolicySyncStats {
@@ -80,6 +84,9 @@ export class PolicySync {
   private nextId = 1;
   private readonly counters = { adopted: 0, pushed: 0, pulls: 0, refused: 0 };
   private readonly retry: WakeTimer;
+  /** Digests of documents from peers being loaded now. */
+  private readonly loading = new Set<string>();
+  private closed = false;
 
   constructor(
     private readonly components: PolicySyncComponents,
@@ -159,27 +166,41 @@ export class PolicySync {
     reply(encodeFrame({ type: FrameType.PolicyDoc, id, version: this.held.version, digest, text: this.held.text }));
   }
 
-  /** A document from a member (pushed, or answering our pull): taken if newer and sound. */
+  /**
+   * A document from a member (pushed, or answering our pull): taken if newer and sound. It
+   * is parsed and compiled off the event loop (policy-loader.ts), one at a time: a document
+   * already being loaded is not loaded again, and one that lost to a newer version while it
+   * loaded is dropped.
+   */
   receive(version: number, digest: string, text: string, fromNodeId: string): void {
-    if (!newer(version, digest, this.held)) return;
+    if (!newer(version, digest, this.held) || this.loading.has(digest)) return;
     if (policyDigest(text) !== digest) {
       this.refuse(`policies from ${fromNodeId || 'a peer'}: the document does not match its digest`);
       return;
     }
-    let policies: Policies | undefined;
-    try {
-      const document: unknown = JSON.parse(text);
-      policies = document === null ? undefined : new Policies(document);
-    } catch (error) {
-      this.refuse(`policies from ${fromNodeId || 'a peer'} (version ${version}) refused: ${(error as Error).message}`);
-      return;
-    }
+    const source = `policies from ${fromNodeId || 'a peer'} (version ${version})`;
+    if (text === 'null') return this.take(version, digest, text, undefined);
+    this.loading.add(digest);
+    loadPolicyText(text, source, this.components.bounds ?? policyBoundsDefaults).then(
+      (loaded) => {
+        this.loading.delete(digest);
+        if (!this.closed && newer(version, digest, this.held)) this.take(version, digest, text, loaded.policies);
+      },
+      (error: unknown) => {
+        this.loading.delete(digest);
+        if (!this.closed) this.refuse(`refused: ${(error as Error).message}`);
+      },
+    );
+  }
+
+  private take(version: number, digest: string, text: string, policies: Policies | undefined): void {
     this.adopt({ version, digest, text, policies });
     this.counters.adopted++;
     if (this.wanted !== undefined && !newer(this.wanted.version, this.wanted.digest, this.held)) this.wanted = undefined;
   }
 
   close(): void {
+    this.closed = true;
     this.retry.close();
   }
 

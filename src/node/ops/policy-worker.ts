@@ -1,0 +1,53 @@
+/**
+ * The policy parser's worker thread (policy-loader.ts starts one per document): parses the
+ * text (duplicate keys refused), validates all but the users, then hands it to the loader a slice of users at a
+ * time, as the loader asks, and last its canonical text and digest. The main thread only
+ * compiles slices, so its event loop keeps answering while a large document is applied.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { RingLimitError } from '../../common/errors.js';
+import { Policies, PoliciesBuilder } from '../../limiter/policies.js';
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+import { policyDigest } from './policy-digest.js';
+import { parsePolicyDocument, POLICY_BOUND_OPTIONS, prefixed, type PolicyBounds } from './policy-parse.js';
+import type { FromPolicyWorker, ToPolicyWorker } from './policy-worker-protocol.js';
+
+const job = workerData as ToPolicyWorker;
+const port = parentPort!;
+const post = (message: FromPolicyWorker): void => port.postMessage(message);
+
+function run(text: string, source: string, bounds: PolicyBounds): void {
+  let document: Record<string, unknown>;
+  try {
+    const parsed = parsePolicyDocument(text, source, bounds);
+    // The head is checked here (its mistakes come first); users are checked as the loader compiles them.
+    const users = isRecord(parsed) ? parsed['users'] : undefined;
+    new PoliciesBuilder(isRecord(parsed) && isRecord(users) ? { ...parsed, users: {} } : parsed, { combinationsChecked: true });
+    if (isRecord(users) && Object.keys(users).length > bounds.maxUsers) new Policies({ users }, { maxUsers: bounds.maxUsers, maxUsersOption: POLICY_BOUND_OPTIONS.maxUsers });
+    document = parsed as Record<string, unknown>;
+  } catch (error) {
+    const e = prefixed(error, source);
+    if (e instanceof RingLimitError) post({ type: 'error', code: e.code, message: e.message, field: e.field });
+    else post({ type: 'error', code: 'INVALID_ARGUMENT', message: `${source}: ${(e as Error).message}`, field: 'policies' });
+    return;
+  }
+  const users = (document['users'] ?? {}) as Record<string, unknown>;
+  const entries = Object.entries(users);
+  // The head keeps the document's own key order (its canonical text depends on it).
+  const head = document['users'] === undefined ? document : { ...document, users: {} };
+  post({ type: 'head', head, users: entries.length });
+  let next = 0;
+  port.on('message', () => {
+    if (next < entries.length) {
+      post({ type: 'users', entries: entries.slice(next, next + job.sliceUsers) });
+      next += job.sliceUsers;
+      return;
+    }
+    const canonical = JSON.stringify(document);
+    post({ type: 'done', text: canonical, digest: policyDigest(canonical) });
+    port.close();
+  });
+}
+
+run(job.text, job.source, job.bounds);
