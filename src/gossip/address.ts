@@ -53,3 +53,22 @@ export function formatAddress(host: string, port: number): string {
 export function isValidIpAddress(text: string): boolean {
   return parseIpAddress(text) !== undefined;
 }
+
+/** Whether `host` (an IP literal or a name) can only mean this machine: 127.0.0.0/8, ::1, localhost. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  if (h === 'localhost' || h.endsWith('.localhost')) return true;
+  if (isIP(h) === 4) return h.startsWith('127.');
+  if (isIP(h) === 6) return h === '::1' || h === '0:0:0:0:0:0:0:1' || /^::ffff:127\./i.test(h);
+  return false;
+}
+
+/**
+ * Who sent a datagram, for counting the members each source taught us: its host, or on
+ * loopback (where every member of a one-host cluster shares the host) its host and port.
+ */
+export function sourceKey(address: string): string {
+  const parsed = parseIpAddress(address);
+  if (parsed === undefined) return address;
+  return isLoopbackHost(parsed.host) ? address : parsed.host;
+}

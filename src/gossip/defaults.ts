@@ -52,6 +52,24 @@ export interface SwimLimits {
   readonly maxSeeds: number;
   /** Upper bound on join() rounds besides its deadline. */
   readonly maxJoinAttempts: number;
+  /**
+   * News about a live member of the generation we know that raises its incarnation by more
+   * than this is implausible (incarnations grow by refutations and metadata changes, a few a
+   * second at most) and dropped: one forged packet cannot push a member to 2^53 − 1, where it
+   * could never refute.
+   */
+  readonly maxIncarnationJump: number;
+  /**
+   * A generation (a boot's clock in ms) further than this ahead of our clock is implausible
+   * and dropped: a forged generation near 2^53 would leave its member nothing newer to refute with.
+   */
+  readonly maxGenerationAheadMs: number;
+  /**
+   * Members never proven by a direct ack that one source (a host; on loopback a host and
+   * port) may teach us while it is not itself a proven member: a flood of invented members
+   * from a stranger fills at most this many slots. Seeds that answer our join are proven.
+   */
+  readonly maxUnprovenMembersPerSource: number;
 }
 
 export type PresetName = 'lan' | 'test';
@@ -109,6 +127,9 @@ export const defaults = {
     maxSyncRepliesPerSecond: 50,
     maxSeeds: 64,
     maxJoinAttempts: 1_000,
+    maxIncarnationJump: 10_000, // ~40 min of metadata changes at 4 a second (adaptive load), missed by a receiver that still holds the member live
+    maxGenerationAheadMs: 3_600_000, // far beyond NTP skew; a node whose clock runs an hour ahead is refused (counted) until it is fixed
+    maxUnprovenMembersPerSource: 64, // a stranger's news of new members; members' own news (once probed) and a seed's answer are not capped
   } satisfies SwimLimits,
 };
 
@@ -160,5 +181,8 @@ export function resolveLimits(overrides: Partial<SwimLimits> | undefined): SwimL
   requireInt('limits', 'maxSyncRepliesPerSecond', l.maxSyncRepliesPerSecond, 1, 100_000);
   requireInt('limits', 'maxSeeds', l.maxSeeds, 1, 10_000);
   requireInt('limits', 'maxJoinAttempts', l.maxJoinAttempts, 1, 1_000_000);
+  requireInt('limits', 'maxIncarnationJump', l.maxIncarnationJump, 1, 1_000_000_000);
+  requireInt('limits', 'maxGenerationAheadMs', l.maxGenerationAheadMs, 1_000, 365 * 86_400_000);
+  requireInt('limits', 'maxUnprovenMembersPerSource', l.maxUnprovenMembersPerSource, 1, 100_000);
   return l;
 }

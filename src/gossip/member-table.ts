@@ -1,3 +1,4 @@
+import { sourceKey } from './address.js';
 import { idHash } from './digest.js';
 import { sameMeta } from './meta.js';
 import type { AccusationUpdate, AliveUpdate, LeftUpdate, MemberRecord } from './messages.js';
@@ -16,6 +17,12 @@ export interface MemberEntry {
   readonly idHash: number;
   /** Position in the table's live list, -1 when not live: the table's own bookkeeping. */
   liveIndex: number;
+  /** Whether it answered one of our own probes directly (an ack from it), at its current address. */
+  proven: boolean;
+  /** Who taught us of it while unproven (sourceKey of the packet); '' once proven. */
+  source: string;
+  /** Position in the table's list of proven live members, -1 when not in it. */
+  provenIndex: number;
 }
 
 /**
@@ -45,6 +52,9 @@ export function newEntry(
     stateSinceMs: nowMs,
     idHash: idHash(fields.nodeId),
     liveIndex: -1,
+    proven: false,
+    source: '',
+    provenIndex: -1,
   };
 }
 
@@ -54,6 +64,8 @@ export type MembershipEvent = 'join' | 'update' | 'leave' | 'fail';
 export interface Applied {
   readonly entry: MemberEntry;
   readonly event: MembershipEvent | undefined;
+  /** A live member dropped to make room (never proven, from the source that taught us most such): report it gone. */
+  readonly evicted?: MemberEntry;
 }
 
 /** Orders two (generation, incarnation) versions: positive when a is newer. */
@@ -88,9 +100,24 @@ export class MemberTable {
   readonly suspects = new Set<MemberEntry>();
   /** Failed or left entries, remembered until prune() forgets them. */
   private readonly tombstones = new Set<MemberEntry>();
+  /** Unproven entries by the source that taught us of them, oldest first: whom to drop when full. */
+  private readonly unprovenBySource = new Map<string, Set<MemberEntry>>();
+  /** Proven live entries (a direct ack from each): gossip always reaches one of them. */
+  private readonly provenList: MemberEntry[] = [];
+  /** Proven entries by the sourceKey of their address: what they teach is not capped. */
+  private readonly provenSources = new Map<string, number>();
   rejectedFull = 0;
+  evictedUnproven = 0;
+  rejectedSource = 0;
 
-  constructor(private readonly maxMembers: number) {}
+  /**
+   * `maxUnprovenPerSource`: members never proven that one source which is not itself a proven
+   * member may have taught us; more from it are dropped (counted in rejectedSource).
+   */
+  constructor(
+    private readonly maxMembers: number,
+    private readonly maxUnprovenPerSource: number = Number.POSITIVE_INFINITY,
+  ) {}
 
   get(nodeId: string): MemberEntry | undefined {
     return this.entries.get(nodeId);
@@ -131,6 +158,47 @@ export class MemberTable {
       entry.liveIndex = this.liveList.length;
       this.liveList.push(entry);
     } else if (!live && wasLive) this.removeLive(entry);
+    this.syncProvenList(entry);
+  }
+
+  get provenCount(): number {
+    return this.provenList.length;
+  }
+
+  /** A proven live member at random (rng: an integer below its argument), if any. */
+  randomProven(randomInt: (below: number) => number, excludeId?: string): MemberEntry | undefined {
+    const n = this.provenList.length;
+    if (n === 0) return undefined;
+    const at = randomInt(n);
+    const pick = this.provenList[at];
+    if (pick?.nodeId !== excludeId) return pick;
+    return n > 1 ? this.provenList[(at + 1) % n] : undefined;
+  }
+
+  private syncProvenList(entry: MemberEntry): void {
+    const belongs = entry.proven && entry.liveIndex >= 0;
+    if (belongs && entry.provenIndex < 0) {
+      entry.provenIndex = this.provenList.length;
+      this.provenList.push(entry);
+    } else if (!belongs && entry.provenIndex >= 0) {
+      const at = entry.provenIndex;
+      const last = this.provenList.pop()!;
+      if (last !== entry) {
+        this.provenList[at] = last;
+        last.provenIndex = at;
+      }
+      entry.provenIndex = -1;
+    }
+  }
+
+  private unprove(entry: MemberEntry): void {
+    if (!entry.proven) return;
+    entry.proven = false;
+    this.syncProvenList(entry);
+    const key = sourceKey(entry.address);
+    const left = (this.provenSources.get(key) ?? 1) - 1;
+    if (left <= 0) this.provenSources.delete(key);
+    else this.provenSources.set(key, left);
   }
 
   private removeLive(entry: MemberEntry): void {
@@ -144,20 +212,41 @@ export class MemberTable {
     entry.liveIndex = -1;
   }
 
-  /** Alive wins only with a strictly newer version; a new generation is a restarted node. */
-  applyAlive(u: AliveUpdate, nowMs: number): Applied | undefined {
+  /**
+   * Alive wins only with a strictly newer version; a new generation is a restarted node.
+   * `source` names who told us (sourceKey of the packet): when the table is full, a newcomer
+   * takes the place of a forgotten member's tombstone, else of a member never proven by a
+   * direct ack whose source taught us more such members than the newcomer's did (the oldest
+   * of them) — so a flood of invented members from one source displaces only its own.
+   */
+  applyAlive(u: AliveUpdate, nowMs: number, source = ''): Applied | undefined {
     const cur = this.entries.get(u.nodeId);
     if (cur === undefined) {
-      if (this.entries.size >= this.maxMembers) {
-        this.rejectedFull++;
+      if (source !== '' && !this.provenSources.has(source) && this.unprovenCount(source) >= this.maxUnprovenPerSource) {
+        this.rejectedSource++;
         return undefined;
+      }
+      let evicted: MemberEntry | undefined;
+      if (this.entries.size >= this.maxMembers) {
+        const room = this.makeRoom(source);
+        if (room === false) {
+          this.rejectedFull++;
+          return undefined;
+        }
+        evicted = room;
       }
       const entry = newEntry(u, 'dead', nowMs);
       this.entries.set(u.nodeId, entry);
       this.setState(entry, 'alive');
-      return { entry, event: 'join' };
+      this.trackUnproven(entry, source);
+      return evicted === undefined ? { entry, event: 'join' } : { entry, event: 'join', evicted };
     }
     if (compareVersions(u, cur) <= 0) return undefined;
+    if (cur.address !== u.address && cur.proven) {
+      // Proven at another address: not here yet.
+      this.unprove(cur);
+      this.trackUnproven(cur, source);
+    }
     const wasLive = isLive(cur.state);
     const previousGeneration = cur.generation;
     const visibleChange =
@@ -212,12 +301,72 @@ export class MemberTable {
     let removed = 0;
     for (const e of this.tombstones) {
       if (nowMs - e.stateSinceMs >= retentionMs) {
-        this.entries.delete(e.nodeId);
-        this.tombstones.delete(e);
+        this.remove(e);
         removed++;
       }
     }
     return removed;
+  }
+
+  /** `nodeId` answered our own probe directly: it holds its slot against newcomers from now on. */
+  markProven(nodeId: string): void {
+    const entry = this.entries.get(nodeId);
+    if (entry === undefined || entry.proven) return;
+    this.untrackUnproven(entry);
+    entry.proven = true;
+    this.syncProvenList(entry);
+    const key = sourceKey(entry.address);
+    this.provenSources.set(key, (this.provenSources.get(key) ?? 0) + 1);
+  }
+
+  /** Unproven members held per source, for tests and stats. */
+  unprovenCount(source: string): number {
+    return this.unprovenBySource.get(source)?.size ?? 0;
+  }
+
+  /**
+   * Room for one more: the oldest tombstone, else the oldest unproven live entry of the source
+   * holding the most unproven entries, if that is more than `source` holds. The evicted live
+   * entry is returned (its state set to dead) so that its departure is reported; false: no room.
+   */
+  private makeRoom(source: string): MemberEntry | undefined | false {
+    const tombstone = this.tombstones.values().next().value;
+    if (tombstone !== undefined) {
+      this.remove(tombstone);
+      return undefined;
+    }
+    let worst: Set<MemberEntry> | undefined;
+    for (const set of this.unprovenBySource.values()) if (worst === undefined || set.size > worst.size) worst = set;
+    const victim = worst?.values().next().value;
+    if (worst === undefined || victim === undefined || worst.size <= this.unprovenCount(source)) return false;
+    this.remove(victim);
+    victim.state = 'dead';
+    this.evictedUnproven++;
+    return victim;
+  }
+
+  private remove(entry: MemberEntry): void {
+    this.unprove(entry);
+    this.removeLive(entry);
+    this.suspects.delete(entry);
+    this.tombstones.delete(entry);
+    this.untrackUnproven(entry);
+    this.entries.delete(entry.nodeId);
+  }
+
+  private trackUnproven(entry: MemberEntry, source: string): void {
+    this.untrackUnproven(entry);
+    entry.source = intern(source);
+    let set = this.unprovenBySource.get(source);
+    if (set === undefined) this.unprovenBySource.set(source, (set = new Set()));
+    set.add(entry);
+  }
+
+  private untrackUnproven(entry: MemberEntry): void {
+    const set = this.unprovenBySource.get(entry.source);
+    if (set === undefined || !set.delete(entry)) return;
+    if (set.size === 0) this.unprovenBySource.delete(entry.source);
+    entry.source = '';
   }
 
   /** Accusations must name the generation we know and at least its incarnation. */

@@ -10,6 +10,8 @@ import { isLive } from './types.js';
 
 interface PendingProbe {
   readonly target: string;
+  /** Where the ping went: an ack from that member at that address proves it (MemberTable.markProven). */
+  readonly targetAddress: string;
   acked: boolean;
   nacks: number;
   expectedNacks: number;
@@ -18,11 +20,15 @@ interface PendingProbe {
 
 interface Relay {
   readonly requesterAddress: string;
+  readonly requesterId: string;
   readonly requesterSeq: number;
   cancel: Cancel;
 }
 
 type Piggybacked = Extract<Message, { updates: readonly Update[] }>;
+
+/** Members waiting to be probed first because they spoke to us unproven. */
+const PROVE_SOON_MAX = 16;
 
 /** What the probe cycle needs from the membership around it. */
 export interface ProbeCycleComponents {
@@ -31,9 +37,10 @@ export interface ProbeCycleComponents {
   awareness: Awareness;
   counters: SwimStats;
   rng: Rng;
-  send(message: Message, address: string): void;
+  /** `toId`: the member it is for (a signed packet is bound to it). */
+  send(message: Message, address: string, toId: string): void;
   /** Sends with queued updates piggybacked; `first` goes first (a buddy accusation). */
-  sendWithPiggyback(message: Piggybacked, address: string, first?: Update): void;
+  sendWithPiggyback(message: Piggybacked, address: string, toId: string, first?: Update): void;
   /** A timer that fires after already-received packets are handled (see SwimMembership.deadline). */
   deadline(delayMs: number, fn: () => void): Cancel;
   randomAlive(count: number, excludeId?: string): MemberEntry[];
@@ -53,6 +60,8 @@ export class ProbeCycle {
   private readonly probes = new Map<number, PendingProbe>();
   private readonly relays = new Map<number, Relay>();
   private readonly order: ProbeOrder;
+  /** Members put first in line to be proven (bounded: PROVE_SOON_MAX). */
+  private readonly proving = new Set<string>();
   private seq: number;
 
   /** `firstSeq`: where probe sequence numbers start (random, so a restart's acks are not taken for old ones). */
@@ -76,6 +85,17 @@ export class ProbeCycle {
     this.order.soon(nodeId);
   }
 
+  /**
+   * `nodeId` spoke to us from the address we know it at but never answered a probe of ours:
+   * probe it next, so that a real member is proven (MemberTable.markProven) within a round or
+   * two even when the table is full of invented members. At most PROVE_SOON_MAX wait.
+   */
+  proveSoon(nodeId: string): void {
+    if (this.proving.has(nodeId) || this.proving.size >= PROVE_SOON_MAX) return;
+    this.proving.add(nodeId);
+    this.order.soon(nodeId);
+  }
+
   /** One probe round. */
   probeNext(): void {
     const { table, awareness, counters } = this.components;
@@ -83,15 +103,16 @@ export class ProbeCycle {
       () => table.live().map((e) => e.nodeId),
       (candidate) => isLive(table.get(candidate)?.state ?? 'dead'),
     );
+    if (id !== undefined) this.proving.delete(id);
     const target = id === undefined ? undefined : table.get(id);
     if (target === undefined || this.probes.size >= this.limits.maxPendingProbes) return;
     const seq = this.nextSeq();
-    const probe: PendingProbe = { target: target.nodeId, acked: false, nacks: 0, expectedNacks: 0, cancel: () => {} };
+    const probe: PendingProbe = { target: target.nodeId, targetAddress: target.address, acked: false, nacks: 0, expectedNacks: 0, cancel: () => {} };
     this.probes.set(seq, probe);
     counters.probes++;
     // Buddy system: a suspect learns of its suspicion from the very probes aimed at it.
     const buddy = target.state === 'suspect' ? this.components.buddyAccusation(target) : undefined;
-    this.components.sendWithPiggyback({ type: 'ping', from: this.components.selfId, seq, target: target.nodeId, updates: [] }, target.address, buddy);
+    this.components.sendWithPiggyback({ type: 'ping', from: this.components.selfId, seq, target: target.nodeId, updates: [] }, target.address, target.nodeId, buddy);
     const intervalMs = awareness.scale(this.timings.probeIntervalMs);
     const timeoutMs = awareness.scale(this.timings.probeTimeoutMs);
     probe.cancel = this.components.deadline(timeoutMs, () => {
@@ -102,21 +123,23 @@ export class ProbeCycle {
   }
 
   /** A ping for us: ack it to the datagram's source, never to an address the packet claims. */
-  onPing(seq: number, fromAddress: string): void {
-    this.components.sendWithPiggyback({ type: 'ack', from: this.components.selfId, seq, updates: [] }, fromAddress);
+  onPing(seq: number, fromAddress: string, fromId: string): void {
+    this.components.sendWithPiggyback({ type: 'ack', from: this.components.selfId, seq, updates: [] }, fromAddress, fromId);
   }
 
-  onAck(seq: number): void {
+  /** An ack from `fromId` at `fromAddress`: straight from the member we pinged there proves it; a relayed one does not. */
+  onAck(seq: number, fromId: string, fromAddress: string): void {
     const probe = this.probes.get(seq);
     if (probe !== undefined) {
       probe.acked = true;
+      if (fromId === probe.target && fromAddress === probe.targetAddress) this.components.table.markProven(fromId);
       return;
     }
     const relay = this.relays.get(seq);
     if (relay !== undefined) {
       this.relays.delete(seq);
       relay.cancel();
-      this.components.send({ type: 'ack', from: this.components.selfId, seq: relay.requesterSeq, updates: [] }, relay.requesterAddress);
+      this.components.send({ type: 'ack', from: this.components.selfId, seq: relay.requesterSeq, updates: [] }, relay.requesterAddress, relay.requesterId);
       return;
     }
     this.components.counters.lateReplies++; // after the probe was judged: normal under delay
@@ -129,7 +152,7 @@ export class ProbeCycle {
   }
 
   /** Ping-req is the one message whose target address comes from the packet: only known members qualify. */
-  relayPing(requesterSeq: number, targetId: string, targetAddress: string, requesterAddress: string): void {
+  relayPing(requesterSeq: number, targetId: string, targetAddress: string, requesterAddress: string, requesterId: string): void {
     const { table, counters, awareness } = this.components;
     const target = table.get(targetId);
     if (target === undefined || target.address !== targetAddress || !isLive(target.state)) {
@@ -137,13 +160,13 @@ export class ProbeCycle {
     }
     if (this.relays.size >= this.limits.maxPendingProbes) return countDrop(counters, 'relayQueueFull');
     const seq = this.nextSeq();
-    const relay: Relay = { requesterAddress, requesterSeq, cancel: () => {} };
+    const relay: Relay = { requesterAddress, requesterId, requesterSeq, cancel: () => {} };
     this.relays.set(seq, relay);
-    this.components.send({ type: 'ping', from: this.components.selfId, seq, target: targetId, updates: [] }, targetAddress);
+    this.components.send({ type: 'ping', from: this.components.selfId, seq, target: targetId, updates: [] }, targetAddress, targetId);
     relay.cancel = this.components.deadline(awareness.scale(this.timings.probeTimeoutMs), () => {
       if (!this.relays.delete(seq)) return;
       counters.nacksSent++;
-      this.components.send({ type: 'nack', from: this.components.selfId, seq: requesterSeq }, requesterAddress);
+      this.components.send({ type: 'nack', from: this.components.selfId, seq: requesterSeq }, requesterAddress, requesterId);
     });
   }
 
@@ -153,6 +176,7 @@ export class ProbeCycle {
     this.probes.clear();
     for (const r of this.relays.values()) r.cancel();
     this.relays.clear();
+    this.proving.clear();
   }
 
   private nextSeq(): number {
@@ -168,6 +192,7 @@ export class ProbeCycle {
       this.components.sendWithPiggyback(
         { type: 'ping-req', from: this.components.selfId, seq, target: target.nodeId, targetAddress: target.address, updates: [] },
         helper.address,
+        helper.nodeId,
       );
     }
   }

@@ -16,6 +16,17 @@ export interface SwimStats {
   suspicionsRaised: number;
   refutations: number;
   membersRejectedFull: number;
+  /** Members never confirmed by a direct probe ack, dropped to make room for a newcomer when the table was full. */
+  membersEvictedUnproven: number;
+  /** New members refused because their source, not a proven member, already taught us maxUnprovenMembersPerSource unproven ones. */
+  membersRejectedSource: number;
+  /** Live members proven by a direct ack to one of our probes. */
+  membersProven: number;
+  /** Updates dropped as implausible: a generation too far ahead, an incarnation jump past maxIncarnationJump. */
+  implausibleGenerations: number;
+  implausibleIncarnations: number;
+  /** Times this node moved to a new generation because no incarnation could refute what was said of it. */
+  generationRefutations: number;
   broadcastsEvicted: number;
   syncRequestsSent: number;
   syncRepliesSent: number;
@@ -43,6 +54,12 @@ export function emptyStats(): SwimStats {
     suspicionsRaised: 0,
     refutations: 0,
     membersRejectedFull: 0,
+    membersEvictedUnproven: 0,
+    membersRejectedSource: 0,
+    membersProven: 0,
+    implausibleGenerations: 0,
+    implausibleIncarnations: 0,
+    generationRefutations: 0,
     broadcastsEvicted: 0,
     syncRequestsSent: 0,
     syncRepliesSent: 0,

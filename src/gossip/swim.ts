@@ -1,7 +1,7 @@
 import type { Clock } from '../common/clock.js';
 import { RingLimitError, invalidArgument } from '../common/errors.js';
 import { randomSeed, seededRng, type Rng } from '../common/rng.js';
-import { isValidIpAddress, parseIpAddress, parseSeed } from './address.js';
+import { isValidIpAddress, parseIpAddress, parseSeed, sourceKey } from './address.js';
 import { chunkBySize } from './chunks.js';
 import { Awareness } from './awareness.js';
 import { BroadcastQueue } from './broadcast-queue.js';
@@ -89,6 +89,8 @@ export class SwimMembership implements Membership {
   private stopped = false;
   private stopping: Promise<void> | undefined;
   private syncRepliesReceived = 0;
+  /** Seed addresses of the current join: one that answers our Sync proves itself (MemberTable.markProven). Bounded by maxSeeds' resolution. */
+  private readonly seedsAsked = new Set<string>();
   private readonly syncReplies: RateWindow;
   /** With a keyring: this process's stamp epoch and packet count, and the check of others' stamps. */
   private epoch: number;
@@ -107,7 +109,7 @@ export class SwimMembership implements Membership {
     this.wallClock = options.wallClock ?? (options.scheduler !== undefined ? options.scheduler.clock : { now: () => Date.now() });
     this.rng = options.rng ?? seededRng(randomSeed());
     this.resolveHost = options.resolveHost ?? resolveWithDns;
-    this.table = new MemberTable(this.limits.maxMembers);
+    this.table = new MemberTable(this.limits.maxMembers, this.limits.maxUnprovenMembersPerSource);
     this.broadcasts = new BroadcastQueue(this.limits.maxBroadcasts);
     this.awareness = new Awareness(this.timings.awarenessMax);
     const firstSeq = this.rng.int(0x7fff_ffff); // drawn here, where the probe sequence always began: seeded runs replay as before
@@ -135,8 +137,8 @@ export class SwimMembership implements Membership {
         awareness: this.awareness,
         counters: this.counters,
         rng: this.rng,
-        send: (message, to) => this.send(message, to),
-        sendWithPiggyback: (message, to, first) => this.sendWithPiggyback(message, to, first),
+        send: (message, to, toId) => this.send(message, to, toId),
+        sendWithPiggyback: (message, to, toId, first) => this.sendWithPiggyback(message, to, toId, first),
         deadline: (delayMs, fn) => this.deadline(delayMs, fn),
         randomAlive: (count, excludeId) => this.randomAlive(count, excludeId),
         suspect: (target) => this.applyUpdate(this.accusation('suspect', target, this.me.nodeId)),
@@ -174,6 +176,9 @@ export class SwimMembership implements Membership {
       dropReasons: { ...this.counters.dropReasons },
       awarenessScore: this.awareness.score,
       membersRejectedFull: this.table.rejectedFull,
+      membersEvictedUnproven: this.table.evictedUnproven,
+      membersRejectedSource: this.table.rejectedSource,
+      membersProven: this.table.provenCount,
       broadcastsEvicted: this.broadcasts.evicted,
     };
   }
@@ -234,8 +239,10 @@ export class SwimMembership implements Membership {
       const targets = await resolveSeedAddresses(parsed, this.resolveHost, [this.me.address, this.transport.localAddress], this.limits.maxSeeds);
       if (targets.resolvedAny && targets.addresses.length === 0) return 0;
       lastTried = targets.addresses;
+      this.seedsAsked.clear();
+      for (const address of targets.addresses.slice(0, this.limits.maxSeeds)) this.seedsAsked.add(address);
       const before = this.syncRepliesReceived;
-      for (const address of targets.addresses) this.sendSync(address, true);
+      for (const address of targets.addresses) this.sendSync(address, true, undefined);
       const waitMs = Math.min(backoffMs, Math.max(0, deadlineMs - this.scheduler.clock.now()));
       await this.waitForSyncReply(waitMs + this.rng.int(Math.max(1, Math.floor(waitMs / 4))));
       if (this.syncRepliesReceived > before) return targets.addresses.length;
@@ -323,10 +330,12 @@ export class SwimMembership implements Membership {
     if (!this.running) return;
     this.counters.packetsReceived++;
     this.counters.bytesReceived += bytes.length;
-    const result = decodePacket(bytes, this.keyring, this.limits, this.label);
+    const result = decodePacket(bytes, this.keyring, this.limits, this.label, this.me.nodeId);
     if (!result.ok) return countDrop(this.counters, result.reason);
     if (!isValidIpAddress(fromAddress)) return countDrop(this.counters, 'badSourceAddress');
     if (result.message.from === this.me.nodeId) return countDrop(this.counters, 'fromSelf');
+    // Signed packets name their receiver (packet.ts), but for a join's Sync to a seed not known yet.
+    if (this.keyring !== undefined && !result.bound && result.message.type !== 'sync') return countDrop(this.counters, 'unbound');
     if (this.replay !== undefined) {
       const verdict = result.stamp === undefined ? 'replayed' : this.replay.accept(result.message.from, result.stamp, this.wallClock.now());
       if (verdict !== 'ok') return countDrop(this.counters, verdict);
@@ -335,47 +344,61 @@ export class SwimMembership implements Membership {
   }
 
   private handle(m: Message, fromAddress: string): void {
+    const source = sourceKey(fromAddress);
+    const sender = this.table.get(m.from);
+    if (sender !== undefined && !sender.proven && sender.address === fromAddress && isLive(sender.state)) this.probeCycle.proveSoon(m.from);
     switch (m.type) {
       case 'ping':
         if (m.target !== this.me.nodeId) return countDrop(this.counters, 'pingForOtherNode');
-        this.applyUpdates(m.updates);
-        return this.probeCycle.onPing(m.seq, fromAddress);
+        this.applyUpdates(m.updates, source);
+        return this.probeCycle.onPing(m.seq, fromAddress, m.from);
       case 'ping-req':
-        this.applyUpdates(m.updates);
-        return this.probeCycle.relayPing(m.seq, m.target, m.targetAddress, fromAddress);
+        this.applyUpdates(m.updates, source);
+        return this.probeCycle.relayPing(m.seq, m.target, m.targetAddress, fromAddress, m.from);
       case 'ack':
-        this.applyUpdates(m.updates);
-        return this.probeCycle.onAck(m.seq);
+        this.applyUpdates(m.updates, source);
+        return this.probeCycle.onAck(m.seq, m.from, fromAddress);
       case 'nack':
         return this.probeCycle.onNack(m.seq);
       case 'gossip':
-        return this.applyUpdates(m.updates);
+        return this.applyUpdates(m.updates, source);
       case 'sync':
-        this.mergeState(m.members, m.from);
-        if (m.wantsReply) this.replySync(fromAddress);
+        this.mergeState(m.members, m.from, source);
+        if (m.wantsReply) this.replySync(fromAddress, m.from);
         return;
       case 'sync-reply':
-        this.mergeState(m.members, m.from);
+        if (this.seedsAsked.has(fromAddress)) this.proveSeed(m.members, m.from, fromAddress);
+        this.mergeState(m.members, m.from, source);
         this.syncRepliesReceived++;
         for (const wake of this.joinWaiters) wake();
         return;
       case 'sync-digest':
-        return this.onSyncDigest(m.digest, fromAddress);
+        return this.onSyncDigest(m.digest, fromAddress, m.from);
     }
   }
 
   // ---- state merging -----------------------------------------------------------------------
 
-  private applyUpdates(updates: readonly Update[]): void {
-    for (const u of updates) this.applyUpdate(u);
+  /** A seed we asked answered from the address we asked: take its own record first, proven, so what it teaches is not capped. */
+  private proveSeed(records: readonly MemberRecord[], seedId: string, fromAddress: string): void {
+    const own = records.find((r) => r.nodeId === seedId && r.address === fromAddress && r.state === 'alive');
+    if (own === undefined) return;
+    this.applyUpdate({ kind: 'alive', nodeId: own.nodeId, generation: own.generation, incarnation: own.incarnation, address: own.address, meta: own.meta });
+    if (this.table.get(seedId)?.address === fromAddress) this.table.markProven(seedId);
   }
 
-  private applyUpdate(u: Update): void {
+  private applyUpdates(updates: readonly Update[], source: string): void {
+    for (const u of updates) this.applyUpdate(u, source);
+  }
+
+  /** `source`: who told us (sourceKey of the packet; '' for our own verdicts). */
+  private applyUpdate(u: Update, source = ''): void {
+    if (this.implausible(u)) return;
     if (u.nodeId === this.me.nodeId) return this.aboutSelf(u);
     const now = this.scheduler.clock.now();
     switch (u.kind) {
       case 'alive': {
-        const applied = this.table.applyAlive(u, now);
+        const applied = this.table.applyAlive(u, now, source);
         if (applied === undefined) return;
         this.endSuspicion(u.nodeId);
         return this.announce(applied, u);
@@ -410,7 +433,32 @@ export class SwimMembership implements Membership {
 
   private announce(applied: Applied, u: Update): void {
     this.queueBroadcast(u);
+    if (applied.evicted !== undefined) {
+      // Dropped for room, never proven: gone from our view, as a failure is (not gossiped: others judge for themselves).
+      this.endSuspicion(applied.evicted.nodeId);
+      this.emitter.emit('fail', toMember(applied.evicted));
+    }
     if (applied.event !== undefined) this.emitter.emit(applied.event, toMember(applied.entry));
+  }
+
+  /**
+   * Whether `u` cannot be true, and is dropped (counted): a generation further ahead of our
+   * clock than maxGenerationAheadMs, or — for a live member of the generation we know — an
+   * incarnation more than maxIncarnationJump above the one we hold. News of ourselves is
+   * judged by aboutSelf, which can always refute it.
+   */
+  private implausible(u: Update): boolean {
+    if (u.generation > this.scheduler.clock.now() + this.limits.maxGenerationAheadMs) {
+      this.counters.implausibleGenerations++;
+      return true;
+    }
+    if (u.nodeId === this.me.nodeId) return false;
+    const known = this.table.get(u.nodeId);
+    if (known !== undefined && isLive(known.state) && known.generation === u.generation && u.incarnation - known.incarnation > this.limits.maxIncarnationJump) {
+      this.counters.implausibleIncarnations++;
+      return true;
+    }
+    return false;
   }
 
   /** News about ourselves: refute anything that is not our current truth. */
@@ -425,14 +473,27 @@ export class SwimMembership implements Membership {
     if (u.generation < this.me.generation) return; // about a previous boot of ours
     if (u.kind === 'alive') {
       const differs = u.address !== this.me.address || !sameMeta(u.meta, this.me.meta);
-      if (u.incarnation > this.me.incarnation || (u.incarnation === this.me.incarnation && differs)) {
-        this.me.incarnation = u.incarnation + 1;
-        this.refute(u);
-      }
+      if (u.incarnation > this.me.incarnation || (u.incarnation === this.me.incarnation && differs)) this.refuteAbove(u);
       return;
     }
     if (u.incarnation < this.me.incarnation) return;
-    this.me.incarnation = u.incarnation + 1;
+    this.refuteAbove(u);
+  }
+
+  /**
+   * Refute `u` with the next incarnation — unless that would be implausible to the members
+   * that know us (a jump past maxIncarnationJump) or unsafe (past 2^53 − 1): then with a new
+   * generation, which outranks every incarnation of this one. A member can always refute.
+   */
+  private refuteAbove(u: Update): void {
+    const next = u.incarnation + 1;
+    if (Number.isSafeInteger(next) && next - this.me.incarnation <= this.limits.maxIncarnationJump) {
+      this.me.incarnation = next;
+    } else {
+      this.me.generation = Math.max(this.me.generation + 1, Math.floor(this.scheduler.clock.now()));
+      this.me.incarnation = 0;
+      this.counters.generationRefutations++;
+    }
     this.refute(u);
   }
 
@@ -445,12 +506,12 @@ export class SwimMembership implements Membership {
     // a LAN, and this starts the refutation's spread a gossip round or two earlier.
     const accuser = u.kind === 'suspect' || u.kind === 'dead' ? this.table.get(u.from) : undefined;
     if (accuser !== undefined && isLive(accuser.state)) {
-      this.send({ type: 'gossip', from: this.me.nodeId, updates: [alive] }, accuser.address);
+      this.send({ type: 'gossip', from: this.me.nodeId, updates: [alive] }, accuser.address, accuser.nodeId);
     }
-    for (const peer of this.randomAlive(2 * this.timings.gossipFanout, accuser?.nodeId)) this.send({ type: 'gossip', from: this.me.nodeId, updates: [alive] }, peer.address);
+    for (const peer of this.randomAlive(2 * this.timings.gossipFanout, accuser?.nodeId)) this.send({ type: 'gossip', from: this.me.nodeId, updates: [alive] }, peer.address, peer.nodeId);
   }
 
-  private mergeState(records: readonly MemberRecord[], sender: string): void {
+  private mergeState(records: readonly MemberRecord[], sender: string, source: string): void {
     for (const r of records) {
       const alive: AliveUpdate = {
         kind: 'alive',
@@ -461,14 +522,14 @@ export class SwimMembership implements Membership {
         meta: r.meta,
       };
       if (r.state === 'alive') {
-        this.applyUpdate(alive);
+        this.applyUpdate(alive, source);
       } else if (r.state === 'left') {
-        this.applyUpdate({ kind: 'left', nodeId: r.nodeId, generation: r.generation, incarnation: r.incarnation });
+        this.applyUpdate({ kind: 'left', nodeId: r.nodeId, generation: r.generation, incarnation: r.incarnation }, source);
       } else {
         // Suspect and dead records become suspicions here (as memberlist does): the subject can
         // still refute, and our own probes decide. Unknown members are learned only when live.
-        if (r.state === 'suspect' || r.nodeId === this.me.nodeId) this.applyUpdate(alive);
-        this.applyUpdate({ kind: 'suspect', nodeId: r.nodeId, generation: r.generation, incarnation: r.incarnation, from: sender });
+        if (r.state === 'suspect' || r.nodeId === this.me.nodeId) this.applyUpdate(alive, source);
+        this.applyUpdate({ kind: 'suspect', nodeId: r.nodeId, generation: r.generation, incarnation: r.incarnation, from: sender }, source);
       }
     }
   }
@@ -501,7 +562,7 @@ export class SwimMembership implements Membership {
 
   /** Our own fresh suspicion goes straight to the suspect so it can refute in one hop. */
   private tellSuspect(entry: MemberEntry, u: AccusationUpdate): void {
-    this.send({ type: 'gossip', from: this.me.nodeId, updates: [u] }, entry.address);
+    this.send({ type: 'gossip', from: this.me.nodeId, updates: [u] }, entry.address, entry.nodeId);
   }
 
   private accusation(kind: 'suspect' | 'dead', entry: MemberEntry, from: string): AccusationUpdate {
@@ -547,12 +608,17 @@ export class SwimMembership implements Membership {
     const suspects = this.table.suspects.size === 0 ? [] : shuffle([...this.table.suspects], this.rng).slice(0, this.timings.gossipFanout);
     for (const suspect of suspects) {
       const buddy = this.accusation('suspect', suspect, this.me.nodeId);
-      this.sendWithPiggyback({ type: 'gossip', from: this.me.nodeId, updates: [] }, suspect.address, buddy);
+      this.sendWithPiggyback({ type: 'gossip', from: this.me.nodeId, updates: [] }, suspect.address, suspect.nodeId, buddy);
     }
     if (this.broadcasts.size === 0) return;
-    for (const peer of this.randomAlive(this.timings.gossipFanout)) {
+    // One of the fan-out is a member proven by a direct ack: news keeps flowing between real
+    // members even when most of the table is invented (a flood) and unreachable.
+    const peers = this.randomAlive(this.timings.gossipFanout);
+    const proven = peers.length === 0 ? undefined : this.table.randomProven((n) => this.rng.int(n));
+    if (proven !== undefined && proven.state === 'alive' && !peers.includes(proven)) peers[Math.max(0, peers.length - 1)] = proven;
+    for (const peer of peers) {
       if (this.broadcasts.size === 0) return;
-      this.sendWithPiggyback({ type: 'gossip', from: this.me.nodeId, updates: [] }, peer.address);
+      this.sendWithPiggyback({ type: 'gossip', from: this.me.nodeId, updates: [] }, peer.address, peer.nodeId);
     }
   }
 
@@ -567,7 +633,7 @@ export class SwimMembership implements Membership {
     const peer = candidates[this.rng.int(candidates.length)];
     if (peer === undefined) return;
     this.counters.syncDigestsSent++;
-    this.send({ type: 'sync-digest', from: this.me.nodeId, digest: this.digest() }, peer.address);
+    this.send({ type: 'sync-digest', from: this.me.nodeId, digest: this.digest() }, peer.address, peer.nodeId);
   }
 
   private digest(): StateDigest {
@@ -575,7 +641,7 @@ export class SwimMembership implements Membership {
   }
 
   /** Our view differs from the sender's: start the full exchange (as costly as a reply, so it draws on the same budget). */
-  private onSyncDigest(theirs: StateDigest, fromAddress: string): void {
+  private onSyncDigest(theirs: StateDigest, fromAddress: string, fromId: string): void {
     if (sameDigest(theirs, this.digest())) {
       this.counters.syncDigestsMatched++;
       return;
@@ -584,23 +650,24 @@ export class SwimMembership implements Membership {
       this.counters.syncRepliesThrottled++;
       return;
     }
-    this.sendSync(fromAddress, true);
+    this.sendSync(fromAddress, true, fromId);
   }
 
-  private sendSync(address: string, wantsReply: boolean): void {
+  /** `toId` undefined: a seed we know only by its address (a join), the one packet a keyed node sends unbound. */
+  private sendSync(address: string, wantsReply: boolean, toId: string | undefined): void {
     this.counters.syncRequestsSent++;
     this.fullStateChunks((members, first) =>
-      this.send({ type: 'sync', from: this.me.nodeId, wantsReply: wantsReply && first, members }, address),
+      this.send({ type: 'sync', from: this.me.nodeId, wantsReply: wantsReply && first, members }, address, toId),
     );
   }
 
-  private replySync(address: string): void {
+  private replySync(address: string, toId: string): void {
     if (!this.syncReplies.tryTake(this.scheduler.clock.now())) {
       this.counters.syncRepliesThrottled++;
       return;
     }
     this.counters.syncRepliesSent++;
-    this.fullStateChunks((members) => this.send({ type: 'sync-reply', from: this.me.nodeId, members }, address));
+    this.fullStateChunks((members) => this.send({ type: 'sync-reply', from: this.me.nodeId, members }, address, toId));
   }
 
   /** Full state split into packets under maxPacketBytes; each chunk merges on its own. */
@@ -611,11 +678,11 @@ export class SwimMembership implements Membership {
     chunkBySize(records, budget, encodedRecordBytes).forEach((chunk, i) => emit(chunk, i === 0));
   }
 
-  private sendWithPiggyback(message: Extract<Message, { updates: readonly Update[] }>, address: string, first?: Update): void {
+  private sendWithPiggyback(message: Extract<Message, { updates: readonly Update[] }>, address: string, toId: string | undefined, first?: Update): void {
     const base = encodeMessage(message, this.keyring, undefined, this.label).length;
     const budget = this.limits.maxPacketBytes - base - ARRAY_HEADER_GROWTH_BYTES - (first === undefined ? 0 : encodedUpdateBytes(first));
     const updates = this.broadcasts.take(Math.max(0, budget), this.transmitLimit(), first);
-    this.send({ ...message, updates }, address);
+    this.send({ ...message, updates }, address, toId);
   }
 
   /** The next packet's stamp; a new epoch once the u32 sequence is used up (receivers take it: its time is later). */
@@ -627,9 +694,10 @@ export class SwimMembership implements Membership {
     return { epoch: this.epoch, seq: ++this.packetsStamped, ts: this.wallClock.now() };
   }
 
-  private send(message: Message, address: string): void {
+  /** `toId`: the member the packet is for, which a signed packet is bound to (see packet.ts). */
+  private send(message: Message, address: string, toId: string | undefined): void {
     const stamp = this.keyring === undefined ? undefined : this.nextStamp();
-    const bytes = encodeMessage(message, this.keyring, stamp, this.label);
+    const bytes = encodeMessage(message, this.keyring, stamp, this.label, toId);
     if (bytes.length > this.limits.maxPacketBytes) return countDrop(this.counters, 'outgoingOversize');
     this.counters.packetsSent++;
     this.counters.bytesSent += bytes.length;
@@ -657,7 +725,7 @@ export class SwimMembership implements Membership {
     const left: Update = { kind: 'left', nodeId: this.me.nodeId, generation: this.me.generation, incarnation: this.me.incarnation };
     this.queueBroadcast(left);
     // Tell every live member directly (bounded by maxMembers), then keep gossiping a moment.
-    for (const peer of this.table.live()) this.send({ type: 'gossip', from: this.me.nodeId, updates: [left] }, peer.address);
+    for (const peer of this.table.live()) this.send({ type: 'gossip', from: this.me.nodeId, updates: [left] }, peer.address, peer.nodeId);
     await new Promise<void>((resolve) => this.scheduler.after(this.timings.leavePropagateMs, resolve, true));
   }
 

@@ -28,9 +28,27 @@ describe('wire codec', () => {
       for (const message of samples) {
         const stamp = keyring === undefined ? undefined : { epoch: 7, seq: 42, ts: 1_700_000_000_123.5 };
         const decoded = decodePacket(encodeMessage(message, keyring, stamp), keyring, limits);
-        expect(decoded).toEqual({ ok: true, message, stamp });
+        expect(decoded).toEqual({ ok: true, message, stamp, bound: false });
       }
     }
+  });
+
+  it('a signed packet bound to its receiver verifies only there; unsigned packets are never bound', () => {
+    const keyring = new Keyring([new Uint8Array(16).fill(3)]);
+    const stamp = { epoch: 7, seq: 42, ts: 1 };
+    for (const message of samples) {
+      const bound = encodeMessage(message, keyring, stamp, undefined, 'node-b');
+      // The receiver's id is covered by the MAC, not sent: the packet is no bigger.
+      expect(bound.length).toBe(encodeMessage(message, keyring, stamp).length);
+      expect(decodePacket(bound, keyring, limits, undefined, 'node-b')).toEqual({ ok: true, message, stamp, bound: true });
+      expect(decodePacket(bound, keyring, limits, undefined, 'node-c')).toEqual({ ok: false, reason: 'authFailed' });
+      expect(decodePacket(bound, keyring, limits)).toEqual({ ok: false, reason: 'authFailed' });
+      expect(decodePacket(encodeMessage(message, undefined, undefined, undefined, 'node-b'), undefined, limits, undefined, 'node-b')).toEqual({ ok: true, message, stamp: undefined, bound: false });
+    }
+    // The bound flag without a MAC is malformed.
+    const plain = Uint8Array.from(encodeMessage(samples[0]!, undefined));
+    plain[2] = 0x08;
+    expect(decodePacket(plain, undefined, limits)).toEqual({ ok: false, reason: 'badVersion' });
   });
 
   it('rejects, with a reason and without throwing, every kind of malformed packet', () => {
@@ -76,7 +94,7 @@ describe('wire codec', () => {
       const stamp = keyring === undefined ? undefined : { epoch: 1, seq: 1, ts: 1 };
       const message = samples[0]!;
       const named = encodeMessage(message, keyring, stamp, label);
-      expect(decodePacket(named, keyring, limits, label)).toEqual({ ok: true, message, stamp });
+      expect(decodePacket(named, keyring, limits, label)).toEqual({ ok: true, message, stamp, bound: false });
       expect(decodePacket(named, keyring, limits, new TextEncoder().encode('staging'))).toEqual({ ok: false, reason: 'otherCluster' });
       expect(decodePacket(named, keyring, limits)).toEqual({ ok: false, reason: 'otherCluster' });
       expect(decodePacket(encodeMessage(message, keyring, stamp), keyring, limits, label)).toEqual({ ok: false, reason: 'otherCluster' });

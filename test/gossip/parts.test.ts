@@ -194,3 +194,34 @@ describe('SwimMembership lifecycle', () => {
     expect(() => new SwimMembership({ transport: network.bind(), scheduler, meta: { k: 'x'.repeat(1000) } })).toThrow(/512-byte limit/);
   });
 });
+
+describe('MemberTable under a flood of invented members (issue 28, finding 8)', () => {
+  const fake = (i: number): Update => ({ kind: 'alive', nodeId: `fake-${i}`, generation: 1, incarnation: 0, address: `127.0.0.1:${1000 + i}`, meta: {} });
+  const real = (id: string, port: number): Update => ({ kind: 'alive', nodeId: id, generation: 1, incarnation: 0, address: `127.0.0.1:${port}`, meta: {} });
+
+  it('a source that is not a proven member teaches at most maxUnprovenPerSource members', () => {
+    const t = new MemberTable(100, 8);
+    for (let i = 0; i < 50; i++) t.applyAlive(fake(i) as Extract<Update, { kind: 'alive' }>, 0, 'evil');
+    expect(t.all()).toHaveLength(8);
+    expect(t.rejectedSource).toBe(42);
+    // A proven member's news is not capped.
+    t.applyAlive(real('m', 7000) as Extract<Update, { kind: 'alive' }>, 0, '127.0.0.1:7000');
+    t.markProven('m');
+    for (let i = 100; i < 120; i++) t.applyAlive(fake(i) as Extract<Update, { kind: 'alive' }>, 0, '127.0.0.1:7000');
+    expect(t.all()).toHaveLength(29);
+  });
+
+  it('when full, a newcomer displaces an unproven member of the source that taught most, never a proven one', () => {
+    const t = new MemberTable(10);
+    t.applyAlive(real('m', 7000) as Extract<Update, { kind: 'alive' }>, 0, 'seed');
+    t.markProven('m');
+    for (let i = 0; i < 20; i++) t.applyAlive(fake(i) as Extract<Update, { kind: 'alive' }>, 0, 'evil');
+    expect(t.all()).toHaveLength(10);
+    expect(t.rejectedFull).toBe(11); // the flood cannot displace its own
+    const applied = t.applyAlive(real('newcomer', 7001) as Extract<Update, { kind: 'alive' }>, 0, '127.0.0.1:7001');
+    expect(applied?.event).toBe('join');
+    expect(applied?.evicted?.nodeId).toBe('fake-0');
+    expect(t.get('m')).toBeDefined();
+    expect(t.evictedUnproven).toBe(1);
+  });
+});
