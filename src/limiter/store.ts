@@ -5,6 +5,9 @@ import { FRESH_AT, NO_WAIT, STATE_STRIDE, algorithms, initState, newStepOut, res
 import { ALGORITHMS, AlgorithmId, type Decision, type LimiterState, type RateLimitRequest, type Reservation, type ResolvedParams } from './types.js';
 import { checkedRemaining, newResolvedParams, resolveRequest, scaleLimits } from './validate.js';
 import { SharedCapacity, fairShareDefaults } from './fair-share.js';
+import type { Calendar } from './calendar.js';
+import { shapeMismatchError } from './request-shape.js';
+import { clampPeerState, plausibleWithoutLimits } from './peer-state.js';
 
 /** Actions counted by name in decisionsPerAction(); later ones share one bucket. */
 export const METRIC_ACTIONS = 100;
@@ -47,6 +50,10 @@ export interface StoreStats {
   evictions: number;
   /** Idle keys dropped by the sweeper: state equivalent to fresh, and unused since its previous pass (harmless). */
   expired: number;
+  /** Requests refused (FAILED_PRECONDITION) for describing a held key with another algorithm or window (request-shape.ts). */
+  shapeMismatches: number;
+  /** States from peers or a snapshot dropped (a negative count) or clamped to the key's limits (peer-state.ts). */
+  implausibleStates: number;
 }
 
 const NONE = -1;
@@ -127,6 +134,12 @@ export class LimiterStore {
   private changedCount = 0;
   /** 1 where the slot's state was last changed by a decision here, 0 where by an import. */
   private decidedHere: Uint8Array;
+  /** The key's shape (request-shape.ts): the window its state was written under, 0 where not known yet (an imported state)... */
+  private windowOf: Float64Array;
+  /** ...and its calendar, or null. The algorithm is algorithmOf. */
+  private readonly calendarOf: (Calendar | null)[] = [];
+  /** 1 where the state came from a peer or a snapshot and has not been checked against the key's limits yet (peer-state.ts). */
+  private unverified: Uint8Array;
   private readonly pendingMerges = new Map<string, PendingMerge>();
   private readonly keyOf: (string | undefined)[] = [];
   private hand = 0;
@@ -138,7 +151,8 @@ export class LimiterStore {
   private readonly params = newResolvedParams();
   private readonly out: StepOut = newStepOut();
   private readonly scratch = new Float64Array(STATE_STRIDE);
-  private readonly counters = { allowed: 0, rejected: 0, evictions: 0, expired: 0 };
+  private readonly pendingScratch = new Float64Array(STATE_STRIDE);
+  private readonly counters = { allowed: 0, rejected: 0, evictions: 0, expired: 0, shapeMismatches: 0, implausibleStates: 0 };
   private mutationCount = 0;
 
   /** Limits declared once (see policies.ts): what they set wins over a request's own fields. */
@@ -160,6 +174,8 @@ export class LimiterStore {
     this.actionOf = new Uint16Array(this.capacity);
     this.used = new Uint8Array(this.capacity);
     this.usedSinceSweep = new Uint8Array(this.capacity);
+    this.windowOf = new Float64Array(this.capacity);
+    this.unverified = new Uint8Array(this.capacity);
     this.decidedHere = new Uint8Array(merged.trackChanges ? this.capacity : 0);
     this.changedFlag = new Uint8Array(merged.trackChanges ? this.capacity : 0);
     this.changedList = new Int32Array(merged.trackChanges ? this.capacity : 0);
@@ -250,11 +266,10 @@ export class LimiterStore {
   inspectResolved(p: Readonly<ResolvedParams>): Decision {
     const nowMs = this.clock.now();
     const slot = this.tables.get(p.action)?.get(p.key) ?? NONE;
-    const scratch = this.scratch;
     const peek: ResolvedParams = p.cost === 0 ? p : { ...p, cost: 0 };
-    if (slot === NONE || this.algorithmOf[slot] !== p.algorithm) initState(scratch, 0, peek, nowMs);
-    else for (let i = 0; i < STATE_STRIDE; i++) scratch[i] = this.cells[slot * STATE_STRIDE + i]!;
-    stepState(scratch, 0, peek, nowMs, NO_WAIT, this.out);
+    if (slot === NONE || (this.shapeDiffers(slot, p) && this.refuseOrFresh(slot, p, nowMs))) initState(this.scratch, 0, peek, nowMs);
+    else this.copyHeld(slot, peek, nowMs);
+    stepState(this.scratch, 0, peek, nowMs, NO_WAIT, this.out);
     return { allowed: this.out.remaining >= 1, limit: p.limit, remaining: this.out.remaining, resetAtMs: this.out.resetAtMs, retryAfterMs: 0 };
   }
 
@@ -275,7 +290,9 @@ export class LimiterStore {
     let slot = this.tables.get(p.action)?.get(p.key) ?? NONE;
     if (slot === NONE) slot = this.insert(p.action, p.key, p.algorithm);
     else this.touch(slot);
+    // The operator's Set re-describes the key: its shape becomes the request's.
     this.algorithmOf[slot] = p.algorithm;
+    this.setShape(slot, p);
     // The operator's value wins over a handed-over state waiting to be merged.
     if (this.pendingMerges.size !== 0) this.pendingMerges.delete(`${p.action}\u0000${p.key}`);
     algorithms[p.algorithm]!.setRemaining(this.cells, slot * STATE_STRIDE, p, nowMs, target);
@@ -311,22 +328,26 @@ export class LimiterStore {
     }
     let slot = table?.get(p.key) ?? NONE;
     if (slot === NONE) {
-      initState(this.scratch, 0, p, nowMs);
-      if (p.cost === 0) {
-        // A peek at an unknown key answers from a fresh state and stores nothing.
-        stepState(this.scratch, 0, p, nowMs, maxWaitMs, out);
-        this.count(out.allowed, this.actionIds.get(p.action) ?? -1);
-        return out;
-      }
+      if (p.cost === 0) return this.peekFresh(p, nowMs, maxWaitMs);
       slot = this.insert(p.action, p.key, p.algorithm);
+      this.setShape(slot, p);
       initState(this.cells, slot * STATE_STRIDE, p, nowMs);
     } else {
-      this.touch(slot);
-      if (this.algorithmOf[slot] !== p.algorithm) {
-        // The key's algorithm was changed by configuration: its old state means nothing now.
-        this.algorithmOf[slot] = p.algorithm;
-        initState(this.cells, slot * STATE_STRIDE, p, nowMs);
+      if (this.shapeDiffers(slot, p)) {
+        // Throws for a held state of another shape (nothing changed); else it is fresh, or its window unknown (imported).
+        const fresh = this.refuseOrFresh(slot, p, nowMs);
+        if (p.cost === 0) return fresh ? this.peekFresh(p, nowMs, maxWaitMs) : this.peekHeld(slot, p, nowMs, maxWaitMs);
+        if (fresh) {
+          this.algorithmOf[slot] = p.algorithm;
+          this.unverified[slot] = 0;
+          initState(this.cells, slot * STATE_STRIDE, p, nowMs);
+        }
+        this.setShape(slot, p);
       }
+      this.touch(slot);
+      // A peek answers from a copy: it never writes a state (not even a pending merge).
+      if (p.cost === 0) return this.peekHeld(slot, p, nowMs, maxWaitMs);
+      if (this.unverified[slot] === 1) this.verify(slot, p, nowMs);
     }
     if (this.pendingMerges.size !== 0) this.applyPendingMerge(p, slot, nowMs);
     stepState(this.cells, slot * STATE_STRIDE, p, nowMs, maxWaitMs, out);
@@ -334,6 +355,68 @@ export class LimiterStore {
     this.count(out.allowed, this.actionOf[slot]!);
     if (out.allowed && p.cost > 0 && this.options.trackChanges) this.markChanged(slot);
     return out;
+  }
+
+  /** A peek at a key with no state (or a fresh one of another shape): answered from a fresh state, nothing stored. */
+  private peekFresh(p: ResolvedParams, nowMs: number, maxWaitMs: number): StepOut {
+    initState(this.scratch, 0, p, nowMs);
+    stepState(this.scratch, 0, p, nowMs, maxWaitMs, this.out);
+    this.count(this.out.allowed, this.actionIds.get(p.action) ?? -1);
+    return this.out;
+  }
+
+  /** A peek at a held key: answered from a copy of its state (checked and merged as a decision would), nothing stored. */
+  private peekHeld(slot: number, p: ResolvedParams, nowMs: number, maxWaitMs: number): StepOut {
+    this.copyHeld(slot, p, nowMs);
+    stepState(this.scratch, 0, p, nowMs, maxWaitMs, this.out);
+    this.count(this.out.allowed, this.actionOf[slot]!);
+    return this.out;
+  }
+
+  /** Copies the slot's state into scratch as the next decision would see it: checked if imported, with its pending merge. */
+  private copyHeld(slot: number, p: Readonly<ResolvedParams>, nowMs: number): void {
+    const scratch = this.scratch;
+    const base = slot * STATE_STRIDE;
+    for (let i = 0; i < STATE_STRIDE; i++) scratch[i] = this.cells[base + i]!;
+    if (this.unverified[slot] === 1) clampPeerState(scratch, 0, p, nowMs);
+    if (this.pendingMerges.size === 0) return;
+    const pending = this.pendingMerges.get(`${p.action}\u0000${p.key}`);
+    if (pending === undefined || pending.algorithm !== p.algorithm) return;
+    const other = this.pendingScratch;
+    other.set(pending.cells);
+    clampPeerState(other, 0, p, nowMs);
+    algorithms[p.algorithm]!.merge(scratch, 0, other, 0, p, nowMs);
+  }
+
+  /**
+   * For a request whose shape differs from the slot's: whether the slot's state is fresh (it
+   * holds nothing to keep, so the request's shape may replace it). False when the slot's
+   * window is not known yet (an imported state of the same algorithm: it takes the request's).
+   * Throws FAILED_PRECONDITION, counted, when the state is in use.
+   */
+  private refuseOrFresh(slot: number, p: Readonly<ResolvedParams>, nowMs: number): boolean {
+    const algorithm = this.algorithmOf[slot]! as AlgorithmId;
+    const windowMs = this.windowOf[slot]!;
+    if (algorithm === p.algorithm && windowMs === 0) return false;
+    const freshAtMs = this.cells[slot * STATE_STRIDE + FRESH_AT]!;
+    if (freshAtMs <= nowMs) return true;
+    this.counters.shapeMismatches++;
+    throw shapeMismatchError(algorithm, windowMs, this.calendarOf[slot]!, freshAtMs, p);
+  }
+
+  private shapeDiffers(slot: number, p: Readonly<ResolvedParams>): boolean {
+    return this.algorithmOf[slot] !== p.algorithm || this.windowOf[slot] !== p.windowMs || this.calendarOf[slot] !== p.calendar;
+  }
+
+  private setShape(slot: number, p: Readonly<ResolvedParams>): void {
+    this.windowOf[slot] = p.windowMs;
+    this.calendarOf[slot] = p.calendar;
+  }
+
+  /** An imported state's first use: clamped to what the key's limits allow (peer-state.ts), counted when it was not. */
+  private verify(slot: number, p: ResolvedParams, nowMs: number): void {
+    this.unverified[slot] = 0;
+    if (clampPeerState(this.cells, slot * STATE_STRIDE, p, nowMs)) this.counters.implausibleStates++;
   }
 
   private markChanged(slot: number): void {
@@ -349,6 +432,7 @@ export class LimiterStore {
     if (pending === undefined) return;
     this.pendingMerges.delete(id);
     if (pending.algorithm !== p.algorithm) return;
+    if (clampPeerState(pending.cells, 0, p, nowMs)) this.counters.implausibleStates++;
     algorithms[p.algorithm]!.merge(this.cells, slot * STATE_STRIDE, pending.cells, 0, p, nowMs);
   }
 
@@ -400,6 +484,10 @@ export class LimiterStore {
    * decision, when the request supplies the limits a merge needs.
    */
   importEntry(action: string, key: string, algorithm: AlgorithmId, cells: Float64Array, base: number, mode: ImportMode): void {
+    if (!plausibleWithoutLimits(algorithm, cells, base)) {
+      this.counters.implausibleStates++;
+      return;
+    }
     let slot = this.tables.get(action)?.get(key);
     if (slot !== undefined && (mode === 'merge' || (mode === 'replica' && this.decidedHere[slot] === 1))) {
       if (this.pendingMerges.size >= this.options.maxPendingMerges) return; // bounded: the local view stands
@@ -414,7 +502,10 @@ export class LimiterStore {
       if (mode === 'merge') this.markChanged(slot);
       else this.decidedHere[slot] = 0;
     }
+    // A state of another algorithm replaces the key's shape; its window is the next request's.
+    if (this.algorithmOf[slot] !== algorithm) this.windowOf[slot] = 0;
     this.algorithmOf[slot] = algorithm;
+    this.unverified[slot] = 1;
     const into = slot * STATE_STRIDE;
     for (let i = 0; i < STATE_STRIDE; i++) this.cells[into + i] = cells[base + i]!;
     this.mutationCount++;
@@ -488,7 +579,16 @@ export class LimiterStore {
 
   stats(): StoreStats {
     const c = this.counters;
-    return { decisions: c.allowed + c.rejected, allowed: c.allowed, rejected: c.rejected, keys: this.size, evictions: c.evictions, expired: c.expired };
+    return {
+      decisions: c.allowed + c.rejected,
+      allowed: c.allowed,
+      rejected: c.rejected,
+      keys: this.size,
+      evictions: c.evictions,
+      expired: c.expired,
+      shapeMismatches: c.shapeMismatches,
+      implausibleStates: c.implausibleStates,
+    };
   }
 
   /**
@@ -566,6 +666,9 @@ export class LimiterStore {
     this.keyOf[slot] = key;
     this.actionOf[slot] = actionId;
     this.algorithmOf[slot] = algorithm;
+    this.windowOf[slot] = 0;
+    this.calendarOf[slot] = null;
+    this.unverified[slot] = 0;
     this.used[slot] = 0;
     this.usedSinceSweep[slot] = 1;
     this.size++;
@@ -586,6 +689,8 @@ export class LimiterStore {
     this.actionOf = grown(this.actionOf, new Uint16Array(capacity));
     this.used = grown(this.used, new Uint8Array(capacity));
     this.usedSinceSweep = grown(this.usedSinceSweep, new Uint8Array(capacity));
+    this.windowOf = grown(this.windowOf, new Float64Array(capacity));
+    this.unverified = grown(this.unverified, new Uint8Array(capacity));
     if (this.options.trackChanges) {
       this.decidedHere = grown(this.decidedHere, new Uint8Array(capacity));
       this.changedFlag = grown(this.changedFlag, new Uint8Array(capacity));
@@ -598,6 +703,7 @@ export class LimiterStore {
     const key = this.keyOf[slot]!;
     this.tables.get(this.actionNames[this.actionOf[slot]!]!)!.delete(key);
     this.keyOf[slot] = undefined;
+    this.calendarOf[slot] = null;
     if (this.options.trackChanges) this.decidedHere[slot] = 0;
     // A listed slot stays listed: if it is reused before the drain, the new key's state is sent, which is harmless.
     this.freeSlots.push(slot);

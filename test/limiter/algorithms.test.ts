@@ -149,10 +149,15 @@ describe('algorithm specifics', () => {
     expect(r.retryAfterMs).toBeCloseTo(50, 6);
   });
 
-  it('changing a key’s algorithm starts it afresh under the new one', () => {
-    const { store } = newStore();
+  it('a key in use keeps its algorithm: another one is refused (FAILED_PRECONDITION, nothing changed) until its state is fresh', () => {
+    const { store, clock } = newStore();
     for (let i = 0; i < 10; i++) store.allow({ key: 'k', limit: 10, windowMs: 1000 });
     expect(store.allow({ key: 'k', limit: 10, windowMs: 1000 }).allowed).toBe(false);
+    expect(() => store.allow({ key: 'k', limit: 10, windowMs: 1000, algorithm: 'gcra' })).toThrow(
+      expect.objectContaining({ code: 'FAILED_PRECONDITION', field: 'algorithm' }),
+    );
+    expect(store.getState('default', 'k')?.algorithm).toBe('token-bucket');
+    clock.advance(1000); // full again: a fresh state holds nothing to keep
     expect(store.allow({ key: 'k', limit: 10, windowMs: 1000, algorithm: 'gcra' }).allowed).toBe(true);
     expect(store.getState('default', 'k')?.algorithm).toBe('gcra');
   });

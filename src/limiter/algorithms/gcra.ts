@@ -6,13 +6,21 @@ import { FRESH_AT, UNIT_EPSILON, delayFrom, type AlgorithmImpl, type StepOut } f
  * C = burst × weight (default L) is tolerated. In any interval of length t it allows at
  * most C + t / T units: the same bound as the token bucket, from a single timestamp.
  *
- * Cells: [tatWholeMs, tatFractionMs, unused]. The theoretical arrival time (TAT) is
+ * Cells: [tatWholeMs, tatFractionMs, intervalMs]. The theoretical arrival time (TAT) is
  * split into a whole-millisecond part and a fraction because at epoch-sized times a
  * double resolves only ~0.2 µs: adding a tiny emission interval (high rates) to one
  * double would round away and admit without limit.
  */
 const WHOLE = 0;
 const FRACTION = 1;
+/**
+ * The emission interval of the request that last wrote the state (0: not known, a state from
+ * an older version). How far the TAT lies ahead of now is the units consumed × that interval;
+ * a request with another rate re-scales it, so the units consumed are kept (as
+ * rate-limiter-flexible keeps consumed points when the points change): a lower rate with the
+ * same burst would otherwise read a used-up key as nearly full (issue 28).
+ */
+const INTERVAL = 2;
 
 /**
  * Allowance for rounding, in milliseconds: at very high rates (intervals of nanoseconds)
@@ -41,10 +49,21 @@ function tatOf(cells: Float64Array, base: number): number {
   return cells[base + WHOLE]! + cells[base + FRACTION]!;
 }
 
-function initGcra(cells: Float64Array, base: number, _p: ResolvedParams, nowMs: number): void {
+function initGcra(cells: Float64Array, base: number, p: ResolvedParams, nowMs: number): void {
   setTat(cells, base, Math.floor(nowMs), nowMs - Math.floor(nowMs));
-  cells[base + 2] = 0;
+  cells[base + INTERVAL] = p.windowMs / p.limit;
   cells[base + FRESH_AT] = nowMs;
+}
+
+/** Re-states the units consumed at `interval`: the TAT's lead over now scaled by interval / the stored one. */
+function rescale(cells: Float64Array, base: number, interval: number, nowMs: number): void {
+  const stored = cells[base + INTERVAL]!;
+  cells[base + INTERVAL] = interval;
+  if (!(stored > 0) || stored === interval) return;
+  const ahead = tatMinusNow(cells, base, nowMs);
+  if (ahead <= 0) return;
+  const whole = Math.floor(nowMs);
+  setTat(cells, base, whole, nowMs - whole + ahead * (interval / stored));
 }
 
 export const gcra: AlgorithmImpl = {
@@ -54,6 +73,7 @@ export const gcra: AlgorithmImpl = {
   step(cells, base, p, nowMs, maxWaitMs, out: StepOut) {
     const interval = p.windowMs / p.limit;
     const tolerance = p.capacity * interval;
+    rescale(cells, base, interval, nowMs);
     if (tatMinusNow(cells, base, nowMs) < 0) initGcra(cells, base, p, nowMs);
     // allowAt - now for this request: when the TAT after it is within the tolerance.
     const ahead = tatMinusNow(cells, base, nowMs) + p.cost * interval;
@@ -84,11 +104,14 @@ export const gcra: AlgorithmImpl = {
     const interval = p.windowMs / p.limit;
     const whole = Math.floor(nowMs);
     setTat(cells, base, whole, nowMs - whole + (p.capacity - remaining) * interval);
-    cells[base + 2] = 0;
+    cells[base + INTERVAL] = interval;
     cells[base + FRESH_AT] = tatOf(cells, base);
   },
 
-  merge(a, aBase, b, bBase) {
+  merge(a, aBase, b, bBase, p, nowMs) {
+    const interval = p.windowMs / p.limit;
+    rescale(a, aBase, interval, nowMs);
+    rescale(b, bBase, interval, nowMs);
     const aWhole = a[aBase + WHOLE]!;
     const bWhole = b[bBase + WHOLE]!;
     const bLater = bWhole > aWhole || (bWhole === aWhole && b[bBase + FRACTION]! > a[aBase + FRACTION]!);

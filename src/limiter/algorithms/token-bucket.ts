@@ -6,17 +6,27 @@ import { FRESH_AT, UNIT_EPSILON, delayFrom, type AlgorithmImpl, type StepOut } f
  * L tokens per window, continuously. In any interval of length T it allows at most
  * C + L × T / windowMs units.
  *
- * Cells: [tokens, atMs, unused]. Tokens go negative only through reservations, which
- * is how queued reservations make later callers wait behind them.
+ * Cells: [tokens, atMs, ratePerMs]. Tokens go negative only through reservations, which
+ * is how queued reservations make later callers wait behind them. ratePerMs is the refill
+ * rate (limit / windowMs) of the request that last wrote the state (0: not known, a state
+ * from an older version).
+ *
+ * A request with another limit never refills the time already passed at its own rate: that
+ * time refills at the slower of the stored rate and the request's (else one request with a
+ * huge limit would refill the bucket for everyone; issue 28). A raised burst adds no tokens
+ * at once: the bucket refills up to it.
  */
 const TOKENS = 0;
 const AT = 1;
+const RATE = 2;
 
 function refill(cells: Float64Array, base: number, p: ResolvedParams, nowMs: number): void {
   const at = cells[base + AT]!;
   let tokens = cells[base + TOKENS]!;
   if (nowMs > at) {
-    tokens += ((nowMs - at) * p.limit) / p.windowMs;
+    const stored = cells[base + RATE]!;
+    // The same expression as before for an unchanged rate, so a steady key rounds as it always did.
+    tokens += stored > 0 && stored < p.limit / p.windowMs ? (nowMs - at) * stored : ((nowMs - at) * p.limit) / p.windowMs;
     cells[base + AT] = nowMs;
   }
   // Also clamps a bucket whose capacity was lowered by a config change.
@@ -28,7 +38,7 @@ export const tokenBucket: AlgorithmImpl = {
   init(cells, base, p, nowMs) {
     cells[base + TOKENS] = p.capacity;
     cells[base + AT] = nowMs;
-    cells[base + 2] = 0;
+    cells[base + RATE] = p.limit / p.windowMs;
     cells[base + FRESH_AT] = nowMs;
   },
 
@@ -54,6 +64,7 @@ export const tokenBucket: AlgorithmImpl = {
       }
     }
     cells[base + TOKENS] = tokens;
+    cells[base + RATE] = p.limit / p.windowMs;
     const at = cells[base + AT]!;
     const fullAt = at + (p.capacity - tokens) * msPerToken;
     out.remaining = tokens > 0 ? Math.floor(tokens + UNIT_EPSILON) : 0;
@@ -64,7 +75,7 @@ export const tokenBucket: AlgorithmImpl = {
   setRemaining(cells, base, p, nowMs, remaining) {
     cells[base + TOKENS] = remaining;
     cells[base + AT] = nowMs;
-    cells[base + 2] = 0;
+    cells[base + RATE] = p.limit / p.windowMs;
     cells[base + FRESH_AT] = nowMs + (p.capacity - remaining) * (p.windowMs / p.limit);
   },
 
@@ -73,6 +84,7 @@ export const tokenBucket: AlgorithmImpl = {
     refill(a, aBase, p, t);
     refill(b, bBase, p, t);
     a[aBase + TOKENS] = Math.min(a[aBase + TOKENS]!, b[bBase + TOKENS]!);
+    a[aBase + RATE] = p.limit / p.windowMs;
     a[aBase + FRESH_AT] = t + (p.capacity - a[aBase + TOKENS]!) * (p.windowMs / p.limit);
   },
 
