@@ -99,7 +99,7 @@ function loadInWorker(text: string, source: string, bounds: PolicyBounds): Promi
           case 'error':
             return settle(new RingLimitError(message.code, message.message, message.field));
           case 'head':
-            builder = builderFor(message.head, bounds, false);
+            builder = builderFor(message.head, bounds, true); // the worker checked the combinations (or there are too many to check)
             break;
           case 'users':
             builder!.addUsers(message.entries);

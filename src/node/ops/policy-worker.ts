@@ -6,7 +6,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { RingLimitError } from '../../common/errors.js';
-import { Policies, PoliciesBuilder } from '../../limiter/policies.js';
+import { Policies, PoliciesBuilder, policyLimits } from '../../limiter/policies.js';
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 import { policyDigest } from './policy-digest.js';
@@ -21,10 +21,16 @@ function run(text: string, source: string, bounds: PolicyBounds): void {
   let document: Record<string, unknown>;
   try {
     const parsed = parsePolicyDocument(text, source, bounds);
-    // The head is checked here (its mistakes come first); users are checked as the loader compiles them.
     const users = isRecord(parsed) ? parsed['users'] : undefined;
-    new PoliciesBuilder(isRecord(parsed) && isRecord(users) ? { ...parsed, users: {} } : parsed, { combinationsChecked: true });
-    if (isRecord(users) && Object.keys(users).length > bounds.maxUsers) new Policies({ users }, { maxUsers: bounds.maxUsers, maxUsersOption: POLICY_BOUND_OPTIONS.maxUsers });
+    const count = isRecord(users) ? Object.keys(users).length : 0;
+    if (count <= policyLimits.maxCheckedCombinations) {
+      // Small enough for the combination check (it would hold the loader's event loop): the whole document is checked here.
+      new Policies(parsed, { maxUsers: bounds.maxUsers, maxUsersOption: POLICY_BOUND_OPTIONS.maxUsers });
+    } else {
+      // Too many for the check: the head here (its mistakes come first), the users as the loader compiles them.
+      new PoliciesBuilder({ ...(parsed as object), users: {} }, { combinationsChecked: true });
+      if (count > bounds.maxUsers) new Policies({ users }, { maxUsers: bounds.maxUsers, maxUsersOption: POLICY_BOUND_OPTIONS.maxUsers });
+    }
     document = parsed as Record<string, unknown>;
   } catch (error) {
     const e = prefixed(error, source);
