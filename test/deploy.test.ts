@@ -162,7 +162,7 @@ describe('deploy/kubernetes', () => {
     const readiness = container.readinessProbe!.httpGet!.path;
     const liveness = container.livenessProbe!.httpGet!.path;
     for (const p of pods) {
-      // Joined, with its signal handlers in place. (/readyz alone is not enough: a member answers 200 while it is still joining.)
+      // Joined, with its signal handlers in place (serve sets them after the start; /readyz may say 200 a moment before).
       await untilOutput(p.process, /"msg":"serving"/, 60_000);
       await until(`${p.name}: GET ${readiness} 200\n${p.args.join(' ')}\n${p.process.output()}`, 60_000, async () => ((await httpGet(`http://${p.ip}:${httpPort}${readiness}`)).status === 200 ? true : undefined));
       expect((await httpGet(`http://${p.ip}:${httpPort}${liveness}`)).status).toBe(200);

@@ -148,7 +148,7 @@ describe('a global install of the tarball, and the systemd unit (deploy/systemd/
     });
     const httpPort = ports[unitPorts.indexOf(/--http-port (\d+)/.exec(line)![1]!)]!;
     for (const node of nodes) {
-      // Joined, with its signal handlers in place. (/readyz alone is not enough: a member answers 200 while it is still joining.)
+      // Joined, with its signal handlers in place (serve sets them after the start; /readyz may say 200 a moment before).
       await untilOutput(node.process, /"msg":"serving"/, 60_000);
       await until(`${node.process.name} ready (GET /readyz)\n${node.args.join(' ')}\n${node.process.output()}`, 60_000, async () => ((await httpGet(`https://${node.host}:${httpPort}/readyz`, { tls })).status === 200 ? true : undefined));
     }

@@ -50,7 +50,7 @@ export function nodeBackend(node: ServedNode, sources: BackendSources): HttpApiB
     nodeId: node.nodeId,
     decide: sources.decide,
     members: () => ({ owners: sources.role().ownerAddresses(), placement: PLACEMENT }),
-    health: () => ({ nodeId: node.nodeId, status: sources.stopping() ? 'draining' : 'active', owners: sources.role().owners(), members: sources.role().members().length }),
+    health: () => ({ nodeId: node.nodeId, status: sources.stopping() ? 'draining' : sources.role().readiness().ready ? 'active' : 'joining', owners: sources.role().owners(), members: sources.role().members().length }),
     recordCallerTime: (timestampMs) => node.recordCallerTime(timestampMs),
     setPolicies: async (text) => {
       node.setPolicies(text.trim() === '' ? undefined : await sources.parsePolicies(text));
