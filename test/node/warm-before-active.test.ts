@@ -1,0 +1,50 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { warmUp } from '../../src/node/cluster/warm-up.js';
+import { createNode, type RingLimitNode } from '../../src/node/node.js';
+import { META_STATE } from '../../src/node/routing/cluster-view.js';
+import { startCluster, stopAll, waitFor } from './helpers.js';
+
+describe('a joining member is warm before it owns keys', () => {
+  let nodes: RingLimitNode[] = [];
+  afterEach(async () => {
+    await stopAll(nodes);
+  });
+
+  it('warmUp runs the decision and peer-codec paths for its budget, yielding to the event loop; 0 skips it', async () => {
+    expect(await warmUp(0)).toEqual({ rounds: 0, ms: 0 });
+    let turns = 0;
+    const ticker = setInterval(() => turns++, 1);
+    const result = await warmUp(150);
+    clearInterval(ticker);
+    expect(result.rounds).toBeGreaterThan(0);
+    expect(result.ms).toBeGreaterThanOrEqual(150);
+    // It yields every few ms: timers kept running while it worked.
+    expect(turns).toBeGreaterThan(5);
+  });
+
+  it('the others see it joining (owning nothing) until its warm-up has run, then active and on every ring', { timeout: 30_000 }, async () => {
+    nodes = await startCluster(2);
+    const [a] = nodes as [RingLimitNode];
+    const WARM_UP_MS = 1_500;
+    const starting = createNode({ nodeId: 'late', gossipPreset: 'test', port: 0, gossipPort: 0, clusterName: a.options.clusterName, join: [a.gossipAddress!], warmUpMs: WARM_UP_MS });
+    const startedAt = Date.now();
+    let seenJoiningAt = 0;
+    let activeAt = 0;
+    await waitFor(
+      () => {
+        const late = a.members().find((m) => m.nodeId === 'late');
+        if (late !== undefined && seenJoiningAt === 0 && late.meta[META_STATE] === 'joining') seenJoiningAt = Date.now();
+        if (late !== undefined && late.meta[META_STATE] === 'active') activeAt = Date.now();
+        if (activeAt === 0) expect(a.owners()).not.toContain('late');
+        return activeAt !== 0;
+      },
+      20_000,
+      'the late member to turn active',
+    );
+    nodes.push(await starting);
+    expect(seenJoiningAt).toBeGreaterThan(0);
+    // Its warm-up began when it started; it turned active only after the whole budget.
+    expect(activeAt - startedAt).toBeGreaterThanOrEqual(WARM_UP_MS);
+    await waitFor(() => nodes.every((n) => n.owners().includes('late')), 10_000, 'every ring to include it');
+  });
+});
