@@ -14,6 +14,7 @@ import { runHandoffBench } from './handoff.js';
 import { runFloorBench } from './floor.js';
 import { runNodeBench } from './node.js';
 import { runPoliciesBench } from './policies.js';
+import { runPolicyParseBench } from './policy-parse.js';
 import { runCapacityBench } from './capacity.js';
 import { runRedisBench } from './redis.js';
 
@@ -35,6 +36,7 @@ async function main(): Promise<void> {
   const sections: [string, Section | undefined][] = [
     ['limiter', runLimiterBench],
     ['policies', runPoliciesBench],
+    ['policy-parse', runPolicyParseBench],
     ['ring', await optionalSection('./ring.js', 'runRingBench')],
     ['gossip', runGossipScaleBench],
     ['handoff', runHandoffBench],

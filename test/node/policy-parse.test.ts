@@ -40,12 +40,13 @@ function newParse(text: string): { document?: unknown; code?: string; message?: 
 }
 
 describe('policy documents parse in linear time (issue 28, finding 7)', () => {
-  it('50,000 users as YAML and as JSON parse well under 5 s (the quadratic duplicate check took 29 s)', () => {
+  it('50,000 users parse in linear time: JSON well under 5 s, YAML under 15 s (the quadratic duplicate check took 29 s)', () => {
     const { yaml, json } = usersDocument(50_000);
-    for (const text of [yaml, json]) {
+    // Unloaded: JSON 0.3 s, YAML 1.4 s (the YAML library's own pace, ~30 µs a user); YAML took 6 s at load average 10 on 2 cores.
+    for (const [text, boundMs] of [[json, 5_000], [yaml, 15_000]] as const) {
       const started = performance.now();
       const policies = parsePolicyText(text, 'big');
-      expect(performance.now() - started).toBeLessThan(5_000);
+      expect(performance.now() - started).toBeLessThan(boundMs);
       expect(policies.resolve('user-49999', 'search', undefined)).toMatchObject({ limit: 100, weight: 2 });
     }
   });

@@ -83,7 +83,8 @@ async function loadHere(text: string, source: string, bounds: PolicyBounds): Pro
 function loadInWorker(text: string, source: string, bounds: PolicyBounds): Promise<LoadedPolicies> {
   return new Promise<LoadedPolicies>((resolve, reject) => {
     const job: ToPolicyWorker = { text, source, bounds, sliceUsers: SLICE_USERS };
-    const worker = new Worker(workerFile()!, { workerData: job, resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB } });
+    // execArgv: [] — the process's own flags (--input-type, --eval, …) are not the worker's.
+    const worker = new Worker(workerFile()!, { workerData: job, execArgv: [], resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB } });
     let builder: PoliciesBuilder | undefined;
     let settled = false;
     const settle = (error: unknown, loaded?: LoadedPolicies): void => {
