@@ -15,7 +15,8 @@ import { rateLimit } from 'ringlimit/express';
 
 const selfTest = process.argv.includes('--self-test');
 const node = await createNode({
-  ...(process.env.JOIN ? { join: process.env.JOIN.split(','), port: 0, gossipPort: 0 } : {}),
+  // localClusterKey: on one host, the key `ringlimit serve` nodes of this user share (docs/gossip-hardening.md).
+  ...(process.env.JOIN ? { join: process.env.JOIN.split(','), port: 0, gossipPort: 0, localClusterKey: true } : {}),
   // Limits declared once: 10 searches per 10 s, pro users weigh 5 (50 per 10 s).
   policies: { defaults: { search: { limit: 10, window: '10s' } }, groups: { pro: { weight: 5 } } },
 });

@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { RingLimitError } from '../common/errors.js';
 import { createNode, type RingLimitNode } from '../node/node.js';
 import { resolveNodeOptions, type NodeOptionsInput } from '../node/options.js';
+import { clusterKeyPlan } from '../node/cluster/cluster-key.js';
 import { callerLimitsDefaults, type CallerLimits } from '../node/api/caller-ledger.js';
 import { readNodeTls } from '../node/transport/credentials.js';
 import { readPolicyFile, watchPolicyFile } from '../node/ops/policy-file.js';
@@ -50,7 +51,14 @@ ${ENVOY_USAGE}  --caller-limit NAME=N   a bound per caller on the gRPC port (rep
   --cluster-name NAME     carried by every gossip packet: nodes of another cluster (or of none) are
                           ignored, so two clusters on one network never merge
   --gossip-key-file FILE  cluster key(s), base64, one per line (the first signs): authenticate
-                          gossip and every peer stream
+                          gossip and every peer stream. Without it: on one host (--host and every
+                          --join on loopback) the nodes share a per-user key made once in
+                          $XDG_STATE_HOME/ringlimit/local-cluster.key (else ~/.local/state/…);
+                          a lone node on another address makes a key of its own (nobody can join
+                          it); a cluster beyond this host is refused
+  --insecure-no-cluster-key
+                          run without a cluster key, beyond this host too: anyone who reaches the
+                          ports becomes a member (warned on every start)
   --tls-cert FILE         with --tls-key and --tls-ca: mutual TLS on the gRPC port (public API
   --tls-key FILE          and peer streams); peers and clients need a certificate the CA signed
   --tls-ca FILE
@@ -131,6 +139,7 @@ export function parseServeArgs(args: string[]): ServeArgs {
         policies: { type: 'string' },
         ...ENVOY_FLAGS,
         'gossip-key-file': { type: 'string' },
+        'insecure-no-cluster-key': { type: 'boolean' },
         'cluster-name': { type: 'string' },
         'tls-cert': { type: 'string' },
         'tls-key': { type: 'string' },
@@ -188,6 +197,9 @@ export function parseServeArgs(args: string[]): ServeArgs {
   if (v['gossip-preset'] !== undefined) options.gossipPreset = v['gossip-preset'] as NodeOptionsInput['gossipPreset'];
   if (v['cluster-name'] !== undefined) options.clusterName = v['cluster-name'];
   if (v['gossip-key-file'] !== undefined) options.gossipKeys = readLines('gossip-key-file', v['gossip-key-file']);
+  // Separate serve processes on one host share the per-user key (cluster-key.ts); the node warns of a start without authentication.
+  options.localClusterKey = true;
+  if (v['insecure-no-cluster-key'] === true) options.insecureNoClusterKey = true;
   const tls = readNodeTls({ cert: v['tls-cert'], key: v['tls-key'], ca: v['tls-ca'] });
   if (tls !== undefined) options.tls = tls;
   if (v['api-token-file'] !== undefined) options.apiTokens = readLines('api-token-file', v['api-token-file']);
@@ -254,8 +266,11 @@ function stopSignals(logger: Logger): { requested: Promise<string>; readonly rec
 export async function runServe(args: string[]): Promise<number> {
   const { options, readyJson, harness, policyFile, envoyPaths, envoyLoad, logLevel } = parseServeArgs(args);
   // Validated, and the node's id chosen, before anything starts: every log line names the node.
-  options.nodeId = resolveNodeOptions(options).nodeId;
+  const resolved = resolveNodeOptions(options);
+  options.nodeId = resolved.nodeId;
   const logger = createLogger(logLevel, options.nodeId);
+  const keyPlan = clusterKeyPlan(resolved);
+  if (keyPlan.kind === 'local') logger.info({ keyFile: keyPlan.path }, 'cluster key: the per-user local key, shared by this user’s nodes on this host (a one-host cluster)');
   const signals = stopSignals(logger);
   const faults = harness ? enableHarness(options) : undefined;
   let node: RingLimitNode;

@@ -42,6 +42,7 @@ export { MemoryNetwork, MemoryTransport, type MemoryNetworkOptions } from './mem
 export { UdpTransport, type UdpTransportOptions } from './udp-transport.js';
 export type { PacketTransport } from './transport.js';
 export { Keyring, type KeyInput } from './keyring.js';
+export { isLoopbackHost } from './address.js';
 export { ManualScheduler, realScheduler, type Scheduler } from './scheduler.js';
 export { defaults, type PresetName, type SwimLimits, type SwimTimings } from './defaults.js';
 export type { SwimStats } from './stats.js';

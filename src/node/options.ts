@@ -12,6 +12,7 @@ import { aimdDefaults, validateAimd } from '../limiter/adaptive.js';
 import type { AdaptiveOptions } from './sync/load-control.js';
 import { MIN_NODE_TOKEN_LENGTH, isToken, type NodeTls } from './transport/credentials.js';
 import { callerLimitsDefaults, validateCallerLimits, type CallerLimits } from './api/caller-ledger.js';
+import { clusterKeyPlan } from './cluster/cluster-key.js';
 
 import type { UnavailablePolicy } from './routing/forwarder.js';
 
@@ -47,6 +48,20 @@ export interface NodeOptions {
   membership: Membership | undefined;
   /** Shared gossip secrets, base64 of 16–64 bytes (the first signs; all are accepted), e.g. from a key file. */
   gossipKeys: string[];
+  /**
+   * Without gossipKeys, in a one-host cluster (host and every seed on loopback): use the
+   * per-user key at $XDG_STATE_HOME/ringlimit/local-cluster.key (else ~/.local/state/…),
+   * made once with mode 0600, which every node of this user on this host shares. `ringlimit
+   * serve` sets it; embedded, false (default) leaves such a cluster unauthenticated, with a
+   * `warning` event on every start.
+   */
+  localClusterKey: boolean;
+  /**
+   * Allow a cluster beyond this host (a non-loopback host with seeds) without a cluster key,
+   * where anyone who reaches the ports can join: refused unless set. A `warning` event (serve:
+   * a log line) on every start says so.
+   */
+  insecureNoClusterKey: boolean;
   gossipPreset: 'lan' | 'test';
   /**
    * The cluster's name, in every gossip packet: nodes drop packets of another name (or of
@@ -145,6 +160,8 @@ export const nodeDefaults: NodeOptions = {
   cluster: false,
   membership: undefined,
   gossipKeys: [],
+  localClusterKey: false,
+  insecureNoClusterKey: false,
   gossipPreset: 'lan',
   clusterName: '',
   tls: undefined,
@@ -248,6 +265,10 @@ export function resolveNodeOptions(input: NodeOptionsInput = {}): NodeOptions {
   if (!Array.isArray(o.gossipKeys) || !o.gossipKeys.every((k) => typeof k === 'string' && /^[A-Za-z0-9+/]{22,88}={0,2}$/.test(k))) {
     throw invalidArgument('gossipKeys', 'must be base64-encoded keys of 16 to 64 bytes (e.g. `openssl rand -base64 32`)');
   }
+  if (typeof o.localClusterKey !== 'boolean') throw invalidArgument('localClusterKey', 'must be true or false');
+  if (typeof o.insecureNoClusterKey !== 'boolean') throw invalidArgument('insecureNoClusterKey', 'must be true or false');
+  const keyPlan = clusterKeyPlan(o);
+  if (keyPlan.kind === 'refused') throw invalidArgument('gossipKeys', keyPlan.why);
   if (o.tls !== undefined && !(['cert', 'key', 'ca'] as const).every((k) => Buffer.isBuffer(o.tls![k]) && o.tls![k].length > 0)) {
     throw invalidArgument('tls', 'must have cert, key and ca as PEM buffers');
   }

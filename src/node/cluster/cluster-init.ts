@@ -36,6 +36,8 @@ export interface ClusterInit {
   gossipPreset: 'lan' | 'test';
   clusterName: string;
   gossipKeys: string[];
+  localClusterKey: boolean;
+  insecureNoClusterKey: boolean;
   tls: NodeTls | undefined;
   wrapPeerTransport: ((transport: PeerTransport) => PeerTransport) | undefined;
   wrapGossipTransport: ((transport: PacketTransport) => PacketTransport) | undefined;

@@ -205,7 +205,7 @@ export class Cluster implements NodeRole {
     const initialPolicies = policyVersionOf(components.policies, components.policies?.version ?? 0);
     const meta: Record<string, string> = { [META_GRPC]: components.grpcAddress, [META_STATE]: 'joining', [META_PROTOCOL]: String(PEER_PROTOCOL_VERSION), [META_POLICY]: `0.${initialPolicies.digest}` };
     if (components.httpAddress !== undefined) meta[META_HTTP] = components.httpAddress;
-    const { membership, swim, transport, stats: peerStats } = await startPeers(components.server, components.grpcAddress, meta, o);
+    const { membership, swim, transport, stats: peerStats, keyWarning } = await startPeers(components.server, components.grpcAddress, meta, o);
     let cluster: Cluster | undefined;
     try {
       const clock = o.clock;
@@ -285,6 +285,8 @@ export class Cluster implements NodeRole {
       }
       cluster = new Cluster({ membership, swim, transport, peerStats, view, decision, forwarder, forwardServer, replicator, handoff, hotKeys, dispatch, policySync, fairShare, greetings, split }, init, components);
       await cluster.join();
+      // After createNode() resolves, so that a listener added right after it hears the warning.
+      if (keyWarning !== undefined) setImmediate(() => components.warn(keyWarning));
       return cluster;
     } catch (error) {
       if (cluster !== undefined) {

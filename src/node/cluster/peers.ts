@@ -2,6 +2,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { isIP } from 'node:net';
 import { Keyring, createSwimMembership, type Membership, type SwimMembership } from '../../gossip/index.js';
 import type { ClusterInit } from './cluster-init.js';
+import { clusterKeyPlan, clusterKeys } from './cluster-key.js';
 import { META_GRPC } from '../routing/cluster-view.js';
 import { GrpcPeerTransport, MAX_GRPC_MESSAGE_BYTES, type PeerTransportStats } from '../transport/grpc-peer-transport.js';
 import { PeerAuth } from '../transport/peer-auth.js';
@@ -19,6 +20,8 @@ export interface Peers {
   transport: PeerTransport;
   /** Peer streams refused and frames dropped for want of authentication. */
   stats: PeerTransportStats;
+  /** Said on every start without a cluster key given (none at all, or one of its own). */
+  keyWarning: string | undefined;
 }
 
 /**
@@ -42,9 +45,12 @@ function hostOf(address: string): string {
 /**
  * Mounts the peer protocol on `server` (authenticated by the cluster key, else by
  * membership) and starts gossip with `meta`. The membership is started by Cluster.join().
+ * The key is the one given, else as clusterKeyPlan decides (cluster-key.ts); `keyWarning` says
+ * what a start without one given must warn of.
  */
 export async function startPeers(server: grpc.Server, grpcAddress: string, meta: Record<string, string>, o: ClusterInit): Promise<Peers> {
-  const keyring = o.gossipKeys.length > 0 ? new Keyring(o.gossipKeys) : undefined;
+  const { keys, warning: keyWarning } = clusterKeys(clusterKeyPlan({ ...o, cluster: true }), o.gossipKeys);
+  const keyring = keys.length > 0 ? new Keyring(keys) : undefined;
   let membership: Membership | undefined;
   const auth = new PeerAuth({ keyring, isMember: (nodeId, ip) => membership !== undefined && isMemberAt(membership, nodeId, ip) }, { selfId: o.nodeId });
   auth.selfAddress = grpcAddress;
@@ -77,5 +83,5 @@ export async function startPeers(server: grpc.Server, grpcAddress: string, meta:
     await transport.close();
     throw error;
   }
-  return { membership, swim, transport, stats: grpcTransport.stats };
+  return { membership, swim, transport, stats: grpcTransport.stats, keyWarning };
 }
