@@ -333,17 +333,7 @@ export class LimiterStore {
       this.setShape(slot, p);
       initState(this.cells, slot * STATE_STRIDE, p, nowMs);
     } else {
-      if (this.shapeDiffers(slot, p)) {
-        // Throws for a held state of another shape (nothing changed); else it is fresh, or its window unknown (imported).
-        const fresh = this.refuseOrFresh(slot, p, nowMs);
-        if (p.cost === 0) return fresh ? this.peekFresh(p, nowMs, maxWaitMs) : this.peekHeld(slot, p, nowMs, maxWaitMs);
-        if (fresh) {
-          this.algorithmOf[slot] = p.algorithm;
-          this.unverified[slot] = 0;
-          initState(this.cells, slot * STATE_STRIDE, p, nowMs);
-        }
-        this.setShape(slot, p);
-      }
+      if (this.shapeDiffers(slot, p) && this.reshape(slot, p, nowMs, maxWaitMs)) return out;
       this.touch(slot);
       // A peek answers from a copy: it never writes a state (not even a pending merge).
       if (p.cost === 0) return this.peekHeld(slot, p, nowMs, maxWaitMs);
@@ -355,6 +345,28 @@ export class LimiterStore {
     this.count(out.allowed, this.actionOf[slot]!);
     if (out.allowed && p.cost > 0 && this.options.trackChanges) this.markChanged(slot);
     return out;
+  }
+
+  /**
+   * A request whose shape differs from the held slot's: throws FAILED_PRECONDITION (nothing
+   * changed) while the state is in use; else gives the slot the request's shape (a fresh
+   * state re-initialised under it, an imported one its window). Returns true when it answered
+   * a peek into `out` (nothing stored).
+   */
+  private reshape(slot: number, p: ResolvedParams, nowMs: number, maxWaitMs: number): boolean {
+    const fresh = this.refuseOrFresh(slot, p, nowMs);
+    if (p.cost === 0) {
+      if (fresh) this.peekFresh(p, nowMs, maxWaitMs);
+      else this.peekHeld(slot, p, nowMs, maxWaitMs);
+      return true;
+    }
+    if (fresh) {
+      this.algorithmOf[slot] = p.algorithm;
+      this.unverified[slot] = 0;
+      initState(this.cells, slot * STATE_STRIDE, p, nowMs);
+    }
+    this.setShape(slot, p);
+    return false;
   }
 
   /** A peek at a key with no state (or a fresh one of another shape): answered from a fresh state, nothing stored. */

@@ -20,13 +20,14 @@ const TOKENS = 0;
 const AT = 1;
 const RATE = 2;
 
-function refill(cells: Float64Array, base: number, p: ResolvedParams, nowMs: number): void {
+/** `rate`: p.limit / p.windowMs, computed once by the caller. */
+function refill(cells: Float64Array, base: number, p: ResolvedParams, nowMs: number, rate: number): void {
   const at = cells[base + AT]!;
   let tokens = cells[base + TOKENS]!;
   if (nowMs > at) {
     const stored = cells[base + RATE]!;
     // The same expression as before for an unchanged rate, so a steady key rounds as it always did.
-    tokens += stored > 0 && stored < p.limit / p.windowMs ? (nowMs - at) * stored : ((nowMs - at) * p.limit) / p.windowMs;
+    tokens += stored > 0 && stored < rate ? (nowMs - at) * stored : ((nowMs - at) * p.limit) / p.windowMs;
     cells[base + AT] = nowMs;
   }
   // Also clamps a bucket whose capacity was lowered by a config change.
@@ -43,7 +44,8 @@ export const tokenBucket: AlgorithmImpl = {
   },
 
   step(cells, base, p, nowMs, maxWaitMs, out: StepOut) {
-    refill(cells, base, p, nowMs);
+    const rate = p.limit / p.windowMs;
+    refill(cells, base, p, nowMs, rate);
     let tokens = cells[base + TOKENS]!;
     const msPerToken = p.windowMs / p.limit;
     const deficit = p.cost - tokens;
@@ -64,7 +66,7 @@ export const tokenBucket: AlgorithmImpl = {
       }
     }
     cells[base + TOKENS] = tokens;
-    cells[base + RATE] = p.limit / p.windowMs;
+    cells[base + RATE] = rate;
     const at = cells[base + AT]!;
     const fullAt = at + (p.capacity - tokens) * msPerToken;
     out.remaining = tokens > 0 ? Math.floor(tokens + UNIT_EPSILON) : 0;
@@ -81,10 +83,11 @@ export const tokenBucket: AlgorithmImpl = {
 
   merge(a, aBase, b, bBase, p, nowMs) {
     const t = Math.max(a[aBase + AT]!, b[bBase + AT]!, nowMs);
-    refill(a, aBase, p, t);
-    refill(b, bBase, p, t);
+    const rate = p.limit / p.windowMs;
+    refill(a, aBase, p, t, rate);
+    refill(b, bBase, p, t, rate);
     a[aBase + TOKENS] = Math.min(a[aBase + TOKENS]!, b[bBase + TOKENS]!);
-    a[aBase + RATE] = p.limit / p.windowMs;
+    a[aBase + RATE] = rate;
     a[aBase + FRESH_AT] = t + (p.capacity - a[aBase + TOKENS]!) * (p.windowMs / p.limit);
   },
 

@@ -191,7 +191,10 @@ export class HotKeys {
       this.copyStore.importEntry(entry.action, entry.key, entry.algorithm as AlgorithmId, this.cells, 0, 'replace');
       this.counters.statesReceived++;
       // Hits admitted here since the last send are not in the owner's state yet.
-      if (copy.hits > 0 && copy.params !== undefined) void takeAdmitted((p) => this.copyStore.decideResolved(p, NO_WAIT), copy.params, copy.hits);
+      if (copy.hits > 0 && copy.params !== undefined) {
+        // A state of another shape (the owner's key was fresh and re-described) refuses these hits: the owner's state stands.
+        takeAdmitted((p) => this.copyStore.decideResolved(p, NO_WAIT), copy.params, copy.hits).catch(() => undefined);
+      }
     }
   }
 
