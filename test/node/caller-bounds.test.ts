@@ -19,6 +19,8 @@ const call = (unsentBytes = 0, unsentSinceMs = 0): TestCall => {
     resets: 0,
     ranOn: undefined,
     expired: 0,
+    silentSinceMs: -1,
+    endSilent: () => undefined,
     reset: () => void c.resets++,
     admit: (connection) => void (c.ranOn = connection.peer),
     expire: () => void c.expired++,

@@ -38,9 +38,9 @@ export class RawHttp2Client {
   }
 
   /** Connects and sends the preface and an empty SETTINGS frame (not waiting for the server's). */
-  static async connect(address: string): Promise<RawHttp2Client> {
+  static async connect(address: string, localAddress?: string): Promise<RawHttp2Client> {
     const at = address.lastIndexOf(':');
-    const socket = connect({ host: address.slice(0, at), port: Number(address.slice(at + 1)) });
+    const socket = connect({ host: address.slice(0, at), port: Number(address.slice(at + 1)), ...(localAddress === undefined ? {} : { localAddress }) });
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve);
       socket.once('error', reject);
@@ -67,8 +67,9 @@ export class RawHttp2Client {
   }
 
   /** Opens `count` gRPC calls to `path` at once (HEADERS only: their requests never come, so they stay open). */
-  openCalls(count: number, path: string): void {
-    const block = Buffer.concat([literal(':method', 'POST'), literal(':scheme', 'http'), literal(':path', path), literal(':authority', 'raw'), literal('content-type', 'application/grpc'), literal('te', 'trailers')]);
+  openCalls(count: number, path: string, headers: Record<string, string> = {}): void {
+    const extra = Object.entries(headers).map(([name, value]) => literal(name, value));
+    const block = Buffer.concat([literal(':method', 'POST'), literal(':scheme', 'http'), literal(':path', path), literal(':authority', 'raw'), literal('content-type', 'application/grpc'), literal('te', 'trailers'), ...extra]);
     for (let i = 0; i < count; i++) this.send(FRAME.HEADERS, FLAG.END_HEADERS, 1 + 2 * i, block);
   }
 

@@ -3,6 +3,18 @@ import * as grpc from '@grpc/grpc-js';
 import type { CallerConnection, CallerLedger, QueuedCall, ReadWaiter, TrackedCall } from './caller-ledger.js';
 import { batchBudgetDefaults } from './batch-budget.js';
 import { PEER_METHOD } from '../transport/grpc-peer-transport.js';
+import type { ApiTokens } from '../transport/credentials.js';
+import type { ConnectionGate } from './connection-gate.js';
+
+/** What a call's headers are checked against before it takes a slot, and the gate its connection passed. */
+export interface CallGuard {
+  tokens: ApiTokens;
+  adminTokens: ApiTokens;
+  gate: ConnectionGate;
+}
+
+/** The methods that need an admin token (and no API token). */
+const ADMIN_PATHS = new Set(['SetPolicies', 'GetPolicies', 'Inspect', 'Reset', 'SetRemaining', 'SetLoadFactor'].map((m) => `/ringlimit.v1.RateLimiter/${m}`));
 
 type Status = Parameters<grpc.ServerInterceptingCall['sendStatus']>[0];
 type Listener = Parameters<grpc.ServerInterceptingCall['start']>[0];
@@ -11,11 +23,19 @@ type Metadata = Parameters<Listener['onReceiveMetadata']>[0];
 /** What an answer that is not bytes (a generated unary answer: Allow, Members, Health) counts as. */
 const SMALL_ANSWER_BYTES = 256;
 
-const exhausted = (details: string): Status => {
+const withCode = (code: grpc.status, name: string, details: string): Status => {
   const metadata = new grpc.Metadata();
-  metadata.set('ringlimit-code', 'RESOURCE_EXHAUSTED');
-  return { code: grpc.status.RESOURCE_EXHAUSTED, details: `RESOURCE_EXHAUSTED: ${details}`, metadata };
+  metadata.set('ringlimit-code', name);
+  return { code, details: `${name}: ${details}`, metadata };
 };
+const exhausted = (details: string): Status => withCode(grpc.status.RESOURCE_EXHAUSTED, 'RESOURCE_EXHAUSTED', details);
+
+/** Why a call's headers are refused (undefined: they carry the token its method needs). */
+function refusal(guard: CallGuard, path: string, metadata: Metadata): string | undefined {
+  if (!ADMIN_PATHS.has(path)) return guard.tokens.allows(metadata) ? undefined : 'a bearer token this node accepts is required (authorization: Bearer <token>)';
+  if (!guard.adminTokens.required) return 'admin calls are off: start the node with --admin-token-file';
+  return guard.adminTokens.allows(metadata) ? undefined : 'an admin token this node accepts is required (authorization: Bearer <token>)';
+}
 
 interface ResettableStream {
   close(code: number): void;
@@ -50,11 +70,15 @@ class BoundedCall extends grpc.ServerInterceptingCall implements ReadWaiter, Tra
   private closed = false;
   /** A unary call's request read: not yet asked for, waiting for its turn, under way, or done. */
   private readState: 'none' | 'waiting' | 'reading' | 'done';
+  /** While a unary call runs without its request: since when (see CallerLimits.maxFirstMessageMs). */
+  silentSinceMs = -1;
 
   constructor(
     private readonly next: grpc.ServerInterceptingCallInterface,
     private readonly ledger: CallerLedger,
-    unary: boolean,
+    private readonly guard: CallGuard | undefined,
+    private readonly path: string,
+    private readonly unary: boolean,
   ) {
     super(next);
     this.readState = unary ? 'none' : 'done';
@@ -63,20 +87,34 @@ class BoundedCall extends grpc.ServerInterceptingCall implements ReadWaiter, Tra
   override start(listener: Listener): void {
     super.start({
       onReceiveMetadata: (metadata) => {
-        const opening = this.ledger.openCall(this.next.getPeer(), this);
+        const peer = this.next.getPeer();
+        // Credentials first: a call that may not run never takes a slot, and its connection stays "setting up".
+        const guard = this.guard;
+        if (guard !== undefined) {
+          const refused = refusal(guard, this.path, metadata);
+          if (refused !== undefined) {
+            this.closed = true;
+            guard.gate.strike(peer);
+            super.sendStatus(withCode(grpc.status.UNAUTHENTICATED, 'UNAUTHENTICATED', refused));
+            return;
+          }
+          guard.gate.trust(peer);
+        }
+        const opening = this.ledger.openCall(peer, this);
         if (opening === 'refused') {
           const { maxQueuedCalls, maxOpenCalls, maxCallsPerHost } = this.ledger.limits;
           this.refuse(`${maxQueuedCalls} calls already wait for room on this node (it runs ${maxOpenCalls} at once, ${maxCallsPerHost} per host): retry later`);
         } else if (opening === 'queued') {
           this.queued = { listener, metadata };
         } else {
-          this.connection = opening;
+          this.opened(opening);
           listener.onReceiveMetadata(metadata);
         }
       },
       onReceiveMessage: (message) => {
         const connection = this.connection;
         if (connection === undefined || this.closed) return;
+        this.silentSinceMs = -1;
         this.readDone();
         // A caller that does not read its answers gets no more work, on this call or another.
         if (this.ledger.connectionFull(connection)) {
@@ -101,8 +139,19 @@ class BoundedCall extends grpc.ServerInterceptingCall implements ReadWaiter, Tra
     const queued = this.queued;
     this.queued = undefined;
     if (queued === undefined || this.closed) return;
-    this.connection = connection;
+    this.opened(connection);
     queued.listener.onReceiveMetadata(queued.metadata);
+  }
+
+  /** It runs on `connection`'s share; a unary call's request is now due within maxFirstMessageMs. */
+  private opened(connection: CallerConnection): void {
+    this.connection = connection;
+    if (this.unary) this.silentSinceMs = this.ledger.now();
+  }
+
+  /** Its request did not arrive in time (the ledger took it out of its sweep's count). */
+  endSilent(): void {
+    this.sendStatus(withCode(grpc.status.DEADLINE_EXCEEDED, 'DEADLINE_EXCEEDED', `no request within ${this.ledger.limits.maxFirstMessageMs} ms of the call's start`));
   }
 
   /** It waited maxQueuedMs (the ledger took it out). */
@@ -202,12 +251,13 @@ class BoundedCall extends grpc.ServerInterceptingCall implements ReadWaiter, Tra
  * on its side (grpc-js, grpcio and grpc-go all do) instead of sending them to be refused;
  * a stream past it from a client that ignores the setting is refused by HTTP/2 itself.
  */
-export function callerServerOptions(ledger: CallerLedger): grpc.ServerOptions {
-  return { 'grpc.max_concurrent_streams': ledger.limits.maxCallsPerConnection, interceptors: [callerBoundsInterceptor(ledger)] };
+/** Without a guard (a server bound by hand, as in tests), credentials are left to the handlers. */
+export function callerServerOptions(ledger: CallerLedger, guard?: CallGuard): grpc.ServerOptions {
+  return { 'grpc.max_concurrent_streams': ledger.limits.maxCallsPerConnection, interceptors: [callerBoundsInterceptor(ledger, guard)] };
 }
 
-/** The gRPC server interceptor that puts every call on the ledger (see BoundedCall). */
-export function callerBoundsInterceptor(ledger: CallerLedger): grpc.ServerInterceptor {
-  // Peer streams are not the public's: authenticated by their own handshake (with a deadline), bounded by membership, and never refused for what callers hold.
-  return (method, call) => (method.path === PEER_METHOD ? new grpc.ServerInterceptingCall(call) : new BoundedCall(call, ledger, !method.requestStream));
+/** The gRPC server interceptor that checks every call's credentials on its headers, then puts it on the ledger (see BoundedCall). */
+export function callerBoundsInterceptor(ledger: CallerLedger, guard: CallGuard | undefined): grpc.ServerInterceptor {
+  // Peer streams are not the public's: authenticated by their own handshake (with a deadline; the transport reports it to the gate), bounded by membership, and never refused for what callers hold.
+  return (method, call) => (method.path === PEER_METHOD ? new grpc.ServerInterceptingCall(call) : new BoundedCall(call, ledger, guard, method.path, !method.requestStream));
 }

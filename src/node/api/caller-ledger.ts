@@ -37,6 +37,24 @@ export interface CallerLimits {
   maxUnsentBytes: number;
   /** A call whose unsent answers made no progress for this long is reset (its caller stopped reading). */
   maxUnsentAgeMs: number;
+  /**
+   * A unary call (or an HTTP request) that has run this long without its request arriving is
+   * ended (DEADLINE_EXCEEDED; HTTP: the connection is closed): a call that sends headers and
+   * never a body holds its slot no longer.
+   */
+  maxFirstMessageMs: number;
+  /** Connections open at once on the node's public ports (gRPC and HTTP together); past it, a new one closes the oldest that has not yet made an authorized call, or is closed. */
+  maxConnections: number;
+  /** Connections open at once from one host (IP address); past it, as for maxConnections, within the host. */
+  maxConnectionsPerHost: number;
+  /** A connection that has not made an authorized call (TLS and HTTP/2 handshakes done, headers with a token this node accepts) this long after it opened is closed. */
+  maxConnectionSetupMs: number;
+  /**
+   * Calls and peer streams one host may have refused for their credentials per second (bad or
+   * no token, a peer stream without a valid hello); past it, the connection is closed and the
+   * host's new connections are refused until its rate falls back under the bound.
+   */
+  maxUnauthenticatedPerHostPerSecond: number;
 }
 
 export const callerLimitsDefaults: CallerLimits = {
@@ -50,6 +68,11 @@ export const callerLimitsDefaults: CallerLimits = {
   maxUnsentBytesPerConnection: 4 * 1024 * 1024,
   maxUnsentBytes: 64 * 1024 * 1024,
   maxUnsentAgeMs: 10_000,
+  maxFirstMessageMs: 10_000,
+  maxConnections: 10_000,
+  maxConnectionsPerHost: 1_000,
+  maxConnectionSetupMs: 10_000,
+  maxUnauthenticatedPerHostPerSecond: 20,
 };
 
 export function validateCallerLimits(limits: CallerLimits): CallerLimits {
@@ -60,7 +83,7 @@ export function validateCallerLimits(limits: CallerLimits): CallerLimits {
 }
 
 export function emptyCallerStats(): CallerStats {
-  return { openCalls: 0, queuedCalls: 0, callsQueued: 0, items: 0, unsentBytes: 0, connections: 0, refusedCalls: 0, refusedItems: 0, refusedUnsent: 0, refusedLarge: 0, refusedUnread: 0, cancelledSlowStreams: 0 };
+  return { openCalls: 0, queuedCalls: 0, callsQueued: 0, items: 0, unsentBytes: 0, connections: 0, refusedCalls: 0, refusedItems: 0, refusedUnsent: 0, refusedLarge: 0, refusedUnread: 0, cancelledSlowStreams: 0, endedSilentCalls: 0 };
 }
 
 /** An open call as the ledger watches it for a caller that stopped reading. */
@@ -70,6 +93,10 @@ export interface TrackedCall {
   readonly unsentSinceMs: number;
   /** Drops the call and its unsent answers (RESOURCE_EXHAUSTED to the caller). */
   reset(): void;
+  /** Since when it has been waiting for its request (a unary call or an HTTP request that runs); -1 once it has it, or for a stream. */
+  readonly silentSinceMs: number;
+  /** Ends it: its request did not arrive within maxFirstMessageMs (the ledger counted it). */
+  endSilent(): void;
 }
 
 /** A call waiting for room (see CallerLedger.openCall). */
@@ -121,6 +148,8 @@ export interface CallerStats {
   refusedUnread: number;
   /** Streams cancelled for not reading their answers. */
   cancelledSlowStreams: number;
+  /** Calls ended because their request did not arrive within maxFirstMessageMs. */
+  endedSilentCalls: number;
 }
 
 /**
@@ -149,7 +178,7 @@ export class CallerLedger {
     readonly now: () => number = () => performance.now(),
   ) {
     // Often enough that a stalled answer or a long wait is ended within half its bound past it.
-    this.sweeper = new WakeTimer(() => this.sweep(), Math.min(1_000, Math.max(10, Math.min(limits.maxUnsentAgeMs, limits.maxQueuedMs) / 2)));
+    this.sweeper = new WakeTimer(() => this.sweep(), Math.min(1_000, Math.max(10, Math.min(limits.maxUnsentAgeMs, limits.maxQueuedMs, limits.maxFirstMessageMs) / 2)));
   }
 
   /**
@@ -319,11 +348,15 @@ export class CallerLedger {
     this.stats.refusedUnsent++;
   }
 
-  /** Resets the calls whose answers stalled and refuses those that waited too long for room; true while calls are open or waiting (the sweep goes on). */
+  /** Resets the calls whose answers stalled, ends those whose request never came, and refuses those that waited too long for room; true while calls are open or waiting (the sweep goes on). */
   sweep(): boolean {
     const nowMs = this.now();
     for (const call of this.calls) {
       if (call.unsentBytes > 0 && nowMs - call.unsentSinceMs > this.limits.maxUnsentAgeMs) call.reset();
+      else if (call.silentSinceMs >= 0 && nowMs - call.silentSinceMs > this.limits.maxFirstMessageMs) {
+        this.stats.endedSilentCalls++;
+        call.endSilent();
+      }
     }
     const stale = this.queue.takeWaitingSince(nowMs - this.limits.maxQueuedMs);
     if (stale.length > 0) {

@@ -12,6 +12,7 @@ import { requestLimits } from '../../limiter/limits.js';
 import type { Reservation } from '../../limiter/types.js';
 import { toServiceError, type PublicApiBackend } from './backend.js';
 import { PROTO_PATH } from './proto.js';
+import { envoyRequestRefusal } from './envoy-scan.js';
 
 import type { ApiTokens } from '../transport/credentials.js';
 
@@ -72,8 +73,23 @@ interface WireStruct {
   fields: Record<string, WireValue>;
 }
 type WireResponse = Omit<EnvoyResponse, 'dynamicMetadata'> & { dynamicMetadata?: WireStruct };
+/** A request refused before it was decoded (see envoyRequestRefusal). */
+interface RefusedRequest {
+  refused: RingLimitError;
+}
 
 let service: grpc.ServiceDefinition | undefined;
+let servedService: grpc.ServiceDefinition | undefined;
+
+/** The service as the node serves it: a request past the descriptor or entry caps is refused while scanning, never decoded. */
+function servedRateLimitService(): grpc.ServiceDefinition {
+  if (servedService !== undefined) return servedService;
+  const definition = rateLimitService();
+  const method = definition['ShouldRateLimit']!;
+  const deserialize = method.requestDeserialize;
+  servedService = { ...definition, ShouldRateLimit: { ...method, requestDeserialize: (bytes: Buffer): unknown => { const refused = envoyRequestRefusal(bytes); return refused === undefined ? deserialize(bytes) : { refused }; } } };
+  return servedService;
+}
 
 function rateLimitService(): grpc.ServiceDefinition {
   if (service !== undefined) return service;
@@ -147,19 +163,21 @@ function wireStruct(o: { [key: string]: JsonValue }): WireStruct {
  * decided by the cluster like every request (docs/envoy.md).
  */
 export function addEnvoyRateLimitService(server: grpc.Server, backend: PublicApiBackend, tokens: ApiTokens): void {
-  server.addService(rateLimitService(), {
-    shouldRateLimit: (call: grpc.ServerUnaryCall<WireRequest, WireResponse>, callback: grpc.sendUnaryData<WireResponse>) => {
+  server.addService(servedRateLimitService(), {
+    shouldRateLimit: (call: grpc.ServerUnaryCall<WireRequest | RefusedRequest, WireResponse>, callback: grpc.sendUnaryData<WireResponse>) => {
       const envoy = backend.envoy();
       const fail = (error: unknown): void => {
         envoy.stats.serviceErrors++;
         callback(toServiceError(error));
       };
       if (!tokens.allows(call.metadata)) return fail(new RingLimitError('UNAUTHENTICATED', 'a bearer token this node accepts is required'));
+      const request = call.request;
+      if ('refused' in request) return fail(request.refused);
       const config = envoy.config;
       if (config === undefined) return fail(new RingLimitError('FAILED_PRECONDITION', 'no rate limit configuration loaded (serve --envoy-config FILE or DIRECTORY)'));
       let plan;
       try {
-        plan = planEnvoyRequest(config, requestOf(call.request));
+        plan = planEnvoyRequest(config, requestOf(request));
       } catch (error) {
         return fail(error);
       }

@@ -1,11 +1,16 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { RingLimitError, type ErrorCode } from '../../common/errors.js';
-import type { RateLimitRequest, Reservation } from '../../limiter/types.js';
-import { MAX_BATCH_ITEMS, itemError, type PublicApiBackend } from './backend.js';
+import type { PublicApiBackend } from './backend.js';
 import type { ApiTokens, NodeTls } from '../transport/credentials.js';
+import { CallerLedger, callerLimitsDefaults } from './caller-ledger.js';
+import { ConnectionGate } from './connection-gate.js';
+import { HttpCall, peerOfRequest } from './http-call.js';
+import { batchBudgetDefaults } from './batch-budget.js';
+import { allowBatch } from './http-batch.js';
+import { HttpError, decideOne, decision, parseJson, toRequest } from './http-json.js';
 
 /** What the HTTP API needs beyond the gRPC API's backend: readiness and the cluster view. */
 export interface HttpApiBackend extends PublicApiBackend {
@@ -27,7 +32,13 @@ export interface HttpApiInit {
   tokens: ApiTokens;
   /** Bearer tokens for /v1/admin/* (none: those endpoints refuse every call). */
   adminTokens: ApiTokens;
+  /** The node's caller ledger, shared with the gRPC port: every authorized request is a call on it (default: one of its own). */
+  ledger?: CallerLedger;
+  /** The node's connection gate, shared with the gRPC port (default: one of its own). */
+  gate?: ConnectionGate;
 }
+
+type BoundedInit = HttpApiInit & { ledger: CallerLedger; gate: ConnectionGate };
 
 export interface HttpApi {
   /** host:port it listens on. */
@@ -43,19 +54,9 @@ const STATUS_OF: Partial<Record<ErrorCode, number>> = {
   DEADLINE_EXCEEDED: 504,
 };
 
-/** The request fields the API takes: those of RateLimitRequest, and maxWaitMs for a reservation. */
-const REQUEST_FIELDS = new Set(['key', 'action', 'limit', 'windowMs', 'calendar', 'timeZone', 'weight', 'cost', 'algorithm', 'burst', 'global', 'group', 'maxWaitMs']);
 
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    readonly field: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+/** How often Node checks its connections against headersTimeout and requestTimeout (its default, 30 s, let slow senders outlive both). */
+const CONNECTIONS_CHECKING_INTERVAL_MS = 1_000;
 
 function send(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
@@ -69,8 +70,9 @@ function sendError(res: ServerResponse, error: unknown): void {
   send(res, STATUS_OF[code] ?? 500, { code, field: error instanceof RingLimitError ? (error.field ?? '') : '', message: error instanceof Error ? error.message : 'internal error' });
 }
 
-/** The body, at most `max` bytes, as JSON: 413 past it, 400 when it is not JSON. */
-function readJson(req: IncomingMessage, max: number): Promise<unknown> {
+
+/** The body, at most `max` bytes: 413 past it. */
+function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > max) {
@@ -88,36 +90,24 @@ function readJson(req: IncomingMessage, max: number): Promise<unknown> {
       }
       chunks.push(chunk);
     });
-    req.on('end', () => {
-      try {
-        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
-      } catch {
-        reject(new HttpError(400, 'INVALID_ARGUMENT', 'body', 'the body must be JSON'));
-      }
-    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
   });
 }
 
-/** A JSON request as the core's request and the reservation bound: unknown fields are refused, the limiter checks the rest. */
-function toRequest(value: unknown, path: string): { request: RateLimitRequest; maxWaitMs: number | undefined } {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new HttpError(400, 'INVALID_ARGUMENT', path, `${path} must be a JSON object`);
-  for (const name of Object.keys(value)) {
-    if (!REQUEST_FIELDS.has(name)) throw new HttpError(400, 'INVALID_ARGUMENT', name, `unknown field ${JSON.stringify(name)}; expected ${[...REQUEST_FIELDS].join(', ')}`);
-  }
-  const { maxWaitMs, ...request } = value as RateLimitRequest & { maxWaitMs?: unknown };
-  if (maxWaitMs !== undefined && typeof maxWaitMs !== 'number') throw new HttpError(400, 'INVALID_ARGUMENT', 'maxWaitMs', 'maxWaitMs must be a number');
-  return { request, maxWaitMs };
-}
 
 const ADMIN_ROUTES: Record<string, string> = { '/v1/admin/inspect': 'POST', '/v1/admin/reset': 'POST', '/v1/admin/set': 'POST' };
 
-/** Inspect, reset or set a key at its owner: an admin token, then the request; the caller named in the logs by token and address. */
-async function adminOnKey(backend: PublicApiBackend, init: HttpApiInit, req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+/** Why a request's headers are refused (undefined: they carry the token its path needs). */
+function refusal(init: BoundedInit, admin: boolean, authorization: string | undefined): string | undefined {
+  if (!admin) return init.tokens.allowsHeader(authorization) ? undefined : 'a bearer token this node accepts is required (authorization: Bearer <token>)';
+  if (!init.adminTokens.required) return 'admin calls are off: start the node with --admin-token-file';
+  return init.adminTokens.allowsHeader(authorization) ? undefined : 'an admin token this node accepts is required (authorization: Bearer <token>)';
+}
+
+/** Inspect, reset or set a key at its owner (the admin token checked): the caller named in the logs by token and address. */
+async function adminOnKey(backend: PublicApiBackend, init: BoundedInit, req: IncomingMessage, body: unknown, path: string): Promise<object> {
   const authorization = req.headers.authorization;
-  if (!init.adminTokens.required) throw new RingLimitError('UNAUTHENTICATED', 'admin calls are off: start the node with --admin-token-file');
-  if (!init.adminTokens.allowsHeader(authorization)) throw new RingLimitError('UNAUTHENTICATED', 'an admin token this node accepts is required (authorization: Bearer <token>)');
-  const body = await readJson(req, init.maxBodyBytes);
   const op = path === '/v1/admin/inspect' ? 'inspect' : path === '/v1/admin/reset' ? 'reset' : 'set';
   let remaining: unknown;
   let rest: unknown = body;
@@ -125,15 +115,10 @@ async function adminOnKey(backend: PublicApiBackend, init: HttpApiInit, req: Inc
   if (op === 'set' && typeof remaining !== 'number') throw new HttpError(400, 'INVALID_ARGUMENT', 'remaining', 'remaining must be a number');
   const { request } = toRequest(rest, 'body');
   const by = `${init.adminTokens.identify(authorization) ?? 'admin'} from ${req.socket.remoteAddress ?? '?'} (HTTP)`;
-  send(res, 200, decision(await backend.admin(op, request, op === 'set' ? (remaining as number) : undefined, by)));
+  return decision(await backend.admin(op, request, op === 'set' ? (remaining as number) : undefined, by));
 }
 
-const decision = (r: Reservation): object => ({ allowed: r.allowed, limit: r.limit, remaining: r.remaining, resetAtMs: r.resetAtMs, retryAfterMs: r.retryAfterMs, waitMs: r.waitMs });
 
-async function decideOne(backend: PublicApiBackend, value: unknown, path: string): Promise<Reservation> {
-  const { request, maxWaitMs } = toRequest(value, path);
-  return backend.decide(request, maxWaitMs);
-}
 
 /**
  * The HTTP API of a node, on Node's own http module (docs/decisions/0004): the same
@@ -152,7 +137,8 @@ async function decideOne(backend: PublicApiBackend, value: unknown, path: string
  * asks every client for a certificate; one the CA did not sign, or none, gets only the probes
  * (the kubelet and a container's health check present none): anything else is 403, no body.
  */
-export async function startHttpApi(backend: HttpApiBackend, init: HttpApiInit): Promise<HttpApi> {
+export async function startHttpApi(backend: HttpApiBackend, options: HttpApiInit): Promise<HttpApi> {
+  const init: BoundedInit = { ...options, ledger: options.ledger ?? new CallerLedger(callerLimitsDefaults), gate: options.gate ?? new ConnectionGate(callerLimitsDefaults) };
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     handleRequest(backend, init, req, res).catch((error: unknown) => {
       if (!res.headersSent) sendError(res, error);
@@ -160,7 +146,10 @@ export async function startHttpApi(backend: HttpApiBackend, init: HttpApiInit): 
     });
   };
   // With TLS, a client without a certificate the CA signed completes the handshake, for the probes only (see handleRequest).
-  const server: Server = init.tls === undefined ? createHttpServer(handle) : createHttpsServer({ cert: init.tls.cert, key: init.tls.key, ca: init.tls.ca, requestCert: true, rejectUnauthorized: false }, handle);
+  const timeouts = { connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS, headersTimeout: 10_000, requestTimeout: 30_000 };
+  const server: Server = init.tls === undefined ? createHttpServer(timeouts, handle) : createHttpsServer({ ...timeouts, cert: init.tls.cert, key: init.tls.key, ca: init.tls.ca, requestCert: true, rejectUnauthorized: false }, handle);
+  // Bounded before a byte is read, with the gRPC port's connections: see ConnectionGate.
+  server.prependListener('connection', (socket: Socket) => void init.gate.admit(socket));
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
   server.maxHeadersCount = 100;
@@ -182,7 +171,7 @@ export async function startHttpApi(backend: HttpApiBackend, init: HttpApiInit): 
   };
 }
 
-async function handleRequest(backend: HttpApiBackend, init: HttpApiInit, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handleRequest(backend: HttpApiBackend, init: BoundedInit, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const path = (req.url ?? '/').split('?')[0];
   const method = req.method ?? 'GET';
   const probe = path === '/healthz' || path === '/readyz';
@@ -202,27 +191,43 @@ async function handleRequest(backend: HttpApiBackend, init: HttpApiInit, req: In
   const expected = path === undefined ? undefined : routes[path];
   if (expected === undefined) throw new HttpError(404, 'INVALID_ARGUMENT', 'path', `no such endpoint: ${path ?? ''}`);
   if (method !== expected) throw new HttpError(405, 'INVALID_ARGUMENT', 'method', `${path} takes ${expected}`);
-  if (path !== undefined && path in ADMIN_ROUTES) return adminOnKey(backend, init, req, res, path);
-  if (!init.tokens.allowsHeader(req.headers.authorization)) throw new RingLimitError('UNAUTHENTICATED', 'a bearer token this node accepts is required (authorization: Bearer <token>)');
-  if (path === '/v1/cluster') return send(res, 200, backend.cluster());
+  const admin = path !== undefined && path in ADMIN_ROUTES;
+  // Credentials on the headers, before the request takes a slot or a byte of its body is read.
+  const peer = peerOfRequest(req);
+  const refused = refusal(init, admin, req.headers.authorization);
+  if (refused !== undefined) {
+    init.gate.strike(peer);
+    throw new RingLimitError('UNAUTHENTICATED', refused);
+  }
+  init.gate.trust(peer);
+  // One ledger with the gRPC port: the request runs on its connection's share, or waits for room, or is refused.
+  const call = new HttpCall(init.ledger, req, res);
+  const connection = await call.open();
+  if (path === '/v1/cluster') return sendCounted(call, res, 200, backend.cluster());
   if (path === '/metrics') {
     const { contentType, text } = await backend.metrics();
+    call.answering(Buffer.byteLength(text));
     res.writeHead(200, { 'content-type': contentType, 'content-length': Buffer.byteLength(text) });
     res.end(text);
     return;
   }
-  const body = await readJson(req, init.maxBodyBytes);
-  if (path === '/v1/allow') return send(res, 200, decision(await decideOne(backend, body, 'body')));
-  const requests = (body as { requests?: unknown } | null)?.requests;
-  if (typeof body !== 'object' || body === null || !Array.isArray(requests)) throw new HttpError(400, 'INVALID_ARGUMENT', 'requests', 'the body must be { "requests": [ ... ] }');
-  if (requests.length > MAX_BATCH_ITEMS) throw new HttpError(400, 'INVALID_ARGUMENT', 'requests', `at most ${MAX_BATCH_ITEMS} requests per batch`);
-  const results = await Promise.all(
-    requests.map((item, i) =>
-      decideOne(backend, item, `requests[${i}]`).then(
-        (r) => ({ decision: decision(r) }),
-        (error: unknown) => ({ error: error instanceof HttpError ? { code: error.code, field: error.field, message: error.message } : itemError(error) }),
-      ),
-    ),
-  );
-  send(res, 200, { results });
+  // A connection whose last request was a large batch, while large batches are past their share: refused unread.
+  if (!init.ledger.mayRead(connection)) throw new RingLimitError('RESOURCE_EXHAUSTED', `busy with large batches: retry, or send at most ${batchBudgetDefaults.smallBatchItems} requests per batch`);
+  const bytes = await readBody(req, init.maxBodyBytes);
+  call.bodyRead();
+  if (admin) return sendCounted(call, res, 200, await adminOnKey(backend, init, req, parseJson(bytes), path!));
+  if (path === '/v1/allow') {
+    connection.lastRequestLarge = false;
+    return sendCounted(call, res, 200, decision(await decideOne(backend, parseJson(bytes), 'body')));
+  }
+  await allowBatch(backend, init.ledger, connection, bytes, (status, body) => sendCounted(call, res, status, body));
+}
+
+/** Sends a JSON answer, counted as unsent on the ledger until Node has handed it to the socket. */
+function sendCounted(call: HttpCall, res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  const bytes = Buffer.byteLength(text);
+  call.answering(bytes);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': bytes });
+  res.end(text);
 }

@@ -134,3 +134,24 @@ export class ProtoReader {
     }
   }
 }
+
+/**
+ * How many length-delimited fields numbered `field` the message from `r.pos` to `end` holds,
+ * counting no further than `max + 1`: every field is stepped over, none decoded, so a request
+ * with a million items costs a scan of its first `max + 1` (and throws INVALID_ARGUMENT when
+ * malformed). Leaves `r.pos` where it stopped.
+ */
+export function countFields(r: ProtoReader, end: number, field: number, max: number): number {
+  const wanted = tag(field, LENGTH_DELIMITED);
+  let count = 0;
+  while (r.pos < end && count <= max) {
+    const t = r.varint();
+    if (t === wanted) count++;
+    r.skip(t & 7);
+  }
+  if (r.pos > end) throw r.malformed('field past its message');
+  return count;
+}
+
+/** Bytes a repeated message field takes at least (its tag and a zero length): a message shorter than `max` times this cannot hold more than `max`. */
+export const MIN_FIELD_BYTES = 2;

@@ -1,9 +1,11 @@
+import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { RingLimitError } from '../../common/errors.js';
 import { ApiTokens, serverCredentials, type NodeTls } from '../transport/credentials.js';
 import { MAX_GRPC_MESSAGE_BYTES } from '../transport/grpc-peer-transport.js';
 import { CallerLedger, emptyCallerStats, type CallerLimits, type CallerStats } from './caller-ledger.js';
 import { callerServerOptions } from './caller-bounds.js';
+import { ConnectionGate, type GateStats } from './connection-gate.js';
 import { addEnvoyRateLimitService } from './envoy-service.js';
 import { startHttpApi, type HttpApi, type HttpApiBackend } from './http-api.js';
 import { addPublicApi } from './public-service.js';
@@ -38,30 +40,48 @@ export class NodeServers {
     readonly grpcAddress: string | undefined,
     private readonly http: HttpApi | undefined,
     private readonly callers: CallerLedger,
+    private readonly gate: ConnectionGate,
+    private readonly listener: NetServer | undefined,
   ) {}
 
   static async start(backend: HttpApiBackend, init: ServersInit): Promise<NodeServers> {
     const callers = new CallerLedger(init.callerLimits);
+    // One ledger and one gate for every public surface: gRPC (the public API, Envoy's service, peer streams) and HTTP.
+    const gate = new ConnectionGate(init.callerLimits);
     const tokens = new ApiTokens(init.apiTokens);
     const adminTokens = new ApiTokens(init.adminTokens);
     let server: grpc.Server | undefined;
+    let listener: NetServer | undefined;
     let grpcAddress: string | undefined;
     let http: HttpApi | undefined;
     try {
       if (init.grpcPort !== undefined) {
-        server = new grpc.Server({ 'grpc.max_receive_message_length': MAX_GRPC_MESSAGE_BYTES, ...callerServerOptions(callers) });
+        server = new grpc.Server({ 'grpc.max_receive_message_length': MAX_GRPC_MESSAGE_BYTES, ...callerServerOptions(callers, { tokens, adminTokens, gate }) });
+        gate.guard(server);
         addPublicApi(server, backend, tokens, adminTokens, callers);
         addEnvoyRateLimitService(server, backend, tokens);
-        grpcAddress = `${init.host}:${await bindServer(server, `${init.host}:${init.grpcPort}`, serverCredentials(init.tls))}`;
+        // grpc-js gets only the connections the gate admits (its own bindAsync would accept every one).
+        const injector = server.createConnectionInjector(serverCredentials(init.tls));
+        listener = createServer((socket: Socket) => {
+          if (gate.admit(socket)) injector.injectConnection(socket);
+        });
+        grpcAddress = `${init.host}:${await listen(listener, init.host, init.grpcPort, 'gRPC')}`;
       }
       if (init.httpPort !== undefined) {
-        http = await startHttpApi(backend, { host: init.host, port: init.httpPort, maxBodyBytes: HTTP_MAX_BODY_BYTES, tls: init.tls, tokens, adminTokens });
+        http = await startHttpApi(backend, { host: init.host, port: init.httpPort, maxBodyBytes: HTTP_MAX_BODY_BYTES, tls: init.tls, tokens, adminTokens, ledger: callers, gate });
       }
     } catch (error) {
+      listener?.close();
       server?.forceShutdown();
+      gate.closeAll();
       throw error;
     }
-    return new NodeServers(server, grpcAddress, http, callers);
+    return new NodeServers(server, grpcAddress, http, callers, gate, listener);
+  }
+
+  /** What the gate holds of the public ports' connections, and what it closed. */
+  get connectionStats(): GateStats {
+    return this.gate.stats;
   }
 
   /** host:port of the HTTP API, when it serves one. */
@@ -77,38 +97,43 @@ export class NodeServers {
     return this.callers.stats;
   }
 
-  /** Stops both: calls under way get until `deadlineMs` (wall clock; at most a second), then are closed. */
+  /** Stops both: calls under way get until `deadlineMs` (wall clock; at most a second), then are closed — and so is every connection left (one mid-handshake would keep the process alive). */
   async close(deadlineMs: number): Promise<void> {
+    this.listener?.close();
+    const graceMs = Math.max(0, Math.min(GRPC_SHUTDOWN_GRACE_MS, deadlineMs - Date.now()));
+    // Past the grace, every connection left goes: those still in their TLS handshake are no server's to close, and would hold the stop (and the process) open.
+    const closeLeft = setTimeout(() => this.gate.closeAll(), graceMs);
     const server = this.grpc;
     const grpcClosed =
       server === undefined
         ? Promise.resolve()
         : new Promise<void>((resolve) => {
-            const force = setTimeout(
-              () => {
-                server.forceShutdown();
-                resolve();
-              },
-              Math.max(0, Math.min(GRPC_SHUTDOWN_GRACE_MS, deadlineMs - Date.now())),
-            );
+            const force = setTimeout(() => {
+              server.forceShutdown();
+              resolve();
+            }, graceMs);
             server.tryShutdown(() => {
               clearTimeout(force);
               resolve();
             });
           });
     await Promise.all([grpcClosed, this.http?.close()]);
+    clearTimeout(closeLeft);
+    this.gate.closeAll();
   }
 }
 
-function bindServer(server: grpc.Server, address: string, credentials: grpc.ServerCredentials): Promise<number> {
+/** Listens on host:port; resolves with the port bound. */
+export function listen(server: NetServer, host: string, port: number, what: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.bindAsync(address, credentials, (error, port) => {
-      if (error !== null) {
-        const inUse = /EADDRINUSE|address already in use/i.test(error.message);
-        reject(new RingLimitError(inUse ? 'FAILED_PRECONDITION' : 'UNAVAILABLE', `gRPC server cannot bind ${address}: ${inUse ? 'the port is in use' : error.message}`));
-      } else {
-        resolve(port);
-      }
+    const failed = (error: Error): void => {
+      const inUse = /EADDRINUSE|address already in use/i.test(error.message);
+      reject(new RingLimitError(inUse ? 'FAILED_PRECONDITION' : 'UNAVAILABLE', `${what} server cannot bind ${host}:${port}: ${inUse ? 'the port is in use' : error.message}`));
+    };
+    server.once('error', failed);
+    server.listen(port, host, () => {
+      server.off('error', failed);
+      resolve((server.address() as AddressInfo).port);
     });
   });
 }

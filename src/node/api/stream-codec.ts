@@ -2,7 +2,7 @@ import { RingLimitError } from '../../common/errors.js';
 import type { RateLimitRequest, Reservation } from '../../limiter/types.js';
 import { MAX_BATCH_ITEMS } from './backend.js';
 import { ProtoWriter } from './proto-writer.js';
-import { LENGTH_DELIMITED, ProtoReader, VARINT, tag } from './proto-reader.js';
+import { LENGTH_DELIMITED, MIN_FIELD_BYTES, ProtoReader, VARINT, countFields, tag } from './proto-reader.js';
 import { emptyItem, readAllowRequest, readReservation, writeAllowRequest, writeReservation, type DecisionVisitor, type IncomingRequest } from './allow-codec.js';
 import type { WireItemError } from './proto.js';
 
@@ -97,11 +97,23 @@ export function encodeBatchResponse(results: readonly BatchResult[]): Uint8Array
 // ---- reading ------------------------------------------------------------------------------
 
 /**
+ * Throws INVALID_ARGUMENT when a message holds more than MAX_BATCH_ITEMS requests (field 1),
+ * counted before any is decoded. A message too short to hold that many is not scanned: the
+ * hot path (AllowStream's small messages) pays nothing.
+ */
+function refuseTooMany(bytes: Uint8Array, what: string, message: string): void {
+  if (bytes.length <= MAX_BATCH_ITEMS * MIN_FIELD_BYTES) return;
+  const r = new ProtoReader(bytes, what);
+  if (countFields(r, r.end, 1, MAX_BATCH_ITEMS) > MAX_BATCH_ITEMS) throw new RingLimitError('INVALID_ARGUMENT', message, 'requests');
+}
+
+/**
  * The requests of one AllowStreamRequest, all or nothing: a malformed message, or one with
  * more than MAX_BATCH_ITEMS requests, throws INVALID_ARGUMENT before any is served. A
  * request without an id has no way to be answered and is left out.
  */
 export function decodeStreamRequest(bytes: Uint8Array): IncomingRequest[] {
+  refuseTooMany(bytes, 'AllowStream message', `requests: at most ${MAX_BATCH_ITEMS} per message`);
   const r = new ProtoReader(bytes, 'AllowStream message');
   const out: IncomingRequest[] = [];
   let count = 0;
@@ -132,6 +144,7 @@ export function decodeStreamRequest(bytes: Uint8Array): IncomingRequest[] {
  * throws INVALID_ARGUMENT. Ids are positions.
  */
 export function decodeBatchRequest(bytes: Uint8Array): IncomingRequest[] {
+  refuseTooMany(bytes, 'AllowBatch request', `requests: at most ${MAX_BATCH_ITEMS} per batch`);
   const r = new ProtoReader(bytes, 'AllowBatch request');
   const out: IncomingRequest[] = [];
   while (r.pos < r.end) {

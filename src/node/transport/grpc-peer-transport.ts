@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { PEER_AUTH_HEADER, PEER_CHALLENGE_HEADER, hostOfPeer, type Hello, type PeerAuth } from './peer-auth.js';
 import type { FrameHandler, PeerTransport, Reply } from './peer-transport.js';
+import { connectionGateOf, type ConnectionGate } from '../api/connection-gate.js';
 
 
 /** The largest message a gRPC caller or peer may send a node (its gRPC server's bound, and the peer channels'). */
@@ -76,12 +77,15 @@ export class GrpcPeerTransport implements PeerTransport {
   private frameHandler: FrameHandler = () => undefined;
   private downHandler: (address: string) => void = () => undefined;
   private closed = false;
+  /** The gate in front of the server's connections, told of every stream accepted or refused (it closes a host's connections past its rate of refusals). */
+  private readonly gate: ConnectionGate | undefined;
 
   constructor(
     server: grpc.Server,
     private readonly options: GrpcPeerTransportOptions,
     private readonly auth: PeerAuth,
   ) {
+    this.gate = connectionGateOf(server);
     server.addService(peerServiceDefinition, { exchange: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => this.accept(call) });
   }
 
@@ -130,8 +134,9 @@ export class GrpcPeerTransport implements PeerTransport {
         ? { ok: false as const, reason: 'a node of another cluster' }
         : this.auth.accept(from, firstString(call.metadata, PEER_AUTH_HEADER), hostOfPeer(call.getPeer()));
     if (!verdict.ok) {
-      // Refused before reading anything: its frames are never handed on.
+      // Refused before reading anything: its frames are never handed on; past its host's rate of refusals, its connection is closed.
       this.stats.refusedStreams++;
+      this.gate?.strike(call.getPeer());
       call.on('data', () => void this.stats.unauthenticatedFrames++);
       call.on('error', () => undefined);
       call.emit('error', { code: grpc.status.UNAUTHENTICATED, details: `peer stream refused: ${verdict.reason}` });
@@ -143,6 +148,7 @@ export class GrpcPeerTransport implements PeerTransport {
     const challenge = verdict.challenge;
     if (challenge !== undefined) answer.set(PEER_CHALLENGE_HEADER, challenge.nonce);
     call.sendMetadata(answer);
+    this.gate?.trust(call.getPeer());
     this.serverCalls.add(call);
     const reply: Reply = (frame) => {
       if (!call.cancelled && call.writable) call.write(Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength));
@@ -152,6 +158,7 @@ export class GrpcPeerTransport implements PeerTransport {
     const refuse = (why: string): void => {
       state = 'refused';
       this.stats.refusedStreams++;
+      this.gate?.strike(call.getPeer());
       call.emit('error', { code: grpc.status.UNAUTHENTICATED, details: `peer stream refused: ${why}` });
     };
     // A stream that never proves itself would hold its place forever.
