@@ -4,6 +4,7 @@ import { runClusterDemo } from './demo-cluster.js';
 import { runLimiterDemo } from './demo-limiter.js';
 import { SERVE_USAGE, runServe } from './serve.js';
 import { STATUS_USAGE, runStatus } from './status.js';
+import { WORKERS_USAGE, runWorkers, takeWorkersFlag } from './workers.js';
 
 const USAGE = `usage: ringlimit <command>
 
@@ -28,10 +29,10 @@ export async function runCli(args: string[]): Promise<number> {
   switch (command) {
     case 'serve':
       if (rest.includes('--help') || rest.includes('-h')) {
-        process.stdout.write(SERVE_USAGE);
+        process.stdout.write(SERVE_USAGE + WORKERS_USAGE);
         return 0;
       }
-      return runServe(rest);
+      return serve(rest);
     case 'status':
       if (rest.includes('--help') || rest.includes('-h')) {
         process.stdout.write(STATUS_USAGE);
@@ -59,4 +60,11 @@ export async function runCli(args: string[]): Promise<number> {
       process.stderr.write(`ringlimit: unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
       return 2;
   }
+}
+
+/** serve, or with --workers N (N > 1) a supervisor of N serve processes. */
+function serve(args: string[]): Promise<number> {
+  const workers = takeWorkersFlag(args);
+  if (workers === undefined) return runServe(args);
+  return workers.workers === 1 ? runServe(workers.rest) : runWorkers(workers.workers, workers.rest);
 }
