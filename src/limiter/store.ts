@@ -3,7 +3,7 @@ import type { Clock } from '../common/clock.js';
 import { RateLimitError, invalidArgument } from '../common/errors.js';
 import { FRESH_AT, NO_WAIT, STATE_STRIDE, algorithms, initState, newStepOut, reservationOf, stepState, type StepOut } from './algorithms/index.js';
 import { ALGORITHMS, AlgorithmId, type Decision, type LimiterState, type RateLimitRequest, type Reservation, type ResolvedParams } from './types.js';
-import { checkedRemaining, newResolvedParams, resolveRequest, scaleLimits } from './validate.js';
+import { checkedRemaining, newResolvedParams, parseAlgorithm, resolveRequest, scaleLimits } from './validate.js';
 import { SharedCapacity, fairShareDefaults } from './fair-share.js';
 import type { Calendar } from './calendar.js';
 import { shapeMismatchError } from './request-shape.js';
@@ -52,11 +52,15 @@ export interface StoreStats {
   expired: number;
   /** Requests refused (FAILED_PRECONDITION) for describing a held key with another algorithm or window (request-shape.ts). */
   shapeMismatches: number;
+  /** Keys in use moved to the algorithm or window the policies now give, keeping no more than they had left. */
+  shapeConversions: number;
   /** States from peers or a snapshot dropped (a negative count) or clamped to the key's limits (peer-state.ts). */
   implausibleStates: number;
 }
 
 const NONE = -1;
+/** refuseOrFresh(): the slot is to be converted to the request's shape (the policies changed it). */
+const CONVERT = 2;
 
 /** `larger` with `old` copied into its start. */
 function grown<T extends Float64Array | Uint8Array | Uint16Array | Int32Array>(old: T, larger: T): T {
@@ -152,7 +156,7 @@ export class LimiterStore {
   private readonly out: StepOut = newStepOut();
   private readonly scratch = new Float64Array(STATE_STRIDE);
   private readonly pendingScratch = new Float64Array(STATE_STRIDE);
-  private readonly counters = { allowed: 0, rejected: 0, evictions: 0, expired: 0, shapeMismatches: 0, implausibleStates: 0 };
+  private readonly counters = { allowed: 0, rejected: 0, evictions: 0, expired: 0, shapeMismatches: 0, shapeConversions: 0, implausibleStates: 0 };
   private mutationCount = 0;
 
   /** Limits declared once (see policies.ts): what they set wins over a request's own fields. */
@@ -267,9 +271,13 @@ export class LimiterStore {
     const nowMs = this.clock.now();
     const slot = this.tables.get(p.action)?.get(p.key) ?? NONE;
     const peek: ResolvedParams = p.cost === 0 ? p : { ...p, cost: 0 };
-    if (slot === NONE || (this.shapeDiffers(slot, p) && this.refuseOrFresh(slot, p, nowMs))) initState(this.scratch, 0, peek, nowMs);
-    else this.copyHeld(slot, peek, nowMs);
-    stepState(this.scratch, 0, peek, nowMs, NO_WAIT, this.out);
+    const reshaped = slot === NONE ? true : this.shapeDiffers(slot, p) ? this.refuseOrFresh(slot, p, nowMs) : false;
+    if (reshaped === CONVERT) this.peekConverted(slot, peek, nowMs, NO_WAIT);
+    else {
+      if (reshaped) initState(this.scratch, 0, peek, nowMs);
+      else this.copyHeld(slot, peek, nowMs);
+      stepState(this.scratch, 0, peek, nowMs, NO_WAIT, this.out);
+    }
     return { allowed: this.out.remaining >= 1, limit: p.limit, remaining: this.out.remaining, resetAtMs: this.out.resetAtMs, retryAfterMs: 0 };
   }
 
@@ -355,6 +363,15 @@ export class LimiterStore {
    */
   private reshape(slot: number, p: ResolvedParams, nowMs: number, maxWaitMs: number): boolean {
     const fresh = this.refuseOrFresh(slot, p, nowMs);
+    if (fresh === CONVERT) {
+      if (p.cost === 0) {
+        this.peekConverted(slot, p, nowMs, maxWaitMs);
+        this.count(this.out.allowed, this.actionOf[slot]!);
+        return true;
+      }
+      this.convert(slot, p, nowMs);
+      return false;
+    }
     if (p.cost === 0) {
       if (fresh) this.peekFresh(p, nowMs, maxWaitMs);
       else this.peekHeld(slot, p, nowMs, maxWaitMs);
@@ -406,14 +423,64 @@ export class LimiterStore {
    * window is not known yet (an imported state of the same algorithm: it takes the request's).
    * Throws FAILED_PRECONDITION, counted, when the state is in use.
    */
-  private refuseOrFresh(slot: number, p: Readonly<ResolvedParams>, nowMs: number): boolean {
+  private refuseOrFresh(slot: number, p: Readonly<ResolvedParams>, nowMs: number): boolean | typeof CONVERT {
     const algorithm = this.algorithmOf[slot]! as AlgorithmId;
     const windowMs = this.windowOf[slot]!;
     if (algorithm === p.algorithm && windowMs === 0) return false;
     const freshAtMs = this.cells[slot * STATE_STRIDE + FRESH_AT]!;
     if (freshAtMs <= nowMs) return true;
+    if (this.policiesGiveShape(slot, p)) return CONVERT;
     this.counters.shapeMismatches++;
     throw shapeMismatchError(algorithm, windowMs, this.calendarOf[slot]!, freshAtMs, p);
+  }
+
+  /**
+   * Whether this store's policies give the request every shape field in which it differs from
+   * the slot's (asked for the key and action; a group's rule is not seen here): the operator
+   * changed the key's algorithm or window, and no caller can choose another while they do.
+   */
+  private policiesGiveShape(slot: number, p: Readonly<ResolvedParams>): boolean {
+    const said = this.policies?.sayFor({ key: p.key, action: p.action });
+    if (said === undefined) return false;
+    if (this.algorithmOf[slot] !== p.algorithm && (said.algorithm === undefined || parseAlgorithm(said.algorithm) !== p.algorithm)) return false;
+    if (this.windowOf[slot] === p.windowMs && this.calendarOf[slot] === p.calendar) return true;
+    return p.calendar !== null ? said.calendar === p.calendar : said.calendar === undefined && said.windowMs === p.windowMs;
+  }
+
+  /** What the slot's state leaves now, read under its own shape with the request's limits: copied into scratch and stepped there. */
+  private remainingUnderHeldShape(slot: number, p: Readonly<ResolvedParams>, nowMs: number): number {
+    const windowMs = this.windowOf[slot]!;
+    const held: ResolvedParams = {
+      ...p,
+      algorithm: this.algorithmOf[slot]! as AlgorithmId,
+      windowMs: windowMs === 0 ? p.windowMs : windowMs,
+      calendar: this.calendarOf[slot]!,
+      cost: 0,
+    };
+    held.capacity = held.algorithm === AlgorithmId.TokenBucket || held.algorithm === AlgorithmId.Gcra ? p.capacity : p.limit;
+    this.copyHeld(slot, held, nowMs);
+    stepState(this.scratch, 0, held, nowMs, NO_WAIT, this.out);
+    return this.out.remaining;
+  }
+
+  /** The slot moved to the request's shape (the policies' new one) with no more remaining than it had, nor than the new shape holds. */
+  private convert(slot: number, p: ResolvedParams, nowMs: number): void {
+    const target = Math.min(this.remainingUnderHeldShape(slot, p, nowMs), checkedRemaining(p, undefined));
+    if (this.pendingMerges.size !== 0) this.pendingMerges.delete(`${p.action}\u0000${p.key}`);
+    this.algorithmOf[slot] = p.algorithm;
+    this.setShape(slot, p);
+    this.unverified[slot] = 0;
+    algorithms[p.algorithm]!.setRemaining(this.cells, slot * STATE_STRIDE, p, nowMs, target);
+    this.counters.shapeConversions++;
+    this.mutationCount++;
+    if (this.options.trackChanges) this.markChanged(slot);
+  }
+
+  /** A peek at a key the policies moved to another shape: the conversion, on scratch. */
+  private peekConverted(slot: number, p: ResolvedParams, nowMs: number, maxWaitMs: number): void {
+    const target = Math.min(this.remainingUnderHeldShape(slot, p, nowMs), checkedRemaining(p, undefined));
+    algorithms[p.algorithm]!.setRemaining(this.scratch, 0, p, nowMs, target);
+    stepState(this.scratch, 0, p, nowMs, maxWaitMs, this.out);
   }
 
   private shapeDiffers(slot: number, p: Readonly<ResolvedParams>): boolean {
@@ -599,6 +666,7 @@ export class LimiterStore {
       evictions: c.evictions,
       expired: c.expired,
       shapeMismatches: c.shapeMismatches,
+      shapeConversions: c.shapeConversions,
       implausibleStates: c.implausibleStates,
     };
   }

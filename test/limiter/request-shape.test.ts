@@ -195,3 +195,30 @@ describe('issue 28 finding 6: a peer’s state is bounded by the limit it belong
     expect(() => store.allow({ ...request, windowMs: 60_000 })).toThrow(expect.objectContaining({ field: 'windowMs' }));
   });
 });
+
+describe('issue 28: a policy change of a key’s shape converts it, keeping no more than it had left', () => {
+  const HOUR_MS = 3_600_000;
+  const document = (algorithm: string, window: string) => ({ defaults: { api: { limit: 5, window, algorithm } } });
+
+  it('fixed window to token bucket and to another window: nothing handed back, no error', async () => {
+    const { Policies } = await import('../../src/limiter/policies.js');
+    const { store, clock } = newStore();
+    store.policies = new Policies(document('fixed-window', '1h'));
+    // The caller's own fields are overridden by the policies, as before.
+    for (let i = 0; i < 4; i++) expect(store.allow({ key: 'k', action: 'api', algorithm: 'gcra', limit: 1000, windowMs: 1000 }).allowed).toBe(true);
+    clock.advance(60_000);
+    store.policies = new Policies(document('token-bucket', '1h'));
+    expect(store.allow({ key: 'k', action: 'api', cost: 0 }).remaining).toBe(1);
+    expect(store.getState('api', 'k')?.algorithm).toBe('fixed-window'); // the peek converted a copy only
+    expect(store.allow({ key: 'k', action: 'api' }).allowed).toBe(true);
+    expect(store.allow({ key: 'k', action: 'api' }).allowed).toBe(false);
+    expect(store.getState('api', 'k')?.algorithm).toBe('token-bucket');
+    expect(store.stats()).toMatchObject({ shapeConversions: 1, shapeMismatches: 0 });
+    store.policies = new Policies(document('token-bucket', '1m'));
+    expect(store.allow({ key: 'k', action: 'api' }).allowed).toBe(false);
+    expect(store.stats().shapeConversions).toBe(2);
+    // A window the policies do not give is still the caller's mismatch: refused.
+    store.policies = new Policies({ defaults: { api: { limit: 5, algorithm: 'fixed-window' } } });
+    expect(() => store.allow({ key: 'k', action: 'api', windowMs: HOUR_MS })).toThrow(expect.objectContaining({ code: 'FAILED_PRECONDITION', field: 'algorithm' }));
+  });
+});

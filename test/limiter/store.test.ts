@@ -9,7 +9,7 @@ describe('LimiterStore', () => {
     const { store } = newStore();
     for (let i = 0; i < 7; i++) store.allow(req('u'));
     store.allow(req('v'));
-    expect(store.stats()).toEqual({ decisions: 8, allowed: 6, rejected: 2, keys: 2, evictions: 0, expired: 0, shapeMismatches: 0, implausibleStates: 0 });
+    expect(store.stats()).toEqual({ decisions: 8, allowed: 6, rejected: 2, keys: 2, evictions: 0, expired: 0, shapeMismatches: 0, shapeConversions: 0, implausibleStates: 0 });
   });
 
   it('never holds more than maxKeys: a key not used since the CLOCK hand passed is evicted and counted', () => {
