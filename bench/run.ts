@@ -17,6 +17,7 @@ import { runPoliciesBench } from './policies.js';
 import { runPolicyParseBench } from './policy-parse.js';
 import { runCapacityBench } from './capacity.js';
 import { runRedisBench } from './redis.js';
+import { runWorkersBench } from './workers.js';
 
 type Section = (log: (line: string) => void) => Promise<string>;
 
@@ -43,6 +44,7 @@ async function main(): Promise<void> {
     ['node', runNodeBench],
     ['cluster', runClusterBench],
     ['change', runChangeBench],
+    ['workers', runWorkersBench],
     ['floor', runFloorBench],
     ['capacity', runCapacityBench],
     ['redis', runRedisBench],
