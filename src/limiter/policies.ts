@@ -230,12 +230,14 @@ interface CompiledParts {
   groups: Map<string, GroupLevel>;
   users: Map<string, UserLevel>;
   sharedPerMs: Map<string, number>;
+  /** Levels of users without rules of their own, by group and weight (see compileUser). */
+  alike: Map<string, UserLevel>;
 }
 
 function compileHead(document: unknown): CompiledParts {
   if (!isRecord(document)) throw fail('(document)', 'must be a mapping with defaults, groups and users');
   noOtherFields('', document, ['defaults', 'groups', 'users', 'shared']);
-  const parts: CompiledParts = { document: document as PolicyDocument, defaults: parseTable('defaults', document['defaults']), groups: new Map(), users: new Map(), sharedPerMs: new Map() };
+  const parts: CompiledParts = { document: document as PolicyDocument, defaults: parseTable('defaults', document['defaults']), groups: new Map(), users: new Map(), sharedPerMs: new Map(), alike: new Map() };
   const shared = document['shared'];
   if (shared !== undefined) {
     if (!isRecord(shared)) throw fail('shared', 'must be a mapping of action to { limit, window }');
@@ -274,7 +276,31 @@ function compileHead(document: unknown): CompiledParts {
 
 const NO_RULE: Rule = Object.freeze(emptyRule());
 
+/**
+ * A user's level. Users alike — the same group and weight, no rules of their own — share one
+ * level (and its remembered resolutions, which are the same for them): a million such users
+ * cost a map entry each, not objects the garbage collector copies.
+ */
 function compileUser(parts: CompiledParts, key: string, input: unknown): UserLevel {
+  if (isRecord(input) && input['actions'] === undefined) {
+    const group = input['group'];
+    const weight = input['weight'];
+    const alike = typeof group === 'string' && (weight === undefined || typeof weight === 'number') ? `${group}\u0000${String(weight)}` : undefined;
+    if (alike !== undefined && Object.keys(input).length <= (weight === undefined ? 1 : 2)) {
+      const shared = parts.alike.get(alike);
+      if (shared !== undefined) {
+        checkName(`users.${key}`, key, 'a user key', requestLimits.maxKeyBytes);
+        return shared;
+      }
+      const level = compileUserLevel(parts, key, input);
+      parts.alike.set(alike, level);
+      return level;
+    }
+  }
+  return compileUserLevel(parts, key, input);
+}
+
+function compileUserLevel(parts: CompiledParts, key: string, input: unknown): UserLevel {
   const path = `users.${key}`;
   checkName(path, key, 'a user key', requestLimits.maxKeyBytes);
   if (!isRecord(input)) throw fail(path, 'must be a mapping of group, weight and actions');
@@ -316,7 +342,12 @@ export class PoliciesBuilder {
     return this.parts.users.size;
   }
 
-  addUsers(entries: Iterable<readonly [string, unknown]>): void {
+  /**
+   * Compiles these users. With `keepDocument` false the users' plain data is not kept (the
+   * caller gives finish() the whole document another way): a large document is then not held
+   * twice.
+   */
+  addUsers(entries: Iterable<readonly [string, unknown]>, keepDocument = true): void {
     const max = this.options.maxUsers ?? policyLimits.maxUsers;
     const { users } = this.parts;
     for (const [key, input] of entries) {
@@ -324,16 +355,19 @@ export class PoliciesBuilder {
       if (users.size >= max) throw tooManyUsers(this.options);
       users.set(key, compileUser(this.parts, key, input));
       // Defined, not assigned: a user named "__proto__" stays a user.
-      Object.defineProperty(this.usersDocument, key, { value: input, enumerable: true, writable: true, configurable: true });
+      if (keepDocument) Object.defineProperty(this.usersDocument, key, { value: input, enumerable: true, writable: true, configurable: true });
     }
   }
 
-  finish(): Policies {
+  /** The compiled policies; `document` gives their plain data when it is asked for (when the users were added without keepDocument). */
+  finish(document?: () => PolicyDocument): Policies {
     if (this.finished) throw new Error('PoliciesBuilder.finish() called twice');
     this.finished = true;
-    const document = this.parts.document as Record<string, unknown>;
-    if (this.parts.users.size > 0 || document['users'] !== undefined) document['users'] = this.usersDocument;
-    return new Policies(new CompiledDocument(this.parts, this.options));
+    if (document === undefined) {
+      const head = this.parts.document as Record<string, unknown>;
+      if (this.parts.users.size > 0 || head['users'] !== undefined) head['users'] = this.usersDocument;
+    }
+    return new Policies(new CompiledDocument(this.parts, this.options, document));
   }
 }
 
@@ -342,6 +376,7 @@ class CompiledDocument {
   constructor(
     readonly parts: CompiledParts,
     readonly options: PolicyCompileOptions,
+    readonly document: (() => PolicyDocument) | undefined,
   ) {}
 }
 
@@ -358,8 +393,13 @@ export class Policies {
   private lastResolved: ResolvedPolicy = { limit: undefined, windowMs: undefined, calendar: undefined, algorithm: undefined, burst: undefined, weight: undefined };
   private cached = 0;
 
+  private plain: PolicyDocument | undefined;
+  private readonly plainOf: (() => PolicyDocument) | undefined;
+
   /** The document as given (plain data), for whoever passes it on. */
-  readonly document: PolicyDocument;
+  get document(): PolicyDocument {
+    return (this.plain ??= this.plainOf!());
+  }
   /** When this document was written (its file's modification time, ms), for ordering versions across a cluster; 0 when unknown. */
   version = 0;
   /** Shared capacities: action → units per ms. */
@@ -371,6 +411,7 @@ export class Policies {
     if (document instanceof CompiledDocument) {
       parts = document.parts;
       options = document.options;
+      this.plainOf = document.document;
     } else {
       parts = compileHead(document);
       const users = (document as Record<string, unknown>)['users'];
@@ -380,7 +421,7 @@ export class Policies {
         for (const [key, input] of entries) parts.users.set(key, compileUser(parts, key, input));
       }
     }
-    this.document = parts.document;
+    if (this.plainOf === undefined) this.plain = parts.document;
     this.defaults = parts.defaults;
     this.groups = parts.groups;
     this.users = parts.users;

@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { RingLimitError } from '../../src/common/errors.js';
 import type { CalendarUnit } from '../../src/limiter/calendar.js';
+import { Policies } from '../../src/limiter/policies.js';
 import type { LimiterStore } from '../../src/limiter/store.js';
 import type { Algorithm, RateLimitRequest } from '../../src/limiter/types.js';
 import { ALL, newStore } from './helpers.js';
@@ -22,6 +23,9 @@ import { ALL, newStore } from './helpers.js';
  *    in the current window; for the sliding window L − the estimate previous × (1 − f) + current
  *    of them). Buckets (which hold no count): at most what the last writing request's
  *    description sees at that moment, plus the ceiling's increase (burst, else limit) if larger.
+ * 5. A key the policies move to another shape (and limit) keeps no more than it had: right after
+ *    the change it has at most min(what the old shape left + the limit's increase if any, the new
+ *    shape's allowance) remaining, without a refusal.
  */
 
 const RUNS = Number(process.env.PROPERTY_RUNS ?? 200);
@@ -180,5 +184,44 @@ describe('request shapes (issue 28): properties', () => {
       }),
       { numRuns: RUNS, ...REPLAY },
     );
+  });
+
+  it('a policy change of shape converts a key in use to no more than it had left (invariant 5)', () => {
+    const windowOf = (shape: Shape): number | { calendar: CalendarUnit; timeZone: string } =>
+      shape.calendar === undefined ? shape.windowMs! : { calendar: shape.calendar, timeZone: shape.timeZone! };
+    const policiesOf = (shape: Shape, limit: number): Policies => new Policies({ defaults: { api: { limit, window: windowOf(shape), algorithm: shape.algorithm } } });
+    let conversions = 0;
+    fc.assert(
+      fc.property(
+        shapeArb,
+        shapeArb,
+        fc.integer({ min: 1, max: 20 }),
+        fc.integer({ min: 1, max: 20 }),
+        fc.array(fc.record({ cost: fc.integer({ min: 0, max: 3 }), dtMs: fc.integer({ min: 0, max: 600_000 }) }), { minLength: 1, maxLength: 30 }),
+        fc.integer({ min: 0, max: 600_000 }),
+        (before, after, limitBefore, limitAfter, calls, laterMs) => {
+          const { store, clock } = newStore();
+          store.policies = policiesOf(before, limitBefore);
+          const request: RateLimitRequest = { key: 'k', action: 'api' };
+          for (const c of calls) {
+            clock.advance(c.dtMs);
+            store.allow({ ...request, cost: Math.min(c.cost, limitBefore) });
+          }
+          clock.advance(laterMs);
+          const left = store.allow({ ...request, cost: 0 }).remaining;
+          store.policies = policiesOf(after, limitAfter);
+          const bound = Math.min(left + Math.max(0, limitAfter - limitBefore), limitAfter);
+          expect(store.allow({ ...request, cost: 0 }).remaining).toBeLessThanOrEqual(bound);
+          // Admitting one by one, now: no more than that.
+          let admitted = 0;
+          while (admitted <= limitAfter && store.allow({ ...request, cost: 1 }).allowed) admitted++;
+          expect(admitted).toBeLessThanOrEqual(bound);
+          expect(store.stats().shapeMismatches).toBe(0);
+          conversions += store.stats().shapeConversions;
+        },
+      ),
+      { numRuns: RUNS, ...REPLAY },
+    );
+    expect(conversions).toBeGreaterThan(RUNS / 10);
   });
 });

@@ -82,6 +82,14 @@ describe('policy documents parse in linear time (issue 28, finding 7)', () => {
     expect(loaded.text).toBe(json);
     expect(loaded.digest).toMatch(/^[0-9a-f]{16}$/);
     expect(loaded.policies.resolve('user-24999', 'x', undefined)).toEqual(parsePolicyText(json, 'doc').resolve('user-24999', 'x', undefined));
+    // The plain document is made from the canonical text when asked for.
+    expect(loaded.policies.document).toEqual(JSON.parse(json));
+    // Users alike share a compiled level; users that differ do not.
+    const mixed = await loadPolicyText('groups: { pro: { weight: 5 }, free: { weight: 1 } }\nusers:\n  a: { group: pro }\n  b: { group: pro }\n  c: { group: pro, weight: 3 }\n  d: { group: free }\n  e: { group: pro, actions: { x: { limit: 7 } } }\n', 'doc', policyBoundsDefaults);
+    const weightOf = (key: string): number | undefined => mixed.policies.resolve(key, 'x', undefined).weight;
+    expect(['a', 'b', 'c', 'd', 'e'].map(weightOf)).toEqual([5, 5, 3, 1, 5]);
+    expect(mixed.policies.resolve('e', 'x', undefined).limit).toBe(7);
+    expect(mixed.policies.resolve('a', 'x', undefined).limit).toBeUndefined();
     await expect(loadPolicyText('users:\n  a: { group: gold }\n', 'SetPolicies', policyBoundsDefaults)).rejects.toThrow(/^SetPolicies: users\.a\.group: must name a group/);
   });
 

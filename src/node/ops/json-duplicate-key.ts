@@ -42,7 +42,9 @@ function closingQuote(text: string, open: number): number {
 
 /** The offset of the first repeated key of some object in `text` (valid JSON), or undefined. */
 export function firstDuplicateKey(text: string): number | undefined {
-  const stack: Frame[] = [];
+  // Frames are kept by depth and reused: a million small objects cost no allocation each.
+  const frames: Frame[] = [];
+  let depth = 0;
   let top: Frame | undefined;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
@@ -56,11 +58,15 @@ export function firstDuplicateKey(text: string): number | undefined {
       }
       i = end;
     } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
-      top = { isObject: c === 0x7b, expectKey: true, few: [], many: undefined };
-      stack.push(top);
+      top = frames[depth] ??= { isObject: false, expectKey: true, few: [], many: undefined };
+      top.isObject = c === 0x7b;
+      top.expectKey = true;
+      top.few.length = 0;
+      top.many = undefined;
+      depth++;
     } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
-      stack.pop();
-      top = stack[stack.length - 1];
+      depth--;
+      top = depth === 0 ? undefined : frames[depth - 1];
     } else if (c === 0x2c /* , */ && top !== undefined && top.isObject) top.expectKey = true;
   }
   return undefined;

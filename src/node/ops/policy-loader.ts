@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { RingLimitError } from '../../common/errors.js';
-import { PoliciesBuilder, type Policies } from '../../limiter/policies.js';
+import { PoliciesBuilder, type Policies, type PolicyDocument } from '../../limiter/policies.js';
 import { policyDigest } from './policy-digest.js';
 import { parsePolicyDocument, POLICY_BOUND_OPTIONS, prefixed, type PolicyBounds } from './policy-parse.js';
 import type { FromPolicyWorker, ToPolicyWorker } from './policy-worker-protocol.js';
@@ -55,8 +55,9 @@ function builderFor(head: unknown, bounds: PolicyBounds, checked: boolean): Poli
   return new PoliciesBuilder(head, { maxUsers: bounds.maxUsers, maxUsersOption: POLICY_BOUND_OPTIONS.maxUsers, combinationsChecked: checked });
 }
 
+/** The compiled policies; their plain document is parsed from the canonical text only if someone asks for it. */
 function finish(builder: PoliciesBuilder, text: string, digest: string): LoadedPolicies {
-  const policies = builder.finish();
+  const policies = builder.finish(() => JSON.parse(text) as PolicyDocument);
   canonical.set(policies, { text, digest });
   return { policies, text, digest };
 }
@@ -70,7 +71,7 @@ async function loadHere(text: string, source: string, bounds: PolicyBounds): Pro
     const builder = builderFor(entries.length > 0 ? { ...(document as object), users: {} } : document, bounds, false);
     for (let at = 0; at < entries.length; at += SLICE_USERS) {
       await nextTurn();
-      builder.addUsers(entries.slice(at, at + SLICE_USERS));
+      builder.addUsers(entries.slice(at, at + SLICE_USERS), false);
     }
     await nextTurn();
     const canonicalText = JSON.stringify(document);
@@ -103,12 +104,16 @@ function loadInWorker(text: string, source: string, bounds: PolicyBounds): Promi
             builder = builderFor(message.head, bounds, true); // the worker checked the combinations (or there are too many to check)
             break;
           case 'users':
-            builder!.addUsers(message.entries);
+            builder!.addUsers(JSON.parse(message.json) as [string, unknown][], false);
             break;
           case 'done':
             return settle(undefined, finish(builder!, message.text, message.digest));
         }
-        worker.postMessage('next');
+        // Asked for after the event loop turns: a port takes every message that has come in one go (up to 1,000),
+        // so a reply to a 'next' posted here would be taken before any other callback runs.
+        setImmediate(() => {
+          if (!settled) worker.postMessage('next');
+        });
       } catch (error) {
         settle(prefixed(error, source));
       }

@@ -10,9 +10,10 @@ export interface ToPolicyWorker {
   sliceUsers: number;
 }
 
-/** What the worker posts: the document without its users, then slices of users (one per 'next' the loader posts), then its canonical text; or the first mistake. */
+/** What the worker posts: the document without its users, then slices of users (one at once, then one per 'next' the loader posts), then its canonical text; or the first mistake. */
 export type FromPolicyWorker =
   | { type: 'head'; head: unknown; users: number }
-  | { type: 'users'; entries: [string, unknown][] }
+  /** A slice of users: JSON of [key, user][]. */
+  | { type: 'users'; json: string }
   | { type: 'done'; text: string; digest: string }
   | { type: 'error'; code: ErrorCode; message: string; field: string | undefined };
