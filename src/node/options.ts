@@ -211,7 +211,15 @@ function range(o: NodeOptions, name: keyof NodeOptions, min: number, max: number
 }
 
 /** Fills defaults in one place and validates, with a message that names the option. */
-export function resolveNodeOptions(input: NodeOptionsInput = {}): NodeOptions {
+/** The options given a value: one set to undefined (e.g. `nodeId: process.env.HOSTNAME` where it is unset) takes its default. */
+function givenOptions(input: NodeOptionsInput): NodeOptionsInput {
+  const given: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(input)) if (value !== undefined) given[name] = value;
+  return given as NodeOptionsInput;
+}
+
+export function resolveNodeOptions(options: NodeOptionsInput = {}): NodeOptions {
+  const input = givenOptions(options);
   const clusterImplied = input.join !== undefined || input.port !== undefined || input.gossipPort !== undefined || input.membership !== undefined;
   const o: NodeOptions = {
     ...nodeDefaults,
@@ -223,7 +231,7 @@ export function resolveNodeOptions(input: NodeOptionsInput = {}): NodeOptions {
     envoy: resolveEnvoySettings(input.envoy),
   };
   if (o.nodeId === '') o.nodeId = `node-${Math.random().toString(36).slice(2, 10)}`;
-  if (!/^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/.test(o.nodeId)) {
+  if (typeof o.nodeId !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/.test(o.nodeId)) {
     throw invalidArgument('nodeId', `must be 1..64 chars of [A-Za-z0-9._@-] starting alphanumeric, got ${JSON.stringify(o.nodeId)}`);
   }
   if (typeof o.host !== 'string' || o.host.length === 0) throw invalidArgument('host', 'must be a host name or IP');

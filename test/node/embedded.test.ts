@@ -50,6 +50,27 @@ describe('embedded node', () => {
     expect(theirs).toBeGreaterThan(0);
   }, 30_000);
 
+  it('an option set to undefined takes its default: nodeId: process.env.HOSTNAME where it is unset gets one id, used by gossip and peer streams alike', async () => {
+    const cluster = await startCluster(2);
+    nodes.push(...cluster);
+    const [a] = cluster as [RingLimitNode];
+    const hostname: string | undefined = undefined;
+    const member = await createNode({ nodeId: hostname, port: 0, gossipPort: 0, gossipPreset: 'test', clusterName: a.options.clusterName, join: [a.gossipAddress!], replicationDelayMs: undefined });
+    nodes.push(member);
+    expect(member.nodeId).toMatch(/^node-/);
+    expect(member.options.replicationDelayMs).toBe(5);
+    const ids = () => a.members().map((m) => m.nodeId);
+    for (let deadline = Date.now() + 10_000; !ids().includes(member.nodeId) && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 20));
+    expect(ids()).toContain(member.nodeId);
+    for (let deadline = Date.now() + 10_000; member.owners().length < 3 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 20));
+    // A key another member owns: the forward reaches it (an id gossip did not know would be refused on the peer stream).
+    let key = '';
+    for (let i = 0; key === '' && i < 1_000; i++) if (member.ownerOf(`k${i}`) === 'n0') key = `k${i}`;
+    expect((await member.allow({ key, limit: 5, windowMs: 60_000 })).allowed).toBe(true);
+    expect(member.stats().forwarder.failovers).toBe(0);
+    expect(member.stats().peerAuth.refusedStreams).toBe(0);
+  }, 30_000);
+
   it('bad options are refused with a message naming the option', async () => {
     await expect(createNode({ replicas: 9 })).rejects.toThrow(/replicas/);
     await expect(createNode({ onUnavailable: 'maybe' as 'deny' })).rejects.toThrow(/onUnavailable/);
