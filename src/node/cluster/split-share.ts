@@ -111,8 +111,14 @@ export class SplitShare implements SplitShareReader {
     return [...this.known.keys()].sort();
   }
 
+  /**
+   * Every holder of (action, key) on the ring as it was is out of reach: if the key was in use,
+   * its state is on the other side only. With a holder on this side, that holder would have
+   * it (it decides here, as the first holder in reach): a key it has no state for was not in
+   * use, and starts fresh at the share on each side — together still at most its limit.
+   */
   unknownElsewhere(action: string, key: string): boolean {
-    return this.components.view.anyKnownHolder(action, key, this.isMissing);
+    return this.components.view.allKnownHolders(action, key, this.isMissing);
   }
 
   retryAfterMs(): number {

@@ -254,12 +254,12 @@ export class ClusterView {
     this.knownRing = nodeIds === undefined ? undefined : this.ring.withMembers(nodeIds.map((nodeId) => ({ nodeId })));
   }
 
-  /** Whether a holder of (action, key) on the ring of known members (owner or replica) is `missing`. */
-  anyKnownHolder(action: string, key: string, missing: (nodeId: string) => boolean): boolean {
+  /** Whether every holder of (action, key) on the ring of known members (owner and replicas) is `missing`. */
+  allKnownHolders(action: string, key: string, missing: (nodeId: string) => boolean): boolean {
     if (this.knownRing === undefined) return false;
     const count = this.knownRing.ownersInto(routingKey(action, key), this.init.replicas + 1, this.ringOwners);
-    for (let i = 0; i < count; i++) if (missing(this.ringOwners[i]!)) return true;
-    return false;
+    for (let i = 0; i < count; i++) if (!missing(this.ringOwners[i]!)) return false;
+    return count > 0;
   }
 
   /** The owner of (action, key) on the ring before the last change, whether or not this node was on it. */

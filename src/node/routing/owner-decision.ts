@@ -52,7 +52,7 @@ export interface SplitShareReader {
   readonly value: number;
   /** Whether the rule is in force at all (splitShareMs > 0). */
   readonly enabled: boolean;
-  /** Whether a node that may hold (action, key)'s state is out of reach (asked only for a key with no state here). */
+  /** Whether every node that may hold (action, key)'s state is out of reach (asked only for a key with no state here). */
   unknownElsewhere(action: string, key: string): boolean;
   /** How long until asking again may find the split over (a refused key's retryAfterMs). */
   retryAfterMs(): number;
