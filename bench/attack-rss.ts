@@ -5,7 +5,10 @@
  * (slowReaders, floodPeerPorts) for ATTACK_S seconds, stops them, and reports the baseline
  * (before), the peak and the RSS 60 s after the end. Linux only.
  *
- *   npx tsc -p tsconfig.bench.json && node dist-bench/bench/attack-rss.js [attackSeconds]
+ *   npx tsc -p tsconfig.bench.json && node dist-bench/bench/attack-rss.js [attackSeconds] [-- serve flags…]
+ *
+ * Flags after `--` go to `serve` (e.g. `--gossip-key-file k --api-token-file t`); the
+ * intruders send no token, so with an API token they measure refused callers.
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -14,7 +17,9 @@ import { fileURLToPath } from 'node:url';
 import { floodPeerPorts, slowReaders } from '../src/chaos/intruders.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const attackS = Number(process.argv[2] ?? 30);
+const dashes = process.argv.indexOf('--');
+const attackS = Number(process.argv[2] !== undefined && process.argv[2] !== '--' ? process.argv[2] : 30);
+const serveFlags = dashes === -1 ? [] : process.argv.slice(dashes + 1);
 const AFTER_S = 60;
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -25,7 +30,7 @@ function rssMb(pid: number): number {
 
 async function main(): Promise<void> {
   const port = 17_000 + Math.floor(Math.random() * 1_000);
-  const node = spawn(process.execPath, [join(ROOT, 'dist', 'cli.js'), 'serve', '--node-id', 'rss', '--port', String(port), '--gossip-port', String(port + 1)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const node = spawn(process.execPath, [join(ROOT, 'dist', 'cli.js'), 'serve', '--node-id', 'rss', '--port', String(port), '--gossip-port', String(port + 1), ...serveFlags], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   node.stderr.on('data', (chunk: Buffer) => (log = (log + chunk.toString()).slice(-4_000)));
   const samples: { s: number; phase: string; mb: number }[] = [];

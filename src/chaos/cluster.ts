@@ -55,6 +55,10 @@ export class ChaosCluster implements ClusterControl {
     return this.nodes.map((n) => n.grpc);
   }
 
+  httpAddresses(): (string | undefined)[] {
+    return this.nodes.map((n) => n.http);
+  }
+
   /** Not stopped on purpose and its process still running (a paused node is up). */
   isUp(i: number): boolean {
     return !this.down.has(i) && isRunning(this.node(i));

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:http2';
+import { createConnection } from 'node:net';
 import { rateLimiterService } from '../node/api/proto.js';
 import { PEER_METHOD } from '../node/transport/grpc-peer-transport.js';
 import * as grpc from '@grpc/grpc-js';
@@ -89,4 +90,154 @@ export async function slowReaders(address: string, connections: number, calls: n
 export function cpuHog(): { stop(): void } {
   const child: ChildProcess = spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' });
   return { stop: () => void child.kill('SIGKILL') };
+}
+
+/** The loopback addresses 127.0.0.`from` … 127.0.0.`from + count - 1`: other hosts, to a node on 127.0.0.1. */
+export const loopbackHosts = (from: number, count: number): string[] => Array.from({ length: count }, (_, i) => `127.0.0.${from + i}`);
+
+const hostPort = (address: string): { host: string; port: number } => ({ host: address.slice(0, address.lastIndexOf(':')), port: Number(address.slice(address.lastIndexOf(':') + 1)) });
+
+/**
+ * Keeps `perHost` connections from each of `hosts` to `address` open until `endAt`, each made
+ * by `open` (reopened 50 ms after the node closes it, as a persistent attacker would); returns
+ * how many the node closed.
+ */
+async function holdConnections(hosts: string[], perHost: number, endAt: number, open: (host: string) => { closed: Promise<void>; close(): void }): Promise<number> {
+  let closedByNode = 0;
+  await Promise.all(
+    hosts.flatMap((host) =>
+      Array.from({ length: perHost }, async () => {
+        while (Date.now() < endAt) {
+          const connection = open(host);
+          const ended = await Promise.race([connection.closed.then(() => true), sleepUntil(endAt).then(() => false)]);
+          if (!ended) {
+            connection.close();
+            return;
+          }
+          closedByNode++;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      }),
+    ),
+  );
+  return closedByNode;
+}
+
+const sleepUntil = (endAt: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, endAt - Date.now())));
+
+/**
+ * Issue 28, finding 1: from each of `hosts`, `connections` HTTP/2 connections that each open
+ * 100 unary Allow calls with headers and no token, and never send their requests, until
+ * `durationMs` is over. Returns how many connections the node closed.
+ */
+export function silentCalls(address: string, hosts: string[], connections: number, durationMs: number): Promise<number> {
+  const { host: target, port } = hostPort(address);
+  const path = rateLimiterService()['Allow']!.path;
+  return holdConnections(hosts, connections, Date.now() + durationMs, (localAddress) => {
+    const session = connect(`http://${address}`, { createConnection: () => createConnection({ host: target, port, localAddress }) });
+    session.on('error', () => undefined);
+    const closed = new Promise<void>((resolve) => session.once('close', resolve));
+    for (let c = 0; c < 100; c++) {
+      const stream = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' }, { endStream: false });
+      stream.on('error', () => undefined);
+    }
+    return { closed, close: () => session.destroy() };
+  });
+}
+
+/**
+ * Issue 28, finding 2: from each of `hosts`, `perHost` TCP connections to `address` that send
+ * `send` (nothing, or the start of a request that never ends: slowloris) and then nothing,
+ * until `durationMs` is over. Returns how many the node closed.
+ */
+export function idleConnections(address: string, hosts: string[], perHost: number, durationMs: number, send = ''): Promise<number> {
+  const { host, port } = hostPort(address);
+  return holdConnections(hosts, perHost, Date.now() + durationMs, (localAddress) => {
+    const socket = createConnection({ host, port, localAddress });
+    socket.on('error', () => undefined);
+    if (send !== '') socket.once('connect', () => socket.write(send));
+    return { closed: new Promise<void>((resolve) => socket.once('close', () => resolve())), close: () => socket.destroy() };
+  });
+}
+
+/**
+ * Issue 28, finding 3: `callers` token holders each posting batches of `items` requests to
+ * /v1/allow-batch, one after another, for `durationMs`. Returns the statuses they got.
+ */
+export async function httpBatchFlood(httpAddress: string, token: string, callers: number, items: number, durationMs: number): Promise<Record<number, number>> {
+  const body = JSON.stringify({ requests: Array.from({ length: items }, (_, i) => ({ key: `flood-${i}`, action: 'http-flood', limit: 1_000_000, windowMs: 60_000 })) });
+  const statuses: Record<number, number> = {};
+  const endAt = Date.now() + durationMs;
+  await Promise.all(
+    Array.from({ length: callers }, async () => {
+      while (Date.now() < endAt) {
+        const status = await fetch(`http://${httpAddress}/v1/allow-batch`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(10_000) }).then(
+          async (r) => {
+            await r.arrayBuffer();
+            return r.status;
+          },
+          () => 0,
+        );
+        statuses[status] = (statuses[status] ?? 0) + 1;
+      }
+    }),
+  );
+  return statuses;
+}
+
+/** What a well-behaved caller saw: its calls' latencies (ms) and errors. */
+export interface CallerRecord {
+  latenciesMs: number[];
+  errors: number;
+}
+
+/** A well-behaved caller: one unary Allow with `token` every `intervalMs` for `durationMs`, each with a 2 s deadline, over one channel. */
+export async function wellBehavedCaller(address: string, token: string, durationMs: number, intervalMs = 10): Promise<CallerRecord> {
+  const client = new grpc.Client(address, grpc.credentials.createInsecure());
+  const allow = rateLimiterService()['Allow']!;
+  const metadata = new grpc.Metadata();
+  metadata.set('authorization', `Bearer ${token}`);
+  const record: CallerRecord = { latenciesMs: [], errors: 0 };
+  const endAt = Date.now() + durationMs;
+  try {
+    for (let i = 0; Date.now() < endAt; i++) {
+      const started = performance.now();
+      const error = await new Promise<grpc.ServiceError | null>((resolve) =>
+        client.makeUnaryRequest(allow.path, allow.requestSerialize, allow.responseDeserialize, { key: `bystander-${i % 100}`, action: 'bystander', limit: 1_000_000, windowMs: 60_000 }, metadata, { deadline: Date.now() + 2_000 }, (e) => resolve(e)),
+      );
+      if (error === null) record.latenciesMs.push(performance.now() - started);
+      else record.errors++;
+      await new Promise((r) => setTimeout(r, intervalMs));
+    }
+  } finally {
+    client.close();
+  }
+  return record;
+}
+
+/** The p99 of `latenciesMs`, to a tenth of a ms (0 when empty). */
+export function p99(latenciesMs: number[]): number {
+  if (latenciesMs.length === 0) return 0;
+  const sorted = [...latenciesMs].sort((a, b) => a - b);
+  return Math.round(sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))]! * 10) / 10;
+}
+
+/**
+ * wellBehavedCaller in a process of its own: the attackers' own work (in the harness process)
+ * must not count as the node's latency.
+ */
+export function wellBehavedCallerProcess(address: string, token: string, durationMs: number): Promise<CallerRecord> {
+  const script = `import { wellBehavedCaller } from ${JSON.stringify(import.meta.url)};\nconst record = await wellBehavedCaller(${JSON.stringify(address)}, ${JSON.stringify(token)}, ${durationMs});\nprocess.stdout.write(JSON.stringify(record));\n`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout!.on('data', (chunk: Buffer) => void (out += chunk.toString()));
+  return new Promise((resolve) =>
+    child.once('exit', () => {
+      try {
+        resolve(JSON.parse(out) as CallerRecord);
+      } catch {
+        resolve({ latenciesMs: [], errors: 1 });
+      }
+    }),
+  );
 }

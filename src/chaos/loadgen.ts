@@ -24,6 +24,8 @@ export interface LoadSpec {
   keyPrefix: string;
   /** Hot-key mode on every request (the client spreads them over the nodes). */
   global: boolean;
+  /** The bearer token to send, if the nodes ask for one. */
+  token?: string;
 }
 
 const TICK_MS = 10;
@@ -52,7 +54,7 @@ function keyPicker(spec: LoadSpec): () => number {
 }
 
 export async function runLoad(spec: LoadSpec, emit: (line: string) => void): Promise<void> {
-  const client = new RingLimitClient({ nodes: spec.nodes, timeoutMs: 1_000 });
+  const client = new RingLimitClient({ nodes: spec.nodes, timeoutMs: 1_000, ...(spec.token === undefined ? {} : { token: spec.token }) });
   const pick = keyPicker(spec);
   const perTick = spec.ratePerSec / (1000 / TICK_MS);
   const end = Date.now() + spec.durationMs;

@@ -10,6 +10,8 @@ export interface NodeProcess {
   readonly child: ChildProcess;
   readonly grpc: string;
   readonly gossip: string;
+  /** Its HTTP API, when it serves one. */
+  readonly http: string | undefined;
   /** Its stdout after the ready line: the answers to fault commands. */
   readonly lines: Interface;
 }
@@ -62,7 +64,7 @@ export function startNodeProcess(spec: NodeProcessSpec): Promise<NodeProcess> {
     const onExit = (code: number | null, signal: NodeJS.Signals | null) => fail(`exited (${signal ?? code}) before it was ready`);
     child.once('exit', onExit);
     lines.once('line', (line) => {
-      let ready: { grpc?: unknown; gossip?: unknown };
+      let ready: { grpc?: unknown; gossip?: unknown; http?: unknown };
       try {
         ready = JSON.parse(line) as typeof ready;
       } catch {
@@ -71,7 +73,7 @@ export function startNodeProcess(spec: NodeProcessSpec): Promise<NodeProcess> {
       if (typeof ready.grpc !== 'string' || typeof ready.gossip !== 'string') return fail(`printed no ready line but ${JSON.stringify(line)}`);
       clearTimeout(timer);
       child.off('exit', onExit);
-      resolve({ nodeId, child, grpc: ready.grpc, gossip: ready.gossip, lines });
+      resolve({ nodeId, child, grpc: ready.grpc, gossip: ready.gossip, http: typeof ready.http === 'string' ? ready.http : undefined, lines });
     });
   });
 }

@@ -38,6 +38,7 @@ function loadSpecs(key: string, o: ChaosOptions, scenarioSeed: number, nodes: st
     algorithm: key === 'skew' ? 'token-bucket' : 'fixed-window',
     seed: rng.int(0x7fffffff) + g,
     keyPrefix: keyPrefixOf(key, scenarioSeed),
+    ...(load.apiToken === undefined ? {} : { token: load.apiToken }),
   }));
 }
 
@@ -100,10 +101,11 @@ async function runScenario(key: string, o: ChaosOptions, scenarioSeed: number): 
 
 function summary(result: ScenarioResult): string {
   const a = result.accuracy;
-  const { detectMs, stableMs } = result.outcome;
+  const { detectMs, stableMs, bystander } = result.outcome;
   return (
     `chaos: ${result.key} ${result.pass ? 'PASS' : 'FAIL'}: ${a.decisions} decisions, over ${a.overPct.toFixed(2)} %, under ${a.underPct.toFixed(2)} % (during the fault ${a.underDuringPct.toFixed(2)} %), errors ${a.errors}, p99 ${a.p99Ms} ms (after 2 s: ${a.p99WarmMs} ms)` +
-    `${detectMs !== undefined ? `, detect ${detectMs} ms` : ''}${stableMs !== undefined ? `, stable ${stableMs} ms` : ''}`
+    `${detectMs !== undefined ? `, detect ${detectMs} ms` : ''}${stableMs !== undefined ? `, stable ${stableMs} ms` : ''}` +
+    `${bystander !== undefined ? `, bystander p99 ${bystander.steadyP99Ms} ms steady / ${bystander.attackP99Ms} ms under attack (${bystander.steadyCalls}/${bystander.attackCalls} calls), ${bystander.errors} errors` : ''}`
   );
 }
 

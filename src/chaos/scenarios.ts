@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cpuHog, floodPeerPorts, slowReaders } from './intruders.js';
+import { cpuHog, floodPeerPorts, httpBatchFlood, idleConnections, loopbackHosts, p99, silentCalls, slowReaders, wellBehavedCallerProcess } from './intruders.js';
 import type { Accuracy } from './model.js';
 import type { ClusterControl, FaultMarks, Scenario, ScenarioOutcome, ScenarioRun } from './types.js';
 import { sleep } from './wait.js';
@@ -51,6 +51,18 @@ async function killOwnersInTurn(cluster: ClusterControl, marks: FaultMarks): Pro
 function writeClusterKey(dir: string): string {
   const path = join(dir, 'cluster.key');
   writeFileSync(path, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
+  return path;
+}
+
+/** The API token of hostile-callers' nodes, its load and its bystander (the attackers of findings 1 and 2 have none). */
+const HOSTILE_TOKEN = randomBytes(24).toString('hex');
+/** How long hostile-callers' attack runs, and its bystander's steady measurement before it. */
+const HOSTILE_ATTACK_MS = 10_000;
+const HOSTILE_STEADY_MS = 4_000;
+
+function writeToken(dir: string): string {
+  const path = join(dir, 'api.token');
+  writeFileSync(path, `${HOSTILE_TOKEN}\n`, { mode: 0o600 });
   return path;
 }
 
@@ -150,6 +162,31 @@ export const scenarios: Record<string, Scenario> = {
       return { refusedStreams: refused };
     },
     pass: (a, o) => noOver(a) && (o.refusedStreams ?? 0) > 0,
+  },
+  'hostile-callers': {
+    name: 'issue 28 findings 1–3 at one node (cluster key, API tokens, HTTP): 12 hosts × 2 HTTP/2 connections × 100 token-less calls that never send a body; 12 hosts × 80 idle TCP connections to the gRPC port and 12 × 80 HTTP slowloris connections; 32 token holders posting 10,000-item batches to /v1/allow-batch — for 10 s',
+    target: 'a bystander (unary Allow every 10 ms on the attacked node) keeps its p99 under 3 × its steady figure with 0 errors while the attack runs; 0 over-admission; 0 client errors',
+    load: { apiToken: HOSTILE_TOKEN },
+    // The connection bounds lowered (64 per host, 2,000 in all) so that a 2-core machine can exceed them; the defaults are 1,000 and 10,000.
+    serveArgs: (dataDir) => ['--gossip-key-file', writeClusterKey(dataDir), '--api-token-file', writeToken(dataDir), '--http-port', '0', '--caller-limit', 'maxConnectionsPerHost=64', '--caller-limit', 'maxConnections=2000'],
+    async run(cluster, marks) {
+      const grpcAddress = cluster.grpcAddresses()[0]!;
+      const httpAddress = cluster.httpAddresses()[0]!;
+      const steady = await wellBehavedCallerProcess(grpcAddress, HOSTILE_TOKEN, HOSTILE_STEADY_MS);
+      const attack = Promise.all([
+        silentCalls(grpcAddress, loopbackHosts(10, 12), 2, HOSTILE_ATTACK_MS),
+        idleConnections(grpcAddress, loopbackHosts(30, 12), 80, HOSTILE_ATTACK_MS),
+        idleConnections(httpAddress, loopbackHosts(50, 12), 80, HOSTILE_ATTACK_MS, 'POST /v1/allow-batch HTTP/1.1\r\nHost: ringlimit\r\n'),
+        httpBatchFlood(httpAddress, HOSTILE_TOKEN, 32, 10_000, HOSTILE_ATTACK_MS),
+      ]);
+      // The attack's first second is its ramp (connections opening): measured from then on.
+      await sleep(1_000);
+      const during = await wellBehavedCallerProcess(grpcAddress, HOSTILE_TOKEN, HOSTILE_ATTACK_MS - 1_500);
+      await attack;
+      marks.faultEnd();
+      return { bystander: { steadyP99Ms: p99(steady.latenciesMs), attackP99Ms: p99(during.latenciesMs), steadyCalls: steady.latenciesMs.length, attackCalls: during.latenciesMs.length, errors: steady.errors + during.errors } };
+    },
+    pass: (a, o) => noOver(a) && a.errors === 0 && o.bystander !== undefined && o.bystander.errors === 0 && o.bystander.attackP99Ms <= 3 * o.bystander.steadyP99Ms,
   },
   'rolling-restart': {
     name: 'rolling restart of every node (SIGTERM, then start again)',
@@ -263,4 +300,5 @@ export const FULL = [
   'crash-all-one-by-one',
   'stranger-flood',
   'slow-readers',
+  'hostile-callers',
 ];

@@ -71,6 +71,8 @@ export interface ClusterControl {
   allLiveOwn(owners: number): Promise<boolean>;
   /** gRPC host:port of every node, in index order. */
   grpcAddresses(): string[];
+  /** HTTP host:port of every node that serves HTTP (serve --http-port), in index order. */
+  httpAddresses(): (string | undefined)[];
 }
 
 /** What a scenario may need to know about its run besides the cluster. */
@@ -90,6 +92,8 @@ export interface ScenarioOutcome {
   stableMs?: number;
   /** Peer streams of a stranger that the nodes refused (stranger-flood). */
   refusedStreams?: number;
+  /** A bystander's calls before and while an attack ran (hostile-callers). */
+  bystander?: { steadyP99Ms: number; attackP99Ms: number; steadyCalls: number; attackCalls: number; errors: number };
 }
 
 /** Lets a scenario mark when its fault is over, so accuracy is split into before / during / after. */
@@ -102,6 +106,8 @@ export interface ScenarioLoad {
   keyCount: number;
   limit: number;
   global: boolean;
+  /** The bearer token the load sends (the scenario's nodes ask for it). */
+  apiToken?: string;
 }
 
 /** What a pass judgement may need besides the accuracy: the load it ran under. */

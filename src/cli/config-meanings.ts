@@ -76,7 +76,7 @@ export const CONFIG_MEANINGS: Record<ConfigSection, Record<string, string>> = {
     maxUnsentAgeMs: 'A call whose unsent answers made no progress for this long is reset (its caller stopped reading).',
     maxFirstMessageMs: 'A unary call or HTTP request that runs this long without its request arriving is ended (DEADLINE_EXCEEDED; HTTP: the connection closed).',
     maxConnections: 'Connections open at once on the public ports (gRPC and HTTP together); past it a new one closes the oldest not yet authorized, or is refused.',
-    maxConnectionsPerHost: 'Connections open at once from one IP address; past it, as maxConnections within the host.',
+    maxConnectionsPerHost: 'Connections open at once from one IP address; past it, its new connections are refused.',
     maxConnectionSetupMs: 'A connection that made no authorized call (TLS and HTTP/2 handshakes, headers with an accepted token or peer hello) this long after it opened is closed.',
     maxUnauthenticatedPerHostPerSecond: "Calls and peer streams one host may have refused for credentials per second; past it its connection is closed and its new ones refused for a second.",
   },

@@ -10,6 +10,8 @@
 export class BatchBudget {
   private tokensMs: number;
   private lastMs: number;
+  /** Large batches under way that run in slices (the HTTP API's): one at a time, so their slices never queue behind each other. */
+  running = 0;
 
   constructor(
     private readonly limits: { windowMs: number; maxBusyMs: number; smallBatchItems: number },

@@ -53,6 +53,46 @@ function http2StreamOf(call: grpc.ServerInterceptingCallInterface): ResettableSt
 }
 
 /**
+ * Tells the connection of `call` to go away (GOAWAY naming this stream the last it will
+ * process, then a graceful close): nghttp2 then ignores the streams the caller sent after it,
+ * even those already read in the same packet, so a connection that opens 100 calls without
+ * credentials costs one refusal, not 100.
+ */
+function goAway(call: grpc.ServerInterceptingCallInterface): void {
+  const stream: unknown = Reflect.get(call, 'stream');
+  if (typeof stream !== 'object' || stream === null) return;
+  const session: unknown = Reflect.get(stream, 'session');
+  const id: unknown = Reflect.get(stream, 'id');
+  if (typeof session !== 'object' || session === null || typeof id !== 'number') return;
+  const { goaway, close, closed } = session as { goaway?: unknown; close?: unknown; closed?: unknown };
+  if (typeof goaway !== 'function' || typeof close !== 'function' || closed === true) return;
+  try {
+    (goaway as (code: number, lastStreamId: number) => void).call(session, http2.NGHTTP2_NO_ERROR, id);
+    (close as () => void).call(session);
+  } catch {
+    // the session is already going
+  }
+}
+
+/**
+ * A peer stream as the peer transport answers it: one it refuses (UNAUTHENTICATED) on a
+ * connection that never authenticated sends that connection away (see goAway).
+ */
+class PeerCall extends grpc.ServerInterceptingCall {
+  constructor(
+    private readonly next: grpc.ServerInterceptingCallInterface,
+    private readonly gate: ConnectionGate,
+  ) {
+    super(next);
+  }
+
+  override sendStatus(status: Status): void {
+    super.sendStatus(status);
+    if (status.code === grpc.status.UNAUTHENTICATED && !this.gate.trusted(this.next.getPeer())) goAway(this.next);
+  }
+}
+
+/**
  * One call, bounded: it opens on its connection's share of the ledger — or waits for room
  * there, its handler not yet started and its request unread, or is refused with
  * RESOURCE_EXHAUSTED when too many wait or it waited too long — reads its request (if
@@ -96,6 +136,8 @@ class BoundedCall extends grpc.ServerInterceptingCall implements ReadWaiter, Tra
             this.closed = true;
             guard.gate.strike(peer);
             super.sendStatus(withCode(grpc.status.UNAUTHENTICATED, 'UNAUTHENTICATED', refused));
+            // A connection that has never authenticated gets no second try on it.
+            if (!guard.gate.trusted(peer)) goAway(this.next);
             return;
           }
           guard.gate.trust(peer);
@@ -259,5 +301,8 @@ export function callerServerOptions(ledger: CallerLedger, guard?: CallGuard): gr
 /** The gRPC server interceptor that checks every call's credentials on its headers, then puts it on the ledger (see BoundedCall). */
 export function callerBoundsInterceptor(ledger: CallerLedger, guard: CallGuard | undefined): grpc.ServerInterceptor {
   // Peer streams are not the public's: authenticated by their own handshake (with a deadline; the transport reports it to the gate), bounded by membership, and never refused for what callers hold.
-  return (method, call) => (method.path === PEER_METHOD ? new grpc.ServerInterceptingCall(call) : new BoundedCall(call, ledger, guard, method.path, !method.requestStream));
+  return (method, call) => {
+    if (method.path !== PEER_METHOD) return new BoundedCall(call, ledger, guard, method.path, !method.requestStream);
+    return guard === undefined ? new grpc.ServerInterceptingCall(call) : new PeerCall(call, guard.gate);
+  };
 }

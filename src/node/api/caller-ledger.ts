@@ -45,7 +45,7 @@ export interface CallerLimits {
   maxFirstMessageMs: number;
   /** Connections open at once on the node's public ports (gRPC and HTTP together); past it, a new one closes the oldest that has not yet made an authorized call, or is closed. */
   maxConnections: number;
-  /** Connections open at once from one host (IP address); past it, as for maxConnections, within the host. */
+  /** Connections open at once from one host (IP address); past it, its new connections are refused. */
   maxConnectionsPerHost: number;
   /** A connection that has not made an authorized call (TLS and HTTP/2 handshakes done, headers with a token this node accepts) this long after it opened is closed. */
   maxConnectionSetupMs: number;

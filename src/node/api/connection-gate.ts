@@ -70,10 +70,10 @@ export function connectionGateOf(server: object): ConnectionGate | undefined {
  * is read: at most maxConnections in all and maxConnectionsPerHost per host. A connection is
  * "setting up" until it makes an authorized call (its TLS and HTTP/2 handshakes done, and
  * headers with a token this node accepts, or a peer hello that passes); one that does not
- * within maxConnectionSetupMs is closed, and when the node or a host is at its bound, a new
- * connection closes the oldest one still setting up (of its host, when its host is at its
- * bound) rather than being refused — so idle or handshake-less connections, which cost a
- * file descriptor each, can never lock out callers that authenticate. A host whose calls
+ * within maxConnectionSetupMs is closed; a host at its bound has its new connections refused,
+ * and when the node is at its bound a new connection closes the oldest one still setting up
+ * rather than being refused — so idle or handshake-less connections from many hosts, which
+ * cost a file descriptor each, can never lock out callers that authenticate. A host whose calls
  * are refused for their credentials faster than maxUnauthenticatedPerHostPerSecond has the
  * connection closed and its new ones refused until its rate falls back. Keyed by the peer's
  * "ip:port", as grpc-js's getPeer() and Node's sockets give it.
@@ -81,9 +81,8 @@ export function connectionGateOf(server: object): ConnectionGate | undefined {
 export class ConnectionGate {
   readonly stats: GateStats = { connections: 0, settingUp: 0, refusedConnections: 0, evictedConnections: 0, closedUnready: 0, closedUnauthenticated: 0 };
   private readonly byPeer = new Map<string, Tracked>();
-  /** Connections setting up, oldest first, in all and per host. */
+  /** Connections setting up, oldest first. */
   private readonly settingUp = new Set<Tracked>();
-  private readonly settingUpByHost = new Map<string, Set<Tracked>>();
   private readonly hosts = new Map<string, number>();
   /** Authorized connections per host: a host with one is never shut out (callers and members on the same host as an intruder). */
   private readonly trustedByHost = new Map<string, number>();
@@ -108,8 +107,8 @@ export class ConnectionGate {
     const peer = peerOf(socket);
     const host = hostOfPeer(peer);
     if (this.closed || this.shutOut(host)) return this.refuse(socket);
-    if ((this.hosts.get(host) ?? 0) >= this.limits.maxConnectionsPerHost && !this.evictOldest(this.settingUpByHost.get(host))) return this.refuse(socket);
-    if (this.stats.connections >= this.limits.maxConnections && !this.evictOldest(this.settingUp)) return this.refuse(socket);
+    if ((this.hosts.get(host) ?? 0) >= this.limits.maxConnectionsPerHost) return this.refuse(socket);
+    if (this.stats.connections >= this.limits.maxConnections && !this.evictOldest()) return this.refuse(socket);
     const tracked: Tracked = { socket, peer, host, sinceMs: this.now(), trusted: false };
     this.byPeer.set(peer, tracked);
     this.hosts.set(host, (this.hosts.get(host) ?? 0) + 1);
@@ -157,6 +156,11 @@ export class ConnectionGate {
     return true;
   }
 
+  /** Whether `peer`'s connection has made an authorized call. */
+  trusted(peer: string): boolean {
+    return this.byPeer.get(peer)?.trusted === true;
+  }
+
   /** Closes every connection and admits no more (the node stops). */
   closeAll(): void {
     this.closed = true;
@@ -182,9 +186,9 @@ export class ConnectionGate {
     return false;
   }
 
-  /** Closes the oldest connection of `candidates` (setting up), making room; false when there is none. */
-  private evictOldest(candidates: Set<Tracked> | undefined): boolean {
-    const oldest = candidates?.values().next().value;
+  /** Closes the oldest connection still setting up, making room; false when there is none. */
+  private evictOldest(): boolean {
+    const oldest = this.settingUp.values().next().value;
     if (oldest === undefined) return false;
     this.stats.evictedConnections++;
     this.forget(oldest);
@@ -195,20 +199,11 @@ export class ConnectionGate {
   private addSettingUp(tracked: Tracked): void {
     this.settingUp.add(tracked);
     this.stats.settingUp = this.settingUp.size;
-    let ofHost = this.settingUpByHost.get(tracked.host);
-    if (ofHost === undefined) {
-      ofHost = new Set();
-      this.settingUpByHost.set(tracked.host, ofHost);
-    }
-    ofHost.add(tracked);
   }
 
   private removeSettingUp(tracked: Tracked): void {
     if (!this.settingUp.delete(tracked)) return;
     this.stats.settingUp = this.settingUp.size;
-    const ofHost = this.settingUpByHost.get(tracked.host);
-    ofHost?.delete(tracked);
-    if (ofHost?.size === 0) this.settingUpByHost.delete(tracked.host);
   }
 
   private forget(tracked: Tracked): void {

@@ -9,7 +9,7 @@ import { CallerLedger, callerLimitsDefaults } from './caller-ledger.js';
 import { ConnectionGate } from './connection-gate.js';
 import { HttpCall, peerOfRequest } from './http-call.js';
 import { batchBudgetDefaults } from './batch-budget.js';
-import { allowBatch } from './http-batch.js';
+import { RawJson, allowBatch, mayTakeLarge } from './http-batch.js';
 import { HttpError, decideOne, decision, parseJson, toRequest } from './http-json.js';
 
 /** What the HTTP API needs beyond the gRPC API's backend: readiness and the cluster view. */
@@ -213,19 +213,28 @@ async function handleRequest(backend: HttpApiBackend, init: BoundedInit, req: In
   }
   // A connection whose last request was a large batch, while large batches are past their share: refused unread.
   if (!init.ledger.mayRead(connection)) throw new RingLimitError('RESOURCE_EXHAUSTED', `busy with large batches: retry, or send at most ${batchBudgetDefaults.smallBatchItems} requests per batch`);
-  const bytes = await readBody(req, init.maxBodyBytes);
-  call.bodyRead();
-  if (admin) return sendCounted(call, res, 200, await adminOnKey(backend, init, req, parseJson(bytes), path!));
-  if (path === '/v1/allow') {
-    connection.lastRequestLarge = false;
-    return sendCounted(call, res, 200, decision(await decideOne(backend, parseJson(bytes), 'body')));
+  const read = async (): Promise<Buffer> => {
+    const bytes = await readBody(req, init.maxBodyBytes);
+    call.bodyRead();
+    return bytes;
+  };
+  if (path === '/v1/allow-batch') {
+    // A large batch the node has no room for is refused before its body is read (which the connection's close then drops).
+    if (!mayTakeLarge(init.ledger, Number(req.headers['content-length'] ?? 0))) {
+      res.setHeader('connection', 'close');
+      res.once('finish', () => req.socket.destroy());
+    }
+    return allowBatch(backend, init.ledger, connection, Number(req.headers['content-length'] ?? 0), read, (status, body) => sendCounted(call, res, status, body));
   }
-  await allowBatch(backend, init.ledger, connection, bytes, (status, body) => sendCounted(call, res, status, body));
+  const bytes = await read();
+  if (admin) return sendCounted(call, res, 200, await adminOnKey(backend, init, req, parseJson(bytes), path!));
+  connection.lastRequestLarge = false;
+  return sendCounted(call, res, 200, decision(await decideOne(backend, parseJson(bytes), 'body')));
 }
 
 /** Sends a JSON answer, counted as unsent on the ledger until Node has handed it to the socket. */
 function sendCounted(call: HttpCall, res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
+  const text = body instanceof RawJson ? body.text : JSON.stringify(body);
   const bytes = Buffer.byteLength(text);
   call.answering(bytes);
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': bytes });

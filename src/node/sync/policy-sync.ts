@@ -87,6 +87,8 @@ export class PolicySync {
   /** Digests of documents from peers being loaded now. */
   private readonly loading = new Set<string>();
   private closed = false;
+  /** The digest of a document too large to send that a warning was given for. */
+  private warnedTooLarge = '';
 
   constructor(
     private readonly components: PolicySyncComponents,
@@ -163,6 +165,14 @@ export class PolicySync {
 
   answerPull(id: number, digest: string, reply: Reply): void {
     if (digest !== this.held.digest) return;
+    if (this.held.text.length > frameLimits.maxPolicyTextBytes) {
+      // A document given by file may be larger than a peer frame carries: it is not sent (the receiver would refuse the frame); said once.
+      if (this.warnedTooLarge !== digest) {
+        this.warnedTooLarge = digest;
+        this.components.warn(`policies: the document in force (version ${this.held.version}) is ${this.held.text.length} bytes as JSON, more than a peer frame carries (${frameLimits.maxPolicyTextBytes}); members that want it must be given it by file`);
+      }
+      return;
+    }
     reply(encodeFrame({ type: FrameType.PolicyDoc, id, version: this.held.version, digest, text: this.held.text }));
   }
 
