@@ -3,8 +3,8 @@
  * YAML) and the load a node does (parsed in a worker, compiled in slices), with the longest
  * the event loop went unanswered meanwhile. `npm run bench -- policy-parse`.
  */
-import { loadPolicyText } from '../src/node/ops/policy-loader.js';
-import { parsePolicyText } from '../src/node/ops/policy-parse.js';
+import { loadPolicyText } from '../src/node/sync/policy-loader.js';
+import { parsePolicyText } from '../src/node/sync/policy-parse.js';
 import { table, type Log } from './util.js';
 
 const BOUNDS = { maxBytes: 512 * 1024 * 1024, maxUsers: 10_000_000 };

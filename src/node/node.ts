@@ -15,7 +15,7 @@ import type { AdminOptions, AdminRecord, NodeEvents } from './node-events.js';
 import { NodePolicyHandle } from './node-policy-handle.js';
 import { createNodeMetrics, type Registry } from './ops/metrics.js';
 import { CallerSkew, nodeStats, type NodeStats } from './ops/node-stats.js';
-import { loadPolicyText } from './ops/policy-loader.js';
+import { loadPolicyText } from './sync/policy-loader.js';
 import { resolveNodeOptions, type NodeOptions, type NodeOptionsInput } from './options.js';
 import { OwnerDecision } from './routing/owner-decision.js';
 import { RequestPath } from './routing/request-path.js';

@@ -7,7 +7,7 @@ import type { PeerTransport } from './transport/peer-transport.js';
 import { storeDefaults, type StoreOptions } from '../limiter/store.js';
 import type { CorruptSnapshotPolicy } from './state/snapshot.js';
 import { policyLimits, type Policies, type PolicyDocument } from '../limiter/policies.js';
-import { policyBoundsDefaults } from './ops/policy-parse.js';
+import { policyBoundsDefaults } from './sync/policy-parse.js';
 import { aimdDefaults, validateAimd } from '../limiter/adaptive.js';
 import type { AdaptiveOptions } from './sync/load-control.js';
 import { MIN_NODE_TOKEN_LENGTH, isToken, type NodeTls } from './transport/credentials.js';

@@ -3,8 +3,8 @@ import { parseDocument } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { RingLimitError } from '../../src/common/errors.js';
 import { Policies } from '../../src/limiter/policies.js';
-import { loadPolicyText } from '../../src/node/ops/policy-loader.js';
-import { parsePolicyDocument, parsePolicyText, policyBoundsDefaults } from '../../src/node/ops/policy-parse.js';
+import { loadPolicyText } from '../../src/node/sync/policy-loader.js';
+import { parsePolicyDocument, parsePolicyText, policyBoundsDefaults } from '../../src/node/sync/policy-parse.js';
 
 /** A document of `n` users, as YAML and as JSON. */
 function usersDocument(n: number): { yaml: string; json: string } {

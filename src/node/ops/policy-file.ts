@@ -1,10 +1,10 @@
 import { readFileSync, statSync } from 'node:fs';
 import { RingLimitError } from '../../common/errors.js';
 import type { Policies } from '../../limiter/policies.js';
-import { loadPolicyText } from './policy-loader.js';
-import { checkPolicyBytes, parsePolicyText, policyBoundsDefaults, type PolicyBounds } from './policy-parse.js';
+import { loadPolicyText } from '../sync/policy-loader.js';
+import { checkPolicyBytes, parsePolicyText, policyBoundsDefaults, type PolicyBounds } from '../sync/policy-parse.js';
 
-export { parsePolicyText } from './policy-parse.js';
+export { parsePolicyText } from '../sync/policy-parse.js';
 
 function readText(path: string, bounds: PolicyBounds): { text: string; modifiedMs: number } {
   try {

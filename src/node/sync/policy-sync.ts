@@ -1,8 +1,8 @@
 import type { Membership } from '../../gossip/index.js';
 import type { Policies } from '../../limiter/policies.js';
-import { canonicalOf, loadPolicyText } from '../ops/policy-loader.js';
-import { policyDigest } from '../ops/policy-digest.js';
-import { policyBoundsDefaults, type PolicyBounds } from '../ops/policy-parse.js';
+import { canonicalOf, loadPolicyText } from './policy-loader.js';
+import { policyDigest } from './policy-digest.js';
+import { policyBoundsDefaults, type PolicyBounds } from './policy-parse.js';
 import { META_GRPC } from '../routing/cluster-view.js';
 import { WakeTimer } from '../../common/wake-timer.js';
 import type { PeerTransport, Reply } from '../transport/peer-transport.js';
