@@ -99,8 +99,8 @@ const hostPort = (address: string): { host: string; port: number } => ({ host: a
 
 /**
  * Keeps `perHost` connections from each of `hosts` to `address` open until `endAt`, each made
- * by `open` (reopened 50 ms after the node closes it, as a persistent attacker would); returns
- * how many the node closed.
+ * by `open` (reopened a second after the node closes it, as a persistent attacker would);
+ * returns how many the node closed.
  */
 async function holdConnections(hosts: string[], perHost: number, endAt: number, open: (host: string) => { closed: Promise<void>; close(): void }): Promise<number> {
   let closedByNode = 0;
@@ -115,13 +115,16 @@ async function holdConnections(hosts: string[], perHost: number, endAt: number, 
             return;
           }
           closedByNode++;
-          await new Promise((r) => setTimeout(r, 50));
+          await new Promise((r) => setTimeout(r, REOPEN_AFTER_MS));
         }
       }),
     ),
   );
   return closedByNode;
 }
+
+/** How long a holder waits to reopen a connection the node closed. */
+const REOPEN_AFTER_MS = 1_000;
 
 const sleepUntil = (endAt: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, endAt - Date.now())));
 
