@@ -4,7 +4,7 @@ import type { CallerConnection, CallerLedger, QueuedCall, ReadWaiter, TrackedCal
 import { batchBudgetDefaults } from './batch-budget.js';
 import { PEER_METHOD } from '../transport/grpc-peer-transport.js';
 import type { ApiTokens } from '../transport/credentials.js';
-import type { ConnectionGate } from './connection-gate.js';
+import type { ConnectionGate } from '../transport/connection-gate.js';
 
 /** What a call's headers are checked against before it takes a slot, and the gate its connection passed. */
 export interface CallGuard {

@@ -6,7 +6,7 @@ import { RingLimitError, type ErrorCode } from '../../common/errors.js';
 import type { PublicApiBackend } from './backend.js';
 import type { ApiTokens, NodeTls } from '../transport/credentials.js';
 import { CallerLedger, callerLimitsDefaults } from './caller-ledger.js';
-import { ConnectionGate } from './connection-gate.js';
+import { ConnectionGate } from '../transport/connection-gate.js';
 import { HttpCall, peerOfRequest } from './http-call.js';
 import { batchBudgetDefaults } from './batch-budget.js';
 import { RawJson, allowBatch, mayTakeLarge } from './http-batch.js';

@@ -5,7 +5,7 @@ import { ApiTokens, serverCredentials, type NodeTls } from '../transport/credent
 import { MAX_GRPC_MESSAGE_BYTES } from '../transport/grpc-peer-transport.js';
 import { CallerLedger, emptyCallerStats, type CallerLimits, type CallerStats } from './caller-ledger.js';
 import { callerServerOptions } from './caller-bounds.js';
-import { ConnectionGate, type GateStats } from './connection-gate.js';
+import { ConnectionGate, type GateStats } from '../transport/connection-gate.js';
 import { addEnvoyRateLimitService } from './envoy-service.js';
 import { startHttpApi, type HttpApi, type HttpApiBackend } from './http-api.js';
 import { addPublicApi } from './public-service.js';

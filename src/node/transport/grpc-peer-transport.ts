@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { PEER_AUTH_HEADER, PEER_CHALLENGE_HEADER, hostOfPeer, type Hello, type PeerAuth } from './peer-auth.js';
 import type { FrameHandler, PeerTransport, Reply } from './peer-transport.js';
-import { connectionGateOf, type ConnectionGate } from '../api/connection-gate.js';
+import { connectionGateOf, type ConnectionGate } from './connection-gate.js';
 
 
 /** The largest message a gRPC caller or peer may send a node (its gRPC server's bound, and the peer channels'). */

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import { WakeTimer } from '../../common/wake-timer.js';
-import { hostOfPeer } from '../transport/peer-auth.js';
+import { hostOfPeer } from './peer-auth.js';
 
 /** What the gate holds connections to (a subset of CallerLimits). */
 export interface GateLimits {
