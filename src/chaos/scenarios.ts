@@ -25,6 +25,17 @@ export const hotKeyBoundUnits = (run: ScenarioRun): number => run.keyCount * Mat
  */
 const splitPass = (a: Accuracy, o: ScenarioOutcome): boolean => a.overPct <= 1 && o.stableMs !== undefined && o.stableMs >= 0 && o.stableMs <= 5_000;
 
+/** A partition into two halves (gossip and peer traffic) for 6 s, then the heal: partition and partition-with-room. */
+async function splitInTwo(cluster: ClusterControl, marks: FaultMarks): Promise<ScenarioOutcome> {
+  const half = Math.floor(cluster.size / 2);
+  cluster.partition(range(0, half), range(half, cluster.size));
+  await sleep(6_000);
+  cluster.heal();
+  marks.faultEnd();
+  const stableMs = await cluster.until(() => cluster.allLiveSee(cluster.size), 15_000);
+  return { stableMs };
+}
+
 /** kill -9 of owners one at a time, each restarted: the body of kill-owners and busy-kill-owners. */
 async function killOwnersInTurn(cluster: ClusterControl, marks: FaultMarks): Promise<ScenarioOutcome> {
   // One at a time: with one replica, two simultaneous deaths lose the keys both held.
@@ -219,15 +230,7 @@ export const scenarios: Record<string, Scenario> = {
   partition: {
     name: 'network partition (gossip and peer traffic) into two sides, then heal',
     target: 'over-admission ≤ 1 % of the affected limits (each side spends only its share); reconverges ≤ 5 s after heal',
-    async run(cluster, marks) {
-      const half = Math.floor(cluster.size / 2);
-      cluster.partition(range(0, half), range(half, cluster.size));
-      await sleep(6_000);
-      cluster.heal();
-      marks.faultEnd();
-      const stableMs = await cluster.until(() => cluster.allLiveSee(cluster.size), 15_000);
-      return { stableMs };
-    },
+    run: splitInTwo,
     // Every key is used on both sides, so the affected limits are all the keys' limits: overPct.
     pass: splitPass,
   },
@@ -250,15 +253,7 @@ export const scenarios: Record<string, Scenario> = {
     target: 'over-admission ≤ 1 % of the affected limits; under-admission during the split reported (each side refuses once its share is spent); reconverges ≤ 5 s after heal',
     // 2,000/s over 100 keys fill a limit of 250 about 12 s in: 4 s into the split, so each side spends its share of real room.
     load: { limit: 250 },
-    async run(cluster, marks) {
-      const half = Math.floor(cluster.size / 2);
-      cluster.partition(range(0, half), range(half, cluster.size));
-      await sleep(6_000);
-      cluster.heal();
-      marks.faultEnd();
-      const stableMs = await cluster.until(() => cluster.allLiveSee(cluster.size), 15_000);
-      return { stableMs };
-    },
+    run: splitInTwo,
     pass: splitPass,
   },
   'hot-key': {
