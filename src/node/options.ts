@@ -72,7 +72,7 @@ export interface NodeOptions {
   tls: NodeTls | undefined;
   /** Bearer tokens the public API accepts (any of them, for rotation); empty: none asked. */
   apiTokens: string[];
-  /** Bearer tokens the admin calls (SetPolicies, GetPolicies) accept; empty: admin calls are refused. */
+  /** Bearer tokens the admin calls accept (policies, load factor, a key's inspect / reset / set); empty: admin calls are refused. */
   adminTokens: string[];
   /** Distinct nodes after the owner that hold a copy of each key's state. */
   replicas: number;
