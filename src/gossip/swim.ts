@@ -350,18 +350,18 @@ export class SwimMembership implements Membership {
     switch (m.type) {
       case 'ping':
         if (m.target !== this.me.nodeId) return countDrop(this.counters, 'pingForOtherNode');
-        this.applyUpdates(m.updates, source);
+        this.applyUpdates(m.updates, source, m.from);
         return this.probeCycle.onPing(m.seq, fromAddress, m.from);
       case 'ping-req':
-        this.applyUpdates(m.updates, source);
+        this.applyUpdates(m.updates, source, m.from);
         return this.probeCycle.relayPing(m.seq, m.target, m.targetAddress, fromAddress, m.from);
       case 'ack':
-        this.applyUpdates(m.updates, source);
+        this.applyUpdates(m.updates, source, m.from);
         return this.probeCycle.onAck(m.seq, m.from, fromAddress);
       case 'nack':
         return this.probeCycle.onNack(m.seq);
       case 'gossip':
-        return this.applyUpdates(m.updates, source);
+        return this.applyUpdates(m.updates, source, m.from);
       case 'sync':
         this.mergeState(m.members, m.from, source);
         if (m.wantsReply) this.replySync(fromAddress, m.from);
@@ -387,8 +387,9 @@ export class SwimMembership implements Membership {
     if (this.table.get(seedId)?.address === fromAddress) this.table.markProven(seedId);
   }
 
-  private applyUpdates(updates: readonly Update[], source: string): void {
-    for (const u of updates) this.applyUpdate(u, source);
+  /** `fromId`: the packet's sender. What it says of itself, from its own address, is never capped as its source's teaching. */
+  private applyUpdates(updates: readonly Update[], source: string, fromId: string): void {
+    for (const u of updates) this.applyUpdate(u, selfIntroduction(u, fromId, source) ? '' : source);
   }
 
   /** `source`: who told us (sourceKey of the packet; '' for our own verdicts). */
@@ -522,7 +523,7 @@ export class SwimMembership implements Membership {
         meta: r.meta,
       };
       if (r.state === 'alive') {
-        this.applyUpdate(alive, source);
+        this.applyUpdate(alive, selfIntroduction(alive, sender, source) ? '' : source);
       } else if (r.state === 'left') {
         this.applyUpdate({ kind: 'left', nodeId: r.nodeId, generation: r.generation, incarnation: r.incarnation }, source);
       } else {
@@ -629,7 +630,12 @@ export class SwimMembership implements Membership {
    */
   private pushPullTick(): void {
     if (this.leaving) return;
-    const candidates = this.table.all().filter((e) => e.state !== 'left');
+    // While the table holds members nobody proved (a flood's, mostly unreachable), every other
+    // exchange is with a proven member: a random pick would nearly always be an invented one,
+    // and a real member's news would reach us only by chance.
+    const diluted = this.table.provenCount < this.table.liveCount && this.rng.int(2) === 0;
+    const proven = diluted ? this.table.randomProven((n) => this.rng.int(n)) : undefined;
+    const candidates = proven === undefined ? this.table.all().filter((e) => e.state !== 'left') : [proven];
     const peer = candidates[this.rng.int(candidates.length)];
     if (peer === undefined) return;
     this.counters.syncDigestsSent++;
@@ -729,4 +735,14 @@ export class SwimMembership implements Membership {
     await new Promise<void>((resolve) => this.scheduler.after(this.timings.leavePropagateMs, resolve, true));
   }
 
+}
+
+/**
+ * The sender telling of itself from the address it names (loopback sources are host:port):
+ * a member can always introduce itself, whatever else its packets carried — a push-pull that
+ * relays many unproven members (a flood it learned from a seed) once put the sender's own
+ * record past its source's cap, and the new member never appeared.
+ */
+function selfIntroduction(u: Update, fromId: string, source: string): boolean {
+  return u.kind === 'alive' && u.nodeId === fromId && sourceKey(u.address) === source;
 }
