@@ -114,7 +114,7 @@ export function clusterKeys(plan: ClusterKeyPlan, configured: readonly string[])
     case 'none':
       return {
         keys: [],
-        warning: `NO CLUSTER KEY — gossip and peer streams are unauthenticated: any process that reaches the gossip or gRPC port can join, take keys and change every node's state (${plan.why}). Give every node the same --gossip-key-file (gossipKeys)`,
+        warning: `NO CLUSTER KEY — gossip and peer streams are unauthenticated: every process that reaches the gossip or gRPC port can join, take keys and change every node's state (${plan.why}). Give every node the same --gossip-key-file (gossipKeys)`,
       };
     case 'refused':
       throw new RingLimitError('INVALID_ARGUMENT', plan.why, 'gossipKeys');
