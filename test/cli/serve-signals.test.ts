@@ -1,22 +1,10 @@
 import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
+import { freePort } from '../deployment/processes.js';
 import { describe, expect, it } from 'vitest';
 import { builtCli } from '../chaos/built-cli.js';
 import { httpGet } from '../deployment/http-get.js';
-
-/** A TCP port free right now on 127.0.0.1. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** A UDP port nobody answers on (bound and silent while the test runs). */
 function silentSeed(): Promise<{ address: string; close: () => void }> {

@@ -113,6 +113,18 @@ async function binds(host: string, port: number): Promise<number | undefined> {
  * `count` ports free for TCP and UDP on every one of `hosts` (and on the wildcard address, so
  * no listener on 0.0.0.0 takes them), distinct from each other.
  */
+/** A TCP port free right now on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
 export async function freePorts(count: number, hosts: readonly string[]): Promise<number[]> {
   const ports: number[] = [];
   for (let attempt = 0; ports.length < count && attempt < 50 * count; attempt++) {

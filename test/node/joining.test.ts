@@ -1,22 +1,11 @@
-import { createServer } from 'node:net';
 import { createSocket } from 'node:dgram';
 import * as grpc from '@grpc/grpc-js';
+import { freePort } from '../deployment/processes.js';
 import { describe, expect, it } from 'vitest';
 import { rateLimiterClientConstructor } from '../../src/node/api/proto.js';
 import { createNode } from '../../src/node/node.js';
 
 /** A port free right now on 127.0.0.1 (TCP). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 /** A UDP port free right now on 127.0.0.1. */
 function freeUdpPort(): Promise<number> {
   return new Promise((resolve) => {

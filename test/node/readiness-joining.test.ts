@@ -1,20 +1,8 @@
 import { createSocket } from 'node:dgram';
-import { createServer } from 'node:net';
+import { freePort } from '../deployment/processes.js';
 import { describe, expect, it } from 'vitest';
 import { createNode, type RingLimitNode } from '../../src/node/node.js';
 import { httpGet } from '../deployment/http-get.js';
-
-/** A TCP port free right now on 127.0.0.1. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** A UDP port nobody answers on while it is held; release() frees it for the seed. */
 function silentUdpPort(): Promise<{ port: number; release: () => Promise<void> }> {
