@@ -639,7 +639,10 @@ export class LimiterStore {
     const freshBeforeMs = this.clock.now() - this.options.freshKeyGraceMs;
     let removed = 0;
     const end = this.highWater;
-    for (let examined = 0; examined < maxSlots && end > 0; examined++) {
+    // At most one lap per call: a store smaller than maxSlots would otherwise be swept over and
+    // over in one call, clearing and then testing its own used-since-pass marks.
+    const budget = Math.min(maxSlots, end);
+    for (let examined = 0; examined < budget; examined++) {
       if (this.sweepCursor >= end) this.sweepCursor = 0;
       const slot = this.sweepCursor++;
       if (this.keyOf[slot] === undefined) continue;

@@ -62,6 +62,7 @@ describe('LimiterStore', () => {
     for (let i = 0; i < 5; i++) store.allow(req('u'));
     expect(store.allow(req('u')).allowed).toBe(false);
     clock.advance(1000);
+    store.sweep(100); // the first pass finds it used since the last one
     store.sweep(100);
     expect(store.keyCount).toBe(0);
     const d = store.allow(req('u'));
@@ -81,6 +82,17 @@ describe('LimiterStore', () => {
     expect(store.sweep(3)).toBe(1);
     expect(store.keyCount).toBe(0);
     expect(store.stats().expired).toBe(3);
+  });
+
+  it('one sweep call makes at most one lap, however large its budget: a key used since the last pass survives it', () => {
+    const { store, clock } = newStore({ freshKeyGraceMs: 0 });
+    for (let i = 0; i < 3; i++) store.allow(req(`g${i}`));
+    clock.advance(1000); // every bucket is full again: equivalent to fresh
+    // A budget of 10,000 slots over 3 keys once lapped the store 3,333 times, clearing each
+    // key's used mark on one lap and dropping it on the next.
+    expect(store.sweep(10_000)).toBe(0);
+    expect(store.keyCount).toBe(3);
+    expect(store.sweep(10_000)).toBe(3);
   });
 
   it('keeps a key for freshKeyGraceMs after its state is fresh again, so a key reused at a slow pace is not recreated each call', () => {
@@ -103,9 +115,11 @@ describe('LimiterStore', () => {
       for (let i = 0; i < 8; i++) store.allow(req(`r${round}-${i}`));
       clock.advance(1000);
       store.sweep(64);
+      store.sweep(64); // a key goes on the pass after the one that found it used
     }
     expect(store.keyCount).toBe(0);
     expect(store.stats().expired).toBe(400);
+    expect(store.slotCount).toBeLessThanOrEqual(16);
   });
 
   it('keys that look like prototype members are ordinary keys', () => {
