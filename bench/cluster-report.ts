@@ -27,6 +27,13 @@ function get(results: ClosedResults, contender: Contender, run: string): LoopRes
   return results.get(contender.name)?.get(run);
 }
 
+/** CPU per decision: the bench process (load generator and client, or embedded member) + the serving processes. */
+function cpuCell(r: LoopResult): string {
+  if (r.cpu === undefined) return '–';
+  const { clientUs, serversUs } = r.cpu;
+  return `${clientUs.toFixed(1)} + ${serversUs.toFixed(1)} = ${(clientUs + serversUs).toFixed(1)}`;
+}
+
 /** Today's headline: uniform keys at concurrency 1, 64 and 256, ratios against the peer. */
 export function headlineTable(contenders: readonly Contender[], results: ClosedResults, peer: Contender | undefined): string {
   const base = (run: string): LoopResult | undefined => (peer === undefined ? undefined : get(results, peer, run));
@@ -40,9 +47,10 @@ export function headlineTable(contenders: readonly Contender[], results: ClosedR
       `${fmtRate(c64.rate)} ${ratio(c64.rate, base('uniform@64')?.rate)}`,
       `${ms2(c64.p99Ms)} ${ratio(c64.p99Ms, base('uniform@64')?.p99Ms)}`,
       `${fmtRate(c256.rate)} ${ratio(c256.rate, base('uniform@256')?.rate)}`,
+      cpuCell(c64),
     ];
   });
-  return table(['contender', 'p50 at concurrency 1', 'decisions/s at 64', 'p99 at 64', 'decisions/s at 256'], rows);
+  return table(['contender', 'p50 at concurrency 1', 'decisions/s at 64', 'p99 at 64', 'decisions/s at 256', 'CPU µs per decision at 64: bench process + servers = total'], rows);
 }
 
 /** Uniform, Zipf and one hot key at concurrency 64 (hot-key mode off), ratios against the peer. */

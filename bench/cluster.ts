@@ -19,6 +19,8 @@ import { createNode } from '../src/node/node.js';
 import { headlineTable, hotKeyTable, keySetTable, openLoopTable, type ClosedResults, type HotKeyPair, type OpenResults } from './cluster-report.js';
 import { ACTION, LIMIT, WINDOW_SECONDS, benchClient, clientContender, embeddedContender, ownerAmong } from './contenders.js';
 import { hotKey, topKeyShare, uniformKeys, zipfKeys, type KeySet } from './keysets.js';
+import { CpuMeter, perDecision } from './cpu-meter.js';
+import { lowLoadSeconds, lowLoadTable, LOW_RATES, measureLowLoad } from './low-load.js';
 import { closedLoop, KEEP_UP, openLoop, openLoopDefaults, pool, type LoopResult, type OpenLoopRun } from './load.js';
 import { luaTokenBucketRedis, rateLimiterFlexibleRedis, startRedis, type Contender } from './peers/redis.js';
 import { Progress } from './progress.js';
@@ -53,7 +55,10 @@ async function closedRounds(list: readonly Contender[], keys: KeySet, run: strin
     for (const c of list) {
       // Each contender's streams and processes were idle while the others ran: warm them again first.
       await closedLoop(c.call, keys.keys, concurrency, ROUND_WARMUP_MS);
+      const meter = new CpuMeter(c.pids?.() ?? []);
+      meter.start();
       const r = await closedLoop(c.call, keys.keys, concurrency, measureMs);
+      r.cpu = perDecision(meter.stop(), r.count ?? 0);
       rounds.get(c.name)!.push(r);
       progress.step((ROUND_WARMUP_MS + measureMs) / 1000, `${keys.name}, concurrency ${concurrency}, round ${round + 1}/${ROUNDS}: ${c.name}: ${fmtRate(r.rate)}, p50 ${fmtMs(r.p50Ms)}, p99 ${fmtMs(r.p99Ms)}`);
     }
@@ -61,7 +66,8 @@ async function closedRounds(list: readonly Contender[], keys: KeySet, run: strin
   for (const c of list) {
     const l = rounds.get(c.name)!;
     if (!results.has(c.name)) results.set(c.name, new Map());
-    results.get(c.name)!.set(run, { rate: median(l.map((r) => r.rate)), p50Ms: median(l.map((r) => r.p50Ms)), p99Ms: median(l.map((r) => r.p99Ms)) });
+    const cpu = { clientUs: median(l.map((r) => r.cpu?.clientUs ?? 0)), serversUs: median(l.map((r) => r.cpu?.serversUs ?? 0)) };
+    results.get(c.name)!.set(run, { rate: median(l.map((r) => r.rate)), p50Ms: median(l.map((r) => r.p50Ms)), p99Ms: median(l.map((r) => r.p99Ms)), cpu });
   }
 }
 
@@ -92,6 +98,7 @@ export async function runClusterBench(log: Log): Promise<string> {
   const contenders: Contender[] = [];
   try {
     const peers = redis === undefined ? [] : [rateLimiterFlexibleRedis(redis.port, LIMIT, WINDOW_SECONDS), luaTokenBucketRedis(redis.port, LIMIT, WINDOW_SECONDS)];
+    for (const p of peers) p.pids = () => (redis?.pid === undefined ? [] : [redis.pid]);
     contenders.push(...peers);
     const peer = peers[0];
     progress.note('starting ringlimit serve processes (1, 3 and 5 nodes, and 3 more for the embedded member)…');
@@ -105,16 +112,19 @@ export async function runClusterBench(log: Log): Promise<string> {
     const five = await start(5);
     const host = await start(3);
     await Promise.all([three.waitForMembers(3, 20_000), five.waitForMembers(5, 20_000), host.waitForMembers(3, 20_000)]);
-    const member = await createNode({ nodeId: MEMBER_ID, port: 0, gossipPort: 0, join: [host.node(0).gossip] });
-    const memberContender = embeddedContender('ringlimit embedded member (`node.allow`, joined to 3 nodes)', 'ringlimit embedded member', member);
+    // `serve` nodes on one host share the per-user local cluster key; an embedded member joins them with it.
+    const member = await createNode({ nodeId: MEMBER_ID, port: 0, gossipPort: 0, join: [host.node(0).gossip], localClusterKey: true });
+    const memberContender = { ...embeddedContender('ringlimit embedded member (`node.allow`, joined to 3 nodes)', 'ringlimit embedded member', member), pids: () => host.pids() };
     contenders.push(memberContender);
     for (let i = 0; i < 500 && member.owners().length < 4; i++) await new Promise((r) => setTimeout(r, 20));
+    if (member.owners().length < 4) throw new Error(`the embedded member sees ${member.owners().length} owners after 10 s, not 4: it did not join the 3 serve nodes`);
 
     const threeClient = benchClient(three.grpcAddresses());
+    const served = (c: Contender, cluster: ChaosCluster): Contender => ({ ...c, pids: () => cluster.pids() });
     const ringlimit = [
-      clientContender('ringlimit, 1 `serve` node, `RingLimitClient`', 'ringlimit 1 node (client)', benchClient(one.grpcAddresses())),
-      clientContender('ringlimit, 3 `serve` nodes, `RingLimitClient`', 'ringlimit 3 nodes (client)', threeClient),
-      clientContender('ringlimit, 5 `serve` nodes, `RingLimitClient`', 'ringlimit 5 nodes (client)', benchClient(five.grpcAddresses())),
+      served(clientContender('ringlimit, 1 `serve` node, `RingLimitClient`', 'ringlimit 1 node (client)', benchClient(one.grpcAddresses())), one),
+      served(clientContender('ringlimit, 3 `serve` nodes, `RingLimitClient`', 'ringlimit 3 nodes (client)', threeClient), three),
+      served(clientContender('ringlimit, 5 `serve` nodes, `RingLimitClient`', 'ringlimit 5 nodes (client)', benchClient(five.grpcAddresses())), five),
       memberContender,
     ];
     contenders.push(...ringlimit.filter((c) => c !== memberContender));
@@ -128,7 +138,7 @@ export async function runClusterBench(log: Log): Promise<string> {
     const hot = hotKey((key) => member.ownerOf(key, ACTION) !== MEMBER_ID && ownerInThree(key) !== three.node(0).nodeId);
     const hotName = hot.keys[0]!;
     const viaN0Client = benchClient([three.node(0).grpc], { ringAware: false });
-    const viaN0 = clientContender('ringlimit, 3 nodes, client not ring-aware, through n0 (not the owner)', 'via n0', viaN0Client);
+    const viaN0 = served(clientContender('ringlimit, 3 nodes, client not ring-aware, through n0 (not the owner)', 'via n0', viaN0Client), three);
     contenders.push(viaN0);
     const pairs: HotKeyPair[] = [
       { path: 'embedded member (`node.allow`; the key is owned by another node)', off: memberContender, on: embeddedContender('ringlimit embedded member, `global: true`', '', member, { global: true, shared: true }) },
@@ -148,6 +158,8 @@ export async function runClusterBench(log: Log): Promise<string> {
     progress.plan(CONCURRENCY.reduce((s, c) => s + closedSeconds(headline.length, MEASURE_MS[c]), 0));
     progress.plan(closedSeconds(headline.length + hotList.length, MEASURE_MS[KEYSET_CONCURRENCY]));
     progress.plan((OPEN_SHARES.length * OPEN_ROUNDS * headline.length * (OPEN_WARMUP_MS + OPEN_MEASURE_MS)) / 1000);
+    const lowList = [...(peer === undefined ? [] : [peer]), oneNode, threeNodes];
+    progress.plan(lowLoadSeconds(lowList.length));
     // No settle wait (a fresh cluster pulls nothing: members announce their pushes; the change
     // section measures the first pass). Warm every path up (JIT) in every process it crosses: a member's
     // forwarding path took about 5 s to reach its steady rate in a separate run.
@@ -175,13 +187,14 @@ export async function runClusterBench(log: Log): Promise<string> {
       ),
     );
     progress.note(`wrote ${CHART_PATH}`);
+    const low = await measureLowLoad(lowList, progress);
     const python = await pythonClient(one.grpcAddresses()[0]!, three.grpcAddresses()[0]!, log);
 
     const vsPeer = peer === undefined ? 'Redis is not installed, so there are no ratios.' : 'Ratios in brackets are against rate-limiter-flexible + Redis in the same run.';
     return [
       '### Cluster path against Redis (closed loop, 100k uniform keys, all allowed)',
       '',
-      `Medians of ${ROUNDS} rounds per concurrency, the contenders taking turns within each round. ${vsPeer} Every process shares the machine’s 2 cores: this measures overhead, not scale-out — more nodes only add hops and processes competing for the same cores (the 5-node row most of all).`,
+      `Medians of ${ROUNDS} rounds per concurrency, the contenders taking turns within each round. ${vsPeer} _CPU µs per decision_: user + system CPU of the bench process (load generator and client, or the embedded member) and of the processes serving the contender (redis-server; the \`serve\` nodes; for the embedded member, the 3 nodes it joined), read from \`/proc\` and \`process.cpuUsage()\` over the measured run, divided by its decisions. Every process shares the machine’s 2 cores: this measures overhead, not scale-out — more nodes only add hops and processes competing for the same cores (the 5-node row most of all).`,
       '',
       headlineTable(headline, closed, peer),
       '',
@@ -204,6 +217,12 @@ export async function runClusterBench(log: Log): Promise<string> {
       openLoopTable(headline, open, peer, OPEN_SHARES),
       '',
       `![p50 and p99 latency against offered load](${CHART_FILE}) (\`bench/${CHART_FILE}\`, overwritten by each run: it shows the newest run’s figures)`,
+      '',
+      `#### CPU at low load (open loop at ${LOW_RATES.map((r) => fmtRate(r)).join(' and ')}, 100 keys)`,
+      '',
+      `CPU of every process, in % of one core, while an open loop (1 ms timer) offers each rate for 5 s after a 1 s warm-up. The bench process holds the load generator and the client (its timer alone costs a few % of a core); the serving processes are redis-server for the peer and the \`serve\` nodes for ringlimit. Ratios against rate-limiter-flexible + Redis at the same rate.${peer === undefined ? ' Redis is not installed: no ratios.' : ''}`,
+      '',
+      lowLoadTable(low, peer),
       '',
       python,
     ].join('\n');

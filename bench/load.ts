@@ -6,6 +6,7 @@
  *   the calls due meanwhile, and their latency shows it).
  * Latencies go into a Histogram (log-linear buckets, see histogram.ts).
  */
+import type { CpuPerDecision } from './cpu-meter.js';
 import { Histogram } from './histogram.js';
 
 export type Call = (key: string) => Promise<unknown>;
@@ -14,6 +15,10 @@ export interface LoopResult {
   rate: number;
   p50Ms: number;
   p99Ms: number;
+  /** Calls answered (closedLoop). */
+  count?: number;
+  /** CPU per decision of the bench process and of the contender's server processes (cluster.ts meters it). */
+  cpu?: CpuPerDecision;
 }
 
 /** One open-loop run, as measured. */
@@ -122,7 +127,7 @@ export async function closedLoop(call: Call, keys: readonly string[], concurrenc
     }),
   );
   const elapsed = performance.now() - started;
-  return { rate: (1000 * histogram.count) / elapsed, p50Ms: histogram.percentileMs(0.5), p99Ms: histogram.percentileMs(0.99) };
+  return { rate: (1000 * histogram.count) / elapsed, p50Ms: histogram.percentileMs(0.5), p99Ms: histogram.percentileMs(0.99), count: histogram.count };
 }
 
 /**

@@ -15,10 +15,13 @@ export interface Contender {
   short: string;
   call(key: string): Promise<unknown>;
   close(): Promise<void>;
+  /** The processes that serve it besides the bench process (redis-server, `serve` nodes): their CPU is metered. */
+  pids?: () => readonly number[];
 }
 
 export interface RedisServer {
   port: number;
+  pid: number | undefined;
   stop(): Promise<void>;
 }
 
@@ -54,6 +57,7 @@ export async function startRedis(log: (line: string) => void): Promise<RedisServ
   child.stdout!.resume();
   return {
     port,
+    pid: child.pid,
     stop: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null) return resolve();

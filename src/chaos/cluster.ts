@@ -45,6 +45,16 @@ export class ChaosCluster implements ClusterControl {
     return this.nodes.length;
   }
 
+  /** The process ids of the nodes that are up (a bench meters their CPU). */
+  pids(): number[] {
+    const out: number[] = [];
+    for (let i = 0; i < this.nodes.length; i++) {
+      const pid = this.node(i).child.pid;
+      if (this.isUp(i) && pid !== undefined) out.push(pid);
+    }
+    return out;
+  }
+
   node(i: number): NodeProcess {
     const node = this.nodes[i];
     if (node === undefined) throw new RingLimitError('INVALID_ARGUMENT', `no node ${i} in a cluster of ${this.nodes.length}`, 'index');
