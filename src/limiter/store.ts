@@ -144,7 +144,9 @@ export class LimiterStore {
   private readonly calendarOf: (Calendar | null)[] = [];
   /** 1 where the state came from a peer or a snapshot and has not been checked against the key's limits yet (peer-state.ts). */
   private unverified: Uint8Array;
-  private readonly pendingMerges = new Map<string, PendingMerge>();
+  /** A peer's state waiting to be merged into a slot at its next decision, by slot; pendingFlag marks those slots (one byte read per decision). */
+  private readonly pendingMerges = new Map<number, PendingMerge>();
+  private pendingFlag: Uint8Array;
   private readonly keyOf: (string | undefined)[] = [];
   private hand = 0;
   /** Slots [0, highWater) have been handed out at least once. */
@@ -180,6 +182,7 @@ export class LimiterStore {
     this.usedSinceSweep = new Uint8Array(this.capacity);
     this.windowOf = new Float64Array(this.capacity);
     this.unverified = new Uint8Array(this.capacity);
+    this.pendingFlag = new Uint8Array(this.capacity);
     this.decidedHere = new Uint8Array(merged.trackChanges ? this.capacity : 0);
     this.changedFlag = new Uint8Array(merged.trackChanges ? this.capacity : 0);
     this.changedList = new Int32Array(merged.trackChanges ? this.capacity : 0);
@@ -302,7 +305,7 @@ export class LimiterStore {
     this.algorithmOf[slot] = p.algorithm;
     this.setShape(slot, p);
     // The operator's value wins over a handed-over state waiting to be merged.
-    if (this.pendingMerges.size !== 0) this.pendingMerges.delete(`${p.action}\u0000${p.key}`);
+    if (this.pendingFlag[slot] === 1) this.dropPendingMerge(slot);
     algorithms[p.algorithm]!.setRemaining(this.cells, slot * STATE_STRIDE, p, nowMs, target);
     this.mutationCount++;
     if (this.options.trackChanges) this.markChanged(slot);
@@ -347,7 +350,7 @@ export class LimiterStore {
       if (p.cost === 0) return this.peekHeld(slot, p, nowMs, maxWaitMs);
       if (this.unverified[slot] === 1) this.verify(slot, p, nowMs);
     }
-    if (this.pendingMerges.size !== 0) this.applyPendingMerge(p, slot, nowMs);
+    if (this.pendingFlag[slot] === 1) this.applyPendingMerge(p, slot, nowMs);
     stepState(this.cells, slot * STATE_STRIDE, p, nowMs, maxWaitMs, out);
     this.mutationCount++;
     this.count(out.allowed, this.actionOf[slot]!);
@@ -408,8 +411,8 @@ export class LimiterStore {
     const base = slot * STATE_STRIDE;
     for (let i = 0; i < STATE_STRIDE; i++) scratch[i] = this.cells[base + i]!;
     if (this.unverified[slot] === 1) clampPeerState(scratch, 0, p, nowMs);
-    if (this.pendingMerges.size === 0) return;
-    const pending = this.pendingMerges.get(`${p.action}\u0000${p.key}`);
+    if (this.pendingFlag[slot] !== 1) return;
+    const pending = this.pendingMerges.get(slot);
     if (pending === undefined || pending.algorithm !== p.algorithm) return;
     const other = this.pendingScratch;
     other.set(pending.cells);
@@ -466,7 +469,7 @@ export class LimiterStore {
   /** The slot moved to the request's shape (the policies' new one) with no more remaining than it had, nor than the new shape holds. */
   private convert(slot: number, p: ResolvedParams, nowMs: number): void {
     const target = Math.min(this.remainingUnderHeldShape(slot, p, nowMs), checkedRemaining(p, undefined));
-    if (this.pendingMerges.size !== 0) this.pendingMerges.delete(`${p.action}\u0000${p.key}`);
+    if (this.pendingFlag[slot] === 1) this.dropPendingMerge(slot);
     this.algorithmOf[slot] = p.algorithm;
     this.setShape(slot, p);
     this.unverified[slot] = 0;
@@ -506,13 +509,17 @@ export class LimiterStore {
   }
 
   private applyPendingMerge(p: ResolvedParams, slot: number, nowMs: number): void {
-    const id = `${p.action}\u0000${p.key}`;
-    const pending = this.pendingMerges.get(id);
+    const pending = this.pendingMerges.get(slot);
+    this.dropPendingMerge(slot);
     if (pending === undefined) return;
-    this.pendingMerges.delete(id);
     if (pending.algorithm !== p.algorithm) return;
     if (clampPeerState(pending.cells, 0, p, nowMs)) this.counters.implausibleStates++;
     algorithms[p.algorithm]!.merge(this.cells, slot * STATE_STRIDE, pending.cells, 0, p, nowMs);
+  }
+
+  private dropPendingMerge(slot: number): void {
+    this.pendingMerges.delete(slot);
+    this.pendingFlag[slot] = 0;
   }
 
   /**
@@ -570,7 +577,8 @@ export class LimiterStore {
     let slot = this.tables.get(action)?.get(key);
     if (slot !== undefined && (mode === 'merge' || (mode === 'replica' && this.decidedHere[slot] === 1))) {
       if (this.pendingMerges.size >= this.options.maxPendingMerges) return; // bounded: the local view stands
-      this.pendingMerges.set(`${action}\u0000${key}`, { algorithm, cells: cells.slice(base, base + STATE_STRIDE) });
+      this.pendingMerges.set(slot, { algorithm, cells: cells.slice(base, base + STATE_STRIDE) });
+      this.pendingFlag[slot] = 1;
       return;
     }
     if (slot === undefined) slot = this.insert(action, key, algorithm);
@@ -650,7 +658,8 @@ export class LimiterStore {
       // refilling between calls): dropping it would only make the next call recreate it.
       const usedSincePass = this.usedSinceSweep[slot] === 1;
       this.usedSinceSweep[slot] = 0;
-      if (!usedSincePass && this.cells[slot * STATE_STRIDE + FRESH_AT]! <= freshBeforeMs) {
+      // A state waiting to be merged (a peer's count for this key) is not known to be fresh: kept.
+      if (!usedSincePass && this.pendingFlag[slot] !== 1 && this.cells[slot * STATE_STRIDE + FRESH_AT]! <= freshBeforeMs) {
         this.remove(slot);
         removed++;
       }
@@ -774,6 +783,7 @@ export class LimiterStore {
     this.usedSinceSweep = grown(this.usedSinceSweep, new Uint8Array(capacity));
     this.windowOf = grown(this.windowOf, new Float64Array(capacity));
     this.unverified = grown(this.unverified, new Uint8Array(capacity));
+    this.pendingFlag = grown(this.pendingFlag, new Uint8Array(capacity));
     if (this.options.trackChanges) {
       this.decidedHere = grown(this.decidedHere, new Uint8Array(capacity));
       this.changedFlag = grown(this.changedFlag, new Uint8Array(capacity));
@@ -787,6 +797,8 @@ export class LimiterStore {
     this.tables.get(this.actionNames[this.actionOf[slot]!]!)!.delete(key);
     this.keyOf[slot] = undefined;
     this.calendarOf[slot] = null;
+    // A key dropped here takes its waiting merge along (it was kept until its next decision, which will not come).
+    if (this.pendingFlag[slot] === 1) this.dropPendingMerge(slot);
     if (this.options.trackChanges) this.decidedHere[slot] = 0;
     // A listed slot stays listed: if it is reused before the drain, the new key's state is sent, which is harmless.
     this.freeSlots.push(slot);

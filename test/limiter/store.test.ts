@@ -95,6 +95,26 @@ describe('LimiterStore', () => {
     expect(store.sweep(10_000)).toBe(3);
   });
 
+  it('a peer state waiting to be merged keeps its key through sweeps, counts at the next decision, and never reaches a key that reuses the slot', () => {
+    const fixed = (key: string) => ({ ...req(key), algorithm: 'fixed-window' as const, windowMs: 60_000 });
+    const { store, clock } = newStore({ freshKeyGraceMs: 0 });
+    const { store: peer } = newStore({ freshKeyGraceMs: 0 });
+    for (let i = 0; i < 5; i++) peer.allow(fixed('x')); // the peer used x up
+    const used = new Float64Array(4);
+    const algorithm = peer.readEntry('a', 'x', used);
+    store.allow({ ...fixed('x'), cost: 0 }); // a peek stores nothing
+    store.allow({ ...fixed('x'), limit: 1_000_000 }); // held here, its own state far from used up...
+    store.setRemaining({ ...fixed('x'), limit: 5 }, 5); // ...and then fresh again
+    store.importEntry('a', 'x', algorithm as 0, used, 0, 'merge');
+    clock.advance(10);
+    for (let i = 0; i < 3; i++) store.sweep(100); // fresh here, but the peer's count waits: kept
+    expect(store.allow(fixed('x')).allowed).toBe(false);
+    // A merge waiting on a key that goes (deleted) does not follow its slot to the next key.
+    store.importEntry('a', 'x', algorithm as 0, used, 0, 'merge');
+    expect(store.delete('a', 'x')).toBe(true);
+    expect(store.allow(fixed('y')).remaining).toBe(4);
+  });
+
   it('keeps a key for freshKeyGraceMs after its state is fresh again, so a key reused at a slow pace is not recreated each call', () => {
     const { store, clock } = newStore({ freshKeyGraceMs: 2000 });
     const generous = { ...req('slow'), limit: 1_000_000 }; // full again a millisecond after each call
