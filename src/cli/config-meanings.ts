@@ -87,6 +87,7 @@ export const CONFIG_MEANINGS: Record<ConfigSection, Record<string, string>> = {
     trackChanges: "Record which keys' state changed, for replication (a node sets it).",
     maxPendingMerges: "States received for keys already held, merged at the key's next decision (handoff).",
     freshKeyGraceMs: 'How long the sweeper keeps a key after its state is back to fresh (so a key reused soon is not recreated on every call).',
+    routingHash: "Where a key sits on the ring, kept per key so walks over the store need not hash it again (a node sets it).",
   },
   limiter: {
     sweepIntervalMs: 'How often the idle-key sweeper runs.',

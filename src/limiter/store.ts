@@ -29,6 +29,12 @@ export interface StoreOptions {
    * interval) would be recreated on every call.
    */
   freshKeyGraceMs: number;
+  /**
+   * Where a key sits among the nodes (a cluster member passes its ring's hash of the key):
+   * computed once when the key is stored and given to every visitor, so walks over the store
+   * (replication, handoff after a ring change) need not hash each key again. undefined: none.
+   */
+  routingHash: ((action: string, key: string) => number) | undefined;
 }
 
 export const storeDefaults: StoreOptions = {
@@ -38,6 +44,7 @@ export const storeDefaults: StoreOptions = {
   trackChanges: false,
   maxPendingMerges: 100_000,
   freshKeyGraceMs: 2_000,
+  routingHash: undefined,
 };
 
 export interface StoreStats {
@@ -78,6 +85,7 @@ function validateStoreOptions(o: StoreOptions): void {
   positiveInt('maxActions', 65_536);
   positiveInt('maxPendingMerges', 10_000_000);
   if (typeof o.trackChanges !== 'boolean') throw invalidArgument('trackChanges', 'must be a boolean');
+  if (o.routingHash !== undefined && typeof o.routingHash !== 'function') throw invalidArgument('routingHash', 'must be a function or undefined');
   const grace = o.freshKeyGraceMs;
   if (typeof grace !== 'number' || !(grace >= 0 && grace <= 86_400_000)) {
     throw invalidArgument('freshKeyGraceMs', `must be a number from 0 to 86400000 (24 h), got ${String(grace)}`);
@@ -91,8 +99,11 @@ function validateStoreOptions(o: StoreOptions): void {
  */
 export type ImportMode = 'replace' | 'merge' | 'replica';
 
-/** Visits one key's state; `cells[base .. base + 3]` are its four doubles (see STATE_STRIDE). */
-export type EntryVisitor = (action: string, key: string, algorithm: AlgorithmId, cells: Float64Array, base: number) => void;
+/**
+ * Visits one key's state; `cells[base .. base + 3]` are its four doubles (see STATE_STRIDE);
+ * `hash` is StoreOptions.routingHash of the key (0 without one).
+ */
+export type EntryVisitor = (action: string, key: string, algorithm: AlgorithmId, cells: Float64Array, base: number, hash: number) => void;
 
 interface PendingMerge {
   algorithm: AlgorithmId;
@@ -147,6 +158,8 @@ export class LimiterStore {
   /** A peer's state waiting to be merged into a slot at its next decision, by slot; pendingFlag marks those slots (one byte read per decision). */
   private readonly pendingMerges = new Map<number, PendingMerge>();
   private pendingFlag: Uint8Array;
+  /** StoreOptions.routingHash of each slot's key (empty without one). */
+  private hashOf: Int32Array;
   private readonly keyOf: (string | undefined)[] = [];
   private hand = 0;
   /** Slots [0, highWater) have been handed out at least once. */
@@ -183,6 +196,7 @@ export class LimiterStore {
     this.windowOf = new Float64Array(this.capacity);
     this.unverified = new Uint8Array(this.capacity);
     this.pendingFlag = new Uint8Array(this.capacity);
+    this.hashOf = new Int32Array(merged.routingHash === undefined ? 0 : this.capacity);
     this.decidedHere = new Uint8Array(merged.trackChanges ? this.capacity : 0);
     this.changedFlag = new Uint8Array(merged.trackChanges ? this.capacity : 0);
     this.changedList = new Int32Array(merged.trackChanges ? this.capacity : 0);
@@ -534,7 +548,7 @@ export class LimiterStore {
       this.changedFlag[slot] = 0;
       const key = this.keyOf[slot];
       if (key === undefined) continue;
-      visit(this.actionNames[this.actionOf[slot]!]!, key, this.algorithmOf[slot]! as AlgorithmId, this.cells, slot * STATE_STRIDE);
+      visit(this.actionNames[this.actionOf[slot]!]!, key, this.algorithmOf[slot]! as AlgorithmId, this.cells, slot * STATE_STRIDE, this.hashOf[slot] ?? 0);
       visited++;
     }
     // Keep what a bounded drain left for next time.
@@ -549,7 +563,7 @@ export class LimiterStore {
     for (let slot = fromSlot; slot < end; slot++) {
       const key = this.keyOf[slot];
       if (key !== undefined) {
-        visit(this.actionNames[this.actionOf[slot]!]!, key, this.algorithmOf[slot]! as AlgorithmId, this.cells, slot * STATE_STRIDE);
+        visit(this.actionNames[this.actionOf[slot]!]!, key, this.algorithmOf[slot]! as AlgorithmId, this.cells, slot * STATE_STRIDE, this.hashOf[slot] ?? 0);
       }
     }
   }
@@ -756,6 +770,7 @@ export class LimiterStore {
     const slot = this.allocateSlot();
     table.set(key, slot);
     this.keyOf[slot] = key;
+    if (this.options.routingHash !== undefined) this.hashOf[slot] = this.options.routingHash(action, key);
     this.actionOf[slot] = actionId;
     this.algorithmOf[slot] = algorithm;
     this.windowOf[slot] = 0;
@@ -784,6 +799,7 @@ export class LimiterStore {
     this.windowOf = grown(this.windowOf, new Float64Array(capacity));
     this.unverified = grown(this.unverified, new Uint8Array(capacity));
     this.pendingFlag = grown(this.pendingFlag, new Uint8Array(capacity));
+    if (this.options.routingHash !== undefined) this.hashOf = grown(this.hashOf, new Int32Array(capacity));
     if (this.options.trackChanges) {
       this.decidedHere = grown(this.decidedHere, new Uint8Array(capacity));
       this.changedFlag = grown(this.changedFlag, new Uint8Array(capacity));

@@ -1,3 +1,4 @@
+import { routingHash } from './routing/cluster-view.js';
 import { EnvoyDescriptors } from '../envoy/descriptors.js';
 import { envoySettingsDefaults, resolveEnvoySettings, type EnvoySettings } from '../envoy/answer.js';
 import { systemClock, type Clock } from '../common/clock.js';
@@ -225,7 +226,7 @@ export function resolveNodeOptions(options: NodeOptionsInput = {}): NodeOptions 
     ...nodeDefaults,
     cluster: clusterImplied,
     ...input,
-    store: { ...storeDefaults, ...input.store, trackChanges: true },
+    store: { ...storeDefaults, ...input.store, trackChanges: true, routingHash },
     callerLimits: validateCallerLimits({ ...callerLimitsDefaults, ...input.callerLimits }),
     adaptive: input.adaptive === undefined ? undefined : validateAdaptive({ ...aimdDefaults, sampleMs: 250, ...input.adaptive }),
     envoy: resolveEnvoySettings(input.envoy),

@@ -127,16 +127,26 @@ export class Ring {
     return this.#nodeIds[this.ownerIndexOfHash(keyHashBits(key))];
   }
 
+  /** owner() of a precomputed `hashKey(key)` (signed or unsigned). */
+  ownerOfHash(hash: number): string | undefined {
+    return this.#nodeIds[this.ownerIndexOfHash(hash)];
+  }
+
   /**
    * Writes the owner and then the next distinct nodes clockwise (the replicas) into
    * `out[0..]`, at most `count` (fewer when the ring is smaller); returns how many.
    * Allocates nothing once `out` has grown to `count`.
    */
   ownersInto(key: string, count: number, out: string[]): number {
+    return this.ownersIntoHash(keyHashBits(key), count, out);
+  }
+
+  /** ownersInto() of a precomputed `hashKey(key)` (signed or unsigned). */
+  ownersIntoHash(hash: number, count: number, out: string[]): number {
     checkCount(count);
     const points = this.#table.points;
     if (points.length === 0 || count === 0) return 0;
-    return distinctOwnersInto(this.#table, this.#nodeIdOfSlot, pointIndexAt(this.#table, keyHashBits(key)), count, out, this.size);
+    return distinctOwnersInto(this.#table, this.#nodeIdOfSlot, pointIndexAt(this.#table, hash), count, out, this.size);
   }
 
   /** Owner then replicas: the first `count` distinct nodes clockwise from `key`. */

@@ -1,13 +1,50 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/common/clock.js';
-import { ClusterView, HERE, NO_RING, type ViewMember } from '../../src/node/routing/cluster-view.js';
+import { LimiterStore } from '../../src/limiter/store.js';
+import { ClusterView, HERE, NO_RING, routingHash, type ViewMember } from '../../src/node/routing/cluster-view.js';
 
 function view(selfId: string, nodeIds: string[], replicas = 1): { view: ClusterView; clock: ManualClock } {
   const clock = new ManualClock();
   const members: ViewMember[] = nodeIds.map((nodeId) => ({ nodeId, address: `${nodeId}:1`, owns: true }));
   return { view: new ClusterView({ members: { current: () => members }, clock }, { selfId, replicas, maxHandedAwayKeys: 100 }), clock };
 }
+
+describe('the routing hash a store keeps per key', () => {
+  it('is the ring\'s hash of the key: every answer asked by hash equals the answer asked by name (property)', () => {
+    const clock = new ManualClock();
+    const store = new LimiterStore(clock, { routingHash });
+    const members: ViewMember[] = ['n0', 'n1', 'n2', 'n3'].map((nodeId) => ({ nodeId, address: `${nodeId}:1`, owns: true }));
+    let current = members.slice(0, 3);
+    const v = new ClusterView({ members: { current: () => current }, clock }, { selfId: 'n1', replicas: 1, maxHandedAwayKeys: 100 });
+    const baseline = v.currentRing;
+    current = members; // n3 joins: the view has a previous ring now
+    v.refresh();
+    const a: string[] = [];
+    const b: string[] = [];
+    fc.assert(
+      fc.property(fc.string({ maxLength: 8 }), fc.string({ minLength: 1, maxLength: 16 }), (action, key) => {
+        store.allow({ action: action === '' ? 'default' : action, key, limit: 5, windowMs: 1000 });
+        const name = action === '' ? 'default' : action;
+        let seen = 0;
+        store.forEachEntry((act, k, _algorithm, _cells, _base, hash) => {
+          if (act !== name || k !== key) return;
+          seen++;
+          expect(hash).toBe(routingHash(act, k));
+          expect(v.holdersOfHash(hash, a)).toBe(v.holdersInto(act, k, b));
+          expect(a.slice(0, 2)).toEqual(b.slice(0, 2));
+          expect(v.decidesHere(act, k, hash)).toBe(v.decidesHere(act, k));
+          expect(v.handOverTo(act, k, hash)).toBe(v.handOverTo(act, k));
+          expect(v.holdersOnInto(baseline, act, k, a, hash)).toBe(v.holdersOnInto(baseline, act, k, b));
+          expect(a.slice(0, 2)).toEqual(b.slice(0, 2));
+          expect(v.placementOfHash(act, k, hash, a)).toBe(v.placement(act, k, b));
+        });
+        expect(seen).toBe(1);
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
 
 describe('ClusterView.placement: where a request goes, with one hash', () => {
   it('is ownerOf first, then distinct replicas, for any key (property)', () => {

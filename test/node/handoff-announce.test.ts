@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../src/common/clock.js';
 import { LimiterStore } from '../../src/limiter/store.js';
-import { ClusterView, routingKey, type ViewMember } from '../../src/node/routing/cluster-view.js';
+import { ClusterView, routingHash, routingKey, type ViewMember } from '../../src/node/routing/cluster-view.js';
 import { createNode, type RingLimitNode } from '../../src/node/node.js';
 import { Handoff } from '../../src/node/state/handoff.js';
 import { FrameIds } from '../../src/node/wire/frame-ids.js';
@@ -71,7 +71,7 @@ describe('handoff announcements, on one node', () => {
     const view = new ClusterView({ members: { current: () => members }, clock }, { selfId: 'n2', replicas: 1, maxHandedAwayKeys: 100 });
     const transport = silentTransport();
     const handoff = new Handoff(
-      { store: new LimiterStore(clock, {}), view, transport, clock, ids: new FrameIds(1_000) },
+      { store: new LimiterStore(clock, { routingHash }), view, transport, clock, ids: new FrameIds(1_000) },
       { selfId: 'n2', handoffWindowMs: 30_000, pullTimeoutMs: 500, maxTrackedKeys: 1_000, maxBatchSize: 100 },
     );
     view.onHandoffNews(() => handoff.pulls.handoffNews()); // as the cluster wires it
@@ -108,7 +108,7 @@ describe('handoff announcements, on the pushing node', () => {
     const clock = new ManualClock(1_000_000);
     const members: ViewMember[] = ['n0', 'n1', 'n2'].map((nodeId) => ({ nodeId, address: `${nodeId}:1`, owns: nodeId !== 'n2' }));
     const view = new ClusterView({ members: { current: () => members }, clock }, { selfId: 'n0', replicas: 1, maxHandedAwayKeys: 100 });
-    const store = new LimiterStore(clock, {});
+    const store = new LimiterStore(clock, { routingHash });
     for (let i = 0; i < 5_000; i++) store.allow({ key: `k${i}`, action: 'a', limit: 5, windowMs: WINDOW_MS });
     const ids = new FrameIds(10_000);
     const done: { to: string; version: string }[] = [];
@@ -151,7 +151,7 @@ describe('handoff announcements, on the pushing node', () => {
       const clock = new ManualClock(1_000_000);
       const members: ViewMember[] = ['n0', 'n1', 'n2'].map((nodeId) => ({ nodeId, address: `${nodeId}:1`, owns: nodeId !== 'n2' }));
       const view = new ClusterView({ members: { current: () => members }, clock }, { selfId: 'n0', replicas: 1, maxHandedAwayKeys: 100 });
-      const store = new LimiterStore(clock, {});
+      const store = new LimiterStore(clock, { routingHash });
       for (let i = 0; i < 500; i++) store.allow({ key: `k${i}`, action: 'a', limit: 5, windowMs: WINDOW_MS });
       const announced: string[] = [];
       const handoff = new Handoff(
@@ -175,7 +175,7 @@ describe('handoff announcements, on the pushing node', () => {
     const members: ViewMember[] = ['n0', 'n1', 'n2'].map((nodeId) => ({ nodeId, address: `${nodeId}:1`, owns: nodeId !== 'n2' }));
     const view = new ClusterView({ members: { current: () => members }, clock }, { selfId: 'n2', replicas: 1, maxHandedAwayKeys: 100 });
     const handoff = new Handoff(
-      { store: new LimiterStore(clock, {}), view, transport: silentTransport(), clock, ids: new FrameIds(1_000) },
+      { store: new LimiterStore(clock, { routingHash }), view, transport: silentTransport(), clock, ids: new FrameIds(1_000) },
       { selfId: 'n2', handoffWindowMs: 30_000, pullTimeoutMs: 500, maxTrackedKeys: 1_000, maxBatchSize: 100 },
     );
     view.onHandoffNews(() => handoff.pulls.handoffNews());
@@ -201,7 +201,7 @@ describe('a previous owner keeps deciding the keys it has not pushed yet', () =>
     const clock = new ManualClock(1_000_000);
     const members: ViewMember[] = ['n0', 'n1', 'n2'].map((nodeId) => ({ nodeId, address: `${nodeId}:1`, owns: nodeId !== 'n2' }));
     const view = new ClusterView({ members: { current: () => members }, clock }, { selfId: 'n0', replicas: 1, maxHandedAwayKeys: 100 });
-    const store = new LimiterStore(clock, {});
+    const store = new LimiterStore(clock, { routingHash });
     const keys = Array.from({ length: 6_000 }, (_, i) => `k${i}`);
     for (const key of keys) store.allow({ key, action: 'a', limit: 5, windowMs: WINDOW_MS });
     const ids = new FrameIds(10_000);

@@ -1,31 +1,12 @@
 import type { Clock } from '../../common/clock.js';
 import { Ring } from '../../ring/index.js';
-import { fnv1a32 } from '../../common/fnv.js';
+import { routingHash, routingKey, soleNodeOf, versionOf, type RingSnapshot } from './ring-keys.js';
 import { HandoffAnnouncements } from './handoff-announcements.js';
 import type { MemberSource } from './view-members.js';
 
 export { META_GRPC, META_HANDED, META_HTTP, META_PROTOCOL, META_STATE, gossipMembers, type MemberSource, type NodeState, type ViewMember } from './view-members.js';
 
-/** A ring as it was at some moment (ClusterView.currentRing): only ClusterView asks it who owns a key. */
-export type RingSnapshot = Ring;
-
-/** Names how keys are placed (the Members RPC tells clients): routingKey() on the Ring of src/ring. */
-export const PLACEMENT = 'ringlimit-ring-v2';
-
-/** What the ring places for (action, key): both parts, so one user's actions spread over nodes. */
-export function routingKey(action: string, key: string): string {
-  return `${action}\u0000${key}`;
-}
-
-/** A ring's version: a digest of its owners, the same wherever the same owners are seen. */
-function versionOf(ring: Ring): string {
-  const ids = ring.members.map((m) => m.nodeId).sort();
-  return `${ids.length}.${fnv1a32(ids.join('\n')).toString(36)}`;
-}
-
-function soleNodeOf(ring: Ring): string | undefined {
-  return ring.size === 1 ? ring.nodeIdAt(0) : undefined;
-}
+export { PLACEMENT, routingHash, routingKey, type RingSnapshot } from './ring-keys.js';
 
 /** The longest the Members RPC names the ring before a change while its handoff goes on (clientOwners). */
 const OLD_RING_FOR_CLIENTS_MAX_MS = 10_000;
@@ -110,11 +91,11 @@ export class ClusterView {
   ownerOf(action: string, key: string): string {
     // One owner and no key handed away: no need to hash (a one-node cluster's every request).
     if (this.soleOwner !== undefined && this.handedAway.size === 0) return this.soleOwner;
-    const id = routingKey(action, key);
-    const handedTo = this.handedTo(id);
+    const hash = routingHash(action, key);
+    const handedTo = this.handedToKey(action, key);
     if (handedTo !== undefined) return handedTo;
-    const owner = this.ring.nodeIdAt(this.ring.ownerIndex(id)) ?? this.selfId;
-    return owner !== this.selfId && this.stillHeld !== undefined && this.previous.owner(id) === this.selfId && this.stillHeld(action, key) ? this.selfId : owner;
+    const owner = this.ring.ownerOfHash(hash) ?? this.selfId;
+    return owner !== this.selfId && this.stillHeld !== undefined && this.previous.ownerOfHash(hash) === this.selfId && this.stillHeld(action, key) ? this.selfId : owner;
   }
 
   /**
@@ -126,14 +107,19 @@ export class ClusterView {
    * One hash. `out` may be the caller's reused array.
    */
   placement(action: string, key: string, out: string[]): number {
-    const count = this.placeInto(action, key, out);
+    return this.placementOfHash(action, key, this.soleOwner !== undefined && this.handedAway.size === 0 ? 0 : routingHash(action, key), out);
+  }
+
+  /** placement() of a key whose routingHash() is known. */
+  placementOfHash(action: string, key: string, hash: number, out: string[]): number {
+    const count = this.placeInto(action, key, hash, out);
     if (count === 0) return NO_RING;
     return out[0] === this.selfId ? HERE : count;
   }
 
   /** Whether this node decides (action, key) now: placement() is HERE. */
-  decidesHere(action: string, key: string): boolean {
-    return this.placement(action, key, this.scratchPlaces) === HERE;
+  decidesHere(action: string, key: string, hash = routingHash(action, key)): boolean {
+    return this.placementOfHash(action, key, hash, this.scratchPlaces) === HERE;
   }
 
   /** Whether a node that placement() named (a forward's next candidate) is this one: the forward is then decided here. */
@@ -142,33 +128,37 @@ export class ClusterView {
   }
 
   /** Where a request for (action, key) goes, into `out` (see placement): 0 on an empty ring. */
-  private placeInto(action: string, key: string, out: string[]): number {
+  private placeInto(action: string, key: string, hash: number, out: string[]): number {
     if (this.soleOwner !== undefined && this.handedAway.size === 0) {
       out[0] = this.soleOwner;
       return 1;
     }
-    const id = routingKey(action, key);
-    const handedTo = this.handedTo(id);
+    const handedTo = this.handedToKey(action, key);
     if (handedTo === undefined) {
-      const count = this.ring.ownersInto(id, this.init.replicas + 1, out);
+      const count = this.ring.ownersIntoHash(hash, this.init.replicas + 1, out);
       // A key this node owned until the last change and has not pushed yet is still decided here:
       // its new owner gets the state first, then (on the same stream, in order) the forwards.
-      if (this.stillHeld !== undefined && count > 0 && out[0] !== this.selfId && this.previous.owner(id) === this.selfId && this.stillHeld(action, key)) out[0] = this.selfId;
+      if (this.stillHeld !== undefined && count > 0 && out[0] !== this.selfId && this.previous.ownerOfHash(hash) === this.selfId && this.stillHeld(action, key)) out[0] = this.selfId;
       return count;
     }
     out[0] = handedTo;
-    const count = this.ring.ownersInto(id, this.init.replicas + 1, this.ringOwners);
+    const count = this.ring.ownersIntoHash(hash, this.init.replicas + 1, this.ringOwners);
     for (let i = 0; i < count; i++) out[i + 1] = this.ringOwners[i]!;
     return count + 1;
   }
 
   /** The ring owner of (action, key) and its replicas, into `out`; returns how many. Replication sends to these. */
   holdersInto(action: string, key: string, out: string[]): number {
+    return this.holdersOfHash(this.soleOwner !== undefined ? 0 : routingHash(action, key), out);
+  }
+
+  /** holdersInto() of a key whose routingHash() is known. */
+  holdersOfHash(hash: number, out: string[]): number {
     if (this.soleOwner !== undefined) {
       out[0] = this.soleOwner;
       return 1;
     }
-    return this.ring.ownersInto(routingKey(action, key), this.init.replicas + 1, out);
+    return this.ring.ownersIntoHash(hash, this.init.replicas + 1, out);
   }
 
   /**
@@ -180,13 +170,13 @@ export class ClusterView {
    * or it is draining, several changes ago. One hash unless `from` is not a holder now.
    */
   judgeSender(from: string, action: string, key: string): SenderVerdict {
-    const id = routingKey(action, key);
-    const count = this.ring.ownersInto(id, this.init.replicas + 1, this.ringOwners);
+    const hash = routingHash(action, key);
+    const count = this.ring.ownersIntoHash(hash, this.init.replicas + 1, this.ringOwners);
     let holder = false;
     for (let i = 0; i < count && !holder; i++) holder = this.ringOwners[i] === from;
-    const owner = this.handedTo(id) ?? (count > 0 ? this.ringOwners[0]! : this.selfId);
+    const owner = this.handedToKey(action, key) ?? (count > 0 ? this.ringOwners[0]! : this.selfId);
     if (!holder && this.previous !== this.ring) {
-      const before = this.previous.ownersInto(id, this.init.replicas + 1, this.ringOwners);
+      const before = this.previous.ownersIntoHash(hash, this.init.replicas + 1, this.ringOwners);
       for (let i = 0; i < before && !holder; i++) holder = this.ringOwners[i] === from;
     }
     if (!holder && this.ring.has(from)) return SenderVerdict.Refused;
@@ -222,14 +212,13 @@ export class ClusterView {
    * to its new owner, when its owner changed and this node was the one that held it for the
    * cluster — its previous owner, or (that owner being gone) one of its previous replicas.
    */
-  handOverTo(action: string, key: string): string | undefined {
-    const id = routingKey(action, key);
-    const now = this.ring.owner(id);
-    const before = this.previous.owner(id);
+  handOverTo(action: string, key: string, hash = routingHash(action, key)): string | undefined {
+    const now = this.ring.ownerOfHash(hash);
+    const before = this.previous.ownerOfHash(hash);
     if (now === undefined || now === before || now === this.selfId) return undefined;
     if (before === this.selfId) return now;
     if (before !== undefined && this.addresses.has(before)) return undefined;
-    const holders = this.previous.ownersInto(id, this.init.replicas + 1, this.ringOwners);
+    const holders = this.previous.ownersIntoHash(hash, this.init.replicas + 1, this.ringOwners);
     for (let i = 1; i < holders; i++) if (this.ringOwners[i] === this.selfId) return now;
     return undefined;
   }
@@ -243,10 +232,9 @@ export class ClusterView {
   }
 
   /** Whether this node decides (action, key) only because it has not pushed it to its new owner yet (setStillHeld). */
-  heldUntilPushed(action: string, key: string): boolean {
+  heldUntilPushed(action: string, key: string, hash = routingHash(action, key)): boolean {
     if (this.stillHeld === undefined) return false;
-    const id = routingKey(action, key);
-    return this.ring.owner(id) !== this.selfId && this.previous.owner(id) === this.selfId && this.handedTo(id) === undefined && this.stillHeld(action, key);
+    return this.ring.ownerOfHash(hash) !== this.selfId && this.previous.ownerOfHash(hash) === this.selfId && this.handedToKey(action, key) === undefined && this.stillHeld(action, key);
   }
 
   /** The members the cluster had before some vanished (split-share.ts); undefined when none is missing. */
@@ -283,8 +271,8 @@ export class ClusterView {
   }
 
   /** The key's holders (owner, then replicas) on `ring`, a snapshot from currentRing, into `out`; returns how many. */
-  holdersOnInto(ring: RingSnapshot, action: string, key: string, out: string[]): number {
-    return ring.ownersInto(routingKey(action, key), this.init.replicas + 1, out);
+  holdersOnInto(ring: RingSnapshot, action: string, key: string, out: string[], hash = routingHash(action, key)): number {
+    return ring.ownersIntoHash(hash, this.init.replicas + 1, out);
   }
 
   /** The key's holders (owner, then replicas) on the ring before the last change, into `out`; returns how many. */
@@ -300,6 +288,11 @@ export class ClusterView {
   /** Routes (action, key) to `nodeId` until `untilMs` (this node answered its pull). Bounded. */
   markHandedAway(action: string, key: string, nodeId: string, untilMs: number): void {
     if (this.handedAway.size < this.init.maxHandedAwayKeys) this.handedAway.set(routingKey(action, key), { nodeId, untilMs });
+  }
+
+  /** handedTo() without building the key's routing string while nothing is handed away (nearly always). */
+  private handedToKey(action: string, key: string): string | undefined {
+    return this.handedAway.size === 0 ? undefined : this.handedTo(routingKey(action, key));
   }
 
   private handedTo(id: string): string | undefined {

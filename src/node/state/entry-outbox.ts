@@ -1,4 +1,5 @@
 import type { LimiterStore } from '../../limiter/store.js';
+import { routingHash } from '../routing/ring-keys.js';
 import type { FrameIds } from '../wire/frame-ids.js';
 import type { PeerTransport } from '../transport/peer-transport.js';
 import { encodeFrame, frameLimits } from '../wire/codec.js';
@@ -63,6 +64,14 @@ export class EntryOutbox {
     this.byAddress.clear();
     return entriesSent;
   }
+}
+
+/**
+ * The walks over a store (replication, handoff) read each key's place on the ring from the
+ * store (StoreOptions.routingHash): a store without the ring's hash would place every key at 0.
+ */
+export function requireRoutingHash(store: LimiterStore): void {
+  if (store.options.routingHash !== routingHash) throw new TypeError('a store walked for replication or handoff needs options.routingHash = routingHash (src/node/routing/ring-keys.ts)');
 }
 
 /** Slots per call of a walk's chunk; a turn runs calls until its time budget is spent. */

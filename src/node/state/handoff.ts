@@ -3,7 +3,7 @@ import { STATE_STRIDE } from '../../limiter/algorithms/index.js';
 import type { LimiterStore } from '../../limiter/store.js';
 import type { AlgorithmId } from '../../limiter/types.js';
 import { SenderVerdict, type ClusterView } from '../routing/cluster-view.js';
-import { EntryOutbox, PacedWalk } from './entry-outbox.js';
+import { EntryOutbox, PacedWalk, requireRoutingHash } from './entry-outbox.js';
 import { KeyPulls, type KeyPullsInit, type PullStats } from './pulls.js';
 import type { AckReceiver, FrameIds } from '../wire/frame-ids.js';
 import { fromWireEntry, toWireEntry } from '../wire/state-wire.js';
@@ -101,9 +101,9 @@ export class Handoff implements AckReceiver {
    * included), or a previous replica when that owner is gone — so that once a node announces
    * its push, nothing the new owner needs is left on it.
    */
-  private readonly collectMoved = (action: string, key: string, algorithm: AlgorithmId, cells: Float64Array, base: number): void => {
+  private readonly collectMoved = (action: string, key: string, algorithm: AlgorithmId, cells: Float64Array, base: number, hash: number): void => {
     const { view } = this.components;
-    const owner = view.handOverTo(action, key);
+    const owner = view.handOverTo(action, key, hash);
     if (owner === undefined) return;
     const address = view.addressOf(owner);
     if (address !== undefined) this.outbox.add(address, toWireEntry(action, key, algorithm, cells, base, this.nowMs));
@@ -116,6 +116,7 @@ export class Handoff implements AckReceiver {
     private readonly components: HandoffComponents,
     private readonly init: HandoffInit,
   ) {
+    requireRoutingHash(components.store);
     this.outbox = new EntryOutbox(components, init.maxBatchSize);
     this.pulls = new KeyPulls({ ...components, merge: (entry, nowMs) => this.merge(entry, nowMs) }, init, this.stats);
   }

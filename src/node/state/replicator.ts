@@ -4,7 +4,7 @@ import type { LimiterStore } from '../../limiter/store.js';
 import type { AlgorithmId } from '../../limiter/types.js';
 import { SenderVerdict, type ClusterView, type RingSnapshot } from '../routing/cluster-view.js';
 import { WakeTimer } from '../../common/wake-timer.js';
-import { EntryOutbox, walkStoreInTurns } from './entry-outbox.js';
+import { EntryOutbox, requireRoutingHash, walkStoreInTurns } from './entry-outbox.js';
 import { LatencyHistogram } from '../../common/latency.js';
 import type { AckReceiver, FrameIds } from '../wire/frame-ids.js';
 import { fromWireEntry, toWireEntry } from '../wire/state-wire.js';
@@ -92,17 +92,17 @@ export class Replicator implements AckReceiver {
   private closed = false;
 
   /** Queues (action, key)'s state for each of its replicas. */
-  private readonly collect = (action: string, key: string, algorithm: AlgorithmId, cells: Float64Array, base: number): void => {
-    this.queueForHolders(this.components.view.holdersInto(action, key, this.holders), 0, action, key, algorithm, cells, base);
+  private readonly collect = (action: string, key: string, algorithm: AlgorithmId, cells: Float64Array, base: number, hash: number): void => {
+    this.queueForHolders(this.components.view.holdersOfHash(hash, this.holders), 0, action, key, algorithm, cells, base);
   };
 
   /** For a resync: (action, key)'s state for each holder it did not have on `resyncBaseline`. */
-  private readonly collectNewHolders = (action: string, key: string, algorithm: AlgorithmId, cells: Float64Array, base: number): void => {
+  private readonly collectNewHolders = (action: string, key: string, algorithm: AlgorithmId, cells: Float64Array, base: number, hash: number): void => {
     const { view } = this.components;
     // A key kept here only until it is pushed goes to its new owner by the push, and on from there.
-    if (!view.decidesHere(action, key) || view.heldUntilPushed(action, key)) return;
-    const count = view.holdersInto(action, key, this.holders);
-    const before = this.resyncBaseline === undefined ? 0 : view.holdersOnInto(this.resyncBaseline, action, key, this.baselineHolders);
+    if (!view.decidesHere(action, key, hash) || view.heldUntilPushed(action, key, hash)) return;
+    const count = view.holdersOfHash(hash, this.holders);
+    const before = this.resyncBaseline === undefined ? 0 : view.holdersOnInto(this.resyncBaseline, action, key, this.baselineHolders, hash);
     // A holder whose address is not known yet: the resync walks again later.
     if (!this.queueForHolders(count, before, action, key, algorithm, cells, base)) this.resyncIncomplete = true;
   };
@@ -136,6 +136,7 @@ export class Replicator implements AckReceiver {
     private readonly components: ReplicatorComponents,
     private readonly init: ReplicatorInit,
   ) {
+    requireRoutingHash(components.store);
     this.outbox = new EntryOutbox(components, init.maxBatchSize);
     if (init.replicas > 0) this.timer = new WakeTimer(() => this.flush() > 0 || this.waiters.size > 0, Math.max(1, init.replicationDelayMs));
   }
