@@ -125,6 +125,27 @@ function expectExact(outcome: Outcome, prefix: string): void {
   expect(outcome.allowedPerKey).toEqual(Object.fromEntries(Array.from({ length: KEYS }, (_, k) => [`${prefix}-${k}`, LIMIT])));
 }
 
+/**
+ * Never more than LIMIT per key, no error; at most `underShare` of the calls due refused. A
+ * burst like this on two shared cores can make a member late enough to answer gossip probes
+ * that another suspects it: while it is suspected, the split rule has each owner spend its
+ * keys at 1 / share (docs/reliability.md), so a few calls are refused that a whole cluster would
+ * have allowed — the documented price of a split, never an admission past the limit.
+ */
+function expectNoOverAdmission(outcome: Outcome, prefix: string, underShare: number): void {
+  expect(outcome.errorKinds).toEqual({});
+  expect(outcome.errors).toBe(0);
+  for (let k = 0; k < KEYS; k++) expect(outcome.allowedPerKey[`${prefix}-${k}`] ?? 0).toBeLessThanOrEqual(LIMIT);
+  expect(outcome.allowed).toBeGreaterThanOrEqual(Math.floor((1 - underShare) * KEYS * LIMIT));
+}
+
+/** The node's value of one counter (no labels beyond `labels`), from its /metrics. */
+async function metric(node: Served, name: string): Promise<number> {
+  const text = await (await fetch(`http://${node.http}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+  return line === undefined ? 0 : Number(line.split(' ').pop());
+}
+
 /** The node's count of calls it refused, from its /metrics. */
 async function refusedCalls(node: Served): Promise<number> {
   const text = await (await fetch(`http://${node.http}/metrics`)).text();
@@ -177,9 +198,13 @@ describe('a busy caller multiplexing 2,000 calls on one channel is slowed, never
     const js = `js3-${process.pid}-${runs}`;
     const py = `py3-${process.pid}-${runs}`;
     // Without Python (outside CI only), the grpc-js half runs alone.
+    const suspicionsBefore = (await Promise.all(nodes.map((n) => metric(n, 'ringlimit_gossip_suspicions_total')))).reduce((a, b) => a + b, 0);
     const [fromJs, fromPy] = await Promise.all([grpcJsBurst(first.grpc, js), skipPython ? undefined : grpcioBurst(rest[0]!.grpc, py)]);
-    expectExact(fromJs, js);
-    if (fromPy !== undefined) expectExact(fromPy, py);
+    const suspicions = (await Promise.all(nodes.map((n) => metric(n, 'ringlimit_gossip_suspicions_total')))).reduce((a, b) => a + b, 0) - suspicionsBefore;
+    // Exact unless the burst got a member suspected (then the split rule's under-admission, bounded).
+    const check = (outcome: Outcome, prefix: string): void => (suspicions === 0 ? expectExact(outcome, prefix) : expectNoOverAdmission(outcome, prefix, 0.1));
+    check(fromJs, js);
+    if (fromPy !== undefined) check(fromPy, py);
     for (const node of nodes) expect(await refusedCalls(node)).toBe(0);
   }, 240_000);
 });
