@@ -66,6 +66,12 @@ export function encodeFrame(frame: Frame): Buffer {
       return encodeMsgpack([...head, frame.version]);
     case FrameType.Greet:
       return encodeMsgpack([...head, frame.answer]);
+    case FrameType.LeaseAsk:
+      return encodeMsgpack([...head, itemRow(frame.item), frame.ratePerSec]);
+    case FrameType.LeaseGrant:
+      return encodeMsgpack([...head, frame.action, frame.key, frame.units, frame.expiresInMs, frame.resetInMs, frame.epoch]);
+    case FrameType.LeaseReturn:
+      return encodeMsgpack([...head, frame.action, frame.key, frame.units, frame.epoch]);
   }
 }
 
@@ -76,6 +82,11 @@ const isName = (v: unknown): v is string => typeof v === 'string' && v.length > 
 const isRate = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v) && v >= 0 && v <= 1e6;
 const isDigest = (v: unknown): v is string => typeof v === 'string' && /^[0-9a-f]{16}$/.test(v);
 const isSmallInt = (v: unknown, max: number): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max;
+
+/** A lease's units: a whole number of at most 2^40 (a hit count's bound). */
+const isUnits = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= 2 ** 40;
+/** The longest a lease may last, in ms (a day: the longest TTL its option allows). */
+const LEASE_MAX_MS = 86_400_000;
 
 /** The longest IANA zone name is 32 characters; a calendar unit is a short word. */
 const isShortName = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= 64;
@@ -201,6 +212,19 @@ export function decodeFrame(bytes: Uint8Array): Frame | undefined {
       return value.length === 4 && isShortName(value[3]) ? { type, id, version: value[3] } : undefined;
     case FrameType.Greet:
       return value.length === 4 && typeof value[3] === 'boolean' ? { type, id, answer: value[3] } : undefined;
+    case FrameType.LeaseAsk: {
+      const item = value.length === 5 ? parseItem(value[3]) : undefined;
+      return item !== undefined && isRate(value[4]) ? { type, id, item, ratePerSec: value[4] as number } : undefined;
+    }
+    case FrameType.LeaseGrant: {
+      const [, , , action, key, units, expiresInMs, resetInMs, epoch] = value as unknown[];
+      if (value.length !== 9 || !isName(action) || !isName(key) || !isUnits(units) || !isSmallInt(expiresInMs, LEASE_MAX_MS) || !isFiniteNumber(resetInMs) || !isFiniteNumber(epoch)) return undefined;
+      return { type, id, action, key, units, expiresInMs, resetInMs, epoch };
+    }
+    case FrameType.LeaseReturn: {
+      const [, , , action, key, units, epoch] = value as unknown[];
+      return value.length === 7 && isName(action) && isName(key) && isUnits(units) && isFiniteNumber(epoch) ? { type, id, action, key, units, epoch } : undefined;
+    }
     case FrameType.FairDemand: {
       const [, , , action, rows] = value as unknown[];
       if (value.length !== 5 || !isName(action)) return undefined;
