@@ -1,0 +1,135 @@
+import type { Clock } from '../../common/clock.js';
+import type { LimiterStore } from '../../limiter/store.js';
+import { AlgorithmId } from '../../limiter/types.js';
+import type { ClusterView } from '../routing/cluster-view.js';
+import { requestOf } from '../routing/forward-codec.js';
+import { resolveOnce, type OwnerDecision, type ResolvedRequest } from '../routing/owner-decision.js';
+import { NO_WAIT } from '../routing/router.js';
+import type { PeerTransport } from '../transport/peer-transport.js';
+import { encodeFrame } from '../wire/codec.js';
+import { AdminOp, FrameType, type ForwardItem } from '../wire/frames.js';
+import { GrantLedger } from './grant-ledger.js';
+import { sliceSize, type LeaseOptions } from './lease-options.js';
+
+export interface LeaseGranterComponents {
+  view: Pick<ClusterView, 'addressOf' | 'decidesHere'>;
+  store: LimiterStore;
+  /** The one owner-side decision: a grant is a decision of its size (pulls, the split rule and replication come with it). */
+  decision: Pick<OwnerDecision, 'decideAsync'>;
+  /** A grant is answered only once the replicas hold it as consumed: an owner that dies then never has it granted twice. */
+  replication: { flushAndWait(): Promise<void>; changed(): void };
+  clock: Clock;
+  /** Grants go to the holder's address, on this node's stream to it: a frame arriving there names its sender (a reply on the holder's stream would not). */
+  transport: Pick<PeerTransport, 'send'>;
+}
+
+export interface LeaseGranterStats {
+  /** Asks answered with units. */
+  grants: number;
+  unitsGranted: number;
+  /** Asks answered with none: not the owner, not a fixed window, nothing left, or maxGrants reached. */
+  refused: number;
+  /** Units holders gave back that were put back into their window. */
+  unitsTakenBack: number;
+  /** Returned units not put back: a window that rolled over, more than was granted, an owner that changed. */
+  unitsNotTakenBack: number;
+  /** Lease frames dropped: from a node that is not a member, or with implausible values. */
+  droppedFrames: number;
+}
+
+/**
+ * Leases, the owner's end: a LeaseAsk becomes a decision of the slice's size through the one
+ * owner-side decision — the units are consumed here, replicated as consumed, and only then
+ * granted — and a LeaseReturn puts back what a holder never used, for the same window only.
+ * Leases are granted for fixed windows only, where both are exact (docs/decisions/0007).
+ */
+export class LeaseGranter {
+  readonly stats: LeaseGranterStats = { grants: 0, unitsGranted: 0, refused: 0, unitsTakenBack: 0, unitsNotTakenBack: 0, droppedFrames: 0 };
+  private readonly ledger: GrantLedger;
+  private lastSweepMs = 0;
+
+  constructor(
+    private readonly components: LeaseGranterComponents,
+    private readonly options: LeaseOptions,
+  ) {
+    this.ledger = new GrantLedger(options.maxGrants);
+  }
+
+  /** Grants tracked now. */
+  get tracked(): number {
+    return this.ledger.size;
+  }
+
+  receiveAsk(id: number, item: ForwardItem, ratePerSec: number, from: string): void {
+    const { view, clock } = this.components;
+    const address = view.addressOf(from);
+    const reply = (frame: Uint8Array): void => void (address !== undefined && this.components.transport.send(address, frame));
+    if (!this.options.enabled) return this.refuse(id, item, reply);
+    if (address === undefined || item.op !== AdminOp.Decide || item.maxWaitMs !== NO_WAIT || !(item.cost >= 1 && Number.isSafeInteger(item.cost))) {
+      this.stats.droppedFrames++;
+      return;
+    }
+    let p: ResolvedRequest;
+    try {
+      p = resolveOnce(requestOf({ ...item, cost: 1, global: false }));
+    } catch {
+      this.stats.droppedFrames++; // a peer is not trusted: a request the limiter refuses is dropped
+      return;
+    }
+    const nowMs = clock.now();
+    this.sweep(nowMs);
+    if (p.algorithm !== AlgorithmId.FixedWindow || !view.decidesHere(p.action, p.key)) return this.refuse(id, item, reply);
+    const share = this.ledger.share(p.action, p.key, from, ratePerSec, nowMs);
+    if (share === undefined) return this.refuse(id, item, reply);
+    const units = sliceSize(Math.min(item.cost, p.limit), this.components.store.inspectResolved(p).remaining, share, this.options.maxSliceFraction);
+    if (units === 0) return this.refuse(id, item, reply);
+    this.components.decision.decideAsync({ ...p, cost: units }, NO_WAIT).then(
+      (r) => {
+        const takenAtMs = clock.now();
+        const epoch = this.components.store.windowStartOf(p.action, p.key);
+        // Before the end of the window the units were taken from, the state is still in it: `epoch` names that window.
+        if (!r.allowed || epoch === undefined || !(takenAtMs < r.resetAtMs)) return this.refuse(id, item, reply);
+        // From the moment the units were taken: the holder counts from its ask's sending, earlier.
+        const expiresInMs = Math.max(0, Math.floor(Math.min(this.options.leaseTtlMs, r.resetAtMs - takenAtMs)));
+        this.ledger.granted(p.action, p.key, from, epoch, units, r.resetAtMs);
+        const grant = encodeFrame({ type: FrameType.LeaseGrant, id, action: p.action, key: p.key, units, expiresInMs, resetInMs: r.resetAtMs - takenAtMs, epoch });
+        const send = (): void => {
+          this.stats.grants++;
+          this.stats.unitsGranted += units;
+          reply(grant);
+        };
+        this.components.replication.flushAndWait().then(send, send);
+      },
+      () => this.refuse(id, item, reply),
+    );
+  }
+
+  receiveReturn(action: string, key: string, units: number, epoch: number, from: string): void {
+    const { view, clock, store } = this.components;
+    if (view.addressOf(from) === undefined || units < 1) {
+      this.stats.droppedFrames++;
+      return;
+    }
+    const allowedBack = view.decidesHere(action, key) ? this.ledger.takeBack(action, key, from, epoch, units, clock.now()) : 0;
+    const back = allowedBack > 0 ? store.giveBack(action, key, epoch, allowedBack) : 0;
+    if (back > 0) this.components.replication.changed();
+    this.stats.unitsTakenBack += back;
+    this.stats.unitsNotTakenBack += units - back;
+  }
+
+  /** Ownership changed: what was granted may be another owner's to take back now; returns give back nothing until the next grants. */
+  ownersChanged(): void {
+    this.ledger.clear();
+  }
+
+  private refuse(id: number, item: ForwardItem, reply: (frame: Uint8Array) => void): void {
+    this.stats.refused++;
+    reply(encodeFrame({ type: FrameType.LeaseGrant, id, action: item.action, key: item.key, units: 0, expiresInMs: 0, resetInMs: 0, epoch: 0 }));
+  }
+
+  private sweep(nowMs: number): void {
+    if (nowMs - this.lastSweepMs < 1_000) return;
+    this.lastSweepMs = nowMs;
+    this.ledger.sweep(nowMs);
+  }
+}
