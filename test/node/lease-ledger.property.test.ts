@@ -154,12 +154,12 @@ class World {
     expect(decoded).toBeDefined();
     if (decoded === undefined) return;
     if (to === this.ownerId) {
-      if (decoded.type === FrameType.LeaseAsk) this.granter.receiveAsk(decoded.id, decoded.item, decoded.ratePerSec, from);
+      if (decoded.type === FrameType.LeaseAsk) this.granter.receiveAsks(decoded.asks, from);
       if (decoded.type === FrameType.LeaseReturn) this.granter.receiveReturn(decoded.action, decoded.key, decoded.units, decoded.epoch, from);
       return;
     }
     const holder = this.holders[Number(to.slice(1))];
-    if (holder !== undefined && decoded.type === FrameType.LeaseGrant) holder.receiveGrant(decoded.id, decoded, from);
+    if (holder !== undefined && decoded.type === FrameType.LeaseGrant) for (const grant of decoded.grants) holder.receiveGrant(grant, from);
   }
 
   /** The owner dies; its replica, which holds every grant as consumed, is the owner now. Frames to the old one are lost. */
@@ -209,6 +209,7 @@ describe('lease ledger against the reference model', () => {
       let leased = 0;
       for (let i = 0; i < 30; i++) {
         world.request(0, 1);
+        await settle(); // asks leave once per event-loop turn
         while (world.network.length > 0) {
           world.deliver(0, false);
           await settle();
@@ -219,6 +220,7 @@ describe('lease ledger against the reference model', () => {
       // The key cools: the slice goes back, and the owner admits it again — exactly the limit in all.
       world.clock.advance(1_500);
       world.holders[0]!.sweep();
+      await settle();
       while (world.network.length > 0) world.deliver(0, false);
       expect(world.holders[0]!.stats().unitsReturned).toBeGreaterThan(0);
       for (let i = 0; i < 2 * LIMIT; i++) world.request(HOLDERS, 1);

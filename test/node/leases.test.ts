@@ -88,10 +88,9 @@ describe('leases', () => {
     stream.on('error', () => undefined);
     // An ask for 0 units, and one for a reservation: well-formed frames, implausible asks.
     const item = { id: 1, action: 'api', key, limit: LIMIT, windowMs: 3_600_000, weight: 1, cost: 0, algorithm: 3, burst: 0, hops: 0, maxWaitMs: -1, global: false, op: 0, remaining: -1, calendar: '', timeZone: '' };
-    stream.write(encodeFrame({ type: FrameType.LeaseAsk, id: 1, item, ratePerSec: 10 }));
-    stream.write(encodeFrame({ type: FrameType.LeaseAsk, id: 2, item: { ...item, cost: 5, maxWaitMs: 100 }, ratePerSec: 10 }));
+    stream.write(encodeFrame({ type: FrameType.LeaseAsk, id: 0, asks: [{ item, ratePerSec: 10 }, { item: { ...item, id: 2, cost: 5, maxWaitMs: 100 }, ratePerSec: 10 }] }));
     // A grant of -1 units: malformed.
-    stream.write(encodeMsgpack([1, FrameType.LeaseGrant, 3, 'api', key, -1, 100, 100, 0]));
+    stream.write(encodeMsgpack([1, FrameType.LeaseGrant, 0, [[3, 'api', key, -1, 100, 100, 0]]]));
     await waitFor(() => nodes[0]!.stats().leases.granter.droppedFrames === 2 && nodes[0]!.stats().malformedFrames >= 1, 5_000, 'the frames to be dropped');
     close();
     expect(nodes[0]!.stats().leases.granter.grants).toBe(0);
@@ -104,7 +103,7 @@ describe('leases', () => {
     const { stream, close } = rawPeerStream(nodes[0]!, 'n1');
     stream.on('error', () => undefined);
     const item = { id: 1, action: 'api', key, limit: LIMIT, windowMs: 3_600_000, weight: 1, cost: 5, algorithm: 3, burst: 0, hops: 0, maxWaitMs: -1, global: false, op: 0, remaining: -1, calendar: '', timeZone: '' };
-    stream.write(encodeFrame({ type: FrameType.LeaseAsk, id: 1, item, ratePerSec: 10 }));
+    stream.write(encodeFrame({ type: FrameType.LeaseAsk, id: 0, asks: [{ item, ratePerSec: 10 }] }));
     await waitFor(() => nodes[0]!.stats().leases.granter.refused === 1, 5_000, 'the ask to be refused');
     close();
     expect((await nodes[0]!.allow({ ...request(key), cost: 0 })).remaining).toBe(LIMIT);

@@ -73,9 +73,9 @@ export class PeerDispatch {
       case FrameType.FairShares:
         return c.fairShare.receiveShares(frame.action, fromNodeId, frame.levelPerWeight, frame.shares);
       case FrameType.LeaseAsk:
-        return c.leases.receiveAsk(frame.id, frame.item, frame.ratePerSec, fromNodeId);
+        return c.leases.receiveAsks(frame.asks, fromNodeId);
       case FrameType.LeaseGrant:
-        return c.leases.receiveGrant(frame.id, frame, fromNodeId);
+        return c.leases.receiveGrants(frame.grants, fromNodeId);
       case FrameType.LeaseReturn:
         return c.leases.receiveReturn(frame.action, frame.key, frame.units, frame.epoch, fromNodeId);
     }

@@ -6,8 +6,8 @@ import { requestOf } from '../routing/forward-codec.js';
 import { resolveOnce, type OwnerDecision, type ResolvedRequest } from '../routing/owner-decision.js';
 import { NO_WAIT } from '../routing/router.js';
 import type { PeerTransport } from '../transport/peer-transport.js';
-import { encodeFrame } from '../wire/codec.js';
-import { AdminOp, FrameType, type ForwardItem } from '../wire/frames.js';
+import { encodeFrame, frameLimits } from '../wire/codec.js';
+import { AdminOp, FrameType, type ForwardItem, type LeaseAskBody, type LeaseGrantBody } from '../wire/frames.js';
 import { GrantLedger } from './grant-ledger.js';
 import { sliceSize, type LeaseOptions } from './lease-options.js';
 
@@ -60,47 +60,75 @@ export class LeaseGranter {
     return this.ledger.size;
   }
 
-  receiveAsk(id: number, item: ForwardItem, ratePerSec: number, from: string): void {
-    const { view, clock } = this.components;
-    const address = view.addressOf(from);
-    const reply = (frame: Uint8Array): void => void (address !== undefined && this.components.transport.send(address, frame));
-    if (!this.options.enabled) return this.refuse(id, item, reply);
-    if (address === undefined || item.op !== AdminOp.Decide || item.maxWaitMs !== NO_WAIT || !(item.cost >= 1 && Number.isSafeInteger(item.cost))) {
-      this.stats.droppedFrames++;
+  /**
+   * A LeaseAsk frame from `from`: each ask becomes a decision of its slice's size (or a refusal);
+   * once all are decided, one replication flush, then one LeaseGrant frame back with every answer.
+   */
+  receiveAsks(asks: LeaseAskBody[], from: string): void {
+    const address = this.components.view.addressOf(from);
+    if (address === undefined) {
+      this.stats.droppedFrames += asks.length; // not a member
       return;
+    }
+    const answers: LeaseGrantBody[] = [];
+    const pending: Promise<void>[] = [];
+    for (const ask of asks) {
+      const decided = this.answer(ask.item, ask.ratePerSec, from, answers);
+      if (decided !== undefined) pending.push(decided);
+    }
+    const send = (): void => {
+      if (answers.length === 0) return;
+      for (const g of answers) {
+        if (g.units === 0) continue;
+        this.stats.grants++;
+        this.stats.unitsGranted += g.units;
+      }
+      for (let i = 0; i < answers.length; i += frameLimits.maxItems) this.components.transport.send(address, encodeFrame({ type: FrameType.LeaseGrant, id: 0, grants: answers.slice(i, i + frameLimits.maxItems) }));
+    };
+    if (pending.length === 0) return send();
+    // Granted only once the replicas hold every slice as consumed.
+    void Promise.all(pending).then(() => this.components.replication.flushAndWait().then(send, send));
+  }
+
+  /** One ask: a refusal pushed into `answers` at once, or a promise that pushes the grant (or a refusal) once decided. */
+  private answer(item: ForwardItem, ratePerSec: number, from: string, answers: LeaseGrantBody[]): Promise<void> | undefined {
+    const { view, clock } = this.components;
+    const refuse = (): undefined => {
+      this.stats.refused++;
+      answers.push({ id: item.id, action: item.action, key: item.key, units: 0, expiresInMs: 0, resetInMs: 0, epoch: 0 });
+      return undefined;
+    };
+    if (!this.options.enabled) return refuse();
+    if (item.op !== AdminOp.Decide || item.maxWaitMs !== NO_WAIT || !(item.cost >= 1 && Number.isSafeInteger(item.cost))) {
+      this.stats.droppedFrames++;
+      return undefined;
     }
     let p: ResolvedRequest;
     try {
       p = resolveOnce(requestOf({ ...item, cost: 1, global: false }));
     } catch {
       this.stats.droppedFrames++; // a peer is not trusted: a request the limiter refuses is dropped
-      return;
+      return undefined;
     }
     const nowMs = clock.now();
     this.sweep(nowMs);
-    if (p.algorithm !== AlgorithmId.FixedWindow || !view.decidesHere(p.action, p.key)) return this.refuse(id, item, reply);
+    if (p.algorithm !== AlgorithmId.FixedWindow || !view.decidesHere(p.action, p.key)) return refuse();
     const share = this.ledger.share(p.action, p.key, from, ratePerSec, nowMs);
-    if (share === undefined) return this.refuse(id, item, reply);
+    if (share === undefined) return refuse();
     const units = sliceSize(Math.min(item.cost, p.limit), this.components.store.inspectResolved(p).remaining, share, this.options.maxSliceFraction);
-    if (units === 0) return this.refuse(id, item, reply);
-    this.components.decision.decideAsync({ ...p, cost: units }, NO_WAIT).then(
+    if (units === 0) return refuse();
+    return this.components.decision.decideAsync({ ...p, cost: units }, NO_WAIT).then(
       (r) => {
         const takenAtMs = clock.now();
         const epoch = this.components.store.windowStartOf(p.action, p.key);
         // Before the end of the window the units were taken from, the state is still in it: `epoch` names that window.
-        if (!r.allowed || epoch === undefined || !(takenAtMs < r.resetAtMs)) return this.refuse(id, item, reply);
+        if (!r.allowed || epoch === undefined || !(takenAtMs < r.resetAtMs)) return void refuse();
         // From the moment the units were taken: the holder counts from its ask's sending, earlier.
         const expiresInMs = Math.max(0, Math.floor(Math.min(this.options.leaseTtlMs, r.resetAtMs - takenAtMs)));
         this.ledger.granted(p.action, p.key, from, epoch, units, r.resetAtMs);
-        const grant = encodeFrame({ type: FrameType.LeaseGrant, id, action: p.action, key: p.key, units, expiresInMs, resetInMs: r.resetAtMs - takenAtMs, epoch });
-        const send = (): void => {
-          this.stats.grants++;
-          this.stats.unitsGranted += units;
-          reply(grant);
-        };
-        this.components.replication.flushAndWait().then(send, send);
+        answers.push({ id: item.id, action: p.action, key: p.key, units, expiresInMs, resetInMs: r.resetAtMs - takenAtMs, epoch });
       },
-      () => this.refuse(id, item, reply),
+      () => void refuse(),
     );
   }
 
@@ -120,11 +148,6 @@ export class LeaseGranter {
   /** Ownership changed: what was granted may be another owner's to take back now; returns give back nothing until the next grants. */
   ownersChanged(): void {
     this.ledger.clear();
-  }
-
-  private refuse(id: number, item: ForwardItem, reply: (frame: Uint8Array) => void): void {
-    this.stats.refused++;
-    reply(encodeFrame({ type: FrameType.LeaseGrant, id, action: item.action, key: item.key, units: 0, expiresInMs: 0, resetInMs: 0, epoch: 0 }));
   }
 
   private sweep(nowMs: number): void {

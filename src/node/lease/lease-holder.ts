@@ -9,7 +9,7 @@ import type { LeaseSlices } from '../routing/router.js';
 import { NO_WAIT } from '../routing/router.js';
 import type { PeerTransport } from '../transport/peer-transport.js';
 import { encodeFrame } from '../wire/codec.js';
-import { FrameType, type LeaseGrantBody } from '../wire/frames.js';
+import { FrameType, type LeaseAskBody, type LeaseGrantBody } from '../wire/frames.js';
 import { DemandMeter } from './demand-meter.js';
 import { usableMs, type LeaseOptions } from './lease-options.js';
 
@@ -100,6 +100,9 @@ export class LeaseHolder implements LeaseSlices {
   private readonly leases = new Map<string, Map<string, Lease>>();
   private count = 0;
   private readonly pending = new Map<number, PendingAsk>();
+  /** Asks queued this event-loop turn, per owner address (at most one per lease), and whether their flush is scheduled. */
+  private readonly outgoing = new Map<string, LeaseAskBody[]>();
+  private flushQueued = false;
   private nextAskId = 1;
   private readonly meter: DemandMeter;
   private readonly forced: ReadonlySet<string>;
@@ -150,7 +153,8 @@ export class LeaseHolder implements LeaseSlices {
   }
 
   /** A LeaseGrant from `from`: the units join the slice (or replace one of another window); a grant nobody awaits any more is given back. */
-  receiveGrant(id: number, grant: LeaseGrantBody, from: string): void {
+  receiveGrant(grant: LeaseGrantBody, from: string): void {
+    const id = grant.id;
     const pending = this.pending.get(id);
     const nowMs = this.components.clock.now();
     if (pending === undefined) {
@@ -247,7 +251,7 @@ export class LeaseHolder implements LeaseSlices {
 
   /** Asks the key's owner in this node's view for a slice: the units this node would use over a lease's life at its rate. */
   private ask(lease: Lease, nowMs: number): void {
-    const { view, transport } = this.components;
+    const { view } = this.components;
     const owner = view.ownerOf(lease.action, lease.key);
     const address = view.decidesHere(lease.action, lease.key) ? undefined : view.addressOf(owner);
     if (address === undefined) {
@@ -257,17 +261,38 @@ export class LeaseHolder implements LeaseSlices {
     const id = this.nextAskId;
     this.nextAskId = id >= Number.MAX_SAFE_INTEGER ? 1 : id + 1;
     const item = forwardItem(id, lease.params, NO_WAIT);
-    // Its rate over a lease's life; twice the last slice when that one was used up within half its life.
+    // Its rate over a lease's life (less what it holds); twice the last slice when that one was used up within half its life.
     const usedUpEarly = lease.units <= lease.lowWater && nowMs < lease.refreshAtMs;
-    item.cost = Math.min(lease.limit, Math.max(1, Math.ceil((lease.ratePerSec * this.options.leaseTtlMs) / 1000), usedUpEarly ? 2 * lease.lastGrant : 0));
-    if (!transport.send(address, encodeFrame({ type: FrameType.LeaseAsk, id, item, ratePerSec: Math.min(lease.ratePerSec, 1e6) }))) {
-      lease.nextAskAtMs = nowMs + ASK_BACKOFF_MS;
-      return;
+    const byRate = Math.ceil((lease.ratePerSec * this.options.leaseTtlMs) / 1000) - lease.units;
+    item.cost = Math.min(lease.limit, Math.max(1, byRate, usedUpEarly ? 2 * lease.lastGrant : 0));
+    let asks = this.outgoing.get(address);
+    if (asks === undefined) this.outgoing.set(address, (asks = []));
+    asks.push({ item, ratePerSec: Math.min(lease.ratePerSec, 1e6) });
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      setImmediate(this.flushAsks); // one frame per owner and event-loop turn, not one per ask
     }
     this.counters.asks++;
     lease.asking = true;
+    // Counted from now, a moment before the frame leaves: earlier is the safe side.
     this.pending.set(id, { lease, owner, sentAtMs: nowMs });
   }
+
+  private readonly flushAsks = (): void => {
+    this.flushQueued = false;
+    for (const [address, asks] of this.outgoing) {
+      if (this.components.transport.send(address, encodeFrame({ type: FrameType.LeaseAsk, id: 0, asks }))) continue;
+      const nowMs = this.components.clock.now();
+      for (const { item } of asks) {
+        const pending = this.pending.get(item.id);
+        if (pending === undefined) continue;
+        this.pending.delete(item.id);
+        pending.lease.asking = false;
+        pending.lease.nextAskAtMs = nowMs + ASK_BACKOFF_MS;
+      }
+    }
+    this.outgoing.clear();
+  };
 
   /** Gives a slice's units back to the node that granted them, and ends the lease. */
   private end(lease: Lease): void {

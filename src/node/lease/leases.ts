@@ -5,7 +5,7 @@ import type { ClusterView } from '../routing/cluster-view.js';
 import type { OwnerDecision, ResolvedRequest } from '../routing/owner-decision.js';
 import type { LeaseSlices } from '../routing/router.js';
 import type { PeerTransport } from '../transport/peer-transport.js';
-import type { ForwardItem, LeaseGrantBody } from '../wire/frames.js';
+import type { LeaseAskBody, LeaseGrantBody } from '../wire/frames.js';
 import { LeaseGranter, type LeaseGranterStats } from './lease-granter.js';
 import { LeaseHolder, type LeaseHolderStats } from './lease-holder.js';
 import type { LeaseOptions } from './lease-options.js';
@@ -49,12 +49,12 @@ export class Leases {
   /** What the router asks on every plain allow; undefined when leases are off. */
   readonly slices: LeaseSlices | undefined;
 
-  receiveAsk(id: number, item: ForwardItem, ratePerSec: number, from: string): void {
-    this.granter.receiveAsk(id, item, ratePerSec, from);
+  receiveAsks(asks: LeaseAskBody[], from: string): void {
+    this.granter.receiveAsks(asks, from);
   }
 
-  receiveGrant(id: number, grant: LeaseGrantBody, from: string): void {
-    this.holder.receiveGrant(id, grant, from);
+  receiveGrants(grants: LeaseGrantBody[], from: string): void {
+    for (const grant of grants) this.holder.receiveGrant(grant, from);
   }
 
   receiveReturn(action: string, key: string, units: number, epoch: number, from: string): void {

@@ -1,7 +1,7 @@
 import { plausibleRelativeState } from '../../limiter/algorithms/index.js';
 import type { AlgorithmId } from '../../limiter/types.js';
 import { decodeMsgpack, encodeMsgpack } from './msgpack.js';
-import { FrameType, PEER_PROTOCOL_VERSION, WIRE_ERROR_CODES, type AdminOp, type DemandRow, type ForwardItem, type ForwardResult, type Frame, type WireEntry } from './frames.js';
+import { FrameType, PEER_PROTOCOL_VERSION, WIRE_ERROR_CODES, type AdminOp, type DemandRow, type ForwardItem, type LeaseAskBody, type LeaseGrantBody, type ForwardResult, type Frame, type WireEntry } from './frames.js';
 
 /**
  * Peer frames as MessagePack arrays: [version, type, id, ...body]. Positional arrays
@@ -67,9 +67,9 @@ export function encodeFrame(frame: Frame): Buffer {
     case FrameType.Greet:
       return encodeMsgpack([...head, frame.answer]);
     case FrameType.LeaseAsk:
-      return encodeMsgpack([...head, itemRow(frame.item), frame.ratePerSec]);
+      return encodeMsgpack([...head, frame.asks.map((a) => [itemRow(a.item), a.ratePerSec])]);
     case FrameType.LeaseGrant:
-      return encodeMsgpack([...head, frame.action, frame.key, frame.units, frame.expiresInMs, frame.resetInMs, frame.epoch]);
+      return encodeMsgpack([...head, frame.grants.map((g) => [g.id, g.action, g.key, g.units, g.expiresInMs, g.resetInMs, g.epoch])]);
     case FrameType.LeaseReturn:
       return encodeMsgpack([...head, frame.action, frame.key, frame.units, frame.epoch]);
   }
@@ -120,6 +120,19 @@ function parseItem(row: unknown): ForwardItem | undefined {
     calendar: row.length === 16 ? (calendar as string) : '',
     timeZone: row.length === 16 ? (timeZone as string) : '',
   };
+}
+
+function parseLeaseAsk(row: unknown): LeaseAskBody | undefined {
+  if (!Array.isArray(row) || row.length !== 2 || !isRate(row[1])) return undefined;
+  const item = parseItem(row[0]);
+  return item === undefined ? undefined : { item, ratePerSec: row[1] as number };
+}
+
+function parseLeaseGrant(row: unknown): LeaseGrantBody | undefined {
+  if (!Array.isArray(row) || row.length !== 7) return undefined;
+  const [id, action, key, units, expiresInMs, resetInMs, epoch] = row as unknown[];
+  if (!isId(id) || !isName(action) || !isName(key) || !isUnits(units) || !isSmallInt(expiresInMs, LEASE_MAX_MS) || !isFiniteNumber(resetInMs) || !isFiniteNumber(epoch)) return undefined;
+  return { id, action, key, units, expiresInMs, resetInMs, epoch };
 }
 
 function parseResult(row: unknown): ForwardResult | undefined {
@@ -213,13 +226,12 @@ export function decodeFrame(bytes: Uint8Array): Frame | undefined {
     case FrameType.Greet:
       return value.length === 4 && typeof value[3] === 'boolean' ? { type, id, answer: value[3] } : undefined;
     case FrameType.LeaseAsk: {
-      const item = value.length === 5 ? parseItem(value[3]) : undefined;
-      return item !== undefined && isRate(value[4]) ? { type, id, item, ratePerSec: value[4] as number } : undefined;
+      const asks = value.length === 4 ? parseList(value[3], parseLeaseAsk) : undefined;
+      return asks === undefined ? undefined : { type, id, asks };
     }
     case FrameType.LeaseGrant: {
-      const [, , , action, key, units, expiresInMs, resetInMs, epoch] = value as unknown[];
-      if (value.length !== 9 || !isName(action) || !isName(key) || !isUnits(units) || !isSmallInt(expiresInMs, LEASE_MAX_MS) || !isFiniteNumber(resetInMs) || !isFiniteNumber(epoch)) return undefined;
-      return { type, id, action, key, units, expiresInMs, resetInMs, epoch };
+      const grants = value.length === 4 ? parseList(value[3], parseLeaseGrant) : undefined;
+      return grants === undefined ? undefined : { type, id, grants };
     }
     case FrameType.LeaseReturn: {
       const [, , , action, key, units, epoch] = value as unknown[];

@@ -28,9 +28,9 @@ export const enum FrameType {
   HandoffDone = 14,
   /** A joining node opens its streams before it owns keys: `answer` false asks the receiver to open its own stream back and answer on it. */
   Greet = 15,
-  /** Leases: a holder asks a key's owner for a slice of its allowance (`item.cost`: the units wanted; its rate per s). */
+  /** Leases: a holder asks a key's owner for slices of keys' allowances (one frame per owner and event-loop turn). */
   LeaseAsk = 16,
-  /** Leases: the owner's answer to a LeaseAsk (0 units: refused), with the window the units were taken from. */
+  /** Leases: the owner's answers to a LeaseAsk's asks (0 units: refused), with the window the units were taken from. */
   LeaseGrant = 17,
   /** Leases: a holder gives back units it never used, of the window they were taken from. */
   LeaseReturn = 18,
@@ -122,12 +122,20 @@ export type Frame =
   | { type: FrameType.FairShares; id: number; action: string; levelPerWeight: number; shares: [string, number][] }
   | { type: FrameType.HandoffDone; id: number; version: string }
   | { type: FrameType.Greet; id: number; answer: boolean }
-  | { type: FrameType.LeaseAsk; id: number; item: ForwardItem; ratePerSec: number }
-  | ({ type: FrameType.LeaseGrant; id: number } & LeaseGrantBody)
+  | { type: FrameType.LeaseAsk; id: number; asks: LeaseAskBody[] }
+  | { type: FrameType.LeaseGrant; id: number; grants: LeaseGrantBody[] }
   | { type: FrameType.LeaseReturn; id: number; action: string; key: string; units: number; epoch: number };
 
-/** A LeaseGrant: `units` taken out of (action, key)'s window starting at `epoch` (the owner's clock), usable for `expiresInMs` from the ask's sending. */
+/** One ask of a LeaseAsk frame: the request (`item.id`: the ask's id, `item.cost`: the units wanted) and the holder's rate for the key, per s. */
+export interface LeaseAskBody {
+  item: ForwardItem;
+  ratePerSec: number;
+}
+
+/** One grant of a LeaseGrant frame: `units` taken out of (action, key)'s window starting at `epoch` (the owner's clock), usable for `expiresInMs` from the ask's sending. */
 export interface LeaseGrantBody {
+  /** The ask it answers. */
+  id: number;
   action: string;
   key: string;
   units: number;
