@@ -199,7 +199,7 @@ describe('lease ledger against the reference model', () => {
           world.close();
         }
       }),
-      { numRuns: 300 },
+      { numRuns: Number(process.env.PROPERTY_RUNS ?? 300), ...(process.env.PROPERTY_SEED === undefined ? {} : { seed: Number(process.env.PROPERTY_SEED) }) },
     );
   });
 
