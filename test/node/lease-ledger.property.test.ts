@@ -155,7 +155,7 @@ class World {
     if (decoded === undefined) return;
     if (to === this.ownerId) {
       if (decoded.type === FrameType.LeaseAsk) this.granter.receiveAsks(decoded.asks, from);
-      if (decoded.type === FrameType.LeaseReturn) this.granter.receiveReturn(decoded.action, decoded.key, decoded.units, decoded.epoch, from);
+      if (decoded.type === FrameType.LeaseReturn) this.granter.receiveReturns(decoded.returns, from);
       return;
     }
     const holder = this.holders[Number(to.slice(1))];
@@ -190,7 +190,7 @@ describe('lease ledger against the reference model', () => {
             else if (c.kind === 'sweep') world.holders[c.at]?.sweep();
             else if (c.kind === 'killHolder') world.holders[c.at] = undefined;
             else if (c.kind === 'drain') world.drain();
-            else if (c.kind === 'forgeReturn') world.granter.receiveReturn('a', 'k', c.units, Math.floor(world.clock.now() / WINDOW_MS) * WINDOW_MS, 'm0'); // a member's return of units it was never granted
+            else if (c.kind === 'forgeReturn') world.granter.receiveReturns([{ action: 'a', key: 'k', units: c.units, epoch: Math.floor(world.clock.now() / WINDOW_MS) * WINDOW_MS }], 'm0'); // a member's return of units it was never granted
             else world.failover();
             await settle(); // grants are answered after the replication they wait for
           }

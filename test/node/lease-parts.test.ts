@@ -43,7 +43,7 @@ describe('lease parts', () => {
     expect(decodeFrame(encodeFrame(ask))).toEqual(ask);
     const grant: Frame = { type: FrameType.LeaseGrant, id: 0, grants: [{ id: 7, action: 'api', key: 'k', units: 20, expiresInMs: 1_500, resetInMs: 30_000.5, epoch: 1_700_000_040_000 }] };
     expect(decodeFrame(encodeFrame(grant))).toEqual(grant);
-    const ret: Frame = { type: FrameType.LeaseReturn, id: 0, action: 'api', key: 'k', units: 3, epoch: 1_700_000_040_000 };
+    const ret: Frame = { type: FrameType.LeaseReturn, id: 0, returns: [{ action: 'api', key: 'k', units: 3, epoch: 1_700_000_040_000 }] };
     expect(decodeFrame(encodeFrame(ret))).toEqual(ret);
     const row = [7, 'api', 'k', 20, 1_500, 30_000, 0];
     for (const bad of [
@@ -53,8 +53,9 @@ describe('lease parts', () => {
       [1, FrameType.LeaseGrant, 0, [row.slice(1)]], // a field missing
       [1, FrameType.LeaseAsk, 0, [[[7, 'api', 'k'], 1]]], // a truncated item
       [1, FrameType.LeaseAsk, 0, [[[7, 'api', 'k', 100, 60_000, 1, 20, 3, 0, 0, -1], -1]]], // a negative rate
-      [1, FrameType.LeaseReturn, 0, 'api', 'k', -3, 0], // negative units
-      [1, FrameType.LeaseReturn, 0, 'api', '', 3, 0], // no key
+      [1, FrameType.LeaseReturn, 0, [['api', 'k', -3, 0]]], // negative units
+      [1, FrameType.LeaseReturn, 0, [['api', '', 3, 0]]], // no key
+      [1, FrameType.LeaseReturn, 0, 'api', 'k', 3, 0], // not a list
     ]) {
       expect(decodeFrame(encodeMsgpack(bad as unknown[])), JSON.stringify(bad)).toBeUndefined();
     }

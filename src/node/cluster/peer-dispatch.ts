@@ -77,7 +77,7 @@ export class PeerDispatch {
       case FrameType.LeaseGrant:
         return c.leases.receiveGrants(frame.grants, fromNodeId);
       case FrameType.LeaseReturn:
-        return c.leases.receiveReturn(frame.action, frame.key, frame.units, frame.epoch, fromNodeId);
+        return c.leases.receiveReturns(frame.returns, fromNodeId);
     }
   }
 }

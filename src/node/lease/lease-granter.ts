@@ -7,7 +7,7 @@ import { resolveOnce, type OwnerDecision, type ResolvedRequest } from '../routin
 import { NO_WAIT } from '../routing/router.js';
 import type { PeerTransport } from '../transport/peer-transport.js';
 import { encodeFrame, frameLimits } from '../wire/codec.js';
-import { AdminOp, FrameType, type ForwardItem, type LeaseAskBody, type LeaseGrantBody } from '../wire/frames.js';
+import { AdminOp, FrameType, type ForwardItem, type LeaseAskBody, type LeaseGrantBody, type LeaseReturnBody } from '../wire/frames.js';
 import { GrantLedger } from './grant-ledger.js';
 import { sliceSize, type LeaseOptions } from './lease-options.js';
 
@@ -132,17 +132,27 @@ export class LeaseGranter {
     );
   }
 
-  receiveReturn(action: string, key: string, units: number, epoch: number, from: string): void {
+  /** A LeaseReturn frame from `from`: each return put back into its window, up to what that holder was granted for it. */
+  receiveReturns(returns: LeaseReturnBody[], from: string): void {
     const { view, clock, store } = this.components;
-    if (view.addressOf(from) === undefined || units < 1) {
-      this.stats.droppedFrames++;
+    if (view.addressOf(from) === undefined) {
+      this.stats.droppedFrames += returns.length; // not a member
       return;
     }
-    const allowedBack = view.decidesHere(action, key) ? this.ledger.takeBack(action, key, from, epoch, units, clock.now()) : 0;
-    const back = allowedBack > 0 ? store.giveBack(action, key, epoch, allowedBack) : 0;
-    if (back > 0) this.components.replication.changed();
-    this.stats.unitsTakenBack += back;
-    this.stats.unitsNotTakenBack += units - back;
+    const nowMs = clock.now();
+    let changed = false;
+    for (const { action, key, units, epoch } of returns) {
+      if (units < 1) {
+        this.stats.droppedFrames++;
+        continue;
+      }
+      const allowedBack = view.decidesHere(action, key) ? this.ledger.takeBack(action, key, from, epoch, units, nowMs) : 0;
+      const back = allowedBack > 0 ? store.giveBack(action, key, epoch, allowedBack) : 0;
+      changed ||= back > 0;
+      this.stats.unitsTakenBack += back;
+      this.stats.unitsNotTakenBack += units - back;
+    }
+    if (changed) this.components.replication.changed();
   }
 
   /** Ownership changed: what was granted may be another owner's to take back now; returns give back nothing until the next grants. */

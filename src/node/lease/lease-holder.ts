@@ -9,7 +9,7 @@ import type { LeaseSlices } from '../routing/router.js';
 import { NO_WAIT } from '../routing/router.js';
 import type { PeerTransport } from '../transport/peer-transport.js';
 import { encodeFrame } from '../wire/codec.js';
-import { FrameType, type LeaseAskBody, type LeaseGrantBody } from '../wire/frames.js';
+import { FrameType, type LeaseAskBody, type LeaseGrantBody, type LeaseReturnBody } from '../wire/frames.js';
 import { DemandMeter } from './demand-meter.js';
 import { usableMs, type LeaseOptions } from './lease-options.js';
 
@@ -78,7 +78,7 @@ export interface LeaseHolderStats {
 }
 
 /** How often a holder samples its leases' rates and ends idle or expired ones, in ms (at most). */
-const SWEEP_MS = 100;
+const SWEEP_MS = 250;
 /** After a refusal, the next ask of the key waits this long, in ms. */
 const ASK_BACKOFF_MS = 250;
 
@@ -100,8 +100,9 @@ export class LeaseHolder implements LeaseSlices {
   private readonly leases = new Map<string, Map<string, Lease>>();
   private count = 0;
   private readonly pending = new Map<number, PendingAsk>();
-  /** Asks queued this event-loop turn, per owner address (at most one per lease), and whether their flush is scheduled. */
+  /** Asks (at most one per lease) and returns queued this event-loop turn, per owner address, and whether their flush is scheduled. */
   private readonly outgoing = new Map<string, LeaseAskBody[]>();
+  private readonly returning = new Map<string, LeaseReturnBody[]>();
   private flushQueued = false;
   private nextAskId = 1;
   private readonly meter: DemandMeter;
@@ -268,18 +269,29 @@ export class LeaseHolder implements LeaseSlices {
     let asks = this.outgoing.get(address);
     if (asks === undefined) this.outgoing.set(address, (asks = []));
     asks.push({ item, ratePerSec: Math.min(lease.ratePerSec, 1e6) });
-    if (!this.flushQueued) {
-      this.flushQueued = true;
-      setImmediate(this.flushAsks); // one frame per owner and event-loop turn, not one per ask
-    }
+    this.scheduleFlush();
     this.counters.asks++;
     lease.asking = true;
     // Counted from now, a moment before the frame leaves: earlier is the safe side.
     this.pending.set(id, { lease, owner, sentAtMs: nowMs });
   }
 
-  private readonly flushAsks = (): void => {
+  private scheduleFlush(): void {
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    setImmediate(this.flush); // one frame per owner and event-loop turn, not one per ask or return
+  }
+
+  /** Sends the asks and returns queued this turn. */
+  private readonly flush = (): void => {
     this.flushQueued = false;
+    for (const [address, returns] of this.returning) {
+      let units = 0;
+      for (const r of returns) units += r.units;
+      if (this.components.transport.send(address, encodeFrame({ type: FrameType.LeaseReturn, id: 0, returns }))) this.counters.unitsReturned += units;
+      else this.counters.unitsLost += units;
+    }
+    this.returning.clear();
     for (const [address, asks] of this.outgoing) {
       if (this.components.transport.send(address, encodeFrame({ type: FrameType.LeaseAsk, id: 0, asks }))) continue;
       const nowMs = this.components.clock.now();
@@ -305,13 +317,17 @@ export class LeaseHolder implements LeaseSlices {
     lease.units = 0;
   }
 
+  /** Queues a return for the node that granted the units (one frame per owner and turn); the units are never admitted here again. */
   private giveBack(to: string, action: string, key: string, units: number, epoch: number): void {
     const address = this.components.view.addressOf(to);
-    if (address !== undefined && this.components.transport.send(address, encodeFrame({ type: FrameType.LeaseReturn, id: 0, action, key, units, epoch }))) {
-      this.counters.unitsReturned += units;
-    } else {
+    if (address === undefined) {
       this.counters.unitsLost += units;
+      return;
     }
+    let returns = this.returning.get(address);
+    if (returns === undefined) this.returning.set(address, (returns = []));
+    returns.push({ action, key, units, epoch });
+    this.scheduleFlush();
   }
 
   /** Rates sampled, idle leases given back, expired ones ended, asks that timed out forgotten: its timer's task (tests call it). Whether work remains. */

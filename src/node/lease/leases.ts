@@ -5,7 +5,7 @@ import type { ClusterView } from '../routing/cluster-view.js';
 import type { OwnerDecision, ResolvedRequest } from '../routing/owner-decision.js';
 import type { LeaseSlices } from '../routing/router.js';
 import type { PeerTransport } from '../transport/peer-transport.js';
-import type { LeaseAskBody, LeaseGrantBody } from '../wire/frames.js';
+import type { LeaseAskBody, LeaseGrantBody, LeaseReturnBody } from '../wire/frames.js';
 import { LeaseGranter, type LeaseGranterStats } from './lease-granter.js';
 import { LeaseHolder, type LeaseHolderStats } from './lease-holder.js';
 import type { LeaseOptions } from './lease-options.js';
@@ -57,8 +57,8 @@ export class Leases {
     for (const grant of grants) this.holder.receiveGrant(grant, from);
   }
 
-  receiveReturn(action: string, key: string, units: number, epoch: number, from: string): void {
-    this.granter.receiveReturn(action, key, units, epoch, from);
+  receiveReturns(returns: LeaseReturnBody[], from: string): void {
+    this.granter.receiveReturns(returns, from);
   }
 
   /** Ownership changed: holders keep their slices until they end (the units were consumed at the old owner and replicated); grants tracked here are forgotten. */

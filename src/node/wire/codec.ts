@@ -1,7 +1,7 @@
 import { plausibleRelativeState } from '../../limiter/algorithms/index.js';
 import type { AlgorithmId } from '../../limiter/types.js';
 import { decodeMsgpack, encodeMsgpack } from './msgpack.js';
-import { FrameType, PEER_PROTOCOL_VERSION, WIRE_ERROR_CODES, type AdminOp, type DemandRow, type ForwardItem, type LeaseAskBody, type LeaseGrantBody, type ForwardResult, type Frame, type WireEntry } from './frames.js';
+import { FrameType, PEER_PROTOCOL_VERSION, WIRE_ERROR_CODES, type AdminOp, type DemandRow, type ForwardItem, type LeaseAskBody, type LeaseGrantBody, type LeaseReturnBody, type ForwardResult, type Frame, type WireEntry } from './frames.js';
 
 /**
  * Peer frames as MessagePack arrays: [version, type, id, ...body]. Positional arrays
@@ -71,7 +71,7 @@ export function encodeFrame(frame: Frame): Buffer {
     case FrameType.LeaseGrant:
       return encodeMsgpack([...head, frame.grants.map((g) => [g.id, g.action, g.key, g.units, g.expiresInMs, g.resetInMs, g.epoch])]);
     case FrameType.LeaseReturn:
-      return encodeMsgpack([...head, frame.action, frame.key, frame.units, frame.epoch]);
+      return encodeMsgpack([...head, frame.returns.map((r) => [r.action, r.key, r.units, r.epoch])]);
   }
 }
 
@@ -133,6 +133,12 @@ function parseLeaseGrant(row: unknown): LeaseGrantBody | undefined {
   const [id, action, key, units, expiresInMs, resetInMs, epoch] = row as unknown[];
   if (!isId(id) || !isName(action) || !isName(key) || !isUnits(units) || !isSmallInt(expiresInMs, LEASE_MAX_MS) || !isFiniteNumber(resetInMs) || !isFiniteNumber(epoch)) return undefined;
   return { id, action, key, units, expiresInMs, resetInMs, epoch };
+}
+
+function parseLeaseReturn(row: unknown): LeaseReturnBody | undefined {
+  if (!Array.isArray(row) || row.length !== 4) return undefined;
+  const [action, key, units, epoch] = row as unknown[];
+  return isName(action) && isName(key) && isUnits(units) && isFiniteNumber(epoch) ? { action, key, units, epoch } : undefined;
 }
 
 function parseResult(row: unknown): ForwardResult | undefined {
@@ -234,8 +240,8 @@ export function decodeFrame(bytes: Uint8Array): Frame | undefined {
       return grants === undefined ? undefined : { type, id, grants };
     }
     case FrameType.LeaseReturn: {
-      const [, , , action, key, units, epoch] = value as unknown[];
-      return value.length === 7 && isName(action) && isName(key) && isUnits(units) && isFiniteNumber(epoch) ? { type, id, action, key, units, epoch } : undefined;
+      const returns = value.length === 4 ? parseList(value[3], parseLeaseReturn) : undefined;
+      return returns === undefined ? undefined : { type, id, returns };
     }
     case FrameType.FairDemand: {
       const [, , , action, rows] = value as unknown[];

@@ -32,7 +32,7 @@ export const enum FrameType {
   LeaseAsk = 16,
   /** Leases: the owner's answers to a LeaseAsk's asks (0 units: refused), with the window the units were taken from. */
   LeaseGrant = 17,
-  /** Leases: a holder gives back units it never used, of the window they were taken from. */
+  /** Leases: a holder gives back units it never used, each of the window it was taken from (one frame per owner and event-loop turn). */
   LeaseReturn = 18,
 }
 
@@ -124,7 +124,15 @@ export type Frame =
   | { type: FrameType.Greet; id: number; answer: boolean }
   | { type: FrameType.LeaseAsk; id: number; asks: LeaseAskBody[] }
   | { type: FrameType.LeaseGrant; id: number; grants: LeaseGrantBody[] }
-  | { type: FrameType.LeaseReturn; id: number; action: string; key: string; units: number; epoch: number };
+  | { type: FrameType.LeaseReturn; id: number; returns: LeaseReturnBody[] };
+
+/** One return of a LeaseReturn frame: `units` never used, of (action, key)'s window starting at `epoch` (the granting owner's clock). */
+export interface LeaseReturnBody {
+  action: string;
+  key: string;
+  units: number;
+  epoch: number;
+}
 
 /** One ask of a LeaseAsk frame: the request (`item.id`: the ask's id, `item.cost`: the units wanted) and the holder's rate for the key, per s. */
 export interface LeaseAskBody {
