@@ -8,8 +8,8 @@ import type { ResolvedRequest } from '../routing/owner-decision.js';
 import type { LeaseSlices } from '../routing/router.js';
 import { NO_WAIT } from '../routing/router.js';
 import type { PeerTransport } from '../transport/peer-transport.js';
-import { encodeFrame } from '../wire/codec.js';
-import { FrameType, type LeaseAskBody, type LeaseGrantBody, type LeaseReturnBody } from '../wire/frames.js';
+import type { LeaseGrantBody } from '../wire/frames.js';
+import { LeaseOutbox } from './lease-outbox.js';
 import { DemandMeter } from './demand-meter.js';
 import { usableMs, type LeaseOptions } from './lease-options.js';
 
@@ -100,10 +100,8 @@ export class LeaseHolder implements LeaseSlices {
   private readonly leases = new Map<string, Map<string, Lease>>();
   private count = 0;
   private readonly pending = new Map<number, PendingAsk>();
-  /** Asks (at most one per lease) and returns queued this event-loop turn, per owner address, and whether their flush is scheduled. */
-  private readonly outgoing = new Map<string, LeaseAskBody[]>();
-  private readonly returning = new Map<string, LeaseReturnBody[]>();
-  private flushQueued = false;
+  /** Asks (at most one per lease) and returns, sent once per event-loop turn. */
+  private readonly outbox: LeaseOutbox;
   private nextAskId = 1;
   private readonly meter: DemandMeter;
   private readonly forced: ReadonlySet<string>;
@@ -117,6 +115,17 @@ export class LeaseHolder implements LeaseSlices {
   ) {
     this.forced = new Set(options.actions);
     this.meter = new DemandMeter(options.maxLeases);
+    this.outbox = new LeaseOutbox(components.transport, {
+      returned: (units) => void (this.counters.unitsReturned += units),
+      lost: (units) => void (this.counters.unitsLost += units),
+      askFailed: (id) => {
+        const pending = this.pending.get(id);
+        if (pending === undefined) return;
+        this.pending.delete(id);
+        pending.lease.asking = false;
+        pending.lease.nextAskAtMs = this.components.clock.now() + ASK_BACKOFF_MS;
+      },
+    });
     this.lastRateMs = components.clock.now();
     this.timer = new WakeTimer(() => this.sweep(), Math.min(SWEEP_MS, options.idleMs / 2));
   }
@@ -266,45 +275,13 @@ export class LeaseHolder implements LeaseSlices {
     const usedUpEarly = lease.units <= lease.lowWater && nowMs < lease.refreshAtMs;
     const byRate = Math.ceil((lease.ratePerSec * this.options.leaseTtlMs) / 1000) - lease.units;
     item.cost = Math.min(lease.limit, Math.max(1, byRate, usedUpEarly ? 2 * lease.lastGrant : 0));
-    let asks = this.outgoing.get(address);
-    if (asks === undefined) this.outgoing.set(address, (asks = []));
-    asks.push({ item, ratePerSec: Math.min(lease.ratePerSec, 1e6) });
-    this.scheduleFlush();
+    this.outbox.ask(address, { item, ratePerSec: Math.min(lease.ratePerSec, 1e6) });
     this.counters.asks++;
     lease.asking = true;
     // Counted from now, a moment before the frame leaves: earlier is the safe side.
     this.pending.set(id, { lease, owner, sentAtMs: nowMs });
   }
 
-  private scheduleFlush(): void {
-    if (this.flushQueued) return;
-    this.flushQueued = true;
-    setImmediate(this.flush); // one frame per owner and event-loop turn, not one per ask or return
-  }
-
-  /** Sends the asks and returns queued this turn. */
-  private readonly flush = (): void => {
-    this.flushQueued = false;
-    for (const [address, returns] of this.returning) {
-      let units = 0;
-      for (const r of returns) units += r.units;
-      if (this.components.transport.send(address, encodeFrame({ type: FrameType.LeaseReturn, id: 0, returns }))) this.counters.unitsReturned += units;
-      else this.counters.unitsLost += units;
-    }
-    this.returning.clear();
-    for (const [address, asks] of this.outgoing) {
-      if (this.components.transport.send(address, encodeFrame({ type: FrameType.LeaseAsk, id: 0, asks }))) continue;
-      const nowMs = this.components.clock.now();
-      for (const { item } of asks) {
-        const pending = this.pending.get(item.id);
-        if (pending === undefined) continue;
-        this.pending.delete(item.id);
-        pending.lease.asking = false;
-        pending.lease.nextAskAtMs = nowMs + ASK_BACKOFF_MS;
-      }
-    }
-    this.outgoing.clear();
-  };
 
   /** Gives a slice's units back to the node that granted them, and ends the lease. */
   private end(lease: Lease): void {
@@ -324,10 +301,7 @@ export class LeaseHolder implements LeaseSlices {
       this.counters.unitsLost += units;
       return;
     }
-    let returns = this.returning.get(address);
-    if (returns === undefined) this.returning.set(address, (returns = []));
-    returns.push({ action, key, units, epoch });
-    this.scheduleFlush();
+    this.outbox.giveBack(address, { action, key, units, epoch });
   }
 
   /** Rates sampled, idle leases given back, expired ones ended, asks that timed out forgotten: its timer's task (tests call it). Whether work remains. */
