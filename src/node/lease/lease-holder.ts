@@ -145,9 +145,19 @@ export class LeaseHolder implements LeaseSlices {
     lease.units -= p.cost;
     lease.used += p.cost;
     lease.lastUsedMs = nowMs;
-    if (!lease.asking && (lease.units <= lease.lowWater || nowMs >= lease.refreshAtMs) && nowMs >= lease.nextAskAtMs) this.ask(lease, nowMs);
+    if (!lease.asking && nowMs >= lease.nextAskAtMs && (lease.units <= lease.lowWater || (nowMs >= lease.refreshAtMs && this.runsOutBeforeEnd(lease, nowMs)))) this.ask(lease, nowMs);
     this.counters.leasedDecisions++;
     return { allowed: true, limit: p.limit, remaining: lease.units, resetAtMs: lease.resetAtMs, retryAfterMs: 0, waitMs: 0 };
+  }
+
+  /**
+   * Past half its life, a slice is renewed only if its key would use it up before it ends at the
+   * rate measured: a slow key's slice runs to its end and what is left goes back, rather than
+   * costing the owner a grant every half-life.
+   */
+  private runsOutBeforeEnd(lease: Lease, nowMs: number): boolean {
+    const rate = Math.max(lease.ratePerSec, (lease.used * 1000) / Math.max(1, nowMs - this.lastRateMs));
+    return lease.units <= (rate * (lease.expiresAtMs - nowMs)) / 1000;
   }
 
   /** A plain allow of a key owned elsewhere is being forwarded: counted, and given a lease once busy (or forced). */
