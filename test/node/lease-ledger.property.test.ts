@@ -115,7 +115,7 @@ class World {
     const view = { addressOf: (nodeId: string) => (nodeId === 'm0' || this.holders[Number(nodeId.slice(1))] !== undefined ? nodeId : undefined), decidesHere: () => this.ownerId === ownerId };
     const replication = { flushAndWait: async () => this.replicate(), changed: () => this.replicate() };
     const transport = { send: (address: string, frame: Uint8Array) => this.network.push({ from: ownerId, to: address, frame }) > 0 };
-    return new LeaseGranter({ view, store: this.owner, decision: this.decision, replication, clock: this.clock, transport }, this.options);
+    return new LeaseGranter({ view, store: this.owner, decision: this.decision, replication, clock: this.clock, transport }, this.options, 0);
   }
 
   request(at: number, cost: number): void {

@@ -11,6 +11,13 @@ import { AdminOp, FrameType, type ForwardItem, type LeaseAskBody, type LeaseGran
 import { GrantLedger } from './grant-ledger.js';
 import { sliceSize, type LeaseOptions } from './lease-options.js';
 
+/**
+ * Grants wait at most this long for one replication flush together, in ms: a flush per LeaseAsk
+ * frame sent a Replicate frame (and waited for its Ack) every few asks, where async replication
+ * sends one every replicationDelayMs (5 ms).
+ */
+const GRANT_FLUSH_MS = 5;
+
 export interface LeaseGranterComponents {
   view: Pick<ClusterView, 'addressOf' | 'decidesHere'>;
   store: LimiterStore;
@@ -47,10 +54,15 @@ export class LeaseGranter {
   readonly stats: LeaseGranterStats = { grants: 0, unitsGranted: 0, refused: 0, unitsTakenBack: 0, unitsNotTakenBack: 0, droppedFrames: 0 };
   private readonly ledger: GrantLedger;
   private lastSweepMs = 0;
+  /** Grants decided and waiting for the next replication flush, per holder address. */
+  private readonly ready: { address: string; answers: LeaseGrantBody[] }[] = [];
+  private flushTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly components: LeaseGranterComponents,
     private readonly options: LeaseOptions,
+    /** 0: a flush per LeaseAsk frame (tests, where time is a manual clock's). */
+    private readonly grantFlushMs = GRANT_FLUSH_MS,
   ) {
     this.ledger = new GrantLedger(options.maxGrants);
   }
@@ -76,18 +88,37 @@ export class LeaseGranter {
       const decided = this.answer(ask.item, ask.ratePerSec, from, answers);
       if (decided !== undefined) pending.push(decided);
     }
-    const send = (): void => {
-      if (answers.length === 0) return;
-      for (const g of answers) {
-        if (g.units === 0) continue;
-        this.stats.grants++;
-        this.stats.unitsGranted += g.units;
-      }
-      for (let i = 0; i < answers.length; i += frameLimits.maxItems) this.components.transport.send(address, encodeFrame({ type: FrameType.LeaseGrant, id: 0, grants: answers.slice(i, i + frameLimits.maxItems) }));
+    if (pending.length === 0) return this.send(address, answers); // refusals: nothing consumed
+    void Promise.all(pending).then(() => {
+      this.ready.push({ address, answers });
+      if (this.grantFlushMs === 0) this.flushGrants();
+      else if (this.flushTimer === undefined) this.flushTimer = setTimeout(this.flushGrants, this.grantFlushMs).unref();
+    });
+  }
+
+  /** Granted only once the replicas hold every slice as consumed: one replication flush for the grants of GRANT_FLUSH_MS. */
+  private readonly flushGrants = (): void => {
+    this.flushTimer = undefined;
+    const batch = this.ready.splice(0);
+    const sendAll = (): void => {
+      for (const { address, answers } of batch) this.send(address, answers);
     };
-    if (pending.length === 0) return send();
-    // Granted only once the replicas hold every slice as consumed.
-    void Promise.all(pending).then(() => this.components.replication.flushAndWait().then(send, send));
+    this.components.replication.flushAndWait().then(sendAll, sendAll);
+  };
+
+  private send(address: string, answers: LeaseGrantBody[]): void {
+    if (answers.length === 0) return;
+    for (const g of answers) {
+      if (g.units === 0) continue;
+      this.stats.grants++;
+      this.stats.unitsGranted += g.units;
+    }
+    for (let i = 0; i < answers.length; i += frameLimits.maxItems) this.components.transport.send(address, encodeFrame({ type: FrameType.LeaseGrant, id: 0, grants: answers.slice(i, i + frameLimits.maxItems) }));
+  }
+
+  close(): void {
+    if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
   }
 
   /** One ask: a refusal pushed into `answers` at once, or a promise that pushes the grant (or a refusal) once decided. */

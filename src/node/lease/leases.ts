@@ -74,6 +74,7 @@ export class Leases {
   close(graceful: boolean): void {
     if (graceful) this.holder.returnAll();
     this.holder.close();
+    this.granter.close();
   }
 
   /** For the ledger's property test and diagnostics: a decision answered from a slice, if one applies. */
