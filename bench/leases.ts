@@ -9,6 +9,7 @@
  * - the time of one leased decision at the embedded member (`node.allowNow`), p50 and p99.
  * Two clusters of 3 `serve` processes, one with `--leases`; the off and on rows take turns.
  */
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ChaosCluster } from '../src/chaos/cluster.js';
 import type { RateLimitRequest } from '../src/limiter/types.js';
@@ -27,8 +28,8 @@ const WARMUP_MS = 5_000;
 const LIMIT = 1_000_000_000;
 const WINDOW_MS = 60_000;
 const ACTION = 'bench';
-/** Keys forwarded at this rate or more get a lease (the default is 20/s: on Zipf traffic at tens of thousands a second, 1/s reaches the top few thousand keys). */
-const THRESHOLD_PER_SEC = 1;
+/** Keys forwarded at this rate or more get a lease (the default is 20/s: on Zipf traffic at tens of thousands a second, 2/s reaches the top few thousand keys). */
+const THRESHOLD_PER_SEC = 2;
 /** Slices live this long (the default is 2 s), and a lease unused this long is given back (default 1 s): long-tailed keys keep theirs between their requests. */
 const LEASE_TTL_MS = 10_000;
 const IDLE_MS = 5_000;
@@ -49,6 +50,31 @@ interface Measured {
   rate: number;
   p50Ms: number;
   p99Ms: number;
+  /** CPU of every process involved (this one, with the member or the client, and the 3 `serve` nodes), per decision, in µs. */
+  cpuUsPerDecision: number;
+  /** …of which this process's. */
+  ownUsPerDecision: number;
+}
+
+/** CPU time a process has used, in ms (utime + stime from /proc, 10 ms ticks). */
+function processCpuMs(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return 0;
+  }
+}
+
+/** A closed-loop run with the CPU every process spent on it: on a shared machine, CPU per decision is the figure that does not depend on what else runs. */
+async function measured(call: Call, keys: readonly string[], servers: readonly number[]): Promise<Measured> {
+  const own = process.cpuUsage();
+  const before = servers.map(processCpuMs);
+  const r = await closedLoop(call, keys, CONCURRENCY, MEASURE_MS);
+  const ownUs = process.cpuUsage(own);
+  const serversMs = servers.reduce((sum, pid, i) => sum + processCpuMs(pid) - before[i]!, 0);
+  const decisions = (r.rate * MEASURE_MS) / 1000;
+  return { ...r, cpuUsPerDecision: (ownUs.user + ownUs.system + serversMs * 1000) / Math.max(1, decisions), ownUsPerDecision: (ownUs.user + ownUs.system) / Math.max(1, decisions) };
 }
 
 const fmtUs = (ms: number): string => `${(ms * 1000).toFixed(ms < 0.01 ? 1 : 0)} µs`;
@@ -112,6 +138,9 @@ export async function runLeasesBench(log: Log): Promise<string> {
     const clientOff = benchClient([plain.node(0).grpc], { ringAware: false });
     const clientOn = benchClient([leased.node(0).grpc], { ringAware: false });
     clients.push(clientOff, clientOn);
+    const pidsOf = (cluster: ChaosCluster): number[] => [0, 1, 2].map((i) => cluster.node(i).child.pid ?? 0);
+    const plainPids = pidsOf(plain);
+    const leasedPids = pidsOf(leased);
     const pairs: Pair[] = [
       { path: 'embedded member (`node.allow`, joined to 3 `serve` nodes)', off: (key) => memberOff.allow(request(key)), on: (key) => memberOn.allow(request(key)) },
       { path: 'embedded member, `allowNow()` first, `allow()` when it has no answer', off: nowFirst(memberOff), on: nowFirst(memberOn) },
@@ -131,9 +160,9 @@ export async function runLeasesBench(log: Log): Promise<string> {
       for (const pair of pairs) {
         for (const mode of ['off', 'on'] as const) {
           await closedLoop(pair[mode], zipf.keys, CONCURRENCY, ROUND_WARMUP_MS);
-          const r = await closedLoop(pair[mode], zipf.keys, CONCURRENCY, MEASURE_MS);
+          const r = await measured(pair[mode], zipf.keys, (mode === 'off' ? plainPids : leasedPids));
           results.get(pair)![mode].push(r);
-          progress.step((ROUND_WARMUP_MS + MEASURE_MS) / 1000, `round ${round + 1}/${ROUNDS}: ${pair.path}, leases ${mode}: ${fmtRate(r.rate)}, p50 ${r.p50Ms.toFixed(3)} ms`);
+          progress.step((ROUND_WARMUP_MS + MEASURE_MS) / 1000, `round ${round + 1}/${ROUNDS}: ${pair.path}, leases ${mode}: ${fmtRate(r.rate)}, p50 ${r.p50Ms.toFixed(3)} ms, CPU ${r.cpuUsPerDecision.toFixed(1)} µs/decision (this process ${r.ownUsPerDecision.toFixed(1)})`);
         }
       }
     }
@@ -147,14 +176,18 @@ export async function runLeasesBench(log: Log): Promise<string> {
       const { off, on } = results.get(p)!;
       const offRate = med(off, (m) => m.rate);
       const onRate = med(on, (m) => m.rate);
-      return [p.path, fmtRate(offRate), fmtRate(onRate), `${(onRate / offRate).toFixed(2)}×`, `${fmtUs(med(off, (m) => m.p50Ms))} / ${fmtUs(med(on, (m) => m.p50Ms))}`, `${fmtUs(med(off, (m) => m.p99Ms))} / ${fmtUs(med(on, (m) => m.p99Ms))}`];
+      const offCpu = med(off, (m) => m.cpuUsPerDecision);
+      const onCpu = med(on, (m) => m.cpuUsPerDecision);
+      return [p.path, fmtRate(offRate), fmtRate(onRate), `${(onRate / offRate).toFixed(2)}×`, `${offCpu.toFixed(1)} / ${onCpu.toFixed(1)} µs`, `${(offCpu / onCpu).toFixed(2)}×`, `${fmtUs(med(off, (m) => m.p50Ms))} / ${fmtUs(med(on, (m) => m.p50Ms))}`, `${fmtUs(med(off, (m) => m.p99Ms))} / ${fmtUs(med(on, (m) => m.p99Ms))}`];
     });
     return [
       '### Leases on Zipf traffic (closed loop, concurrency 64, fixed windows, all allowed)',
       '',
       `Zipf s = 1.0 over 100k keys (the top key takes ${(100 * topKeyShare(zipf)).toFixed(1)} % of the calls). Leases off and on in the same run, taking turns, medians of ${ROUNDS} rounds of ${MEASURE_MS / 1000} s; two clusters of 3 \`serve\` processes (the second with \`--leases --lease thresholdPerSec=${THRESHOLD_PER_SEC} --lease leaseTtlMs=${LEASE_TTL_MS} --lease idleMs=${IDLE_MS} --lease maxLeases=${MAX_LEASES}\`), an embedded member joined to each (the second with leases on). Every process shares the machine’s 2 cores.`,
       '',
-      table(['path', 'leases off', 'leases on', 'on / off', 'p50 of a call (off / on)', 'p99 (off / on)'], rows),
+      table(['path', 'leases off', 'leases on', 'on / off', 'CPU per decision, all processes (off / on)', 'CPU off / on', 'p50 of a call (off / on)', 'p99 (off / on)'], rows),
+      '',
+      'CPU per decision: the CPU time of this process (the embedded member, or the client) and of the 3 `serve` processes during each run, over its decisions — what a decision costs in machines, whatever else shares them; the machine’s other load moves decisions/s far more than it moves this.',
       '',
       `A leased decision at the embedded member (\`node.allowNow\` on keys owned elsewhere, after the runs): p50 **${timed.p50Us.toFixed(2)} µs**, p99 ${timed.p99Us.toFixed(2)} µs, over ${timed.timed.toLocaleString('en-US')} calls answered from a slice: ${(100 * timed.share).toFixed(1)} % of the member's Zipf calls for keys owned elsewhere, at ${CONCURRENCY} forwards in flight (the others found no slice, or one used up, and were forwarded). The member as a holder at the end: ${holder.leases} leases, ${holder.leasedDecisions.toLocaleString('en-US')} leased decisions, ${holder.asks.toLocaleString('en-US')} asks, ${holder.unitsGranted.toLocaleString('en-US')} units granted, ${holder.unitsReturned.toLocaleString('en-US')} given back, ${holder.unitsLost.toLocaleString('en-US')} lost (expired unused).`,
     ].join('\n');
