@@ -53,8 +53,10 @@ describe('leases', () => {
     allowed += await allowedOf(nodes[2]!, key, 150);
     allowed += await allowedOf(nodes[0]!, key, 150);
     expect(allowed).toBeLessThanOrEqual(LIMIT);
-    expect(nodes[1]!.stats().leases.holder.leasedDecisions).toBeGreaterThan(100);
-    expect(nodes[1]!.stats().forwarder.forwarded - forwardedBefore).toBeLessThan(50);
+    // Most of n1's 150 calls were answered from its slices (the first slice is small: slow start; a refill may be in flight when one runs out).
+    const leased = nodes[1]!.stats().leases.holder.leasedDecisions;
+    expect(leased).toBeGreaterThan(75);
+    expect(nodes[1]!.stats().forwarder.forwarded - forwardedBefore).toBeLessThan(150 - 75);
     // The key cools: the slices left go back to the owner, which admits them again — the limit exactly.
     await waitFor(() => nodes.every((n) => n.stats().leases.holder.leases === 0), 5_000, 'idle slices to be given back');
     allowed += await allowedOf(nodes[0]!, key, LIMIT);
@@ -69,16 +71,24 @@ describe('leases', () => {
     const key = keyOwnedBy('n0');
     await leaseAtN1(key);
     let allowed = 1 + (await allowedOf(nodes[1]!, key, 60));
-    const held = nodes[1]!.stats().leases.holder;
-    // Units n1 holds now: granted, not yet admitted (every leased decision was one unit).
-    const slice = held.unitsGranted - held.leasedDecisions - held.unitsReturned;
+    // Units n1 holds: granted, neither admitted (every leased decision was one unit) nor given back.
+    const sliceAtN1 = (): number => {
+      const held = nodes[1]!.stats().leases.holder;
+      return held.unitsGranted - held.leasedDecisions - held.unitsReturned - held.unitsLost;
+    };
+    // Caught between a slice used up and its refill, n1 holds nothing: a few more calls until it holds some.
+    for (let i = 0; i < 100 && sliceAtN1() === 0; i++) allowed += await allowedOf(nodes[1]!, key, 1);
+    const slice = sliceAtN1();
     expect(slice).toBeGreaterThan(0);
+    // A refill in flight when n1 dies is lost too: at most half of what remained (maxSliceFraction).
+    const held = nodes[1]!.stats().leases.holder;
+    const inFlight = held.asks > held.grants + held.refusals ? Math.ceil(LIMIT / 2) : 0;
     await nodes[1]!.stop({ graceful: false }); // kill: its slice is lost with it
     const [n0, , n2] = nodes as [RingLimitNode, RingLimitNode, RingLimitNode];
     allowed += await allowedOf(n2, key, LIMIT);
     allowed += await allowedOf(n0, key, 50);
     expect(allowed).toBeLessThanOrEqual(LIMIT);
-    expect(allowed).toBeGreaterThanOrEqual(LIMIT - slice);
+    expect(allowed).toBeGreaterThanOrEqual(LIMIT - slice - inFlight);
   });
 
   it('a lease frame with implausible values is dropped and counted; a malformed one too', async () => {

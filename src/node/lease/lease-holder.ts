@@ -201,8 +201,8 @@ export class LeaseHolder implements LeaseSlices {
       return;
     }
     if (lease.units > 0 && (lease.grantedBy !== from || lease.epoch !== grant.epoch || nowMs >= lease.expiresAtMs)) {
-      // Units of another window (or owner) are not this one's: dropped, never carried over.
-      this.counters.unitsLost += lease.units;
+      // Units of another window (or owner), or past their end, are not carried over: given back to their granter, which puts them back only into their own window.
+      this.giveBack(lease.grantedBy, lease.action, lease.key, lease.units, lease.epoch);
       lease.units = 0;
     }
     // Never longer than this node's own TTL either (a shorter life is always safe).
