@@ -1,4 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/common/clock.js';
+import { LimiterStore } from '../../src/limiter/store.js';
+import { LeaseGranter } from '../../src/node/lease/lease-granter.js';
+import { OwnerDecision } from '../../src/node/routing/owner-decision.js';
 import { RingLimitError } from '../../src/common/errors.js';
 import { leaseDefaults, resolveLeaseOptions, sliceSize, usableMs } from '../../src/node/lease/lease-options.js';
 import { resolveNodeOptions } from '../../src/node/options.js';
@@ -59,5 +63,25 @@ describe('lease parts', () => {
     ]) {
       expect(decodeFrame(encodeMsgpack(bad as unknown[])), JSON.stringify(bad)).toBeUndefined();
     }
+  });
+
+  it('during a split a slice is sized from what this side may spend, and taken under the split rule', async () => {
+    const clock = new ManualClock(1_700_000_000_000);
+    const store = new LimiterStore(clock, { trackChanges: true });
+    const split = { value: 0.5, enabled: true, unknownElsewhere: () => false, retryAfterMs: () => 1_000, now: () => clock.now() };
+    const decision = new OwnerDecision({ store, split }, { syncReplication: false });
+    const sent: Uint8Array[] = [];
+    const granter = new LeaseGranter(
+      { view: { addressOf: () => 'h:1', decidesHere: () => true }, store, decision, replication: { flushAndWait: async () => undefined, changed: () => undefined }, clock, split, transport: { send: (_address, frame) => sent.push(frame) > 0 } },
+      resolveLeaseOptions({ enabled: true }),
+      0,
+    );
+    const item: ForwardItem = { id: 1, action: 'api', key: 'k', limit: 100, windowMs: 60_000, weight: 1, cost: 1_000, algorithm: 3, burst: 0, hops: 0, maxWaitMs: -1, global: false, op: 0, remaining: -1, calendar: '', timeZone: '' };
+    granter.receiveAsks([{ item, ratePerSec: 100 }], 'h');
+    await new Promise((resolve) => setImmediate(resolve));
+    const grant = decodeFrame(sent[0]!);
+    // Half of what this side may spend (100 × 0.5), taken as 25 / 0.5 = 50 units of the key's state.
+    expect(grant?.type === FrameType.LeaseGrant ? grant.grants[0]!.units : -1).toBe(25);
+    expect(store.inspect({ key: 'k', action: 'api', limit: 100, windowMs: 60_000, algorithm: 'fixed-window' }).remaining).toBeCloseTo(50, 6);
   });
 });

@@ -261,7 +261,7 @@ export class Cluster implements NodeRole {
       if (components.policies?.hasShared === true) fairShare.wake();
       const policySync = new PolicySync({ membership, transport, apply: applyPolicies, warn: components.warn, now: () => Date.now() }, initialPolicies);
       const greetings = new Greetings({ view, transport, now: () => clock.now() });
-      const leases = new Leases({ view, transport, clock, store, decision, replication: replicator }, o.leases);
+      const leases = new Leases({ view, transport, clock, store, decision, replication: replicator, split }, o.leases);
       const dispatch = new PeerDispatch({ ids, forwarder, forwardServer, replicator, handoff, hotKeys, leases, policySync, fairShare, greetings });
       transport.onFrame((frame, reply, from) => dispatch.onFrame(frame, reply, from));
       transport.onPeerDown((address) => forwarder.peerDown(address));

@@ -26,6 +26,8 @@ export interface LeaseGranterComponents {
   /** A grant is answered only once the replicas hold it as consumed: an owner that dies then never has it granted twice. */
   replication: { flushAndWait(): Promise<void>; changed(): void };
   clock: Clock;
+  /** This side's share while the cluster is split (a slice is sized from what this side may spend); absent: 1. */
+  split?: { readonly value: number };
   /** Grants go to the holder's address, on this node's stream to it: a frame arriving there names its sender (a reply on the holder's stream would not). */
   transport: Pick<PeerTransport, 'send'>;
 }
@@ -146,7 +148,8 @@ export class LeaseGranter {
     if (p.algorithm !== AlgorithmId.FixedWindow || !view.decidesHere(p.action, p.key)) return refuse();
     const share = this.ledger.share(p.action, p.key, from, ratePerSec, nowMs);
     if (share === undefined) return refuse();
-    const units = sliceSize(Math.min(item.cost, p.limit), this.components.store.inspectResolved(p).remaining, share, this.options.maxSliceFraction);
+    const spendable = this.components.store.inspectResolved(p).remaining * Math.min(1, this.components.split?.value ?? 1);
+    const units = sliceSize(Math.min(item.cost, p.limit), spendable, share, this.options.maxSliceFraction);
     if (units === 0) return refuse();
     return this.components.decision.decideAsync({ ...p, cost: units }, NO_WAIT).then(
       (r) => {

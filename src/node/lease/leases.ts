@@ -17,6 +17,8 @@ export interface LeasesComponents {
   store: LimiterStore;
   decision: OwnerDecision;
   replication: { flushAndWait(): Promise<void>; changed(): void };
+  /** The split rule's share (cluster/split-share.ts). */
+  split: { readonly value: number };
 }
 
 /** stats().leases: a member as a holder of slices, and as the owner that grants them. */
