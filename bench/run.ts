@@ -11,6 +11,7 @@ import { runChangeBench } from './change.js';
 import { runClusterBench } from './cluster.js';
 import { runGossipScaleBench } from './gossip-scale.js';
 import { runHandoffBench } from './handoff.js';
+import { runLeasesBench } from './leases.js';
 import { runFloorBench } from './floor.js';
 import { runNodeBench } from './node.js';
 import { runPoliciesBench } from './policies.js';
@@ -43,6 +44,7 @@ async function main(): Promise<void> {
     ['handoff', runHandoffBench],
     ['node', runNodeBench],
     ['cluster', runClusterBench],
+    ['leases', runLeasesBench],
     ['change', runChangeBench],
     ['workers', runWorkersBench],
     ['floor', runFloorBench],

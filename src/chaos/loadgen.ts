@@ -24,6 +24,8 @@ export interface LoadSpec {
   keyPrefix: string;
   /** Hot-key mode on every request (the client spreads them over the nodes). */
   global: boolean;
+  /** false: the client asks its preferred node, not each key's owner (mostly non-owners: the leases scenario). */
+  ringAware: boolean;
   /** The bearer token to send, if the nodes ask for one. */
   token?: string;
 }
@@ -54,7 +56,7 @@ function keyPicker(spec: LoadSpec): () => number {
 }
 
 export async function runLoad(spec: LoadSpec, emit: (line: string) => void): Promise<void> {
-  const client = new RingLimitClient({ nodes: spec.nodes, timeoutMs: 1_000, ...(spec.token === undefined ? {} : { token: spec.token }) });
+  const client = new RingLimitClient({ nodes: spec.nodes, timeoutMs: 1_000, ringAware: spec.ringAware, ...(spec.token === undefined ? {} : { token: spec.token }) });
   const pick = keyPicker(spec);
   const perTick = spec.ratePerSec / (1000 / TICK_MS);
   const end = Date.now() + spec.durationMs;

@@ -34,6 +34,7 @@ function loadSpecs(key: string, o: ChaosOptions, scenarioSeed: number, nodes: st
     durationMs: o.warmupMs + o.afterMs,
     limit: load.limit,
     global: load.global,
+    ringAware: load.ringAware,
     windowMs: DAY_MS,
     algorithm: key === 'skew' ? 'token-bucket' : 'fixed-window',
     seed: rng.int(0x7fffffff) + g,
@@ -57,7 +58,7 @@ async function runScenario(key: string, o: ChaosOptions, scenarioSeed: number): 
   const scenario = scenarios[key];
   if (scenario === undefined) throw new RingLimitError('INVALID_ARGUMENT', `unknown scenario ${key}; known: ${Object.keys(scenarios).join(', ')}`, 'scenarios');
   await avoidDayBoundary(o.warmupMs + o.afterMs + 60_000);
-  const load: ScenarioLoad = { keyCount: o.keyCount, limit: o.limit, global: false, ...scenario.load };
+  const load: ScenarioLoad = { keyCount: o.keyCount, limit: o.limit, global: false, ringAware: true, ...scenario.load };
   const started = Date.now();
   const dataDir = mkdtempSync(join(tmpdir(), `ringlimit-chaos-${key}-`));
   const cluster = await ChaosCluster.start(o.nodes, { serveArgs: scenario.serveArgs?.(dataDir) ?? [] }).catch((error: unknown) => {

@@ -266,6 +266,32 @@ export const scenarios: Record<string, Scenario> = {
     },
     pass: (a, _o, run) => a.errors === 0 && a.overUnits <= hotKeyBoundUnits(run),
   },
+  leases: {
+    name: 'leases on (`--leases`, slices for keys forwarded at 2/s or more), each load generator asking its own node (mostly not the owners): a kill -9 and restart, a partition into two sides and its heal, a graceful restart',
+    target: '0 over-admission (a slice is consumed and replicated at its owner before it is granted); under-admission reported',
+    // Limits reached about 20 s in: keys are contested while the faults run, with slices out.
+    load: { limit: 400, ringAware: false },
+    serveArgs: () => ['--leases', '--lease', 'thresholdPerSec=2'],
+    async run(cluster, marks) {
+      const last = cluster.size - 1;
+      cluster.kill(last);
+      const detectMs = await cluster.until(() => cluster.allLiveSee(cluster.size - 1), 10_000);
+      await cluster.restart(last);
+      await cluster.until(() => cluster.allLiveOwn(cluster.size), 15_000);
+      await sleep(1_000);
+      const half = Math.floor(cluster.size / 2);
+      cluster.partition(range(0, half), range(half, cluster.size));
+      await sleep(4_000);
+      cluster.heal();
+      await cluster.until(() => cluster.allLiveSee(cluster.size), 15_000);
+      await cluster.stopGracefully(1);
+      await cluster.restart(1);
+      marks.faultEnd();
+      const stableMs = await cluster.until(() => cluster.allLiveSee(cluster.size), 15_000);
+      return { detectMs, stableMs };
+    },
+    pass: (a) => a.overUnits === 0,
+  },
   skew: {
     name: 'clock skew: node clocks offset by up to ±5 s (and drifting 100 ppm)',
     target: '0 over-admission in steady state',
@@ -289,6 +315,7 @@ export const FULL = [
   'partition-with-room',
   'skew',
   'hot-key',
+  'leases',
   'busy-kill-owners',
   'kill-two',
   'crash-all',

@@ -106,6 +106,8 @@ export interface ScenarioLoad {
   keyCount: number;
   limit: number;
   global: boolean;
+  /** false: each load generator asks its preferred node rather than each key's owner. */
+  ringAware: boolean;
   /** The bearer token the load sends (the scenario's nodes ask for it). */
   apiToken?: string;
 }

@@ -5,7 +5,7 @@
  * option gets its line here when it gets its default.
  */
 
-export type ConfigSection = 'node' | 'envoy' | 'envoyStats' | 'callerLimits' | 'store' | 'limiter' | 'remoteLimiter' | 'redisStore' | 'client' | 'adaptive' | 'fairShare';
+export type ConfigSection = 'node' | 'envoy' | 'envoyStats' | 'callerLimits' | 'store' | 'limiter' | 'remoteLimiter' | 'redisStore' | 'client' | 'adaptive' | 'fairShare' | 'leases';
 
 export const CONFIG_MEANINGS: Record<ConfigSection, Record<string, string>> = {
   node: {
@@ -141,5 +141,17 @@ export const CONFIG_MEANINGS: Record<ConfigSection, Record<string, string>> = {
     earlyRecomputeMs: 'A new user triggers a recomputation at once, at most this often.',
     earlyRecomputeMaxUsers: 'Early recomputations only while an action has at most this many users.',
     headroom: 'What a user claims beyond its measured demand (0.1: 10 %), so a steady or growing user is not held at its last rate.',
+  },
+  leases: {
+    enabled: 'Members ask for and grant leases (--leases); off: every key takes the usual path.',
+    leaseTtlMs: "The longest a slice may be used, counted from the ask's sending; the end of the window it came from bounds it too.",
+    thresholdPerSec: 'A key a member forwards at this many requests per second or more gets a lease.',
+    actions: 'Actions whose keys get a lease from their first forward, whatever their rate.',
+    maxLeases: 'Leases a member holds at once, and keys it measures for one; past it keys are forwarded as usual.',
+    maxGrants: 'Grants an owner tracks at once (what each holder may give back); past it asks are refused.',
+    maxSliceFraction: "A slice is at most this fraction of the key's remaining allowance, so several holders coexist.",
+    lowWaterFraction: 'A holder asks for more when its slice is down to this fraction of the last grant, or half its life has gone.',
+    idleMs: 'A lease unused this long is given back (the key cooled).',
+    marginMs: "Taken off every lease's end at the holder, besides 0.1 % of its length, for clocks running at different rates.",
   },
 };

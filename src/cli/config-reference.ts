@@ -9,6 +9,7 @@ import { storeDefaults } from '../limiter/store.js';
 import { callerLimitsDefaults } from '../node/api/caller-ledger.js';
 import { clientDefaults } from '../node/client/client.js';
 import { nodeDefaults } from '../node/options.js';
+import { leaseDefaults } from '../node/lease/lease-options.js';
 import { CONFIG_MEANINGS, type ConfigSection } from './config-meanings.js';
 
 /** How a default reads in the reference. */
@@ -39,7 +40,7 @@ interface Section {
 
 /** The sections of the reference, in order: every defaults object a user configures. */
 const SECTIONS: readonly Section[] = [
-  { id: 'node', title: 'Node (`createNode(options)`, `ringlimit serve`)', source: 'nodeDefaults in src/node/options.ts', defaults: nodeDefaults, skip: ['store', 'callerLimits', 'envoy', 'clock', 'membership', 'wrapPeerTransport', 'wrapGossipTransport'] },
+  { id: 'node', title: 'Node (`createNode(options)`, `ringlimit serve`)', source: 'nodeDefaults in src/node/options.ts', defaults: nodeDefaults, skip: ['store', 'callerLimits', 'envoy', 'leases', 'clock', 'membership', 'wrapPeerTransport', 'wrapGossipTransport'] },
   { id: 'envoy', title: 'Envoy rate limit service (`envoy` of a node, `serve --envoy-*`, docs/envoy.md)', source: 'envoySettingsDefaults in src/envoy/answer.ts', defaults: envoySettingsDefaults },
   { id: 'envoyStats', title: 'Envoy stats (fixed)', source: 'envoyStatsDefaults in src/envoy/stats.ts', defaults: envoyStatsDefaults },
   { id: 'callerLimits', title: 'Caller bounds (`callerLimits`, `serve --caller-limit NAME=N`)', source: 'callerLimitsDefaults in src/node/api/caller-ledger.ts', defaults: callerLimitsDefaults },
@@ -50,6 +51,7 @@ const SECTIONS: readonly Section[] = [
   { id: 'client', title: 'Client (`new RingLimitClient(options)`)', source: 'clientDefaults in src/node/client/client-options.ts', defaults: clientDefaults },
   { id: 'adaptive', title: 'Adaptive limits (`adaptive` of a node)', source: 'aimdDefaults in src/limiter/adaptive.ts (and sampleMs 250)', defaults: aimdDefaults },
   { id: 'fairShare', title: 'Fair share (fixed; per shared capacity)', source: 'fairShareDefaults in src/limiter/fair-share.ts', defaults: fairShareDefaults },
+  { id: 'leases', title: 'Leases (`leases` of a node, `serve --leases`)', source: 'leaseDefaults in src/node/lease/lease-options.ts', defaults: leaseDefaults },
 ];
 
 /** Every option of every section, with its default and meaning. */

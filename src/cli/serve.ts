@@ -1,3 +1,4 @@
+import { leaseDefaults } from '../node/lease/lease-options.js';
 import { isEnvoyConfigFile, readEnvoyConfig } from '../node/ops/envoy-config-file.js';
 import { ENVOY_FLAGS, ENVOY_USAGE, envoyLoadOptionsOf, envoySettingsOf, watchEnvoyConfig } from './serve-envoy.js';
 import type { EnvoyLoadOptions } from '../envoy/descriptors.js';
@@ -69,6 +70,9 @@ ${ENVOY_USAGE}  --caller-limit NAME=N   a bound per caller on the gRPC port (rep
                           SetPolicies, GetPolicies and SetLoadFactor; without it they are refused
   --on-unavailable P      local (default), allow or deny, when no owner answers
   --global-sync-ms MS     hot-key mode: how often hits go to owners and owners broadcast (default 10)
+  --leases                leases: busy fixed-window keys answered from slices the owners grant,
+                          exact and without a hop (docs/node.md)
+  --lease NAME=N          a numeric lease option (e.g. thresholdPerSec=5, leaseTtlMs=2000); repeatable
   --gossip-preset NAME    lan (default) or test
   --log-level LEVEL       trace, debug, info (default), warn, error, fatal or silent: JSON lines on
                           stderr (membership, ownership, policies, warnings; never per request)
@@ -148,6 +152,8 @@ export function parseServeArgs(args: string[]): ServeArgs {
         'admin-token-file': { type: 'string' },
         'on-unavailable': { type: 'string' },
         'global-sync-ms': { type: 'string' },
+        leases: { type: 'boolean' },
+        lease: { type: 'string', multiple: true },
         'gossip-preset': { type: 'string' },
         'ready-json': { type: 'boolean' },
         'log-level': { type: 'string' },
@@ -192,6 +198,15 @@ export function parseServeArgs(args: string[]): ServeArgs {
   if (v['global-sync-ms'] !== undefined) {
     // A number, or NaN that the node's option validation refuses with the option's name.
     options.globalSyncMs = /^\d+(\.\d+)?$/.test(v['global-sync-ms']) ? Number(v['global-sync-ms']) : Number.NaN;
+  }
+  if (v.leases === true) options.leases = { enabled: true };
+  for (const assignment of v.lease ?? []) {
+    const match = /^(\w+)=(\d+(\.\d+)?)$/.exec(assignment);
+    const name = match?.[1];
+    if (match === null || name === undefined || name === 'enabled' || name === 'actions' || !(name in leaseDefaults)) {
+      throw new RingLimitError('INVALID_ARGUMENT', `--lease must be NAME=N with NAME one of ${Object.keys(leaseDefaults).filter((k) => k !== 'enabled' && k !== 'actions').join(', ')}; got ${JSON.stringify(assignment)}`);
+    }
+    options.leases = { ...options.leases, [name]: Number(match[2]) };
   }
   if (v['on-unavailable'] !== undefined) options.onUnavailable = v['on-unavailable'] as NodeOptionsInput['onUnavailable'];
   if (v['gossip-preset'] !== undefined) options.gossipPreset = v['gossip-preset'] as NodeOptionsInput['gossipPreset'];

@@ -8,6 +8,7 @@ import { SharedCapacity, fairShareDefaults } from './fair-share.js';
 import type { Calendar } from './calendar.js';
 import { shapeMismatchError } from './request-shape.js';
 import { clampPeerState, plausibleWithoutLimits } from './peer-state.js';
+import { giveBackToWindow, windowStartOfState } from './algorithms/fixed-window.js';
 
 /** Actions counted by name in decisionsPerAction(); later ones share one bucket. */
 export const METRIC_ACTIONS = 100;
@@ -610,6 +611,31 @@ export class LimiterStore {
     const into = slot * STATE_STRIDE;
     for (let i = 0; i < STATE_STRIDE; i++) this.cells[into + i] = cells[base + i]!;
     this.mutationCount++;
+  }
+
+  /**
+   * A lease's unused units given back (fixed windows only, where it is exact): taken off the
+   * key's count while its window still starts at `windowStartMs`, the window they were taken
+   * from; nothing after it rolled over, or while a merge waits for the key. Marked changed, so
+   * replication carries it. Returns the units given back.
+   */
+  giveBack(action: string, key: string, windowStartMs: number, units: number): number {
+    const slot = this.tables.get(action)?.get(key);
+    if (slot === undefined || this.algorithmOf[slot] !== AlgorithmId.FixedWindow || this.unverified[slot] === 1) return 0;
+    if (this.pendingMerges.size !== 0 && this.pendingMerges.has(`${action}\u0000${key}`)) return 0;
+    const back = giveBackToWindow(this.cells, slot * STATE_STRIDE, windowStartMs, units);
+    if (back > 0) {
+      this.mutationCount++;
+      if (this.options.trackChanges) this.markChanged(slot);
+    }
+    return back;
+  }
+
+  /** The window start of a fixed window's state (a lease's epoch), or undefined when (action, key) holds no fixed window. */
+  windowStartOf(action: string, key: string): number | undefined {
+    const slot = this.tables.get(action)?.get(key);
+    if (slot === undefined || this.algorithmOf[slot] !== AlgorithmId.FixedWindow) return undefined;
+    return windowStartOfState(this.cells, slot * STATE_STRIDE);
   }
 
   /** The slot holding (action, key), or -1: the order forEachEntry visits it in (a walk in turns knows whether it passed it). */

@@ -14,6 +14,7 @@ import type { AdaptiveOptions } from './sync/load-control.js';
 import { MIN_NODE_TOKEN_LENGTH, isToken, type NodeTls } from './transport/credentials.js';
 import { callerLimitsDefaults, validateCallerLimits, type CallerLimits } from './api/caller-ledger.js';
 import { clusterKeyPlan } from './cluster/cluster-key.js';
+import { leaseDefaults, resolveLeaseOptions, type LeaseOptions } from './lease/lease-options.js';
 
 import type { UnavailablePolicy } from './routing/forwarder.js';
 
@@ -127,6 +128,12 @@ export interface NodeOptions {
   globalSyncMs: number;
   /** Hot-key mode: hot keys a node tracks at once (copies of others' keys, and its own keys awaiting broadcast). */
   maxGlobalKeys: number;
+  /**
+   * Leases (off by default; docs/node.md): a member answers a busy key of a fixed window from a
+   * slice of its allowance the owner granted it — exact, without a hop. `leases.enabled` turns
+   * them on; the others are in lease/lease-options.ts.
+   */
+  leases: LeaseOptions;
   /** Bytes a peer stream may buffer before it counts as unavailable. */
   maxBufferedBytesPerPeer: number;
   /** What one caller (connection) and all callers may hold on the gRPC port: calls, requests in flight, unsent answers. */
@@ -188,6 +195,7 @@ export const nodeDefaults: NodeOptions = {
   onCorruptSnapshot: 'refuse',
   globalSyncMs: 10,
   maxGlobalKeys: 10_000,
+  leases: leaseDefaults,
   maxBufferedBytesPerPeer: 64 * 1024 * 1024,
   callerLimits: callerLimitsDefaults,
   clock: systemClock,
@@ -202,7 +210,7 @@ export const nodeDefaults: NodeOptions = {
   wrapGossipTransport: undefined,
 };
 
-export type NodeOptionsInput = Partial<Omit<NodeOptions, 'store' | 'callerLimits' | 'adaptive' | 'envoy'>> & { store?: Partial<StoreOptions>; callerLimits?: Partial<CallerLimits>; adaptive?: Partial<AdaptiveOptions>; envoy?: Partial<EnvoySettings> };
+export type NodeOptionsInput = Partial<Omit<NodeOptions, 'store' | 'callerLimits' | 'adaptive' | 'envoy' | 'leases'>> & { store?: Partial<StoreOptions>; callerLimits?: Partial<CallerLimits>; adaptive?: Partial<AdaptiveOptions>; envoy?: Partial<EnvoySettings>; leases?: Partial<LeaseOptions> };
 
 function range(o: NodeOptions, name: keyof NodeOptions, min: number, max: number, integer = true): void {
   const v = o[name];
@@ -230,6 +238,7 @@ export function resolveNodeOptions(options: NodeOptionsInput = {}): NodeOptions 
     callerLimits: validateCallerLimits({ ...callerLimitsDefaults, ...input.callerLimits }),
     adaptive: input.adaptive === undefined ? undefined : validateAdaptive({ ...aimdDefaults, sampleMs: 250, ...input.adaptive }),
     envoy: resolveEnvoySettings(input.envoy),
+    leases: resolveLeaseOptions(input.leases),
   };
   if (o.nodeId === '') o.nodeId = `node-${Math.random().toString(36).slice(2, 10)}`;
   if (typeof o.nodeId !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/.test(o.nodeId)) {

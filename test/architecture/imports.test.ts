@@ -112,10 +112,11 @@ describe('layering inside src/node', () => {
     routing: ['routing', 'wire', 'transport'],
     state: ['state', 'routing', 'wire', 'transport'],
     sync: ['sync', 'routing', 'wire', 'transport'],
-    cluster: ['cluster', 'routing', 'state', 'sync', 'wire', 'transport'],
+    lease: ['lease', 'routing', 'wire', 'transport'],
+    cluster: ['cluster', 'routing', 'state', 'sync', 'lease', 'wire', 'transport'],
     api: ['api', 'routing', 'wire', 'transport'],
     client: ['client', 'api', 'routing', 'wire', 'transport', 'ops'],
-    ops: ['ops', 'cluster', 'api', 'routing', 'state', 'sync', 'wire', 'transport'],
+    ops: ['ops', 'cluster', 'api', 'routing', 'state', 'sync', 'lease', 'wire', 'transport'],
   };
 
   it('each folder imports only itself and the folders below it (nothing imports upward, nothing imports the root)', () => {

@@ -79,3 +79,21 @@ export const fixedWindow: AlgorithmImpl = {
     cells[base + FRESH_AT] = cells[base + FRESH_AT]! + deltaMs;
   },
 };
+
+/**
+ * Units taken earlier and provably not used (a lease's return) put back: at most `units` off
+ * the count of the window starting at `windowStartMs`, the window they were taken from, and
+ * nothing once the state is in another window (they belonged to that one). Returns the units put back.
+ */
+export function giveBackToWindow(cells: Float64Array, base: number, windowStartMs: number, units: number): number {
+  if (cells[base + START] !== windowStartMs || !(units > 0)) return 0;
+  const count = cells[base + COUNT]!;
+  const back = Math.min(units, count);
+  cells[base + COUNT] = count - back;
+  return back;
+}
+
+/** The start of the window a fixed window's state is in (a lease's epoch). */
+export function windowStartOfState(cells: Float64Array, base: number): number {
+  return cells[base + START]!;
+}

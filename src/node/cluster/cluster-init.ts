@@ -1,5 +1,6 @@
 import type { Clock } from '../../common/clock.js';
 import type { Membership, PacketTransport } from '../../gossip/index.js';
+import type { LeaseOptions } from '../lease/lease-options.js';
 import type { UnavailablePolicy } from '../routing/forwarder.js';
 import type { NodeTls } from '../transport/credentials.js';
 import type { PeerTransport } from '../transport/peer-transport.js';
@@ -30,6 +31,7 @@ export interface ClusterInit {
   pullTimeoutMs: number;
   globalSyncMs: number;
   maxGlobalKeys: number;
+  leases: LeaseOptions;
   maxBufferedBytesPerPeer: number;
   clock: Clock;
   membership: Membership | undefined;

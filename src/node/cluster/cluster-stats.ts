@@ -4,6 +4,7 @@ import type { ForwardServerStats } from '../routing/forward-server.js';
 import type { ForwarderStats } from '../routing/forwarder.js';
 import type { HandoffStats } from '../state/handoff.js';
 import type { HotKeysStats } from '../sync/hot-keys.js';
+import { EMPTY_LEASES_STATS, type LeasesStats } from '../lease/leases.js';
 import type { ReplicatorStats } from '../state/replicator.js';
 import type { PeerTransportStats } from '../transport/grpc-peer-transport.js';
 
@@ -24,6 +25,8 @@ export interface ClusterStats extends ForwardServerStats {
   handoff: HandoffStats;
   /** Hot-key mode (`global: true`). */
   hotKeys: HotKeysStats;
+  /** Leases (src/node/lease): slices held here, and slices granted by this node. */
+  leases: LeasesStats;
   /** The split rule (split-share.ts): this side's share now, and what it did. */
   split: { share: number; splits: number; missing: number; refusedUnknown: number };
 }
@@ -42,4 +45,5 @@ export const EMPTY_CLUSTER_STATS: Readonly<ClusterStats> = {
   handoff: { pulls: 0, pullsAnswered: 0, pullTimeouts: 0, pushedEntries: 0, receivedEntries: 0, refusedEntries: 0, drainFramesAcked: 0, announcements: 0, peersPending: 0 },
   hotKeys: { answeredFromCopy: 0, hitsSent: 0, hitsApplied: 0, statesSent: 0, statesReceived: 0, refusedStates: 0, overflow: 0 },
   split: { share: 1, splits: 0, missing: 0, refusedUnknown: 0 },
+  leases: EMPTY_LEASES_STATS,
 };

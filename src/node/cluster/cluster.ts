@@ -29,6 +29,7 @@ import { joinSeeds } from './join.js';
 import { warmUp } from './warm-up.js';
 import { Greetings } from './greetings.js';
 import { SplitShare } from './split-share.js';
+import { Leases } from '../lease/leases.js';
 
 /** Internal bounds of the cluster machinery (the user-facing tunables are in ClusterInit). */
 const clusterLimits = {
@@ -85,6 +86,7 @@ interface ClusterParts {
   fairShare: FairShareSync;
   greetings: Greetings;
   split: SplitShare;
+  leases: Leases;
 }
 
 /**
@@ -105,7 +107,7 @@ export class Cluster implements NodeRole {
     private readonly init: ClusterInit,
     private readonly components: ClusterComponents,
   ) {
-    this.router = new ClusterRouter({ view: parts.view, decision: parts.decision, forwarder: parts.forwarder, hotCopies: parts.hotKeys });
+    this.router = new ClusterRouter({ view: parts.view, decision: parts.decision, forwarder: parts.forwarder, hotCopies: parts.hotKeys, leases: parts.leases.slices });
   }
 
   get membership(): Membership {
@@ -179,6 +181,7 @@ export class Cluster implements NodeRole {
       handoff: { ...p.handoff.stats },
       hotKeys: p.hotKeys.stats(),
       split: { share: p.split.value, ...p.split.stats, refusedUnknown: p.decision.refusedUnknown },
+      leases: p.leases.stats(),
     };
   }
 
@@ -258,7 +261,8 @@ export class Cluster implements NodeRole {
       if (components.policies?.hasShared === true) fairShare.wake();
       const policySync = new PolicySync({ membership, transport, apply: applyPolicies, warn: components.warn, now: () => Date.now() }, initialPolicies);
       const greetings = new Greetings({ view, transport, now: () => clock.now() });
-      const dispatch = new PeerDispatch({ ids, forwarder, forwardServer, replicator, handoff, hotKeys, policySync, fairShare, greetings });
+      const leases = new Leases({ view, transport, clock, store, decision, replication: replicator, split }, o.leases);
+      const dispatch = new PeerDispatch({ ids, forwarder, forwardServer, replicator, handoff, hotKeys, leases, policySync, fairShare, greetings });
       transport.onFrame((frame, reply, from) => dispatch.onFrame(frame, reply, from));
       transport.onPeerDown((address) => forwarder.peerDown(address));
       view.onHandoffNews(() => {
@@ -269,6 +273,7 @@ export class Cluster implements NodeRole {
         replicator.resyncOwned();
         handoff.pushMoved();
         hotKeys.ownersChanged();
+        leases.ownersChanged();
         components.onOwnership(view.ownerIds());
       });
       for (const event of ['join', 'leave', 'fail', 'update'] as const) {
@@ -283,7 +288,7 @@ export class Cluster implements NodeRole {
           components.onMembership(event, member);
         });
       }
-      cluster = new Cluster({ membership, swim, transport, peerStats, view, decision, forwarder, forwardServer, replicator, handoff, hotKeys, dispatch, policySync, fairShare, greetings, split }, init, components);
+      cluster = new Cluster({ membership, swim, transport, peerStats, view, decision, forwarder, forwardServer, replicator, handoff, hotKeys, dispatch, policySync, fairShare, greetings, split, leases }, init, components);
       await cluster.join();
       // After createNode() resolves, so that a listener added right after it hears the warning.
       if (keyWarning !== undefined) setImmediate(() => components.warn(keyWarning));
@@ -349,6 +354,7 @@ export class Cluster implements NodeRole {
     this.parts.replicator.close();
     this.parts.handoff.close();
     this.parts.hotKeys.close();
+    this.parts.leases.close(graceful);
     this.parts.split.close();
     this.parts.forwarder.close();
     await this.membership.stop({ graceful }).catch(() => undefined);

@@ -4,6 +4,7 @@ import type { Forwarder } from '../routing/forwarder.js';
 import type { Handoff } from '../state/handoff.js';
 import type { Greetings } from './greetings.js';
 import type { HotKeys } from '../sync/hot-keys.js';
+import type { Leases } from '../lease/leases.js';
 import type { Replicator } from '../state/replicator.js';
 import type { PolicySync } from '../sync/policy-sync.js';
 import type { FairShareSync } from '../sync/fair-share-sync.js';
@@ -18,6 +19,7 @@ export interface PeerDispatchComponents {
   replicator: Replicator;
   handoff: Handoff;
   hotKeys: HotKeys;
+  leases: Leases;
   policySync: PolicySync;
   fairShare: FairShareSync;
   greetings: Greetings;
@@ -70,6 +72,12 @@ export class PeerDispatch {
         return c.fairShare.receiveDemand(frame.action, fromNodeId, frame.reports);
       case FrameType.FairShares:
         return c.fairShare.receiveShares(frame.action, fromNodeId, frame.levelPerWeight, frame.shares);
+      case FrameType.LeaseAsk:
+        return c.leases.receiveAsks(frame.asks, fromNodeId);
+      case FrameType.LeaseGrant:
+        return c.leases.receiveGrants(frame.grants, fromNodeId);
+      case FrameType.LeaseReturn:
+        return c.leases.receiveReturns(frame.returns, fromNodeId);
     }
   }
 }

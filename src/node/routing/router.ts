@@ -70,11 +70,21 @@ export interface HotCopies {
   decideFromCopy(p: ResolvedRequest): Reservation | undefined;
 }
 
+/** Leases (src/node/lease): slices of busy keys' allowances held here, asked before anything else. */
+export interface LeaseSlices {
+  /** A plain allow answered from a slice held here (synchronous), or undefined. */
+  take(p: ResolvedRequest): Reservation | undefined;
+  /** A plain allow of this key is being forwarded: counted (a busy key gets a lease). */
+  forwarded(p: ResolvedRequest): void;
+}
+
 export interface ClusterRouterComponents {
   view: ClusterView;
   decision: OwnerDecision;
   forwarder: Forwarder;
   hotCopies: HotCopies;
+  /** Undefined while leases are off. */
+  leases: LeaseSlices | undefined;
 }
 
 /** A member: its view places each key; the owner decides, a hot key's copy answers, or the request is forwarded. */
@@ -85,7 +95,11 @@ export class ClusterRouter implements Router {
   constructor(private readonly components: ClusterRouterComponents) {}
 
   now(p: ResolvedRequest, maxWaitMs: number): Reservation | undefined {
-    const { view, decision, hotCopies } = this.components;
+    const { view, decision, hotCopies, leases } = this.components;
+    if (leases !== undefined && maxWaitMs < 0) {
+      const leased = leases.take(p);
+      if (leased !== undefined) return leased;
+    }
     if (p.global && maxWaitMs < 0) {
       const fromCopy = hotCopies.decideFromCopy(p);
       if (fromCopy !== undefined) return fromCopy;
@@ -94,7 +108,11 @@ export class ClusterRouter implements Router {
   }
 
   route(scratch: ResolvedRequest, maxWaitMs: number): Reservation | Promise<Reservation> {
-    const { view, decision, forwarder, hotCopies } = this.components;
+    const { view, decision, forwarder, hotCopies, leases } = this.components;
+    if (leases !== undefined && maxWaitMs < 0) {
+      const leased = leases.take(scratch);
+      if (leased !== undefined) return leased;
+    }
     // A copy exists only for a key owned elsewhere (copies are dropped on every ring change): ask it first.
     if (scratch.global && maxWaitMs < 0) {
       const fromCopy = hotCopies.decideFromCopy(scratch);
@@ -104,6 +122,7 @@ export class ClusterRouter implements Router {
     if (places === NO_RING) throw noRingYet();
     // Decided now (the common case) needs no copy: nothing keeps the request afterwards.
     if (places === HERE) return decision.decideNow(scratch, maxWaitMs) ?? decision.decide({ ...scratch }, maxWaitMs);
+    if (leases !== undefined && maxWaitMs < 0) leases.forwarded(scratch);
     return forwarder.forward({ ...scratch }, maxWaitMs, this.places.slice(0, places));
   }
 

@@ -1,7 +1,7 @@
 import { plausibleRelativeState } from '../../limiter/algorithms/index.js';
 import type { AlgorithmId } from '../../limiter/types.js';
 import { decodeMsgpack, encodeMsgpack } from './msgpack.js';
-import { FrameType, PEER_PROTOCOL_VERSION, WIRE_ERROR_CODES, type AdminOp, type DemandRow, type ForwardItem, type ForwardResult, type Frame, type WireEntry } from './frames.js';
+import { FrameType, PEER_PROTOCOL_VERSION, WIRE_ERROR_CODES, type AdminOp, type DemandRow, type ForwardItem, type LeaseAskBody, type LeaseGrantBody, type LeaseReturnBody, type ForwardResult, type Frame, type WireEntry } from './frames.js';
 
 /**
  * Peer frames as MessagePack arrays: [version, type, id, ...body]. Positional arrays
@@ -66,6 +66,12 @@ export function encodeFrame(frame: Frame): Buffer {
       return encodeMsgpack([...head, frame.version]);
     case FrameType.Greet:
       return encodeMsgpack([...head, frame.answer]);
+    case FrameType.LeaseAsk:
+      return encodeMsgpack([...head, frame.asks.map((a) => [itemRow(a.item), a.ratePerSec])]);
+    case FrameType.LeaseGrant:
+      return encodeMsgpack([...head, frame.grants.map((g) => [g.id, g.action, g.key, g.units, g.expiresInMs, g.resetInMs, g.epoch])]);
+    case FrameType.LeaseReturn:
+      return encodeMsgpack([...head, frame.returns.map((r) => [r.action, r.key, r.units, r.epoch])]);
   }
 }
 
@@ -76,6 +82,11 @@ const isName = (v: unknown): v is string => typeof v === 'string' && v.length > 
 const isRate = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v) && v >= 0 && v <= 1e6;
 const isDigest = (v: unknown): v is string => typeof v === 'string' && /^[0-9a-f]{16}$/.test(v);
 const isSmallInt = (v: unknown, max: number): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max;
+
+/** A lease's units: a whole number of at most 2^40 (a hit count's bound). */
+const isUnits = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= 2 ** 40;
+/** The longest a lease may last, in ms (a day: the longest TTL its option allows). */
+const LEASE_MAX_MS = 86_400_000;
 
 /** The longest IANA zone name is 32 characters; a calendar unit is a short word. */
 const isShortName = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= 64;
@@ -109,6 +120,25 @@ function parseItem(row: unknown): ForwardItem | undefined {
     calendar: row.length === 16 ? (calendar as string) : '',
     timeZone: row.length === 16 ? (timeZone as string) : '',
   };
+}
+
+function parseLeaseAsk(row: unknown): LeaseAskBody | undefined {
+  if (!Array.isArray(row) || row.length !== 2 || !isRate(row[1])) return undefined;
+  const item = parseItem(row[0]);
+  return item === undefined ? undefined : { item, ratePerSec: row[1] as number };
+}
+
+function parseLeaseGrant(row: unknown): LeaseGrantBody | undefined {
+  if (!Array.isArray(row) || row.length !== 7) return undefined;
+  const [id, action, key, units, expiresInMs, resetInMs, epoch] = row as unknown[];
+  if (!isId(id) || !isName(action) || !isName(key) || !isUnits(units) || !isSmallInt(expiresInMs, LEASE_MAX_MS) || !isFiniteNumber(resetInMs) || !isFiniteNumber(epoch)) return undefined;
+  return { id, action, key, units, expiresInMs, resetInMs, epoch };
+}
+
+function parseLeaseReturn(row: unknown): LeaseReturnBody | undefined {
+  if (!Array.isArray(row) || row.length !== 4) return undefined;
+  const [action, key, units, epoch] = row as unknown[];
+  return isName(action) && isName(key) && isUnits(units) && isFiniteNumber(epoch) ? { action, key, units, epoch } : undefined;
 }
 
 function parseResult(row: unknown): ForwardResult | undefined {
@@ -201,6 +231,18 @@ export function decodeFrame(bytes: Uint8Array): Frame | undefined {
       return value.length === 4 && isShortName(value[3]) ? { type, id, version: value[3] } : undefined;
     case FrameType.Greet:
       return value.length === 4 && typeof value[3] === 'boolean' ? { type, id, answer: value[3] } : undefined;
+    case FrameType.LeaseAsk: {
+      const asks = value.length === 4 ? parseList(value[3], parseLeaseAsk) : undefined;
+      return asks === undefined ? undefined : { type, id, asks };
+    }
+    case FrameType.LeaseGrant: {
+      const grants = value.length === 4 ? parseList(value[3], parseLeaseGrant) : undefined;
+      return grants === undefined ? undefined : { type, id, grants };
+    }
+    case FrameType.LeaseReturn: {
+      const returns = value.length === 4 ? parseList(value[3], parseLeaseReturn) : undefined;
+      return returns === undefined ? undefined : { type, id, returns };
+    }
     case FrameType.FairDemand: {
       const [, , , action, rows] = value as unknown[];
       if (value.length !== 5 || !isName(action)) return undefined;

@@ -28,6 +28,12 @@ export const enum FrameType {
   HandoffDone = 14,
   /** A joining node opens its streams before it owns keys: `answer` false asks the receiver to open its own stream back and answer on it. */
   Greet = 15,
+  /** Leases: a holder asks a key's owner for slices of keys' allowances (one frame per owner and event-loop turn). */
+  LeaseAsk = 16,
+  /** Leases: the owner's answers to a LeaseAsk's asks (0 units: refused), with the window the units were taken from. */
+  LeaseGrant = 17,
+  /** Leases: a holder gives back units it never used, each of the window it was taken from (one frame per owner and event-loop turn). */
+  LeaseReturn = 18,
 }
 
 /** Error codes on the wire. Append-only. */
@@ -115,7 +121,37 @@ export type Frame =
   | { type: FrameType.FairDemand; id: number; action: string; reports: DemandRow[] }
   | { type: FrameType.FairShares; id: number; action: string; levelPerWeight: number; shares: [string, number][] }
   | { type: FrameType.HandoffDone; id: number; version: string }
-  | { type: FrameType.Greet; id: number; answer: boolean };
+  | { type: FrameType.Greet; id: number; answer: boolean }
+  | { type: FrameType.LeaseAsk; id: number; asks: LeaseAskBody[] }
+  | { type: FrameType.LeaseGrant; id: number; grants: LeaseGrantBody[] }
+  | { type: FrameType.LeaseReturn; id: number; returns: LeaseReturnBody[] };
+
+/** One return of a LeaseReturn frame: `units` never used, of (action, key)'s window starting at `epoch` (the granting owner's clock). */
+export interface LeaseReturnBody {
+  action: string;
+  key: string;
+  units: number;
+  epoch: number;
+}
+
+/** One ask of a LeaseAsk frame: the request (`item.id`: the ask's id, `item.cost`: the units wanted) and the holder's rate for the key, per s. */
+export interface LeaseAskBody {
+  item: ForwardItem;
+  ratePerSec: number;
+}
+
+/** One grant of a LeaseGrant frame: `units` taken out of (action, key)'s window starting at `epoch` (the owner's clock), usable for `expiresInMs` from the ask's sending. */
+export interface LeaseGrantBody {
+  /** The ask it answers. */
+  id: number;
+  action: string;
+  key: string;
+  units: number;
+  expiresInMs: number;
+  /** When the key is back to its full allowance, relative to the owner's now. */
+  resetInMs: number;
+  epoch: number;
+}
 
 /** One user's demand on the wire: user, weight, rate and own limit (units per ms). */
 export type DemandRow = [string, number, number, number];
