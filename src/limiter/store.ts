@@ -622,7 +622,7 @@ export class LimiterStore {
   giveBack(action: string, key: string, windowStartMs: number, units: number): number {
     const slot = this.tables.get(action)?.get(key);
     if (slot === undefined || this.algorithmOf[slot] !== AlgorithmId.FixedWindow || this.unverified[slot] === 1) return 0;
-    if (this.pendingMerges.size !== 0 && this.pendingMerges.has(`${action}\u0000${key}`)) return 0;
+    if (this.pendingFlag[slot] === 1) return 0;
     const back = giveBackToWindow(this.cells, slot * STATE_STRIDE, windowStartMs, units);
     if (back > 0) {
       this.mutationCount++;
