@@ -89,7 +89,7 @@ export function toRecord(e: MemberEntry): MemberRecord {
 }
 
 /**
- * SWIM merge rules over everyone but self (self is refuted, not merged: see swim.ts).
+ * SWIM merge rules over everyone but self (self is refuted, not merged: see member-news.ts).
  * Pure: no I/O, no timers.
  */
 export class MemberTable {
