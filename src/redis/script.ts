@@ -115,15 +115,22 @@ end
 
 -- c = {s0, s1, s2, freshAt}; p = {limit, window, cap, cost}; o = {allowed, remaining, resetAt, retryAfter, wait}
 
--- token bucket: c = {tokens, at, -, freshAt}
-local function tbInit(c, p, t) c[1] = p[3]; c[2] = t; c[3] = 0; c[4] = t end
-local function tbRefill(c, p, t)
+-- token bucket: c = {tokens, at, rate of the request that last wrote it (0: not known), freshAt}
+local function tbInit(c, p, t) c[1] = p[3]; c[2] = t; c[3] = p[1] / p[2]; c[4] = t end
+local function tbRefill(c, p, t, rate)
   local at, tokens = c[2], c[1]
-  if t > at then tokens = tokens + ((t - at) * p[1]) / p[2]; c[2] = t end
+  if t > at then
+    -- the time passed refills at the slower of the stored rate and the request's (token-bucket.ts)
+    local stored = c[3]
+    if stored > 0 and stored < rate then tokens = tokens + (t - at) * stored
+    else tokens = tokens + ((t - at) * p[1]) / p[2] end
+    c[2] = t
+  end
   if tokens < p[3] then c[1] = tokens else c[1] = p[3] end
 end
 local function tbStep(c, p, t, maxWait, o)
-  tbRefill(c, p, t)
+  local rate = p[1] / p[2]
+  tbRefill(c, p, t, rate)
   local tokens = c[1]
   local msPerToken = p[2] / p[1]
   local deficit = p[4] - tokens
@@ -135,13 +142,13 @@ local function tbStep(c, p, t, maxWait, o)
     if wait <= maxWait then o[1] = 1; o[5] = wait; tokens = tokens - p[4]
     else o[1] = 0; o[4] = wait end
   end
-  c[1] = tokens
+  c[1] = tokens; c[3] = rate
   local fullAt = c[2] + (p[3] - tokens) * msPerToken
   if tokens > 0 then o[2] = floor(tokens + EPS) else o[2] = 0 end
   o[3] = fullAt; c[4] = fullAt
 end
 
--- GCRA: c = {tatWhole, tatFraction, -, freshAt}
+-- GCRA: c = {tatWhole, tatFraction, interval of the request that last wrote it (0: not known), freshAt}
 local function tatMinusNow(c, t)
   local whole = floor(t)
   return c[1] - whole + (c[2] - (t - whole))
@@ -150,10 +157,21 @@ local function setTat(c, whole, fraction)
   local carry = floor(fraction)
   c[1] = whole + carry; c[2] = fraction - carry
 end
-local function gcraInit(c, p, t) setTat(c, floor(t), t - floor(t)); c[3] = 0; c[4] = t end
+local function gcraInit(c, p, t) setTat(c, floor(t), t - floor(t)); c[3] = p[2] / p[1]; c[4] = t end
+-- the units consumed kept across a change of rate: the TAT's lead over now re-scaled (gcra.ts)
+local function gcraRescale(c, interval, t)
+  local stored = c[3]
+  c[3] = interval
+  if not (stored > 0) or stored == interval then return end
+  local ahead = tatMinusNow(c, t)
+  if ahead <= 0 then return end
+  local whole = floor(t)
+  setTat(c, whole, t - whole + ahead * (interval / stored))
+end
 local function gcraStep(c, p, t, maxWait, o)
   local interval = p[2] / p[1]
   local tolerance = p[3] * interval
+  gcraRescale(c, interval, t)
   if tatMinusNow(c, t) < 0 then gcraInit(c, p, t) end
   local ahead = tatMinusNow(c, t) + p[4] * interval
   local slack = min(interval * 1e-3, 1e-6 + tolerance * 1e-15)
@@ -272,10 +290,11 @@ local INIT = { [0] = tbInit, [1] = gcraInit, [2] = swInit, [3] = fwInit }
 local STEP = { [0] = tbStep, [1] = gcraStep, [2] = swStep, [3] = fwStep }
 
 -- An operator's Set: a state in which r units could be taken now (the algorithms' setRemaining).
-local function tbSet(c, p, t, r) c[1] = r; c[2] = t; c[3] = 0; c[4] = t + (p[3] - r) * (p[2] / p[1]) end
+local function tbSet(c, p, t, r) c[1] = r; c[2] = t; c[3] = p[1] / p[2]; c[4] = t + (p[3] - r) * (p[2] / p[1]) end
 local function gcraSet(c, p, t, r)
+  local interval = p[2] / p[1]
   local whole = floor(t)
-  setTat(c, whole, t - whole + (p[3] - r) * (p[2] / p[1])); c[3] = 0; c[4] = c[1] + c[2]
+  setTat(c, whole, t - whole + (p[3] - r) * interval); c[3] = interval; c[4] = c[1] + c[2]
 end
 local function fwSet(c, p, t, r)
   local start = wStart(p, t)
