@@ -266,10 +266,9 @@ describe('request shapes on the Redis store (issue 28, finding 4)', () => {
     );
   }, 60_000);
 
-  // The RemoteLimiter (src/limiter/remote-limiter.ts) still takes every rejection of its store for
-  // the store being unavailable: it answers by whenUnavailable and skips Redis for unavailableRetryMs.
-  // It must pass FAILED_PRECONDITION through instead; until it does, this test fails (it.fails).
-  it.fails('on a RemoteLimiter, a request of another shape gets FAILED_PRECONDITION, and Redis keeps deciding', async () => {
+  // The RemoteLimiter (src/limiter/remote-limiter.ts) passes its store's FAILED_PRECONDITION through:
+  // not answered by whenUnavailable, and Redis is not skipped for unavailableRetryMs.
+  it('on a RemoteLimiter, a request of another shape gets FAILED_PRECONDITION, and Redis keeps deciding', async () => {
     const limiter = createLimiter({ store: redisStore({ client: redisServer.client(), prefix: `limiter${Date.now()}:` }) });
     try {
       const request: RateLimitRequest = { key: 'k', limit: 1, windowMs: 3_600_000 };
