@@ -1,5 +1,6 @@
 import { sourceKey } from './address.js';
 import type { Awareness } from './awareness.js';
+import type { Candidate, CandidateArea } from './candidates.js';
 import type { SwimLimits, SwimTimings } from './defaults.js';
 import type { MembershipEmitter } from './emitter.js';
 import { compareVersions, toMember, type Applied, type MemberEntry, type MemberTable } from './member-table.js';
@@ -22,6 +23,10 @@ export interface MemberNewsComponents {
   readonly scheduler: Scheduler;
   readonly timings: SwimTimings;
   readonly limits: SwimLimits;
+  /** Without a cluster key, where new members nobody we trust told us of wait to be confirmed; with one, undefined. */
+  readonly candidates: CandidateArea | undefined;
+  /** Pings a candidate once (ProbeCycle.confirm). */
+  confirm(target: string, targetAddress: string, done: (answered: boolean) => void): void;
   isRunning(): boolean;
   /** After our leave is announced we refute nothing (a newer alive would bring us back). */
   isLeaving(): boolean;
@@ -51,21 +56,36 @@ export class MemberNews {
 
   /** `fromId`: the packet's sender. What it says of itself, from its own address, is never capped as its source's teaching. */
   applyUpdates(updates: readonly Update[], source: string, fromId: string): void {
-    for (const u of updates) this.applyUpdate(u, selfIntroduction(u, fromId, source) ? '' : source);
+    for (const u of updates) this.applyHeard(u, fromId, source);
   }
 
-  /** `source`: who told us (sourceKey of the packet; '' for our own verdicts). */
-  applyUpdate(u: Update, source = ''): void {
-    const { table, scheduler, me, emitter } = this.components;
+  /**
+   * `source`: who told us (sourceKey of the packet; '' for our own verdicts and what a member
+   * says of itself). `spokeFrom`: set when `u` is its sender's own word from its own address
+   * (that address's sourceKey).
+   */
+  applyUpdate(u: Update, source = '', spokeFrom?: string): void {
+    const { table, scheduler, me, emitter, candidates } = this.components;
     if (this.implausible(u)) return;
     if (u.nodeId === me.nodeId) return this.aboutSelf(u);
     const now = scheduler.clock.now();
     switch (u.kind) {
       case 'alive': {
+        // Without a key, a new member only a member vouches for joins the table at once; one
+        // that introduced itself, or a stranger told of, waits as a candidate for its ack.
+        const vouched = spokeFrom === undefined && (source === '' || table.isMemberSource(source));
+        if (candidates !== undefined && !vouched && table.get(u.nodeId) === undefined) return this.heardOfCandidate(u, spokeFrom ?? source, spokeFrom !== undefined);
         const applied = table.applyAlive(u, now, source);
         if (applied === undefined) return;
+        candidates?.take(u.nodeId);
         this.endSuspicion(u.nodeId);
-        return this.announce(applied, u);
+        this.announce(applied, u);
+        // A new member's news, told us while it was a stranger, is a member's now.
+        if (candidates !== undefined && applied.event === 'join') {
+          const at = sourceKey(applied.entry.address);
+          for (const told of candidates.takeToldBy(at)) this.applyUpdate(told.record, at);
+        }
+        return;
       }
       case 'suspect': {
         const result = table.applySuspect(u, now);
@@ -107,7 +127,7 @@ export class MemberNews {
         meta: r.meta,
       };
       if (r.state === 'alive') {
-        this.applyUpdate(alive, selfIntroduction(alive, sender, source) ? '' : source);
+        this.applyHeard(alive, sender, source);
       } else if (r.state === 'left') {
         this.applyUpdate({ kind: 'left', nodeId: r.nodeId, generation: r.generation, incarnation: r.incarnation }, source);
       } else {
@@ -132,10 +152,54 @@ export class MemberNews {
     return { kind, nodeId: entry.nodeId, generation: entry.generation, incarnation: entry.incarnation, from };
   }
 
+  /**
+   * Each gossip round: candidates past candidateTtlMs are forgotten, and up to gossipFanout
+   * waiting for a ping are pinged (a bound on the pings to addresses only a stranger named).
+   */
+  tickCandidates(): void {
+    const { candidates, scheduler, timings } = this.components;
+    if (candidates === undefined) return;
+    candidates.expire(scheduler.clock.now());
+    for (let i = 0; i < timings.gossipFanout; i++) {
+      const next = candidates.nextToPing();
+      if (next === undefined) return;
+      this.pingCandidate(next);
+    }
+  }
+
   /** Cancels every suspicion timer (at stop). */
   close(): void {
     for (const s of this.suspicions.values()) s.cancel();
     this.suspicions.clear();
+  }
+
+  /** What `fromId`'s packet from `source` said: of itself, from its own address, it is never capped as its source's teaching. */
+  private applyHeard(u: Update, fromId: string, source: string): void {
+    if (selfIntroduction(u, fromId, source)) this.applyUpdate(u, '', source);
+    else this.applyUpdate(u, source);
+  }
+
+  /** A new member nobody we trust told us of: held as a candidate; one that introduced itself is pinged at once (the ping goes back where its packet came from). */
+  private heardOfCandidate(u: AliveUpdate, source: string, spoke: boolean): void {
+    const { candidates, scheduler } = this.components;
+    const candidate = candidates?.offer(u, source, spoke, scheduler.clock.now());
+    if (candidate !== undefined && spoke && candidates?.pingable(candidate) === true) this.pingCandidate(candidate);
+  }
+
+  private pingCandidate(candidate: Candidate): void {
+    candidate.pings++;
+    candidate.awaiting = true;
+    const pinged = candidate.record;
+    this.components.confirm(pinged.nodeId, pinged.address, (answered) => {
+      const { candidates, table, counters } = this.components;
+      if (!answered) return candidates?.fail(candidate);
+      // It answered from the address we pinged: a member, proven by that ack.
+      const record = candidate.record.address === pinged.address ? candidate.record : pinged;
+      if (candidates?.get(record.nodeId) === candidate) candidates.take(record.nodeId);
+      counters.candidatesConfirmed++;
+      this.applyUpdate(record);
+      if (table.get(record.nodeId)?.address === record.address) table.markProven(record.nodeId);
+    });
   }
 
   private announce(applied: Applied, u: Update): void {

@@ -3,6 +3,7 @@ import { RingLimitError, invalidArgument } from '../common/errors.js';
 import { randomSeed, seededRng, type Rng } from '../common/rng.js';
 import { parseIpAddress, sourceKey } from './address.js';
 import { Awareness } from './awareness.js';
+import { CandidateArea } from './candidates.js';
 import { resolveLimits, resolveTimings, type PresetName, type SwimLimits, type SwimTimings } from './defaults.js';
 import { resolveWithDns, type ResolveHost } from './dns-resolver.js';
 import { MembershipEmitter } from './emitter.js';
@@ -65,6 +66,8 @@ export class SwimMembership implements Membership {
   private readonly resolveHost: ResolveHost;
   private readonly emitter = new MembershipEmitter();
   private readonly table: MemberTable;
+  /** Without a cluster key: new members waiting to answer a ping (candidates.ts). */
+  private readonly candidates: CandidateArea | undefined;
   private readonly awareness: Awareness;
   private readonly me: MemberEntry;
   private readonly counters: SwimStats = emptyStats();
@@ -90,6 +93,11 @@ export class SwimMembership implements Membership {
     this.rng = options.rng ?? seededRng(randomSeed());
     this.resolveHost = options.resolveHost ?? resolveWithDns;
     this.table = new MemberTable(this.limits.maxMembers, this.limits.maxUnprovenMembersPerSource);
+    // With a key, a stranger's packets are dropped before they say anything: no candidates.
+    this.candidates =
+      keyring === undefined
+        ? new CandidateArea({ max: this.limits.maxCandidates, maxPerSource: this.limits.maxUnprovenMembersPerSource, ttlMs: this.limits.candidateTtlMs })
+        : undefined;
     this.awareness = new Awareness(this.timings.awarenessMax);
     const firstSeq = this.rng.int(0x7fff_ffff); // drawn here, where the probe sequence always began: seeded runs replay as before
     // Drawn only with a keyring, so that unsigned runs replay exactly as before.
@@ -127,6 +135,8 @@ export class SwimMembership implements Membership {
       scheduler: this.scheduler,
       timings: this.timings,
       limits: this.limits,
+      candidates: this.candidates,
+      confirm: (target, to, done) => this.probeCycle.confirm(target, to, done),
       isRunning: () => this.running,
       isLeaving: () => this.leaving,
       send,
@@ -198,8 +208,12 @@ export class SwimMembership implements Membership {
       awarenessScore: this.awareness.score,
       membersRejectedFull: this.table.rejectedFull,
       membersEvictedUnproven: this.table.evictedUnproven,
-      membersRejectedSource: this.table.rejectedSource,
+      membersRejectedSource: this.table.rejectedSource + (this.candidates?.refusedSource ?? 0),
       membersProven: this.table.provenCount,
+      candidates: this.candidates?.size ?? 0,
+      candidatesRefused: this.candidates?.refusedFull ?? 0,
+      candidatesDisplaced: this.candidates?.displaced ?? 0,
+      candidatesExpired: this.candidates?.expired ?? 0,
       broadcastsEvicted: this.io.broadcastsEvicted,
     };
   }
@@ -224,7 +238,13 @@ export class SwimMembership implements Membership {
         if (!this.leaving) this.probeCycle.probeNext();
       },
     );
-    this.loop(() => this.timings.gossipIntervalMs, () => this.gossipTick());
+    this.loop(
+      () => this.timings.gossipIntervalMs,
+      () => {
+        this.news.tickCandidates();
+        this.gossipTick();
+      },
+    );
     this.loop(
       () => this.jittered(pushPullIntervalMs(this.timings.pushPullIntervalMs, this.table.liveCount + 1)),
       () => {
