@@ -8,7 +8,7 @@ import { startCluster, stopAll } from './helpers.js';
 describe('BatchBudget', () => {
   it('refills at its share — the smaller one while single calls come — saves up one window, and lets no large batch start while empty or while maxRunning are under way', () => {
     let now = 0;
-    const budget = new BatchBudget({ sharePercent: 50, withCallsPercent: 20 }, undefined, () => now, () => 0);
+    const budget = new BatchBudget({ sharePercent: 50, withCallsPercent: 20 }, undefined, () => now);
     expect(budget.mayStart()).toBe(true); // a window's worth: 50 ms
     budget.spent(80); // 30 ms into debt
     expect(budget.mayStart()).toBe(false);
@@ -36,7 +36,7 @@ describe('BatchBudget', () => {
 
   it('runs a large batch in slices of at most sliceMs, one slice per event-loop turn however many batches run; a small one at once', async () => {
     let now = 0;
-    const budget = new BatchBudget({ sharePercent: 100, withCallsPercent: 100 }, undefined, () => now, () => 0);
+    const budget = new BatchBudget({ sharePercent: 100, withCallsPercent: 100 }, undefined, () => now);
     let turn = 0;
     let ticking = true;
     const tick = (): void => {
@@ -70,36 +70,46 @@ describe('BatchBudget', () => {
     expect(new Set(small)).toEqual(new Set([before]));
   });
 
-  it('charges a slice, the encoding of what it forwarded and the turns in which their answers land; not the turns between', async () => {
-    const now = 0;
-    let busy = 0;
-    const fresh = () => new BatchBudget({ sharePercent: 100, withCallsPercent: 100 }, undefined, () => now, () => busy);
-    // Other callers' work between slices (24 s of busy time, nothing of the batch's awaited) is not the batch's.
-    const budget = fresh();
+  it('charges a slice, the encoding of what it forwarded and the completion of their answers; not other callers’ work between', async () => {
+    let now = 0;
+    const fresh = () => new BatchBudget({ sharePercent: 100, withCallsPercent: 100 }, undefined, () => now); // 100 ms to spend
+    const turn = () => new Promise((resolve) => setImmediate(resolve));
+    // Other callers' work between slices (24 s of it) is not the batch's.
+    const between = fresh();
     let steps = 0;
-    await budget.run(true, () => {
-      setImmediate(() => void (busy += 40));
+    await between.run(true, () => {
+      setImmediate(() => void (now += 40));
       return ++steps < 600; // two slices of sliceItems at most
     });
-    await new Promise((resolve) => setImmediate(resolve));
-    expect(busy).toBe(24_000);
-    expect(budget.hasTime()).toBe(true);
+    await turn();
+    expect(between.hasTime()).toBe(true);
     // The forwarder writes its frames in immediates it queues during the slice: charged (150 ms of a 100 ms bucket).
     const encoding = fresh();
     await encoding.run(true, (forwarded) => {
-      setImmediate(() => void (busy += 150));
-      forwarded.push(Promise.resolve());
+      setImmediate(() => void (now += 150));
+      forwarded(Promise.resolve());
       return false;
     });
-    await new Promise((resolve) => setImmediate(resolve));
+    await turn();
     expect(encoding.hasTime()).toBe(false);
-    // An answer that lands (decoded: 150 ms) a few turns later: its turn is charged, the quiet turns before it are not.
-    const answers = fresh();
+    now += 1_000;
+    // The answers' completion (the batch's own callbacks: 150 ms) is charged; another caller's work in the same turn is not.
+    const stats = { largeBatchSlices: 0, largeBatchBusyMs: 0 };
+    const answers = new BatchBudget({ sharePercent: 100, withCallsPercent: 100 }, stats, () => now);
     await answers.run(true, (forwarded) => {
-      forwarded.push(new Promise<void>((resolve) => setTimeout(() => ((busy += 150), resolve()), 5)));
+      const answer = new Promise<void>((resolve) =>
+        setTimeout(() => {
+          now += 500; // the reply frame's decoding, and other callers' I/O in the turn: not measured by the batch
+          resolve();
+        }, 5),
+      );
+      forwarded(answer);
+      void answer.then(() => void (now += 150)); // the batch's own completion: measured
       return false;
     });
-    await new Promise((resolve) => setImmediate(resolve));
+    await turn();
+    expect(stats.largeBatchBusyMs).toBeGreaterThanOrEqual(150);
+    expect(stats.largeBatchBusyMs).toBeLessThan(160);
     expect(answers.hasTime()).toBe(false);
   });
 });

@@ -10,13 +10,13 @@ export const SMALL_BATCH_BYTES = batchBudgetDefaults.smallBatchItems * 64;
 /** Answers encoded in one step. */
 const WRITE_ITEMS = 100;
 
-/** A request's decision as a batch answer, its error in its place; one that waits for another member (forwarded to its owner) also goes into `forwarded`. */
-function decideItem(backend: PublicApiBackend, item: IncomingRequest, forwarded: Promise<unknown>[]): Promise<BatchResult> {
+/** A request's decision as a batch answer, its error in its place; one that waits for another member (forwarded to its owner) is handed to `forwarded` first. */
+function decideItem(backend: PublicApiBackend, item: IncomingRequest, forwarded: (answer: Promise<unknown>) => void): Promise<BatchResult> {
   try {
     if (item.timestampMs !== undefined && Number.isFinite(item.timestampMs)) backend.recordCallerTime(item.timestampMs);
     const answer = backend.decide(item.request, item.maxWaitMs);
     if (!(answer instanceof Promise)) return Promise.resolve({ decision: answer, error: undefined });
-    forwarded.push(answer);
+    forwarded(answer);
     return answer.then(
       (r): BatchResult => ({ decision: r, error: undefined }),
       (error: unknown): BatchResult => ({ decision: undefined, error: itemError(error) }),

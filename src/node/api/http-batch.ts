@@ -27,14 +27,14 @@ const failed = (error: unknown): Result => ({ error: error instanceof HttpError 
 
 /**
  * One request's decision, or its error in its place (a bad item fails only itself); one that
- * waits for another member (forwarded to its owner) also goes into `forwarded`.
+ * waits for another member (forwarded to its owner) is handed to `forwarded` first.
  */
-function decideItem(backend: PublicApiBackend, item: unknown, index: number, forwarded: Promise<unknown>[]): Promise<Result> {
+function decideItem(backend: PublicApiBackend, item: unknown, index: number, forwarded: (answer: Promise<unknown>) => void): Promise<Result> {
   try {
     const { request, maxWaitMs } = toRequest(item, `requests[${index}]`);
     const answer = backend.decide(request, maxWaitMs);
     if (!(answer instanceof Promise)) return Promise.resolve({ decision: decision(answer) });
-    forwarded.push(answer);
+    forwarded(answer);
     return answer.then((r: Reservation): Result => ({ decision: decision(r) }), failed);
   } catch (error) {
     return Promise.resolve(failed(error));
