@@ -70,6 +70,15 @@ export interface SwimLimits {
    * from a stranger fills at most this many slots. Seeds that answer our join are proven.
    */
   readonly maxUnprovenMembersPerSource: number;
+  /**
+   * Without a cluster key: new members that no member told us of (a stranger's news, a
+   * newcomer introducing itself) are held apart from the member table, at most this many,
+   * until they answer a ping from their own address (candidates.ts). A flood of invented
+   * members from any number of sources fills this, never the table.
+   */
+  readonly maxCandidates: number;
+  /** A candidate not confirmed within this is forgotten. */
+  readonly candidateTtlMs: number;
 }
 
 export type PresetName = 'lan' | 'test';
@@ -130,6 +139,8 @@ export const defaults = {
     maxIncarnationJump: 10_000, // ~40 min of metadata changes at 4 a second (adaptive load), missed by a receiver that still holds the member live
     maxGenerationAheadMs: 3_600_000, // far beyond NTP skew; a node whose clock runs an hour ahead is refused (counted) until it is fixed
     maxUnprovenMembersPerSource: 64, // a stranger's news of new members; members' own news (once probed) and a seed's answer are not capped
+    maxCandidates: 256, // 1/16 of maxMembers; a newcomer introducing itself is pinged at once and confirmed in a round trip, so few wait
+    candidateTtlMs: 10_000, // those told of by strangers are pinged one a gossip round (10 a second on the LAN preset): most of a flood's expire unpinged
   } satisfies SwimLimits,
 };
 
@@ -184,5 +195,7 @@ export function resolveLimits(overrides: Partial<SwimLimits> | undefined): SwimL
   requireInt('limits', 'maxIncarnationJump', l.maxIncarnationJump, 1, 1_000_000_000);
   requireInt('limits', 'maxGenerationAheadMs', l.maxGenerationAheadMs, 1_000, 365 * 86_400_000);
   requireInt('limits', 'maxUnprovenMembersPerSource', l.maxUnprovenMembersPerSource, 1, 100_000);
+  requireInt('limits', 'maxCandidates', l.maxCandidates, 1, 100_000);
+  requireInt('limits', 'candidateTtlMs', l.candidateTtlMs, 100, 3_600_000);
   return l;
 }

@@ -89,7 +89,7 @@ export function toRecord(e: MemberEntry): MemberRecord {
 }
 
 /**
- * SWIM merge rules over everyone but self (self is refuted, not merged: see swim.ts).
+ * SWIM merge rules over everyone but self (self is refuted, not merged: see member-news.ts).
  * Pure: no I/O, no timers.
  */
 export class MemberTable {
@@ -106,6 +106,8 @@ export class MemberTable {
   private readonly provenList: MemberEntry[] = [];
   /** Proven entries by the sourceKey of their address: what they teach is not capped. */
   private readonly provenSources = new Map<string, number>();
+  /** Live entries by the sourceKey of their address: whose news of new members is a member's (isMemberSource). */
+  private readonly liveSources = new Map<string, number>();
   rejectedFull = 0;
   evictedUnproven = 0;
   rejectedSource = 0;
@@ -157,6 +159,7 @@ export class MemberTable {
     if (live && !wasLive) {
       entry.liveIndex = this.liveList.length;
       this.liveList.push(entry);
+      countSource(this.liveSources, entry.address, 1);
     } else if (!live && wasLive) this.removeLive(entry);
     this.syncProvenList(entry);
   }
@@ -204,6 +207,7 @@ export class MemberTable {
   private removeLive(entry: MemberEntry): void {
     const at = entry.liveIndex;
     if (at < 0) return;
+    countSource(this.liveSources, entry.address, -1);
     const last = this.liveList.pop()!;
     if (last !== entry) {
       this.liveList[at] = last;
@@ -253,7 +257,11 @@ export class MemberTable {
       cur.state !== 'alive' || cur.address !== u.address || cur.generation !== u.generation || !sameMeta(cur.meta, u.meta);
     if (cur.state !== 'alive') cur.stateSinceMs = nowMs;
     // Keep the strings and maps we hold when they are unchanged: thousands of entries, one copy each.
-    if (cur.address !== u.address) cur.address = intern(u.address);
+    if (cur.address !== u.address) {
+      if (cur.liveIndex >= 0) countSource(this.liveSources, cur.address, -1);
+      cur.address = intern(u.address);
+      if (cur.liveIndex >= 0) countSource(this.liveSources, cur.address, 1);
+    }
     if (!sameMeta(cur.meta, u.meta)) cur.meta = u.meta;
     cur.generation = u.generation;
     cur.incarnation = u.incarnation;
@@ -319,6 +327,11 @@ export class MemberTable {
     this.provenSources.set(key, (this.provenSources.get(key) ?? 0) + 1);
   }
 
+  /** Whether `source` (a sourceKey) is the address of a live member or of a proven one: its news of new members is a member's. */
+  isMemberSource(source: string): boolean {
+    return this.liveSources.has(source) || this.provenSources.has(source);
+  }
+
   /** Unproven members held per source, for tests and stats. */
   unprovenCount(source: string): number {
     return this.unprovenBySource.get(source)?.size ?? 0;
@@ -375,4 +388,12 @@ export class MemberTable {
     if (cur === undefined || u.generation !== cur.generation || u.incarnation < cur.incarnation) return undefined;
     return cur;
   }
+}
+
+/** Adds `delta` to the count of `address`'s sourceKey, dropping it at 0. */
+function countSource(counts: Map<string, number>, address: string, delta: number): void {
+  const key = sourceKey(address);
+  const next = (counts.get(key) ?? 0) + delta;
+  if (next <= 0) counts.delete(key);
+  else counts.set(key, next);
 }

@@ -25,6 +25,14 @@ interface Relay {
   cancel: Cancel;
 }
 
+/** A ping to a candidate (candidates.ts): an ack from it, at that address, confirms it. */
+interface Confirmation {
+  readonly target: string;
+  readonly targetAddress: string;
+  readonly done: (answered: boolean) => void;
+  cancel: Cancel;
+}
+
 type Piggybacked = Extract<Message, { updates: readonly Update[] }>;
 
 /** Members waiting to be probed first because they spoke to us unproven. */
@@ -59,6 +67,8 @@ export interface ProbeCycleComponents {
 export class ProbeCycle {
   private readonly probes = new Map<number, PendingProbe>();
   private readonly relays = new Map<number, Relay>();
+  /** Pings to candidates, oldest first (bounded: maxPendingProbes). */
+  private readonly confirming = new Map<number, Confirmation>();
   private readonly order: ProbeOrder;
   /** Members put first in line to be proven (bounded: PROVE_SOON_MAX). */
   private readonly proving = new Set<string>();
@@ -122,6 +132,31 @@ export class ProbeCycle {
     });
   }
 
+  /**
+   * One ping to a candidate, not a member (no indirect probes, no suspicion, no effect on our
+   * health): `done(true)` when it acks from `targetAddress`, `done(false)` when no ack came
+   * within a probe interval. At most maxPendingProbes wait; past that the oldest is given up,
+   * so a flood of self-introductions cannot keep a newcomer's ping from going out.
+   */
+  confirm(target: string, targetAddress: string, done: (answered: boolean) => void): void {
+    if (this.confirming.size >= this.limits.maxPendingProbes) {
+      const oldest = this.confirming.entries().next().value;
+      if (oldest !== undefined) {
+        this.confirming.delete(oldest[0]);
+        oldest[1].cancel();
+        oldest[1].done(false);
+      }
+    }
+    const seq = this.nextSeq();
+    const confirmation: Confirmation = { target, targetAddress, done, cancel: () => {} };
+    this.confirming.set(seq, confirmation);
+    this.components.counters.candidatePings++;
+    this.components.send({ type: 'ping', from: this.components.selfId, seq, target, updates: [] }, targetAddress, target);
+    confirmation.cancel = this.components.deadline(this.components.awareness.scale(this.timings.probeIntervalMs), () => {
+      if (this.confirming.delete(seq)) done(false);
+    });
+  }
+
   /** A ping for us: ack it to the datagram's source, never to an address the packet claims. */
   onPing(seq: number, fromAddress: string, fromId: string): void {
     this.components.sendWithPiggyback({ type: 'ack', from: this.components.selfId, seq, updates: [] }, fromAddress, fromId);
@@ -133,6 +168,14 @@ export class ProbeCycle {
     if (probe !== undefined) {
       probe.acked = true;
       if (fromId === probe.target && fromAddress === probe.targetAddress) this.components.table.markProven(fromId);
+      return;
+    }
+    const confirmation = this.confirming.get(seq);
+    if (confirmation !== undefined) {
+      if (fromId !== confirmation.target || fromAddress !== confirmation.targetAddress) return;
+      this.confirming.delete(seq);
+      confirmation.cancel();
+      confirmation.done(true);
       return;
     }
     const relay = this.relays.get(seq);
@@ -176,6 +219,8 @@ export class ProbeCycle {
     this.probes.clear();
     for (const r of this.relays.values()) r.cancel();
     this.relays.clear();
+    for (const c of this.confirming.values()) c.cancel();
+    this.confirming.clear();
     this.proving.clear();
   }
 

@@ -18,10 +18,22 @@ export interface SwimStats {
   membersRejectedFull: number;
   /** Members never confirmed by a direct probe ack, dropped to make room for a newcomer when the table was full. */
   membersEvictedUnproven: number;
-  /** New members refused because their source, not a proven member, already taught us maxUnprovenMembersPerSource unproven ones. */
+  /** New members refused because their source, not a proven member, already taught us maxUnprovenMembersPerSource unproven ones (members or candidates). */
   membersRejectedSource: number;
   /** Live members proven by a direct ack to one of our probes. */
   membersProven: number;
+  /** Without a cluster key: new members held apart until they answer a ping from their own address (candidates.ts), now. */
+  candidates: number;
+  /** Candidates that answered and became members. */
+  candidatesConfirmed: number;
+  /** New members refused because the candidates were full (what another told of; a self-introduction makes room). */
+  candidatesRefused: number;
+  /** Candidates dropped to make room for a self-introduction. */
+  candidatesDisplaced: number;
+  /** Candidates forgotten unconfirmed: their ping went unanswered, or candidateTtlMs passed. */
+  candidatesExpired: number;
+  /** Pings sent to candidates. */
+  candidatePings: number;
   /** Updates dropped as implausible: a generation too far ahead, an incarnation jump past maxIncarnationJump. */
   implausibleGenerations: number;
   implausibleIncarnations: number;
@@ -57,6 +69,12 @@ export function emptyStats(): SwimStats {
     membersEvictedUnproven: 0,
     membersRejectedSource: 0,
     membersProven: 0,
+    candidates: 0,
+    candidatesConfirmed: 0,
+    candidatesRefused: 0,
+    candidatesDisplaced: 0,
+    candidatesExpired: 0,
+    candidatePings: 0,
     implausibleGenerations: 0,
     implausibleIncarnations: 0,
     generationRefutations: 0,

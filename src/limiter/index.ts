@@ -3,7 +3,7 @@ export { RemoteLimiter, remoteLimiterDefaults, type RemoteLimiterInit, type Remo
 export type { RemoteDecision, RemoteStore } from './remote-store.js';
 export { Limiter, limiterDefaults, limitFromRate, type AcquireOptions, type LimiterOptions, type LimiterStats } from './limiter.js';
 export { LimiterStore, storeDefaults, type StoreOptions, type StoreStats } from './store.js';
-export { decide, merge, rebase, reserve, type Step } from './pure.js';
+export { decide, merge, rebase, reserve, type ShapedState, type Step } from './pure.js';
 export { requestLimits } from './limits.js';
 export { CALENDAR_UNITS, Calendar, calendarOf, longestPeriodMs, zoneLimits, type CalendarUnit } from './calendar.js';
 export { resolveRequest, newResolvedParams, parseAlgorithm } from './validate.js';

@@ -233,7 +233,11 @@ export class RemoteLimiter {
     const timed = this.latency.sample();
     return this.store.decide(p, maxWaitMs).then(
       (d) => this.answered(p, maxWaitMs, nowMs, d, timed),
-      (error: unknown) => this.unavailable(request, p, maxWaitMs, error),
+      (error: unknown) => {
+        // The store refused the request itself (a key in use described with another shape): that is the caller's answer, not a store failure.
+        if (error instanceof RingLimitError && error.code === 'FAILED_PRECONDITION') throw error;
+        return this.unavailable(request, p, maxWaitMs, error);
+      },
     );
   }
 

@@ -36,7 +36,9 @@ export interface RemoteStore {
   /**
    * Decides `p` (validated) as a plain allow when maxWaitMs < 0, else as a reservation.
    * Reads `p` before it returns: the caller may reuse the object at once. Rejects with a
-   * RingLimitError (UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED) when it cannot answer.
+   * RingLimitError (UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED) when it cannot answer,
+   * and with FAILED_PRECONDITION when it refuses the request itself (a key in use described
+   * with another shape, docs/request-shape.md): the limiter passes that one to the caller.
    */
   decide(p: Readonly<ResolvedParams>, maxWaitMs: number): Promise<RemoteDecision>;
   /**

@@ -24,7 +24,7 @@ export function shapeFieldDiffering(algorithm: AlgorithmId, calendar: Calendar |
 }
 
 function describe(algorithm: AlgorithmId, windowMs: number, calendar: Calendar | null): string {
-  const window = calendar === null ? `a ${windowMs} ms window` : `a calendar ${calendar.unit} in ${calendar.timeZone}`;
+  const window = calendar !== null ? `a calendar ${calendar.unit} in ${calendar.timeZone}` : windowMs === 0 ? 'a window not recorded' : `a ${windowMs} ms window`;
   return `${ALGORITHMS[algorithm]!} over ${window}`;
 }
 
@@ -48,4 +48,40 @@ export function shapeMismatchError(
       'give another limit its own action, or reset the key (an operator’s Reset or Set re-describes it)',
     field,
   );
+}
+
+/**
+ * What a store keeps beside a key's cells: the shape its state was written under, and when the
+ * state is fresh (its FRESH_AT cell). windowMs 0: the window is not recorded (a state imported
+ * from a peer, or written before shapes were recorded), and the next request of the same
+ * algorithm supplies it.
+ */
+export interface HeldShape {
+  algorithm: AlgorithmId;
+  windowMs: number;
+  calendar: Calendar | null;
+  freshAtMs: number;
+}
+
+/**
+ * How a request meets a held key (checkShape): 'same' — decide on the state; 'adopt' — the same
+ * algorithm, window not recorded: decide on the state and record the request's window; 'fresh' —
+ * another shape, but the state is fresh: start afresh under the request's shape.
+ */
+export type ShapeVerdict = 'same' | 'adopt' | 'fresh';
+
+/**
+ * The rule of docs/request-shape.md for a request `p` at nowMs on a key held as `held`, for a
+ * store without policies (with policies, store.ts may convert a key instead of refusing it).
+ * Throws FAILED_PRECONDITION (shapeMismatchError) when `p` describes the key with another shape
+ * while its state is in use. The pure functions (pure.ts) and the Redis store's answers
+ * (src/redis) follow it; store.ts's refuseOrFresh is the same rule with the policies' conversion.
+ */
+export function checkShape(held: Readonly<HeldShape>, p: Readonly<ResolvedParams>, nowMs: number): ShapeVerdict {
+  if (held.algorithm === p.algorithm) {
+    if (held.windowMs === 0) return 'adopt';
+    if (held.windowMs === p.windowMs && held.calendar === p.calendar) return 'same';
+  }
+  if (held.freshAtMs <= nowMs) return 'fresh';
+  throw shapeMismatchError(held.algorithm, held.windowMs, held.calendar, held.freshAtMs, p);
 }

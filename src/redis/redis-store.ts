@@ -1,9 +1,11 @@
 import type { Clock } from '../common/clock.js';
 import { RingLimitError, invalidArgument } from '../common/errors.js';
-import type { Calendar } from '../limiter/calendar.js';
+import { calendarOf, type Calendar, type CalendarUnit } from '../limiter/calendar.js';
 import type { RemoteDecision, RemoteInspection, RemoteStore, RemoteStoreStats } from '../limiter/remote-store.js';
-import type { ResolvedParams } from '../limiter/types.js';
-import { ADMIN_LUA, ADMIN_SHA, ARGS_PER_SET, DECIDE_LUA, DECIDE_SHA, REPLY_PER_DECISION } from './script.js';
+import { shapeMismatchError } from '../limiter/request-shape.js';
+import type { AlgorithmId, ResolvedParams } from '../limiter/types.js';
+import { newResolvedParams } from '../limiter/validate.js';
+import { ADMIN_LUA, ADMIN_SHA, ARGS_PER_SET, DECIDE_LUA, DECIDE_SHA, REFUSED_SHAPE, REPLY_PER_DECISION, calendarShape } from './script.js';
 import { CalendarArgs } from './calendar-args.js';
 import { readNumberArray } from './reply.js';
 import { keySlot } from './slot.js';
@@ -96,6 +98,33 @@ function setOf(batch: Batch, p: Readonly<ResolvedParams>, maxWaitMs: number): nu
   return n / ARGS_PER_SET + 1;
 }
 
+/** A calendar's numbers for the script, after its name (the window of a shape). */
+function calendarArgsOf(args: (string | number)[], calendars: CalendarArgs, calendar: Calendar, nowMs: number): void {
+  args.push(calendarShape(calendar.unit, calendar.timeZone));
+  for (const n of calendars.of(calendar, nowMs)) args.push(n);
+}
+
+/**
+ * The refusal of a request that describes a key in use with another shape (the script's
+ * REFUSED_SHAPE): FAILED_PRECONDITION naming the differing field, as the in-memory store's.
+ * `held`: the held window as the script recorded it (script.ts calendarShape; '' not recorded).
+ */
+function refusal(algorithm: number, windowMs: number, calendar: Calendar | null, heldAlgorithm: number, heldFreshAtMs: number, held: string): RingLimitError {
+  const p: ResolvedParams = { ...newResolvedParams(), algorithm: algorithm as AlgorithmId, windowMs, calendar };
+  let heldWindowMs = 0;
+  let heldCalendar: Calendar | null = null;
+  const space = held.indexOf(' ');
+  if (space > 0) {
+    try {
+      heldCalendar = calendarOf(held.slice(0, space) as CalendarUnit, held.slice(space + 1));
+      heldWindowMs = heldCalendar.longestMs;
+    } catch {
+      // A zone this process does not know: the refusal stands, its message names no window.
+    }
+  } else if (held !== '') heldWindowMs = Number(held);
+  return shapeMismatchError(heldAlgorithm as AlgorithmId, heldWindowMs, heldCalendar, heldFreshAtMs, p);
+}
+
 function failure(code: 'UNAVAILABLE' | 'DEADLINE_EXCEEDED' | 'RESOURCE_EXHAUSTED' | 'INTERNAL', why: string): RingLimitError {
   return new RingLimitError(code, `redis: ${why}`);
 }
@@ -105,6 +134,9 @@ function failure(code: 'UNAVAILABLE' | 'DEADLINE_EXCEEDED' | 'RESOURCE_EXHAUSTED
  * algorithm in one Lua script (script.ts), atomically per key. Decisions made in the same
  * event-loop turn go out together, up to maxBatchSize per script call (one round trip for
  * all of them; on a Cluster, one call per slot). Only this file and script.ts know Redis.
+ * A key keeps its shape while its state is in use, as in memory (docs/request-shape.md): a
+ * decision or an inspection of another shape rejects with FAILED_PRECONDITION naming the field,
+ * and the script writes nothing for it.
  */
 export class RedisStore implements RemoteStore {
   readonly name = 'redis';
@@ -120,7 +152,10 @@ export class RedisStore implements RemoteStore {
   private closed = false;
   /** Scratch for reading replies. */
   private readonly values: number[] = [];
-  readonly counters = { scriptCalls: 0, scriptLoads: 0, decisions: 0, failedCalls: 0 };
+  /** shapeMismatches: decisions and inspections refused (FAILED_PRECONDITION) for describing a key in use with another shape. */
+  readonly counters = { scriptCalls: 0, scriptLoads: 0, decisions: 0, failedCalls: 0, shapeMismatches: 0 };
+  /** Scratch for the strings of a reply (refused decisions' held windows). */
+  private readonly strings: string[] = [];
   private readonly calendarArgs = new CalendarArgs();
 
   constructor(options: Partial<RedisStoreOptions> & { client: RedisScriptClient }) {
@@ -185,12 +220,23 @@ export class RedisStore implements RemoteStore {
     const clock = this.options.clock;
     const nowMs = clock === undefined ? Date.now() : clock.now();
     const graceMs = clock === undefined ? this.options.freshKeyGraceMs : Math.max(this.options.freshKeyGraceMs, INJECTED_CLOCK_GRACE_MS);
-    const calendar = p.calendar === null ? [0] : [1, ...this.calendarArgs.of(p.calendar, nowMs)];
     const args: (string | number)[] = [ADMIN_SHA, 1, this.keyOf(p.action, p.key), clock === undefined ? '' : String(nowMs), graceMs, op === 'inspect' ? 1 : 2, remaining];
-    args.push(p.algorithm, p.limit, p.windowMs, p.capacity, 0, -1, p.calendar === null ? 0 : 1, ...calendar);
+    args.push(p.algorithm, p.limit, p.windowMs, p.capacity, 0, -1, p.calendar === null ? 0 : 1);
+    if (p.calendar === null) args.push(0);
+    else {
+      args.push(1);
+      calendarArgsOf(args, this.calendarArgs, p.calendar, nowMs);
+    }
+    const { algorithm, windowMs, calendar } = p;
     const answer = (reply: unknown): RemoteInspection => {
       const values: number[] = [];
-      if (!(reply instanceof Uint8Array) || !readNumberArray(reply, values) || values.length !== 3) throw failure('INTERNAL', 'the admin script returned something else than three numbers');
+      const strings: string[] = [];
+      if (!(reply instanceof Uint8Array) || !readNumberArray(reply, values, strings)) throw failure('INTERNAL', 'the admin script returned something else than numbers');
+      if (values.length === 5 && values[0] === REFUSED_SHAPE && strings.length === 1) {
+        this.counters.shapeMismatches++;
+        throw refusal(algorithm, windowMs, calendar, values[1]!, values[2]!, strings[0]!);
+      }
+      if (values.length !== 3 || strings.length !== 0) throw failure('INTERNAL', 'the admin script returned something else than three numbers');
       return { remaining: values[0]!, resetAtMs: values[1]!, nowMs: values[2]! };
     };
     this.counters.scriptCalls++;
@@ -240,7 +286,7 @@ export class RedisStore implements RemoteStore {
     batch.timer = setTimeout(() => this.settle(batch, failure('DEADLINE_EXCEEDED', `no answer within ${this.options.timeoutMs} ms (timeoutMs)`)), this.options.timeoutMs);
     const args: (string | number)[] = [DECIDE_SHA, batch.keys.length, ...batch.keys, batch.clock, batch.graceMs, batch.sets.length / ARGS_PER_SET, ...batch.sets, ...batch.which, batch.calendars.length];
     // Calendar periods around our clock (Redis's is near it: the periods sent reach two days either way).
-    for (const calendar of batch.calendars) for (const n of this.calendarArgs.of(calendar, batch.nowMs)) args.push(n);
+    for (const calendar of batch.calendars) calendarArgsOf(args, this.calendarArgs, calendar, batch.nowMs);
     this.client.callBuffer('EVALSHA', args).then(
       (reply) => this.settle(batch, reply),
       (error: unknown) => {
@@ -262,6 +308,13 @@ export class RedisStore implements RemoteStore {
     return failure('UNAVAILABLE', error instanceof Error ? error.message : String(error));
   }
 
+  /** The refusal of the batch's i-th decision: its request's shape is in its parameter set. */
+  private refusalIn(batch: Batch, i: number, heldAlgorithm: number, heldFreshAtMs: number, held: string): RingLimitError {
+    const base = (batch.which[i]! - 1) * ARGS_PER_SET;
+    const calendar = batch.sets[base + 6]!;
+    return refusal(batch.sets[base]!, batch.sets[base + 2]!, calendar === 0 ? null : batch.calendars[calendar - 1]!, heldAlgorithm, heldFreshAtMs, held);
+  }
+
   /** Answers every decision of the batch once: from the reply, or with the error. */
   private settle(batch: Batch, outcome: unknown): void {
     if (batch.settled) return;
@@ -273,7 +326,8 @@ export class RedisStore implements RemoteStore {
     const n = batch.keys.length;
     this.pending -= n;
     const values = this.values;
-    const readable = outcome instanceof Uint8Array && readNumberArray(outcome, values) && values.length === n * REPLY_PER_DECISION + 1;
+    const strings = this.strings;
+    const readable = outcome instanceof Uint8Array && readNumberArray(outcome, values, strings) && values.length === n * REPLY_PER_DECISION + 1;
     if (!readable) {
       const error = outcome instanceof Error ? outcome : failure('INTERNAL', 'the script answered in an unexpected shape');
       for (const reject of batch.rejects) reject(error);
@@ -282,6 +336,11 @@ export class RedisStore implements RemoteStore {
     const nowMs = values[n * REPLY_PER_DECISION]!;
     for (let i = 0; i < n; i++) {
       const at = i * REPLY_PER_DECISION;
+      if (values[at] === REFUSED_SHAPE) {
+        this.counters.shapeMismatches++;
+        batch.rejects[i]!(this.refusalIn(batch, i, values[at + 1]!, values[at + 2]!, strings[values[at + 4]!] ?? ''));
+        continue;
+      }
       batch.resolves[i]!({ allowed: values[at] === 1, remaining: values[at + 1]!, resetAtMs: values[at + 2]!, retryAfterMs: values[at + 3]!, waitMs: values[at + 4]!, nowMs });
     }
   }

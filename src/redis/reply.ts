@@ -1,9 +1,13 @@
+const utf8 = new TextDecoder();
+
 /**
  * The script's reply: one MessagePack array of numbers (Redis's cmsgpack), read into `out`.
  * One bulk string per batch instead of five per decision, and doubles travel exact. Only
  * the forms cmsgpack writes for numbers are accepted; anything else is refused, never guessed.
+ * With `strings`, strings are accepted too (a refused decision's held window): each is pushed
+ * onto `strings`, and its index there put in `out`.
  */
-export function readNumberArray(bytes: Uint8Array, out: number[]): boolean {
+export function readNumberArray(bytes: Uint8Array, out: number[], strings?: string[]): boolean {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let at = 0;
   const first = bytes[at++];
@@ -18,6 +22,7 @@ export function readNumberArray(bytes: Uint8Array, out: number[]): boolean {
     at += 4;
   } else return false;
   out.length = 0;
+  if (strings !== undefined) strings.length = 0;
   for (let i = 0; i < count; i++) {
     const tag = bytes[at++];
     if (tag === undefined) return false;
@@ -25,7 +30,16 @@ export function readNumberArray(bytes: Uint8Array, out: number[]): boolean {
     let size = 0;
     if (tag <= 0x7f) value = tag;
     else if (tag >= 0xe0) value = tag - 0x100;
-    else {
+    else if (strings !== undefined && ((tag >= 0xa0 && tag <= 0xbf) || (tag >= 0xd9 && tag <= 0xdb) || (tag >= 0xc4 && tag <= 0xc6))) {
+      // fixstr, str 8/16/32 (cmsgpack's strings), bin 8/16/32
+      const lengthSize = tag <= 0xbf ? 0 : tag === 0xd9 || tag === 0xc4 ? 1 : tag === 0xda || tag === 0xc5 ? 2 : 4;
+      if (at + lengthSize > bytes.length) return false;
+      const length = lengthSize === 0 ? tag & 0x1f : lengthSize === 1 ? view.getUint8(at) : lengthSize === 2 ? view.getUint16(at) : view.getUint32(at);
+      at += lengthSize;
+      if (at + length > bytes.length) return false;
+      value = strings.push(utf8.decode(bytes.subarray(at, at + length))) - 1;
+      at += length;
+    } else {
       size = tag === 0xcc || tag === 0xd0 ? 1 : tag === 0xcd || tag === 0xd1 ? 2 : tag === 0xce || tag === 0xd2 || tag === 0xca ? 4 : tag === 0xcf || tag === 0xd3 || tag === 0xcb ? 8 : -1;
       if (size < 0 || at + size > bytes.length) return false;
       switch (tag) {

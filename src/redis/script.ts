@@ -4,13 +4,28 @@ import { createHash } from 'node:crypto';
  * ARGV: the clock ('' for Redis's TIME), the grace in ms a fresh key is kept, the number of
  * parameter sets k, k sets of (algorithm id, limit, windowMs, capacity, cost, maxWaitMs,
  * calendar number: 0 for none), then one set number (1-based) per key: a batch of one
- * policy's decisions sends its numbers once; then the number of calendars and each
- * calendar's numbers (calendar-args.ts).
+ * policy's decisions sends its numbers once; then the number of calendars and, for each, its
+ * name (calendarShape) and its numbers (calendar-args.ts).
  */
 export const HEADER_ARGS = 3;
 export const ARGS_PER_SET = 7;
-/** Values per decision in the reply: allowed (0/1), remaining, resetAtMs, retryAfterMs, waitMs; then one: the script's now. */
+/**
+ * Values per decision in the reply: allowed (0/1), remaining, resetAtMs, retryAfterMs, waitMs;
+ * then one: the script's now. A decision refused for its shape answers REFUSED_SHAPE, the held
+ * algorithm id, the time its state is fresh, 0, and the held window (a string: see below).
+ */
 export const REPLY_PER_DECISION = 5;
+export const REFUSED_SHAPE = 2;
+
+/**
+ * The window part of a key's shape (docs/request-shape.md), as the script records it after the
+ * state: windowMs as the client sends it (ioredis: the number's shortest decimal form), or the
+ * calendar's unit and time zone (canonical name) — never alike: one is a number, the other has a space.
+ * An empty window: not recorded (a value written before shapes were).
+ */
+export function calendarShape(unit: string, timeZone: string): string {
+  return `${unit} ${timeZone}`;
+}
 
 /**
  * The four algorithms of src/limiter/algorithms, line for line in Lua 5.1 (Redis's), over
@@ -19,10 +34,21 @@ export const REPLY_PER_DECISION = 5;
  * KEYS in order, atomically. ARGV[1] is the time in ms, or '' for Redis's own clock (TIME):
  * callers' clocks never decide. ARGV[2] is how long a key is kept past the time its state is
  * back to fresh (the in-memory store's freshKeyGraceMs: at the very moment, float rounding
- * can leave a hair of state; and a key reused soon after is not recreated each time). A key's state is one string: its algorithm id and,
- * (three doubles, packed: exact)
- * set to expire that grace after its state is back to fresh. The reply is one MessagePack
- * array of numbers (reply.ts), since Redis would truncate a Lua number to an integer.
+ * can leave a hair of state; and a key reused soon after is not recreated each time).
+ *
+ * A key's value is one string: the byte 16 + its algorithm id, its three cells and the time
+ * its state is fresh again (four doubles, packed: exact), then the window it was written under
+ * (calendarShape): 33 bytes and the window. It is set to expire that grace after its state is
+ * fresh. The algorithm and the window are the key's shape: a request of another shape is
+ * refused (REFUSED_SHAPE) while the state is in use, and writes nothing; once it is fresh, the
+ * request starts it afresh under its own (the in-memory store's rule, request-shape.ts). A
+ * value of 25 bytes — an algorithm id and three cells, written before shapes were recorded — is
+ * read as the request's window when its algorithm is the request's (and rewritten in the new
+ * form by the next decision that consumes), and as a state in use until the key expires when it
+ * is another's. Anything else (another program's value) reads as no state.
+ *
+ * The reply is one MessagePack array of numbers (reply.ts), since Redis would truncate a Lua
+ * number to an integer, and the held window of a refused decision as a string.
  */
 const PRELUDE = `
 local floor, ceil, min, max, frexp, ldexp = math.floor, math.ceil, math.min, math.max, math.frexp, math.ldexp
@@ -115,15 +141,22 @@ end
 
 -- c = {s0, s1, s2, freshAt}; p = {limit, window, cap, cost}; o = {allowed, remaining, resetAt, retryAfter, wait}
 
--- token bucket: c = {tokens, at, -, freshAt}
-local function tbInit(c, p, t) c[1] = p[3]; c[2] = t; c[3] = 0; c[4] = t end
-local function tbRefill(c, p, t)
+-- token bucket: c = {tokens, at, rate of the request that last wrote it (0: not known), freshAt}
+local function tbInit(c, p, t) c[1] = p[3]; c[2] = t; c[3] = p[1] / p[2]; c[4] = t end
+local function tbRefill(c, p, t, rate)
   local at, tokens = c[2], c[1]
-  if t > at then tokens = tokens + ((t - at) * p[1]) / p[2]; c[2] = t end
+  if t > at then
+    -- the time passed refills at the slower of the stored rate and the request's (token-bucket.ts)
+    local stored = c[3]
+    if stored > 0 and stored < rate then tokens = tokens + (t - at) * stored
+    else tokens = tokens + ((t - at) * p[1]) / p[2] end
+    c[2] = t
+  end
   if tokens < p[3] then c[1] = tokens else c[1] = p[3] end
 end
 local function tbStep(c, p, t, maxWait, o)
-  tbRefill(c, p, t)
+  local rate = p[1] / p[2]
+  tbRefill(c, p, t, rate)
   local tokens = c[1]
   local msPerToken = p[2] / p[1]
   local deficit = p[4] - tokens
@@ -135,13 +168,13 @@ local function tbStep(c, p, t, maxWait, o)
     if wait <= maxWait then o[1] = 1; o[5] = wait; tokens = tokens - p[4]
     else o[1] = 0; o[4] = wait end
   end
-  c[1] = tokens
+  c[1] = tokens; c[3] = rate
   local fullAt = c[2] + (p[3] - tokens) * msPerToken
   if tokens > 0 then o[2] = floor(tokens + EPS) else o[2] = 0 end
   o[3] = fullAt; c[4] = fullAt
 end
 
--- GCRA: c = {tatWhole, tatFraction, -, freshAt}
+-- GCRA: c = {tatWhole, tatFraction, interval of the request that last wrote it (0: not known), freshAt}
 local function tatMinusNow(c, t)
   local whole = floor(t)
   return c[1] - whole + (c[2] - (t - whole))
@@ -150,10 +183,21 @@ local function setTat(c, whole, fraction)
   local carry = floor(fraction)
   c[1] = whole + carry; c[2] = fraction - carry
 end
-local function gcraInit(c, p, t) setTat(c, floor(t), t - floor(t)); c[3] = 0; c[4] = t end
+local function gcraInit(c, p, t) setTat(c, floor(t), t - floor(t)); c[3] = p[2] / p[1]; c[4] = t end
+-- the units consumed kept across a change of rate: the TAT's lead over now re-scaled (gcra.ts)
+local function gcraRescale(c, interval, t)
+  local stored = c[3]
+  c[3] = interval
+  if not (stored > 0) or stored == interval then return end
+  local ahead = tatMinusNow(c, t)
+  if ahead <= 0 then return end
+  local whole = floor(t)
+  setTat(c, whole, t - whole + ahead * (interval / stored))
+end
 local function gcraStep(c, p, t, maxWait, o)
   local interval = p[2] / p[1]
   local tolerance = p[3] * interval
+  gcraRescale(c, interval, t)
   if tatMinusNow(c, t) < 0 then gcraInit(c, p, t) end
   local ahead = tatMinusNow(c, t) + p[4] * interval
   local slack = min(interval * 1e-3, 1e-6 + tolerance * 1e-15)
@@ -272,10 +316,11 @@ local INIT = { [0] = tbInit, [1] = gcraInit, [2] = swInit, [3] = fwInit }
 local STEP = { [0] = tbStep, [1] = gcraStep, [2] = swStep, [3] = fwStep }
 
 -- An operator's Set: a state in which r units could be taken now (the algorithms' setRemaining).
-local function tbSet(c, p, t, r) c[1] = r; c[2] = t; c[3] = 0; c[4] = t + (p[3] - r) * (p[2] / p[1]) end
+local function tbSet(c, p, t, r) c[1] = r; c[2] = t; c[3] = p[1] / p[2]; c[4] = t + (p[3] - r) * (p[2] / p[1]) end
 local function gcraSet(c, p, t, r)
+  local interval = p[2] / p[1]
   local whole = floor(t)
-  setTat(c, whole, t - whole + (p[3] - r) * (p[2] / p[1])); c[3] = 0; c[4] = c[1] + c[2]
+  setTat(c, whole, t - whole + (p[3] - r) * interval); c[3] = interval; c[4] = c[1] + c[2]
 end
 local function fwSet(c, p, t, r)
   local start = wStart(p, t)
@@ -289,17 +334,19 @@ local function swSet(c, p, t, r)
 end
 local SET = { [0] = tbSet, [1] = gcraSet, [2] = swSet, [3] = fwSet }
 
--- Calendars from ARGV[at]: their count, then a kind (1 grid, 2 starts) and its numbers each.
+-- Calendars from ARGV[at]: their count, then a name (the window of their shape), a kind (1 grid, 2 starts) and its numbers each.
 local function readCalendars(at)
   local CAL = {}
   for k = 1, tonumber(ARGV[at]) do
+    local name = ARGV[at + 1]
+    at = at + 1
     if tonumber(ARGV[at + 1]) == 1 then
-      CAL[k] = { phase = tonumber(ARGV[at + 2]), len = tonumber(ARGV[at + 3]) }
+      CAL[k] = { phase = tonumber(ARGV[at + 2]), len = tonumber(ARGV[at + 3]), name = name }
       at = at + 3
     else
       local n, s = tonumber(ARGV[at + 2]), {}
       for i = 1, n do s[i] = tonumber(ARGV[at + 2 + i]) end
-      CAL[k] = { s = s }
+      CAL[k] = { s = s, name = name }
       at = at + 2 + n
     end
   end
@@ -307,7 +354,36 @@ local function readCalendars(at)
 end
 
 local function finite(x) return x == x and x ~= math.huge and x ~= -math.huge end
-local spack, sunpack = struct.pack, struct.unpack
+local spack, sunpack, sbyte, ssub = struct.pack, struct.unpack, string.byte, string.sub
+
+-- A key's value: the byte FORMAT + algorithm, three cells and freshAt, then the window (see script.ts).
+local FORMAT = 16
+local function valueOf(alg, c, window) return spack('<Bdddd', FORMAT + alg, c[1], c[2], c[3], c[4]) .. window end
+-- Reads a key's value for a request of algorithm alg and window: 1 and the state in c (decide
+-- on it); 0 (start afresh: no value, another program's, or a fresh state of another shape); or
+-- ${REFUSED_SHAPE}, the held algorithm, when its state is fresh, and its window (in use: refused).
+local function readState(key, raw, alg, window, c)
+  if not raw then return 0 end
+  local n, tag = #raw, sbyte(raw, 1)
+  if n >= 33 and tag >= FORMAT and tag <= FORMAT + 3 then
+    local _, s0, s1, s2, freshAt = sunpack('<Bdddd', raw)
+    if not (finite(s0) and finite(s1) and finite(s2) and finite(freshAt)) then return 0 end
+    local held = ssub(raw, 34)
+    if tag == FORMAT + alg and held == window then c[1] = s0; c[2] = s1; c[3] = s2; c[4] = freshAt; return 1 end
+    if freshAt <= now then return 0 end
+    return ${REFUSED_SHAPE}, tag - FORMAT, freshAt, held
+  end
+  if n == 25 and tag <= 3 then
+    -- Written before shapes: the request's window if the algorithm is its own, else in use while the key lives.
+    local _, s0, s1, s2 = sunpack('<Bddd', raw)
+    if not (finite(s0) and finite(s1) and finite(s2)) then return 0 end
+    if tag == alg then c[1] = s0; c[2] = s1; c[3] = s2; c[4] = now; return 1 end
+    local ttl = redis.call('PTTL', key)
+    if ttl < 0 then return 0 end
+    return ${REFUSED_SHAPE}, tag, now + ttl, ''
+  end
+  return 0
+end
 
 `;
 
@@ -315,12 +391,14 @@ const DECIDE_MAIN = `
 local sets = tonumber(ARGV[3])
 local whichBase = ${HEADER_ARGS} + sets * ${ARGS_PER_SET}
 local CAL = readCalendars(whichBase + #KEYS + 1)
-local P, WAIT, ALG = {}, {}, {}
+local P, WAIT, ALG, WINDOW = {}, {}, {}, {}
 for j = 1, sets do
   local b = ${HEADER_ARGS} + (j - 1) * ${ARGS_PER_SET}
+  local cal = CAL[tonumber(ARGV[b + 7])]
   ALG[j] = tonumber(ARGV[b + 1])
-  P[j] = { tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5]), CAL[tonumber(ARGV[b + 7])] }
+  P[j] = { tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5]), cal }
   WAIT[j] = tonumber(ARGV[b + 6])
+  if cal == nil then WINDOW[j] = ARGV[b + 3] else WINDOW[j] = cal.name end
 end
 
 -- Every key's state in one MGET; a key named twice in a batch reads what its first decision wrote.
@@ -330,29 +408,28 @@ local reply = {}
 local c, o = {0, 0, 0, 0}, {0, 0, 0, 0, 0}
 for i = 1, #KEYS do
   local set = tonumber(ARGV[whichBase + i])
-  local alg, p, maxWait = ALG[set], P[set], WAIT[set]
+  local alg, p, maxWait, window = ALG[set], P[set], WAIT[set], WINDOW[set]
   local key = KEYS[i]
   local raw = written[key]
   if raw == nil then raw = stored[i] end
-  local held = false
-  -- Anything but 25 bytes of our own (another program's value) reads as no state.
-  if raw and string.len(raw) == 25 and string.byte(raw, 1) == alg then
-    local _, s0, s1, s2 = sunpack('<Bddd', raw)
-    if finite(s0) and finite(s1) and finite(s2) then c[1] = s0; c[2] = s1; c[3] = s2; held = true end
-  end
-  -- A key never seen, or whose algorithm the configuration changed, starts afresh.
-  if not held then INIT[alg](c, p, now) end
-  STEP[alg](c, p, now, maxWait, o)
-  -- A peek (cost 0) at an unknown key stores nothing; a state that did not change is not rewritten.
-  if raw or p[4] > 0 then
-    local value = spack('<Bddd', alg, c[1], c[2], c[3])
-    if value ~= raw then
-      redis.call('SET', key, value, 'PX', max(0, ceil(c[4] - now)) + graceMs)
-      written[key] = value
-    end
-  end
   local r = (i - 1) * ${REPLY_PER_DECISION}
-  reply[r + 1] = o[1]; reply[r + 2] = o[2]; reply[r + 3] = o[3]; reply[r + 4] = o[4]; reply[r + 5] = o[5]
+  local held, heldAlg, heldFreshAt, heldWindow = readState(key, raw, alg, window, c)
+  if held == ${REFUSED_SHAPE} then
+    -- Another shape while the state is in use: refused, nothing written (not the state, not its expiry).
+    reply[r + 1] = ${REFUSED_SHAPE}; reply[r + 2] = heldAlg; reply[r + 3] = heldFreshAt; reply[r + 4] = 0; reply[r + 5] = heldWindow
+  else
+    if held == 0 then INIT[alg](c, p, now) end
+    STEP[alg](c, p, now, maxWait, o)
+    -- A peek (cost 0) writes nothing; a state that did not change is not rewritten.
+    if p[4] > 0 then
+      local value = valueOf(alg, c, window)
+      if value ~= raw then
+        redis.call('SET', key, value, 'PX', max(0, ceil(c[4] - now)) + graceMs)
+        written[key] = value
+      end
+    end
+    reply[r + 1] = o[1]; reply[r + 2] = o[2]; reply[r + 3] = o[3]; reply[r + 4] = o[4]; reply[r + 5] = o[5]
+  end
 end
 reply[#KEYS * ${REPLY_PER_DECISION} + 1] = now
 return cmsgpack.pack(reply)
@@ -361,27 +438,29 @@ return cmsgpack.pack(reply)
 /**
  * An operator's call on one key (KEYS[1]). ARGV: the clock ('' for TIME), the fresh-key
  * grace, the operation (1 inspect, 2 set), the remaining to set, one parameter set as in
- * DECIDE_LUA, and the calendars. Inspect steps a copy at cost 0 and writes nothing; Set
- * writes the state setRemaining makes, then inspects it. Reply: [remaining, resetAtMs, now].
+ * DECIDE_LUA, and the calendars. Inspect steps a copy at cost 0 and writes nothing (refused as
+ * a decision is, for another shape while the state is in use); Set writes the state
+ * setRemaining makes under the request's shape (the operator re-describes the key), then
+ * inspects it. Reply: [remaining, resetAtMs, now], or for a refused inspect
+ * [${REFUSED_SHAPE}, the held algorithm, when its state is fresh, now, the held window].
  */
 const ADMIN_MAIN = `
 local op, target = tonumber(ARGV[3]), tonumber(ARGV[4])
 local alg = tonumber(ARGV[5])
 local CAL = readCalendars(5 + ${ARGS_PER_SET})
-local p = { tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), 0, CAL[tonumber(ARGV[11])] }
+local cal = CAL[tonumber(ARGV[11])]
+local p = { tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), 0, cal }
+local window = ARGV[7]
+if cal ~= nil then window = cal.name end
 local key = KEYS[1]
 local c, o = {0, 0, 0, 0}, {0, 0, 0, 0, 0}
-local raw = redis.call('GET', key)
-local held = false
-if raw and string.len(raw) == 25 and string.byte(raw, 1) == alg then
-  local _, s0, s1, s2 = sunpack('<Bddd', raw)
-  if finite(s0) and finite(s1) and finite(s2) then c[1] = s0; c[2] = s1; c[3] = s2; held = true end
-end
 if op == 2 then
   SET[alg](c, p, now, target)
-  redis.call('SET', key, spack('<Bddd', alg, c[1], c[2], c[3]), 'PX', max(0, ceil(c[4] - now)) + graceMs)
-elseif not held then
-  INIT[alg](c, p, now)
+  redis.call('SET', key, valueOf(alg, c, window), 'PX', max(0, ceil(c[4] - now)) + graceMs)
+else
+  local held, heldAlg, heldFreshAt, heldWindow = readState(key, redis.call('GET', key), alg, window, c)
+  if held == ${REFUSED_SHAPE} then return cmsgpack.pack({ ${REFUSED_SHAPE}, heldAlg, heldFreshAt, now, heldWindow }) end
+  if held == 0 then INIT[alg](c, p, now) end
 end
 STEP[alg](c, p, now, -1, o)
 return cmsgpack.pack({ o[2], o[3], now })

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { seededRng } from '../../src/common/rng.js';
 import { Keyring } from '../../src/gossip/keyring.js';
 import type { SwimMembership } from '../../src/gossip/swim.js';
+import { encodeMessage } from '../../src/gossip/message-codec.js';
 import { invalidDatagram } from './fuzz.js';
 import { Sim, converged, view } from './sim.js';
 
@@ -260,6 +261,49 @@ describe('robustness (virtual time)', () => {
     expect(target.stats().packetsDropped - before).toBe(10_000);
     expect(s.events.filter((e) => e.event === 'fail')).toEqual([]);
     expect(converged(nodes, ids(5))).toBe(true);
+  });
+
+  it('without a key, a new member waits as a candidate until it answers a ping: strangers\' news never reaches a member list or the next member, and expires', async () => {
+    const s = (sim = new Sim(16));
+    const nodes = await s.cluster(3);
+    await s.until(() => converged(nodes, ids(3)), 3_000);
+    const [n0, n1] = [nodes[0]!, nodes[1]!];
+    const confirmed = n0.stats().candidatesConfirmed; // n1 and n2, which joined through n0
+    expect(confirmed).toBe(2);
+    // A stranger (no socket behind 127.0.0.9) tells n0 of 30 members, and introduces itself.
+    const stranger = '127.0.0.9:4000';
+    const fakes = Array.from({ length: 30 }, (_, i) => ({ kind: 'alive' as const, nodeId: `fake-${i}`, generation: 1, incarnation: 0, address: `127.0.0.9:${5000 + i}`, meta: {} }));
+    for (let i = 0; i < 30; i += 10) s.network.inject(encodeMessage({ type: 'gossip', from: 'evil', updates: fakes.slice(i, i + 10) }, undefined), stranger, n0.address);
+    s.network.inject(encodeMessage({ type: 'gossip', from: 'evil', updates: [{ kind: 'alive', nodeId: 'evil', generation: 1, incarnation: 0, address: stranger, meta: {} }] }, undefined), stranger, n0.address);
+    await s.run(50);
+    expect(n0.stats().candidates).toBe(31);
+    expect(view(n0)).toEqual(ids(3));
+    // The self-introduction was pinged at once, and the stranger never answered.
+    await s.run(1_000);
+    expect(view(n0)).toEqual(ids(3));
+    expect(view(n1)).toEqual(ids(3)); // nothing of it was gossiped on
+    expect(n0.stats().candidatePings).toBeGreaterThan(2);
+    expect(n0.stats().candidatesConfirmed).toBe(confirmed);
+    await s.run(10_000);
+    expect(n0.stats().candidates).toBe(0);
+    expect(n0.stats().candidatesExpired).toBe(31);
+    // A real newcomer introduces itself to the seed, answers its ping, and is everyone's member.
+    const newcomer = await s.add({ nodeId: 'n3' });
+    await s.joinAll([newcomer], [n0.address]);
+    await s.until(() => converged(s.nodes, ids(4)), 2_000);
+    expect(n0.stats().candidatesConfirmed).toBe(confirmed + 1);
+    const joinedAtSeed = s.events.find((e) => e.observer === 'n0' && e.event === 'join' && e.member.nodeId === 'n3');
+    expect(joinedAtSeed).toBeDefined();
+  });
+
+  it('with a key, nothing is held as a candidate: members join at once, as before', async () => {
+    const key = new Uint8Array(32).fill(3);
+    const s = (sim = new Sim(17));
+    const first = await s.add({ keyring: new Keyring([key]) });
+    const rest = [await s.add({ keyring: new Keyring([key]) }), await s.add({ keyring: new Keyring([key]) })];
+    await s.joinAll(rest, [first.address]);
+    await s.until(() => converged(s.nodes, ids(3)), 3_000);
+    expect(s.nodes.map((n) => n.stats().candidatePings + n.stats().candidatesConfirmed)).toEqual([0, 0, 0]);
   });
 
   it('push-pull full state is chunked under maxPacketBytes for 60 members with metadata', async () => {

@@ -1,4 +1,5 @@
 import { createSocket, type Socket } from 'node:dgram';
+import { performance } from 'node:perf_hooks';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createSwimMembership, Keyring, type PacketTransport } from '../../src/gossip/index.js';
 import { parseIpAddress } from '../../src/gossip/address.js';
@@ -32,10 +33,10 @@ async function member(nodeId: string, seeds: string[], extra: Parameters<typeof 
   return node;
 }
 
-async function attacker(): Promise<Socket> {
+async function attacker(host = '127.0.0.1'): Promise<Socket> {
   const socket = createSocket('udp4');
   sockets.push(socket);
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => socket.bind(0, host, resolve));
   return socket;
 }
 
@@ -140,6 +141,76 @@ describe('finding 8: a fake-member flood cannot keep a real member out', () => {
     for (const n of [o1, o2, o3]) expect(['o1', 'o2', 'o3'].filter((id) => id !== n.self.nodeId).every((id) => view(n, id)?.state !== undefined)).toBe(true);
     expect(o4.members().length).toBeGreaterThanOrEqual(4);
   }, 30_000);
+});
+
+describe('finding 8: a flood from many source addresses cannot keep a real member out (no cluster key)', () => {
+  it('thousands of invented members from 100 loopback addresses (127.0.0.2–101), 2,000 of them introducing themselves, announced over and over: the tables stay bounded and a real new member appears in every view', async () => {
+    const SOURCES = 100;
+    const SELF_IDS = 20; // invented members each attacker socket says it is, from its own address
+    const HEARSAY = 64; // invented members each socket tells of (maxUnprovenMembersPerSource)
+    const [o1, o2, o3] = await threeMembers();
+    await waitFor(() => [o1, o2, o3].every((n) => n.stats().membersProven === 2), 5_000, 'members proven');
+    const evil = await Promise.all(Array.from({ length: SOURCES }, (_, i) => attacker(`127.0.0.${2 + i}`)));
+    let round = 0;
+    // Each round, every socket introduces SELF_IDS invented members as itself (the packet's
+    // sender, at the socket's own address) and tells of HEARSAY more at other addresses. The
+    // attacker never answers a ping. Each round raises every incarnation, so no invented member
+    // stays dead for long.
+    const floodFrom = (i: number): void => {
+      const socket = evil[i]!;
+      const own = `${socket.address().address}:${socket.address().port}`;
+      const packets: Uint8Array[] = [];
+      for (let k = 0; k < SELF_IDS; k++) {
+        const nodeId = `intro-${i}-${k}`;
+        packets.push(forged({ type: 'gossip', from: nodeId, updates: [{ kind: 'alive', nodeId, generation: 1, incarnation: round, address: own, meta: {} }] }));
+      }
+      for (let k = 0; k < HEARSAY; k += 16) {
+        const updates: Update[] = [];
+        for (let j = k; j < k + 16; j++) updates.push({ kind: 'alive', nodeId: `told-${i}-${j}`, generation: 1, incarnation: round, address: `127.0.0.${2 + i}:${20_000 + j}`, meta: {} });
+        packets.push(forged({ type: 'gossip', from: `intro-${i}-0`, updates }));
+      }
+      for (const bytes of packets) for (const target of [o1, o2, o3]) sendTo(socket, bytes, target.address);
+    };
+    // Paced, one socket's packets (24 to each member) every 20 ms, so that loopback's socket
+    // buffers do not drop the flood before it lands: a round takes 2 s.
+    const floodPaced = async (): Promise<void> => {
+      round++;
+      for (let i = 0; i < SOURCES; i++) {
+        floodFrom(i);
+        await sleep(20);
+      }
+    };
+    await floodPaced();
+    await floodPaced();
+    const limits = o1.limits;
+    for (const n of [o1, o2, o3]) {
+      // The members table holds real members only; the invented ones wait (bounded) as candidates.
+      expect(n.allMembers().length).toBeLessThanOrEqual(4);
+      expect(n.stats().candidates).toBeLessThanOrEqual(limits.maxCandidates);
+      expect(n.stats().candidatesRefused + n.stats().membersRejectedSource + n.stats().candidatesExpired).toBeGreaterThan(1_000);
+    }
+    // The flood goes on while o4 joins.
+    let flooding = true;
+    const keepFlooding = (async () => {
+      while (flooding) await floodPaced();
+    })();
+    try {
+      const joinedAt = performance.now();
+      const o4 = await member('o4', [o1.address]);
+      // On the code before candidates, the tables were full of invented members that had introduced themselves, and o4's own introduction was refused.
+      await waitFor(() => [o1, o2, o3].every((n) => view(n, 'o4')?.state === 'alive'), 5_000, 'o4 appears in every view');
+      const tookMs = performance.now() - joinedAt;
+      console.log(`[gossip] many-source flood: o4 in every view ${tookMs.toFixed(0)} ms after its join began; after ${round} flood rounds (${SOURCES * (SELF_IDS + HEARSAY)} invented members to each node per round): tables ${[o1, o2, o3].map((n) => n.allMembers().length).join('/')}, candidates ${[o1, o2, o3].map((n) => n.stats().candidates).join('/')}, refused ${[o1, o2, o3].map((n) => n.stats().candidatesRefused + n.stats().membersRejectedSource).join('/')}`);
+      for (const n of [o1, o2, o3, o4]) {
+        expect(n.members().map((m) => m.nodeId)).toEqual(['o1', 'o2', 'o3', 'o4']);
+        expect(n.allMembers().length).toBe(4);
+        expect(n.stats().candidates).toBeLessThanOrEqual(limits.maxCandidates);
+      }
+    } finally {
+      flooding = false;
+      await keepFlooding;
+    }
+  }, 60_000);
 });
 
 describe('finding 8: a captured signed packet replayed to another member is refused', () => {

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/common/clock.js';
 import { Awareness } from '../../src/gossip/awareness.js';
 import { BroadcastQueue } from '../../src/gossip/broadcast-queue.js';
+import { CandidateArea, PINGS_PER_CANDIDATE } from '../../src/gossip/candidates.js';
 import { defaults, resolveLimits, resolveTimings } from '../../src/gossip/defaults.js';
 import { MemberTable } from '../../src/gossip/member-table.js';
 import { MemoryNetwork } from '../../src/gossip/memory-network.js';
@@ -223,5 +224,77 @@ describe('MemberTable under a flood of invented members (issue 28, finding 8)', 
     expect(applied?.evicted?.nodeId).toBe('fake-0');
     expect(t.get('m')).toBeDefined();
     expect(t.evictedUnproven).toBe(1);
+  });
+});
+
+describe('CandidateArea: new members held apart without a cluster key (issue 28, finding 8)', () => {
+  type Alive = Extract<Update, { kind: 'alive' }>;
+  const told = (i: number, port = 1000 + i): Alive => ({ kind: 'alive', nodeId: `told-${i}`, generation: 1, incarnation: 0, address: `127.0.0.1:${port}`, meta: {} });
+  const own = (id: string, port: number): Alive => ({ kind: 'alive', nodeId: id, generation: 1, incarnation: 0, address: `127.0.0.1:${port}`, meta: {} });
+
+  it('one source tells of at most maxPerSource; when full, what another told of is refused', () => {
+    const area = new CandidateArea({ max: 20, maxPerSource: 8, ttlMs: 10_000 });
+    for (let i = 0; i < 50; i++) area.offer(told(i), 'evil-1', false, 0);
+    expect(area.size).toBe(8);
+    expect(area.refusedSource).toBe(42);
+    for (let s = 2; s <= 5; s++) for (let i = 0; i < 8; i++) area.offer(told(100 * s + i), `evil-${s}`, false, 0);
+    expect(area.size).toBe(20);
+    expect(area.refusedFull).toBe(20); // 32 told of by four more sources, room for 12
+    expect(area.displaced).toBe(0);
+  });
+
+  it('when full, a newcomer introducing itself takes the place of the oldest candidate of the source holding most; a source cannot displace its own', () => {
+    const area = new CandidateArea({ max: 10, maxPerSource: 64, ttlMs: 10_000 });
+    for (let i = 0; i < 8; i++) area.offer(told(i), 'evil', false, i);
+    area.offer(told(8), 'other', false, 8);
+    area.offer(told(9), 'other', false, 9);
+    const newcomer = area.offer(own('o4', 7004), '127.0.0.1:7004', true, 10);
+    expect(newcomer?.spoke).toBe(true);
+    expect(area.get('o4')).toBe(newcomer);
+    expect(area.get('told-0')).toBeUndefined(); // evil's oldest
+    expect(area.displaced).toBe(1);
+    // Self-introductions from one source: each takes the place of the largest source's oldest
+    // only while that source holds more than this one.
+    let fromOne = 0;
+    for (let i = 0; i < 20; i++) if (area.offer(own(`intro-${i}`, 9000), '127.0.0.1:9000', true, 20 + i) !== undefined) fromOne++;
+    expect(area.size).toBe(10);
+    expect(fromOne).toBeLessThan(10);
+    expect(area.get('o4')).toBeDefined(); // the real newcomer's source holds one: never the largest
+  });
+
+  it('what a member says of itself outranks what others said of it; what others say later does not move it', () => {
+    const area = new CandidateArea({ max: 10, maxPerSource: 8, ttlMs: 10_000 });
+    area.offer({ ...own('x', 6666), incarnation: 5 }, 'evil', false, 0);
+    const held = area.offer(own('x', 7000), '127.0.0.1:7000', true, 1);
+    expect(held?.record.address).toBe('127.0.0.1:7000');
+    expect(held?.spoke).toBe(true);
+    area.offer({ ...own('x', 6666), incarnation: 9 }, 'evil', false, 2);
+    expect(area.get('x')?.record.address).toBe('127.0.0.1:7000');
+  });
+
+  it('expires after ttlMs, or after PINGS_PER_CANDIDATE unanswered pings; pings those that spoke first, then the one that told of most', () => {
+    const area = new CandidateArea({ max: 50, maxPerSource: 20, ttlMs: 10_000 });
+    // told-0 is at 127.0.0.1:5000 and told us of three others: confirming it would vouch for them.
+    area.offer(told(0, 5000), 'a', false, 0);
+    for (let i = 1; i <= 3; i++) area.offer(told(i), '127.0.0.1:5000', false, 0);
+    expect(area.nextToPing()?.record.nodeId).toBe('told-0');
+    area.offer(own('speaker', 7000), '127.0.0.1:7000', true, 0);
+    const first = area.nextToPing()!;
+    expect(first.record.nodeId).toBe('speaker');
+    for (let i = 0; i < PINGS_PER_CANDIDATE; i++) {
+      expect(area.pingable(first)).toBe(true);
+      first.pings++;
+      first.awaiting = true;
+      expect(area.pingable(first)).toBe(false);
+      area.fail(first);
+    }
+    expect(area.get('speaker')).toBeUndefined();
+    expect(area.expired).toBe(1);
+    expect(area.takeToldBy('127.0.0.1:5000').map((c) => c.record.nodeId)).toEqual(['told-1', 'told-2', 'told-3']);
+    area.offer(told(9), 'b', false, 9_000);
+    area.expire(10_000);
+    expect(area.get('told-0')).toBeUndefined();
+    expect(area.get('told-9')).toBeDefined();
+    expect(area.expired).toBe(2);
   });
 });

@@ -1,5 +1,5 @@
 import { invalidArgument } from '../../common/errors.js';
-import { BatchBudget, batchBudgetDefaults } from './batch-budget.js';
+import { BatchBudget, type BatchBudgetStats } from './batch-budget.js';
 import { CallQueue } from './caller-queue.js';
 import { WakeTimer } from '../../common/wake-timer.js';
 import { hostOfPeer } from '../transport/peer-auth.js';
@@ -55,6 +55,15 @@ export interface CallerLimits {
    * host's new connections are refused until its rate falls back under the bound.
    */
   maxUnauthenticatedPerHostPerSecond: number;
+  /**
+   * Percent of the event loop's time that large batches (over 100 requests, on gRPC and HTTP
+   * alike) may take while no single call is coming; what they take is measured, the work their
+   * forwarded requests cause included. Past it, new large batches are refused
+   * (RESOURCE_EXHAUSTED, before they are decoded) and those under way wait.
+   */
+  largeBatchSharePercent: number;
+  /** The same while single calls come (one within the last 100 ms): bulk work leaves them the rest. At most largeBatchSharePercent. */
+  largeBatchShareWithCallsPercent: number;
 }
 
 export const callerLimitsDefaults: CallerLimits = {
@@ -73,17 +82,23 @@ export const callerLimitsDefaults: CallerLimits = {
   maxConnectionsPerHost: 1_000,
   maxConnectionSetupMs: 10_000,
   maxUnauthenticatedPerHostPerSecond: 20,
+  largeBatchSharePercent: 50,
+  largeBatchShareWithCallsPercent: 20,
 };
 
 export function validateCallerLimits(limits: CallerLimits): CallerLimits {
   for (const [name, value] of Object.entries(limits) as [keyof CallerLimits, number][]) {
     if (!Number.isSafeInteger(value) || value < 1) throw invalidArgument(`callerLimits.${name}`, `must be a positive integer (got ${String(value)})`);
   }
+  if (limits.largeBatchSharePercent > 100) throw invalidArgument('callerLimits.largeBatchSharePercent', `must be a percentage from 1 to 100 (got ${limits.largeBatchSharePercent})`);
+  if (limits.largeBatchShareWithCallsPercent > limits.largeBatchSharePercent) {
+    throw invalidArgument('callerLimits.largeBatchShareWithCallsPercent', `must be a percentage from 1 to largeBatchSharePercent (${limits.largeBatchSharePercent}; got ${limits.largeBatchShareWithCallsPercent})`);
+  }
   return limits;
 }
 
 export function emptyCallerStats(): CallerStats {
-  return { openCalls: 0, queuedCalls: 0, callsQueued: 0, items: 0, unsentBytes: 0, connections: 0, refusedCalls: 0, refusedItems: 0, refusedUnsent: 0, refusedLarge: 0, refusedUnread: 0, cancelledSlowStreams: 0, endedSilentCalls: 0 };
+  return { openCalls: 0, queuedCalls: 0, callsQueued: 0, items: 0, unsentBytes: 0, connections: 0, refusedCalls: 0, refusedItems: 0, refusedUnsent: 0, refusedLarge: 0, refusedUnread: 0, cancelledSlowStreams: 0, endedSilentCalls: 0, largeBatchSlices: 0, largeBatchBusyMs: 0 };
 }
 
 /** An open call as the ledger watches it for a caller that stopped reading. */
@@ -128,7 +143,7 @@ export interface CallerConnection {
   unsentBytes: number;
 }
 
-export interface CallerStats {
+export interface CallerStats extends BatchBudgetStats {
   openCalls: number;
   /** Calls waiting for room now (their host or the node at its bound). */
   queuedCalls: number;
@@ -161,8 +176,8 @@ export interface CallerStats {
  */
 export class CallerLedger {
   readonly stats: CallerStats = emptyCallerStats();
-  /** The event-loop share of large batches (see BatchBudget). */
-  readonly largeBatches = new BatchBudget(batchBudgetDefaults);
+  /** The event-loop share of large batches on every public surface (see BatchBudget). */
+  readonly largeBatches: BatchBudget;
   private readonly connections = new Map<string, CallerConnection>();
   /** Open calls per host (the peer address without its port). */
   private readonly hosts = new Map<string, number>();
@@ -177,6 +192,7 @@ export class CallerLedger {
     /** Monotonic ms, for TrackedCall.unsentSinceMs too. */
     readonly now: () => number = () => performance.now(),
   ) {
+    this.largeBatches = new BatchBudget({ sharePercent: limits.largeBatchSharePercent, withCallsPercent: limits.largeBatchShareWithCallsPercent }, this.stats, now);
     // Often enough that a stalled answer or a long wait is ended within half its bound past it.
     this.sweeper = new WakeTimer(() => this.sweep(), Math.min(1_000, Math.max(10, Math.min(limits.maxUnsentAgeMs, limits.maxQueuedMs, limits.maxFirstMessageMs) / 2)));
   }
@@ -276,7 +292,7 @@ export class CallerLedger {
    * batch and large batches are past their share — refused unread, it costs no memory.
    */
   mayRead(connection: CallerConnection): boolean {
-    if (!connection.lastRequestLarge || this.largeBatches.admit(Infinity)) return true;
+    if (!connection.lastRequestLarge || this.largeBatches.hasTime()) return true;
     this.stats.refusedUnread++;
     return false;
   }

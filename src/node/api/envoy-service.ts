@@ -13,6 +13,7 @@ import type { Reservation } from '../../limiter/types.js';
 import { toServiceError, type PublicApiBackend } from './backend.js';
 import { PROTO_PATH } from './proto.js';
 import { envoyRequestRefusal } from './envoy-scan.js';
+import type { BatchBudget } from './batch-budget.js';
 
 import type { ApiTokens } from '../transport/credentials.js';
 
@@ -160,9 +161,11 @@ function wireStruct(o: { [key: string]: JsonValue }): WireStruct {
 /**
  * Envoy's global rate limit service (envoy.service.ratelimit.v3.RateLimitService), on the
  * node's gRPC port: answered as envoyproxy/ratelimit answers (envoy-answer.ts), its counters
- * decided by the cluster like every request (docs/envoy.md).
+ * decided by the cluster like every request (docs/envoy.md). A request holds at most 64
+ * descriptors (refused past it while scanning), so each is a single call to `largeBatches`
+ * (the node's BatchBudget): while they come, large batches get their smaller share.
  */
-export function addEnvoyRateLimitService(server: grpc.Server, backend: PublicApiBackend, tokens: ApiTokens): void {
+export function addEnvoyRateLimitService(server: grpc.Server, backend: PublicApiBackend, tokens: ApiTokens, largeBatches?: Pick<BatchBudget, 'singleCall'>): void {
   server.addService(servedRateLimitService(), {
     shouldRateLimit: (call: grpc.ServerUnaryCall<WireRequest | RefusedRequest, WireResponse>, callback: grpc.sendUnaryData<WireResponse>) => {
       const envoy = backend.envoy();
@@ -173,6 +176,7 @@ export function addEnvoyRateLimitService(server: grpc.Server, backend: PublicApi
       if (!tokens.allows(call.metadata)) return fail(new RingLimitError('UNAUTHENTICATED', 'a bearer token this node accepts is required'));
       const request = call.request;
       if ('refused' in request) return fail(request.refused);
+      largeBatches?.singleCall();
       const config = envoy.config;
       if (config === undefined) return fail(new RingLimitError('FAILED_PRECONDITION', 'no rate limit configuration loaded (serve --envoy-config FILE or DIRECTORY)'));
       let plan;

@@ -230,6 +230,7 @@ async function handleRequest(backend: HttpApiBackend, init: BoundedInit, req: In
   const bytes = await read();
   if (admin) return sendCounted(call, res, 200, await adminOnKey(backend, init, req, parseJson(bytes), path!));
   connection.lastRequestLarge = false;
+  init.ledger.largeBatches.singleCall();
   return sendCounted(call, res, 200, decision(await decideOne(backend, parseJson(bytes), 'body')));
 }
 

@@ -1,20 +1,17 @@
 import * as grpc from '@grpc/grpc-js';
 import { RingLimitError } from '../../common/errors.js';
 import type { Reservation } from '../../limiter/types.js';
-import { itemError, toServiceError, type PublicApiBackend } from './backend.js';
+import { toServiceError, type PublicApiBackend } from './backend.js';
 import { rateLimiterServiceWithRawMessages, type WireHealth, type WireMembers, type WirePoliciesInfo } from './proto.js';
 import { serveAllowStream, type AllowStreamCall } from './stream-service.js';
 import { decodeAllowRequest, decodeSetRemainingRequest, encodeAllowResponse, type IncomingRequest } from './allow-codec.js';
-import { decodeBatchRequest, encodeBatchResponse, type BatchResult } from './stream-codec.js';
+import { SMALL_BATCH_BYTES, answerBatch } from './grpc-batch.js';
 import type { CallerLedger } from './caller-ledger.js';
-import { batchBudgetDefaults } from './batch-budget.js';
+import { endLarge, startLarge } from './large-batches.js';
 import type { ApiTokens } from '../transport/credentials.js';
 
 const unauthenticated = (): Partial<grpc.ServiceError> =>
   toServiceError(new RingLimitError('UNAUTHENTICATED', 'a bearer token this node accepts is required (authorization: Bearer <token>)'));
-
-/** Bytes past which an AllowBatch request counts as large (about 100 requests). */
-const SMALL_BATCH_BYTES = batchBudgetDefaults.smallBatchItems * 64;
 
 function decideItem(backend: PublicApiBackend, item: IncomingRequest): Promise<Reservation> {
   try {
@@ -69,56 +66,32 @@ export function addPublicApi(server: grpc.Server, backend: PublicApiBackend, tok
   server.addService(rateLimiterServiceWithRawMessages(), {
     allow: (call: grpc.ServerUnaryCall<Buffer, Uint8Array>, callback: grpc.sendUnaryData<Uint8Array>) => {
       if (!tokens.allows(call.metadata)) return callback(unauthenticated());
+      budget.singleCall();
       const item = decoded(decodeAllowRequest, call.request, callback);
       if (item !== undefined) answer(decideItem(backend, item), callback);
     },
     allowBatch: (call: grpc.ServerUnaryCall<Buffer, Uint8Array>, callback: grpc.sendUnaryData<Uint8Array>) => {
       if (!tokens.allows(call.metadata)) return callback(unauthenticated());
       const bytes = call.request;
-      // Refused before it is decoded: a flood of large batches costs little more than its bytes.
-      const large = bytes.length > SMALL_BATCH_BYTES;
       const connection = ledger.connection(call.getPeer());
       if (connection === undefined) return callback(toServiceError(notOnLedger()));
+      // A large one is refused before it is decoded: a flood of large batches costs little more than its bytes.
+      const large = bytes.length > SMALL_BATCH_BYTES;
       connection.lastRequestLarge = large;
-      if (large && ledger.nodeFull()) {
-        ledger.refusedForUnsent();
-        callback(toServiceError(new RingLimitError('RESOURCE_EXHAUSTED', 'this node holds too many answers its callers have not read: retry, or send smaller batches')));
-        return;
+      if (large) {
+        const refusal = startLarge(ledger);
+        if (refusal !== undefined) return callback(toServiceError(refusal));
+      } else {
+        budget.singleCall();
       }
-      if (large && !budget.admit(Infinity)) {
-        ledger.stats.refusedLarge++;
-        callback(toServiceError(new RingLimitError('RESOURCE_EXHAUSTED', `busy with large batches: retry, or send at most ${batchBudgetDefaults.smallBatchItems} requests per batch`)));
-        return;
-      }
-      const started = large ? performance.now() : 0;
-      let requests: IncomingRequest[];
-      try {
-        requests = decodeBatchRequest(bytes);
-      } catch (error) {
-        callback(toServiceError(error instanceof RingLimitError ? error : new RingLimitError('INVALID_ARGUMENT', 'malformed AllowBatch request')));
-        return;
-      }
-      const count = requests.length;
-      if (ledger.itemsFull(connection, count)) {
-        callback(toServiceError(new RingLimitError('RESOURCE_EXHAUSTED', `more than ${ledger.limits.maxItemsPerConnection} requests in flight on this connection`)));
-        return;
-      }
-      ledger.takeItems(connection, count);
-      const answers = Promise.all(
-        requests.map((item) =>
-          decideItem(backend, item).then(
-            (r): BatchResult => ({ decision: r, error: undefined }),
-            (error: unknown): BatchResult => ({ decision: undefined, error: itemError(error) }),
-          ),
-        ),
-      );
-      if (large) budget.spent(performance.now() - started);
-      answers.then((results) => {
-        ledger.itemsDone(connection, count);
-        const encoding = large ? performance.now() : 0;
-        callback(null, encodeBatchResponse(results));
-        if (large) budget.spent(performance.now() - encoding);
-      });
+      answerBatch(backend, ledger, connection, bytes, large)
+        .then(
+          (answer) => callback(null, answer),
+          (error: unknown) => callback(toServiceError(error)),
+        )
+        .finally(() => {
+          if (large) endLarge(ledger);
+        });
     },
     allowStream: (call: AllowStreamCall) => {
       const connection = ledger.connection(call.getPeer());

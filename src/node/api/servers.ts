@@ -59,7 +59,7 @@ export class NodeServers {
         server = new grpc.Server({ 'grpc.max_receive_message_length': MAX_GRPC_MESSAGE_BYTES, ...callerServerOptions(callers, { tokens, adminTokens, gate }) });
         gate.guard(server);
         addPublicApi(server, backend, tokens, adminTokens, callers);
-        addEnvoyRateLimitService(server, backend, tokens);
+        addEnvoyRateLimitService(server, backend, tokens, callers.largeBatches);
         // grpc-js gets only the connections the gate admits (its own bindAsync would accept every one).
         const injector = server.createConnectionInjector(serverCredentials(init.tls));
         listener = createServer((socket: Socket) => {

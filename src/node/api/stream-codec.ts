@@ -139,25 +139,46 @@ export function decodeStreamRequest(bytes: Uint8Array): IncomingRequest[] {
 }
 
 /**
- * The requests of one AllowBatchRequest { repeated AllowRequest requests = 1 }, in order,
- * all or nothing: a malformed message, or one with more than MAX_BATCH_ITEMS requests,
- * throws INVALID_ARGUMENT. Ids are positions.
+ * The requests of one AllowBatchRequest { repeated AllowRequest requests = 1 }, one at a
+ * time (so that a large batch is decoded in slices): counted first, so a message with more
+ * than MAX_BATCH_ITEMS throws INVALID_ARGUMENT before any request is decoded; next() throws
+ * INVALID_ARGUMENT at a malformed request. Ids are positions.
+ */
+export class BatchRequestReader {
+  private readonly r: ProtoReader;
+  private count = 0;
+
+  constructor(bytes: Uint8Array) {
+    refuseTooMany(bytes, 'AllowBatch request', `requests: at most ${MAX_BATCH_ITEMS} per batch`);
+    this.r = new ProtoReader(bytes, 'AllowBatch request');
+  }
+
+  /** The next request, or undefined past the last. */
+  next(): IncomingRequest | undefined {
+    const r = this.r;
+    while (r.pos < r.end) {
+      const t = r.varint();
+      if (t !== tag(1, LENGTH_DELIMITED)) {
+        r.skip(t & 7);
+        continue;
+      }
+      if (this.count >= MAX_BATCH_ITEMS) throw new RingLimitError('INVALID_ARGUMENT', `requests: at most ${MAX_BATCH_ITEMS} per batch`, 'requests');
+      const item = emptyItem(this.count++);
+      readAllowRequest(r, r.delimitedEnd(), item);
+      return item;
+    }
+    return undefined;
+  }
+}
+
+/**
+ * The requests of one AllowBatchRequest, in order, all or nothing: a malformed message, or
+ * one with more than MAX_BATCH_ITEMS requests, throws INVALID_ARGUMENT. Ids are positions.
  */
 export function decodeBatchRequest(bytes: Uint8Array): IncomingRequest[] {
-  refuseTooMany(bytes, 'AllowBatch request', `requests: at most ${MAX_BATCH_ITEMS} per batch`);
-  const r = new ProtoReader(bytes, 'AllowBatch request');
+  const reader = new BatchRequestReader(bytes);
   const out: IncomingRequest[] = [];
-  while (r.pos < r.end) {
-    const t = r.varint();
-    if (t !== tag(1, LENGTH_DELIMITED)) {
-      r.skip(t & 7);
-      continue;
-    }
-    if (out.length >= MAX_BATCH_ITEMS) throw new RingLimitError('INVALID_ARGUMENT', `requests: at most ${MAX_BATCH_ITEMS} per batch`, 'requests');
-    const item = emptyItem(out.length);
-    readAllowRequest(r, r.delimitedEnd(), item);
-    out.push(item);
-  }
+  for (let item = reader.next(); item !== undefined; item = reader.next()) out.push(item);
   return out;
 }
 

@@ -46,6 +46,8 @@ class StreamAnswers {
 
   serve(bytes: Buffer): void {
     if (this.gone) return;
+    // A stream's messages are callers' own calls, batched by their client: while they come, large batches get their smaller share.
+    this.ledger.largeBatches.singleCall();
     let items: IncomingRequest[];
     try {
       items = decodeStreamRequest(bytes);

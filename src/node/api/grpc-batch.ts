@@ -1,0 +1,77 @@
+import { RingLimitError } from '../../common/errors.js';
+import { batchBudgetDefaults } from './batch-budget.js';
+import { itemError, type PublicApiBackend } from './backend.js';
+import type { IncomingRequest } from './allow-codec.js';
+import type { CallerConnection, CallerLedger } from './caller-ledger.js';
+import { BatchRequestReader, encodeBatchResponse, type BatchResult } from './stream-codec.js';
+
+/** Bytes past which an AllowBatch request counts as large (about 100 requests). */
+export const SMALL_BATCH_BYTES = batchBudgetDefaults.smallBatchItems * 64;
+/** Answers encoded in one step. */
+const WRITE_ITEMS = 100;
+
+/** A request's decision as a batch answer, its error in its place; one that waits for another member (forwarded to its owner) is handed to `forwarded` first. */
+function decideItem(backend: PublicApiBackend, item: IncomingRequest, forwarded: (answer: Promise<unknown>) => void): Promise<BatchResult> {
+  try {
+    if (item.timestampMs !== undefined && Number.isFinite(item.timestampMs)) backend.recordCallerTime(item.timestampMs);
+    const answer = backend.decide(item.request, item.maxWaitMs);
+    if (!(answer instanceof Promise)) return Promise.resolve({ decision: answer, error: undefined });
+    forwarded(answer);
+    return answer.then(
+      (r): BatchResult => ({ decision: r, error: undefined }),
+      (error: unknown): BatchResult => ({ decision: undefined, error: itemError(error) }),
+    );
+  } catch (error) {
+    return Promise.resolve({ decision: undefined, error: itemError(error) });
+  }
+}
+
+/**
+ * The answer to an AllowBatch call (its request's bytes, on `connection`'s share), as the
+ * HTTP API answers /v1/allow-batch (http-batch.ts): a large one — startLarge() let it start —
+ * runs under the large batches' budget in bounded slices (BatchBudget.run): its requests
+ * decoded (all before any is decided: a malformed one fails the call and changes nothing),
+ * decided, and its answer encoded. Its requests count as in flight on its connection,
+ * refused past maxItemsPerConnection. Throws the call's error.
+ */
+export async function answerBatch(backend: PublicApiBackend, ledger: CallerLedger, connection: CallerConnection, bytes: Buffer, large: boolean): Promise<Uint8Array> {
+  const budget = ledger.largeBatches;
+  let reader: BatchRequestReader | undefined;
+  const requests: IncomingRequest[] = [];
+  await budget.run(large, () => {
+    try {
+      if (reader === undefined) {
+        reader = new BatchRequestReader(bytes); // counts the requests: refused past the cap before any is decoded
+        return true;
+      }
+      const item = reader.next();
+      if (item !== undefined) requests.push(item);
+      return item !== undefined;
+    } catch (error) {
+      throw error instanceof RingLimitError ? error : new RingLimitError('INVALID_ARGUMENT', 'malformed AllowBatch request');
+    }
+  });
+  const count = requests.length;
+  if (ledger.itemsFull(connection, count)) throw new RingLimitError('RESOURCE_EXHAUSTED', `more than ${ledger.limits.maxItemsPerConnection} requests in flight on this connection`);
+  ledger.takeItems(connection, count);
+  let results: BatchResult[];
+  try {
+    const answers: Promise<BatchResult>[] = [];
+    await budget.run(large, (forwarded) => {
+      if (answers.length < count) answers.push(decideItem(backend, requests[answers.length]!, forwarded));
+      return answers.length < count;
+    });
+    results = await Promise.all(answers);
+  } finally {
+    ledger.itemsDone(connection, count);
+  }
+  // A repeated field's items, written apart and joined, are the message written whole.
+  const parts: Uint8Array[] = [];
+  let from = 0;
+  await budget.run(large, () => {
+    parts.push(encodeBatchResponse(results.slice(from, from + WRITE_ITEMS)));
+    from += WRITE_ITEMS;
+    return from < results.length;
+  });
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+}
