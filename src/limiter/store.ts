@@ -1,179 +1,38 @@
 import type { Policies } from './policies.js';
-import type { Clock } from '../common/clock.js';
-import { RateLimitError, invalidArgument } from '../common/errors.js';
+import { invalidArgument } from '../common/errors.js';
 import { FRESH_AT, NO_WAIT, STATE_STRIDE, algorithms, initState, newStepOut, reservationOf, stepState, type StepOut } from './algorithms/index.js';
-import { ALGORITHMS, AlgorithmId, type Decision, type LimiterState, type RateLimitRequest, type Reservation, type ResolvedParams } from './types.js';
+import { AlgorithmId, type Decision, type RateLimitRequest, type Reservation, type ResolvedParams } from './types.js';
 import { checkedRemaining, newResolvedParams, parseAlgorithm, resolveRequest, scaleLimits } from './validate.js';
 import { SharedCapacity, fairShareDefaults } from './fair-share.js';
-import type { Calendar } from './calendar.js';
 import { shapeMismatchError } from './request-shape.js';
 import { clampPeerState, plausibleWithoutLimits } from './peer-state.js';
 import { giveBackToWindow, windowStartOfState } from './algorithms/fixed-window.js';
+import { NONE, StoreSlots } from './store-slots.js';
+import type { ImportMode, StoreStats } from './store-options.js';
+
+export { storeDefaults, type EntryVisitor, type ImportMode, type StoreOptions, type StoreStats } from './store-options.js';
 
 /** Actions counted by name in decisionsPerAction(); later ones share one bucket. */
 export const METRIC_ACTIONS = 100;
 
-export interface StoreOptions {
-  /** Hard cap on tracked (action, key) pairs. When full, a key not used recently is evicted (CLOCK). */
-  maxKeys: number;
-  /** Slots allocated up front; the arrays double as keys arrive, up to maxKeys. */
-  initialKeys: number;
-  /** Distinct action names tracked at once. */
-  maxActions: number;
-  /** Record which keys' state changed, for replication (see drainChanges). */
-  trackChanges: boolean;
-  /** States received for keys already held, merged at the key's next decision (handoff). */
-  maxPendingMerges: number;
-  /**
-   * How long the sweeper keeps a key after its state is back to fresh. Dropping it is
-   * harmless, but a key reused soon after (a generous limit refills within a call's
-   * interval) would be recreated on every call.
-   */
-  freshKeyGraceMs: number;
-  /**
-   * Where a key sits among the nodes (a cluster member passes its ring's hash of the key):
-   * computed once when the key is stored and given to every visitor, so walks over the store
-   * (replication, handoff after a ring change) need not hash each key again. undefined: none.
-   */
-  routingHash: ((action: string, key: string) => number) | undefined;
-}
-
-export const storeDefaults: StoreOptions = {
-  maxKeys: 1_000_000,
-  initialKeys: 1024,
-  maxActions: 65_536,
-  trackChanges: false,
-  maxPendingMerges: 100_000,
-  freshKeyGraceMs: 2_000,
-  routingHash: undefined,
-};
-
-export interface StoreStats {
-  decisions: number;
-  allowed: number;
-  rejected: number;
-  /** Keys currently held. */
-  keys: number;
-  /** Live keys dropped because maxKeys was reached. Each one may over-admit once re-created. */
-  evictions: number;
-  /** Idle keys dropped by the sweeper: state equivalent to fresh, and unused since its previous pass (harmless). */
-  expired: number;
-  /** Requests refused (FAILED_PRECONDITION) for describing a held key with another algorithm or window (request-shape.ts). */
-  shapeMismatches: number;
-  /** Keys in use moved to the algorithm or window the policies now give, keeping no more than they had left. */
-  shapeConversions: number;
-  /** States from peers or a snapshot dropped (a negative count) or clamped to the key's limits (peer-state.ts). */
-  implausibleStates: number;
-}
-
-const NONE = -1;
 /** refuseOrFresh(): the slot is to be converted to the request's shape (the policies changed it). */
 const CONVERT = 2;
 
-/** `larger` with `old` copied into its start. */
-function grown<T extends Float64Array | Uint8Array | Uint16Array | Int32Array>(old: T, larger: T): T {
-  larger.set(old);
-  return larger;
-}
-
-function validateStoreOptions(o: StoreOptions): void {
-  const positiveInt = (name: 'maxKeys' | 'initialKeys' | 'maxActions' | 'maxPendingMerges', max: number): void => {
-    const v = o[name];
-    if (!Number.isSafeInteger(v) || v < 1 || v > max) throw invalidArgument(name, `must be an integer from 1 to ${max}, got ${String(v)}`);
-  };
-  positiveInt('maxKeys', 0x7fffffff);
-  positiveInt('initialKeys', 0x7fffffff);
-  positiveInt('maxActions', 65_536);
-  positiveInt('maxPendingMerges', 10_000_000);
-  if (typeof o.trackChanges !== 'boolean') throw invalidArgument('trackChanges', 'must be a boolean');
-  if (o.routingHash !== undefined && typeof o.routingHash !== 'function') throw invalidArgument('routingHash', 'must be a function or undefined');
-  const grace = o.freshKeyGraceMs;
-  if (typeof grace !== 'number' || !(grace >= 0 && grace <= 86_400_000)) {
-    throw invalidArgument('freshKeyGraceMs', `must be a number from 0 to 86400000 (24 h), got ${String(grace)}`);
-  }
-}
-
 /**
- * How an imported state meets one already held for the same key: 'replace' overwrites;
- * 'merge' keeps both views conservatively; 'replica' overwrites a copy but merges with a
- * state this store decided itself (a replica never erases decisions made here).
+ * In-memory state of (action, key) pairs, and the decisions on it: the algorithms, the
+ * request-shape rule, imports from peers, fair share. The slots themselves: store-slots.ts.
  */
-export type ImportMode = 'replace' | 'merge' | 'replica';
-
-/**
- * Visits one key's state; `cells[base .. base + 3]` are its four doubles (see STATE_STRIDE);
- * `hash` is StoreOptions.routingHash of the key (0 without one).
- */
-export type EntryVisitor = (action: string, key: string, algorithm: AlgorithmId, cells: Float64Array, base: number, hash: number) => void;
-
-interface PendingMerge {
-  algorithm: AlgorithmId;
-  cells: Float64Array;
-}
-
-/**
- * In-memory state of (action, key) pairs. Struct-of-arrays layout: per key, four doubles
- * of algorithm state, its algorithm id, an action id and a "used" bit in typed arrays,
- * plus one Map entry (key → slot) per action. No object, closure or timer per key.
- *
- * Eviction at maxKeys is CLOCK (second chance), an approximation of least-recently-used
- * that costs one byte write per decision instead of relinking a list: a hand sweeps the
- * slots, clearing "used" bits, and evicts the first key not used since the hand last
- * passed it. New keys start unmarked (as in SIEVE), so a key seen once goes first.
- */
-export class LimiterStore {
-  readonly options: Readonly<StoreOptions>;
-  private readonly clock: Clock;
-
-  private readonly tables = new Map<string, Map<string, number>>();
+export class LimiterStore extends StoreSlots {
   /** Most calls name the same action as the one before: skip one Map lookup for them. */
   private lastAction = '';
   private lastTable: Map<string, number> | undefined;
-  private readonly actionIds = new Map<string, number>();
-  private readonly actionNames: string[] = [];
   /** Allowed and rejected per action id (the first METRIC_ACTIONS; then one bucket for the rest). */
   private readonly decisionsByAction = new Float64Array((METRIC_ACTIONS + 1) * 2);
-
-  private capacity: number;
-  private cells: Float64Array;
-  private algorithmOf: Uint8Array;
-  private actionOf: Uint16Array;
-  /** 1 where the key was used since the eviction hand last passed it. */
-  private used: Uint8Array;
-  /** 1 where the key was used since the sweeper last passed it: such a key is not dropped yet. */
-  private usedSinceSweep: Uint8Array;
-  /** Slots freed by removal, reused before the arrays grow. */
-  private readonly freeSlots: number[] = [];
-  /** Slots whose state changed since the last drainChanges(), each listed once. */
-  private changedFlag: Uint8Array;
-  private changedList: Int32Array;
-  private changedCount = 0;
-  /** 1 where the slot's state was last changed by a decision here, 0 where by an import. */
-  private decidedHere: Uint8Array;
-  /** The key's shape (request-shape.ts): the window its state was written under, 0 where not known yet (an imported state)... */
-  private windowOf: Float64Array;
-  /** ...and its calendar, or null. The algorithm is algorithmOf. */
-  private readonly calendarOf: (Calendar | null)[] = [];
-  /** 1 where the state came from a peer or a snapshot and has not been checked against the key's limits yet (peer-state.ts). */
-  private unverified: Uint8Array;
-  /** A peer's state waiting to be merged into a slot at its next decision, by slot; pendingFlag marks those slots (one byte read per decision). */
-  private readonly pendingMerges = new Map<number, PendingMerge>();
-  private pendingFlag: Uint8Array;
-  /** StoreOptions.routingHash of each slot's key (empty without one). */
-  private hashOf: Int32Array;
-  private readonly keyOf: (string | undefined)[] = [];
-  private hand = 0;
-  /** Slots [0, highWater) have been handed out at least once. */
-  private highWater = 0;
-  private size = 0;
-  private sweepCursor = 0;
 
   private readonly params = newResolvedParams();
   private readonly out: StepOut = newStepOut();
   private readonly scratch = new Float64Array(STATE_STRIDE);
   private readonly pendingScratch = new Float64Array(STATE_STRIDE);
-  private readonly counters = { allowed: 0, rejected: 0, evictions: 0, expired: 0, shapeMismatches: 0, shapeConversions: 0, implausibleStates: 0 };
-  private mutationCount = 0;
 
   /** Limits declared once (see policies.ts): what they set wins over a request's own fields. */
   policies: Policies | undefined = undefined;
@@ -182,26 +41,6 @@ export class LimiterStore {
   /** Weighted fair share: the shared capacities in use (policies' `shared`), by action. */
   private readonly shared = new Map<string, SharedCapacity>();
   private sharedOf: Policies | undefined;
-
-  constructor(clock: Clock, options: Partial<StoreOptions> = {}) {
-    const merged: StoreOptions = { ...storeDefaults, ...options };
-    validateStoreOptions(merged);
-    this.options = merged;
-    this.clock = clock;
-    this.capacity = Math.min(merged.initialKeys, merged.maxKeys);
-    this.cells = new Float64Array(this.capacity * STATE_STRIDE);
-    this.algorithmOf = new Uint8Array(this.capacity);
-    this.actionOf = new Uint16Array(this.capacity);
-    this.used = new Uint8Array(this.capacity);
-    this.usedSinceSweep = new Uint8Array(this.capacity);
-    this.windowOf = new Float64Array(this.capacity);
-    this.unverified = new Uint8Array(this.capacity);
-    this.pendingFlag = new Uint8Array(this.capacity);
-    this.hashOf = new Int32Array(merged.routingHash === undefined ? 0 : this.capacity);
-    this.decidedHere = new Uint8Array(merged.trackChanges ? this.capacity : 0);
-    this.changedFlag = new Uint8Array(merged.trackChanges ? this.capacity : 0);
-    this.changedList = new Int32Array(merged.trackChanges ? this.capacity : 0);
-  }
 
   /** The hot path: validates, decides and updates in place. Returns a fresh Decision. */
   allow(request: RateLimitRequest): Decision {
@@ -516,13 +355,6 @@ export class LimiterStore {
     if (clampPeerState(this.cells, slot * STATE_STRIDE, p, nowMs)) this.counters.implausibleStates++;
   }
 
-  private markChanged(slot: number): void {
-    this.decidedHere[slot] = 1;
-    if (this.changedFlag[slot] === 1) return;
-    this.changedFlag[slot] = 1;
-    this.changedList[this.changedCount++] = slot;
-  }
-
   private applyPendingMerge(p: ResolvedParams, slot: number, nowMs: number): void {
     const pending = this.pendingMerges.get(slot);
     this.dropPendingMerge(slot);
@@ -530,52 +362,6 @@ export class LimiterStore {
     if (pending.algorithm !== p.algorithm) return;
     if (clampPeerState(pending.cells, 0, p, nowMs)) this.counters.implausibleStates++;
     algorithms[p.algorithm]!.merge(this.cells, slot * STATE_STRIDE, pending.cells, 0, p, nowMs);
-  }
-
-  private dropPendingMerge(slot: number): void {
-    this.pendingMerges.delete(slot);
-    this.pendingFlag[slot] = 0;
-  }
-
-  /**
-   * Visits every key whose state changed (an allowed decision) since the last call, once
-   * each, and forgets them. Requires trackChanges.
-   */
-  drainChanges(visit: EntryVisitor, maxEntries = Infinity): number {
-    let visited = 0;
-    let i = 0;
-    for (; i < this.changedCount && visited < maxEntries; i++) {
-      const slot = this.changedList[i]!;
-      this.changedFlag[slot] = 0;
-      const key = this.keyOf[slot];
-      if (key === undefined) continue;
-      visit(this.actionNames[this.actionOf[slot]!]!, key, this.algorithmOf[slot]! as AlgorithmId, this.cells, slot * STATE_STRIDE, this.hashOf[slot] ?? 0);
-      visited++;
-    }
-    // Keep what a bounded drain left for next time.
-    this.changedList.copyWithin(0, i, this.changedCount);
-    this.changedCount -= i;
-    return visited;
-  }
-
-  /** Visits every key held (snapshots, handoff), or those in slots [fromSlot, toSlot) for work done in chunks. */
-  forEachEntry(visit: EntryVisitor, fromSlot = 0, toSlot = Infinity): void {
-    const end = Math.min(toSlot, this.highWater);
-    for (let slot = fromSlot; slot < end; slot++) {
-      const key = this.keyOf[slot];
-      if (key !== undefined) {
-        visit(this.actionNames[this.actionOf[slot]!]!, key, this.algorithmOf[slot]! as AlgorithmId, this.cells, slot * STATE_STRIDE, this.hashOf[slot] ?? 0);
-      }
-    }
-  }
-
-  /** Copies the state of (action, key) into `into[0..3]` and returns its algorithm, or -1 if not held. */
-  readEntry(action: string, key: string, into: Float64Array): AlgorithmId | -1 {
-    const slot = this.tables.get(action)?.get(key);
-    if (slot === undefined) return -1;
-    const base = slot * STATE_STRIDE;
-    for (let i = 0; i < STATE_STRIDE; i++) into[i] = this.cells[base + i]!;
-    return this.algorithmOf[slot]! as AlgorithmId;
   }
 
   /**
@@ -638,24 +424,6 @@ export class LimiterStore {
     return windowStartOfState(this.cells, slot * STATE_STRIDE);
   }
 
-  /** The slot holding (action, key), or -1: the order forEachEntry visits it in (a walk in turns knows whether it passed it). */
-  slotOf(action: string, key: string): number {
-    return this.tables.get(action)?.get(key) ?? -1;
-  }
-
-  /** Whether (action, key) is held. */
-  has(action: string, key: string): boolean {
-    return this.tables.get(action)?.has(key) === true;
-  }
-
-  /** Drops (action, key). Returns whether it was held. */
-  delete(action: string, key: string): boolean {
-    const slot = this.tables.get(action)?.get(key);
-    if (slot === undefined) return false;
-    this.remove(slot);
-    return true;
-  }
-
   private count(allowed: boolean, actionId: number): void {
     if (allowed) this.counters.allowed++;
     else this.counters.rejected++;
@@ -676,36 +444,6 @@ export class LimiterStore {
       out.push({ action: id === METRIC_ACTIONS ? '(other)' : this.actionNames[id]!, allowed, rejected });
     }
     return out;
-  }
-
-  /**
-   * Drops up to `maxSlots` slots' worth of idle keys, resuming where the last call stopped:
-   * a key whose state has been fresh for freshKeyGraceMs and that was not used since the
-   * sweeper's previous pass over it.
-   */
-  sweep(maxSlots: number): number {
-    const freshBeforeMs = this.clock.now() - this.options.freshKeyGraceMs;
-    let removed = 0;
-    const end = this.highWater;
-    // At most one lap per call: a store smaller than maxSlots would otherwise be swept over and
-    // over in one call, clearing and then testing its own used-since-pass marks.
-    const budget = Math.min(maxSlots, end);
-    for (let examined = 0; examined < budget; examined++) {
-      if (this.sweepCursor >= end) this.sweepCursor = 0;
-      const slot = this.sweepCursor++;
-      if (this.keyOf[slot] === undefined) continue;
-      // A key in use is kept even while its state equals a fresh one (e.g. a generous limit
-      // refilling between calls): dropping it would only make the next call recreate it.
-      const usedSincePass = this.usedSinceSweep[slot] === 1;
-      this.usedSinceSweep[slot] = 0;
-      // A state waiting to be merged (a peer's count for this key) is not known to be fresh: kept.
-      if (!usedSincePass && this.pendingFlag[slot] !== 1 && this.cells[slot * STATE_STRIDE + FRESH_AT]! <= freshBeforeMs) {
-        this.remove(slot);
-        removed++;
-      }
-    }
-    this.counters.expired += removed;
-    return removed;
   }
 
   stats(): StoreStats {
@@ -729,121 +467,5 @@ export class LimiterStore {
    */
   get mutations(): number {
     return this.mutationCount;
-  }
-
-  get keyCount(): number {
-    return this.size;
-  }
-
-  /** Slots handed out so far: forEachEntry ranges end here. */
-  get slotCount(): number {
-    return this.highWater;
-  }
-
-  /** The stored state of (action, key), or undefined. For replication, snapshots and tests. */
-  getState(action: string, key: string): LimiterState | undefined {
-    const slot = this.tables.get(action)?.get(key);
-    if (slot === undefined) return undefined;
-    const base = slot * STATE_STRIDE;
-    return {
-      algorithm: ALGORITHMS[this.algorithmOf[slot]!]!,
-      s0: this.cells[base]!,
-      s1: this.cells[base + 1]!,
-      s2: this.cells[base + 2]!,
-    };
-  }
-
-  private touch(slot: number): void {
-    this.used[slot] = 1;
-    this.usedSinceSweep[slot] = 1;
-  }
-
-  /** CLOCK: evicts the first key the hand finds unused since its last pass. Bounded: two sweeps at most. */
-  private evictOne(): void {
-    const end = this.highWater;
-    for (let step = 0; step < 2 * end + 1; step++) {
-      const slot = this.hand;
-      this.hand = slot + 1 >= end ? 0 : slot + 1;
-      if (this.keyOf[slot] === undefined) continue;
-      if (this.used[slot] === 1) {
-        this.used[slot] = 0;
-        continue;
-      }
-      this.counters.evictions++;
-      this.remove(slot);
-      return;
-    }
-  }
-
-  private insert(action: string, key: string, algorithm: AlgorithmId): number {
-    let table = this.tables.get(action);
-    let actionId = this.actionIds.get(action);
-    if (table === undefined || actionId === undefined) {
-      if (this.actionNames.length >= this.options.maxActions) {
-        throw new RateLimitError(
-          'RESOURCE_EXHAUSTED',
-          `action: more than ${this.options.maxActions} distinct actions; actions name kinds of operation, put per-entity ids in the key`,
-          'action',
-        );
-      }
-      table = new Map();
-      actionId = this.actionNames.length;
-      this.tables.set(action, table);
-      this.actionIds.set(action, actionId);
-      this.actionNames.push(action);
-    }
-    if (this.size >= this.options.maxKeys) this.evictOne();
-    const slot = this.allocateSlot();
-    table.set(key, slot);
-    this.keyOf[slot] = key;
-    if (this.options.routingHash !== undefined) this.hashOf[slot] = this.options.routingHash(action, key);
-    this.actionOf[slot] = actionId;
-    this.algorithmOf[slot] = algorithm;
-    this.windowOf[slot] = 0;
-    this.calendarOf[slot] = null;
-    this.unverified[slot] = 0;
-    this.used[slot] = 0;
-    this.usedSinceSweep[slot] = 1;
-    this.size++;
-    return slot;
-  }
-
-  private allocateSlot(): number {
-    const free = this.freeSlots.pop();
-    if (free !== undefined) return free;
-    if (this.highWater === this.capacity) this.grow();
-    return this.highWater++;
-  }
-
-  private grow(): void {
-    const capacity = Math.min(this.capacity * 2, this.options.maxKeys);
-    this.cells = grown(this.cells, new Float64Array(capacity * STATE_STRIDE));
-    this.algorithmOf = grown(this.algorithmOf, new Uint8Array(capacity));
-    this.actionOf = grown(this.actionOf, new Uint16Array(capacity));
-    this.used = grown(this.used, new Uint8Array(capacity));
-    this.usedSinceSweep = grown(this.usedSinceSweep, new Uint8Array(capacity));
-    this.windowOf = grown(this.windowOf, new Float64Array(capacity));
-    this.unverified = grown(this.unverified, new Uint8Array(capacity));
-    this.pendingFlag = grown(this.pendingFlag, new Uint8Array(capacity));
-    if (this.options.routingHash !== undefined) this.hashOf = grown(this.hashOf, new Int32Array(capacity));
-    if (this.options.trackChanges) {
-      this.decidedHere = grown(this.decidedHere, new Uint8Array(capacity));
-      this.changedFlag = grown(this.changedFlag, new Uint8Array(capacity));
-      this.changedList = grown(this.changedList, new Int32Array(capacity));
-    }
-    this.capacity = capacity;
-  }
-
-  private remove(slot: number): void {
-    const key = this.keyOf[slot]!;
-    this.tables.get(this.actionNames[this.actionOf[slot]!]!)!.delete(key);
-    this.keyOf[slot] = undefined;
-    this.calendarOf[slot] = null;
-    // A key dropped here takes its waiting merge along (it was kept until its next decision, which will not come).
-    if (this.pendingFlag[slot] === 1) this.dropPendingMerge(slot);
-    if (this.options.trackChanges) this.decidedHere[slot] = 0;
-    // A listed slot stays listed: if it is reused before the drain, the new key's state is sent, which is harmless.
-    this.freeSlots.push(slot);
-    this.size--;
   }
 }
