@@ -107,6 +107,10 @@ export class KeyPulls implements KeyPuller {
     const { view, transport, ids } = this.components;
     if (!this.mayPull()) return undefined;
     this.forgetOldRing();
+    // A key this node owned before the change too has nowhere else to be: nothing to wait for
+    // and nothing to remember (most keys after a join or a leave: checked before any set grows).
+    const previousOwner = view.previousOwnerOf(action, key);
+    if (previousOwner === this.init.selfId) return undefined;
     const id = routingKey(action, key);
     const inFlight = this.pullsByKey.get(id);
     if (inFlight !== undefined) return inFlight.promise;
@@ -114,9 +118,6 @@ export class KeyPulls implements KeyPuller {
     // the previous owner must hear from us, so that it stops deciding the key.
     if (this.settled.has(id) || this.settled.size >= this.init.maxTrackedKeys) return undefined;
     this.settled.add(id);
-    // A key this node owned before the change too has nowhere else to be.
-    const previousOwner = view.previousOwnerOf(action, key);
-    if (previousOwner === this.init.selfId) return undefined;
     // Who may hold this key's state: the owner before the change, and the node after us on
     // the ring — it owned the key while we were absent (we are new, or restarted empty) and
     // is our replica now. When the previous owner is gone, its replicas: rebalancing may give
