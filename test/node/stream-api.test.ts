@@ -150,6 +150,27 @@ describe('AllowStream: the streaming public API', () => {
     expect(forwarded() - before).toBeGreaterThan(300); // about 2/3 of the keys live on the other two nodes
   }, 30_000);
 
+  it('ring-aware: when a node fails its calls (it stopped), the client asks for the owners at once, not at its next refresh', async () => {
+    nodes = await startCluster(3);
+    const client = new RingLimitClient({ nodes: nodes.map((n) => n.grpcAddress!), ringRefreshMs: 600_000 });
+    cleanup.push(() => client.close());
+    await waitFor(() => client.ownerIds().length === 3, 5_000, 'the client to learn the three owners');
+    const keys = Array.from({ length: 30 }, (_, i) => `gone-${i}`);
+    const request = (key: string) => ({ key, action: 'api', limit: 1_000_000, windowMs: 60_000 });
+    await Promise.all(keys.map((k) => client.allow(request(k))));
+    const gone = nodes.pop()!;
+    await gone.stop();
+    // Every call is still answered; the ones for the stopped node's keys fail over, and that makes the client ask.
+    const deadline = Date.now() + 8_000;
+    while (client.ownerIds().length !== 2 && Date.now() < deadline) {
+      const answers = await Promise.all(keys.map((k) => client.allow(request(k))));
+      expect(answers.every((a) => a.allowed)).toBe(true);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(client.ownerIds()).not.toContain(gone.nodeId);
+    expect(client.ownerIds()).toHaveLength(2);
+  }, 40_000);
+
   it('ring-aware with a stale view: a node joins, requests stay exact, and the client follows within its refresh', async () => {
     nodes = await startCluster(2);
     const client = new RingLimitClient({ nodes: nodes.map((n) => n.grpcAddress!), ringRefreshMs: 200 });

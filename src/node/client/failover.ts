@@ -60,6 +60,7 @@ export class Failover {
   failOver(calls: PendingCall[], from: NodeLink): void {
     if (this.book.closed) return;
     this.pool.avoid(from);
+    this.ring.refreshSoon();
     this.metrics.counters.failovers += calls.length;
     for (const call of calls) {
       call.attempt++;

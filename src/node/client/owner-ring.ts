@@ -11,8 +11,12 @@ import type { NodeLink } from './pending-call.js';
  * once a second when ring-aware), and the view that places keys on them the way the nodes
  * do: a stale view costs a hop, never a wrong answer.
  */
+/** refreshSoon() asks at most this often (a failing node fails many calls at once). */
+const SOON_REFRESH_GAP_MS = 250;
+
 export class OwnerRing {
   private owners: ViewMember[] = [];
+  private askedAtMs = -Infinity;
   private readonly view: ClusterView;
   private readonly timer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -31,7 +35,18 @@ export class OwnerRing {
   }
 
   /** Asks a configured node for the owners; a failed or odd answer keeps the view as it was. */
+  /**
+   * A node failed calls (answered UNAVAILABLE, its stream broke, or it went silent): the
+   * members may have changed — a node draining or gone — so ask now instead of at the next
+   * ringRefreshMs; calls go on to the old view's owners meanwhile (a hop, never a wrong answer).
+   */
+  refreshSoon(): void {
+    if (!this.options.ringAware || this.closed || performance.now() - this.askedAtMs < SOON_REFRESH_GAP_MS) return;
+    this.refresh();
+  }
+
   private refresh(): void {
+    this.askedAtMs = performance.now();
     this.pool.preferredLink.client.members({}, this.metadata, { deadline: Date.now() + this.options.timeoutMs }, (error, response) => {
       if (error !== null || response === undefined || this.closed || response.placement !== PLACEMENT) return;
       const owners = (response.owners ?? []).slice(0, MAX_LINKS);
