@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:http2';
-import { createConnection } from 'node:net';
+import { createConnection, type Socket } from 'node:net';
 import { rateLimiterService } from '../node/api/proto.js';
 import { PEER_METHOD } from '../node/transport/grpc-peer-transport.js';
 import * as grpc from '@grpc/grpc-js';
@@ -163,29 +163,109 @@ export function idleConnections(address: string, hosts: string[], perHost: numbe
   });
 }
 
+/** What a flood of HTTP batches did: the answers it got by status (0: none — the connection failed or 10 s passed), and what it sent. */
+export interface FloodRecord {
+  statuses: Record<number, number>;
+  /** Requests sent (each a full request: headers and body written). */
+  requests: number;
+  /** Bytes the flooders' sockets wrote (headers and bodies; a body the node refused unread was written all the same). */
+  bytesSent: number;
+  /** Connections the flooders opened. */
+  connections: number;
+}
+
+/** How long a flooder waits for an answer before it counts the request as failed (status 0) and starts over on a new connection. */
+const FLOOD_ANSWER_TIMEOUT_MS = 10_000;
+
+/**
+ * One HTTP/1.1 exchange on `socket`: writes `request` (headers and body, already encoded) and
+ * reads the answer's status, headers and body. Resolves with the status (0 if the connection
+ * failed or timed out first) and whether the connection may carry the next request.
+ */
+function exchange(socket: Socket, request: Buffer): Promise<{ status: number; reusable: boolean }> {
+  return new Promise((resolve) => {
+    let head = '';
+    let status = 0;
+    let bodyLeft = -1;
+    let reusable = true;
+    const done = (answered: boolean): void => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('close', onClose);
+      resolve({ status: answered ? status : 0, reusable: answered && reusable && !socket.destroyed });
+    };
+    const onData = (chunk: Buffer): void => {
+      let rest = chunk;
+      if (bodyLeft < 0) {
+        head += chunk.toString('latin1');
+        const end = head.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        status = Number(head.slice(9, 12));
+        const headers = head.slice(0, end).toLowerCase();
+        bodyLeft = Number(/\r\ncontent-length: *(\d+)/.exec(headers)?.[1] ?? 0);
+        reusable = !/\r\nconnection: *close/.test(headers);
+        rest = Buffer.from(head.slice(end + 4), 'latin1');
+      }
+      bodyLeft -= rest.length;
+      if (bodyLeft <= 0) done(true);
+    };
+    const onClose = (): void => done(bodyLeft >= 0 && bodyLeft <= 0);
+    const timer = setTimeout(() => {
+      socket.destroy();
+      done(false);
+    }, FLOOD_ANSWER_TIMEOUT_MS);
+    socket.on('data', onData);
+    socket.once('close', onClose);
+    socket.write(request);
+  });
+}
+
 /**
  * Issue 28, finding 3: `callers` token holders each posting batches of `items` requests to
- * /v1/allow-batch, one after another, for `durationMs`. Returns the statuses they got.
+ * /v1/allow-batch for `durationMs`, one after another — the next when the last is answered,
+ * and no sooner than `intervalMs` after the last was sent; each keeps its connection while
+ * the node keeps it (an answered batch), and opens a new one when the node closes it (a
+ * refusal). Cheap for the attacking process: every request is one buffer encoded once,
+ * written to a plain socket, and only the answer's head is parsed — so on a machine it
+ * shares with the node it takes little CPU from the node or from a bystander.
  */
-export async function httpBatchFlood(httpAddress: string, token: string, callers: number, items: number, durationMs: number): Promise<Record<number, number>> {
-  const body = JSON.stringify({ requests: Array.from({ length: items }, (_, i) => ({ key: `flood-${i}`, action: 'http-flood', limit: 1_000_000, windowMs: 60_000 })) });
-  const statuses: Record<number, number> = {};
+export async function httpBatchFlood(httpAddress: string, token: string, callers: number, items: number, durationMs: number, intervalMs = 0): Promise<FloodRecord> {
+  const body = Buffer.from(JSON.stringify({ requests: Array.from({ length: items }, (_, i) => ({ key: `flood-${i}`, action: 'http-flood', limit: 1_000_000, windowMs: 60_000 })) }));
+  const request = Buffer.concat([Buffer.from(`POST /v1/allow-batch HTTP/1.1\r\nHost: ${httpAddress}\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`, 'latin1'), body]);
+  const { host, port } = hostPort(httpAddress);
+  const record: FloodRecord = { statuses: {}, requests: 0, bytesSent: 0, connections: 0 };
   const endAt = Date.now() + durationMs;
   await Promise.all(
-    Array.from({ length: callers }, async () => {
+    Array.from({ length: callers }, async (_, n) => {
+      let socket: Socket | undefined;
+      const retire = (s: Socket): void => {
+        record.bytesSent += s.bytesWritten;
+        s.destroy();
+      };
+      // Callers spread over the first interval, as callers that started apart would be.
+      let nextAt = Date.now() + (intervalMs * n) / callers;
       while (Date.now() < endAt) {
-        const status = await fetch(`http://${httpAddress}/v1/allow-batch`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(10_000) }).then(
-          async (r) => {
-            await r.arrayBuffer();
-            return r.status;
-          },
-          () => 0,
-        );
-        statuses[status] = (statuses[status] ?? 0) + 1;
+        const waitMs = nextAt - Date.now();
+        if (waitMs > 0) await new Promise((r) => setTimeout(r, waitMs));
+        if (Date.now() >= endAt) break;
+        nextAt = Date.now() + intervalMs;
+        if (socket === undefined) {
+          socket = createConnection({ host, port });
+          socket.on('error', () => undefined);
+          record.connections++;
+        }
+        record.requests++;
+        const { status, reusable } = await exchange(socket, request);
+        record.statuses[status] = (record.statuses[status] ?? 0) + 1;
+        if (!reusable) {
+          retire(socket);
+          socket = undefined;
+        }
       }
+      if (socket !== undefined) retire(socket);
     }),
   );
-  return statuses;
+  return record;
 }
 
 /** What a well-behaved caller saw: its calls' latencies (ms) and errors. */

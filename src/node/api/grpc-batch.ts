@@ -10,19 +10,29 @@ export const SMALL_BATCH_BYTES = batchBudgetDefaults.smallBatchItems * 64;
 /** Answers encoded in one step. */
 const WRITE_ITEMS = 100;
 
-/** A request's decision as a batch answer, its error in its place; one that waits for another member (forwarded to its owner) is handed to `forwarded` first. */
-function decideItem(backend: PublicApiBackend, item: IncomingRequest, forwarded: (answer: Promise<unknown>) => void): Promise<BatchResult> {
+/**
+ * Decides `item` into results[item.id] (its position), its error in its place. One that waits
+ * for another member (forwarded to its owner) is handed to `forwarded` first; what fills its
+ * place once it is answered goes into `later`.
+ */
+function decideItem(backend: PublicApiBackend, item: IncomingRequest, results: BatchResult[], forwarded: (answer: Promise<unknown>) => void, later: Promise<void>[]): void {
+  const at = item.id;
   try {
     if (item.timestampMs !== undefined && Number.isFinite(item.timestampMs)) backend.recordCallerTime(item.timestampMs);
     const answer = backend.decide(item.request, item.maxWaitMs);
-    if (!(answer instanceof Promise)) return Promise.resolve({ decision: answer, error: undefined });
+    if (!(answer instanceof Promise)) {
+      results[at] = { decision: answer, error: undefined };
+      return;
+    }
     forwarded(answer);
-    return answer.then(
-      (r): BatchResult => ({ decision: r, error: undefined }),
-      (error: unknown): BatchResult => ({ decision: undefined, error: itemError(error) }),
+    later.push(
+      answer.then(
+        (r) => void (results[at] = { decision: r, error: undefined }),
+        (error: unknown) => void (results[at] = { decision: undefined, error: itemError(error) }),
+      ),
     );
   } catch (error) {
-    return Promise.resolve({ decision: undefined, error: itemError(error) });
+    results[at] = { decision: undefined, error: itemError(error) };
   }
 }
 
@@ -54,14 +64,15 @@ export async function answerBatch(backend: PublicApiBackend, ledger: CallerLedge
   const count = requests.length;
   if (ledger.itemsFull(connection, count)) throw new RingLimitError('RESOURCE_EXHAUSTED', `more than ${ledger.limits.maxItemsPerConnection} requests in flight on this connection`);
   ledger.takeItems(connection, count);
-  let results: BatchResult[];
+  const results: BatchResult[] = new Array<BatchResult>(count);
   try {
-    const answers: Promise<BatchResult>[] = [];
+    const later: Promise<void>[] = [];
+    let next = 0;
     await budget.run(large, (forwarded) => {
-      if (answers.length < count) answers.push(decideItem(backend, requests[answers.length]!, forwarded));
-      return answers.length < count;
+      if (next < count) decideItem(backend, requests[next++]!, results, forwarded, later);
+      return next < count;
     });
-    results = await Promise.all(answers);
+    await Promise.all(later);
   } finally {
     ledger.itemsDone(connection, count);
   }

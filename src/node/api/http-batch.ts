@@ -11,9 +11,9 @@ const SMALL_BATCH_JSON_BYTES = batchBudgetDefaults.smallBatchItems * 128;
 /** Answers written as JSON in one step. */
 const WRITE_ITEMS = 100;
 
-/** JSON text already written, sent as it is. */
+/** JSON already written and encoded, sent as it is. */
 export class RawJson {
-  constructor(readonly text: string) {}
+  constructor(readonly bytes: Buffer) {}
 }
 
 type Result = { decision: object } | { error: { code: string; field: string; message: string } };
@@ -26,18 +26,27 @@ export function mayTakeLarge(ledger: CallerLedger, bytes: number): boolean {
 const failed = (error: unknown): Result => ({ error: error instanceof HttpError ? { code: error.code, field: error.field, message: error.message } : itemError(error) });
 
 /**
- * One request's decision, or its error in its place (a bad item fails only itself); one that
- * waits for another member (forwarded to its owner) is handed to `forwarded` first.
+ * Decides requests[index] into results[index], or its error in its place (a bad item fails
+ * only itself). One that waits for another member (forwarded to its owner) is handed to
+ * `forwarded` first; what fills its place once it is answered goes into `later`.
  */
-function decideItem(backend: PublicApiBackend, item: unknown, index: number, forwarded: (answer: Promise<unknown>) => void): Promise<Result> {
+function decideItem(backend: PublicApiBackend, item: unknown, index: number, results: Result[], forwarded: (answer: Promise<unknown>) => void, later: Promise<void>[]): void {
   try {
     const { request, maxWaitMs } = toRequest(item, `requests[${index}]`);
     const answer = backend.decide(request, maxWaitMs);
-    if (!(answer instanceof Promise)) return Promise.resolve({ decision: decision(answer) });
+    if (!(answer instanceof Promise)) {
+      results[index] = { decision: decision(answer) };
+      return;
+    }
     forwarded(answer);
-    return answer.then((r: Reservation): Result => ({ decision: decision(r) }), failed);
+    later.push(
+      answer.then(
+        (r: Reservation) => void (results[index] = { decision: decision(r) }),
+        (error: unknown) => void (results[index] = failed(error)),
+      ),
+    );
   } catch (error) {
-    return Promise.resolve(failed(error));
+    results[index] = failed(error);
   }
 }
 
@@ -92,25 +101,27 @@ async function decideBatch(backend: PublicApiBackend, ledger: CallerLedger, conn
   const count = requests.length;
   if (ledger.itemsFull(connection, count)) throw new RingLimitError('RESOURCE_EXHAUSTED', `more than ${ledger.limits.maxItemsPerConnection} requests in flight on this connection`);
   ledger.takeItems(connection, count);
-  let results: Result[];
+  const results: Result[] = new Array<Result>(count);
   try {
-    const answers: Promise<Result>[] = [];
+    const later: Promise<void>[] = [];
+    let next = 0;
     await budget.run(large, (forwarded) => {
-      const i = answers.length;
-      if (i < count) answers.push(decideItem(backend, requests[i], i, forwarded));
-      return answers.length < count;
+      if (next < count) decideItem(backend, requests[next], next++, results, forwarded, later);
+      return next < count;
     });
-    results = await Promise.all(answers);
+    await Promise.all(later);
   } finally {
     ledger.itemsDone(connection, count);
   }
-  const parts: string[] = [];
+  // Written and encoded in parts of WRITE_ITEMS answers: joined, they are the answer's bytes.
+  const parts: Buffer[] = [Buffer.from('{"results":[')];
   let from = 0;
   await budget.run(large, () => {
     const part = JSON.stringify(results.slice(from, from + WRITE_ITEMS)).slice(1, -1);
-    if (part !== '') parts.push(part);
+    if (part !== '') parts.push(Buffer.from(from === 0 ? part : `,${part}`));
     from += WRITE_ITEMS;
     return from < results.length;
   });
-  return new RawJson(`{"results":[${parts.join(',')}]}`);
+  parts.push(Buffer.from(']}'));
+  return new RawJson(Buffer.concat(parts));
 }
