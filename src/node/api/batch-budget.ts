@@ -51,7 +51,7 @@ export type BatchStep = (forwarded: (answer: Promise<unknown>) => void) => boole
  *
  * What is charged is measured, each stretch of the event loop's time once however many
  * batches are under way:
- * - each slice of a large batch, start to end;
+ * - each slice of a large batch, start to end, and the handing of its answer to its connection;
  * - the encoding of what a slice forwarded to other members: the immediates in which the
  *   forwarder writes its frames, bracketed by two of the budget's own;
  * - the answers to what it forwarded, in every turn in which some land: their completion
@@ -135,6 +135,16 @@ export class BatchBudget {
     this.settle();
     this.tokensMs -= ms;
     this.stats.largeBatchBusyMs += ms;
+  }
+
+  /** Runs `work` (e.g. a large batch's answer handed to its connection: written at once to a local caller) and charges the time it takes. */
+  charged<T>(work: () => T): T {
+    const from = this.now();
+    try {
+      return work();
+    } finally {
+      this.charge(from, this.now());
+    }
   }
 
   /** Charges the time from `fromMs` (or from what was charged last, if later) to `toMs`. */

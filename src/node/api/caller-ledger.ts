@@ -83,7 +83,7 @@ export const callerLimitsDefaults: CallerLimits = {
   maxConnectionSetupMs: 10_000,
   maxUnauthenticatedPerHostPerSecond: 20,
   largeBatchSharePercent: 50,
-  largeBatchShareWithCallsPercent: 20,
+  largeBatchShareWithCallsPercent: 5,
 };
 
 export function validateCallerLimits(limits: CallerLimits): CallerLimits {

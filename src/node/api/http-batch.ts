@@ -79,7 +79,9 @@ export async function allowBatch(
       started = true;
     }
     if (!large) ledger.largeBatches.singleCall();
-    send(200, await decideBatch(backend, ledger, connection, bytes, large));
+    const answer = await decideBatch(backend, ledger, connection, bytes, large);
+    if (large) ledger.largeBatches.charged(() => send(200, answer));
+    else send(200, answer);
   } finally {
     if (started) endLarge(ledger);
   }

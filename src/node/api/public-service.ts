@@ -86,7 +86,7 @@ export function addPublicApi(server: grpc.Server, backend: PublicApiBackend, tok
       }
       answerBatch(backend, ledger, connection, bytes, large)
         .then(
-          (answer) => callback(null, answer),
+          (answer) => (large ? budget.charged(() => callback(null, answer)) : callback(null, answer)),
           (error: unknown) => callback(toServiceError(error)),
         )
         .finally(() => {
