@@ -1,3 +1,4 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RingLimitNode } from '../../src/node/node.js';
 import { routingKey } from '../../src/node/routing/cluster-view.js';
@@ -48,6 +49,12 @@ describe('failover: the owner dies abruptly under load', () => {
     // Let the owner admit part of each limit, then kill it without a goodbye.
     await waitFor(() => [...allowed.values()].every((n) => n >= 40), 10_000, 'owner to admit 40 per key');
     const admittedBeforeKill = new Map(allowed);
+    // How late this process saw answers around the kill (shared cores can stall it): an answer
+    // the owner sent before it died may carry a receipt time later than that.
+    const stall = monitorEventLoopDelay({ resolution: 1 });
+    stall.enable();
+    await new Promise((r) => setTimeout(r, 50));
+    stall.disable();
     const killAt = performance.now();
     await c.stop({ graceful: false });
     await waitFor(() => a.owners().length === 2 && b.owners().length === 2, 5_000, 'survivors to drop the dead owner');
@@ -61,9 +68,10 @@ describe('failover: the owner dies abruptly under load', () => {
     // The bound: what the owner admitted within one replication delay before it died (its
     // last changes, not yet sent), counted with the flush interval's jitter (2 × delay).
     const replicationDelayMs = 5;
-    const bound = allowedAt.filter((t) => t > killAt - 2 * replicationDelayMs && t <= killAt).length;
+    const windowMs = 2 * replicationDelayMs + stall.max / 1e6;
+    const bound = allowedAt.filter((t) => t > killAt - windowMs && t <= killAt).length;
     console.log(
-      `failover: over-admission ${over} units over ${keys.length} keys (${overPct.toFixed(2)} % of the affected limits); owner admitted ${bound} in the last 2 replication delays; before the kill ${[...admittedBeforeKill.values()].join(',')}`,
+      `failover: over-admission ${over} units over ${keys.length} keys (${overPct.toFixed(2)} % of the affected limits); owner admitted ${bound} in the last ${windowMs.toFixed(1)} ms (2 replication delays and this process's longest stall); before the kill ${[...admittedBeforeKill.values()].join(',')}`,
     );
     expect(errors).toBe(0);
     expect(over).toBeLessThanOrEqual(bound);
