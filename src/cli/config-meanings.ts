@@ -79,7 +79,7 @@ export const CONFIG_MEANINGS: Record<ConfigSection, Record<string, string>> = {
     maxConnectionsPerHost: 'Connections open at once from one IP address; past it, its new connections are refused.',
     maxConnectionSetupMs: 'A connection that made no authorized call (TLS and HTTP/2 handshakes, headers with an accepted token or peer hello) this long after it opened is closed.',
     maxUnauthenticatedPerHostPerSecond: "Calls and peer streams one host may have refused for credentials per second; past it its connection is closed and its new ones refused for a second.",
-    largeBatchSharePercent: 'The share of the event loop large batches (HTTP /v1/allow-batch, gRPC AllowBatch, big Envoy requests) may take while no single call is coming, the work their forwarded requests cause included; past it new large batches are refused (RESOURCE_EXHAUSTED) before they are decoded.',
+    largeBatchSharePercent: 'The share of the event loop large batches (HTTP /v1/allow-batch, gRPC AllowBatch) may take while no single call is coming, the work their forwarded requests cause included; past it new large batches are refused (RESOURCE_EXHAUSTED) before they are decoded.',
     largeBatchShareWithCallsPercent: 'The same share while single calls come (one within the last 100 ms): bulk work leaves them the rest.',
   },
   store: {
