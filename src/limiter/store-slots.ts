@@ -1,9 +1,10 @@
 import type { Clock } from '../common/clock.js';
 import { RateLimitError } from '../common/errors.js';
 import { FRESH_AT, STATE_STRIDE } from './algorithms/index.js';
+import { giveBackToWindow, windowStartOfState } from './algorithms/fixed-window.js';
 import type { Calendar } from './calendar.js';
 import { storeDefaults, validateStoreOptions, type EntryVisitor, type StoreOptions } from './store-options.js';
-import { ALGORITHMS, type AlgorithmId, type LimiterState } from './types.js';
+import { ALGORITHMS, AlgorithmId, type LimiterState } from './types.js';
 
 export const NONE = -1;
 
@@ -310,5 +311,30 @@ export class StoreSlots {
     // A listed slot stays listed: if it is reused before the drain, the new key's state is sent, which is harmless.
     this.freeSlots.push(slot);
     this.size--;
+  }
+
+  /**
+   * A lease's unused units given back (fixed windows only, where it is exact): taken off the
+   * key's count while its window still starts at `windowStartMs`, the window they were taken
+   * from; nothing after it rolled over, or while a merge waits for the key. Marked changed, so
+   * replication carries it. Returns the units given back.
+   */
+  giveBack(action: string, key: string, windowStartMs: number, units: number): number {
+    const slot = this.tables.get(action)?.get(key);
+    if (slot === undefined || this.algorithmOf[slot] !== AlgorithmId.FixedWindow || this.unverified[slot] === 1) return 0;
+    if (this.pendingFlag[slot] === 1) return 0;
+    const back = giveBackToWindow(this.cells, slot * STATE_STRIDE, windowStartMs, units);
+    if (back > 0) {
+      this.mutationCount++;
+      if (this.options.trackChanges) this.markChanged(slot);
+    }
+    return back;
+  }
+
+  /** The window start of a fixed window's state (a lease's epoch), or undefined when (action, key) holds no fixed window. */
+  windowStartOf(action: string, key: string): number | undefined {
+    const slot = this.tables.get(action)?.get(key);
+    if (slot === undefined || this.algorithmOf[slot] !== AlgorithmId.FixedWindow) return undefined;
+    return windowStartOfState(this.cells, slot * STATE_STRIDE);
   }
 }

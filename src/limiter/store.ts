@@ -6,7 +6,6 @@ import { checkedRemaining, newResolvedParams, parseAlgorithm, resolveRequest, sc
 import { SharedCapacity, fairShareDefaults } from './fair-share.js';
 import { shapeMismatchError } from './request-shape.js';
 import { clampPeerState, plausibleWithoutLimits } from './peer-state.js';
-import { giveBackToWindow, windowStartOfState } from './algorithms/fixed-window.js';
 import { NONE, StoreSlots } from './store-slots.js';
 import type { ImportMode, StoreStats } from './store-options.js';
 
@@ -399,30 +398,7 @@ export class LimiterStore extends StoreSlots {
     this.mutationCount++;
   }
 
-  /**
-   * A lease's unused units given back (fixed windows only, where it is exact): taken off the
-   * key's count while its window still starts at `windowStartMs`, the window they were taken
-   * from; nothing after it rolled over, or while a merge waits for the key. Marked changed, so
-   * replication carries it. Returns the units given back.
-   */
-  giveBack(action: string, key: string, windowStartMs: number, units: number): number {
-    const slot = this.tables.get(action)?.get(key);
-    if (slot === undefined || this.algorithmOf[slot] !== AlgorithmId.FixedWindow || this.unverified[slot] === 1) return 0;
-    if (this.pendingFlag[slot] === 1) return 0;
-    const back = giveBackToWindow(this.cells, slot * STATE_STRIDE, windowStartMs, units);
-    if (back > 0) {
-      this.mutationCount++;
-      if (this.options.trackChanges) this.markChanged(slot);
-    }
-    return back;
-  }
 
-  /** The window start of a fixed window's state (a lease's epoch), or undefined when (action, key) holds no fixed window. */
-  windowStartOf(action: string, key: string): number | undefined {
-    const slot = this.tables.get(action)?.get(key);
-    if (slot === undefined || this.algorithmOf[slot] !== AlgorithmId.FixedWindow) return undefined;
-    return windowStartOfState(this.cells, slot * STATE_STRIDE);
-  }
 
   private count(allowed: boolean, actionId: number): void {
     if (allowed) this.counters.allowed++;
