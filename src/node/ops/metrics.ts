@@ -162,7 +162,7 @@ export function createNodeMetrics(source: MetricsSource, registry: Registry = ne
   registerLatencyHistogram(
     registry,
     'ringlimit_replication_lag_seconds',
-    'Replication lag: from the first change after a flush (a decision on a key this node owns) to the ack of the first frame that flush sent to a replica. One measure per flush.',
+    'Replication lag: from the first change after a flush (a decision on a key this node owns) to the ack of the first frame that flush sent to a replica. Measured on at most one flush per 100 ms (the other frames ask for no ack).',
     '',
     () => {
       const lag = source.role().replicationLag();

@@ -1,6 +1,6 @@
 import type { LimiterStore } from '../../limiter/store.js';
 import { routingHash } from '../routing/ring-keys.js';
-import type { FrameIds } from '../wire/frame-ids.js';
+import { NO_ACK, type FrameIds } from '../wire/frame-ids.js';
 import type { PeerTransport } from '../transport/peer-transport.js';
 import { encodeFrame, frameLimits } from '../wire/codec.js';
 import { FrameType, type WireEntry } from '../wire/frames.js';
@@ -19,6 +19,8 @@ export class EntryOutbox {
   private readonly maxEntriesPerFrame: number;
   /** Entries the last send() could not hand to the transport (their peer unreachable): dropped. */
   lastUnsent = 0;
+  /** Frames the last send() handed to the transport. */
+  lastFrames = 0;
 
   constructor(
     private readonly components: EntryOutboxComponents,
@@ -42,19 +44,23 @@ export class EntryOutbox {
 
   /**
    * Sends everything gathered as frames of `type`, at most maxBatchSize entries each, and
-   * empties the outbox. Pushes the ids of the frames the transport took into `sentIds`;
-   * returns how many entries they carried.
+   * empties the outbox. The first `acksWanted` frames get ids (their ids, once the transport
+   * took them, go into `sentIds`: the caller awaits their acks); the others carry NO_ACK and
+   * are not acked. Returns how many entries were sent.
    */
-  send(type: FrameType.Replicate | FrameType.Handoff, sentIds?: number[]): number {
+  send(type: FrameType.Replicate | FrameType.Handoff, sentIds?: number[], acksWanted = sentIds === undefined ? 0 : Number.POSITIVE_INFINITY): number {
     let entriesSent = 0;
     this.lastUnsent = 0;
+    this.lastFrames = 0;
     const { transport, ids } = this.components;
     for (const [address, entries] of this.byAddress) {
       for (let start = 0; start < entries.length; start += this.maxEntriesPerFrame) {
         const chunk = entries.slice(start, start + this.maxEntriesPerFrame);
-        const id = ids.take();
+        const id = acksWanted > 0 ? ids.take() : NO_ACK;
+        if (id !== NO_ACK) acksWanted--;
         if (transport.send(address, encodeFrame({ type, id, entries: chunk }))) {
-          sentIds?.push(id);
+          if (id !== NO_ACK) sentIds?.push(id);
+          this.lastFrames++;
           entriesSent += chunk.length;
         } else {
           this.lastUnsent += chunk.length;

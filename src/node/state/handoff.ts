@@ -5,7 +5,7 @@ import type { AlgorithmId } from '../../limiter/types.js';
 import { SenderVerdict, type ClusterView } from '../routing/cluster-view.js';
 import { EntryOutbox, PacedWalk, requireRoutingHash } from './entry-outbox.js';
 import { KeyPulls, type KeyPullsInit, type PullStats } from './pulls.js';
-import type { AckReceiver, FrameIds } from '../wire/frame-ids.js';
+import { NO_ACK, type AckReceiver, type FrameIds } from '../wire/frame-ids.js';
 import { fromWireEntry, toWireEntry } from '../wire/state-wire.js';
 import type { PeerTransport, Reply } from '../transport/peer-transport.js';
 import { encodeFrame } from '../wire/codec.js';
@@ -296,7 +296,7 @@ export class Handoff implements AckReceiver {
       // Its previous owner pushed it: that node has stopped deciding it, so there is nothing to pull.
       if (from !== '' && view.previousRingOwnerOf(entry.action, entry.key) === from) this.pulls.settle(entry.action, entry.key);
     }
-    reply(encodeFrame({ type: FrameType.Ack, id: frameId }));
+    if (frameId !== NO_ACK) reply(encodeFrame({ type: FrameType.Ack, id: frameId }));
   }
 
   private merge(entry: WireEntry, nowMs: number): void {

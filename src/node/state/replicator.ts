@@ -6,7 +6,7 @@ import { SenderVerdict, type ClusterView, type RingSnapshot } from '../routing/c
 import { WakeTimer } from '../../common/wake-timer.js';
 import { EntryOutbox, requireRoutingHash, walkStoreInTurns } from './entry-outbox.js';
 import { LatencyHistogram } from '../../common/latency.js';
-import type { AckReceiver, FrameIds } from '../wire/frame-ids.js';
+import { NO_ACK, type AckReceiver, type FrameIds } from '../wire/frame-ids.js';
 import { fromWireEntry, toWireEntry } from '../wire/state-wire.js';
 import type { PeerTransport, Reply } from '../transport/peer-transport.js';
 import { encodeFrame } from '../wire/codec.js';
@@ -49,6 +49,11 @@ const RESYNC_MAX_RETRIES = 20;
 
 /** Replicate frames whose ack is awaited to measure the lag, at most. */
 const MAX_LAG_PROBES = 64;
+/**
+ * A flush asks for the ack of its first frame (a lag probe) at most this often; its other
+ * frames, and those of flushes in between, ask for none (NO_ACK).
+ */
+const LAG_PROBE_GAP_MS = 100;
 
 interface AckWaiter {
   remaining: number;
@@ -80,6 +85,7 @@ export class Replicator implements AckReceiver {
    */
   readonly lag = new LatencyHistogram();
   private changedAtMs = -1;
+  private lastProbeAtMs = Number.NEGATIVE_INFINITY;
   /** Frame id → changedAtMs of its flush, in send order; at most MAX_LAG_PROBES. */
   private readonly lagProbes = new Map<number, number>();
   private resyncGeneration = 0;
@@ -159,9 +165,13 @@ export class Replicator implements AckReceiver {
     this.changedAtMs = -1;
     const sentIds = this.sentIds;
     sentIds.length = 0;
-    this.send(sentIds);
+    const probing = changedAtMs >= 0 && this.nowMs - this.lastProbeAtMs >= LAG_PROBE_GAP_MS && this.lagProbes.size < MAX_LAG_PROBES;
+    this.send(sentIds, probing ? 1 : 0);
     const probe = sentIds[0];
-    if (changedAtMs >= 0 && probe !== undefined && this.lagProbes.size < MAX_LAG_PROBES && this.components.ids.awaitAck(probe, this)) this.lagProbes.set(probe, changedAtMs);
+    if (probe !== undefined && this.components.ids.awaitAck(probe, this)) {
+      this.lagProbes.set(probe, changedAtMs);
+      this.lastProbeAtMs = this.nowMs;
+    }
     return changed;
   }
 
@@ -250,10 +260,10 @@ export class Replicator implements AckReceiver {
     if (--waiter.remaining === 0) waiter.done();
   }
 
-  private send(sentIds: number[] = []): void {
-    const before = sentIds.length;
-    this.stats.entriesSent += this.outbox.send(FrameType.Replicate, sentIds);
-    this.stats.framesSent += sentIds.length - before;
+  /** Sends the outbox; the first `acksWanted` frames ask for an ack (their ids into `sentIds`). */
+  private send(sentIds?: number[], acksWanted?: number): void {
+    this.stats.entriesSent += this.outbox.send(FrameType.Replicate, sentIds, acksWanted);
+    this.stats.framesSent += this.outbox.lastFrames;
   }
 
   private expireWaiters(): void {
@@ -291,7 +301,7 @@ export class Replicator implements AckReceiver {
       store.importEntry(entry.action, entry.key, entry.algorithm as AlgorithmId, cells, 0, mode);
       this.stats.entriesReceived++;
     }
-    reply(encodeFrame({ type: FrameType.Ack, id: frameId }));
+    if (frameId !== NO_ACK) reply(encodeFrame({ type: FrameType.Ack, id: frameId }));
   }
 
   close(): void {

@@ -9,7 +9,14 @@ export interface AckReceiver {
  * never repeat across those components, so an Ack reaches the component that sent its frame
  * and no other; an ack nobody awaits (a push, a late ack) is dropped. Forwards are numbered
  * by the forwarder's own table; frames nobody answers carry their own counter or 0.
+ *
+ * A Replicate or Handoff frame with id NO_ACK asks for no Ack: most replication frames are
+ * never awaited (only sync replication, drains and the lag probes wait), and an Ack is a
+ * message each way — at low load as many as the frames themselves. A node of an older build
+ * acks id 0 anyway; that ack is dropped here as unawaited.
  */
+export const NO_ACK = 0;
+
 export class FrameIds {
   private next = 1;
   private readonly awaiting = new Map<number, AckReceiver>();

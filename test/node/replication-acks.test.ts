@@ -1,0 +1,95 @@
+import { describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/common/clock.js';
+import { LimiterStore } from '../../src/limiter/store.js';
+import { ClusterView, routingHash, type ViewMember } from '../../src/node/routing/cluster-view.js';
+import { Handoff } from '../../src/node/state/handoff.js';
+import { Replicator } from '../../src/node/state/replicator.js';
+import { decodeFrame } from '../../src/node/wire/codec.js';
+import { FrameIds, NO_ACK } from '../../src/node/wire/frame-ids.js';
+import { FrameType } from '../../src/node/wire/frames.js';
+
+const WINDOW_MS = 86_400_000;
+
+/** n0 (this node) and n1, both owning: every key n0 owns has n1 as its replica. */
+function twoNodes() {
+  const clock = new ManualClock(1_000_000);
+  const members: ViewMember[] = ['n0', 'n1'].map((nodeId) => ({ nodeId, address: `${nodeId}:1`, owns: true }));
+  const view = new ClusterView({ members: { current: () => members }, clock }, { selfId: 'n0', replicas: 1, maxHandedAwayKeys: 100 });
+  const store = new LimiterStore(clock, { routingHash, trackChanges: true });
+  const ids = new FrameIds(1_000);
+  const sent: { type: FrameType; id: number; entries: number }[] = [];
+  const transport = {
+    send: (_address: string, bytes: Uint8Array) => {
+      const frame = decodeFrame(bytes);
+      if (frame?.type === FrameType.Replicate || frame?.type === FrameType.Handoff) sent.push({ type: frame.type, id: frame.id, entries: frame.entries.length });
+      return true;
+    },
+    onFrame: () => undefined,
+    onPeerDown: () => undefined,
+    disconnect: () => undefined,
+    close: () => Promise.resolve(),
+  };
+  const replicator = new Replicator({ store, view, transport, clock, ids }, { selfId: 'n0', replicas: 1, replicationDelayMs: 5, maxBatchSize: 1_000, ackTimeoutMs: 1_000, resyncSlotsPerTurn: 1_000 });
+  return { clock, view, store, ids, sent, transport, replicator };
+}
+
+describe('replication asks for an ack only where someone waits for it', () => {
+  it('async flushes send NO_ACK frames but one lag probe per 100 ms; a flush that waits (sync replication, a drain) asks for every ack', async () => {
+    const { clock, store, sent, replicator } = twoNodes();
+    let key = 0;
+    // 5 ms flushes for 1 s, each with a change: about 10 probes, the other ~190 frames unacked.
+    for (let i = 0; i < 200; i++) {
+      store.allow({ key: `k${key++}`, action: 'a', limit: 5, windowMs: WINDOW_MS });
+      replicator.changed();
+      replicator.flush();
+      clock.advance(5);
+    }
+    const replicated = sent.filter((f) => f.type === FrameType.Replicate);
+    const probes = replicated.filter((f) => f.id !== NO_ACK);
+    expect(replicated.length).toBeGreaterThan(50); // n0 owns about half of the keys, and n1 holds the copy of each
+    expect(probes.length).toBeGreaterThanOrEqual(5);
+    expect(probes.length).toBeLessThanOrEqual(11);
+    sent.length = 0;
+    for (let i = 0; i < 40; i++) store.allow({ key: `w${i}`, action: 'a', limit: 5, windowMs: WINDOW_MS });
+    const waited = replicator.flushAndWait();
+    expect(sent.length).toBeGreaterThan(0);
+    expect(sent.every((f) => f.id !== NO_ACK)).toBe(true);
+    for (const f of sent) replicator.onAck(f.id);
+    await waited;
+    replicator.close();
+  });
+
+  it('a replica acks a frame that asks (any id but NO_ACK), and sends nothing back for one that does not; both are applied', () => {
+    const { store, replicator } = twoNodes();
+    const replies: number[] = [];
+    const reply = (bytes: Uint8Array) => {
+      const frame = decodeFrame(bytes);
+      if (frame?.type === FrameType.Ack) replies.push(frame.id);
+    };
+    // n1 owns some keys: find two, and send them as n1's replication to n0 (their replica).
+    const { view } = twoNodes();
+    const ofN1 = Array.from({ length: 200 }, (_, i) => `r${i}`).filter((k) => view.ownerOf('a', k) === 'n1');
+    expect(ofN1.length).toBeGreaterThan(2);
+    const entry = (key: string) => ({ action: 'a', key, algorithm: 0, cells: [-1_000, 1, 0, 0] as [number, number, number, number] });
+    replicator.receive(NO_ACK, [entry(ofN1[0]!)], 'n1', reply);
+    replicator.receive(42, [entry(ofN1[1]!)], 'n1', reply);
+    expect(replies).toEqual([42]);
+    expect(replicator.stats.entriesReceived).toBe(2);
+    expect(store.size).toBe(2);
+    replicator.close();
+  });
+
+  it('a handoff receiver acks pushes that ask, not those with NO_ACK', () => {
+    const { clock, view, store, ids, transport } = twoNodes();
+    const handoff = new Handoff({ store, view, transport, clock, ids }, { selfId: 'n0', handoffWindowMs: 30_000, pullTimeoutMs: 500, maxTrackedKeys: 1_000, maxBatchSize: 1_000 });
+    const replies: number[] = [];
+    const reply = (bytes: Uint8Array) => {
+      const frame = decodeFrame(bytes);
+      if (frame?.type === FrameType.Ack) replies.push(frame.id);
+    };
+    handoff.receive(NO_ACK, [], 'n1', reply);
+    handoff.receive(9, [], 'n1', reply);
+    expect(replies).toEqual([9]);
+    handoff.close();
+  });
+});
