@@ -212,7 +212,7 @@ describe('Dockerfile', () => {
 
   it('PID 1 is tini, which runs the entrypoint that execs node; CMD is `serve` with documented flags; EXPOSE has its ports, the same as the manifests', () => {
     expect(execForm(last('ENTRYPOINT')!.text)).toEqual(['/usr/bin/tini', '--', '/bin/sh', '/app/entrypoint.sh']);
-    expect(readFileSync(ENTRYPOINT, 'utf8')).toMatch(/^exec node "\$cli" "\$@"$/m);
+    expect(readFileSync(ENTRYPOINT, 'utf8')).toMatch(/^exec node --expose-gc "\$cli" "\$@"$/m);
     expect(cmd[0]).toBe('serve');
     const cmdFlags = flagsOf(cmd);
     for (const flag of cmdFlags.keys()) expect(HELP_FLAGS.has(flag), `--${flag} is in serve --help`).toBe(true);

@@ -12,6 +12,7 @@ import { clusterKeyPlan } from '../node/cluster/cluster-key.js';
 import { callerLimitsDefaults, type CallerLimits } from '../node/api/caller-ledger.js';
 import { readNodeTls } from '../node/transport/credentials.js';
 import { readPolicyFile, watchPolicyFile } from '../node/ops/policy-file.js';
+import { IdleGc } from '../node/ops/idle-gc.js';
 import { createLogger, parseLogLevel, type LogLevel, type Logger } from './logger.js';
 import { enableHarness, listenForFaultCommands } from '../chaos/harness-mode.js';
 
@@ -310,6 +311,8 @@ export async function runServe(args: string[]): Promise<number> {
   if (loaded.setAsideTo !== '') logger.warn({ setAsideTo: loaded.setAsideTo }, 'the snapshot failed its checks and was set aside; starting without it');
   else if (options.dataDir !== undefined) logger.info({ keys: loaded.loadedKeys, dataDir: options.dataDir }, 'snapshot loaded');
   const watches = signals.received === undefined ? watchFiles(node, logger, policyFile, envoyPaths, envoyLoad) : [];
+  // serve owns its process: with --expose-gc (the image and the systemd unit set it) an idle node drops a burst's garbage.
+  if (signals.received === undefined) watches.push(new IdleGc());
   if (signals.received === undefined) {
     logger.info({ grpc: node.grpcAddress, gossip: node.gossipAddress, http: node.httpAddress, members: node.members().map((m) => m.nodeId), owners: node.owners(), policies: policyFile }, 'serving');
     if (readyJson) process.stdout.write(`${JSON.stringify({ nodeId: node.nodeId, grpc: node.grpcAddress, gossip: node.gossipAddress, ...(node.httpAddress === undefined ? {} : { http: node.httpAddress }) })}\n`);
