@@ -193,7 +193,7 @@ export class ChaosCluster implements ClusterControl {
     const addresses = this.nodes.filter((_, i) => up[i]).map((n) => n.grpc);
     if (addresses.length === 0) return up.map(() => null);
     // A fresh client per probe: a long-lived channel to a killed node backs off and would see its restart late.
-    const probe = new RingLimitClient({ nodes: addresses, timeoutMs: this.options.healthTimeoutMs });
+    const probe = new RingLimitClient({ nodes: addresses, timeoutMs: this.options.healthTimeoutMs, ...(this.options.apiToken === undefined ? {} : { token: this.options.apiToken }) });
     try {
       const answers = await Promise.all(addresses.map((_, k) => probe.health(k).then((h) => h.members, () => -1)));
       let k = 0;

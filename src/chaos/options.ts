@@ -33,5 +33,6 @@ export const clusterDefaults: ClusterOptions = {
   gracefulStopTimeoutMs: 10_000,
   killExitTimeoutMs: 5_000,
   healthTimeoutMs: 300,
+  apiToken: undefined,
   pollIntervalMs: 50,
 };

@@ -61,7 +61,7 @@ async function runScenario(key: string, o: ChaosOptions, scenarioSeed: number): 
   const load: ScenarioLoad = { keyCount: o.keyCount, limit: o.limit, global: false, ringAware: true, ...scenario.load };
   const started = Date.now();
   const dataDir = mkdtempSync(join(tmpdir(), `ringlimit-chaos-${key}-`));
-  const cluster = await ChaosCluster.start(o.nodes, { serveArgs: scenario.serveArgs?.(dataDir) ?? [] }).catch((error: unknown) => {
+  const cluster = await ChaosCluster.start(o.nodes, { serveArgs: scenario.serveArgs?.(dataDir) ?? [], apiToken: load.apiToken }).catch((error: unknown) => {
     rmSync(dataDir, { recursive: true, force: true });
     throw error;
   });

@@ -36,6 +36,8 @@ export interface ClusterOptions {
   killExitTimeoutMs: number;
   /** One health probe of one node. */
   healthTimeoutMs: number;
+  /** The API token the health probes send, when the nodes ask for one (--api-token-file). */
+  apiToken: string | undefined;
   pollIntervalMs: number;
 }
 
