@@ -75,7 +75,7 @@ describe('replication asks for an ack only where someone waits for it', () => {
     replicator.receive(42, [entry(ofN1[1]!)], 'n1', reply);
     expect(replies).toEqual([42]);
     expect(replicator.stats.entriesReceived).toBe(2);
-    expect(store.size).toBe(2);
+    expect(store.stats().keys).toBe(2);
     replicator.close();
   });
 
