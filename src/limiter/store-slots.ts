@@ -96,6 +96,11 @@ export class StoreSlots {
     this.changedList = new Int32Array(merged.trackChanges ? this.capacity : 0);
   }
 
+  /** Keys changed since the last drainChanges() (with trackChanges). */
+  get pendingChanges(): number {
+    return this.changedCount;
+  }
+
   protected markChanged(slot: number): void {
     this.decidedHere[slot] = 1;
     if (this.changedFlag[slot] === 1) return;

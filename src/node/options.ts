@@ -79,8 +79,17 @@ export interface NodeOptions {
   /** Distinct nodes after the owner that hold a copy of each key's state. */
   replicas: number;
   replication: ReplicationMode;
-  /** Async replication sends changed state at most this long after the change. */
+  /** Async replication sends changed state at most this long after the change, once replicationMinBatch changes wait. */
   replicationDelayMs: number;
+  /**
+   * While fewer than replicationMinBatch changes wait, async replication waits for more, up to
+   * this long after the first: a quiet node sends a few fuller frames a second instead of one
+   * every replicationDelayMs (and what a crash can lose stays under replicationMinBatch changes).
+   * Never less than replicationDelayMs.
+   */
+  replicationMaxDelayMs: number;
+  /** Changes that make a flush worth its frame before replicationMaxDelayMs; 1: every replicationDelayMs, as before. */
+  replicationMinBatch: number;
   /** A forward not answered within this time fails over to the next candidate. */
   forwardTimeoutMs: number;
   /** 0 (default): adaptive batching of forwards, see maxFramesInFlight. Otherwise a fixed wait before each frame. */
@@ -178,6 +187,8 @@ export const nodeDefaults: NodeOptions = {
   replicas: 1,
   replication: 'async',
   replicationDelayMs: 5,
+  replicationMaxDelayMs: 50,
+  replicationMinBatch: 8,
   forwardTimeoutMs: 1_000,
   batchWaitMs: 0,
   maxFramesInFlight: 4,
@@ -254,6 +265,8 @@ export function resolveNodeOptions(options: NodeOptionsInput = {}): NodeOptions 
   range(o, 'replicas', 0, 5);
   if (o.replication !== 'async' && o.replication !== 'sync') throw invalidArgument('replication', "must be 'async' or 'sync'");
   range(o, 'replicationDelayMs', 0, 10_000, false);
+  range(o, 'replicationMaxDelayMs', 0, 10_000, false);
+  range(o, 'replicationMinBatch', 1, 10_000);
   range(o, 'forwardTimeoutMs', 1, 60_000, false);
   range(o, 'batchWaitMs', 0, 100, false);
   range(o, 'maxFramesInFlight', 1, 64);

@@ -29,9 +29,34 @@ function twoNodes() {
     disconnect: () => undefined,
     close: () => Promise.resolve(),
   };
-  const replicator = new Replicator({ store, view, transport, clock, ids }, { selfId: 'n0', replicas: 1, replicationDelayMs: 5, maxBatchSize: 1_000, ackTimeoutMs: 1_000, resyncSlotsPerTurn: 1_000 });
+  const replicator = new Replicator({ store, view, transport, clock, ids }, { selfId: 'n0', replicas: 1, replicationDelayMs: 1, replicationMaxDelayMs: 40, replicationMinBatch: 8, maxBatchSize: 1_000, ackTimeoutMs: 1_000, resyncSlotsPerTurn: 1_000 });
   return { clock, view, store, ids, sent, transport, replicator };
 }
+
+const realMs = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('a quiet node replicates in fuller frames', () => {
+  it('with fewer than replicationMinBatch changes waiting, the flush waits until replicationMaxDelayMs after the first; with as many, it goes every replicationDelayMs', async () => {
+    const { clock, store, sent, replicator, view } = twoNodes();
+    const owned = Array.from({ length: 400 }, (_, i) => `q${i}`).filter((k) => view.ownerOf('a', k) === 'n0');
+    const decide = (keys: string[]) => {
+      for (const key of keys) store.allow({ key, action: 'a', limit: 5, windowMs: WINDOW_MS });
+      replicator.changed();
+    };
+    decide(owned.slice(0, 2));
+    // The timer runs every 1 ms (real time); the node's clock stands still: 2 changes wait.
+    await realMs(30);
+    expect(sent).toEqual([]);
+    clock.advance(40); // the first change is now replicationMaxDelayMs old
+    for (let i = 0; i < 100 && sent.length === 0; i++) await realMs(2);
+    expect(sent.map((f) => f.entries)).toEqual([2]);
+    sent.length = 0;
+    decide(owned.slice(2, 12)); // 10 ≥ replicationMinBatch: no waiting for the clock
+    for (let i = 0; i < 100 && sent.length === 0; i++) await realMs(2);
+    expect(sent.map((f) => f.entries)).toEqual([10]);
+    replicator.close();
+  });
+});
 
 describe('replication asks for an ack only where someone waits for it', () => {
   it('async flushes send NO_ACK frames but one lag probe per 100 ms; a flush that waits (sync replication, a drain) asks for every ack', async () => {

@@ -18,6 +18,8 @@ export interface ClusterInit {
   replicas: number;
   replication: 'async' | 'sync';
   replicationDelayMs: number;
+  replicationMaxDelayMs: number;
+  replicationMinBatch: number;
   maxBatchSize: number;
   forwardTimeoutMs: number;
   batchWaitMs: number;

@@ -219,6 +219,8 @@ export class Cluster implements NodeRole {
         selfId: o.nodeId,
         replicas: o.replicas,
         replicationDelayMs: o.replicationDelayMs,
+        replicationMaxDelayMs: o.replicationMaxDelayMs,
+        replicationMinBatch: o.replicationMinBatch,
         maxBatchSize: o.maxBatchSize,
         ackTimeoutMs: o.forwardTimeoutMs,
         resyncSlotsPerTurn: clusterLimits.walkSlotsPerTurn,

@@ -24,6 +24,9 @@ export interface ReplicatorInit {
   selfId: string;
   replicas: number;
   replicationDelayMs: number;
+  /** While fewer than replicationMinBatch changes wait, flushes wait for more up to this long after the first change. */
+  replicationMaxDelayMs: number;
+  replicationMinBatch: number;
   /** Entries per frame. */
   maxBatchSize: number;
   /** How long flushAndWait() waits for an ack before giving the frame up. */
@@ -144,7 +147,7 @@ export class Replicator implements AckReceiver {
   ) {
     requireRoutingHash(components.store);
     this.outbox = new EntryOutbox(components, init.maxBatchSize);
-    if (init.replicas > 0) this.timer = new WakeTimer(() => this.flush() > 0 || this.waiters.size > 0, Math.max(1, init.replicationDelayMs));
+    if (init.replicas > 0) this.timer = new WakeTimer(() => this.tick(), Math.max(1, init.replicationDelayMs));
   }
 
   /** A decision here may have changed a key's state: it goes out with the next flush. */
@@ -154,6 +157,24 @@ export class Replicator implements AckReceiver {
   }
 
   // ---- sending ------------------------------------------------------------------------
+
+  /**
+   * The timer's turn, every replicationDelayMs while there is work: flushes, unless only a
+   * few changes wait and the first of them is younger than replicationMaxDelayMs (a quiet
+   * node: at 1,000 decisions/s over three nodes a flush every 5 ms carried 1–2 entries, and
+   * its frame cost more than they did). Returns whether to come back.
+   */
+  private tick(): boolean {
+    const pending = this.components.store.pendingChanges;
+    if (pending > 0 && pending < this.init.replicationMinBatch && this.changedAtMs >= 0 && this.components.clock.now() - this.changedAtMs < Math.max(this.init.replicationMaxDelayMs, this.init.replicationDelayMs)) {
+      if (this.waiters.size > 0 || this.lagProbes.size > 0) {
+        this.nowMs = this.components.clock.now();
+        this.expireWaiters();
+      }
+      return true;
+    }
+    return this.flush() > 0 || this.waiters.size > 0;
+  }
 
   /** Sends every pending change now; nothing waits for the acks. Returns how many keys changed. */
   flush(): number {
