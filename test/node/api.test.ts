@@ -93,6 +93,12 @@ describe('public gRPC API and peer stream hardening', () => {
 
   it('garbage frames on the peer stream are dropped and counted; the node keeps deciding', async () => {
     const target = nodes[1]!;
+    // The earlier tests' decisions may still be replicating here (a quiet owner waits up to replicationMaxDelayMs for a fuller frame): let them land first.
+    const quietMs = 2 * target.options.replicationMaxDelayMs;
+    for (let keys = -1, i = 0; i < 50 && target.store.stats().keys !== keys; i++) {
+      keys = target.store.stats().keys;
+      await new Promise((resolve) => setTimeout(resolve, quietMs));
+    }
     const before = target.stats();
     // A member's stream (a buggy or hostile member): strangers are refused before any frame, see security.test.ts.
     const { stream, close } = rawPeerStream(target, nodes[0]!.nodeId);

@@ -108,6 +108,16 @@ function refuseTooMany(bytes: Uint8Array, what: string, message: string): void {
 }
 
 /**
+ * Whether an AllowStreamRequest holds more than `max` requests, counted without decoding
+ * them (and not at all when it is too short to). Throws INVALID_ARGUMENT when malformed.
+ */
+export function holdsMoreThan(bytes: Uint8Array, max: number): boolean {
+  if (bytes.length <= max * MIN_FIELD_BYTES) return false;
+  const r = new ProtoReader(bytes, 'AllowStream message');
+  return countFields(r, r.end, 1, max) > max;
+}
+
+/**
  * The requests of one AllowStreamRequest, all or nothing: a malformed message, or one with
  * more than MAX_BATCH_ITEMS requests, throws INVALID_ARGUMENT before any is served. A
  * request without an id has no way to be answered and is left out.

@@ -3,11 +3,19 @@ import { RateLimitError, RingLimitError } from '../../common/errors.js';
 import type { Reservation } from '../../limiter/types.js';
 import { itemError, toServiceError, type PublicApiBackend } from './backend.js';
 import type { IncomingRequest } from './allow-codec.js';
-import { decodeStreamRequest, encodeStreamResponse, type OutgoingResult } from './stream-codec.js';
+import { decodeStreamRequest, encodeStreamResponse, holdsMoreThan, type OutgoingResult } from './stream-codec.js';
 import type { CallerConnection, CallerLedger } from './caller-ledger.js';
+import { batchBudgetDefaults } from './batch-budget.js';
 
 /** Requests awaiting an answer on one stream (forwarded to their owners); past it, items are refused. */
 export const MAX_AWAITING_PER_STREAM = 100_000;
+
+/**
+ * A message of more requests than this (the client's default maxBatchSize) runs under the
+ * large batches' budget, in slices, with its stream paused meanwhile; smaller ones are
+ * decided at once, as callers' own calls batched by their client.
+ */
+export const LARGE_STREAM_MESSAGE_ITEMS = 1_000;
 
 /** AllowStream with its messages as bytes (see stream-codec.ts). */
 export type AllowStreamCall = grpc.ServerDuplexStream<Buffer, Uint8Array>;
@@ -28,10 +36,12 @@ class StreamAnswers {
   private paused = false;
   private readonly resume = (): void => {
     this.paused = false;
-    if (!this.gone) this.call.resume();
+    if (!this.gone && !this.largeUnderWay) this.call.resume();
   };
   private halfClosed = false;
   private gone = false;
+  /** A large message is being served in slices: the stream stays paused until it is done. */
+  private largeUnderWay = false;
   private readonly flushLater = (): void => {
     this.flushScheduled = false;
     this.flush();
@@ -46,46 +56,98 @@ class StreamAnswers {
 
   serve(bytes: Buffer): void {
     if (this.gone) return;
-    // A stream's messages are callers' own calls, batched by their client: while they come, large batches get their smaller share.
-    this.ledger.largeBatches.singleCall();
-    let items: IncomingRequest[];
+    let large: boolean;
     try {
-      items = decodeStreamRequest(bytes);
+      large = holdsMoreThan(bytes, LARGE_STREAM_MESSAGE_ITEMS);
     } catch (error) {
       this.fail(error instanceof RingLimitError ? error : new RingLimitError('INVALID_ARGUMENT', 'malformed AllowStream message'));
       return;
     }
-    for (const item of items) {
-      const id = item.id;
-      if (this.awaiting >= MAX_AWAITING_PER_STREAM) {
-        this.ready.push({ id, decision: undefined, error: itemError(new RateLimitError('RESOURCE_EXHAUSTED', `more than ${MAX_AWAITING_PER_STREAM} requests awaiting an answer on this stream`)) });
-        continue;
-      }
-      if (this.ledger.itemsFull(this.connection, 1)) {
-        this.ready.push({ id, decision: undefined, error: itemError(new RateLimitError('RESOURCE_EXHAUSTED', `more than ${this.ledger.limits.maxItemsPerConnection} requests in flight on this connection`)) });
-        continue;
-      }
-      if (item.timestampMs !== undefined && Number.isFinite(item.timestampMs)) this.backend.recordCallerTime(item.timestampMs);
-      let answer: Reservation | Promise<Reservation>;
-      try {
-        answer = this.backend.decide(item.request, item.maxWaitMs);
-      } catch (error) {
-        this.ready.push({ id, decision: undefined, error: itemError(error) });
-        continue;
-      }
-      if (answer instanceof Promise) {
-        this.awaiting++;
-        this.ledger.takeItems(this.connection, 1);
-        answer.then(
-          (r) => this.answerLater({ id, decision: r, error: undefined }),
-          (error: unknown) => this.answerLater({ id, decision: undefined, error: itemError(error) }),
-        );
-      } else {
-        this.ready.push({ id, decision: answer, error: undefined });
-      }
+    if (large) {
+      this.serveLarge(bytes);
+      return;
     }
+    // A stream's messages are callers' own calls, batched by their client: while they come, large batches get their smaller share.
+    this.ledger.largeBatches.singleCall();
+    const items = this.decode(bytes);
+    if (items === undefined) return;
+    for (const item of items) this.serveItem(item);
     this.processed++;
     this.flush();
+  }
+
+  /**
+   * A message of more requests than a client batches (LARGE_STREAM_MESSAGE_ITEMS): decoded,
+   * then decided in slices under the large batches' budget, as an AllowBatch is; the stream
+   * reads nothing more until it is done (HTTP/2 holds the caller's next messages).
+   */
+  private serveLarge(bytes: Buffer): void {
+    this.largeUnderWay = true;
+    this.call.pause();
+    let items: IncomingRequest[] | undefined;
+    let next = 0;
+    void this.ledger.largeBatches
+      .run(true, (forwarded) => {
+        if (this.gone) return false;
+        if (items === undefined) {
+          items = this.decode(bytes);
+          return items !== undefined && items.length > 0;
+        }
+        const answer = this.serveItem(items[next++]!);
+        if (answer !== undefined) forwarded(answer);
+        // Its answers go out as they are decided, a slice's worth at a time, not all in one message at the end.
+        if (this.ready.length >= batchBudgetDefaults.sliceItems) this.flush();
+        return next < items.length;
+      })
+      .then(() => {
+        this.largeUnderWay = false;
+        if (this.gone) return;
+        this.processed++;
+        this.flush();
+        if (!this.paused && !this.gone) this.call.resume();
+      });
+  }
+
+  /** The message's requests, or undefined when it is malformed (the stream has then failed). */
+  private decode(bytes: Buffer): IncomingRequest[] | undefined {
+    try {
+      return decodeStreamRequest(bytes);
+    } catch (error) {
+      this.fail(error instanceof RingLimitError ? error : new RingLimitError('INVALID_ARGUMENT', 'malformed AllowStream message'));
+      return undefined;
+    }
+  }
+
+  /** Decides one request: answered now (into the next response message), or later; returns the answer that comes later. */
+  private serveItem(item: IncomingRequest): Promise<Reservation> | undefined {
+    const id = item.id;
+    if (this.awaiting >= MAX_AWAITING_PER_STREAM) {
+      this.ready.push({ id, decision: undefined, error: itemError(new RateLimitError('RESOURCE_EXHAUSTED', `more than ${MAX_AWAITING_PER_STREAM} requests awaiting an answer on this stream`)) });
+      return undefined;
+    }
+    if (this.ledger.itemsFull(this.connection, 1)) {
+      this.ready.push({ id, decision: undefined, error: itemError(new RateLimitError('RESOURCE_EXHAUSTED', `more than ${this.ledger.limits.maxItemsPerConnection} requests in flight on this connection`)) });
+      return undefined;
+    }
+    if (item.timestampMs !== undefined && Number.isFinite(item.timestampMs)) this.backend.recordCallerTime(item.timestampMs);
+    let answer: Reservation | Promise<Reservation>;
+    try {
+      answer = this.backend.decide(item.request, item.maxWaitMs);
+    } catch (error) {
+      this.ready.push({ id, decision: undefined, error: itemError(error) });
+      return undefined;
+    }
+    if (!(answer instanceof Promise)) {
+      this.ready.push({ id, decision: answer, error: undefined });
+      return undefined;
+    }
+    this.awaiting++;
+    this.ledger.takeItems(this.connection, 1);
+    answer.then(
+      (r) => this.answerLater({ id, decision: r, error: undefined }),
+      (error: unknown) => this.answerLater({ id, decision: undefined, error: itemError(error) }),
+    );
+    return answer;
   }
 
   /** The caller finished sending: end the stream once everything is answered. */
@@ -123,7 +185,7 @@ class StreamAnswers {
         this.call.once('drain', this.resume);
       }
     }
-    if (this.halfClosed && this.awaiting === 0) {
+    if (this.halfClosed && this.awaiting === 0 && !this.largeUnderWay) {
       this.gone = true;
       this.call.end();
     }
