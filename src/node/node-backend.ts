@@ -1,3 +1,4 @@
+import { cachedOwnersDigest, ownersDigest } from './api/owners-digest.js';
 import type { EnvoyDescriptors } from '../envoy/descriptors.js';
 import type { EnvoySettings } from '../envoy/answer.js';
 import type { EnvoyStats } from '../envoy/stats.js';
@@ -49,7 +50,11 @@ export function nodeBackend(node: ServedNode, sources: BackendSources): HttpApiB
   return {
     nodeId: node.nodeId,
     decide: sources.decide,
-    members: () => ({ owners: sources.role().ownerAddresses(), placement: PLACEMENT }),
+    members: () => {
+      const owners = sources.role().ownerAddresses();
+      return { owners, placement: PLACEMENT, ring: owners.length === 0 ? 0 : ownersDigest(owners) };
+    },
+    ringDigest: cachedOwnersDigest(() => sources.role().ownerAddresses()),
     health: () => ({ nodeId: node.nodeId, status: sources.stopping() ? 'draining' : sources.role().readiness().ready ? 'active' : 'joining', owners: sources.role().owners(), members: sources.role().members().length }),
     recordCallerTime: (timestampMs) => node.recordCallerTime(timestampMs),
     setPolicies: async (text) => {

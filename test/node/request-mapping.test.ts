@@ -65,7 +65,8 @@ function recordingBackend(seen: Seen): HttpApiBackend {
       return Promise.resolve(answer);
     },
     health: () => ({ nodeId: 'n0', status: 'active', owners: ['n0'], members: 1 }),
-    members: () => ({ owners: [], placement: '' }),
+    members: () => ({ owners: [], placement: '', ring: 0 }),
+    ringDigest: () => 0,
     recordCallerTime: () => undefined,
     setPolicies: () => ({ version: 0, digest: '', document: 'null' }),
     getPolicies: () => ({ version: 0, digest: '', document: 'null' }),

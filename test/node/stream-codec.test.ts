@@ -10,13 +10,15 @@ const generated = rateLimiterService()['AllowStream']!;
 interface Seen {
   decisions: unknown[][];
   errors: unknown[][];
+  rings: number[];
 }
 const collecting = (): ResultVisitor & Seen => {
-  const seen: Seen = { decisions: [], errors: [] };
+  const seen: Seen = { decisions: [], errors: [], rings: [] };
   return {
     ...seen,
     decision: (...args) => seen.decisions.push(args),
     error: (...args) => seen.errors.push(args),
+    ring: (digest) => seen.rings.push(digest),
   };
 };
 
@@ -51,15 +53,17 @@ describe('AllowStream codec: the hand-written coder agrees with the .proto', () 
       { id: 6, decision: { allowed: false, limit: 100, remaining: 0, resetAtMs: 1, retryAfterMs: 12.5, waitMs: 0 }, error: undefined },
       { id: 7, decision: undefined, error: { code: 'INVALID_ARGUMENT', message: 'limit: must be positive', field: 'limit' } },
     ];
-    const bytes = encodeStreamResponse(results, 3);
-    const viaGenerated = generated.responseDeserialize(Buffer.from(bytes)) as { results: Record<string, unknown>[]; processed: number };
+    const bytes = encodeStreamResponse(results, 3, 0xfedcba98);
+    const viaGenerated = generated.responseDeserialize(Buffer.from(bytes)) as { results: Record<string, unknown>[]; processed: number; ring: number };
     expect(viaGenerated.processed).toBe(3);
+    expect(viaGenerated.ring).toBe(0xfedcba98);
     expect(viaGenerated.results[0]).toMatchObject({ id: 5, decision: { allowed: true, limit: 100, remaining: 99, resetAtMs: 1_700_000_060_000.25 } });
     expect(viaGenerated.results[1]).toMatchObject({ id: 6, decision: { allowed: false, retryAfterMs: 12.5 } });
     expect(viaGenerated.results[2]).toMatchObject({ id: 7, error: { code: 'INVALID_ARGUMENT', field: 'limit' } });
 
     const seen = collecting();
     expect(decodeStreamResponse(generated.responseSerialize(viaGenerated), seen)).toBe(3);
+    expect(seen.rings).toEqual([0xfedcba98]);
     expect(seen.decisions).toEqual([
       [5, true, 100, 99, 1_700_000_060_000.25, 0, 0],
       [6, false, 100, 0, 1, 12.5, 0],

@@ -17,6 +17,8 @@ export interface PublicApiBackend {
   health(): WireHealth;
   /** The owners in this node's view with their gRPC addresses (Members RPC). */
   members(): WireMembers;
+  /** The digest of members().owners (0 with none), cheap to read per answer message (AllowStream's `ring`). */
+  ringDigest(): number;
   /** A caller's clock reading, for the skew statistic. */
   recordCallerTime(timestampMs: number): void;
   /** Admin: replaces the policies cluster-wide from YAML or JSON text ('' removes them); throws INVALID_ARGUMENT for a bad document. */

@@ -85,6 +85,8 @@ export interface WireRingMember {
 export interface WireMembers {
   owners: WireRingMember[];
   placement: string;
+  /** ownersDigest(owners): AllowStream answers carry the same number while the owners stay these. */
+  ring: number;
 }
 
 export interface WirePoliciesInfo {

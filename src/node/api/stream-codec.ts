@@ -37,6 +37,8 @@ export interface OutgoingResult extends BatchResult {
 /** Receives the answers of one response message, without an object per answer. */
 export interface ResultVisitor extends DecisionVisitor {
   error(id: number, code: string, message: string, field: string): void;
+  /** The answering node's ownersDigest (field 3), when it sends one. */
+  ring(digest: number): void;
 }
 
 // ---- writing ------------------------------------------------------------------------------
@@ -70,8 +72,8 @@ function writeResult(w: ProtoWriter, decisionField: number, r: BatchResult): voi
   }
 }
 
-/** AllowStreamResponse { repeated StreamedAllowResult results = 1; uint32 processed = 2 }. */
-export function encodeStreamResponse(results: readonly OutgoingResult[], processed: number): Uint8Array {
+/** AllowStreamResponse { repeated StreamedAllowResult results = 1; uint32 processed = 2; uint32 ring = 3 }. */
+export function encodeStreamResponse(results: readonly OutgoingResult[], processed: number, ring = 0): Uint8Array {
   const w = new ProtoWriter(56 * results.length + 8);
   for (const r of results) {
     const item = w.uint(tag(1, LENGTH_DELIMITED)).beginMessage();
@@ -80,6 +82,7 @@ export function encodeStreamResponse(results: readonly OutgoingResult[], process
     w.endMessage(item);
   }
   if (processed > 0) w.uint(tag(2, VARINT)).uint(processed);
+  if (ring !== 0) w.uint(tag(3, VARINT)).uint(ring);
   return w.finish();
 }
 
@@ -215,6 +218,10 @@ export function decodeStreamResponse(bytes: Uint8Array, visit: ResultVisitor): n
     const t = r.varint();
     if (t === tag(2, VARINT)) {
       processed = r.varint();
+      continue;
+    }
+    if (t === tag(3, VARINT)) {
+      visit.ring(r.varint());
       continue;
     }
     if (t !== tag(1, LENGTH_DELIMITED)) {

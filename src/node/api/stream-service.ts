@@ -175,7 +175,7 @@ class StreamAnswers {
   private flush(): void {
     if (this.gone) return;
     if (this.ready.length > 0 || this.processed > 0) {
-      const room = this.call.write(encodeStreamResponse(this.ready, this.processed));
+      const room = this.call.write(encodeStreamResponse(this.ready, this.processed, this.backend.ringDigest()));
       this.ready = [];
       this.processed = 0;
       // Back-pressure: a caller that does not read its answers gets no more of its requests read (HTTP/2 holds them in the caller).

@@ -6,6 +6,7 @@ import type { CallBook } from './call-book.js';
 import type { ClientMetrics } from './client-metrics.js';
 import type { Failover } from './failover.js';
 import type { LinkPool, StreamEvents } from './link-pool.js';
+import type { OwnerRing } from './owner-ring.js';
 import type { NodeLink, PendingCall, RawStream } from './pending-call.js';
 
 /**
@@ -21,6 +22,7 @@ export class CallSender {
     private readonly pool: LinkPool,
     private readonly failover: Failover,
     private readonly metrics: ClientMetrics,
+    private readonly ring: Pick<OwnerRing, 'seen'>,
   ) {}
 
   /** One AllowStream message to the queue's node; false (after failing the batch over) when there is no stream. */
@@ -96,6 +98,7 @@ export class CallSender {
       if (code === 'UNAVAILABLE') this.failover.retry(call);
       else call.reject(new RateLimitError((code || 'INTERNAL') as ErrorCode, message || 'the node returned no result for this request', field || undefined));
     },
+    ring: (digest) => this.ring.seen(digest),
   };
 }
 

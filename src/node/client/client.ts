@@ -48,7 +48,7 @@ export class RingLimitClient {
     this.pool = new LinkPool(this.options, this.book.batcher, metadata);
     this.ring = new OwnerRing(this.options, this.pool, metadata);
     this.failover = new Failover(this.options, this.book, this.pool, this.ring, this.meters);
-    this.sender = new CallSender(this.options.timeoutMs, this.book, this.pool, this.failover, this.meters);
+    this.sender = new CallSender(this.options.timeoutMs, this.book, this.pool, this.failover, this.meters, this.ring);
     this.unary = new UnaryCalls(this.pool, this.options.timeoutMs, metadata);
   }
 

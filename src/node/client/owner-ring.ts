@@ -16,6 +16,8 @@ const SOON_REFRESH_GAP_MS = 250;
 
 export class OwnerRing {
   private owners: ViewMember[] = [];
+  /** The digest of the owners last learned (MembersResponse.ring; 0 from a node that sends none). */
+  private digest = 0;
   private askedAtMs = -Infinity;
   private readonly view: ClusterView;
   private readonly timer: NodeJS.Timeout | undefined;
@@ -52,8 +54,18 @@ export class OwnerRing {
       const owners = (response.owners ?? []).slice(0, MAX_LINKS);
       if (!owners.every((o) => typeof o.nodeId === 'string' && isNodeAddress(o.address))) return;
       this.owners = owners.map((o) => ({ nodeId: o.nodeId, address: o.address, owns: true }));
+      this.digest = typeof response.ring === 'number' ? response.ring : 0;
       this.view.refresh();
     });
+  }
+
+  /**
+   * An answer named the owners its node places keys on by their digest: another than those
+   * last learned means the ring moved (a member joined, drained or left), so ask now instead
+   * of at the next ringRefreshMs — at most every SOON_REFRESH_GAP_MS while nodes disagree.
+   */
+  seen(digest: number): void {
+    if (digest !== 0 && digest !== this.digest) this.refreshSoon();
   }
 
   /** The link to (action, key)'s owner, when the view knows it. */
