@@ -146,13 +146,19 @@ export class Handoff implements AckReceiver {
     this.walkedTo = 0;
     this.components.view.setStillHeld(this.notPushedYet);
     this.walk?.stop();
+    let collectedTo = 0;
     this.walk = new PacedWalk(
       this.components.store,
       (from, to) => {
         this.nowMs = this.components.clock.now();
         this.components.store.forEachEntry(this.collectMoved, from, to);
+        collectedTo = to;
+      },
+      () => this.outbox.pending,
+      () => {
+        // Sent in the turn they were collected in: no decision here changed them meanwhile.
         this.stats.pushedEntries += this.outbox.send(FrameType.Handoff, sentIds);
-        this.walkedTo = to;
+        this.walkedTo = collectedTo;
         if (this.outbox.lastUnsent > 0) unconfirmed = true;
         // Awaited as soon as sent: an ack may come back before the walk's next turn.
         this.chunkFrames.clear();
