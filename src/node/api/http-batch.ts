@@ -1,10 +1,11 @@
 import { RingLimitError } from '../../common/errors.js';
 import type { Reservation } from '../../limiter/types.js';
-import { MAX_BATCH_ITEMS, itemError, type PublicApiBackend } from './backend.js';
+import { itemError, type PublicApiBackend } from './backend.js';
 import { batchBudgetDefaults } from './batch-budget.js';
 import type { CallerConnection, CallerLedger } from './caller-ledger.js';
 import { endLarge, mayStartLarge, startLarge } from './large-batches.js';
-import { HttpError, decision, parseJson, toRequest } from './http-json.js';
+import { HttpError, decision, toRequest } from './http-json.js';
+import { BatchBodyReader } from './batch-body.js';
 
 /** Body bytes past which a /v1/allow-batch request counts as large (about 100 requests of JSON). */
 const SMALL_BATCH_JSON_BYTES = batchBudgetDefaults.smallBatchItems * 128;
@@ -94,12 +95,10 @@ function throwIf(refusal: RingLimitError | undefined): void {
 /** The answer to a batch, as JSON text (see allowBatch); a large one in slices under the large batches' budget. */
 async function decideBatch(backend: PublicApiBackend, ledger: CallerLedger, connection: CallerConnection, bytes: Buffer, large: boolean): Promise<RawJson> {
   const budget = ledger.largeBatches;
-  let body: unknown;
-  // One step: JSON.parse is not sliced (a body is at most maxBodyBytes), but it is charged.
-  await budget.run(large, () => ((body = parseJson(bytes)), false));
-  const requests = (body as { requests?: unknown } | null)?.requests;
-  if (typeof body !== 'object' || body === null || !Array.isArray(requests)) throw new HttpError(400, 'INVALID_ARGUMENT', 'requests', 'the body must be { "requests": [ ... ] }');
-  if (requests.length > MAX_BATCH_ITEMS) throw new HttpError(400, 'INVALID_ARGUMENT', 'requests', `at most ${MAX_BATCH_ITEMS} requests per batch`);
+  // Read in steps under the budget (a 10,000-request body took 3–5 ms to parse in one piece).
+  const reader = new BatchBodyReader(bytes);
+  await budget.run(large, () => reader.step());
+  const requests = reader.result();
   const count = requests.length;
   if (ledger.itemsFull(connection, count)) throw new RingLimitError('RESOURCE_EXHAUSTED', `more than ${ledger.limits.maxItemsPerConnection} requests in flight on this connection`);
   ledger.takeItems(connection, count);
