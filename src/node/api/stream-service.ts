@@ -99,13 +99,20 @@ class StreamAnswers {
         if (this.ready.length >= batchBudgetDefaults.sliceItems) this.flush();
         return next < items.length;
       })
-      .then(() => {
-        this.largeUnderWay = false;
-        if (this.gone) return;
-        this.processed++;
-        this.flush();
-        if (!this.paused && !this.gone) this.call.resume();
-      });
+      .then(
+        () => {
+          this.largeUnderWay = false;
+          if (this.gone) return;
+          this.processed++;
+          this.flush();
+          if (!this.paused && !this.gone) this.call.resume();
+        },
+        () => {
+          // Nothing in a slice is expected to throw; if something does, this stream ends, not the node.
+          this.largeUnderWay = false;
+          if (!this.gone) this.fail(new RingLimitError('INTERNAL', 'a large AllowStream message could not be served'));
+        },
+      );
   }
 
   /** The message's requests, or undefined when it is malformed (the stream has then failed). */
