@@ -3,6 +3,7 @@ import { batchBudgetDefaults } from './batch-budget.js';
 import { itemError, type PublicApiBackend } from './backend.js';
 import type { IncomingRequest } from './allow-codec.js';
 import type { CallerConnection, CallerLedger } from './caller-ledger.js';
+import { decideUnderBudget } from './large-batches.js';
 import { BatchRequestReader, encodeBatchResponse, type BatchResult } from './stream-codec.js';
 
 /** Bytes past which an AllowBatch request counts as large (about 100 requests). */
@@ -61,21 +62,8 @@ export async function answerBatch(backend: PublicApiBackend, ledger: CallerLedge
       throw error instanceof RingLimitError ? error : new RingLimitError('INVALID_ARGUMENT', 'malformed AllowBatch request');
     }
   });
-  const count = requests.length;
-  if (ledger.itemsFull(connection, count)) throw new RingLimitError('RESOURCE_EXHAUSTED', `more than ${ledger.limits.maxItemsPerConnection} requests in flight on this connection`);
-  ledger.takeItems(connection, count);
-  const results: BatchResult[] = new Array<BatchResult>(count);
-  try {
-    const later: Promise<void>[] = [];
-    let next = 0;
-    await budget.run(large, (forwarded) => {
-      if (next < count) decideItem(backend, requests[next++]!, results, forwarded, later);
-      return next < count;
-    });
-    await Promise.all(later);
-  } finally {
-    ledger.itemsDone(connection, count);
-  }
+  const results: BatchResult[] = new Array<BatchResult>(requests.length);
+  await decideUnderBudget(ledger, connection, requests.length, large, (i, forwarded, later) => decideItem(backend, requests[i]!, results, forwarded, later));
   // A repeated field's items, written apart and joined, are the message written whole.
   const parts: Uint8Array[] = [];
   let from = 0;

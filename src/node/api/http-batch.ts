@@ -3,7 +3,7 @@ import type { Reservation } from '../../limiter/types.js';
 import { itemError, type PublicApiBackend } from './backend.js';
 import { batchBudgetDefaults } from './batch-budget.js';
 import type { CallerConnection, CallerLedger } from './caller-ledger.js';
-import { endLarge, mayStartLarge, startLarge } from './large-batches.js';
+import { decideUnderBudget, endLarge, mayStartLarge, startLarge } from './large-batches.js';
 import { HttpError, decision, toRequest } from './http-json.js';
 import { BatchBodyReader } from './batch-body.js';
 
@@ -99,21 +99,8 @@ async function decideBatch(backend: PublicApiBackend, ledger: CallerLedger, conn
   const reader = new BatchBodyReader(bytes);
   await budget.run(large, () => reader.step());
   const requests = reader.result();
-  const count = requests.length;
-  if (ledger.itemsFull(connection, count)) throw new RingLimitError('RESOURCE_EXHAUSTED', `more than ${ledger.limits.maxItemsPerConnection} requests in flight on this connection`);
-  ledger.takeItems(connection, count);
-  const results: Result[] = new Array<Result>(count);
-  try {
-    const later: Promise<void>[] = [];
-    let next = 0;
-    await budget.run(large, (forwarded) => {
-      if (next < count) decideItem(backend, requests[next], next++, results, forwarded, later);
-      return next < count;
-    });
-    await Promise.all(later);
-  } finally {
-    ledger.itemsDone(connection, count);
-  }
+  const results: Result[] = new Array<Result>(requests.length);
+  await decideUnderBudget(ledger, connection, requests.length, large, (i, forwarded, later) => decideItem(backend, requests[i], i, results, forwarded, later));
   // Written and encoded in parts of WRITE_ITEMS answers: joined, they are the answer's bytes.
   const parts: Buffer[] = [Buffer.from('{"results":[')];
   let from = 0;

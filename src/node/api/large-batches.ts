@@ -1,6 +1,6 @@
 import { RingLimitError } from '../../common/errors.js';
 import { batchBudgetDefaults } from './batch-budget.js';
-import type { CallerLedger } from './caller-ledger.js';
+import type { CallerConnection, CallerLedger } from './caller-ledger.js';
 
 /**
  * A large batch asks to start, on any public surface (gRPC AllowBatch, HTTP /v1/allow-batch):
@@ -29,4 +29,34 @@ export function mayStartLarge(ledger: CallerLedger): boolean {
 /** A large batch that startLarge() let start has ended. */
 export function endLarge(ledger: CallerLedger): void {
   ledger.largeBatches.running--;
+}
+
+/**
+ * Decides a batch's `count` requests in order, on any public surface: in slices under the
+ * large batches' budget when `large`, at once otherwise. They count as in flight on
+ * `connection` until every answer is in (refused past maxItemsPerConnection, before any is
+ * decided). `decide(index, forwarded, later)` decides request `index`: an answer that waits
+ * for another member goes to `forwarded` (the budget charges it), and what fills its place
+ * once answered into `later`.
+ */
+export async function decideUnderBudget(
+  ledger: CallerLedger,
+  connection: CallerConnection,
+  count: number,
+  large: boolean,
+  decide: (index: number, forwarded: (answer: Promise<unknown>) => void, later: Promise<void>[]) => void,
+): Promise<void> {
+  if (ledger.itemsFull(connection, count)) throw new RingLimitError('RESOURCE_EXHAUSTED', `more than ${ledger.limits.maxItemsPerConnection} requests in flight on this connection`);
+  ledger.takeItems(connection, count);
+  try {
+    const later: Promise<void>[] = [];
+    let next = 0;
+    await ledger.largeBatches.run(large, (forwarded) => {
+      if (next < count) decide(next++, forwarded, later);
+      return next < count;
+    });
+    await Promise.all(later);
+  } finally {
+    ledger.itemsDone(connection, count);
+  }
 }
