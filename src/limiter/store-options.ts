@@ -11,7 +11,7 @@ export interface StoreOptions {
   maxActions: number;
   /** Record which keys' state changed, for replication (see drainChanges). */
   trackChanges: boolean;
-  /** States received for keys already held, merged at the key's next decision (handoff). */
+  /** Keys with states received while held, waiting to be merged at their next decision (handoff); each keeps at most MAX_PENDING_PER_KEY. */
   maxPendingMerges: number;
   /**
    * How long the sweeper keeps a key after its state is back to fresh. Dropping it is

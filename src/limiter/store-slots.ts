@@ -14,10 +14,22 @@ function grown<T extends Float64Array | Uint8Array | Uint16Array | Int32Array>(o
   return larger;
 }
 
+/** States waiting for one key, newest first: each is merged at the key's next decision. */
 export interface PendingMerge {
   algorithm: AlgorithmId;
   cells: Float64Array;
+  /** The state that arrived before this one, if it waits too. */
+  next: PendingMerge | undefined;
+  /** States in this list. */
+  depth: number;
 }
+
+/**
+ * States that may wait for one key at once: every holder on every ring since the cluster last
+ * settled may send one (a push, a pull answer). Past it the newest is not kept, as when
+ * maxPendingMerges keys already wait.
+ */
+export const MAX_PENDING_PER_KEY = 8;
 
 /**
  * In-memory state of (action, key) pairs. Struct-of-arrays layout: per key, four doubles
@@ -62,7 +74,7 @@ export class StoreSlots {
   protected readonly calendarOf: (Calendar | null)[] = [];
   /** 1 where the state came from a peer or a snapshot and has not been checked against the key's limits yet (peer-state.ts). */
   protected unverified: Uint8Array;
-  /** A peer's state waiting to be merged into a slot at its next decision, by slot; pendingFlag marks those slots (one byte read per decision). */
+  /** Peers' states waiting to be merged into a slot at its next decision, by slot; pendingFlag marks those slots (one byte read per decision). */
   protected readonly pendingMerges = new Map<number, PendingMerge>();
   protected pendingFlag: Uint8Array;
   /** StoreOptions.routingHash of each slot's key (empty without one). */
@@ -108,6 +120,25 @@ export class StoreSlots {
     this.changedList[this.changedCount++] = slot;
   }
 
+  /** Keeps a peer's state for the slot's next decision; false when it cannot wait (a bound is reached). */
+  protected addPendingMerge(slot: number, algorithm: AlgorithmId, cells: Float64Array, base: number): boolean {
+    const next = this.pendingMerges.get(slot);
+    if (next === undefined ? this.pendingMerges.size >= this.options.maxPendingMerges : next.depth >= MAX_PENDING_PER_KEY) return false;
+    this.pendingMerges.set(slot, { algorithm, cells: cells.slice(base, base + STATE_STRIDE), next, depth: (next?.depth ?? 0) + 1 });
+    this.pendingFlag[slot] = 1;
+    return true;
+  }
+
+  /** Visits the states waiting to be merged into (action, key), if any: whoever takes the key over must get them too. */
+  forEachPendingState(action: string, key: string, visit: EntryVisitor): void {
+    const slot = this.tables.get(action)?.get(key);
+    if (slot !== undefined && this.pendingFlag[slot] === 1) this.visitPending(slot, action, key, visit);
+  }
+
+  private visitPending(slot: number, action: string, key: string, visit: EntryVisitor): void {
+    for (let m = this.pendingMerges.get(slot); m !== undefined; m = m.next) visit(action, key, m.algorithm, m.cells, 0, this.hashOf[slot] ?? 0);
+  }
+
   protected dropPendingMerge(slot: number): void {
     this.pendingMerges.delete(slot);
     this.pendingFlag[slot] = 0;
@@ -134,14 +165,19 @@ export class StoreSlots {
     return visited;
   }
 
-  /** Visits every key held (snapshots, handoff), or those in slots [fromSlot, toSlot) for work done in chunks. */
-  forEachEntry(visit: EntryVisitor, fromSlot = 0, toSlot = Infinity): void {
+  /**
+   * Visits every key held (snapshots, handoff), or those in slots [fromSlot, toSlot) for work
+   * done in chunks. `withPending`: each key's states waiting to be merged are visited after it,
+   * as entries of their own (a receiver that merges conservatively gets them all).
+   */
+  forEachEntry(visit: EntryVisitor, fromSlot = 0, toSlot = Infinity, withPending = false): void {
     const end = Math.min(toSlot, this.highWater);
     for (let slot = fromSlot; slot < end; slot++) {
       const key = this.keyOf[slot];
-      if (key !== undefined) {
-        visit(this.actionNames[this.actionOf[slot]!]!, key, this.algorithmOf[slot]! as AlgorithmId, this.cells, slot * STATE_STRIDE, this.hashOf[slot] ?? 0);
-      }
+      if (key === undefined) continue;
+      const action = this.actionNames[this.actionOf[slot]!]!;
+      visit(action, key, this.algorithmOf[slot]! as AlgorithmId, this.cells, slot * STATE_STRIDE, this.hashOf[slot] ?? 0);
+      if (withPending && this.pendingFlag[slot] === 1) this.visitPending(slot, action, key, visit);
     }
   }
 

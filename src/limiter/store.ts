@@ -265,12 +265,13 @@ export class LimiterStore extends StoreSlots {
     for (let i = 0; i < STATE_STRIDE; i++) scratch[i] = this.cells[base + i]!;
     if (this.unverified[slot] === 1) clampPeerState(scratch, 0, p, nowMs);
     if (this.pendingFlag[slot] !== 1) return;
-    const pending = this.pendingMerges.get(slot);
-    if (pending === undefined || pending.algorithm !== p.algorithm) return;
-    const other = this.pendingScratch;
-    other.set(pending.cells);
-    clampPeerState(other, 0, p, nowMs);
-    algorithms[p.algorithm]!.merge(scratch, 0, other, 0, p, nowMs);
+    for (let m = this.pendingMerges.get(slot); m !== undefined; m = m.next) {
+      if (m.algorithm !== p.algorithm) continue;
+      const other = this.pendingScratch;
+      other.set(m.cells);
+      clampPeerState(other, 0, p, nowMs);
+      algorithms[p.algorithm]!.merge(scratch, 0, other, 0, p, nowMs);
+    }
   }
 
   /**
@@ -357,10 +358,11 @@ export class LimiterStore extends StoreSlots {
   private applyPendingMerge(p: ResolvedParams, slot: number, nowMs: number): void {
     const pending = this.pendingMerges.get(slot);
     this.dropPendingMerge(slot);
-    if (pending === undefined) return;
-    if (pending.algorithm !== p.algorithm) return;
-    if (clampPeerState(pending.cells, 0, p, nowMs)) this.counters.implausibleStates++;
-    algorithms[p.algorithm]!.merge(this.cells, slot * STATE_STRIDE, pending.cells, 0, p, nowMs);
+    for (let m = pending; m !== undefined; m = m.next) {
+      if (m.algorithm !== p.algorithm) continue;
+      if (clampPeerState(m.cells, 0, p, nowMs)) this.counters.implausibleStates++;
+      algorithms[p.algorithm]!.merge(this.cells, slot * STATE_STRIDE, m.cells, 0, p, nowMs);
+    }
   }
 
   /**
@@ -376,9 +378,7 @@ export class LimiterStore extends StoreSlots {
     }
     let slot = this.tables.get(action)?.get(key);
     if (slot !== undefined && (mode === 'merge' || (mode === 'replica' && this.decidedHere[slot] === 1))) {
-      if (this.pendingMerges.size >= this.options.maxPendingMerges) return; // bounded: the local view stands
-      this.pendingMerges.set(slot, { algorithm, cells: cells.slice(base, base + STATE_STRIDE) });
-      this.pendingFlag[slot] = 1;
+      this.addPendingMerge(slot, algorithm, cells, base); // bounded: past it, the local view stands
       return;
     }
     if (slot === undefined) slot = this.insert(action, key, algorithm);

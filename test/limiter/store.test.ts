@@ -212,6 +212,50 @@ describe('LimiterStore state transfer', () => {
     expect(a.store.readEntry('a', 'nobody', cells)).toBe(-1);
   });
 
+  it('several states merged into a held key before its next decision all count: the most spent wins, whatever order they came in', () => {
+    const stateAfter = (used: number): Float64Array => {
+      const { store } = newStore();
+      for (let i = 0; i < used; i++) store.allow(req('u'));
+      const cells = new Float64Array(4);
+      store.readEntry('a', 'u', cells);
+      return cells;
+    };
+    for (const order of [[4, 1], [1, 4], [2, 4, 1, 3]]) {
+      const { store } = newStore();
+      store.allow(req('u')); // 4 left here
+      for (const used of order) store.importEntry('a', 'u', 0, stateAfter(used), 0, 'merge');
+      expect(store.allow({ ...req('u'), cost: 0 }).remaining).toBe(1); // min over 4, 1, 4, 3, 2
+    }
+  });
+
+  it('forEachEntry(withPending) and forEachPendingState visit the states waiting to be merged, so a key handed on takes them along', () => {
+    const { store } = newStore();
+    store.allow(req('u'));
+    const other = newStore();
+    for (let i = 0; i < 4; i++) other.store.allow(req('u'));
+    const cells = new Float64Array(4);
+    other.store.readEntry('a', 'u', cells);
+    store.importEntry('a', 'u', 0, cells, 0, 'merge');
+    const seen: number[] = [];
+    const visit = (_a: string, _k: string, _alg: number, c: Float64Array, base: number): void => {
+      const probe = newStore();
+      probe.store.importEntry('a', 'u', 0, c, base, 'replace');
+      seen.push(probe.store.allow({ ...req('u'), cost: 0 }).remaining);
+    };
+    store.forEachEntry(visit);
+    expect(seen).toEqual([4]);
+    seen.length = 0;
+    store.forEachEntry(visit, 0, Infinity, true);
+    expect(seen).toEqual([4, 1]);
+    seen.length = 0;
+    store.forEachPendingState('a', 'u', visit);
+    expect(seen).toEqual([1]);
+    store.allow(req('u')); // a decision merges it (a peek would not): nothing waits any more
+    seen.length = 0;
+    store.forEachPendingState('a', 'u', visit);
+    expect(seen).toEqual([]);
+  });
+
   it('forEachEntry visits every key; delete drops one', () => {
     const { store } = newStore();
     for (let i = 0; i < 5; i++) store.allow(req(`k${i}`));
