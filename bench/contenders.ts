@@ -57,6 +57,6 @@ export function embeddedContender(name: string, short: string, node: RingLimitNo
  */
 export function ownerAmong(nodeIds: readonly string[]): (key: string) => string {
   const members = nodeIds.map((nodeId) => ({ nodeId, address: `${nodeId}:1`, owns: true }));
-  const view = new ClusterView({ members: { current: () => members }, clock: systemClock }, { selfId: '', replicas: 0, maxHandedAwayKeys: 0 });
+  const view = new ClusterView({ members: { current: () => members }, clock: systemClock }, { selfId: '', replicas: 0, maxHandedAwayKeys: 0, handoffWindowMs: 0 });
   return (key) => view.ownerOf(ACTION, key);
 }

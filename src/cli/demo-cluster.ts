@@ -56,7 +56,7 @@ const ACTION = 'api';
  */
 export function ownersOfUsers(ownerIds: readonly string[], keys: readonly string[]): Map<string, string> {
   const members = ownerIds.map((nodeId) => ({ nodeId, address: '', owns: true }));
-  const view = new ClusterView({ members: { current: () => members }, clock: systemClock }, { selfId: '', replicas: 0, maxHandedAwayKeys: 1 });
+  const view = new ClusterView({ members: { current: () => members }, clock: systemClock }, { selfId: '', replicas: 0, maxHandedAwayKeys: 1, handoffWindowMs: 0 });
   return new Map(keys.map((key) => [key, ownerIds.length === 0 ? '?' : view.ownerOf(ACTION, key)]));
 }
 

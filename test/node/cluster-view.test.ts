@@ -7,7 +7,7 @@ import { ClusterView, HERE, NO_RING, routingHash, type ViewMember } from '../../
 function view(selfId: string, nodeIds: string[], replicas = 1): { view: ClusterView; clock: ManualClock } {
   const clock = new ManualClock();
   const members: ViewMember[] = nodeIds.map((nodeId) => ({ nodeId, address: `${nodeId}:1`, owns: true }));
-  return { view: new ClusterView({ members: { current: () => members }, clock }, { selfId, replicas, maxHandedAwayKeys: 100 }), clock };
+  return { view: new ClusterView({ members: { current: () => members }, clock }, { selfId, replicas, maxHandedAwayKeys: 100, handoffWindowMs: 10_000 }), clock };
 }
 
 describe('the routing hash a store keeps per key', () => {
@@ -16,7 +16,7 @@ describe('the routing hash a store keeps per key', () => {
     const store = new LimiterStore(clock, { routingHash });
     const members: ViewMember[] = ['n0', 'n1', 'n2', 'n3'].map((nodeId) => ({ nodeId, address: `${nodeId}:1`, owns: true }));
     let current = members.slice(0, 3);
-    const v = new ClusterView({ members: { current: () => current }, clock }, { selfId: 'n1', replicas: 1, maxHandedAwayKeys: 100 });
+    const v = new ClusterView({ members: { current: () => current }, clock }, { selfId: 'n1', replicas: 1, maxHandedAwayKeys: 100, handoffWindowMs: 10_000 });
     const baseline = v.currentRing;
     current = members; // n3 joins: the view has a previous ring now
     v.refresh();
@@ -112,7 +112,7 @@ describe('ClusterView.placement: where a request goes, with one hash', () => {
 describe('ClusterView.judgeSender: who may send state about a key', () => {
   it('refuses a settled owner that holds no copy of the key; hears holders, and senders not on the ring yet (their view is ahead) or any more', () => {
     const members: ViewMember[] = ['n0', 'n1', 'n2', 'n3'].map((nodeId) => ({ nodeId, address: `${nodeId}:1`, owns: true }));
-    const v = new ClusterView({ members: { current: () => members }, clock: new ManualClock() }, { selfId: 'n0', replicas: 1, maxHandedAwayKeys: 10 });
+    const v = new ClusterView({ members: { current: () => members }, clock: new ManualClock() }, { selfId: 'n0', replicas: 1, maxHandedAwayKeys: 10, handoffWindowMs: 10_000 });
     const out: string[] = [];
     let key = '';
     for (let i = 0; ; i++) {

@@ -68,7 +68,7 @@ describe('handoff announcements, on one node', () => {
     const clock = new ManualClock(1_000_000);
     // n2 was away (restarted): its view starts from {n0, n1}…
     const members: ViewMember[] = ['n0', 'n1', 'n2'].map((nodeId) => ({ nodeId, address: `${nodeId}:1`, owns: nodeId !== 'n2' }));
-    const view = new ClusterView({ members: { current: () => members }, clock }, { selfId: 'n2', replicas: 1, maxHandedAwayKeys: 100 });
+    const view = new ClusterView({ members: { current: () => members }, clock }, { selfId: 'n2', replicas: 1, maxHandedAwayKeys: 100, handoffWindowMs: 10_000 });
     const transport = silentTransport();
     const handoff = new Handoff(
       { store: new LimiterStore(clock, { routingHash }), view, transport, clock, ids: new FrameIds(1_000) },
@@ -107,7 +107,7 @@ describe('handoff announcements, on the pushing node', () => {
   it('announces — directly to the members and in gossip — once every frame of a push that spans many turns is acked, acks arriving between turns', async () => {
     const clock = new ManualClock(1_000_000);
     const members: ViewMember[] = ['n0', 'n1', 'n2'].map((nodeId) => ({ nodeId, address: `${nodeId}:1`, owns: nodeId !== 'n2' }));
-    const view = new ClusterView({ members: { current: () => members }, clock }, { selfId: 'n0', replicas: 1, maxHandedAwayKeys: 100 });
+    const view = new ClusterView({ members: { current: () => members }, clock }, { selfId: 'n0', replicas: 1, maxHandedAwayKeys: 100, handoffWindowMs: 10_000 });
     const store = new LimiterStore(clock, { routingHash });
     for (let i = 0; i < 5_000; i++) store.allow({ key: `k${i}`, action: 'a', limit: 5, windowMs: WINDOW_MS });
     const ids = new FrameIds(10_000);
@@ -150,7 +150,7 @@ describe('handoff announcements, on the pushing node', () => {
     try {
       const clock = new ManualClock(1_000_000);
       const members: ViewMember[] = ['n0', 'n1', 'n2'].map((nodeId) => ({ nodeId, address: `${nodeId}:1`, owns: nodeId !== 'n2' }));
-      const view = new ClusterView({ members: { current: () => members }, clock }, { selfId: 'n0', replicas: 1, maxHandedAwayKeys: 100 });
+      const view = new ClusterView({ members: { current: () => members }, clock }, { selfId: 'n0', replicas: 1, maxHandedAwayKeys: 100, handoffWindowMs: 10_000 });
       const store = new LimiterStore(clock, { routingHash });
       for (let i = 0; i < 500; i++) store.allow({ key: `k${i}`, action: 'a', limit: 5, windowMs: WINDOW_MS });
       const announced: string[] = [];
@@ -173,7 +173,7 @@ describe('handoff announcements, on the pushing node', () => {
   it('a member told directly (HandoffDone) stops pulling from the teller before gossip brings the meta', () => {
     const clock = new ManualClock(1_000_000);
     const members: ViewMember[] = ['n0', 'n1', 'n2'].map((nodeId) => ({ nodeId, address: `${nodeId}:1`, owns: nodeId !== 'n2' }));
-    const view = new ClusterView({ members: { current: () => members }, clock }, { selfId: 'n2', replicas: 1, maxHandedAwayKeys: 100 });
+    const view = new ClusterView({ members: { current: () => members }, clock }, { selfId: 'n2', replicas: 1, maxHandedAwayKeys: 100, handoffWindowMs: 10_000 });
     const handoff = new Handoff(
       { store: new LimiterStore(clock, { routingHash }), view, transport: silentTransport(), clock, ids: new FrameIds(1_000) },
       { selfId: 'n2', handoffWindowMs: 30_000, pullTimeoutMs: 500, maxTrackedKeys: 1_000, maxBatchSize: 100 },
@@ -200,7 +200,7 @@ describe('a previous owner keeps deciding the keys it has not pushed yet', () =>
   it('routes a moved key here until the paced push has sent it, then to its new owner; state always travels before the forwards', async () => {
     const clock = new ManualClock(1_000_000);
     const members: ViewMember[] = ['n0', 'n1', 'n2'].map((nodeId) => ({ nodeId, address: `${nodeId}:1`, owns: nodeId !== 'n2' }));
-    const view = new ClusterView({ members: { current: () => members }, clock }, { selfId: 'n0', replicas: 1, maxHandedAwayKeys: 100 });
+    const view = new ClusterView({ members: { current: () => members }, clock }, { selfId: 'n0', replicas: 1, maxHandedAwayKeys: 100, handoffWindowMs: 10_000 });
     const store = new LimiterStore(clock, { routingHash });
     const keys = Array.from({ length: 6_000 }, (_, i) => `k${i}`);
     for (const key of keys) store.allow({ key, action: 'a', limit: 5, windowMs: WINDOW_MS });
@@ -250,7 +250,7 @@ describe('a previous owner keeps deciding the keys it has not pushed yet', () =>
   it('a ring-aware client is told the old owners until every member announced its push for the new ring', () => {
     const clock = new ManualClock(1_000_000);
     const members: ViewMember[] = ['n0', 'n1', 'n2'].map((nodeId) => ({ nodeId, address: `${nodeId}:1`, owns: nodeId !== 'n2' }));
-    const view = new ClusterView({ members: { current: () => members }, clock }, { selfId: 'n0', replicas: 1, maxHandedAwayKeys: 100 });
+    const view = new ClusterView({ members: { current: () => members }, clock }, { selfId: 'n0', replicas: 1, maxHandedAwayKeys: 100, handoffWindowMs: 10_000 });
     const ids = (list: { nodeId: string }[]): string[] => list.map((m) => m.nodeId).sort();
     expect(ids(view.clientOwners())).toEqual(['n0', 'n1']);
     members[2]!.owns = true;

@@ -14,7 +14,7 @@ const WINDOW_MS = 86_400_000;
 function twoNodes() {
   const clock = new ManualClock(1_000_000);
   const members: ViewMember[] = ['n0', 'n1'].map((nodeId) => ({ nodeId, address: `${nodeId}:1`, owns: true }));
-  const view = new ClusterView({ members: { current: () => members }, clock }, { selfId: 'n0', replicas: 1, maxHandedAwayKeys: 100 });
+  const view = new ClusterView({ members: { current: () => members }, clock }, { selfId: 'n0', replicas: 1, maxHandedAwayKeys: 100, handoffWindowMs: 10_000 });
   const store = new LimiterStore(clock, { routingHash, trackChanges: true });
   const ids = new FrameIds(1_000);
   const sent: { type: FrameType; id: number; entries: number }[] = [];

@@ -16,7 +16,7 @@ function gossipMember(nodeId: string, state: Member['state'] = 'alive', lifecycl
 /** One side's node: its view (all five members, as before the split), store, split rule and decision. */
 function side(selfId: string, clock: ManualClock) {
   const members: ViewMember[] = ['n0', 'n1', 'n2', 'n3', 'n4'].map((nodeId) => ({ nodeId, address: `${nodeId}:1`, owns: true }));
-  const view = new ClusterView({ members: { current: () => members }, clock }, { selfId, replicas: 1, maxHandedAwayKeys: 100 });
+  const view = new ClusterView({ members: { current: () => members }, clock }, { selfId, replicas: 1, maxHandedAwayKeys: 100, handoffWindowMs: 10_000 });
   const store = new LimiterStore(clock, {});
   const split = new SplitShare({ clock, view }, { selfId, splitShareMs: 60_000, maxKnownMembers: 100 });
   const decision = new OwnerDecision({ store, split }, { syncReplication: false });

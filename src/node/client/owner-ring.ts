@@ -28,7 +28,7 @@ export class OwnerRing {
     private readonly pool: LinkPool,
     private readonly metadata: grpc.Metadata,
   ) {
-    this.view = new ClusterView({ members: { current: () => this.owners }, clock: systemClock }, { selfId: '', replicas: 0, maxHandedAwayKeys: 0 });
+    this.view = new ClusterView({ members: { current: () => this.owners }, clock: systemClock }, { selfId: '', replicas: 0, maxHandedAwayKeys: 0, handoffWindowMs: 0 });
     if (options.ringAware) {
       this.refresh();
       this.timer = setInterval(() => this.refresh(), options.ringRefreshMs);

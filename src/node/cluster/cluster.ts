@@ -108,6 +108,7 @@ export class Cluster implements NodeRole {
     private readonly components: ClusterComponents,
   ) {
     this.router = new ClusterRouter({ view: parts.view, decision: parts.decision, forwarder: parts.forwarder, hotCopies: parts.hotKeys, leases: parts.leases.slices });
+    parts.decision.routeMovedKeysBy(this.router);
   }
 
   get membership(): Membership {
@@ -178,7 +179,7 @@ export class Cluster implements NodeRole {
       unavailable: p.forwarder.stats.exhausted,
       forwarder: { ...p.forwarder.stats },
       replication: { ...p.replicator.stats },
-      handoff: { ...p.handoff.stats },
+      handoff: { ...p.handoff.stats, movedDuringPull: p.decision.movedDuringPull },
       hotKeys: p.hotKeys.stats(),
       split: { share: p.split.value, ...p.split.stats, refusedUnknown: p.decision.refusedUnknown },
       leases: p.leases.stats(),
@@ -213,7 +214,7 @@ export class Cluster implements NodeRole {
     try {
       const clock = o.clock;
       const ids = new FrameIds(clusterLimits.maxAwaitedAcks);
-      const view = new ClusterView({ members: gossipMembers(membership), clock }, { selfId: o.nodeId, replicas: o.replicas, maxHandedAwayKeys: clusterLimits.maxTrackedKeys });
+      const view = new ClusterView({ members: gossipMembers(membership), clock }, { selfId: o.nodeId, replicas: o.replicas, maxHandedAwayKeys: clusterLimits.maxTrackedKeys, handoffWindowMs: o.handoffWindowMs });
       const protocol = { store, view, transport, clock, ids };
       const replicator = new Replicator(protocol, {
         selfId: o.nodeId,

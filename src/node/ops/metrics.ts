@@ -187,6 +187,7 @@ export function createNodeMetrics(source: MetricsSource, registry: Registry = ne
   counter(registry, 'ringlimit_replication_entries_refused_total', 'Key states refused: the sender holds no copy of the key.', () => stats().replication.entriesRefused);
   counter(registry, 'ringlimit_handoff_pulls_total', 'States pulled from a previous owner on first access.', () => stats().handoff.pulls);
   counter(registry, 'ringlimit_handoff_pull_timeouts_total', 'Pulls not answered in pullTimeoutMs.', () => stats().handoff.pullTimeouts);
+  counter(registry, 'ringlimit_handoff_moved_during_pull_total', 'Requests routed again after their pull: the ring changed meanwhile and their key moved on.', () => stats().handoff.movedDuringPull);
   counter(registry, 'ringlimit_handoff_entries_pushed_total', 'Key states pushed to new owners.', () => stats().handoff.pushedEntries);
   counter(registry, 'ringlimit_handoff_entries_received_total', 'Key states received from previous owners.', () => stats().handoff.receivedEntries);
   gauge(registry, 'ringlimit_split_share', 'The part of the cluster (as it was) this node reaches: 1 when whole; below 1 each decision spends only this share of a key’s remaining allowance.', () => stats().split.share);

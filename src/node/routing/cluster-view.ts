@@ -2,6 +2,8 @@ import type { Clock } from '../../common/clock.js';
 import { Ring } from '../../ring/index.js';
 import { routingHash, routingKey, soleNodeOf, versionOf, type RingSnapshot } from './ring-keys.js';
 import { HandoffAnnouncements } from './handoff-announcements.js';
+import { HandedAwayMarks } from './handed-away.js';
+import { RingHistory } from './ring-history.js';
 import type { MemberSource } from './view-members.js';
 
 export { META_GRPC, META_HANDED, META_HTTP, META_PROTOCOL, META_STATE, gossipMembers, type MemberSource, type NodeState, type ViewMember } from './view-members.js';
@@ -34,11 +36,8 @@ export interface ClusterViewInit {
   replicas: number;
   /** Bound on keys remembered as handed away. */
   maxHandedAwayKeys: number;
-}
-
-interface HandedAway {
-  nodeId: string;
-  untilMs: number;
+  /** A ring in force this long counts as settled at the next change, announced or not (the handoff's own backstop); 0 keeps no ring but the last. */
+  handoffWindowMs: number;
 }
 
 /**
@@ -51,6 +50,8 @@ interface HandedAway {
 export class ClusterView {
   private ring: Ring;
   private previous: Ring;
+  /** The rings before this one since the cluster last settled; the last of them is `previous`. */
+  private readonly history: RingHistory;
   /** The ring's only node, when it has exactly one. */
   private soleOwner: string | undefined;
   private readonly ringOwners: string[] = [];
@@ -59,7 +60,7 @@ export class ClusterView {
   /** When the ring last changed (clock ms). */
   changedAtMs = -Infinity;
   private addresses = new Map<string, string>();
-  private readonly handedAway = new Map<string, HandedAway>();
+  private readonly handedAway: HandedAwayMarks;
   private readonly listeners: (() => void)[] = [];
   /** The current ring's version: the same on every node whose view has the same owners. */
   private version = '';
@@ -71,16 +72,23 @@ export class ClusterView {
   /** While this node pushes the keys it owned before the last change (Handoff.pushMoved): whether it has yet to send (action, key). */
   private stillHeld: ((action: string, key: string) => boolean) | undefined;
   readonly selfId: string;
+  /** Nodes holding each key: its owner and its replicas. */
+  private readonly copies: number;
 
   constructor(
     private readonly components: ClusterViewComponents,
     private readonly init: ClusterViewInit,
   ) {
     this.selfId = init.selfId;
+    this.copies = init.replicas + 1;
+    const isMember = (nodeId: string): boolean => this.addresses.has(nodeId);
+    this.history = new RingHistory(init.selfId, isMember);
+    this.handedAway = new HandedAwayMarks(components.clock, init.maxHandedAwayKeys, isMember);
     this.ring = new Ring([]);
     this.previous = this.ring;
     this.refresh();
     this.previous = this.ring;
+    this.history.clear();
     this.version = versionOf(this.ring);
     this.changedAtMs = -Infinity; // the first ring is not a change
   }
@@ -92,7 +100,7 @@ export class ClusterView {
     // One owner and no key handed away: no need to hash (a one-node cluster's every request).
     if (this.soleOwner !== undefined && this.handedAway.size === 0) return this.soleOwner;
     const hash = routingHash(action, key);
-    const handedTo = this.handedToKey(action, key);
+    const handedTo = this.handedAway.handedTo(action, key);
     if (handedTo !== undefined) return handedTo;
     const owner = this.ring.ownerOfHash(hash) ?? this.selfId;
     return owner !== this.selfId && this.stillHeld !== undefined && this.previous.ownerOfHash(hash) === this.selfId && this.stillHeld(action, key) ? this.selfId : owner;
@@ -133,7 +141,7 @@ export class ClusterView {
       out[0] = this.soleOwner;
       return 1;
     }
-    const handedTo = this.handedToKey(action, key);
+    const handedTo = this.handedAway.handedTo(action, key);
     if (handedTo === undefined) {
       const count = this.ring.ownersIntoHash(hash, this.init.replicas + 1, out);
       // A key this node owned until the last change and has not pushed yet is still decided here:
@@ -165,7 +173,7 @@ export class ClusterView {
    * For state a peer sent about (action, key): Refused when `from` is an owner on this
    * node's current ring yet held no copy of the key — neither its owner nor a replica now,
    * nor before the last change (a settled member has no business sending state for other
-   * keys); else whether this node owns it now. A sender that is not on the current ring
+   * keys, on any ring since the cluster last settled); else whether this node owns it now. A sender that is not on the current ring
    * is heard: its view may be ahead of ours (it just turned active and re-sends its keys)
    * or it is draining, several changes ago. One hash unless `from` is not a holder now.
    */
@@ -174,11 +182,8 @@ export class ClusterView {
     const count = this.ring.ownersIntoHash(hash, this.init.replicas + 1, this.ringOwners);
     let holder = false;
     for (let i = 0; i < count && !holder; i++) holder = this.ringOwners[i] === from;
-    const owner = this.handedToKey(action, key) ?? (count > 0 ? this.ringOwners[0]! : this.selfId);
-    if (!holder && this.previous !== this.ring) {
-      const before = this.previous.ownersIntoHash(hash, this.init.replicas + 1, this.ringOwners);
-      for (let i = 0; i < before && !holder; i++) holder = this.ringOwners[i] === from;
-    }
+    const owner = this.handedAway.handedTo(action, key) ?? (count > 0 ? this.ringOwners[0]! : this.selfId);
+    if (!holder) holder = this.history.heldBy(hash, this.init.replicas + 1, from, this.ringOwners);
     if (!holder && this.ring.has(from)) return SenderVerdict.Refused;
     return owner === this.selfId ? SenderVerdict.OwnedHere : SenderVerdict.OwnedElsewhere;
   }
@@ -195,29 +200,57 @@ export class ClusterView {
 
   /** `nodeId` told this node directly that it handed over for ring `version`; a member only (bounded by them). */
   noteHandedOver(nodeId: string, version: string): void {
-    if (!this.addresses.has(nodeId) || !this.announced.told(nodeId, version)) return;
+    if (this.addresses.has(nodeId) && this.announced.told(nodeId, version)) this.handoffNews();
+  }
+
+  /** A member announced: once all have, for the ring in force, the rings before the last one hold nothing more. */
+  private handoffNews(): void {
+    if (this.history.list.length > 1 && this.settled()) this.history.changedFrom(this.previous, true);
     for (const listener of this.handoffListeners) listener();
   }
 
-  /** The members that may hold state this node needs after the last change: every other member of the ring before it, or of this one. */
+  /** The members that may hold state this node needs after the last change: every other member of a ring since the cluster last settled, or of this one. */
   handoffPeers(): string[] {
     const peers = new Set<string>();
-    for (const m of this.previous.members) if (m.nodeId !== this.selfId && this.addresses.has(m.nodeId)) peers.add(m.nodeId);
-    for (const m of this.ring.members) if (m.nodeId !== this.selfId) peers.add(m.nodeId);
-    return [...peers];
+    this.history.membersInto(peers);
+    for (const m of this.ring.members) peers.add(m.nodeId);
+    peers.delete(this.selfId);
+    return [...peers].filter((nodeId) => this.addresses.has(nodeId));
+  }
+
+  /** Whether this node owned (action, key) on every ring since the cluster last settled: its state has nowhere else to be. */
+  ownedHereBefore(action: string, key: string): boolean {
+    return this.history.ownedOnEach(routingHash(action, key), this.selfId);
+  }
+
+  /** Who may hold (action, key)'s state that this node, its owner now, has not got (RingHistory.pullSourcesInto), into `out`; returns how many. */
+  pullSourcesInto(action: string, key: string, out: string[]): number {
+    return this.history.pullSourcesInto(routingHash(action, key), this.ring, this.copies, out, this.ringOwners);
+  }
+
+  /** Every holder (owner or replica) of (action, key) on a ring since the cluster last settled, into `out` (this node never); returns how many. */
+  earlierHoldersInto(action: string, key: string, out: string[]): number {
+    return this.history.holdersInto(routingHash(action, key), this.copies, out, this.ringOwners);
+  }
+
+  /** Whether `from` (or this node) owned (action, key) on every ring since the cluster last settled: once `from` pushed it, nobody else holds it. */
+  onlyEarlierOwner(action: string, key: string, from: string): boolean {
+    return this.history.list.length > 0 && this.history.ownedOnlyBy(routingHash(action, key), from, this.selfId);
   }
 
   /**
    * Where this node must push (action, key)'s state after the last ring change, or undefined:
    * to its new owner, when its owner changed and this node was the one that held it for the
-   * cluster — its previous owner, or (that owner being gone) one of its previous replicas.
+   * cluster — its previous owner, or (that owner being gone) one of its previous replicas —
+   * and whenever this node owned it on a ring since the cluster last settled (a push cut short
+   * by the next change, or a view that lagged, may have left its only state here).
    */
   handOverTo(action: string, key: string, hash = routingHash(action, key)): string | undefined {
     const now = this.ring.ownerOfHash(hash);
+    if (now === undefined || now === this.selfId) return undefined;
+    if (this.history.ownedOnSome(hash, this.selfId)) return now;
     const before = this.previous.ownerOfHash(hash);
-    if (now === undefined || now === before || now === this.selfId) return undefined;
-    if (before === this.selfId) return now;
-    if (before !== undefined && this.addresses.has(before)) return undefined;
+    if (now === before || (before !== undefined && this.addresses.has(before))) return undefined;
     const holders = this.previous.ownersIntoHash(hash, this.init.replicas + 1, this.ringOwners);
     for (let i = 1; i < holders; i++) if (this.ringOwners[i] === this.selfId) return now;
     return undefined;
@@ -234,7 +267,7 @@ export class ClusterView {
   /** Whether this node decides (action, key) only because it has not pushed it to its new owner yet (setStillHeld). */
   heldUntilPushed(action: string, key: string, hash = routingHash(action, key)): boolean {
     if (this.stillHeld === undefined) return false;
-    return this.ring.ownerOfHash(hash) !== this.selfId && this.previous.ownerOfHash(hash) === this.selfId && this.handedToKey(action, key) === undefined && this.stillHeld(action, key);
+    return this.ring.ownerOfHash(hash) !== this.selfId && this.previous.ownerOfHash(hash) === this.selfId && this.handedAway.handedTo(action, key) === undefined && this.stillHeld(action, key);
   }
 
   /** The members the cluster had before some vanished (split-share.ts); undefined when none is missing. */
@@ -250,19 +283,9 @@ export class ClusterView {
     return count > 0;
   }
 
-  /** The owner of (action, key) on the ring before the last change, whether or not this node was on it. */
-  previousRingOwnerOf(action: string, key: string): string | undefined {
-    return this.previous.owner(routingKey(action, key));
-  }
-
   /** Runs `listener` when a member announces a handoff (its META_HANDED changed). */
   onHandoffNews(listener: () => void): void {
     this.handoffListeners.push(listener);
-  }
-
-  /** The owner before the last ring change, if this node was on that ring. */
-  previousOwnerOf(action: string, key: string): string | undefined {
-    return this.previous.has(this.selfId) ? this.previous.owner(routingKey(action, key)) : undefined;
   }
 
   /** The ring in force now: an immutable snapshot, to compare a later ring with (holdersOnInto). */
@@ -275,35 +298,9 @@ export class ClusterView {
     return ring.ownersIntoHash(hash, this.init.replicas + 1, out);
   }
 
-  /** The key's holders (owner, then replicas) on the ring before the last change, into `out`; returns how many. */
-  previousHoldersInto(action: string, key: string, out: string[]): number {
-    return this.previous.ownersInto(routingKey(action, key), this.init.replicas + 1, out);
-  }
-
-  /** The node after the owner on the current ring: it held the key while the owner was away. */
-  successorOf(action: string, key: string): string | undefined {
-    return this.ring.owners(routingKey(action, key), 2)[1];
-  }
-
-  /** Routes (action, key) to `nodeId` until `untilMs` (this node answered its pull). Bounded. */
+  /** Routes (action, key) to `nodeId` until `untilMs` (this node answered its pull; see HandedAwayMarks). Bounded. */
   markHandedAway(action: string, key: string, nodeId: string, untilMs: number): void {
-    if (this.handedAway.size < this.init.maxHandedAwayKeys) this.handedAway.set(routingKey(action, key), { nodeId, untilMs });
-  }
-
-  /** handedTo() without building the key's routing string while nothing is handed away (nearly always). */
-  private handedToKey(action: string, key: string): string | undefined {
-    return this.handedAway.size === 0 ? undefined : this.handedTo(routingKey(action, key));
-  }
-
-  private handedTo(id: string): string | undefined {
-    if (this.handedAway.size === 0) return undefined;
-    const mark = this.handedAway.get(id);
-    if (mark === undefined) return undefined;
-    if (mark.untilMs < this.components.clock.now() || !this.ring.has(mark.nodeId)) {
-      this.handedAway.delete(id);
-      return undefined;
-    }
-    return mark.nodeId;
+    this.handedAway.mark(action, key, nodeId, untilMs);
   }
 
   // ---- members ------------------------------------------------------------------------
@@ -373,20 +370,27 @@ export class ClusterView {
     this.addresses = addresses;
     const handedNews = this.announced.read(this.components.members.current(), addresses);
     if (owners.length === this.ring.size && owners.every((m) => this.ring.has(m.nodeId))) {
-      if (handedNews) for (const listener of this.handoffListeners) listener();
+      if (handedNews) this.handoffNews();
       return;
     }
+    this.history.changedFrom(this.ring, this.settled());
     this.previous = this.ring;
     this.ring = this.ring.withMembers(owners);
     this.version = versionOf(this.ring);
     this.soleOwner = soleNodeOf(this.ring);
     this.changedAtMs = this.components.clock.now();
-    this.dropStaleMarks();
+    this.handedAway.dropStale();
     for (const listener of this.listeners) listener();
   }
 
-  private dropStaleMarks(): void {
-    const nowMs = this.components.clock.now();
-    for (const [id, mark] of this.handedAway) if (mark.untilMs < nowMs || !this.ring.has(mark.nodeId)) this.handedAway.delete(id);
+  /**
+   * Whether nothing from before the ring in force can still be held or decided elsewhere: it
+   * is the first, or old, or every peer and this node itself announced its push for it.
+   */
+  private settled(): boolean {
+    if (this.previous === this.ring || this.components.clock.now() - this.changedAtMs > this.init.handoffWindowMs) return true;
+    if (!this.hasHandedOver(this.selfId)) return false;
+    for (const nodeId of this.handoffPeers()) if (!this.hasHandedOver(nodeId)) return false;
+    return true;
   }
 }

@@ -60,6 +60,12 @@ export interface SplitShareReader {
   now(): number;
 }
 
+/** Where a request goes when its key moved on while it waited for a pull (the Router). */
+export interface MovedKeyRouter {
+  decidesHere(action: string, key: string): boolean;
+  route(p: ResolvedRequest, maxWaitMs: number): Reservation | Promise<Reservation>;
+}
+
 export interface OwnerDecisionInit {
   /** Answer an allowed decision only after its replicas acked. */
   syncReplication: boolean;
@@ -77,6 +83,9 @@ export class OwnerDecision {
   decided = 0;
   /** Refused during a split: no state here, and the members that may hold it out of reach. */
   refusedUnknown = 0;
+  /** Requests routed again: their key's ring changed while they waited for its pull. */
+  movedDuringPull = 0;
+  private router: MovedKeyRouter | undefined;
 
   constructor(
     private readonly components: OwnerDecisionComponents,
@@ -102,8 +111,25 @@ export class OwnerDecision {
    */
   decide(p: ResolvedRequest, maxWaitMs: number): Reservation | Promise<Reservation> {
     const pull = this.components.puller?.pullIfNeeded(p.action, p.key);
-    if (pull !== undefined) return pull.then(() => this.decideInStore(p, maxWaitMs));
+    if (pull !== undefined) return pull.then(() => this.afterPull(p, maxWaitMs));
     return this.decideInStore(p, maxWaitMs);
+  }
+
+  /** Requests whose key moved on during their pull go back to `router` (a cluster member's; set once). */
+  routeMovedKeysBy(router: MovedKeyRouter): void {
+    this.router = router;
+  }
+
+  /**
+   * A pull ended: decided here if the key is still this node's. The ring may have changed
+   * meanwhile, and this node then announced its push for the new one: deciding a key it no
+   * longer owns would start a second count beside its owner's.
+   */
+  private afterPull(p: ResolvedRequest, maxWaitMs: number): Reservation | Promise<Reservation> {
+    const router = this.router;
+    if (router === undefined || router.decidesHere(p.action, p.key)) return this.decideInStore(p, maxWaitMs);
+    this.movedDuringPull++;
+    return router.route(p, maxWaitMs);
   }
 
   /** Whether this node holds a state for (action, key): a decision here would not start from a fresh one. */

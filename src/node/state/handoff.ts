@@ -47,6 +47,10 @@ export interface HandoffStats extends PullStats {
   drainFramesAcked: number;
   /** Times this node announced that it pushed everything it held for a ring (after every ack). */
   announcements: number;
+  /** Pushed entries for keys owned elsewhere, sent on to their owner (receive). */
+  relayedEntries: number;
+  /** Requests routed again after their pull: the ring changed meanwhile and their key moved on (OwnerDecision). */
+  movedDuringPull: number;
 }
 
 /**
@@ -62,7 +66,7 @@ export interface HandoffStats extends PullStats {
  * conservatively.
  */
 export class Handoff implements AckReceiver {
-  readonly stats: HandoffStats = { pulls: 0, pullsAnswered: 0, pullTimeouts: 0, pushedEntries: 0, receivedEntries: 0, refusedEntries: 0, drainFramesAcked: 0, announcements: 0, peersPending: 0 };
+  readonly stats: HandoffStats = { pulls: 0, pullsAnswered: 0, pullTimeouts: 0, pushedEntries: 0, receivedEntries: 0, refusedEntries: 0, drainFramesAcked: 0, announcements: 0, relayedEntries: 0, movedDuringPull: 0, peersPending: 0 };
   private readonly cells = new Float64Array(STATE_STRIDE);
   private readonly outbox: EntryOutbox;
   private pushGeneration = 0;
@@ -151,7 +155,7 @@ export class Handoff implements AckReceiver {
       this.components.store,
       (from, to) => {
         this.nowMs = this.components.clock.now();
-        this.components.store.forEachEntry(this.collectMoved, from, to);
+        this.components.store.forEachEntry(this.collectMoved, from, to, true);
         collectedTo = to;
       },
       () => this.outbox.pending,
@@ -251,7 +255,7 @@ export class Handoff implements AckReceiver {
     this.components.view.setStillHeld(undefined);
     const version = this.components.view.ringVersion;
     this.nowMs = this.components.clock.now();
-    this.components.store.forEachEntry(this.collectForOwner);
+    this.components.store.forEachEntry(this.collectForOwner, 0, Infinity, true);
     const sentIds: number[] = [];
     this.stats.pushedEntries += this.outbox.send(FrameType.Handoff, sentIds);
     for (const id of sentIds) if (this.components.ids.awaitAck(id, this)) this.drainFrames.add(id);
@@ -289,20 +293,38 @@ export class Handoff implements AckReceiver {
     done?.(allAcked);
   }
 
-  /** A Handoff frame from `from`: state pushed to us for keys we now own, from a node that held them. */
+  /**
+   * A Handoff frame from `from`: state pushed to us for keys we now own, from a node that held
+   * them. A pushed state for a key this node does not own (the sender's view lags ours, and
+   * our own push may be over and announced) goes on to its owner, once: only an acked push is
+   * relayed, and a relay is never acked (NO_ACK), so it is never relayed again.
+   */
   receive(frameId: number, entries: WireEntry[], from: string, reply: Reply): void {
     const nowMs = this.components.clock.now();
     const { view } = this.components;
+    let relays: Map<string, WireEntry[]> | undefined;
     for (const entry of entries) {
-      if (view.judgeSender(from, entry.action, entry.key) === SenderVerdict.Refused) {
+      const verdict = view.judgeSender(from, entry.action, entry.key);
+      if (verdict === SenderVerdict.Refused) {
         this.stats.refusedEntries++;
         continue;
       }
       this.merge(entry, nowMs);
-      // Its previous owner pushed it: that node has stopped deciding it, so there is nothing to pull.
-      if (from !== '' && view.previousRingOwnerOf(entry.action, entry.key) === from) this.pulls.settle(entry.action, entry.key);
+      // The node that owned it on every earlier ring pushed it: it has stopped deciding it, so there is nothing to pull.
+      if (from !== '' && view.onlyEarlierOwner(entry.action, entry.key, from)) this.pulls.settle(entry.action, entry.key);
+      if (verdict !== SenderVerdict.OwnedElsewhere || frameId === NO_ACK) continue;
+      const owner = view.ownerOf(entry.action, entry.key);
+      const address = owner === from ? undefined : view.addressOf(owner);
+      if (address === undefined) continue;
+      relays ??= new Map();
+      let list = relays.get(address);
+      if (list === undefined) relays.set(address, (list = []));
+      list.push(entry);
     }
     if (frameId !== NO_ACK) reply(encodeFrame({ type: FrameType.Ack, id: frameId }));
+    if (relays === undefined) return;
+    // At most the frame's own entries: one frame per owner.
+    for (const [address, list] of relays) if (this.components.transport.send(address, encodeFrame({ type: FrameType.Handoff, id: NO_ACK, entries: list }))) this.stats.relayedEntries += list.length;
   }
 
   private merge(entry: WireEntry, nowMs: number): void {

@@ -3,7 +3,7 @@ import { STATE_STRIDE } from '../../limiter/algorithms/index.js';
 import type { LimiterStore } from '../../limiter/store.js';
 import { routingKey, type ClusterView } from '../routing/cluster-view.js';
 import type { KeyPuller } from '../routing/owner-decision.js';
-import type { FrameIds } from '../wire/frame-ids.js';
+import { NO_ACK, type FrameIds } from '../wire/frame-ids.js';
 import { toWireEntry } from '../wire/state-wire.js';
 import type { PeerTransport, Reply } from '../transport/peer-transport.js';
 import { encodeFrame } from '../wire/codec.js';
@@ -109,8 +109,7 @@ export class KeyPulls implements KeyPuller {
     this.forgetOldRing();
     // A key this node owned before the change too has nowhere else to be: nothing to wait for
     // and nothing to remember (most keys after a join or a leave: checked before any set grows).
-    const previousOwner = view.previousOwnerOf(action, key);
-    if (previousOwner === this.init.selfId) return undefined;
+    if (view.ownedHereBefore(action, key)) return undefined;
     const id = routingKey(action, key);
     const inFlight = this.pullsByKey.get(id);
     if (inFlight !== undefined) return inFlight.promise;
@@ -118,23 +117,17 @@ export class KeyPulls implements KeyPuller {
     // the previous owner must hear from us, so that it stops deciding the key.
     if (this.settled.has(id) || this.settled.size >= this.init.maxTrackedKeys) return undefined;
     this.settled.add(id);
-    // Who may hold this key's state: the owner before the change, and the node after us on
-    // the ring — it owned the key while we were absent (we are new, or restarted empty) and
-    // is our replica now. When the previous owner is gone, its replicas: rebalancing may give
-    // a dead owner's key to a node that was not its replica. (When it is alive but holds
-    // nothing, its replicas are asked next: handlePullReply.) Answers are merged conservatively.
+    // Who may hold this key's state (ClusterView.pullSourcesInto): its owner on each ring since
+    // the cluster last settled — or a gone owner's replicas: rebalancing may give a dead owner's
+    // key to a node that was not its replica — and the node after us on the ring. (When they
+    // hold nothing, the earlier replicas are asked next: handlePullReply.) Answers are merged
+    // conservatively. A member that announced its push for this ring has nothing more for us.
     const addresses: string[] = [];
-    const add = (nodeId: string | undefined): void => {
-      // A member that announced its push for this ring has nothing more for us.
-      if (nodeId === undefined || nodeId === this.init.selfId || view.hasHandedOver(nodeId)) return;
-      const address = view.addressOf(nodeId);
+    const sources = view.pullSourcesInto(action, key, this.holders);
+    for (let i = 0; i < sources; i++) {
+      const nodeId = this.holders[i]!;
+      const address = view.hasHandedOver(nodeId) ? undefined : view.addressOf(nodeId);
       if (address !== undefined && !addresses.includes(address)) addresses.push(address);
-    };
-    add(previousOwner);
-    add(view.successorOf(action, key));
-    if (previousOwner !== undefined && view.addressOf(previousOwner) === undefined) {
-      const holders = view.previousHoldersInto(action, key, this.holders);
-      for (let i = 1; i < holders; i++) add(this.holders[i]);
     }
     if (addresses.length === 0 || this.pulls.size >= this.init.maxTrackedKeys) return undefined;
     const frameId = ids.take();
@@ -195,12 +188,12 @@ export class KeyPulls implements KeyPuller {
   private askReplicas(frameId: number, pull: InFlightPull): boolean {
     pull.askedReplicas = true;
     const { view, transport } = this.components;
-    const holders = view.previousHoldersInto(pull.action, pull.key, this.holders);
+    const holders = view.earlierHoldersInto(pull.action, pull.key, this.holders);
     const frame = encodeFrame({ type: FrameType.Pull, id: frameId, action: pull.action, key: pull.key });
     let sent = 0;
     for (let i = 0; i < holders; i++) {
       const nodeId = this.holders[i];
-      if (nodeId === undefined || nodeId === this.init.selfId || view.hasHandedOver(nodeId)) continue;
+      if (nodeId === undefined || view.hasHandedOver(nodeId)) continue;
       const address = view.addressOf(nodeId);
       if (address === undefined || pull.asked.includes(address)) continue;
       pull.asked.push(address);
@@ -220,6 +213,10 @@ export class KeyPulls implements KeyPuller {
     const ownerHere = view.ownerOf(action, key);
     const stray = ownerHere !== this.init.selfId && ownerHere !== fromNodeId;
     if (fromNodeId !== '' && !stray) view.markHandedAway(action, key, fromNodeId, nowMs + this.init.handoffWindowMs);
+    // States merged into the key here but not decided with yet go first, in order on this stream: the puller merges each.
+    const waiting: WireEntry[] = [];
+    store.forEachPendingState(action, key, (a, k, algorithm, cells, base) => waiting.push(toWireEntry(a, k, algorithm, cells, base, nowMs)));
+    if (waiting.length > 0) reply(encodeFrame({ type: FrameType.Handoff, id: NO_ACK, entries: waiting }));
     const algorithm = store.readEntry(action, key, this.cells);
     const entry = algorithm === -1 ? null : toWireEntry(action, key, algorithm, this.cells, 0, nowMs);
     reply(encodeFrame({ type: FrameType.PullReply, id: frameId, entry }));

@@ -177,7 +177,7 @@ export async function writeSnapshot(
     for (let from = 0; from < store.slotCount; from += slotsPerTurn) {
       nowMs = clock.now();
       const wallMs = Date.now();
-      store.forEachEntry(collect, from, from + slotsPerTurn);
+      store.forEachEntry(collect, from, from + slotsPerTurn, true); // states waiting to be merged too: a restart merges them
       for (let start = 0; start < entries.length; start += snapshotLimits.entriesPerChunk) {
         await writer.chunk(wallMs, entries.slice(start, start + snapshotLimits.entriesPerChunk));
       }

@@ -1,0 +1,175 @@
+import { describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/common/clock.js';
+import { LimiterStore } from '../../src/limiter/store.js';
+import type { Reservation } from '../../src/limiter/types.js';
+import { ClusterView, routingHash, routingKey, type ViewMember } from '../../src/node/routing/cluster-view.js';
+import { OwnerDecision, resolveOnce, type ResolvedRequest } from '../../src/node/routing/owner-decision.js';
+import { Handoff } from '../../src/node/state/handoff.js';
+import type { PeerTransport } from '../../src/node/transport/peer-transport.js';
+import { decodeFrame } from '../../src/node/wire/codec.js';
+import { FrameIds, NO_ACK } from '../../src/node/wire/frame-ids.js';
+import { FrameType, type WireEntry } from '../../src/node/wire/frames.js';
+import { toWireEntry } from '../../src/node/wire/state-wire.js';
+import { Ring } from '../../src/ring/index.js';
+
+/**
+ * Members' views of the ring change at different moments: while three nodes form a cluster,
+ * one may still see {n0} while another sees {n0, n2} and a third {n0, n1, n2}. Each decides
+ * the keys it owns on the ring it sees. These check that a key's state, and the right to
+ * decide it, follow it through every ring since the cluster last settled — not only the last
+ * one (over-admission at cluster formation, found in CI: 152 allowed where 150 were due).
+ */
+
+const ring = (...ids: string[]): Ring => new Ring(ids.map((nodeId) => ({ nodeId })));
+const ownerOn = (r: Ring, key: string): string | undefined => r.owner(routingKey('a', key));
+
+/** Three members; only n0 active at first. */
+function forming(selfId: string): { view: ClusterView; members: ViewMember[]; clock: ManualClock } {
+  const clock = new ManualClock(1_000_000);
+  const members: ViewMember[] = ['n0', 'n1', 'n2'].map((nodeId) => ({ nodeId, address: `${nodeId}:1`, owns: nodeId === 'n0' }));
+  const view = new ClusterView({ members: { current: () => members }, clock }, { selfId, replicas: 1, maxHandedAwayKeys: 100, handoffWindowMs: 10_000 });
+  return { view, members, clock };
+}
+
+function activate(v: { view: ClusterView; members: ViewMember[] }, nodeId: string): void {
+  v.members.find((m) => m.nodeId === nodeId)!.owns = true;
+  v.view.refresh();
+}
+
+/** A key whose owner on each ring is the one given. */
+function keyOwnedAs(rings: Ring[], owners: string[]): string {
+  for (let i = 0; i < 100_000; i++) if (rings.every((r, j) => ownerOn(r, `k${i}`) === owners[j])) return `k${i}`;
+  throw new Error(`no key owned by ${owners.join(' then ')}`);
+}
+
+describe('ClusterView through rings that changed before the cluster settled', () => {
+  it('a new owner pulls from the owner on each ring since the cluster last settled, even where it owned the key on the ring just before', () => {
+    const v = forming('n2');
+    activate(v, 'n2'); // n2 sees {n0, n2}…
+    activate(v, 'n1'); // …then {n0, n1, n2}; nobody has announced a push
+    // Owned by n0 on {n0}, by n2 on {n0, n2} and now: n0 may still see {n0} and decide it.
+    const key = keyOwnedAs([ring('n0'), ring('n0', 'n2'), ring('n0', 'n1', 'n2'), ring('n0', 'n1', 'n2', 'n3')], ['n0', 'n2', 'n2', 'n2']);
+    expect(v.view.ownedHereBefore('a', key)).toBe(false);
+    const out: string[] = [];
+    const n = v.view.pullSourcesInto('a', key, out);
+    expect(out.slice(0, n)).toContain('n0');
+    expect(out.slice(0, n)).not.toContain('n2');
+    // Once every member (this one too) announced its push for the ring, the next change starts afresh.
+    for (const m of v.members) m.handed = v.view.ringVersion;
+    v.view.refresh();
+    v.members.push({ nodeId: 'n3', address: 'n3:1', owns: true });
+    v.view.refresh();
+    expect(v.view.decidesHere('a', key)).toBe(true);
+    expect(v.view.ownedHereBefore('a', key)).toBe(true);
+  });
+
+  it('a ring older than handoffWindowMs counts as settled at the next change, announced or not', () => {
+    const v = forming('n2');
+    activate(v, 'n2');
+    v.clock.advance(10_001);
+    activate(v, 'n1');
+    const key = keyOwnedAs([ring('n0'), ring('n0', 'n2'), ring('n0', 'n1', 'n2')], ['n0', 'n2', 'n2']);
+    expect(v.view.ownedHereBefore('a', key)).toBe(true);
+  });
+
+  it('pushes a key it owned on an earlier unsettled ring to its owner now, though the owner in between is alive', () => {
+    const v = forming('n0');
+    activate(v, 'n2');
+    activate(v, 'n1');
+    const key = keyOwnedAs([ring('n0'), ring('n0', 'n2'), ring('n0', 'n1', 'n2')], ['n0', 'n2', 'n1']);
+    expect(v.view.handOverTo('a', key)).toBe('n1');
+    expect(v.view.handOverTo('a', key, routingHash('a', key))).toBe('n1');
+  });
+
+  it('routes a key it handed away on a pull to the puller while the puller is a member, before this view shows it active', () => {
+    const v = forming('n0'); // n0 still sees {n0}: n1 is a member, joining
+    const key = 'handed';
+    v.view.markHandedAway('a', key, 'n1', 1_000_000 + 10_000);
+    expect(v.view.ownerOf('a', key)).toBe('n1');
+    const out: string[] = [];
+    expect(v.view.placement('a', key, out)).toBeGreaterThan(0);
+    expect(out[0]).toBe('n1');
+    // Gone from the members: the mark goes with it.
+    v.members.splice(1, 1);
+    v.view.refresh();
+    expect(v.view.ownerOf('a', key)).toBe('n0');
+  });
+});
+
+describe('OwnerDecision: a request whose key moved on while it waited for a pull', () => {
+  function setUp(stillHere: boolean): { decision: OwnerDecision; routed: ResolvedRequest[]; store: LimiterStore; release: () => void } {
+    const store = new LimiterStore(new ManualClock(1_000_000));
+    let release!: () => void;
+    const pull = new Promise<void>((resolve) => (release = resolve));
+    const decision = new OwnerDecision({ store, puller: { mayPull: () => true, pullIfNeeded: () => pull } }, { syncReplication: false });
+    const routed: ResolvedRequest[] = [];
+    const elsewhere: Reservation = { allowed: true, limit: 5, remaining: 99, resetAtMs: 0, retryAfterMs: 0, waitMs: 0 };
+    decision.routeMovedKeysBy({ decidesHere: () => stillHere, route: (p) => (routed.push(p), elsewhere) });
+    return { decision, routed, store, release };
+  }
+  const request = resolveOnce({ key: 'u', action: 'a', limit: 5, windowMs: 60_000 });
+
+  it('is routed again, not decided here, when this node no longer owns the key', async () => {
+    const { decision, routed, store, release } = setUp(false);
+    const answer = decision.decide(request, -1);
+    release();
+    expect((await answer).remaining).toBe(99);
+    expect(routed).toHaveLength(1);
+    expect(store.keyCount).toBe(0);
+    expect(decision.movedDuringPull).toBe(1);
+  });
+
+  it('is decided here when the key is still this node’s', async () => {
+    const { decision, routed, release } = setUp(true);
+    const answer = decision.decide(request, -1);
+    release();
+    expect((await answer).remaining).toBe(4);
+    expect(routed).toHaveLength(0);
+  });
+});
+
+describe('Handoff.receive: a pushed state for a key owned elsewhere', () => {
+  function setUp(): { handoff: Handoff; view: ClusterView; sent: { address: string; frame: Uint8Array }[]; entryFor: (key: string) => WireEntry } {
+    const clock = new ManualClock(1_000_000);
+    const members: ViewMember[] = ['n0', 'n1', 'n2'].map((nodeId) => ({ nodeId, address: `${nodeId}:1`, owns: true }));
+    const view = new ClusterView({ members: { current: () => members }, clock }, { selfId: 'n2', replicas: 1, maxHandedAwayKeys: 100, handoffWindowMs: 10_000 });
+    const sent: { address: string; frame: Uint8Array }[] = [];
+    const transport = {
+      send: (address: string, frame: Uint8Array) => (sent.push({ address, frame }), true),
+      onFrame: () => undefined,
+      onPeerDown: () => undefined,
+      disconnect: () => undefined,
+      close: () => Promise.resolve(),
+    } as unknown as PeerTransport;
+    const store = new LimiterStore(clock, { routingHash });
+    const handoff = new Handoff({ store, view, transport, clock, ids: new FrameIds(1_000) }, { selfId: 'n2', handoffWindowMs: 10_000, pullTimeoutMs: 500, maxTrackedKeys: 1_000, maxBatchSize: 100 });
+    const source = new LimiterStore(clock);
+    const entryFor = (key: string): WireEntry => {
+      source.allow({ key, action: 'a', limit: 5, windowMs: 60_000 });
+      const cells = new Float64Array(4);
+      const algorithm = source.readEntry('a', key, cells);
+      return toWireEntry('a', key, algorithm as 0, cells, 0, clock.now());
+    };
+    return { handoff, view, sent, entryFor };
+  }
+
+  it('goes on to its owner once (an acked push is relayed as an unacked frame, never back to its sender), and is kept here too', () => {
+    const { handoff, view, sent, entryFor } = setUp();
+    const all = ring('n0', 'n1', 'n2');
+    const toN1 = keyOwnedAs([all], ['n1']);
+    const toN0 = keyOwnedAs([all], ['n0']);
+    const replies: Uint8Array[] = [];
+    handoff.receive(7, [entryFor(toN1), entryFor(toN0)], 'n0', (f) => replies.push(f));
+    expect(decodeFrame(replies[0]!)).toMatchObject({ type: FrameType.Ack, id: 7 });
+    expect(sent).toHaveLength(1);
+    expect(sent[0]!.address).toBe(view.addressOf('n1'));
+    const relayed = decodeFrame(sent[0]!.frame);
+    expect(relayed).toMatchObject({ type: FrameType.Handoff, id: NO_ACK });
+    expect(relayed?.type === FrameType.Handoff ? relayed.entries.map((e) => e.key) : []).toEqual([toN1]);
+    expect(handoff.stats.relayedEntries).toBe(1);
+    // A relay is not relayed again.
+    handoff.receive(NO_ACK, [entryFor(toN1)], 'n0', () => undefined);
+    expect(sent).toHaveLength(1);
+    handoff.close();
+  });
+});
