@@ -79,16 +79,17 @@ export interface NodeOptions {
   /** Distinct nodes after the owner that hold a copy of each key's state. */
   replicas: number;
   replication: ReplicationMode;
-  /** Async replication sends changed state at most this long after the change, once replicationMinBatch changes wait. */
+  /** Async replication sends changed state at most this long after the change, once replicationMinBatch decisions changed state. */
   replicationDelayMs: number;
   /**
-   * While fewer than replicationMinBatch changes wait, async replication waits for more, up to
-   * this long after the first: a quiet node sends a few fuller frames a second instead of one
-   * every replicationDelayMs (and what a crash can lose stays under replicationMinBatch changes).
+   * While fewer than replicationMinBatch decisions changed state since the last send, async
+   * replication waits for more, up to this long after the first: a quiet node sends a few
+   * fuller frames a second instead of one every replicationDelayMs (and what a crash can lose
+   * stays under replicationMinBatch decisions, or one replicationDelayMs of them).
    * Never less than replicationDelayMs.
    */
   replicationMaxDelayMs: number;
-  /** Changes that make a flush worth its frame before replicationMaxDelayMs; 1: every replicationDelayMs, as before. */
+  /** Decisions (state changes) that make a flush worth its frame before replicationMaxDelayMs; 1: every replicationDelayMs. */
   replicationMinBatch: number;
   /** A forward not answered within this time fails over to the next candidate. */
   forwardTimeoutMs: number;

@@ -36,12 +36,15 @@ function twoNodes() {
 const realMs = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('a quiet node replicates in fuller frames', () => {
-  it('with fewer than replicationMinBatch changes waiting, the flush waits until replicationMaxDelayMs after the first; with as many, it goes every replicationDelayMs', async () => {
+  it('with fewer than replicationMinBatch decisions waiting, the flush waits until replicationMaxDelayMs after the first; with as many (even on few keys), it goes every replicationDelayMs', async () => {
     const { clock, store, sent, replicator, view } = twoNodes();
     const owned = Array.from({ length: 400 }, (_, i) => `q${i}`).filter((k) => view.ownerOf('a', k) === 'n0');
+    // As OwnerDecision does: changed() after each decision.
     const decide = (keys: string[]) => {
-      for (const key of keys) store.allow({ key, action: 'a', limit: 5, windowMs: WINDOW_MS });
-      replicator.changed();
+      for (const key of keys) {
+        store.allow({ key, action: 'a', limit: 5, windowMs: WINDOW_MS });
+        replicator.changed();
+      }
     };
     decide(owned.slice(0, 2));
     // The timer runs every 1 ms (real time); the node's clock stands still: 2 changes wait.
@@ -54,6 +57,11 @@ describe('a quiet node replicates in fuller frames', () => {
     decide(owned.slice(2, 12)); // 10 ≥ replicationMinBatch: no waiting for the clock
     for (let i = 0; i < 100 && sent.length === 0; i++) await realMs(2);
     expect(sent.map((f) => f.entries)).toEqual([10]);
+    sent.length = 0;
+    // Two keys decided 5 times each: 10 decisions a crash would lose, not a quiet owner.
+    decide([...owned.slice(12, 14), ...owned.slice(12, 14), ...owned.slice(12, 14), ...owned.slice(12, 14), ...owned.slice(12, 14)]);
+    for (let i = 0; i < 100 && sent.length === 0; i++) await realMs(2);
+    expect(sent.map((f) => f.entries)).toEqual([2]);
     replicator.close();
   });
 });

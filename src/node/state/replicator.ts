@@ -88,6 +88,8 @@ export class Replicator implements AckReceiver {
    */
   readonly lag = new LatencyHistogram();
   private changedAtMs = -1;
+  /** Decisions that may have changed state since the last flush (quiet-owner batching counts these). */
+  private changesSinceFlush = 0;
   private lastProbeAtMs = Number.NEGATIVE_INFINITY;
   /** Frame id → changedAtMs of its flush, in send order; at most MAX_LAG_PROBES. */
   private readonly lagProbes = new Map<number, number>();
@@ -152,6 +154,7 @@ export class Replicator implements AckReceiver {
 
   /** A decision here may have changed a key's state: it goes out with the next flush. */
   changed(): void {
+    this.changesSinceFlush++;
     if (this.changedAtMs < 0) this.changedAtMs = this.components.clock.now();
     this.timer?.wake();
   }
@@ -159,14 +162,17 @@ export class Replicator implements AckReceiver {
   // ---- sending ------------------------------------------------------------------------
 
   /**
-   * The timer's turn, every replicationDelayMs while there is work: flushes, unless only a
-   * few changes wait and the first of them is younger than replicationMaxDelayMs (a quiet
-   * node: at 1,000 decisions/s over three nodes a flush every 5 ms carried 1–2 entries, and
-   * its frame cost more than they did). Returns whether to come back.
+   * The timer's turn, every replicationDelayMs while there is work: flushes, unless fewer
+   * than replicationMinBatch decisions changed state since the last flush and the first of
+   * them is younger than replicationMaxDelayMs (a quiet node: at 1,000 decisions/s over
+   * three nodes a flush every 5 ms carried 1–2 entries, and its frame cost more than they
+   * did). Decisions, not keys: a few keys decided often are not quiet, and what a crash can
+   * lose stays under replicationMinBatch decisions or one replicationDelayMs of them.
+   * Returns whether to come back.
    */
   private tick(): boolean {
     const pending = this.components.store.pendingChanges;
-    if (pending > 0 && pending < this.init.replicationMinBatch && this.changedAtMs >= 0 && this.components.clock.now() - this.changedAtMs < Math.max(this.init.replicationMaxDelayMs, this.init.replicationDelayMs)) {
+    if (pending > 0 && this.changesSinceFlush < this.init.replicationMinBatch && this.changedAtMs >= 0 && this.components.clock.now() - this.changedAtMs < Math.max(this.init.replicationMaxDelayMs, this.init.replicationDelayMs)) {
       if (this.waiters.size > 0 || this.lagProbes.size > 0) {
         this.nowMs = this.components.clock.now();
         this.expireWaiters();
@@ -184,6 +190,7 @@ export class Replicator implements AckReceiver {
     this.expireWaiters();
     const changedAtMs = this.changedAtMs;
     this.changedAtMs = -1;
+    this.changesSinceFlush = 0;
     const sentIds = this.sentIds;
     sentIds.length = 0;
     const probing = changedAtMs >= 0 && this.nowMs - this.lastProbeAtMs >= LAG_PROBE_GAP_MS && this.lagProbes.size < MAX_LAG_PROBES;
