@@ -120,6 +120,26 @@ describe('large batches in bounded slices under one event-loop budget (issue 28)
     expect(node!.stats().callers.refusedLarge).toBeGreaterThanOrEqual(2);
   }, 120_000);
 
+  it('a large AllowBatch whose caller cancels it stops being decided: the rest of its requests change nothing, and what it held is released at once', async () => {
+    // A small share of the event loop: the batch is still under way when its caller cancels it.
+    const [node] = await start(1, { callerLimits: { largeBatchSharePercent: 2, largeBatchShareWithCallsPercent: 1 } });
+    const bulk = connect(node!);
+    const single = connect(node!);
+    expect(await allow(single)).toBeNull();
+    const decisionsBefore = node!.stats().store.decisions;
+    let error: grpc.ServiceError | null = null;
+    const call = bulk.allowBatch(batch(10_000, 'cancel'), { deadline: Date.now() + 60_000 }, (e) => (error = e)) as unknown as grpc.ClientUnaryCall;
+    await waitFor(() => node!.stats().callers.items === 10_000, 10_000, 'the batch under way (its requests in flight)');
+    call.cancel();
+    await waitFor(() => node!.stats().callers.items === 0, 5_000, 'the cancelled batch to release its requests');
+    const decided = node!.stats().store.decisions - decisionsBefore;
+    await new Promise((r) => setTimeout(r, 300));
+    expect(node!.stats().store.decisions - decisionsBefore).toBe(decided); // nothing more decided for it
+    expect(decided).toBeLessThan(10_000);
+    expect((error as grpc.ServiceError | null)?.code).toBe(grpc.status.CANCELLED);
+    expect(await allow(single)).toBeNull();
+  });
+
   it('names a share out of range', async () => {
     await expect(start(1, { callerLimits: { largeBatchSharePercent: 101 } })).rejects.toThrow(/largeBatchSharePercent/);
     await expect(start(1, { callerLimits: { largeBatchSharePercent: 20, largeBatchShareWithCallsPercent: 30 } })).rejects.toThrow(/largeBatchShareWithCallsPercent/);

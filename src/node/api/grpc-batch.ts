@@ -3,7 +3,7 @@ import { batchBudgetDefaults } from './batch-budget.js';
 import { itemError, type PublicApiBackend } from './backend.js';
 import type { IncomingRequest } from './allow-codec.js';
 import type { CallerConnection, CallerLedger } from './caller-ledger.js';
-import { decideUnderBudget } from './large-batches.js';
+import { callerGone, decideUnderBudget } from './large-batches.js';
 import { BatchRequestReader, encodeBatchResponse, type BatchResult } from './stream-codec.js';
 
 /** Bytes past which an AllowBatch request counts as large (about 100 requests). */
@@ -45,11 +45,12 @@ function decideItem(backend: PublicApiBackend, item: IncomingRequest, results: B
  * decided, and its answer encoded. Its requests count as in flight on its connection,
  * refused past maxItemsPerConnection. Throws the call's error.
  */
-export async function answerBatch(backend: PublicApiBackend, ledger: CallerLedger, connection: CallerConnection, bytes: Buffer, large: boolean): Promise<Uint8Array> {
+export async function answerBatch(backend: PublicApiBackend, ledger: CallerLedger, connection: CallerConnection, bytes: Buffer, large: boolean, gone: () => boolean): Promise<Uint8Array> {
   const budget = ledger.largeBatches;
   let reader: BatchRequestReader | undefined;
   const requests: IncomingRequest[] = [];
   await budget.run(large, () => {
+    if (gone()) throw callerGone();
     try {
       if (reader === undefined) {
         reader = new BatchRequestReader(bytes); // counts the requests: refused past the cap before any is decoded
@@ -63,7 +64,7 @@ export async function answerBatch(backend: PublicApiBackend, ledger: CallerLedge
     }
   });
   const results: BatchResult[] = new Array<BatchResult>(requests.length);
-  await decideUnderBudget(ledger, connection, requests.length, large, (i, forwarded, later) => decideItem(backend, requests[i]!, results, forwarded, later));
+  await decideUnderBudget(ledger, connection, requests.length, large, (i, forwarded, later) => decideItem(backend, requests[i]!, results, forwarded, later), gone);
   // A repeated field's items, written apart and joined, are the message written whole.
   const parts: Uint8Array[] = [];
   let from = 0;

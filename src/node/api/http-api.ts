@@ -225,7 +225,7 @@ async function handleRequest(backend: HttpApiBackend, init: BoundedInit, req: In
       res.setHeader('connection', 'close');
       res.once('finish', () => req.socket.destroy());
     }
-    return allowBatch(backend, init.ledger, connection, Number(req.headers['content-length'] ?? 0), read, (status, body) => sendCounted(call, res, status, body));
+    return allowBatch(backend, init.ledger, connection, Number(req.headers['content-length'] ?? 0), read, (status, body) => sendCounted(call, res, status, body), () => req.socket.destroyed);
   }
   const bytes = await read();
   if (admin) return sendCounted(call, res, 200, await adminOnKey(backend, init, req, parseJson(bytes), path!));

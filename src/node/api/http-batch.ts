@@ -66,6 +66,7 @@ export async function allowBatch(
   declaredBytes: number,
   read: () => Promise<Buffer>,
   send: (status: number, body: unknown) => void,
+  gone: () => boolean,
 ): Promise<void> {
   // Under way from before its body is read: at most maxRunning large bodies are read at once.
   let started = declaredBytes > SMALL_BATCH_JSON_BYTES;
@@ -80,7 +81,7 @@ export async function allowBatch(
       started = true;
     }
     if (!large) ledger.largeBatches.singleCall();
-    const answer = await decideBatch(backend, ledger, connection, bytes, large);
+    const answer = await decideBatch(backend, ledger, connection, bytes, large, gone);
     if (large) ledger.largeBatches.charged(() => send(200, answer));
     else send(200, answer);
   } finally {
@@ -93,14 +94,14 @@ function throwIf(refusal: RingLimitError | undefined): void {
 }
 
 /** The answer to a batch, as JSON text (see allowBatch); a large one in slices under the large batches' budget. */
-async function decideBatch(backend: PublicApiBackend, ledger: CallerLedger, connection: CallerConnection, bytes: Buffer, large: boolean): Promise<RawJson> {
+async function decideBatch(backend: PublicApiBackend, ledger: CallerLedger, connection: CallerConnection, bytes: Buffer, large: boolean, gone: () => boolean): Promise<RawJson> {
   const budget = ledger.largeBatches;
   // Read in steps under the budget (a 10,000-request body took 3–5 ms to parse in one piece).
   const reader = new BatchBodyReader(bytes);
   await budget.run(large, () => reader.step());
   const requests = reader.result();
   const results: Result[] = new Array<Result>(requests.length);
-  await decideUnderBudget(ledger, connection, requests.length, large, (i, forwarded, later) => decideItem(backend, requests[i], i, results, forwarded, later));
+  await decideUnderBudget(ledger, connection, requests.length, large, (i, forwarded, later) => decideItem(backend, requests[i], i, results, forwarded, later), gone);
   // Written and encoded in parts of WRITE_ITEMS answers: joined, they are the answer's bytes.
   const parts: Buffer[] = [Buffer.from('{"results":[')];
   let from = 0;

@@ -26,6 +26,11 @@ export function mayStartLarge(ledger: CallerLedger): boolean {
   return !ledger.nodeFull() && ledger.largeBatches.mayStart();
 }
 
+/** The error of a batch whose caller went away before it was decided whole. */
+export function callerGone(): RingLimitError {
+  return new RingLimitError('ABORTED', 'the caller went away: the rest of its batch was not decided');
+}
+
 /** A large batch that startLarge() let start has ended. */
 export function endLarge(ledger: CallerLedger): void {
   ledger.largeBatches.running--;
@@ -37,7 +42,9 @@ export function endLarge(ledger: CallerLedger): void {
  * `connection` until every answer is in (refused past maxItemsPerConnection, before any is
  * decided). `decide(index, forwarded, later)` decides request `index`: an answer that waits
  * for another member goes to `forwarded` (the budget charges it), and what fills its place
- * once answered into `later`.
+ * once answered into `later`. Once `gone()` says the caller went away (its call cancelled,
+ * its socket closed), no further request is decided: nobody would read the answer, and what
+ * the batch holds is released at once. Throws ABORTED then.
  */
 export async function decideUnderBudget(
   ledger: CallerLedger,
@@ -45,6 +52,7 @@ export async function decideUnderBudget(
   count: number,
   large: boolean,
   decide: (index: number, forwarded: (answer: Promise<unknown>) => void, later: Promise<void>[]) => void,
+  gone: () => boolean = () => false,
 ): Promise<void> {
   if (ledger.itemsFull(connection, count)) throw new RingLimitError('RESOURCE_EXHAUSTED', `more than ${ledger.limits.maxItemsPerConnection} requests in flight on this connection`);
   ledger.takeItems(connection, count);
@@ -52,9 +60,11 @@ export async function decideUnderBudget(
     const later: Promise<void>[] = [];
     let next = 0;
     await ledger.largeBatches.run(large, (forwarded) => {
+      if (gone()) return false;
       if (next < count) decide(next++, forwarded, later);
       return next < count;
     });
+    if (next < count) throw callerGone();
     await Promise.all(later);
   } finally {
     ledger.itemsDone(connection, count);

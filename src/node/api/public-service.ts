@@ -84,7 +84,7 @@ export function addPublicApi(server: grpc.Server, backend: PublicApiBackend, tok
       } else {
         budget.singleCall();
       }
-      answerBatch(backend, ledger, connection, bytes, large)
+      answerBatch(backend, ledger, connection, bytes, large, () => call.cancelled)
         .then(
           (answer) => (large ? budget.charged(() => callback(null, answer)) : callback(null, answer)),
           (error: unknown) => callback(toServiceError(error)),
