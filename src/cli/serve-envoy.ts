@@ -73,16 +73,20 @@ export interface EnvoyConfigWatch {
 }
 
 /**
- * Re-reads the configuration when what `paths` hold changes (checked every `intervalMs`:
- * a file written, added or removed). A good configuration goes to onLoad; a bad one to
- * onError, and the one in force stays.
+ * Re-reads the configuration when what `paths` hold changed (checked every `intervalMs`: a
+ * file written, added or removed) and has then stayed the same for one more check: a
+ * directory being rewritten (old files removed, new ones copied in) is not read half-way.
+ * A good configuration goes to onLoad; a bad one to onError, and the one in force stays.
  */
 export function watchEnvoyConfig(paths: readonly string[], options: EnvoyLoadOptions, intervalMs: number, onLoad: (config: EnvoyDescriptors) => void, onError: (error: Error) => void): EnvoyConfigWatch {
-  let last = envoyConfigStamp(paths);
+  let loaded = envoyConfigStamp(paths);
+  let seen = loaded;
   const timer = setInterval(() => {
     const now = envoyConfigStamp(paths);
-    if (now === last) return;
-    last = now;
+    const settled = now === seen;
+    seen = now;
+    if (!settled || now === loaded) return;
+    loaded = now;
     try {
       onLoad(readEnvoyConfig(paths, options));
     } catch (error) {
