@@ -47,6 +47,8 @@ export interface HandoffStats extends PullStats {
   drainFramesAcked: number;
   /** Times this node announced that it pushed everything it held for a ring (after every ack). */
   announcements: number;
+  /** Of pushedEntries, the states still waiting to be merged into a key, sent after its own (a key seldom has one). */
+  pushedWaitingStates: number;
   /** Pushed entries for keys owned elsewhere, sent on to their owner (receive). */
   relayedEntries: number;
   /** Requests routed again after their pull: the ring changed meanwhile and their key moved on (OwnerDecision). */
@@ -66,7 +68,7 @@ export interface HandoffStats extends PullStats {
  * conservatively.
  */
 export class Handoff implements AckReceiver {
-  readonly stats: HandoffStats = { pulls: 0, pullsAnswered: 0, pullTimeouts: 0, pushedEntries: 0, receivedEntries: 0, refusedEntries: 0, drainFramesAcked: 0, announcements: 0, relayedEntries: 0, movedDuringPull: 0, peersPending: 0 };
+  readonly stats: HandoffStats = { pulls: 0, pullsAnswered: 0, pullTimeouts: 0, pushedEntries: 0, receivedEntries: 0, refusedEntries: 0, drainFramesAcked: 0, announcements: 0, pushedWaitingStates: 0, relayedEntries: 0, movedDuringPull: 0, peersPending: 0 };
   private readonly cells = new Float64Array(STATE_STRIDE);
   private readonly outbox: EntryOutbox;
   private pushGeneration = 0;
@@ -96,7 +98,7 @@ export class Handoff implements AckReceiver {
     const { view } = this.components;
     const owner = view.ownerOf(action, key);
     const address = owner === this.init.selfId ? undefined : view.addressOf(owner);
-    if (address !== undefined) this.outbox.add(address, toWireEntry(action, key, algorithm, cells, base, this.nowMs));
+    if (address !== undefined) this.collect(address, action, key, algorithm, cells, base);
   };
 
   /**
@@ -110,8 +112,19 @@ export class Handoff implements AckReceiver {
     const owner = view.handOverTo(action, key, hash);
     if (owner === undefined) return;
     const address = view.addressOf(owner);
-    if (address !== undefined) this.outbox.add(address, toWireEntry(action, key, algorithm, cells, base, this.nowMs));
+    if (address !== undefined) this.collect(address, action, key, algorithm, cells, base);
   };
+
+  /** The key visited last: a visit of the same key again is a state still waiting to be merged into it (forEachEntry withPending). */
+  private lastAction = '';
+  private lastKey = '';
+
+  private collect(address: string, action: string, key: string, algorithm: AlgorithmId, cells: Float64Array, base: number): void {
+    if (key === this.lastKey && action === this.lastAction) this.stats.pushedWaitingStates++;
+    this.lastAction = action;
+    this.lastKey = key;
+    this.outbox.add(address, toWireEntry(action, key, algorithm, cells, base, this.nowMs));
+  }
 
   /** Pull on first access (see KeyPulls): the owner-side decision asks it. */
   readonly pulls: KeyPulls;
