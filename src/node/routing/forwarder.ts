@@ -88,7 +88,10 @@ export class Forwarder {
   ) {
     this.pending = new InFlightTable(init.maxPendingForwards);
     this.batcher = new AdaptiveBatcher((queue, batch) => this.sendFrame(queue, batch), init);
-    this.deadlineTimer = setInterval(() => this.expire(), Math.max(2, init.forwardTimeoutMs / 4));
+    // The scan runs after this turn's I/O (setImmediate: the check phase follows the poll phase):
+    // when the process stalled, an answer already waiting in a socket settles its forward first,
+    // instead of a failover deciding it again from a replica's state.
+    this.deadlineTimer = setInterval(() => setImmediate(this.expire), Math.max(2, init.forwardTimeoutMs / 4));
     this.deadlineTimer.unref();
   }
 
@@ -271,7 +274,7 @@ export class Forwarder {
   }
 
   /** Deadlines are in insertion order (one timeout for all), so the scans stop at the first live one. */
-  private expire(): void {
+  private readonly expire = (): void => {
     const nowMs = this.components.clock.now();
     for (const [frameId, sent] of this.sentFrames) {
       if (sent.deadlineMs > nowMs) break;
@@ -282,5 +285,5 @@ export class Forwarder {
       this.stats.timeouts++;
       this.failover(pending);
     }
-  }
+  };
 }

@@ -139,10 +139,8 @@ export class KeyPulls implements KeyPuller {
     const promise = new Promise<void>((r) => {
       resolve = r;
     });
-    const timer = setTimeout(() => {
-      this.stats.pullTimeouts++;
-      this.finishPull(frameId);
-    }, this.init.pullTimeoutMs);
+    // Given up after this turn's I/O (see Forwarder's deadline scan): an answer already waiting in a socket counts.
+    const timer = setTimeout(() => setImmediate(this.timedOut, frameId), this.init.pullTimeoutMs);
     timer.unref();
     const pull: InFlightPull = { promise, resolve, timer, action, key, awaiting: sent, asked: addresses, found: false, askedReplicas: false };
     this.stats.pulls += sent;
@@ -225,6 +223,12 @@ export class KeyPulls implements KeyPuller {
   close(): void {
     for (const id of [...this.pulls.keys()]) this.finishPull(id);
   }
+
+  private readonly timedOut = (frameId: number): void => {
+    if (!this.pulls.has(frameId)) return;
+    this.stats.pullTimeouts++;
+    this.finishPull(frameId);
+  };
 
   private finishPull(frameId: number): void {
     const pull = this.pulls.get(frameId);
