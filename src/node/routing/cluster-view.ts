@@ -172,10 +172,11 @@ export class ClusterView {
   /**
    * For state a peer sent about (action, key): Refused when `from` is an owner on this
    * node's current ring yet held no copy of the key — neither its owner nor a replica now,
-   * nor before the last change (a settled member has no business sending state for other
-   * keys, on any ring since the cluster last settled); else whether this node owns it now. A sender that is not on the current ring
-   * is heard: its view may be ahead of ours (it just turned active and re-sends its keys)
-   * or it is draining, several changes ago. One hash unless `from` is not a holder now.
+   * nor on any ring since the cluster last settled (a settled member has no business
+   * sending state for other keys); else whether this node owns it now. A sender that is not
+   * on the current ring is heard: its view may be ahead of ours (it just turned active and
+   * re-sends its keys) or it is draining, several changes ago. One hash unless `from` is
+   * not a holder now.
    */
   judgeSender(from: string, action: string, key: string): SenderVerdict {
     const hash = routingHash(action, key);
