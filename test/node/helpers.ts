@@ -3,6 +3,8 @@ import { PEER_METHOD } from '../../src/node/transport/grpc-peer-transport.js';
 import { createNode, type RingLimitNode } from '../../src/node/node.js';
 import type { NodeOptionsInput } from '../../src/node/options.js';
 import { META_HANDED } from '../../src/node/routing/cluster-view.js';
+import { versionOf } from '../../src/node/routing/ring-keys.js';
+import { Ring } from '../../src/ring/index.js';
 
 let clusters = 0;
 
@@ -31,15 +33,20 @@ export async function startCluster(n: number, options: NodeOptionsInput = {}, pe
   }
 }
 
-/** Whether every node sees every member announce its handoff for one and the same ring. */
+/**
+ * Whether every node sees every member announce its handoff for the ring in force: one and
+ * the same ring, which every node has (all announcing an older ring, as happens while the
+ * last change's pushes are under way, does not count).
+ */
 export function allAnnounced(nodes: RingLimitNode[]): boolean {
   const versions = new Set<string>();
   for (const node of nodes) {
     const members = node.members();
     if (members.length !== nodes.length) return false;
     for (const m of members) versions.add(m.meta[META_HANDED] ?? '');
+    versions.add(versionOf(new Ring(node.owners().map((nodeId) => ({ nodeId })))));
   }
-  return versions.size === 1 && !versions.has('');
+  return versions.size === 1;
 }
 
 /**

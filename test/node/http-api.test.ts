@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createNode, type RingLimitNode } from '../../src/node/node.js';
-import { startCluster, stopAll } from './helpers.js';
+import { startCluster, stopAll, waitFor } from './helpers.js';
 import { LATENCY_SAMPLE_EVERY } from '../../src/common/latency.js';
 
 const TOKEN = 'http-token-0123456789abcdef';
@@ -103,6 +103,14 @@ describe('metrics', () => {
     const node = nodes[0]!;
     const auth = { authorization: `Bearer ${TOKEN}` };
     for (let i = 0; i < 12; i++) await call(node, 'POST', '/v1/allow', { key: `k${i % 4}`, action: i % 2 === 0 ? 'search' : 'upload', limit: 2, windowMs: 60_000 }, auth);
+    // Replicas of these keys may still be arriving here (a quiet owner waits up to replicationMaxDelayMs for a fuller
+    // frame), which adds keys between the metrics read and the stats read: let replication finish first.
+    await waitFor(() => nodes.every((n) => n.store.pendingChanges === 0), 5_000, 'every owner to send its changes');
+    const received = (): number => nodes.reduce((sum, n) => sum + n.stats().replication.entriesReceived, 0);
+    for (let last = -1, i = 0; received() !== last && i < 50; i++) {
+      last = received();
+      await new Promise((r) => setTimeout(r, 2 * node.options.replicationMaxDelayMs));
+    }
     expect((await fetch(`http://${node.httpAddress!}/metrics`)).status).toBe(401);
     const res = await fetch(`http://${node.httpAddress!}/metrics`, { headers: auth });
     expect(res.status).toBe(200);
