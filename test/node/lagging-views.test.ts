@@ -10,6 +10,7 @@ import { decodeFrame } from '../../src/node/wire/codec.js';
 import { FrameIds, NO_ACK } from '../../src/node/wire/frame-ids.js';
 import { FrameType, type WireEntry } from '../../src/node/wire/frames.js';
 import { toWireEntry } from '../../src/node/wire/state-wire.js';
+import { versionOf } from '../../src/node/routing/ring-keys.js';
 import { Ring } from '../../src/ring/index.js';
 
 /**
@@ -61,6 +62,19 @@ describe('ClusterView through rings that changed before the cluster settled', ()
     v.view.refresh();
     expect(v.view.decidesHere('a', key)).toBe(true);
     expect(v.view.ownedHereBefore('a', key)).toBe(true);
+  });
+
+  it('at a change, a peer that already announced the ring coming in counts as announced: the earlier rings are let go', () => {
+    const v = forming('n2');
+    activate(v, 'n2');
+    activate(v, 'n1'); // {n0} and {n0, n2} kept: nobody announced
+    const key = keyOwnedAs([ring('n0'), ring('n0', 'n2'), ring('n0', 'n1', 'n2'), ring('n0', 'n1', 'n2', 'n3')], ['n0', 'n2', 'n2', 'n2']);
+    // This node announced the ring in force; the faster peers have moved on and announced the next one (which replaces it).
+    v.members.find((m) => m.nodeId === 'n2')!.handed = v.view.ringVersion;
+    for (const id of ['n0', 'n1']) v.members.find((m) => m.nodeId === id)!.handed = versionOf(ring('n0', 'n1', 'n2', 'n3'));
+    v.members.push({ nodeId: 'n3', address: 'n3:1', owns: true });
+    v.view.refresh();
+    expect(v.view.ownedHereBefore('a', key)).toBe(true); // only {n0, n1, n2} is kept, where n2 owned it
   });
 
   it('a ring older than handoffWindowMs counts as settled at the next change, announced or not', () => {

@@ -73,11 +73,10 @@ describe('proportionate handoff: a member joining a cluster of N moves about 1/N
     // node re-sending all its keys (as before) would send all 3,000.
     expect(ownerChanged / KEYS).toBeGreaterThan(0.1);
     expect(ownerChanged / KEYS).toBeLessThan(0.25);
-    // Alone, exactly the keys whose owner changed. In loaded full runs (2 of 3 here) a node's
-    // rings since the cluster last settled still held a ring from its formation at the join, and
-    // it pushed again, harmlessly, keys it had owned there (684 for 526): far from every key of
-    // every node all the same. Why that history had not shrunk is open (see the session note).
-    expect(pushed).toBeLessThanOrEqual(1.5 * ownerChanged);
+    // Exactly the keys whose owner changed. (A node slower to see n5 used to find its peers'
+    // announcements already replaced by the next ring's, keep its formation rings and push
+    // again keys it had owned there: 684 and 828 for 526 in loaded runs. ClusterView.settled.)
+    expect(pushed).toBeLessThanOrEqual(ownerChanged);
     expect(pushed).toBeGreaterThan(ownerChanged * 0.8);
     expect(resent).toBeLessThanOrEqual(newHolders);
     expect(resent).toBeGreaterThan(newHolders * 0.8);

@@ -374,10 +374,12 @@ export class ClusterView {
       if (handedNews) this.handoffNews();
       return;
     }
-    this.history.changedFrom(this.ring, this.settled());
+    const next = this.ring.withMembers(owners);
+    const nextVersion = versionOf(next);
+    this.history.changedFrom(this.ring, this.settled(nextVersion));
     this.previous = this.ring;
-    this.ring = this.ring.withMembers(owners);
-    this.version = versionOf(this.ring);
+    this.ring = next;
+    this.version = nextVersion;
     this.soleOwner = soleNodeOf(this.ring);
     this.changedAtMs = this.components.clock.now();
     this.handedAway.dropStale();
@@ -385,13 +387,13 @@ export class ClusterView {
   }
 
   /**
-   * Whether nothing from before the ring in force can still be held or decided elsewhere: it
-   * is the first, or old, or every peer and this node itself announced its push for it.
+   * Whether nothing from before the ring in force can be held or decided elsewhere: it is the
+   * first, or old, or every peer and this node announced its push for it or (at a change) for
+   * the ring coming in, `next`: a faster peer's newer announcement replaces the older one.
    */
-  private settled(): boolean {
+  private settled(next = ''): boolean {
     if (this.previous === this.ring || this.components.clock.now() - this.changedAtMs > this.init.handoffWindowMs) return true;
-    if (!this.hasHandedOver(this.selfId)) return false;
-    for (const nodeId of this.handoffPeers()) if (!this.hasHandedOver(nodeId)) return false;
-    return true;
+    const announced = (nodeId: string): boolean => this.hasHandedOver(nodeId) || (next !== '' && this.announced.has(nodeId, next));
+    return announced(this.selfId) && this.handoffPeers().every(announced);
   }
 }
