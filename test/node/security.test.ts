@@ -110,7 +110,7 @@ describe('peer authentication with a cluster key', () => {
     stream.on('error', () => undefined);
     stream.on('metadata', (answer: grpc.Metadata) => {
       const header = (name: string) => answer.get(name)[0] as string | undefined;
-      proof = auth.answerChallenge(hello, header('ringlimit-peer-auth'), header('ringlimit-node-id'), header('ringlimit-peer-challenge'));
+      proof = auth.answerChallenge(hello, header('ringlimit-peer-auth'), header('ringlimit-node-id'), header('ringlimit-peer-challenge'), '127.0.0.1');
       if (proof === undefined) return;
       stream.write(proof);
       stream.write(encodeMsgpack(pull(victim)));
@@ -154,6 +154,42 @@ describe('peer authentication with a cluster key', () => {
       await transport.close();
       server.forceShutdown();
     }
+  });
+});
+
+describe('frames on the answer side of a stream a node opened', () => {
+  /** n1 answers every frame with an Ack on the same stream; n0 opens the stream and notes who it hears frames from. */
+  async function exchange(keyring: Keyring | undefined, n0SeesMember: boolean): Promise<{ froms: string[]; refused: number }> {
+    const server = new grpc.Server();
+    const n1Auth = new PeerAuth({ keyring, isMember: () => true }, { selfId: 'n1' });
+    const n1 = new GrpcPeerTransport(server, { nodeId: 'n1', maxBufferedBytes: 1 << 20, reconnectBackoffMs: 50, credentials: grpc.credentials.createInsecure(), maxMessageBytes: 1 << 20, clusterName: '' }, n1Auth);
+    n1.onFrame((_frame, reply) => reply(encodeMsgpack([1, FrameType.Ack, 1])));
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+    n1Auth.selfAddress = `127.0.0.1:${port}`;
+    const n0Auth = new PeerAuth({ keyring, isMember: (id, ip) => n0SeesMember && id === 'n1' && ip === '127.0.0.1' }, { selfId: 'n0' });
+    const n0 = new GrpcPeerTransport(new grpc.Server(), { nodeId: 'n0', maxBufferedBytes: 1 << 20, reconnectBackoffMs: 50, credentials: grpc.credentials.createInsecure(), maxMessageBytes: 1 << 20, clusterName: '' }, n0Auth);
+    const froms: string[] = [];
+    n0.onFrame((_frame, _reply, from) => froms.push(from));
+    try {
+      expect(n0.send(n1Auth.selfAddress, encodeMsgpack(pull('k')))).toBe(true);
+      await waitFor(() => froms.length + n0.stats.refusedStreams >= 1, 5_000, 'the answer, or its refusal');
+      return { froms, refused: n0.stats.refusedStreams };
+    } finally {
+      await n0.close();
+      await n1.close();
+      server.forceShutdown();
+    }
+  }
+
+  it('with a cluster key, they are handed on as the proven answerer’s (its authority is judged like an opener’s)', async () => {
+    expect(await exchange(new Keyring([KEY]), false)).toEqual({ froms: ['n1'], refused: 0 });
+  });
+
+  it('without a key, as the answering member’s when it advertises the host dialled; a stream answered by a non-member is refused', async () => {
+    expect(await exchange(undefined, true)).toEqual({ froms: ['n1'], refused: 0 });
+    const stranger = await exchange(undefined, false);
+    expect(stranger.froms).toEqual([]);
+    expect(stranger.refused).toBeGreaterThanOrEqual(1);
   });
 });
 

@@ -220,17 +220,23 @@ export class GrpcPeerTransport implements PeerTransport {
     // With a cluster key, frames wait for the handshake, and nothing the receiver sends counts until its answer proves it holds the key too.
     link.queued = this.auth.keyed ? [] : undefined;
     let verified = !this.auth.keyed;
+    // Who answered, once its answer checked out: its frames are judged as that member's, like an opener's on our server side.
+    let answerer = '';
     const reply: Reply = (frame) => {
       if (link.call === call && verified && call.writable) this.write(link, call, Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength));
     };
     call.on('metadata', (answer: grpc.Metadata) => {
-      if (verified || link.call !== call) return;
-      const proof = this.auth.answerChallenge(hello, firstString(answer, PEER_AUTH_HEADER), firstString(answer, NODE_HEADER), firstString(answer, PEER_CHALLENGE_HEADER));
-      if (proof === undefined) {
+      if (answerer !== '' || link.call !== call) return;
+      const serverId = firstString(answer, NODE_HEADER);
+      const proof = this.auth.answerChallenge(hello, firstString(answer, PEER_AUTH_HEADER), serverId, firstString(answer, PEER_CHALLENGE_HEADER), hostOfPeer(address));
+      if (proof === undefined || serverId === undefined) {
         this.stats.refusedStreams++;
+        verified = false;
         call.cancel();
         return;
       }
+      answerer = serverId;
+      if (!this.auth.keyed) return;
       verified = true;
       const queued = link.queued ?? [];
       link.queued = undefined;
@@ -239,7 +245,7 @@ export class GrpcPeerTransport implements PeerTransport {
       for (const frame of queued) this.write(link, call, frame);
     });
     call.on('data', (frame: Buffer) => {
-      if (verified) this.frameHandler(frame, reply, '');
+      if (answerer !== '') this.frameHandler(frame, reply, answerer);
       else this.stats.unauthenticatedFrames++;
     });
     const broken = () => {

@@ -99,14 +99,17 @@ export class PeerAuth {
   }
 
   /**
-   * The opener's check of the receiver's answer; with it, the first frame the opener must
-   * send (its proof over the receiver's challenge). Undefined when the answer fails.
-   * Without a key there is nothing to check or prove: an empty proof, never sent.
+   * The opener's check of the receiver's answer from `serverId`, dialled at `dialledHost`;
+   * with it, the first frame the opener must send (its proof over the receiver's challenge).
+   * Undefined when the answer fails. Without a key there is nothing to prove (an empty
+   * proof, never sent), but the answerer must be a member advertising the host dialled, as
+   * the receiver requires of an opener: its frames are judged as that member's.
    */
-  answerChallenge(hello: Hello, answer: string | undefined, serverId: string | undefined, challenge: string | undefined): Buffer | undefined {
+  answerChallenge(hello: Hello, answer: string | undefined, serverId: string | undefined, challenge: string | undefined, dialledHost: string): Buffer | undefined {
     const keyring = this.components.keyring;
-    if (keyring === undefined) return Buffer.alloc(0);
-    if (answer === undefined || !MAC_PATTERN.test(answer) || serverId === undefined || challenge === undefined || !NONCE_PATTERN.test(challenge)) return undefined;
+    if (serverId === undefined || serverId === '' || serverId === this.init.selfId) return undefined;
+    if (keyring === undefined) return this.components.isMember(serverId, dialledHost) ? Buffer.alloc(0) : undefined;
+    if (answer === undefined || !MAC_PATTERN.test(answer) || challenge === undefined || !NONCE_PATTERN.test(challenge)) return undefined;
     if (!keyring.verify(Buffer.from(`${LABEL}|answer|${serverId}|${this.init.selfId}|${hello.nonce}|${challenge}`), Buffer.from(answer, 'base64url'))) return undefined;
     return keyring.mac(Buffer.from(`${LABEL}|proof|${this.init.selfId}|${serverId}|${hello.nonce}|${challenge}`));
   }
