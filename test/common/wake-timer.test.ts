@@ -41,6 +41,57 @@ describe('WakeTimer', () => {
   });
 });
 
+describe('WakeTimer.wakeAfter', () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('sleeps the delay asked for, not one run per period; wake() brings a long sleep forward to one period; an armed timer is not moved later', () => {
+    let runs = 0;
+    const timer = new WakeTimer(() => {
+      runs++;
+      return false;
+    }, 5);
+    timer.wakeAfter(50);
+    vi.advanceTimersByTime(49);
+    expect(runs).toBe(0); // no run per period while it sleeps
+    vi.advanceTimersByTime(1);
+    expect(runs).toBe(1);
+    timer.wakeAfter(50);
+    vi.advanceTimersByTime(10);
+    timer.wake(); // due within one period now
+    vi.advanceTimersByTime(5);
+    expect(runs).toBe(2);
+    vi.advanceTimersByTime(100);
+    expect(runs).toBe(2); // the long sleep was cancelled, not run as well
+    timer.wake();
+    timer.wakeAfter(50); // already due in one period: unchanged
+    vi.advanceTimersByTime(5);
+    expect(runs).toBe(3);
+    timer.wakeAfter(50);
+    timer.close();
+    vi.advanceTimersByTime(100);
+    expect(runs).toBe(3);
+  });
+
+  it('a task may put itself to sleep from its own run', () => {
+    const at: number[] = [];
+    let left = 3;
+    const timer = new WakeTimer(() => {
+      at.push(Date.now());
+      if (--left > 0) timer.wakeAfter(20);
+      return false;
+    }, 5);
+    const start = Date.now();
+    timer.wake();
+    vi.advanceTimersByTime(200);
+    expect(at.map((t) => t - start)).toEqual([5, 25, 45]);
+  });
+});
+
 describe('an idle node', () => {
   it('does not flush replication while nothing changes, and replicates again at the next decision', async () => {
     const nodes = await startCluster(2, { replicas: 1 });

@@ -66,6 +66,29 @@ describe('a quiet node replicates in fuller frames', () => {
   });
 });
 
+describe('a quiet owner sleeps until its flush is due', () => {
+  it('one wake-up per flush, not one per replicationDelayMs while changes wait', async () => {
+    const { clock, store, sent, replicator, view } = twoNodes();
+    const owned = Array.from({ length: 400 }, (_, i) => `s${i}`).filter((k) => view.ownerOf('a', k) === 'n0');
+    let ticks = 0;
+    let proto: object | null = store;
+    while (proto !== null && Object.getOwnPropertyDescriptor(proto, 'pendingChanges') === undefined) proto = Object.getPrototypeOf(proto) as object | null;
+    const pending = Object.getOwnPropertyDescriptor(proto!, 'pendingChanges')!.get!;
+    Object.defineProperty(store, 'pendingChanges', { get: () => (ticks++, pending.call(store)) });
+    store.allow({ key: owned[0]!, action: 'a', limit: 5, windowMs: WINDOW_MS });
+    replicator.changed();
+    // 60 ms of real time while the node's clock stands still: the change is never due meanwhile.
+    await realMs(60);
+    expect(sent).toEqual([]);
+    // A timer polling every replicationDelayMs (1 ms) looked dozens of times; a sleeping one once or twice.
+    expect(ticks).toBeLessThanOrEqual(3);
+    clock.advance(40);
+    for (let i = 0; i < 100 && sent.length === 0; i++) await realMs(5);
+    expect(sent.map((f) => f.entries)).toEqual([1]);
+    replicator.close();
+  });
+});
+
 describe('replication asks for an ack only where someone waits for it', () => {
   it('async flushes send NO_ACK frames but one lag probe per 100 ms; a flush that waits (sync replication, a drain) asks for every ack', async () => {
     const { clock, store, sent, replicator } = twoNodes();

@@ -154,9 +154,15 @@ export class Replicator implements AckReceiver {
 
   /** A decision here may have changed a key's state: it goes out with the next flush. */
   changed(): void {
-    this.changesSinceFlush++;
     if (this.changedAtMs < 0) this.changedAtMs = this.components.clock.now();
-    this.timer?.wake();
+    // A quiet owner's first change sleeps until its flush is due; a full batch wants the next period.
+    if (++this.changesSinceFlush >= this.init.replicationMinBatch) this.timer?.wake();
+    else this.timer?.wakeAfter(this.quietWaitMs());
+  }
+
+  /** How long a quiet owner's changes may wait for more (see tick). */
+  private quietWaitMs(): number {
+    return Math.max(this.init.replicationMaxDelayMs, this.init.replicationDelayMs);
   }
 
   // ---- sending ------------------------------------------------------------------------
@@ -172,14 +178,21 @@ export class Replicator implements AckReceiver {
    */
   private tick(): boolean {
     const pending = this.components.store.pendingChanges;
-    if (pending > 0 && this.changesSinceFlush < this.init.replicationMinBatch && this.changedAtMs >= 0 && this.components.clock.now() - this.changedAtMs < Math.max(this.init.replicationMaxDelayMs, this.init.replicationDelayMs)) {
-      if (this.waiters.size > 0 || this.lagProbes.size > 0) {
-        this.nowMs = this.components.clock.now();
-        this.expireWaiters();
+    const nowMs = this.components.clock.now();
+    const waitedMs = nowMs - this.changedAtMs;
+    if (pending > 0 && this.changesSinceFlush < this.init.replicationMinBatch && this.changedAtMs >= 0 && waitedMs < this.quietWaitMs()) {
+      if (this.waiters.size === 0) {
+        // Nothing to expire meanwhile: sleep until the flush is due, not one wake-up per period.
+        this.timer?.wakeAfter(this.quietWaitMs() - waitedMs);
+        return false;
       }
+      this.nowMs = nowMs;
+      this.expireWaiters();
       return true;
     }
-    return this.flush() > 0 || this.waiters.size > 0;
+    // After a flush the next change wakes the timer again; only a flushAndWait() awaiting acks keeps it going (to expire them).
+    this.flush();
+    return this.waiters.size > 0;
   }
 
   /** Sends every pending change now; nothing waits for the acks. Returns how many keys changed. */
