@@ -10,6 +10,8 @@ export class WakeTimer {
   private timeout: NodeJS.Timeout | undefined;
   /** Armed by wakeAfter() for a delay of its own; undefined while not. */
   private later: NodeJS.Timeout | undefined;
+  /** When `later` fires (performance.now()). */
+  private laterDueMs = 0;
   private armed = false;
   private closed = false;
 
@@ -21,6 +23,7 @@ export class WakeTimer {
   /** Runs the task one period from now, unless it is already due within one (a longer wakeAfter() is brought forward). */
   wake(): void {
     if (this.closed || (this.armed && this.later === undefined)) return;
+    if (this.later !== undefined && this.laterDueMs - performance.now() <= this.periodMs) return; // due sooner anyway
     this.cancelLater();
     this.armed = true;
     if (this.timeout === undefined) {
@@ -35,6 +38,7 @@ export class WakeTimer {
   wakeAfter(delayMs: number): void {
     if (this.armed || this.closed) return;
     this.armed = true;
+    this.laterDueMs = performance.now() + Math.max(1, delayMs);
     this.later = setTimeout(this.fireLater, Math.max(1, delayMs));
     this.later.unref();
   }

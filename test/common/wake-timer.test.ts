@@ -71,10 +71,16 @@ describe('WakeTimer.wakeAfter', () => {
     timer.wakeAfter(50); // already due in one period: unchanged
     vi.advanceTimersByTime(5);
     expect(runs).toBe(3);
+    timer.wakeAfter(2);
+    timer.wake(); // due sooner than a period anyway: not put off
+    vi.advanceTimersByTime(2);
+    expect(runs).toBe(4);
+    vi.advanceTimersByTime(10);
+    expect(runs).toBe(4);
     timer.wakeAfter(50);
     timer.close();
     vi.advanceTimersByTime(100);
-    expect(runs).toBe(3);
+    expect(runs).toBe(4);
   });
 
   it('a task may put itself to sleep from its own run', () => {

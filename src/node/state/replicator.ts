@@ -340,6 +340,8 @@ export class Replicator implements AckReceiver {
       // An owner merges what it hears conservatively; a replica takes the owner's word but never erases its own decisions.
       const mode = verdict === SenderVerdict.OwnedHere ? 'merge' : 'replica';
       store.importEntry(entry.action, entry.key, entry.algorithm as AlgorithmId, cells, 0, mode);
+      // A state merged into a key this node owns goes on to its replicas with the next flush.
+      if (mode === 'merge') this.changed();
       this.stats.entriesReceived++;
     }
     if (frameId !== NO_ACK) reply(encodeFrame({ type: FrameType.Ack, id: frameId }));
