@@ -221,6 +221,7 @@ export class Replicator implements AckReceiver {
     if (this.init.replicas === 0 || this.closed) return Promise.resolve();
     this.nowMs = this.components.clock.now();
     this.changedAtMs = -1; // what a decision waits for here shows in its own latency
+    this.changesSinceFlush = 0;
     this.components.store.drainChanges(this.collect);
     this.expireWaiters();
     const sentIds = this.sentIds;
