@@ -4,6 +4,9 @@ import { LimiterStore } from '../../src/limiter/store.js';
 import type { Reservation } from '../../src/limiter/types.js';
 import { ClusterView, routingHash, routingKey, type ViewMember } from '../../src/node/routing/cluster-view.js';
 import { OwnerDecision, resolveOnce, type ResolvedRequest } from '../../src/node/routing/owner-decision.js';
+import { ForwardServer } from '../../src/node/routing/forward-server.js';
+import { forwardItem } from '../../src/node/routing/forward-codec.js';
+import type { Forwarder, PendingForward } from '../../src/node/routing/forwarder.js';
 import { Handoff } from '../../src/node/state/handoff.js';
 import type { PeerTransport } from '../../src/node/transport/peer-transport.js';
 import { decodeFrame } from '../../src/node/wire/codec.js';
@@ -185,5 +188,41 @@ describe('Handoff.receive: a pushed state for a key owned elsewhere', () => {
     handoff.receive(NO_ACK, [entryFor(toN1)], 'n0', () => undefined);
     expect(sent).toHaveLength(1);
     handoff.close();
+  });
+});
+
+describe('ForwardServer: a key brought back by the node it was handed to', () => {
+  /** n0 of {n0, n1, n2} owns the key by its ring, and handed it to n1 on n1's pull (n1's view differed then). */
+  function setUp() {
+    const clock = new ManualClock(1_000_000);
+    const members: ViewMember[] = ['n0', 'n1', 'n2'].map((nodeId) => ({ nodeId, address: `${nodeId}:1`, owns: true }));
+    const view = new ClusterView({ members: { current: () => members }, clock }, { selfId: 'n0', replicas: 1, maxHandedAwayKeys: 100, handoffWindowMs: 10_000 });
+    const key = keyOwnedAs([ring('n0', 'n1', 'n2')], ['n0']);
+    view.markHandedAway('a', key, 'n1', clock.now() + 10_000);
+    const store = new LimiterStore(clock, { routingHash });
+    const relays: PendingForward[] = [];
+    const forwarder = { relay: (pending: PendingForward) => void relays.push(pending) } as unknown as Forwarder;
+    const server = new ForwardServer({ clock, view, decision: new OwnerDecision({ store }, { syncReplication: false }), forwarder });
+    const item = forwardItem(7, resolveOnce({ key, action: 'a', limit: 5, windowMs: 60_000 }), -1);
+    const replies: Uint8Array[] = [];
+    return { view, key, relays, server, item, replies, reply: (f: Uint8Array) => void replies.push(f) };
+  }
+
+  it('from that node (which routes it here now): the stale mark is dropped and the key decided here, not sent back to be decided there too', () => {
+    const { view, key, relays, server, item, replies, reply } = setUp();
+    server.serve(1, [item], reply, 'n1');
+    expect(relays).toEqual([]);
+    expect(server.stats.marksReleased).toBe(1);
+    const answer = decodeFrame(replies[0]!);
+    expect(answer?.type === FrameType.ForwardReply ? answer.results.map((r) => r.allowed) : []).toEqual([true]);
+    expect(view.ownerOf('a', key)).toBe('n0');
+  });
+
+  it('from another node: the mark holds, and the forward goes on to the node it names', () => {
+    const { view, key, relays, server, item, reply } = setUp();
+    server.serve(1, [item], reply, 'n2');
+    expect(relays.map((r) => r.candidates)).toEqual([['n1']]);
+    expect(server.stats.marksReleased).toBe(0);
+    expect(view.ownerOf('a', key)).toBe('n1');
   });
 });

@@ -35,6 +35,7 @@ export const EMPTY_CLUSTER_STATS: Readonly<ClusterStats> = {
   received: 0,
   relayed: 0,
   decidedAsFallback: 0,
+  marksReleased: 0,
   malformedFrames: 0,
   peerAuth: { refusedStreams: 0, unauthenticatedFrames: 0 },
   policies: { version: 0, digest: '', adopted: 0, pushed: 0, pulls: 0, refused: 0 },

@@ -43,7 +43,7 @@ export class PeerDispatch {
     const c = this.components;
     switch (frame.type) {
       case FrameType.Forward:
-        return c.forwardServer.serve(frame.id, frame.items, reply);
+        return c.forwardServer.serve(frame.id, frame.items, reply, fromNodeId);
       case FrameType.ForwardReply:
         return c.forwarder.handleReply(frame.id, frame.results);
       case FrameType.Replicate:

@@ -170,13 +170,10 @@ export class ClusterView {
   }
 
   /**
-   * For state a peer sent about (action, key): Refused when `from` is an owner on this
-   * node's current ring yet held no copy of the key — neither its owner nor a replica now,
-   * nor on any ring since the cluster last settled (a settled member has no business
-   * sending state for other keys); else whether this node owns it now. A sender that is not
-   * on the current ring is heard: its view may be ahead of ours (it just turned active and
-   * re-sends its keys) or it is draining, several changes ago. One hash unless `from` is
-   * not a holder now.
+   * For state a peer sent about (action, key): Refused when `from` is an owner on this node's
+   * current ring yet held no copy of the key, now or on any ring since the cluster last settled;
+   * else whether this node owns it now. A sender not on the current ring is heard: its view may
+   * be ahead of ours (it just turned active) or it is draining. One hash unless `from` is not a holder now.
    */
   judgeSender(from: string, action: string, key: string): SenderVerdict {
     const hash = routingHash(action, key);
@@ -302,6 +299,10 @@ export class ClusterView {
   /** Routes (action, key) to `nodeId` until `untilMs` (this node answered its pull; see HandedAwayMarks). Bounded. */
   markHandedAway(action: string, key: string, nodeId: string, untilMs: number): void {
     this.handedAway.mark(action, key, nodeId, untilMs);
+  }
+  /** Forgets that (action, key) was handed to `nodeId`, if it was; returns whether it was. */
+  releaseHandedAway(action: string, key: string, nodeId: string): boolean {
+    return this.handedAway.release(action, key, nodeId);
   }
 
   // ---- members ------------------------------------------------------------------------

@@ -35,6 +35,8 @@ export interface ForwardServerStats {
   relayed: number;
   /** Forwards decided here although another node owns the key (it had been relayed once already). */
   decidedAsFallback: number;
+  /** Keys a forward brought back from the node they had been handed to: the stale mark was dropped (see serve). */
+  marksReleased: number;
 }
 
 /**
@@ -45,13 +47,14 @@ export interface ForwardServerStats {
  * pulls and sync replication answer later, item by item, with id 0.
  */
 export class ForwardServer {
-  readonly stats: ForwardServerStats = { received: 0, relayed: 0, decidedAsFallback: 0 };
+  readonly stats: ForwardServerStats = { received: 0, relayed: 0, decidedAsFallback: 0, marksReleased: 0 };
   /** placement()'s answer, reused. */
   private readonly places: string[] = [];
 
   constructor(private readonly components: ForwardServerComponents) {}
 
-  serve(frameId: number, items: ForwardItem[], reply: Reply): void {
+  /** The items of a Forward frame from `from` (a member's id; '' when unknown). */
+  serve(frameId: number, items: ForwardItem[], reply: Reply, from = ''): void {
     const { view, decision } = this.components;
     const immediate: ForwardResult[] = [];
     for (const item of items) {
@@ -63,7 +66,14 @@ export class ForwardServer {
         immediate.push(errorResult(item.id, error));
         continue;
       }
-      const places = view.placement(p.action, p.key, this.places);
+      let places = view.placement(p.action, p.key, this.places);
+      // Sent by the node this one handed the key to on its pull: that node routes it here now,
+      // so the mark is stale. Kept, the two would route the key to each other and each decide
+      // it where it lands (the hop limit): two counts. Routed by the ring from here on.
+      if (places !== HERE && places !== NO_RING && from !== '' && this.places[0] === from && view.releaseHandedAway(p.action, p.key, from)) {
+        this.stats.marksReleased++;
+        places = view.placement(p.action, p.key, this.places);
+      }
       if (places === NO_RING) {
         immediate.push(errorResult(item.id, noRingYet()));
         continue;

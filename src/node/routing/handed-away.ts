@@ -45,6 +45,13 @@ export class HandedAwayMarks {
     return mark.nodeId;
   }
 
+  /** Forgets the mark of (action, key) if it names `nodeId`; returns whether there was one. */
+  release(action: string, key: string, nodeId: string): boolean {
+    if (this.marks.size === 0) return false;
+    const id = routingKey(action, key);
+    return this.marks.get(id)?.nodeId === nodeId && this.marks.delete(id);
+  }
+
   /** Forgets the marks that expired or whose node is gone. */
   dropStale(): void {
     const nowMs = this.clock.now();
