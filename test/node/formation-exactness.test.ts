@@ -43,7 +43,7 @@ describe('a cluster forming under traffic admits no key past its limit', () => {
       // Every key reached its limit; none went past it by more than one call. Exact in the
       // great majority of formations; in about 1 formation of 70 in loaded full runs a few keys
       // got one call more: n2, which never saw the ring {n0, n1} that n1 decided on, took a key
-      // it owned on its own previous ring without asking n1 (docs/reliability.md; open).
+      // it owned on every ring it saw without asking n1 (docs/reliability.md; open).
       const under = [...admitted].filter(([, n]) => n < LIMIT);
       const over = [...admitted].filter(([, n]) => n > LIMIT);
       if (over.length > 0) console.log(`formation ${run + 1}: ${over.length} keys got one call past the limit: ${JSON.stringify(over)}`);

@@ -9,7 +9,8 @@ import { forwardItem } from '../../src/node/routing/forward-codec.js';
 import type { Forwarder, PendingForward } from '../../src/node/routing/forwarder.js';
 import { Handoff } from '../../src/node/state/handoff.js';
 import type { PeerTransport } from '../../src/node/transport/peer-transport.js';
-import { decodeFrame } from '../../src/node/wire/codec.js';
+import { decodeFrame, encodeFrame } from '../../src/node/wire/codec.js';
+import { decodeMsgpack, encodeMsgpack } from '../../src/node/wire/msgpack.js';
 import { FrameIds, NO_ACK } from '../../src/node/wire/frame-ids.js';
 import { FrameType, type WireEntry } from '../../src/node/wire/frames.js';
 import { toWireEntry } from '../../src/node/wire/state-wire.js';
@@ -224,5 +225,96 @@ describe('ForwardServer: a key brought back by the node it was handed to', () =>
     expect(relays.map((r) => r.candidates)).toEqual([['n1']]);
     expect(server.stats.marksReleased).toBe(0);
     expect(view.ownerOf('a', key)).toBe('n1');
+  });
+});
+
+describe('KeyPulls: an answer that names the node deciding the key', () => {
+  /**
+   * Two newcomers at once: n1 sees {n0, n1}, n2 sees {n0, n2}, n0 still sees {n0}. Each
+   * newcomer owns the key on its own ring and pulls it from n0. n1 asked first: n0 handed
+   * the key to n1, which went on deciding it. n2's pull reaches n0 next, which no longer
+   * decides the key: its answer names n1, and n2 routes the key there.
+   */
+  function formation() {
+    const clock = new ManualClock(1_000_000);
+    type Peer = { view: ClusterView; members: ViewMember[]; store: LimiterStore; handoff: Handoff; decision: OwnerDecision };
+    const peers = new Map<string, Peer>();
+    const queue: { to: string; from: string; frame: Uint8Array }[] = [];
+    const transportOf = (self: string) =>
+      ({
+        send: (address: string, frame: Uint8Array) => (queue.push({ to: address.split(':')[0]!, from: self, frame }), true),
+        onFrame: () => undefined,
+        onPeerDown: () => undefined,
+        disconnect: () => undefined,
+        close: () => Promise.resolve(),
+      }) as unknown as PeerTransport;
+    const deliver = (to: string, from: string, bytes: Uint8Array): void => {
+      const peer = peers.get(to)!;
+      const frame = decodeFrame(bytes);
+      const reply = (answer: Uint8Array) => queue.push({ to: from, from: to, frame: answer });
+      if (frame?.type === FrameType.Pull) peer.handoff.pulls.answerPull(frame.id, frame.action, frame.key, from, reply);
+      else if (frame?.type === FrameType.PullReply) peer.handoff.pulls.handlePullReply(frame.id, frame.entry);
+      else if (frame?.type === FrameType.PullNamed) peer.handoff.pulls.handlePullNamed(frame.id, frame.handedTo, from);
+      else if (frame?.type === FrameType.Handoff) peer.handoff.receive(frame.id, frame.entries, from, reply);
+    };
+    /** Delivers every frame in flight (and those they cause), a turn at a time. */
+    const settle = async (): Promise<void> => {
+      for (let i = 0; i < 100 && queue.length > 0; i++) {
+        const { to, from, frame } = queue.shift()!;
+        deliver(to, from, frame);
+        await Promise.resolve();
+      }
+    };
+    /** As a node's router does: decided at the owner its view names, one hop at most. */
+    const routed = (nodeId: string, p: ResolvedRequest, hops: number): Reservation | Promise<Reservation> => {
+      const peer = peers.get(nodeId)!;
+      const owner = peer.view.ownerOf(p.action, p.key);
+      return owner === nodeId || hops > 0 ? peer.decision.decide(p, -1) : routed(owner, p, hops + 1);
+    };
+    for (const [self, active] of [['n0', ['n0']], ['n1', ['n0', 'n1']], ['n2', ['n0', 'n2']]] as const) {
+      const members: ViewMember[] = ['n0', 'n1', 'n2'].map((nodeId) => ({ nodeId, address: `${nodeId}:1`, owns: nodeId === 'n0' }));
+      const view = new ClusterView({ members: { current: () => members }, clock }, { selfId: self, replicas: 1, maxHandedAwayKeys: 100, handoffWindowMs: 10_000 });
+      for (const id of active) if (id !== 'n0') (members.find((m) => m.nodeId === id)!.owns = true), view.refresh();
+      const store = new LimiterStore(clock, { routingHash });
+      const handoff = new Handoff({ store, view, transport: transportOf(self), clock, ids: new FrameIds(1_000) }, { selfId: self, handoffWindowMs: 10_000, pullTimeoutMs: 60_000, maxTrackedKeys: 1_000, maxBatchSize: 100 });
+      const decision = new OwnerDecision({ store, puller: handoff.pulls }, { syncReplication: false });
+      decision.routeMovedKeysBy({ decidesHere: (a, k) => view.ownerOf(a, k) === self, route: (p) => routed(self, p, 0) });
+      peers.set(self, { view, members, store, handoff, decision });
+    }
+    const key = keyOwnedAs([ring('n0', 'n1'), ring('n0', 'n2')], ['n1', 'n2']);
+    const request = resolveOnce({ key, action: 'a', limit: 5, windowMs: 60_000 });
+    const decide = async (nodeId: string): Promise<boolean> => {
+      const answer = routed(nodeId, request, 0);
+      await settle();
+      return (await answer).allowed;
+    };
+    return { peers, decide, key };
+  }
+
+  it('the puller routes the key to the named node instead of deciding it from a second state: no call past the limit', async () => {
+    const { peers, decide, key } = formation();
+    const allowed: boolean[] = [];
+    for (let i = 0; i < 3; i++) allowed.push(await decide('n0')); // before anyone joined
+    for (let i = 0; i < 2; i++) allowed.push(await decide('n1')); // pulls from n0 first: 3 + 2
+    for (let i = 0; i < 3; i++) allowed.push(await decide('n2')); // pulls from n0, which names n1
+    expect(allowed).toEqual([true, true, true, true, true, false, false, false]);
+    const n2 = peers.get('n2')!;
+    expect(n2.handoff.stats.routedToNamed).toBe(1);
+    expect(n2.view.ownerOf('a', key)).toBe('n1');
+    // n1 was never asked: it goes on deciding the key, on its own ring.
+    expect(peers.get('n1')!.view.ownerOf('a', key)).toBe('n1');
+    for (const peer of peers.values()) peer.handoff.close();
+  });
+});
+
+describe('PullNamed on the wire', () => {
+  it('carries the named node; a frame without a valid name is dropped (an older node drops the whole type and reads the PullReply after it)', () => {
+    const named = encodeFrame({ type: FrameType.PullNamed, id: 3, handedTo: 'n1' });
+    expect(decodeMsgpack(named)).toHaveLength(4);
+    expect(decodeFrame(named)).toEqual({ type: FrameType.PullNamed, id: 3, handedTo: 'n1' });
+    expect(decodeFrame(encodeMsgpack([1, FrameType.PullNamed, 3, '']))).toBeUndefined();
+    expect(decodeFrame(encodeMsgpack([1, FrameType.PullNamed, 3, 7]))).toBeUndefined();
+    expect(decodeFrame(encodeMsgpack([1, FrameType.PullNamed, 3, 'x'.repeat(100_000)]))).toBeUndefined();
+    expect(decodeFrame(encodeMsgpack([1, FrameType.PullNamed, 3, 'n1', 'extra']))).toBeUndefined();
   });
 });

@@ -56,6 +56,8 @@ export class PeerDispatch {
         return c.handoff.pulls.answerPull(frame.id, frame.action, frame.key, fromNodeId, reply);
       case FrameType.PullReply:
         return c.handoff.pulls.handlePullReply(frame.id, frame.entry);
+      case FrameType.PullNamed:
+        return c.handoff.pulls.handlePullNamed(frame.id, frame.handedTo, fromNodeId);
       case FrameType.HandoffDone:
         return c.handoff.peerHandedOver(fromNodeId, frame.version);
       case FrameType.Greet:

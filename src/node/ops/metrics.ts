@@ -186,6 +186,7 @@ export function createNodeMetrics(source: MetricsSource, registry: Registry = ne
   counter(registry, 'ringlimit_replication_entries_received_total', 'Key states received as a replica.', () => stats().replication.entriesReceived);
   counter(registry, 'ringlimit_replication_entries_refused_total', 'Key states refused: the sender holds no copy of the key.', () => stats().replication.entriesRefused);
   counter(registry, 'ringlimit_handoff_pulls_total', 'States pulled from a previous owner on first access.', () => stats().handoff.pulls);
+  counter(registry, 'ringlimit_handoff_routed_to_named_total', 'Pulled keys routed to the node the answer named as the one deciding them (views that differed while the cluster formed), not decided here.', () => stats().handoff.routedToNamed);
   counter(registry, 'ringlimit_handoff_pull_timeouts_total', 'Pulls not answered in pullTimeoutMs.', () => stats().handoff.pullTimeouts);
   counter(registry, 'ringlimit_handoff_moved_during_pull_total', 'Requests routed again after their pull: the ring changed meanwhile and their key moved on.', () => stats().handoff.movedDuringPull);
   counter(registry, 'ringlimit_handoff_entries_pushed_total', 'Key states pushed to new owners.', () => stats().handoff.pushedEntries);

@@ -68,7 +68,7 @@ export interface HandoffStats extends PullStats {
  * conservatively.
  */
 export class Handoff implements AckReceiver {
-  readonly stats: HandoffStats = { pulls: 0, pullsAnswered: 0, pullTimeouts: 0, pushedEntries: 0, receivedEntries: 0, refusedEntries: 0, drainFramesAcked: 0, announcements: 0, pushedWaitingStates: 0, relayedEntries: 0, movedDuringPull: 0, peersPending: 0 };
+  readonly stats: HandoffStats = { pulls: 0, routedToNamed: 0, pullsAnswered: 0, pullTimeouts: 0, pushedEntries: 0, receivedEntries: 0, refusedEntries: 0, drainFramesAcked: 0, announcements: 0, pushedWaitingStates: 0, relayedEntries: 0, movedDuringPull: 0, peersPending: 0 };
   private readonly cells = new Float64Array(STATE_STRIDE);
   private readonly outbox: EntryOutbox;
   private pushGeneration = 0;

@@ -20,6 +20,8 @@ export interface KeyPullsInit {
 
 export interface PullStats {
   pulls: number;
+  /** Pulled keys routed to the node an answer named as the one deciding them, not decided here (KeyPulls.handlePullReply). */
+  routedToNamed: number;
   pullsAnswered: number;
   pullTimeouts: number;
   /** Members that may still hold state this node needs for the current ring (it pulls from them), now. */
@@ -178,6 +180,23 @@ export class KeyPulls implements KeyPuller {
   }
 
   /**
+   * `fromNodeId`, answering our pull, no longer decides the key: `named` does, in its view
+   * (it handed the key there, or its ring says so). Views change at different moments while a
+   * cluster forms, and `named` may be a node this one never saw on a ring: the key is routed
+   * there (to the answering node, which knows where, while `named` is not a member here), not
+   * decided here from a second state. A mark that comes back is dropped (ForwardServer).
+   */
+  handlePullNamed(frameId: number, named: string, fromNodeId: string): void {
+    const pull = this.pulls.get(frameId);
+    if (pull === undefined || named === this.init.selfId) return;
+    const { view, clock } = this.components;
+    const to = view.addressOf(named) !== undefined ? named : fromNodeId;
+    if (to === '' || to === this.init.selfId || view.addressOf(to) === undefined) return;
+    view.markHandedAway(pull.action, pull.key, to, clock.now() + this.init.handoffWindowMs);
+    this.stats.routedToNamed++;
+  }
+
+  /**
    * Nobody asked held the key: ask the previous owner's replicas (same frame id, same
    * deadline). When two nodes die at once and are seen a moment apart, the owner in between
    * may not have pulled the key yet while a replica from before holds it. Returns whether
@@ -207,7 +226,7 @@ export class KeyPulls implements KeyPuller {
     const { view, store, clock } = this.components;
     this.stats.pullsAnswered++;
     const nowMs = clock.now();
-    // Hand the key over unless our view names a third node as its owner (a stray pull).
+    // Hand the key over unless our view names a third node as its owner (a stray pull): the answer names that node.
     const ownerHere = view.ownerOf(action, key);
     const stray = ownerHere !== this.init.selfId && ownerHere !== fromNodeId;
     if (fromNodeId !== '' && !stray) view.markHandedAway(action, key, fromNodeId, nowMs + this.init.handoffWindowMs);
@@ -217,6 +236,7 @@ export class KeyPulls implements KeyPuller {
     if (waiting.length > 0) reply(encodeFrame({ type: FrameType.Handoff, id: NO_ACK, entries: waiting }));
     const algorithm = store.readEntry(action, key, this.cells);
     const entry = algorithm === -1 ? null : toWireEntry(action, key, algorithm, this.cells, 0, nowMs);
+    if (stray) reply(encodeFrame({ type: FrameType.PullNamed, id: frameId, handedTo: ownerHere }));
     reply(encodeFrame({ type: FrameType.PullReply, id: frameId, entry }));
   }
 

@@ -54,6 +54,8 @@ export function encodeFrame(frame: Frame): Buffer {
       return encodeMsgpack([...head, frame.action, frame.key]);
     case FrameType.PullReply:
       return encodeMsgpack([...head, frame.entry === null ? null : entryRow(frame.entry)]);
+    case FrameType.PullNamed:
+      return encodeMsgpack([...head, frame.handedTo]);
     case FrameType.PolicyPull:
       return encodeMsgpack([...head, frame.digest]);
     case FrameType.PolicyDoc:
@@ -224,6 +226,10 @@ export function decodeFrame(bytes: Uint8Array): Frame | undefined {
       if (value[3] === null) return { type, id, entry: null };
       const entry = parseEntry(value[3]);
       return entry === undefined ? undefined : { type, id, entry };
+    }
+    case FrameType.PullNamed: {
+      const named = value[3];
+      return value.length === 4 && isName(named) ? { type, id, handedTo: named } : undefined;
     }
     case FrameType.PolicyPull:
       return value.length === 4 && isDigest(value[3]) ? { type, id, digest: value[3] } : undefined;

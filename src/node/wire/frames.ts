@@ -34,6 +34,12 @@ export const enum FrameType {
   LeaseGrant = 17,
   /** Leases: a holder gives back units it never used, each of the window it was taken from (one frame per owner and event-loop turn). */
   LeaseReturn = 18,
+  /**
+   * Handoff: sent just before a PullReply (same id) when the answering node no longer decides
+   * the key: the node that does, in its view. The puller routes the key there. A node of an
+   * earlier version drops it as of an unknown type and reads the PullReply as before.
+   */
+  PullNamed = 19,
 }
 
 /** Error codes on the wire. Append-only. */
@@ -114,6 +120,7 @@ export type Frame =
   | { type: FrameType.Handoff; id: number; entries: WireEntry[] }
   | { type: FrameType.Pull; id: number; action: string; key: string }
   | { type: FrameType.PullReply; id: number; entry: WireEntry | null }
+  | { type: FrameType.PullNamed; id: number; handedTo: string }
   | { type: FrameType.GlobalHits; id: number; items: ForwardItem[] }
   | { type: FrameType.GlobalState; id: number; entries: WireEntry[] }
   | { type: FrameType.PolicyPull; id: number; digest: string }
