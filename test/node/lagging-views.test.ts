@@ -86,7 +86,8 @@ describe('ClusterView through rings that changed before the cluster settled', ()
     activate(v, 'n2');
     v.clock.advance(10_001);
     activate(v, 'n1');
-    const key = keyOwnedAs([ring('n0'), ring('n0', 'n2'), ring('n0', 'n1', 'n2')], ['n0', 'n2', 'n2']);
+    // (A key that n1, new on this ring and silent so far, would not own without n2: see the newcomer case below.)
+    const key = keyOwnedAs([ring('n0'), ring('n0', 'n2'), ring('n0', 'n1', 'n2'), ring('n0', 'n1')], ['n0', 'n2', 'n2', 'n0']);
     expect(v.view.ownedHereBefore('a', key)).toBe(true);
   });
 
@@ -111,6 +112,27 @@ describe('ClusterView through rings that changed before the cluster settled', ()
     v.members.splice(1, 1);
     v.view.refresh();
     expect(v.view.ownerOf('a', key)).toBe('n0');
+  });
+});
+
+describe('ClusterView: a newcomer that may have decided a key on a ring of its own', () => {
+  it('is asked before a key this node owned on every ring it saw is decided here, until it announces its push', () => {
+    const v = forming('n2');
+    activate(v, 'n2'); // n2 sees {n0, n2}, and it settles: both announce it
+    for (const m of v.members) if (m.nodeId !== 'n1') m.handed = v.view.ringVersion;
+    v.view.refresh();
+    activate(v, 'n1'); // {n0, n1, n2}: n1 joined beside n2 and may have seen only {n0, n1}
+    const all = ring('n0', 'n1', 'n2');
+    const withN1After = keyOwnedAs([ring('n0', 'n2'), all, ring('n0', 'n1')], ['n2', 'n2', 'n1']);
+    const withN0After = keyOwnedAs([ring('n0', 'n2'), all, ring('n0', 'n1')], ['n2', 'n2', 'n0']);
+    expect(v.view.ownedHereBefore('a', withN1After)).toBe(false);
+    const out: string[] = [];
+    expect(out.slice(0, v.view.pullSourcesInto('a', withN1After, out))).toContain('n1');
+    expect(v.view.ownedHereBefore('a', withN0After)).toBe(true); // n0 was on the earlier ring: it would have pulled or pushed
+    // Once n1 announced its push for the ring in force, it has nothing more for us.
+    v.members.find((m) => m.nodeId === 'n1')!.handed = v.view.ringVersion;
+    v.view.refresh();
+    expect(v.view.ownedHereBefore('a', withN1After)).toBe(true);
   });
 });
 

@@ -212,13 +212,13 @@ export class ClusterView {
     const peers = new Set<string>();
     this.history.membersInto(peers);
     for (const m of this.ring.members) peers.add(m.nodeId);
-    peers.delete(this.selfId);
-    return [...peers].filter((nodeId) => this.addresses.has(nodeId));
+    return [...peers].filter((nodeId) => nodeId !== this.selfId && this.addresses.has(nodeId));
   }
 
-  /** Whether this node owned (action, key) on every ring since the cluster last settled: its state has nowhere else to be. */
+  /** Whether this node owned (action, key) on every ring since the cluster last settled, and no newcomer may have decided it on a ring of its own (RingHistory.newcomerAfter) that has not announced its push: its state has nowhere else to be. */
   ownedHereBefore(action: string, key: string): boolean {
-    return this.history.ownedOnEach(routingHash(action, key), this.selfId);
+    const hash = routingHash(action, key), newcomer = this.history.newcomerAfter(hash, this.ring, this.ringOwners);
+    return this.history.ownedOnEach(hash, this.selfId) && (newcomer === undefined || this.hasHandedOver(newcomer));
   }
 
   /** Who may hold (action, key)'s state that this node, its owner now, has not got (RingHistory.pullSourcesInto), into `out`; returns how many. */

@@ -45,6 +45,19 @@ export class RingHistory {
     return this.rings.length > 0;
   }
 
+  /**
+   * The node after this one for the key on `current` (its owner on `current` without this
+   * node) when that node is on no earlier ring: a newcomer. Its view may never have held this
+   * node (two nodes joining at once), so it may have decided the key on a ring of its own; it
+   * is asked before this node decides the key (KeyPulls), until it announces its push.
+   */
+  newcomerAfter(hash: number, current: Ring, scratch: string[]): string | undefined {
+    if (this.rings.length === 0 || current.ownersIntoHash(hash, 2, scratch) < 2 || scratch[0] !== this.selfId) return undefined;
+    const next = scratch[1]!;
+    for (const ring of this.rings) if (ring.has(next)) return undefined;
+    return next;
+  }
+
   /** Whether `nodeId` owned the key on some earlier ring. */
   ownedOnSome(hash: number, nodeId: string): boolean {
     for (const ring of this.rings) if (ring.ownerOfHash(hash) === nodeId) return true;
