@@ -276,7 +276,7 @@ describe('KeyPulls: an answer that names the node deciding the key', () => {
       const reply = (answer: Uint8Array) => queue.push({ to: from, from: to, frame: answer });
       if (frame?.type === FrameType.Pull) peer.handoff.pulls.answerPull(frame.id, frame.action, frame.key, from, reply);
       else if (frame?.type === FrameType.PullReply) peer.handoff.pulls.handlePullReply(frame.id, frame.entry);
-      else if (frame?.type === FrameType.PullNamed) peer.handoff.pulls.handlePullNamed(frame.id, frame.handedTo, from);
+      else if (frame?.type === FrameType.PullNamed) peer.handoff.pulls.handlePullNamed(frame.id, frame.handedTo);
       else if (frame?.type === FrameType.Handoff) peer.handoff.receive(frame.id, frame.entries, from, reply);
     };
     /** Delivers every frame in flight (and those they cause), a turn at a time. */

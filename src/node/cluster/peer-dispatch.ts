@@ -57,7 +57,7 @@ export class PeerDispatch {
       case FrameType.PullReply:
         return c.handoff.pulls.handlePullReply(frame.id, frame.entry);
       case FrameType.PullNamed:
-        return c.handoff.pulls.handlePullNamed(frame.id, frame.handedTo, fromNodeId);
+        return c.handoff.pulls.handlePullNamed(frame.id, frame.handedTo);
       case FrameType.HandoffDone:
         return c.handoff.peerHandedOver(fromNodeId, frame.version);
       case FrameType.Greet:

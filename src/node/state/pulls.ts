@@ -180,19 +180,19 @@ export class KeyPulls implements KeyPuller {
   }
 
   /**
-   * `fromNodeId`, answering our pull, no longer decides the key: `named` does, in its view
-   * (it handed the key there, or its ring says so). Views change at different moments while a
-   * cluster forms, and `named` may be a node this one never saw on a ring: the key is routed
-   * there (to the answering node, which knows where, while `named` is not a member here), not
-   * decided here from a second state. A mark that comes back is dropped (ForwardServer).
+   * The node answering our pull no longer decides the key: `named` does, in its view (it
+   * handed the key there, or its ring says so). Views change at different moments while a
+   * cluster forms, and `named` may be a member this node has not seen on a ring yet: the key
+   * is routed there, not decided here from a second state. A `named` that is not a member here
+   * is taken for gone (the answering node has not seen it fail yet): nothing changes, since
+   * routing there, or through the answering node, would wait out a forward's timeout. A mark
+   * that comes back is dropped (ForwardServer).
    */
-  handlePullNamed(frameId: number, named: string, fromNodeId: string): void {
+  handlePullNamed(frameId: number, named: string): void {
     const pull = this.pulls.get(frameId);
-    if (pull === undefined || named === this.init.selfId) return;
     const { view, clock } = this.components;
-    const to = view.addressOf(named) !== undefined ? named : fromNodeId;
-    if (to === '' || to === this.init.selfId || view.addressOf(to) === undefined) return;
-    view.markHandedAway(pull.action, pull.key, to, clock.now() + this.init.handoffWindowMs);
+    if (pull === undefined || named === this.init.selfId || view.addressOf(named) === undefined) return;
+    view.markHandedAway(pull.action, pull.key, named, clock.now() + this.init.handoffWindowMs);
     this.stats.routedToNamed++;
   }
 
