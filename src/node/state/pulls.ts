@@ -20,7 +20,7 @@ export interface KeyPullsInit {
 
 export interface PullStats {
   pulls: number;
-  /** Pulled keys routed to the node an answer named as the one deciding them, not decided here (KeyPulls.handlePullReply). */
+  /** Pulled keys routed to the node an answer named as the one deciding them, not decided here (KeyPulls.handlePullNamed). */
   routedToNamed: number;
   pullsAnswered: number;
   pullTimeouts: number;
