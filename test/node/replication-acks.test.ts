@@ -149,3 +149,38 @@ describe('replication asks for an ack only where someone waits for it', () => {
     handoff.close();
   });
 });
+
+describe('the resync after a ring change is paced by its acks', () => {
+  it('sends a chunk of frames that ask for acks and waits for them (or RESYNC_ACK_WAIT_MS) before the next: a new holder takes the copies a chunk at a time', async () => {
+    const { store, sent, replicator, ids, view } = twoNodes();
+    const owned = Array.from({ length: 6_000 }, (_, i) => `r${i}`).filter((k) => view.ownerOf('a', k) === 'n0');
+    for (const key of owned) store.allow({ key, action: 'a', limit: 5, windowMs: WINDOW_MS });
+    store.drainChanges(() => undefined);
+    replicator.resyncOwned(); // no resync done before: every key goes to n1
+    const entriesOf = (frames: typeof sent) => frames.reduce((n, f) => n + f.entries, 0);
+    for (let i = 0; i < 100 && sent.length === 0; i++) await realMs(2);
+    const first = sent.slice();
+    expect(first.every((f) => f.type === FrameType.Replicate && f.id !== NO_ACK)).toBe(true);
+    // A chunk (≥ 512 entries gathered, at most one 1,024-slot step past it), not the whole store.
+    expect(entriesOf(first)).toBeGreaterThanOrEqual(512);
+    expect(entriesOf(first)).toBeLessThan(owned.length / 2);
+    await realMs(40);
+    expect(sent.length).toBe(first.length);
+    // Acked: the next chunk goes.
+    for (const f of first) ids.deliverAck(f.id);
+    for (let i = 0; i < 100 && sent.length === first.length; i++) await realMs(2);
+    expect(sent.length).toBeGreaterThan(first.length);
+    // Never acked: the walk goes on after its wait (an old node's lost ack costs a pause, not the resync).
+    const second = sent.length;
+    for (let i = 0; i < 200 && sent.length === second; i++) await realMs(5);
+    expect(sent.length).toBeGreaterThan(second);
+    // Acking everything from here on, the walk finishes: every owned key sent once.
+    for (let i = 0; i < 400 && entriesOf(sent) < owned.length; i++) {
+      for (const f of sent) ids.deliverAck(f.id);
+      await realMs(2);
+    }
+    expect(entriesOf(sent)).toBe(owned.length);
+    expect(replicator.stats.resyncEntriesSent).toBe(owned.length);
+    replicator.close();
+  });
+});

@@ -86,110 +86,88 @@ const WALK_STEP_SLOTS = 1_024;
 export const WALK_TURN_BUDGET_MS = 4;
 
 /**
- * The share of a member's time a background walk (the resync after a ring change) may take:
- * after each turn's work it rests three times as long. A ring change walks every key on every
- * member at once, while the traffic of the keys that moved arrives; measured through a leave,
- * the walks took 15 % of a member's samples within a second and the cluster's rate fell to a
- * tenth. Spread out, they delay only the new replicas' copies, by a few seconds.
- */
-const WALK_BUSY_SHARE = 0.25;
-
-/**
- * Runs `chunk(from, to)` over the store's slots, WALK_STEP_SLOTS at a time, yielding the
- * event loop once a turn has taken WALK_TURN_BUDGET_MS or `slotsPerTurn` slots (a ring change
- * may walk a million keys, and a key's work varies: lookups, encoding), then resting so that
- * the walk takes at most WALK_BUSY_SHARE of the time; stops once `cancelled()`. `done` runs
- * after the last chunk of a walk that was not cancelled.
- */
-export function walkStoreInTurns(
-  store: LimiterStore,
-  slotsPerTurn: number,
-  chunk: (fromSlot: number, toSlot: number) => void,
-  cancelled: () => boolean,
-  done?: () => void,
-): void {
-  const step = (from: number): void => {
-    if (cancelled()) return;
-    const startedMs = performance.now();
-    const limit = from + slotsPerTurn;
-    let at = from;
-    while (at < store.slotCount && at < limit) {
-      const to = Math.min(at + WALK_STEP_SLOTS, limit);
-      chunk(at, to);
-      at = to;
-      if (performance.now() - startedMs >= WALK_TURN_BUDGET_MS) break;
-    }
-    if (at >= store.slotCount) {
-      done?.();
-      return;
-    }
-    const restMs = ((performance.now() - startedMs) * (1 - WALK_BUSY_SHARE)) / WALK_BUSY_SHARE;
-    if (restMs < 1) setImmediate(step, at);
-    else setTimeout(step, restMs, at).unref();
-  };
-  step(0);
-}
-
-/**
  * Entries a paced walk gathers before it sends them (unless its turn ends first): with a
  * chunk per 1,024 slots, a push after a join sent frames of ~200 entries and waited for each
  * ack — a hundred round trips to a busy new owner for 67k slots, a second or more.
  */
 const PACED_CHUNK_ENTRIES = 512;
 
+export interface PacedWalkPacing {
+  /** How long a chunk's acks are awaited before the walk goes on without them. */
+  ackWaitMs: number;
+  /**
+   * The share of this member's time the walk may take: after each turn it rests until its
+   * work is this share of the time since the turn began (1: no rest beyond the acks).
+   */
+  busyShare: number;
+  /** Slots examined per turn at most (a ring change may walk a million keys). */
+  slotsPerTurn: number;
+}
+
+export interface PacedWalkSteps {
+  /** Gathers what slots [from, to) hold to send. */
+  collect(fromSlot: number, toSlot: number): void;
+  /** Entries gathered and not sent yet. */
+  gathered(): number;
+  /** Sends what was gathered; returns whether it sent frames whose acks to wait for (resume()). */
+  send(): boolean;
+  cancelled(): boolean;
+  /** After the last chunk of a walk that was not cancelled. */
+  done(): void;
+}
+
 /**
- * A walk like walkStoreInTurns that gathers (`collect`) until PACED_CHUNK_ENTRIES wait
- * (`gathered`), its turn is over or the store is walked, then sends them (`send`, in the same
- * turn) and, if it sent frames, waits until resume() is called (their acks came back) or
- * `waitMs` passed: a receiver then holds at most one chunk's frames ahead of the live
- * traffic queued behind them on the same stream.
+ * The walk over a store after a ring change (the push of moved keys, the resync of new
+ * holders): each turn gathers (`collect`) until PACED_CHUNK_ENTRIES wait, the turn is over
+ * (WALK_TURN_BUDGET_MS or `slotsPerTurn`) or the store is walked, then sends them in the same turn and, if it sent frames, waits until resume() is
+ * called (their acks came back) or `ackWaitMs` passed. So a receiver holds at most one chunk's
+ * frames per walk ahead of the live traffic queued behind them on the same stream: a new
+ * member took ~50k entries at once after a join (its resync copies were not paced), and the
+ * requests forwarded to it waited behind them while the cluster's rate fell to a twentieth.
  */
 export class PacedWalk {
   private at = 0;
   private waiting = false;
+  /** When the walk may take its next turn (busyShare). */
+  private dueMs = 0;
   private timer: NodeJS.Timeout | undefined;
   private readonly step = (): void => {
-    if (this.cancelled()) return;
+    if (this.steps.cancelled()) return;
     const startedMs = performance.now();
-    while (this.at < this.store.slotCount) {
-      const to = Math.min(this.at + WALK_STEP_SLOTS, this.store.slotCount);
-      this.collect(this.at, to);
+    const slotCount = this.store.slotCount;
+    const turnEnd = Math.min(this.at + this.pacing.slotsPerTurn, slotCount);
+    let nowMs = startedMs;
+    while (this.at < turnEnd && this.steps.gathered() < PACED_CHUNK_ENTRIES && nowMs - startedMs < WALK_TURN_BUDGET_MS) {
+      const to = Math.min(this.at + WALK_STEP_SLOTS, turnEnd);
+      this.steps.collect(this.at, to);
       this.at = to;
-      const turnOver = performance.now() - startedMs >= WALK_TURN_BUDGET_MS;
-      if (!turnOver && this.at < this.store.slotCount && this.gathered() < PACED_CHUNK_ENTRIES) continue;
-      if (this.send()) {
-        this.waiting = true;
-        this.timer = setTimeout(this.resume, this.waitMs);
-        return;
-      }
-      if (turnOver) {
-        setImmediate(this.step);
-        return;
-      }
+      nowMs = performance.now();
     }
-    this.done();
+    this.dueMs = startedMs + (nowMs - startedMs) / this.pacing.busyShare;
+    if (this.steps.send()) {
+      this.waiting = true;
+      this.timer = setTimeout(this.resume, this.pacing.ackWaitMs);
+      return;
+    }
+    if (this.at < this.store.slotCount) this.next();
+    else this.steps.done();
   };
 
-  /** Continues the walk (a chunk's frames were acked). */
+  /** Continues the walk (a chunk's frames were acked, or their wait is over). */
   readonly resume = (): void => {
     if (!this.waiting) return;
     this.waiting = false;
     clearTimeout(this.timer);
-    setImmediate(this.step);
+    this.next();
   };
 
   constructor(
     private readonly store: LimiterStore,
-    /** Gathers what slots [from, to) hold to send. */
-    private readonly collect: (fromSlot: number, toSlot: number) => void,
-    /** Entries gathered and not sent yet. */
-    private readonly gathered: () => number,
-    /** Sends what was gathered; returns whether it sent frames to wait for. */
-    private readonly send: () => boolean,
-    private readonly cancelled: () => boolean,
-    private readonly done: () => void,
-    private readonly waitMs: number,
-  ) {}
+    private readonly steps: PacedWalkSteps,
+    private readonly pacing: PacedWalkPacing,
+  ) {
+    if (!(pacing.busyShare > 0 && pacing.busyShare <= 1)) throw new RangeError(`busyShare must be in (0, 1], got ${pacing.busyShare}`);
+  }
 
   start(): void {
     this.step();
@@ -198,5 +176,11 @@ export class PacedWalk {
   stop(): void {
     this.waiting = false;
     clearTimeout(this.timer);
+  }
+
+  private next(): void {
+    const restMs = this.dueMs - performance.now();
+    if (restMs < 1) setImmediate(this.step);
+    else this.timer = setTimeout(this.step, restMs).unref();
   }
 }

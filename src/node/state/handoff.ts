@@ -166,39 +166,42 @@ export class Handoff implements AckReceiver {
     let collectedTo = 0;
     this.walk = new PacedWalk(
       this.components.store,
-      (from, to) => {
-        this.nowMs = this.components.clock.now();
-        this.components.store.forEachEntry(this.collectMoved, from, to, true);
-        collectedTo = to;
-      },
-      () => this.outbox.pending,
-      () => {
-        // Sent in the turn they were collected in: no decision here changed them meanwhile.
-        this.stats.pushedEntries += this.outbox.send(FrameType.Handoff, sentIds);
-        this.walkedTo = collectedTo;
-        if (this.outbox.lastUnsent > 0) unconfirmed = true;
-        // Awaited as soon as sent: an ack may come back before the walk's next turn.
-        this.chunkFrames.clear();
-        for (const id of sentIds) {
-          if (this.components.ids.awaitAck(id, this)) {
-            this.movedFrames.add(id);
-            this.chunkFrames.add(id);
-          } else {
-            unconfirmed = true;
+      {
+        collect: (from, to) => {
+          this.nowMs = this.components.clock.now();
+          this.components.store.forEachEntry(this.collectMoved, from, to, true);
+          collectedTo = to;
+        },
+        gathered: () => this.outbox.pending,
+        send: () => {
+          // Sent in the turn they were collected in: no decision here changed them meanwhile.
+          this.stats.pushedEntries += this.outbox.send(FrameType.Handoff, sentIds);
+          this.walkedTo = collectedTo;
+          if (this.outbox.lastUnsent > 0) unconfirmed = true;
+          // Awaited as soon as sent: an ack may come back before the walk's next turn.
+          this.chunkFrames.clear();
+          for (const id of sentIds) {
+            if (this.components.ids.awaitAck(id, this)) {
+              this.movedFrames.add(id);
+              this.chunkFrames.add(id);
+            } else {
+              unconfirmed = true;
+            }
           }
-        }
-        sentIds.length = 0;
-        return this.chunkFrames.size > 0;
+          sentIds.length = 0;
+          return this.chunkFrames.size > 0;
+        },
+        cancelled: () => generation !== this.pushGeneration || this.closed,
+        done: () => {
+          this.components.view.setStillHeld(undefined);
+          this.movedWalkDone = true;
+          if (this.movedFrames.size === 0) this.endMovedWait(true);
+          // Unacked frames may not have arrived: no announcement, so the new owners keep pulling from us (bounded by the window).
+          else this.movedTimer = setTimeout(() => this.endMovedWait(false), PUSH_ACK_TIMEOUT_MS).unref();
+        },
       },
-      () => generation !== this.pushGeneration || this.closed,
-      () => {
-        this.components.view.setStillHeld(undefined);
-        this.movedWalkDone = true;
-        if (this.movedFrames.size === 0) this.endMovedWait(true);
-        // Unacked frames may not have arrived: no announcement, so the new owners keep pulling from us (bounded by the window).
-        else this.movedTimer = setTimeout(() => this.endMovedWait(false), PUSH_ACK_TIMEOUT_MS).unref();
-      },
-      CHUNK_ACK_WAIT_MS,
+      // Keys not pushed yet are decided here, so the push does not rest beyond its acks.
+      { ackWaitMs: CHUNK_ACK_WAIT_MS, busyShare: 1, slotsPerTurn: Number.POSITIVE_INFINITY },
     );
     this.walk.start();
   }

@@ -4,7 +4,7 @@ import type { LimiterStore } from '../../limiter/store.js';
 import type { AlgorithmId } from '../../limiter/types.js';
 import { SenderVerdict, type ClusterView, type RingSnapshot } from '../routing/cluster-view.js';
 import { WakeTimer } from '../../common/wake-timer.js';
-import { EntryOutbox, requireRoutingHash, walkStoreInTurns } from './entry-outbox.js';
+import { EntryOutbox, PacedWalk, requireRoutingHash } from './entry-outbox.js';
 import { LatencyHistogram } from '../../common/latency.js';
 import { NO_ACK, type AckReceiver, type FrameIds } from '../wire/frame-ids.js';
 import { fromWireEntry, toWireEntry } from '../wire/state-wire.js';
@@ -49,6 +49,14 @@ export interface ReplicatorStats {
 /** A resync that could not reach every new holder walks again after this long, at most RESYNC_MAX_RETRIES times per ring. */
 const RESYNC_RETRY_MS = 500;
 const RESYNC_MAX_RETRIES = 20;
+/** A resync chunk's acks are awaited this long at most before the walk goes on (an old node acks every frame; a lost ack costs this). */
+const RESYNC_ACK_WAIT_MS = 250;
+/**
+ * The share of a member's time the resync walk may take. A ring change walks every key on every
+ * member at once, while the traffic of the keys that moved arrives: unrested walks took 15 % of
+ * a member's samples through a leave, and the cluster's rate fell to a tenth.
+ */
+const RESYNC_BUSY_SHARE = 0.25;
 
 /** Replicate frames whose ack is awaited to measure the lag, at most. */
 const MAX_LAG_PROBES = 64;
@@ -98,6 +106,9 @@ export class Replicator implements AckReceiver {
   private resyncBaseline: RingSnapshot | undefined;
   private readonly baselineHolders: string[] = [];
   private resyncIncomplete = false;
+  private resyncWalk: PacedWalk | undefined;
+  /** Frames of the resync's last chunk not acked yet: the walk goes on when none is left. */
+  private readonly resyncChunk = new Set<number>();
   private resyncRetries = 0;
   private resyncRetry: NodeJS.Timeout | undefined;
   private closed = false;
@@ -258,37 +269,61 @@ export class Replicator implements AckReceiver {
     if (this.resyncBaseline !== undefined && !this.resyncBaseline.has(this.init.selfId)) this.resyncBaseline = undefined;
     this.resyncIncomplete = false;
     clearTimeout(this.resyncRetry);
-    walkStoreInTurns(
+    this.resyncWalk?.stop();
+    this.forgetResyncChunk();
+    const sentIds: number[] = [];
+    this.resyncWalk = new PacedWalk(
       this.components.store,
-      this.init.resyncSlotsPerTurn,
-      (from, to) => {
-        this.nowMs = this.components.clock.now();
-        this.components.store.forEachEntry(this.collectNewHolders, from, to);
-        const gathered = this.outbox.pending;
-        const before = this.stats.entriesSent;
-        this.send();
-        const sent = this.stats.entriesSent - before;
-        this.stats.resyncEntriesSent += sent;
-        if (sent < gathered) this.resyncIncomplete = true;
+      {
+        collect: (from, to) => {
+          this.nowMs = this.components.clock.now();
+          this.components.store.forEachEntry(this.collectNewHolders, from, to);
+        },
+        gathered: () => this.outbox.pending,
+        send: () => {
+          this.forgetResyncChunk();
+          const gathered = this.outbox.pending;
+          const before = this.stats.entriesSent;
+          this.send(sentIds);
+          const sent = this.stats.entriesSent - before;
+          this.stats.resyncEntriesSent += sent;
+          if (sent < gathered) this.resyncIncomplete = true;
+          // Each chunk waits for its acks, so a new holder takes the copies a chunk at a time between its live traffic.
+          for (const id of sentIds) if (this.components.ids.awaitAck(id, this)) this.resyncChunk.add(id);
+          sentIds.length = 0;
+          return this.resyncChunk.size > 0;
+        },
+        cancelled: () => generation !== this.resyncGeneration || this.closed,
+        done: () => {
+          if (!this.resyncIncomplete) {
+            this.resyncBaseline = target;
+            this.resyncRetries = 0;
+            return;
+          }
+          // A holder had no address yet, or its stream took nothing: walk again in a moment (bounded).
+          if (this.resyncRetries++ >= RESYNC_MAX_RETRIES) return;
+          this.resyncRetry = setTimeout(() => {
+            if (generation === this.resyncGeneration && !this.closed) this.resyncOwned();
+          }, RESYNC_RETRY_MS);
+          this.resyncRetry.unref();
+        },
       },
-      () => generation !== this.resyncGeneration || this.closed,
-      () => {
-        if (!this.resyncIncomplete) {
-          this.resyncBaseline = target;
-          this.resyncRetries = 0;
-          return;
-        }
-        // A holder had no address yet, or its stream took nothing: walk again in a moment (bounded).
-        if (this.resyncRetries++ >= RESYNC_MAX_RETRIES) return;
-        this.resyncRetry = setTimeout(() => {
-          if (generation === this.resyncGeneration && !this.closed) this.resyncOwned();
-        }, RESYNC_RETRY_MS);
-        this.resyncRetry.unref();
-      },
+      { ackWaitMs: RESYNC_ACK_WAIT_MS, busyShare: RESYNC_BUSY_SHARE, slotsPerTurn: this.init.resyncSlotsPerTurn },
     );
+    this.resyncWalk.start();
+  }
+
+  /** Stops waiting for the acks of the resync's last chunk (the walk went on, or a new one began). */
+  private forgetResyncChunk(): void {
+    for (const id of this.resyncChunk) this.components.ids.forget(id);
+    this.resyncChunk.clear();
   }
 
   onAck(frameId: number): void {
+    if (this.resyncChunk.delete(frameId)) {
+      if (this.resyncChunk.size === 0) this.resyncWalk?.resume();
+      return;
+    }
     const changedAtMs = this.lagProbes.get(frameId);
     if (changedAtMs !== undefined) {
       this.lagProbes.delete(frameId);
@@ -351,6 +386,8 @@ export class Replicator implements AckReceiver {
   close(): void {
     this.closed = true;
     clearTimeout(this.resyncRetry);
+    this.resyncWalk?.stop();
+    this.forgetResyncChunk();
     this.timer?.close();
     for (const [id, waiter] of this.waiters) {
       this.components.ids.forget(id);
