@@ -262,6 +262,9 @@ export class SwimMembership implements Membership {
     this.me.meta = checked;
     this.me.incarnation++;
     this.io.queueBroadcast(this.selfAlive());
+    // A member's own news (turning active, draining, a handoff's end) is what the others wait
+    // on to move keys: spread it now, not at the next gossip tick.
+    if (this.running) this.guard(() => this.gossipTick());
   }
 
   /**

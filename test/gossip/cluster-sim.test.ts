@@ -67,6 +67,18 @@ describe('SWIM over the in-memory network (virtual time)', () => {
     expect(s.events.filter((e) => e.event === 'update' && e.member.nodeId === 'n3' && e.member.meta['state'] === 'draining')).toHaveLength(4);
   });
 
+  it("a member's own metadata update goes out at once, not at the next gossip tick (others wait on it to move keys)", async () => {
+    const s = (sim = new Sim(4));
+    const nodes = await s.cluster(5);
+    await s.until(() => converged(nodes, ids(5)), 3_000);
+    // Just after a gossip tick would be the worst moment: the next is gossipIntervalMs (50 ms) away.
+    nodes[3]!.updateMeta({ state: 'draining', grpc: '127.0.0.1:7001' });
+    const knows = () => nodes.filter((n) => n !== nodes[3] && n.members().find((m) => m.nodeId === 'n3')?.meta['state'] === 'draining').length;
+    // The fan-out (3 members) hears it within the network's delay (1 ms), steps of 1 ms.
+    const elapsed = await s.until(() => knows() >= 3, 2_000, 1);
+    expect(elapsed).toBeLessThanOrEqual(5);
+  });
+
   it('a two-way partition splits the cluster, and healing reconverges within 5 s', async () => {
     const s = (sim = new Sim(5));
     const nodes = await s.cluster(5);
