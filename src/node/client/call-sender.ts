@@ -25,6 +25,9 @@ export class CallSender {
     private readonly ring: Pick<OwnerRing, 'seen'>,
   ) {}
 
+  /** The link whose answer is being decoded: the ring digest it carries is that node's. */
+  private answering: NodeLink | undefined;
+
   /** One AllowStream message to the queue's node; false (after failing the batch over) when there is no stream. */
   send(queue: BatchQueue<PendingCall>, batch: PendingCall[]): boolean {
     this.book.unqueued(batch);
@@ -74,6 +77,7 @@ export class CallSender {
   /** Settles the calls one response message answers; a malformed message drops the stream. */
   private answered(link: NodeLink, call: RawStream, bytes: Buffer): void {
     let processed: number;
+    this.answering = link;
     try {
       processed = decodeStreamResponse(bytes, this.results);
     } catch {
@@ -98,7 +102,9 @@ export class CallSender {
       if (code === 'UNAVAILABLE') this.failover.retry(call);
       else call.reject(new RateLimitError((code || 'INTERNAL') as ErrorCode, message || 'the node returned no result for this request', field || undefined));
     },
-    ring: (digest) => this.ring.seen(digest),
+    ring: (digest) => {
+      if (this.answering !== undefined) this.ring.seen(digest, this.answering);
+    },
   };
 }
 

@@ -13,11 +13,17 @@ import type { NodeLink } from './pending-call.js';
  */
 /** refreshSoon() asks at most this often (a failing node fails many calls at once). */
 const SOON_REFRESH_GAP_MS = 250;
+/** A ring not asked about yet is asked of the node that named it at most this often (a node naming a new digest in every answer costs an ask per this long). */
+const NEW_RING_ASK_GAP_MS = 20;
 
 export class OwnerRing {
   private owners: ViewMember[] = [];
   /** The digest of the owners last learned (MembersResponse.ring; 0 from a node that sends none). */
   private digest = 0;
+  /** The digest last asked about of the node that named it (seen). */
+  private askedDigest = 0;
+  /** The digest learned before the current one: a node still naming it lags behind. */
+  private previousDigest = 0;
   private askedAtMs = -Infinity;
   private readonly view: ClusterView;
   private readonly timer: NodeJS.Timeout | undefined;
@@ -47,25 +53,37 @@ export class OwnerRing {
     this.refresh();
   }
 
-  private refresh(): void {
+  private refresh(link: NodeLink = this.pool.preferredLink): void {
     this.askedAtMs = performance.now();
-    this.pool.preferredLink.client.members({}, this.metadata, { deadline: Date.now() + this.options.timeoutMs }, (error, response) => {
+    link.client.members({}, this.metadata, { deadline: Date.now() + this.options.timeoutMs }, (error, response) => {
       if (error !== null || response === undefined || this.closed || response.placement !== PLACEMENT) return;
       const owners = (response.owners ?? []).slice(0, MAX_LINKS);
       if (!owners.every((o) => typeof o.nodeId === 'string' && isNodeAddress(o.address))) return;
       this.owners = owners.map((o) => ({ nodeId: o.nodeId, address: o.address, owns: true }));
-      this.digest = typeof response.ring === 'number' ? response.ring : 0;
+      const digest = typeof response.ring === 'number' ? response.ring : 0;
+      if (digest !== this.digest) this.previousDigest = this.digest;
+      this.digest = digest;
       this.view.refresh();
     });
   }
 
   /**
-   * An answer named the owners its node places keys on by their digest: another than those
-   * last learned means the ring moved (a member joined, drained or left), so ask now instead
-   * of at the next ringRefreshMs — at most every SOON_REFRESH_GAP_MS while nodes disagree.
+   * An answer from `link`'s node named the owners it places keys on by their digest: another
+   * than those last learned means the ring moved (a member joined, drained or left). A digest
+   * not asked about yet is asked of that node at once — the preferred node may not have seen
+   * the change end yet, and asking it again waited SOON_REFRESH_GAP_MS after any ask, the
+   * periodic one included (up to a quarter second of every request to a leaving node's keys
+   * taking a hop) — then at most every SOON_REFRESH_GAP_MS while nodes disagree. A node naming
+   * the ring learned before the current one lags behind: it is not asked out of turn.
    */
-  seen(digest: number): void {
-    if (digest !== 0 && digest !== this.digest) this.refreshSoon();
+  seen(digest: number, link: NodeLink): void {
+    if (digest === 0 || digest === this.digest) return;
+    if (digest !== this.askedDigest && digest !== this.previousDigest && this.options.ringAware && !this.closed && performance.now() - this.askedAtMs >= NEW_RING_ASK_GAP_MS) {
+      this.askedDigest = digest;
+      this.refresh(link);
+      return;
+    }
+    this.refreshSoon();
   }
 
   /** The link to (action, key)'s owner, when the view knows it. */
