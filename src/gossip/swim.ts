@@ -57,6 +57,9 @@ export interface SwimMembershipOptions {
 }
 
 /** SWIM + Lifeguard membership over any PacketTransport. */
+/** updateMeta spreads news at once at most this many times per gossipIntervalMs. */
+const EAGER_ROUNDS_PER_TICK = 4;
+
 export class SwimMembership implements Membership {
   readonly timings: SwimTimings;
   readonly limits: SwimLimits;
@@ -80,6 +83,8 @@ export class SwimMembership implements Membership {
   private leaving = false;
   private stopped = false;
   private stopping: Promise<void> | undefined;
+  /** When updateMeta last ran a gossip round at once. */
+  private eagerGossipAtMs = Number.NEGATIVE_INFINITY;
 
   constructor(options: SwimMembershipOptions) {
     this.timings = resolveTimings(options.preset, options.timings);
@@ -263,8 +268,13 @@ export class SwimMembership implements Membership {
     this.me.incarnation++;
     this.io.queueBroadcast(this.selfAlive());
     // A member's own news (turning active, draining, a handoff's end) is what the others wait
-    // on to move keys: spread it now, not at the next gossip tick.
-    if (this.running) this.guard(() => this.gossipTick());
+    // on to move keys: spread it now, not at the next gossip tick — at most a few extra rounds
+    // per tick (the load factor may change as often as every 10 ms).
+    const nowMs = this.scheduler.clock.now();
+    if (this.running && nowMs - this.eagerGossipAtMs >= this.timings.gossipIntervalMs / EAGER_ROUNDS_PER_TICK) {
+      this.eagerGossipAtMs = nowMs;
+      this.guard(() => this.gossipTick());
+    }
   }
 
   /**

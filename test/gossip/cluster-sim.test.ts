@@ -71,12 +71,24 @@ describe('SWIM over the in-memory network (virtual time)', () => {
     const s = (sim = new Sim(4));
     const nodes = await s.cluster(5);
     await s.until(() => converged(nodes, ids(5)), 3_000);
-    // Just after a gossip tick would be the worst moment: the next is gossipIntervalMs (50 ms) away.
+    // Queued, it would wait for the next gossip tick (gossipIntervalMs, 50 ms): 41 ms with this seed.
     nodes[3]!.updateMeta({ state: 'draining', grpc: '127.0.0.1:7001' });
     const knows = () => nodes.filter((n) => n !== nodes[3] && n.members().find((m) => m.nodeId === 'n3')?.meta['state'] === 'draining').length;
     // The fan-out (3 members) hears it within the network's delay (1 ms), steps of 1 ms.
     const elapsed = await s.until(() => knows() >= 3, 2_000, 1);
     expect(elapsed).toBeLessThanOrEqual(5);
+  });
+
+  it('meta updates in a burst (a load factor that changes every 10 ms) run at most 4 extra gossip rounds per tick', async () => {
+    const s = (sim = new Sim(4));
+    const nodes = await s.cluster(5);
+    await s.until(() => converged(nodes, ids(5)), 3_000);
+    const before = nodes[3]!.stats().packetsSent;
+    // 50 updates within 1 ms of virtual time: one eager round, the rest at the ticks.
+    for (let i = 0; i < 50; i++) nodes[3]!.updateMeta({ state: 'active', load: String(i) });
+    const burst = nodes[3]!.stats().packetsSent - before;
+    expect(burst).toBeGreaterThan(0);
+    expect(burst).toBeLessThanOrEqual(3); // one round to gossipFanout members
   });
 
   it('a two-way partition splits the cluster, and healing reconverges within 5 s', async () => {

@@ -159,6 +159,7 @@ describe('the resync after a ring change is paced by its acks', () => {
     replicator.resyncOwned(); // no resync done before: every key goes to n1
     const entriesOf = (frames: typeof sent) => frames.reduce((n, f) => n + f.entries, 0);
     for (let i = 0; i < 100 && sent.length === 0; i++) await realMs(2);
+    const firstSeenAt = performance.now();
     const first = sent.slice();
     expect(first.every((f) => f.type === FrameType.Replicate && f.id !== NO_ACK)).toBe(true);
     // A chunk (≥ 512 entries gathered, at most one 1,024-slot step past it), not the whole store.
@@ -166,10 +167,12 @@ describe('the resync after a ring change is paced by its acks', () => {
     expect(entriesOf(first)).toBeLessThan(owned.length / 2);
     await realMs(40);
     expect(sent.length).toBe(first.length);
-    // Acked: the next chunk goes.
+    // Acked: the next chunk goes — before RESYNC_ACK_WAIT_MS (250 ms) after the first was sent
+    // would have let it go anyway.
     for (const f of first) ids.deliverAck(f.id);
     for (let i = 0; i < 100 && sent.length === first.length; i++) await realMs(2);
     expect(sent.length).toBeGreaterThan(first.length);
+    expect(performance.now() - firstSeenAt).toBeLessThan(230);
     // Never acked: the walk goes on after its wait (an old node's lost ack costs a pause, not the resync).
     const second = sent.length;
     for (let i = 0; i < 200 && sent.length === second; i++) await realMs(5);

@@ -83,6 +83,8 @@ export class CallSender {
     } catch {
       this.failover.streamBroke(link, call);
       return;
+    } finally {
+      this.answering = undefined;
     }
     // The node read these messages: what gathered meanwhile may go out.
     if (processed > 0) this.book.batcher.framesDone(link.batch, processed);

@@ -24,6 +24,9 @@ export class OwnerRing {
   private askedDigest = 0;
   /** The digest learned before the current one: a node still naming it lags behind. */
   private previousDigest = 0;
+  /** Asks numbered in order, and the newest whose answer was applied: an older answer arriving later is dropped. */
+  private asks = 0;
+  private appliedAsk = 0;
   private askedAtMs = -Infinity;
   private readonly view: ClusterView;
   private readonly timer: NodeJS.Timeout | undefined;
@@ -55,11 +58,13 @@ export class OwnerRing {
 
   private refresh(link: NodeLink = this.pool.preferredLink): void {
     this.askedAtMs = performance.now();
+    const ask = ++this.asks;
     link.client.members({}, this.metadata, { deadline: Date.now() + this.options.timeoutMs }, (error, response) => {
-      if (error !== null || response === undefined || this.closed || response.placement !== PLACEMENT) return;
+      if (error !== null || response === undefined || this.closed || response.placement !== PLACEMENT || ask < this.appliedAsk) return;
       const owners = (response.owners ?? []).slice(0, MAX_LINKS);
       if (!owners.every((o) => typeof o.nodeId === 'string' && isNodeAddress(o.address))) return;
       this.owners = owners.map((o) => ({ nodeId: o.nodeId, address: o.address, owns: true }));
+      this.appliedAsk = ask;
       const digest = typeof response.ring === 'number' ? response.ring : 0;
       if (digest !== this.digest) this.previousDigest = this.digest;
       this.digest = digest;

@@ -48,10 +48,11 @@ export async function warmUp(budgetMs: number): Promise<WarmUpResult> {
   }
   const requests = keySets[0]!;
   // Stores as a node keeps them (each key's ring hash), receiving what the decisions changed.
-  const receiverOptions = { maxKeys: 2 * KEY_SETS * BATCH, routingHash };
+  const receiverOptions = { maxKeys: 2 * KEY_SETS * BATCH, routingHash, trackChanges: true };
   let receiver = new LimiterStore(systemClock, receiverOptions);
   const importChanged = (action: string, key: string, algorithm: AlgorithmId, cells: Float64Array, base: number): void => {
-    receiver.importEntry(action, key, algorithm, cells, base, rounds % 2 === 0 ? 'replica' : 'merge');
+    // Each key set in both modes, a pass over the sets each.
+    receiver.importEntry(action, key, algorithm, cells, base, ((rounds / KEY_SETS) | 0) % 2 === 0 ? 'replica' : 'merge');
   };
   const items: ForwardItem[] = requests.map((p, i) => forwardItem(p, i));
   const results: ForwardResult[] = [];

@@ -148,8 +148,10 @@ export class PacedWalk {
       this.at = to;
       nowMs = performance.now();
     }
-    this.dueMs = startedMs + (nowMs - startedMs) / this.pacing.busyShare;
-    if (this.steps.send()) {
+    const sent = this.steps.send();
+    // The turn's work includes encoding and sending what it gathered.
+    this.dueMs = startedMs + (performance.now() - startedMs) / this.pacing.busyShare;
+    if (sent) {
       this.waiting = true;
       this.timer = setTimeout(this.resume, this.pacing.ackWaitMs);
       return;

@@ -51,11 +51,7 @@ const RESYNC_RETRY_MS = 500;
 const RESYNC_MAX_RETRIES = 20;
 /** A resync chunk's acks are awaited this long at most before the walk goes on (an old node acks every frame; a lost ack costs this). */
 const RESYNC_ACK_WAIT_MS = 250;
-/**
- * The share of a member's time the resync walk may take. A ring change walks every key on every
- * member at once, while the traffic of the keys that moved arrives: unrested walks took 15 % of
- * a member's samples through a leave, and the cluster's rate fell to a tenth.
- */
+/** The share of a member's time the resync walk may take (unrested walks took 15 % of a member's samples through a leave). */
 const RESYNC_BUSY_SHARE = 0.25;
 
 /** Replicate frames whose ack is awaited to measure the lag, at most. */
@@ -281,13 +277,14 @@ export class Replicator implements AckReceiver {
         },
         gathered: () => this.outbox.pending,
         send: () => {
-          this.forgetResyncChunk();
           const gathered = this.outbox.pending;
           const before = this.stats.entriesSent;
           this.send(sentIds);
           const sent = this.stats.entriesSent - before;
           this.stats.resyncEntriesSent += sent;
-          if (sent < gathered) this.resyncIncomplete = true;
+          // Not all sent, or the last chunk's acks not all back (its wait ran out): walk again later.
+          if (sent < gathered || this.resyncChunk.size > 0) this.resyncIncomplete = true;
+          this.forgetResyncChunk();
           // Each chunk waits for its acks, so a new holder takes the copies a chunk at a time between its live traffic.
           for (const id of sentIds) if (this.components.ids.awaitAck(id, this)) this.resyncChunk.add(id);
           sentIds.length = 0;
