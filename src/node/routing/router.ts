@@ -68,6 +68,8 @@ export const startingRouter: Router = {
 /** A hot key's local copy (hot-key mode): answers a plain allow for a key owned elsewhere. */
 export interface HotCopies {
   decideFromCopy(p: ResolvedRequest): Reservation | undefined;
+  /** The owner's answer to a plain allow of a hot key forwarded because there was no copy. */
+  ownerAnswered(p: ResolvedRequest, r: Reservation): void;
 }
 
 /** Leases (src/node/lease): slices of busy keys' allowances held here, asked before anything else. */
@@ -123,7 +125,11 @@ export class ClusterRouter implements Router {
     // Decided now (the common case) needs no copy: nothing keeps the request afterwards.
     if (places === HERE) return decision.decideNow(scratch, maxWaitMs) ?? decision.decide({ ...scratch }, maxWaitMs);
     if (leases !== undefined && maxWaitMs < 0) leases.forwarded(scratch);
-    return forwarder.forward({ ...scratch }, maxWaitMs, this.places.slice(0, places));
+    const p = { ...scratch };
+    const forwarded = forwarder.forward(p, maxWaitMs, this.places.slice(0, places));
+    // Until the owner's broadcast makes a copy here (a hot key's first requests only).
+    if (p.global && maxWaitMs < 0) return forwarded.then((r) => (hotCopies.ownerAnswered(p, r), r));
+    return forwarded;
   }
 
   admin(p: ResolvedRequest, op: AdminOp, remaining: number): Reservation | Promise<Reservation> {

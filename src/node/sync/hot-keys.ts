@@ -74,6 +74,12 @@ interface HotCopy {
 
 type Nested<T> = Map<string, Map<string, T>>;
 
+/** The owner's answer to a request this node forwarded (it had no copy of the key then). */
+type OwnerAnswer = { params: ResolvedParams; remaining: number; atMs: number };
+
+/** How long an owner's answer bounds the copies made after it: longer than a broadcast takes to arrive. */
+const OWNER_ANSWER_MS = 1_000;
+
 /**
  * Hot-key mode (`global: true`), both ends. A non-owner answers from its copy of the
  * owner's state and counts the units it admitted; every globalSyncMs it sends them to the
@@ -91,6 +97,9 @@ export class HotKeys {
   private copyStore: LimiterStore;
   private readonly copies: Nested<HotCopy> = new Map();
   private copyCount = 0;
+  /** The owner's last answer per key forwarded without a copy: a broadcast sent before it may arrive after it (another stream). */
+  private readonly answers: Nested<OwnerAnswer> = new Map();
+  private answerCount = 0;
   /** Copies with hits to send, each once. */
   private readonly withHits: HotCopy[] = [];
   private readonly cells = new Float64Array(STATE_STRIDE);
@@ -190,6 +199,7 @@ export class HotKeys {
       fromWireEntry(entry, nowMs, this.cells);
       this.copyStore.importEntry(entry.action, entry.key, entry.algorithm as AlgorithmId, this.cells, 0, 'replace');
       this.counters.statesReceived++;
+      this.boundByAnswer(entry.action, entry.key, nowMs);
       // Hits admitted here since the last send are not in the owner's state yet.
       if (copy.hits > 0 && copy.params !== undefined) {
         // A state of another shape (the owner's key was fresh and re-described) refuses these hits: the owner's state stands.
@@ -198,11 +208,38 @@ export class HotKeys {
     }
   }
 
+  /** The owner answered a plain allow of a hot key that this node forwarded: no copy made later may say more remains. */
+  ownerAnswered(p: ResolvedRequest, r: Reservation): void {
+    let keys = this.answers.get(p.action);
+    const known = keys?.get(p.key);
+    if (known === undefined && this.answerCount >= this.init.maxGlobalKeys) return;
+    if (keys === undefined) this.answers.set(p.action, (keys = new Map()));
+    keys.set(p.key, { params: { ...p, cost: 0 }, remaining: r.remaining, atMs: this.components.clock.now() });
+    if (known === undefined) this.answerCount++;
+    // A copy made while the request was on its way may be older than the answer.
+    if (this.copies.get(p.action)?.has(p.key) === true) this.boundByAnswer(p.action, p.key, this.components.clock.now());
+  }
+
+  /** Takes from the copy of (action, key) what the owner's answer says is gone (without counting hits), then forgets the answer. */
+  private boundByAnswer(action: string, key: string, nowMs: number): void {
+    const keys = this.answers.get(action);
+    const answer = keys?.get(key);
+    if (answer === undefined) return;
+    keys!.delete(key);
+    if (keys!.size === 0) this.answers.delete(action);
+    this.answerCount--;
+    if (nowMs - answer.atMs > OWNER_ANSWER_MS) return;
+    const excess = this.copyStore.decideResolved(answer.params, NO_WAIT).remaining - answer.remaining;
+    if (excess > 0) takeAdmitted((p) => this.copyStore.decideResolved(p, NO_WAIT), answer.params, excess).catch(() => undefined);
+  }
+
   /** Membership changed: copies may come from a former owner, so drop them; the new owners' broadcasts replace them. */
   ownersChanged(): void {
     this.sendHits(); // to the owners in the new view
     this.copies.clear();
     this.copyCount = 0;
+    this.answers.clear();
+    this.answerCount = 0;
     this.copyStore = this.newCopyStore();
   }
 
@@ -308,6 +345,15 @@ export class HotKeys {
   }
 
   private dropIdleCopies(): void {
+    const nowMs = this.components.clock.now();
+    for (const [action, keys] of this.answers) {
+      for (const [key, answer] of keys) {
+        if (nowMs - answer.atMs <= OWNER_ANSWER_MS) continue;
+        keys.delete(key);
+        this.answerCount--;
+      }
+      if (keys.size === 0) this.answers.delete(action);
+    }
     const idleSyncs = Math.ceil(this.init.copyIdleMs / this.init.globalSyncMs);
     for (const [action, keys] of this.copies) {
       for (const [key, copy] of keys) {
