@@ -54,12 +54,13 @@ describe('a member that stalls while its forwards are answered', () => {
     // Streams open and warm: a forward is answered in well under a millisecond of the owner's time.
     for (const key of keys.slice(0, 5)) expect((await member.allow(request(key))).allowed).toBe(true);
     const before = member.stats();
+    let refused = 0;
     for (const key of keys.slice(5, 15)) {
       const answer = member.allow(request(key));
       // The forward's frame goes out (a few turns of the loop: the batcher, grpc-js, HTTP/2)…
       for (let turn = 0; turn < 4; turn++) await new Promise((r) => setImmediate(r));
       stall(FORWARD_TIMEOUT_MS * 3); // …and answered by the owner while this process stands still
-      expect((await answer).allowed).toBe(true);
+      if (!(await answer).allowed) refused++;
     }
     const failedOver = member.stats().decidedHere - before.decidedHere;
     // Before, 7 to 10 of these 10 failed over. A frame that left only after the stall (a loaded
@@ -67,6 +68,9 @@ describe('a member that stalls while its forwards are answered', () => {
     const timeouts = member.stats().forwarder.timeouts - before.forwarder.timeouts;
     expect(timeouts).toBeLessThanOrEqual(2);
     expect(failedOver).toBe(timeouts);
+    // Only such a one may be refused: decided here again after the owner's replicated state of
+    // its own decision arrived (seen once in CI beside the other test files). Never twice allowed (below).
+    expect(refused).toBeLessThanOrEqual(timeouts);
     // Each was decided once, by its owner: asked again, every key is used up.
     for (const key of keys.slice(5, 15)) expect((await member.allow(request(key))).allowed).toBe(false);
   }, 60_000);
