@@ -7,12 +7,10 @@ import { RingHistory } from './ring-history.js';
 import type { MemberSource } from './view-members.js';
 
 export { META_GRPC, META_HANDED, META_HTTP, META_PROTOCOL, META_STATE, gossipMembers, type MemberSource, type NodeState, type ViewMember } from './view-members.js';
-
 export { PLACEMENT, routingHash, routingKey, type RingSnapshot } from './ring-keys.js';
 
 /** The longest the Members RPC names the ring before a change while its handoff goes on (clientOwners). */
 const OLD_RING_FOR_CLIENTS_MAX_MS = 10_000;
-
 /** placement(): this node decides the key now. */
 export const HERE = 0;
 /** placement(): no node decides it yet — the ring is empty (this node is joining). */
@@ -217,8 +215,10 @@ export class ClusterView {
 
   /** Whether this node owned (action, key) on every ring since the cluster last settled, and no newcomer may have decided it on a ring of its own (RingHistory.newcomerAfter) that has not announced its push: its state has nowhere else to be. */
   ownedHereBefore(action: string, key: string): boolean {
-    const hash = routingHash(action, key), newcomer = this.history.newcomerAfter(hash, this.ring, this.ringOwners);
-    return this.history.ownedOnEach(hash, this.selfId) && (newcomer === undefined || this.hasHandedOver(newcomer));
+    const hash = routingHash(action, key);
+    if (!this.history.ownedOnEach(hash, this.selfId)) return false;
+    const newcomer = this.history.newcomerAfter(hash, this.ring, this.ringOwners);
+    return newcomer === undefined || this.hasHandedOver(newcomer);
   }
 
   /** Who may hold (action, key)'s state that this node, its owner now, has not got (RingHistory.pullSourcesInto), into `out`; returns how many. */
