@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
 /**
@@ -10,8 +11,10 @@ import { createServer } from 'node:net';
 export interface Started {
   readonly child: ChildProcess;
   readonly name: string;
-  /** The last 20,000 characters of its stdout and stderr. */
+  /** The last 20,000 characters of its stdout and stderr (and what stopProcess noted). */
   output(): string;
+  /** Adds a line of the harness's own to output(). */
+  note(line: string): void;
   /** Resolves with the exit code (null after a signal) once it has exited. */
   readonly exited: Promise<number | null>;
 }
@@ -33,7 +36,7 @@ export function startProcess(name: string, command: string, args: string[], env:
       resolve(-1);
     });
   });
-  const process: Started = { child, name, output: () => output, exited };
+  const process: Started = { child, name, output: () => output, note: (line) => keep(Buffer.from(`\n${line}\n`)), exited };
   started.push(process);
   return process;
 }
@@ -51,10 +54,28 @@ export async function stopProcess(p: Started, signal: NodeJS.Signals, timeoutMs:
   const code = await Promise.race([p.exited, overran]);
   clearTimeout(timer);
   if (code === undefined && running(p)) {
+    // Seen in CI: a node that logged "stopped" had not exited 30 s later, nor had its 15 s watchdog fired.
+    p.note(`[harness] still running ${timeoutMs} ms after ${signal}; threads (tid state wchan): ${threadStates(p.child.pid)}`);
     p.child.kill('SIGKILL');
     await p.exited;
   }
   return code;
+}
+
+/** Each thread's state and kernel wait channel from /proc (Linux), to tell a blocked event loop from a process stuck exiting. */
+function threadStates(pid: number | undefined): string {
+  try {
+    return readdirSync(`/proc/${pid}/task`)
+      .map((tid) => {
+        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+        const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+        const wchan = readFileSync(`/proc/${pid}/task/${tid}/wchan`, 'utf8');
+        return `${tid} ${state} ${wchan || '-'}`;
+      })
+      .join(', ');
+  } catch (error) {
+    return `unreadable (${(error as Error).message})`;
+  }
 }
 
 /** Stops every process started here and not yet stopped (SIGTERM, then SIGKILL after 10 s). */
