@@ -324,14 +324,18 @@ export async function runServe(args: string[]): Promise<number> {
   }, node.options.drainTimeoutMs + STOP_GRACE_MS);
   watchdog.unref();
   for (const watch of watches) watch.close();
+  let code = 0;
   try {
     await node.stop({ graceful: true });
+    logger.info({}, 'stopped');
   } catch (error) {
     logger.error({ err: (error as Error).message }, 'stopped, with an error');
-    return 1;
+    code = 1;
   }
-  logger.info({}, 'stopped');
-  return 0;
+  // serve owns its process, and nothing is left to do. Left to end by itself, Node's teardown can
+  // spin forever in Environment::CleanupHandles (nodejs/node#47748): a node that had logged
+  // "stopped" was at 100 % CPU there 30 s later, its watchdog timer never firing (test/package.test.ts).
+  process.exit(code);
 }
 
 /** The --policies file and the Envoy configuration, re-read when they change. */
