@@ -20,6 +20,7 @@ export interface ClusterInit {
   replicationDelayMs: number;
   replicationMaxDelayMs: number;
   replicationMinBatch: number;
+  resyncDelayMs: number;
   maxBatchSize: number;
   forwardTimeoutMs: number;
   batchWaitMs: number;
