@@ -5,6 +5,7 @@ import type { CallerStats } from './api/caller-ledger.js';
 import type { HttpApiBackend } from './api/http-api.js';
 import { NodeServers } from './api/servers.js';
 import { Cluster } from './cluster/cluster.js';
+import { warmUp } from './warm-up.js';
 import type { NodeRole } from './cluster/role.js';
 import type { NodeEvents } from './node-events.js';
 import type { NodeStats } from './ops/node-stats.js';
@@ -63,6 +64,7 @@ export class NodeParts {
           applyPolicies: hooks.applyPolicies,
           warn: (message) => warn(new Error(message)),
           lastSeenMembers: this.loaded.members,
+          warmUp,
         },
         o,
       );

@@ -118,9 +118,9 @@ export interface NodeOptions {
    */
   handoffWindowMs: number;
   /**
-   * Before a member turns active (owns keys), how long it runs its decision, peer-codec and
-   * state-import paths on scratch objects so that it serves at speed from its first second
-   * (0: not at all).
+   * Before a member turns active (owns keys), how long it runs its own paths on a scratch
+   * cluster (src/node/warm-up.ts: callers' traffic through its gRPC stack, replication,
+   * forwards) so that it serves at speed from its first second (0: not at all).
    */
   warmUpMs: number;
   /**

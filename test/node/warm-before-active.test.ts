@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { warmUp } from '../../src/node/cluster/warm-up.js';
+import { warmUp } from '../../src/node/warm-up.js';
+import { WarmUpCluster } from '../../src/node/cluster/warm-up-cluster.js';
 import { createNode, type RingLimitNode } from '../../src/node/node.js';
 import { META_STATE } from '../../src/node/routing/cluster-view.js';
 import { startCluster, stopAll, waitFor } from './helpers.js';
@@ -11,12 +12,14 @@ describe('a joining member is warm before it owns keys', () => {
   });
 
   it('warmUp runs the decision and peer-codec paths for its budget, yielding to the event loop; 0 skips it', async () => {
-    expect(await warmUp(0)).toEqual({ rounds: 0, ms: 0, yields: 0 });
+    expect(await warmUp(0)).toEqual({ rounds: 0, ms: 0, yields: 0, served: 0 });
     let turns = 0;
     const ticker = setInterval(() => turns++, 1);
     const result = await warmUp(150);
     clearInterval(ticker);
     expect(result.rounds).toBeGreaterThan(0);
+    // Callers' traffic through the node's own gRPC server stack and client, on a port of its own.
+    expect(result.served).toBeGreaterThan(0);
     expect(result.ms).toBeGreaterThanOrEqual(150);
     // It yields after every slice of a few ms, however the process is scheduled (on shared
     // cores a 1 ms timer may run only a few times in 150 ms): timers ran meanwhile.
@@ -48,5 +51,22 @@ describe('a joining member is warm before it owns keys', () => {
     // Its warm-up began when it started; it turned active only after the whole budget.
     expect(activeAt - startedAt).toBeGreaterThanOrEqual(WARM_UP_MS);
     await waitFor(() => nodes.every((n) => n.owners().includes('late')), 10_000, 'every ring to include it');
+  });
+});
+
+describe('the warm-up runs a member’s own paths on a scratch cluster', () => {
+  it('each round decides a batch of callers’ requests, replicates its decisions to a replica and to an owner that merges them, and serves a peer’s forwards', () => {
+    const cluster = new WarmUpCluster();
+    try {
+      for (let i = 0; i < 40; i++) cluster.round();
+      // 64 requests a round, every one answered here (the keys are the scratch member's own).
+      expect(cluster.counts.answered).toBe(40 * 64);
+      expect(cluster.counts.forwarded).toBe(40 * 64);
+      // Every decision changed a state: the replica imported them, the merging owner too.
+      expect(cluster.counts.replicated).toBeGreaterThan(40 * 64 * 0.9);
+      expect(cluster.counts.merged).toBe(cluster.counts.replicated);
+    } finally {
+      cluster.close();
+    }
   });
 });

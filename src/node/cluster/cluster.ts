@@ -26,7 +26,6 @@ import { ClusterRouter } from '../routing/router.js';
 import type { LatencyHistogram } from '../../common/latency.js';
 import { startPeers } from './peers.js';
 import { joinSeeds } from './join.js';
-import { warmUp } from './warm-up.js';
 import { Greetings } from './greetings.js';
 import { SplitShare } from './split-share.js';
 import { Leases } from '../lease/leases.js';
@@ -66,6 +65,8 @@ export interface ClusterComponents {
   warn(message: string): void;
   /** The members this node's last snapshot saw (a restart): out of reach until seen again (split-share.ts). */
   lastSeenMembers?: readonly string[];
+  /** Runs the member's paths for `budgetMs` before it turns active (src/node/warm-up.ts). */
+  warmUp(budgetMs: number): Promise<unknown>;
 }
 
 /** The parts of a member's cluster machinery, wired by Cluster.start. */
@@ -317,7 +318,7 @@ export class Cluster implements NodeRole {
     const { membership, swim, view } = this.parts;
     await membership.start();
     // Owning keys takes a share of the cluster's traffic at once: be fast before that (while joining: it yields every few ms).
-    const warm = warmUp(this.init.warmUpMs);
+    const warm = this.components.warmUp(this.init.warmUpMs);
     if (swim !== undefined && this.init.join.length > 0) await joinSeeds(swim, this.init, { warn: this.components.warn, closed: () => this.closed });
     // Only now, with a complete view (so "previous owner" means the owner before us), take keys —
     // warm, and with the streams to and from every member open.

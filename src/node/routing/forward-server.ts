@@ -25,7 +25,7 @@ export interface ForwardServerComponents {
   view: ClusterView;
   decision: OwnerDecision;
   /** Relays a forward this node does not own to the owner it knows. */
-  forwarder: Forwarder;
+  forwarder: Pick<Forwarder, 'relay'>;
 }
 
 export interface ForwardServerStats {

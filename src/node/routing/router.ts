@@ -83,7 +83,7 @@ export interface LeaseSlices {
 export interface ClusterRouterComponents {
   view: ClusterView;
   decision: OwnerDecision;
-  forwarder: Forwarder;
+  forwarder: Pick<Forwarder, 'forward'>;
   hotCopies: HotCopies;
   /** Undefined while leases are off. */
   leases: LeaseSlices | undefined;
