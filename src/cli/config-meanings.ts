@@ -30,7 +30,6 @@ export const CONFIG_MEANINGS: Record<ConfigSection, Record<string, string>> = {
     replicationDelayMs: 'Async replication sends changed state at most this long after the change, once replicationMinBatch decisions changed state.',
     replicationMaxDelayMs: 'While fewer than replicationMinBatch decisions changed state since the last send, async replication waits for more up to this long after the first (never less than replicationDelayMs): a quiet node sends a few fuller frames a second, and a crash loses fewer than replicationMinBatch decisions (or one replicationDelayMs of them).',
     replicationMinBatch: 'Decisions (state changes) that make an async replication flush worth its frame before replicationMaxDelayMs; 1: a flush every replicationDelayMs.',
-    resyncDelayMs: "After a ring change, how long a member waits before it re-sends its keys' states to their new replicas: the least urgent work of a change, kept out of the push and the callers' move to the new owners. A key decided meanwhile replicates at once; only quiet keys wait. A later change restarts the wait.",
     forwardTimeoutMs: 'A forward to an owner not answered within this time fails over to the next candidate.',
     batchWaitMs: '0: adaptive batching of forwards (maxFramesInFlight); otherwise a fixed wait before each frame.',
     maxFramesInFlight: 'Adaptive batching: Forward frames not yet processed, shared by the peers that have some in flight (each may always have one).',

@@ -91,13 +91,6 @@ export interface NodeOptions {
   replicationMaxDelayMs: number;
   /** Decisions (state changes) that make a flush worth its frame before replicationMaxDelayMs; 1: every replicationDelayMs. */
   replicationMinBatch: number;
-  /**
-   * After a ring change, how long a member waits before it re-sends its keys' states to their
-   * new replicas (the resync walk): the least urgent work of a change, kept out of the push
-   * and the callers' move to the new owners. A key decided meanwhile replicates to its new
-   * holders at once; only quiet keys wait. A later change restarts the wait.
-   */
-  resyncDelayMs: number;
   /** A forward not answered within this time fails over to the next candidate. */
   forwardTimeoutMs: number;
   /** 0 (default): adaptive batching of forwards, see maxFramesInFlight. Otherwise a fixed wait before each frame. */
@@ -198,7 +191,6 @@ export const nodeDefaults: NodeOptions = {
   replicationDelayMs: 5,
   replicationMaxDelayMs: 50,
   replicationMinBatch: 8,
-  resyncDelayMs: 2_000,
   forwardTimeoutMs: 1_000,
   batchWaitMs: 0,
   maxFramesInFlight: 4,
@@ -277,7 +269,6 @@ export function resolveNodeOptions(options: NodeOptionsInput = {}): NodeOptions 
   range(o, 'replicationDelayMs', 0, 10_000, false);
   range(o, 'replicationMaxDelayMs', 0, 10_000, false);
   range(o, 'replicationMinBatch', 1, 10_000);
-  range(o, 'resyncDelayMs', 0, 60_000, false);
   range(o, 'forwardTimeoutMs', 1, 60_000, false);
   range(o, 'batchWaitMs', 0, 100, false);
   range(o, 'maxFramesInFlight', 1, 64);

@@ -44,8 +44,6 @@ describe('proportionate handoff: a member joining a cluster of N moves about 1/N
     await waitFor(() => nodes.every((n) => n.owners().length === 6), 10_000, 'n5 to own keys everywhere');
     // Every push acked and announced (it is paced by its acks), then the resync quiet too.
     await waitFor(() => allAnnounced(nodes), 20_000, 'every member to announce its push');
-    // The resync starts resyncDelayMs (2 s) after the change: wait for it, then for quiet.
-    await waitFor(() => total(nodes, (n) => n.stats().replication.resyncEntriesSent) > resyncBefore, 20_000, 'the resync to start');
     await quiet(() => total(nodes, (n) => n.stats().replication.resyncEntriesSent + n.stats().handoff.pushedEntries), 500, 20_000);
 
     // What the rings say must move: keys whose owner changed (handed off to it), and, for keys

@@ -20,7 +20,6 @@ export interface ClusterInit {
   replicationDelayMs: number;
   replicationMaxDelayMs: number;
   replicationMinBatch: number;
-  resyncDelayMs: number;
   maxBatchSize: number;
   forwardTimeoutMs: number;
   batchWaitMs: number;

@@ -226,7 +226,6 @@ export class Cluster implements NodeRole {
         maxBatchSize: o.maxBatchSize,
         ackTimeoutMs: o.forwardTimeoutMs,
         resyncSlotsPerTurn: clusterLimits.walkSlotsPerTurn,
-        resyncDelayMs: o.resyncDelayMs,
       });
       const announce = (version: string): void => membership.updateMeta({ ...membership.self.meta, [META_HANDED]: version });
       const handoff = new Handoff({ ...protocol, replication: replicator, announce }, {

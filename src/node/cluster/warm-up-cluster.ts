@@ -85,7 +85,7 @@ export class WarmUpCluster {
     this.merger = this.receiver(this.view);
     this.replicator = new Replicator(
       { store: this.store, view: this.view, transport: new LoopbackTransport((address, frame) => this.delivered(address, frame)), clock: systemClock, ids: new FrameIds(64) },
-      { selfId: SELF, replicas: 1, replicationDelayMs: 5, replicationMaxDelayMs: 50, replicationMinBatch: 8, maxBatchSize: 1_000, ackTimeoutMs: 1_000, resyncSlotsPerTurn: 1_000, resyncDelayMs: 0 },
+      { selfId: SELF, replicas: 1, replicationDelayMs: 5, replicationMaxDelayMs: 50, replicationMinBatch: 8, maxBatchSize: 1_000, ackTimeoutMs: 1_000, resyncSlotsPerTurn: 1_000 },
     );
     const decision = new OwnerDecision({ store: this.store, replication: this.replicator }, { syncReplication: false });
     const router = new ClusterRouter({ view: this.view, decision, forwarder: { forward: warmUpOnly }, hotCopies: { decideFromCopy: () => undefined, ownerAnswered: () => undefined }, leases: undefined });
@@ -151,7 +151,7 @@ export class WarmUpCluster {
     const store = this.storeOf(2 * BATCH * KEY_SETS);
     const replicator = new Replicator(
       { store, view, transport: new LoopbackTransport(() => undefined), clock: systemClock, ids: new FrameIds(64) },
-      { selfId: view.selfId, replicas: 1, replicationDelayMs: 5, replicationMaxDelayMs: 50, replicationMinBatch: 8, maxBatchSize: 1_000, ackTimeoutMs: 1_000, resyncSlotsPerTurn: 1_000, resyncDelayMs: 0 },
+      { selfId: view.selfId, replicas: 1, replicationDelayMs: 5, replicationMaxDelayMs: 50, replicationMinBatch: 8, maxBatchSize: 1_000, ackTimeoutMs: 1_000, resyncSlotsPerTurn: 1_000 },
     );
     return { store, replicator };
   }

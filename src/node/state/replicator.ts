@@ -33,8 +33,6 @@ export interface ReplicatorInit {
   ackTimeoutMs: number;
   /** Slots examined per event-loop turn when re-sending everything after a ring change. */
   resyncSlotsPerTurn: number;
-  /** After a ring change, the resync walk starts this long after (a later change restarts the wait). */
-  resyncDelayMs: number;
 }
 
 export interface ReplicatorStats {
@@ -58,10 +56,17 @@ const RESYNC_BUSY_SHARE = 0.25;
 
 /** Replicate frames whose ack is awaited to measure the lag, at most. */
 const MAX_LAG_PROBES = 64;
-/** A flush asks for the ack of its first frame (a lag probe) at most this often; its other frames, and those of flushes in between, ask for none (NO_ACK). */
+/**
+ * A flush asks for the ack of its first frame (a lag probe) at most this often; its other
+ * frames, and those of flushes in between, ask for none (NO_ACK).
+ */
 const LAG_PROBE_GAP_MS = 100;
 
-type AckWaiter = { remaining: number; deadlineMs: number; done: () => void };
+interface AckWaiter {
+  remaining: number;
+  deadlineMs: number;
+  done: () => void;
+}
 
 /**
  * The replication protocol, both ends. Sending: each changed key's state goes to the next
@@ -101,7 +106,6 @@ export class Replicator implements AckReceiver {
   /** Frames of the resync's last chunk not acked yet: the walk goes on when none is left. */
   private readonly resyncChunk = new Set<number>();
   private resyncRetries = 0;
-  /** The walk's start: resyncDelayMs after a change, or RESYNC_RETRY_MS after an incomplete walk. */
   private resyncRetry: NodeJS.Timeout | undefined;
   private closed = false;
 
@@ -245,41 +249,24 @@ export class Replicator implements AckReceiver {
 
   /**
    * After the ring changed, sends each key this node owns to its holders that did not hold
-   * it on the ring of the last completed resync, a chunk of slots per turn, resyncDelayMs
-   * after the change: about (replicas + 1)/N of the keys when one member joins or leaves.
-   * Replication otherwise sends only changes: a new node would never get a key that has gone
-   * quiet, and would take it over empty when its holder dies next. A walk cut short by the
-   * next change keeps the old baseline, so the next walk covers both changes. An empty store
-   * (a forming cluster) takes the ring as its baseline: what it decides replicates to it.
+   * it on the ring of the last completed resync, a chunk of slots per turn: about
+   * (replicas + 1)/N of the keys when one member joins or leaves, not all of them.
+   * Replication otherwise sends only changes: a restarted or new node would never get a key
+   * that has gone quiet (an exhausted key only sees rejections), and would take it over
+   * empty when the node holding it dies next. A walk cut short by the next change keeps the
+   * old baseline, so the next walk covers both changes.
    */
   resyncOwned(): void {
     if (this.init.replicas === 0) return;
     const generation = ++this.resyncGeneration;
-    this.stopResync();
-    this.resyncRetries = 0;
-    if (this.components.store.keyCount === 0) this.resyncBaseline = this.components.view.currentRing;
-    else this.resyncLater(generation, this.init.resyncDelayMs);
-  }
-
-  /** Starts the walk of `generation` in `delayMs` (0: now), unless a change or close() comes first. */
-  private resyncLater(generation: number, delayMs: number): void {
-    if (delayMs === 0) return this.walkForResync(generation);
-    this.resyncRetry = setTimeout(() => generation === this.resyncGeneration && !this.closed && this.walkForResync(generation), delayMs).unref();
-  }
-
-  private stopResync(): void {
-    clearTimeout(this.resyncRetry);
-    this.resyncWalk?.stop();
-    this.forgetResyncChunk();
-  }
-
-  private walkForResync(generation: number): void {
     const target = this.components.view.currentRing;
     // Keys held while this node was not on the baseline ring came from elsewhere (a snapshot,
     // a handoff): no holder can be assumed to have them.
     if (this.resyncBaseline !== undefined && !this.resyncBaseline.has(this.init.selfId)) this.resyncBaseline = undefined;
     this.resyncIncomplete = false;
-    this.stopResync();
+    clearTimeout(this.resyncRetry);
+    this.resyncWalk?.stop();
+    this.forgetResyncChunk();
     const sentIds: number[] = [];
     this.resyncWalk = new PacedWalk(
       this.components.store,
@@ -305,9 +292,17 @@ export class Replicator implements AckReceiver {
         },
         cancelled: () => generation !== this.resyncGeneration || this.closed,
         done: () => {
-          if (!this.resyncIncomplete) this.resyncBaseline = target;
+          if (!this.resyncIncomplete) {
+            this.resyncBaseline = target;
+            this.resyncRetries = 0;
+            return;
+          }
           // A holder had no address yet, or its stream took nothing: walk again in a moment (bounded).
-          else if (this.resyncRetries++ < RESYNC_MAX_RETRIES) this.resyncLater(generation, RESYNC_RETRY_MS);
+          if (this.resyncRetries++ >= RESYNC_MAX_RETRIES) return;
+          this.resyncRetry = setTimeout(() => {
+            if (generation === this.resyncGeneration && !this.closed) this.resyncOwned();
+          }, RESYNC_RETRY_MS);
+          this.resyncRetry.unref();
         },
       },
       { ackWaitMs: RESYNC_ACK_WAIT_MS, busyShare: RESYNC_BUSY_SHARE, slotsPerTurn: this.init.resyncSlotsPerTurn },
@@ -387,7 +382,9 @@ export class Replicator implements AckReceiver {
 
   close(): void {
     this.closed = true;
-    this.stopResync();
+    clearTimeout(this.resyncRetry);
+    this.resyncWalk?.stop();
+    this.forgetResyncChunk();
     this.timer?.close();
     for (const [id, waiter] of this.waiters) {
       this.components.ids.forget(id);
