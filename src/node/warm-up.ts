@@ -3,16 +3,18 @@ import { envoySettingsDefaults } from '../envoy/answer.js';
 import { EnvoyStats } from '../envoy/stats.js';
 import type { RateLimitRequest } from '../limiter/types.js';
 import { callerLimitsDefaults } from './api/caller-ledger.js';
+import { itemError } from './api/backend.js';
 import type { HttpApiBackend } from './api/http-api.js';
 import { NodeServers } from './api/servers.js';
+import { decodeStreamRequest, encodeStreamRequest, encodeStreamResponse, type OutgoingResult } from './api/stream-codec.js';
 import { RingLimitClient } from './client/client.js';
 import { WarmUpCluster } from './cluster/warm-up-cluster.js';
 import { PLACEMENT } from './routing/cluster-view.js';
 
-/** The scratch cluster's peer-side work runs in slices this long... */
-const SLICE_MS = 1;
+/** The in-process work (AllowStream messages served without a socket, the scratch cluster's peer side) runs in slices this long... */
+const SLICE_MS = 4;
 /** ...with this long between them (gossip, the join and the gRPC callers go on meanwhile). */
-const REST_MS = 3;
+const REST_MS = 2;
 /** Callers of the warm-up's own gRPC port at once: a busy client's concurrency. */
 const CALLERS = 64;
 /** How long the warm-up's servers get to close. */
@@ -53,16 +55,20 @@ export async function warmUp(budgetMs: number): Promise<WarmUpResult> {
   }
   const served = { count: 0 };
   let yields = 0;
-  const peerSide = async (): Promise<void> => {
+  const messages = new StreamMessages(cluster);
+  const inProcess = async (): Promise<void> => {
     while (performance.now() < deadline) {
       const sliceEnd = Math.min(deadline, performance.now() + SLICE_MS);
-      while (performance.now() < sliceEnd) cluster.round();
+      while (performance.now() < sliceEnd) {
+        messages.serveOne();
+        cluster.round();
+      }
       await new Promise((resolve) => setTimeout(resolve, client === undefined ? 0 : REST_MS));
       yields++;
     }
   };
   try {
-    await Promise.all([peerSide(), ...(client === undefined ? [] : callers(client, cluster.requests, deadline, served))]);
+    await Promise.all([inProcess(), ...(client === undefined ? [] : callers(client, cluster.requests, deadline, served))]);
   } finally {
     client?.close();
     await servers?.close(Date.now() + CLOSE_MS);
@@ -110,4 +116,36 @@ function scratchBackend(cluster: WarmUpCluster): HttpApiBackend {
     cluster: () => ({}),
     metrics: () => Promise.resolve({ contentType: 'text/plain', text: '' }),
   };
+}
+
+/**
+ * AllowStream messages served as the stream service does (decode, decide each, encode the
+ * answer), without a socket: the codec and the decision path get hot however slowly the
+ * warm-up's own gRPC connection comes up on a busy machine.
+ */
+class StreamMessages {
+  private readonly messages: Uint8Array[] = [];
+  private readonly results: OutgoingResult[] = [];
+  private next = 0;
+
+  constructor(private readonly cluster: WarmUpCluster) {
+    const { requests } = cluster;
+    for (let from = 0; from + CALLERS <= requests.length; from += CALLERS) {
+      this.messages.push(encodeStreamRequest(requests.slice(from, from + CALLERS).map(({ request, maxWaitMs }, i) => ({ id: i + 1, request, maxWaitMs, timestampMs: Date.now() }))));
+    }
+  }
+
+  serveOne(): void {
+    const results = this.results;
+    results.length = 0;
+    for (const item of decodeStreamRequest(this.messages[this.next++ % this.messages.length]!)) {
+      try {
+        const answer = this.cluster.decide(item.request, item.maxWaitMs);
+        if (!(answer instanceof Promise)) results.push({ id: item.id, decision: answer, error: undefined });
+      } catch (error) {
+        results.push({ id: item.id, decision: undefined, error: itemError(error) });
+      }
+    }
+    encodeStreamResponse(results, 1, 0);
+  }
 }
