@@ -64,7 +64,7 @@ export class NodeParts {
           applyPolicies: hooks.applyPolicies,
           warn: (message) => warn(new Error(message)),
           lastSeenMembers: this.loaded.members,
-          warmUp,
+          warmUp: (budgetMs) => warmUp(budgetMs, (message) => warn(new Error(message))),
         },
         o,
       );

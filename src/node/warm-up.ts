@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { RingLimitError } from '../common/errors.js';
 import { envoySettingsDefaults } from '../envoy/answer.js';
 import { EnvoyStats } from '../envoy/stats.js';
@@ -28,6 +29,8 @@ export interface WarmUpResult {
   yields: number;
   /** Requests answered through the warm-up's gRPC port (0 when it could not open one). */
   served: number;
+  /** Where that port was (closed once warmUp() resolves); undefined without one. */
+  address: string | undefined;
 }
 
 /**
@@ -40,41 +43,74 @@ export interface WarmUpResult {
  * owned keys at once ran its first second in the interpreter while its share of the cluster's
  * traffic already came to it: this moves that cost before the ring changes. 0 skips it.
  */
-export async function warmUp(budgetMs: number): Promise<WarmUpResult> {
+export async function warmUp(budgetMs: number, warn: (message: string) => void = () => undefined): Promise<WarmUpResult> {
   const started = performance.now();
-  if (budgetMs <= 0) return { rounds: 0, ms: 0, yields: 0, served: 0 };
-  const cluster = new WarmUpCluster();
+  if (budgetMs <= 0) return { rounds: 0, ms: 0, yields: 0, served: 0, address: undefined };
   const deadline = started + budgetMs;
-  let servers: NodeServers | undefined;
-  let client: RingLimitClient | undefined;
-  try {
-    servers = await NodeServers.start(scratchBackend(cluster), { host: '127.0.0.1', grpcPort: 0, httpPort: undefined, tls: undefined, apiTokens: [], adminTokens: [], callerLimits: callerLimitsDefaults });
-    client = new RingLimitClient({ nodes: [servers.grpcAddress!], ringAware: false });
-  } catch {
-    // No loopback port to be had: the scratch cluster's own paths only.
-  }
   const served = { count: 0 };
   let yields = 0;
-  const messages = new StreamMessages(cluster);
-  const inProcess = async (): Promise<void> => {
-    while (performance.now() < deadline) {
-      const sliceEnd = Math.min(deadline, performance.now() + SLICE_MS);
-      while (performance.now() < sliceEnd) {
-        messages.serveOne();
-        cluster.round();
-      }
-      await new Promise((resolve) => setTimeout(resolve, client === undefined ? 0 : REST_MS));
-      yields++;
-    }
-  };
+  let cluster: WarmUpCluster | undefined;
+  let port: WarmUpPort | undefined;
   try {
-    await Promise.all([inProcess(), ...(client === undefined ? [] : callers(client, cluster.requests, deadline, served))]);
+    cluster = new WarmUpCluster();
+    port = await WarmUpPort.open(cluster).catch((error: unknown) => {
+      warn(`the warm-up could not open its port on 127.0.0.1 (${error instanceof Error ? error.message : String(error)}): it runs the in-process paths only`);
+      return undefined;
+    });
+    const messages = new StreamMessages(cluster);
+    const inProcess = async (scratch: WarmUpCluster): Promise<void> => {
+      while (performance.now() < deadline) {
+        const sliceEnd = Math.min(deadline, performance.now() + SLICE_MS);
+        while (performance.now() < sliceEnd) {
+          messages.serveOne();
+          scratch.round();
+        }
+        await new Promise((resolve) => setTimeout(resolve, port === undefined ? 0 : REST_MS));
+        yields++;
+      }
+      // Calls still in flight end now (rejected): the member turns active on time.
+      port?.client.close();
+    };
+    await Promise.all([inProcess(cluster), ...(port === undefined ? [] : callers(port.client, cluster.requests, deadline, served))]);
   } finally {
-    client?.close();
-    await servers?.close(Date.now() + CLOSE_MS);
-    cluster.close();
+    try {
+      await port?.close();
+    } finally {
+      cluster?.close();
+    }
   }
-  return { rounds: cluster.rounds, ms: performance.now() - started, yields, served: served.count };
+  return { rounds: cluster.rounds, ms: performance.now() - started, yields, served: served.count, address: port?.address };
+}
+
+/** The warm-up's own gRPC server (the node's server stack, a random token) on 127.0.0.1, and the node's client to it. */
+export class WarmUpPort {
+  private constructor(
+    private readonly servers: NodeServers,
+    readonly client: RingLimitClient,
+    readonly address: string,
+  ) {}
+
+  static async open(cluster: WarmUpCluster): Promise<WarmUpPort> {
+    // Callers need this token: another process on the host reaches nothing but the refusal.
+    const token = randomBytes(16).toString('hex');
+    const servers = await NodeServers.start(scratchBackend(cluster), { host: '127.0.0.1', grpcPort: 0, httpPort: undefined, tls: undefined, apiTokens: [token], adminTokens: [], callerLimits: callerLimitsDefaults });
+    const address = servers.grpcAddress;
+    try {
+      if (address === undefined) throw new RingLimitError('INTERNAL', 'the warm-up server has no gRPC address');
+      return new WarmUpPort(servers, new RingLimitClient({ nodes: [address], ringAware: false, token }), address);
+    } catch (error) {
+      await servers.close(Date.now() + CLOSE_MS);
+      throw error;
+    }
+  }
+
+  async close(): Promise<void> {
+    try {
+      this.client.close();
+    } finally {
+      await this.servers.close(Date.now() + CLOSE_MS);
+    }
+  }
 }
 
 /** CALLERS loops asking `client` in turn over `requests` until `deadline`. */

@@ -1,5 +1,7 @@
+import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { warmUp } from '../../src/node/warm-up.js';
+import { warmUp, WarmUpPort } from '../../src/node/warm-up.js';
+import { RingLimitClient } from '../../src/node/client/client.js';
 import { WarmUpCluster } from '../../src/node/cluster/warm-up-cluster.js';
 import { createNode, type RingLimitNode } from '../../src/node/node.js';
 import { META_STATE } from '../../src/node/routing/cluster-view.js';
@@ -12,15 +14,16 @@ describe('a joining member is warm before it owns keys', () => {
   });
 
   it('warmUp runs the decision and peer-codec paths for its budget, yielding to the event loop; 0 skips it', async () => {
-    expect(await warmUp(0)).toEqual({ rounds: 0, ms: 0, yields: 0, served: 0 });
+    expect(await warmUp(0)).toEqual({ rounds: 0, ms: 0, yields: 0, served: 0, address: undefined });
     let turns = 0;
     const ticker = setInterval(() => turns++, 1);
     const result = await warmUp(150);
     clearInterval(ticker);
     expect(result.rounds).toBeGreaterThan(0);
-    // Callers' traffic through the node's own gRPC server stack and client, on a port of its own.
-    expect(result.served).toBeGreaterThan(0);
     expect(result.ms).toBeGreaterThanOrEqual(150);
+    // Calls in flight at the deadline do not hold it past its budget (plus the servers' close), and its port is closed.
+    expect(result.ms).toBeLessThan(150 + 1_500);
+    expect(await connectOutcome(result.address!)).toBe('ECONNREFUSED');
     // It yields after every slice of a few ms, however the process is scheduled (on shared
     // cores a 1 ms timer may run only a few times in 150 ms): timers ran meanwhile.
     expect(result.yields).toBeGreaterThanOrEqual(Math.floor(result.ms / 50));
@@ -54,6 +57,36 @@ describe('a joining member is warm before it owns keys', () => {
   });
 });
 
+/** 'connected', or the error code connecting to host:port gave. */
+function connectOutcome(address: string): Promise<string> {
+  const [host, port] = address.split(':') as [string, string];
+  return new Promise<string>((resolve) => {
+    const socket = connect({ host, port: Number(port) }, () => (socket.destroy(), resolve('connected')));
+    socket.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? 'error'));
+  });
+}
+
+describe('the warm-up port: the node’s gRPC server stack and client, for the warm-up only', () => {
+  it('answers the node’s client (with the warm-up’s token) from the scratch member, refuses a caller without it, and is closed after', async () => {
+    const cluster = new WarmUpCluster();
+    const port = await WarmUpPort.open(cluster);
+    try {
+      const { request } = cluster.requests[0]!;
+      const answer = await port.client.allow(request);
+      expect(answer.allowed).toBe(true);
+      expect(cluster.counts.answered).toBe(1);
+      const stranger = new RingLimitClient({ nodes: [port.address], ringAware: false });
+      await expect(stranger.allow(request)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+      stranger.close();
+      expect(cluster.counts.answered).toBe(1);
+    } finally {
+      await port.close();
+      cluster.close();
+    }
+    expect(await connectOutcome(port.address)).toBe('ECONNREFUSED');
+  });
+});
+
 describe('the warm-up runs a member’s own paths on a scratch cluster', () => {
   it('each round decides a batch of callers’ requests, replicates its decisions to a replica and to an owner that merges them, and serves a peer’s forwards', () => {
     const cluster = new WarmUpCluster();
@@ -61,6 +94,7 @@ describe('the warm-up runs a member’s own paths on a scratch cluster', () => {
       for (let i = 0; i < 40; i++) cluster.round();
       // 64 requests a round, every one answered here (the keys are the scratch member's own).
       expect(cluster.counts.answered).toBe(40 * 64);
+      // Every forward answered with a decision (status 0), none with an error.
       expect(cluster.counts.forwarded).toBe(40 * 64);
       // Every decision changed a state: the replica imported them, the merging owner too.
       expect(cluster.counts.replicated).toBeGreaterThan(40 * 64 * 0.9);

@@ -317,7 +317,9 @@ export class Cluster implements NodeRole {
     const { membership, swim, view } = this.parts;
     await membership.start();
     // Owning keys takes a share of the cluster's traffic at once: be fast before that (while joining: it yields every few ms).
-    const warm = this.components.warmUp(this.init.warmUpMs);
+    const warm = this.components.warmUp(this.init.warmUpMs).catch((error: unknown) => {
+      this.components.warn(`the warm-up failed (${error instanceof Error ? error.message : String(error)}): this member turns active without it`);
+    });
     if (swim !== undefined && this.init.join.length > 0) await joinSeeds(swim, this.init, { warn: this.components.warn, closed: () => this.closed });
     // Only now, with a complete view (so "previous owner" means the owner before us), take keys —
     // warm, and with the streams to and from every member open.

@@ -22,6 +22,8 @@ const KEY_SETS = 8;
 const FRESH_RECEIVERS_EVERY = 4 * KEY_SETS;
 const SELF = 'warm-0';
 const REPLICA = 'warm-1';
+/** Candidate keys tried for each one the scratch member owns, at most (it owns about a third). */
+const MAX_TRIES_PER_KEY = 16;
 const MEMBERS: readonly ViewMember[] = [SELF, REPLICA, 'warm-2'].map((nodeId) => ({ nodeId, address: `${nodeId}:0`, owns: true }));
 
 /** Frames between the scratch members, delivered synchronously: nothing leaves the process. */
@@ -40,6 +42,12 @@ class LoopbackTransport implements PeerTransport {
 }
 
 const noReply: Reply = () => undefined;
+/** A caller's request: a plain allow, or a reservation bounded by maxWaitMs. */
+export interface WarmUpRequest {
+  request: RateLimitRequest;
+  maxWaitMs: number | undefined;
+}
+
 const warmUpOnly = (): never => {
   throw new RingLimitError('INTERNAL', 'the warm-up decides only keys its scratch member owns');
 };
@@ -64,7 +72,10 @@ export class WarmUpCluster {
   /** What the rounds did, for tests: requests decided, entries each receiver imported, forwards served. */
   readonly counts = { answered: 0, replicated: 0, merged: 0, forwarded: 0 };
   /** Requests for keys the scratch member owns, plain allows and reservations (maxWaitMs), as callers send them. */
-  readonly requests: { request: RateLimitRequest; maxWaitMs: number | undefined }[] = [];
+  get requests(): readonly WarmUpRequest[] {
+    return this.asked;
+  }
+  private readonly asked: WarmUpRequest[] = [];
   private readonly view = this.viewOf(SELF);
   private readonly replicaView = this.viewOf(REPLICA);
   private readonly store = this.storeOf(4 * BATCH * KEY_SETS);
@@ -77,7 +88,7 @@ export class WarmUpCluster {
   private readonly forwardFrames: { id: number; items: ForwardItem[] }[] = [];
   private readonly forwardsAnswered: Reply = (bytes) => {
     const reply = decodeFrame(bytes);
-    if (reply?.type === FrameType.ForwardReply) this.counts.forwarded += reply.results.length;
+    if (reply?.type === FrameType.ForwardReply) for (const result of reply.results) if (result.status === 0) this.counts.forwarded++;
   };
 
   constructor() {
@@ -95,9 +106,10 @@ export class WarmUpCluster {
     for (let set = 0; set < KEY_SETS; set++) {
       const items: ForwardItem[] = [];
       while (items.length < BATCH) {
+        if (key >= MAX_TRIES_PER_KEY * BATCH * KEY_SETS) throw new RingLimitError('INTERNAL', 'the warm-up cluster found too few keys its scratch member owns');
         const request = this.request(set, key++);
         if (this.view.ownerOf(request.action ?? '', request.key) !== SELF) continue;
-        this.requests.push({ request, maxWaitMs: items.length % 4 === 3 ? 10 : undefined });
+        this.asked.push({ request, maxWaitMs: items.length % 4 === 3 ? 10 : undefined });
         items.push(forwardItem(request, items.length + 1));
       }
       this.forwardFrames.push({ id: set + 1, items });
@@ -106,8 +118,9 @@ export class WarmUpCluster {
 
   /** A caller's request, decided by the scratch member (throws for a bad one, as a node's API does). */
   decide(request: RateLimitRequest, maxWaitMs: number | undefined): Reservation | Promise<Reservation> {
+    const answer = this.path.decide(request, maxWaitMs);
     this.counts.answered++;
-    return this.path.decide(request, maxWaitMs);
+    return answer;
   }
 
   /** One round: a batch of requests decided here, the decisions replicated, a peer's forwards served. */
@@ -165,7 +178,8 @@ export class WarmUpCluster {
   }
 
   private request(set: number, i: number): RateLimitRequest {
-    return { key: `warm-${set}-${i}`, action: 'warm-up', limit: 1 + (i % 50), windowMs: 1_000 + i, algorithm: ALGORITHMS[i % ALGORITHMS.length]! };
+    // Half the keys with room (allowed answers), half soon used up (refusals), as callers see both.
+    return { key: `warm-${set}-${i}`, action: 'warm-up', limit: i % 2 === 0 ? 1_000_000 : 1 + (i % 50), windowMs: 1_000 + i, algorithm: ALGORITHMS[i % ALGORITHMS.length]! };
   }
 }
 
