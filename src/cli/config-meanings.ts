@@ -38,7 +38,7 @@ export const CONFIG_MEANINGS: Record<ConfigSection, Record<string, string>> = {
     maxPendingForwards: 'Forwards awaiting an answer at once; more are refused with RESOURCE_EXHAUSTED.',
     onUnavailable: "When no owner answers: 'local' decides here, 'allow' or 'deny' (--on-unavailable).",
     handoffWindowMs: "After an ownership change, the longest the new owner asks the members that held its keys for a key's state on first access; it stops asking a member once that member announces its push done.",
-    splitShareMs: 'While members that were active are out of reach (a split, a crash, or a restart that has not seen them yet), each decision spends only this side’s share of a key’s remaining allowance, and a key with no state here whose holders are out of reach is refused; a member out of reach this long is declared dead. 0: off.',
+    splitShareMs: 'While members that were active are out of reach (a split, a crash, or a restart that has not seen them yet), each decision spends only this side’s share of a key’s remaining allowance, and a key with no state here whose holders are out of reach is refused; a member out of reach this long is declared dead. 0: off (--split-share).',
     warmUpMs: "Before a member turns active (owns keys), how long it runs its own paths on a scratch cluster: callers' AllowStream traffic through its gRPC server stack from its own client (a port on 127.0.0.1 that lives only that long), replication sent, imported and merged, peers' forwards served; so it serves at speed from its first second. 0: not at all.",
     pullTimeoutMs: "How long a first access waits for the previous owner's state before deciding without it.",
     drainTimeoutMs: 'Graceful stop (SIGTERM): bound on handing state over before leaving.',

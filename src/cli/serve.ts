@@ -70,6 +70,9 @@ ${ENVOY_USAGE}  --caller-limit NAME=N   a bound per caller on the gRPC port (rep
                           SetRemaining of a user's key (HTTP: POST /v1/admin/inspect|reset|set),
                           SetPolicies, GetPolicies and SetLoadFactor; without it they are refused
   --on-unavailable P      local (default), allow or deny, when no owner answers
+  --split-share T         while members that were active are out of reach, decide with this side's
+                          share of each key's allowance; one out of reach this long is declared
+                          dead (default 60s; 0: off — each side may admit a whole limit)
   --global-sync-ms MS     hot-key mode: how often hits go to owners and owners broadcast (default 10)
   --leases                leases: busy fixed-window keys answered from slices the owners grant,
                           exact and without a hop (docs/node.md)
@@ -152,6 +155,7 @@ export function parseServeArgs(args: string[]): ServeArgs {
         'api-token-file': { type: 'string' },
         'admin-token-file': { type: 'string' },
         'on-unavailable': { type: 'string' },
+        'split-share': { type: 'string' },
         'global-sync-ms': { type: 'string' },
         leases: { type: 'boolean' },
         lease: { type: 'string', multiple: true },
@@ -196,6 +200,7 @@ export function parseServeArgs(args: string[]): ServeArgs {
     }
     options.callerLimits = { ...options.callerLimits, [name]: Number(match[2]) };
   }
+  if (v['split-share'] !== undefined) options.splitShareMs = durationMs('split-share', v['split-share']);
   if (v['global-sync-ms'] !== undefined) {
     // A number, or NaN that the node's option validation refuses with the option's name.
     options.globalSyncMs = /^\d+(\.\d+)?$/.test(v['global-sync-ms']) ? Number(v['global-sync-ms']) : Number.NaN;

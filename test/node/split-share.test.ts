@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { parseServeArgs } from '../../src/cli/serve.js';
 import { ManualClock } from '../../src/common/clock.js';
 import type { Member } from '../../src/gossip/index.js';
 import { LimiterStore } from '../../src/limiter/store.js';
@@ -165,5 +166,14 @@ describe('the split rule: each side spends only its share', () => {
     expect(a.decision.refusedUnknown).toBe(1);
     a.store.allow(request('held'));
     expect((await a.decision.decideUnreached(resolveOnce(request('held')), -1)).allowed).toBe(true);
+  });
+});
+
+describe('serve --split-share', () => {
+  it('sets splitShareMs (0: the rule off) and refuses what is not a duration', () => {
+    expect(parseServeArgs(['--split-share', '10s']).options.splitShareMs).toBe(10_000);
+    expect(parseServeArgs(['--split-share', '0']).options.splitShareMs).toBe(0);
+    expect(parseServeArgs([]).options.splitShareMs).toBeUndefined();
+    expect(() => parseServeArgs(['--split-share', 'soon'])).toThrow(/--split-share/);
   });
 });

@@ -38,7 +38,7 @@ describe('a member that stalls while its forwards are answered', () => {
 
   it('reads the answers waiting in its sockets before it fails a forward over: no second decision, from the owner’s answer', async () => {
     const clusterName = `stall${process.pid}`;
-    const args = ['serve', '--node-id', 'owner', '--host', '127.0.0.1', '--port', '0', '--gossip-port', '0', '--http-port', '0', '--cluster-name', clusterName, '--gossip-preset', 'test', '--log-level', 'warn', '--ready-json'];
+    const args = ['serve', '--node-id', 'owner', '--host', '127.0.0.1', '--port', '0', '--gossip-port', '0', '--http-port', '0', '--cluster-name', clusterName, '--gossip-preset', 'test', '--log-level', 'warn', '--ready-json', '--split-share', '0'];
     const child = spawn(process.execPath, [builtCli(), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
     owner = child;
     const ready = await new Promise<{ gossip: string }>((resolve, reject) => {
@@ -70,6 +70,8 @@ describe('a member that stalls while its forwards are answered', () => {
     expect(failedOver).toBe(timeouts);
     // Only such a one may be refused: decided here again after the owner's replicated state of
     // its own decision arrived (seen once in CI beside the other test files). Never twice allowed (below).
+    // (The owner runs without the split rule: suspecting this member through the stall, it would
+    // decide with half of each key's allowance, and refuse a limit-1 key — seen once in CI.)
     expect(refused).toBeLessThanOrEqual(timeouts);
     // Each was decided once, by its owner: asked again, every key is used up.
     for (const key of keys.slice(5, 15)) expect((await member.allow(request(key))).allowed).toBe(false);
