@@ -75,9 +75,11 @@ export function validateStoreOptions(o: StoreOptions): void {
 /**
  * How an imported state meets one already held for the same key: 'replace' overwrites;
  * 'merge' keeps both views conservatively; 'replica' overwrites a copy but merges with a
- * state this store decided itself (a replica never erases decisions made here).
+ * state this store decided itself (a replica never erases decisions made here). 'handed' is
+ * 'merge' for a state whose sender keeps the same copy as the key's only other holder: owned
+ * here, but not listed as changed (replicating it would send it back where it came from).
  */
-export type ImportMode = 'replace' | 'merge' | 'replica';
+export type ImportMode = 'replace' | 'merge' | 'replica' | 'handed';
 
 /**
  * Visits one key's state; `cells[base .. base + 3]` are its four doubles (see STATE_STRIDE);

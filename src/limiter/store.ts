@@ -377,7 +377,7 @@ export class LimiterStore extends StoreSlots {
       return;
     }
     let slot = this.tables.get(action)?.get(key);
-    if (slot !== undefined && (mode === 'merge' || (mode === 'replica' && this.decidedHere[slot] === 1))) {
+    if (slot !== undefined && (mode === 'merge' || mode === 'handed' || (mode === 'replica' && this.decidedHere[slot] === 1))) {
       this.addPendingMerge(slot, algorithm, cells, base); // bounded: past it, the local view stands
       return;
     }
@@ -387,7 +387,7 @@ export class LimiterStore extends StoreSlots {
     // snapshot): listed as changed, so its replicas get it; every other import is a copy.
     if (this.options.trackChanges) {
       if (mode === 'merge') this.markChanged(slot);
-      else this.decidedHere[slot] = 0;
+      else this.decidedHere[slot] = mode === 'handed' ? 1 : 0;
     }
     // A state of another algorithm replaces the key's shape; its window is the next request's.
     if (this.algorithmOf[slot] !== algorithm) this.windowOf[slot] = 0;

@@ -6,7 +6,8 @@ import { Handoff } from '../../src/node/state/handoff.js';
 import { Replicator } from '../../src/node/state/replicator.js';
 import { decodeFrame } from '../../src/node/wire/codec.js';
 import { FrameIds, NO_ACK } from '../../src/node/wire/frame-ids.js';
-import { FrameType } from '../../src/node/wire/frames.js';
+import { FrameType, type WireEntry } from '../../src/node/wire/frames.js';
+import { toWireEntry } from '../../src/node/wire/state-wire.js';
 
 const WINDOW_MS = 86_400_000;
 
@@ -146,6 +147,32 @@ describe('replication asks for an ack only where someone waits for it', () => {
     handoff.receive(NO_ACK, [], 'n1', reply);
     handoff.receive(9, [], 'n1', reply);
     expect(replies).toEqual([9]);
+    handoff.close();
+  });
+
+  it('a pushed state new here whose sender is the key’s only other holder is not replicated back to it; any other goes on to the replicas', () => {
+    const { clock, view, store, ids, transport } = twoNodes();
+    const handoff = new Handoff({ store, view, transport, clock, ids }, { selfId: 'n0', handoffWindowMs: 30_000, pullTimeoutMs: 500, maxTrackedKeys: 1_000, maxBatchSize: 1_000 });
+    // States decided by the pusher (once each, limit 5), for keys n0 owns with n1 as their replica.
+    const pusher = new LimiterStore(clock, { routingHash, trackChanges: true });
+    const owned = Array.from({ length: 200 }, (_, i) => `h${i}`).filter((k) => view.ownerOf('a', k) === 'n0');
+    for (const key of owned) pusher.allow({ key, action: 'a', limit: 5, windowMs: WINDOW_MS });
+    const entries: WireEntry[] = [];
+    pusher.forEachEntry((action, key, algorithm, cells, base) => entries.push(toWireEntry(action, key, algorithm, cells, base, clock.now())));
+    const half = entries.length >> 1;
+    // From n1, the replica: it keeps the very state it sent.
+    handoff.receive(NO_ACK, entries.slice(0, half), 'n1', () => undefined);
+    expect(handoff.stats.keptBySender).toBe(half);
+    expect(store.pendingChanges).toBe(0);
+    // From a node that holds no copy now (it left, or its view lags): those go on to the replica.
+    handoff.receive(NO_ACK, entries.slice(half), 'n9', () => undefined);
+    expect(handoff.stats.keptBySender).toBe(half);
+    expect(store.pendingChanges).toBe(entries.length - half);
+    // Owned here either way: the next decision counts from the pushed state, and replicates.
+    store.drainChanges(() => undefined);
+    const first = entries[0]!;
+    expect(store.allow({ key: first.key, action: 'a', limit: 5, windowMs: WINDOW_MS }).remaining).toBe(3);
+    expect(store.pendingChanges).toBe(1);
     handoff.close();
   });
 });

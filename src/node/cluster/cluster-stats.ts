@@ -43,7 +43,7 @@ export const EMPTY_CLUSTER_STATS: Readonly<ClusterStats> = {
   unavailable: 0,
   forwarder: { forwarded: 0, frames: 0, failovers: 0, timeouts: 0, exhausted: 0 },
   replication: { entriesSent: 0, framesSent: 0, acks: 0, entriesReceived: 0, entriesRefused: 0, resyncEntriesSent: 0 },
-  handoff: { pulls: 0, routedToNamed: 0, pullsAnswered: 0, pullTimeouts: 0, pushedEntries: 0, receivedEntries: 0, refusedEntries: 0, drainFramesAcked: 0, announcements: 0, pushedWaitingStates: 0, relayedEntries: 0, movedDuringPull: 0, peersPending: 0 },
+  handoff: { pulls: 0, routedToNamed: 0, pullsAnswered: 0, pullTimeouts: 0, pushedEntries: 0, receivedEntries: 0, refusedEntries: 0, drainFramesAcked: 0, announcements: 0, pushedWaitingStates: 0, relayedEntries: 0, keptBySender: 0, movedDuringPull: 0, peersPending: 0 },
   hotKeys: { answeredFromCopy: 0, hitsSent: 0, hitsApplied: 0, statesSent: 0, statesReceived: 0, refusedStates: 0, overflow: 0 },
   split: { share: 1, splits: 0, missing: 0, refusedUnknown: 0 },
   leases: EMPTY_LEASES_STATS,

@@ -184,6 +184,12 @@ export class ClusterView {
     return owner === this.selfId ? SenderVerdict.OwnedHere : SenderVerdict.OwnedElsewhere;
   }
 
+  /** Whether this node owns (action, key) on the current ring and `from` is its only other holder (a pusher that keeps the same copy as its replica). */
+  ownedHereHeldBy(from: string, action: string, key: string): boolean {
+    const count = this.ring.ownersIntoHash(routingHash(action, key), this.init.replicas + 1, this.ringOwners);
+    return count === 2 && this.ringOwners[0] === this.selfId && this.ringOwners[1] === from && this.handedAway.handedTo(action, key) === undefined;
+  }
+
   /** The current ring's version (see META_HANDED). */
   get ringVersion(): string {
     return this.version;
@@ -237,11 +243,10 @@ export class ClusterView {
   }
 
   /**
-   * Where this node must push (action, key)'s state after the last ring change, or undefined:
-   * to its new owner, when its owner changed and this node was the one that held it for the
-   * cluster — its previous owner, or (that owner being gone) one of its previous replicas —
-   * and whenever this node owned it on a ring since the cluster last settled (a push cut short
-   * by the next change, or a view that lagged, may have left its only state here).
+   * Where this node must push (action, key)'s state after the last ring change, or undefined: to its new owner, when
+   * its owner changed and this node held it for the cluster — its previous owner, or (that owner gone) one of its
+   * previous replicas — and whenever it owned it on a ring since the cluster last settled (a push cut short by the
+   * next change, or a view that lagged, may have left its only state here).
    */
   handOverTo(action: string, key: string, hash = routingHash(action, key)): string | undefined {
     const now = this.ring.ownerOfHash(hash);
@@ -254,10 +259,7 @@ export class ClusterView {
     return undefined;
   }
 
-  /**
-   * While this node pushes the keys it no longer owns, `test` says which it has not sent yet:
-   * placement() keeps those here (see placeInto). undefined once every frame is sent.
-   */
+  /** While this node pushes the keys it no longer owns, `test` says which it has not sent yet (placement() keeps those here); undefined once all are sent. */
   setStillHeld(test: ((action: string, key: string) => boolean) | undefined): void {
     this.stillHeld = test;
   }
@@ -323,12 +325,10 @@ export class ClusterView {
   }
 
   /**
-   * The owners a ring-aware client routes by (the Members RPC): the ring before the last change
-   * until every member has announced its push for the new one — the old owners still decide
-   * the keys they have not pushed, and forward the others after their state — then the new
-   * ring. A client that routed to a new owner at once would make it wait for state on every
-   * first access. The old ring only while all its members are alive, and at most
-   * OLD_RING_FOR_CLIENTS_MAX_MS.
+   * The owners a ring-aware client routes by (the Members RPC): the ring before the last change until every member
+   * has announced its push for the new one — the old owners still decide the keys they have not pushed, and forward
+   * the others after their state — then the new ring (a client that routed to a new owner at once would make it wait
+   * for state on every first access). The old ring only while all its members are alive, and at most OLD_RING_FOR_CLIENTS_MAX_MS.
    */
   clientOwners(): { nodeId: string; address: string }[] {
     const ring = this.handoffOver() ? this.ring : this.previous;

@@ -51,6 +51,8 @@ export interface HandoffStats extends PullStats {
   pushedWaitingStates: number;
   /** Pushed entries for keys owned elsewhere, sent on to their owner (receive). */
   relayedEntries: number;
+  /** Of receivedEntries, states new here whose sender keeps them as the key's only other holder: not replicated back. */
+  keptBySender: number;
   /** Requests routed again after their pull: the ring changed meanwhile and their key moved on (OwnerDecision). */
   movedDuringPull: number;
 }
@@ -68,7 +70,7 @@ export interface HandoffStats extends PullStats {
  * conservatively.
  */
 export class Handoff implements AckReceiver {
-  readonly stats: HandoffStats = { pulls: 0, routedToNamed: 0, pullsAnswered: 0, pullTimeouts: 0, pushedEntries: 0, receivedEntries: 0, refusedEntries: 0, drainFramesAcked: 0, announcements: 0, pushedWaitingStates: 0, relayedEntries: 0, movedDuringPull: 0, peersPending: 0 };
+  readonly stats: HandoffStats = { pulls: 0, routedToNamed: 0, pullsAnswered: 0, pullTimeouts: 0, pushedEntries: 0, receivedEntries: 0, refusedEntries: 0, drainFramesAcked: 0, announcements: 0, pushedWaitingStates: 0, relayedEntries: 0, keptBySender: 0, movedDuringPull: 0, peersPending: 0 };
   private readonly cells = new Float64Array(STATE_STRIDE);
   private readonly outbox: EntryOutbox;
   private pushGeneration = 0;
@@ -135,7 +137,7 @@ export class Handoff implements AckReceiver {
   ) {
     requireRoutingHash(components.store);
     this.outbox = new EntryOutbox(components, init.maxBatchSize);
-    this.pulls = new KeyPulls({ ...components, merge: (entry, nowMs) => this.merge(entry, nowMs) }, init, this.stats);
+    this.pulls = new KeyPulls({ ...components, merge: (entry, nowMs) => this.merge(entry, nowMs, '') }, init, this.stats);
   }
 
   // ---- pushes -------------------------------------------------------------------------
@@ -325,7 +327,7 @@ export class Handoff implements AckReceiver {
         this.stats.refusedEntries++;
         continue;
       }
-      this.merge(entry, nowMs);
+      this.merge(entry, nowMs, from);
       // The node that owned it on every earlier ring pushed it: it has stopped deciding it, so there is nothing to pull.
       if (from !== '' && view.onlyEarlierOwner(entry.action, entry.key, from)) this.pulls.settle(entry.action, entry.key);
       if (verdict !== SenderVerdict.OwnedElsewhere || frameId === NO_ACK) continue;
@@ -343,10 +345,18 @@ export class Handoff implements AckReceiver {
     for (const [address, list] of relays) if (this.components.transport.send(address, encodeFrame({ type: FrameType.Handoff, id: NO_ACK, entries: list }))) this.stats.relayedEntries += list.length;
   }
 
-  private merge(entry: WireEntry, nowMs: number): void {
-    this.components.store.importEntry(entry.action, entry.key, entry.algorithm as AlgorithmId, fromWireEntry(entry, nowMs, this.cells), 0, 'merge');
+  /**
+   * A pushed state, merged; it goes on to the key's replicas — unless it is new here and its
+   * sender is the key's only other holder: the sender keeps that very state as the replica's
+   * copy (a join's new owner sent most of what it was pushed straight back before).
+   */
+  private merge(entry: WireEntry, nowMs: number, from: string): void {
+    const { store, view } = this.components;
+    const handed = from !== '' && !store.has(entry.action, entry.key) && view.ownedHereHeldBy(from, entry.action, entry.key);
+    store.importEntry(entry.action, entry.key, entry.algorithm as AlgorithmId, fromWireEntry(entry, nowMs, this.cells), 0, handed ? 'handed' : 'merge');
     this.stats.receivedEntries++;
-    this.components.replication?.changed();
+    if (handed) this.stats.keptBySender++;
+    else this.components.replication?.changed();
   }
 
   close(): void {
