@@ -17,16 +17,18 @@ describe('a joining member is warm before it owns keys', () => {
     expect(await warmUp(0)).toEqual({ rounds: 0, ms: 0, yields: 0, served: 0, address: undefined });
     let turns = 0;
     const ticker = setInterval(() => turns++, 1);
-    const result = await warmUp(150);
+    const BUDGET_MS = 600;
+    const result = await warmUp(BUDGET_MS);
     clearInterval(ticker);
     expect(result.rounds).toBeGreaterThan(0);
-    expect(result.ms).toBeGreaterThanOrEqual(150);
+    expect(result.ms).toBeGreaterThanOrEqual(BUDGET_MS);
     // Calls in flight at the deadline do not hold it past its budget (plus the servers' close), and its port is closed.
-    expect(result.ms).toBeLessThan(150 + 1_500);
+    expect(result.ms).toBeLessThan(BUDGET_MS + 1_500);
     expect(await connectOutcome(result.address!)).toBe('ECONNREFUSED');
-    // It yields after every slice of a few ms, however the process is scheduled (on shared
-    // cores a 1 ms timer may run only a few times in 150 ms): timers ran meanwhile.
-    expect(result.yields).toBeGreaterThanOrEqual(Math.floor(result.ms / 50));
+    // It yields after every slice of a few ms (4 ms of work, 2 ms of rest): at least every
+    // 100 ms of its budget even when the machine is shared and its first rounds run cold
+    // (one took over 50 ms in CI beside the other test files); timers ran meanwhile.
+    expect(result.yields).toBeGreaterThanOrEqual(BUDGET_MS / 100);
     expect(turns).toBeGreaterThan(0);
   });
 
