@@ -63,10 +63,11 @@ describe('leases', () => {
     // The key cools: the slices left go back to the owner, which admits them again — the limit exactly.
     await waitFor(() => nodes.every((n) => n.stats().leases.holder.leases === 0), 5_000, 'idle slices to be given back');
     allowed += await allowedOf(nodes[0]!, key, LIMIT);
-    expect(allowed).toBe(LIMIT);
     const granted = nodes[0]!.stats().leases.granter;
+    // All three at once, so that a shortfall says where the units went (2 short once in CI, beside the other test files).
+    const lost = nodes.reduce((sum, n) => sum + n.stats().leases.holder.unitsLost, 0);
+    expect({ allowed, lost, notTakenBack: granted.unitsNotTakenBack }).toEqual({ allowed: LIMIT, lost: 0, notTakenBack: 0 });
     expect(granted.grants).toBeGreaterThan(0);
-    expect(granted.unitsNotTakenBack).toBe(0);
   });
 
   it('a killed holder loses at most its slice: under-admission, never over', async () => {
