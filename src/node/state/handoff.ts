@@ -327,7 +327,8 @@ export class Handoff implements AckReceiver {
         this.stats.refusedEntries++;
         continue;
       }
-      this.merge(entry, nowMs, from);
+      // Only a key owned here can be kept by its sender as the replica's copy (merge): no second ring lookup for the others.
+      this.merge(entry, nowMs, verdict === SenderVerdict.OwnedHere ? from : '');
       // The node that owned it on every earlier ring pushed it: it has stopped deciding it, so there is nothing to pull.
       if (from !== '' && view.onlyEarlierOwner(entry.action, entry.key, from)) this.pulls.settle(entry.action, entry.key);
       if (verdict !== SenderVerdict.OwnedElsewhere || frameId === NO_ACK) continue;
@@ -350,9 +351,9 @@ export class Handoff implements AckReceiver {
    * sender is the key's only other holder: the sender keeps that very state as the replica's
    * copy (a join's new owner sent most of what it was pushed straight back before).
    */
-  private merge(entry: WireEntry, nowMs: number, from: string): void {
+  private merge(entry: WireEntry, nowMs: number, keptBy: string): void {
     const { store, view } = this.components;
-    const handed = from !== '' && !store.has(entry.action, entry.key) && view.ownedHereHeldBy(from, entry.action, entry.key);
+    const handed = keptBy !== '' && !store.has(entry.action, entry.key) && view.ownedHereHeldBy(keptBy, entry.action, entry.key);
     store.importEntry(entry.action, entry.key, entry.algorithm as AlgorithmId, fromWireEntry(entry, nowMs, this.cells), 0, handed ? 'handed' : 'merge');
     this.stats.receivedEntries++;
     if (handed) this.stats.keptBySender++;
