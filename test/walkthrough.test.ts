@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import ts from 'typescript';
 import { afterAll, describe, expect, it } from 'vitest';
 import { builtCli } from './chaos/built-cli.js';
+import { portToTry } from './port-range.js';
 import { RedisProcess } from './redis/redis-server.js';
 
 /**
@@ -32,16 +33,16 @@ function shellBlock(heading: string, containing: string): string[] {
 
 const withoutComment = (line: string): string => line.replace(/\s+#.*$/, '').trim();
 
-/** A port free for TCP and UDP on 127.0.0.1 now. */
+/** A port free for TCP and UDP on 127.0.0.1 now, outside the kernel's ephemeral range (the snippets bind it later). */
 async function freePort(): Promise<number> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const server = createServer().listen(0, '127.0.0.1', () => {
-        const { port } = server.address() as { port: number };
-        server.close(() => resolve(port));
-      });
-      server.on('error', reject);
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = portToTry();
+    const tcpFree = await new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
     });
+    if (!tcpFree || [...ports.values()].includes(String(port))) continue;
     const udpFree = await new Promise<boolean>((resolve) => {
       const socket = createSocket('udp4');
       socket.once('error', () => resolve(false));
@@ -49,7 +50,7 @@ async function freePort(): Promise<number> {
     });
     if (udpFree) return port;
   }
-  throw new Error('no free port in 20 attempts');
+  throw new Error('no free port in 50 attempts');
 }
 
 async function until<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {

@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { RingLimitError } from '../common/errors.js';
 import { envoySettingsDefaults } from '../envoy/answer.js';
 import { EnvoyStats } from '../envoy/stats.js';
@@ -29,7 +32,7 @@ export interface WarmUpResult {
   yields: number;
   /** Requests answered through the warm-up's gRPC port (0 when it could not open one). */
   served: number;
-  /** Where that port was (closed once warmUp() resolves); undefined without one. */
+  /** Where that port was (`unix:<path>`; closed and removed once warmUp() resolves); undefined without one. */
   address: string | undefined;
 }
 
@@ -38,7 +41,7 @@ export interface WarmUpResult {
  * a busy member runs, on a scratch cluster of its own classes (WarmUpCluster; no state of the
  * node is touched) — callers' AllowStream traffic through the node's gRPC server stack (its
  * caller bounds, the stream service, validation, routing, the owner's decision) from the
- * node's own client, on a port of its own on 127.0.0.1 that lives only as long as the
+ * node's own client, on a Unix socket of its own that lives only as long as the
  * warm-up; replication sent, imported and merged; a peer's forwards served. A process that
  * owned keys at once ran its first second in the interpreter while its share of the cluster's
  * traffic already came to it: this moves that cost before the ring changes. 0 skips it.
@@ -54,7 +57,7 @@ export async function warmUp(budgetMs: number, warn: (message: string) => void =
   try {
     cluster = new WarmUpCluster();
     port = await WarmUpPort.open(cluster).catch((error: unknown) => {
-      warn(`the warm-up could not open its port on 127.0.0.1 (${error instanceof Error ? error.message : String(error)}): it runs the in-process paths only`);
+      warn(`the warm-up could not open its Unix socket (${error instanceof Error ? error.message : String(error)}): it runs the in-process paths only`);
       return undefined;
     });
     const messages = new StreamMessages(cluster);
@@ -82,24 +85,32 @@ export async function warmUp(budgetMs: number, warn: (message: string) => void =
   return { rounds: cluster.rounds, ms: performance.now() - started, yields, served: served.count, address: port?.address };
 }
 
-/** The warm-up's own gRPC server (the node's server stack, a random token) on 127.0.0.1, and the node's client to it. */
+/**
+ * The warm-up's own gRPC server (the node's server stack, a random token) and the node's
+ * client to it, on a Unix socket in a private directory: no TCP port, so the warm-up never
+ * takes a port another program picked and has not bound yet, and no other user reaches it.
+ */
 export class WarmUpPort {
   private constructor(
     private readonly servers: NodeServers,
+    private readonly directory: string,
     readonly client: RingLimitClient,
     readonly address: string,
   ) {}
 
   static async open(cluster: WarmUpCluster): Promise<WarmUpPort> {
-    // Callers need this token: another process on the host reaches nothing but the refusal.
+    // Callers need this token too: another process of the same user reaches nothing but the refusal.
     const token = randomBytes(16).toString('hex');
-    const servers = await NodeServers.start(scratchBackend(cluster), { host: '127.0.0.1', grpcPort: 0, httpPort: undefined, tls: undefined, apiTokens: [token], adminTokens: [], callerLimits: callerLimitsDefaults });
-    const address = servers.grpcAddress;
+    const directory = await mkdtemp(join(tmpdir(), 'ringlimit-warm-up-')); // mode 0700
+    let servers: NodeServers | undefined;
     try {
+      servers = await NodeServers.start(scratchBackend(cluster), { host: '127.0.0.1', grpcPort: 0, grpcSocketPath: join(directory, 'grpc.sock'), httpPort: undefined, tls: undefined, apiTokens: [token], adminTokens: [], callerLimits: callerLimitsDefaults });
+      const address = servers.grpcAddress;
       if (address === undefined) throw new RingLimitError('INTERNAL', 'the warm-up server has no gRPC address');
-      return new WarmUpPort(servers, new RingLimitClient({ nodes: [address], ringAware: false, token }), address);
+      return new WarmUpPort(servers, directory, new RingLimitClient({ nodes: [address], ringAware: false, token }), address);
     } catch (error) {
-      await servers.close(Date.now() + CLOSE_MS);
+      await servers?.close(Date.now() + CLOSE_MS);
+      await rm(directory, { recursive: true, force: true });
       throw error;
     }
   }
@@ -108,7 +119,11 @@ export class WarmUpPort {
     try {
       this.client.close();
     } finally {
-      await this.servers.close(Date.now() + CLOSE_MS);
+      try {
+        await this.servers.close(Date.now() + CLOSE_MS);
+      } finally {
+        await rm(this.directory, { recursive: true, force: true });
+      }
     }
   }
 }

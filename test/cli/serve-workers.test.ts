@@ -4,12 +4,13 @@ import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
 import { takeWorkersFlag, workerArgs } from '../../src/cli/workers.js';
 import { builtCli } from '../chaos/built-cli.js';
+import { portToTry } from '../port-range.js';
 import { httpGet } from '../deployment/http-get.js';
 
 /** n consecutive TCP ports free right now on 127.0.0.1 (the first of them). */
 async function freePortRun(n: number): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
-    const first = 20_000 + Math.floor(Math.random() * 30_000);
+    const first = portToTry(n);
     const free = await Promise.all(
       Array.from({ length: n }, (_, k) => new Promise<boolean>((resolve) => {
         const server = createServer();

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { portToTry } from '../port-range.js';
 
 /**
  * Processes a deployment test starts (nodes as a service manager or a pod would run them):
@@ -130,26 +131,23 @@ async function binds(host: string, port: number): Promise<number | undefined> {
   return udp ? tcp : undefined;
 }
 
+/** A TCP and UDP port free right now on 127.0.0.1, outside the kernel's ephemeral range (callers bind it later). */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = await binds('127.0.0.1', portToTry());
+    if (port !== undefined) return port;
+  }
+  throw new Error('no free port on 127.0.0.1 in 50 attempts');
+}
+
 /**
  * `count` ports free for TCP and UDP on every one of `hosts` (and on the wildcard address, so
  * no listener on 0.0.0.0 takes them), distinct from each other.
  */
-/** A TCP port free right now on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 export async function freePorts(count: number, hosts: readonly string[]): Promise<number[]> {
   const ports: number[] = [];
   for (let attempt = 0; ports.length < count && attempt < 50 * count; attempt++) {
-    const port = await binds('0.0.0.0', 0);
+    const port = await binds('0.0.0.0', portToTry());
     if (port === undefined || ports.includes(port)) continue;
     let everywhere = true;
     for (const host of hosts) if ((await binds(host, port)) === undefined) everywhere = false;

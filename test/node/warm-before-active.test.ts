@@ -1,4 +1,6 @@
+import { statSync } from 'node:fs';
 import { connect } from 'node:net';
+import { dirname } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { warmUp, WarmUpPort } from '../../src/node/warm-up.js';
 import { RingLimitClient } from '../../src/node/client/client.js';
@@ -24,7 +26,8 @@ describe('a joining member is warm before it owns keys', () => {
     expect(result.ms).toBeGreaterThanOrEqual(BUDGET_MS);
     // Calls in flight at the deadline do not hold it past its budget (plus the servers' close), and its port is closed.
     expect(result.ms).toBeLessThan(BUDGET_MS + 1_500);
-    expect(await connectOutcome(result.address!)).toBe('ECONNREFUSED');
+    expect(result.address).toMatch(/^unix:\//);
+    expect(await connectOutcome(result.address!)).toBe('ENOENT');
     // It yields after every slice of a few ms (4 ms of work, 2 ms of rest): at least every
     // 100 ms of its budget even when the machine is shared and its first rounds run cold
     // (one took over 50 ms in CI beside the other test files); timers ran meanwhile.
@@ -59,11 +62,10 @@ describe('a joining member is warm before it owns keys', () => {
   });
 });
 
-/** 'connected', or the error code connecting to host:port gave. */
+/** 'connected', or the error code connecting to unix:<path> gave. */
 function connectOutcome(address: string): Promise<string> {
-  const [host, port] = address.split(':') as [string, string];
   return new Promise<string>((resolve) => {
-    const socket = connect({ host, port: Number(port) }, () => (socket.destroy(), resolve('connected')));
+    const socket = connect({ path: address.slice('unix:'.length) }, () => (socket.destroy(), resolve('connected')));
     socket.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? 'error'));
   });
 }
@@ -73,6 +75,9 @@ describe('the warm-up port: the node’s gRPC server stack and client, for the w
     const cluster = new WarmUpCluster();
     const port = await WarmUpPort.open(cluster);
     try {
+      // A Unix socket in a directory only this user can enter: no TCP port taken.
+      expect(port.address).toMatch(/^unix:\//);
+      expect(statSync(dirname(port.address.slice('unix:'.length))).mode & 0o777).toBe(0o700);
       const { request } = cluster.requests[0]!;
       const answer = await port.client.allow(request);
       expect(answer.allowed).toBe(true);
@@ -85,7 +90,8 @@ describe('the warm-up port: the node’s gRPC server stack and client, for the w
       await port.close();
       cluster.close();
     }
-    expect(await connectOutcome(port.address)).toBe('ECONNREFUSED');
+    // The socket and its private directory are gone.
+    expect(await connectOutcome(port.address)).toBe('ENOENT');
   });
 });
 

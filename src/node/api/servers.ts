@@ -19,6 +19,8 @@ export interface ServersInit {
   host: string;
   /** The gRPC port (0: a free one); undefined: no gRPC server (a lone embedded node). */
   grpcPort: number | undefined;
+  /** A Unix socket to serve gRPC on instead of host:grpcPort (the address becomes `unix:<path>`): no TCP port at all. */
+  grpcSocketPath?: string;
   /** The HTTP API's port (0: a free one); undefined: none. */
   httpPort: number | undefined;
   tls: NodeTls | undefined;
@@ -65,7 +67,10 @@ export class NodeServers {
         listener = createServer((socket: Socket) => {
           if (gate.admit(socket)) injector.injectConnection(socket);
         });
-        grpcAddress = `${init.host}:${await listen(listener, init.host, init.grpcPort, 'gRPC')}`;
+        grpcAddress =
+          init.grpcSocketPath === undefined
+            ? `${init.host}:${await listen(listener, init.host, init.grpcPort, 'gRPC')}`
+            : `unix:${await listenOnPath(listener, init.grpcSocketPath)}`;
       }
       if (init.httpPort !== undefined) {
         http = await startHttpApi(backend, { host: init.host, port: init.httpPort, maxBodyBytes: HTTP_MAX_BODY_BYTES, tls: init.tls, tokens, adminTokens, ledger: callers, gate });
@@ -121,6 +126,18 @@ export class NodeServers {
     clearTimeout(closeLeft);
     this.gate.closeAll();
   }
+}
+
+/** Listens on the Unix socket `path`; resolves with it. */
+function listenOnPath(server: NetServer, path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const failed = (error: Error): void => reject(new RingLimitError('UNAVAILABLE', `gRPC server cannot listen on ${path}: ${error.message}`));
+    server.once('error', failed);
+    server.listen(path, () => {
+      server.off('error', failed);
+      resolve(path);
+    });
+  });
 }
 
 /** Listens on host:port; resolves with the port bound. */

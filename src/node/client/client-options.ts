@@ -3,7 +3,7 @@ import { MAX_BATCH_ITEMS } from '../api/backend.js';
 import { isToken, type ClientTls } from '../transport/credentials.js';
 
 export interface ClientOptions {
-  /** gRPC addresses (host:port) of any nodes of the cluster. */
+  /** gRPC addresses of any nodes of the cluster: host:port, or unix:/absolute/path for a node on this host's Unix socket. */
   nodes: string[];
   /** Deadline of one request on one node; past it the request is retried on the next node. */
   timeoutMs: number;
@@ -53,11 +53,14 @@ export const clientDefaults: Omit<ClientOptions, 'nodes'> = {
 /** A node's gRPC address as the client takes it: host:port. */
 export const isNodeAddress = (value: unknown): value is string => typeof value === 'string' && /^[^\s]+:\d{1,5}$/.test(value);
 
+/** An address the caller configures: host:port, or a Unix socket on this host (never learned from a node's answer). */
+const isConfiguredAddress = (value: unknown): value is string => isNodeAddress(value) || (typeof value === 'string' && /^unix:\/[^\s]+$/.test(value));
+
 /** The options with their defaults, or INVALID_ARGUMENT naming the first bad one. */
 export function resolveClientOptions(options: Partial<ClientOptions> & { nodes: string[] }): ClientOptions {
   const o: ClientOptions = { ...clientDefaults, ...options };
-  if (!Array.isArray(o.nodes) || o.nodes.length === 0 || !o.nodes.every(isNodeAddress)) {
-    throw invalidArgument('nodes', `must be a non-empty list of host:port, got ${JSON.stringify(o.nodes)}`);
+  if (!Array.isArray(o.nodes) || o.nodes.length === 0 || !o.nodes.every(isConfiguredAddress)) {
+    throw invalidArgument('nodes', `must be a non-empty list of host:port or unix:/path, got ${JSON.stringify(o.nodes)}`);
   }
   const range = (name: 'timeoutMs' | 'maxBatchSize' | 'maxFramesInFlight' | 'eagerBatchSize' | 'maxPending' | 'reconnectBackoffMs' | 'ringRefreshMs', min: number, max: number): void => {
     const v = o[name];
