@@ -2,7 +2,7 @@ import type { Policies } from './policies.js';
 import { invalidArgument } from '../common/errors.js';
 import { FRESH_AT, NO_WAIT, STATE_STRIDE, algorithms, initState, newStepOut, reservationOf, stepState, type StepOut } from './algorithms/index.js';
 import { AlgorithmId, type Decision, type RateLimitRequest, type Reservation, type ResolvedParams } from './types.js';
-import { checkedRemaining, newResolvedParams, parseAlgorithm, resolveRequest, scaleLimits } from './validate.js';
+import { checkedRemaining, copyResolvedParams, newResolvedParams, parseAlgorithm, resolveRequest, scaleLimits } from './validate.js';
 import { SharedCapacity, fairShareDefaults } from './fair-share.js';
 import { shapeMismatchError } from './request-shape.js';
 import { clampPeerState, plausibleWithoutLimits } from './peer-state.js';
@@ -126,7 +126,7 @@ export class LimiterStore extends StoreSlots {
   inspectResolved(p: Readonly<ResolvedParams>): Decision {
     const nowMs = this.clock.now();
     const slot = this.tables.get(p.action)?.get(p.key) ?? NONE;
-    const peek: ResolvedParams = p.cost === 0 ? p : { ...p, cost: 0 };
+    const peek: ResolvedParams = p.cost === 0 ? p : copyResolvedParams(p, 0);
     const reshaped = slot === NONE ? true : this.shapeDiffers(slot, p) ? this.refuseOrFresh(slot, p, nowMs) : false;
     if (reshaped === CONVERT) this.peekConverted(slot, peek, nowMs, NO_WAIT);
     else {
@@ -307,13 +307,10 @@ export class LimiterStore extends StoreSlots {
   /** What the slot's state leaves now, read under its own shape with the request's limits: copied into scratch and stepped there. */
   private remainingUnderHeldShape(slot: number, p: Readonly<ResolvedParams>, nowMs: number): number {
     const windowMs = this.windowOf[slot]!;
-    const held: ResolvedParams = {
-      ...p,
-      algorithm: this.algorithmOf[slot]! as AlgorithmId,
-      windowMs: windowMs === 0 ? p.windowMs : windowMs,
-      calendar: this.calendarOf[slot]!,
-      cost: 0,
-    };
+    const held = copyResolvedParams(p, 0);
+    held.algorithm = this.algorithmOf[slot]! as AlgorithmId;
+    held.windowMs = windowMs === 0 ? p.windowMs : windowMs;
+    held.calendar = this.calendarOf[slot]!;
     held.capacity = held.algorithm === AlgorithmId.TokenBucket || held.algorithm === AlgorithmId.Gcra ? p.capacity : p.limit;
     this.copyHeld(slot, held, nowMs);
     stepState(this.scratch, 0, held, nowMs, NO_WAIT, this.out);

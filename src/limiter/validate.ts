@@ -44,6 +44,16 @@ export function newResolvedParams(): ResolvedParams {
 }
 
 /**
+ * A copy of `p` (with `cost` and `global` when given) that shares newResolvedParams()'s hidden class. `{ ...p }` makes an object of
+ * another one, and the decision path, optimised for the one class, deoptimised wherever such a
+ * copy reached it: every member at every ring change, the moment its decisions started to wait
+ * for pulls (the join's and the leave's stall, decision 0008).
+ */
+export function copyResolvedParams(p: Readonly<ResolvedParams>, cost = p.cost, global = p.global): ResolvedParams {
+  return { action: p.action, key: p.key, algorithm: p.algorithm, limit: p.limit, windowMs: p.windowMs, calendar: p.calendar, capacity: p.capacity, cost, global };
+}
+
+/**
  * Validates a request and writes the resolved numbers into `out` (reused on the hot
  * path, so no allocation). Throws a RateLimitError with code INVALID_ARGUMENT before
  * a state is touched. `said`: what the policies set for it (see policies.ts), which

@@ -1,6 +1,7 @@
 import type { Clock } from '../../common/clock.js';
 import type { LimiterStore } from '../../limiter/store.js';
 import { AlgorithmId } from '../../limiter/types.js';
+import { copyResolvedParams } from '../../limiter/validate.js';
 import type { ClusterView } from '../routing/cluster-view.js';
 import { requestOf } from '../routing/forward-codec.js';
 import { resolveOnce, type OwnerDecision, type ResolvedRequest } from '../routing/owner-decision.js';
@@ -151,7 +152,7 @@ export class LeaseGranter {
     const spendable = this.components.store.inspectResolved(p).remaining * Math.min(1, this.components.split?.value ?? 1);
     const units = sliceSize(Math.min(item.cost, p.limit), spendable, share, this.options.maxSliceFraction);
     if (units === 0) return refuse();
-    return this.components.decision.decideAsync({ ...p, cost: units }, NO_WAIT).then(
+    return this.components.decision.decideAsync(copyResolvedParams(p, units), NO_WAIT).then(
       (r) => {
         const takenAtMs = clock.now();
         const epoch = this.components.store.windowStartOf(p.action, p.key);

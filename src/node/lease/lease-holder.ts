@@ -2,6 +2,7 @@ import type { Clock } from '../../common/clock.js';
 import { WakeTimer } from '../../common/wake-timer.js';
 import type { Calendar } from '../../limiter/calendar.js';
 import { AlgorithmId, type Reservation } from '../../limiter/types.js';
+import { copyResolvedParams } from '../../limiter/validate.js';
 import type { ClusterView } from '../routing/cluster-view.js';
 import { forwardItem } from '../routing/forward-codec.js';
 import type { ResolvedRequest } from '../routing/owner-decision.js';
@@ -246,7 +247,7 @@ export class LeaseHolder implements LeaseSlices {
       limit: p.limit,
       windowMs: p.windowMs,
       calendar: p.calendar,
-      params: { ...p, cost: 1, global: false },
+      params: copyResolvedParams(p, 1, false),
       units: 0,
       grantedBy: '',
       epoch: Number.NaN,

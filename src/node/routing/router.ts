@@ -6,6 +6,7 @@ import type { Forwarder } from './forwarder.js';
 import type { OwnerDecision, ResolvedRequest } from './owner-decision.js';
 
 import { NO_WAIT } from '../../limiter/algorithms/index.js';
+import { copyResolvedParams } from '../../limiter/validate.js';
 
 /** maxWaitMs of a plain allow (no reservation): the one definition, the core's. */
 export { NO_WAIT };
@@ -38,7 +39,7 @@ export interface Router {
 export function localRouter(decision: OwnerDecision): Router {
   return {
     now: (p, maxWaitMs) => decision.decideNow(p, maxWaitMs),
-    route: (scratch, maxWaitMs) => decision.decideNow(scratch, maxWaitMs) ?? decision.decide({ ...scratch }, maxWaitMs),
+    route: (scratch, maxWaitMs) => decision.decideNow(scratch, maxWaitMs) ?? decision.decide(copyResolvedParams(scratch), maxWaitMs),
     admin: (p, op, remaining) => decision.admin(p, op, remaining),
     decidesHere: () => true,
   };
@@ -123,9 +124,9 @@ export class ClusterRouter implements Router {
     const places = view.placement(scratch.action, scratch.key, this.places);
     if (places === NO_RING) throw noRingYet();
     // Decided now (the common case) needs no copy: nothing keeps the request afterwards.
-    if (places === HERE) return decision.decideNow(scratch, maxWaitMs) ?? decision.decide({ ...scratch }, maxWaitMs);
+    if (places === HERE) return decision.decideNow(scratch, maxWaitMs) ?? decision.decide(copyResolvedParams(scratch), maxWaitMs);
     if (leases !== undefined && maxWaitMs < 0) leases.forwarded(scratch);
-    const p = { ...scratch };
+    const p = copyResolvedParams(scratch);
     const forwarded = forwarder.forward(p, maxWaitMs, this.places.slice(0, places));
     // Until the owner's broadcast makes a copy here (a hot key's first requests only).
     if (p.global && maxWaitMs < 0) return forwarded.then((r) => (hotCopies.ownerAnswered(p, r), r));

@@ -2,7 +2,7 @@ import type { Clock } from '../../common/clock.js';
 import { STATE_STRIDE } from '../../limiter/algorithms/index.js';
 import { LimiterStore } from '../../limiter/store.js';
 import type { AlgorithmId, Reservation, ResolvedParams } from '../../limiter/types.js';
-import { mostUnitsHeld } from '../../limiter/validate.js';
+import { copyResolvedParams, mostUnitsHeld } from '../../limiter/validate.js';
 import { SenderVerdict, type ClusterView } from '../routing/cluster-view.js';
 import { WakeTimer } from '../../common/wake-timer.js';
 import type { HotKeyMarks } from './hot-key-marks.js';
@@ -136,7 +136,7 @@ export class HotKeys {
       if (copy.hits === 0) {
         this.withHits.push(copy);
         // The limits the owner applies this round's hits with; a copy of its own, as `p` may be a caller's scratch object.
-        copy.params = { ...p };
+        copy.params = copyResolvedParams(p);
       }
       copy.hits += p.cost;
     }
@@ -214,7 +214,7 @@ export class HotKeys {
     const known = keys?.get(p.key);
     if (known === undefined && this.answerCount >= this.init.maxGlobalKeys) return;
     if (keys === undefined) this.answers.set(p.action, (keys = new Map()));
-    keys.set(p.key, { params: { ...p, cost: 0 }, remaining: r.remaining, atMs: this.components.clock.now() });
+    keys.set(p.key, { params: copyResolvedParams(p, 0), remaining: r.remaining, atMs: this.components.clock.now() });
     if (known === undefined) this.answerCount++;
     // A copy made while the request was on its way may be older than the answer.
     if (this.copies.get(p.action)?.has(p.key) === true) this.boundByAnswer(p.action, p.key, this.components.clock.now());
@@ -378,7 +378,7 @@ export class HotKeys {
  * (an async function only yields at an await).
  */
 async function takeAdmitted(decide: (p: ResolvedParams) => Reservation | Promise<Reservation>, params: ResolvedRequest, units: number): Promise<void> {
-  const p: ResolvedParams = { ...params };
+  const p = copyResolvedParams(params);
   const ceiling = mostUnitsHeld(p.algorithm, p.capacity, p.limit);
   for (let round = 0; units > 0 && round < MAX_APPLY_ROUNDS; round++) {
     p.cost = Math.min(units, ceiling);
