@@ -3,7 +3,9 @@
  *
  * - **Fresh cluster.** 3 `serve` processes started and used as soon as they see each other:
  *   the first pass over 100k keys (each once), then the warm rate of the same cluster, and
- *   the handoff pulls each pass made.
+ *   the handoff pulls each pass made; then one more pass, warm, over 100k keys the cluster
+ *   has never held — what new keys cost apart from cold code (every node stores each one,
+ *   as owner or as replica), the part of the first pass no warm-up can remove.
  * - **Join and leave under load.** A RingLimitClient at concurrency 64 keeps the 3 nodes
  *   busy; a 4th node starts and joins; later it stops gracefully. Decisions per second
  *   through both, the worst second and the seconds below 50 % and 80 % of the steady rate
@@ -90,7 +92,7 @@ function changeTable(rows: readonly ChangeRow[]): string {
 export async function runChangeBench(log: Log): Promise<string> {
   const cliPath = fileURLToPath(new URL('../src/cli.js', import.meta.url));
   const progress = new Progress(log);
-  progress.plan(30 + STEADY_BEFORE_S + 2 * (CHANGE_WINDOW_S + STEADY_AFTER_S + 2));
+  progress.plan(35 + STEADY_BEFORE_S + 2 * (CHANGE_WINDOW_S + STEADY_AFTER_S + 2));
   const cluster = await ChaosCluster.start(NODES, { cliPath, harness: true });
   let client: RingLimitClient | undefined;
   try {
@@ -113,6 +115,8 @@ export async function runChangeBench(log: Log): Promise<string> {
     }
     const warmRate = Math.max(...warm.map((p) => p.rate));
     clearInterval(perSecond);
+    const newKeys = await pass(client, keys.map((k) => `new-${k}`), cluster);
+    progress.step(5, `warm cluster, a pass over ${KEYS} keys it never held: ${fmtRate(newKeys.rate)} (${Math.round((100 * newKeys.rate) / warmRate)} % of warm)`);
     const reached80 = fromFirst.findIndex((n) => n >= 0.8 * warmRate);
 
     const changeClient = client;
@@ -163,8 +167,11 @@ export async function runChangeBench(log: Log): Promise<string> {
         [
           ['first, on the fresh cluster', fmtRate(first.rate), `${Math.round((100 * first.rate) / warmRate)} %`, String(first.pulls), String(first.errors)],
           ...warm.map((p, i) => [`warm ${i + 1}`, fmtRate(p.rate), `${Math.round((100 * p.rate) / warmRate)} %`, String(p.pulls), String(p.errors)]),
+          ['warm, over 100k keys never held (new keys, warm code)', fmtRate(newKeys.rate), `${Math.round((100 * newKeys.rate) / warmRate)} %`, String(newKeys.pulls), String(newKeys.errors)],
         ],
       ),
+      '',
+      `The first pass against the warm pass over keys never held: ${Math.round((100 * first.rate) / newKeys.rate)} % — what cold code costs; the rest of its distance from warm is what storing new keys costs on every holder.`,
       '',
       `From the first traffic on, decisions per second through these passes (whole seconds): ${fromFirst.map((n) => `${Math.round((100 * n) / warmRate)} %`).join(', ')} of the warm rate; ${reached80 < 0 ? 'no whole second reached 80 % of it' : `80 % of it first reached in second ${reached80 + 1}`}.`,
       '',
