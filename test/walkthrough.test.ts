@@ -1,13 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ts from 'typescript';
 import { afterAll, describe, expect, it } from 'vitest';
 import { builtCli } from './chaos/built-cli.js';
-import { portToTry } from './port-range.js';
+import { freePort as freeTcpPort } from '../bench/peers/redis.js';
 import { RedisProcess } from './redis/redis-server.js';
 
 /**
@@ -36,13 +35,8 @@ const withoutComment = (line: string): string => line.replace(/\s+#.*$/, '').tri
 /** A port free for TCP and UDP on 127.0.0.1 now, outside the kernel's ephemeral range (the snippets bind it later). */
 async function freePort(): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
-    const port = portToTry();
-    const tcpFree = await new Promise<boolean>((resolve) => {
-      const server = createServer();
-      server.once('error', () => resolve(false));
-      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-    });
-    if (!tcpFree || [...ports.values()].includes(String(port))) continue;
+    const port = await freeTcpPort();
+    if ([...ports.values()].includes(String(port))) continue;
     const udpFree = await new Promise<boolean>((resolve) => {
       const socket = createSocket('udp4');
       socket.once('error', () => resolve(false));

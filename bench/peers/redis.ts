@@ -5,6 +5,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
+import { portToTry } from '../port-range.js';
 import { Redis } from 'ioredis';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
 
@@ -25,15 +26,18 @@ export interface RedisServer {
   stop(): Promise<void>;
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port'))));
+export async function freePort(): Promise<number> {
+  // Outside the kernel's own range: redis-server binds it a moment later, and a port-0 pick could be taken meanwhile.
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = portToTry();
+    const free = await new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
     });
-  });
+    if (free) return port;
+  }
+  throw new Error('no free port on 127.0.0.1 in 50 attempts');
 }
 
 /** A redis-server without persistence on a free port, or undefined (with the reason) when it is not installed. */

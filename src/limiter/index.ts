@@ -6,7 +6,7 @@ export { LimiterStore, storeDefaults, type StoreOptions, type StoreStats } from 
 export { decide, merge, rebase, reserve, type ShapedState, type Step } from './pure.js';
 export { requestLimits } from './limits.js';
 export { CALENDAR_UNITS, Calendar, calendarOf, longestPeriodMs, zoneLimits, type CalendarUnit } from './calendar.js';
-export { resolveRequest, newResolvedParams, copyResolvedParams, parseAlgorithm } from './validate.js';
+export { resolveRequest, newResolvedParams, parseAlgorithm } from './validate.js';
 export { ALGORITHMS, type Algorithm, type Decision, type LimiterState, type RateLimitRequest, type Reservation, type ResolvedParams, type ResolvedPolicy } from './types.js';
 export { Policies, policyLimits, type CalendarWindowInput, type PolicyDocument, type PolicyRuleInput } from './policies.js';
 export { PolicyHandle, type PolicyCallOptions, type PolicySpec } from './policy-handle.js';

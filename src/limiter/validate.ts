@@ -44,8 +44,8 @@ export function newResolvedParams(): ResolvedParams {
 }
 
 /**
- * A copy of `p` (with `cost` and `global` when given) that shares newResolvedParams()'s hidden class. `{ ...p }` makes an object of
- * another one, and the decision path, optimised for the one class, deoptimised wherever such a
+ * A copy of `p` (with `cost` and `global` when given) that shares newResolvedParams()'s hidden class. On Node 20's V8
+ * `{ ...p }` makes an object of another one, and the decision path, optimised for the one class, deoptimised wherever such a
  * copy reached it: every member at every ring change, the moment its decisions started to wait
  * for pulls (the join's and the leave's stall, decision 0008).
  */

@@ -57,7 +57,7 @@ export async function warmUp(budgetMs: number, warn: (message: string) => void =
   try {
     cluster = new WarmUpCluster();
     port = await WarmUpPort.open(cluster).catch((error: unknown) => {
-      warn(`the warm-up could not open its Unix socket (${error instanceof Error ? error.message : String(error)}): it runs the in-process paths only`);
+      warn(`the warm-up could not open its gRPC server (${error instanceof Error ? error.message : String(error)}): it runs the in-process paths only`);
       return undefined;
     });
     const messages = new StreamMessages(cluster);
@@ -89,28 +89,35 @@ export async function warmUp(budgetMs: number, warn: (message: string) => void =
  * The warm-up's own gRPC server (the node's server stack, a random token) and the node's
  * client to it, on a Unix socket in a private directory: no TCP port, so the warm-up never
  * takes a port another program picked and has not bound yet, and no other user reaches it.
+ * Where no directory can be made (a read-only /tmp, as in a locked-down pod) it listens on a
+ * port of 127.0.0.1 instead, guarded by the token alone.
  */
 export class WarmUpPort {
   private constructor(
     private readonly servers: NodeServers,
-    private readonly directory: string,
+    /** The socket's directory; undefined on the TCP fallback. */
+    private readonly directory: string | undefined,
     readonly client: RingLimitClient,
     readonly address: string,
   ) {}
 
   static async open(cluster: WarmUpCluster): Promise<WarmUpPort> {
-    // Callers need this token too: another process of the same user reaches nothing but the refusal.
+    // Callers need this token too: another process of the same user (or, on the fallback, of the host) reaches nothing but the refusal.
     const token = randomBytes(16).toString('hex');
-    const directory = await mkdtemp(join(tmpdir(), 'ringlimit-warm-up-')); // mode 0700
+    const directory = await mkdtemp(join(tmpdir(), 'ringlimit-warm-up-')).catch(() => undefined); // mode 0700
     let servers: NodeServers | undefined;
     try {
-      servers = await NodeServers.start(scratchBackend(cluster), { host: '127.0.0.1', grpcPort: 0, grpcSocketPath: join(directory, 'grpc.sock'), httpPort: undefined, tls: undefined, apiTokens: [token], adminTokens: [], callerLimits: callerLimitsDefaults });
+      const grpcSocketPath = directory === undefined ? undefined : join(directory, 'grpc.sock');
+      servers = await NodeServers.start(scratchBackend(cluster), { host: '127.0.0.1', grpcPort: 0, grpcSocketPath, httpPort: undefined, tls: undefined, apiTokens: [token], adminTokens: [], callerLimits: callerLimitsDefaults });
       const address = servers.grpcAddress;
       if (address === undefined) throw new RingLimitError('INTERNAL', 'the warm-up server has no gRPC address');
       return new WarmUpPort(servers, directory, new RingLimitClient({ nodes: [address], ringAware: false, token }), address);
     } catch (error) {
-      await servers?.close(Date.now() + CLOSE_MS);
-      await rm(directory, { recursive: true, force: true });
+      try {
+        await servers?.close(Date.now() + CLOSE_MS);
+      } finally {
+        if (directory !== undefined) await rm(directory, { recursive: true, force: true });
+      }
       throw error;
     }
   }
@@ -122,7 +129,7 @@ export class WarmUpPort {
       try {
         await this.servers.close(Date.now() + CLOSE_MS);
       } finally {
-        await rm(this.directory, { recursive: true, force: true });
+        if (this.directory !== undefined) await rm(this.directory, { recursive: true, force: true });
       }
     }
   }

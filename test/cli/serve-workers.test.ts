@@ -4,7 +4,7 @@ import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
 import { takeWorkersFlag, workerArgs } from '../../src/cli/workers.js';
 import { builtCli } from '../chaos/built-cli.js';
-import { portToTry } from '../port-range.js';
+import { portToTry } from '../../bench/port-range.js';
 import { httpGet } from '../deployment/http-get.js';
 
 /** n consecutive TCP ports free right now on 127.0.0.1 (the first of them). */

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { portToTry } from '../port-range.js';
+import { portToTry } from '../../bench/port-range.js';
 
 /**
  * Processes a deployment test starts (nodes as a service manager or a pod would run them):

@@ -10,17 +10,17 @@ const sameClass = new Function('a', 'b', 'return %HaveSameMap(a, b)') as (a: obj
 describe('resolved requests keep one hidden class (the decision path is optimised for it)', () => {
   const p = resolveRequest({ key: 'user-1', action: 'login', limit: 10, windowMs: 60_000, algorithm: 'token-bucket', burst: 20 }, newResolvedParams());
 
-  it('copyResolvedParams copies every field, and the copy shares the class of newResolvedParams() — a spread does not', () => {
+  it('copyResolvedParams copies every field, and the copy shares the class of newResolvedParams()', () => {
     const copy = copyResolvedParams(p);
-    expect(copy).toEqual(p);
+    expect(copy).toStrictEqual(p);
     expect(copy).not.toBe(p);
     expect(sameClass(copy, newResolvedParams())).toBe(true);
-    expect(sameClass({ ...p }, newResolvedParams())).toBe(false);
+    // (Node 20's V8 gives a spread copy, { ...p }, a class of its own — why this exists; later V8s may not.)
   });
 
   it('cost and global given: the rest copied, the class the same', () => {
     const copy: ResolvedParams = copyResolvedParams(p, 0, true);
-    expect(copy).toEqual({ ...p, cost: 0, global: true });
+    expect(copy).toStrictEqual({ ...p, cost: 0, global: true });
     expect(sameClass(copy, p)).toBe(true);
   });
 });

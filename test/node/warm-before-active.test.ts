@@ -95,6 +95,37 @@ describe('the warm-up port: the node’s gRPC server stack and client, for the w
   });
 });
 
+describe('the warm-up port where no private directory can be made (a read-only /tmp, as in a locked-down pod)', () => {
+  it('listens on a port of 127.0.0.1 instead, still answering only its own token, and closes it after', async () => {
+    const tmp = process.env.TMPDIR;
+    process.env.TMPDIR = '/nonexistent/ringlimit-test';
+    const cluster = new WarmUpCluster();
+    let port: WarmUpPort | undefined;
+    try {
+      port = await WarmUpPort.open(cluster);
+    } finally {
+      if (tmp === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = tmp;
+    }
+    try {
+      expect(port.address).toMatch(/^127\.0\.0\.1:\d+$/);
+      expect((await port.client.allow(cluster.requests[0]!.request)).allowed).toBe(true);
+      const stranger = new RingLimitClient({ nodes: [port.address], ringAware: false });
+      await expect(stranger.allow(cluster.requests[0]!.request)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+      stranger.close();
+    } finally {
+      await port.close();
+      cluster.close();
+    }
+    const [host, tcpPort] = port.address.split(':') as [string, string];
+    const outcome = await new Promise<string>((resolve) => {
+      const socket = connect({ host, port: Number(tcpPort) }, () => (socket.destroy(), resolve('connected')));
+      socket.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? 'error'));
+    });
+    expect(outcome).toBe('ECONNREFUSED');
+  });
+});
+
 describe('the warm-up runs a member’s own paths on a scratch cluster', () => {
   it('each round decides a batch of callers’ requests, replicates its decisions to a replica and to an owner that merges them, and serves a peer’s forwards', () => {
     const cluster = new WarmUpCluster();

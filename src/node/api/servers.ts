@@ -19,7 +19,11 @@ export interface ServersInit {
   host: string;
   /** The gRPC port (0: a free one); undefined: no gRPC server (a lone embedded node). */
   grpcPort: number | undefined;
-  /** A Unix socket to serve gRPC on instead of host:grpcPort (the address becomes `unix:<path>`): no TCP port at all. */
+  /**
+   * A Unix socket to serve gRPC on instead of host:grpcPort (the address becomes `unix:<path>`):
+   * the warm-up's private server. Its callers have no address, so the caller bounds count them
+   * as one host: not for a public port.
+   */
   grpcSocketPath?: string;
   /** The HTTP API's port (0: a free one); undefined: none. */
   httpPort: number | undefined;

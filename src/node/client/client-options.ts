@@ -50,11 +50,32 @@ export const clientDefaults: Omit<ClientOptions, 'nodes'> = {
   token: undefined,
 };
 
-/** A node's gRPC address as the client takes it: host:port. */
-export const isNodeAddress = (value: unknown): value is string => typeof value === 'string' && /^[^\s]+:\d{1,5}$/.test(value);
+/** A port number as an address writes it: 1–65535. */
+const isPort = (digits: string): boolean => {
+  const port = Number(digits);
+  return port >= 1 && port <= 65_535;
+};
 
-/** An address the caller configures: host:port, or a Unix socket on this host (never learned from a node's answer). */
-const isConfiguredAddress = (value: unknown): value is string => isNodeAddress(value) || (typeof value === 'string' && /^unix:\/[^\s]+$/.test(value));
+/**
+ * A node's gRPC address as the client takes it: host:port, the host a name, an IPv4 address or
+ * a bracketed IPv6 one. Nothing grpc-js would read as another scheme (`unix:`, `dns:`): a node's
+ * answer names owners in this form, and must not send the client, token and all, elsewhere.
+ */
+export const isNodeAddress = (value: unknown): value is string => {
+  if (typeof value !== 'string') return false;
+  const match = /^(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9._-]{1,253}):(\d{1,5})$/.exec(value);
+  return match !== null && isPort(match[1]!);
+};
+
+/** The longest Unix socket path the client takes (the kernel's sun_path holds 108 bytes with its terminator, macOS's 104). */
+const MAX_SOCKET_PATH_BYTES = 103;
+
+/** An address the caller configures: host:port, or a Unix socket on this host by absolute path (never taken from a node's answer). */
+const isConfiguredAddress = (value: unknown): value is string => {
+  if (isNodeAddress(value)) return true;
+  if (typeof value !== 'string' || !/^unix:\/(?!\/)\S+$/.test(value)) return false;
+  return Buffer.byteLength(value.slice('unix:'.length)) <= MAX_SOCKET_PATH_BYTES;
+};
 
 /** The options with their defaults, or INVALID_ARGUMENT naming the first bad one. */
 export function resolveClientOptions(options: Partial<ClientOptions> & { nodes: string[] }): ClientOptions {

@@ -209,8 +209,8 @@ export class OwnerDecision {
     if (!store.has(p.action, p.key) && split.unknownElsewhere(p.action, p.key)) return this.refuseUnknown(p, split);
     const share = split.value;
     // 1/share rounded down by a hair: 40 left at share 3/5 admits 24, not 23 (24 × 1.666… ≈ 40.000000001).
-    // A spread, so the fractional cost lives on a class of its own: written into a copyResolvedParams() object it would
-    // generalise the class every request shares, deoptimising the decision path at the first split.
+    // A spread: on Node 20's V8 the fractional cost then lives on a class of its own; written into a copyResolvedParams()
+    // object it would generalise the class every request shares, deoptimising the decision path at the first split.
     const d = store.decideResolved({ ...p, cost: (p.cost / share) * (1 - 1e-12) }, maxWaitMs);
     return { ...d, remaining: Math.floor(d.remaining * share + 1e-9) };
   }
