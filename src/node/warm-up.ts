@@ -32,7 +32,7 @@ export interface WarmUpResult {
   yields: number;
   /** Requests answered through the warm-up's gRPC port (0 when it could not open one). */
   served: number;
-  /** Where that port was (`unix:<path>`; closed and removed once warmUp() resolves); undefined without one. */
+  /** Where that server was (`unix:<path>`, or 127.0.0.1:port on the fallback; closed, its directory removed, once warmUp() resolves); undefined without one. */
   address: string | undefined;
 }
 
